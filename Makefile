@@ -1,0 +1,29 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   create .venv, install lstmkit, run the main job (AirPassengers forecast)
+#   make test   create .venv, install lstmkit with test tools, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= runs/air_passengers
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/lstmkit forecast --out $(OUT)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/layers.py
+
+clean:
+	rm -rf $(VENV) runs build src/*.egg-info .pytest_cache

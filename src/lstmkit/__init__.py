@@ -1,0 +1,27 @@
+"""lstmkit: LSTM sequence models built from the gate equations.
+
+- ``lstmkit.nn``: the layers (LSTM, GRU, cells, pooling), drop-in compatible
+  with ``torch.nn.LSTM`` / ``torch.nn.GRU``.
+- ``lstmkit.Forecaster``: time-series forecasting (``fit`` / ``predict``).
+- ``lstmkit.TextClassifier``: text classification (``fit`` / ``predict``).
+
+The task classes are imported lazily so that ``import lstmkit.nn`` stays light.
+"""
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Forecaster": "lstmkit.tasks.forecasting",
+    "TextClassifier": "lstmkit.tasks.text_classification",
+}
+
+__all__ = ["Forecaster", "TextClassifier", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lstmkit' has no attribute {name!r}")
