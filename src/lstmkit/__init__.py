@@ -8,8 +8,15 @@
 The task classes are imported lazily so that ``import lstmkit.nn`` stays light.
 """
 
+import os
 from importlib import import_module
 from typing import Any
+
+# Small recurrent models run many short OpenMP regions; when the cores are shared,
+# busy-waiting OpenMP threads slow training down up to ~100x (measured on the 2-core
+# dev machine). torch reads this at import, so it is set before torch loads; a value
+# the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,93 @@
+"""Per-series scalers (MinMax to [-1, 1] as in seed 004, or standard) with a JSON round trip.
+
+A scaler holds one (shift, scale) pair per series and column; ``transform``
+computes ``(x - shift) / scale`` and ``inverse_transform`` undoes it. Fitting
+uses only the training part of each series.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lstmkit.errors import LstmkitError
+
+SCALERS = ("minmax", "standard", "none")
+
+
+@dataclass
+class SeriesScaler:
+    """Scaling parameters per series id: ``params[id] = {"shift": [...], "scale": [...]}``,
+    one entry per column (target first, then covariates)."""
+
+    kind: str = "minmax"
+    params: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCALERS:
+            raise LstmkitError(f"scaler must be one of {', '.join(SCALERS)}, got {self.kind!r}")
+
+    def fit_series(self, series_id: str, values: np.ndarray) -> None:
+        """Fit the parameters of one series from its training values, shape (time, columns)."""
+        values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+        if self.kind == "minmax":
+            lo, hi = values.min(axis=0), values.max(axis=0)
+            shift = (hi + lo) / 2.0
+            scale = (hi - lo) / 2.0
+        elif self.kind == "standard":
+            shift, scale = values.mean(axis=0), values.std(axis=0)
+        else:
+            shift, scale = np.zeros(values.shape[1]), np.ones(values.shape[1])
+        scale = np.where(scale > 1e-12, scale, 1.0)  # a constant column is only shifted
+        self.params[str(series_id)] = {"shift": shift.tolist(), "scale": scale.tolist()}
+
+    def _get(
+        self, series_id: str, columns: slice | list[int] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            p = self.params[str(series_id)]
+        except KeyError:
+            raise LstmkitError(
+                f"series {series_id!r} was not seen in training; known series: "
+                f"{', '.join(list(self.params)[:10])}"
+            ) from None
+        shift, scale = np.asarray(p["shift"]), np.asarray(p["scale"])
+        if columns is not None:
+            shift, scale = shift[columns], scale[columns]
+        return shift, scale
+
+    def transform(
+        self, series_id: str, values: np.ndarray, columns: slice | list[int] | None = None
+    ) -> np.ndarray:
+        """Scale ``values`` (..., columns) or (time,) of one series; ``columns`` picks
+        which fitted columns the last axis holds (default: all, in order)."""
+        shift, scale = self._get(series_id, columns)
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim == 1:
+            return (values - shift[0]) / scale[0]
+        return (values - shift) / scale
+
+    def inverse_transform(self, series_id: str, values: np.ndarray, column: int = 0) -> np.ndarray:
+        """Undo the scaling of column ``column`` (default: the target) for any array shape."""
+        shift, scale = self._get(series_id, None)
+        return np.asarray(values, dtype=np.float64) * scale[column] + shift[column]
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable dict."""
+        return {"kind": self.kind, "params": self.params}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SeriesScaler:
+        """Inverse of `to_dict`."""
+        return cls(kind=data["kind"], params={str(k): v for k, v in data["params"].items()})
+
+    def to_json(self) -> str:
+        """The scaler as a JSON string (stored as ``scaler.json`` in a model directory)."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> SeriesScaler:
+        """Inverse of `to_json`."""
+        return cls.from_dict(json.loads(text))

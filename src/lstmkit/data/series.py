@@ -1,0 +1,385 @@
+"""Load and validate time series from CSV/Parquet files, DataFrames or Series.
+
+`load_series` turns user data into `SeriesData`: one float64 array per series
+(target first, then covariate columns) with its timestamps and the inferred
+frequency. Everything a user can get wrong is refused with one line that says
+where: a missing file or column, a non-numeric or missing value (with its row
+and time), duplicate or irregular timestamps.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lstmkit.errors import LstmkitError
+
+TIME_NAMES = (
+    "date", "datetime", "time", "timestamp", "ds", "month", "week", "day", "year", "period", "step",
+)  # fmt: skip
+
+
+@dataclass
+class Series:
+    """One series: ``values`` (time, 1 + covariates) float64, target in column 0."""
+
+    id: str
+    times: pd.Index
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass
+class SeriesData:
+    """Validated series ready for scaling and windowing.
+
+    ``covariates`` lists every extra input column in the order of ``values``
+    columns 1..; ``future_covariates`` is the subset whose future values are
+    known in advance (calendar, planned prices) and fed for the horizon too.
+    """
+
+    target: str
+    time_col: str | None
+    id_col: str | None
+    covariates: list[str]
+    freq: str | None
+    series: dict[str, Series] = field(default_factory=dict)
+    future_covariates: list[str] = field(default_factory=list)
+
+    @property
+    def n_features(self) -> int:
+        """Target plus covariates."""
+        return 1 + len(self.covariates)
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV (``.csv``, ``.txt``, ``.tsv``, optionally gzipped) or Parquet file."""
+    path = Path(path)
+    if not path.exists():
+        raise LstmkitError(f"data file {path} does not exist; pass a CSV or Parquet file")
+    if path.is_dir():
+        raise LstmkitError(f"{path} is a folder; pass a CSV or Parquet file")
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if ".parquet" in suffixes or ".pq" in suffixes:
+            return pd.read_parquet(path)
+        sep = "\t" if ".tsv" in suffixes else ","
+        return pd.read_csv(path, sep=sep)
+    except pd.errors.EmptyDataError:
+        raise LstmkitError(f"{path} is empty; pass a file with a header row and data") from None
+    except Exception as err:  # parser errors come in many types
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LstmkitError(
+            f"cannot read {path} as {'Parquet' if '.parquet' in suffixes else 'CSV'}: {msg}"
+        ) from None
+
+
+def season_from_freq(freq: str | None) -> int | None:
+    """Seasonal period implied by a pandas frequency: monthly 12, quarterly 4, weekly 52,
+    daily 7, business-daily 5, hourly 24, k-hourly 24/k, k-minutely 1440/k; else None."""
+    if not freq:
+        return None
+    m = re.fullmatch(r"(\d*)([A-Za-z]+)(-\w+)?", freq)
+    if not m:
+        return None
+    mult = int(m.group(1) or 1)
+    unit = m.group(2)
+    per_unit = {
+        "MS": 12, "ME": 12, "M": 12, "BMS": 12, "BME": 12, "SMS": 24, "SME": 24,
+        "QS": 4, "QE": 4, "Q": 4, "BQS": 4, "BQE": 4,
+        "W": 52, "D": 7, "B": 5, "h": 24, "H": 24, "min": 1440, "T": 1440,
+    }  # fmt: skip
+    if unit not in per_unit:
+        return None
+    base = per_unit[unit]
+    if unit in ("h", "H", "min", "T"):
+        return base // mult if base % mult == 0 and base // mult > 1 else None
+    return base if mult == 1 else None
+
+
+def format_time(t: object) -> str:
+    """A timestamp as text: the date alone when it falls on midnight."""
+    if isinstance(t, pd.Timestamp) and t == t.normalize():
+        return str(t.date())
+    return str(t)
+
+
+def _where(times: pd.Index | None, pos: int, source: str) -> str:
+    where = f"row {pos + 1}"
+    if source.lower().endswith((".csv", ".tsv", ".txt")):
+        where += f" (line {pos + 2} of {Path(source).name})"
+    if times is not None:
+        where += f", time {format_time(times[pos])}"
+    return where
+
+
+def _numeric_column(df: pd.DataFrame, col: str, times: pd.Index | None, source: str) -> np.ndarray:
+    raw = df[col]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna() & raw.notna()
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise LstmkitError(
+            f"column {col!r} must be numeric but has {raw.iloc[pos]!r} at "
+            f"{_where(times, pos, source)}; fix or remove that value"
+        )
+    arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = ~np.isfinite(arr)
+    if missing.any():
+        pos = int(np.flatnonzero(missing)[0])
+        what = "a missing value (NaN)" if np.isnan(arr[pos]) else "an infinite value"
+        raise LstmkitError(
+            f"column {col!r} has {what} at {_where(times, pos, source)} "
+            f"({int(missing.sum())} in all); fill or drop them first"
+        )
+    return arr
+
+
+def _parse_times(df: pd.DataFrame, col: str, source: str) -> pd.Index:
+    raw = df[col]
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        parsed = pd.to_datetime(raw)
+    elif pd.api.types.is_integer_dtype(raw):
+        return pd.Index(raw.to_numpy(dtype=np.int64))
+    else:
+        parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+    bad = parsed.isna()
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise LstmkitError(
+            f"time column {col!r} has {raw.iloc[pos]!r} at {_where(None, pos, source)}, "
+            "which is not a date/time; fix it or pass the right --time-col"
+        )
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert(None)
+    return pd.DatetimeIndex(parsed)
+
+
+def _pandas_freq(times: pd.DatetimeIndex) -> str | None:
+    """``pd.infer_freq`` as a string (None when irregular), without pandas' future warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        freq = pd.infer_freq(times)
+    if freq is None:
+        return None
+    return freq if isinstance(freq, str) else freq.freqstr
+
+
+def _infer_freq(times: pd.Index, label: str) -> str | None:
+    """Frequency of sorted, unique ``times``; irregular spacing raises with its location."""
+    if len(times) < 3:
+        return None
+    if not isinstance(times, pd.DatetimeIndex):
+        steps = np.diff(times.to_numpy())
+        if (steps != steps[0]).any():
+            k = int(np.flatnonzero(steps != steps[0])[0])
+            raise LstmkitError(
+                f"{label}timestamps are irregular: step {times[k]} -> {times[k + 1]} differs "
+                f"from the first step {steps[0]}; resample to a regular step first"
+            )
+        return None
+    freq = _pandas_freq(times)
+    if freq is not None:
+        return freq
+    # Binary search for the shortest prefix whose spacing is no longer regular.
+    lo, hi = 3, len(times)
+    if _pandas_freq(times[:3]) is None:
+        hi = 3
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _pandas_freq(times[:mid]) is None:
+            hi = mid
+        else:
+            lo = mid + 1
+    k = hi - 1
+    raise LstmkitError(
+        f"{label}timestamps are irregular: the step {format_time(times[k - 1])} -> "
+        f"{format_time(times[k])} breaks the "
+        f"spacing of the rows before it (row {k + 1}); resample the series to a regular "
+        "frequency or fill the gaps first"
+    )
+
+
+def _guess_time_col(df: pd.DataFrame, exclude: set[str]) -> str | None:
+    for col in df.columns:
+        if col in exclude:
+            continue
+        if pd.api.types.is_datetime64_any_dtype(df[col]):
+            return col
+    for col in df.columns:
+        if col not in exclude and str(col).lower() in TIME_NAMES:
+            return col
+    return None
+
+
+def _check_column(df: pd.DataFrame, col: str, role: str, source: str) -> None:
+    if col not in df.columns:
+        cols = ", ".join(map(str, df.columns[:20]))
+        raise LstmkitError(
+            f"{role} column {col!r} not found in {source}; available columns: {cols}"
+        )
+
+
+def load_series(
+    data: pd.DataFrame | pd.Series | str | os.PathLike[str],
+    target: str | None = None,
+    *,
+    time_col: str | None = None,
+    id_col: str | None = None,
+    covariates: list[str] | None = None,
+    freq: str | None = None,
+    future_covariates: list[str] | None = None,
+) -> SeriesData:
+    """Validate ``data`` and split it into per-series arrays.
+
+    Args:
+        data: a CSV/Parquet path, a DataFrame (time column or DatetimeIndex,
+            long format with ``id_col`` for several series) or a Series.
+        target: the column to forecast; may be omitted when exactly one numeric
+            column is left after the time/id/covariate columns.
+        time_col: the timestamp column; guessed from a datetime column or a
+            common name (date, time, month, ...), else the DatetimeIndex, else
+            rows are taken as consecutive steps.
+        id_col: series id column for long format (several series, one model).
+        covariates: extra numeric input columns (their past values are inputs).
+        freq: pandas frequency; inferred from the timestamps when omitted.
+        future_covariates: extra input columns whose values over the forecast
+            horizon are known in advance; appended after ``covariates``.
+    """
+    future = list(future_covariates or [])
+    covariates = list(covariates or [])
+    covariates += [c for c in future if c not in covariates]
+    source = "the data"
+    if isinstance(data, (str, os.PathLike)):
+        source = str(data)
+        df = read_table(data)
+    elif isinstance(data, pd.Series):
+        df = data.to_frame(name=data.name if data.name is not None else "value")
+        if target is None:
+            target = str(df.columns[0])
+    elif isinstance(data, pd.DataFrame):
+        df = data
+    else:
+        raise LstmkitError(
+            f"data must be a path, pandas DataFrame or Series, got {type(data).__name__}"
+        )
+    if len(df) == 0:
+        raise LstmkitError(f"{source} has no rows; pass a table with data")
+    if time_col is None and isinstance(df.index, pd.DatetimeIndex):
+        df = df.reset_index(names="__time__" if df.index.name is None else df.index.name)
+        time_col = str(df.columns[0])
+    df = df.copy()
+    df.columns = [str(c) for c in df.columns]
+
+    for col, role in [(time_col, "time"), (id_col, "id"), *((c, "covariate") for c in covariates)]:
+        if col is not None:
+            _check_column(df, col, role, source)
+    if time_col is None:
+        time_col = _guess_time_col(df, {id_col, *covariates} - {None})
+    used = {time_col, id_col, *covariates} - {None}
+    if target is None:
+        numeric = [c for c in df.columns if c not in used and pd.api.types.is_numeric_dtype(df[c])]
+        if len(numeric) != 1:
+            raise LstmkitError(
+                f"cannot tell which column of {source} to forecast ({len(numeric)} numeric "
+                f"candidates: {', '.join(numeric[:10]) or 'none'}); pass --target COLUMN"
+            )
+        target = numeric[0]
+    _check_column(df, target, "target", source)
+    if target in used:
+        raise LstmkitError(f"column {target!r} cannot be both the target and the time/id/covariate")
+
+    out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future)
+    groups = [(None, df)] if id_col is None else list(df.groupby(id_col, sort=False))
+    freqs = set()
+    for key, part in groups:
+        sid = "0" if key is None else str(key)
+        label = "" if id_col is None else f"series {sid!r}: "
+        part_source = source if id_col is None else f"{source} ({id_col}={sid})"
+        part = part.reset_index(drop=True)
+        times = _parse_times(part, time_col, part_source) if time_col else pd.RangeIndex(len(part))
+        cols = [
+            _numeric_column(part, c, times if time_col else None, part_source)
+            for c in (target, *covariates)
+        ]
+        values = np.stack(cols, axis=1)
+        order = np.argsort(times.to_numpy(), kind="stable")
+        times, values = times[order], values[order]
+        dup = times.duplicated()
+        if dup.any():
+            hint = "" if id_col else " (pass --id-col for several series)"
+            when = format_time(times[np.flatnonzero(dup)[0]])
+            raise LstmkitError(
+                f"{label}timestamp {when} appears more than once; "
+                f"each time may appear once per series{hint}"
+            )
+        if time_col:
+            f = _infer_freq(times, label)
+            if f is not None:
+                freqs.add(f)
+        out.series[sid] = Series(sid, times, values)
+    if freq is None and freqs:
+        if len(freqs) > 1:
+            raise LstmkitError(
+                f"the series have different frequencies ({', '.join(sorted(freqs))}); "
+                "resample them to one frequency"
+            )
+        freq = freqs.pop()
+    out.freq = freq
+    return out
+
+
+def load_future(
+    data: pd.DataFrame | str | os.PathLike[str],
+    columns: list[str],
+    *,
+    time_col: str | None,
+    id_col: str | None,
+) -> dict[str, tuple[pd.Index, np.ndarray]]:
+    """Read known future covariate values: series id -> (times, values (time, columns)).
+
+    ``data`` is a CSV/Parquet path or DataFrame with the time column (and id
+    column) and every column of ``columns``; the same checks as `load_series`.
+    """
+    source = str(data) if isinstance(data, (str, os.PathLike)) else "the future table"
+    df = read_table(data) if isinstance(data, (str, os.PathLike)) else data
+    if time_col == "__time__" and isinstance(df.index, pd.DatetimeIndex):
+        df = df.reset_index(names="__time__")
+    df = df.copy()
+    df.columns = [str(c) for c in df.columns]
+    for col, role in [
+        (time_col, "time"),
+        (id_col, "id"),
+        *((c, "future covariate") for c in columns),
+    ]:
+        if col is not None:
+            _check_column(df, col, role, source)
+    groups = [(None, df)] if id_col is None else list(df.groupby(id_col, sort=False))
+    out = {}
+    for key, part in groups:
+        part = part.reset_index(drop=True)
+        times = _parse_times(part, time_col, source) if time_col else pd.RangeIndex(len(part))
+        values = np.stack([_numeric_column(part, c, times, source) for c in columns], axis=1)
+        out["0" if key is None else str(key)] = (times, values)
+    return out
+
+
+def future_times(times: pd.Index, freq: str | None, steps: int) -> pd.Index:
+    """The ``steps`` timestamps after the last one of ``times`` (integers if no frequency)."""
+    if isinstance(times, pd.DatetimeIndex) and freq:
+        return pd.date_range(times[-1], periods=steps + 1, freq=freq)[1:]
+    last = int(times[-1]) if len(times) else -1
+    step = (
+        int(times[-1] - times[-2])
+        if len(times) > 1 and not isinstance(times, pd.DatetimeIndex)
+        else 1
+    )
+    return pd.Index(np.arange(1, steps + 1) * step + last)

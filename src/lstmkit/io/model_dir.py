@@ -1,0 +1,178 @@
+"""Save and load lstmkit model directories (config JSON + safetensors weights + extras).
+
+Layout of a saved model directory::
+
+    config.json          {"lstmkit_version": "0.1.0", "kind": "forecaster", "config": {...}}
+    model.safetensors    the state dict
+    <extras>             e.g. scaler.json, tokenizer.json
+
+Directories written by a newer major version, of another kind, or missing any
+of these files are refused with a one-line `LstmkitError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from lstmkit import __version__
+from lstmkit.errors import LstmkitError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def _major(version: str) -> int:
+    try:
+        return int(str(version).split(".", 1)[0])
+    except ValueError:
+        return -1
+
+
+def _is_model_dir(path: Path) -> bool:
+    try:
+        meta = json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "lstmkit_version" in meta and "kind" in meta
+
+
+def save_model_dir(
+    path: str | os.PathLike[str],
+    *,
+    kind: str,
+    config: dict,
+    state_dict: Mapping[str, torch.Tensor],
+    extras: Mapping[str, str | bytes] | None = None,
+) -> Path:
+    """Write a model directory at ``path`` atomically and return its path.
+
+    Args:
+        path: target directory. If it exists it must be an lstmkit model
+            directory (or empty); it is replaced only after the new one is complete.
+        kind: what the model is (``"forecaster"``, ``"text_classifier"``); checked on load.
+        config: JSON-serialisable configuration needed to rebuild the model.
+        state_dict: tensors to store in ``model.safetensors``.
+        extras: more files to write, name -> text or bytes (e.g. ``"scaler.json"``).
+    """
+    path = Path(path)
+    extras = dict(extras or {})
+    for name in extras:
+        if name in (CONFIG_FILE, WEIGHTS_FILE) or "/" in name or name.startswith("."):
+            raise LstmkitError(f"extra file name {name!r} is reserved or not a plain file name")
+    if path.exists() and not path.is_dir():
+        raise LstmkitError(f"cannot save the model to {path}: a file with that name exists")
+    if path.is_dir() and any(path.iterdir()) and not _is_model_dir(path):
+        raise LstmkitError(
+            f"cannot save the model to {path}: the folder exists and is not an lstmkit "
+            "model directory; choose an empty or new folder"
+        )
+    try:
+        meta_text = json.dumps(
+            {"lstmkit_version": __version__, "kind": kind, "config": config}, indent=2
+        )
+    except TypeError as err:
+        raise TypeError(f"model config is not JSON-serialisable: {err}") from err
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+        save_file(tensors, str(tmp / WEIGHTS_FILE))
+        for name, content in extras.items():
+            data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+            (tmp / name).write_bytes(data)
+        # config.json last: its presence marks a complete directory.
+        (tmp / CONFIG_FILE).write_text(meta_text)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
+            os.replace(path, old / "model")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+@dataclass
+class SavedModel:
+    """A loaded model directory: its config, weights and access to its extra files."""
+
+    config: dict
+    state_dict: dict[str, torch.Tensor]
+    path: Path
+    version: str
+    kind: str = ""
+
+    def read_bytes(self, name: str) -> bytes:
+        """Contents of extra file ``name``; a missing file raises `LstmkitError`."""
+        try:
+            return (self.path / name).read_bytes()
+        except OSError:
+            raise LstmkitError(
+                f"model directory {self.path} has no {name}; it is incomplete, save the model again"
+            ) from None
+
+    def read_text(self, name: str) -> str:
+        """Contents of extra file ``name`` as UTF-8 text."""
+        return self.read_bytes(name).decode("utf-8")
+
+
+def load_model_dir(path: str | os.PathLike[str], kind: str) -> SavedModel:
+    """Read a model directory written by `save_model_dir` and check its kind and version."""
+    path = Path(path)
+    if not path.is_dir():
+        raise LstmkitError(f"model directory {path} does not exist; pass a folder saved by lstmkit")
+    try:
+        meta = json.loads((path / CONFIG_FILE).read_text())
+    except OSError:
+        raise LstmkitError(
+            f"{path} is not an lstmkit model directory (no {CONFIG_FILE}); "
+            "pass a folder saved by lstmkit"
+        ) from None
+    except ValueError as err:
+        raise LstmkitError(f"{path / CONFIG_FILE} is not valid JSON ({err}); save again") from None
+    if not isinstance(meta, dict) or not {"lstmkit_version", "kind", "config"} <= meta.keys():
+        raise LstmkitError(
+            f"{path / CONFIG_FILE} lacks lstmkit_version/kind/config; it was not written by lstmkit"
+        )
+    version = str(meta["lstmkit_version"])
+    if _major(version) < 0 or _major(version) > _major(__version__):
+        raise LstmkitError(
+            f"{path} was saved by lstmkit {version}, newer than this lstmkit {__version__}; "
+            "upgrade lstmkit to load it"
+        )
+    if meta["kind"] != kind:
+        raise LstmkitError(
+            f"{path} holds a {meta['kind']!r} model, expected a {kind!r} model; "
+            "pass the right model directory"
+        )
+    try:
+        state = load_file(str(path / WEIGHTS_FILE))
+    except FileNotFoundError:
+        raise LstmkitError(
+            f"{path} has no {WEIGHTS_FILE}; the model directory is incomplete"
+        ) from None
+    except (SafetensorError, OSError, ValueError) as err:
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise LstmkitError(
+            f"cannot read {path / WEIGHTS_FILE} ({msg}); save the model again"
+        ) from None
+    return SavedModel(
+        config=meta["config"],
+        state_dict=state,
+        path=path,
+        version=version,
+        kind=meta["kind"],
+    )

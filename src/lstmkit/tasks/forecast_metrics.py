@@ -1,0 +1,95 @@
+"""Forecast accuracy metrics and the baselines every forecast is compared with.
+
+Metrics take ``actual`` and ``forecast`` arrays of the same shape and return a
+float (MAPE and sMAPE in percent). MASE scales the MAE by the in-sample MAE of
+the seasonal naive forecast on the training history (season 1 = naive).
+Baselines: naive (repeat the last value) and seasonal naive (repeat the last
+season).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("MAE", "RMSE", "MAPE", "sMAPE", "MASE")
+
+
+def _pair(actual: np.ndarray, forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(actual, dtype=np.float64)
+    f = np.asarray(forecast, dtype=np.float64)
+    if a.shape != f.shape:
+        raise ValueError(f"actual {a.shape} and forecast {f.shape} must have the same shape")
+    return a, f
+
+
+def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Mean absolute error."""
+    a, f = _pair(actual, forecast)
+    return float(np.mean(np.abs(a - f)))
+
+
+def rmse(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Root mean squared error."""
+    a, f = _pair(actual, forecast)
+    return float(np.sqrt(np.mean((a - f) ** 2)))
+
+
+def mse(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Mean squared error."""
+    a, f = _pair(actual, forecast)
+    return float(np.mean((a - f) ** 2))
+
+
+def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Mean absolute percentage error, in percent, over the steps where actual != 0."""
+    a, f = _pair(actual, forecast)
+    keep = a != 0
+    if not keep.any():
+        return float("nan")
+    return float(100.0 * np.mean(np.abs((a[keep] - f[keep]) / a[keep])))
+
+
+def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Symmetric MAPE in percent: mean of 200 |a - f| / (|a| + |f|) (0 where both are 0)."""
+    a, f = _pair(actual, forecast)
+    den = np.abs(a) + np.abs(f)
+    ratio = np.divide(2.0 * np.abs(a - f), den, out=np.zeros_like(den), where=den > 0)
+    return float(100.0 * np.mean(ratio))
+
+
+def mase(actual: np.ndarray, forecast: np.ndarray, history: np.ndarray, season: int = 1) -> float:
+    """MAE divided by the in-sample MAE of the seasonal naive forecast on ``history``."""
+    h = np.asarray(history, dtype=np.float64)
+    m = season if season and len(h) > season else 1
+    if len(h) <= m:
+        return float("nan")
+    scale = float(np.mean(np.abs(h[m:] - h[:-m])))
+    return mae(actual, forecast) / scale if scale > 0 else float("nan")
+
+
+def all_metrics(
+    actual: np.ndarray, forecast: np.ndarray, history: np.ndarray, season: int | None
+) -> dict[str, float]:
+    """Every metric of `METRICS` for one forecast."""
+    return {
+        "MAE": mae(actual, forecast),
+        "RMSE": rmse(actual, forecast),
+        "MAPE": mape(actual, forecast),
+        "sMAPE": smape(actual, forecast),
+        "MASE": mase(actual, forecast, history, season or 1),
+    }
+
+
+def naive_forecast(history: np.ndarray, horizon: int) -> np.ndarray:
+    """Repeat the last observed value ``horizon`` times; shape (horizon,)."""
+    h = np.asarray(history, dtype=np.float64)
+    return np.full(horizon, h[-1])
+
+
+def seasonal_naive_forecast(history: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """Repeat the last full season: ``f[t] = history[len - season + (t mod season)]``."""
+    h = np.asarray(history, dtype=np.float64)
+    if season < 1 or len(h) < season:
+        raise ValueError(f"seasonal naive needs at least one season ({season}) of history")
+    last = h[-season:]
+    return last[np.arange(horizon) % season]

@@ -1,0 +1,208 @@
+"""``lstmkit forecast`` / ``lstmkit predict``: the demo, a CSV run, and every bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lstmkit.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models: one thread is fastest and avoids OpenMP contention on shared CPUs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = ["--max-epochs", "3", "--hidden-size", "8", "--no-progress"]
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run the console entry point in-process; return (exit code, stdout, stderr)."""
+    old = sys.argv
+    sys.argv = ["lstmkit", *argv]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _csv(path: Path, n: int = 48, **changes) -> Path:
+    t = np.arange(n)
+    df = pd.DataFrame(
+        {
+            "date": pd.date_range("2001-01-01", periods=n, freq="MS").strftime("%Y-%m-%d"),
+            "sales": 100 + t + 10 * np.sin(2 * np.pi * t / 12),
+        }
+    )
+    for col, fn in changes.items():
+        df[col] = fn(df[col])
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_demo_writes_everything_and_predict_reads_it(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    code, stdout, stderr = run(["forecast", "--out", str(out), *TINY], capsys)
+    assert code == 0, stderr
+    for name in ("forecast.csv", "future.csv", "metrics.csv", "forecast.png", "training.png"):
+        assert (out / name).is_file(), name
+    assert (out / "model" / "config.json").is_file()
+    for label in ("lstmkit", "naive", "seasonal_naive", "MAPE", "MASE"):
+        assert label in stdout
+    fc = pd.read_csv(out / "forecast.csv")
+    assert len(fc) == 12 and fc["month"].iloc[0].startswith("1960-01")
+    assert fc["actual"].iloc[-1] == 432.0  # the real December 1960 figure
+    assert {"forecast", "q10", "q90", "naive", "seasonal_naive"} <= set(fc.columns)
+    assert pd.read_csv(out / "future.csv")["month"].iloc[0].startswith("1961-01")
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+    code, stdout, stderr = run(
+        ["predict", "--model", str(out / "model"), "--output", str(tmp_path / "p.csv")], capsys
+    )
+    assert code == 0, stderr
+    assert "1961-01-01" in stdout
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "p.csv"), pd.read_csv(out / "future.csv"))
+
+
+def test_csv_with_options_and_predict_with_new_data(tmp_path: Path, capsys) -> None:
+    data = _csv(tmp_path / "shop.csv")
+    out = tmp_path / "run"
+    args = ["forecast", str(data), "--target", "sales", "--time-col", "date", "--horizon", "6",
+            "--window", "12", "--quantiles", "none", "--backtest", "2", "--out", str(out),
+            *TINY]  # fmt: skip
+    code, stdout, stderr = run(args, capsys)
+    assert code == 0, stderr
+    assert len(pd.read_csv(out / "forecast.csv")) == 6
+    folds = pd.read_csv(out / "backtest.csv")
+    assert folds["fold"].tolist() == [1, 1, 1, 2, 2, 2] and "mean over 2 folds" in stdout
+    newer = _csv(tmp_path / "newer.csv", n=30)
+    code, stdout, stderr = run(["predict", "--model", str(out / "model"), "--data", str(newer)],
+                               capsys)  # fmt: skip
+    assert code == 0, stderr
+    assert "2003-07-01" in stdout  # 30 months from 2001-01 -> next is 2003-07
+
+
+def _bad_cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    def nonnum(s):
+        s = s.astype(object)
+        s[5] = "ten"
+        return s
+
+    def nan(s):
+        s = s.copy()
+        s[9] = np.nan
+        return s
+
+    irregular = tmp / "irregular.csv"
+    pd.read_csv(_csv(tmp / "tmp.csv")).drop(index=[20]).to_csv(irregular, index=False)
+    notmodel = tmp / "notmodel"
+    notmodel.mkdir()
+    return {
+        "missing file": (["forecast", str(tmp / "missing.csv")], "does not exist"),
+        "missing column": (["forecast", str(_csv(tmp / "a.csv")), "--target", "revenue"],
+                           "target column 'revenue' not found"),
+        "non-numeric": (["forecast", str(_csv(tmp / "b.csv", sales=nonnum)), "--target", "sales"],
+                        "must be numeric but has 'ten' at row 6 (line 7 of b.csv)"),
+        "NaN": (["forecast", str(_csv(tmp / "c.csv", sales=nan)), "--target", "sales"],
+                "missing value (NaN) at row 10 (line 11 of c.csv), time 2001-10-01"),
+        "too short": (["forecast", str(_csv(tmp / "d.csv", n=20)), "--target", "sales",
+                       "--window", "12"], "fewer than window (12) + horizon (12) = 24"),
+        "irregular": (["forecast", str(irregular), "--target", "sales"],
+                      "timestamps are irregular"),
+        "unreadable model": (["predict", "--model", str(notmodel)], "no config.json"),
+        "missing model": (["predict", "--model", str(tmp / "nomodel")], "does not exist"),
+        "bad quantiles": (["forecast", "--quantiles", "a,b"], "--quantiles must be"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing file", "missing column", "non-numeric", "NaN", "too short", "irregular",
+     "unreadable model", "missing model", "bad quantiles"],
+)  # fmt: skip
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path: Path, capsys, case: str) -> None:
+    argv, message = _bad_cases(tmp_path)[case]
+    out = tmp_path / "out"
+    if argv[0] == "forecast":
+        argv = [*argv, "--out", str(out), *TINY]
+    code, _, stderr = run(argv, capsys)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert message in lines[0]
+    assert not out.exists()
+
+
+def test_console_script_error_path(tmp_path: Path) -> None:
+    """The real entry point in a fresh process: one line on stderr, exit status 2."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "from lstmkit.cli import main; main()", "forecast",
+         str(tmp_path / "missing.csv")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: data file {tmp_path / 'missing.csv'} does not exist; pass a CSV or Parquet file"
+    ]
+
+
+def test_future_covariates_from_the_command_line(tmp_path: Path, capsys) -> None:
+    n = 48
+    t = np.arange(n + 6)
+    promo = (np.arange(n + 6) % 5 == 0).astype(float)
+    full = pd.DataFrame(
+        {
+            "date": pd.date_range("2001-01-01", periods=n + 6, freq="MS").strftime("%Y-%m-%d"),
+            "sales": 100 + t + 30 * promo,
+            "promo": promo,
+        }
+    )
+    full.iloc[:n].to_csv(tmp_path / "hist.csv", index=False)
+    full.iloc[n:][["date", "promo"]].to_csv(tmp_path / "plan.csv", index=False)
+    out = tmp_path / "run"
+    args = ["forecast", str(tmp_path / "hist.csv"), "--target", "sales", "--horizon", "6",
+            "--window", "12", "--future-covariates", "promo", "--future",
+            str(tmp_path / "plan.csv"), "--out", str(out), *TINY]  # fmt: skip
+    code, _, stderr = run(args, capsys)
+    assert code == 0, stderr
+    ahead = pd.read_csv(out / "future.csv")
+    assert ahead["date"].tolist() == full["date"].iloc[n:].tolist()
+    code, stdout, stderr = run(
+        ["predict", "--model", str(out / "model"), "--future", str(tmp_path / "plan.csv")], capsys
+    )
+    assert code == 0, stderr
+    assert "2005-01-01" in stdout
+    code, _, stderr = run(["predict", "--model", str(out / "model")], capsys)
+    assert code == 2
+    assert stderr.strip().splitlines() == [
+        "error: this model uses known future values of ['promo']; pass them for the forecast "
+        "steps (future=table, or --future FILE)"
+    ]
+
+
+def test_checkpoint_dir_resumes_an_interrupted_fit(tmp_path: Path, capsys) -> None:
+    data = _csv(tmp_path / "shop.csv")
+    base = ["forecast", str(data), "--target", "sales", "--horizon", "6", "--window", "12",
+            "--hidden-size", "8", "--no-progress",
+            "--checkpoint-dir", str(tmp_path / "ckpt")]  # fmt: skip
+    code, _, stderr = run([*base, "--max-epochs", "3", "--out", str(tmp_path / "a")], capsys)
+    assert code == 0, stderr
+    assert (tmp_path / "ckpt" / "last.ckpt").is_file()
+    code, _, stderr = run([*base, "--max-epochs", "5", "--out", str(tmp_path / "b")], capsys)
+    assert code == 0, stderr
+    history = json.loads((tmp_path / "b" / "model" / "history.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4]  # epochs 0-2 came from the ckpt

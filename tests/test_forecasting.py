@@ -1,0 +1,267 @@
+"""Forecaster: fit/predict/evaluate/backtest/save/load, strategies, normalisation, metrics."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lstmkit import Forecaster
+from lstmkit.errors import LstmkitError
+from lstmkit.tasks import forecast_metrics as fm
+from lstmkit.tasks.forecasting import ForecasterConfig, ForecastModule, ForecastNet, pinball_loss
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models: one thread is fastest and avoids OpenMP contention on shared CPUs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+FAST = {"hidden_size": 8, "max_epochs": 25, "lr": 1e-2, "progress_bar": False}
+
+
+def _series(n: int = 60, level: float = 50.0) -> pd.DataFrame:
+    t = np.arange(n)
+    return pd.DataFrame(
+        {
+            "month": pd.date_range("2000-01-01", periods=n, freq="MS"),
+            "y": level + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[Forecaster, pd.DataFrame]:
+    df = _series()
+    f = Forecaster(horizon=6, window=12, quantiles=[0.1, 0.5, 0.9], **FAST)
+    return f.fit(df.iloc[:-6], target="y", time_col="month"), df
+
+
+# ---------------------------------------------------------------- metrics and baselines
+def test_metrics_against_hand_values() -> None:
+    a, f = np.array([100.0, 200.0, 0.0]), np.array([110.0, 180.0, 5.0])
+    assert fm.mae(a, f) == pytest.approx((10 + 20 + 5) / 3)
+    assert fm.rmse(a, f) == pytest.approx(np.sqrt((100 + 400 + 25) / 3))
+    assert fm.mape(a, f) == pytest.approx(100 * (0.1 + 0.1) / 2)  # zero actual skipped
+    assert fm.smape(a, f) == pytest.approx(100 * (20 / 210 + 40 / 380 + 10 / 5) / 3)
+    hist = np.array([1.0, 2.0, 4.0, 7.0])  # naive in-sample MAE = (1 + 2 + 3) / 3 = 2
+    assert fm.mase(a, f, hist) == pytest.approx(fm.mae(a, f) / 2)
+    assert fm.mase(a, f, hist, season=2) == pytest.approx(fm.mae(a, f) / ((3 + 5) / 2))
+    with pytest.raises(ValueError, match="same shape"):
+        fm.mae(a, f[:2])
+
+
+def test_baselines() -> None:
+    h = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert fm.naive_forecast(h, 3).tolist() == [5.0, 5.0, 5.0]
+    assert fm.seasonal_naive_forecast(h, 5, season=2).tolist() == [4.0, 5.0, 4.0, 5.0, 4.0]
+
+
+def test_pinball_loss_by_hand() -> None:
+    pred = torch.tensor([[[1.0, 2.0]]])  # one step, quantiles 0.1 and 0.9
+    y = torch.tensor([[1.5]])
+    q = torch.tensor([0.1, 0.9])
+    # q=0.1: y above pred by 0.5 -> 0.1*0.5; q=0.9: y below pred by 0.5 -> 0.1*0.5
+    assert float(pinball_loss(pred, y, q)) == pytest.approx((0.05 + 0.05) / 2)
+
+
+# ---------------------------------------------------------------- the model
+def test_instance_norm_is_reversible_and_equivariant() -> None:
+    torch.manual_seed(0)
+    net = ForecastNet(1, window=10, steps=4, n_outputs=3, hidden_size=6)
+    module = ForecastModule(net, instance_norm=True, quantiles=[0.1, 0.9]).eval()
+    x = torch.randn(3, 10, 1)
+    with torch.no_grad():
+        base = module(x)
+        shifted = module(5.0 * x + 7.0)
+    # the network sees the same normalised window, so the forecast follows the window
+    torch.testing.assert_close(shifted, 5.0 * base + 7.0, rtol=1e-4, atol=1e-4)
+
+    # covariates (here feature 2 is also known over the horizon) are centred per window:
+    # shifting a covariate's level over the window and horizon changes nothing
+    net = ForecastNet(3, window=10, steps=4, n_outputs=1, hidden_size=6, n_future=1)
+    module = ForecastModule(net, instance_norm=True, quantiles=None, future_columns=[2]).eval()
+    x, fut = torch.randn(3, 10, 3), torch.randn(3, 4, 1)
+    shift = torch.tensor([0.0, 4.0, -9.0])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module(x + shift, fut - 9.0), module(x, fut), atol=1e-4, rtol=1e-4
+        )
+
+
+def test_fit_predict_evaluate(fitted) -> None:
+    f, df = fitted
+    assert f.fit_result is not None and f.fit_result.epochs_run >= 1
+    pred = f.predict()
+    assert list(pred.columns) == ["month", "forecast", "q10", "q50", "q90"]
+    assert [str(t.date()) for t in pred["month"]] == [
+        "2004-07-01", "2004-08-01", "2004-09-01", "2004-10-01", "2004-11-01", "2004-12-01",
+    ]  # fmt: skip
+    assert (pred["q10"] <= pred["q50"]).all() and (pred["q50"] <= pred["q90"]).all()
+
+    ev = f.evaluate(df)
+    assert list(ev.metrics.index) == ["lstmkit", "naive", "seasonal_naive"]
+    assert ev.season == 12
+    actual = df["y"].to_numpy()[-6:]
+    hist = df["y"].to_numpy()[:-6]
+    np.testing.assert_allclose(ev.forecasts["actual"], actual)
+    # baselines and metrics recomputed independently
+    naive_mae = np.mean(np.abs(actual - hist[-1]))
+    snaive = hist[-12:][:6]
+    assert ev.metrics.loc["naive", "MAE"] == pytest.approx(naive_mae)
+    assert ev.metrics.loc["seasonal_naive", "MAPE"] == pytest.approx(
+        100 * np.mean(np.abs(actual - snaive) / actual)
+    )
+    model_mae = np.mean(np.abs(actual - ev.forecasts["forecast"].to_numpy()))
+    assert ev.metrics.loc["lstmkit", "MAE"] == pytest.approx(model_mae)
+    assert ev.metrics.loc["lstmkit", "MAE"] < ev.metrics.loc["naive", "MAE"]
+    inside = (ev.forecasts["q10"] <= actual) & (actual <= ev.forecasts["q90"])
+    assert ev.coverage == pytest.approx(inside.mean())
+    # the forecast from the data end equals predict() from the same history
+    np.testing.assert_allclose(
+        f.predict(df.iloc[:-6])["forecast"].to_numpy(), ev.forecasts["forecast"].to_numpy()
+    )
+
+
+def test_save_load_round_trip(fitted, tmp_path: Path) -> None:
+    f, df = fitted
+    path = f.save(tmp_path / "model")
+    assert {p.name for p in path.iterdir()} >= {
+        "config.json", "model.safetensors", "scaler.json", "context.json", "history.json",
+    }  # fmt: skip
+    g = Forecaster.load(path)
+    assert g.config == f.config and g.data_info == f.data_info
+    pd.testing.assert_frame_equal(g.predict(), f.predict())
+    pd.testing.assert_frame_equal(g.predict(df), f.predict(df))
+    assert g.fit_result is not None and g.fit_result.history == f.fit_result.history
+    with pytest.raises(LstmkitError, match="expected a 'forecaster' model"):
+        meta = json.loads((path / "config.json").read_text())
+        meta["kind"] = "text_classifier"
+        (path / "config.json").write_text(json.dumps(meta))
+        Forecaster.load(path)
+
+
+def test_set_context_moves_the_forecast_origin(fitted, tmp_path: Path) -> None:
+    f, df = fitted
+    g = Forecaster.load(f.save(tmp_path / "m"))
+    g.set_context(df)
+    assert str(g.predict()["month"].iloc[0].date()) == "2005-01-01"
+    np.testing.assert_allclose(g.predict()["forecast"], f.predict(df)["forecast"])
+
+
+def test_recursive_matches_manual_feedback() -> None:
+    df = _series(48)
+    f = Forecaster(horizon=4, window=8, method="recursive", **(FAST | {"max_epochs": 3}))
+    f.fit(df, target="y", time_col="month")
+    pred = f.predict()["forecast"].to_numpy()
+    # feed the model one step at a time by hand, in float64 outside the model
+    scaler = f.scaler
+    window = list(scaler.transform("0", df["y"].to_numpy()[-8:]))
+    manual = []
+    with torch.no_grad():
+        for _ in range(4):
+            x = torch.tensor(window[-8:], dtype=torch.float32).view(1, 8, 1)
+            step = float(f.module(x)[0, 0, 0])
+            manual.append(step)
+            window.append(step)
+    np.testing.assert_allclose(pred, scaler.inverse_transform("0", np.array(manual)), rtol=1e-5)
+
+
+def test_global_model_over_long_format_with_covariate() -> None:
+    a = _series(48).assign(id="a", temp=np.linspace(0, 1, 48))
+    b = _series(40, level=500.0).assign(id="b", temp=np.linspace(1, 0, 40))
+    data = pd.concat([a, b], ignore_index=True)
+    f = Forecaster(horizon=3, window=12, **(FAST | {"max_epochs": 3}))
+    f.fit(data, target="y", time_col="month", id_col="id", covariates=["temp"])
+    pred = f.predict()
+    assert list(pred.columns) == ["id", "month", "forecast", "q10", "q50", "q90"]
+    assert pred["id"].tolist() == ["a"] * 3 + ["b"] * 3
+    assert str(pred["month"].iloc[3].date()) == "2003-05-01"
+    assert pred.loc[pred.id == "b", "forecast"].mean() > 300  # scaled back per series
+    with pytest.raises(LstmkitError, match="covariate column 'temp' not found"):
+        f.predict(data.drop(columns="temp"))
+    with pytest.raises(LstmkitError, match="recursive method cannot use covariates"):
+        Forecaster(horizon=3, method="recursive", **FAST).fit(
+            data, target="y", time_col="month", id_col="id", covariates=["temp"]
+        )
+
+
+def test_too_short_series_and_bad_settings() -> None:
+    with pytest.raises(LstmkitError, match=r"has 20 rows, fewer than window \(24\) \+ horizon"):
+        Forecaster(horizon=12, window=24, **FAST).fit(_series(20), target="y")
+    with pytest.raises(LstmkitError, match="method must be"):
+        Forecaster(method="sideways")
+    with pytest.raises(LstmkitError, match="quantiles must be"):
+        Forecaster(quantiles=[0.5, 1.5])
+    with pytest.raises(LstmkitError, match="unknown Forecaster arguments"):
+        Forecaster(hiden_size=3)
+    with pytest.raises(LstmkitError, match="not fitted"):
+        Forecaster().predict()
+
+
+def test_config_json_round_trip() -> None:
+    f = Forecaster(horizon=5, window=9, model="gru", quantiles=[0.9, 0.1], max_epochs=7, seed=3)
+    d = json.loads(json.dumps(f.config.to_dict()))
+    assert ForecasterConfig.from_dict(d) == f.config
+    assert f.config.quantiles == [0.1, 0.9] and f.config.train.max_epochs == 7
+
+
+def test_backtest_rolling_origin() -> None:
+    df = _series(54)
+    f = Forecaster(horizon=4, window=12, **(FAST | {"max_epochs": 2}))
+    bt = f.backtest(df.set_index("month")["y"], folds=2, step=4)
+    assert bt["fold"].tolist() == [1, 1, 1, 2, 2, 2]
+    assert bt["model"].tolist() == ["lstmkit", "naive", "seasonal_naive"] * 2
+    origins = bt.drop_duplicates("fold")["origin"].tolist()
+    assert [str(o.date()) for o in origins] == ["2003-10-01", "2004-02-01"]
+    y = df["y"].to_numpy()
+    for fold, end in ((1, 50), (2, 54)):  # naive MAE per fold, by hand
+        hist, actual = y[: end - 4], y[end - 4 : end]
+        row = bt[(bt.fold == fold) & (bt.model == "naive")].iloc[0]
+        assert row["MAE"] == pytest.approx(np.mean(np.abs(actual - hist[-1])))
+
+
+def test_known_future_covariates_are_used_over_the_horizon() -> None:
+    rng = np.random.default_rng(0)
+    n = 120
+    t = np.arange(n)
+    promo = (rng.random(n) < 0.3).astype(float)
+    df = pd.DataFrame(
+        {
+            "month": pd.date_range("2000-01-01", periods=n, freq="MS"),
+            "y": 100 + 10 * np.sin(2 * np.pi * t / 12) + 30 * promo,
+            "promo": promo,
+        }
+    )
+    maes = {}
+    for future in ([], ["promo"]):
+        f = Forecaster(horizon=6, window=12, **(FAST | {"max_epochs": 40}))
+        f.fit(df.iloc[:-6], target="y", time_col="month", future_covariates=future)
+        maes[bool(future)] = f.evaluate(df).metrics.loc["lstmkit", "MAE"]
+    # promotions in the horizon are only predictable from their known future values
+    assert maes[True] < 0.5 * maes[False]
+    ev = f.evaluate(df)
+    pred = f.predict(df.iloc[:-6], future=df.iloc[-6:])
+    np.testing.assert_allclose(pred["forecast"], ev.forecasts["forecast"], rtol=1e-6)
+    with pytest.raises(LstmkitError, match=r"known future values of \['promo'\]"):
+        f.predict()
+    with pytest.raises(LstmkitError, match=r"lacks .* at 2009-07-01"):
+        f.predict(df.iloc[:-6], future=df.iloc[-4:])
+    with pytest.raises(LstmkitError, match="future covariate column 'promo' not found"):
+        f.predict(df.iloc[:-6], future=df.iloc[-6:].drop(columns="promo"))
+
+
+def test_integer_time_column_round_trips(tmp_path: Path) -> None:
+    t = np.arange(60)
+    df = pd.DataFrame({"step": t * 2, "y": np.sin(t / 3) + t / 10})
+    f = Forecaster(horizon=4, window=10, **(FAST | {"max_epochs": 2})).fit(df, target="y")
+    assert f.data_info["time_col"] == "step" and f.season is None
+    g = Forecaster.load(f.save(tmp_path / "m"))
+    assert g.predict()["step"].tolist() == [120, 122, 124, 126]
+    assert list(f.evaluate(df).metrics.index) == ["lstmkit", "naive"]  # no season, no snaive

@@ -1,0 +1,173 @@
+"""Series loading and validation, scalers, windowing and time-ordered splits."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstmkit.data.air_passengers import AIR_PASSENGERS, load_air_passengers
+from lstmkit.data.scalers import SeriesScaler
+from lstmkit.data.series import future_times, load_series, read_table, season_from_freq
+from lstmkit.data.windows import make_windows, time_split, window_target_ends
+from lstmkit.errors import LstmkitError
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+def _monthly(n: int = 30) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"month": pd.date_range("2000-01-01", periods=n, freq="MS").strftime("%Y-%m"),
+         "y": np.arange(n, dtype=float) + 1.0}
+    )  # fmt: skip
+
+
+def test_embedded_air_passengers() -> None:
+    df = load_air_passengers()
+    assert len(df) == 144 and list(df.columns) == ["month", "passengers"]
+    assert df["passengers"].iloc[0] == 112 and df["passengers"].iloc[-1] == 432
+    assert sum(AIR_PASSENGERS) == 40363  # total of the Box & Jenkins series
+    assert str(df["month"].iloc[-1].date()) == "1960-12-01"
+
+
+@pytest.mark.skipif(not (SHARED / "air_passengers.csv").exists(), reason="shared data absent")
+def test_embedded_matches_reference_csv() -> None:
+    ref = pd.read_csv(SHARED / "air_passengers.csv")
+    assert ref["passengers"].tolist() == list(AIR_PASSENGERS)
+    sd = load_series(SHARED / "air_passengers.csv")
+    assert sd.target == "passengers" and sd.time_col == "month" and sd.freq == "MS"
+    assert season_from_freq(sd.freq) == 12
+
+
+def test_load_csv_parquet_dataframe_series(tmp_path: Path) -> None:
+    df = _monthly()
+    df.to_csv(tmp_path / "a.csv", index=False)
+    df.to_parquet(tmp_path / "a.parquet")
+    for src in (tmp_path / "a.csv", tmp_path / "a.parquet", df):
+        sd = load_series(src, "y")
+        s = sd.series["0"]
+        assert sd.freq == "MS" and len(s) == 30
+        np.testing.assert_array_equal(s.values[:, 0], np.arange(30) + 1.0)
+    ser = pd.Series(np.arange(10.0), index=pd.date_range("2020", periods=10, freq="D"), name="v")
+    sd = load_series(ser)
+    assert sd.target == "v" and sd.freq == "D" and season_from_freq("D") == 7
+
+
+def test_unsorted_rows_are_sorted_and_no_time_column_uses_steps() -> None:
+    df = _monthly(12).iloc[::-1]
+    s = load_series(df, "y").series["0"]
+    np.testing.assert_array_equal(s.values[:, 0], np.arange(12) + 1.0)
+    plain = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0]})
+    sd = load_series(plain)
+    assert sd.time_col is None and sd.freq is None
+    assert list(future_times(sd.series["0"].times, None, 2)) == [4, 5]
+
+
+def test_long_format_and_covariates() -> None:
+    a = _monthly(20).assign(id="a", x=np.linspace(0, 1, 20))
+    b = _monthly(25).assign(id="b", x=np.linspace(1, 2, 25), y=lambda d: d["y"] * 10)
+    sd = load_series(pd.concat([a, b]), "y", id_col="id", covariates=["x"])
+    assert list(sd.series) == ["a", "b"] and sd.n_features == 2
+    assert sd.series["b"].values.shape == (25, 2)
+    assert sd.series["b"].values[0].tolist() == [10.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda d: d.assign(y=d["y"].astype(object).where(d.index != 4, "abc")),
+            r"column 'y' must be numeric but has 'abc' at row 5 \(line 6 of d.csv\), time 2000-05",
+        ),
+        (
+            lambda d: d.assign(y=d["y"].where(d.index != 7)),
+            r"column 'y' has a missing value \(NaN\) at row 8 \(line 9 of d.csv\), time 2000-08",
+        ),
+        (
+            lambda d: d.drop(index=[10]),
+            r"timestamps are irregular: the step 2000-10-01 -> 2000-12-01",
+        ),
+        (lambda d: pd.concat([d, d.iloc[[3]]]), r"timestamp 2000-04-01 appears more"),
+        (
+            lambda d: d.assign(month=d["month"].where(d.index != 2, "notadate")),
+            r"time column 'month' has 'notadate' at row 3",
+        ),
+    ],
+)
+def test_bad_values_say_where(tmp_path: Path, mutate, message: str) -> None:
+    mutate(_monthly()).to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(LstmkitError, match=message) as info:
+        load_series(tmp_path / "d.csv", "y")
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file_column_and_ambiguous_target(tmp_path: Path) -> None:
+    with pytest.raises(LstmkitError, match="does not exist"):
+        load_series(tmp_path / "nope.csv", "y")
+    _monthly().to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(LstmkitError, match=r"target column 'sales' not found .* month, y"):
+        load_series(tmp_path / "d.csv", "sales")
+    with pytest.raises(LstmkitError, match="time column 'when' not found"):
+        load_series(tmp_path / "d.csv", "y", time_col="when")
+    with pytest.raises(LstmkitError, match="pass --target"):
+        load_series(_monthly().assign(z=1.0))
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(LstmkitError, match="is empty"):
+        read_table(tmp_path / "empty.csv")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(LstmkitError, match=r"cannot read .*bad\.parquet as Parquet"):
+        read_table(tmp_path / "bad.parquet")
+
+
+def test_season_from_freq() -> None:
+    cases = {"MS": 12, "ME": 12, "QS-OCT": 4, "W-SUN": 52, "D": 7, "B": 5, "h": 24,
+             "2h": 12, "15min": 96, "YS-JAN": None, None: None, "5h": None}  # fmt: skip
+    for freq, season in cases.items():
+        assert season_from_freq(freq) == season, freq
+
+
+def test_future_times_monthly() -> None:
+    t = pd.date_range("1960-10-01", periods=3, freq="MS")
+    assert [str(x.date()) for x in future_times(t, "MS", 2)] == ["1961-01-01", "1961-02-01"]
+
+
+def test_scalers_against_hand_values() -> None:
+    v = np.array([[2.0, 10.0], [4.0, 10.0], [6.0, 10.0]])
+    mm = SeriesScaler("minmax")
+    mm.fit_series("s", v)
+    np.testing.assert_allclose(mm.transform("s", v)[:, 0], [-1.0, 0.0, 1.0])
+    np.testing.assert_allclose(mm.transform("s", v)[:, 1], [0.0, 0.0, 0.0])  # constant column
+    np.testing.assert_allclose(mm.inverse_transform("s", [-1.0, 1.0, 3.0]), [2.0, 6.0, 10.0])
+    st = SeriesScaler("standard")
+    st.fit_series("s", v)
+    sd = np.sqrt(8 / 3)
+    np.testing.assert_allclose(st.transform("s", v)[:, 0], [-2 / sd, 0.0, 2 / sd])
+    again = SeriesScaler.from_json(json.loads(json.dumps(st.to_json())))
+    np.testing.assert_allclose(again.transform("s", v), st.transform("s", v))
+    with pytest.raises(LstmkitError, match="not seen in training"):
+        st.transform("other", v)
+    with pytest.raises(LstmkitError, match="scaler must be one of"):
+        SeriesScaler("robust")
+
+
+def test_make_windows_by_hand() -> None:
+    v = np.stack([np.arange(8.0), np.arange(8.0) * 10], axis=1)
+    x, y = make_windows(v, window=3, horizon=2)
+    assert x.shape == (4, 3, 2) and y.shape == (4, 2)
+    assert x[0, :, 0].tolist() == [0, 1, 2] and x[0, :, 1].tolist() == [0, 10, 20]
+    assert y[0].tolist() == [3, 4] and y[-1].tolist() == [6, 7]
+    assert window_target_ends(8, 3, 2).tolist() == [5, 6, 7, 8]
+    x2, _ = make_windows(v, 3, 2, stride=2)
+    assert [row[0] for row in x2[:, :, 0].tolist()] == [0, 2]
+    empty_x, empty_y = make_windows(v[:4], 3, 2)
+    assert empty_x.shape == (0, 3, 2) and empty_y.shape == (0, 2)
+
+
+def test_time_split_is_ordered() -> None:
+    tr, va, te = time_split(20, val_size=4, test_size=3)
+    idx = np.arange(20)
+    assert idx[tr].max() < idx[va].min() and idx[va].max() < idx[te].min()
+    assert (len(idx[tr]), len(idx[va]), len(idx[te])) == (13, 4, 3)
+    with pytest.raises(ValueError):
+        time_split(5, 3, 2)

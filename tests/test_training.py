@@ -1,0 +1,183 @@
+"""The shared trainer: history, best-weights restore, early stopping, seeding, resume."""
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from lstmkit.errors import LstmkitError
+from lstmkit.plots.curves import plot_training_curves
+from lstmkit.training import FitResult, TrainConfig, build_optimizer, fit
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models: one thread is fastest and avoids OpenMP contention on shared CPUs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+W = torch.tensor([[1.0], [2.0], [-1.0]])
+
+
+class Linear(L.LightningModule):
+    """y = x @ w fitted by MSE; logs loss and MAE per epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 1)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
+        x, y = batch
+        pred = self.lin(x)
+        loss = F.mse_loss(pred, y)
+        self.log(f"{split}_loss", loss, on_epoch=True, on_step=False)
+        self.log(f"{split}_mae", (pred - y).abs().mean(), on_epoch=True, on_step=False)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+
+def _loaders(flip_val: bool = False, shuffle: bool = False) -> tuple[DataLoader, DataLoader]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g)
+    xv = torch.randn(32, 3, generator=g)
+    yv = xv @ (-W if flip_val else W)
+    train = DataLoader(TensorDataset(x, x @ W), batch_size=16, shuffle=shuffle)
+    return train, DataLoader(TensorDataset(xv, yv), batch_size=32)
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = {"max_epochs": 6, "lr": 0.05, "progress_bar": False}
+    return TrainConfig(**(base | kw))
+
+
+def _mse(module: Linear, loader: DataLoader) -> float:
+    x, y = next(iter(loader))
+    with torch.no_grad():
+        return float(((module.lin(x) - y) ** 2).mean())
+
+
+def test_history_and_metrics() -> None:
+    torch.manual_seed(0)
+    model = Linear()
+    train, val = _loaders()
+    res = fit(model, train, val, _cfg())
+    assert isinstance(res, FitResult)
+    assert res.epochs_run == 6 and [r["epoch"] for r in res.history] == list(range(6))
+    for row in res.history:
+        assert {"train_loss", "val_loss", "train_mae", "val_mae"} <= row.keys()
+    losses = [r["train_loss"] for r in res.history]
+    assert losses[-1] < losses[0] / 2
+    assert res.best_epoch == 5 and res.best_val_loss == res.history[5]["val_loss"]
+    # the validation loss reported equals an independent computation on the final weights
+    assert _mse(model, val) == pytest.approx(res.best_val_loss, rel=1e-5)
+    assert res.fit_seconds > 0
+    assert not torch.are_deterministic_algorithms_enabled()  # global flag restored after fit
+
+
+def test_best_weights_restored_and_early_stopping() -> None:
+    torch.manual_seed(0)
+    model = Linear()
+    with torch.no_grad():
+        model.lin.weight.zero_()
+        model.lin.bias.zero_()
+    train, val = _loaders(flip_val=True)  # learning the train target makes val worse
+    res = fit(model, train, val, _cfg(max_epochs=50, early_stopping_patience=3))
+    vals = [r["val_loss"] for r in res.history]
+    assert res.best_epoch == 0 and res.best_val_loss == min(vals)
+    assert res.epochs_run == 4  # best at epoch 0, then 3 epochs without improvement
+    assert vals[-1] > vals[0]
+    assert _mse(model, val) == pytest.approx(vals[0], rel=1e-5)
+
+
+def test_without_validation_monitors_train_loss() -> None:
+    torch.manual_seed(0)
+    model = Linear()
+    train, _ = _loaders()
+    res = fit(model, train, None, _cfg(max_epochs=3))
+    assert res.epochs_run == 3 and "val_loss" not in res.history[0]
+    assert res.best_val_loss == min(r["train_loss"] for r in res.history)
+
+
+def test_seeded_runs_are_reproducible() -> None:
+    def run(seed: int) -> list[float]:
+        torch.manual_seed(1)
+        train, val = _loaders(shuffle=True)
+        return [r["train_loss"] for r in fit(Linear(), train, val, _cfg(seed=seed)).history]
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_own_configure_optimizers_is_kept() -> None:
+    class WithSGD(Linear):
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    torch.manual_seed(0)
+    model = WithSGD()
+    before = model.lin.weight.detach().clone()
+    train, val = _loaders()
+    fit(model, train, val, _cfg(max_epochs=2))
+    assert torch.equal(model.lin.weight, before)  # lr 0: the module's optimiser was used
+
+
+def test_resume_from_last_checkpoint(tmp_path: Path) -> None:
+    train, val = _loaders()
+    torch.manual_seed(0)
+    full = fit(Linear(), train, val, _cfg(max_epochs=5))
+    torch.manual_seed(0)
+    ckpt = tmp_path / "ckpt"
+    first = fit(Linear(), train, val, _cfg(max_epochs=3, checkpoint_dir=str(ckpt)))
+    assert (ckpt / "last.ckpt").exists() and first.epochs_run == 3
+    resumed_model = Linear()  # fresh weights: resume must load them from the checkpoint
+    second = fit(resumed_model, train, val, _cfg(max_epochs=5, checkpoint_dir=str(ckpt)))
+    assert [r["epoch"] for r in second.history] == list(range(5))
+    for a, b in zip(full.history, second.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+
+
+def test_config_json_round_trip_and_optimizers() -> None:
+    cfg = TrainConfig(max_epochs=7, lr=3e-3, optimizer="rmsprop", devices=2, strategy="ddp")
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    opt = build_optimizer(Linear().parameters(), cfg)
+    assert isinstance(opt, torch.optim.RMSprop) and opt.defaults["lr"] == 3e-3
+    assert isinstance(
+        build_optimizer([torch.zeros(1, requires_grad=True)], TrainConfig(optimizer="adamw")),
+        torch.optim.AdamW,
+    )
+    with pytest.raises(LstmkitError, match="optimizer must be one of"):
+        TrainConfig(optimizer="lbfgs")
+    with pytest.raises(LstmkitError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({"epochs": 3})
+
+
+def test_plot_training_curves(tmp_path: Path) -> None:
+    hist = [
+        {"epoch": i, "train_loss": 1 / (i + 1), "val_loss": 1.2 / (i + 1), "train_acc": 0.5}
+        for i in range(4)
+    ]
+    out = plot_training_curves(hist, tmp_path / "c.png", metrics=("loss", "acc"), title="t")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]
+    with pytest.raises(ValueError, match="empty"):
+        plot_training_curves([], tmp_path / "d.png")
+
+
+def test_unavailable_accelerator_is_a_user_error() -> None:
+    model = Linear()
+    train, val = _loaders()
+    with pytest.raises(LstmkitError, match="cannot train with accelerator='mps'"):
+        fit(model, train, val, _cfg(accelerator="mps"))
+    assert "configure_optimizers" not in vars(model)  # the temporary optimiser hook is gone
