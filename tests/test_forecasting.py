@@ -13,16 +13,6 @@ from lstmkit.errors import LstmkitError
 from lstmkit.tasks import forecast_metrics as fm
 from lstmkit.tasks.forecasting import ForecasterConfig, ForecastModule, ForecastNet, pinball_loss
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models: one thread is fastest and avoids OpenMP contention on shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 FAST = {"hidden_size": 8, "max_epochs": 25, "lr": 1e-2, "progress_bar": False}
 
 

@@ -13,16 +13,6 @@ from lstmkit.errors import LstmkitError
 from lstmkit.plots.curves import plot_training_curves
 from lstmkit.training import FitResult, TrainConfig, build_optimizer, fit
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models: one thread is fastest and avoids OpenMP contention on shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 W = torch.tensor([[1.0], [2.0], [-1.0]])
 
 

@@ -1,0 +1,339 @@
+"""``lstmkit classify train|evaluate|predict`` and ``lstmkit inspect``: text classification CLI.
+
+A thin layer over `lstmkit.TextClassifier`: read the data (CSV / TSV / JSONL /
+Parquet with text and label columns, or the IMDB archive / folder), train or
+load, print a rich table, write the model directory (with ``training.png``,
+``confusion.png`` and ``metrics.json`` inside, all in one atomic swap). Bad
+input raises `LstmkitError`, which the root turns into one ``error: ...`` line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lstmkit.cli import app
+from lstmkit.errors import LstmkitError
+
+classify_app = typer.Typer(
+    help="Text classification with an LSTM: train, evaluate, predict.", no_args_is_help=True
+)
+app.add_typer(classify_app, name="classify")
+
+console = Console()
+
+DataArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Labelled texts: a .csv/.tsv/.jsonl/.parquet file with text and label columns, "
+        "or the IMDB archive aclImdb_v1.tar.gz / folder aclImdb."
+    ),
+]
+ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Model directory written by train.")]
+TextCol = Annotated[str, typer.Option("--text-column", help="Column holding the texts.")]
+LabelCol = Annotated[str, typer.Option("--label-column", help="Column holding the labels.")]
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse an output path that cannot become a model directory, before any training."""
+    if out.exists() and not out.is_dir():
+        raise LstmkitError(f"--out {out} is a file; give a new or empty folder for the model")
+    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").exists():
+        raise LstmkitError(
+            f"--out {out} exists and is not an lstmkit model folder; choose a new or empty folder"
+        )
+
+
+def _metrics_table(title: str, evaluation) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("texts", f"{evaluation.n:,}")
+    table.add_row("accuracy", f"{evaluation.accuracy:.4f}")
+    table.add_row("macro F1", f"{evaluation.macro_f1:.4f}")
+    table.add_row("loss", f"{evaluation.loss:.4f}")
+    return table
+
+
+def _confusion_table(evaluation) -> Table:
+    table = Table(title="confusion matrix (rows: true, columns: predicted)")
+    table.add_column("true \\ predicted")
+    for c in evaluation.classes:
+        table.add_column(str(c), justify="right")
+    for c, row in zip(evaluation.classes, evaluation.confusion, strict=True):
+        table.add_row(str(c), *(f"{v:,}" for v in row))
+    return table
+
+
+def _history_table(history: list[dict]) -> Table:
+    table = Table(title="training history")
+    for name in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc"):
+        table.add_column(name, justify="right")
+    for row in history:
+        table.add_row(
+            str(int(row["epoch"]) + 1),
+            *(
+                f"{row[k]:.4f}" if k in row else "-"
+                for k in ("train_loss", "train_acc", "val_loss", "val_acc")
+            ),
+        )
+    return table
+
+
+@classify_app.command("train")
+def train(
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the model to.")],
+    preset: Annotated[
+        str | None, typer.Option(help="Start from a preset: seed000, seed003 or imdb.")
+    ] = None,
+    text_column: TextCol = "text",
+    label_column: LabelCol = "label",
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Texts per batch.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (Adam).")] = None,
+    embedding_dim: Annotated[int | None, typer.Option(help="Word vector size.")] = None,
+    hidden_size: Annotated[int | None, typer.Option(help="LSTM/GRU hidden size.")] = None,
+    layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
+    rnn: Annotated[str | None, typer.Option(help="lstm or gru.")] = None,
+    bidirectional: Annotated[
+        bool | None, typer.Option("--bidirectional/--unidirectional", help="Read both ways.")
+    ] = None,
+    pooling: Annotated[
+        str | None, typer.Option(help="last, mean, max, attention, or e.g. max+mean.")
+    ] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout between layers.")] = None,
+    embedding_dropout: Annotated[
+        float | None, typer.Option(help="Dropout on word vectors.")
+    ] = None,
+    head_dropout: Annotated[float | None, typer.Option(help="Dropout before the head.")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="word or bpe.")] = None,
+    vocab_size: Annotated[int | None, typer.Option(help="Vocabulary cap.")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Truncate texts to N tokens (0: no).")
+    ] = None,
+    keep: Annotated[
+        str | None, typer.Option(help="Part of long texts kept: head, tail or head_tail.")
+    ] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="Share held out to validate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Train on a random subset of N texts (quick runs).")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Train a classifier on labelled texts; save it with training.png and confusion.png."""
+    from lstmkit.data.text import load_text_data
+    from lstmkit.plots.curves import plot_training_curves
+    from lstmkit.plots.text import confusion_figure, figure_png
+    from lstmkit.tasks.text_classification import TextClassifier
+
+    settings = {
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "embedding_dim": embedding_dim,
+        "hidden_size": hidden_size, "num_layers": layers, "rnn": rnn,
+        "bidirectional": bidirectional, "pooling": pooling, "dropout": dropout,
+        "embedding_dropout": embedding_dropout, "head_dropout": head_dropout,
+        "tokenizer": tokenizer, "vocab_size": vocab_size, "max_length": max_length,
+        "keep": keep, "val_fraction": val_fraction, "seed": seed,
+    }  # fmt: skip
+    clf = TextClassifier(preset, **{k: v for k, v in settings.items() if v is not None})
+    _check_out_dir(out)
+    with console.status(f"reading {data}"):
+        texts = load_text_data(data, text_column, label_column, split="train")
+    if limit is not None:
+        import numpy as np
+
+        if limit < 2:
+            raise LstmkitError(f"--limit must be at least 2, got {limit}")
+        idx = np.random.default_rng(clf.config.seed).permutation(len(texts))[:limit]
+        texts = texts.subset(sorted(idx.tolist()))
+    console.print(
+        f"training on {len(texts):,} texts from {texts.source}, classes {texts.classes()}",
+        highlight=False,
+    )
+    clf.fit(texts.texts, texts.labels, progress=progress)
+    extras: dict[str, str | bytes] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        curves = plot_training_curves(
+            clf.history, Path(tmp) / "training.png", metrics=("loss", "acc"),
+            title=f"training on {Path(texts.source).name}",
+        )  # fmt: skip
+        extras["training.png"] = curves.read_bytes()
+    held_out, part = clf.validation, "validation"
+    if held_out is None or not len(held_out):  # val_fraction 0: score the training texts
+        held_out, part = texts, "training data"
+    evaluation = clf.evaluate(held_out.texts, held_out.labels)
+    extras["confusion.png"] = figure_png(
+        confusion_figure(evaluation.confusion, evaluation.classes,
+                         title=f"{part}: accuracy {evaluation.accuracy:.1%}")
+    )  # fmt: skip
+    extras["metrics.json"] = json.dumps({part: evaluation.to_dict()}, indent=2)
+    clf.save(out, extras=extras)
+    console.print(_history_table(clf.history))
+    console.print(_metrics_table(part, evaluation))
+    console.print(_confusion_table(evaluation))
+    console.print(f"model saved to {out} (training.png, confusion.png inside)", highlight=False)
+
+
+@classify_app.command("evaluate")
+def evaluate(
+    data: DataArg,
+    model: ModelOpt,
+    text_column: TextCol = "text",
+    label_column: LabelCol = "label",
+    split: Annotated[str, typer.Option(help="IMDB split to score: test or train.")] = "test",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for metrics.json and confusion.png.")
+    ] = None,
+) -> None:
+    """Score a trained model on labelled texts: accuracy, macro F1, confusion matrix."""
+    from lstmkit.data.text import load_text_data
+    from lstmkit.io import atomic_write_text
+    from lstmkit.plots.text import plot_confusion_matrix
+    from lstmkit.tasks.text_classification import TextClassifier
+
+    clf = TextClassifier.load(model)
+    if out is not None and out.exists() and not out.is_dir():
+        raise LstmkitError(
+            f"--out {out} is a file; give a folder for metrics.json and confusion.png"
+        )
+    with console.status(f"reading {data}"):
+        texts = load_text_data(data, text_column, label_column, split=split, min_classes=1)
+    with console.status(f"scoring {len(texts):,} texts"):
+        evaluation = clf.evaluate(texts.texts, texts.labels)
+    console.print(_metrics_table(f"{texts.source}", evaluation))
+    console.print(_confusion_table(evaluation))
+    if out is not None:
+        atomic_write_text(out / "metrics.json", json.dumps(evaluation.to_dict(), indent=2))
+        plot_confusion_matrix(evaluation.confusion, evaluation.classes, out / "confusion.png")
+        console.print(f"wrote {out / 'metrics.json'} and {out / 'confusion.png'}", highlight=False)
+
+
+def _read_inputs(inputs: list[str], text_column: str) -> list[str]:
+    """Texts from the arguments: one file (table or one text per line) or literal texts."""
+    from lstmkit.data.text import TABLE_SUFFIXES, load_labelled_text, validate_texts
+
+    if len(inputs) == 1:
+        path = Path(inputs[0])
+        if path.is_file():
+            if path.suffix.lower() in TABLE_SUFFIXES:
+                return load_labelled_text(path, text_column, None).texts
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError:
+                raise LstmkitError(f"{path}: not a UTF-8 text file; re-save it as UTF-8") from None
+            texts = [line for line in lines if line.strip()]
+            if not texts:
+                raise LstmkitError(f"{path}: no texts in the file; expected one text per line")
+            return texts
+    return validate_texts(inputs, "command line texts").texts
+
+
+@classify_app.command("predict")
+def predict(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Texts to classify, or one file: a .csv/.jsonl/.parquet with a text column, "
+            "or a text file with one text per line."
+        ),
+    ],
+    model: ModelOpt,
+    text_column: TextCol = "text",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also write the predictions to this CSV.")
+    ] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Predict the label and class probabilities of each text."""
+    from lstmkit.io import atomic_write_text
+    from lstmkit.tasks.text_classification import TextClassifier
+
+    clf = TextClassifier.load(model)
+    texts = _read_inputs(inputs, text_column)
+    proba = clf.predict_proba(texts)
+    labels = [clf.classes[i] for i in proba.argmax(axis=1)]
+    if output is not None:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["text", "label", *(f"p_{c}" for c in clf.classes)])
+        for text, label, row in zip(texts, labels, proba, strict=True):
+            writer.writerow([text, label, *(f"{p:.6f}" for p in row)])
+        atomic_write_text(output, buf.getvalue())
+    if json_lines:
+        for text, label, row in zip(texts, labels, proba, strict=True):
+            probs = {str(c): round(float(p), 6) for c, p in zip(clf.classes, row, strict=True)}
+            print(json.dumps({"text": text, "label": label, "probabilities": probs}))
+        return
+    table = Table()
+    table.add_column("text", overflow="ellipsis", max_width=60, no_wrap=True)
+    table.add_column("label")
+    for c in clf.classes:
+        table.add_column(f"p({c})", justify="right")
+    for text, label, row in zip(texts, labels, proba, strict=True):
+        table.add_row(text, str(label), *(f"{p:.3f}" for p in row))
+    console.print(table)
+    if output is not None:
+        console.print(f"wrote {output}", highlight=False)
+
+
+@app.command("inspect")
+def inspect(
+    text: Annotated[str, typer.Argument(help="The text to run through the model.")],
+    model: ModelOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")] = Path(
+        "inspect.png"
+    ),
+    layer: Annotated[int, typer.Option(help="Recurrent layer to show (-1: the last).")] = -1,
+    direction: Annotated[int, typer.Option(help="0: forward, 1: backward (bidirectional).")] = 0,
+    max_tokens: Annotated[int, typer.Option(help="Show at most N tokens.")] = 120,
+) -> None:
+    """Heat map of a text classifier's gates and cell state over the tokens of TEXT.
+
+    Shows the input, forget and output gates and the cell state of one recurrent layer
+    (GRU: reset and update gates, candidate and hidden state), and the attention weights
+    when the model pools with attention.
+    """
+    from lstmkit.plots.text import plot_gates
+    from lstmkit.tasks.text_classification import TextClassifier
+
+    clf = TextClassifier.load(model)
+    if out.suffix.lower() != ".png":
+        raise LstmkitError(f"--out {out} must end in .png")
+    trace = clf.explain(text, layer=layer, direction=direction)
+    plot_gates(trace, out, max_tokens=max_tokens)
+    proba = ", ".join(
+        f"{c}: {p:.3f}" for c, p in zip(trace.classes, trace.probabilities, strict=True)
+    )
+    console.print(
+        f"predicted {trace.predicted} ({proba}); {len(trace.tokens)} tokens", highlight=False
+    )
+    console.print(f"wrote {out}", highlight=False)
+
+
+@classify_app.command("download-imdb")
+def download_imdb_command(
+    dest: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to store the archive (default $LSTMKIT_DATA or ~/.cache/lstmkit)."
+        ),
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Another mirror of aclImdb_v1.tar.gz.")] = None,
+    sha256: Annotated[
+        str | None, typer.Option(help="Expected SHA-256 (default: the official archive's).")
+    ] = None,
+) -> None:
+    """Download the IMDB archive (aclImdb_v1.tar.gz) and check its SHA-256."""
+    from lstmkit.data.imdb import IMDB_SHA256, IMDB_URL, download_imdb
+
+    path = download_imdb(dest, url=url or IMDB_URL, sha256=sha256 or IMDB_SHA256)
+    console.print(f"IMDB archive at {path}", highlight=False)

@@ -1,0 +1,376 @@
+"""Labelled text collections from CSV / TSV / JSONL / Parquet files, with validation.
+
+`load_labelled_text` reads a table with a text column and a label column and
+returns a `LabelledTexts` (texts plus raw labels, strings or integers). Every
+problem a user can fix is reported as one `LstmkitError` line: a missing file,
+an unknown format, a missing column (naming the columns that are there), empty
+texts or missing labels (naming the rows), a single class, bytes that are not
+UTF-8 (naming the rows). `load_text_data` also accepts the IMDB archive/folder.
+
+Rows are numbered from 1 over the data rows (a CSV header is not counted, a
+JSONL file's rows are its non-blank lines).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lstmkit.errors import LstmkitError
+
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+TABLE_SUFFIXES |= {".parquet": "parquet", ".pq": "parquet"}
+
+Label = str | int
+
+
+@dataclass
+class LabelledTexts:
+    """Texts with their labels, as read from a file.
+
+    texts: n strings; labels: n labels (all strings or all integers); source: where
+    they came from (for messages).
+    """
+
+    texts: list[str]
+    labels: list[Label]
+    source: str = ""
+    extra: dict[str, list] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def classes(self) -> list[Label]:
+        """The distinct labels, sorted."""
+        return sorted(set(self.labels))
+
+    def subset(self, indices: Sequence[int]) -> LabelledTexts:
+        """The rows at ``indices`` (in that order)."""
+        return LabelledTexts(
+            [self.texts[i] for i in indices],
+            [self.labels[i] for i in indices],
+            self.source,
+            {k: [v[i] for i in indices] for k, v in self.extra.items()},
+        )
+
+
+def _rows(indices: Sequence[int], limit: int = 5) -> str:
+    """'rows 3, 7, 9' (1-based), shortened after ``limit`` rows."""
+    shown = ", ".join(str(i + 1) for i in indices[:limit])
+    more = f" and {len(indices) - limit} more" if len(indices) > limit else ""
+    return f"row{'s' if len(indices) > 1 else ''} {shown}{more}"
+
+
+def table_format(path: Path) -> str:
+    """The table format of ``path`` from its suffix: csv, tsv, jsonl or parquet."""
+    fmt = TABLE_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise LstmkitError(
+            f"{path}: unknown file type {path.suffix or '(no suffix)'!r}; expected a "
+            f"CSV, TSV, JSONL or Parquet file (.csv, .tsv, .jsonl, .parquet) or the IMDB "
+            f"archive aclImdb_v1.tar.gz / folder aclImdb"
+        )
+    return fmt
+
+
+def _decode(raw: bytes, path: Path, split_rows) -> str:
+    """UTF-8 text of ``raw``; on bad bytes, an error naming the data rows that hold them."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="surrogateescape")
+        bad = [i for i, row in enumerate(split_rows(text)) if _has_bad_bytes(row)]
+        where = _rows(bad) if bad else "the header"
+        raise LstmkitError(
+            f"{path}: {where} contain bytes that are not valid UTF-8; re-save the file "
+            f"as UTF-8 (e.g. iconv -f latin1 -t utf-8) or fix those rows"
+        ) from None
+
+
+def _has_bad_bytes(value: object) -> bool:
+    if isinstance(value, str):
+        return any("\udc80" <= ch <= "\udcff" for ch in value)
+    if isinstance(value, list | tuple):
+        return any(_has_bad_bytes(v) for v in value)
+    return False
+
+
+def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
+    raw = path.read_bytes()
+
+    def data_rows(text: str) -> list[list[str]]:
+        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))[1:]
+
+    text = _decode(raw, path, data_rows)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as err:
+        raise LstmkitError(f"{path}: not a readable CSV file ({err}); check its quoting") from None
+    if not rows:
+        raise LstmkitError(f"{path}: the file is empty; expected a header row and data rows")
+    header, body = rows[0], [r for r in rows[1:] if r]
+    return header, body
+
+
+def _read_jsonl(path: Path) -> tuple[list[str], list[dict]]:
+    raw = path.read_bytes()
+
+    def data_rows(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.strip()]
+
+    text = _decode(raw, path, data_rows)
+    records: list[dict] = []
+    for i, line in enumerate(data_rows(text)):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise LstmkitError(
+                f"{path}: row {i + 1} is not valid JSON ({err.msg}); each line must be one "
+                f'JSON object such as {{"text": "...", "label": "pos"}}'
+            ) from None
+        if not isinstance(record, dict):
+            raise LstmkitError(
+                f"{path}: row {i + 1} is a JSON {type(record).__name__}, expected an object "
+                f'such as {{"text": "...", "label": "pos"}}'
+            )
+        records.append(record)
+    columns: list[str] = []
+    for record in records:
+        columns.extend(k for k in record if k not in columns)
+    return columns, records
+
+
+def _read_parquet(path: Path) -> tuple[list[str], dict[str, list]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise LstmkitError(f"{path}: not a readable Parquet file ({err})") from None
+    return list(table.column_names), table
+
+
+def _column(path: Path, columns: list[str], name: str, role: str, option: str) -> None:
+    if name not in columns:
+        raise LstmkitError(
+            f"{path}: no {role} column {name!r}; the file has columns {columns}; pass the "
+            f"right name with {option}"
+        )
+
+
+def _parquet_column(table, name: str, path: Path) -> list:
+    import pyarrow as pa
+
+    col = table.column(name)
+    if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+        values = col.to_pylist()
+        out, bad = [], []
+        for i, v in enumerate(values):
+            try:
+                out.append(None if v is None else v.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad.append(i)
+        if bad:
+            raise LstmkitError(
+                f"{path}: {_rows(bad)} of column {name!r} contain bytes that are not valid "
+                f"UTF-8; fix those rows"
+            )
+        return out
+    return col.to_pylist()
+
+
+def _normalise_label(value: object) -> Label | None:
+    """A label as str or int; None for missing values."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return int(value)
+        raise ValueError(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return _normalise_label(value.item())
+    text = str(value).strip()
+    return text or None
+
+
+def _labels_from_strings(values: list[str | None]) -> list[str | int | None]:
+    """CSV cells are strings: labels that are all integers become ints."""
+    present = [v.strip() for v in values if v is not None and v.strip()]
+    all_int = bool(present) and all(_is_int(v) for v in present)
+    out: list[str | int | None] = []
+    for v in values:
+        if v is None or not v.strip():
+            out.append(None)
+        else:
+            out.append(int(v.strip()) if all_int else v.strip())
+    return out
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def validate_labelled(
+    texts: list[object], labels: list[object], source: str, *, min_classes: int = 2
+) -> LabelledTexts:
+    """Check texts and labels and return them as a `LabelledTexts`.
+
+    Raises LstmkitError naming the rows with empty texts or missing labels, and when
+    there are no rows, mixed label types, non-integer numeric labels or fewer than
+    ``min_classes`` classes.
+    """
+    if not texts:
+        raise LstmkitError(f"{source}: no data rows; expected labelled texts, one per row")
+    empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if empty:
+        raise LstmkitError(
+            f"{source}: {_rows(empty)} have an empty text; remove those rows or fill them in"
+        )
+    clean: list[Label] = []
+    missing, bad = [], []
+    for i, value in enumerate(labels):
+        try:
+            label = _normalise_label(value)
+        except ValueError:
+            bad.append(i)
+            continue
+        if label is None:
+            missing.append(i)
+        else:
+            clean.append(label)
+    if missing:
+        raise LstmkitError(
+            f"{source}: {_rows(missing)} have no label; every row needs a label (a class "
+            f"name or an integer)"
+        )
+    if bad:
+        raise LstmkitError(
+            f"{source}: {_rows(bad)} have a fractional label (e.g. {labels[bad[0]]!r}); labels "
+            f"must be class names or integers"
+        )
+    kinds = {type(v) for v in clean}
+    if len(kinds) > 1:
+        raise LstmkitError(
+            f"{source}: labels mix numbers and names; use one kind (all class names or all "
+            f"integers)"
+        )
+    classes = sorted(set(clean))
+    if len(classes) < min_classes:
+        raise LstmkitError(
+            f"{source}: all {len(clean)} rows have the label {classes[0]!r}; a classifier "
+            f"needs at least two classes"
+        )
+    return LabelledTexts([str(t) for t in texts], clean, source)
+
+
+def load_labelled_text(
+    path: str | Path,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    *,
+    min_classes: int = 2,
+) -> LabelledTexts:
+    """Read a labelled text table (CSV, TSV, JSONL or Parquet).
+
+    Args:
+        path: the file; its suffix picks the format.
+        text_column: name of the column holding the texts.
+        label_column: name of the label column (strings or integers; binary or
+            multi-class). None reads texts only (labels are then empty).
+        min_classes: how many distinct labels are required (2 for training, 1 to
+            evaluate on a file that holds one class only).
+
+    Returns:
+        LabelledTexts with n texts and n labels.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise LstmkitError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise LstmkitError(
+            f"{path}: is a folder; expected a CSV/JSONL/Parquet file or the IMDB folder aclImdb"
+        )
+    fmt = table_format(path)
+    text_opt, label_opt = "--text-column", "--label-column"
+    if fmt in ("csv", "tsv"):
+        header, body = _read_csv(path, "," if fmt == "csv" else "\t")
+        header = [h.strip() for h in header]
+        _column(path, header, text_column, "text", text_opt)
+        ti = header.index(text_column)
+        texts = [row[ti] if ti < len(row) else None for row in body]
+        if label_column is None:
+            labels: list = []
+        else:
+            _column(path, header, label_column, "label", label_opt)
+            li = header.index(label_column)
+            labels = _labels_from_strings([row[li] if li < len(row) else None for row in body])
+    elif fmt == "jsonl":
+        columns, records = _read_jsonl(path)
+        _column(path, columns, text_column, "text", text_opt)
+        texts = [r.get(text_column) for r in records]
+        if label_column is None:
+            labels = []
+        else:
+            _column(path, columns, label_column, "label", label_opt)
+            labels = [r.get(label_column) for r in records]
+    else:
+        columns, table = _read_parquet(path)
+        _column(path, columns, text_column, "text", text_opt)
+        texts = _parquet_column(table, text_column, path)
+        if label_column is None:
+            labels = []
+        else:
+            _column(path, columns, label_column, "label", label_opt)
+            labels = _parquet_column(table, label_column, path)
+    if label_column is None:
+        return validate_texts(texts, str(path))
+    return validate_labelled(texts, labels, str(path), min_classes=min_classes)
+
+
+def validate_texts(texts: list[object], source: str) -> LabelledTexts:
+    """Check unlabelled texts (none empty) and return them with an empty label list."""
+    if not texts:
+        raise LstmkitError(f"{source}: no texts; expected at least one text")
+    empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if empty:
+        raise LstmkitError(
+            f"{source}: {_rows(empty)} have an empty text; remove those rows or fill them in"
+        )
+    return LabelledTexts([str(t) for t in texts], [], source)
+
+
+def load_text_data(
+    path: str | Path,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    *,
+    split: str = "train",
+    min_classes: int = 2,
+) -> LabelledTexts:
+    """Labelled texts from a table file or from the IMDB archive / folder.
+
+    ``split`` ("train" or "test") applies to IMDB only; tables are read whole.
+    """
+    from lstmkit.data.imdb import is_imdb_source, load_imdb
+
+    path = Path(path)
+    if not path.exists():
+        raise LstmkitError(f"{path}: no such file or folder; check the path")
+    if is_imdb_source(path):
+        return load_imdb(path, split=split)
+    return load_labelled_text(path, text_column, label_column, min_classes=min_classes)

@@ -1,0 +1,122 @@
+"""Batches of token-id sequences for the text classifier: length bucketing and padding.
+
+`BucketBatchSampler` groups sequences of similar length into the same batch
+(shuffled within large random pools, then the batches shuffled), so a padded
+batch wastes few steps; `pad_batch` right-pads with id 0 and returns the real
+``lengths`` that `lstmkit.nn.LSTM` uses to skip the padding exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from lstmkit.data.tokenize import PAD_ID
+
+
+class TokenDataset(Dataset):
+    """Token-id sequences with optional integer labels."""
+
+    def __init__(self, ids: Sequence[Sequence[int]], labels: Sequence[int] | None = None) -> None:
+        if labels is not None and len(labels) != len(ids):
+            raise ValueError(f"{len(ids)} sequences but {len(labels)} labels")
+        self.ids = ids
+        self.labels = labels
+        self.lengths = np.array([len(s) for s in ids], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[Sequence[int], int]:
+        label = -1 if self.labels is None else int(self.labels[index])
+        return self.ids[index], label
+
+
+def pad_batch(items: Sequence[tuple[Sequence[int], int]]) -> dict[str, torch.Tensor]:
+    """Collate ``(ids, label)`` pairs.
+
+    Returns {"ids": (batch, max_len) int64 right-padded with 0, "lengths": (batch,) int64,
+    "labels": (batch,) int64 (-1 when unlabelled)}.
+    """
+    lengths = torch.tensor([len(ids) for ids, _ in items], dtype=torch.int64)
+    width = int(lengths.max()) if len(items) else 0
+    batch = torch.full((len(items), width), PAD_ID, dtype=torch.int64)
+    for row, (ids, _) in enumerate(items):
+        batch[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.int64)
+    labels = torch.tensor([label for _, label in items], dtype=torch.int64)
+    return {"ids": batch, "lengths": lengths, "labels": labels}
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of indices whose sequences have similar lengths.
+
+    With ``shuffle`` the indices are shuffled, cut into pools of
+    ``batch_size * pool_batches``, sorted by length inside each pool and cut
+    into batches, and the batch order is shuffled; a new order every epoch
+    (seeded by ``seed`` + epoch). Without ``shuffle`` all indices are sorted by
+    length (longest first) once: deterministic, the least padding.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        pool_batches: int = 50,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.pool = batch_size * pool_batches
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = np.argsort(-self.lengths, kind="stable")
+            for i in range(0, n, self.batch_size):
+                yield order[i : i + self.batch_size].tolist()
+            return
+        rng = np.random.default_rng(self.seed + self.epoch)
+        self.epoch += 1
+        perm = rng.permutation(n)
+        batches = []
+        for start in range(0, n, self.pool):
+            pool = perm[start : start + self.pool]
+            pool = pool[np.argsort(-self.lengths[pool], kind="stable")]
+            batches.extend(
+                pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)
+            )
+        for b in rng.permutation(len(batches)):
+            yield batches[b].tolist()
+
+
+def make_loader(
+    ids: Sequence[Sequence[int]],
+    labels: Sequence[int] | None,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    bucket: bool = True,
+) -> DataLoader:
+    """A DataLoader of padded batches (dicts from `pad_batch`), bucketed by length."""
+    data = TokenDataset(ids, labels)
+    if bucket:
+        sampler = BucketBatchSampler(data.lengths, batch_size, shuffle=shuffle, seed=seed)
+        return DataLoader(data, batch_sampler=sampler, collate_fn=pad_batch)
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        data, batch_size=batch_size, shuffle=shuffle, generator=gen, collate_fn=pad_batch
+    )

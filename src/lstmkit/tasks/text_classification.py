@@ -1,0 +1,779 @@
+"""Text classification with an LSTM/GRU: the model, its LightningModule and `TextClassifier`.
+
+Model: token ids -> Embedding -> (embedding dropout) -> ``lstmkit.nn`` LSTM or
+GRU (layers, hidden size, bidirectional, dropout between layers) -> pooling
+over the real steps (last / mean / max / attention, or several joined with
+"+", e.g. "max+mean") -> dropout -> linear head. Two classes use one logit and
+binary cross-entropy (as seeds 000 and 003), more classes a softmax.
+
+`TextClassifier` is the estimator: ``fit(texts, labels)`` (tokenizer trained on
+the training texts, a validation split taken from them, training through
+`lstmkit.training.fit`), ``predict`` / ``predict_proba``, ``evaluate``
+(accuracy, macro F1, confusion matrix), ``explain`` (gate activations and
+attention weights for one text), ``save`` / ``load``. Presets named after the
+seed programs reproduce them: ``"seed000"`` and ``"seed003"``; ``"imdb"`` is
+the configuration of ``benchmarks/imdb.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lstmkit.data.text import Label, LabelledTexts, validate_labelled, validate_texts
+from lstmkit.data.text_batches import make_loader
+from lstmkit.data.tokenize import PAD_ID, TextTokenizer, TokenizerConfig
+from lstmkit.errors import LstmkitError
+from lstmkit.nn import GRU, LSTM, POOLS, AttentionPool, lengths_to_mask, make_pool
+
+KIND = "text_classifier"
+RNNS = ("lstm", "gru")
+
+
+@dataclass
+class TextClassifierConfig:
+    """Everything that defines a text classifier and how it is trained (JSON round trip).
+
+    tokenizer: see `TokenizerConfig` (kind, vocab_size, lowercase, max_length, keep).
+    embedding_dim: width of the word vectors.
+    rnn: "lstm" or "gru"; hidden_size, num_layers, bidirectional as in ``lstmkit.nn``.
+    dropout: dropout between stacked recurrent layers.
+    embedding_dropout: dropout on the word vectors.
+    head_dropout: dropout on the pooled vector before the linear head.
+    pooling: "last", "mean", "max", "attention", or several joined by "+" ("max+mean").
+    init: weight initialisation of the recurrent layer, "torch" or "keras"
+        ("keras" also draws the embedding from U(-0.05, 0.05) as Keras does).
+    batch_size, epochs, lr, weight_decay, optimizer, gradient_clip_val,
+    early_stopping_patience: training (see `lstmkit.training.TrainConfig`).
+    lr_decay: "none" or "linear" (learning rate falls linearly to 0 over training).
+    val_fraction: share of the training texts held out for validation (stratified).
+    seed: seeds the split, the initial weights and the batch order.
+    """
+
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    embedding_dim: int = 128
+    rnn: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    embedding_dropout: float = 0.0
+    head_dropout: float = 0.0
+    pooling: str = "last"
+    init: str = "torch"
+    batch_size: int = 64
+    epochs: int = 5
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    gradient_clip_val: float | None = None
+    early_stopping_patience: int | None = None
+    lr_decay: str = "none"
+    val_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tokenizer, dict):
+            self.tokenizer = TokenizerConfig.from_dict(self.tokenizer)
+        if self.rnn not in RNNS:
+            raise LstmkitError(f"rnn must be one of {RNNS}, got {self.rnn!r}")
+        for name in self.pool_names:
+            if name not in POOLS:
+                raise LstmkitError(
+                    f"unknown pooling {name!r}; use one of {POOLS} or several joined by '+'"
+                )
+        for name in ("embedding_dim", "hidden_size", "num_layers", "batch_size", "epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise LstmkitError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("dropout", "embedding_dropout", "head_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise LstmkitError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise LstmkitError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.lr_decay not in ("none", "linear"):
+            raise LstmkitError(f"lr_decay must be 'none' or 'linear', got {self.lr_decay!r}")
+        if self.init not in ("torch", "keras"):
+            raise LstmkitError(f"init must be 'torch' or 'keras', got {self.init!r}")
+
+    @property
+    def pool_names(self) -> list[str]:
+        """The pooling names in ``pooling`` (split on "+")."""
+        return [p.strip() for p in self.pooling.split("+") if p.strip()]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict (the tokenizer settings nested)."""
+        data = asdict(self)
+        data["tokenizer"] = self.tokenizer.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextClassifierConfig:
+        """Inverse of `to_dict`; unknown keys are refused."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise LstmkitError(f"unknown TextClassifierConfig fields {sorted(unknown)}")
+        data = dict(data)
+        if "tokenizer" in data and isinstance(data["tokenizer"], dict):
+            data["tokenizer"] = TokenizerConfig.from_dict(data["tokenizer"])
+        return cls(**data)
+
+
+#: Presets: seed000 = seed 000's PyTorch program, seed003 = seed 003's Keras program,
+#: imdb = benchmarks/imdb.py's configuration (chosen on a validation split of IMDB train).
+PRESETS: dict[str, dict[str, Any]] = {
+    "seed000": {
+        # full vocabulary, no truncation, Embedding(100) -> LSTM(32) x 2 with dropout 0.5
+        # between the layers and on the output, last step, Adam (lr 1e-3), batch 64, 5 epochs.
+        "tokenizer": {"kind": "word", "vocab_size": 1_000_000, "max_length": 0},
+        "embedding_dim": 100,
+        "hidden_size": 32,
+        "num_layers": 2,
+        "dropout": 0.5,
+        "head_dropout": 0.5,
+        "pooling": "last",
+        "batch_size": 64,
+        "epochs": 5,
+        "lr": 1e-3,
+        "val_fraction": 0.0,  # the seed trains on every training review
+    },
+    "seed003": {
+        # top 10,000 words, sequences cut to 200 keeping the end (Keras pad_sequences'
+        # default truncating="pre"), Embedding(128) -> LSTM(128) -> Dense(1, sigmoid),
+        # Keras initialisation, Adam (lr 1e-3), batch 64, 5 epochs, 20% validation split.
+        "tokenizer": {"kind": "word", "vocab_size": 10_000, "max_length": 200, "keep": "tail"},
+        "embedding_dim": 128,
+        "hidden_size": 128,
+        "num_layers": 1,
+        "pooling": "last",
+        "init": "keras",
+        "batch_size": 64,
+        "epochs": 5,
+        "lr": 1e-3,
+        "val_fraction": 0.2,
+    },
+    "imdb": {
+        # benchmarks/imdb.py: chosen on a 10% validation split of IMDB train (see RESULTS.md)
+        "tokenizer": {"kind": "word", "vocab_size": 40_000, "max_length": 400, "keep": "head_tail"},
+        "embedding_dim": 128,
+        "hidden_size": 128,
+        "num_layers": 1,
+        "bidirectional": True,
+        "embedding_dropout": 0.2,
+        "head_dropout": 0.3,
+        "pooling": "max+mean",
+        "batch_size": 32,
+        "epochs": 3,
+        "lr": 4e-3,
+        "lr_decay": "linear",
+        "gradient_clip_val": 1.0,
+        "val_fraction": 0.1,
+    },
+}
+
+_TOKENIZER_KEYS = {f.name for f in fields(TokenizerConfig)}
+
+
+def make_config(preset: str | None = None, **overrides: Any) -> TextClassifierConfig:
+    """A config from a preset (or the defaults) with ``overrides`` applied.
+
+    Tokenizer settings may be given flat (``vocab_size=5000``, ``max_length=100``,
+    ``keep="tail"``, ``tokenizer="bpe"`` for the kind) or as ``tokenizer=TokenizerConfig``.
+    """
+    base: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise LstmkitError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        base = json.loads(json.dumps(PRESETS[preset]))
+    tok = dict(base.pop("tokenizer", {}))
+    for key, value in overrides.items():
+        if key == "tokenizer" and isinstance(value, str):
+            tok["kind"] = value
+        elif key == "tokenizer" and isinstance(value, TokenizerConfig):
+            tok = value.to_dict()
+        elif key in _TOKENIZER_KEYS:
+            tok[key] = value
+        else:
+            base[key] = value
+    names = {f.name for f in fields(TextClassifierConfig)}
+    unknown = set(base) - names
+    if unknown:
+        raise LstmkitError(
+            f"unknown TextClassifier settings {sorted(unknown)}; known: "
+            f"{sorted(names | _TOKENIZER_KEYS - {'tokenizer'})}"
+        )
+    return TextClassifierConfig(tokenizer=TokenizerConfig(**tok), **base)
+
+
+# ---------------------------------------------------------------------- the network
+def reverse_within_lengths(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse each sequence of a right-padded batch (batch, time, ...) inside its own length.
+
+    Padded steps stay where they are; applying it twice gives ``x`` back.
+    """
+    batch, time = x.shape[:2]
+    steps = torch.arange(time).unsqueeze(0).expand(batch, time)
+    last = (lengths.to(steps.dtype) - 1).unsqueeze(1)
+    index = torch.where(steps <= last, last - steps, steps).to(x.device)
+    index = index.view(batch, time, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
+
+
+class RecurrentEncoder(nn.Module):
+    """Stacked, optionally bidirectional LSTM/GRU over right-padded batches, exact per length.
+
+    Every direction of every layer is a unidirectional ``lstmkit.nn`` layer run on the padded
+    batch. The forward direction reads each sequence's real steps before its padding, and the
+    backward direction reads each sequence reversed *within its own length* (padding still at
+    the end), so padding never reaches a real step and the result equals running each text
+    alone. This keeps torch's fast padded kernel (its packed-sequence kernel, which
+    ``lengths=`` uses, is several times slower on CPU); with ``return_gates`` the layers get
+    ``lengths`` and run the reference loop.
+
+    forward(x (batch, time, input), lengths (batch,)) -> (batch, time, hidden * directions),
+    zeros at padded steps.
+    """
+
+    def __init__(
+        self,
+        rnn: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        init: str = "torch",
+    ) -> None:
+        super().__init__()
+        cls = LSTM if rnn == "lstm" else GRU
+        self.directions = 2 if bidirectional else 1
+        self.dropout = dropout
+        self.layers = nn.ModuleList()
+        for layer in range(num_layers):
+            size = input_size if layer == 0 else hidden_size * self.directions
+            self.layers.append(
+                nn.ModuleList(
+                    cls(size, hidden_size, batch_first=True, init=init)
+                    for _ in range(self.directions)
+                )
+            )
+
+    def forward(
+        self, x: Tensor, lengths: Tensor, *, return_gates: bool = False
+    ) -> tuple[Tensor, list[list[Any]] | None]:
+        """Outputs (batch, time, features) and, if asked, gates[layer][direction]."""
+        mask = lengths_to_mask(lengths, x.shape[0], x.shape[1], x.device).unsqueeze(-1)
+        all_gates: list[list[Any]] | None = [] if return_gates else None
+        for k, directions in enumerate(self.layers):
+            outputs, layer_gates = [], []
+            for d, rnn in enumerate(directions):
+                inp = x if d == 0 else reverse_within_lengths(x, lengths)
+                if return_gates:
+                    out, _, gates = rnn(inp, lengths=lengths, return_gates=True)
+                    gates = gates[0][0]
+                    if d == 1:
+                        gates = type(gates)(*(reverse_within_lengths(g, lengths) for g in gates))
+                    layer_gates.append(gates)
+                else:
+                    out, _ = rnn(inp)
+                outputs.append(out if d == 0 else reverse_within_lengths(out, lengths))
+            x = torch.cat(outputs, dim=-1) * mask
+            if self.dropout > 0 and k < len(self.layers) - 1:
+                x = F.dropout(x, self.dropout, self.training)
+            if all_gates is not None:
+                all_gates.append(layer_gates)
+        return x, all_gates
+
+
+class TextClassifierNet(nn.Module):
+    """Embedding -> LSTM/GRU -> pooling -> dropout -> linear.
+
+    forward(ids (batch, time) int64, lengths (batch,) int64) -> logits (batch, outputs),
+    outputs = 1 for two classes, else the number of classes.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, config: TextClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_classes = num_classes
+        self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=PAD_ID)
+        if config.init == "keras":
+            with torch.no_grad():
+                self.embedding.weight.uniform_(-0.05, 0.05)
+                self.embedding.weight[PAD_ID].zero_()
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.rnn = RecurrentEncoder(
+            config.rnn,
+            config.embedding_dim,
+            config.hidden_size,
+            config.num_layers,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            init=config.init,
+        )
+        features = config.hidden_size * (2 if config.bidirectional else 1)
+        self.pools = nn.ModuleList(
+            make_pool(name, features, config.bidirectional) for name in config.pool_names
+        )
+        self.head_dropout = nn.Dropout(config.head_dropout)
+        self.head = nn.Linear(features * len(self.pools), 1 if num_classes == 2 else num_classes)
+
+    def forward(
+        self, ids: Tensor, lengths: Tensor, *, return_details: bool = False
+    ) -> Tensor | tuple[Tensor, dict[str, Any]]:
+        """Logits (batch, outputs); with ``return_details`` also gates and attention weights."""
+        x = self.embedding_dropout(self.embedding(ids))
+        lengths = lengths.cpu()
+        details: dict[str, Any] = {}
+        out, gates = self.rnn(x, lengths, return_gates=return_details)
+        if return_details:
+            details["gates"] = gates
+        pooled = []
+        for pool in self.pools:
+            if isinstance(pool, AttentionPool):
+                vec, details["attention"] = pool(out, lengths, return_weights=True)
+            else:
+                vec = pool(out, lengths)
+            pooled.append(vec)
+        logits = self.head(self.head_dropout(torch.cat(pooled, dim=-1)))
+        return (logits, details) if return_details else logits
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """Class probabilities (batch, classes) from logits."""
+        if self.num_classes == 2:
+            p = torch.sigmoid(logits.squeeze(-1))
+            return torch.stack([1 - p, p], dim=-1)
+        return torch.softmax(logits, dim=-1)
+
+    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Binary cross-entropy on one logit (two classes) or cross-entropy."""
+        if self.num_classes == 2:
+            return F.binary_cross_entropy_with_logits(logits.squeeze(-1), labels.float())
+        return F.cross_entropy(logits, labels)
+
+
+class TextClassifierModule(L.LightningModule):
+    """Lightning wrapper: logs train_loss/train_acc and val_loss/val_acc per epoch."""
+
+    def __init__(
+        self,
+        net: TextClassifierNet,
+        config: TextClassifierConfig,
+        total_steps: int,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+    ):
+        super().__init__()
+        self.net = net
+        self.config = config
+        self.total_steps = max(total_steps, 1)
+        self.on_epoch = on_epoch
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        if self.on_epoch is not None and not self.trainer.sanity_checking:
+            row = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
+            row["epoch"] = self.current_epoch
+            row["seconds"] = time.perf_counter() - self._epoch_start
+            self.on_epoch(row)
+
+    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        logits = self.net(batch["ids"], batch["lengths"])
+        loss = self.net.loss(logits, batch["labels"])
+        pred = self.net.probabilities(logits).argmax(-1)
+        acc = (pred == batch["labels"]).float().mean()
+        n = batch["ids"].shape[0]
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        return loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        from lstmkit.training import TrainConfig, build_optimizer
+
+        cfg = self.config
+        opt = build_optimizer(
+            self.parameters(),
+            TrainConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, optimizer=cfg.optimizer),
+        )
+        if cfg.lr_decay == "none":
+            return opt
+        total = self.total_steps
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, 1 - step / total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+# ---------------------------------------------------------------------- metrics
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:
+    """Counts (classes, classes): row = true class, column = predicted class."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    return cm
+
+
+def macro_f1(cm: np.ndarray) -> float:
+    """Unweighted mean F1 over the classes that occur (as true or predicted labels).
+
+    F1 of a class is 2 tp / (2 tp + fp + fn) (0 when it is never predicted correctly).
+    """
+    tp = np.diag(cm).astype(float)
+    fp = cm.sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
+    f1 = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=present)
+    return float(f1[present].mean()) if present.any() else math.nan
+
+
+@dataclass
+class Evaluation:
+    """Scores of a classifier on labelled texts.
+
+    confusion: (classes, classes) counts, row = true class, column = predicted.
+    """
+
+    accuracy: float
+    macro_f1: float
+    loss: float
+    confusion: np.ndarray
+    classes: list[Label]
+    n: int
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict."""
+        return {
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "loss": self.loss,
+            "confusion": self.confusion.tolist(),
+            "classes": list(self.classes),
+            "n": self.n,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class GateTrace:
+    """What the recurrent layer did on one text (see `TextClassifier.explain`).
+
+    tokens: the T tokens the model read. gates: name -> (T, hidden) activations
+    (LSTM: input, forget, output, candidate, cell; GRU: reset, update, candidate,
+    hidden) of one layer and direction. attention: (T,) weights or None.
+    probabilities: (classes,), predicted: the predicted label.
+    """
+
+    tokens: list[str]
+    gates: dict[str, np.ndarray]
+    attention: np.ndarray | None
+    probabilities: np.ndarray
+    predicted: Label
+    classes: list[Label]
+    layer: int
+    direction: int
+    rnn: str
+
+
+# ---------------------------------------------------------------------- the estimator
+class TextClassifier:
+    """Train, apply, evaluate and save an LSTM/GRU text classifier.
+
+    Example::
+
+        clf = TextClassifier("seed003", epochs=2)
+        clf.fit(texts, labels)                 # labels: strings or integers
+        clf.predict(["a great film"])          # -> ["pos"]
+        clf.predict_proba(["a great film"])    # -> (1, 2) array, columns = clf.classes
+        clf.evaluate(test_texts, test_labels)  # accuracy, macro F1, confusion matrix
+        clf.save("model/"); TextClassifier.load("model/")
+
+    Args:
+        preset: None, "seed000", "seed003" or "imdb" (see `PRESETS`).
+        config: a full `TextClassifierConfig` (instead of preset + overrides).
+        **overrides: any `TextClassifierConfig` field, or a tokenizer field given flat.
+    """
+
+    def __init__(
+        self, preset: str | None = None, *, config: TextClassifierConfig | None = None, **overrides
+    ) -> None:
+        if config is not None and (preset is not None or overrides):
+            raise LstmkitError("pass either config=... or a preset and overrides, not both")
+        self.config = config if config is not None else make_config(preset, **overrides)
+        self.tokenizer: TextTokenizer | None = None
+        self.net: TextClassifierNet | None = None
+        self.classes: list[Label] = []
+        self.history: list[dict[str, float]] = []
+        self.train_info: dict[str, Any] = {}
+        #: the validation texts and labels of the last `fit` (not saved)
+        self.validation: LabelledTexts | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _require_fitted(self) -> tuple[TextTokenizer, TextClassifierNet]:
+        if self.net is None or self.tokenizer is None:
+            raise LstmkitError("the classifier is not trained yet; call fit() or load() first")
+        return self.tokenizer, self.net
+
+    def _encode_labels(self, labels: Sequence[Label], source: str) -> list[int]:
+        index = {c: i for i, c in enumerate(self.classes)}
+        unknown = sorted({str(label) for label in labels if label not in index})
+        if unknown:
+            raise LstmkitError(
+                f"{source}: labels {unknown[:5]} were not seen in training; the model knows "
+                f"{self.classes}"
+            )
+        return [index[label] for label in labels]
+
+    def _split(self, y: list[int]) -> tuple[list[int], list[int]]:
+        """Stratified train/validation indices."""
+        rng = np.random.default_rng(self.config.seed)
+        train_idx, val_idx = [], []
+        y_arr = np.asarray(y)
+        for c in range(len(self.classes)):
+            idx = np.flatnonzero(y_arr == c)
+            rng.shuffle(idx)
+            n_val = round(len(idx) * self.config.val_fraction)
+            if self.config.val_fraction > 0 and len(idx) > 1:
+                n_val = max(n_val, 1)
+            val_idx.extend(idx[:n_val].tolist())
+            train_idx.extend(idx[n_val:].tolist())
+        return sorted(train_idx), sorted(val_idx)
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[Label],
+        *,
+        val_texts: Sequence[str] | None = None,
+        val_labels: Sequence[Label] | None = None,
+        progress: bool = True,
+        accelerator: str = "cpu",
+        devices: int | str = 1,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+    ) -> TextClassifier:
+        """Train on ``texts`` (n strings) with ``labels`` (n class names or integers).
+
+        Without ``val_texts``, a stratified ``config.val_fraction`` of the data is held out
+        for validation (early stopping and best-epoch selection use its loss).
+        The tokenizer is learnt from the training part only. ``on_epoch`` is called after
+        each epoch with that epoch's metrics (epoch, train_loss, val_acc, ..., seconds).
+        """
+        from lstmkit.training import TrainConfig
+        from lstmkit.training import fit as train
+
+        data = validate_labelled(list(texts), list(labels), "training data")
+        cfg = self.config
+        self.classes = data.classes()
+        y = self._encode_labels(data.labels, "training data")
+        if val_texts is not None:
+            if val_labels is None:
+                raise LstmkitError("val_texts given without val_labels")
+            val = validate_labelled(
+                list(val_texts), list(val_labels), "validation data", min_classes=1
+            )
+            tr_texts, tr_y = data.texts, y
+            va_texts, va_y = val.texts, self._encode_labels(val.labels, "validation data")
+        else:
+            tr_idx, va_idx = self._split(y)
+            tr_texts, tr_y = [data.texts[i] for i in tr_idx], [y[i] for i in tr_idx]
+            va_texts, va_y = [data.texts[i] for i in va_idx], [y[i] for i in va_idx]
+        if len(set(tr_y)) < 2:
+            raise LstmkitError("the training part holds a single class; give more rows per class")
+
+        torch.manual_seed(cfg.seed)
+        start = time.perf_counter()
+        self.tokenizer = TextTokenizer.train(tr_texts, cfg.tokenizer)
+        tok_seconds = time.perf_counter() - start
+        tr_ids = self.tokenizer.encode(tr_texts)
+        va_ids = self.tokenizer.encode(va_texts) if va_texts else []
+        train_loader = make_loader(tr_ids, tr_y, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        val_loader = (
+            make_loader(va_ids, va_y, cfg.batch_size * 2, shuffle=False) if va_ids else None
+        )
+        self.net = TextClassifierNet(self.tokenizer.vocab_size, len(self.classes), cfg)
+        module = TextClassifierModule(self.net, cfg, len(train_loader) * cfg.epochs, on_epoch)
+        train_cfg = TrainConfig(
+            max_epochs=cfg.epochs,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            optimizer=cfg.optimizer,
+            gradient_clip_val=cfg.gradient_clip_val,
+            early_stopping_patience=cfg.early_stopping_patience,
+            seed=cfg.seed,
+            accelerator=accelerator,
+            devices=devices,
+            progress_bar=progress,
+            deterministic=False,
+        )
+        result = train(module, train_loader, val_loader, train_cfg)
+        self.net.cpu().eval()
+        self.history = result.history
+        self.validation = LabelledTexts(va_texts, [self.classes[i] for i in va_y], "validation")
+        n_tokens = int(sum(len(s) for s in tr_ids))
+        self.train_info = {
+            "train_texts": len(tr_texts),
+            "val_texts": len(va_texts),
+            "vocab_size": self.tokenizer.vocab_size,
+            "train_tokens_per_epoch": n_tokens,
+            "tokenizer_seconds": tok_seconds,
+            "fit_seconds": result.fit_seconds,
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss,
+            "tokens_per_second": n_tokens * result.epochs_run / max(result.fit_seconds, 1e-9),
+        }
+        return self
+
+    # ------------------------------------------------------------------ inference
+    @torch.inference_mode()
+    def _logits(self, texts: Sequence[str], batch_size: int | None = None) -> Tensor:
+        tokenizer, net = self._require_fitted()
+        net.eval()
+        ids = tokenizer.encode(list(texts))
+        loader = make_loader(ids, None, batch_size or self.config.batch_size * 2, shuffle=False)
+        order = np.argsort(-np.array([len(s) for s in ids]), kind="stable")
+        outputs = [net(b["ids"], b["lengths"]) for b in loader]
+        logits = torch.cat(outputs) if outputs else torch.empty(0, net.head.out_features)
+        result = torch.empty_like(logits)
+        result[torch.as_tensor(order)] = logits
+        return result
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities (n, classes), columns in the order of ``self.classes``."""
+        data = validate_texts(list(texts), "texts")
+        _, net = self._require_fitted()
+        with torch.inference_mode():
+            return net.probabilities(self._logits(data.texts, batch_size)).numpy()
+
+    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[Label]:
+        """Predicted labels (n), in the label type given to fit (strings or integers)."""
+        proba = self.predict_proba(texts, batch_size)
+        return [self.classes[i] for i in proba.argmax(axis=1)]
+
+    def evaluate(
+        self, texts: Sequence[str], labels: Sequence[Label], batch_size: int | None = None
+    ) -> Evaluation:
+        """Accuracy, macro F1, mean loss and confusion matrix on labelled texts."""
+        _, net = self._require_fitted()
+        data = validate_labelled(list(texts), list(labels), "evaluation data", min_classes=1)
+        y = torch.tensor(self._encode_labels(data.labels, "evaluation data"))
+        start = time.perf_counter()
+        with torch.inference_mode():
+            logits = self._logits(data.texts, batch_size)
+            loss = float(net.loss(logits, y))
+            pred = net.probabilities(logits).argmax(-1)
+        cm = confusion_matrix(y.numpy(), pred.numpy(), len(self.classes))
+        return Evaluation(
+            accuracy=float((pred == y).float().mean()),
+            macro_f1=macro_f1(cm),
+            loss=loss,
+            confusion=cm,
+            classes=list(self.classes),
+            n=len(y),
+            seconds=time.perf_counter() - start,
+        )
+
+    @torch.inference_mode()
+    def explain(self, text: str, layer: int = -1, direction: int = 0) -> GateTrace:
+        """Gate activations of one recurrent layer/direction and attention weights on ``text``."""
+        tokenizer, net = self._require_fitted()
+        validate_texts([text], "text")
+        cfg = self.config
+        if not -cfg.num_layers <= layer < cfg.num_layers:
+            raise LstmkitError(f"layer must be in [0, {cfg.num_layers - 1}], got {layer}")
+        n_dir = 2 if cfg.bidirectional else 1
+        if direction not in range(n_dir):
+            raise LstmkitError(f"direction must be in [0, {n_dir - 1}], got {direction}")
+        net.eval()
+        ids = tokenizer.encode([text])[0]
+        logits, details = net(torch.tensor([ids]), torch.tensor([len(ids)]), return_details=True)
+        gate = details["gates"][layer][direction]
+        gates = {name: value[0].numpy() for name, value in gate._asdict().items()}
+        attention = details.get("attention")
+        proba = net.probabilities(logits)[0].numpy()
+        return GateTrace(
+            tokens=[tokenizer.tokenizer.id_to_token(i) or "[UNK]" for i in ids],
+            gates=gates,
+            attention=None if attention is None else attention[0].numpy(),
+            probabilities=proba,
+            predicted=self.classes[int(proba.argmax())],
+            classes=list(self.classes),
+            layer=layer % cfg.num_layers,
+            direction=direction,
+            rnn=cfg.rnn,
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, extras: dict[str, str | bytes] | None = None) -> Path:
+        """Write the model directory (config.json, model.safetensors, tokenizer.json,
+        training.json and any ``extras`` files) atomically."""
+        from lstmkit.io import save_model_dir
+
+        tokenizer, net = self._require_fitted()
+        files = {
+            "tokenizer.json": tokenizer.to_json(),
+            "training.json": json.dumps(
+                {"history": self.history, "info": self.train_info}, indent=2
+            ),
+        }
+        files.update(extras or {})
+        return save_model_dir(
+            path,
+            kind=KIND,
+            config={
+                "model": self.config.to_dict(),
+                "classes": list(self.classes),
+                "vocab_size": tokenizer.vocab_size,
+            },
+            state_dict=net.state_dict(),
+            extras=files,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> TextClassifier:
+        """Load a model directory written by `save`."""
+        from lstmkit.io import load_model_dir
+
+        saved = load_model_dir(path, KIND)
+        try:
+            cfg = TextClassifierConfig.from_dict(saved.config["model"])
+            classes = list(saved.config["classes"])
+            vocab_size = int(saved.config["vocab_size"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise LstmkitError(
+                f"{path}: config.json is not a text classifier config ({err}); save it again"
+            ) from None
+        clf = cls(config=cfg)
+        clf.classes = classes
+        clf.tokenizer = TextTokenizer.from_json(saved.read_text("tokenizer.json"), cfg.tokenizer)
+        clf.net = TextClassifierNet(vocab_size, len(classes), cfg)
+        try:
+            clf.net.load_state_dict(saved.state_dict)
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise LstmkitError(f"{path}: weights do not fit the saved config ({first})") from None
+        clf.net.eval()
+        try:
+            training = json.loads(saved.read_text("training.json"))
+            clf.history, clf.train_info = training["history"], training["info"]
+        except (LstmkitError, KeyError, ValueError):
+            pass
+        return clf

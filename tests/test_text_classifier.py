@@ -1,0 +1,261 @@
+"""TextClassifier: learning, padding invariance, metrics, presets, save/load, explain."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from lstmkit import TextClassifier
+from lstmkit.errors import LstmkitError
+from lstmkit.tasks.text_classification import (
+    PRESETS,
+    RecurrentEncoder,
+    TextClassifierConfig,
+    confusion_matrix,
+    macro_f1,
+    make_config,
+    reverse_within_lengths,
+)
+
+CUES = {
+    "pos": ["great", "wonderful", "superb", "loved"],
+    "neg": ["awful", "boring", "terrible", "hated"],
+    "mixed": ["okay", "average", "fine", "mediocre"],
+}
+FILLER = ["the", "a", "movie", "film", "plot", "actor", "scene", "it", "was", "and", "of", "this"]
+
+
+def make_texts(n: int, classes=("neg", "pos"), seed: int = 0):
+    """Random filler with one class cue word somewhere (length 3..40)."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        label = rng.choice(classes)
+        words = [rng.choice(FILLER) for _ in range(rng.randint(2, 39))]
+        words.insert(rng.randrange(len(words) + 1), rng.choice(CUES[str(label)]))
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels
+
+
+SMALL = dict(embedding_dim=16, hidden_size=16, batch_size=32, lr=1e-2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    texts, labels = make_texts(480)
+    clf = TextClassifier(**SMALL, epochs=6, bidirectional=True, pooling="max")
+    clf.fit(texts, labels, progress=False)
+    return clf
+
+
+def test_learns_cue_words(trained):
+    texts, labels = make_texts(200, seed=1)
+    result = trained.evaluate(texts, labels)
+    assert result.accuracy > 0.9
+    assert trained.predict(["the movie was wonderful", "the plot was awful"]) == ["pos", "neg"]
+    hist = trained.history
+    assert len(hist) == 6 and {"train_loss", "val_loss", "train_acc", "val_acc"} <= set(hist[0])
+    assert trained.train_info["val_texts"] == 96  # stratified 20% of 480
+
+
+def test_predict_proba_shape_and_order(trained):
+    proba = trained.predict_proba(["loved it", "hated it", "a film"])
+    assert proba.shape == (3, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert trained.classes == ["neg", "pos"]
+    assert proba[0, 1] > 0.5 > proba[1, 1]
+
+
+def test_padded_batch_equals_one_by_one(trained):
+    texts, _ = make_texts(40, seed=2)
+    batched = trained.predict_proba(texts, batch_size=16)
+    single = np.concatenate([trained.predict_proba([t]) for t in texts])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_padding_does_not_change_logits_in_the_net(trained):
+    net = trained.net
+    ids = trained.tokenizer.encode(["the movie was wonderful and the actor superb", "awful"])
+    padded = torch.zeros(2, len(ids[0]), dtype=torch.int64)
+    for i, seq in enumerate(ids):
+        padded[i, : len(seq)] = torch.tensor(seq)
+    lengths = torch.tensor([len(s) for s in ids])
+    with torch.no_grad():
+        both = net(padded, lengths)
+        alone = torch.cat([net(torch.tensor([s]), torch.tensor([len(s)])) for s in ids])
+    torch.testing.assert_close(both, alone, atol=1e-6, rtol=1e-5)
+
+
+def test_metrics_by_hand():
+    y_true = [0, 0, 1, 1, 2, 2]
+    y_pred = [0, 1, 1, 1, 2, 0]
+    cm = confusion_matrix(y_true, y_pred, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    # F1 per class: 2tp/(2tp+fp+fn): class0 2/(2+1+1)=0.5, class1 4/(4+1)=0.8, class2 2/3
+    assert macro_f1(cm) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    # a class that never occurs does not count
+    assert macro_f1(confusion_matrix([0, 1], [0, 1], 3)) == pytest.approx(1.0)
+
+
+def test_evaluate_matches_independent_count(trained):
+    texts, labels = make_texts(100, seed=3)
+    result = trained.evaluate(texts, labels)
+    pred = trained.predict(texts)
+    assert result.accuracy == pytest.approx(
+        np.mean([p == y for p, y in zip(pred, labels, strict=True)])
+    )
+    for i, true in enumerate(result.classes):
+        for j, guess in enumerate(result.classes):
+            count = sum(1 for p, y in zip(pred, labels, strict=True) if y == true and p == guess)
+            assert result.confusion[i, j] == count
+    with pytest.raises(LstmkitError, match="not seen in training"):
+        trained.evaluate(["a film"], ["other"])
+
+
+def test_multiclass_integer_labels_gru_attention():
+    texts, labels = make_texts(360, classes=("neg", "pos", "mixed"), seed=4)
+    ints = [{"neg": 0, "pos": 1, "mixed": 2}[y] for y in labels]
+    clf = TextClassifier(
+        **SMALL, epochs=6, rnn="gru", pooling="attention", num_layers=2, dropout=0.1
+    )
+    clf.fit(texts, ints, progress=False)
+    assert clf.classes == [0, 1, 2]
+    assert clf.net.head.out_features == 3
+    test_texts, test_labels = make_texts(90, classes=("neg", "pos", "mixed"), seed=5)
+    test_ints = [{"neg": 0, "pos": 1, "mixed": 2}[y] for y in test_labels]
+    result = clf.evaluate(test_texts, test_ints)
+    assert result.accuracy > 0.6 and result.confusion.shape == (3, 3)
+    assert all(isinstance(p, int) for p in clf.predict(test_texts[:5]))
+    trace = clf.explain("this film was average and fine")
+    assert set(trace.gates) == {"reset", "update", "candidate", "hidden"}
+    assert trace.attention.shape == (6,)
+    assert trace.attention.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    path = trained.save(tmp_path / "model", extras={"note.txt": "hi"})
+    assert {p.name for p in path.iterdir()} >= {
+        "config.json", "model.safetensors", "tokenizer.json", "training.json", "note.txt",
+    }  # fmt: skip
+    meta = json.loads((path / "config.json").read_text())
+    assert meta["kind"] == "text_classifier" and meta["config"]["classes"] == ["neg", "pos"]
+    loaded = TextClassifier.load(path)
+    texts, _ = make_texts(30, seed=6)
+    np.testing.assert_allclose(loaded.predict_proba(texts), trained.predict_proba(texts), atol=1e-7)
+    assert loaded.config == trained.config and loaded.history == trained.history
+
+
+def test_load_errors(trained, tmp_path):
+    with pytest.raises(LstmkitError):
+        TextClassifier.load(tmp_path / "missing")
+    path = trained.save(tmp_path / "model")
+    (path / "tokenizer.json").write_text("{not json")
+    with pytest.raises(LstmkitError, match="tokenizer"):
+        TextClassifier.load(path)
+    (path / "tokenizer.json").unlink()
+    with pytest.raises(LstmkitError):
+        TextClassifier.load(path)
+
+
+def test_explain_lstm_gates_match_torch_lstm(trained):
+    """Gates and cell state equal torch.nn.LSTM's run on the same weights (both directions)."""
+    text = "the movie was wonderful and the actor superb"
+    trace = trained.explain(text)
+    assert set(trace.gates) == {"input", "forget", "candidate", "output", "cell"}
+    ids = trained.tokenizer.encode([text])[0]
+    assert trace.tokens == [trained.tokenizer.tokenizer.id_to_token(i) for i in ids]
+    fwd, bwd = trained.net.rnn.layers[0]
+    with torch.no_grad():
+        x = trained.net.embedding(torch.tensor([ids])).double()
+        for module, seq, gates in ((fwd, x, trace), (bwd, x.flip(1), trained.explain(text, 0, 1))):
+            ref = torch.nn.LSTM(module.input_size, module.hidden_size, batch_first=True).double()
+            ref.load_state_dict({k: v.double() for k, v in module.state_dict().items()})
+            out, (_, c_n) = ref(seq)
+            cell = gates.gates["cell"] if module is fwd else gates.gates["cell"][::-1]
+            np.testing.assert_allclose(cell[-1], c_n[0, 0].numpy(), atol=1e-5)
+            # h_t = o_t * tanh(c_t) at every step
+            h = gates.gates["output"] * np.tanh(gates.gates["cell"])
+            h = h if module is fwd else h[::-1]
+            np.testing.assert_allclose(h, out[0].numpy(), atol=1e-5)
+    for gate in ("input", "forget", "output"):
+        assert (trace.gates[gate] >= 0).all() and (trace.gates[gate] <= 1).all()
+    with pytest.raises(LstmkitError, match="direction"):
+        trained.explain(text, direction=2)
+
+
+def test_reverse_within_lengths_by_hand():
+    x = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]]).unsqueeze(-1)
+    got = reverse_within_lengths(x, torch.tensor([3, 2]))
+    assert got.squeeze(-1).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
+    assert torch.equal(reverse_within_lengths(got, torch.tensor([3, 2])), x)
+
+
+def test_presets_reproduce_the_seeds():
+    s3 = make_config("seed003")
+    assert (s3.tokenizer.vocab_size, s3.tokenizer.max_length, s3.tokenizer.keep) == (
+        10_000,
+        200,
+        "tail",
+    )
+    assert (s3.embedding_dim, s3.hidden_size, s3.num_layers, s3.bidirectional) == (
+        128,
+        128,
+        1,
+        False,
+    )
+    assert (s3.epochs, s3.batch_size, s3.val_fraction, s3.pooling) == (5, 64, 0.2, "last")
+    s0 = make_config("seed000")
+    assert (s0.embedding_dim, s0.hidden_size, s0.num_layers, s0.dropout) == (100, 32, 2, 0.5)
+    assert (s0.pooling, s0.epochs, s0.head_dropout) == ("last", 5, 0.5)
+    assert set(PRESETS) == {"seed000", "seed003", "imdb"}
+    with pytest.raises(LstmkitError, match="unknown preset"):
+        make_config("seed999")
+
+
+def test_config_json_round_trip_and_validation():
+    cfg = make_config("imdb", hidden_size=64, tokenizer="bpe", max_length=50)
+    again = TextClassifierConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg and again.tokenizer.kind == "bpe" and again.tokenizer.max_length == 50
+    with pytest.raises(LstmkitError, match="pooling"):
+        make_config(pooling="median")
+    with pytest.raises(LstmkitError, match="unknown TextClassifier settings"):
+        make_config(hiden_size=3)
+
+
+def test_fit_rejects_bad_input():
+    with pytest.raises(LstmkitError, match="at least two classes"):
+        TextClassifier(**SMALL).fit(["a", "b"], ["x", "x"], progress=False)
+    with pytest.raises(LstmkitError, match="empty text"):
+        TextClassifier(**SMALL).fit(["a", " "], ["x", "y"], progress=False)
+    with pytest.raises(LstmkitError, match="not trained"):
+        TextClassifier().predict(["a"])
+
+
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+def test_encoder_padded_batch_equals_each_sequence_alone(rnn):
+    """Two bidirectional layers: every real step of a padded batch equals the text run alone."""
+    torch.manual_seed(0)
+    enc = RecurrentEncoder(rnn, 6, 5, num_layers=2, bidirectional=True).eval()
+    lengths = torch.tensor([7, 3, 5, 1])
+    x = torch.randn(4, 7, 6)
+    with torch.no_grad():
+        batch, _ = enc(x, lengths)
+        for i, n in enumerate(lengths.tolist()):
+            alone, _ = enc(x[i : i + 1, :n], torch.tensor([n]))
+            torch.testing.assert_close(batch[i, :n], alone[0], atol=1e-6, rtol=1e-5)
+            assert (batch[i, n:] == 0).all()
+        # reference: torch's own bidirectional layer on the unpadded sequence, layer 1 only
+        one = RecurrentEncoder(rnn, 6, 5, bidirectional=True).eval()
+        ref = (torch.nn.LSTM if rnn == "lstm" else torch.nn.GRU)(6, 5, bidirectional=True)
+        fwd, bwd = one.layers[0]
+        ref.load_state_dict(
+            {**fwd.state_dict(), **{f"{k}_reverse": v for k, v in bwd.state_dict().items()}}
+        )
+        out, _ = one(x[1:2, :3], torch.tensor([3]))
+        expected, _ = ref(x[1, :3].unsqueeze(1))
+        torch.testing.assert_close(out[0], expected[:, 0], atol=1e-6, rtol=1e-5)
