@@ -12,15 +12,6 @@ prints one ``error: ...`` line and exits with 2.
 
 from __future__ import annotations
 
-import os
-
-# Small recurrent models run many short parallel regions; OpenMP threads that
-# busy-wait between them slow training ~100x when the cores are shared with
-# other work (measured: 1.4 s vs 128 s for the AirPassengers demo). Torch reads
-# this when it loads, so it is set here, before any torch import, unless the
-# user chose a policy.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import io
 from pathlib import Path
 from typing import Annotated, Any

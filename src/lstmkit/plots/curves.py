@@ -27,7 +27,7 @@ def plot_training_curves(
     if not history:
         raise ValueError("history is empty: nothing to plot")
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
-    epochs = [row.get("epoch", i) for i, row in enumerate(history)]
+    epochs = [row.get("epoch", i) + 1 for i, row in enumerate(history)]  # 1-based for people
     for ax, metric in zip(axes[0], metrics, strict=True):
         for split, style in (("train", "-"), ("val", "--")):
             key = f"{split}_{metric}"
