@@ -324,3 +324,50 @@ def test_drop_in_inside_a_model():
     x = torch.randn(32, 10, 100)
     assert ours(x).shape == (32, 5)
     torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_full_lengths_equal_no_lengths(backend):
+    torch.manual_seed(8)
+    lstm = lnn.LSTM(3, 4, 2, bidirectional=True, backend=backend)
+    x = torch.randn(5, 3, 3)
+    out_a, (h_a, c_a) = lstm(x, lengths=torch.tensor([5, 5, 5]))
+    out_b, (h_b, c_b) = lstm(x)
+    for a, b in ((out_a, out_b), (h_a, h_b), (c_a, c_b)):
+        torch.testing.assert_close(a, b)
+
+
+def test_reverse_within_lengths_keeps_padding_and_inverts():
+    from lstmkit.nn.backends import reverse_within_lengths
+
+    x = torch.arange(8.0).view(4, 2, 1)  # time 4, batch 2
+    lengths = torch.tensor([4, 2])
+    r = reverse_within_lengths(x, lengths)
+    assert r[:, 0, 0].tolist() == [6.0, 4.0, 2.0, 0.0]
+    assert r[:, 1, 0].tolist() == [3.0, 1.0, 5.0, 7.0]
+    assert torch.equal(reverse_within_lengths(r, lengths), x)
+
+
+def test_unbatched_input_refuses_lengths():
+    with pytest.raises(ValueError, match="needs a batch"):
+        lnn.LSTM(3, 4)(torch.randn(5, 3), lengths=torch.tensor([3]))
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("seed", range(3))
+def test_lengths_without_autograd_match_torch(mode, seed):
+    """Inference takes another native path (torch's packed kernel); same numbers."""
+    cfg = random_config(200 + seed, mode)
+    torch.manual_seed(seed)
+    ours, ref = make_pair(mode, cfg, "native")
+    gen = torch.Generator().manual_seed(seed)
+    bf, lengths = cfg["batch_first"], torch.tensor([2, 6, 6, 4])
+    x = torch.randn(*((4, 6) if bf else (6, 4)), cfg["input_size"], generator=gen)
+    hx = initial_state(mode, cfg, 4, gen) if seed % 2 else None
+    with torch.no_grad():
+        r_ours = ours(x, hx, lengths=lengths)
+        r_ref = ref(pack_padded_sequence(x, lengths, batch_first=bf, enforce_sorted=False), hx)
+    out_ref, _ = pad_packed_sequence(r_ref[0], batch_first=bf, total_length=6)
+    torch.testing.assert_close(r_ours[0], out_ref)
+    for a, b in zip(states_of(mode, r_ours), states_of(mode, r_ref), strict=True):
+        torch.testing.assert_close(a, b)

@@ -5,10 +5,16 @@
   option (variable lengths by masking, gate introspection). Time-major only.
 - ``native``: torch's own fused kernel (``torch._VF.lstm`` / ``_VF.gru``, the
   same call ``torch.nn.LSTM`` makes), used when the configuration is plain.
+  Variable lengths: with autograd on (training) they run on the padded batch,
+  one layer and direction at a time, because the backward pass of torch's
+  packed CPU kernel is several times slower; without autograd (inference)
+  torch's packed kernel is the faster one and is used.
 
-Both take the same flat weight list, in torch's order: for each layer, for each
-direction, ``w_ih, w_hh[, b_ih, b_hh][, w_hr]``. A later fused-kernel backend
-plugs in beside them with the same signature.
+Both take time-major input ``(time, batch, features)`` (the layer transposes
+batch-first input and unpacks PackedSequences) and the same flat weight list,
+in torch's order: for each layer, for each direction, ``w_ih, w_hh[, b_ih,
+b_hh][, w_hr]``. A later fused-kernel backend plugs in beside them with the
+same signature.
 """
 
 from collections.abc import Sequence
@@ -59,15 +65,18 @@ def _run_direction(
     steps = range(xw.shape[0] - 1, -1, -1) if reverse else range(xw.shape[0])
     outputs: list[Tensor] = [xw.new_empty(0)] * xw.shape[0]
     trace: list[tuple[Tensor, ...]] = [()] * xw.shape[0]
+    # unbind once: indexing xw[t] per step would cost a full-size zero gradient per step
+    xws = xw.unbind(0)
+    masks = mask.unbind(0) if mask is not None else None
     for t in steps:
         if mode == "LSTM":
-            h, c, gates = lstm_step(xw[t], state[0], state[1], w_hh, b_hh, w_hr)
+            h, c, gates = lstm_step(xws[t], state[0], state[1], w_hh, b_hh, w_hr)
             new = (h, c)
         else:
-            h, gates = gru_step(xw[t], state[0], w_hh, b_hh)
+            h, gates = gru_step(xws[t], state[0], w_hh, b_hh)
             new = (h,)
-        if mask is not None:
-            m = mask[t]
+        if masks is not None:
+            m = masks[t]
             new = tuple(torch.where(m, n, s) for n, s in zip(new, state, strict=True))
             h = torch.where(m, h, torch.zeros_like(h))
             if keep_gates:
@@ -144,9 +153,105 @@ def reference(
     return layer_input, tuple(torch.stack(f) for f in finals), all_gates
 
 
+def reverse_within_lengths(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse each sequence of a time-major ``(time, batch, ...)`` tensor within its length.
+
+    Padded steps stay where they are, so the result is still right-padded; the
+    operation is its own inverse.
+    """
+    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+    last = lengths.to(x.device).unsqueeze(0) - 1
+    idx = torch.where(steps <= last, last - steps, steps)
+    idx = idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(0, idx)
+
+
+def _at_lengths(x: Tensor, lengths: Tensor) -> Tensor:
+    """Rows ``x[lengths[b] - 1, b]`` of a time-major ``(time, batch, features)`` tensor."""
+    batch = torch.arange(x.shape[1], device=x.device)
+    return x[lengths.to(x.device) - 1, batch]
+
+
+def _lstm_cell_states(
+    x: Tensor, out: Tensor, h0: Tensor, c0: Tensor, weights: tuple, max_len: int
+) -> Tensor:
+    """Cell states ``c_t`` of one LSTM direction, recomputed from its outputs.
+
+    The fused kernel returns every ``h_t`` but only the last ``c``. Given
+    ``h_{t-1}`` all gates follow in one product (``lstm_step``'s algebra), and
+    ``c_t = f_t * c_{t-1} + i_t * g_t`` is then a cheap element-wise scan.
+    Gradients flow through ``out`` into the kernel, so they stay exact.
+    """
+    w_ih, w_hh, b_ih, b_hh, _ = weights
+    h_prev = torch.cat([h0.unsqueeze(0), out[: max_len - 1]], dim=0)
+    z = F.linear(x[:max_len], w_ih, b_ih) + F.linear(h_prev, w_hh, b_hh)
+    i, f, g, _ = z.chunk(4, dim=-1)
+    update = torch.sigmoid(i) * torch.tanh(g)
+    cells, c = [], c0
+    # unbind, not f[t]: indexing a tensor per step costs a full-size zero gradient per step
+    for f_t, u_t in zip(torch.sigmoid(f).unbind(0), update.unbind(0), strict=True):
+        c = f_t * c + u_t
+        cells.append(c)
+    return torch.stack(cells)
+
+
+def _native_padded(
+    mode: str,
+    x: Tensor,
+    hx: tuple[Tensor, ...],
+    flat_weights: Sequence[Tensor],
+    lengths: Tensor,
+    *,
+    num_layers: int,
+    bidirectional: bool,
+    bias: bool,
+    proj: bool,
+    dropout: float,
+    training: bool,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Right-padded batch with ``lengths`` on the fused kernel, without packing.
+
+    torch's packed-sequence CPU kernel is several times slower than its padded
+    one, so each layer and direction runs on the padded batch instead: padding
+    sits after the real steps, where it cannot reach them; the reverse
+    direction reads each sequence reversed within its own length; final
+    states are read at each sequence's last real step (``c_n`` recomputed from
+    the outputs for LSTM).
+    """
+    num_directions = 2 if bidirectional else 1
+    weights = _split_weights(flat_weights, num_layers, num_directions, bias, proj)
+    mask = (
+        torch.arange(x.shape[0], device=x.device).unsqueeze(1) < lengths.to(x.device)
+    ).unsqueeze(-1)
+    max_len = int(lengths.max())
+    fn = _VF.lstm if mode == "LSTM" else _VF.gru
+    finals: list[list[Tensor]] = [[] for _ in hx]
+    layer_input = x
+    for layer in range(num_layers):
+        outs = []
+        for d in range(num_directions):
+            w = weights[layer][d]
+            idx = layer * num_directions + d
+            inp = layer_input if d == 0 else reverse_within_lengths(layer_input, lengths)
+            state = tuple(s[idx : idx + 1] for s in hx)
+            flat = [t for t in w if t is not None]
+            h_arg = state if mode == "LSTM" else state[0]
+            out = fn(inp, h_arg, flat, bias, 1, 0.0, training, False, False)[0]
+            finals[0].append(_at_lengths(out, lengths))
+            if mode == "LSTM":
+                cells = _lstm_cell_states(inp, out, state[0][0], state[1][0], w, max_len)
+                finals[1].append(_at_lengths(cells, lengths))
+            out = torch.where(mask, out, torch.zeros_like(out))
+            outs.append(out if d == 0 else reverse_within_lengths(out, lengths))
+        layer_input = outs[0] if num_directions == 1 else torch.cat(outs, dim=-1)
+        if dropout > 0 and training and layer < num_layers - 1:
+            layer_input = F.dropout(layer_input, dropout, training=True)
+    return layer_input, tuple(torch.stack(f) for f in finals)
+
+
 def native(
     mode: str,
-    x: Tensor | PackedSequence,
+    x: Tensor,
     hx: tuple[Tensor, ...],
     flat_weights: list[Tensor],
     *,
@@ -154,38 +259,35 @@ def native(
     num_layers: int,
     bidirectional: bool,
     bias: bool,
+    proj: bool,
     dropout: float,
     training: bool,
-    batch_first: bool,
-) -> tuple[Tensor | PackedSequence, tuple[Tensor, ...]]:
+) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run the layer with torch's fused kernel.
 
-    ``x`` is a padded tensor (laid out per ``batch_first``) or a PackedSequence;
-    ``lengths`` (padded input only) makes this pack, run and unpack. States are
-    in the caller's batch order.
+    Same contract as `reference` (time-major ``x``, optional ``lengths``, states
+    in the caller's batch order), without gate traces.
     """
-    total_length = None
-    if lengths is not None:
-        total_length = x.shape[1] if batch_first else x.shape[0]
-        x = pack_padded_sequence(x, lengths.cpu(), batch_first=batch_first, enforce_sorted=False)
     fn = _VF.lstm if mode == "LSTM" else _VF.gru
-    h = hx if mode == "LSTM" else hx[0]
-    if isinstance(x, PackedSequence):
-        if x.sorted_indices is not None:
-            h = tuple(s.index_select(1, x.sorted_indices) for s in hx)
-            h = h if mode == "LSTM" else h[0]
+    if lengths is not None and int(lengths.min()) < x.shape[0]:
+        if torch.is_grad_enabled():
+            # training: the padded kernel's backward is much cheaper than the packed one's
+            return _native_padded(
+                mode, x, hx, flat_weights, lengths, num_layers=num_layers,
+                bidirectional=bidirectional, bias=bias, proj=proj, dropout=dropout,
+                training=training,
+            )  # fmt: skip
+        # inference: torch's packed kernel beats the padded run plus the c_n recomputation
+        packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+        order, unorder = packed.sorted_indices, packed.unsorted_indices
+        states = tuple(s.index_select(1, order) for s in hx)
         result = fn(
-            x.data, x.batch_sizes, h, flat_weights, bias, num_layers, dropout, training,
-            bidirectional,
+            packed.data, packed.batch_sizes, states if mode == "LSTM" else states[0],
+            flat_weights, bias, num_layers, dropout, training, bidirectional,
         )  # fmt: skip
-        output = PackedSequence(result[0], x.batch_sizes, x.sorted_indices, x.unsorted_indices)
-        states = tuple(result[1:])
-        if x.unsorted_indices is not None:
-            states = tuple(s.index_select(1, x.unsorted_indices) for s in states)
-        if total_length is not None:
-            output, _ = pad_packed_sequence(
-                output, batch_first=batch_first, total_length=total_length
-            )
-        return output, states
-    result = fn(x, h, flat_weights, bias, num_layers, dropout, training, bidirectional, batch_first)
+        out = PackedSequence(result[0], packed.batch_sizes, order, unorder)
+        out, _ = pad_packed_sequence(out, total_length=x.shape[0])
+        return out, tuple(s.index_select(1, unorder) for s in result[1:])
+    h = hx if mode == "LSTM" else hx[0]
+    result = fn(x, h, flat_weights, bias, num_layers, dropout, training, bidirectional, False)
     return result[0], tuple(result[1:])

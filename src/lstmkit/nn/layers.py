@@ -272,72 +272,44 @@ class _RecurrentBase(nn.Module):
                 raise ValueError(
                     f"{type(self).__name__}: pass either a PackedSequence or lengths=, not both"
                 )
-            batch = int(input.batch_sizes[0])
+            x, lengths = pad_packed_sequence(input)  # (time, batch, features), caller's order
+            batch = x.shape[1]
         elif unbatched:
-            batch, x = None, x.unsqueeze(0 if self.batch_first else 1)
+            if lengths is not None:
+                raise ValueError(
+                    f"{type(self).__name__}: lengths= needs a batch; unbatched input "
+                    "(time, features) is one whole sequence"
+                )
+            batch, x = None, x.unsqueeze(1)  # (time, 1, features)
         else:
-            batch = x.shape[0 if self.batch_first else 1]
-        if lengths is not None:
-            time = x.shape[1 if self.batch_first else 0]
-            lengths = self._check_lengths(lengths, x.shape[0 if self.batch_first else 1], time)
+            if self.batch_first:
+                x = x.transpose(0, 1)
+            batch = x.shape[1]
+            if lengths is not None:
+                lengths = self._check_lengths(lengths, batch, x.shape[0])
         states = self._check_state(hx, batch, x)
-        backend = self._pick_backend(return_gates)
-        if backend == "native":
-            out, finals = backends.native(
-                self.mode,
-                input if packed else x,
-                states,
-                self._flat_weights,
-                lengths=lengths,
-                num_layers=self.num_layers,
-                bidirectional=self.bidirectional,
-                bias=self.bias,
-                dropout=self.dropout,
-                training=self.training,
-                batch_first=self.batch_first,
-            )
-            gates = None
+        common = {
+            "lengths": lengths,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "bias": self.bias,
+            "proj": self.proj_size > 0,
+            "dropout": self.dropout,
+            "training": self.training,
+        }
+        gates = None
+        if self._pick_backend(return_gates) == "native":
+            out, finals = backends.native(self.mode, x, states, self._flat_weights, **common)
         else:
-            out, finals, gates = self._forward_reference(
-                input, x, packed, states, lengths, return_gates
+            out, finals, gates = backends.reference(
+                self.mode, x, states, self._flat_weights, return_gates=return_gates, **common
             )
+        # back to the caller's layout: out and gates are (time, batch, features) here
         if unbatched:
-            out = out.squeeze(0 if self.batch_first else 1)
-            finals = tuple(f.squeeze(1) for f in finals)
+            out, finals = out.squeeze(1), tuple(f.squeeze(1) for f in finals)
             if gates is not None:
                 gates = [[type(g)(*(t.squeeze(1) for t in g)) for g in layer] for layer in gates]
-        return out, finals, gates
-
-    def _forward_reference(
-        self,
-        input: Tensor | PackedSequence,
-        x: Tensor,
-        packed: bool,
-        states: tuple[Tensor, ...],
-        lengths: Tensor | None,
-        return_gates: bool,
-    ) -> tuple[Any, tuple[Tensor, ...], list | None]:
-        if packed:
-            x, lengths = pad_packed_sequence(input)  # (time, batch, features), original order
-        elif self.batch_first:
-            x = x.transpose(0, 1)
-        out, finals, gates = backends.reference(
-            self.mode,
-            x,
-            states,
-            self._flat_weights,
-            lengths=lengths,
-            num_layers=self.num_layers,
-            bidirectional=self.bidirectional,
-            bias=self.bias,
-            proj=self.proj_size > 0,
-            dropout=self.dropout,
-            training=self.training,
-            return_gates=return_gates,
-        )
-        if gates is not None and self.batch_first:
-            gates = [[type(g)(*(t.transpose(0, 1) for t in g)) for g in layer] for layer in gates]
-        if packed:
+        elif packed:
             order = input.sorted_indices
             if order is not None:
                 out, lengths = out.index_select(1, order), lengths[order]
@@ -345,8 +317,11 @@ class _RecurrentBase(nn.Module):
             out = PackedSequence(
                 data, input.batch_sizes, input.sorted_indices, input.unsorted_indices
             )
-        elif self.batch_first:
-            out = out.transpose(0, 1)
+        if self.batch_first and not unbatched:
+            if not packed:
+                out = out.transpose(0, 1)
+            if gates is not None:
+                gates = [[type(g)(*(t.transpose(0, 1) for t in g)) for g in lay] for lay in gates]
         return out, finals, gates
 
 
