@@ -5,7 +5,9 @@ forward+backward of torch.nn.LSTM and of lstmkit.nn.LSTM with the native and
 the reference backend, with the same weights. The implementations are timed
 in turn inside every repeat (so machine noise hits all of them alike), each
 timing covers enough calls to last a few milliseconds, and the table reports
-medians and ratios to torch. Writes the "layers" section of RESULTS.md.
+medians and ratios to torch. A second table times right-padded batches of
+variable lengths: torch.nn.LSTM on a PackedSequence against lstmkit's
+``lengths=``. Writes the "layers" section of RESULTS.md.
 
     python benchmarks/layers.py [--repeats 15] [--no-write]
 """
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
@@ -36,53 +39,75 @@ def make_models(input_size: int, hidden: int) -> dict[str, torch.nn.Module]:
     return {"torch": ref, "native": native, "reference": reference}
 
 
-def step(model: torch.nn.Module, x: torch.Tensor, backward: bool) -> None:
-    out, (h, c) = model(x)
+def lstm_pass(model: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple:
+    """One forward pass; with ``lengths``, torch.nn.LSTM gets a PackedSequence (its way)."""
+    if lengths is None:
+        return model(x)
+    if isinstance(model, torch.nn.LSTM):
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, state = model(packed)
+        return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0], state
+    return model(x, lengths=lengths)
+
+
+def step(model, x, lengths, backward: bool) -> None:
+    out, (h, c) = lstm_pass(model, x, lengths)
     if backward:
         (out.sum() + h.sum() + c.sum()).backward()
 
 
-def calls_for(model: torch.nn.Module, x: torch.Tensor, backward: bool, target_s: float) -> int:
-    """How many calls make one timing last about ``target_s`` seconds."""
-    start = time.perf_counter()
-    step(model, x, backward)
-    once = max(time.perf_counter() - start, 1e-6)
-    return max(1, int(target_s / once))
-
-
-def time_calls(model: torch.nn.Module, x: torch.Tensor, backward: bool, n: int) -> float:
+def time_calls(model, x, lengths, backward: bool, n: int) -> float:
     ctx = torch.enable_grad() if backward else torch.no_grad()
     with ctx:
         start = time.perf_counter()
         for _ in range(n):
-            step(model, x, backward)
+            step(model, x, lengths, backward)
         return (time.perf_counter() - start) / n
 
 
-def bench_size(size: tuple[int, int, int, int], repeats: int) -> dict[str, dict[str, float]]:
+def bench_size(
+    size: tuple[int, int, int, int], repeats: int, variable: bool = False
+) -> dict[str, dict[str, float]]:
+    """Median seconds per call, ``{"fwd"|"fwd+bwd": {implementation: s}}``.
+
+    ``variable``: random lengths in [time/2, time] (torch packs, lstmkit takes lengths=).
+    """
     batch, steps, input_size, hidden = size
     models = make_models(input_size, hidden)
-    x = torch.randn(batch, steps, input_size)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, steps, input_size, generator=gen)
+    lengths = None
+    if variable:
+        lengths = torch.randint(steps // 2, steps + 1, (batch,), generator=gen)
     result: dict[str, dict[str, float]] = {}
     for backward in (False, True):
         kind = "fwd+bwd" if backward else "fwd"
-        for m in models.values():  # warm-up
-            for _ in range(3):
-                with torch.enable_grad() if backward else torch.no_grad():
-                    step(m, x, backward)
         names = list(models)
-        calls = {k: calls_for(models[k], x, backward, 0.05) for k in names}
+        calls = {}
+        for k in names:  # warm-up, then calls per timing for ~50 ms
+            time_calls(models[k], x, lengths, backward, 3)
+            once = max(time_calls(models[k], x, lengths, backward, 1), 1e-6)
+            calls[k] = max(1, int(0.05 / once))
         samples: dict[str, list[float]] = {k: [] for k in names}
         for r in range(repeats):
             order = names[r % len(names) :] + names[: r % len(names)]
             for k in order:
-                samples[k].append(time_calls(models[k], x, backward, calls[k]))
+                samples[k].append(time_calls(models[k], x, lengths, backward, calls[k]))
         result[kind] = {k: statistics.median(v) for k, v in samples.items()}
     return result
 
 
 def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3f}" if seconds < 0.01 else f"{seconds * 1e3:.1f}"
+
+
+def row(size: tuple[int, int, int, int], kind: str, t: dict[str, float]) -> str:
+    """One markdown table row: times and ratios to torch."""
+    return (
+        f"| {', '.join(map(str, size))} | {kind} | {fmt_ms(t['torch'])} | "
+        f"{fmt_ms(t['native'])} | {t['native'] / t['torch']:.3f} | "
+        f"{fmt_ms(t['reference'])} | {t['reference'] / t['torch']:.2f} |"
+    )
 
 
 def main() -> None:
@@ -99,16 +124,14 @@ def main() -> None:
     for size in SIZES:
         res = bench_size(size, args.repeats)
         for kind, t in res.items():
-            ratio_n = t["native"] / t["torch"]
-            ratio_r = t["reference"] / t["torch"]
-            worst = max(worst, ratio_n)
-            row = (
-                f"| {', '.join(map(str, size))} | {kind} | {fmt_ms(t['torch'])} | "
-                f"{fmt_ms(t['native'])} | {ratio_n:.3f} | {fmt_ms(t['reference'])} | "
-                f"{ratio_r:.2f} |"
-            )
-            rows.append(row)
-            print(row, flush=True)
+            worst = max(worst, t["native"] / t["torch"])
+            rows.append(row(size, kind, t))
+            print(rows[-1], flush=True)
+    var_rows = [rows[0], rows[1]]
+    for size in SIZES[:3]:
+        for kind, t in bench_size(size, args.repeats, variable=True).items():
+            var_rows.append(row(size, kind, t))
+            print(var_rows[-1], flush=True)
     body = "\n".join(
         [
             "## Layer speed: lstmkit.nn.LSTM vs torch.nn.LSTM (CPU)",
@@ -122,6 +145,13 @@ def main() -> None:
             *rows,
             "",
             f"Worst native / torch ratio: {worst:.3f}.",
+            "",
+            "Variable lengths (random in [time/2, time]): torch.nn.LSTM on a PackedSequence "
+            "(pack, run, unpack) against lstmkit's `lengths=` on the padded batch (the native "
+            "backend runs torch's padded kernel per direction, reversing each sequence "
+            "within its length, and reads the final states at each last real step).",
+            "",
+            *var_rows,
         ]
     )
     print(f"worst native/torch ratio: {worst:.3f}")
