@@ -11,6 +11,7 @@ import torch
 
 from lstmkit import TextClassifier
 from lstmkit.errors import LstmkitError
+from lstmkit.nn.backends import reverse_within_lengths
 from lstmkit.tasks.text_classification import (
     PRESETS,
     RecurrentEncoder,
@@ -18,7 +19,6 @@ from lstmkit.tasks.text_classification import (
     confusion_matrix,
     macro_f1,
     make_config,
-    reverse_within_lengths,
 )
 
 CUES = {
@@ -190,9 +190,9 @@ def test_explain_lstm_gates_match_torch_lstm(trained):
 
 def test_reverse_within_lengths_by_hand():
     x = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]]).unsqueeze(-1)
-    got = reverse_within_lengths(x, torch.tensor([3, 2]))
+    got = reverse_within_lengths(x, torch.tensor([3, 2]), batch_first=True)
     assert got.squeeze(-1).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
-    assert torch.equal(reverse_within_lengths(got, torch.tensor([3, 2])), x)
+    assert torch.equal(reverse_within_lengths(got, torch.tensor([3, 2]), batch_first=True), x)
 
 
 def test_presets_reproduce_the_seeds():

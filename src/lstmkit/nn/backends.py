@@ -153,17 +153,21 @@ def reference(
     return layer_input, tuple(torch.stack(f) for f in finals), all_gates
 
 
-def reverse_within_lengths(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse each sequence of a time-major ``(time, batch, ...)`` tensor within its length.
+def reverse_within_lengths(x: Tensor, lengths: Tensor, batch_first: bool = False) -> Tensor:
+    """Reverse each sequence of a right-padded batch within its own length.
 
-    Padded steps stay where they are, so the result is still right-padded; the
-    operation is its own inverse.
+    ``x`` is ``(time, batch, ...)``, or ``(batch, time, ...)`` with
+    ``batch_first``. Padded steps stay where they are, so the result is still
+    right-padded; the operation is its own inverse.
     """
-    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+    time_dim = 1 if batch_first else 0
+    steps = torch.arange(x.shape[time_dim], device=x.device).unsqueeze(1)
     last = lengths.to(x.device).unsqueeze(0) - 1
-    idx = torch.where(steps <= last, last - steps, steps)
-    idx = idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand_as(x)
-    return x.gather(0, idx)
+    idx = torch.where(steps <= last, last - steps, steps)  # (time, batch)
+    if batch_first:
+        idx = idx.T
+    idx = idx.reshape(*idx.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(time_dim, idx)
 
 
 def _at_lengths(x: Tensor, lengths: Tensor) -> Tensor:

@@ -36,6 +36,7 @@ from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import PAD_ID, TextTokenizer, TokenizerConfig
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import GRU, LSTM, POOLS, AttentionPool, lengths_to_mask, make_pool
+from lstmkit.nn.backends import reverse_within_lengths
 
 KIND = "text_classifier"
 RNNS = ("lstm", "gru")
@@ -218,19 +219,6 @@ def make_config(preset: str | None = None, **overrides: Any) -> TextClassifierCo
 
 
 # ---------------------------------------------------------------------- the network
-def reverse_within_lengths(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse each sequence of a right-padded batch (batch, time, ...) inside its own length.
-
-    Padded steps stay where they are; applying it twice gives ``x`` back.
-    """
-    batch, time = x.shape[:2]
-    steps = torch.arange(time).unsqueeze(0).expand(batch, time)
-    last = (lengths.to(steps.dtype) - 1).unsqueeze(1)
-    index = torch.where(steps <= last, last - steps, steps).to(x.device)
-    index = index.view(batch, time, *([1] * (x.dim() - 2))).expand_as(x)
-    return x.gather(1, index)
-
-
 class RecurrentEncoder(nn.Module):
     """Stacked, optionally bidirectional LSTM/GRU over right-padded batches, exact per length.
 
@@ -279,16 +267,20 @@ class RecurrentEncoder(nn.Module):
         for k, directions in enumerate(self.layers):
             outputs, layer_gates = [], []
             for d, rnn in enumerate(directions):
-                inp = x if d == 0 else reverse_within_lengths(x, lengths)
+                inp = x if d == 0 else reverse_within_lengths(x, lengths, batch_first=True)
                 if return_gates:
                     out, _, gates = rnn(inp, lengths=lengths, return_gates=True)
                     gates = gates[0][0]
                     if d == 1:
-                        gates = type(gates)(*(reverse_within_lengths(g, lengths) for g in gates))
+                        gates = type(gates)(
+                            *(reverse_within_lengths(g, lengths, batch_first=True) for g in gates)
+                        )
                     layer_gates.append(gates)
                 else:
                     out, _ = rnn(inp)
-                outputs.append(out if d == 0 else reverse_within_lengths(out, lengths))
+                outputs.append(
+                    out if d == 0 else reverse_within_lengths(out, lengths, batch_first=True)
+                )
             x = torch.cat(outputs, dim=-1) * mask
             if self.dropout > 0 and k < len(self.layers) - 1:
                 x = F.dropout(x, self.dropout, self.training)
