@@ -29,6 +29,9 @@ SCRIPT = textwrap.dedent(
     f = Forecaster(horizon=6, window=12, hidden_size=8, max_epochs=4, lr=1e-2, batch_size=8,
                    accelerator="cpu", devices=2, strategy="ddp", progress_bar=False)
     f.fit(df, target="y", time_col="month")
+    import torch.distributed as dist
+    # the fit tears down the process group it made (gloo aborts at exit otherwise)
+    assert not dist.is_initialized(), "process group left alive after fit"
     rank = int(os.environ.get("LOCAL_RANK", "0"))
     state = {k: v.contiguous() for k, v in f.module.net.state_dict().items()}
     save_file(state, os.path.join(out, f"rank{rank}.safetensors"))
@@ -49,7 +52,7 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
         [sys.executable, str(script), str(tmp_path)],
         capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, (proc.stdout[-1500:], proc.stderr[-3000:])
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["world_size"] == 2 and result["epochs"] == 4
     assert all("val_loss" in row and "train_loss" in row for row in result["history"])

@@ -189,6 +189,10 @@ def _quiet_lightning() -> Iterator[None]:
             lg.setLevel(level)
 
 
+def _process_group_initialized() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def fit(
     module: L.LightningModule,
     train_loader: DataLoader,
@@ -239,6 +243,7 @@ def fit(
     # Lightning's deterministic=True switches torch's global flag on for good; put it back.
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    had_process_group = _process_group_initialized()
     with _quiet_lightning():
         try:
             trainer = L.Trainer(
@@ -272,6 +277,13 @@ def fit(
                 del module.configure_optimizers
                 del module._lstmkit_train_config
         seconds = time.perf_counter() - start
+
+    # A process group Lightning set up for this fit (DDP) is torn down here, on
+    # success only: left to interpreter exit, gloo's worker threads can abort the
+    # process ("terminate called without an active exception"). After a failure,
+    # a collective destroy could wait forever on a rank that is gone.
+    if not had_process_group and _process_group_initialized():
+        torch.distributed.destroy_process_group()
 
     return FitResult(
         history=tracker.history,
