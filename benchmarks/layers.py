@@ -98,7 +98,8 @@ def bench_size(
 
 
 def fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.3f}" if seconds < 0.01 else f"{seconds * 1e3:.1f}"
+    ms = seconds * 1e3
+    return f"{ms:.3f}" if round(ms, 3) < 10 else f"{ms:.1f}"
 
 
 def row(size: tuple[int, int, int, int], kind: str, t: dict[str, float]) -> str:

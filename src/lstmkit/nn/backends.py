@@ -182,14 +182,16 @@ def _lstm_cell_states(
     """Cell states ``c_t`` of one LSTM direction, recomputed from its outputs.
 
     The fused kernel returns every ``h_t`` but only the last ``c``. Given
-    ``h_{t-1}`` all gates follow in one product (``lstm_step``'s algebra), and
+    ``h_{t-1}`` the gates i, f, g follow in one product (``lstm_step``'s algebra), and
     ``c_t = f_t * c_{t-1} + i_t * g_t`` is then a cheap element-wise scan.
     Gradients flow through ``out`` into the kernel, so they stay exact.
     """
     w_ih, w_hh, b_ih, b_hh, _ = weights
+    rows = slice(0, 3 * c0.shape[-1])  # gates i, f, g; c does not need o
     h_prev = torch.cat([h0.unsqueeze(0), out[: max_len - 1]], dim=0)
-    z = F.linear(x[:max_len], w_ih, b_ih) + F.linear(h_prev, w_hh, b_hh)
-    i, f, g, _ = z.chunk(4, dim=-1)
+    z = F.linear(x[:max_len], w_ih[rows], None if b_ih is None else b_ih[rows])
+    z = z + F.linear(h_prev, w_hh[rows], None if b_hh is None else b_hh[rows])
+    i, f, g = z.chunk(3, dim=-1)
     update = torch.sigmoid(i) * torch.tanh(g)
     cells, c = [], c0
     # unbind, not f[t]: indexing a tensor per step costs a full-size zero gradient per step
