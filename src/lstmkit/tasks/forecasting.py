@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from lstmkit.config import dataclass_from_dict
 from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import (
     Series,
@@ -131,11 +132,7 @@ class ForecasterConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ForecasterConfig:
         """Inverse of `to_dict`."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise LstmkitError(f"unknown forecaster settings {sorted(unknown)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "ForecasterConfig")
 
 
 class ForecastNet(nn.Module):

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmkit.config import dataclass_from_dict
 from lstmkit.data.text import Label, LabelledTexts, validate_labelled, validate_texts
 from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import PAD_ID, TextTokenizer, TokenizerConfig
@@ -122,14 +123,10 @@ class TextClassifierConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TextClassifierConfig:
         """Inverse of `to_dict`; unknown keys are refused."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise LstmkitError(f"unknown TextClassifierConfig fields {sorted(unknown)}")
         data = dict(data)
         if "tokenizer" in data and isinstance(data["tokenizer"], dict):
             data["tokenizer"] = TokenizerConfig.from_dict(data["tokenizer"])
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "TextClassifierConfig")
 
 
 #: Presets: seed000 = seed 000's PyTorch program, seed003 = seed 003's Keras program,
