@@ -141,13 +141,19 @@ def main() -> None:
         return
 
     cfg = clf.config.to_dict()
+    has_val = info["val_texts"] > 0
     rows = [
         "| figure | value |",
         "| --- | --- |",
         f"| test accuracy ({result.n:,} reviews) | **{result.accuracy * 100:.2f}%** |",
         f"| test macro F1 | {result.macro_f1 * 100:.2f}% |",
-        f"| validation accuracy (best epoch {info['best_epoch'] + 1}) | "
-        f"{best.get('val_acc', float('nan')) * 100:.2f}% |",
+        (
+            f"| validation accuracy (best epoch {info['best_epoch'] + 1}) | "
+            f"{best.get('val_acc', float('nan')) * 100:.2f}% |"
+            if has_val
+            else f"| weights kept | epoch {info['best_epoch'] + 1} of {info['epochs_run']} "
+            "(lowest training loss: no validation split) |"
+        ),
         f"| training / validation reviews | {info['train_texts']:,} / {info['val_texts']:,} |",
         f"| training wall time (tokenizer + epochs) | {train_seconds / 60:.1f} min "
         f"({train_seconds:.0f} s, {info['epochs_run']} epochs) |",
@@ -158,24 +164,27 @@ def main() -> None:
         f"| inference, one review at a time | {single_rate:,.1f} reviews/s |",
         f"| vocabulary | {info['vocab_size']:,} ids |",
     ]
+    columns = ["train_loss", "train_acc"] + (["val_loss", "val_acc"] if has_val else [])
     history = [
-        "| epoch | train loss | train acc | val loss | val acc |",
-        "| --- | --- | --- | --- | --- |",
+        "| epoch | " + " | ".join(c.replace("_", " ") for c in columns) + " |",
+        "| --- " * (len(columns) + 1) + "|",
     ]
     for row in clf.history:
-        history.append(
-            f"| {int(row['epoch']) + 1} | {row.get('train_loss', float('nan')):.4f} | "
-            f"{row.get('train_acc', float('nan')):.4f} | {row.get('val_loss', float('nan')):.4f} | "
-            f"{row.get('val_acc', float('nan')):.4f} |"
-        )
+        values = " | ".join(f"{row.get(c, float('nan')):.4f}" for c in columns)
+        history.append(f"| {int(row['epoch']) + 1} | {values} |")
+    origin = (
+        "settings chosen on a validation split of the training set"
+        if args.preset == "imdb" or overrides
+        else f"settings are seed program {args.preset[4:]}'s own (`PRESETS` in "
+        "`lstmkit/tasks/text_classification.py`)"
+    )
     body = "\n".join(
         [
             f"### IMDB sentiment, preset `{args.preset}`"
             + (f" with overrides `{json.dumps(overrides)}`" if overrides else ""),
             "",
             "Model trained from scratch (random initial embeddings, no pre-training) on the IMDB "
-            "training reviews; settings chosen on a validation split of the training set; the "
-            "test set scored once.",
+            f"training reviews; {origin}; the test set scored once.",
             "",
             *rows,
             "",
