@@ -409,3 +409,23 @@ def test_native_lengths_long_sequences_match_float64_reference():
         _, (h_ref, c_ref) = ref(x.double(), lengths=lengths)
     torch.testing.assert_close(c.double(), c_ref, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(h.double(), h_ref, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("lengths", [[3, 3], [2, 4], [1, 6]])
+def test_native_lengths_edge_cases_match_reference(mode, lengths):
+    """Equal lengths, all shorter than the padding, and one full-length sequence, with autograd."""
+    torch.manual_seed(7)
+    cls = lnn.LSTM if mode == "LSTM" else lnn.GRU
+    native = cls(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    ref = cls(3, 4, num_layers=2, bidirectional=True, batch_first=True, backend="reference")
+    ref.load_state_dict(native.state_dict())
+    x = torch.randn(2, 6, 3, requires_grad=True)
+    lengths = torch.tensor(lengths)
+    got, want = native(x, lengths=lengths), ref(x, lengths=lengths)
+    torch.testing.assert_close(got[0], want[0], atol=ATOL, rtol=1e-4)
+    for a, b in zip(states_of(mode, got), states_of(mode, want), strict=True):
+        torch.testing.assert_close(a, b, atol=ATOL, rtol=1e-4)
+    for g1, g2 in zip(grads(native, x, [got[0], *states_of(mode, got)]),
+                      grads(ref, x, [want[0], *states_of(mode, want)]), strict=True):  # fmt: skip
+        torch.testing.assert_close(g1, g2, atol=1e-4, rtol=1e-4)

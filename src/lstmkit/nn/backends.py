@@ -201,6 +201,56 @@ def _lstm_cell_states(
     return torch.stack(cells)
 
 
+def _padded_direction(
+    mode: str,
+    x: Tensor,
+    state: tuple[Tensor, ...],
+    weights: tuple,
+    lengths: Tensor,
+    shortest: int,
+    longest: int,
+    *,
+    bias: bool,
+    training: bool,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One direction of one layer on a right-padded, time-major batch, with the fused kernel.
+
+    The kernel only runs over steps ``[0, longest)`` (later steps are padding
+    for every sequence: zero output). LSTM runs it in two calls split at the
+    shortest length: the first call's final ``c`` is exact for every sequence
+    there, so ``c`` at each last real step is rebuilt from the outputs over the
+    few steps between the shortest and the longest sequence only.
+
+    Returns the output ``(time, batch, out)`` (garbage after each length: the
+    caller masks it) and the final states ``(batch, size)`` at each last step.
+    """
+    fn = _VF.lstm if mode == "LSTM" else _VF.gru
+    flat = [t for t in weights if t is not None]
+    if mode == "GRU":
+        out = fn(x[:longest], state[0], flat, bias, 1, 0.0, training, False, False)[0]
+        pieces, finals = [out], None
+    else:
+        head, h_mid, c_mid = fn(x[:shortest], state, flat, bias, 1, 0.0, training, False, False)
+        pieces = [head]
+        cells = c_mid
+        if longest > shortest:
+            tail = fn(
+                x[shortest:longest], (h_mid, c_mid), flat, bias, 1, 0.0, training, False, False
+            )
+            pieces.append(tail[0])
+            rebuilt = _lstm_cell_states(
+                x[shortest:longest], tail[0], h_mid[0], c_mid[0], weights, longest - shortest
+            )
+            cells = torch.cat([c_mid, rebuilt], dim=0)
+        finals = _at_lengths(cells, lengths - shortest + 1)
+    if longest < x.shape[0]:
+        pad = pieces[0].new_zeros(x.shape[0] - longest, *pieces[0].shape[1:])
+        pieces.append(pad)
+    out = torch.cat(pieces, dim=0) if len(pieces) > 1 else pieces[0]
+    h_n = _at_lengths(out, lengths)
+    return out, (h_n,) if finals is None else (h_n, finals)
+
+
 def _native_padded(
     mode: str,
     x: Tensor,
@@ -221,32 +271,27 @@ def _native_padded(
     one, so each layer and direction runs on the padded batch instead: padding
     sits after the real steps, where it cannot reach them; the reverse
     direction reads each sequence reversed within its own length; final
-    states are read at each sequence's last real step (``c_n`` recomputed from
-    the outputs for LSTM).
+    states are read at each sequence's last real step (see `_padded_direction`).
     """
     num_directions = 2 if bidirectional else 1
     weights = _split_weights(flat_weights, num_layers, num_directions, bias, proj)
     mask = (
         torch.arange(x.shape[0], device=x.device).unsqueeze(1) < lengths.to(x.device)
     ).unsqueeze(-1)
-    max_len = int(lengths.max())
-    fn = _VF.lstm if mode == "LSTM" else _VF.gru
+    shortest, longest = int(lengths.min()), int(lengths.max())
     finals: list[list[Tensor]] = [[] for _ in hx]
     layer_input = x
     for layer in range(num_layers):
         outs = []
         for d in range(num_directions):
-            w = weights[layer][d]
             idx = layer * num_directions + d
             inp = layer_input if d == 0 else reverse_within_lengths(layer_input, lengths)
-            state = tuple(s[idx : idx + 1] for s in hx)
-            flat = [t for t in w if t is not None]
-            h_arg = state if mode == "LSTM" else state[0]
-            out = fn(inp, h_arg, flat, bias, 1, 0.0, training, False, False)[0]
-            finals[0].append(_at_lengths(out, lengths))
-            if mode == "LSTM":
-                cells = _lstm_cell_states(inp, out, state[0][0], state[1][0], w, max_len)
-                finals[1].append(_at_lengths(cells, lengths))
+            out, states = _padded_direction(
+                mode, inp, tuple(s[idx : idx + 1] for s in hx), weights[layer][d], lengths,
+                shortest, longest, bias=bias, training=training,
+            )  # fmt: skip
+            for store, s in zip(finals, states, strict=True):
+                store.append(s)
             out = torch.where(mask, out, torch.zeros_like(out))
             outs.append(out if d == 0 else reverse_within_lengths(out, lengths))
         layer_input = outs[0] if num_directions == 1 else torch.cat(outs, dim=-1)
