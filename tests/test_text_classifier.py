@@ -11,10 +11,8 @@ import torch
 
 from lstmkit import TextClassifier
 from lstmkit.errors import LstmkitError
-from lstmkit.nn.backends import reverse_within_lengths
 from lstmkit.tasks.text_classification import (
     PRESETS,
-    RecurrentEncoder,
     TextClassifierConfig,
     confusion_matrix,
     macro_f1,
@@ -169,30 +167,25 @@ def test_explain_lstm_gates_match_torch_lstm(trained):
     assert set(trace.gates) == {"input", "forget", "candidate", "output", "cell"}
     ids = trained.tokenizer.encode([text])[0]
     assert trace.tokens == [trained.tokenizer.tokenizer.id_to_token(i) for i in ids]
-    fwd, bwd = trained.net.rnn.layers[0]
+    rnn = trained.net.rnn
+    ref = torch.nn.LSTM(rnn.input_size, rnn.hidden_size, batch_first=True, bidirectional=True)
+    ref.load_state_dict(rnn.state_dict())  # lstmkit.nn layers share torch's parameter names
+    ref.double()
     with torch.no_grad():
         x = trained.net.embedding(torch.tensor([ids])).double()
-        for module, seq, gates in ((fwd, x, trace), (bwd, x.flip(1), trained.explain(text, 0, 1))):
-            ref = torch.nn.LSTM(module.input_size, module.hidden_size, batch_first=True).double()
-            ref.load_state_dict({k: v.double() for k, v in module.state_dict().items()})
-            out, (_, c_n) = ref(seq)
-            cell = gates.gates["cell"] if module is fwd else gates.gates["cell"][::-1]
-            np.testing.assert_allclose(cell[-1], c_n[0, 0].numpy(), atol=1e-5)
-            # h_t = o_t * tanh(c_t) at every step
-            h = gates.gates["output"] * np.tanh(gates.gates["cell"])
-            h = h if module is fwd else h[::-1]
-            np.testing.assert_allclose(h, out[0].numpy(), atol=1e-5)
+        out, (_, c_n) = ref(x)
+    hidden = rnn.hidden_size
+    for d, gates in enumerate((trace, trained.explain(text, 0, 1))):
+        # the forward direction ends at the last token, the reverse one at the first
+        last = -1 if d == 0 else 0
+        np.testing.assert_allclose(gates.gates["cell"][last], c_n[d, 0].numpy(), atol=1e-5)
+        # h_t = o_t * tanh(c_t) at every step
+        h = gates.gates["output"] * np.tanh(gates.gates["cell"])
+        np.testing.assert_allclose(h, out[0, :, d * hidden : (d + 1) * hidden].numpy(), atol=1e-5)
     for gate in ("input", "forget", "output"):
         assert (trace.gates[gate] >= 0).all() and (trace.gates[gate] <= 1).all()
     with pytest.raises(LstmkitError, match="direction"):
         trained.explain(text, direction=2)
-
-
-def test_reverse_within_lengths_by_hand():
-    x = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]]).unsqueeze(-1)
-    got = reverse_within_lengths(x, torch.tensor([3, 2]), batch_first=True)
-    assert got.squeeze(-1).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
-    assert torch.equal(reverse_within_lengths(got, torch.tensor([3, 2]), batch_first=True), x)
 
 
 def test_presets_reproduce_the_seeds():
@@ -237,25 +230,27 @@ def test_fit_rejects_bad_input():
 
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
-def test_encoder_padded_batch_equals_each_sequence_alone(rnn):
-    """Two bidirectional layers: every real step of a padded batch equals the text run alone."""
+@pytest.mark.parametrize("grad", [False, True])
+def test_net_padded_batch_equals_each_text_alone(rnn, grad):
+    """Two bidirectional layers, every pooling: logits of a padded batch equal each text alone.
+
+    With autograd on (training) the layer runs torch's padded kernel per direction, without it
+    the packed kernel; both must keep padding out of every real step.
+    """
+    from lstmkit.tasks.text_classification import TextClassifierNet
+
     torch.manual_seed(0)
-    enc = RecurrentEncoder(rnn, 6, 5, num_layers=2, bidirectional=True).eval()
+    cfg = make_config(embedding_dim=6, hidden_size=5, num_layers=2, bidirectional=True, rnn=rnn,
+                      pooling="last+mean+max+attention")  # fmt: skip
+    net = TextClassifierNet(vocab_size=30, num_classes=3, config=cfg).eval()
+    assert type(net.rnn).__module__ == "lstmkit.nn.layers"
     lengths = torch.tensor([7, 3, 5, 1])
-    x = torch.randn(4, 7, 6)
-    with torch.no_grad():
-        batch, _ = enc(x, lengths)
-        for i, n in enumerate(lengths.tolist()):
-            alone, _ = enc(x[i : i + 1, :n], torch.tensor([n]))
-            torch.testing.assert_close(batch[i, :n], alone[0], atol=1e-6, rtol=1e-5)
-            assert (batch[i, n:] == 0).all()
-        # reference: torch's own bidirectional layer on the unpadded sequence, layer 1 only
-        one = RecurrentEncoder(rnn, 6, 5, bidirectional=True).eval()
-        ref = (torch.nn.LSTM if rnn == "lstm" else torch.nn.GRU)(6, 5, bidirectional=True)
-        fwd, bwd = one.layers[0]
-        ref.load_state_dict(
-            {**fwd.state_dict(), **{f"{k}_reverse": v for k, v in bwd.state_dict().items()}}
+    ids = torch.randint(1, 30, (4, 7))
+    for i, n in enumerate(lengths.tolist()):
+        ids[i, n:] = 0
+    with torch.set_grad_enabled(grad):
+        batch = net(ids, lengths)
+        alone = torch.cat(
+            [net(ids[i : i + 1, :n], torch.tensor([n])) for i, n in enumerate(lengths.tolist())]
         )
-        out, _ = one(x[1:2, :3], torch.tensor([3]))
-        expected, _ = ref(x[1, :3].unsqueeze(1))
-        torch.testing.assert_close(out[0], expected[:, 0], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(batch, alone, atol=1e-6, rtol=1e-5)

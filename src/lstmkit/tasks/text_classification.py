@@ -36,8 +36,7 @@ from lstmkit.data.text import Label, LabelledTexts, validate_labelled, validate_
 from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import PAD_ID, TextTokenizer, TokenizerConfig
 from lstmkit.errors import LstmkitError
-from lstmkit.nn import GRU, LSTM, POOLS, AttentionPool, lengths_to_mask, make_pool
-from lstmkit.nn.backends import reverse_within_lengths
+from lstmkit.nn import GRU, LSTM, POOLS, AttentionPool, make_pool
 
 KIND = "text_classifier"
 RNNS = ("lstm", "gru")
@@ -216,76 +215,6 @@ def make_config(preset: str | None = None, **overrides: Any) -> TextClassifierCo
 
 
 # ---------------------------------------------------------------------- the network
-class RecurrentEncoder(nn.Module):
-    """Stacked, optionally bidirectional LSTM/GRU over right-padded batches, exact per length.
-
-    Every direction of every layer is a unidirectional ``lstmkit.nn`` layer run on the padded
-    batch. The forward direction reads each sequence's real steps before its padding, and the
-    backward direction reads each sequence reversed *within its own length* (padding still at
-    the end), so padding never reaches a real step and the result equals running each text
-    alone. This keeps torch's fast padded kernel (its packed-sequence kernel, which
-    ``lengths=`` uses, is several times slower on CPU); with ``return_gates`` the layers get
-    ``lengths`` and run the reference loop.
-
-    forward(x (batch, time, input), lengths (batch,)) -> (batch, time, hidden * directions),
-    zeros at padded steps.
-    """
-
-    def __init__(
-        self,
-        rnn: str,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        init: str = "torch",
-    ) -> None:
-        super().__init__()
-        cls = LSTM if rnn == "lstm" else GRU
-        self.directions = 2 if bidirectional else 1
-        self.dropout = dropout
-        self.layers = nn.ModuleList()
-        for layer in range(num_layers):
-            size = input_size if layer == 0 else hidden_size * self.directions
-            self.layers.append(
-                nn.ModuleList(
-                    cls(size, hidden_size, batch_first=True, init=init)
-                    for _ in range(self.directions)
-                )
-            )
-
-    def forward(
-        self, x: Tensor, lengths: Tensor, *, return_gates: bool = False
-    ) -> tuple[Tensor, list[list[Any]] | None]:
-        """Outputs (batch, time, features) and, if asked, gates[layer][direction]."""
-        mask = lengths_to_mask(lengths, x.shape[0], x.shape[1], x.device).unsqueeze(-1)
-        all_gates: list[list[Any]] | None = [] if return_gates else None
-        for k, directions in enumerate(self.layers):
-            outputs, layer_gates = [], []
-            for d, rnn in enumerate(directions):
-                inp = x if d == 0 else reverse_within_lengths(x, lengths, batch_first=True)
-                if return_gates:
-                    out, _, gates = rnn(inp, lengths=lengths, return_gates=True)
-                    gates = gates[0][0]
-                    if d == 1:
-                        gates = type(gates)(
-                            *(reverse_within_lengths(g, lengths, batch_first=True) for g in gates)
-                        )
-                    layer_gates.append(gates)
-                else:
-                    out, _ = rnn(inp)
-                outputs.append(
-                    out if d == 0 else reverse_within_lengths(out, lengths, batch_first=True)
-                )
-            x = torch.cat(outputs, dim=-1) * mask
-            if self.dropout > 0 and k < len(self.layers) - 1:
-                x = F.dropout(x, self.dropout, self.training)
-            if all_gates is not None:
-                all_gates.append(layer_gates)
-        return x, all_gates
-
-
 class TextClassifierNet(nn.Module):
     """Embedding -> LSTM/GRU -> pooling -> dropout -> linear.
 
@@ -303,13 +232,14 @@ class TextClassifierNet(nn.Module):
                 self.embedding.weight.uniform_(-0.05, 0.05)
                 self.embedding.weight[PAD_ID].zero_()
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        self.rnn = RecurrentEncoder(
-            config.rnn,
+        # lengths= keeps padding out of every step, both directions (see lstmkit.nn.layers)
+        self.rnn = (LSTM if config.rnn == "lstm" else GRU)(
             config.embedding_dim,
             config.hidden_size,
             config.num_layers,
-            bidirectional=config.bidirectional,
+            batch_first=True,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
+            bidirectional=config.bidirectional,
             init=config.init,
         )
         features = config.hidden_size * (2 if config.bidirectional else 1)
@@ -326,9 +256,10 @@ class TextClassifierNet(nn.Module):
         x = self.embedding_dropout(self.embedding(ids))
         lengths = lengths.cpu()
         details: dict[str, Any] = {}
-        out, gates = self.rnn(x, lengths, return_gates=return_details)
-        if return_details:
-            details["gates"] = gates
+        if return_details:  # the reference backend records every gate activation
+            out, _, details["gates"] = self.rnn(x, lengths=lengths, return_gates=True)
+        else:
+            out, _ = self.rnn(x, lengths=lengths)
         pooled = []
         for pool in self.pools:
             if isinstance(pool, AttentionPool):
