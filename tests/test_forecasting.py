@@ -193,6 +193,52 @@ def test_too_short_series_and_bad_settings() -> None:
         Forecaster(hiden_size=3)
     with pytest.raises(LstmkitError, match="not fitted"):
         Forecaster().predict()
+    with pytest.raises(LstmkitError, match="batches_per_epoch"):
+        Forecaster(batches_per_epoch=0)
+    with pytest.raises(LstmkitError, match="val_size"):
+        Forecaster(val_size=-1)
+
+
+def test_default_validation_grows_with_the_series_in_whole_horizons() -> None:
+    f = Forecaster(horizon=12)
+    assert f._val_size(144) == 12  # AirPassengers: one horizon, as before
+    assert f._val_size(480) == 48  # a tenth, rounded down to whole horizons
+    assert f._val_size(100_000) == 240  # at most 20 horizons
+    assert Forecaster(horizon=12, val_size=5)._val_size(100_000) == 5
+
+
+def test_long_series_draw_a_bounded_random_subset_each_epoch(monkeypatch) -> None:
+    """Epochs of a long series are capped at batches_per_epoch random batches, all distinct."""
+    import lstmkit.tasks.forecasting as forecasting
+
+    seen: dict = {}
+    real_fit = forecasting.fit
+
+    def recording_fit(module, train_loader, val_loader, config):
+        seen["batches"] = len(train_loader)
+        seen["first_epoch"] = [list(iter(train_loader.sampler)) for _ in range(2)]
+        seen["val_windows"] = len(val_loader.dataset)
+        return real_fit(module, train_loader, val_loader, config)
+
+    monkeypatch.setattr(forecasting, "fit", recording_fit)
+    df = _series(600)
+    f = Forecaster(
+        horizon=6, window=12, batch_size=8, batches_per_epoch=5, **(FAST | {"max_epochs": 2})
+    )
+    f.fit(df, target="y", time_col="month")
+    assert seen["batches"] == 5
+    first, second = seen["first_epoch"]
+    assert len(first) == len(set(first)) == 40  # 5 batches of 8 distinct windows
+    assert first != second  # a fresh subset each epoch
+    assert seen["val_windows"] == 60  # val_size 60 = 10 horizons (a tenth of 600 rows)
+    assert len(f.fit_result.history) == 2
+    # a short series keeps full epochs: every one of its 37 training windows, each epoch
+    f = Forecaster(
+        horizon=6, window=12, batch_size=8, batches_per_epoch=10, **(FAST | {"max_epochs": 1})
+    )
+    f.fit(_series(60), target="y", time_col="month")
+    assert seen["batches"] == 5
+    assert sorted(seen["first_epoch"][0]) == list(range(37))
 
 
 def test_config_json_round_trip() -> None:

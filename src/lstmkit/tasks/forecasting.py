@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from lstmkit.config import dataclass_from_dict
 from lstmkit.data.scalers import SeriesScaler
@@ -71,7 +71,11 @@ class ForecasterConfig:
     quantiles: e.g. (0.1, 0.5, 0.9) for a pinball-loss band, or None for MSE.
     skip: the head also reads the normalised input window (a linear path
     beside the recurrent one). val_size: validation steps at the end of each
-    series (None: horizon; 0: no validation). season: seasonal period for
+    series (None: about a tenth of the shortest series in whole horizons, 1 to
+    20 of them; 0: no validation). batches_per_epoch: at most this many
+    batches, drawn at random, between two validations (None: every window
+    each epoch), so that long series get checked and early-stopped in steps of
+    a bounded size rather than of one full pass. season: seasonal period for
     baselines and MASE (None: inferred from the frequency).
     """
 
@@ -89,6 +93,7 @@ class ForecasterConfig:
     skip: bool = True
     batch_size: int = 32
     val_size: int | None = None
+    batches_per_epoch: int | None = 100
     season: int | None = None
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(max_epochs=300, lr=1e-2, early_stopping_patience=20)
@@ -107,6 +112,11 @@ class ForecasterConfig:
             (self.hidden_size >= 1 and self.num_layers >= 1, "hidden_size/num_layers >= 1"),
             (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
+            (
+                self.batches_per_epoch is None or self.batches_per_epoch >= 1,
+                "batches_per_epoch must be >= 1 or None",
+            ),
+            (self.val_size is None or self.val_size >= 0, "val_size must be >= 0"),
             (self.season is None or self.season >= 1, "season must be >= 1"),
             (
                 self.quantiles is None
@@ -360,7 +370,7 @@ class Forecaster:
         window = max(2 * (season or 0), 2 * h, 8)
         shortest = min(len(s) for s in sd.series.values())
         # leave room for the validation part and at least a few dozen windows
-        room = shortest - h - self._val_size() - 16
+        room = shortest - h - self._val_size(shortest) - 16
         return int(max(min(window, room), max(season or 0, 4)))
 
     def _future_columns(self) -> list[int]:
@@ -369,8 +379,12 @@ class Forecaster:
         covs = info.get("covariates", [])
         return [1 + covs.index(c) for c in info.get("future_covariates", [])]
 
-    def _val_size(self) -> int:
-        return self.config.horizon if self.config.val_size is None else self.config.val_size
+    def _val_size(self, shortest: int) -> int:
+        """Validation steps at the end of each series (``shortest``: the shortest's length)."""
+        if self.config.val_size is not None:
+            return self.config.val_size
+        h = self.config.horizon
+        return h * min(max(shortest // (10 * h), 1), 20)
 
     def _scaled(self, s: Series) -> np.ndarray:
         assert self.scaler is not None
@@ -406,7 +420,8 @@ class Forecaster:
                 "unknown); use method='direct' or drop the covariates"
             )
         window = cfg.window or self._default_window(sd)
-        h, val = cfg.horizon, self._val_size()
+        h = cfg.horizon
+        val = self._val_size(min(len(s) for s in sd.series.values()))
         steps = self._steps()
         for s in sd.series.values():
             need = window + h
@@ -452,7 +467,13 @@ class Forecaster:
         train_set = _tensors(train_parts)
         L.seed_everything(cfg.train.seed, verbose=False)
         self.module = self._build_module(sd.n_features, window)
-        train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True)
+        cap = cfg.batches_per_epoch
+        if cap is not None and len(train_set) > cap * cfg.batch_size:
+            # a fresh random subset of the windows each epoch (no repeats within one)
+            sampler = RandomSampler(train_set, num_samples=cap * cfg.batch_size)
+            train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler)
+        else:
+            train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True)
         val_loader = None
         if val_parts:
             val_set = _tensors(val_parts)
