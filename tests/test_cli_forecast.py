@@ -85,6 +85,16 @@ def test_csv_with_options_and_predict_with_new_data(tmp_path: Path, capsys) -> N
     assert "2003-07-01" in stdout  # 30 months from 2001-01 -> next is 2003-07
 
 
+def test_longer_holdout_says_what_was_scored(tmp_path: Path, capsys) -> None:
+    data = _csv(tmp_path / "shop.csv", n=60)
+    args = ["forecast", str(data), "--target", "sales", "--horizon", "6", "--window", "12",
+            "--holdout", "10", "--out", str(tmp_path / "run"), *TINY]  # fmt: skip
+    code, stdout, stderr = run(args, capsys)
+    assert code == 0, stderr
+    assert "last 10 steps held out, scored on the final 6" in " ".join(stdout.split())
+    assert len(pd.read_csv(tmp_path / "run" / "forecast.csv")) == 6
+
+
 def _bad_cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
     def nonnum(s):
         s = s.astype(object)

@@ -242,9 +242,10 @@ def _forecast(
         plot_training_curves(result.history, out / "training.png", title=f"{name}: training")
 
     if evaluation is not None:
+        scored = "" if holdout == horizon else f", scored on the final {horizon}"
         console.print(_metrics_table(
             evaluation.metrics,
-            f"{name}: last {holdout} steps held out (season {evaluation.season or '-'})",
+            f"{name}: last {holdout} steps held out{scored} (season {evaluation.season or '-'})",
         ))  # fmt: skip
     if evaluation is not None and evaluation.coverage is not None and band:
         console.print(
