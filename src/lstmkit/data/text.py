@@ -66,6 +66,15 @@ def _rows(indices: Sequence[int], limit: int = 5) -> str:
     return f"row{'s' if len(indices) > 1 else ''} {shown}{more}"
 
 
+def _refuse_empty_texts(texts: list[object], source: str) -> None:
+    """One line naming the rows whose text is missing or blank, if any."""
+    empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if empty:
+        raise LstmkitError(
+            f"{source}: {_rows(empty)} have an empty text; remove those rows or fill them in"
+        )
+
+
 def table_format(path: Path) -> str:
     """The table format of ``path`` from its suffix: csv, tsv, jsonl or parquet."""
     fmt = TABLE_SUFFIXES.get(path.suffix.lower())
@@ -236,11 +245,7 @@ def validate_labelled(
     """
     if not texts:
         raise LstmkitError(f"{source}: no data rows; expected labelled texts, one per row")
-    empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if empty:
-        raise LstmkitError(
-            f"{source}: {_rows(empty)} have an empty text; remove those rows or fill them in"
-        )
+    _refuse_empty_texts(texts, source)
     clean: list[Label] = []
     missing, bad = [], []
     for i, value in enumerate(labels):
@@ -346,11 +351,7 @@ def validate_texts(texts: list[object], source: str) -> LabelledTexts:
     """Check unlabelled texts (none empty) and return them with an empty label list."""
     if not texts:
         raise LstmkitError(f"{source}: no texts; expected at least one text")
-    empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if empty:
-        raise LstmkitError(
-            f"{source}: {_rows(empty)} have an empty text; remove those rows or fill them in"
-        )
+    _refuse_empty_texts(texts, source)
     return LabelledTexts([str(t) for t in texts], [], source)
 
 
