@@ -101,17 +101,16 @@ def test_gradcheck_reference_layer_float64(mode):
     torch.manual_seed(4)
     cls = lnn.LSTM if mode == "LSTM" else lnn.GRU
     layer = cls(2, 2, num_layers=2, bidirectional=True, backend="reference").double()
-    params = [p.detach().clone().requires_grad_(True) for p in layer._flat_weights]
+    params = [p.detach().clone().requires_grad_(True) for p in layer.parameters()]
     x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([4, 2])
     n_states = 2 if mode == "LSTM" else 1
     hx = tuple(torch.zeros(4, 2, 2, dtype=torch.float64) for _ in range(n_states))
 
     def run(x, *flat):
-        out, finals, _ = backends.reference(
-            mode, x, hx, flat, lengths=lengths, num_layers=2, bidirectional=True, bias=True,
-            proj=False, dropout=0.0, training=False, return_gates=False,
-        )  # fmt: skip
+        it = iter(flat)
+        weights = [[{base: next(it) for base in d} for d in row] for row in layer._names]
+        out, finals, _ = backends.reference(layer.cell, x, hx, weights, lengths=lengths)
         return (out, *finals)
 
     assert torch.autograd.gradcheck(run, (x, *params))

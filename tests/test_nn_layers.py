@@ -52,6 +52,12 @@ def initial_state(mode: str, cfg: dict, batch: int | None, gen: torch.Generator)
     return (h0, torch.randn(*lead, cfg["hidden_size"], generator=gen, requires_grad=True))
 
 
+def as_weights(layer, flat):
+    """``weights[layer][direction]`` for the backends from tensors in ``layer.parameters()`` order."""
+    it = iter(flat)
+    return [[{base: next(it) for base in d} for d in row] for row in layer._names]
+
+
 def states_of(mode, result):
     return list(result[1]) if mode == "LSTM" else [result[1]]
 
@@ -379,7 +385,7 @@ def test_gradcheck_native_lengths_float64(proj):
     """Padded-kernel path with lengths (c_n recomputed from outputs): gradcheck in float64."""
     torch.manual_seed(5)
     layer = lnn.LSTM(2, 3, num_layers=2, bidirectional=True, proj_size=proj).double()
-    params = [p.detach().clone().requires_grad_(True) for p in layer._flat_weights]
+    params = [p.detach().clone().requires_grad_(True) for p in layer.parameters()]
     x = torch.randn(5, 3, 2, dtype=torch.float64, requires_grad=True)
     h_size = proj or 3
     h0 = torch.randn(4, 3, h_size, dtype=torch.float64, requires_grad=True)
@@ -387,10 +393,8 @@ def test_gradcheck_native_lengths_float64(proj):
     lengths = torch.tensor([5, 1, 3])
 
     def run(x, h0, c0, *flat):
-        out, finals = backends.native(
-            "LSTM", x, (h0, c0), list(flat), lengths=lengths, num_layers=2, bidirectional=True,
-            bias=True, proj=bool(proj), dropout=0.0, training=False,
-        )  # fmt: skip
+        weights = as_weights(layer, flat)
+        out, finals, _ = backends.native(layer.cell, x, (h0, c0), weights, lengths=lengths)
         return (out, *finals)
 
     assert torch.autograd.gradcheck(run, (x, h0, c0, *params))

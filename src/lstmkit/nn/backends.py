@@ -1,156 +1,274 @@
 """Backends: the loops that run a stacked, possibly bidirectional recurrent layer.
 
-- ``reference``: our own loop over the step functions of ``cells.py``. Plain
-  PyTorch ops, so autograd, float64 and every device work; it supports every
-  option (variable lengths by masking, gate introspection). Time-major only.
-- ``native``: torch's own fused kernel (``torch._VF.lstm`` / ``_VF.gru``, the
-  same call ``torch.nn.LSTM`` makes), used when the configuration is plain.
-  Variable lengths: with autograd on (training) they run on the padded batch,
-  one layer and direction at a time, because the backward pass of torch's
-  packed CPU kernel is several times slower; without autograd (inference)
-  torch's packed kernel is the faster one and is used.
+A backend runs any cell spec of ``cells.py`` (``LSTMSpec``, ``GRUSpec``) and
+knows nothing else about it. All three take the same arguments and return the
+same things::
 
-Both take time-major input ``(time, batch, features)`` (the layer transposes
-batch-first input and unpacks PackedSequences) and the same flat weight list,
-in torch's order: for each layer, for each direction, ``w_ih, w_hh[, b_ih,
-b_hh][, w_hr]``. A later fused-kernel backend plugs in beside them with the
-same signature.
+    backend(cell, x, hx, weights, *, masks, lengths, dropout, training, return_gates)
+        -> (output, final_states, gates_or_None)
+
+- ``x``: time-major input ``(time, batch, features)`` (the layer transposes
+  batch-first input and unpacks PackedSequences);
+- ``hx``: one tensor per state of the cell (``(h0, c0)`` / ``(h0,)``), each
+  ``(num_layers * num_directions, batch, size)``;
+- ``weights[layer][direction]``: the parameters by base name (``weight_ih``,
+  ``weight_hh``, ``bias_ih``, ``bias_hh``, ``weight_hr``, ``ln_weight_ih``, ...;
+  absent ones are left out); their nesting gives the layers and directions;
+- ``masks[layer][direction]``: the ``DirectionMasks`` drawn by
+  ``cells.sample_masks``, or None;
+- ``lengths``: ``(batch,)`` real lengths of right-padded sequences, or None.
+
+The backends:
+
+- ``reference``: the generic loop over ``cell.step``. Plain PyTorch ops, so
+  autograd, float64 and every device work; every cell and option, gate traces.
+- ``native``: torch's own fused kernel (``torch._VF.lstm`` / ``_VF.gru``, the
+  call ``torch.nn.LSTM`` makes), for plain cells only. Variable lengths: with
+  autograd on (training) they run on the padded batch, one layer and direction
+  at a time, because the backward pass of torch's packed CPU kernel is several
+  times slower; without autograd (inference) torch's packed kernel is used.
+- ``fused``: our compiled kernels (``lstmkit.nn.fused``: ``lstm_direction`` /
+  ``gru_direction``, one forward-in-time direction each). This file computes
+  what comes before and after them: the input projection (with its layer
+  norm), DropConnect on ``W_hh``, reversal within lengths for reverse
+  directions, stacking and inter-layer dropout.
 """
 
-from collections.abc import Sequence
+import importlib
+import warnings
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
 from torch import _VF, Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from lstmkit.nn.cells import GRUGates, LSTMGates, gru_step, lstm_step
+from lstmkit.nn.cells import CellSpec, DirectionMasks
 
-BACKENDS = ("auto", "native", "reference")
+BACKENDS = ("auto", "native", "reference", "fused")
+
+Weights = list[list[dict[str, Tensor]]]
+Masks = list[list[DirectionMasks]] | None
+
+TORCH_ORDER = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
-def _split_weights(
-    flat: Sequence[Tensor], num_layers: int, num_directions: int, bias: bool, proj: bool
-) -> list[list[tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]]]:
-    """Group torch's flat weights as ``[layer][direction] = (w_ih, w_hh, b_ih, b_hh, w_hr)``."""
-    per = 2 + 2 * bias + proj
-    out = []
-    for layer in range(num_layers):
-        row = []
-        for d in range(num_directions):
-            w = flat[(layer * num_directions + d) * per : (layer * num_directions + d + 1) * per]
-            b_ih, b_hh = (w[2], w[3]) if bias else (None, None)
-            row.append((w[0], w[1], b_ih, b_hh, w[-1] if proj else None))
-        out.append(row)
-    return out
+def _no_masks(cell: CellSpec) -> DirectionMasks:
+    return DirectionMasks(None, None, (None,) * len(cell.state_sizes))
+
+
+def _prepare_direction(
+    cell: CellSpec, layer_input: Tensor, params: dict[str, Tensor], masks: DirectionMasks
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Input projection of every step at once and the DropConnect-masked ``W_hh``.
+
+    Returns ``xw (time, batch, gates*hidden)`` and the parameters to step with.
+    """
+    xw = cell.project_input(layer_input, params)
+    if masks.weight_hh is not None:
+        params = {**params, "weight_hh": params["weight_hh"] * masks.weight_hh}
+    return xw, params
+
+
+def _step_mask(x: Tensor, lengths: Tensor | None) -> Tensor | None:
+    """``(time, batch, 1)`` booleans, True on real steps; None without lengths."""
+    if lengths is None:
+        return None
+    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+    return (steps < lengths.to(x.device).unsqueeze(0)).unsqueeze(-1)
 
 
 def _run_direction(
-    mode: str,
+    cell: CellSpec,
     xw: Tensor,
     state: tuple[Tensor, ...],
-    weights: tuple,
-    mask: Tensor | None,
+    params: dict[str, Tensor],
+    masks: DirectionMasks,
+    step_mask: Tensor | None,
     reverse: bool,
     keep_gates: bool,
 ) -> tuple[Tensor, tuple[Tensor, ...], tuple[Tensor, ...] | None]:
-    """Run one direction of one layer over time.
+    """Run one direction of one layer over time with ``cell.step``.
 
-    ``xw`` is ``(time, batch, gates*hidden)``; ``mask`` is ``(time, batch, 1)``
-    booleans (True on real steps) or None. Padded steps keep the state and
-    give zero output, so the forward direction ends at each sequence's last
-    real step and the reverse direction starts there.
+    ``xw`` is ``(time, batch, gates*hidden)``; ``step_mask`` is ``(time,
+    batch, 1)`` booleans (True on real steps) or None. Padded steps keep the
+    state and give zero output (and zero gates), so the forward direction ends
+    at each sequence's last real step and the reverse direction starts there.
+    Zoneout weights are read at each step's own time index in both directions.
     """
-    _, w_hh, _, b_hh, w_hr = weights
-    steps = range(xw.shape[0] - 1, -1, -1) if reverse else range(xw.shape[0])
-    outputs: list[Tensor] = [xw.new_empty(0)] * xw.shape[0]
-    trace: list[tuple[Tensor, ...]] = [()] * xw.shape[0]
+    time = xw.shape[0]
+    steps = range(time - 1, -1, -1) if reverse else range(time)
+    outputs: list[Tensor] = [xw.new_empty(0)] * time
+    trace: list[tuple[Tensor, ...]] = [()] * time
     # unbind once: indexing xw[t] per step would cost a full-size zero gradient per step
     xws = xw.unbind(0)
-    masks = mask.unbind(0) if mask is not None else None
+    step_masks = step_mask.unbind(0) if step_mask is not None else None
+    zoneout = [z.unbind(0) if z is not None else None for z in masks.zoneout]
     for t in steps:
-        if mode == "LSTM":
-            h, c, gates = lstm_step(xws[t], state[0], state[1], w_hh, b_hh, w_hr)
-            new = (h, c)
-        else:
-            h, gates = gru_step(xws[t], state[0], w_hh, b_hh)
-            new = (h,)
-        if masks is not None:
-            m = masks[t]
+        zo_t = tuple(z[t] if z is not None else None for z in zoneout)
+        out, new, gates = cell.step(xws[t], state, params, masks.recurrent, zo_t)
+        if step_masks is not None:
+            m = step_masks[t]
             new = tuple(torch.where(m, n, s) for n, s in zip(new, state, strict=True))
-            h = torch.where(m, h, torch.zeros_like(h))
+            out = torch.where(m, out, torch.zeros_like(out))
             if keep_gates:
                 gates = type(gates)(*(torch.where(m, g, torch.zeros_like(g)) for g in gates))
         state = new
-        outputs[t] = h
+        outputs[t] = out
         if keep_gates:
             trace[t] = gates
     stacked = None
     if keep_gates:
-        stacked = tuple(torch.stack(g) for g in zip(*trace, strict=True))
+        stacked = cell.gate_type(*(torch.stack(g) for g in zip(*trace, strict=True)))
     return torch.stack(outputs), state, stacked
 
 
-def reference(
-    mode: str,
+def _layers(
+    run_direction,
+    cell: CellSpec,
     x: Tensor,
     hx: tuple[Tensor, ...],
-    flat_weights: Sequence[Tensor],
-    *,
-    lengths: Tensor | None,
-    num_layers: int,
-    bidirectional: bool,
-    bias: bool,
-    proj: bool,
+    weights: Weights,
+    masks: Masks,
     dropout: float,
     training: bool,
     return_gates: bool,
 ) -> tuple[Tensor, tuple[Tensor, ...], list | None]:
-    """Run the layer with our step loop.
+    """Stacking and directions around ``run_direction``, shared by reference and fused.
 
-    Args:
-        mode: ``"LSTM"`` or ``"GRU"``.
-        x: ``(time, batch, input)``.
-        hx: ``(h0, c0)`` for LSTM, ``(h0,)`` for GRU, each
-            ``(num_layers * num_directions, batch, size)``.
-        lengths: ``(batch,)`` real lengths of right-padded sequences, or None.
-
-    Returns:
-        ``output (time, batch, num_directions * out)``, final states shaped like
-        ``hx``, and ``gates[layer][direction]`` (``LSTMGates`` / ``GRUGates`` of
-        ``(time, batch, hidden)`` tensors) when ``return_gates``, else None.
+    ``run_direction(layer_input, state, params, masks, reverse)`` returns
+    ``(out (time, batch, out_size), final state tuple, gates or None)``.
     """
-    num_directions = 2 if bidirectional else 1
-    weights = _split_weights(flat_weights, num_layers, num_directions, bias, proj)
-    mask = None
-    if lengths is not None:
-        steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
-        mask = (steps < lengths.to(x.device).unsqueeze(0)).unsqueeze(-1)
-    gate_type = LSTMGates if mode == "LSTM" else GRUGates
+    num_directions = len(weights[0])
     finals: list[list[Tensor]] = [[] for _ in hx]
     all_gates = [] if return_gates else None
     layer_input = x
-    for layer in range(num_layers):
+    for layer, layer_weights in enumerate(weights):
         outs, layer_gates = [], []
-        for d in range(num_directions):
-            w = weights[layer][d]
-            xw = F.linear(layer_input, w[0], w[2])
+        for d, params in enumerate(layer_weights):
             idx = layer * num_directions + d
+            m = masks[layer][d] if masks is not None else _no_masks(cell)
             state = tuple(s[idx] for s in hx)
-            out, state, gates = _run_direction(
-                mode, xw, state, w, mask, reverse=d == 1, keep_gates=return_gates
-            )
+            out, state, gates = run_direction(layer_input, state, params, m, d == 1)
             outs.append(out)
             for store, s in zip(finals, state, strict=True):
                 store.append(s)
-            if return_gates:
-                layer_gates.append(gate_type(*gates))
+            layer_gates.append(gates)
         layer_input = outs[0] if num_directions == 1 else torch.cat(outs, dim=-1)
-        if dropout > 0 and training and layer < num_layers - 1:
+        if dropout > 0 and training and layer < len(weights) - 1:
             layer_input = F.dropout(layer_input, dropout, training=True)
         if all_gates is not None:
             all_gates.append(layer_gates)
     return layer_input, tuple(torch.stack(f) for f in finals), all_gates
+
+
+def reference(
+    cell: CellSpec,
+    x: Tensor,
+    hx: tuple[Tensor, ...],
+    weights: Weights,
+    *,
+    masks: Masks = None,
+    lengths: Tensor | None = None,
+    dropout: float = 0.0,
+    training: bool = False,
+    return_gates: bool = False,
+) -> tuple[Tensor, tuple[Tensor, ...], list | None]:
+    """Run the layer with the generic step loop (any cell, every option).
+
+    Args:
+        cell: the cell spec (``LSTMSpec`` / ``GRUSpec``).
+        x: ``(time, batch, input)``.
+        hx: one tensor per state, each ``(num_layers * num_directions, batch, size)``.
+        weights: ``weights[layer][direction]``, parameters by base name.
+        masks: ``masks[layer][direction]`` from ``cells.sample_masks``, or None.
+        lengths: ``(batch,)`` real lengths of right-padded sequences, or None.
+        dropout: inter-layer dropout (training only, not after the last layer).
+
+    Returns:
+        ``output (time, batch, num_directions * out_size)``, final states shaped
+        like ``hx``, and ``gates[layer][direction]`` (``LSTMGates`` /
+        ``GRUGates`` of ``(time, batch, hidden)`` tensors) when ``return_gates``,
+        else None.
+    """
+    step_mask = _step_mask(x, lengths)
+
+    def run(layer_input, state, params, m, reverse):
+        xw, params = _prepare_direction(cell, layer_input, params, m)
+        return _run_direction(cell, xw, state, params, m, step_mask, reverse, return_gates)
+
+    return _layers(run, cell, x, hx, weights, masks, dropout, training, return_gates)
+
+
+_warned_fused = False
+
+
+def fused_kernels() -> ModuleType | None:
+    """``lstmkit.nn.fused`` when it imports and says it is available, else None.
+
+    Imported lazily (building it may take a while); the first time it is not
+    usable a warning says so once.
+    """
+    global _warned_fused
+    try:
+        module = importlib.import_module("lstmkit.nn.fused")
+        usable = bool(module.available())
+        why = "its kernels are not available (see the message above)"
+    except ImportError as err:
+        module, usable, why = None, False, f"it cannot be imported ({err})"
+    if not usable and not _warned_fused:
+        _warned_fused = True
+        warnings.warn(
+            f"lstmkit.nn: the fused backend is not usable: {why}; using the reference loop",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return module if usable else None
+
+
+def fused(
+    cell: CellSpec,
+    x: Tensor,
+    hx: tuple[Tensor, ...],
+    weights: Weights,
+    *,
+    masks: Masks = None,
+    lengths: Tensor | None = None,
+    dropout: float = 0.0,
+    training: bool = False,
+    return_gates: bool = False,
+    kernels: ModuleType | None = None,
+) -> tuple[Tensor, tuple[Tensor, ...], None]:
+    """Run the layer on the compiled per-direction kernels of ``lstmkit.nn.fused``.
+
+    Same contract as `reference` (no gate traces: ``return_gates`` must be
+    False). ``kernels`` is the module (``fused_kernels()`` when None); its
+    ``lstm_direction`` / ``gru_direction`` run forward in time, so a reverse
+    direction gets its input, lengths and zoneout weights reversed within each
+    sequence's length, and its output is reversed back.
+    """
+    if return_gates:
+        raise ValueError("the fused backend returns no gates; use backend='reference'")
+    if kernels is None:
+        kernels = fused_kernels()
+        if kernels is None:
+            raise RuntimeError("lstmkit.nn.fused is not available; use backend='reference'")
+
+    def flip(t: Tensor) -> Tensor:
+        return t.flip(0) if lengths is None else reverse_within_lengths(t, lengths)
+
+    def run(layer_input, state, params, m, reverse):
+        xw, params = _prepare_direction(cell, layer_input, params, m)
+        if reverse:
+            xw = flip(xw)
+            # a constant (stride-0, eval) zoneout tensor is its own reversal
+            zo = tuple(z if z is None or z.stride(0) == 0 else flip(z) for z in m.zoneout)
+            m = m._replace(zoneout=zo)
+        out, state = cell.fused_direction(kernels, xw, state, params, m, lengths)
+        return (flip(out) if reverse else out), state, None
+
+    out, finals, _ = _layers(run, cell, x, hx, weights, masks, dropout, training, False)
+    return out, finals, None
 
 
 def reverse_within_lengths(x: Tensor, lengths: Tensor, batch_first: bool = False) -> Tensor:
@@ -176,21 +294,32 @@ def _at_lengths(x: Tensor, lengths: Tensor) -> Tensor:
     return x[lengths.to(x.device) - 1, batch]
 
 
-def _lstm_cell_states(
-    x: Tensor, out: Tensor, h0: Tensor, c0: Tensor, weights: tuple, max_len: int
-) -> Tensor:
-    """Cell states ``c_t`` of one LSTM direction, recomputed from its outputs.
+def _at_lengths(x: Tensor, lengths: Tensor) -> Tensor:
+    """Rows ``x[lengths[b] - 1, b]`` of a time-major ``(time, batch, features)`` tensor."""
+    batch = torch.arange(x.shape[1], device=x.device)
+    return x[lengths.to(x.device) - 1, batch]
 
-    The fused kernel returns every ``h_t`` but only the last ``c``. Given
+
+def _torch_flat(params: dict[str, Tensor]) -> list[Tensor]:
+    """One direction's parameters in torch's flat order ``w_ih, w_hh[, b_ih, b_hh][, w_hr]``."""
+    return [params[n] for n in TORCH_ORDER if n in params]
+
+
+def _lstm_cell_states(
+    x: Tensor, out: Tensor, h0: Tensor, c0: Tensor, params: dict[str, Tensor], max_len: int
+) -> Tensor:
+    """Cell states ``c_t`` of one plain LSTM direction, recomputed from its outputs.
+
+    torch's kernel returns every ``h_t`` but only the last ``c``. Given
     ``h_{t-1}`` the gates i, f, g follow in one product (``lstm_step``'s algebra), and
     ``c_t = f_t * c_{t-1} + i_t * g_t`` is then a cheap element-wise scan.
     Gradients flow through ``out`` into the kernel, so they stay exact.
     """
-    w_ih, w_hh, b_ih, b_hh, _ = weights
+    b_ih, b_hh = params.get("bias_ih"), params.get("bias_hh")
     rows = slice(0, 3 * c0.shape[-1])  # gates i, f, g; c does not need o
     h_prev = torch.cat([h0.unsqueeze(0), out[: max_len - 1]], dim=0)
-    z = F.linear(x[:max_len], w_ih[rows], None if b_ih is None else b_ih[rows])
-    z = z + F.linear(h_prev, w_hh[rows], None if b_hh is None else b_hh[rows])
+    z = F.linear(x[:max_len], params["weight_ih"][rows], None if b_ih is None else b_ih[rows])
+    z = z + F.linear(h_prev, params["weight_hh"][rows], None if b_hh is None else b_hh[rows])
     i, f, g = z.chunk(3, dim=-1)
     update = torch.sigmoid(i) * torch.tanh(g)
     cells, c = [], c0
@@ -202,44 +331,44 @@ def _lstm_cell_states(
 
 
 def _padded_direction(
-    mode: str,
+    kernel,
     x: Tensor,
     state: tuple[Tensor, ...],
-    weights: tuple,
+    params: dict[str, Tensor],
     lengths: Tensor,
     shortest: int,
     longest: int,
     *,
-    bias: bool,
     training: bool,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """One direction of one layer on a right-padded, time-major batch, with the fused kernel.
+    """One direction of one layer on a right-padded, time-major batch, with torch's kernel.
 
     The kernel only runs over steps ``[0, longest)`` (later steps are padding
-    for every sequence: zero output). LSTM runs it in two calls split at the
-    shortest length: the first call's final ``c`` is exact for every sequence
-    there, so ``c`` at each last real step is rebuilt from the outputs over the
-    few steps between the shortest and the longest sequence only.
+    for every sequence: zero output). With a cell state (LSTM) it runs in two
+    calls split at the shortest length: the first call's final ``c`` is exact
+    for every sequence there, so ``c`` at each last real step is rebuilt from
+    the outputs over the few steps between the shortest and the longest
+    sequence only.
 
     Returns the output ``(time, batch, out)`` (garbage after each length: the
     caller masks it) and the final states ``(batch, size)`` at each last step.
     """
-    fn = _VF.lstm if mode == "LSTM" else _VF.gru
-    flat = [t for t in weights if t is not None]
-    if mode == "GRU":
-        out = fn(x[:longest], state[0], flat, bias, 1, 0.0, training, False, False)[0]
+    flat, bias = _torch_flat(params), "bias_ih" in params
+    if len(state) == 1:  # h only: the last h is read from the outputs
+        out = kernel(x[:longest], state[0], flat, bias, 1, 0.0, training, False, False)[0]
         pieces, finals = [out], None
     else:
-        head, h_mid, c_mid = fn(x[:shortest], state, flat, bias, 1, 0.0, training, False, False)
+        head, h_mid, c_mid = kernel(x[:shortest], state, flat, bias, 1, 0.0, training, False,
+                                    False)  # fmt: skip
         pieces = [head]
         cells = c_mid
         if longest > shortest:
-            tail = fn(
+            tail = kernel(
                 x[shortest:longest], (h_mid, c_mid), flat, bias, 1, 0.0, training, False, False
             )
             pieces.append(tail[0])
             rebuilt = _lstm_cell_states(
-                x[shortest:longest], tail[0], h_mid[0], c_mid[0], weights, longest - shortest
+                x[shortest:longest], tail[0], h_mid[0], c_mid[0], params, longest - shortest
             )
             cells = torch.cat([c_mid, rebuilt], dim=0)
         finals = _at_lengths(cells, lengths - shortest + 1)
@@ -252,20 +381,16 @@ def _padded_direction(
 
 
 def _native_padded(
-    mode: str,
+    kernel,
     x: Tensor,
     hx: tuple[Tensor, ...],
-    flat_weights: Sequence[Tensor],
+    weights: Weights,
     lengths: Tensor,
     *,
-    num_layers: int,
-    bidirectional: bool,
-    bias: bool,
-    proj: bool,
     dropout: float,
     training: bool,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Right-padded batch with ``lengths`` on the fused kernel, without packing.
+    """Right-padded batch with ``lengths`` on torch's kernel, without packing.
 
     torch's packed-sequence CPU kernel is several times slower than its padded
     one, so each layer and direction runs on the padded batch instead: padding
@@ -273,72 +398,75 @@ def _native_padded(
     direction reads each sequence reversed within its own length; final
     states are read at each sequence's last real step (see `_padded_direction`).
     """
-    num_directions = 2 if bidirectional else 1
-    weights = _split_weights(flat_weights, num_layers, num_directions, bias, proj)
-    mask = (
-        torch.arange(x.shape[0], device=x.device).unsqueeze(1) < lengths.to(x.device)
-    ).unsqueeze(-1)
+    num_directions = len(weights[0])
+    mask = _step_mask(x, lengths)
     shortest, longest = int(lengths.min()), int(lengths.max())
     finals: list[list[Tensor]] = [[] for _ in hx]
     layer_input = x
-    for layer in range(num_layers):
+    for layer, layer_weights in enumerate(weights):
         outs = []
-        for d in range(num_directions):
+        for d, params in enumerate(layer_weights):
             idx = layer * num_directions + d
             inp = layer_input if d == 0 else reverse_within_lengths(layer_input, lengths)
             out, states = _padded_direction(
-                mode, inp, tuple(s[idx : idx + 1] for s in hx), weights[layer][d], lengths,
-                shortest, longest, bias=bias, training=training,
+                kernel, inp, tuple(s[idx : idx + 1] for s in hx), params, lengths,
+                shortest, longest, training=training,
             )  # fmt: skip
             for store, s in zip(finals, states, strict=True):
                 store.append(s)
             out = torch.where(mask, out, torch.zeros_like(out))
             outs.append(out if d == 0 else reverse_within_lengths(out, lengths))
         layer_input = outs[0] if num_directions == 1 else torch.cat(outs, dim=-1)
-        if dropout > 0 and training and layer < num_layers - 1:
+        if dropout > 0 and training and layer < len(weights) - 1:
             layer_input = F.dropout(layer_input, dropout, training=True)
     return layer_input, tuple(torch.stack(f) for f in finals)
 
 
 def native(
-    mode: str,
+    cell: CellSpec,
     x: Tensor,
     hx: tuple[Tensor, ...],
-    flat_weights: list[Tensor],
+    weights: Weights,
     *,
-    lengths: Tensor | None,
-    num_layers: int,
-    bidirectional: bool,
-    bias: bool,
-    proj: bool,
-    dropout: float,
-    training: bool,
-) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run the layer with torch's fused kernel.
+    masks: Masks = None,
+    lengths: Tensor | None = None,
+    dropout: float = 0.0,
+    training: bool = False,
+    return_gates: bool = False,
+) -> tuple[Tensor, tuple[Tensor, ...], None]:
+    """Run the layer with torch's fused kernel (plain cells only).
 
     Same contract as `reference` (time-major ``x``, optional ``lengths``, states
-    in the caller's batch order), without gate traces.
+    in the caller's batch order); no gate traces and no masks.
     """
-    fn = _VF.lstm if mode == "LSTM" else _VF.gru
+    if not cell.is_plain or masks is not None or return_gates:
+        raise ValueError(
+            "the native backend runs plain LSTM/GRU layers without gate traces; "
+            "use backend='reference' (or 'auto') for variants and return_gates"
+        )
+    kernel = getattr(_VF, cell.torch_kernel)
+    num_layers, num_directions = len(weights), len(weights[0])
+    bidirectional, bias = num_directions == 2, cell.bias
     if lengths is not None and int(lengths.min()) < x.shape[0]:
         if torch.is_grad_enabled():
             # training: the padded kernel's backward is much cheaper than the packed one's
-            return _native_padded(
-                mode, x, hx, flat_weights, lengths, num_layers=num_layers,
-                bidirectional=bidirectional, bias=bias, proj=proj, dropout=dropout,
-                training=training,
-            )  # fmt: skip
+            out, finals = _native_padded(
+                kernel, x, hx, weights, lengths, dropout=dropout, training=training
+            )
+            return out, finals, None
         # inference: no backward to save; torch's packed kernel measured as fast or faster here
+        flat = [t for row in weights for params in row for t in _torch_flat(params)]
         packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
         order, unorder = packed.sorted_indices, packed.unsorted_indices
         states = tuple(s.index_select(1, order) for s in hx)
-        result = fn(
-            packed.data, packed.batch_sizes, states if mode == "LSTM" else states[0],
-            flat_weights, bias, num_layers, dropout, training, bidirectional,
+        result = kernel(
+            packed.data, packed.batch_sizes, states if len(states) > 1 else states[0],
+            flat, bias, num_layers, dropout, training, bidirectional,
         )  # fmt: skip
         out = PackedSequence(result[0], packed.batch_sizes, order, unorder)
         out, _ = pad_packed_sequence(out, total_length=x.shape[0])
-        return out, tuple(s.index_select(1, unorder) for s in result[1:])
-    h = hx if mode == "LSTM" else hx[0]
-    result = fn(x, h, flat_weights, bias, num_layers, dropout, training, bidirectional, False)
-    return result[0], tuple(result[1:])
+        return out, tuple(s.index_select(1, unorder) for s in result[1:]), None
+    flat = [t for row in weights for params in row for t in _torch_flat(params)]
+    h = hx if len(hx) > 1 else hx[0]
+    result = kernel(x, h, flat, bias, num_layers, dropout, training, bidirectional, False)
+    return result[0], tuple(result[1:]), None

@@ -1,18 +1,27 @@
-"""Recurrent layers: stacking, directions, variable lengths, backend choice.
+"""Recurrent layers: stacking, directions, variable lengths, variants, backend choice.
 
 ``LSTM`` and ``GRU`` are drop-in replacements for ``torch.nn.LSTM`` /
 ``torch.nn.GRU``: same constructor arguments, input and output shapes, and
 parameter names (``weight_ih_l{k}[_reverse]``, ``weight_hh_l{k}``,
-``bias_ih_l{k}``, ``bias_hh_l{k}``, ``weight_hr_l{k}``), so ``state_dict``s
-move both ways. On top of torch they accept ``lengths=`` for right-padded
-batches, can return every gate activation (``return_gates=True``), offer a
-Keras-style initialisation and pick their backend themselves:
+``bias_ih_l{k}``, ``bias_hh_l{k}``, ``weight_hr_l{k}``), so ``state_dict``s of
+plain layers move both ways. On top of torch they accept ``lengths=`` for
+right-padded batches, can return every gate activation
+(``return_gates=True``), offer a Keras-style initialisation and the variants
+of ``cells.py`` as keyword options (``layer_norm``, ``recurrent_dropout``,
+``zoneout``, ``dropconnect``, ``peepholes``; their parameters are named
+``ln_weight_ih_l{k}``, ``ln_weight_hh_l{k}``, ``ln_weight_c_l{k}``,
+``ln_bias_c_l{k}``, ``peephole_l{k}``, each with ``_reverse`` for direction 1).
 
-- ``native``: torch's fused kernel, chosen whenever the call is plain;
-- ``reference``: our step loop over ``cells.py``, for everything else.
+A layer is a cell spec (``cells.LSTMSpec`` / ``GRUSpec``) plus parameters per
+layer and direction; the backends of ``backends.py`` run it. The layer draws
+the random masks of each forward call (``cells.sample_masks``) and picks its
+backend itself (``backend="auto"``):
+
+- ``native`` (torch's kernel) when the cell is plain;
+- ``fused`` (``lstmkit.nn.fused``) for every variant when it is available;
+- ``reference`` (the generic step loop) otherwise, and for ``return_gates``.
 """
 
-import math
 from typing import Any
 
 import torch
@@ -20,83 +29,104 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.nn import backends
+from lstmkit.nn.cells import (
+    CellSpec,
+    GRUSpec,
+    LSTMSpec,
+    init_parameter,
+    sample_masks,
+    split_zoneout,
+)
 
 INITS = ("torch", "keras")
 
+_RUN = {"native": backends.native, "reference": backends.reference, "fused": backends.fused}
+
 
 class _RecurrentBase(nn.Module):
-    """Parameter layout, checks and dispatch shared by ``LSTM`` and ``GRU``."""
+    """Parameter layout, checks, masks and dispatch shared by ``LSTM`` and ``GRU``."""
 
-    mode = ""  # "LSTM" or "GRU"
-    num_chunks = 0  # gates per step: 4 for LSTM, 3 for GRU
+    mode = ""  # torch's name of the layer ("LSTM" / "GRU"); informational only
 
     def __init__(
         self,
         input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        proj_size: int = 0,
-        device: Any = None,
-        dtype: Any = None,
-        *,
-        backend: str = "auto",
-        init: str = "torch",
+        cell: CellSpec,
+        num_layers: int,
+        batch_first: bool,
+        dropout: float,
+        bidirectional: bool,
+        device: Any,
+        dtype: Any,
+        backend: str,
+        init: str,
+        zoneout: Any,
     ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size <= 0:
+            raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
         if not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be an integer >= 1, got {num_layers!r}")
-        if not 0 <= float(dropout) <= 1 or isinstance(dropout, bool):
+        if isinstance(dropout, bool) or not 0 <= float(dropout) <= 1:
             raise ValueError(f"dropout must be a probability in [0, 1], got {dropout!r}")
-        if not isinstance(proj_size, int) or proj_size < 0:
-            raise ValueError(f"proj_size must be a non-negative integer, got {proj_size!r}")
-        if proj_size >= hidden_size:
-            raise ValueError(
-                f"proj_size ({proj_size}) must be smaller than hidden_size ({hidden_size})"
-            )
         if backend not in backends.BACKENDS:
             raise ValueError(f"backend must be one of {backends.BACKENDS}, got {backend!r}")
+        if backend == "native" and not cell.is_plain:
+            raise ValueError(
+                f"backend='native' (torch's kernel) runs plain {self.mode} layers only; "
+                "use backend='auto', 'fused' or 'reference' with layer_norm, recurrent_dropout, "
+                "zoneout, dropconnect or peepholes"
+            )
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.cell = cell
         self.input_size = input_size
-        self.hidden_size = hidden_size
+        self.hidden_size = cell.hidden_size
         self.num_layers = num_layers
-        self.bias = bias
+        self.bias = cell.bias
         self.batch_first = batch_first
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
-        self.proj_size = proj_size
+        self.proj_size = cell.out_size if cell.out_size != cell.hidden_size else 0
         self.backend = backend
         self.init = init
+        self.zoneout = tuple(zoneout) if isinstance(zoneout, tuple | list) else zoneout
         factory = {"device": device, "dtype": dtype}
         num_directions = 2 if bidirectional else 1
-        out_size = proj_size or hidden_size
-        gate_size = self.num_chunks * hidden_size
-        self._flat_weights_names: list[str] = []
+        # _names[layer][direction] = {base name: registered name}; base names of every parameter
+        self._names: list[list[dict[str, str]]] = []
+        self._base: dict[str, str] = {}
+        self._inits: dict[str, str] = {}
         for layer in range(num_layers):
-            layer_in = input_size if layer == 0 else out_size * num_directions
+            layer_in = input_size if layer == 0 else cell.out_size * num_directions
+            row = []
             for d in range(num_directions):
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
-                shapes = [
-                    (f"weight_ih{sfx}", (gate_size, layer_in)),
-                    (f"weight_hh{sfx}", (gate_size, out_size)),
-                ]
-                if bias:
-                    shapes += [(f"bias_ih{sfx}", (gate_size,)), (f"bias_hh{sfx}", (gate_size,))]
-                if proj_size:
-                    shapes.append((f"weight_hr{sfx}", (proj_size, hidden_size)))
-                for name, shape in shapes:
-                    self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
-                    self._flat_weights_names.append(name)
+                names = {}
+                for p in cell.parameters(layer_in):
+                    name = p.name + sfx
+                    self.register_parameter(name, nn.Parameter(torch.empty(p.shape, **factory)))
+                    names[p.name], self._base[name], self._inits[name] = name, p.name, p.init
+                row.append(names)
+            self._names.append(row)
+        self._flat_weights_names = [
+            d[n] for row in self._names for d in row for n in backends.TORCH_ORDER if n in d
+        ]
         self.reset_parameters()
 
     # ----------------------------------------------------------------- set-up
+    @property
+    def layer_norm(self) -> bool:
+        return self.cell.layer_norm
+
+    @property
+    def recurrent_dropout(self) -> float:
+        return self.cell.recurrent_dropout
+
+    @property
+    def dropconnect(self) -> float:
+        return self.cell.dropconnect
+
     @property
     def _flat_weights(self) -> list[Tensor]:
         params = self._parameters
@@ -104,38 +134,48 @@ class _RecurrentBase(nn.Module):
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
-        """Parameters grouped per layer and direction, as ``torch.nn.LSTM.all_weights``."""
-        per = 2 + 2 * self.bias + (self.proj_size > 0)
-        flat = self._flat_weights
-        return [flat[i : i + per] for i in range(0, len(flat), per)]
+        """torch's parameters grouped per layer and direction, as ``torch.nn.LSTM.all_weights``."""
+        params = self._parameters
+        return [
+            [params[d[n]] for n in backends.TORCH_ORDER if n in d]
+            for row in self._names
+            for d in row
+        ]
+
+    def _weights(self) -> backends.Weights:
+        """``weights[layer][direction]``: the parameters by base name, for the backends."""
+        params = self._parameters
+        return [[{b: params[n] for b, n in d.items()} for d in row] for row in self._names]
 
     def reset_parameters(self) -> None:
         """Initialise with the preset named by ``self.init``.
 
-        - ``"torch"``: every parameter uniform in ``±1/sqrt(hidden_size)``
-          (torch's default, so a fresh layer is statistically torch's).
+        - ``"torch"``: weights and biases uniform in ``±1/sqrt(hidden_size)``
+          (torch's default, so a fresh plain layer is statistically torch's).
         - ``"keras"``: Xavier-uniform input (and projection) weights,
           orthogonal recurrent weights per gate, zero biases except a forget
           gate bias of 1 (LSTM), as Keras' ``LSTM`` / ``GRU`` layers do.
+
+        In both, layer-norm gains start at 1, the cell-state LN bias at 0 and
+        peephole weights uniform in ``±1/sqrt(hidden_size)``.
         """
-        if self.init == "torch":
-            bound = 1.0 / math.sqrt(self.hidden_size)
-            for p in self.parameters():
-                nn.init.uniform_(p, -bound, bound)
-            return
         h = self.hidden_size
-        with torch.no_grad():
-            for name in self._flat_weights_names:
-                p = self._parameters[name]
-                if name.startswith(("weight_ih", "weight_hr")):
+        for name, p in self.named_parameters():
+            base = self._base[name]
+            if self.init == "torch" or base not in backends.TORCH_ORDER:
+                init_parameter(p, self._inits[name], h)
+                continue
+            with torch.no_grad():
+                if base in ("weight_ih", "weight_hr"):
                     nn.init.xavier_uniform_(p)
-                elif name.startswith("weight_hh"):
+                elif base == "weight_hh":
                     for block in p.split(h, dim=0):
                         nn.init.orthogonal_(block)
                 else:
                     p.zero_()
-                    if self.mode == "LSTM" and name.startswith("bias_ih"):
-                        p[h : 2 * h] = 1.0  # forget gate: remember by default
+                    gate = self.cell.forget_gate
+                    if gate is not None and base == "bias_ih":
+                        p[gate * h : (gate + 1) * h] = 1.0  # forget gate: remember by default
 
     def flatten_parameters(self) -> None:
         """Kept for drop-in compatibility with ``torch.nn.LSTM``.
@@ -144,18 +184,25 @@ class _RecurrentBase(nn.Module):
         uses; as in torch on CPU, there is nothing to flatten.
         """
 
+    def _defaults(self) -> dict[str, Any]:
+        """Constructor options beyond the sizes, with their default values."""
+        return {
+            "num_layers": 1,
+            "bias": True,
+            "batch_first": False,
+            "dropout": 0.0,
+            "bidirectional": False,
+            "backend": "auto",
+            "init": "torch",
+            "layer_norm": False,
+            "recurrent_dropout": 0.0,
+            "zoneout": 0.0,
+            "dropconnect": 0.0,
+        }
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
-        for name, default in (
-            ("proj_size", 0),
-            ("num_layers", 1),
-            ("bias", True),
-            ("batch_first", False),
-            ("dropout", 0.0),
-            ("bidirectional", False),
-            ("backend", "auto"),
-            ("init", "torch"),
-        ):
+        for name, default in self._defaults().items():
             value = getattr(self, name)
             if value != default:
                 s += f", {name}={value!r}"
@@ -163,28 +210,13 @@ class _RecurrentBase(nn.Module):
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments as plain values; ``type(self)(**config)`` rebuilds the layer."""
-        config = {
-            "input_size": self.input_size,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
-            "bias": self.bias,
-            "batch_first": self.batch_first,
-            "dropout": self.dropout,
-            "bidirectional": self.bidirectional,
-            "backend": self.backend,
-            "init": self.init,
-        }
-        if self.mode == "LSTM":
-            config["proj_size"] = self.proj_size
+        config = {"input_size": self.input_size, "hidden_size": self.hidden_size}
+        for name in self._defaults():
+            value = getattr(self, name)
+            config[name] = list(value) if isinstance(value, tuple) else value
         return config
 
     # ----------------------------------------------------------------- checks
-    def _state_sizes(self) -> list[int]:
-        """Feature size of each state tensor: (h, c) for LSTM, (h,) for GRU."""
-        if self.mode == "LSTM":
-            return [self.proj_size or self.hidden_size, self.hidden_size]
-        return [self.hidden_size]
-
     def _check_input(self, x: Tensor, packed: bool) -> bool:
         """Validate the input tensor; return True for unbatched input."""
         name = type(self).__name__
@@ -226,21 +258,23 @@ class _RecurrentBase(nn.Module):
         """Validate (or create zero) initial states; always returns batched tensors."""
         name = type(self).__name__
         rows = self.num_layers * (2 if self.bidirectional else 1)
-        sizes = self._state_sizes()
+        sizes = self.cell.state_sizes
+        labels = [f"{s}_0" for s in self.cell.state_names]
         b = 1 if batch is None else batch
         if hx is None:
             return tuple(x.new_zeros(rows, b, s) for s in sizes)
-        if self.mode == "LSTM":
-            if not isinstance(hx, tuple | list) or len(hx) != 2:
-                raise ValueError(f"{name}: hx must be a tuple (h_0, c_0) of two tensors")
-            states = tuple(hx)
-        else:
+        if len(labels) == 1:
             if not torch.is_tensor(hx):
                 raise ValueError(f"{name}: hx must be a tensor h_0, got {type(hx).__name__}")
             states = (hx,)
+        else:
+            if not isinstance(hx, tuple | list) or len(hx) != len(labels):
+                raise ValueError(
+                    f"{name}: hx must be a tuple ({', '.join(labels)}) of {len(labels)} tensors"
+                )
+            states = tuple(hx)
         out = []
-        for i, (s, size) in enumerate(zip(states, sizes, strict=True)):
-            label = ("h_0", "c_0")[i] if self.mode == "LSTM" else "h_0"
+        for s, size, label in zip(states, sizes, labels, strict=True):
             want = (rows, size) if batch is None else (rows, batch, size)
             if tuple(s.shape) != want:
                 raise ValueError(
@@ -252,13 +286,18 @@ class _RecurrentBase(nn.Module):
 
     # ---------------------------------------------------------------- forward
     def _pick_backend(self, return_gates: bool) -> str:
-        if self.backend == "auto":
-            return "reference" if return_gates else "native"
-        if return_gates and self.backend == "native":
+        """The backend this call runs on (see the module docstring)."""
+        if return_gates:
+            if self.backend in ("auto", "reference"):
+                return "reference"
             raise ValueError(
                 f"{type(self).__name__}: return_gates=True needs the reference backend; "
                 "use backend='auto' or 'reference'"
             )
+        if self.backend == "auto" and self.cell.is_plain:
+            return "native"
+        if self.backend in ("auto", "fused"):
+            return "fused" if backends.fused_kernels() is not None else "reference"
         return self.backend
 
     def _forward(
@@ -288,22 +327,15 @@ class _RecurrentBase(nn.Module):
             if lengths is not None:
                 lengths = self._check_lengths(lengths, batch, x.shape[0])
         states = self._check_state(hx, batch, x)
-        common = {
-            "lengths": lengths,
-            "num_layers": self.num_layers,
-            "bidirectional": self.bidirectional,
-            "bias": self.bias,
-            "proj": self.proj_size > 0,
-            "dropout": self.dropout,
-            "training": self.training,
-        }
-        gates = None
-        if self._pick_backend(return_gates) == "native":
-            out, finals = backends.native(self.mode, x, states, self._flat_weights, **common)
-        else:
-            out, finals, gates = backends.reference(
-                self.mode, x, states, self._flat_weights, return_gates=return_gates, **common
-            )
+        masks = sample_masks(
+            self.cell, self.num_layers, 2 if self.bidirectional else 1, x.shape[1], x.shape[0],
+            training=self.training, like=x,
+        )  # fmt: skip
+        run = _RUN[self._pick_backend(return_gates)]
+        out, finals, gates = run(
+            self.cell, x, states, self._weights(), masks=masks, lengths=lengths,
+            dropout=self.dropout, training=self.training, return_gates=return_gates,
+        )  # fmt: skip
         # back to the caller's layout: out and gates are (time, batch, features) here
         if unbatched:
             out, finals = out.squeeze(1), tuple(f.squeeze(1) for f in finals)
@@ -334,16 +366,29 @@ class LSTM(_RecurrentBase):
         input_size: features of each input step.
         hidden_size: features of ``h`` and ``c``.
         num_layers: stacked layers; layer ``k > 0`` reads layer ``k-1``'s output.
-        bias: use ``b_ih`` and ``b_hh``.
+        bias: use ``b_ih`` and ``b_hh`` (under layer norm: the LN biases).
         batch_first: input and output are ``(batch, time, features)`` instead
             of ``(time, batch, features)``.
         dropout: dropout on each layer's output except the last, in training.
         bidirectional: add a reverse direction; outputs are concatenated.
         proj_size: if > 0, ``h_t`` is projected to this size (LSTMP).
-        backend: ``"auto"`` (torch's fused kernel when the call is plain,
-            the reference loop otherwise), ``"native"`` or ``"reference"``.
+        backend: ``"auto"`` (torch's kernel when the layer is plain, the fused
+            kernels for variants when available, the reference loop
+            otherwise), ``"native"``, ``"reference"`` or ``"fused"``.
         init: ``"torch"`` (default) or ``"keras"`` (Xavier/orthogonal/forget
             bias 1).
+        layer_norm: layer-normalise the input and recurrent projections and
+            the cell state (parameters ``ln_weight_ih``, ``ln_weight_hh``,
+            ``ln_weight_c``, ``ln_bias_c`` per layer and direction).
+        recurrent_dropout: probability in [0, 1); ``h_{t-1}`` is dropped with
+            one mask per sequence, the same at every step (training only).
+        zoneout: probability in [0, 1], or a pair ``(p_h, p_c)``: each unit of
+            h (c) keeps its previous value with that probability per step in
+            training; in eval the expectation ``p * old + (1 - p) * new``.
+        dropconnect: probability in [0, 1); ``W_hh`` is dropped with one mask
+            per forward call, layer and direction (training only).
+        peepholes: ``i`` and ``f`` see ``c_{t-1}``, ``o`` sees ``c_t``
+            (parameter ``peephole`` of ``(3, hidden_size)``).
 
     Forward:
         ``input``: ``(time, batch, input_size)`` (``(batch, time, input_size)``
@@ -362,7 +407,44 @@ class LSTM(_RecurrentBase):
     """
 
     mode = "LSTM"
-    num_chunks = 4
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        backend: str = "auto",
+        init: str = "torch",
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
+        dropconnect: float = 0.0,
+        peepholes: bool = False,
+    ) -> None:
+        z_h, z_c = split_zoneout(zoneout, 2)
+        cell = LSTMSpec(
+            hidden_size, bias, layer_norm, recurrent_dropout, dropconnect,
+            proj_size=proj_size, peepholes=peepholes, zoneout_h=z_h, zoneout_c=z_c,
+        )  # fmt: skip
+        super().__init__(
+            input_size, cell, num_layers, batch_first, dropout, bidirectional, device, dtype,
+            backend, init, zoneout,
+        )  # fmt: skip
+
+    @property
+    def peepholes(self) -> bool:
+        return self.cell.peepholes
+
+    def _defaults(self) -> dict[str, Any]:
+        return {"proj_size": 0, **super()._defaults(), "peepholes": False}
 
     def forward(
         self,
@@ -380,9 +462,12 @@ class GRU(_RecurrentBase):
     r"""Multi-layer GRU over a sequence, a drop-in for ``torch.nn.GRU``.
 
     Each step applies the GRU equations of ``lstmkit.nn.cells`` (r, z, n).
-    Arguments, input layouts, ``lengths``, ``backend`` and ``init`` are as for
-    :class:`LSTM` (there is no ``proj_size``); ``hx`` is a single ``h_0`` of
-    ``(num_layers * num_directions, batch, hidden_size)``.
+    Arguments, input layouts, ``lengths``, ``backend``, ``init`` and the
+    variants ``layer_norm`` (input and recurrent projections), ``recurrent_dropout``,
+    ``zoneout`` (one probability) and ``dropconnect`` are as for :class:`LSTM`;
+    ``hx`` is a single ``h_0`` of ``(num_layers * num_directions, batch,
+    hidden_size)``. ``proj_size`` and ``peepholes`` exist only so that asking
+    for them says clearly that a GRU has neither.
 
     Returns:
         ``output`` and ``h_n`` with torch's shapes, plus ``gates[layer][direction]``
@@ -390,7 +475,6 @@ class GRU(_RecurrentBase):
     """
 
     mode = "GRU"
-    num_chunks = 3
 
     def __init__(
         self,
@@ -406,21 +490,25 @@ class GRU(_RecurrentBase):
         *,
         backend: str = "auto",
         init: str = "torch",
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        dropconnect: float = 0.0,
+        peepholes: bool = False,
+        proj_size: int = 0,
     ) -> None:
+        if peepholes:
+            raise ValueError("GRU has no peepholes (an LSTM option); got peepholes=True")
+        if proj_size:
+            raise ValueError(
+                f"GRU has no proj_size (an LSTM option); got proj_size={proj_size!r}, use 0"
+            )
+        (z_h,) = split_zoneout(zoneout, 1)
+        cell = GRUSpec(hidden_size, bias, layer_norm, recurrent_dropout, dropconnect, z_h)
         super().__init__(
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            0,
-            device,
-            dtype,
-            backend=backend,
-            init=init,
-        )
+            input_size, cell, num_layers, batch_first, dropout, bidirectional, device, dtype,
+            backend, init, zoneout,
+        )  # fmt: skip
 
     def forward(
         self,
