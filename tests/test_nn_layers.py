@@ -53,7 +53,7 @@ def initial_state(mode: str, cfg: dict, batch: int | None, gen: torch.Generator)
 
 
 def as_weights(layer, flat):
-    """``weights[layer][direction]`` for the backends from tensors in ``layer.parameters()`` order."""
+    """``weights[layer][direction]`` for the backends, from tensors in parameters() order."""
     it = iter(flat)
     return [[{base: next(it) for base in d} for d in row] for row in layer._names]
 

@@ -358,8 +358,7 @@ def _padded_direction(
         out = kernel(x[:longest], state[0], flat, bias, 1, 0.0, training, False, False)[0]
         pieces, finals = [out], None
     else:
-        head, h_mid, c_mid = kernel(x[:shortest], state, flat, bias, 1, 0.0, training, False,
-                                    False)  # fmt: skip
+        head, h_mid, c_mid = kernel(x[:shortest], state, flat, bias, 1, 0.0, training, False, False)
         pieces = [head]
         cells = c_mid
         if longest > shortest:

@@ -305,8 +305,9 @@ class CellSpec:
     def project_input(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
         """``x W_ih^T + b_ih``, or ``LN(x W_ih^T; ln_weight_ih, b_ih)``: ``(..., gates*hidden)``."""
         if self.layer_norm:
-            return layer_norm(F.linear(x, params["weight_ih"]), params["ln_weight_ih"],
-                              params.get("bias_ih"))  # fmt: skip
+            return layer_norm(
+                F.linear(x, params["weight_ih"]), params["ln_weight_ih"], params.get("bias_ih")
+            )
         return F.linear(x, params["weight_ih"], params.get("bias_ih"))
 
     def step(
@@ -664,8 +665,11 @@ class LSTMCell(_CellBase):
         self.zoneout = zoneout
 
     def _variant_options(self) -> dict[str, Any]:
-        return {**super()._variant_options(), "zoneout": self.zoneout,
-                "peepholes": self.spec.peepholes}  # fmt: skip
+        return {
+            **super()._variant_options(),
+            "zoneout": self.zoneout,
+            "peepholes": self.spec.peepholes,
+        }
 
     def forward(
         self,
