@@ -1,14 +1,35 @@
-"""lstmkit.nn: LSTM and GRU built from the gate equations.
+"""lstmkit.nn: LSTM and GRU built from the gate equations, with regularised variants.
 
-- ``cells.py``: the equations (one step), ``LSTMCell`` / ``GRUCell``.
-- ``layers.py``: ``LSTM`` / ``GRU`` (stacking, directions, lengths, backend choice).
-- ``backends.py``: the reference step loop and torch's fused kernel.
+- ``cells.py``: the equations (``lstm_step`` / ``gru_step``), the cell specs
+  (``LSTMSpec`` / ``GRUSpec``: state, parameters, one step), the mask sampler
+  and the ``LSTMCell`` / ``GRUCell`` modules.
+- ``layers.py``: ``LSTM`` / ``GRU`` (stacking, directions, lengths, variants,
+  backend choice).
+- ``backends.py``: the generic reference loop over any cell spec, torch's
+  kernel (``native``) and the layer-level driver of our fused kernels
+  (``fused``, kernels in ``lstmkit.nn.fused``), all with one signature.
 - ``pooling.py``: last / mean / max / attention pooling over time.
 
-Everything is a drop-in for the matching ``torch.nn`` module.
+The plain layers and cells are drop-ins for the matching ``torch.nn`` modules;
+the variants are keyword options of the same classes::
+
+    lstm = LSTM(32, 64, num_layers=2, layer_norm=True, recurrent_dropout=0.25)
+    gru = GRU(32, 64, zoneout=0.1, dropconnect=0.3)
 """
 
-from lstmkit.nn.cells import GRUCell, GRUGates, LSTMCell, LSTMGates, gru_step, lstm_step
+from lstmkit.nn.cells import (
+    CellSpec,
+    DirectionMasks,
+    GRUCell,
+    GRUGates,
+    GRUSpec,
+    LSTMCell,
+    LSTMGates,
+    LSTMSpec,
+    gru_step,
+    lstm_step,
+    sample_masks,
+)
 from lstmkit.nn.layers import GRU, LSTM
 from lstmkit.nn.pooling import (
     POOLS,
@@ -25,10 +46,14 @@ __all__ = [
     "LSTM",
     "POOLS",
     "AttentionPool",
+    "CellSpec",
+    "DirectionMasks",
     "GRUCell",
     "GRUGates",
+    "GRUSpec",
     "LSTMCell",
     "LSTMGates",
+    "LSTMSpec",
     "LastPool",
     "MaxPool",
     "MeanPool",
@@ -36,4 +61,5 @@ __all__ = [
     "lengths_to_mask",
     "lstm_step",
     "make_pool",
+    "sample_masks",
 ]

@@ -104,8 +104,9 @@ def _run_direction(
     xws = xw.unbind(0)
     step_masks = step_mask.unbind(0) if step_mask is not None else None
     zoneout = [z.unbind(0) if z is not None else None for z in masks.zoneout]
+    no_zoneout = masks.zoneout if all(z is None for z in zoneout) else None
     for t in steps:
-        zo_t = tuple(z[t] if z is not None else None for z in zoneout)
+        zo_t = no_zoneout or tuple(z[t] if z is not None else None for z in zoneout)
         out, new, gates = cell.step(xws[t], state, params, masks.recurrent, zo_t)
         if step_masks is not None:
             m = step_masks[t]
@@ -206,24 +207,24 @@ _warned_fused = False
 def fused_kernels() -> ModuleType | None:
     """``lstmkit.nn.fused`` when it imports and says it is available, else None.
 
-    Imported lazily (building it may take a while); the first time it is not
-    usable a warning says so once.
+    Imported lazily (building its kernels may take a while). When the module
+    is missing a warning says so once; when it imports but ``available()`` is
+    False, the module itself says why.
     """
     global _warned_fused
     try:
         module = importlib.import_module("lstmkit.nn.fused")
-        usable = bool(module.available())
-        why = "its kernels are not available (see the message above)"
     except ImportError as err:
-        module, usable, why = None, False, f"it cannot be imported ({err})"
-    if not usable and not _warned_fused:
-        _warned_fused = True
-        warnings.warn(
-            f"lstmkit.nn: the fused backend is not usable: {why}; using the reference loop",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return module if usable else None
+        if not _warned_fused:
+            _warned_fused = True
+            warnings.warn(
+                f"lstmkit.nn: the fused backend cannot be imported ({err}); "
+                "using the reference loop",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return None
+    return module if module.available() else None
 
 
 def fused(

@@ -1,7 +1,7 @@
 """The gate equations: one time step of an LSTM and of a GRU, plain and regularised.
 
-This file is the heart of lstmkit and reads like the math in SEEDS.md §1/§3
-(the variants follow /work/wt/SPEC-variants.md, summarised below). With
+This file is the heart of lstmkit and reads like the math in SEEDS.md §1/§3;
+the variants below are the exact math the fused kernels implement too. With
 ``x_t`` the input and ``h_{t-1}``, ``c_{t-1}`` the previous state:
 
 LSTM (gate order i, f, g, o, as in ``torch.nn.LSTM``)::
