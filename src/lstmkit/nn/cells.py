@@ -634,9 +634,12 @@ class LSTMCell(_CellBase):
         bias: use ``b_ih`` and ``b_hh``.
         layer_norm, peepholes, recurrent_dropout, zoneout (p or ``(p_h, p_c)``),
             dropconnect: the variants of the module docstring. A cell draws its
-            random masks per call (in training); to hold a recurrent-dropout
-            mask over a sequence, draw it once with ``sample_masks(cell.spec,
-            1, 1, batch, 1, ...)[0][0]`` and pass it as ``masks=`` every step.
+            random masks per call (in training). ``forward(..., masks=m)``
+            uses ``m`` (a ``DirectionMasks`` for one step, e.g.
+            ``sample_masks(cell.spec, 1, 1, batch, 1, training=True,
+            like=x)[0][0]``) instead: passing the same ``m`` every step holds
+            a recurrent-dropout (and DropConnect) mask over a sequence; its
+            zoneout weights then repeat too, so draw zoneout per step.
 
     Shapes: ``input (batch, input_size)`` or ``(input_size,)``; ``hx = (h, c)``
     each ``(batch, hidden_size)`` (zeros when omitted). Returns ``(h_1, c_1)``.
