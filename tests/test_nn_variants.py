@@ -691,3 +691,22 @@ def test_cell_recurrent_dropout_mask_can_be_held_over_steps():
         torch.testing.assert_close(h, want[t])
     cell.eval()
     assert torch.equal(cell(x[0])[0], cell(x[0])[0])
+
+
+@pytest.mark.parametrize("backend", ["reference", "fused"])
+def test_packed_sequence_with_variants_matches_lengths(spec_kernels, backend):
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    torch.manual_seed(18)
+    opts = {"layer_norm": True, "zoneout": (0.1, 0.3), "recurrent_dropout": 0.2}
+    lstm = make("LSTM", 3, 4, 2, bidirectional=True, backend=backend, **opts)
+    x = torch.randn(6, 3, 3, dtype=D)
+    lengths = torch.tensor([4, 6, 2])
+    torch.manual_seed(2)
+    out, (h, c) = lstm(x, lengths=lengths)
+    torch.manual_seed(2)
+    packed, (h_p, c_p) = lstm(pack_padded_sequence(x, lengths, enforce_sorted=False))
+    want = pack_padded_sequence(out, lengths, enforce_sorted=False).data
+    torch.testing.assert_close(packed.data, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h_p, h, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(c_p, c, rtol=1e-12, atol=1e-12)
