@@ -556,13 +556,14 @@ def test_return_gates_with_variants_and_unbatched_input():
         (lnn.LSTM, {"dropconnect": True}, "dropconnect"),
         (lnn.LSTM, {"layer_norm": 1}, "layer_norm must be True or False"),
         (lnn.LSTM, {"peepholes": "yes"}, "peepholes must be True or False"),
+        (lnn.GRU, {"hidden_size": True}, "hidden_size must be a positive integer"),
         (lnn.LSTM, {"layer_norm": True, "backend": "native"}, "backend='native'"),
         (lnn.GRU, {"zoneout": 0.1, "backend": "native"}, "backend='native'"),
     ],
 )
 def test_unsupported_combinations_fail_at_construction(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        cls(3, 4, **kwargs)
+        cls(**{"input_size": 3, "hidden_size": 4, **kwargs})
 
 
 def test_variant_parameter_names_and_plain_state_dict_to_torch():

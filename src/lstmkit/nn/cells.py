@@ -254,7 +254,8 @@ class CellSpec:
     forget_gate: ClassVar[int | None] = None  # chunk of b_ih that Keras' init sets to 1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.hidden_size, int) or self.hidden_size <= 0:
+        size = self.hidden_size
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             raise ValueError(f"hidden_size must be a positive integer, got {self.hidden_size!r}")
         if not isinstance(self.layer_norm, bool):
             raise ValueError(f"layer_norm must be True or False, got {self.layer_norm!r}")
