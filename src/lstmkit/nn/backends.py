@@ -295,12 +295,6 @@ def _at_lengths(x: Tensor, lengths: Tensor) -> Tensor:
     return x[lengths.to(x.device) - 1, batch]
 
 
-def _at_lengths(x: Tensor, lengths: Tensor) -> Tensor:
-    """Rows ``x[lengths[b] - 1, b]`` of a time-major ``(time, batch, features)`` tensor."""
-    batch = torch.arange(x.shape[1], device=x.device)
-    return x[lengths.to(x.device) - 1, batch]
-
-
 def _torch_flat(params: dict[str, Tensor]) -> list[Tensor]:
     """One direction's parameters in torch's flat order ``w_ih, w_hh[, b_ih, b_hh][, w_hr]``."""
     return [params[n] for n in TORCH_ORDER if n in params]
