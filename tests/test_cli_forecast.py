@@ -205,3 +205,59 @@ def test_checkpoint_dir_resumes_an_interrupted_fit(tmp_path: Path, capsys) -> No
     assert code == 0, stderr
     history = json.loads((tmp_path / "b" / "model" / "history.json").read_text())["history"]
     assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4]  # epochs 0-2 came from the ckpt
+    # the same checkpoint folder with other data: refused, not silently reused
+    other = _csv(tmp_path / "other.csv", sales=lambda s: s * 3)
+    argv = [*base, "--max-epochs", "5", "--out", str(tmp_path / "c")]
+    argv[1] = str(other)
+    code, _, stderr = run(argv, capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert "belongs to a run with other data or settings" in stderr
+    assert not (tmp_path / "c").exists()
+
+
+def test_killed_run_resumes_and_ends_with_the_uninterrupted_forecast(tmp_path: Path) -> None:
+    """SIGKILL mid-training, rerun the same command: it resumes from the checkpoint and
+    ends with the same forecast as a run that was never interrupted (same seed)."""
+    import signal
+    import time
+
+    data = _csv(tmp_path / "shop.csv", n=60)
+    ckpt = tmp_path / "ckpt"
+
+    def argv(out: Path, checkpoint: Path) -> list[str]:
+        return [sys.executable, "-c", "from lstmkit.cli import main; main()", "forecast",
+                str(data), "--target", "sales", "--horizon", "6", "--window", "12",
+                "--hidden-size", "16", "--max-epochs", "40", "--no-progress",
+                "--checkpoint-dir", str(checkpoint), "--out", str(out)]  # fmt: skip
+
+    proc = subprocess.Popen(
+        argv(tmp_path / "out", ckpt), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not (ckpt / "last.ckpt").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed, not finished
+    assert not (tmp_path / "out").exists()  # nothing written by the killed run
+
+    resumed = subprocess.run(
+        argv(tmp_path / "out", ckpt), capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from the checkpoint" in resumed.stdout
+    full = subprocess.run(
+        argv(tmp_path / "ref", tmp_path / "ckpt_ref"), capture_output=True, text=True, timeout=300
+    )
+    assert full.returncode == 0, full.stderr
+    assert "resumed" not in full.stdout
+
+    def history(out: Path) -> list[float]:
+        rows = json.loads((out / "model" / "history.json").read_text())["history"]
+        return [row["train_loss"] for row in rows]
+
+    assert history(tmp_path / "out") == pytest.approx(history(tmp_path / "ref"), rel=1e-6)
+    got = pd.read_csv(tmp_path / "out" / "forecast.csv")
+    want = pd.read_csv(tmp_path / "ref" / "forecast.csv")
+    for col in ("forecast", "q10", "q90"):
+        np.testing.assert_allclose(got[col], want[col], rtol=1e-5)

@@ -214,11 +214,11 @@ def test_long_series_draw_a_bounded_random_subset_each_epoch(monkeypatch) -> Non
     seen: dict = {}
     real_fit = forecasting.fit
 
-    def recording_fit(module, train_loader, val_loader, config):
+    def recording_fit(module, train_loader, val_loader, config, fingerprint=""):
         seen["batches"] = len(train_loader)
         seen["first_epoch"] = [list(iter(train_loader.sampler)) for _ in range(2)]
         seen["val_windows"] = len(val_loader.dataset)
-        return real_fit(module, train_loader, val_loader, config)
+        return real_fit(module, train_loader, val_loader, config, fingerprint)
 
     monkeypatch.setattr(forecasting, "fit", recording_fit)
     df = _series(600)

@@ -251,6 +251,11 @@ def _forecast(
         console.print(
             f"{band[0]}-{band[1]} band holds {evaluation.coverage:.0%} of the held-out actuals"
         )
+    if result is not None and result.resumed_from_epoch is not None:
+        console.print(
+            f"resumed from the checkpoint in {checkpoint_dir} after epoch "
+            f"{result.resumed_from_epoch}"
+        )
     if result is not None:
         console.print(
             f"trained {result.epochs_run} epochs in {result.fit_seconds:.1f} s "

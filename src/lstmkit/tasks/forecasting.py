@@ -478,7 +478,9 @@ class Forecaster:
         if val_parts:
             val_set = _tensors(val_parts)
             val_loader = DataLoader(val_set, batch_size=max(len(val_set), 1))
-        self.fit_result = fit(self.module, train_loader, val_loader, cfg.train)
+        settings = {k: v for k, v in cfg.to_dict().items() if k != "train"}
+        digest = json.dumps({"forecaster": settings, "data": self.data_info}, default=str)
+        self.fit_result = fit(self.module, train_loader, val_loader, cfg.train, digest)
         self.module.eval()
         return self
 
