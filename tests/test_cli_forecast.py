@@ -1,6 +1,8 @@
 """``lstmkit forecast`` / ``lstmkit predict``: the demo, a CSV run, and every bad input."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import pandas as pd
 import pytest
 
 from lstmkit.cli import main
+from lstmkit.io import save_model_dir
 
 TINY = ["--max-epochs", "3", "--hidden-size", "8", "--no-progress"]
 
@@ -261,3 +264,88 @@ def test_killed_run_resumes_and_ends_with_the_uninterrupted_forecast(tmp_path: P
     want = pd.read_csv(tmp_path / "ref" / "forecast.csv")
     for col in ("forecast", "q10", "q90"):
         np.testing.assert_allclose(got[col], want[col], rtol=1e-5)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_output_folder_is_replaced_as_a_unit(tmp_path: Path, capsys) -> None:
+    data = _csv(tmp_path / "shop.csv")
+    out = tmp_path / "run"
+    base = ["forecast", str(data), "--target", "sales", "--horizon", "6", "--window", "12",
+            "--out", str(out), *TINY]  # fmt: skip
+    old = os.umask(0o022)
+    try:
+        code, _, stderr = run(base, capsys)
+    finally:
+        os.umask(old)
+    assert code == 0, stderr
+    assert stat.S_IMODE((out / "forecast.csv").stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert stat.S_IMODE((out / "model").stat().st_mode) == 0o755
+    before = _snapshot(out)
+    # a run that fails after training (too many backtest folds) leaves the folder as it was
+    code, _, stderr = run([*base, "--backtest", "9"], capsys)
+    assert code == 2 and "use fewer folds" in stderr and len(stderr.strip().splitlines()) == 1
+    assert _snapshot(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # a second run with --holdout 0 leaves no forecast.csv / metrics.csv of the first
+    code, _, stderr = run([*base, "--holdout", "0"], capsys)
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "forecast.png",
+        "future.csv",
+        "model",
+        "training.png",
+    ]
+
+
+def test_out_that_cannot_be_written_is_refused_before_training(tmp_path: Path, capsys) -> None:
+    (tmp_path / "file").write_text("")
+    code, stdout, stderr = run(["forecast", "--out", str(tmp_path / "file" / "out"), *TINY], capsys)
+    assert code == 2 and stderr.startswith("error: cannot write") and "trained" not in stdout
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    code, stdout, stderr = run(["forecast", "--out", str(ro / "out"), *TINY], capsys)
+    assert code == 2 and "Permission denied" in stderr and "trained" not in stdout
+
+
+def test_out_with_other_files_or_another_model_kind_is_refused(tmp_path: Path, capsys) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    code, stdout, stderr = run(["forecast", "--out", str(mine), *TINY], capsys)
+    assert code == 2 and "holds files lstmkit forecast did not write (notes.txt)" in stderr
+    assert (mine / "notes.txt").read_text() == "keep me" and "trained" not in stdout
+    text_model = tmp_path / "texts"
+    save_model_dir(text_model / "model", kind="text_classifier", config={}, state_dict={})
+    code, _, stderr = run(["forecast", "--out", str(text_model), *TINY], capsys)
+    assert code == 2 and "holds a 'text_classifier' model, which would be lost" in stderr
+
+
+def test_classify_train_refuses_a_forecaster_folder_before_training(tmp_path: Path, capsys) -> None:
+    model = tmp_path / "fc" / "model"
+    save_model_dir(model, kind="forecaster", config={"v": 1}, state_dict={})
+    texts = tmp_path / "t.csv"
+    pd.DataFrame({"text": ["good film", "bad film"] * 10, "label": ["pos", "neg"] * 10}).to_csv(
+        texts, index=False
+    )
+    code, stdout, stderr = run(
+        ["classify", "train", str(texts), "--out", str(model), "--epochs", "1"], capsys
+    )
+    assert code == 2 and stderr.count("\n") == 1
+    assert "holds a 'forecaster' model, which would be lost" in stderr
+    assert "training on" not in stdout
+    assert json.loads((model / "config.json").read_text())["config"] == {"v": 1}
+
+
+def test_predict_output_naming_a_folder(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    assert run(["forecast", "--out", str(out), *TINY], capsys)[0] == 0
+    code, _, stderr = run(["predict", "-m", str(out / "model"), "--output", str(tmp_path)], capsys)
+    assert code == 2
+    assert stderr.strip().splitlines() == [
+        f"error: {tmp_path} is a folder; give a file name to write"
+    ]
