@@ -128,13 +128,16 @@ def _bad_cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "unreadable model": (["predict", "--model", str(notmodel)], "no config.json"),
         "missing model": (["predict", "--model", str(tmp / "nomodel")], "does not exist"),
         "bad quantiles": (["forecast", "--quantiles", "a,b"], "--quantiles must be"),
+        "huge unscaled": (["forecast", str(_csv(tmp / "e.csv", sales=lambda s: s * 1e28)),
+                           "--target", "sales", "--scaler", "none", "--no-instance-norm"],
+                          "training diverged"),
     }  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "case",
     ["missing file", "missing column", "non-numeric", "NaN", "too short", "irregular",
-     "unreadable model", "missing model", "bad quantiles"],
+     "unreadable model", "missing model", "bad quantiles", "huge unscaled"],
 )  # fmt: skip
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path: Path, capsys, case: str) -> None:
     argv, message = _bad_cases(tmp_path)[case]
@@ -349,3 +352,16 @@ def test_predict_output_naming_a_folder(tmp_path: Path, capsys) -> None:
     assert stderr.strip().splitlines() == [
         f"error: {tmp_path} is a folder; give a file name to write"
     ]
+
+
+def test_constant_series_writes_everything_with_undefined_mase(tmp_path: Path, capsys) -> None:
+    data = _csv(tmp_path / "flat.csv", sales=lambda s: s * 0 + 7.0)
+    out = tmp_path / "flat"
+    code, stdout, stderr = run(["forecast", str(data), "--target", "sales", "--horizon", "6",
+                                "--window", "12", "--out", str(out), *TINY], capsys)  # fmt: skip
+    assert code == 0, stderr
+    assert "MASE n/a: the training history never changes" in stdout
+    metrics = pd.read_csv(out / "metrics.csv", index_col="model")
+    assert metrics["MASE"].isna().all() and (metrics.loc["naive", ["MAE", "RMSE"]] == 0).all()
+    assert np.isfinite(pd.read_csv(out / "forecast.csv")["forecast"]).all()
+    assert (out / "forecast.png").is_file() and (out / "model" / "config.json").is_file()

@@ -83,14 +83,33 @@ def _metrics_table(metrics: pd.DataFrame, title: str) -> Table:
     table.add_column("model")
     for col in metrics.columns:
         table.add_column(col, justify="right")
-    best = metrics.idxmin()
     for name, row in metrics.iterrows():
         cells = []
         for col, v in row.items():
-            text = f"{v:.2f}%" if col in ("MAPE", "sMAPE") else f"{v:.3f}"
-            cells.append(f"[bold]{text}[/bold]" if best[col] == name else text)
+            if not np.isfinite(v):
+                cells.append("n/a")
+                continue
+            text = (
+                f"{v:.2f}%"
+                if col in ("MAPE", "sMAPE")
+                else f"{v:.3g}"
+                if abs(v) >= 1e6
+                else f"{v:.3f}"
+            )
+            cells.append(f"[bold]{text}[/bold]" if v == metrics[col].min() else text)
         table.add_row(str(name), *cells)
     return table
+
+
+# Why a metric can be undefined (n/a): said under the table instead of a NaN.
+UNDEFINED = {
+    "MAPE": "MAPE n/a: every actual value is 0",
+    "MASE": "MASE n/a: the training history never changes (no naive error to scale by)",
+}
+
+
+def _undefined_notes(metrics: pd.DataFrame) -> list[str]:
+    return [note for col, note in UNDEFINED.items() if col in metrics and metrics[col].isna().any()]
 
 
 def _csv(df: pd.DataFrame) -> str:
@@ -271,6 +290,8 @@ def _forecast(
             evaluation.metrics,
             f"{name}: last {holdout} steps held out{scored} (season {evaluation.season or '-'})",
         ))  # fmt: skip
+    for note in _undefined_notes(evaluation.metrics) if evaluation is not None else []:
+        console.print(note)
     if evaluation is not None and evaluation.coverage is not None and band:
         console.print(
             f"{band[0]}-{band[1]} band holds {evaluation.coverage:.0%} of the held-out actuals"

@@ -34,8 +34,8 @@ class SeriesScaler:
         values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
         if self.kind == "minmax":
             lo, hi = values.min(axis=0), values.max(axis=0)
-            shift = (hi + lo) / 2.0
-            scale = (hi - lo) / 2.0
+            shift = hi / 2.0 + lo / 2.0  # halves first: no overflow near the float64 limit
+            scale = hi / 2.0 - lo / 2.0
         elif self.kind == "standard":
             shift, scale = values.mean(axis=0), values.std(axis=0)
         else:

@@ -388,7 +388,8 @@ class Forecaster:
 
     def _scaled(self, s: Series) -> np.ndarray:
         assert self.scaler is not None
-        return self.scaler.transform(s.id, s.values).astype(np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, reported by fit
+            return self.scaler.transform(s.id, s.values).astype(np.float32)
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -450,6 +451,12 @@ class Forecaster:
         for s in sd.series.values():
             self.scaler.fit_series(s.id, s.values[: len(s) - val])
             scaled = self._scaled(s)
+            if not np.isfinite(scaled).all():
+                raise LstmkitError(
+                    f"series {s.id!r} has values too large for the model's 32-bit arithmetic "
+                    f"after scaler={cfg.scaler!r} (largest {np.abs(s.values).max():.3g}); use "
+                    "scaler='minmax' or 'standard', or rescale the data"
+                )
             x, y = make_windows(scaled, window, steps)
             fut = _future_windows(scaled, fidx, window, steps)
             keep = window_target_ends(len(s), window, steps) <= len(s) - val
@@ -603,10 +610,18 @@ class Forecaster:
             if fidx:
                 fut = self.scaler.transform(sid, future[start : start + batch_size], columns=fidx)
                 fut = fut.astype(np.float32)
-            outs.append(self._forecast_scaled(chunk.astype(np.float32), fut))
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below
+                outs.append(self._forecast_scaled(chunk.astype(np.float32), fut))
         out = np.concatenate(outs) if outs else np.zeros((0, self.config.horizon, 1))
         out[..., 1:] = np.sort(out[..., 1:], axis=-1)  # keep quantiles ordered
-        return self.scaler.inverse_transform(sid, out)
+        out = self.scaler.inverse_transform(sid, out)
+        if not np.isfinite(out).all():
+            raise LstmkitError(
+                f"the model's forecast for series {sid!r} is not finite (NaN or infinity); "
+                "the inputs are outside what it can handle: use scaler='minmax' or "
+                "'standard' with instance normalisation, or rescale the data"
+            )
+        return out
 
     def _frame(self, sid: str, times: pd.Index, fc: np.ndarray) -> pd.DataFrame:
         cfg = self.config
