@@ -365,3 +365,28 @@ def test_constant_series_writes_everything_with_undefined_mase(tmp_path: Path, c
     assert metrics["MASE"].isna().all() and (metrics.loc["naive", ["MAE", "RMSE"]] == 0).all()
     assert np.isfinite(pd.read_csv(out / "forecast.csv")["forecast"]).all()
     assert (out / "forecast.png").is_file() and (out / "model" / "config.json").is_file()
+
+
+def test_time_zone_offsets_are_kept_through_forecast_and_predict(tmp_path: Path, capsys) -> None:
+    # from September: the offsets (+02:00, then +01:00 from October) identify the zone
+    times = pd.date_range(end="2021-03-24", periods=200, freq="D", tz="Europe/Berlin")
+    t = np.arange(200)
+    data = tmp_path / "berlin.csv"
+    pd.DataFrame({"date": times, "load": 50 + 5 * np.sin(2 * np.pi * t / 7)}).to_csv(
+        data, index=False
+    )
+    out = tmp_path / "tz"
+    code, _, stderr = run(["forecast", str(data), "--target", "load", "--horizon", "7",
+                           "--window", "14", "--out", str(out), *TINY], capsys)  # fmt: skip
+    assert code == 0, stderr
+    future = pd.read_csv(out / "future.csv")["date"].tolist()
+    assert future == [f"2021-03-{d} 00:00:00+01:00" for d in (25, 26, 27, 28)] + [
+        f"2021-03-{d} 00:00:00+02:00" for d in (29, 30, 31)
+    ]  # local midnights on both sides of the change to summer time
+    held = pd.read_csv(out / "forecast.csv")["date"]
+    assert held.iloc[-1] == "2021-03-24 00:00:00+01:00"
+    code, stdout, stderr = run(["predict", "-m", str(out / "model"), "-o", str(tmp_path / "p.csv")],
+                               capsys)  # fmt: skip
+    assert code == 0, stderr
+    assert pd.read_csv(tmp_path / "p.csv")["date"].tolist() == future
+    assert "2021-03-29 00:00:00+02:00" in stdout

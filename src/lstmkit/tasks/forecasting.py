@@ -43,6 +43,8 @@ from lstmkit.data.series import (
     load_future,
     load_series,
     season_from_freq,
+    times_from_strings,
+    tz_name,
 )
 from lstmkit.data.windows import make_windows, window_target_ends
 from lstmkit.errors import LstmkitError
@@ -443,6 +445,7 @@ class Forecaster:
             "future_covariates": sd.future_covariates,
             "freq": sd.freq,
             "window": window,
+            "tz": tz_name(getattr(next(iter(sd.series.values())).times, "tz", None)),
         }
         self.scaler = SeriesScaler(cfg.scaler)
         fidx = self._future_columns()
@@ -655,8 +658,9 @@ class Forecaster:
         assert info is not None
         h = self.config.horizon
         if data is None:
+            tz = info.get("tz")
             histories = [
-                (sid, self._times_from_strings(ctx["times"]), np.asarray(ctx["values"], float))
+                (sid, times_from_strings(ctx["times"], tz), np.asarray(ctx["values"], float))
                 for sid, ctx in self.context.items()
             ]
             freq = info["freq"]
@@ -690,13 +694,6 @@ class Forecaster:
                 fut = fvalues[pos]
             frames.append(self._frame(sid, steps, self._forecast_series(sid, values, fut)))
         return pd.concat(frames, ignore_index=True)
-
-    @staticmethod
-    def _times_from_strings(times: list[str]) -> pd.Index:
-        """Timestamps stored in ``context.json``: integer steps or date/times."""
-        if all(t.lstrip("-").isdigit() for t in times):
-            return pd.Index([int(t) for t in times])
-        return pd.DatetimeIndex(pd.to_datetime(times))
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(
