@@ -390,3 +390,78 @@ def test_time_zone_offsets_are_kept_through_forecast_and_predict(tmp_path: Path,
     assert code == 0, stderr
     assert pd.read_csv(tmp_path / "p.csv")["date"].tolist() == future
     assert "2021-03-29 00:00:00+02:00" in stdout
+
+
+@pytest.fixture(scope="module")
+def previous_run(tmp_path_factory) -> Path:
+    """A complete forecast output folder, copied by each test that must leave it intact."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("prev")
+    out = root / "out"
+    old = sys.argv
+    sys.argv = ["lstmkit", "forecast", "--out", str(out), *TINY]
+    try:
+        main()
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    finally:
+        sys.argv = old
+    shutil.copy(out / "forecast.csv", root / "check.csv")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--hidden-size", "10000000"], "parameters, about"),
+        (["--lr", "-1"], "lr (learning rate) must be a positive number, got -1.0"),
+        (["--lr", "nan"], "lr must be a finite number"),
+        (["--window", "1"], "window must be >= 2"),
+        (["--precision", "8"], "precision must be one of"),
+        (["--logger", "wandb"], "logger must be csv, tensorboard or None"),
+    ],
+)
+def test_hostile_settings_one_line_previous_output_intact(
+    previous_run: Path, tmp_path: Path, capsys, extra: list[str], message: str
+) -> None:
+    import shutil
+
+    out = Path(shutil.copytree(previous_run, tmp_path / "out"))
+    before = _snapshot(out)
+    code, stdout, stderr = run(["forecast", "--out", str(out), *TINY, *extra], capsys)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
+    assert "trained" not in stdout
+    assert _snapshot(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_damaged_context_in_predict_is_one_line(previous_run: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    model = Path(shutil.copytree(previous_run / "model", tmp_path / "model"))
+    ctx = json.loads((model / "context.json").read_text())
+    ctx["0"]["times"][0] = "31/31/1999"
+    (model / "context.json").write_text(json.dumps(ctx))
+    code, _, stderr = run(["predict", "-m", str(model)], capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert "context.json is damaged" in stderr
+
+
+def test_precision_bf16_mixed_and_csv_logger(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bf16"
+    code, stdout, stderr = run(["forecast", "--out", str(out), "--precision", "bf16-mixed",
+                                "--logger", "csv", *TINY], capsys)  # fmt: skip
+    assert code == 0, stderr
+    fc = pd.read_csv(out / "forecast.csv")
+    assert np.isfinite(fc[["forecast", "q10", "q90"]].to_numpy()).all()
+    assert (
+        json.loads((out / "model" / "config.json").read_text())["config"]["forecaster"]["train"][
+            "precision"
+        ]
+        == "bf16-mixed"
+    )
+    assert list((out / "logs").glob("lstmkit/version_*/metrics.csv"))
+    assert "logs/" in stdout

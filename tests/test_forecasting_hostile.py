@@ -1,7 +1,10 @@
 """Forecasting on hostile input: non-finite values, huge and constant series, bad settings
 and damaged model folders give one clear `LstmkitError`, never a NaN or a traceback."""
 
+import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -63,3 +66,105 @@ def test_constant_series_forecasts_with_undefined_mase() -> None:
     assert np.allclose(ev.forecasts["forecast"], 5.0, atol=0.05)
     assert math.isnan(ev.metrics.loc["lstmkit", "MASE"])  # undefined: no naive error
     assert ev.metrics.loc["naive", "MAE"] == 0.0
+
+
+# ------------------------------------------------------------------ defect 5: bad settings
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"window": 14.5}, "window must be an integer or None, got 14.5"),
+        ({"hidden_size": "8"}, "hidden_size must be an integer, got '8'"),
+        ({"lr": "fast"}, "lr must be a number, got 'fast'"),
+        ({"lr": -1.0}, "lr .learning rate. must be a positive number"),
+        ({"lr": float("nan")}, "lr must be a finite number"),
+        ({"quantiles": "0.1,0.9"}, "quantiles must be a list of a number or None"),
+        ({"instance_norm": "yes"}, "instance_norm must be true/false"),
+        ({"precision": "bf17"}, "precision must be one of"),
+    ],
+)
+def test_bad_api_settings_are_one_clear_error(settings: dict, message: str) -> None:
+    with pytest.raises(LstmkitError, match=message) as info:
+        Forecaster(horizon=6, **settings)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"model": "gru", "num_layers": 2, "bidirectional": True},
+        {"method": "recursive", "skip": False, "quantiles": None},
+        {"hidden_size": 5, "num_layers": 3, "quantiles": [0.05, 0.5, 0.95]},
+    ],
+)
+def test_parameter_estimate_matches_the_network(settings: dict) -> None:
+    from lstmkit.tasks.forecasting import ForecastNet, estimate_parameters
+
+    f = Forecaster(horizon=6, window=12, **(FAST | settings))
+    cfg = f.config
+    steps = 6 if cfg.method == "direct" else 1
+    net = ForecastNet(3, 12, steps, 1 + len(cfg.quantiles or []), model=cfg.model,
+                      hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
+                      bidirectional=cfg.bidirectional, skip=cfg.skip, n_future=1)  # fmt: skip
+    assert estimate_parameters(cfg, 3, 12, 1) == sum(p.numel() for p in net.parameters())
+
+
+def test_huge_network_is_refused_before_allocating_it() -> None:
+    f = Forecaster(horizon=6, window=12, **(FAST | {"hidden_size": 10_000_000}))
+    with pytest.raises(LstmkitError, match=r"would have 400,00\d,\d+,\d+,\d+ parameters"):
+        f.fit(_series(), target="y", time_col="month")
+
+
+# ------------------------------------------------------------------ damaged model folders
+def _damage(model: Path, case: str) -> None:
+    cfg = json.loads((model / "config.json").read_text())
+    ctx = json.loads((model / "context.json").read_text())
+    if case == "context not json":
+        (model / "context.json").write_text("{not json")
+    elif case == "context not utf-8":
+        (model / "context.json").write_bytes(b"\xff\xfe\x00garbage")
+    elif case == "context bad time":
+        ctx["0"]["times"][-1] = "not a date"
+        (model / "context.json").write_text(json.dumps(ctx))
+    elif case == "context short":
+        ctx["0"]["values"] = ctx["0"]["values"][:3]
+        (model / "context.json").write_text(json.dumps(ctx))
+    elif case == "context missing key":
+        del ctx["0"]["times"]
+        (model / "context.json").write_text(json.dumps(ctx))
+    elif case == "config no data":
+        del cfg["config"]["data"]
+        (model / "config.json").write_text(json.dumps(cfg))
+    elif case == "config bad window":
+        cfg["config"]["data"]["window"] = "twelve"
+        (model / "config.json").write_text(json.dumps(cfg))
+    elif case == "config bad freq":
+        cfg["config"]["data"]["freq"] = "fortnightly"
+        (model / "config.json").write_text(json.dumps(cfg))
+    elif case == "config bad setting":
+        cfg["config"]["forecaster"]["hidden_size"] = "8"
+        (model / "config.json").write_text(json.dumps(cfg))
+    elif case == "scaler text":
+        (model / "scaler.json").write_text('{"kind": "minmax", "params": {"0": {"shift": ["a"]}}}')
+
+
+DAMAGES = ["context not json", "context not utf-8", "context bad time", "context short",
+           "context missing key", "config no data", "config bad window", "config bad freq",
+           "config bad setting", "scaler text"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> Path:
+    df = _series()
+    f = Forecaster(horizon=6, window=12, **FAST).fit(df, target="y", time_col="month")
+    return f.save(tmp_path_factory.mktemp("m") / "model")
+
+
+@pytest.mark.parametrize("case", DAMAGES)
+def test_damaged_model_folder_is_one_clear_error(saved: Path, tmp_path: Path, case: str) -> None:
+
+    model = Path(shutil.copytree(saved, tmp_path / "model"))
+    _damage(model, case)
+    with pytest.raises(LstmkitError, match=r"(config|context|scaler)\.json is damaged") as info:
+        Forecaster.load(model).predict()
+    assert "\n" not in str(info.value) and "save the model again" in str(info.value)

@@ -159,6 +159,13 @@ def forecast_cmd(
         int | None, typer.Option(help="Seasonal period (default: from the frequency).")
     ] = None,
     max_epochs: Annotated[int, typer.Option(help="Most training epochs.")] = 300,
+    lr: Annotated[float, typer.Option(help="Learning rate (Adam).")] = 1e-2,
+    precision: Annotated[
+        str, typer.Option(help="Lightning precision: 32, bf16-mixed, 16-mixed, 64.")
+    ] = "32",
+    logger: Annotated[
+        str | None, typer.Option(help="Also log training to --out/logs: csv or tensorboard.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     devices: Annotated[str, typer.Option(help="Devices for Lightning (e.g. 1, 2, auto).")] = "1",
     accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "cpu",
@@ -187,7 +194,8 @@ def _forecast(
     covariates: str | None, future_covariates: str | None, future: Path | None, horizon: int,
     window: int | None, holdout: int | None, model: str,
     hidden_size: int, num_layers: int, method: str, quantiles: str, instance_norm: bool,
-    scaler: str, season: int | None, max_epochs: int, seed: int, devices: str, accelerator: str,
+    scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
+    logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
@@ -225,6 +233,8 @@ def _forecast(
             horizon=horizon, window=window, model=model, hidden_size=hidden_size,
             num_layers=num_layers, method=method, quantiles=_floats(quantiles, "--quantiles"),
             instance_norm=instance_norm, scaler=scaler, season=season, max_epochs=max_epochs,
+            lr=lr, precision=precision, logger=logger,
+            log_dir=str(stage / "logs") if logger else None,
             seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
             checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
         )  # fmt: skip
@@ -309,6 +319,7 @@ def _forecast(
     written = ["model/", "forecast.png", "training.png"]
     written += ["future.csv"] if ahead is not None else []
     written += ["forecast.csv", "metrics.csv"] if evaluation is not None else []
+    written += ["logs/"] if logger else []
     if folds is not None:
         mean = folds.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()
         console.print(_metrics_table(mean, f"{name}: backtest, mean over {backtest} folds"))

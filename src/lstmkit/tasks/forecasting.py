@@ -22,6 +22,7 @@ import copy
 import json
 import math
 import os
+import zoneinfo
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
-from lstmkit.config import dataclass_from_dict
+from lstmkit.config import check_field_types, dataclass_from_dict
 from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import (
     Series,
@@ -44,6 +45,7 @@ from lstmkit.data.series import (
     load_series,
     season_from_freq,
     times_from_strings,
+    tz_from_name,
     tz_name,
 )
 from lstmkit.data.windows import make_windows, window_target_ends
@@ -104,6 +106,11 @@ class ForecasterConfig:
     def __post_init__(self) -> None:
         if isinstance(self.train, dict):
             self.train = TrainConfig.from_dict(self.train)
+        if not isinstance(self.train, TrainConfig):
+            raise LstmkitError(
+                f"forecaster setting train must be a TrainConfig or dict, got {self.train!r}"
+            )
+        check_field_types(self, "forecaster")
         if self.quantiles is not None:
             self.quantiles = sorted(float(q) for q in self.quantiles)
         checks = [
@@ -496,6 +503,10 @@ class Forecaster:
 
     def _build_module(self, n_features: int, window: int) -> ForecastModule:
         cfg = self.config
+        check_model_size(
+            estimate_parameters(cfg, n_features, window, len(self._future_columns())),
+            "hidden_size / num_layers",
+        )
         net = ForecastNet(
             n_features,
             window,
@@ -810,18 +821,27 @@ class Forecaster:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Forecaster:
-        """Read a model directory written by `save`."""
+        """Read a model directory written by `save`; every file is checked, and a damaged
+        one is reported in one `LstmkitError` line naming it."""
         saved = load_model_dir(path, KIND)
+        root = Path(path)
+        current = "config.json"
         try:
             cfg = ForecasterConfig.from_dict(copy.deepcopy(saved.config["forecaster"]))
-            data_info = dict(saved.config["data"])
+            data_info = _checked_data_info(saved.config["data"])
+            current = "scaler.json"
             scaler = SeriesScaler.from_json(saved.read_text("scaler.json"))
-            context = json.loads(saved.read_text("context.json"))
-        except (KeyError, TypeError, ValueError) as err:
-            if isinstance(err, LstmkitError):
-                raise
+            _check_scaler(scaler, 1 + len(data_info["covariates"]))
+            current = "context.json"
+            context = _checked_context(
+                json.loads(saved.read_text("context.json")), data_info, set(scaler.params)
+            )
+        except (LstmkitError, KeyError, TypeError, ValueError, AttributeError) as err:
+            if isinstance(err, LstmkitError) and "model directory" in str(err):
+                raise  # a missing file, already said in one line
+            what = str(err) if isinstance(err, LstmkitError) else f"{type(err).__name__}: {err}"
             raise LstmkitError(
-                f"{path} is not a readable forecaster directory ({type(err).__name__}: {err})"
+                f"{root / current} is damaged ({what[:200]}); save the model again"
             ) from None
         self = cls.__new__(cls)
         self.config, self.data_info, self.scaler, self.context = cfg, data_info, scaler, context
@@ -839,6 +859,111 @@ class Forecaster:
             raise LstmkitError(f"weights in {path} do not match its config: {first}") from None
         self.module.eval()
         return self
+
+
+def _checked_data_info(info: Any) -> dict[str, Any]:
+    """The ``data`` part of a saved forecaster's config.json, checked field by field."""
+    if not isinstance(info, dict):
+        raise LstmkitError(f"'data' must be an object, got {type(info).__name__}")
+    info = dict(info)
+    info.setdefault("future_covariates", [])
+    info.setdefault("tz", None)
+    texts = {"target": False, "time_col": True, "id_col": True, "freq": True, "tz": True}
+    for key, optional in texts.items():
+        if key not in info:
+            raise LstmkitError(f"data.{key} is missing")
+        value = info[key]
+        if not (isinstance(value, str) or (optional and value is None)):
+            raise LstmkitError(f"data.{key} must be text, got {value!r}")
+    for key in ("covariates", "future_covariates"):
+        if not isinstance(info.get(key), list) or not all(isinstance(c, str) for c in info[key]):
+            raise LstmkitError(f"data.{key} must be a list of column names")
+    window = info.get("window")
+    if not isinstance(window, int) or isinstance(window, bool) or window < 2:
+        raise LstmkitError(f"data.window must be an integer of at least 2, got {window!r}")
+    if info["freq"] is not None:
+        try:
+            pd.tseries.frequencies.to_offset(info["freq"])
+        except ValueError:
+            raise LstmkitError(f"data.freq {info['freq']!r} is not a pandas frequency") from None
+    if info["tz"] is not None:
+        try:
+            pd.Timestamp("2000-01-01", tz=tz_from_name(info["tz"]))
+        except (ValueError, TypeError, KeyError, zoneinfo.ZoneInfoNotFoundError):
+            raise LstmkitError(f"data.tz {info['tz']!r} is not a time zone") from None
+    return info
+
+
+def _check_scaler(scaler: SeriesScaler, n_columns: int) -> None:
+    for sid, p in scaler.params.items():
+        for key in ("shift", "scale"):
+            v = np.asarray(p[key], dtype=np.float64)
+            if (
+                v.shape != (n_columns,)
+                or not np.isfinite(v).all()
+                or (key == "scale" and (v == 0).any())
+            ):
+                raise LstmkitError(
+                    f"series {sid!r}: {key} must be {n_columns} finite numbers, got {p[key]!r}"
+                )
+
+
+def _checked_context(context: Any, info: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """A saved forecaster's context.json (the last window of each series), checked."""
+    if not isinstance(context, dict) or not context:
+        raise LstmkitError("expected an object with the last window of each series")
+    window, n_features = info["window"], 1 + len(info["covariates"])
+    for sid, ctx in context.items():
+        if sid not in known:
+            raise LstmkitError(f"series {sid!r} has no scaling parameters in scaler.json")
+        values = np.asarray(ctx["values"], dtype=np.float64)
+        if values.shape != (window, n_features) or not np.isfinite(values).all():
+            raise LstmkitError(
+                f"series {sid!r}: values must be {window} rows of {n_features} finite numbers"
+            )
+        if not isinstance(ctx["times"], list) or len(ctx["times"]) != window:
+            raise LstmkitError(f"series {sid!r}: times must list {window} timestamps")
+        times_from_strings([str(t) for t in ctx["times"]], info["tz"])
+    return context
+
+
+def estimate_parameters(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> int:
+    """Number of weights of the network `ForecastNet` would build for ``cfg`` (exact for
+    the LSTM/GRU layers and the head; computed without allocating them)."""
+    gates = 4 if cfg.model == "lstm" else 3
+    dirs = 2 if cfg.bidirectional else 1
+    h = cfg.hidden_size
+    total = 0
+    for layer in range(cfg.num_layers):
+        inputs = n_features if layer == 0 else h * dirs
+        total += dirs * gates * h * (inputs + h + 2)
+    steps = cfg.horizon if cfg.method == "direct" else 1
+    outputs = steps * (1 + len(cfg.quantiles or []))
+    head_in = h * dirs + (window if cfg.skip else 0) + steps * n_future
+    return total + (head_in + 1) * outputs
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_model_size(parameters: int, knobs: str) -> None:
+    """Refuse a network whose training state cannot fit in this machine's memory.
+
+    Training holds each float32 weight about four times (weights, gradients and
+    Adam's two moments): 16 bytes per parameter, before any activations.
+    """
+    need = 16 * parameters
+    have = _memory_bytes()
+    if have is not None and need > have:
+        raise LstmkitError(
+            f"the model would have {parameters:,} parameters, about {need / 2**30:,.0f} GiB to "
+            f"train (weights, gradients, optimiser state), more than this machine's "
+            f"{have / 2**30:,.0f} GiB; use a smaller {knobs}"
+        )
 
 
 def _future_windows(
