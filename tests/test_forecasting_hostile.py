@@ -168,3 +168,38 @@ def test_damaged_model_folder_is_one_clear_error(saved: Path, tmp_path: Path, ca
     with pytest.raises(LstmkitError, match=r"(config|context|scaler)\.json is damaged") as info:
         Forecaster.load(model).predict()
     assert "\n" not in str(info.value) and "save the model again" in str(info.value)
+
+
+# ------------------------------------------------------------------ recursive band (defect 6)
+def test_quantile_function_by_hand() -> None:
+    import torch
+
+    from lstmkit.tasks.forecasting import _quantile_function
+
+    levels = torch.tensor([0.1, 0.5, 0.9])
+    values = torch.tensor([[1.0, 2.0, 4.0]]).repeat(5, 1)
+    u = torch.tensor([0.1, 0.3, 0.7, 0.0, 1.0])
+    # inside: linear between levels; outside: the outer segments' slopes (2.5 and 5 per unit)
+    expected = [1.0, 1.5, 3.0, 1.0 - 0.1 * 2.5, 4.0 + 0.1 * 5.0]
+    np.testing.assert_allclose(_quantile_function(values, levels, u).numpy(), expected, rtol=1e-6)
+
+
+def test_recursive_band_widens_with_the_horizon() -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    df = pd.DataFrame({"month": pd.date_range("2000-01-01", periods=n, freq="MS"),
+                       "y": 100 + np.cumsum(rng.normal(0, 1, n))})  # fmt: skip
+    f = Forecaster(horizon=12, window=12, method="recursive", quantiles=[0.1, 0.5, 0.9],
+                   instance_norm=False, **(FAST | {"max_epochs": 30}))  # fmt: skip
+    f.fit(df, target="y", time_col="month")
+    fc = f.predict()
+    width = (fc["q90"] - fc["q10"]).to_numpy()
+    assert width[-1] > 1.5 * width[0]  # a random walk's band grows like sqrt(steps)
+    # step 1 keeps the model's own one-step quantiles
+    import torch
+
+    x = torch.tensor(f.scaler.transform("0", df["y"].to_numpy()[-12:]), dtype=torch.float32)
+    with torch.no_grad():
+        one = f.scaler.inverse_transform("0", f.module(x.view(1, 12, 1))[0, 0].numpy())
+    np.testing.assert_allclose(fc[["q10", "q50", "q90"]].iloc[0], np.sort(one[1:]), rtol=1e-5)
+    pd.testing.assert_frame_equal(f.predict(), fc)  # seeded: reproducible

@@ -561,11 +561,44 @@ class Forecaster:
             fut = None if future is None else torch.as_tensor(future, dtype=torch.float32)
             return self.module(x, fut).numpy()
         outs = []
+        start = x
         for _ in range(self.config.horizon):
             step = self.module(x)  # (batch, 1, n_outputs)
             outs.append(step)
             x = torch.cat([x[:, 1:], step[:, :, :1]], dim=1)
-        return torch.cat(outs, dim=1).numpy()
+        out = torch.cat(outs, dim=1)
+        if len(self.config.quantiles or []) >= 2 and self.config.horizon > 1:
+            # the one-step quantiles only hold for step 1; later steps take the quantiles
+            # of simulated sample paths, so the band widens with the horizon
+            out[:, 1:, 1:] = self._simulated_quantiles(start)[:, 1:]
+        return out.numpy()
+
+    def _simulated_quantiles(self, x: Tensor) -> Tensor:
+        """Quantiles of ``SAMPLE_PATHS`` recursive sample paths from each window.
+
+        Each path feeds back a draw from the model's predictive distribution at every
+        step: its quantile function, linear between the predicted quantiles and
+        extended linearly beyond the outer ones. Seeded by the training seed, so a
+        forecast is reproducible. x (batch, window, 1) scaled -> (batch, horizon, q).
+        """
+        assert self.module is not None
+        levels = torch.tensor(self.config.quantiles or [], dtype=torch.float32)
+        gen = torch.Generator().manual_seed(self.config.train.seed)
+        n, h = SAMPLE_PATHS, self.config.horizon
+        chunk = max(1, MAX_PATH_BATCH // n)
+        result = []
+        for begin in range(0, len(x), chunk):
+            xs = x[begin : begin + chunk].repeat_interleave(n, dim=0)
+            draws = []
+            for _ in range(h):
+                q = torch.sort(self.module(xs)[:, 0, 1:], dim=-1).values  # (paths, q)
+                u = torch.rand(len(xs), generator=gen)
+                draw = _quantile_function(q, levels, u)
+                draws.append(draw)
+                xs = torch.cat([xs[:, 1:], draw.view(-1, 1, 1)], dim=1)
+            paths = torch.stack(draws, dim=1).view(-1, n, h)  # (chunk, paths, horizon)
+            result.append(torch.quantile(paths, levels, dim=1).permute(1, 2, 0))
+        return torch.cat(result)
 
     def _forecast_series(
         self, sid: str, history: np.ndarray, future: np.ndarray | None = None
@@ -859,6 +892,24 @@ class Forecaster:
             raise LstmkitError(f"weights in {path} do not match its config: {first}") from None
         self.module.eval()
         return self
+
+
+SAMPLE_PATHS = 500  # recursive forecasts: sample paths per window for the band
+MAX_PATH_BATCH = 16384  # windows per forward pass while simulating them
+
+
+def _quantile_function(values: Tensor, levels: Tensor, u: Tensor) -> Tensor:
+    """Evaluate piecewise-linear quantile functions at ``u``.
+
+    values (n, q) ascending quantile values at ``levels`` (q,) ascending, u (n,) in
+    (0, 1) -> (n,): linear between neighbouring levels, and beyond the outer levels
+    linear with the slope of the outer segments.
+    """
+    k = torch.searchsorted(levels, u.contiguous()).clamp(1, len(levels) - 1)  # right end
+    lo_l, hi_l = levels[k - 1], levels[k]
+    rows = torch.arange(len(u))
+    lo_v, hi_v = values[rows, k - 1], values[rows, k]
+    return lo_v + (hi_v - lo_v) * (u - lo_l) / (hi_l - lo_l)
 
 
 def _checked_data_info(info: Any) -> dict[str, Any]:
