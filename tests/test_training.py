@@ -12,31 +12,22 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lstmkit.errors import LstmkitError
 from lstmkit.plots.curves import plot_training_curves
-from lstmkit.training import FitResult, TrainConfig, build_optimizer, fit
+from lstmkit.training import FitResult, LstmkitModule, TrainConfig, build_optimizer, fit
 
 W = torch.tensor([[1.0], [2.0], [-1.0]])
 
 
-class Linear(L.LightningModule):
-    """y = x @ w fitted by MSE; logs loss and MAE per epoch."""
+class Linear(LstmkitModule):
+    """y = x @ w fitted by MSE; logs loss and MAE per epoch (through the task base class)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.lin = torch.nn.Linear(3, 1)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
+    def step_metrics(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         x, y = batch
         pred = self.lin(x)
-        loss = F.mse_loss(pred, y)
-        self.log(f"{split}_loss", loss, on_epoch=True, on_step=False)
-        self.log(f"{split}_mae", (pred - y).abs().mean(), on_epoch=True, on_step=False)
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+        return {"loss": F.mse_loss(pred, y), "mae": (pred - y).abs().mean()}
 
 
 def _loaders(flip_val: bool = False, shuffle: bool = False) -> tuple[DataLoader, DataLoader]:
@@ -122,6 +113,31 @@ def test_own_configure_optimizers_is_kept() -> None:
     train, val = _loaders()
     fit(model, train, val, _cfg(max_epochs=2))
     assert torch.equal(model.lin.weight, before)  # lr 0: the module's optimiser was used
+
+
+def test_plain_module_without_optimizer_is_refused() -> None:
+    class Plain(L.LightningModule):
+        def training_step(self, batch, batch_idx):
+            return None
+
+    train, val = _loaders()
+    with pytest.raises(TypeError, match=r"must subclass lstmkit\.training\.LstmkitModule"):
+        fit(Plain(), train, val, _cfg(max_epochs=1))
+
+
+def test_linear_lr_decay_reaches_zero() -> None:
+    train, val = _loaders()
+    model = Linear()
+    seen: list[float] = []
+
+    class Spy(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    model.configure_callbacks = lambda: [Spy()]
+    fit(model, train, val, _cfg(max_epochs=2, lr=0.08, lr_decay="linear"))
+    # 4 batches per epoch, 8 steps: lr 0.08 * (1 - step / 8)
+    assert seen == pytest.approx([0.08 * (1 - k / 8) for k in range(8)])
 
 
 def test_resume_from_last_checkpoint(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ from lstmkit.tasks.forecast_metrics import (
     naive_forecast,
     seasonal_naive_forecast,
 )
-from lstmkit.training import FitResult, TrainConfig, fit
+from lstmkit.training import FitResult, LstmkitModule, TrainConfig, fit
 
 KIND = "forecaster"
 EPS = 1e-5
@@ -222,7 +222,7 @@ def pinball_loss(pred: Tensor, y: Tensor, quantiles: Tensor) -> Tensor:
     return torch.maximum(quantiles * diff, (quantiles - 1) * diff).mean()
 
 
-class ForecastModule(L.LightningModule):
+class ForecastModule(LstmkitModule):
     """LightningModule wrapping `ForecastNet` with instance normalisation and the loss.
 
     Loss: MSE of the point forecast (output channel 0) plus, with quantiles, the
@@ -261,21 +261,14 @@ class ForecastModule(L.LightningModule):
         out = self.net(xn, future)
         return out * std.unsqueeze(-1) + mean.unsqueeze(-1)
 
-    def _loss(self, batch: tuple[Tensor, ...]) -> Tensor:
+    def step_metrics(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
+        """Batch (x, [future,] y) -> {"loss": MSE of the point forecast [+ pinball]}."""
         x, y = batch[0], batch[-1]
         pred = self(x, batch[1] if len(batch) == 3 else None)
         loss = torch.mean((pred[..., 0] - y) ** 2)
         if len(self.quantiles):
             loss = loss + pinball_loss(pred[..., 1:], y, self.quantiles)
-        return loss
-
-    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        loss = self._loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
-        return loss
-
-    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True, sync_dist=True)
+        return {"loss": loss}
 
 
 @dataclass

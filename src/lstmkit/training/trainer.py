@@ -31,7 +31,6 @@ import math
 import os
 import random
 import time
-import types
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,7 +66,8 @@ class TrainConfig:
     from it (see the module docstring). ``precision`` is Lightning's
     (``"32"``, ``"bf16-mixed"``, ``"16-mixed"``, ...). ``logger``: ``None``,
     ``"csv"`` or ``"tensorboard"`` (Lightning's loggers, written under
-    ``log_dir``, default ``lightning_logs``).
+    ``log_dir``, default ``lightning_logs``). ``lr_decay``: ``"none"`` or
+    ``"linear"`` (to 0 over the whole run; `LstmkitModule` applies it).
     """
 
     max_epochs: int = 100
@@ -88,6 +88,7 @@ class TrainConfig:
     precision: str = "32"
     logger: str | None = None
     log_dir: str | None = None
+    lr_decay: str = "none"
 
     def __post_init__(self) -> None:
         if isinstance(self.precision, int) and not isinstance(self.precision, bool):
@@ -121,6 +122,8 @@ class TrainConfig:
             raise LstmkitError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
+        if self.lr_decay not in ("none", "linear"):
+            raise LstmkitError(f"lr_decay must be 'none' or 'linear', got {self.lr_decay!r}")
         if self.logger is not None and self.logger not in LOGGERS:
             raise LstmkitError(f"logger must be csv, tensorboard or None, got {self.logger!r}")
 
@@ -159,10 +162,6 @@ def build_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimiser named in ``config`` over ``params`` with its lr and weight decay."""
     cls = OPTIMIZERS[config.optimizer.lower()]
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _configure_optimizers(self: L.LightningModule) -> torch.optim.Optimizer:
-    return build_optimizer(self.parameters(), self._lstmkit_train_config)
 
 
 class _HistoryAndBest(Callback):
@@ -407,8 +406,9 @@ def fit(
     """Train ``module`` and restore its best weights.
 
     Args:
-        module: a LightningModule logging ``train_loss`` and ``val_loss``. If it
-            does not define ``configure_optimizers``, one is built from ``config``.
+        module: an `LstmkitModule` (its optimiser is built from ``config``) or any
+            LightningModule with its own ``configure_optimizers``, logging
+            ``train_loss`` and ``val_loss``.
         train_loader: batches for ``training_step``.
         val_loader: batches for ``validation_step``; without it early stopping
             and best-weights selection use ``train_loader``'s loss.
@@ -425,16 +425,20 @@ def fit(
             another run's), an unusable accelerator, or a loss that became
             NaN or infinite.
     """
+    from lstmkit.training.module import LstmkitModule
+
     monitor = "val_loss" if val_loader is not None else "train_loss"
-    own_opt = "configure_optimizers" in {
-        name
+    if isinstance(module, LstmkitModule):
+        module.train_config = config
+    elif not any(
+        "configure_optimizers" in vars(klass)
         for klass in type(module).__mro__
         if klass not in L.LightningModule.__mro__
-        for name in vars(klass)
-    }
-    if not own_opt:
-        module._lstmkit_train_config = config
-        module.configure_optimizers = types.MethodType(_configure_optimizers, module)
+    ):
+        raise TypeError(
+            f"{type(module).__name__} must subclass lstmkit.training.LstmkitModule "
+            "(which builds the optimiser from the TrainConfig) or define configure_optimizers"
+        )
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     tracker = _HistoryAndBest(
@@ -502,9 +506,6 @@ def fit(
             ) from None
         finally:
             torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-            if not own_opt:
-                del module.configure_optimizers
-                del module._lstmkit_train_config
         seconds = time.perf_counter() - start
 
     # A process group Lightning set up for this fit (DDP) is torn down here, on
