@@ -174,7 +174,7 @@ def test_damaged_model_folder_is_one_clear_error(saved: Path, tmp_path: Path, ca
 def test_quantile_function_by_hand() -> None:
     import torch
 
-    from lstmkit.tasks.forecasting import _quantile_function
+    from lstmkit.tasks.forecasting.module import _quantile_function
 
     levels = torch.tensor([0.1, 0.5, 0.9])
     values = torch.tensor([[1.0, 2.0, 4.0]]).repeat(5, 1)

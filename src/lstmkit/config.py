@@ -13,7 +13,7 @@ import math
 import numbers
 import types
 import typing
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any, TypeVar
 
 from lstmkit.errors import LstmkitError
@@ -32,6 +32,14 @@ def dataclass_from_dict(cls: type[T], data: dict[str, Any], what: str) -> T:
     unknown = set(data) - names
     if unknown:
         raise LstmkitError(f"unknown {what} fields {sorted(unknown)}; known: {sorted(names)}")
+    required = {
+        f.name
+        for f in fields(cls)  # type: ignore[arg-type]
+        if f.default is MISSING and f.default_factory is MISSING
+    }
+    missing = required - set(data)
+    if missing:
+        raise LstmkitError(f"{what} lacks the fields {sorted(missing)}")
     return cls(**data)
 
 

@@ -200,10 +200,9 @@ def _forecast(
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
-    from lstmkit.io import atomic_write_text, staged_dir
-    from lstmkit.plots.curves import plot_training_curves
-    from lstmkit.plots.forecast import plot_forecast
-    from lstmkit.tasks.forecasting import Forecaster, _truncate
+    from lstmkit.io import staged_dir
+    from lstmkit.tasks.forecasting import Forecaster
+    from lstmkit.tasks.forecasting.run import forecast_run
 
     if data is None:
         frame: Any = load_air_passengers()
@@ -216,18 +215,10 @@ def _forecast(
     # The whole output is built in a temporary sibling of --out (created now, so an
     # unwritable location fails before training) and swapped in only at the end.
     with staged_dir(out) as stage:
-        cov, fcov = _names(covariates), _names(future_covariates)
         sd = load_series(
-            frame, target, time_col=time_col, id_col=id_col, covariates=cov, future_covariates=fcov
-        )
-        holdout = horizon if holdout is None else holdout
-        if holdout < 0:
-            raise LstmkitError(f"--holdout must be 0 or more, got {holdout}")
-        if fcov and not holdout and future is None:
-            raise LstmkitError(
-                "with --future-covariates and --holdout 0 there is nothing to forecast; "
-                "pass --future FILE with their values for the steps after the data"
-            )
+            frame, target, time_col=time_col, id_col=id_col, covariates=_names(covariates),
+            future_covariates=_names(future_covariates),
+        )  # fmt: skip
         dev: int | str = int(devices) if devices.isdigit() else devices
         forecaster = Forecaster(
             horizon=horizon, window=window, model=model, hidden_size=hidden_size,
@@ -238,61 +229,11 @@ def _forecast(
             seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
             checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
         )  # fmt: skip
-        train = _truncate(sd, holdout)
-        shortest = min(len(s) for s in sd.series.values())
-        if holdout and shortest - holdout < 2:
-            raise LstmkitError(
-                f"the shortest series has {shortest} rows, too few to hold out {holdout}; "
-                "pass --holdout 0 or more data"
-            )
-        forecaster.fit(train)
-        result = forecaster.fit_result
-        evaluation = forecaster.evaluate(sd) if holdout else None
-        folds = forecaster.backtest(sd, folds=backtest) if backtest > 0 else None
-        forecaster.set_context(sd)
-        ahead = forecaster.predict(future=future) if future is not None or not fcov else None
-
-        # Everything computed: write the outputs into the staging folder.
-        forecaster.save(stage / "model")
-        if ahead is not None:
-            atomic_write_text(stage / "future.csv", _csv(ahead))
-        if folds is not None:
-            atomic_write_text(stage / "backtest.csv", _csv(folds))
-        qs = forecaster.config.quantiles
-        band = (
-            (f"q{round(qs[0] * 100):g}", f"q{round(qs[-1] * 100):g}")
-            if qs and len(qs) > 1
-            else None
-        )
-        first = next(iter(sd.series.values()))
-        label = sd.target if sd.id_col is None else f"{sd.target} ({sd.id_col}={first.id})"
-        if evaluation is not None:
-            atomic_write_text(stage / "forecast.csv", _csv(evaluation.forecasts))
-            atomic_write_text(stage / "metrics.csv", evaluation.metrics.to_csv())
-            fc = evaluation.forecasts
-            if sd.id_col:
-                fc = fc[fc[sd.id_col].astype(str) == first.id]
-            base = {k: fc[k].to_numpy() for k in ("seasonal_naive",) if k in fc}
-            plot_forecast(
-                first.times[: len(first) - holdout], first.values[: len(first) - holdout, 0],
-                first.times[len(first) - holdout:][: horizon], fc["forecast"].to_numpy(),
-                stage / "forecast.png", actual=fc["actual"].to_numpy(),
-                lower=fc[band[0]].to_numpy() if band else None,
-                upper=fc[band[1]].to_numpy() if band else None,
-                band_label=f"{band[0]}-{band[1]}" if band else "band", baselines=base,
-                title=f"{name}: held-out forecast", ylabel=label,
-            )  # fmt: skip
-        elif ahead is not None:
-            fut = ahead if sd.id_col is None else ahead[ahead[sd.id_col].astype(str) == first.id]
-            plot_forecast(
-                first.times, first.values[:, 0], fut[fut.columns[1 if sd.id_col else 0]].to_numpy(),
-                fut["forecast"].to_numpy(), stage / "forecast.png",
-                lower=fut[band[0]].to_numpy() if band else None,
-                upper=fut[band[1]].to_numpy() if band else None,
-                title=f"{name}: forecast", ylabel=label,
-            )  # fmt: skip
-        if result is not None and result.history:
-            plot_training_curves(result.history, stage / "training.png", title=f"{name}: training")
+        run = forecast_run(sd, forecaster, holdout=holdout, backtest=backtest, future=future,
+                           name=name)  # fmt: skip
+        written = run.write(stage)
+    evaluation, result, band, holdout = run.evaluation, forecaster.fit_result, run.band, run.holdout
+    # Below: printing only.
 
     if evaluation is not None:
         scored = "" if holdout == horizon else f", scored on the final {horizon}"
@@ -314,16 +255,11 @@ def _forecast(
     if result is not None:
         console.print(
             f"trained {result.epochs_run} epochs in {result.fit_seconds:.1f} s "
-            f"(best epoch {result.best_epoch}, window {forecaster.data_info['window']})"
+            f"(best epoch {result.best_epoch}, window {forecaster.state.window})"
         )
-    written = ["model/", "forecast.png", "training.png"]
-    written += ["future.csv"] if ahead is not None else []
-    written += ["forecast.csv", "metrics.csv"] if evaluation is not None else []
-    written += ["logs/"] if logger else []
-    if folds is not None:
-        mean = folds.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()
+    if run.backtest is not None:
+        mean = run.backtest.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()
         console.print(_metrics_table(mean, f"{name}: backtest, mean over {backtest} folds"))
-        written.append("backtest.csv")
     console.print(f"wrote {out}/: {', '.join(written)}")
 
 

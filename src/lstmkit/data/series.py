@@ -31,6 +31,9 @@ import pandas as pd
 
 from lstmkit.errors import LstmkitError
 
+# Name of the time column when the times come from an unnamed DatetimeIndex.
+INDEX_TIME = "__time__"
+
 TIME_NAMES = (
     "date", "datetime", "time", "timestamp", "ds", "month", "week", "day", "year", "period", "step",
 )  # fmt: skip
@@ -396,7 +399,7 @@ def load_series(
     if len(df) == 0:
         raise LstmkitError(f"{source} has no rows; pass a table with data")
     if time_col is None and isinstance(df.index, pd.DatetimeIndex):
-        df = df.reset_index(names="__time__" if df.index.name is None else df.index.name)
+        df = df.reset_index(names=INDEX_TIME if df.index.name is None else df.index.name)
         time_col = str(df.columns[0])
     df = df.copy()
     df.columns = [str(c) for c in df.columns]
@@ -474,8 +477,8 @@ def load_future(
     """
     source = str(data) if isinstance(data, (str, os.PathLike)) else "the future table"
     df = read_table(data) if isinstance(data, (str, os.PathLike)) else data
-    if time_col == "__time__" and isinstance(df.index, pd.DatetimeIndex):
-        df = df.reset_index(names="__time__")
+    if time_col == INDEX_TIME and isinstance(df.index, pd.DatetimeIndex):
+        df = df.reset_index(names=INDEX_TIME)
     df = df.copy()
     df.columns = [str(c) for c in df.columns]
     for col, role in [
@@ -506,3 +509,16 @@ def future_times(times: pd.Index, freq: str | None, steps: int) -> pd.Index:
         else 1
     )
     return pd.Index(np.arange(1, steps + 1) * step + last)
+
+
+def truncate_series(sd: SeriesData, drop_last: int) -> SeriesData:
+    """A copy of ``sd`` without the last ``drop_last`` steps of each series."""
+    if drop_last == 0:
+        return sd
+    out = SeriesData(
+        sd.target, sd.time_col, sd.id_col, sd.covariates, sd.freq,
+        future_covariates=sd.future_covariates,
+    )  # fmt: skip
+    for sid, s in sd.series.items():
+        out.series[sid] = Series(sid, s.times[:-drop_last], s.values[:-drop_last])
+    return out
