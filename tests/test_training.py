@@ -292,3 +292,18 @@ def test_unavailable_accelerator_is_a_user_error() -> None:
     with pytest.raises(LstmkitError, match="cannot train with accelerator='mps'"):
         fit(model, train, val, _cfg(accelerator="mps"))
     assert "configure_optimizers" not in vars(model)  # the temporary optimiser hook is gone
+
+
+def test_rerun_of_a_finished_fit_returns_the_same_model(tmp_path: Path) -> None:
+    train, val = _loaders(flip_val=True)  # validation gets worse: early stopping fires
+    ckpt = str(tmp_path / "ckpt")
+    torch.manual_seed(0)
+    first_model = Linear()
+    first = fit(first_model, train, val, _cfg(max_epochs=20, early_stopping_patience=2,
+                                              checkpoint_dir=ckpt))  # fmt: skip
+    assert first.epochs_run < 20
+    again_model = Linear()
+    again = fit(again_model, train, val, _cfg(max_epochs=20, early_stopping_patience=2,
+                                              checkpoint_dir=ckpt))  # fmt: skip
+    assert again.history == first.history  # no further epoch was trained
+    assert torch.equal(again_model.lin.weight, first_model.lin.weight)
