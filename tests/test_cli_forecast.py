@@ -211,6 +211,9 @@ def test_checkpoint_dir_resumes_an_interrupted_fit(tmp_path: Path, capsys) -> No
     assert code == 0, stderr
     history = json.loads((tmp_path / "b" / "model" / "history.json").read_text())["history"]
     assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4]  # epochs 0-2 came from the ckpt
+    code, _, stderr = run([*base[:-1], str(tmp_path / "d" / "ckpt"), "--out",
+                           str(tmp_path / "d")], capsys)  # fmt: skip
+    assert code == 2 and "is inside --out" in stderr
     # the same checkpoint folder with other data: refused, not silently reused
     other = _csv(tmp_path / "other.csv", sales=lambda s: s * 3)
     argv = [*base, "--max-epochs", "5", "--out", str(tmp_path / "c")]

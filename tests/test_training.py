@@ -307,3 +307,21 @@ def test_rerun_of_a_finished_fit_returns_the_same_model(tmp_path: Path) -> None:
                                               checkpoint_dir=ckpt))  # fmt: skip
     assert again.history == first.history  # no further epoch was trained
     assert torch.equal(again_model.lin.weight, first_model.lin.weight)
+
+
+def test_checkpoint_every_n_steps_within_long_epochs(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt" / "last.ckpt"
+    seen: list[int] = []
+
+    class Spy(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if trainer.current_epoch == 0:
+                step = torch.load(path, weights_only=True)["global_step"] if path.exists() else -1
+                seen.append(int(step))
+
+    train, val = _loaders()  # 4 batches per epoch
+    model = Linear()
+    model.configure_callbacks = lambda: [Spy()]
+    fit(model, train, val, _cfg(max_epochs=1, checkpoint_dir=str(path.parent),
+                                checkpoint_every_n_steps=2))  # fmt: skip
+    assert seen == [-1, -1, 2, 2]  # saved after step 2, inside the first epoch

@@ -211,6 +211,14 @@ def _forecast(
     else:
         frame, name = data, data.stem
     out = out or Path("runs") / name
+    if checkpoint_dir is not None and out.resolve() in (
+        checkpoint_dir.resolve(),
+        *checkpoint_dir.resolve().parents,
+    ):
+        raise LstmkitError(
+            f"--checkpoint-dir {checkpoint_dir} is inside --out {out}, which is replaced as a "
+            "whole at the end; put the checkpoints in another folder"
+        )
     _check_out(out)
     # The whole output is built in a temporary sibling of --out (created now, so an
     # unwritable location fails before training) and swapped in only at the end.
