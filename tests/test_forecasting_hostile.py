@@ -144,13 +144,16 @@ def _damage(model: Path, case: str) -> None:
     elif case == "config bad setting":
         cfg["config"]["forecaster"]["hidden_size"] = "8"
         (model / "config.json").write_text(json.dumps(cfg))
+    elif case == "scaler unknown key":
+        scaler = json.loads((model / "scaler.json").read_text())
+        (model / "scaler.json").write_text(json.dumps(scaler | {"offset": 3}))
     elif case == "scaler text":
         (model / "scaler.json").write_text('{"kind": "minmax", "params": {"0": {"shift": ["a"]}}}')
 
 
 DAMAGES = ["context not json", "context not utf-8", "context bad time", "context short",
            "context missing key", "config no data", "config bad window", "config bad freq",
-           "config bad setting", "scaler text"]  # fmt: skip
+           "config bad setting", "scaler unknown key", "scaler text"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -157,6 +157,11 @@ class FitResult:
         """Plain JSON-serialisable dict."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FitResult:
+        """Inverse of `to_dict`; unknown keys are refused."""
+        return dataclass_from_dict(cls, data, "FitResult")
+
 
 def build_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimiser named in ``config`` over ``params`` with its lr and weight decay."""

@@ -618,7 +618,7 @@ class Forecaster:
         self.fit_result = None
         try:
             history = json.loads(saved.read_text("history.json"))
-            self.fit_result = FitResult(**history)
+            self.fit_result = FitResult.from_dict(history)
         except (LstmkitError, ValueError, TypeError):
             pass
         self.module = self._build_module(state.n_features, state.window)
