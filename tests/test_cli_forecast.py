@@ -207,8 +207,12 @@ def test_checkpoint_dir_resumes_an_interrupted_fit(tmp_path: Path, capsys) -> No
     code, _, stderr = run([*base, "--max-epochs", "3", "--out", str(tmp_path / "a")], capsys)
     assert code == 0, stderr
     assert (tmp_path / "ckpt" / "last.ckpt").is_file()
-    code, _, stderr = run([*base, "--max-epochs", "5", "--out", str(tmp_path / "b")], capsys)
+    # backtest refits must neither resume from nor clobber the run's checkpoint
+    code, _, stderr = run([*base, "--max-epochs", "5", "--backtest", "2", "--out",
+                           str(tmp_path / "b")], capsys)  # fmt: skip
     assert code == 0, stderr
+    saved = json.loads((tmp_path / "b" / "model" / "config.json").read_text())
+    assert saved["config"]["forecaster"]["train"]["checkpoint_dir"] is None
     history = json.loads((tmp_path / "b" / "model" / "history.json").read_text())["history"]
     assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4]  # epochs 0-2 came from the ckpt
     code, _, stderr = run([*base[:-1], str(tmp_path / "d" / "ckpt"), "--out",

@@ -574,11 +574,15 @@ class Forecaster:
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model directory (config, weights, scaler, context) atomically."""
+        """Write the model directory (config, weights, scaler, context) atomically.
+
+        The run's checkpoint and log folders are not part of the saved settings."""
         self._require_fitted()
         assert self.module is not None and self.scaler is not None
         assert self.state is not None
-        config = {"forecaster": self.config.to_dict(), "data": self.state.to_dict()}
+        settings = self.config.to_dict()
+        settings["train"] |= _RUN_LOCAL
+        config = {"forecaster": settings, "data": self.state.to_dict()}
         extras = {
             "scaler.json": self.scaler.to_json(),
             "context.json": json.dumps(self.context),
@@ -645,7 +649,13 @@ def _tensors(parts: list[list[np.ndarray]]) -> TensorDataset:
     return TensorDataset(*(torch.from_numpy(np.concatenate(a)) for a in zip(*parts, strict=True)))
 
 
+# Training settings that belong to one run (its folders), not to the model.
+_RUN_LOCAL = {"checkpoint_dir": None, "logger": None, "log_dir": None}
+
+
 def _init_kwargs(cfg: ForecasterConfig) -> dict[str, Any]:
+    """Settings for a fresh forecaster like ``cfg`` (backtest refits), without the run's
+    checkpoint and log folders: a fold must neither resume from nor overwrite them."""
     d = cfg.to_dict()
-    d["train"] = TrainConfig.from_dict(d["train"])
+    d["train"] = TrainConfig.from_dict(d["train"] | _RUN_LOCAL)
     return d
