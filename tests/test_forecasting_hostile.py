@@ -206,3 +206,18 @@ def test_recursive_band_widens_with_the_horizon() -> None:
         one = f.scaler.inverse_transform("0", f.module(x.view(1, 12, 1))[0, 0].numpy())
     np.testing.assert_allclose(fc[["q10", "q50", "q90"]].iloc[0], np.sort(one[1:]), rtol=1e-5)
     pd.testing.assert_frame_equal(f.predict(), fc)  # seeded: reproducible
+
+
+# ------------------------------------------------------------------ defect 1: stale checkpoints
+def test_checkpoint_of_another_network_size_or_series_is_refused(tmp_path: Path) -> None:
+    ckpt = str(tmp_path / "ckpt")
+    df = _series()
+    Forecaster(horizon=6, window=12, checkpoint_dir=ckpt, **FAST).fit(df, target="y")
+    bigger = Forecaster(horizon=6, window=12, checkpoint_dir=ckpt, **(FAST | {"hidden_size": 16}))
+    with pytest.raises(LstmkitError, match="belongs to a run with other data or settings"):
+        bigger.fit(df, target="y")  # was a traceback (size mismatch on load)
+    other = Forecaster(horizon=6, window=12, checkpoint_dir=ckpt, **FAST)
+    with pytest.raises(LstmkitError, match="belongs to a run with other data or settings"):
+        other.fit(_series(scale=2.0), target="y")  # was silently the old model
+    same = Forecaster(horizon=6, window=12, checkpoint_dir=ckpt, **FAST).fit(df, target="y")
+    assert same.fit_result.resumed_from_epoch == FAST["max_epochs"] - 1

@@ -11,6 +11,7 @@ simulated sample paths for the band).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 from dataclasses import fields
@@ -258,7 +259,13 @@ class Forecaster:
             val_set = _tensors(val_parts)
             val_loader = DataLoader(val_set, batch_size=max(len(val_set), 1))
         settings = {k: v for k, v in cfg.to_dict().items() if k != "train"}
-        digest = json.dumps({"forecaster": settings, "data": self.state.to_dict()})
+        raw = hashlib.sha256()  # the raw series too: scaled tensors hide a change of scale
+        for s in sd.series.values():
+            raw.update(s.id.encode() + np.ascontiguousarray(s.values).tobytes())
+            raw.update(",".join(map(str, s.times)).encode())
+        digest = json.dumps(
+            {"forecaster": settings, "data": self.state.to_dict(), "raw": raw.hexdigest()}
+        )
         self.fit_result = fit(self.module, train_loader, val_loader, cfg.train, digest)
         self.module.eval()
         return self
