@@ -104,9 +104,10 @@ class TrainConfig:
             raise LstmkitError(f"lr (learning rate) must be a positive number, got {self.lr}")
         if self.weight_decay < 0:
             raise LstmkitError(f"weight_decay must be 0 or more, got {self.weight_decay}")
-        if self.gradient_clip_val is not None and not self.gradient_clip_val > 0:
+        if self.gradient_clip_val is not None and self.gradient_clip_val < 0:
             raise LstmkitError(
-                f"gradient_clip_val must be positive or None, got {self.gradient_clip_val}"
+                f"gradient_clip_val must be 0 or more (0 or None: no clipping), "
+                f"got {self.gradient_clip_val}"
             )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise LstmkitError(
