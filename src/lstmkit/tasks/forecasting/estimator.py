@@ -71,8 +71,14 @@ class Forecaster:
 
     Args:
         horizon, window, ...: see `ForecasterConfig`.
-        **train: `TrainConfig` fields (max_epochs, lr, seed, accelerator,
-            devices, strategy, num_nodes, progress_bar, checkpoint_dir, ...).
+        **train: `TrainConfig` fields (max_epochs, lr, seed, precision, accelerator,
+            devices, strategy, num_nodes, progress_bar, checkpoint_dir, logger, ...).
+
+    Every setting is type-checked: ``window=14.5`` or ``lr="fast"`` raise
+    `LstmkitError` with one line naming the setting. After `fit` (or `load`),
+    ``state`` holds what was learnt about the data (`FittedState`), ``scaler``
+    the per-series scaling, ``context`` the last window of each series and
+    ``fit_result`` the training history.
     """
 
     def __init__(self, horizon: int = 12, window: int | None = None, **kwargs: Any) -> None:
@@ -82,6 +88,8 @@ class Forecaster:
         train = TrainConfig.from_dict(train) if isinstance(train, dict) else train
         if train is None:
             train = ForecasterConfig().train
+        if not isinstance(train, TrainConfig):
+            raise LstmkitError(f"train must be a TrainConfig or a dict, got {train!r}")
         train_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in train_names}
         unknown = set(kwargs) - cfg_names
         if unknown:
