@@ -57,6 +57,8 @@ def test_non_finite_forecast_is_an_error_not_an_output() -> None:
     f.fit(_series(), target="y", time_col="month")
     with pytest.raises(LstmkitError, match="forecast for series '0' is not finite"):
         f.predict_windows(np.full((1, 12, 1), 1e39))  # finite, but not in float32
+    with pytest.raises(LstmkitError, match="windows hold NaN or infinite values"):
+        f.predict_windows(np.full((1, 12, 1), np.nan))
 
 
 def test_constant_series_forecasts_with_undefined_mase() -> None:

@@ -391,6 +391,8 @@ class Forecaster:
         assert self.scaler is not None and self.state is not None
         sid = series_id if series_id is not None else next(iter(self.scaler.params))
         windows = np.asarray(windows, dtype=np.float64)
+        if not np.isfinite(windows).all():
+            raise LstmkitError("windows hold NaN or infinite values; pass finite values only")
         if windows.ndim != 3 or windows.shape[1] != self.state.window:
             raise LstmkitError(
                 f"windows must have shape (n, {self.state.window}, features), got {windows.shape}"
