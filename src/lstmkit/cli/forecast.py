@@ -5,9 +5,12 @@ hold out the last 12 months, print the model beside naive and seasonal naive,
 write ``forecast.csv`` (held-out forecast with actuals and baselines),
 ``future.csv`` (the steps after the data), ``metrics.csv``, ``forecast.png``,
 ``training.png`` and the model directory ``model/`` under ``--out`` (plus
-``backtest.csv`` with ``--backtest K``). Nothing is written until training and
-evaluation have succeeded, and every file is written atomically. Bad input
-prints one ``error: ...`` line and exits with 2.
+``backtest.csv`` with ``--backtest K`` and ``logs/`` with ``--logger``). The
+work is `lstmkit.tasks.forecasting.run.forecast_run`; this module parses,
+calls it and prints. The whole ``--out`` folder is built in a temporary
+sibling and swapped in at the end (`lstmkit.io.staged_dir`), so a failure
+leaves the previous output as it was. Bad input prints one ``error: ...``
+line and exits with 2.
 """
 
 from __future__ import annotations
