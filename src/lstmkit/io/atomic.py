@@ -118,13 +118,14 @@ def _pid(p: Path) -> int:
 def recover_dir(path: str | os.PathLike[str]) -> None:
     """Undo an interrupted `replace_dir` and clean up after killed writers.
 
-    If ``path`` is missing but a backup ``.<name>.old-*`` of it exists, the newest
-    backup is renamed back to ``path``. Backups and temporary folders left by
+    If ``path`` is missing but a backup ``.<name>.old-*`` of it exists whose writer
+    no longer runs (a live one is between its two renames), the newest such backup
+    is renamed back to ``path``. Backups and temporary folders left by
     processes that no longer run are removed.
     """
     path = Path(path)
     try:
-        old = _siblings(path, "old")
+        old = [p for p in _siblings(path, "old") if not _alive(_pid(p))]  # not mid-swap
         if not path.exists() and old:
             os.replace(old.pop(0), path)
         for stale in [*old, *_siblings(path, "tmp")]:
