@@ -325,3 +325,14 @@ def test_checkpoint_every_n_steps_within_long_epochs(tmp_path: Path) -> None:
     fit(model, train, val, _cfg(max_epochs=1, checkpoint_dir=str(path.parent),
                                 checkpoint_every_n_steps=2))  # fmt: skip
     assert seen == [-1, -1, 2, 2]  # saved after step 2, inside the first epoch
+
+
+def test_tensorboard_logger_without_the_package_is_one_line(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        pytest.skip("tensorboard is installed here")
+    train, val = _loaders()
+    with pytest.raises(LstmkitError, match="needs the tensorboard package") as info:
+        fit(Linear(), train, val, _cfg(logger="tensorboard", log_dir=str(tmp_path)))
+    assert "\n" not in str(info.value)

@@ -395,10 +395,10 @@ def _logger(config: TrainConfig) -> Any:
         from lightning.pytorch.loggers import TensorBoardLogger
 
         return TensorBoardLogger(root, name="lstmkit")
-    except ModuleNotFoundError as err:
+    except ModuleNotFoundError:
         raise LstmkitError(
-            f"logger='tensorboard' needs the tensorboard package ({err}); "
-            "install it or use logger='csv'"
+            "logger='tensorboard' needs the tensorboard package, which is not installed; "
+            "install it (pip install tensorboard) or use logger='csv'"
         ) from None
 
 
