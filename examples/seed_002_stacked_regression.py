@@ -24,7 +24,6 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # small models on a shared CPU
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
@@ -35,10 +34,10 @@ from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.windows import make_windows, time_split
 from lstmkit.nn import LSTM
 from lstmkit.plots.curves import plot_training_curves
-from lstmkit.training import TrainConfig, fit
+from lstmkit.training import LstmkitModule, TrainConfig, fit
 
 
-class StackedRegressor(L.LightningModule):
+class StackedRegressor(LstmkitModule):
     """LSTM(64, every step) -> LSTM(32, last step) -> Dense(1).
 
     Input (batch, steps, features); output (batch, 1), the next target value.
@@ -55,17 +54,9 @@ class StackedRegressor(L.LightningModule):
         _, (h, _) = self.lstm2(seq)  # h: (1, batch, 32), the last step
         return self.dense(h[-1])
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
+    def step_metrics(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         x, y = batch
-        loss = nn.functional.mse_loss(self(x), y)
-        self.log(f"{split}_loss", loss, on_step=False, on_epoch=True)
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+        return {"loss": nn.functional.mse_loss(self(x), y)}  # logged as train_/val_loss
 
 
 def generated_series(n: int = 3000, seed: int = 0) -> pd.DataFrame:

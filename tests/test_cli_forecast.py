@@ -1,6 +1,8 @@
 """``lstmkit forecast`` / ``lstmkit predict``: the demo, a CSV run, and every bad input."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import pandas as pd
 import pytest
 
 from lstmkit.cli import main
+from lstmkit.io import save_model_dir
 
 TINY = ["--max-epochs", "3", "--hidden-size", "8", "--no-progress"]
 
@@ -125,13 +128,16 @@ def _bad_cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "unreadable model": (["predict", "--model", str(notmodel)], "no config.json"),
         "missing model": (["predict", "--model", str(tmp / "nomodel")], "does not exist"),
         "bad quantiles": (["forecast", "--quantiles", "a,b"], "--quantiles must be"),
+        "huge unscaled": (["forecast", str(_csv(tmp / "e.csv", sales=lambda s: s * 1e28)),
+                           "--target", "sales", "--scaler", "none", "--no-instance-norm"],
+                          "training diverged"),
     }  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "case",
     ["missing file", "missing column", "non-numeric", "NaN", "too short", "irregular",
-     "unreadable model", "missing model", "bad quantiles"],
+     "unreadable model", "missing model", "bad quantiles", "huge unscaled"],
 )  # fmt: skip
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path: Path, capsys, case: str) -> None:
     argv, message = _bad_cases(tmp_path)[case]
@@ -201,7 +207,268 @@ def test_checkpoint_dir_resumes_an_interrupted_fit(tmp_path: Path, capsys) -> No
     code, _, stderr = run([*base, "--max-epochs", "3", "--out", str(tmp_path / "a")], capsys)
     assert code == 0, stderr
     assert (tmp_path / "ckpt" / "last.ckpt").is_file()
-    code, _, stderr = run([*base, "--max-epochs", "5", "--out", str(tmp_path / "b")], capsys)
+    # backtest refits must neither resume from nor clobber the run's checkpoint
+    code, _, stderr = run([*base, "--max-epochs", "5", "--backtest", "2", "--out",
+                           str(tmp_path / "b")], capsys)  # fmt: skip
     assert code == 0, stderr
+    saved = json.loads((tmp_path / "b" / "model" / "config.json").read_text())
+    assert saved["config"]["forecaster"]["train"]["checkpoint_dir"] is None
     history = json.loads((tmp_path / "b" / "model" / "history.json").read_text())["history"]
     assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4]  # epochs 0-2 came from the ckpt
+    code, _, stderr = run([*base[:-1], str(tmp_path / "d" / "ckpt"), "--out",
+                           str(tmp_path / "d")], capsys)  # fmt: skip
+    assert code == 2 and "is inside --out" in stderr
+    # the same checkpoint folder with other data: refused, not silently reused
+    other = _csv(tmp_path / "other.csv", sales=lambda s: s * 3)
+    argv = [*base, "--max-epochs", "5", "--out", str(tmp_path / "c")]
+    argv[1] = str(other)
+    code, _, stderr = run(argv, capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert "belongs to a run with other data or settings" in stderr
+    assert not (tmp_path / "c").exists()
+
+
+def test_killed_run_resumes_and_ends_with_the_uninterrupted_forecast(tmp_path: Path) -> None:
+    """SIGKILL mid-training, rerun the same command: it resumes from the checkpoint and
+    ends with the same forecast as a run that was never interrupted (same seed)."""
+    import signal
+    import time
+
+    data = _csv(tmp_path / "shop.csv", n=60)
+    ckpt = tmp_path / "ckpt"
+
+    def argv(out: Path, checkpoint: Path) -> list[str]:
+        return [sys.executable, "-c", "from lstmkit.cli import main; main()", "forecast",
+                str(data), "--target", "sales", "--horizon", "6", "--window", "12",
+                "--hidden-size", "16", "--max-epochs", "40", "--no-progress",
+                "--checkpoint-dir", str(checkpoint), "--out", str(out)]  # fmt: skip
+
+    proc = subprocess.Popen(
+        argv(tmp_path / "out", ckpt), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not (ckpt / "last.ckpt").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed, not finished
+    assert not (tmp_path / "out").exists()  # nothing written by the killed run
+
+    resumed = subprocess.run(
+        argv(tmp_path / "out", ckpt), capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from the checkpoint" in resumed.stdout
+    full = subprocess.run(
+        argv(tmp_path / "ref", tmp_path / "ckpt_ref"), capture_output=True, text=True, timeout=300
+    )
+    assert full.returncode == 0, full.stderr
+    assert "resumed" not in full.stdout
+
+    def history(out: Path) -> list[float]:
+        rows = json.loads((out / "model" / "history.json").read_text())["history"]
+        return [row["train_loss"] for row in rows]
+
+    assert history(tmp_path / "out") == pytest.approx(history(tmp_path / "ref"), rel=1e-6)
+    got = pd.read_csv(tmp_path / "out" / "forecast.csv")
+    want = pd.read_csv(tmp_path / "ref" / "forecast.csv")
+    for col in ("forecast", "q10", "q90"):
+        np.testing.assert_allclose(got[col], want[col], rtol=1e-5)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_output_folder_is_replaced_as_a_unit(tmp_path: Path, capsys) -> None:
+    data = _csv(tmp_path / "shop.csv")
+    out = tmp_path / "run"
+    base = ["forecast", str(data), "--target", "sales", "--horizon", "6", "--window", "12",
+            "--out", str(out), *TINY]  # fmt: skip
+    old = os.umask(0o022)
+    try:
+        code, _, stderr = run(base, capsys)
+    finally:
+        os.umask(old)
+    assert code == 0, stderr
+    assert stat.S_IMODE((out / "forecast.csv").stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert stat.S_IMODE((out / "model").stat().st_mode) == 0o755
+    before = _snapshot(out)
+    # a run that fails after training (too many backtest folds) leaves the folder as it was
+    code, _, stderr = run([*base, "--backtest", "9"], capsys)
+    assert code == 2 and "use fewer folds" in stderr and len(stderr.strip().splitlines()) == 1
+    assert _snapshot(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # a second run with --holdout 0 leaves no forecast.csv / metrics.csv of the first
+    code, _, stderr = run([*base, "--holdout", "0"], capsys)
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "forecast.png",
+        "future.csv",
+        "model",
+        "training.png",
+    ]
+
+
+def test_out_that_cannot_be_written_is_refused_before_training(tmp_path: Path, capsys) -> None:
+    (tmp_path / "file").write_text("")
+    code, stdout, stderr = run(["forecast", "--out", str(tmp_path / "file" / "out"), *TINY], capsys)
+    assert code == 2 and stderr.startswith("error: cannot write") and "trained" not in stdout
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    code, stdout, stderr = run(["forecast", "--out", str(ro / "out"), *TINY], capsys)
+    assert code == 2 and "Permission denied" in stderr and "trained" not in stdout
+
+
+def test_out_with_other_files_or_another_model_kind_is_refused(tmp_path: Path, capsys) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    code, stdout, stderr = run(["forecast", "--out", str(mine), *TINY], capsys)
+    assert code == 2 and "holds files lstmkit forecast did not write (notes.txt)" in stderr
+    assert (mine / "notes.txt").read_text() == "keep me" and "trained" not in stdout
+    text_model = tmp_path / "texts"
+    save_model_dir(text_model / "model", kind="text_classifier", config={}, state_dict={})
+    code, _, stderr = run(["forecast", "--out", str(text_model), *TINY], capsys)
+    assert code == 2 and "holds a 'text_classifier' model, which would be lost" in stderr
+
+
+def test_classify_train_refuses_a_forecaster_folder_before_training(tmp_path: Path, capsys) -> None:
+    model = tmp_path / "fc" / "model"
+    save_model_dir(model, kind="forecaster", config={"v": 1}, state_dict={})
+    texts = tmp_path / "t.csv"
+    pd.DataFrame({"text": ["good film", "bad film"] * 10, "label": ["pos", "neg"] * 10}).to_csv(
+        texts, index=False
+    )
+    code, stdout, stderr = run(
+        ["classify", "train", str(texts), "--out", str(model), "--epochs", "1"], capsys
+    )
+    assert code == 2 and stderr.count("\n") == 1
+    assert "holds a 'forecaster' model, which would be lost" in stderr
+    assert "training on" not in stdout
+    assert json.loads((model / "config.json").read_text())["config"] == {"v": 1}
+
+
+def test_predict_output_naming_a_folder(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    assert run(["forecast", "--out", str(out), *TINY], capsys)[0] == 0
+    code, _, stderr = run(["predict", "-m", str(out / "model"), "--output", str(tmp_path)], capsys)
+    assert code == 2
+    assert stderr.strip().splitlines() == [
+        f"error: {tmp_path} is a folder; give a file name to write"
+    ]
+
+
+def test_constant_series_writes_everything_with_undefined_mase(tmp_path: Path, capsys) -> None:
+    data = _csv(tmp_path / "flat.csv", sales=lambda s: s * 0 + 7.0)
+    out = tmp_path / "flat"
+    code, stdout, stderr = run(["forecast", str(data), "--target", "sales", "--horizon", "6",
+                                "--window", "12", "--out", str(out), *TINY], capsys)  # fmt: skip
+    assert code == 0, stderr
+    assert "MASE n/a: the training history never changes" in stdout
+    metrics = pd.read_csv(out / "metrics.csv", index_col="model")
+    assert metrics["MASE"].isna().all() and (metrics.loc["naive", ["MAE", "RMSE"]] == 0).all()
+    assert np.isfinite(pd.read_csv(out / "forecast.csv")["forecast"]).all()
+    assert (out / "forecast.png").is_file() and (out / "model" / "config.json").is_file()
+
+
+def test_time_zone_offsets_are_kept_through_forecast_and_predict(tmp_path: Path, capsys) -> None:
+    # from September: the offsets (+02:00, then +01:00 from October) identify the zone
+    times = pd.date_range(end="2021-03-24", periods=200, freq="D", tz="Europe/Berlin")
+    t = np.arange(200)
+    data = tmp_path / "berlin.csv"
+    pd.DataFrame({"date": times, "load": 50 + 5 * np.sin(2 * np.pi * t / 7)}).to_csv(
+        data, index=False
+    )
+    out = tmp_path / "tz"
+    code, _, stderr = run(["forecast", str(data), "--target", "load", "--horizon", "7",
+                           "--window", "14", "--out", str(out), *TINY], capsys)  # fmt: skip
+    assert code == 0, stderr
+    future = pd.read_csv(out / "future.csv")["date"].tolist()
+    assert future == [f"2021-03-{d} 00:00:00+01:00" for d in (25, 26, 27, 28)] + [
+        f"2021-03-{d} 00:00:00+02:00" for d in (29, 30, 31)
+    ]  # local midnights on both sides of the change to summer time
+    held = pd.read_csv(out / "forecast.csv")["date"]
+    assert held.iloc[-1] == "2021-03-24 00:00:00+01:00"
+    code, stdout, stderr = run(["predict", "-m", str(out / "model"), "-o", str(tmp_path / "p.csv")],
+                               capsys)  # fmt: skip
+    assert code == 0, stderr
+    assert pd.read_csv(tmp_path / "p.csv")["date"].tolist() == future
+    assert "2021-03-29 00:00:00+02:00" in stdout
+
+
+@pytest.fixture(scope="module")
+def previous_run(tmp_path_factory) -> Path:
+    """A complete forecast output folder, copied by each test that must leave it intact."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("prev")
+    out = root / "out"
+    old = sys.argv
+    sys.argv = ["lstmkit", "forecast", "--out", str(out), *TINY]
+    try:
+        main()
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    finally:
+        sys.argv = old
+    shutil.copy(out / "forecast.csv", root / "check.csv")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--hidden-size", "10000000"], "parameters, about"),
+        (["--lr", "-1"], "lr (learning rate) must be a positive number, got -1.0"),
+        (["--lr", "nan"], "lr must be a finite number"),
+        (["--window", "1"], "window must be >= 2"),
+        (["--precision", "8"], "precision must be one of"),
+        (["--logger", "wandb"], "logger must be csv, tensorboard or None"),
+    ],
+)
+def test_hostile_settings_one_line_previous_output_intact(
+    previous_run: Path, tmp_path: Path, capsys, extra: list[str], message: str
+) -> None:
+    import shutil
+
+    out = Path(shutil.copytree(previous_run, tmp_path / "out"))
+    before = _snapshot(out)
+    code, stdout, stderr = run(["forecast", "--out", str(out), *TINY, *extra], capsys)
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
+    assert "trained" not in stdout
+    assert _snapshot(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_damaged_context_in_predict_is_one_line(previous_run: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    model = Path(shutil.copytree(previous_run / "model", tmp_path / "model"))
+    ctx = json.loads((model / "context.json").read_text())
+    ctx["0"]["times"][0] = "31/31/1999"
+    (model / "context.json").write_text(json.dumps(ctx))
+    code, _, stderr = run(["predict", "-m", str(model)], capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert "context.json is damaged" in stderr
+
+
+def test_precision_bf16_mixed_and_csv_logger(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bf16"
+    code, stdout, stderr = run(["forecast", "--out", str(out), "--precision", "bf16-mixed",
+                                "--logger", "csv", *TINY], capsys)  # fmt: skip
+    assert code == 0, stderr
+    fc = pd.read_csv(out / "forecast.csv")
+    assert np.isfinite(fc[["forecast", "q10", "q90"]].to_numpy()).all()
+    assert (
+        json.loads((out / "model" / "config.json").read_text())["config"]["forecaster"]["train"][
+            "precision"
+        ]
+        == "bf16-mixed"
+    )
+    assert list((out / "logs").glob("lstmkit/version_*/metrics.csv"))
+    assert "logs/" in stdout

@@ -209,16 +209,16 @@ def test_default_validation_grows_with_the_series_in_whole_horizons() -> None:
 
 def test_long_series_draw_a_bounded_random_subset_each_epoch(monkeypatch) -> None:
     """Epochs of a long series are capped at batches_per_epoch random batches, all distinct."""
-    import lstmkit.tasks.forecasting as forecasting
+    import lstmkit.tasks.forecasting.estimator as forecasting
 
     seen: dict = {}
     real_fit = forecasting.fit
 
-    def recording_fit(module, train_loader, val_loader, config):
+    def recording_fit(module, train_loader, val_loader, config, fingerprint=""):
         seen["batches"] = len(train_loader)
         seen["first_epoch"] = [list(iter(train_loader.sampler)) for _ in range(2)]
         seen["val_windows"] = len(val_loader.dataset)
-        return real_fit(module, train_loader, val_loader, config)
+        return real_fit(module, train_loader, val_loader, config, fingerprint)
 
     monkeypatch.setattr(forecasting, "fit", recording_fit)
     df = _series(600)
@@ -301,3 +301,38 @@ def test_integer_time_column_round_trips(tmp_path: Path) -> None:
     g = Forecaster.load(f.save(tmp_path / "m"))
     assert g.predict()["step"].tolist() == [120, 122, 124, 126]
     assert list(f.evaluate(df).metrics.index) == ["lstmkit", "naive"]  # no season, no snaive
+
+
+def test_fitted_state_round_trips_json_and_is_checked(fitted) -> None:
+    from lstmkit.tasks.forecasting import FittedState
+
+    f, _ = fitted
+    assert isinstance(f.state, FittedState)
+    again = FittedState.from_dict(json.loads(json.dumps(f.state.to_dict())))
+    assert again == f.state and again.window == 12 and again.output_time_col == "month"
+    with pytest.raises(LstmkitError, match=r"unknown fitted data fields \['colour'\]"):
+        FittedState.from_dict(f.state.to_dict() | {"colour": "red"})
+    with pytest.raises(LstmkitError, match=r"lacks the fields \['window'\]"):
+        FittedState.from_dict({k: v for k, v in f.state.to_dict().items() if k != "window"})
+
+
+def test_forecast_run_holds_out_scores_and_writes(tmp_path: Path) -> None:
+    from lstmkit.data.series import load_series
+    from lstmkit.tasks.forecasting.run import forecast_run
+
+    sd = load_series(_series(48), "y", time_col="month")
+    run = forecast_run(sd, Forecaster(horizon=6, window=12, **(FAST | {"max_epochs": 2})),
+                       name="demo")  # fmt: skip
+    assert run.holdout == 6 and len(run.evaluation.forecasts) == 6
+    assert run.forecaster.state.window == 12
+    # trained without the held-out months: its context ends at the data's end after set_context
+    assert str(run.ahead["month"].iloc[0].date()) == "2004-01-01"
+    written = run.write(tmp_path)
+    assert written == ["model/", "forecast.png", "training.png", "future.csv", "forecast.csv",
+                       "metrics.csv"]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(w.rstrip("/") for w in written)
+    bare = forecast_run(sd, Forecaster(horizon=6, window=12, **(FAST | {"max_epochs": 2})),
+                        holdout=0)  # fmt: skip
+    assert bare.evaluation is None and len(bare.ahead) == 6
+    with pytest.raises(LstmkitError, match="too few to hold out 47"):
+        forecast_run(sd, Forecaster(horizon=6, window=12, **FAST), holdout=47)

@@ -1,6 +1,8 @@
 """Saved model directories: round trip, atomic replacement, and every refusal on load."""
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -8,7 +10,13 @@ import torch
 
 from lstmkit import __version__
 from lstmkit.errors import LstmkitError
-from lstmkit.io import atomic_write_text, load_model_dir, save_model_dir
+from lstmkit.io import (
+    atomic_write_text,
+    check_model_target,
+    load_model_dir,
+    save_model_dir,
+    staged_dir,
+)
 
 
 def _state() -> dict[str, torch.Tensor]:
@@ -137,3 +145,85 @@ def test_atomic_write_text(tmp_path: Path) -> None:
     atomic_write_text(p, "new\n")
     assert p.read_text() == "new\n"
     assert [q.name for q in p.parent.iterdir()] == ["a.csv"]
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (as a killed writer's would be)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(proc.stdout)
+
+
+def test_swap_killed_between_renames_is_recovered_on_load(tmp_path: Path) -> None:
+    target = save_model_dir(tmp_path / "m", kind="k", config={"v": 1}, state_dict=_state())
+    pid = _dead_pid()
+    # what a kill between the two renames of a replacement leaves behind
+    os.replace(target, tmp_path / f".m.old-{pid}-0a1b2c3d")
+    (tmp_path / f".m.tmp-{pid}-0e0f0a0b").mkdir()
+    assert not target.exists()
+    assert load_model_dir(target, "k").config == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # backup restored, temp cleaned
+
+
+def test_staged_dir_replaces_as_a_unit_or_not_at_all(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with staged_dir(out) as stage:
+        (stage / "a.csv").write_text("1\n")
+        (stage / "b.csv").write_text("2\n")
+    with pytest.raises(RuntimeError), staged_dir(out) as stage:
+        (stage / "a.csv").write_text("changed\n")
+        raise RuntimeError("crash after writing part of the output")
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.csv"]
+    assert (out / "a.csv").read_text() == "1\n"
+    with staged_dir(out) as stage:
+        (stage / "c.csv").write_text("3\n")
+    assert [p.name for p in out.iterdir()] == ["c.csv"]  # no stale files from the last run
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_stale_temp_folders_of_dead_writers_are_cleaned(tmp_path: Path) -> None:
+    stale = tmp_path / f".out.tmp-{_dead_pid()}-12345678"
+    stale.mkdir()
+    mine = tmp_path / f".out.tmp-{os.getpid()}-87654321"  # a live writer's: kept
+    mine.mkdir()
+    with staged_dir(tmp_path / "out"):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", mine.name])
+
+
+def test_outputs_get_permissions_from_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        f = atomic_write_text(tmp_path / "a.csv", "x\n")
+        m = save_model_dir(tmp_path / "m", kind="k", config={}, state_dict=_state())
+        with staged_dir(tmp_path / "out") as stage:
+            (stage / "x").write_text("1")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o644
+    assert stat.S_IMODE(m.stat().st_mode) == 0o755
+    assert stat.S_IMODE((m / "config.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
+
+
+def test_model_of_another_kind_is_not_replaced(tmp_path: Path) -> None:
+    target = save_model_dir(tmp_path / "m", kind="forecaster", config={"v": 1}, state_dict=_state())
+    with pytest.raises(LstmkitError, match="holds a 'forecaster' model, which would be lost"):
+        check_model_target(target, "text_classifier")
+    with pytest.raises(LstmkitError, match="holds a 'forecaster' model"):
+        save_model_dir(target, kind="text_classifier", config={}, state_dict=_state())
+    assert load_model_dir(target, "forecaster").config == {"v": 1}
+
+
+def test_atomic_write_refuses_a_folder_and_unwritable_places(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(LstmkitError, match="is a folder; give a file name"):
+        atomic_write_text(tmp_path / "d", "x")
+    (tmp_path / "f").write_text("")
+    with pytest.raises(LstmkitError, match=r"cannot write .*; choose a location you can write"):
+        atomic_write_text(tmp_path / "f" / "a.csv", "x")
+    with pytest.raises(LstmkitError, match="cannot write"), staged_dir(tmp_path / "f" / "out"):
+        pass

@@ -171,3 +171,56 @@ def test_time_split_is_ordered() -> None:
     assert (len(idx[tr]), len(idx[va]), len(idx[te])) == (13, 4, 3)
     with pytest.raises(ValueError):
         time_split(5, 3, 2)
+
+
+# ------------------------------------------------------------------ time zones (issue 8, 4)
+def _berlin_daily(n: int = 40, end: str = "2021-04-05") -> pd.DataFrame:
+    times = pd.date_range(end=end, periods=n, freq="D", tz="Europe/Berlin")
+    return pd.DataFrame({"date": times, "y": np.arange(n, dtype=float)})
+
+
+def test_csv_with_daylight_saving_offsets_keeps_its_zone(tmp_path: Path) -> None:
+    path = tmp_path / "berlin.csv"
+    _berlin_daily().to_csv(path, index=False)  # pandas writes +01:00 / +02:00 offsets
+    assert "+01:00" in path.read_text() and "+02:00" in path.read_text()
+    sd = load_series(path, "y")
+    times = sd.series["0"].times
+    assert sd.freq == "D"
+    assert (times.hour == 0).all()  # local midnights, also across 2021-03-28 (23 hours)
+    assert times.tz is not None and times[0].utcoffset() != times[-1].utcoffset()
+    assert times.tz_convert("UTC")[-1] == pd.Timestamp("2021-04-04 22:00", tz="UTC")
+
+
+def test_parquet_tz_aware_daily_is_regular_across_dst(tmp_path: Path) -> None:
+    path = tmp_path / "berlin.parquet"
+    _berlin_daily().to_parquet(path)
+    sd = load_series(path, "y")
+    assert sd.freq == "D" and str(sd.series["0"].times.tz) == "Europe/Berlin"
+    # the next days are calendar days in the zone: midnight before and after the change
+    ahead = future_times(load_series(_berlin_daily(end="2021-03-26"), "y").series["0"].times,
+                         "D", 4)  # fmt: skip
+    assert [str(t) for t in ahead] == [
+        "2021-03-27 00:00:00+01:00", "2021-03-28 00:00:00+01:00",
+        "2021-03-29 00:00:00+02:00", "2021-03-30 00:00:00+02:00",
+    ]  # fmt: skip
+
+
+def test_hourly_tz_aware_is_judged_in_absolute_time(tmp_path: Path) -> None:
+    times = pd.date_range("2021-03-27", periods=72, freq="h", tz="Europe/Berlin")
+    path = tmp_path / "hourly.csv"
+    pd.DataFrame({"date": times, "y": np.arange(72.0)}).to_csv(path, index=False)
+    sd = load_series(path, "y")
+    assert sd.freq == "h"
+    assert (sd.series["0"].times.tz_convert("UTC") == times.tz_convert("UTC")).all()
+
+
+def test_one_fixed_offset_is_kept_and_unmatched_offsets_are_refused(tmp_path: Path) -> None:
+    df = pd.DataFrame({"date": [f"2021-01-{d:02d}T00:00:00+05:30" for d in range(1, 11)],
+                       "y": np.arange(10.0)})  # fmt: skip
+    times = load_series(df, "y").series["0"].times
+    assert str(times[0]) == "2021-01-01 00:00:00+05:30"
+    df["date"] = [
+        f"2021-01-{d:02d}T00:00:00{'+05:30' if d % 2 else '-07:00'}" for d in range(1, 11)
+    ]
+    with pytest.raises(LstmkitError, match=r"mixes UTC offsets .* that match no time zone"):
+        load_series(df, "y")

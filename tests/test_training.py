@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -11,31 +12,22 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lstmkit.errors import LstmkitError
 from lstmkit.plots.curves import plot_training_curves
-from lstmkit.training import FitResult, TrainConfig, build_optimizer, fit
+from lstmkit.training import FitResult, LstmkitModule, TrainConfig, build_optimizer, fit
 
 W = torch.tensor([[1.0], [2.0], [-1.0]])
 
 
-class Linear(L.LightningModule):
-    """y = x @ w fitted by MSE; logs loss and MAE per epoch."""
+class Linear(LstmkitModule):
+    """y = x @ w fitted by MSE; logs loss and MAE per epoch (through the task base class)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.lin = torch.nn.Linear(3, 1)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
+    def step_metrics(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         x, y = batch
         pred = self.lin(x)
-        loss = F.mse_loss(pred, y)
-        self.log(f"{split}_loss", loss, on_epoch=True, on_step=False)
-        self.log(f"{split}_mae", (pred - y).abs().mean(), on_epoch=True, on_step=False)
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+        return {"loss": F.mse_loss(pred, y), "mae": (pred - y).abs().mean()}
 
 
 def _loaders(flip_val: bool = False, shuffle: bool = False) -> tuple[DataLoader, DataLoader]:
@@ -123,6 +115,31 @@ def test_own_configure_optimizers_is_kept() -> None:
     assert torch.equal(model.lin.weight, before)  # lr 0: the module's optimiser was used
 
 
+def test_plain_module_without_optimizer_is_refused() -> None:
+    class Plain(L.LightningModule):
+        def training_step(self, batch, batch_idx):
+            return None
+
+    train, val = _loaders()
+    with pytest.raises(TypeError, match=r"must subclass lstmkit\.training\.LstmkitModule"):
+        fit(Plain(), train, val, _cfg(max_epochs=1))
+
+
+def test_linear_lr_decay_reaches_zero() -> None:
+    train, val = _loaders()
+    model = Linear()
+    seen: list[float] = []
+
+    class Spy(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    model.configure_callbacks = lambda: [Spy()]
+    fit(model, train, val, _cfg(max_epochs=2, lr=0.08, lr_decay="linear"))
+    # 4 batches per epoch, 8 steps: lr 0.08 * (1 - step / 8)
+    assert seen == pytest.approx([0.08 * (1 - k / 8) for k in range(8)])
+
+
 def test_resume_from_last_checkpoint(tmp_path: Path) -> None:
     train, val = _loaders()
     torch.manual_seed(0)
@@ -136,6 +153,110 @@ def test_resume_from_last_checkpoint(tmp_path: Path) -> None:
     assert [r["epoch"] for r in second.history] == list(range(5))
     for a, b in zip(full.history, second.history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    # shuffled batches: the resumed run must restore the random state, not only the weights
+    train, val = _loaders(shuffle=True)
+    torch.manual_seed(0)
+    ref = Linear()
+    full = fit(ref, train, val, _cfg(max_epochs=6))
+    ckpt = tmp_path / "ckpt"
+    torch.manual_seed(0)
+    fit(Linear(), train, val, _cfg(max_epochs=3, checkpoint_dir=str(ckpt)))
+    resumed = Linear()
+    second = fit(resumed, train, val, _cfg(max_epochs=6, checkpoint_dir=str(ckpt)))
+    assert second.resumed_from_epoch == 2
+    assert [r["train_loss"] for r in second.history] == [r["train_loss"] for r in full.history]
+    assert torch.equal(resumed.lin.weight, ref.lin.weight)
+    assert not list(ckpt.glob("*.tmp-*"))
+
+
+def test_checkpoint_written_every_epoch(tmp_path: Path) -> None:
+    class Spy(L.Callback):
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            path = tmp_path / "ckpt" / "last.ckpt"
+            epoch = torch.load(path, weights_only=True)["epoch"] if path.exists() else -1
+            self.seen.append(int(epoch))
+
+    train, val = _loaders()
+    spy = Spy()
+    model = Linear()
+    model.configure_callbacks = lambda: [spy]
+    fit(model, train, val, _cfg(max_epochs=4, checkpoint_dir=str(tmp_path / "ckpt")))
+    assert spy.seen == [-1, 0, 1, 2]  # a checkpoint exists after every epoch, not just the last
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path: Path) -> None:
+    train, val = _loaders()
+    ckpt = str(tmp_path / "ckpt")
+    fit(Linear(), train, val, _cfg(max_epochs=2, checkpoint_dir=ckpt))
+    other_train, other_val = _loaders(flip_val=True)
+    with pytest.raises(LstmkitError, match="other data or settings") as info:
+        fit(Linear(), other_train, other_val, _cfg(max_epochs=4, checkpoint_dir=ckpt))
+    assert "\n" not in str(info.value)
+    with pytest.raises(LstmkitError, match="other data or settings"):
+        fit(Linear(), train, val, _cfg(max_epochs=4, lr=0.01, checkpoint_dir=ckpt))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "foreign"])
+def test_damaged_or_foreign_checkpoint_is_a_clear_error(tmp_path: Path, damage: str) -> None:
+    train, val = _loaders()
+    ckpt = tmp_path / "ckpt"
+    fit(Linear(), train, val, _cfg(max_epochs=1, checkpoint_dir=str(ckpt)))
+    path = ckpt / "last.ckpt"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"not a checkpoint at all")
+    else:
+        torch.save({"state_dict": {}, "epoch": 3}, path)
+    expected = "not written by lstmkit" if damage == "foreign" else "damaged or not a checkpoint"
+    with pytest.raises(LstmkitError, match=expected):
+        fit(Linear(), train, val, _cfg(max_epochs=2, checkpoint_dir=str(ckpt)))
+
+
+def test_non_finite_loss_is_an_error() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 3, generator=g) * 1e30
+    train = DataLoader(TensorDataset(x, x @ W), batch_size=16)
+    with pytest.raises(LstmkitError, match=r"diverged: train_loss became (nan|inf) in epoch 0"):
+        fit(Linear(), train, None, _cfg(max_epochs=2))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"lr": -1.0}, "lr .* must be a positive number"),
+        ({"lr": float("nan")}, "lr must be a finite number"),
+        ({"lr": "fast"}, "lr must be a number, got 'fast'"),
+        ({"max_epochs": 2.5}, "max_epochs must be an integer"),
+        ({"precision": "8-bit"}, "precision must be one of"),
+        ({"logger": "wandb"}, "logger must be csv, tensorboard or None"),
+    ],
+)
+def test_bad_settings_are_user_errors(settings: dict, message: str) -> None:
+    with pytest.raises(LstmkitError, match=message):
+        TrainConfig(**settings)
+
+
+def test_bf16_mixed_precision_trains() -> None:
+    train, val = _loaders()
+    model = Linear()
+    result = fit(model, train, val, _cfg(max_epochs=3, precision="bf16-mixed"))
+    assert all(np.isfinite(r["train_loss"]) for r in result.history)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert model.lin.weight.dtype == torch.float32  # mixed: the weights stay float32
+
+
+def test_csv_logger_writes_metrics(tmp_path: Path) -> None:
+    train, val = _loaders()
+    fit(Linear(), train, val, _cfg(max_epochs=2, logger="csv", log_dir=str(tmp_path)))
+    (metrics,) = tmp_path.glob("lstmkit/version_*/metrics.csv")
+    assert "val_loss" in metrics.read_text().splitlines()[0]
 
 
 def test_config_json_round_trip_and_optimizers() -> None:
@@ -171,3 +292,47 @@ def test_unavailable_accelerator_is_a_user_error() -> None:
     with pytest.raises(LstmkitError, match="cannot train with accelerator='mps'"):
         fit(model, train, val, _cfg(accelerator="mps"))
     assert "configure_optimizers" not in vars(model)  # the temporary optimiser hook is gone
+
+
+def test_rerun_of_a_finished_fit_returns_the_same_model(tmp_path: Path) -> None:
+    train, val = _loaders(flip_val=True)  # validation gets worse: early stopping fires
+    ckpt = str(tmp_path / "ckpt")
+    torch.manual_seed(0)
+    first_model = Linear()
+    first = fit(first_model, train, val, _cfg(max_epochs=20, early_stopping_patience=2,
+                                              checkpoint_dir=ckpt))  # fmt: skip
+    assert first.epochs_run < 20
+    again_model = Linear()
+    again = fit(again_model, train, val, _cfg(max_epochs=20, early_stopping_patience=2,
+                                              checkpoint_dir=ckpt))  # fmt: skip
+    assert again.history == first.history  # no further epoch was trained
+    assert torch.equal(again_model.lin.weight, first_model.lin.weight)
+
+
+def test_checkpoint_every_n_steps_within_long_epochs(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt" / "last.ckpt"
+    seen: list[int] = []
+
+    class Spy(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if trainer.current_epoch == 0:
+                step = torch.load(path, weights_only=True)["global_step"] if path.exists() else -1
+                seen.append(int(step))
+
+    train, val = _loaders()  # 4 batches per epoch
+    model = Linear()
+    model.configure_callbacks = lambda: [Spy()]
+    fit(model, train, val, _cfg(max_epochs=1, checkpoint_dir=str(path.parent),
+                                checkpoint_every_n_steps=2))  # fmt: skip
+    assert seen == [-1, -1, 2, 2]  # saved after step 2, inside the first epoch
+
+
+def test_tensorboard_logger_without_the_package_is_one_line(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        pytest.skip("tensorboard is installed here")
+    train, val = _loaders()
+    with pytest.raises(LstmkitError, match="needs the tensorboard package") as info:
+        fit(Linear(), train, val, _cfg(logger="tensorboard", log_dir=str(tmp_path)))
+    assert "\n" not in str(info.value)

@@ -132,6 +132,7 @@ def train(
 ) -> None:
     """Train a classifier on labelled texts; save it with training.png and confusion.png."""
     from lstmkit.data.text import load_text_data
+    from lstmkit.io import check_model_target
     from lstmkit.plots.curves import plot_training_curves
     from lstmkit.plots.text import confusion_figure, figure_png
     from lstmkit.tasks.text_classification import TextClassifier
@@ -146,6 +147,7 @@ def train(
     }  # fmt: skip
     clf = TextClassifier(preset, **{k: v for k, v in settings.items() if v is not None})
     _check_out_dir(out)
+    check_model_target(out, "text_classifier")  # a model of another kind is not replaced
     with console.status(f"reading {data}"):
         texts = load_text_data(data, text_column, label_column, split="train")
     if limit is not None:

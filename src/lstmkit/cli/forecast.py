@@ -5,9 +5,12 @@ hold out the last 12 months, print the model beside naive and seasonal naive,
 write ``forecast.csv`` (held-out forecast with actuals and baselines),
 ``future.csv`` (the steps after the data), ``metrics.csv``, ``forecast.png``,
 ``training.png`` and the model directory ``model/`` under ``--out`` (plus
-``backtest.csv`` with ``--backtest K``). Nothing is written until training and
-evaluation have succeeded, and every file is written atomically. Bad input
-prints one ``error: ...`` line and exits with 2.
+``backtest.csv`` with ``--backtest K`` and ``logs/`` with ``--logger``). The
+work is `lstmkit.tasks.forecasting.run.forecast_run`; this module parses,
+calls it and prints. The whole ``--out`` folder is built in a temporary
+sibling and swapped in at the end (`lstmkit.io.staged_dir`), so a failure
+leaves the previous output as it was. Bad input prints one ``error: ...``
+line and exits with 2.
 """
 
 from __future__ import annotations
@@ -50,14 +53,32 @@ def _names(text: str | None) -> list[str] | None:
     return names or None
 
 
+# What `lstmkit forecast` writes into --out; a folder holding anything else is not replaced.
+OUTPUT_NAMES = {
+    "forecast.csv", "metrics.csv", "future.csv", "backtest.csv", "forecast.png", "training.png",
+    "model", "logs",
+}  # fmt: skip
+
+
 def _check_out(out: Path) -> None:
+    """Refuse an --out that is a file, holds files this command did not write, or holds
+    a model of another kind; the whole folder is replaced at the end."""
+    from lstmkit.io import check_model_target, recover_dir
+
+    recover_dir(out)
     if out.exists() and not out.is_dir():
         raise LstmkitError(f"--out {out} is a file; give a folder for the outputs")
-    model = out / "model"
-    if model.exists() and not (model / "config.json").exists():
+    if not out.is_dir():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_NAMES)
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise LstmkitError(
-            f"{model} exists and is not an lstmkit model folder; choose another --out"
+            f"--out {out} holds files lstmkit forecast did not write ({listed}) and would be "
+            "replaced as a whole; choose a new or empty folder"
         )
+    if (out / "model").exists():
+        check_model_target(out / "model", "forecaster")
 
 
 def _metrics_table(metrics: pd.DataFrame, title: str) -> Table:
@@ -65,14 +86,33 @@ def _metrics_table(metrics: pd.DataFrame, title: str) -> Table:
     table.add_column("model")
     for col in metrics.columns:
         table.add_column(col, justify="right")
-    best = metrics.idxmin()
     for name, row in metrics.iterrows():
         cells = []
         for col, v in row.items():
-            text = f"{v:.2f}%" if col in ("MAPE", "sMAPE") else f"{v:.3f}"
-            cells.append(f"[bold]{text}[/bold]" if best[col] == name else text)
+            if not np.isfinite(v):
+                cells.append("n/a")
+                continue
+            text = (
+                f"{v:.2f}%"
+                if col in ("MAPE", "sMAPE")
+                else f"{v:.3g}"
+                if abs(v) >= 1e6
+                else f"{v:.3f}"
+            )
+            cells.append(f"[bold]{text}[/bold]" if v == metrics[col].min() else text)
         table.add_row(str(name), *cells)
     return table
+
+
+# Why a metric can be undefined (n/a): said under the table instead of a NaN.
+UNDEFINED = {
+    "MAPE": "MAPE n/a: every actual value is 0",
+    "MASE": "MASE n/a: the training history never changes (no naive error to scale by)",
+}
+
+
+def _undefined_notes(metrics: pd.DataFrame) -> list[str]:
+    return [note for col, note in UNDEFINED.items() if col in metrics and metrics[col].isna().any()]
 
 
 def _csv(df: pd.DataFrame) -> str:
@@ -122,6 +162,13 @@ def forecast_cmd(
         int | None, typer.Option(help="Seasonal period (default: from the frequency).")
     ] = None,
     max_epochs: Annotated[int, typer.Option(help="Most training epochs.")] = 300,
+    lr: Annotated[float, typer.Option(help="Learning rate (Adam).")] = 1e-2,
+    precision: Annotated[
+        str, typer.Option(help="Lightning precision: 32, bf16-mixed, 16-mixed, 64.")
+    ] = "32",
+    logger: Annotated[
+        str | None, typer.Option(help="Also log training to --out/logs: csv or tensorboard.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     devices: Annotated[str, typer.Option(help="Devices for Lightning (e.g. 1, 2, auto).")] = "1",
     accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "cpu",
@@ -150,15 +197,15 @@ def _forecast(
     covariates: str | None, future_covariates: str | None, future: Path | None, horizon: int,
     window: int | None, holdout: int | None, model: str,
     hidden_size: int, num_layers: int, method: str, quantiles: str, instance_norm: bool,
-    scaler: str, season: int | None, max_epochs: int, seed: int, devices: str, accelerator: str,
+    scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
+    logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
-    from lstmkit.io import atomic_write_text
-    from lstmkit.plots.curves import plot_training_curves
-    from lstmkit.plots.forecast import plot_forecast
-    from lstmkit.tasks.forecasting import Forecaster, _truncate
+    from lstmkit.io import staged_dir
+    from lstmkit.tasks.forecasting import Forecaster
+    from lstmkit.tasks.forecasting.run import forecast_run
 
     if data is None:
         frame: Any = load_air_passengers()
@@ -167,79 +214,37 @@ def _forecast(
     else:
         frame, name = data, data.stem
     out = out or Path("runs") / name
+    if checkpoint_dir is not None and out.resolve() in (
+        checkpoint_dir.resolve(),
+        *checkpoint_dir.resolve().parents,
+    ):
+        raise LstmkitError(
+            f"--checkpoint-dir {checkpoint_dir} is inside --out {out}, which is replaced as a "
+            "whole at the end; put the checkpoints in another folder"
+        )
     _check_out(out)
-    cov, fcov = _names(covariates), _names(future_covariates)
-    sd = load_series(
-        frame, target, time_col=time_col, id_col=id_col, covariates=cov, future_covariates=fcov
-    )
-    holdout = horizon if holdout is None else holdout
-    if holdout < 0:
-        raise LstmkitError(f"--holdout must be 0 or more, got {holdout}")
-    if fcov and not holdout and future is None:
-        raise LstmkitError(
-            "with --future-covariates and --holdout 0 there is nothing to forecast; "
-            "pass --future FILE with their values for the steps after the data"
-        )
-    dev: int | str = int(devices) if devices.isdigit() else devices
-    forecaster = Forecaster(
-        horizon=horizon, window=window, model=model, hidden_size=hidden_size,
-        num_layers=num_layers, method=method, quantiles=_floats(quantiles, "--quantiles"),
-        instance_norm=instance_norm, scaler=scaler, season=season, max_epochs=max_epochs,
-        seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
-        checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
-    )  # fmt: skip
-    train = _truncate(sd, holdout)
-    shortest = min(len(s) for s in sd.series.values())
-    if holdout and shortest - holdout < 2:
-        raise LstmkitError(
-            f"the shortest series has {shortest} rows, too few to hold out {holdout}; "
-            "pass --holdout 0 or more data"
-        )
-    forecaster.fit(train)
-    result = forecaster.fit_result
-    evaluation = forecaster.evaluate(sd) if holdout else None
-    folds = forecaster.backtest(sd, folds=backtest) if backtest > 0 else None
-    forecaster.set_context(sd)
-    ahead = forecaster.predict(future=future) if future is not None or not fcov else None
-
-    # Everything computed: now write the outputs, each atomically.
-    out.mkdir(parents=True, exist_ok=True)
-    forecaster.save(out / "model")
-    if ahead is not None:
-        atomic_write_text(out / "future.csv", _csv(ahead))
-    if folds is not None:
-        atomic_write_text(out / "backtest.csv", _csv(folds))
-    qs = forecaster.config.quantiles
-    band = (f"q{round(qs[0] * 100):g}", f"q{round(qs[-1] * 100):g}") if qs and len(qs) > 1 else None
-    first = next(iter(sd.series.values()))
-    label = sd.target if sd.id_col is None else f"{sd.target} ({sd.id_col}={first.id})"
-    if evaluation is not None:
-        atomic_write_text(out / "forecast.csv", _csv(evaluation.forecasts))
-        atomic_write_text(out / "metrics.csv", evaluation.metrics.to_csv())
-        fc = evaluation.forecasts
-        if sd.id_col:
-            fc = fc[fc[sd.id_col].astype(str) == first.id]
-        base = {k: fc[k].to_numpy() for k in ("seasonal_naive",) if k in fc}
-        plot_forecast(
-            first.times[: len(first) - holdout], first.values[: len(first) - holdout, 0],
-            first.times[len(first) - holdout:][: horizon], fc["forecast"].to_numpy(),
-            out / "forecast.png", actual=fc["actual"].to_numpy(),
-            lower=fc[band[0]].to_numpy() if band else None,
-            upper=fc[band[1]].to_numpy() if band else None,
-            band_label=f"{band[0]}-{band[1]}" if band else "band", baselines=base,
-            title=f"{name}: held-out forecast", ylabel=label,
+    # The whole output is built in a temporary sibling of --out (created now, so an
+    # unwritable location fails before training) and swapped in only at the end.
+    with staged_dir(out) as stage:
+        sd = load_series(
+            frame, target, time_col=time_col, id_col=id_col, covariates=_names(covariates),
+            future_covariates=_names(future_covariates),
         )  # fmt: skip
-    elif ahead is not None:
-        fut = ahead if sd.id_col is None else ahead[ahead[sd.id_col].astype(str) == first.id]
-        plot_forecast(
-            first.times, first.values[:, 0], fut[fut.columns[1 if sd.id_col else 0]].to_numpy(),
-            fut["forecast"].to_numpy(), out / "forecast.png",
-            lower=fut[band[0]].to_numpy() if band else None,
-            upper=fut[band[1]].to_numpy() if band else None,
-            title=f"{name}: forecast", ylabel=label,
+        dev: int | str = int(devices) if devices.isdigit() else devices
+        forecaster = Forecaster(
+            horizon=horizon, window=window, model=model, hidden_size=hidden_size,
+            num_layers=num_layers, method=method, quantiles=_floats(quantiles, "--quantiles"),
+            instance_norm=instance_norm, scaler=scaler, season=season, max_epochs=max_epochs,
+            lr=lr, precision=precision, logger=logger,
+            log_dir=str(stage / "logs") if logger else None,
+            seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
+            checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
         )  # fmt: skip
-    if result is not None and result.history:
-        plot_training_curves(result.history, out / "training.png", title=f"{name}: training")
+        run = forecast_run(sd, forecaster, holdout=holdout, backtest=backtest, future=future,
+                           name=name)  # fmt: skip
+        written = run.write(stage)
+    evaluation, result, band, holdout = run.evaluation, forecaster.fit_result, run.band, run.holdout
+    # Below: printing only.
 
     if evaluation is not None:
         scored = "" if holdout == horizon else f", scored on the final {horizon}"
@@ -247,22 +252,25 @@ def _forecast(
             evaluation.metrics,
             f"{name}: last {holdout} steps held out{scored} (season {evaluation.season or '-'})",
         ))  # fmt: skip
+    for note in _undefined_notes(evaluation.metrics) if evaluation is not None else []:
+        console.print(note)
     if evaluation is not None and evaluation.coverage is not None and band:
         console.print(
             f"{band[0]}-{band[1]} band holds {evaluation.coverage:.0%} of the held-out actuals"
         )
+    if result is not None and result.resumed_from_epoch is not None:
+        console.print(
+            f"resumed from the checkpoint in {checkpoint_dir} after epoch "
+            f"{result.resumed_from_epoch}"
+        )
     if result is not None:
         console.print(
             f"trained {result.epochs_run} epochs in {result.fit_seconds:.1f} s "
-            f"(best epoch {result.best_epoch}, window {forecaster.data_info['window']})"
+            f"(best epoch {result.best_epoch}, window {forecaster.state.window})"
         )
-    written = ["model/", "forecast.png", "training.png"]
-    written += ["future.csv"] if ahead is not None else []
-    written += ["forecast.csv", "metrics.csv"] if evaluation is not None else []
-    if folds is not None:
-        mean = folds.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()
+    if run.backtest is not None:
+        mean = run.backtest.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()
         console.print(_metrics_table(mean, f"{name}: backtest, mean over {backtest} folds"))
-        written.append("backtest.csv")
     console.print(f"wrote {out}/: {', '.join(written)}")
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lstmkit.config import dataclass_from_dict
 from lstmkit.errors import LstmkitError
 
 SCALERS = ("minmax", "standard", "none")
@@ -34,8 +35,8 @@ class SeriesScaler:
         values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
         if self.kind == "minmax":
             lo, hi = values.min(axis=0), values.max(axis=0)
-            shift = (hi + lo) / 2.0
-            scale = (hi - lo) / 2.0
+            shift = hi / 2.0 + lo / 2.0  # halves first: no overflow near the float64 limit
+            scale = hi / 2.0 - lo / 2.0
         elif self.kind == "standard":
             shift, scale = values.mean(axis=0), values.std(axis=0)
         else:
@@ -80,8 +81,12 @@ class SeriesScaler:
 
     @classmethod
     def from_dict(cls, data: dict) -> SeriesScaler:
-        """Inverse of `to_dict`."""
-        return cls(kind=data["kind"], params={str(k): v for k, v in data["params"].items()})
+        """Inverse of `to_dict`; unknown or missing keys are refused (`LstmkitError`)."""
+        scaler = dataclass_from_dict(cls, data, "scaler")
+        if not isinstance(scaler.params, dict):
+            raise LstmkitError(f"scaler params must be an object, got {scaler.params!r}")
+        scaler.params = {str(k): v for k, v in scaler.params.items()}
+        return scaler
 
     def to_json(self) -> str:
         """The scaler as a JSON string (stored as ``scaler.json`` in a model directory)."""

@@ -5,20 +5,34 @@
 frequency. Everything a user can get wrong is refused with one line that says
 where: a missing file or column, a non-numeric or missing value (with its row
 and time), duplicate or irregular timestamps.
+
+Time zones: tz-aware timestamps stay in their zone (a tz-aware column, as
+Parquet stores it, keeps its zone; text with UTC offsets keeps a single offset,
+and offsets that change with daylight saving are matched to the IANA zone that
+has exactly those offsets). Regularity is judged by pandas on the zone's local
+calendar for daily and longer steps (a daylight-saving day of 23 or 25 hours
+is one day, not a gap) and in absolute time for hourly and shorter steps;
+forecast timestamps are generated the same way and carry the zone.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import warnings
+import zoneinfo
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lstmkit.errors import LstmkitError
+
+# Name of the time column when the times come from an unnamed DatetimeIndex.
+INDEX_TIME = "__time__"
 
 TIME_NAMES = (
     "date", "datetime", "time", "timestamp", "ds", "month", "week", "day", "year", "period", "step",
@@ -106,10 +120,97 @@ def season_from_freq(freq: str | None) -> int | None:
 
 
 def format_time(t: object) -> str:
-    """A timestamp as text: the date alone when it falls on midnight."""
-    if isinstance(t, pd.Timestamp) and t == t.normalize():
+    """A timestamp as text: the date alone when it falls on midnight and has no zone."""
+    if isinstance(t, pd.Timestamp) and t.tzinfo is None and t == t.normalize():
         return str(t.date())
     return str(t)
+
+
+_FIXED = re.compile(r"UTC([+-])(\d\d):(\d\d)")
+
+
+def tz_name(tz: dt.tzinfo | None) -> str | None:
+    """A zone as text for JSON: an IANA name, ``"UTC"`` or a fixed offset ``"UTC+01:00"``."""
+    if tz is None:
+        return None
+    name = str(tz)
+    if isinstance(tz, dt.timezone) and tz is not dt.UTC:
+        offset = tz.utcoffset(None)
+        minutes = int(offset.total_seconds() // 60)
+        sign = "+" if minutes >= 0 else "-"
+        name = f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    return name
+
+
+def tz_from_name(name: str | None) -> dt.tzinfo | str | None:
+    """Inverse of `tz_name` (a zone pandas accepts)."""
+    if name is None:
+        return None
+    m = _FIXED.fullmatch(name)
+    if m:
+        minutes = int(m.group(2)) * 60 + int(m.group(3))
+        return dt.timezone(dt.timedelta(minutes=minutes if m.group(1) == "+" else -minutes))
+    return name
+
+
+def times_from_strings(times: list[str], tz: str | None) -> pd.Index:
+    """Timestamps stored as text (``context.json``): integer steps, or date/times in
+    zone ``tz`` (None: naive). Raises `LstmkitError` on text that is neither."""
+    if all(str(t).lstrip("-").isdigit() for t in times):
+        return pd.Index([int(t) for t in times])
+    try:
+        if tz is None:
+            return pd.DatetimeIndex(pd.to_datetime(times, format="mixed"))
+        return pd.DatetimeIndex(pd.to_datetime(times, utc=True, format="mixed")).tz_convert(
+            tz_from_name(tz)
+        )
+    except (ValueError, TypeError, OverflowError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise LstmkitError(f"stored timestamps are not dates ({first[:100]})") from None
+
+
+_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+
+
+def _offset_minutes(text: str) -> int:
+    m = _OFFSET.search(text.strip())
+    if m is None or m.group(1) == "Z":
+        return 0
+    o = m.group(1).replace(":", "")
+    return (1 if o[0] == "+" else -1) * (int(o[1:3]) * 60 + int(o[3:5]))
+
+
+@lru_cache(maxsize=1)
+def _zones() -> list[str]:
+    """IANA zones, the most populous regions' first (Europe/, America/, Asia/, ...)."""
+    regions = ("Europe/", "America/", "Asia/", "Australia/", "Africa/", "Pacific/")
+
+    def key(name: str) -> tuple[int, str]:
+        rank = next((i for i, r in enumerate(regions) if name.startswith(r)), len(regions))
+        return rank, name
+
+    return sorted(zoneinfo.available_timezones(), key=key)
+
+
+def _zone_for_offsets(utc: pd.DatetimeIndex, offsets: np.ndarray) -> str | None:
+    """An IANA zone whose UTC offset at each instant of ``utc`` is ``offsets`` (minutes)."""
+    change = np.flatnonzero(np.diff(offsets) != 0)
+    probe = sorted({0, *change.tolist(), *(change + 1).tolist()})
+    for name in _zones():
+        try:
+            zone = zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            continue
+        if all(
+            utc[i].to_pydatetime().astimezone(zone).utcoffset()
+            == dt.timedelta(minutes=int(offsets[i]))
+            for i in probe
+        ):
+            local = utc.tz_convert(name)
+            got = np.array([o.total_seconds() // 60 for o in local.map(lambda t: t.utcoffset())])
+            if np.array_equal(got, offsets):
+                return name
+    return None
 
 
 def _where(times: pd.Index | None, pos: int, source: str) -> str:
@@ -150,7 +251,10 @@ def _parse_times(df: pd.DataFrame, col: str, source: str) -> pd.Index:
     elif pd.api.types.is_integer_dtype(raw):
         return pd.Index(raw.to_numpy(dtype=np.int64))
     else:
-        parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        try:
+            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        except ValueError:  # several UTC offsets (daylight saving): find their zone
+            return _parse_mixed_offsets(raw, col, source)
     bad = parsed.isna()
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
@@ -158,9 +262,30 @@ def _parse_times(df: pd.DataFrame, col: str, source: str) -> pd.Index:
             f"time column {col!r} has {raw.iloc[pos]!r} at {_where(None, pos, source)}, "
             "which is not a date/time; fix it or pass the right --time-col"
         )
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert(None)
-    return pd.DatetimeIndex(parsed)
+    return pd.DatetimeIndex(parsed)  # a zone, if any, is kept
+
+
+def _parse_mixed_offsets(raw: pd.Series, col: str, source: str) -> pd.DatetimeIndex:
+    """Date/times written with UTC offsets that change (daylight saving), in the IANA
+    zone that has those offsets at those instants."""
+    utc = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+    bad = utc.isna()
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise LstmkitError(
+            f"time column {col!r} has {raw.iloc[pos]!r} at {_where(None, pos, source)}, "
+            "which is not a date/time; fix it or pass the right --time-col"
+        )
+    offsets = np.array([_offset_minutes(str(t)) for t in raw])
+    utc_index = pd.DatetimeIndex(utc)
+    zone = _zone_for_offsets(utc_index, offsets)
+    if zone is None:
+        shown = sorted({f"{o // 60:+03d}:{abs(o) % 60:02d}" for o in offsets.tolist()})
+        raise LstmkitError(
+            f"time column {col!r} of {source} mixes UTC offsets ({', '.join(shown[:4])}) that "
+            "match no time zone; write the times in one zone or without offsets"
+        )
+    return utc_index.tz_convert(zone)
 
 
 def _pandas_freq(times: pd.DatetimeIndex) -> str | None:
@@ -274,7 +399,7 @@ def load_series(
     if len(df) == 0:
         raise LstmkitError(f"{source} has no rows; pass a table with data")
     if time_col is None and isinstance(df.index, pd.DatetimeIndex):
-        df = df.reset_index(names="__time__" if df.index.name is None else df.index.name)
+        df = df.reset_index(names=INDEX_TIME if df.index.name is None else df.index.name)
         time_col = str(df.columns[0])
     df = df.copy()
     df.columns = [str(c) for c in df.columns]
@@ -311,7 +436,8 @@ def load_series(
             for c in (target, *covariates)
         ]
         values = np.stack(cols, axis=1)
-        order = np.argsort(times.to_numpy(), kind="stable")
+        keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else times.to_numpy()
+        order = np.argsort(keys, kind="stable")
         times, values = times[order], values[order]
         dup = times.duplicated()
         if dup.any():
@@ -351,8 +477,8 @@ def load_future(
     """
     source = str(data) if isinstance(data, (str, os.PathLike)) else "the future table"
     df = read_table(data) if isinstance(data, (str, os.PathLike)) else data
-    if time_col == "__time__" and isinstance(df.index, pd.DatetimeIndex):
-        df = df.reset_index(names="__time__")
+    if time_col == INDEX_TIME and isinstance(df.index, pd.DatetimeIndex):
+        df = df.reset_index(names=INDEX_TIME)
     df = df.copy()
     df.columns = [str(c) for c in df.columns]
     for col, role in [
@@ -383,3 +509,16 @@ def future_times(times: pd.Index, freq: str | None, steps: int) -> pd.Index:
         else 1
     )
     return pd.Index(np.arange(1, steps + 1) * step + last)
+
+
+def truncate_series(sd: SeriesData, drop_last: int) -> SeriesData:
+    """A copy of ``sd`` without the last ``drop_last`` steps of each series."""
+    if drop_last == 0:
+        return sd
+    out = SeriesData(
+        sd.target, sd.time_col, sd.id_col, sd.covariates, sd.freq,
+        future_covariates=sd.future_covariates,
+    )  # fmt: skip
+    for sid, s in sd.series.items():
+        out.series[sid] = Series(sid, s.times[:-drop_last], s.values[:-drop_last])
+    return out

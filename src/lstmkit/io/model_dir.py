@@ -7,15 +7,16 @@ Layout of a saved model directory::
     <extras>             e.g. scaler.json, tokenizer.json
 
 Directories written by a newer major version, of another kind, or missing any
-of these files are refused with a one-line `LstmkitError`.
+of these files are refused with a one-line `LstmkitError`. Saving replaces the
+whole folder in one recoverable swap (`lstmkit.io.atomic.staged_dir`) and
+refuses to replace a folder that is not an lstmkit model or holds a model of
+another kind (`check_model_target`, which commands call before training).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from lstmkit import __version__
 from lstmkit.errors import LstmkitError
+from lstmkit.io.atomic import recover_dir, staged_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -38,12 +40,42 @@ def _major(version: str) -> int:
         return -1
 
 
-def _is_model_dir(path: Path) -> bool:
+def _model_kind(path: Path) -> str | None:
+    """The ``kind`` recorded in ``path/config.json``, or None if it is no lstmkit model."""
     try:
         meta = json.loads((path / CONFIG_FILE).read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and "lstmkit_version" in meta and "kind" in meta
+        return None
+    if isinstance(meta, dict) and "lstmkit_version" in meta and "kind" in meta:
+        return str(meta["kind"])
+    return None
+
+
+def check_model_target(path: str | os.PathLike[str], kind: str) -> Path:
+    """Check that a ``kind`` model may be saved at ``path``, before any training.
+
+    ``path`` may be new, an empty folder or an lstmkit model folder of the same
+    kind. A file, a folder with other content or a model of another kind (a text
+    classifier where a forecaster would go, or the reverse) raises `LstmkitError`.
+    """
+    path = Path(path)
+    recover_dir(path)
+    if path.exists() and not path.is_dir():
+        raise LstmkitError(f"cannot save the model to {path}: a file with that name exists")
+    if not path.is_dir() or not any(path.iterdir()):
+        return path
+    found = _model_kind(path)
+    if found is None:
+        raise LstmkitError(
+            f"cannot save the model to {path}: the folder exists and is not an lstmkit "
+            "model directory; choose an empty or new folder"
+        )
+    if found != kind:
+        raise LstmkitError(
+            f"cannot save a {kind!r} model to {path}: it holds a {found!r} model, which "
+            "would be lost; choose another folder or delete it first"
+        )
+    return path
 
 
 def save_model_dir(
@@ -57,8 +89,9 @@ def save_model_dir(
     """Write a model directory at ``path`` atomically and return its path.
 
     Args:
-        path: target directory. If it exists it must be an lstmkit model
-            directory (or empty); it is replaced only after the new one is complete.
+        path: target directory. If it exists it must be an empty folder or an
+            lstmkit model directory of the same ``kind`` (see `check_model_target`);
+            it is replaced in one recoverable swap after the new one is complete.
         kind: what the model is (``"forecaster"``, ``"text_classifier"``); checked on load.
         config: JSON-serialisable configuration needed to rebuild the model.
         state_dict: tensors to store in ``model.safetensors``.
@@ -69,22 +102,14 @@ def save_model_dir(
     for name in extras:
         if name in (CONFIG_FILE, WEIGHTS_FILE) or "/" in name or name.startswith("."):
             raise LstmkitError(f"extra file name {name!r} is reserved or not a plain file name")
-    if path.exists() and not path.is_dir():
-        raise LstmkitError(f"cannot save the model to {path}: a file with that name exists")
-    if path.is_dir() and any(path.iterdir()) and not _is_model_dir(path):
-        raise LstmkitError(
-            f"cannot save the model to {path}: the folder exists and is not an lstmkit "
-            "model directory; choose an empty or new folder"
-        )
+    check_model_target(path, kind)
     try:
         meta_text = json.dumps(
             {"lstmkit_version": __version__, "kind": kind, "config": config}, indent=2
         )
     except TypeError as err:
         raise TypeError(f"model config is not JSON-serialisable: {err}") from err
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
+    with staged_dir(path) as tmp:
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
         save_file(tensors, str(tmp / WEIGHTS_FILE))
         for name, content in extras.items():
@@ -92,16 +117,6 @@ def save_model_dir(
             (tmp / name).write_bytes(data)
         # config.json last: its presence marks a complete directory.
         (tmp / CONFIG_FILE).write_text(meta_text)
-        if path.exists():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
-            os.replace(path, old / "model")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
@@ -132,6 +147,7 @@ class SavedModel:
 def load_model_dir(path: str | os.PathLike[str], kind: str) -> SavedModel:
     """Read a model directory written by `save_model_dir` and check its kind and version."""
     path = Path(path)
+    recover_dir(path)
     if not path.is_dir():
         raise LstmkitError(f"model directory {path} does not exist; pass a folder saved by lstmkit")
     try:

@@ -1,9 +1,9 @@
-"""Atomic PNG saving for matplotlib figures (Agg backend, no screen needed)."""
+"""PNG saving for matplotlib figures (Agg backend, no screen needed), atomic through
+`lstmkit.io.atomic_write`."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -13,19 +13,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from lstmkit.io.atomic import atomic_write
+
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> Path:
-    """Save ``fig`` as PNG at ``path`` atomically (temp file + ``os.replace``) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
+    """Save ``fig`` as PNG at ``path`` atomically (temp file + rename) and close it."""
     try:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return atomic_write(
+            path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+        )
     finally:
         plt.close(fig)
-    return path

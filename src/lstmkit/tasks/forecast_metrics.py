@@ -5,11 +5,19 @@ float (MAPE and sMAPE in percent). MASE scales the MAE by the in-sample MAE of
 the seasonal naive forecast on the training history (season 1 = naive).
 Baselines: naive (repeat the last value) and seasonal naive (repeat the last
 season).
+
+Non-finite inputs are refused (`LstmkitError`), never scored: a NaN forecast
+must not come out as sMAPE 0. Metrics that are undefined for the data are NaN
+on purpose and documented per function (MAPE when every actual is 0, MASE when
+the history never changes); RMSE is computed on rescaled errors so that values
+near 1e300 do not overflow to ``inf``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from lstmkit.errors import LstmkitError
 
 METRICS = ("MAE", "RMSE", "MAPE", "sMAPE", "MASE")
 
@@ -19,6 +27,12 @@ def _pair(actual: np.ndarray, forecast: np.ndarray) -> tuple[np.ndarray, np.ndar
     f = np.asarray(forecast, dtype=np.float64)
     if a.shape != f.shape:
         raise ValueError(f"actual {a.shape} and forecast {f.shape} must have the same shape")
+    for name, v in (("actual", a), ("forecast", f)):
+        if not np.isfinite(v).all():
+            raise LstmkitError(
+                f"cannot score a forecast: the {name} values include NaN or infinity; "
+                "metrics need finite values"
+            )
     return a, f
 
 
@@ -29,9 +43,14 @@ def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 
 def rmse(actual: np.ndarray, forecast: np.ndarray) -> float:
-    """Root mean squared error."""
+    """Root mean squared error (finite for any finite errors: they are divided by the
+    largest one before squaring)."""
     a, f = _pair(actual, forecast)
-    return float(np.sqrt(np.mean((a - f) ** 2)))
+    half = np.abs(a / 2 - f / 2)  # halves: finite for any finite a and f
+    top = float(half.max()) if half.size else 0.0
+    if top == 0.0:
+        return 0.0
+    return float(2 * top * np.sqrt(np.mean((half / top) ** 2)))
 
 
 def mse(actual: np.ndarray, forecast: np.ndarray) -> float:

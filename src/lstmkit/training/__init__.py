@@ -1,11 +1,29 @@
 """The one Lightning-based trainer shared by every lstmkit task.
 
-`fit` builds a Lightning ``Trainer`` from a `TrainConfig` (Adam/AdamW/RMSprop,
+`LstmkitModule` is the base LightningModule of the tasks (optimiser, lr decay,
+metric logging). `fit` builds a Lightning ``Trainer`` from a `TrainConfig` (Adam/AdamW/RMSprop,
 gradient clipping, early stopping on validation loss, best-weights restore,
-progress bar, seeding, devices/strategy/num_nodes for DDP, resume from
-``last.ckpt``) and returns the per-epoch history as a `FitResult`.
+progress bar, seeding, precision, loggers, devices/strategy/num_nodes for DDP,
+fingerprinted resume from ``last.ckpt``) and returns the per-epoch history as
+a `FitResult`.
 """
 
-from lstmkit.training.trainer import FitResult, TrainConfig, build_optimizer, fit
+from lstmkit.training.module import LstmkitModule
+from lstmkit.training.trainer import (
+    FitResult,
+    TrainConfig,
+    build_optimizer,
+    check_checkpoint,
+    fit,
+    run_fingerprint,
+)
 
-__all__ = ["FitResult", "TrainConfig", "build_optimizer", "fit"]
+__all__ = [
+    "FitResult",
+    "LstmkitModule",
+    "TrainConfig",
+    "build_optimizer",
+    "check_checkpoint",
+    "fit",
+    "run_fingerprint",
+]

@@ -5,15 +5,32 @@ Contract with the module: it logs ``train_loss`` (``on_epoch=True``) in
 logged with ``on_epoch=True`` (e.g. ``train_acc`` / ``val_acc``) shows up in
 the history. Under DDP, log with ``sync_dist=True`` so every rank sees the
 same validation loss.
+
+Resuming (``checkpoint_dir``): Lightning's `ModelCheckpoint` writes
+``last.ckpt`` atomically at the end of every epoch (and every
+``checkpoint_every_n_steps`` optimiser steps if set). The checkpoint holds the
+random-number states, the history, early-stopping state and a fingerprint of
+the run (the module's parameter shapes, the training settings except
+``max_epochs`` and the training/validation tensors, plus whatever the task
+adds). A later `fit` with the same directory resumes from it when the
+fingerprint matches, so a killed run rerun with the same command ends with the
+same model as an uninterrupted one; a checkpoint of another run (other data or
+settings), a damaged file or a file not written by lstmkit is refused with one
+`LstmkitError` line (delete it or use another directory to start afresh). The
+checkpoint is kept after the fit: rerunning a finished fit returns the same
+model without training, and a larger ``max_epochs`` continues it.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import math
+import os
+import random
 import time
-import types
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,15 +39,21 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
-from lstmkit.config import dataclass_from_dict
+from lstmkit.config import check_field_types, dataclass_from_dict
 from lstmkit.errors import LstmkitError
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}
+PRECISIONS = ("32", "32-true", "64", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
+LOGGERS = ("csv", "tensorboard")
+CHECKPOINT_FILE = "last.ckpt"
+# Settings that may change between a killed run and its resumption.
+_RESUMABLE_SETTINGS = ("max_epochs", "progress_bar", "checkpoint_dir", "logger", "log_dir")
 
 
 @dataclass
@@ -38,7 +61,13 @@ class TrainConfig:
     """How to train: optimiser, stopping, seeding, hardware. Round-trips through JSON.
 
     ``checkpoint_dir`` enables resuming: ``last.ckpt`` is written there every
-    epoch and a later `fit` with the same directory continues from it.
+    epoch (and every ``checkpoint_every_n_steps`` steps if set, for long
+    epochs) and a later `fit` of the same run with the same directory continues
+    from it (see the module docstring). ``precision`` is Lightning's
+    (``"32"``, ``"bf16-mixed"``, ``"16-mixed"``, ...). ``logger``: ``None``,
+    ``"csv"`` or ``"tensorboard"`` (Lightning's loggers, written under
+    ``log_dir``, default ``lightning_logs``). ``lr_decay``: ``"none"`` or
+    ``"linear"`` (to 0 over the whole run; `LstmkitModule` applies it).
     """
 
     max_epochs: int = 100
@@ -55,14 +84,49 @@ class TrainConfig:
     progress_bar: bool = True
     deterministic: bool = True
     checkpoint_dir: str | None = None
+    checkpoint_every_n_steps: int | None = None
+    precision: str = "32"
+    logger: str | None = None
+    log_dir: str | None = None
+    lr_decay: str = "none"
 
     def __post_init__(self) -> None:
+        if isinstance(self.precision, int) and not isinstance(self.precision, bool):
+            self.precision = str(self.precision)
+        check_field_types(self, "training")
         if self.optimizer.lower() not in OPTIMIZERS:
             raise LstmkitError(
                 f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
             )
         if self.max_epochs < 1:
             raise LstmkitError(f"max_epochs must be at least 1, got {self.max_epochs}")
+        if not self.lr > 0:
+            raise LstmkitError(f"lr (learning rate) must be a positive number, got {self.lr}")
+        if self.weight_decay < 0:
+            raise LstmkitError(f"weight_decay must be 0 or more, got {self.weight_decay}")
+        if self.gradient_clip_val is not None and self.gradient_clip_val < 0:
+            raise LstmkitError(
+                f"gradient_clip_val must be 0 or more (0 or None: no clipping), "
+                f"got {self.gradient_clip_val}"
+            )
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise LstmkitError(
+                f"early_stopping_patience must be 1 or more or None, "
+                f"got {self.early_stopping_patience}"
+            )
+        if self.checkpoint_every_n_steps is not None and self.checkpoint_every_n_steps < 1:
+            raise LstmkitError(
+                f"checkpoint_every_n_steps must be 1 or more or None, "
+                f"got {self.checkpoint_every_n_steps}"
+            )
+        if self.precision not in PRECISIONS:
+            raise LstmkitError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if self.lr_decay not in ("none", "linear"):
+            raise LstmkitError(f"lr_decay must be 'none' or 'linear', got {self.lr_decay!r}")
+        if self.logger is not None and self.logger not in LOGGERS:
+            raise LstmkitError(f"logger must be csv, tensorboard or None, got {self.logger!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -88,20 +152,22 @@ class FitResult:
     epochs_run: int = 0
     fit_seconds: float = 0.0
     world_size: int = 1
+    resumed_from_epoch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FitResult:
+        """Inverse of `to_dict`; unknown keys are refused."""
+        return dataclass_from_dict(cls, data, "FitResult")
 
 
 def build_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimiser named in ``config`` over ``params`` with its lr and weight decay."""
     cls = OPTIMIZERS[config.optimizer.lower()]
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _configure_optimizers(self: L.LightningModule) -> torch.optim.Optimizer:
-    return build_optimizer(self.parameters(), self._lstmkit_train_config)
 
 
 class _HistoryAndBest(Callback):
@@ -112,12 +178,27 @@ class _HistoryAndBest(Callback):
     checkpoints, so a resumed run keeps its history and best weights.
     """
 
-    def __init__(self, monitor: str) -> None:
+    def __init__(self, monitor: str, fingerprint: str = "") -> None:
         self.monitor = monitor
+        self.fingerprint = fingerprint
         self.history: list[dict[str, float]] = []
         self.best_score = math.inf
         self.best_epoch = -1
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.stopped = False  # early stopping had fired when the state was saved
+        self._trainer: L.Trainer | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.stopped:  # resumed from the checkpoint of a run that had stopped early
+            trainer.should_stop = True
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint["lstmkit"] = {"fingerprint": self.fingerprint}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -142,11 +223,22 @@ class _HistoryAndBest(Callback):
             pl_module.load_state_dict(self.best_state)
 
     def state_dict(self) -> dict[str, Any]:
+        np_state = np.random.get_state()
         return {
             "history": self.history,
             "best_score": self.best_score,
             "best_epoch": self.best_epoch,
             "best_state": self.best_state,
+            "stopped": bool(self._trainer is not None and self._trainer.should_stop),
+            # random states at the save, so that a resumed run draws what the
+            # uninterrupted one would have drawn (batch order, dropout)
+            "rng_torch": torch.get_rng_state(),
+            "rng_numpy": (
+                np_state[0],
+                torch.from_numpy(np_state[1].astype(np.int64)),
+                *(int(v) if i < 2 else float(v) for i, v in enumerate(np_state[2:])),
+            ),
+            "rng_python": random.getstate(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -154,6 +246,108 @@ class _HistoryAndBest(Callback):
         self.best_score = state_dict["best_score"]
         self.best_epoch = state_dict["best_epoch"]
         self.best_state = state_dict["best_state"]
+        self.stopped = bool(state_dict.get("stopped", False))
+        if "rng_torch" in state_dict:
+            torch.set_rng_state(state_dict["rng_torch"])
+            name, keys, pos, has_gauss, cached = state_dict["rng_numpy"]
+            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+            random.setstate(state_dict["rng_python"])
+
+
+class _AtomicCheckpoint(ModelCheckpoint):
+    """`ModelCheckpoint` that keeps one ``last.ckpt``, written to a temporary file
+    and renamed, so a kill while saving leaves the previous checkpoint intact."""
+
+    def __init__(self, dirpath: Path, every_n_epochs: int = 0, every_n_steps: int = 0) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=CHECKPOINT_FILE[: -len(".ckpt")],
+            monitor=None,
+            save_top_k=1,
+            save_last=False,
+            every_n_epochs=every_n_epochs,
+            every_n_train_steps=every_n_steps,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        tmp = f"{filepath}.tmp-{os.getpid()}"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+
+
+def _hash_tensors(h: Any, loader: DataLoader | None) -> None:
+    """Feed the tensors of a loader's `TensorDataset` (or its length) into hash ``h``."""
+    if loader is None:
+        h.update(b"none")
+        return
+    data = loader.dataset
+    if isinstance(data, TensorDataset):
+        for t in data.tensors:
+            t = t.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    else:
+        h.update(f"{type(data).__name__}:{len(data)}".encode())  # type: ignore[arg-type]
+    h.update(f"batch_size={loader.batch_size}".encode())
+
+
+def run_fingerprint(
+    module: L.LightningModule,
+    train_loader: DataLoader,
+    val_loader: DataLoader | None,
+    config: TrainConfig,
+    extra: str = "",
+) -> str:
+    """SHA-256 (hex) identifying a training run, recorded in its checkpoints.
+
+    Covers the module's class and parameter names and shapes, every `TrainConfig`
+    setting but those a resumed run may change (max_epochs, progress bar,
+    checkpoint and log folders), the tensors of `TensorDataset` loaders and
+    ``extra`` (a task's own digest of its data and settings).
+    """
+    h = hashlib.sha256()
+    h.update(f"{type(module).__module__}.{type(module).__qualname__}".encode())
+    for name, t in module.state_dict().items():
+        h.update(f"{name}{tuple(t.shape)}".encode())
+    settings = {k: v for k, v in config.to_dict().items() if k not in _RESUMABLE_SETTINGS}
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    _hash_tensors(h, train_loader)
+    _hash_tensors(h, val_loader)
+    h.update(extra.encode())
+    return h.hexdigest()
+
+
+def check_checkpoint(path: Path, fingerprint: str) -> int:
+    """Validate the checkpoint at ``path`` for a run with ``fingerprint``; its epoch.
+
+    Raises `LstmkitError` (one line) when the file is damaged, was not written
+    by lstmkit, or belongs to a run with other data or settings.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle, ... (many types)
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LstmkitError(
+            f"cannot resume from {path}: the file is damaged or not a checkpoint "
+            f"({msg[:120]}); delete it to start afresh"
+        ) from None
+    meta = ckpt.get("lstmkit") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or "fingerprint" not in meta:
+        raise LstmkitError(
+            f"cannot resume from {path}: it was not written by lstmkit; delete it or "
+            "choose another checkpoint folder"
+        )
+    if meta["fingerprint"] != fingerprint:
+        raise LstmkitError(
+            f"cannot resume from {path}: it belongs to a run with other data or settings; "
+            "delete it or choose another checkpoint folder to start afresh"
+        )
+    return int(ckpt.get("epoch", 0))
 
 
 # Lightning warnings that say nothing actionable about an lstmkit run.
@@ -188,52 +382,100 @@ def _process_group_initialized() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
+def _logger(config: TrainConfig) -> Any:
+    """The Lightning logger named in ``config`` (False for none)."""
+    if config.logger is None:
+        return False
+    root = config.log_dir or "lightning_logs"
+    if config.logger == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(root, name="lstmkit")
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(root, name="lstmkit")
+    except ModuleNotFoundError:
+        raise LstmkitError(
+            "logger='tensorboard' needs the tensorboard package, which is not installed; "
+            "install it (pip install tensorboard) or use logger='csv'"
+        ) from None
+
+
 def fit(
     module: L.LightningModule,
     train_loader: DataLoader,
     val_loader: DataLoader | None,
     config: TrainConfig,
+    fingerprint: str = "",
 ) -> FitResult:
     """Train ``module`` and restore its best weights.
 
     Args:
-        module: a LightningModule logging ``train_loss`` and ``val_loss``. If it
-            does not define ``configure_optimizers``, one is built from ``config``.
+        module: an `LstmkitModule` (its optimiser is built from ``config``) or any
+            LightningModule with its own ``configure_optimizers``, logging
+            ``train_loss`` and ``val_loss``.
         train_loader: batches for ``training_step``.
         val_loader: batches for ``validation_step``; without it early stopping
-            and best-weights selection use ``train_loss``.
+            and best-weights selection use ``train_loader``'s loss.
         config: see `TrainConfig`.
+        fingerprint: the task's digest of its data and settings, added to the
+            run fingerprint that checkpoints record (see `run_fingerprint`).
 
     Returns:
-        `FitResult` with the per-epoch history, best epoch and loss, epochs run
-        and wall-clock seconds.
+        `FitResult` with the per-epoch history, best epoch and loss, epochs run,
+        wall-clock seconds and the epoch a resumed run continued from.
+
+    Raises:
+        LstmkitError: a checkpoint that cannot be resumed (damaged, foreign,
+            another run's), an unusable accelerator, or a loss that became
+            NaN or infinite.
     """
+    from lstmkit.training.module import LstmkitModule
+
     monitor = "val_loss" if val_loader is not None else "train_loss"
-    own_opt = "configure_optimizers" in {
-        name
+    if isinstance(module, LstmkitModule):
+        module.train_config = config
+    elif not any(
+        "configure_optimizers" in vars(klass)
         for klass in type(module).__mro__
         if klass not in L.LightningModule.__mro__
-        for name in vars(klass)
-    }
-    if not own_opt:
-        module._lstmkit_train_config = config
-        module.configure_optimizers = types.MethodType(_configure_optimizers, module)
+    ):
+        raise TypeError(
+            f"{type(module).__name__} must subclass lstmkit.training.LstmkitModule "
+            "(which builds the optimiser from the TrainConfig) or define configure_optimizers"
+        )
 
     L.seed_everything(config.seed, workers=True, verbose=False)
-    tracker = _HistoryAndBest(monitor)
+    tracker = _HistoryAndBest(
+        monitor, run_fingerprint(module, train_loader, val_loader, config, fingerprint)
+    )
     callbacks: list[Callback] = [tracker]
     if config.early_stopping_patience is not None:
         callbacks.append(
-            EarlyStopping(monitor=monitor, patience=config.early_stopping_patience, mode="min")
+            EarlyStopping(
+                monitor=monitor,
+                patience=config.early_stopping_patience,
+                mode="min",
+                check_finite=False,  # a non-finite loss is reported after fit, as an error
+            )
         )
     ckpt_path = None
+    resumed_from = None
     if config.checkpoint_dir is not None:
         ckpt_dir = Path(config.checkpoint_dir)
-        callbacks.append(
-            ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1)
-        )
-        if (ckpt_dir / "last.ckpt").exists():
-            ckpt_path = str(ckpt_dir / "last.ckpt")
+        if ckpt_dir.exists() and not ckpt_dir.is_dir():
+            raise LstmkitError(f"checkpoint folder {ckpt_dir} is a file; pass a folder")
+        callbacks.append(_AtomicCheckpoint(ckpt_dir, every_n_epochs=1))
+        if config.checkpoint_every_n_steps:
+            callbacks.append(
+                _AtomicCheckpoint(ckpt_dir, every_n_steps=config.checkpoint_every_n_steps)
+            )
+        if (ckpt_dir / CHECKPOINT_FILE).exists():
+            ckpt_path = str(ckpt_dir / CHECKPOINT_FILE)
+            resumed_from = check_checkpoint(Path(ckpt_path), tracker.fingerprint)
+        for stale in ckpt_dir.glob(f"{CHECKPOINT_FILE}.tmp-*") if ckpt_dir.is_dir() else []:
+            stale.unlink(missing_ok=True)  # left by a run killed while saving
 
     # Lightning's deterministic=True switches torch's global flag on for good; put it back.
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -247,30 +489,29 @@ def fit(
                 devices=config.devices,
                 strategy=config.strategy,
                 num_nodes=config.num_nodes,
+                precision=config.precision,  # type: ignore[arg-type]
                 gradient_clip_val=config.gradient_clip_val,
                 deterministic=config.deterministic,
                 enable_progress_bar=config.progress_bar,
                 enable_model_summary=False,
                 enable_checkpointing=config.checkpoint_dir is not None,
-                logger=False,
+                logger=_logger(config),
                 callbacks=callbacks,
                 num_sanity_val_steps=0,
                 log_every_n_steps=1,
                 default_root_dir=config.checkpoint_dir,
             )
             start = time.perf_counter()
-            trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path)
+            trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
         except MisconfigurationException as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise LstmkitError(
                 f"cannot train with accelerator={config.accelerator!r}, "
-                f"devices={config.devices!r}, strategy={config.strategy!r}: {first}"
+                f"devices={config.devices!r}, strategy={config.strategy!r}, "
+                f"precision={config.precision!r}: {first}"
             ) from None
         finally:
             torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-            if not own_opt:
-                del module.configure_optimizers
-                del module._lstmkit_train_config
         seconds = time.perf_counter() - start
 
     # A process group Lightning set up for this fit (DDP) is torn down here, on
@@ -280,6 +521,15 @@ def fit(
     if not had_process_group and _process_group_initialized():
         torch.distributed.destroy_process_group()
 
+    for row in tracker.history:
+        for key in ("train_loss", "val_loss"):
+            if key in row and not math.isfinite(row[key]):
+                raise LstmkitError(
+                    f"training diverged: {key} became {row[key]} in epoch {int(row['epoch'])}; "
+                    "scale the data (a scaler, instance normalisation), lower the learning "
+                    "rate or check the values for extremes"
+                )
+
     return FitResult(
         history=tracker.history,
         best_epoch=tracker.best_epoch,
@@ -287,4 +537,5 @@ def fit(
         epochs_run=len(tracker.history),
         fit_seconds=seconds,
         world_size=trainer.world_size,
+        resumed_from_epoch=resumed_from,
     )

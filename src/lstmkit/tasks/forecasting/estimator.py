@@ -1,28 +1,20 @@
-"""Time-series forecasting: `Forecaster` (fit / predict / evaluate / backtest / save / load).
+"""`Forecaster`: fit / predict / evaluate / backtest / save / load.
 
-The model is an LSTM or GRU encoder from `lstmkit.nn` over an input window of
-``window`` steps (target plus any covariate columns) and a dense head that
-reads the encoder's last state together with the (normalised) input window
-(plus any known future covariates over the horizon) and emits all ``horizon``
-steps at once (``method="direct"``, default) or one step that is fed back
-``horizon`` times (``method="recursive"``, seed 004's method). Preprocessing
-lives with the model: per-series scaling (MinMax to [-1, 1] or standard,
-fitted on the training part), reversible instance normalisation of each input
-window (the target by the window's own mean and spread, undone on the
-forecast; covariates centred on their window means), windowing and a strictly
-time-ordered validation split.
-With ``quantiles`` the head also predicts those quantiles, trained with the
-pinball loss beside the point forecast's squared error (one extra output
-channel per quantile), so the band comes with no loss of point accuracy.
+The estimator ties the pieces of the package together: it validates and
+scales the data (`lstmkit.data`), cuts windows, builds the network
+(`network.ForecastNet` inside `module.ForecastModule`), trains it with the
+shared trainer (`lstmkit.training.fit`), keeps what it learnt about the data
+in a typed `state.FittedState`, and forecasts directly or recursively (with
+simulated sample paths for the band).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
-import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +22,8 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
-from lstmkit.config import dataclass_from_dict
 from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import (
     Series,
@@ -43,252 +33,31 @@ from lstmkit.data.series import (
     load_future,
     load_series,
     season_from_freq,
+    times_from_strings,
+    truncate_series,
+    tz_name,
 )
 from lstmkit.data.windows import make_windows, window_target_ends
 from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
-from lstmkit.nn import GRU, LSTM, make_pool
 from lstmkit.tasks.forecast_metrics import (
     METRICS,
     all_metrics,
     naive_forecast,
     seasonal_naive_forecast,
 )
+from lstmkit.tasks.forecasting.config import ForecasterConfig
+from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
+from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
+from lstmkit.tasks.forecasting.network import (
+    ForecastNet,
+    check_model_size,
+    estimate_parameters,
+)
+from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
 from lstmkit.training import FitResult, TrainConfig, fit
 
 KIND = "forecaster"
-EPS = 1e-5
-
-
-@dataclass
-class ForecasterConfig:
-    """Everything that defines a forecaster; round-trips through JSON.
-
-    horizon: steps to forecast. window: input steps (None: chosen from the
-    season and horizon at fit time). model: "lstm" | "gru". method: "direct" |
-    "recursive". instance_norm: per-window reversible normalisation. scaler:
-    "minmax" | "standard" | "none" (per series, fitted on training data).
-    quantiles: e.g. (0.1, 0.5, 0.9) for a pinball-loss band, or None for MSE.
-    skip: the head also reads the normalised input window (a linear path
-    beside the recurrent one). val_size: validation steps at the end of each
-    series (None: about a tenth of the shortest series in whole horizons, 1 to
-    20 of them; 0: no validation). batches_per_epoch: at most this many
-    batches, drawn at random, between two validations (None: every window
-    each epoch), so that long series get checked and early-stopped in steps of
-    a bounded size rather than of one full pass. season: seasonal period for
-    baselines and MASE (None: inferred from the frequency).
-    """
-
-    horizon: int = 12
-    window: int | None = None
-    model: str = "lstm"
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0
-    bidirectional: bool = False
-    method: str = "direct"
-    instance_norm: bool = True
-    scaler: str = "minmax"
-    quantiles: list[float] | None = field(default_factory=lambda: [0.1, 0.5, 0.9])
-    skip: bool = True
-    batch_size: int = 32
-    val_size: int | None = None
-    batches_per_epoch: int | None = 100
-    season: int | None = None
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(max_epochs=300, lr=1e-2, early_stopping_patience=20)
-    )
-
-    def __post_init__(self) -> None:
-        if isinstance(self.train, dict):
-            self.train = TrainConfig.from_dict(self.train)
-        if self.quantiles is not None:
-            self.quantiles = sorted(float(q) for q in self.quantiles)
-        checks = [
-            (isinstance(self.horizon, int) and self.horizon >= 1, "horizon must be >= 1"),
-            (self.window is None or self.window >= 2, "window must be >= 2"),
-            (self.model in ("lstm", "gru"), "model must be 'lstm' or 'gru'"),
-            (self.method in ("direct", "recursive"), "method must be 'direct' or 'recursive'"),
-            (self.hidden_size >= 1 and self.num_layers >= 1, "hidden_size/num_layers >= 1"),
-            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (
-                self.batches_per_epoch is None or self.batches_per_epoch >= 1,
-                "batches_per_epoch must be >= 1 or None",
-            ),
-            (self.val_size is None or self.val_size >= 0, "val_size must be >= 0"),
-            (self.season is None or self.season >= 1, "season must be >= 1"),
-            (
-                self.quantiles is None
-                or (
-                    all(0 < q < 1 for q in self.quantiles)
-                    and len(set(self.quantiles)) == len(self.quantiles)
-                ),
-                "quantiles must be distinct values strictly between 0 and 1",
-            ),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise LstmkitError(f"invalid forecaster setting: {msg}")
-        if self.scaler not in ("minmax", "standard", "none"):
-            raise LstmkitError(f"scaler must be minmax, standard or none, got {self.scaler!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (the train config nested)."""
-        d = asdict(self)
-        d["train"] = self.train.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ForecasterConfig:
-        """Inverse of `to_dict`."""
-        return dataclass_from_dict(cls, data, "ForecasterConfig")
-
-
-class ForecastNet(nn.Module):
-    """Recurrent encoder + dense head.
-
-    Input (batch, window, features) with the target in feature 0; output
-    (batch, steps, n_outputs) where steps is the horizon (direct) or 1 and the
-    outputs are the point forecast followed by any quantiles.
-    """
-
-    def __init__(
-        self,
-        n_features: int,
-        window: int,
-        steps: int,
-        n_outputs: int,
-        model: str = "lstm",
-        hidden_size: int = 64,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        skip: bool = True,
-        n_future: int = 0,
-    ) -> None:
-        super().__init__()
-        rnn_cls = LSTM if model == "lstm" else GRU
-        self.rnn = rnn_cls(
-            n_features,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
-            bidirectional=bidirectional,
-        )
-        width = hidden_size * (2 if bidirectional else 1)
-        self.pool = make_pool("last", width, bidirectional=bidirectional)
-        self.dropout = nn.Dropout(dropout)
-        self.steps, self.n_outputs = steps, n_outputs
-        head_in = width + (window if skip else 0) + steps * n_future
-        self.head = nn.Linear(head_in, steps * n_outputs)
-        self.skip, self.n_future = skip, n_future
-
-    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
-        """x (batch, window, features), future (batch, steps, n_future) known covariates
-        over the horizon -> (batch, steps, n_outputs)."""
-        out, _ = self.rnn(x)
-        parts = [self.dropout(self.pool(out))]
-        if self.skip:
-            parts.append(x[:, :, 0])
-        if self.n_future:
-            if future is None:
-                raise ValueError("this model needs the future covariates over the horizon")
-            parts.append(future.reshape(x.shape[0], -1))
-        return self.head(torch.cat(parts, dim=1)).view(x.shape[0], self.steps, self.n_outputs)
-
-
-def _instance_stats(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation of the target (feature 0) of each window, (batch, 1)."""
-    target = x[:, :, 0]
-    mean = target.mean(dim=1, keepdim=True)
-    std = torch.sqrt(target.var(dim=1, keepdim=True, unbiased=False) + EPS)
-    return mean, std
-
-
-def pinball_loss(pred: Tensor, y: Tensor, quantiles: Tensor) -> Tensor:
-    """Mean pinball loss: pred (batch, steps, q), y (batch, steps), quantiles (q,)."""
-    diff = y.unsqueeze(-1) - pred
-    return torch.maximum(quantiles * diff, (quantiles - 1) * diff).mean()
-
-
-class ForecastModule(L.LightningModule):
-    """LightningModule wrapping `ForecastNet` with instance normalisation and the loss.
-
-    Loss: MSE of the point forecast (output channel 0) plus, with quantiles, the
-    pinball loss of channels 1.., computed on the per-series scaled values after
-    undoing the instance normalisation.
-    """
-
-    def __init__(
-        self,
-        net: ForecastNet,
-        instance_norm: bool,
-        quantiles: list[float] | None,
-        future_columns: list[int] | None = None,
-    ):
-        super().__init__()
-        self.net = net
-        # positions of the known-future covariates among the covariates (feature - 1)
-        self.future_columns = [c - 1 for c in future_columns or []]
-        self.instance_norm = instance_norm
-        q = torch.tensor(quantiles or [], dtype=torch.float32)
-        self.register_buffer("quantiles", q, persistent=False)
-
-    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
-        """x (batch, window, features) scaled [, future (batch, steps, n_future)] ->
-        forecast (batch, steps, n_outputs) scaled."""
-        if not self.instance_norm:
-            return self.net(x, future)
-        mean, std = _instance_stats(x)
-        # covariates are centred on their window means (kept at their scale: a flag that
-        # is 0 all window long must not be divided by a zero spread)
-        cov_mean = x[:, :, 1:].mean(dim=1, keepdim=True)
-        xn = torch.cat([(x[:, :, :1] - mean.unsqueeze(-1)) / std.unsqueeze(-1),
-                        x[:, :, 1:] - cov_mean], dim=2)  # fmt: skip
-        if future is not None:
-            future = future - cov_mean[:, :, self.future_columns]
-        out = self.net(xn, future)
-        return out * std.unsqueeze(-1) + mean.unsqueeze(-1)
-
-    def _loss(self, batch: tuple[Tensor, ...]) -> Tensor:
-        x, y = batch[0], batch[-1]
-        pred = self(x, batch[1] if len(batch) == 3 else None)
-        loss = torch.mean((pred[..., 0] - y) ** 2)
-        if len(self.quantiles):
-            loss = loss + pinball_loss(pred[..., 1:], y, self.quantiles)
-        return loss
-
-    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        loss = self._loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
-        return loss
-
-    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
-        self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True, sync_dist=True)
-
-
-@dataclass
-class Evaluation:
-    """Result of `Forecaster.evaluate`.
-
-    metrics: one row per model (``lstmkit``, ``naive``, ``seasonal_naive``),
-    columns MAE, RMSE, MAPE, sMAPE, MASE (averaged over series).
-    forecasts: long table with id, time, actual, forecast (and quantile
-    columns), naive, seasonal_naive.
-    coverage: with two or more quantiles, the share of actual values inside the
-    band between the lowest and highest quantile (e.g. q10-q90), else None.
-    """
-
-    metrics: pd.DataFrame
-    forecasts: pd.DataFrame
-    season: int | None
-    coverage: float | None = None
-
-
-def _qname(q: float) -> str:
-    return f"q{round(q * 100):g}"
 
 
 class Forecaster:
@@ -302,8 +71,14 @@ class Forecaster:
 
     Args:
         horizon, window, ...: see `ForecasterConfig`.
-        **train: `TrainConfig` fields (max_epochs, lr, seed, accelerator,
-            devices, strategy, num_nodes, progress_bar, checkpoint_dir, ...).
+        **train: `TrainConfig` fields (max_epochs, lr, seed, precision, accelerator,
+            devices, strategy, num_nodes, progress_bar, checkpoint_dir, logger, ...).
+
+    Every setting is type-checked: ``window=14.5`` or ``lr="fast"`` raise
+    `LstmkitError` with one line naming the setting. After `fit` (or `load`),
+    ``state`` holds what was learnt about the data (`FittedState`), ``scaler``
+    the per-series scaling, ``context`` the last window of each series and
+    ``fit_result`` the training history.
     """
 
     def __init__(self, horizon: int = 12, window: int | None = None, **kwargs: Any) -> None:
@@ -313,6 +88,8 @@ class Forecaster:
         train = TrainConfig.from_dict(train) if isinstance(train, dict) else train
         if train is None:
             train = ForecasterConfig().train
+        if not isinstance(train, TrainConfig):
+            raise LstmkitError(f"train must be a TrainConfig or a dict, got {train!r}")
         train_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in train_names}
         unknown = set(kwargs) - cfg_names
         if unknown:
@@ -322,13 +99,18 @@ class Forecaster:
             )
         train = TrainConfig.from_dict(train.to_dict() | train_kw)
         self.config = ForecasterConfig(horizon=horizon, window=window, train=train, **kwargs)
-        self.data_info: dict[str, Any] | None = None
+        self.state: FittedState | None = None
         self.scaler: SeriesScaler | None = None
         self.module: ForecastModule | None = None
         self.context: dict[str, dict[str, Any]] = {}
         self.fit_result: FitResult | None = None
 
     # ------------------------------------------------------------------ data helpers
+    @property
+    def data_info(self) -> dict[str, Any] | None:
+        """The fitted state as a plain dict (read-only; kept for older code, see `state`)."""
+        return self.state.to_dict() if self.state is not None else None
+
     @property
     def is_fitted(self) -> bool:
         """Whether `fit` (or `load`) has run."""
@@ -341,16 +123,16 @@ class Forecaster:
     def _load(self, data: Any, **kw: Any) -> SeriesData:
         if isinstance(data, SeriesData):
             return data
-        if self.data_info is not None:
-            info = self.data_info
+        if self.state is not None:
+            st = self.state
             return load_series(
                 data,
-                info["target"],
-                time_col=info["time_col"] if info["time_col"] != "__time__" else None,
-                id_col=info["id_col"],
-                covariates=info["covariates"],
-                freq=kw.get("freq") or info["freq"],
-                future_covariates=info.get("future_covariates", []),
+                st.target,
+                time_col=None if st.time_from_index else st.time_col,
+                id_col=st.id_col,
+                covariates=st.covariates,
+                freq=kw.get("freq") or st.freq,
+                future_covariates=st.future_covariates,
             )
         return load_series(data, **kw)
 
@@ -359,7 +141,7 @@ class Forecaster:
         """Seasonal period used by the baselines and MASE."""
         if self.config.season:
             return self.config.season
-        return season_from_freq(self.data_info["freq"]) if self.data_info else None
+        return season_from_freq(self.state.freq) if self.state else None
 
     def _steps(self) -> int:
         return self.config.horizon if self.config.method == "direct" else 1
@@ -375,9 +157,7 @@ class Forecaster:
 
     def _future_columns(self) -> list[int]:
         """Columns of the series values that hold known future covariates."""
-        info = self.data_info or {}
-        covs = info.get("covariates", [])
-        return [1 + covs.index(c) for c in info.get("future_covariates", [])]
+        return self.state.future_columns if self.state else []
 
     def _val_size(self, shortest: int) -> int:
         """Validation steps at the end of each series (``shortest``: the shortest's length)."""
@@ -388,7 +168,8 @@ class Forecaster:
 
     def _scaled(self, s: Series) -> np.ndarray:
         assert self.scaler is not None
-        return self.scaler.transform(s.id, s.values).astype(np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, reported by fit
+            return self.scaler.transform(s.id, s.values).astype(np.float32)
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -408,7 +189,7 @@ class Forecaster:
         ``covariates`` are extra input columns seen over the input window;
         ``future_covariates`` are also known over the horizon (calendar, planned
         prices) and `predict` then needs their next values (``future=``)."""
-        self.data_info, self.context = None, {}
+        self.state, self.context = None, {}
         sd = self._load(
             data, target=target, time_col=time_col, id_col=id_col,
             covariates=covariates, freq=freq, future_covariates=future_covariates,
@@ -434,15 +215,16 @@ class Forecaster:
         # Validation only where every series keeps at least one training window.
         if any(len(s) - val < window + steps for s in sd.series.values()):
             val = 0
-        self.data_info = {
-            "target": sd.target,
-            "time_col": sd.time_col,
-            "id_col": sd.id_col,
-            "covariates": sd.covariates,
-            "future_covariates": sd.future_covariates,
-            "freq": sd.freq,
-            "window": window,
-        }
+        self.state = FittedState(
+            target=sd.target,
+            time_col=sd.time_col,
+            id_col=sd.id_col,
+            covariates=list(sd.covariates),
+            future_covariates=list(sd.future_covariates),
+            freq=sd.freq,
+            window=window,
+            tz=tz_name(getattr(next(iter(sd.series.values())).times, "tz", None)),
+        )
         self.scaler = SeriesScaler(cfg.scaler)
         fidx = self._future_columns()
         train_parts: list[list[np.ndarray]] = []
@@ -450,6 +232,12 @@ class Forecaster:
         for s in sd.series.values():
             self.scaler.fit_series(s.id, s.values[: len(s) - val])
             scaled = self._scaled(s)
+            if not np.isfinite(scaled).all():
+                raise LstmkitError(
+                    f"series {s.id!r} has values too large for the model's 32-bit arithmetic "
+                    f"after scaler={cfg.scaler!r} (largest {np.abs(s.values).max():.3g}); use "
+                    "scaler='minmax' or 'standard', or rescale the data"
+                )
             x, y = make_windows(scaled, window, steps)
             fut = _future_windows(scaled, fidx, window, steps)
             keep = window_target_ends(len(s), window, steps) <= len(s) - val
@@ -478,12 +266,24 @@ class Forecaster:
         if val_parts:
             val_set = _tensors(val_parts)
             val_loader = DataLoader(val_set, batch_size=max(len(val_set), 1))
-        self.fit_result = fit(self.module, train_loader, val_loader, cfg.train)
+        settings = {k: v for k, v in cfg.to_dict().items() if k != "train"}
+        raw = hashlib.sha256()  # the raw series too: scaled tensors hide a change of scale
+        for s in sd.series.values():
+            raw.update(s.id.encode() + np.ascontiguousarray(s.values).tobytes())
+            raw.update(",".join(map(str, s.times)).encode())
+        digest = json.dumps(
+            {"forecaster": settings, "data": self.state.to_dict(), "raw": raw.hexdigest()}
+        )
+        self.fit_result = fit(self.module, train_loader, val_loader, cfg.train, digest)
         self.module.eval()
         return self
 
     def _build_module(self, n_features: int, window: int) -> ForecastModule:
         cfg = self.config
+        check_model_size(
+            estimate_parameters(cfg, n_features, window, len(self._future_columns())),
+            "hidden_size / num_layers",
+        )
         net = ForecastNet(
             n_features,
             window,
@@ -505,9 +305,9 @@ class Forecaster:
         """Make `predict()` (and a saved model) continue from the end of ``data``
         instead of the end of the training data, without retraining."""
         self._require_fitted()
-        assert self.data_info is not None
+        assert self.state is not None
         sd = self._load(data)
-        window = self.data_info["window"]
+        window = self.state.window
         for s in sd.series.values():
             if len(s) < window:
                 raise LstmkitError(
@@ -538,19 +338,27 @@ class Forecaster:
             fut = None if future is None else torch.as_tensor(future, dtype=torch.float32)
             return self.module(x, fut).numpy()
         outs = []
+        start = x
         for _ in range(self.config.horizon):
             step = self.module(x)  # (batch, 1, n_outputs)
             outs.append(step)
             x = torch.cat([x[:, 1:], step[:, :, :1]], dim=1)
-        return torch.cat(outs, dim=1).numpy()
+        out = torch.cat(outs, dim=1)
+        if len(self.config.quantiles or []) >= 2 and self.config.horizon > 1:
+            # the one-step quantiles only hold for step 1; later steps take the quantiles
+            # of simulated sample paths, so the band widens with the horizon
+            levels = torch.tensor(self.config.quantiles or [], dtype=torch.float32)
+            h, seed = self.config.horizon, self.config.train.seed
+            out[:, 1:, 1:] = simulate_quantiles(self.module, start, levels, h, seed)[:, 1:]
+        return out.numpy()
 
     def _forecast_series(
         self, sid: str, history: np.ndarray, future: np.ndarray | None = None
     ) -> np.ndarray:
         """Forecast from the raw history (time, features) of one series (and the known
         covariates over the horizon, (horizon, n_future)): (horizon, n_outputs)."""
-        assert self.scaler is not None and self.data_info is not None
-        window = self.data_info["window"]
+        assert self.scaler is not None and self.state is not None
+        window = self.state.window
         if len(history) < window:
             raise LstmkitError(
                 f"series {sid!r} has {len(history)} rows; the model needs the last {window} "
@@ -580,18 +388,19 @@ class Forecaster:
             ``[..., 0]``, then one channel per quantile.
         """
         self._require_fitted()
-        assert self.scaler is not None and self.data_info is not None
+        assert self.scaler is not None and self.state is not None
         sid = series_id if series_id is not None else next(iter(self.scaler.params))
         windows = np.asarray(windows, dtype=np.float64)
-        if windows.ndim != 3 or windows.shape[1] != self.data_info["window"]:
+        if not np.isfinite(windows).all():
+            raise LstmkitError("windows hold NaN or infinite values; pass finite values only")
+        if windows.ndim != 3 or windows.shape[1] != self.state.window:
             raise LstmkitError(
-                f"windows must have shape (n, {self.data_info['window']}, features), "
-                f"got {windows.shape}"
+                f"windows must have shape (n, {self.state.window}, features), got {windows.shape}"
             )
         fidx = self._future_columns()
         if fidx and (future is None or np.shape(future)[:2] != (len(windows), self.config.horizon)):
             raise LstmkitError(
-                f"this model needs the known future values of {self.data_info['future_covariates']}"
+                f"this model needs the known future values of {self.state.future_covariates}"
                 f" for the {self.config.horizon} forecast steps; pass them (future=...)"
             )
         outs = []
@@ -601,21 +410,28 @@ class Forecaster:
             if fidx:
                 fut = self.scaler.transform(sid, future[start : start + batch_size], columns=fidx)
                 fut = fut.astype(np.float32)
-            outs.append(self._forecast_scaled(chunk.astype(np.float32), fut))
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below
+                outs.append(self._forecast_scaled(chunk.astype(np.float32), fut))
         out = np.concatenate(outs) if outs else np.zeros((0, self.config.horizon, 1))
         out[..., 1:] = np.sort(out[..., 1:], axis=-1)  # keep quantiles ordered
-        return self.scaler.inverse_transform(sid, out)
+        out = self.scaler.inverse_transform(sid, out)
+        if not np.isfinite(out).all():
+            raise LstmkitError(
+                f"the model's forecast for series {sid!r} is not finite (NaN or infinity); "
+                "the inputs are outside what it can handle: use scaler='minmax' or "
+                "'standard' with instance normalisation, or rescale the data"
+            )
+        return out
 
     def _frame(self, sid: str, times: pd.Index, fc: np.ndarray) -> pd.DataFrame:
         cfg = self.config
         cols: dict[str, Any] = {}
-        if self.data_info and self.data_info["id_col"]:
-            cols[self.data_info["id_col"]] = [sid] * len(times)
-        tname = (self.data_info or {}).get("time_col") or "step"
-        cols[tname if tname != "__time__" else "time"] = list(times)
+        if self.state and self.state.id_col:
+            cols[self.state.id_col] = [sid] * len(times)
+        cols[self.state.output_time_col if self.state else "step"] = list(times)
         cols["forecast"] = fc[:, 0]
         for i, q in enumerate(cfg.quantiles or []):
-            cols[_qname(q)] = fc[:, 1 + i]
+            cols[qname(q)] = fc[:, 1 + i]
         return pd.DataFrame(cols)
 
     def predict(
@@ -634,28 +450,29 @@ class Forecaster:
         one ``q<percent>`` column per quantile.
         """
         self._require_fitted()
-        info = self.data_info
+        info = self.state
         assert info is not None
         h = self.config.horizon
         if data is None:
+            tz = info.tz
             histories = [
-                (sid, self._times_from_strings(ctx["times"]), np.asarray(ctx["values"], float))
+                (sid, times_from_strings(ctx["times"], tz), np.asarray(ctx["values"], float))
                 for sid, ctx in self.context.items()
             ]
-            freq = info["freq"]
+            freq = info.freq
         else:
             sd = self._load(data)
             histories = [(s.id, s.times, s.values) for s in sd.series.values()]
-            freq = sd.freq or info["freq"]
+            freq = sd.freq or info.freq
         known = None
-        if info.get("future_covariates"):
+        if info.future_covariates:
             if future is None:
                 raise LstmkitError(
-                    f"this model uses known future values of {info['future_covariates']}; pass "
+                    f"this model uses known future values of {info.future_covariates}; pass "
                     "them for the forecast steps (future=table, or --future FILE)"
                 )
             known = load_future(
-                future, info["future_covariates"], time_col=info["time_col"], id_col=info["id_col"]
+                future, info.future_covariates, time_col=info.time_col, id_col=info.id_col
             )
         frames = []
         for sid, times, values in histories:
@@ -667,19 +484,12 @@ class Forecaster:
                 if (pos < 0).any():
                     missing = format_time(steps[int(np.flatnonzero(pos < 0)[0])])
                     raise LstmkitError(
-                        f"the future table lacks {info['future_covariates']} for series {sid!r} "
+                        f"the future table lacks {info.future_covariates} for series {sid!r} "
                         f"at {missing}; it needs the {h} steps after the data"
                     )
                 fut = fvalues[pos]
             frames.append(self._frame(sid, steps, self._forecast_series(sid, values, fut)))
         return pd.concat(frames, ignore_index=True)
-
-    @staticmethod
-    def _times_from_strings(times: list[str]) -> pd.Index:
-        """Timestamps stored in ``context.json``: integer steps or date/times."""
-        if all(t.lstrip("-").isdigit() for t in times):
-            return pd.Index([int(t) for t in times])
-        return pd.DatetimeIndex(pd.to_datetime(times))
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(
@@ -695,7 +505,8 @@ class Forecaster:
         if season:
             rows["seasonal_naive"] = []
         frames = []
-        window = self.data_info["window"]  # type: ignore[index]
+        assert self.state is not None
+        window = self.state.window
         for s in sd.series.values():
             if len(s) < window + h:
                 raise LstmkitError(
@@ -728,8 +539,8 @@ class Forecaster:
         if len(qs) >= 2:
             coverage = quantile_coverage(
                 forecasts["actual"].to_numpy(),
-                forecasts[_qname(qs[0])].to_numpy(),
-                forecasts[_qname(qs[-1])].to_numpy(),
+                forecasts[qname(qs[0])].to_numpy(),
+                forecasts[qname(qs[-1])].to_numpy(),
             )
         return Evaluation(table, forecasts, season, coverage)
 
@@ -751,7 +562,7 @@ class Forecaster:
 
         Returns one row per fold and model with the fold number, origin time and metrics.
         """
-        sd = self._load(data) if self.data_info else load_series(data, **columns)
+        sd = self._load(data) if self.state else load_series(data, **columns)
         if folds < 1:
             raise LstmkitError(f"folds must be at least 1, got {folds}")
         step = step or self.config.horizon
@@ -761,7 +572,7 @@ class Forecaster:
         rows = []
         for k in range(folds):
             cut = (folds - 1 - k) * step  # steps dropped from the end
-            part = _truncate(sd, cut)
+            part = truncate_series(sd, cut)
             shortest = min(len(s) for s in part.series.values())
             if shortest - h < 2:
                 raise LstmkitError(
@@ -771,7 +582,7 @@ class Forecaster:
             if refit:
                 model = Forecaster.__new__(Forecaster)
                 model.__init__(**_init_kwargs(self.config))  # type: ignore[misc]
-                model.fit(_truncate(part, h))
+                model.fit(truncate_series(part, h))
             ev = model.evaluate(part)
             origin = next(iter(part.series.values())).times[-h - 1]
             for name, metrics in ev.metrics.iterrows():
@@ -780,10 +591,15 @@ class Forecaster:
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model directory (config, weights, scaler, context) atomically."""
+        """Write the model directory (config, weights, scaler, context) atomically.
+
+        The run's checkpoint and log folders are not part of the saved settings."""
         self._require_fitted()
         assert self.module is not None and self.scaler is not None
-        config = {"forecaster": self.config.to_dict(), "data": self.data_info}
+        assert self.state is not None
+        settings = self.config.to_dict()
+        settings["train"] |= _RUN_LOCAL
+        config = {"forecaster": settings, "data": self.state.to_dict()}
         extras = {
             "scaler.json": self.scaler.to_json(),
             "context.json": json.dumps(self.context),
@@ -796,28 +612,37 @@ class Forecaster:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Forecaster:
-        """Read a model directory written by `save`."""
+        """Read a model directory written by `save`; every file is checked, and a damaged
+        one is reported in one `LstmkitError` line naming it."""
         saved = load_model_dir(path, KIND)
+        root = Path(path)
+        current = "config.json"
         try:
             cfg = ForecasterConfig.from_dict(copy.deepcopy(saved.config["forecaster"]))
-            data_info = dict(saved.config["data"])
+            state = FittedState.from_dict(saved.config["data"])
+            current = "scaler.json"
             scaler = SeriesScaler.from_json(saved.read_text("scaler.json"))
-            context = json.loads(saved.read_text("context.json"))
-        except (KeyError, TypeError, ValueError) as err:
-            if isinstance(err, LstmkitError):
-                raise
+            check_scaler(scaler, state.n_features)
+            current = "context.json"
+            context = check_context(
+                json.loads(saved.read_text("context.json")), state, set(scaler.params)
+            )
+        except (LstmkitError, KeyError, TypeError, ValueError, AttributeError) as err:
+            if isinstance(err, LstmkitError) and "model directory" in str(err):
+                raise  # a missing file, already said in one line
+            what = str(err) if isinstance(err, LstmkitError) else f"{type(err).__name__}: {err}"
             raise LstmkitError(
-                f"{path} is not a readable forecaster directory ({type(err).__name__}: {err})"
+                f"{root / current} is damaged ({what[:200]}); save the model again"
             ) from None
         self = cls.__new__(cls)
-        self.config, self.data_info, self.scaler, self.context = cfg, data_info, scaler, context
+        self.config, self.state, self.scaler, self.context = cfg, state, scaler, context
         self.fit_result = None
         try:
             history = json.loads(saved.read_text("history.json"))
-            self.fit_result = FitResult(**history)
+            self.fit_result = FitResult.from_dict(history)
         except (LstmkitError, ValueError, TypeError):
             pass
-        self.module = self._build_module(1 + len(data_info["covariates"]), data_info["window"])
+        self.module = self._build_module(state.n_features, state.window)
         try:
             self.module.net.load_state_dict(saved.state_dict)
         except RuntimeError as err:
@@ -841,26 +666,13 @@ def _tensors(parts: list[list[np.ndarray]]) -> TensorDataset:
     return TensorDataset(*(torch.from_numpy(np.concatenate(a)) for a in zip(*parts, strict=True)))
 
 
+# Training settings that belong to one run (its folders), not to the model.
+_RUN_LOCAL = {"checkpoint_dir": None, "logger": None, "log_dir": None}
+
+
 def _init_kwargs(cfg: ForecasterConfig) -> dict[str, Any]:
+    """Settings for a fresh forecaster like ``cfg`` (backtest refits), without the run's
+    checkpoint and log folders: a fold must neither resume from nor overwrite them."""
     d = cfg.to_dict()
-    d["train"] = TrainConfig.from_dict(d["train"])
+    d["train"] = TrainConfig.from_dict(d["train"] | _RUN_LOCAL)
     return d
-
-
-def _truncate(sd: SeriesData, drop_last: int) -> SeriesData:
-    """A copy of ``sd`` without the last ``drop_last`` steps of each series."""
-    if drop_last == 0:
-        return sd
-    out = SeriesData(
-        sd.target, sd.time_col, sd.id_col, sd.covariates, sd.freq,
-        future_covariates=sd.future_covariates,
-    )  # fmt: skip
-    for sid, s in sd.series.items():
-        out.series[sid] = Series(sid, s.times[:-drop_last], s.values[:-drop_last])
-    return out
-
-
-def quantile_coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
-    """Share of ``actual`` values inside [lower, upper]."""
-    a = np.asarray(actual)
-    return float(np.mean((a >= lower) & (a <= upper))) if len(a) else math.nan

@@ -1,0 +1,135 @@
+"""`ForecastModule`: the LightningModule around `ForecastNet` (instance normalisation and
+the loss), and the sample paths that give recursive forecasts their widening band.
+
+Loss: MSE of the point forecast plus, with quantiles, the pinball loss, on the
+per-series scaled values after undoing the instance normalisation. Training
+itself (optimiser, logging) is the shared `lstmkit.training.LstmkitModule`'s.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lstmkit.tasks.forecasting.network import ForecastNet
+from lstmkit.training import LstmkitModule
+
+EPS = 1e-5
+
+
+def _instance_stats(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation of the target (feature 0) of each window, (batch, 1)."""
+    target = x[:, :, 0]
+    mean = target.mean(dim=1, keepdim=True)
+    std = torch.sqrt(target.var(dim=1, keepdim=True, unbiased=False) + EPS)
+    return mean, std
+
+
+def pinball_loss(pred: Tensor, y: Tensor, quantiles: Tensor) -> Tensor:
+    """Mean pinball loss: pred (batch, steps, q), y (batch, steps), quantiles (q,)."""
+    diff = y.unsqueeze(-1) - pred
+    return torch.maximum(quantiles * diff, (quantiles - 1) * diff).mean()
+
+
+class ForecastModule(LstmkitModule):
+    """LightningModule wrapping `ForecastNet` with instance normalisation and the loss.
+
+    Loss: MSE of the point forecast (output channel 0) plus, with quantiles, the
+    pinball loss of channels 1.., computed on the per-series scaled values after
+    undoing the instance normalisation.
+    """
+
+    def __init__(
+        self,
+        net: ForecastNet,
+        instance_norm: bool,
+        quantiles: list[float] | None,
+        future_columns: list[int] | None = None,
+    ):
+        super().__init__()
+        self.net = net
+        # positions of the known-future covariates among the covariates (feature - 1)
+        self.future_columns = [c - 1 for c in future_columns or []]
+        self.instance_norm = instance_norm
+        q = torch.tensor(quantiles or [], dtype=torch.float32)
+        self.register_buffer("quantiles", q, persistent=False)
+
+    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
+        """x (batch, window, features) scaled [, future (batch, steps, n_future)] ->
+        forecast (batch, steps, n_outputs) scaled."""
+        if not self.instance_norm:
+            return self.net(x, future)
+        mean, std = _instance_stats(x)
+        # covariates are centred on their window means (kept at their scale: a flag that
+        # is 0 all window long must not be divided by a zero spread)
+        cov_mean = x[:, :, 1:].mean(dim=1, keepdim=True)
+        xn = torch.cat([(x[:, :, :1] - mean.unsqueeze(-1)) / std.unsqueeze(-1),
+                        x[:, :, 1:] - cov_mean], dim=2)  # fmt: skip
+        if future is not None:
+            future = future - cov_mean[:, :, self.future_columns]
+        out = self.net(xn, future)
+        return out * std.unsqueeze(-1) + mean.unsqueeze(-1)
+
+    def step_metrics(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
+        """Batch (x, [future,] y) -> {"loss": MSE of the point forecast [+ pinball]}."""
+        x, y = batch[0], batch[-1]
+        pred = self(x, batch[1] if len(batch) == 3 else None)
+        loss = torch.mean((pred[..., 0] - y) ** 2)
+        if len(self.quantiles):
+            loss = loss + pinball_loss(pred[..., 1:], y, self.quantiles)
+        return {"loss": loss}
+
+
+SAMPLE_PATHS = 500  # recursive forecasts: sample paths per window for the band
+MAX_PATH_BATCH = 16384  # windows per forward pass while simulating them
+
+
+def _quantile_function(values: Tensor, levels: Tensor, u: Tensor) -> Tensor:
+    """Evaluate piecewise-linear quantile functions at ``u``.
+
+    values (n, q) ascending quantile values at ``levels`` (q,) ascending, u (n,) in
+    (0, 1) -> (n,): linear between neighbouring levels, and beyond the outer levels
+    linear with the slope of the outer segments.
+    """
+    k = torch.searchsorted(levels, u.contiguous()).clamp(1, len(levels) - 1)  # right end
+    lo_l, hi_l = levels[k - 1], levels[k]
+    rows = torch.arange(len(u))
+    lo_v, hi_v = values[rows, k - 1], values[rows, k]
+    return lo_v + (hi_v - lo_v) * (u - lo_l) / (hi_l - lo_l)
+
+
+@torch.no_grad()
+def simulate_quantiles(
+    module: ForecastModule, x: Tensor, levels: Tensor, horizon: int, seed: int
+) -> Tensor:
+    """Quantiles at ``levels`` of ``SAMPLE_PATHS`` recursive sample paths from each window.
+
+    Each path feeds back a draw from the model's one-step predictive distribution at
+    every step: its quantile function (`_quantile_function`) at a uniform draw. The
+    draws are seeded with ``seed``, so a forecast is reproducible.
+
+    Args:
+        module: a one-step model (``steps=1``) predicting the point and ``levels``.
+        x: (batch, window, 1) scaled input windows.
+        levels: (q,) ascending quantile levels the module predicts.
+        horizon: steps to simulate.
+        seed: random seed of the draws.
+
+    Returns:
+        (batch, horizon, q) the quantiles of the paths at each step.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    n = SAMPLE_PATHS
+    chunk = max(1, MAX_PATH_BATCH // n)
+    result = []
+    for begin in range(0, len(x), chunk):
+        xs = x[begin : begin + chunk].repeat_interleave(n, dim=0)
+        draws = []
+        for _ in range(horizon):
+            q = torch.sort(module(xs)[:, 0, 1:], dim=-1).values  # (paths, q)
+            draw = _quantile_function(q, levels, torch.rand(len(xs), generator=gen))
+            draws.append(draw)
+            xs = torch.cat([xs[:, 1:], draw.view(-1, 1, 1)], dim=1)
+        paths = torch.stack(draws, dim=1).view(-1, n, horizon)  # (chunk, paths, horizon)
+        result.append(torch.quantile(paths, levels, dim=1).permute(1, 2, 0))
+    return torch.cat(result)

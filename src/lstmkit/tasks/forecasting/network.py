@@ -1,0 +1,110 @@
+"""`ForecastNet`: the recurrent encoder and dense head, and its size before it is built.
+
+`estimate_parameters` counts the network's weights from a config without
+allocating them; `check_model_size` refuses a network whose training state
+(weights, gradients, Adam's moments) cannot fit in the machine's memory.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import Tensor, nn
+
+from lstmkit.errors import LstmkitError
+from lstmkit.nn import GRU, LSTM, make_pool
+from lstmkit.tasks.forecasting.config import ForecasterConfig
+
+
+class ForecastNet(nn.Module):
+    """Recurrent encoder + dense head.
+
+    Input (batch, window, features) with the target in feature 0; output
+    (batch, steps, n_outputs) where steps is the horizon (direct) or 1 and the
+    outputs are the point forecast followed by any quantiles.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        window: int,
+        steps: int,
+        n_outputs: int,
+        model: str = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        skip: bool = True,
+        n_future: int = 0,
+    ) -> None:
+        super().__init__()
+        rnn_cls = LSTM if model == "lstm" else GRU
+        self.rnn = rnn_cls(
+            n_features,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+        )
+        width = hidden_size * (2 if bidirectional else 1)
+        self.pool = make_pool("last", width, bidirectional=bidirectional)
+        self.dropout = nn.Dropout(dropout)
+        self.steps, self.n_outputs = steps, n_outputs
+        head_in = width + (window if skip else 0) + steps * n_future
+        self.head = nn.Linear(head_in, steps * n_outputs)
+        self.skip, self.n_future = skip, n_future
+
+    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
+        """x (batch, window, features), future (batch, steps, n_future) known covariates
+        over the horizon -> (batch, steps, n_outputs)."""
+        out, _ = self.rnn(x)
+        parts = [self.dropout(self.pool(out))]
+        if self.skip:
+            parts.append(x[:, :, 0])
+        if self.n_future:
+            if future is None:
+                raise ValueError("this model needs the future covariates over the horizon")
+            parts.append(future.reshape(x.shape[0], -1))
+        return self.head(torch.cat(parts, dim=1)).view(x.shape[0], self.steps, self.n_outputs)
+
+
+def estimate_parameters(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> int:
+    """Number of weights of the network `ForecastNet` would build for ``cfg`` (exact for
+    the LSTM/GRU layers and the head; computed without allocating them)."""
+    gates = 4 if cfg.model == "lstm" else 3
+    dirs = 2 if cfg.bidirectional else 1
+    h = cfg.hidden_size
+    total = 0
+    for layer in range(cfg.num_layers):
+        inputs = n_features if layer == 0 else h * dirs
+        total += dirs * gates * h * (inputs + h + 2)
+    steps = cfg.horizon if cfg.method == "direct" else 1
+    outputs = steps * (1 + len(cfg.quantiles or []))
+    head_in = h * dirs + (window if cfg.skip else 0) + steps * n_future
+    return total + (head_in + 1) * outputs
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_model_size(parameters: int, knobs: str) -> None:
+    """Refuse a network whose training state cannot fit in this machine's memory.
+
+    Training holds each float32 weight about four times (weights, gradients and
+    Adam's two moments): 16 bytes per parameter, before any activations.
+    """
+    need = 16 * parameters
+    have = _memory_bytes()
+    if have is not None and need > have:
+        raise LstmkitError(
+            f"the model would have {parameters:,} parameters, about {need / 2**30:,.0f} GiB to "
+            f"train (weights, gradients, optimiser state), more than this machine's "
+            f"{have / 2**30:,.0f} GiB; use a smaller {knobs}"
+        )

@@ -1,0 +1,153 @@
+"""`forecast_run`: the whole ``lstmkit forecast`` job as one API call.
+
+Train on the data before a held-out tail, score the tail beside the naive
+baselines, optionally backtest, forecast the steps after the data, and
+(`ForecastRun.write`) write every output file into a folder: ``model/``,
+``forecast.csv``, ``metrics.csv``, ``future.csv``, ``backtest.csv``,
+``forecast.png`` and ``training.png``. The CLI only parses, calls this and
+prints.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from lstmkit.data.series import SeriesData, truncate_series
+from lstmkit.errors import LstmkitError
+from lstmkit.tasks.forecasting.estimator import Forecaster
+from lstmkit.tasks.forecasting.evaluation import Evaluation, qname
+
+
+@dataclass
+class ForecastRun:
+    """What `forecast_run` produced.
+
+    evaluation: the held-out score (None with ``holdout=0``). ahead: the
+    forecast after the data (None when known future covariates were not given).
+    backtest: one row per fold and model (None without a backtest).
+    """
+
+    forecaster: Forecaster
+    data: SeriesData
+    name: str
+    holdout: int
+    evaluation: Evaluation | None
+    ahead: pd.DataFrame | None
+    backtest: pd.DataFrame | None
+
+    @property
+    def band(self) -> tuple[str, str] | None:
+        """Columns of the outer quantiles (e.g. ``("q10", "q90")``), if there are two."""
+        qs = self.forecaster.config.quantiles
+        return (qname(qs[0]), qname(qs[-1])) if qs and len(qs) > 1 else None
+
+    def write(self, folder: str | os.PathLike[str]) -> list[str]:
+        """Write every output into ``folder`` (an empty staging folder: see
+        `lstmkit.io.staged_dir`) and return the names written, in display order."""
+        from lstmkit.plots.curves import plot_training_curves
+        from lstmkit.plots.forecast import plot_forecast
+
+        folder = Path(folder)
+        f, sd, h, band = self.forecaster, self.data, self.forecaster.config.horizon, self.band
+        f.save(folder / "model")
+        written = ["model/", "forecast.png"]
+        first = next(iter(sd.series.values()))
+        label = sd.target if sd.id_col is None else f"{sd.target} ({sd.id_col}={first.id})"
+        if self.evaluation is not None:
+            fc = self.evaluation.forecasts
+            if sd.id_col:
+                fc = fc[fc[sd.id_col].astype(str) == first.id]
+            cut = len(first) - self.holdout
+            plot_forecast(
+                first.times[:cut], first.values[:cut, 0], first.times[cut:][:h],
+                fc["forecast"].to_numpy(), folder / "forecast.png", actual=fc["actual"].to_numpy(),
+                lower=fc[band[0]].to_numpy() if band else None,
+                upper=fc[band[1]].to_numpy() if band else None,
+                band_label=f"{band[0]}-{band[1]}" if band else "band",
+                baselines={k: fc[k].to_numpy() for k in ("seasonal_naive",) if k in fc},
+                title=f"{self.name}: held-out forecast", ylabel=label,
+            )  # fmt: skip
+        elif self.ahead is not None:
+            fut = self.ahead
+            if sd.id_col:
+                fut = fut[fut[sd.id_col].astype(str) == first.id]
+            plot_forecast(
+                first.times, first.values[:, 0], fut[f.state.output_time_col].to_numpy(),
+                fut["forecast"].to_numpy(), folder / "forecast.png",
+                lower=fut[band[0]].to_numpy() if band else None,
+                upper=fut[band[1]].to_numpy() if band else None,
+                title=f"{self.name}: forecast", ylabel=label,
+            )  # fmt: skip
+        else:
+            written.remove("forecast.png")
+        if f.fit_result is not None and f.fit_result.history:
+            plot_training_curves(
+                f.fit_result.history, folder / "training.png", title=f"{self.name}: training"
+            )
+            written.append("training.png")
+        if self.ahead is not None:
+            (folder / "future.csv").write_text(_csv(self.ahead))
+            written.append("future.csv")
+        if self.evaluation is not None:
+            (folder / "forecast.csv").write_text(_csv(self.evaluation.forecasts))
+            (folder / "metrics.csv").write_text(self.evaluation.metrics.to_csv())
+            written += ["forecast.csv", "metrics.csv"]
+        if (folder / "logs").is_dir():
+            written.append("logs/")
+        if self.backtest is not None:
+            (folder / "backtest.csv").write_text(_csv(self.backtest))
+            written.append("backtest.csv")
+        return written
+
+
+def _csv(df: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def forecast_run(
+    data: SeriesData,
+    forecaster: Forecaster,
+    *,
+    holdout: int | None = None,
+    backtest: int = 0,
+    future: pd.DataFrame | str | os.PathLike[str] | None = None,
+    name: str = "series",
+) -> ForecastRun:
+    """Fit ``forecaster`` on ``data`` without its last ``holdout`` steps (default: one
+    horizon; 0: all of it), score those steps, backtest over ``backtest`` folds (refits),
+    and forecast the horizon after the data (with ``future`` for known covariates).
+
+    Nothing is written; see `ForecastRun.write`. Raises `LstmkitError` for settings
+    the data cannot serve.
+    """
+    h = forecaster.config.horizon
+    holdout = h if holdout is None else holdout
+    if holdout < 0:
+        raise LstmkitError(f"holdout must be 0 or more, got {holdout}")
+    if backtest < 0:
+        raise LstmkitError(f"backtest folds must be 0 or more, got {backtest}")
+    if data.future_covariates and not holdout and future is None:
+        raise LstmkitError(
+            "with future covariates and no holdout there is nothing to forecast; pass "
+            "their values for the steps after the data (--future FILE)"
+        )
+    shortest = min(len(s) for s in data.series.values())
+    if holdout and shortest - holdout < 2:
+        raise LstmkitError(
+            f"the shortest series has {shortest} rows, too few to hold out {holdout}; "
+            "pass --holdout 0 or more data"
+        )
+    forecaster.fit(truncate_series(data, holdout))
+    evaluation = forecaster.evaluate(data) if holdout else None
+    folds = forecaster.backtest(data, folds=backtest) if backtest > 0 else None
+    forecaster.set_context(data)
+    known = future is not None or not data.future_covariates
+    ahead = forecaster.predict(future=future) if known else None
+    return ForecastRun(forecaster, data, name, holdout, evaluation, ahead, folds)

@@ -1,0 +1,126 @@
+"""`FittedState`: what a fit learnt about the data (columns, frequency, zone, window).
+
+It is the ``data`` part of a saved forecaster's ``config.json`` and round-trips
+JSON through `to_dict` / `from_dict`, which checks every field (a damaged file
+gives one `LstmkitError` line). `check_scaler` and `check_context` check the
+other two files of a model folder the same way.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lstmkit.config import check_field_types, dataclass_from_dict
+from lstmkit.data.scalers import SeriesScaler
+from lstmkit.data.series import INDEX_TIME, times_from_strings, tz_from_name
+from lstmkit.errors import LstmkitError
+
+
+@dataclass
+class FittedState:
+    """The data a forecaster was fitted on, as far as predicting again needs it.
+
+    target: the forecast column. time_col: the timestamp column (`INDEX_TIME` when
+    the times came from an unnamed DatetimeIndex; None: rows are steps). id_col:
+    the series id column (long format) or None. covariates: every extra input
+    column, in the order of the value columns 1..; future_covariates: those also
+    known over the horizon. freq: pandas frequency or None. window: input steps.
+    tz: the timestamps' zone (`lstmkit.data.series.tz_name`) or None.
+    """
+
+    target: str
+    time_col: str | None
+    id_col: str | None
+    covariates: list[str]
+    freq: str | None
+    window: int
+    future_covariates: list[str] = field(default_factory=list)
+    tz: str | None = None
+
+    def __post_init__(self) -> None:
+        check_field_types(self, "fitted data")
+        if self.window < 2:
+            raise LstmkitError(f"window must be an integer of at least 2, got {self.window}")
+        if self.freq is not None:
+            try:
+                pd.tseries.frequencies.to_offset(self.freq)
+            except ValueError:
+                raise LstmkitError(f"freq {self.freq!r} is not a pandas frequency") from None
+        if self.tz is not None:
+            try:
+                pd.Timestamp("2000-01-01", tz=tz_from_name(self.tz))
+            except (ValueError, TypeError, KeyError, zoneinfo.ZoneInfoNotFoundError):
+                raise LstmkitError(f"tz {self.tz!r} is not a time zone") from None
+        unknown = set(self.future_covariates) - set(self.covariates)
+        if unknown:
+            raise LstmkitError(f"future covariates {sorted(unknown)} are not covariates")
+
+    @property
+    def n_features(self) -> int:
+        """Value columns: the target plus the covariates."""
+        return 1 + len(self.covariates)
+
+    @property
+    def future_columns(self) -> list[int]:
+        """Value columns that hold known future covariates."""
+        return [1 + self.covariates.index(c) for c in self.future_covariates]
+
+    @property
+    def time_from_index(self) -> bool:
+        """Whether the times came from an unnamed DatetimeIndex."""
+        return self.time_col == INDEX_TIME
+
+    @property
+    def output_time_col(self) -> str:
+        """Name of the time column in forecast tables."""
+        if self.time_col is None:
+            return "step"
+        return "time" if self.time_from_index else self.time_col
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FittedState:
+        """Inverse of `to_dict`, checking every field; unknown keys are refused."""
+        return dataclass_from_dict(cls, data, "fitted data")
+
+
+def check_scaler(scaler: SeriesScaler, n_columns: int) -> None:
+    """Check the per-series shift and scale of a loaded scaler (``n_columns`` each)."""
+    for sid, p in scaler.params.items():
+        for key in ("shift", "scale"):
+            v = np.asarray(p[key], dtype=np.float64)
+            if (
+                v.shape != (n_columns,)
+                or not np.isfinite(v).all()
+                or (key == "scale" and (v == 0).any())
+            ):
+                raise LstmkitError(
+                    f"series {sid!r}: {key} must be {n_columns} finite numbers, got {p[key]!r}"
+                )
+
+
+def check_context(context: Any, state: FittedState, known: set[str]) -> dict[str, Any]:
+    """A saved forecaster's context.json (the last window of each series), checked."""
+    if not isinstance(context, dict) or not context:
+        raise LstmkitError("expected an object with the last window of each series")
+    window, n_features = state.window, state.n_features
+    for sid, ctx in context.items():
+        if sid not in known:
+            raise LstmkitError(f"series {sid!r} has no scaling parameters in scaler.json")
+        values = np.asarray(ctx["values"], dtype=np.float64)
+        if values.shape != (window, n_features) or not np.isfinite(values).all():
+            raise LstmkitError(
+                f"series {sid!r}: values must be {window} rows of {n_features} finite numbers"
+            )
+        if not isinstance(ctx["times"], list) or len(ctx["times"]) != window:
+            raise LstmkitError(f"series {sid!r}: times must list {window} timestamps")
+        times_from_strings([str(t) for t in ctx["times"]], state.tz)
+    return context
