@@ -198,3 +198,24 @@ def test_download_imdb_command(tmp_path, capsys, monkeypatch):
     assert not dest.exists()
     bad_url = ["classify", "download-imdb", "--dest", dest, "--url", "http://127.0.0.1:1/x"]
     _fails(bad_url, capsys, monkeypatch, "cannot download")
+
+
+def test_predict_missing_path_is_an_error_not_a_text(model_dir, tmp_path, capsys, monkeypatch):
+    """Defect 3 (issue 8): `classify predict -m M nosuch.csv` classified the string."""
+    base = ["classify", "predict", "-m", model_dir]
+    _fails([*base, tmp_path / "nosuch.csv"], capsys, monkeypatch, "no such file")
+    _fails([*base, "nosuch.csv"], capsys, monkeypatch, "nosuch.csv: no such file")
+    _fails([*base, "reviews/new"], capsys, monkeypatch, "--text")
+    _fails([*base, "great film", "more.txt"], capsys, monkeypatch, "more.txt: no such file")
+    _fails([*base, tmp_path], capsys, monkeypatch, "is a folder")
+    lines = tmp_path / "t.txt"
+    lines.write_text("loved it\n")
+    _fails([*base, lines, "hated it"], capsys, monkeypatch, "pass one file on its own")
+    # --text forces literal texts; texts with spaces are never taken for paths
+    code, out, _ = run([*base, "--json", "--text", "nosuch.csv", "5/10"], capsys, monkeypatch)
+    assert code == 0
+    assert [json.loads(line)["text"] for line in out.splitlines()] == ["nosuch.csv", "5/10"]
+    code, out, _ = run([*base, "--json", "I saved it as notes.txt"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["text"] == "I saved it as notes.txt"
+    code, out, _ = run(["classify", "predict", "--help"], capsys, monkeypatch)
+    assert "--text" in out

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lstmkit import TextClassifier
+from lstmkit.data.tokenize import TextTokenizer
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.text_classification import (
     PRESETS,
@@ -254,3 +255,112 @@ def test_net_padded_batch_equals_each_text_alone(rnn, grad):
             [net(ids[i : i + 1, :n], torch.tensor([n])) for i, n in enumerate(lengths.tolist())]
         )
     torch.testing.assert_close(batch, alone, atol=1e-6, rtol=1e-5)
+
+
+def _edit_config(path, edit) -> None:
+    meta = json.loads((path / "config.json").read_text())
+    edit(meta["config"])
+    (path / "config.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("edit", "expect"),
+    [
+        (lambda c: c.update(classes=["pos"]), "at least two distinct classes"),
+        (lambda c: c.update(classes=["neg", "neg"]), "at least two distinct classes"),
+        (lambda c: c.update(classes="np"), "must be a list of class names"),
+        (lambda c: c.update(classes=["neg", "pos", "mixed"]), "head has 1 outputs"),
+        (lambda c: c.update(vocab_size=-5), "vocab_size must be an integer >= 3"),
+        (lambda c: c.update(vocab_size=c["vocab_size"] + 1), "the tokenizer has"),
+        (lambda c: c["model"].update(hidden_size=24), "needs [96, 16]"),
+        (lambda c: c["model"].update(hidden_size="16"), "hidden_size must be an integer"),
+        (lambda c: c["model"].update(pooling=3), "pooling must be a string"),
+        (lambda c: c["model"].update(embedding_dim=8), "embedding_dim is 8"),
+        (lambda c: c["model"].update(bidirectional=False), "bidirectional False"),
+        (lambda c: c.pop("classes"), "lacks model/classes/vocab_size"),
+        (lambda c: c.update(model=[1]), "'model' is not an object"),
+        (lambda c: c["model"].update(tokenizer={"vocab_size": "many"}), "vocab_size must be"),
+    ],
+)
+def test_load_checks_config_against_weights(trained, tmp_path, edit, expect):
+    """Defect 3 (issue 8): a config that disagrees with the weights is refused on load.
+
+    A config listing one class used to load and predict that class with p=1.0.
+    """
+    path = trained.save(tmp_path / "model")
+    _edit_config(path, edit)
+    with pytest.raises(LstmkitError) as err:
+        TextClassifier.load(path)
+    assert expect in str(err.value) and "\n" not in str(err.value)
+
+
+def test_load_refuses_damaged_tokenizer_and_training_files(trained, tmp_path):
+    """Damaged tokenizer.json / training.json give one line, never a traceback."""
+    path = trained.save(tmp_path / "model")
+    tok = (path / "tokenizer.json").read_bytes()
+    (path / "tokenizer.json").write_bytes(b"\xff\xfe" + tok)
+    with pytest.raises(LstmkitError, match="not UTF-8"):
+        TextClassifier.load(path)
+    other = TextTokenizer.train(["alpha beta gamma delta"], trained.config.tokenizer)
+    (path / "tokenizer.json").write_text(other.to_json())  # another model's vocabulary
+    with pytest.raises(LstmkitError, match="different models"):
+        TextClassifier.load(path)
+    (path / "tokenizer.json").write_bytes(tok)
+    for damaged, expect in [
+        (b"\xff{", "UnicodeDecodeError"),
+        (b"{not json", "JSONDecodeError"),
+        (b"[1, 2]", "'history' list"),
+        (b'{"history": 3, "info": {}}', "'history' list"),
+    ]:
+        (path / "training.json").write_bytes(damaged)
+        with pytest.raises(LstmkitError, match=r"training\.json") as err:
+            TextClassifier.load(path)
+        assert expect in str(err.value)
+    (path / "training.json").unlink()  # the history is optional: the model still loads
+    loaded = TextClassifier.load(path)
+    assert loaded.history == [] and loaded.predict(["loved it"]) == trained.predict(["loved it"])
+
+
+def test_fit_refuses_mismatched_lengths_and_bare_strings():
+    """Defect 3: 300 texts with 295 labels used to train on 295 without a word."""
+    texts, labels = make_texts(30)
+    with pytest.raises(LstmkitError, match="30 texts but 25 labels"):
+        TextClassifier(**SMALL).fit(texts, labels[:25], progress=False)
+    with pytest.raises(LstmkitError, match="30 texts but 31 labels"):
+        TextClassifier(**SMALL).fit(texts, [*labels, "pos"], progress=False)
+    with pytest.raises(LstmkitError, match="validation data: 2 texts but 1 labels"):
+        TextClassifier(**SMALL).fit(texts, labels, val_texts=["a", "b"], val_labels=["pos"])
+    with pytest.raises(LstmkitError, match="single str"):
+        TextClassifier(**SMALL).fit("a text", ["pos"] * 6, progress=False)
+    with pytest.raises(LstmkitError, match="val_labels given without val_texts"):
+        TextClassifier(**SMALL).fit(texts, labels, val_labels=labels)
+
+
+def test_evaluate_refuses_mismatched_lengths(trained):
+    texts, labels = make_texts(10, seed=3)
+    with pytest.raises(LstmkitError, match="10 texts but 9 labels"):
+        trained.evaluate(texts, labels[:9])
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expect"),
+    [
+        ("hidden_size", "8", "setting hidden_size must be an integer, got '8' (str)"),
+        ("lr", "fast", "setting lr must be a number, got 'fast' (str)"),
+        ("lr", -1.0, "lr must be a positive finite number"),
+        ("lr", float("nan"), "lr must be a positive finite number"),
+        ("epochs", 2.5, "setting epochs must be an integer"),
+        ("bidirectional", "yes", "setting bidirectional must be True or False"),
+        ("dropout", "0.5", "setting dropout must be a number"),
+        ("vocab_size", "5000", "setting vocab_size must be an integer"),
+        ("max_length", None, "setting max_length must be an integer"),
+        ("gradient_clip_val", "1", "gradient_clip_val must be a number or None"),
+        ("tokenizer", 5, "tokenizer must be 'word', 'bpe'"),
+        ("hidden_size", True, "setting hidden_size must be an integer"),
+    ],
+)
+def test_wrong_setting_types_name_the_setting(setting, value, expect):
+    """Defect 5 (API): wrong types give a line naming the setting, not a bare TypeError."""
+    with pytest.raises(LstmkitError) as err:
+        TextClassifier(**{setting: value})
+    assert expect in str(err.value)

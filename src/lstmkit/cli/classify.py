@@ -217,23 +217,58 @@ def evaluate(
         console.print(f"wrote {out / 'metrics.json'} and {out / 'confusion.png'}", highlight=False)
 
 
-def _read_inputs(inputs: list[str], text_column: str) -> list[str]:
-    """Texts from the arguments: one file (table or one text per line) or literal texts."""
+#: Suffixes that make an argument of ``classify predict`` read as a file name.
+FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq", ".txt")
+
+
+def looks_like_path(arg: str) -> bool:
+    """True for an argument meant as a file: one word ending in a known suffix or holding a
+    path separator ("reviews.csv", "data/new", "C:\\x"); any text with a space is a text."""
+    if not arg or any(ch.isspace() for ch in arg):
+        return False
+    return arg.lower().endswith(FILE_SUFFIXES) or "/" in arg or "\\" in arg
+
+
+def _read_inputs(inputs: list[str], text_column: str, literal: bool) -> list[str]:
+    """Texts from the arguments: one file (table or one text per line) or literal texts.
+
+    Rule: with ``literal`` every argument is a text. Otherwise an argument naming an
+    existing file is read (only one file at a time); an argument that looks like a path
+    (`looks_like_path`) but does not exist, or names a folder, is an error.
+    """
     from lstmkit.data.text import TABLE_SUFFIXES, load_labelled_text, validate_texts
 
-    if len(inputs) == 1:
-        path = Path(inputs[0])
-        if path.is_file():
-            if path.suffix.lower() in TABLE_SUFFIXES:
-                return load_labelled_text(path, text_column, None).texts
-            try:
-                lines = path.read_text(encoding="utf-8").splitlines()
-            except UnicodeDecodeError:
-                raise LstmkitError(f"{path}: not a UTF-8 text file; re-save it as UTF-8") from None
-            texts = [line for line in lines if line.strip()]
-            if not texts:
-                raise LstmkitError(f"{path}: no texts in the file; expected one text per line")
-            return texts
+    if literal:
+        return validate_texts(inputs, "command line texts").texts
+    for arg in inputs:
+        path = Path(arg)
+        if arg and path.is_dir():
+            raise LstmkitError(
+                f"{arg}: is a folder; pass a file of texts, or --text to classify it as a text"
+            )
+        if looks_like_path(arg) and not path.exists():
+            raise LstmkitError(
+                f"{arg}: no such file; check the path, or pass --text to classify the "
+                f"argument as a text"
+            )
+    files = [arg for arg in inputs if arg and Path(arg).is_file()]
+    if files and len(inputs) > 1:
+        raise LstmkitError(
+            f"{files[0]} is a file among {len(inputs)} arguments; pass one file on its own, "
+            f"or --text to classify every argument as a text"
+        )
+    if files:
+        path = Path(files[0])
+        if path.suffix.lower() in TABLE_SUFFIXES:
+            return load_labelled_text(path, text_column, None).texts
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise LstmkitError(f"{path}: not a UTF-8 text file; re-save it as UTF-8") from None
+        texts = [line for line in lines if line.strip()]
+        if not texts:
+            raise LstmkitError(f"{path}: no texts in the file; expected one text per line")
+        return texts
     return validate_texts(inputs, "command line texts").texts
 
 
@@ -242,8 +277,10 @@ def predict(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="Texts to classify, or one file: a .csv/.jsonl/.parquet with a text column, "
-            "or a text file with one text per line."
+            help="Texts to classify, or one file: a .csv/.tsv/.jsonl/.parquet with a text "
+            "column, or a text file with one text per line. An argument without spaces that "
+            "ends in .csv/.tsv/.jsonl/.json/.parquet/.txt or holds a '/' is taken as a file "
+            "name and must exist; use --text to classify such arguments as texts."
         ),
     ],
     model: ModelOpt,
@@ -252,13 +289,17 @@ def predict(
         Path | None, typer.Option("--output", help="Also write the predictions to this CSV.")
     ] = None,
     json_lines: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    literal: Annotated[
+        bool,
+        typer.Option("--text", help="Classify every argument as a text, even if it names a file."),
+    ] = False,
 ) -> None:
     """Predict the label and class probabilities of each text."""
     from lstmkit.io import atomic_write_text
     from lstmkit.tasks.text_classification import TextClassifier
 
     clf = TextClassifier.load(model)
-    texts = _read_inputs(inputs, text_column)
+    texts = _read_inputs(inputs, text_column, literal)
     proba = clf.predict_proba(texts)
     labels = [clf.classes[i] for i in proba.argmax(axis=1)]
     if output is not None:

@@ -240,9 +240,13 @@ def validate_labelled(
     """Check texts and labels and return them as a `LabelledTexts`.
 
     Raises LstmkitError naming the rows with empty texts or missing labels, and when
-    there are no rows, mixed label types, non-integer numeric labels or fewer than
-    ``min_classes`` classes.
+    there are no rows, mixed label types, non-integer numeric labels, fewer than
+    ``min_classes`` classes, or not as many labels as texts.
     """
+    if len(texts) != len(labels):
+        raise LstmkitError(
+            f"{source}: {len(texts)} texts but {len(labels)} labels; give one label per text"
+        )
     if not texts:
         raise LstmkitError(f"{source}: no data rows; expected labelled texts, one per row")
     _refuse_empty_texts(texts, source)

@@ -34,12 +34,34 @@ from torch import Tensor, nn
 from lstmkit.config import dataclass_from_dict
 from lstmkit.data.text import Label, LabelledTexts, validate_labelled, validate_texts
 from lstmkit.data.text_batches import make_loader
-from lstmkit.data.tokenize import PAD_ID, TextTokenizer, TokenizerConfig
+from lstmkit.data.tokenize import (
+    PAD,
+    PAD_ID,
+    UNK,
+    UNK_ID,
+    TextTokenizer,
+    TokenizerConfig,
+    check_setting_type,
+)
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import GRU, LSTM, POOLS, AttentionPool, make_pool
 
 KIND = "text_classifier"
 RNNS = ("lstm", "gru")
+
+
+#: Type and an example value of each scalar setting of `TextClassifierConfig`
+#: ("float" accepts integers too; a trailing "?" allows None).
+_SETTING_TYPES = {
+    "embedding_dim": ("int", "128"), "rnn": ("str", "'lstm'"), "hidden_size": ("int", "128"),
+    "num_layers": ("int", "1"), "bidirectional": ("bool", "True"), "dropout": ("float", "0.2"),
+    "embedding_dropout": ("float", "0.2"), "head_dropout": ("float", "0.3"),
+    "pooling": ("str", "'max+mean'"), "init": ("str", "'torch'"), "batch_size": ("int", "64"),
+    "epochs": ("int", "5"), "lr": ("float", "0.001"), "weight_decay": ("float", "0.0"),
+    "optimizer": ("str", "'adam'"), "gradient_clip_val": ("float?", "1.0"),
+    "early_stopping_patience": ("int?", "3"), "lr_decay": ("str", "'linear'"),
+    "val_fraction": ("float", "0.2"), "seed": ("int", "0"),
+}  # fmt: skip
 
 
 @dataclass
@@ -87,6 +109,13 @@ class TextClassifierConfig:
     def __post_init__(self) -> None:
         if isinstance(self.tokenizer, dict):
             self.tokenizer = TokenizerConfig.from_dict(self.tokenizer)
+        if not isinstance(self.tokenizer, TokenizerConfig):
+            raise LstmkitError(
+                f"tokenizer must be a TokenizerConfig, a dict of its settings or 'word'/'bpe', "
+                f"got {self.tokenizer!r} ({type(self.tokenizer).__name__})"
+            )
+        for name, (kind, example) in _SETTING_TYPES.items():
+            check_setting_type(name, getattr(self, name), kind, example)
         if self.rnn not in RNNS:
             raise LstmkitError(f"rnn must be one of {RNNS}, got {self.rnn!r}")
         for name in self.pool_names:
@@ -107,6 +136,18 @@ class TextClassifierConfig:
             raise LstmkitError(f"lr_decay must be 'none' or 'linear', got {self.lr_decay!r}")
         if self.init not in ("torch", "keras"):
             raise LstmkitError(f"init must be 'torch' or 'keras', got {self.init!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise LstmkitError(f"lr must be a positive finite number, got {self.lr!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise LstmkitError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        clip = self.gradient_clip_val
+        if clip is not None and not (math.isfinite(clip) and clip > 0):
+            raise LstmkitError(f"gradient_clip_val must be > 0 or None, got {clip!r}")
+        patience = self.early_stopping_patience
+        if patience is not None and patience < 1:
+            raise LstmkitError(f"early_stopping_patience must be >= 1 or None, got {patience!r}")
+        if self.seed < 0:
+            raise LstmkitError(f"seed must be >= 0, got {self.seed}")
 
     @property
     def pool_names(self) -> list[str]:
@@ -200,6 +241,13 @@ def make_config(preset: str | None = None, **overrides: Any) -> TextClassifierCo
             tok["kind"] = value
         elif key == "tokenizer" and isinstance(value, TokenizerConfig):
             tok = value.to_dict()
+        elif key == "tokenizer" and isinstance(value, dict):
+            tok = dict(value)
+        elif key == "tokenizer":
+            raise LstmkitError(
+                f"tokenizer must be 'word', 'bpe', a TokenizerConfig or a dict of its settings, "
+                f"got {value!r} ({type(value).__name__})"
+            )
         elif key in _TOKENIZER_KEYS:
             tok[key] = value
         else:
@@ -413,6 +461,21 @@ class GateTrace:
 
 
 # ---------------------------------------------------------------------- the estimator
+def _as_list(values: Any, name: str) -> list:
+    """``values`` as a list; one bare string (a common slip for ``[text]``) is refused."""
+    if isinstance(values, str | bytes):
+        raise LstmkitError(
+            f"{name} must be a sequence (one item per text), got a single {type(values).__name__}"
+            f"; wrap it in a list: [{values[:20]!r}]"
+        )
+    try:
+        return list(values)
+    except TypeError:
+        raise LstmkitError(
+            f"{name} must be a sequence (one item per text), got {type(values).__name__}"
+        ) from None
+
+
 class TextClassifier:
     """Train, apply, evaluate and save an LSTM/GRU text classifier.
 
@@ -499,18 +562,25 @@ class TextClassifier:
         from lstmkit.training import TrainConfig
         from lstmkit.training import fit as train
 
-        data = validate_labelled(list(texts), list(labels), "training data")
+        data = validate_labelled(
+            _as_list(texts, "texts"), _as_list(labels, "labels"), "training data"
+        )
         cfg = self.config
         self.classes = data.classes()
         y = self._encode_labels(data.labels, "training data")
         if val_texts is not None:
             if val_labels is None:
-                raise LstmkitError("val_texts given without val_labels")
+                raise LstmkitError("val_texts given without val_labels; pass both or neither")
             val = validate_labelled(
-                list(val_texts), list(val_labels), "validation data", min_classes=1
+                _as_list(val_texts, "val_texts"),
+                _as_list(val_labels, "val_labels"),
+                "validation data",
+                min_classes=1,
             )
             tr_texts, tr_y = data.texts, y
             va_texts, va_y = val.texts, self._encode_labels(val.labels, "validation data")
+        elif val_labels is not None:
+            raise LstmkitError("val_labels given without val_texts; pass both or neither")
         else:
             tr_idx, va_idx = self._split(y)
             tr_texts, tr_y = [data.texts[i] for i in tr_idx], [y[i] for i in tr_idx]
@@ -578,7 +648,7 @@ class TextClassifier:
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities (n, classes), columns in the order of ``self.classes``."""
-        data = validate_texts(list(texts), "texts")
+        data = validate_texts(_as_list(texts, "texts"), "texts")
         _, net = self._require_fitted()
         with torch.inference_mode():
             return net.probabilities(self._logits(data.texts, batch_size)).numpy()
@@ -593,7 +663,9 @@ class TextClassifier:
     ) -> Evaluation:
         """Accuracy, macro F1, mean loss and confusion matrix on labelled texts."""
         _, net = self._require_fitted()
-        data = validate_labelled(list(texts), list(labels), "evaluation data", min_classes=1)
+        data = validate_labelled(
+            _as_list(texts, "texts"), _as_list(labels, "labels"), "evaluation data", min_classes=1
+        )
         y = torch.tensor(self._encode_labels(data.labels, "evaluation data"))
         start = time.perf_counter()
         with torch.inference_mode():
@@ -669,31 +741,167 @@ class TextClassifier:
 
     @classmethod
     def load(cls, path: str | Path) -> TextClassifier:
-        """Load a model directory written by `save`."""
+        """Load a model directory written by `save`, checking its parts against each other.
+
+        The config must name at least two distinct classes; the tokenizer's vocabulary,
+        the config's ``vocab_size`` and the embedding's rows must agree; every tensor in
+        ``model.safetensors`` must have the shape the config implies (classes, hidden
+        size, layers, pooling). Anything else is refused with one `LstmkitError` line.
+        """
         from lstmkit.io import load_model_dir
 
         saved = load_model_dir(path, KIND)
-        try:
-            cfg = TextClassifierConfig.from_dict(saved.config["model"])
-            classes = list(saved.config["classes"])
-            vocab_size = int(saved.config["vocab_size"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise LstmkitError(
-                f"{path}: config.json is not a text classifier config ({err}); save it again"
-            ) from None
+        cfg, classes, vocab_size = _read_saved_config(saved.config, path)
+        tokenizer = _read_tokenizer(saved, cfg, vocab_size, path)
+        _check_weight_shapes(saved.state_dict, vocab_size, classes, cfg, path)
         clf = cls(config=cfg)
         clf.classes = classes
-        clf.tokenizer = TextTokenizer.from_json(saved.read_text("tokenizer.json"), cfg.tokenizer)
+        clf.tokenizer = tokenizer
         clf.net = TextClassifierNet(vocab_size, len(classes), cfg)
-        try:
-            clf.net.load_state_dict(saved.state_dict)
-        except RuntimeError as err:
-            first = str(err).splitlines()[0]
-            raise LstmkitError(f"{path}: weights do not fit the saved config ({first})") from None
+        clf.net.load_state_dict(saved.state_dict)
         clf.net.eval()
-        try:
-            training = json.loads(saved.read_text("training.json"))
-            clf.history, clf.train_info = training["history"], training["info"]
-        except (LstmkitError, KeyError, ValueError):
-            pass
+        clf.history, clf.train_info = _read_training(saved, path)
         return clf
+
+
+def _read_saved_config(
+    config: Any, path: str | Path
+) -> tuple[TextClassifierConfig, list[Label], int]:
+    """The model settings, classes and vocabulary size from a saved config.json."""
+    where = f"{Path(path) / 'config.json'}"
+    if not isinstance(config, dict) or not {"model", "classes", "vocab_size"} <= config.keys():
+        raise LstmkitError(
+            f"{where}: config lacks model/classes/vocab_size; it is not a text classifier "
+            f"config, save the model again"
+        )
+    if not isinstance(config["model"], dict):
+        raise LstmkitError(f"{where}: 'model' is not an object of settings; save the model again")
+    try:
+        cfg = TextClassifierConfig.from_dict(config["model"])
+    except LstmkitError as err:
+        raise LstmkitError(f"{where}: {err}; save the model again") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise LstmkitError(
+            f"{where}: the model settings are damaged ({type(err).__name__}: {err}); save the "
+            f"model again"
+        ) from None
+    classes = config["classes"]
+    if not isinstance(classes, list) or not all(
+        isinstance(c, str | int) and not isinstance(c, bool) for c in classes
+    ):
+        raise LstmkitError(
+            f"{where}: classes must be a list of class names or integers, got {classes!r}; "
+            f"save the model again"
+        )
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise LstmkitError(
+            f"{where}: classes {classes!r} must list at least two distinct classes; the file "
+            f"is damaged, save the model again"
+        )
+    vocab_size = config["vocab_size"]
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 3:
+        raise LstmkitError(
+            f"{where}: vocab_size must be an integer >= 3, got {vocab_size!r}; save the model again"
+        )
+    return cfg, list(classes), vocab_size
+
+
+def _read_tokenizer(
+    saved: Any, cfg: TextClassifierConfig, vocab_size: int, path: str | Path
+) -> TextTokenizer:
+    """The saved tokenizer; its vocabulary must match ``vocab_size`` and the special ids."""
+    where = Path(path) / "tokenizer.json"
+    try:
+        text = saved.read_text("tokenizer.json")
+    except UnicodeDecodeError:
+        raise LstmkitError(f"{where}: not UTF-8 text; the file is damaged, save again") from None
+    try:
+        tokenizer = TextTokenizer.from_json(text, cfg.tokenizer)
+    except LstmkitError as err:
+        raise LstmkitError(f"{where}: {err}; save the model again") from None
+    vocab = tokenizer.tokenizer
+    if tokenizer.vocab_size != vocab_size:
+        raise LstmkitError(
+            f"{where}: the tokenizer has {tokenizer.vocab_size:,} tokens but config.json says "
+            f"vocab_size {vocab_size:,}; the two files come from different models, save again"
+        )
+    if vocab.token_to_id(PAD) != PAD_ID or vocab.token_to_id(UNK) != UNK_ID:
+        raise LstmkitError(
+            f"{where}: the tokenizer lacks [PAD]=0 and [UNK]=1; it was not written by lstmkit, "
+            f"save the model again"
+        )
+    return tokenizer
+
+
+def _check_weight_shapes(
+    state: dict[str, Tensor],
+    vocab_size: int,
+    classes: list[Label],
+    cfg: TextClassifierConfig,
+    path: str | Path,
+) -> None:
+    """Refuse weights whose names or shapes differ from what the config implies.
+
+    The expected shapes come from a network built on the meta device (nothing allocated),
+    so a damaged config with a huge size cannot exhaust memory.
+    """
+    with torch.device("meta"):
+        expected = TextClassifierNet(vocab_size, len(classes), cfg).state_dict()
+    where = Path(path) / "model.safetensors"
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise LstmkitError(
+            f"{where}: tensors do not match config.json (num_layers {cfg.num_layers}, "
+            f"bidirectional {cfg.bidirectional}, pooling {cfg.pooling!r}): missing "
+            f"{missing[:2]}, unexpected {extra[:2]}; the weights come from another model, "
+            f"save it again"
+        )
+    for name, want in expected.items():
+        got = tuple(state[name].shape)
+        if got == tuple(want.shape):
+            continue
+        if name == "embedding.weight":
+            why = (
+                f"the embedding holds {got[0]:,} x {got[-1]} word vectors but the tokenizer has "
+                f"{vocab_size:,} tokens and embedding_dim is {cfg.embedding_dim}"
+            )
+        elif name.startswith("head."):
+            outputs = 1 if len(classes) == 2 else len(classes)
+            why = (
+                f"the classifier head has {got[0]} outputs but config.json lists "
+                f"{len(classes)} classes {classes}, which need {outputs}"
+            )
+        else:
+            why = (
+                f"{name} has shape {list(got)} but the config (hidden_size {cfg.hidden_size}, "
+                f"num_layers {cfg.num_layers}, bidirectional {cfg.bidirectional}, pooling "
+                f"{cfg.pooling!r}) needs {list(want.shape)}"
+            )
+        raise LstmkitError(f"{where}: {why}; the files come from different models, save again")
+
+
+def _read_training(saved: Any, path: str | Path) -> tuple[list[dict[str, float]], dict[str, Any]]:
+    """History and training info from training.json ((empty) when the file is absent)."""
+    where = Path(path) / "training.json"
+    if not where.exists():
+        return [], {}
+    try:
+        data = json.loads(where.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise LstmkitError(
+            f"{where}: damaged ({type(err).__name__}); delete it to load the model without its "
+            f"training history, or save the model again"
+        ) from None
+    history = data.get("history") if isinstance(data, dict) else None
+    info = data.get("info") if isinstance(data, dict) else None
+    if not (
+        isinstance(history, list)
+        and all(isinstance(row, dict) for row in history)
+        and isinstance(info, dict)
+    ):
+        raise LstmkitError(
+            f"{where}: expected an object with a 'history' list and an 'info' object; delete "
+            f"the file to load the model without its training history, or save the model again"
+        )
+    return history, info
