@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -219,3 +220,82 @@ def test_predict_missing_path_is_an_error_not_a_text(model_dir, tmp_path, capsys
     assert code == 0 and json.loads(out)["text"] == "I saved it as notes.txt"
     code, out, _ = run(["classify", "predict", "--help"], capsys, monkeypatch)
     assert "--text" in out
+
+
+def test_bad_output_paths_one_line_before_any_work(model_dir, data_dir, tmp_path, capsys,
+                                                   monkeypatch):  # fmt: skip
+    """Defect 5 (issue 8): these gave tracebacks; now one line, exit 2, nothing touched."""
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep")
+    inspect = ["inspect", "-m", model_dir, "a great film"]
+    _fails([*inspect, "--max-tokens", "0", "--out", tmp_path / "g.png"], capsys, monkeypatch,
+           "--max-tokens must be at least 1")  # fmt: skip
+    _fails([*inspect, "--out", folder], capsys, monkeypatch, "must end in .png")
+    png_folder = tmp_path / "dir.png"
+    png_folder.mkdir()
+    _fails([*inspect, "--out", png_folder], capsys, monkeypatch, "is a folder")
+    predict = ["classify", "predict", "-m", model_dir, "a great film"]
+    _fails([*predict, "--output", folder], capsys, monkeypatch, "--output")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    _fails([*predict, "--output", a_file / "p.csv"], capsys, monkeypatch, "is a file")
+    _fails([*inspect, "--out", a_file / "sub" / "g.png"], capsys, monkeypatch, "is a file")
+    assert [p.name for p in folder.iterdir()] == ["mine.txt"]
+    assert a_file.read_text() == "x" and not (tmp_path / "g.png").exists()
+
+
+def test_train_out_not_writable_is_found_before_training(data_dir, tmp_path, capsys,
+                                                         monkeypatch):  # fmt: skip
+    """Defect 5: an --out that cannot be written was found only after training."""
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    train = ["classify", "train", data_dir / "train.csv", *TINY, "--epochs", "50"]
+    _fails([*train, "--out", a_file / "model"], capsys, monkeypatch, "is a file, not a folder")
+    capsys.readouterr()
+    if os.geteuid() == 0:  # root writes through permission bits; the file case covers the check
+        return
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        _fails([*train, "--out", locked / "model"], capsys, monkeypatch, "cannot write in")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_train_refuses_to_replace_a_forecaster_folder(data_dir, tmp_path, capsys, monkeypatch):
+    """Defect 6 (issue 8): classify train silently replaced a forecaster model folder."""
+    other = tmp_path / "fc"
+    other.mkdir()
+    meta = {"lstmkit_version": "0.1.0", "kind": "forecaster", "config": {}}
+    (other / "config.json").write_text(json.dumps(meta))
+    _fails(["classify", "train", data_dir / "train.csv", "--out", other, *TINY], capsys,
+           monkeypatch, "holds a 'forecaster' model")  # fmt: skip
+    assert json.loads((other / "config.json").read_text()) == meta
+
+
+def test_damaged_model_folder_one_line(model_dir, tmp_path, capsys, monkeypatch):
+    """Defect 5: damaged config.json / tokenizer.json / training.json in the CLI."""
+    import shutil
+
+    for name, content, expect in [
+        ("config.json", b'{"lstmkit_version": "0.1.0", "kind": "text_classifier", "config": {}}',
+         "lacks model/classes/vocab_size"),
+        ("tokenizer.json", b"\xff\xfe\x00", "not UTF-8"),
+        ("tokenizer.json", b'{"version": 1}', "tokenizer"),
+        ("training.json", b"{oops", "training.json"),
+    ]:  # fmt: skip
+        broken = tmp_path / f"m-{name}-{len(content)}"
+        shutil.copytree(model_dir, broken)
+        (broken / name).write_bytes(content)
+        _fails(["classify", "predict", "-m", broken, "a film"], capsys, monkeypatch, expect)
+        _fails(["inspect", "-m", broken, "a film", "--out", tmp_path / "g.png"], capsys,
+               monkeypatch, expect)  # fmt: skip
+    meta = json.loads((model_dir / "config.json").read_text())
+    meta["config"]["vocab_size"] = -4
+    broken = tmp_path / "negative"
+    shutil.copytree(model_dir, broken)
+    (broken / "config.json").write_text(json.dumps(meta))
+    _fails(["classify", "evaluate", "-m", broken, tmp_path / "x.csv"], capsys, monkeypatch,
+           "vocab_size must be an integer >= 3")  # fmt: skip

@@ -42,14 +42,56 @@ TextCol = Annotated[str, typer.Option("--text-column", help="Column holding the 
 LabelCol = Annotated[str, typer.Option("--label-column", help="Column holding the labels.")]
 
 
+def _check_writable(folder: Path, option: str) -> None:
+    """Refuse, before any work, an output whose folder cannot be created or written.
+
+    The nearest existing ancestor of ``folder`` must be a folder in which a temporary
+    folder can be made (tried for real: permission bits say nothing for root, and a
+    read-only file system only shows on a write).
+    """
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise LstmkitError(f"{option}: {probe} is a file, not a folder; choose another path")
+    try:
+        tempfile.TemporaryDirectory(dir=probe, prefix=".lstmkit-write-check-").cleanup()
+    except OSError as err:
+        raise LstmkitError(
+            f"{option}: cannot write in {probe} ({err.strerror}); choose a folder you can write to"
+        ) from None
+
+
 def _check_out_dir(out: Path) -> None:
-    """Refuse an output path that cannot become a model directory, before any training."""
+    """Refuse an output path that cannot become a text model directory, before any training."""
     if out.exists() and not out.is_dir():
         raise LstmkitError(f"--out {out} is a file; give a new or empty folder for the model")
-    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").exists():
-        raise LstmkitError(
-            f"--out {out} exists and is not an lstmkit model folder; choose a new or empty folder"
-        )
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            kind = json.loads((out / "config.json").read_text(encoding="utf-8")).get("kind")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if kind is None:
+            raise LstmkitError(
+                f"--out {out} exists and is not an lstmkit model folder; choose a new or empty "
+                f"folder"
+            )
+        if kind != "text_classifier":
+            raise LstmkitError(
+                f"--out {out} holds a {kind!r} model, not a text classifier; choose another "
+                f"folder or delete that model first"
+            )
+    _check_writable(out.parent, "--out")
+
+
+def _check_out_file(path: Path, option: str, suffix: str | None = None) -> None:
+    """Refuse, before any work, an output file path that names a folder or cannot be written."""
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise LstmkitError(f"{option} {path} must end in {suffix}")
+    if path.is_dir():
+        example = path / f"out{suffix or '.csv'}"
+        raise LstmkitError(f"{option} {path} is a folder; give a file name, e.g. {example}")
+    _check_writable(path.parent, option)
 
 
 def _metrics_table(title: str, evaluation) -> Table:
@@ -146,13 +188,13 @@ def train(
     }  # fmt: skip
     clf = TextClassifier(preset, **{k: v for k, v in settings.items() if v is not None})
     _check_out_dir(out)
+    if limit is not None and limit < 2:
+        raise LstmkitError(f"--limit must be at least 2, got {limit}")
     with console.status(f"reading {data}"):
         texts = load_text_data(data, text_column, label_column, split="train")
     if limit is not None:
         import numpy as np
 
-        if limit < 2:
-            raise LstmkitError(f"--limit must be at least 2, got {limit}")
         idx = np.random.default_rng(clf.config.seed).permutation(len(texts))[:limit]
         texts = texts.subset(sorted(idx.tolist()))
     console.print(
@@ -200,11 +242,13 @@ def evaluate(
     from lstmkit.plots.text import plot_confusion_matrix
     from lstmkit.tasks.text_classification import TextClassifier
 
-    clf = TextClassifier.load(model)
     if out is not None and out.exists() and not out.is_dir():
         raise LstmkitError(
             f"--out {out} is a file; give a folder for metrics.json and confusion.png"
         )
+    if out is not None:
+        _check_writable(out, "--out")
+    clf = TextClassifier.load(model)
     with console.status(f"reading {data}"):
         texts = load_text_data(data, text_column, label_column, split=split, min_classes=1)
     with console.status(f"scoring {len(texts):,} texts"):
@@ -298,6 +342,8 @@ def predict(
     from lstmkit.io import atomic_write_text
     from lstmkit.tasks.text_classification import TextClassifier
 
+    if output is not None:
+        _check_out_file(output, "--output")
     clf = TextClassifier.load(model)
     texts = _read_inputs(inputs, text_column, literal)
     proba = clf.predict_proba(texts)
@@ -346,9 +392,10 @@ def inspect(
     from lstmkit.plots.text import plot_gates
     from lstmkit.tasks.text_classification import TextClassifier
 
+    if max_tokens < 1:
+        raise LstmkitError(f"--max-tokens must be at least 1, got {max_tokens}")
+    _check_out_file(out, "--out", ".png")
     clf = TextClassifier.load(model)
-    if out.suffix.lower() != ".png":
-        raise LstmkitError(f"--out {out} must end in .png")
     trace = clf.explain(text, layer=layer, direction=direction)
     plot_gates(trace, out, max_tokens=max_tokens)
     proba = ", ".join(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmkit.errors import LstmkitError
 from lstmkit.plots._save import plt, save_figure
 
 LSTM_PANELS = (
@@ -88,8 +89,10 @@ def plot_confusion_matrix(
 def gates_figure(trace, max_tokens: int = 120):
     """Figure of a `GateTrace`: one heat map per gate/state (units x tokens), attention bars.
 
-    Long texts show their first ``max_tokens`` tokens.
+    Long texts show their first ``max_tokens`` tokens (at least 1).
     """
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise LstmkitError(f"max_tokens must be a positive integer, got {max_tokens!r}")
     panels = LSTM_PANELS if trace.rnn == "lstm" else GRU_PANELS
     panels = [(k, label) for k, label in panels if k in trace.gates]
     tokens = trace.tokens[:max_tokens]
