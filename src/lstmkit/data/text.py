@@ -17,7 +17,8 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,15 +110,35 @@ def _has_bad_bytes(value: object) -> bool:
     return False
 
 
+#: Largest CSV field read (Python's csv module stops at 131,072 characters by default,
+#: which a long review passes; JSONL has no such limit). The C long limit on every platform.
+CSV_FIELD_LIMIT = 2**31 - 1
+
+
+@contextmanager
+def _large_csv_fields() -> Iterator[None]:
+    """Let the csv module read fields up to `CSV_FIELD_LIMIT`, restoring the old limit after."""
+    before = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
+def _csv_rows(text: str, delimiter: str) -> list[list[str]]:
+    with _large_csv_fields():
+        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+
+
 def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
     raw = path.read_bytes()
 
     def data_rows(text: str) -> list[list[str]]:
-        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))[1:]
+        return _csv_rows(text, delimiter)[1:]
 
     text = _decode(raw, path, data_rows)
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        rows = _csv_rows(text, delimiter)
     except csv.Error as err:
         raise LstmkitError(f"{path}: not a readable CSV file ({err}); check its quoting") from None
     if not rows:
@@ -213,25 +234,37 @@ def _normalise_label(value: object) -> Label | None:
     return text or None
 
 
-def _labels_from_strings(values: list[str | None]) -> list[str | int | None]:
-    """CSV cells are strings: labels that are all integers become ints."""
+def _labels_from_strings(values: list[str | None]) -> list[str | int | float | None]:
+    """CSV cells are strings; a label column is numeric when every cell is a finite number.
+
+    Rule: when every present cell parses as an integer ("1", "-2") or a finite decimal
+    number ("1.0", "0.0", "2e0"), the labels become numbers, and `validate_labelled` turns
+    integral ones into ints (so "1.0" and "1" are the class 1, as the integer 1 in JSONL)
+    and refuses fractional ones ("0.5"). Otherwise every label is a stripped string.
+    """
     present = [v.strip() for v in values if v is not None and v.strip()]
-    all_int = bool(present) and all(_is_int(v) for v in present)
-    out: list[str | int | None] = []
+    numbers = [_number(v) for v in present]
+    numeric = bool(present) and all(n is not None for n in numbers)
+    out: list[str | int | float | None] = []
     for v in values:
         if v is None or not v.strip():
             out.append(None)
         else:
-            out.append(int(v.strip()) if all_int else v.strip())
+            out.append(_number(v.strip()) if numeric else v.strip())
     return out
 
 
-def _is_int(text: str) -> bool:
+def _number(text: str) -> int | float | None:
+    """``text`` as an int, else as a finite float, else None ("nan", "inf", "pos")."""
     try:
-        int(text)
+        return int(text)
     except ValueError:
-        return False
-    return True
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def validate_labelled(
@@ -300,7 +333,9 @@ def load_labelled_text(
         path: the file; its suffix picks the format.
         text_column: name of the column holding the texts.
         label_column: name of the label column (strings or integers; binary or
-            multi-class). None reads texts only (labels are then empty).
+            multi-class). Numbers are read alike from every format: integral floats
+            become ints (1.0 in a CSV, in JSONL or in Parquet is the class 1),
+            fractional ones are refused. None reads texts only (labels are then empty).
         min_classes: how many distinct labels are required (2 for training, 1 to
             evaluate on a file that holds one class only).
 
