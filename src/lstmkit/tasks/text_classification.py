@@ -339,13 +339,11 @@ class TextClassifierModule(L.LightningModule):
         self,
         net: TextClassifierNet,
         config: TextClassifierConfig,
-        total_steps: int,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
     ):
         super().__init__()
         self.net = net
         self.config = config
-        self.total_steps = max(total_steps, 1)
         self.on_epoch = on_epoch
         self._epoch_start = time.perf_counter()
 
@@ -365,8 +363,11 @@ class TextClassifierModule(L.LightningModule):
         pred = self.net.probabilities(logits).argmax(-1)
         acc = (pred == batch["labels"]).float().mean()
         n = batch["ids"].shape[0]
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
-        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        # under DDP every rank must see the same epoch metrics (early stopping, best epoch)
+        opts = dict(on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        opts["sync_dist"] = self.trainer.world_size > 1
+        self.log(f"{stage}_loss", loss, **opts)
+        self.log(f"{stage}_acc", acc, **opts)
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -385,7 +386,8 @@ class TextClassifierModule(L.LightningModule):
         )
         if cfg.lr_decay == "none":
             return opt
-        total = self.total_steps
+        # optimiser steps of this process (under DDP each rank takes its share of batches)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, 1 - step / total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -599,7 +601,7 @@ class TextClassifier:
             make_loader(va_ids, va_y, cfg.batch_size * 2, shuffle=False) if va_ids else None
         )
         self.net = TextClassifierNet(self.tokenizer.vocab_size, len(self.classes), cfg)
-        module = TextClassifierModule(self.net, cfg, len(train_loader) * cfg.epochs, on_epoch)
+        module = TextClassifierModule(self.net, cfg, on_epoch)
         train_cfg = TrainConfig(
             max_epochs=cfg.epochs,
             lr=cfg.lr,
