@@ -299,3 +299,40 @@ def test_damaged_model_folder_one_line(model_dir, tmp_path, capsys, monkeypatch)
     (broken / "config.json").write_text(json.dumps(meta))
     _fails(["classify", "evaluate", "-m", broken, tmp_path / "x.csv"], capsys, monkeypatch,
            "vocab_size must be an integer >= 3")  # fmt: skip
+
+
+def test_outputs_replaced_atomically_or_left_intact(model_dir, tmp_path, capsys, monkeypatch):
+    """Item 4: predict --output and inspect --out write a temporary file in the same folder
+    and rename it; a failing run leaves the previous file as it was and no temporary file."""
+    out_csv, png = tmp_path / "pred.csv", tmp_path / "gates.png"
+    out_csv.write_text("previous\n")
+    png.write_bytes(b"previous png")
+    _fails(["classify", "predict", "-m", model_dir, "--output", out_csv, "nosuch.csv"], capsys,
+           monkeypatch, "no such file")  # fmt: skip
+    _fails(["inspect", "-m", model_dir, "a fine film", "--out", png, "--layer", "3"], capsys,
+           monkeypatch, "layer must be")  # fmt: skip
+    assert out_csv.read_text() == "previous\n" and png.read_bytes() == b"previous png"
+    code, _, _ = run(["classify", "predict", "-m", model_dir, "--output", out_csv, "loved it"],
+                     capsys, monkeypatch)  # fmt: skip
+    assert code == 0 and out_csv.read_text().startswith("text,label,p_neg,p_pos")
+    code, _, _ = run(["inspect", "-m", model_dir, "a fine film", "--out", png], capsys,
+                     monkeypatch)  # fmt: skip
+    assert code == 0 and png.read_bytes().startswith(PNG)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gates.png", "pred.csv"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lstmkit.io.atomic_write_bytes makes its temporary file with mkstemp (mode 0600); "
+    "the io owner is making it follow the umask (issue 8, defect 6); drop this mark then",
+)
+def test_output_files_follow_the_umask(model_dir, tmp_path, capsys, monkeypatch):
+    old = os.umask(0o022)
+    try:
+        out_csv, png = tmp_path / "pred.csv", tmp_path / "gates.png"
+        run(["classify", "predict", "-m", model_dir, "--output", out_csv, "ok"], capsys,
+            monkeypatch)  # fmt: skip
+        run(["inspect", "-m", model_dir, "a fine film", "--out", png], capsys, monkeypatch)
+    finally:
+        os.umask(old)
+    assert (out_csv.stat().st_mode & 0o777, png.stat().st_mode & 0o777) == (0o644, 0o644)

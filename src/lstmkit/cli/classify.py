@@ -238,7 +238,7 @@ def evaluate(
 ) -> None:
     """Score a trained model on labelled texts: accuracy, macro F1, confusion matrix."""
     from lstmkit.data.text import load_text_data
-    from lstmkit.io import atomic_write_text
+    from lstmkit.io.atomic import atomic_write_text
     from lstmkit.plots.text import plot_confusion_matrix
     from lstmkit.tasks.text_classification import TextClassifier
 
@@ -339,7 +339,7 @@ def predict(
     ] = False,
 ) -> None:
     """Predict the label and class probabilities of each text."""
-    from lstmkit.io import atomic_write_text
+    from lstmkit.io.atomic import atomic_write_text
     from lstmkit.tasks.text_classification import TextClassifier
 
     if output is not None:
