@@ -96,9 +96,11 @@ def test_metrics_by_hand():
     cm = confusion_matrix(y_true, y_pred, 3)
     assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     # F1 per class: 2tp/(2tp+fp+fn): class0 2/(2+1+1)=0.5, class1 4/(4+1)=0.8, class2 2/3
-    assert macro_f1(cm) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    assert macro_f1(y_true, y_pred, 3) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
     # a class that never occurs does not count
-    assert macro_f1(confusion_matrix([0, 1], [0, 1], 3)) == pytest.approx(1.0)
+    assert macro_f1([0, 1], [0, 1], 3) == pytest.approx(1.0)
+    assert macro_f1([0, 0], [1, 1], 2) == 0.0 and np.isnan(macro_f1([], [], 2))
+    assert confusion_matrix([], [], 2).tolist() == [[0, 0], [0, 0]]
 
 
 def test_evaluate_matches_independent_count(trained):
@@ -280,6 +282,8 @@ def _edit_config(path, edit) -> None:
         (lambda c: c.pop("classes"), "lacks model/classes/vocab_size"),
         (lambda c: c.update(model=[1]), "'model' is not an object"),
         (lambda c: c["model"].update(tokenizer={"vocab_size": "many"}), "vocab_size must be"),
+        (lambda c: c["model"]["tokenizer"].update(casing=1), "unknown TokenizerConfig fields"),
+        (lambda c: c.update(extra=1), "unknown text model config fields"),
     ],
 )
 def test_load_checks_config_against_weights(trained, tmp_path, edit, expect):

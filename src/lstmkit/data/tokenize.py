@@ -12,7 +12,7 @@ the settings that are ours (truncation).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -101,9 +101,11 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TokenizerConfig:
-        """Inverse of `to_dict` (unknown keys are ignored)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """Inverse of `to_dict`; unknown keys are refused (`lstmkit.config.dataclass_from_dict`,
+        the one rule for every saved settings object)."""
+        from lstmkit.config import dataclass_from_dict
+
+        return dataclass_from_dict(cls, dict(data), "TokenizerConfig")
 
 
 def truncate(ids: Sequence[int], max_length: int, keep: str = "head") -> list[int]:
