@@ -297,3 +297,20 @@ def test_float_labels_in_csv_are_the_integer_classes_of_jsonl(tmp_path):
     names = tmp_path / "names.csv"
     names.write_text("text,label\na,1.0\nb,nan\nc,pos\n")
     assert load_labelled_text(names).labels == ["1.0", "nan", "pos"]  # not all numbers
+
+
+def test_imdb_reader_does_not_import_the_table_reader():
+    """The shape (issue 8): data/text.py and data/imdb.py imported each other."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lstmkit.data.imdb; "
+        "assert 'lstmkit.data.text' not in sys.modules, 'imdb imports text'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    from lstmkit.data.labelled import LabelledTexts as Shared
+    from lstmkit.data.text import LabelledTexts
+
+    assert LabelledTexts is Shared  # the old import path still works

@@ -19,45 +19,25 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from lstmkit.data.imdb import is_imdb_source, load_imdb
+from lstmkit.data.labelled import Label, LabelledTexts
 from lstmkit.errors import LstmkitError
+
+__all__ = [
+    "TABLE_SUFFIXES",
+    "Label",
+    "LabelledTexts",
+    "load_labelled_text",
+    "load_text_data",
+    "table_format",
+    "validate_labelled",
+    "validate_texts",
+]
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 TABLE_SUFFIXES |= {".parquet": "parquet", ".pq": "parquet"}
-
-Label = str | int
-
-
-@dataclass
-class LabelledTexts:
-    """Texts with their labels, as read from a file.
-
-    texts: n strings; labels: n labels (all strings or all integers); source: where
-    they came from (for messages).
-    """
-
-    texts: list[str]
-    labels: list[Label]
-    source: str = ""
-    extra: dict[str, list] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def classes(self) -> list[Label]:
-        """The distinct labels, sorted."""
-        return sorted(set(self.labels))
-
-    def subset(self, indices: Sequence[int]) -> LabelledTexts:
-        """The rows at ``indices`` (in that order)."""
-        return LabelledTexts(
-            [self.texts[i] for i in indices],
-            [self.labels[i] for i in indices],
-            self.source,
-            {k: [v[i] for i in indices] for k, v in self.extra.items()},
-        )
 
 
 def _rows(indices: Sequence[int], limit: int = 5) -> str:
@@ -406,8 +386,6 @@ def load_text_data(
 
     ``split`` ("train" or "test") applies to IMDB only; tables are read whole.
     """
-    from lstmkit.data.imdb import is_imdb_source, load_imdb
-
     path = Path(path)
     if not path.exists():
         raise LstmkitError(f"{path}: no such file or folder; check the path")
