@@ -368,3 +368,11 @@ def test_wrong_setting_types_name_the_setting(setting, value, expect):
     with pytest.raises(LstmkitError) as err:
         TextClassifier(**{setting: value})
     assert expect in str(err.value)
+
+
+def test_predict_table_matches_predict_and_proba(trained):
+    texts, _ = make_texts(7, seed=12)
+    table = trained.predict_table(texts)
+    assert list(table.columns) == ["text", "label", "p_neg", "p_pos"]
+    assert table["text"].tolist() == texts and table["label"].tolist() == trained.predict(texts)
+    np.testing.assert_allclose(table[["p_neg", "p_pos"]].to_numpy(), trained.predict_proba(texts))

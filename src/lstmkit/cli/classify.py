@@ -1,16 +1,16 @@
 """``lstmkit classify train|evaluate|predict`` and ``lstmkit inspect``: text classification CLI.
 
-A thin layer over `lstmkit.TextClassifier`: read the data (CSV / TSV / JSONL /
-Parquet with text and label columns, or the IMDB archive / folder), train or
-load, print a rich table, write the model directory (with ``training.png``,
-``confusion.png`` and ``metrics.json`` inside, all in one atomic swap). Bad
-input raises `LstmkitError`, which the root turns into one ``error: ...`` line.
+Only parsing, argument checks and printing: the work is done by the API
+(`lstmkit.data.text.load_text_data` and `texts_from_arguments` read the inputs,
+`lstmkit.tasks.text_classification.report.fit_and_save` trains and writes the model
+directory with ``training.png``, ``confusion.png`` and ``metrics.json`` inside in one
+atomic swap, `TextClassifier.predict_table` predicts). Output paths are checked for
+writability before any training. Bad input raises `LstmkitError`, which the root
+turns into one ``error: ...`` line and exit status 2.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import tempfile
 from pathlib import Path
@@ -174,9 +174,8 @@ def train(
 ) -> None:
     """Train a classifier on labelled texts; save it with training.png and confusion.png."""
     from lstmkit.data.text import load_text_data
-    from lstmkit.plots.curves import plot_training_curves
-    from lstmkit.plots.text import confusion_figure, figure_png
     from lstmkit.tasks.text_classification import TextClassifier
+    from lstmkit.tasks.text_classification.report import fit_and_save
 
     settings = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "embedding_dim": embedding_dim,
@@ -193,35 +192,15 @@ def train(
     with console.status(f"reading {data}"):
         texts = load_text_data(data, text_column, label_column, split="train")
     if limit is not None:
-        import numpy as np
-
-        idx = np.random.default_rng(clf.config.seed).permutation(len(texts))[:limit]
-        texts = texts.subset(sorted(idx.tolist()))
+        texts = texts.sample(limit, seed=clf.config.seed)
     console.print(
         f"training on {len(texts):,} texts from {texts.source}, classes {texts.classes()}",
         highlight=False,
     )
-    clf.fit(texts.texts, texts.labels, progress=progress)
-    extras: dict[str, str | bytes] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        curves = plot_training_curves(
-            clf.history, Path(tmp) / "training.png", metrics=("loss", "acc"),
-            title=f"training on {Path(texts.source).name}",
-        )  # fmt: skip
-        extras["training.png"] = curves.read_bytes()
-    held_out, part = clf.validation, "validation"
-    if held_out is None or not len(held_out):  # val_fraction 0: score the training texts
-        held_out, part = texts, "training data"
-    evaluation = clf.evaluate(held_out.texts, held_out.labels)
-    extras["confusion.png"] = figure_png(
-        confusion_figure(evaluation.confusion, evaluation.classes,
-                         title=f"{part}: accuracy {evaluation.accuracy:.1%}")
-    )  # fmt: skip
-    extras["metrics.json"] = json.dumps({part: evaluation.to_dict()}, indent=2)
-    clf.save(out, extras=extras)
+    report = fit_and_save(clf, texts, out, progress=progress)
     console.print(_history_table(clf.history))
-    console.print(_metrics_table(part, evaluation))
-    console.print(_confusion_table(evaluation))
+    console.print(_metrics_table(report.part, report.evaluation))
+    console.print(_confusion_table(report.evaluation))
     console.print(f"model saved to {out} (training.png, confusion.png inside)", highlight=False)
 
 
@@ -238,9 +217,8 @@ def evaluate(
 ) -> None:
     """Score a trained model on labelled texts: accuracy, macro F1, confusion matrix."""
     from lstmkit.data.text import load_text_data
-    from lstmkit.io.atomic import atomic_write_text
-    from lstmkit.plots.text import plot_confusion_matrix
     from lstmkit.tasks.text_classification import TextClassifier
+    from lstmkit.tasks.text_classification.report import save_evaluation
 
     if out is not None and out.exists() and not out.is_dir():
         raise LstmkitError(
@@ -256,64 +234,8 @@ def evaluate(
     console.print(_metrics_table(f"{texts.source}", evaluation))
     console.print(_confusion_table(evaluation))
     if out is not None:
-        atomic_write_text(out / "metrics.json", json.dumps(evaluation.to_dict(), indent=2))
-        plot_confusion_matrix(evaluation.confusion, evaluation.classes, out / "confusion.png")
+        save_evaluation(evaluation, out)
         console.print(f"wrote {out / 'metrics.json'} and {out / 'confusion.png'}", highlight=False)
-
-
-#: Suffixes that make an argument of ``classify predict`` read as a file name.
-FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq", ".txt")
-
-
-def looks_like_path(arg: str) -> bool:
-    """True for an argument meant as a file: one word ending in a known suffix or holding a
-    path separator ("reviews.csv", "data/new", "C:\\x"); any text with a space is a text."""
-    if not arg or any(ch.isspace() for ch in arg):
-        return False
-    return arg.lower().endswith(FILE_SUFFIXES) or "/" in arg or "\\" in arg
-
-
-def _read_inputs(inputs: list[str], text_column: str, literal: bool) -> list[str]:
-    """Texts from the arguments: one file (table or one text per line) or literal texts.
-
-    Rule: with ``literal`` every argument is a text. Otherwise an argument naming an
-    existing file is read (only one file at a time); an argument that looks like a path
-    (`looks_like_path`) but does not exist, or names a folder, is an error.
-    """
-    from lstmkit.data.text import TABLE_SUFFIXES, load_labelled_text, validate_texts
-
-    if literal:
-        return validate_texts(inputs, "command line texts").texts
-    for arg in inputs:
-        path = Path(arg)
-        if arg and path.is_dir():
-            raise LstmkitError(
-                f"{arg}: is a folder; pass a file of texts, or --text to classify it as a text"
-            )
-        if looks_like_path(arg) and not path.exists():
-            raise LstmkitError(
-                f"{arg}: no such file; check the path, or pass --text to classify the "
-                f"argument as a text"
-            )
-    files = [arg for arg in inputs if arg and Path(arg).is_file()]
-    if files and len(inputs) > 1:
-        raise LstmkitError(
-            f"{files[0]} is a file among {len(inputs)} arguments; pass one file on its own, "
-            f"or --text to classify every argument as a text"
-        )
-    if files:
-        path = Path(files[0])
-        if path.suffix.lower() in TABLE_SUFFIXES:
-            return load_labelled_text(path, text_column, None).texts
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError:
-            raise LstmkitError(f"{path}: not a UTF-8 text file; re-save it as UTF-8") from None
-        texts = [line for line in lines if line.strip()]
-        if not texts:
-            raise LstmkitError(f"{path}: no texts in the file; expected one text per line")
-        return texts
-    return validate_texts(inputs, "command line texts").texts
 
 
 @classify_app.command("predict")
@@ -339,37 +261,36 @@ def predict(
     ] = False,
 ) -> None:
     """Predict the label and class probabilities of each text."""
+    from lstmkit.data.text import texts_from_arguments
     from lstmkit.io.atomic import atomic_write_text
     from lstmkit.tasks.text_classification import TextClassifier
 
     if output is not None:
         _check_out_file(output, "--output")
     clf = TextClassifier.load(model)
-    texts = _read_inputs(inputs, text_column, literal)
-    proba = clf.predict_proba(texts)
-    labels = [clf.classes[i] for i in proba.argmax(axis=1)]
+    table = clf.predict_table(texts_from_arguments(inputs, text_column, literal))
     if output is not None:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(["text", "label", *(f"p_{c}" for c in clf.classes)])
-        for text, label, row in zip(texts, labels, proba, strict=True):
-            writer.writerow([text, label, *(f"{p:.6f}" for p in row)])
-        atomic_write_text(output, buf.getvalue())
+        atomic_write_text(output, table.to_csv(index=False, float_format="%.6f"))
     if json_lines:
-        for text, label, row in zip(texts, labels, proba, strict=True):
-            probs = {str(c): round(float(p), 6) for c, p in zip(clf.classes, row, strict=True)}
-            print(json.dumps({"text": text, "label": label, "probabilities": probs}))
+        for row in table.itertuples(index=False):
+            p = {str(c): round(float(v), 6) for c, v in zip(clf.classes, row[2:], strict=True)}
+            print(json.dumps({"text": row.text, "label": _plain(row.label), "probabilities": p}))
         return
-    table = Table()
-    table.add_column("text", overflow="ellipsis", max_width=60, no_wrap=True)
-    table.add_column("label")
+    shown = Table()
+    shown.add_column("text", overflow="ellipsis", max_width=60, no_wrap=True)
+    shown.add_column("label")
     for c in clf.classes:
-        table.add_column(f"p({c})", justify="right")
-    for text, label, row in zip(texts, labels, proba, strict=True):
-        table.add_row(text, str(label), *(f"{p:.3f}" for p in row))
-    console.print(table)
+        shown.add_column(f"p({c})", justify="right")
+    for row in table.itertuples(index=False):
+        shown.add_row(row.text, str(row.label), *(f"{v:.3f}" for v in row[2:]))
+    console.print(shown)
     if output is not None:
         console.print(f"wrote {output}", highlight=False)
+
+
+def _plain(label: object) -> str | int:
+    """A label as JSON writes it (NumPy integers from a DataFrame become int)."""
+    return label if isinstance(label, str) else int(label)
 
 
 @app.command("inspect")

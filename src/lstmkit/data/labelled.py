@@ -41,3 +41,10 @@ class LabelledTexts:
             self.source,
             {k: [v[i] for i in indices] for k, v in self.extra.items()},
         )
+
+    def sample(self, n: int, seed: int = 0) -> LabelledTexts:
+        """A random subset of ``n`` rows (all rows when ``n`` >= len), kept in file order."""
+        import numpy as np
+
+        idx = np.random.default_rng(seed).permutation(len(self))[:n]
+        return self.subset(sorted(idx.tolist()))

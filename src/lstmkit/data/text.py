@@ -31,7 +31,9 @@ __all__ = [
     "LabelledTexts",
     "load_labelled_text",
     "load_text_data",
+    "looks_like_path",
     "table_format",
+    "texts_from_arguments",
     "validate_labelled",
     "validate_texts",
 ]
@@ -392,3 +394,58 @@ def load_text_data(
     if is_imdb_source(path):
         return load_imdb(path, split=split)
     return load_labelled_text(path, text_column, label_column, min_classes=min_classes)
+
+
+#: Suffixes that make an argument of ``classify predict`` read as a file name.
+FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq", ".txt")
+
+
+def looks_like_path(arg: str) -> bool:
+    """True for an argument meant as a file: one word ending in a known suffix or holding a
+    path separator ("reviews.csv", "data/new", "C:\\x"); any text with a space is a text."""
+    if not arg or any(ch.isspace() for ch in arg):
+        return False
+    return arg.lower().endswith(FILE_SUFFIXES) or "/" in arg or "\\" in arg
+
+
+def texts_from_arguments(
+    inputs: list[str], text_column: str = "text", literal: bool = False
+) -> list[str]:
+    """Texts from command-line arguments: one file (table or one text per line) or texts.
+
+    Rule: with ``literal`` every argument is a text. Otherwise an argument naming an
+    existing file is read (only one file at a time); an argument that looks like a path
+    (`looks_like_path`) but does not exist, or names a folder, is an error.
+    """
+    if literal:
+        return validate_texts(inputs, "command line texts").texts
+    for arg in inputs:
+        path = Path(arg)
+        if arg and path.is_dir():
+            raise LstmkitError(
+                f"{arg}: is a folder; pass a file of texts, or --text to classify it as a text"
+            )
+        if looks_like_path(arg) and not path.exists():
+            raise LstmkitError(
+                f"{arg}: no such file; check the path, or pass --text to classify the "
+                f"argument as a text"
+            )
+    files = [arg for arg in inputs if arg and Path(arg).is_file()]
+    if files and len(inputs) > 1:
+        raise LstmkitError(
+            f"{files[0]} is a file among {len(inputs)} arguments; pass one file on its own, "
+            f"or --text to classify every argument as a text"
+        )
+    if files:
+        path = Path(files[0])
+        if path.suffix.lower() in TABLE_SUFFIXES:
+            return load_labelled_text(path, text_column, None).texts
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise LstmkitError(f"{path}: not a UTF-8 text file; re-save it as UTF-8") from None
+        texts = [line for line in lines if line.strip()]
+        if not texts:
+            raise LstmkitError(f"{path}: no texts in the file; expected one text per line")
+        return texts
+    return validate_texts(inputs, "command line texts").texts

@@ -11,7 +11,9 @@ Files of this package, in the order a newcomer reads them:
 - ``module.py``: `TextClassifierModule`, the LightningModule that trains the network;
 - ``state.py``: fitted state that round-trips JSON: `ModelState` (config.json),
   `TrainingRecord` and `FitInfo` (training.json);
-- ``metrics.py``: `Evaluation`, `confusion_matrix` and `macro_f1` (torchmetrics).
+- ``metrics.py``: `Evaluation`, `confusion_matrix` and `macro_f1` (torchmetrics);
+- ``report.py``: `fit_and_save` and `save_evaluation`, what ``lstmkit classify train`` /
+  ``evaluate`` write (the CLI only parses, calls these and prints).
 """
 
 from lstmkit.tasks.text_classification.estimator import KIND, GateTrace, TextClassifier

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -259,6 +260,15 @@ class TextClassifier:
         """Predicted labels (n), in the label type given to fit (strings or integers)."""
         proba = self.predict_proba(texts, batch_size)
         return [self.classes[i] for i in proba.argmax(axis=1)]
+
+    def predict_table(self, texts: Sequence[str], batch_size: int | None = None) -> pd.DataFrame:
+        """One row per text: columns ``text``, ``label`` and ``p_<class>`` per class."""
+        proba = self.predict_proba(texts, batch_size)
+        table = pd.DataFrame({"text": list(texts)})
+        table["label"] = [self.classes[i] for i in proba.argmax(axis=1)]
+        for j, c in enumerate(self.classes):
+            table[f"p_{c}"] = proba[:, j]
+        return table
 
     def evaluate(
         self, texts: Sequence[str], labels: Sequence[Label], batch_size: int | None = None
