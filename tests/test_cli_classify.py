@@ -336,3 +336,13 @@ def test_output_files_follow_the_umask(model_dir, tmp_path, capsys, monkeypatch)
     finally:
         os.umask(old)
     assert (out_csv.stat().st_mode & 0o777, png.stat().st_mode & 0o777) == (0o644, 0o644)
+
+
+def test_bad_settings_one_line(data_dir, tmp_path, capsys, monkeypatch):
+    """Defect 5 (issue 8): --hidden-size 10000000 died in the allocator; --lr -1 / nan too."""
+    base = ["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m", *TINY]
+    _fails([*base, "--hidden-size", "10000000"], capsys, monkeypatch, "does not fit in memory")
+    _fails([*base, "--lr", "-1"], capsys, monkeypatch, "lr must be a positive finite number")
+    _fails([*base, "--lr", "nan"], capsys, monkeypatch, "lr must be a positive finite number")
+    _fails([*base, "--vocab-size", "-3"], capsys, monkeypatch, "vocab_size must be at least 3")
+    assert not (tmp_path / "m").exists()

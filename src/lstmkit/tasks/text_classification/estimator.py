@@ -28,7 +28,11 @@ from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
 from lstmkit.tasks.text_classification.module import TextClassifierModule
-from lstmkit.tasks.text_classification.network import TextClassifierNet, check_weight_shapes
+from lstmkit.tasks.text_classification.network import (
+    TextClassifierNet,
+    build_net,
+    check_weight_shapes,
+)
 from lstmkit.tasks.text_classification.settings import TextClassifierConfig, make_config
 from lstmkit.tasks.text_classification.state import FitInfo, ModelState, TrainingRecord
 
@@ -195,7 +199,7 @@ class TextClassifier:
         val_loader = (
             make_loader(va_ids, va_y, cfg.batch_size * 2, shuffle=False) if va_ids else None
         )
-        self.net = TextClassifierNet(self.tokenizer.vocab_size, len(self.classes), cfg)
+        self.net = build_net(self.tokenizer.vocab_size, len(self.classes), cfg)
         module = TextClassifierModule(self.net, cfg, on_epoch)
         train_cfg = TrainConfig(
             max_epochs=cfg.epochs,

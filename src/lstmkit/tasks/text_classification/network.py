@@ -5,12 +5,14 @@ Embedding -> (embedding dropout) -> ``lstmkit.nn`` LSTM or GRU (layers, hidden s
 bidirectional, dropout between layers) -> pooling over the real steps (last / mean /
 max / attention, or several joined with "+", e.g. "max+mean") -> dropout -> linear
 head. Two classes use one logit and binary cross-entropy (as seeds 000 and 003), more
-classes a softmax. `check_weight_shapes` compares saved tensors with the shapes a
+classes a softmax. `build_net` refuses a network too large for memory in one line;
+`check_weight_shapes` compares saved tensors with the shapes a
 config implies, without allocating the network.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +142,37 @@ def check_weight_shapes(
                 f"{cfg.pooling!r}) needs {list(want.shape)}"
             )
         raise LstmkitError(f"{where}: {why}; the files come from different models, save again")
+
+
+def _memory_bytes() -> int | None:
+    """Physical memory of this machine in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def build_net(vocab_size: int, num_classes: int, config: TextClassifierConfig) -> TextClassifierNet:
+    """A `TextClassifierNet` for training, refused in one line when it cannot fit in memory.
+
+    Training holds each float32 parameter four times (weights, gradients and Adam's two
+    moments), so a network whose 16 bytes per parameter exceed the machine's memory (or
+    whose allocation fails) is an `LstmkitError` naming the settings to lower, instead
+    of an allocator traceback.
+    """
+    with torch.device("meta"):
+        n = sum(p.numel() for p in TextClassifierNet(vocab_size, num_classes, config).parameters())
+    memory = _memory_bytes()
+    advice = (
+        f"the network has {n:,} parameters ({16 * n / 1e9:,.1f} GB to train) and does not fit "
+        f"in memory; lower hidden_size ({config.hidden_size}), embedding_dim "
+        f"({config.embedding_dim}), num_layers ({config.num_layers}) or vocab_size ({vocab_size:,})"
+    )
+    if memory is not None and 16 * n > memory:
+        raise LstmkitError(advice)
+    try:
+        return TextClassifierNet(vocab_size, num_classes, config)
+    except (RuntimeError, MemoryError) as err:
+        if isinstance(err, MemoryError) or "allocate" in str(err):
+            raise LstmkitError(advice) from None
+        raise
