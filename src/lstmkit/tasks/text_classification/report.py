@@ -3,7 +3,8 @@
 `fit_and_save` trains a `TextClassifier`, scores the held-out part (the validation split,
 or the training texts when there is none), and saves the model directory with
 ``training.png``, ``confusion.png`` and ``metrics.json`` inside, in one atomic swap.
-`save_evaluation` writes an `Evaluation`'s ``metrics.json`` and ``confusion.png``.
+`save_evaluation` writes an `Evaluation`'s ``metrics.json`` and ``confusion.png``
+(rendered in memory first, then each replaced atomically).
 """
 
 from __future__ import annotations
@@ -61,11 +62,18 @@ def fit_and_save(
 
 
 def save_evaluation(evaluation: Evaluation, out: str | Path) -> list[Path]:
-    """Write ``metrics.json`` and ``confusion.png`` into the folder ``out`` (each atomically)."""
-    from lstmkit.io.atomic import atomic_write_text
-    from lstmkit.plots.text import plot_confusion_matrix
+    """Write ``metrics.json`` and ``confusion.png`` into the folder ``out``.
+
+    Both are rendered in memory first, so a failure leaves the folder as it was; each
+    file is then replaced atomically (temporary file + rename).
+    """
+    from lstmkit.io.atomic import atomic_write_bytes
+    from lstmkit.plots.text import confusion_figure, figure_png
 
     out = Path(out)
-    metrics = atomic_write_text(out / "metrics.json", json.dumps(evaluation.to_dict(), indent=2))
-    figure = plot_confusion_matrix(evaluation.confusion, evaluation.classes, out / "confusion.png")
-    return [metrics, figure]
+    metrics = json.dumps(evaluation.to_dict(), indent=2).encode("utf-8")
+    png = figure_png(confusion_figure(evaluation.confusion, evaluation.classes))
+    return [
+        atomic_write_bytes(out / "metrics.json", metrics),
+        atomic_write_bytes(out / "confusion.png", png),
+    ]
