@@ -376,3 +376,24 @@ def test_predict_table_matches_predict_and_proba(trained):
     assert list(table.columns) == ["text", "label", "p_neg", "p_pos"]
     assert table["text"].tolist() == texts and table["label"].tolist() == trained.predict(texts)
     np.testing.assert_allclose(table[["p_neg", "p_pos"]].to_numpy(), trained.predict_proba(texts))
+
+
+def test_non_finite_weights_are_refused_never_output(trained, tmp_path):
+    """Defect 3 (issue 8): non-finite outputs are an error, never an output."""
+    from safetensors.torch import load_file, save_file
+
+    path = trained.save(tmp_path / "model")
+    state = load_file(str(path / "model.safetensors"))
+    state["head.bias"] = torch.full_like(state["head.bias"], float("nan"))
+    save_file(state, str(path / "model.safetensors"))
+    with pytest.raises(LstmkitError, match=r"NaN or infinite weights \(head\.bias\)"):
+        TextClassifier.load(path)
+    broken = TextClassifier.load(trained.save(tmp_path / "ok"))
+    with torch.no_grad():
+        broken.net.head.bias.fill_(float("inf"))
+        broken.net.head.weight.fill_(float("inf"))  # inf - inf = NaN logits
+        broken.net.head.bias[0] = -float("inf")
+    with pytest.raises(LstmkitError, match="non-finite"):
+        broken.predict_proba(["a great film"])
+    with pytest.raises(LstmkitError, match="non-finite"):
+        broken.evaluate(["a great film"], ["pos"])

@@ -32,6 +32,7 @@ from lstmkit.tasks.text_classification.network import (
     TextClassifierNet,
     build_net,
     check_weight_shapes,
+    require_finite_weights,
 )
 from lstmkit.tasks.text_classification.settings import TextClassifierConfig, make_config
 from lstmkit.tasks.text_classification.state import FitInfo, ModelState, TrainingRecord
@@ -216,6 +217,11 @@ class TextClassifier:
         )
         result = train(module, train_loader, val_loader, train_cfg)
         self.net.cpu().eval()
+        require_finite_weights(
+            self.net.state_dict(),
+            "training diverged: the weights became NaN or infinite",
+            "lower lr or set gradient_clip_val (e.g. 1.0) and train again",
+        )
         self.history = result.history
         self.validation = LabelledTexts(va_texts, [self.classes[i] for i in va_y], "validation")
         n_tokens = int(sum(len(s) for s in tr_ids))
@@ -258,7 +264,9 @@ class TextClassifier:
         data = validate_texts(_as_list(texts, "texts"), "texts")
         _, net = self._require_fitted()
         with torch.inference_mode():
-            return net.probabilities(self._logits(data.texts, batch_size)).numpy()
+            proba = net.probabilities(self._logits(data.texts, batch_size)).numpy()
+        _require_finite_output(proba, "probabilities")
+        return proba
 
     def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[Label]:
         """Predicted labels (n), in the label type given to fit (strings or integers)."""
@@ -288,6 +296,7 @@ class TextClassifier:
             logits = self._logits(data.texts, batch_size)
             loss = float(net.loss(logits, y))
             pred = net.probabilities(logits).argmax(-1)
+        _require_finite_output(logits.numpy(), "logits")
         cm = confusion_matrix(y, pred, len(self.classes))
         return Evaluation(
             accuracy=float((pred == y).float().mean()),
@@ -366,6 +375,11 @@ class TextClassifier:
         cfg, classes, vocab_size = state.model, state.classes, state.vocab_size
         tokenizer = _read_tokenizer(saved, cfg, vocab_size, path)
         check_weight_shapes(saved.state_dict, vocab_size, classes, cfg, path)
+        require_finite_weights(
+            saved.state_dict,
+            f"{Path(path) / 'model.safetensors'} holds NaN or infinite weights",
+            "the file is damaged; save the model again",
+        )
         clf = cls(config=cfg)
         clf.classes = classes
         clf.tokenizer = tokenizer
@@ -404,3 +418,12 @@ def _read_tokenizer(
             f"save the model again"
         )
     return tokenizer
+
+
+def _require_finite_output(values: np.ndarray, what: str) -> None:
+    """Never hand out NaN or infinite scores: they come only from broken weights."""
+    if not np.isfinite(values).all():
+        raise LstmkitError(
+            f"the model produced non-finite {what}; its weights are damaged, train or load "
+            f"the model again"
+        )

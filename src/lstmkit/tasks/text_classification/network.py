@@ -176,3 +176,10 @@ def build_net(vocab_size: int, num_classes: int, config: TextClassifierConfig) -
         if isinstance(err, MemoryError) or "allocate" in str(err):
             raise LstmkitError(advice) from None
         raise
+
+
+def require_finite_weights(state: dict[str, Tensor], problem: str, fix: str) -> None:
+    """Raise `LstmkitError` "<problem> (<first bad tensor>); <fix>" if any weight is not finite."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise LstmkitError(f"{problem} ({name}); {fix}")
