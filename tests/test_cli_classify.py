@@ -212,6 +212,9 @@ def test_predict_missing_path_is_an_error_not_a_text(model_dir, tmp_path, capsys
     lines = tmp_path / "t.txt"
     lines.write_text("loved it\n")
     _fails([*base, lines, "hated it"], capsys, monkeypatch, "pass one file on its own")
+    as_json = tmp_path / "t.json"
+    as_json.write_text('[{"text": "loved it"}]')
+    _fails([*base, as_json], capsys, monkeypatch, "give a .jsonl file")
     # --text forces literal texts; texts with spaces are never taken for paths
     code, out, _ = run([*base, "--json", "--text", "nosuch.csv", "5/10"], capsys, monkeypatch)
     assert code == 0

@@ -440,6 +440,11 @@ def texts_from_arguments(
         path = Path(files[0])
         if path.suffix.lower() in TABLE_SUFFIXES:
             return load_labelled_text(path, text_column, None).texts
+        if path.suffix.lower() == ".json":
+            raise LstmkitError(
+                f"{path}: a .json file is not read as texts; give a .jsonl file (one JSON "
+                f'object such as {{"text": "..."}} per line), a table or one text per line'
+            )
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:
