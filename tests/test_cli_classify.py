@@ -288,6 +288,8 @@ def test_damaged_model_folder_one_line(model_dir, tmp_path, capsys, monkeypatch)
         ("tokenizer.json", b"\xff\xfe\x00", "not UTF-8"),
         ("tokenizer.json", b'{"version": 1}', "tokenizer"),
         ("training.json", b"{oops", "training.json"),
+        ("config.json", b"\xff\xfe{", "not valid JSON"),
+        ("config.json", b'{"lstmkit_version": "0.1.0", "kind": "text_classifier"}', "lacks"),
     ]:  # fmt: skip
         broken = tmp_path / f"m-{name}-{len(content)}"
         shutil.copytree(model_dir, broken)
@@ -341,8 +343,18 @@ def test_output_files_follow_the_umask(model_dir, tmp_path, capsys, monkeypatch)
     assert (out_csv.stat().st_mode & 0o777, png.stat().st_mode & 0o777) == (0o644, 0o644)
 
 
-def test_bad_settings_one_line(data_dir, tmp_path, capsys, monkeypatch):
-    """Defect 5 (issue 8): --hidden-size 10000000 died in the allocator; --lr -1 / nan too."""
+def test_bad_settings_one_line(model_dir, data_dir, tmp_path, capsys, monkeypatch):
+    """Defect 5 (issue 8): --hidden-size 10000000 died in the allocator; --lr -1 / nan too.
+    A previous model in --out stays as it was."""
+    import shutil
+
+    previous = tmp_path / "previous"
+    shutil.copytree(model_dir, previous)
+    before = {p.name: p.read_bytes() for p in previous.iterdir()}
+    huge = ["--hidden-size", "10000000"]
+    _fails(["classify", "train", data_dir / "train.csv", "--out", previous, *TINY, *huge],
+           capsys, monkeypatch, "does not fit in memory")  # fmt: skip
+    assert {p.name: p.read_bytes() for p in previous.iterdir()} == before
     base = ["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m", *TINY]
     _fails([*base, "--hidden-size", "10000000"], capsys, monkeypatch, "does not fit in memory")
     _fails([*base, "--lr", "-1"], capsys, monkeypatch, "lr must be a positive finite number")
