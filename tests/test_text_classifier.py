@@ -397,3 +397,12 @@ def test_non_finite_weights_are_refused_never_output(trained, tmp_path):
         broken.predict_proba(["a great film"])
     with pytest.raises(LstmkitError, match="non-finite"):
         broken.evaluate(["a great film"], ["pos"])
+
+
+def test_config_argument_types():
+    cfg = make_config("seed003", hidden_size=8)
+    assert TextClassifier(config=cfg.to_dict()).config == cfg
+    with pytest.raises(LstmkitError, match="config must be a TextClassifierConfig"):
+        TextClassifier(config=["hidden_size", 8])
+    with pytest.raises(LstmkitError, match="unknown TextClassifierConfig fields"):
+        TextClassifier(config={"hiden_size": 8})

@@ -91,7 +91,8 @@ class TextClassifier:
 
     Args:
         preset: None, "seed000", "seed003" or "imdb" (see `PRESETS`).
-        config: a full `TextClassifierConfig` (instead of preset + overrides).
+        config: a full `TextClassifierConfig` or a dict of its settings (instead of
+            preset + overrides).
         **overrides: any `TextClassifierConfig` field, or a tokenizer field given flat.
     """
 
@@ -100,6 +101,13 @@ class TextClassifier:
     ) -> None:
         if config is not None and (preset is not None or overrides):
             raise LstmkitError("pass either config=... or a preset and overrides, not both")
+        if isinstance(config, dict):
+            config = TextClassifierConfig.from_dict(config)
+        if config is not None and not isinstance(config, TextClassifierConfig):
+            raise LstmkitError(
+                f"config must be a TextClassifierConfig or a dict of its settings, got "
+                f"{type(config).__name__}"
+            )
         self.config = config if config is not None else make_config(preset, **overrides)
         self.tokenizer: TextTokenizer | None = None
         self.net: TextClassifierNet | None = None
