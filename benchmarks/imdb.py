@@ -176,7 +176,7 @@ def main() -> None:
         "settings chosen on a validation split of the training set"
         if args.preset == "imdb" or overrides
         else f"settings are seed program {args.preset[4:]}'s own (`PRESETS` in "
-        "`lstmkit/tasks/text_classification.py`)"
+        "`lstmkit/tasks/text_classification/settings.py`)"
     )
     body = "\n".join(
         [

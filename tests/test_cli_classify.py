@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -149,7 +150,7 @@ def test_train_bad_inputs_one_line_nothing_written(data_dir, tmp_path, capsys, m
     not_model.mkdir()
     (not_model / "keep.txt").write_text("mine")
     _fails(["classify", "train", "--out", not_model, data_dir / "train.csv", *TINY],
-           capsys, monkeypatch, "not an lstmkit model folder")  # fmt: skip
+           capsys, monkeypatch, "is not an lstmkit model directory")  # fmt: skip
     assert [p.name for p in not_model.iterdir()] == ["keep.txt"]
 
 
@@ -198,3 +199,160 @@ def test_download_imdb_command(tmp_path, capsys, monkeypatch):
     assert not dest.exists()
     bad_url = ["classify", "download-imdb", "--dest", dest, "--url", "http://127.0.0.1:1/x"]
     _fails(bad_url, capsys, monkeypatch, "cannot download")
+
+
+def test_predict_missing_path_is_an_error_not_a_text(model_dir, tmp_path, capsys, monkeypatch):
+    """Defect 3 (issue 8): `classify predict -m M nosuch.csv` classified the string."""
+    base = ["classify", "predict", "-m", model_dir]
+    _fails([*base, tmp_path / "nosuch.csv"], capsys, monkeypatch, "no such file")
+    _fails([*base, "nosuch.csv"], capsys, monkeypatch, "nosuch.csv: no such file")
+    _fails([*base, "reviews/new"], capsys, monkeypatch, "--text")
+    _fails([*base, "great film", "more.txt"], capsys, monkeypatch, "more.txt: no such file")
+    _fails([*base, tmp_path], capsys, monkeypatch, "is a folder")
+    lines = tmp_path / "t.txt"
+    lines.write_text("loved it\n")
+    _fails([*base, lines, "hated it"], capsys, monkeypatch, "pass one file on its own")
+    as_json = tmp_path / "t.json"
+    as_json.write_text('[{"text": "loved it"}]')
+    _fails([*base, as_json], capsys, monkeypatch, "give a .jsonl file")
+    # --text forces literal texts; texts with spaces are never taken for paths
+    code, out, _ = run([*base, "--json", "--text", "nosuch.csv", "5/10"], capsys, monkeypatch)
+    assert code == 0
+    assert [json.loads(line)["text"] for line in out.splitlines()] == ["nosuch.csv", "5/10"]
+    code, out, _ = run([*base, "--json", "I saved it as notes.txt"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["text"] == "I saved it as notes.txt"
+    code, out, _ = run(["classify", "predict", "--help"], capsys, monkeypatch)
+    assert "--text" in out
+
+
+def test_bad_output_paths_one_line_before_any_work(model_dir, data_dir, tmp_path, capsys,
+                                                   monkeypatch):  # fmt: skip
+    """Defect 5 (issue 8): these gave tracebacks; now one line, exit 2, nothing touched."""
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep")
+    inspect = ["inspect", "-m", model_dir, "a great film"]
+    _fails([*inspect, "--max-tokens", "0", "--out", tmp_path / "g.png"], capsys, monkeypatch,
+           "--max-tokens must be at least 1")  # fmt: skip
+    _fails([*inspect, "--out", folder], capsys, monkeypatch, "must end in .png")
+    png_folder = tmp_path / "dir.png"
+    png_folder.mkdir()
+    _fails([*inspect, "--out", png_folder], capsys, monkeypatch, "is a folder")
+    predict = ["classify", "predict", "-m", model_dir, "a great film"]
+    _fails([*predict, "--output", folder], capsys, monkeypatch, "--output")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    _fails([*predict, "--output", a_file / "p.csv"], capsys, monkeypatch, "is a file")
+    _fails([*inspect, "--out", a_file / "sub" / "g.png"], capsys, monkeypatch, "is a file")
+    assert [p.name for p in folder.iterdir()] == ["mine.txt"]
+    assert a_file.read_text() == "x" and not (tmp_path / "g.png").exists()
+
+
+def test_train_out_not_writable_is_found_before_training(data_dir, tmp_path, capsys,
+                                                         monkeypatch):  # fmt: skip
+    """Defect 5: an --out that cannot be written was found only after training."""
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    train = ["classify", "train", data_dir / "train.csv", *TINY, "--epochs", "50"]
+    _fails([*train, "--out", a_file / "model"], capsys, monkeypatch, "is a file, not a folder")
+    capsys.readouterr()
+    if os.geteuid() == 0:  # root writes through permission bits; the file case covers the check
+        return
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        _fails([*train, "--out", locked / "model"], capsys, monkeypatch, "cannot write in")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_train_refuses_to_replace_a_forecaster_folder(data_dir, tmp_path, capsys, monkeypatch):
+    """Defect 6 (issue 8): classify train silently replaced a forecaster model folder."""
+    other = tmp_path / "fc"
+    other.mkdir()
+    meta = {"lstmkit_version": "0.1.0", "kind": "forecaster", "config": {}}
+    (other / "config.json").write_text(json.dumps(meta))
+    _fails(["classify", "train", data_dir / "train.csv", "--out", other, *TINY], capsys,
+           monkeypatch, "holds a 'forecaster' model")  # fmt: skip
+    assert json.loads((other / "config.json").read_text()) == meta
+
+
+def test_damaged_model_folder_one_line(model_dir, tmp_path, capsys, monkeypatch):
+    """Defect 5: damaged config.json / tokenizer.json / training.json in the CLI."""
+    import shutil
+
+    for name, content, expect in [
+        ("config.json", b'{"lstmkit_version": "0.1.0", "kind": "text_classifier", "config": {}}',
+         "lacks model/classes/vocab_size"),
+        ("tokenizer.json", b"\xff\xfe\x00", "not UTF-8"),
+        ("tokenizer.json", b'{"version": 1}', "tokenizer"),
+        ("training.json", b"{oops", "training.json"),
+        ("config.json", b"\xff\xfe{", "not valid JSON"),
+        ("config.json", b'{"lstmkit_version": "0.1.0", "kind": "text_classifier"}', "lacks"),
+    ]:  # fmt: skip
+        broken = tmp_path / f"m-{name}-{len(content)}"
+        shutil.copytree(model_dir, broken)
+        (broken / name).write_bytes(content)
+        _fails(["classify", "predict", "-m", broken, "a film"], capsys, monkeypatch, expect)
+        _fails(["inspect", "-m", broken, "a film", "--out", tmp_path / "g.png"], capsys,
+               monkeypatch, expect)  # fmt: skip
+    meta = json.loads((model_dir / "config.json").read_text())
+    meta["config"]["vocab_size"] = -4
+    broken = tmp_path / "negative"
+    shutil.copytree(model_dir, broken)
+    (broken / "config.json").write_text(json.dumps(meta))
+    _fails(["classify", "evaluate", "-m", broken, tmp_path / "x.csv"], capsys, monkeypatch,
+           "vocab_size must be an integer >= 3")  # fmt: skip
+
+
+def test_outputs_replaced_atomically_or_left_intact(model_dir, tmp_path, capsys, monkeypatch):
+    """Item 4: predict --output and inspect --out write a temporary file in the same folder
+    and rename it; a failing run leaves the previous file as it was and no temporary file."""
+    out_csv, png = tmp_path / "pred.csv", tmp_path / "gates.png"
+    out_csv.write_text("previous\n")
+    png.write_bytes(b"previous png")
+    _fails(["classify", "predict", "-m", model_dir, "--output", out_csv, "nosuch.csv"], capsys,
+           monkeypatch, "no such file")  # fmt: skip
+    _fails(["inspect", "-m", model_dir, "a fine film", "--out", png, "--layer", "3"], capsys,
+           monkeypatch, "layer must be")  # fmt: skip
+    assert out_csv.read_text() == "previous\n" and png.read_bytes() == b"previous png"
+    code, _, _ = run(["classify", "predict", "-m", model_dir, "--output", out_csv, "loved it"],
+                     capsys, monkeypatch)  # fmt: skip
+    assert code == 0 and out_csv.read_text().startswith("text,label,p_neg,p_pos")
+    code, _, _ = run(["inspect", "-m", model_dir, "a fine film", "--out", png], capsys,
+                     monkeypatch)  # fmt: skip
+    assert code == 0 and png.read_bytes().startswith(PNG)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gates.png", "pred.csv"]
+
+
+def test_output_files_follow_the_umask(model_dir, tmp_path, capsys, monkeypatch):
+    old = os.umask(0o022)
+    try:
+        out_csv, png = tmp_path / "pred.csv", tmp_path / "gates.png"
+        run(["classify", "predict", "-m", model_dir, "--output", out_csv, "ok"], capsys,
+            monkeypatch)  # fmt: skip
+        run(["inspect", "-m", model_dir, "a fine film", "--out", png], capsys, monkeypatch)
+    finally:
+        os.umask(old)
+    assert (out_csv.stat().st_mode & 0o777, png.stat().st_mode & 0o777) == (0o644, 0o644)
+
+
+def test_bad_settings_one_line(model_dir, data_dir, tmp_path, capsys, monkeypatch):
+    """Defect 5 (issue 8): --hidden-size 10000000 died in the allocator; --lr -1 / nan too.
+    A previous model in --out stays as it was."""
+    import shutil
+
+    previous = tmp_path / "previous"
+    shutil.copytree(model_dir, previous)
+    before = {p.name: p.read_bytes() for p in previous.iterdir()}
+    huge = ["--hidden-size", "10000000"]
+    _fails(["classify", "train", data_dir / "train.csv", "--out", previous, *TINY, *huge],
+           capsys, monkeypatch, "does not fit in memory")  # fmt: skip
+    assert {p.name: p.read_bytes() for p in previous.iterdir()} == before
+    base = ["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m", *TINY]
+    _fails([*base, "--hidden-size", "10000000"], capsys, monkeypatch, "does not fit in memory")
+    _fails([*base, "--lr", "-1"], capsys, monkeypatch, "lr must be a positive finite number")
+    _fails([*base, "--lr", "nan"], capsys, monkeypatch, "lr must be a positive finite number")
+    _fails([*base, "--vocab-size", "-3"], capsys, monkeypatch, "vocab_size must be at least 3")
+    assert not (tmp_path / "m").exists()

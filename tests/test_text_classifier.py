@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lstmkit import TextClassifier
+from lstmkit.data.tokenize import TextTokenizer
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.text_classification import (
     PRESETS,
@@ -95,9 +96,11 @@ def test_metrics_by_hand():
     cm = confusion_matrix(y_true, y_pred, 3)
     assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     # F1 per class: 2tp/(2tp+fp+fn): class0 2/(2+1+1)=0.5, class1 4/(4+1)=0.8, class2 2/3
-    assert macro_f1(cm) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    assert macro_f1(y_true, y_pred, 3) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
     # a class that never occurs does not count
-    assert macro_f1(confusion_matrix([0, 1], [0, 1], 3)) == pytest.approx(1.0)
+    assert macro_f1([0, 1], [0, 1], 3) == pytest.approx(1.0)
+    assert macro_f1([0, 0], [1, 1], 2) == 0.0 and np.isnan(macro_f1([], [], 2))
+    assert confusion_matrix([], [], 2).tolist() == [[0, 0], [0, 0]]
 
 
 def test_evaluate_matches_independent_count(trained):
@@ -254,3 +257,152 @@ def test_net_padded_batch_equals_each_text_alone(rnn, grad):
             [net(ids[i : i + 1, :n], torch.tensor([n])) for i, n in enumerate(lengths.tolist())]
         )
     torch.testing.assert_close(batch, alone, atol=1e-6, rtol=1e-5)
+
+
+def _edit_config(path, edit) -> None:
+    meta = json.loads((path / "config.json").read_text())
+    edit(meta["config"])
+    (path / "config.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("edit", "expect"),
+    [
+        (lambda c: c.update(classes=["pos"]), "at least two distinct classes"),
+        (lambda c: c.update(classes=["neg", "neg"]), "at least two distinct classes"),
+        (lambda c: c.update(classes="np"), "must be a list of class names"),
+        (lambda c: c.update(classes=["neg", "pos", "mixed"]), "head has 1 outputs"),
+        (lambda c: c.update(vocab_size=-5), "vocab_size must be an integer >= 3"),
+        (lambda c: c.update(vocab_size=c["vocab_size"] + 1), "the tokenizer has"),
+        (lambda c: c["model"].update(hidden_size=24), "needs [96, 16]"),
+        (lambda c: c["model"].update(hidden_size="16"), "hidden_size must be an integer"),
+        (lambda c: c["model"].update(pooling=3), "pooling must be a string"),
+        (lambda c: c["model"].update(embedding_dim=8), "embedding_dim is 8"),
+        (lambda c: c["model"].update(bidirectional=False), "bidirectional False"),
+        (lambda c: c.pop("classes"), "lacks model/classes/vocab_size"),
+        (lambda c: c.update(model=[1]), "'model' is not an object"),
+        (lambda c: c["model"].update(tokenizer={"vocab_size": "many"}), "vocab_size must be"),
+        (lambda c: c["model"]["tokenizer"].update(casing=1), "unknown TokenizerConfig fields"),
+        (lambda c: c.update(extra=1), "unknown text model config fields"),
+    ],
+)
+def test_load_checks_config_against_weights(trained, tmp_path, edit, expect):
+    """Defect 3 (issue 8): a config that disagrees with the weights is refused on load.
+
+    A config listing one class used to load and predict that class with p=1.0.
+    """
+    path = trained.save(tmp_path / "model")
+    _edit_config(path, edit)
+    with pytest.raises(LstmkitError) as err:
+        TextClassifier.load(path)
+    assert expect in str(err.value) and "\n" not in str(err.value)
+
+
+def test_load_refuses_damaged_tokenizer_and_training_files(trained, tmp_path):
+    """Damaged tokenizer.json / training.json give one line, never a traceback."""
+    path = trained.save(tmp_path / "model")
+    tok = (path / "tokenizer.json").read_bytes()
+    (path / "tokenizer.json").write_bytes(b"\xff\xfe" + tok)
+    with pytest.raises(LstmkitError, match="not UTF-8"):
+        TextClassifier.load(path)
+    other = TextTokenizer.train(["alpha beta gamma delta"], trained.config.tokenizer)
+    (path / "tokenizer.json").write_text(other.to_json())  # another model's vocabulary
+    with pytest.raises(LstmkitError, match="different models"):
+        TextClassifier.load(path)
+    (path / "tokenizer.json").write_bytes(tok)
+    for damaged, expect in [
+        (b"\xff{", "UnicodeDecodeError"),
+        (b"{not json", "JSONDecodeError"),
+        (b"[1, 2]", "'history' list"),
+        (b'{"history": 3, "info": {}}', "'history' list"),
+    ]:
+        (path / "training.json").write_bytes(damaged)
+        with pytest.raises(LstmkitError, match=r"training\.json") as err:
+            TextClassifier.load(path)
+        assert expect in str(err.value)
+    (path / "training.json").unlink()  # the history is optional: the model still loads
+    loaded = TextClassifier.load(path)
+    assert loaded.history == [] and loaded.predict(["loved it"]) == trained.predict(["loved it"])
+
+
+def test_fit_refuses_mismatched_lengths_and_bare_strings():
+    """Defect 3: 300 texts with 295 labels used to train on 295 without a word."""
+    texts, labels = make_texts(30)
+    with pytest.raises(LstmkitError, match="30 texts but 25 labels"):
+        TextClassifier(**SMALL).fit(texts, labels[:25], progress=False)
+    with pytest.raises(LstmkitError, match="30 texts but 31 labels"):
+        TextClassifier(**SMALL).fit(texts, [*labels, "pos"], progress=False)
+    with pytest.raises(LstmkitError, match="validation data: 2 texts but 1 labels"):
+        TextClassifier(**SMALL).fit(texts, labels, val_texts=["a", "b"], val_labels=["pos"])
+    with pytest.raises(LstmkitError, match="single str"):
+        TextClassifier(**SMALL).fit("a text", ["pos"] * 6, progress=False)
+    with pytest.raises(LstmkitError, match="val_labels given without val_texts"):
+        TextClassifier(**SMALL).fit(texts, labels, val_labels=labels)
+
+
+def test_evaluate_refuses_mismatched_lengths(trained):
+    texts, labels = make_texts(10, seed=3)
+    with pytest.raises(LstmkitError, match="10 texts but 9 labels"):
+        trained.evaluate(texts, labels[:9])
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expect"),
+    [
+        ("hidden_size", "8", "setting hidden_size must be an integer, got '8' (str)"),
+        ("lr", "fast", "setting lr must be a number, got 'fast' (str)"),
+        ("lr", -1.0, "lr must be a positive finite number"),
+        ("lr", float("nan"), "lr must be a positive finite number"),
+        ("epochs", 2.5, "setting epochs must be an integer"),
+        ("bidirectional", "yes", "setting bidirectional must be True or False"),
+        ("dropout", "0.5", "setting dropout must be a number"),
+        ("vocab_size", "5000", "setting vocab_size must be an integer"),
+        ("max_length", None, "setting max_length must be an integer"),
+        ("gradient_clip_val", "1", "gradient_clip_val must be a number or None"),
+        ("tokenizer", 5, "tokenizer must be 'word', 'bpe'"),
+        ("hidden_size", True, "setting hidden_size must be an integer"),
+    ],
+)
+def test_wrong_setting_types_name_the_setting(setting, value, expect):
+    """Defect 5 (API): wrong types give a line naming the setting, not a bare TypeError."""
+    with pytest.raises(LstmkitError) as err:
+        TextClassifier(**{setting: value})
+    assert expect in str(err.value)
+
+
+def test_predict_table_matches_predict_and_proba(trained):
+    texts, _ = make_texts(7, seed=12)
+    table = trained.predict_table(texts)
+    assert list(table.columns) == ["text", "label", "p_neg", "p_pos"]
+    assert table["text"].tolist() == texts and table["label"].tolist() == trained.predict(texts)
+    np.testing.assert_allclose(table[["p_neg", "p_pos"]].to_numpy(), trained.predict_proba(texts))
+
+
+def test_non_finite_weights_are_refused_never_output(trained, tmp_path):
+    """Defect 3 (issue 8): non-finite outputs are an error, never an output."""
+    from safetensors.torch import load_file, save_file
+
+    path = trained.save(tmp_path / "model")
+    state = load_file(str(path / "model.safetensors"))
+    state["head.bias"] = torch.full_like(state["head.bias"], float("nan"))
+    save_file(state, str(path / "model.safetensors"))
+    with pytest.raises(LstmkitError, match=r"NaN or infinite weights \(head\.bias\)"):
+        TextClassifier.load(path)
+    broken = TextClassifier.load(trained.save(tmp_path / "ok"))
+    with torch.no_grad():
+        broken.net.head.bias.fill_(float("inf"))
+        broken.net.head.weight.fill_(float("inf"))  # inf - inf = NaN logits
+        broken.net.head.bias[0] = -float("inf")
+    with pytest.raises(LstmkitError, match="non-finite"):
+        broken.predict_proba(["a great film"])
+    with pytest.raises(LstmkitError, match="non-finite"):
+        broken.evaluate(["a great film"], ["pos"])
+
+
+def test_config_argument_types():
+    cfg = make_config("seed003", hidden_size=8)
+    assert TextClassifier(config=cfg.to_dict()).config == cfg
+    with pytest.raises(LstmkitError, match="config must be a TextClassifierConfig"):
+        TextClassifier(config=["hidden_size", 8])
+    with pytest.raises(LstmkitError, match="unknown TextClassifierConfig fields"):
+        TextClassifier(config={"hiden_size": 8})

@@ -256,3 +256,61 @@ def test_jsonl_rows_are_objects(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps([1, 2]) + "\n")
     assert "expected an object" in _error(tmp_path, path)
+
+
+def test_one_megabyte_text_in_csv_and_tsv(tmp_path):
+    """Defect 6 (issue 8): a 1 MB text in a CSV hit Python's csv field limit (JSONL worked)."""
+    import csv as csv_module
+
+    big = "word " * 200_000 + "end"  # 1,000,003 characters
+    limit_before = csv_module.field_size_limit()
+    for suffix, sep in ((".csv", ","), (".tsv", "\t")):
+        path = tmp_path / f"big{suffix}"
+        pd.DataFrame({"text": [big, "short"], "label": ["a", "b"]}).to_csv(
+            path, index=False, sep=sep
+        )
+        data = load_labelled_text(path)
+        assert len(data.texts[0]) == 1_000_003 and data.texts == [big, "short"]
+    assert csv_module.field_size_limit() == limit_before  # the global limit is put back
+    jsonl = tmp_path / "big.jsonl"
+    jsonl.write_text(json.dumps({"text": big, "label": "a"}) + '\n{"text": "s", "label": "b"}\n')
+    assert load_labelled_text(jsonl).texts[0] == big
+
+
+def test_float_labels_in_csv_are_the_integer_classes_of_jsonl(tmp_path):
+    """Defect 6: "1.0"/"0.0" in a CSV became classes "0.0"/"1.0"; JSONL gave 0 and 1."""
+    csv_path = tmp_path / "f.csv"
+    pd.DataFrame({"text": ["a", "b", "c"], "label": [1.0, 0.0, 1.0]}).to_csv(csv_path, index=False)
+    assert "1.0" in csv_path.read_text()  # pandas writes the floats as 1.0 / 0.0
+    jsonl = tmp_path / "i.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": t, "label": y}) + "\n"
+                             for t, y in zip("abc", [1, 0, 1], strict=True)))  # fmt: skip
+    from_csv, from_jsonl = load_labelled_text(csv_path), load_labelled_text(jsonl)
+    assert from_csv.labels == from_jsonl.labels == [1, 0, 1]
+    assert all(type(y) is int for y in from_csv.labels) and from_csv.classes() == [0, 1]
+    mixed = tmp_path / "m.csv"
+    mixed.write_text("text,label\na,1\nb,2.0\nc,1e0\n")
+    assert load_labelled_text(mixed).labels == [1, 2, 1]
+    frac = tmp_path / "frac.csv"
+    frac.write_text("text,label\na,0.5\nb,1\n")
+    assert "fractional" in _error(tmp_path, frac)
+    names = tmp_path / "names.csv"
+    names.write_text("text,label\na,1.0\nb,nan\nc,pos\n")
+    assert load_labelled_text(names).labels == ["1.0", "nan", "pos"]  # not all numbers
+
+
+def test_imdb_reader_does_not_import_the_table_reader():
+    """The shape (issue 8): data/text.py and data/imdb.py imported each other."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lstmkit.data.imdb; "
+        "assert 'lstmkit.data.text' not in sys.modules, 'imdb imports text'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    from lstmkit.data.labelled import LabelledTexts as Shared
+    from lstmkit.data.text import LabelledTexts
+
+    assert LabelledTexts is Shared  # the old import path still works

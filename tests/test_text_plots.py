@@ -56,3 +56,13 @@ def test_long_text_is_cut_to_max_tokens():
     fig = gates_figure(trace, max_tokens=50)
     assert len(fig.axes[3].get_xticklabels()) == 50
     assert "first 50 of 300 tokens" in fig._suptitle.get_text()
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "10"])
+def test_max_tokens_must_be_a_positive_integer(tmp_path, bad):
+    """Defect 5 (issue 8): max_tokens 0 ended in a matplotlib traceback."""
+    from lstmkit.errors import LstmkitError
+
+    with pytest.raises(LstmkitError, match="max_tokens must be a positive integer"):
+        plot_gates(_trace("lstm", False), tmp_path / "g.png", max_tokens=bad)
+    assert not list(tmp_path.iterdir())

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from torch.utils.data import SequentialSampler
 
 from lstmkit.data.text_batches import BucketBatchSampler, make_loader, pad_batch
 from lstmkit.data.tokenize import (
@@ -109,7 +110,8 @@ def test_pad_batch_by_hand():
 
 def test_bucket_sampler_covers_all_once_and_groups_lengths():
     lengths = [((i * 37) % 101) + 1 for i in range(1000)]
-    sampler = BucketBatchSampler(lengths, 16, shuffle=True, seed=3, pool_batches=10)
+    kw = dict(lengths=lengths, shuffle=True, seed=3, pool_batches=10)
+    sampler = BucketBatchSampler(SequentialSampler(lengths), 16, **kw)
     batches = list(sampler)
     assert len(batches) == len(sampler) == 63
     flat = [i for b in batches for i in b]
@@ -122,7 +124,7 @@ def test_bucket_sampler_covers_all_once_and_groups_lengths():
     perm = torch.randperm(1000, generator=torch.Generator().manual_seed(0)).tolist()
     random_batches = [perm[i : i + 16] for i in range(0, 1000, 16)]
     assert waste(batches) < 0.2 * waste(random_batches)
-    again = list(BucketBatchSampler(lengths, 16, shuffle=True, seed=3, pool_batches=10))
+    again = list(BucketBatchSampler(SequentialSampler(lengths), 16, **kw))
     assert again == batches  # same seed, same first epoch
     assert list(sampler) != batches  # next epoch, new order
 
@@ -132,3 +134,23 @@ def test_loader_without_shuffle_sorts_longest_first():
     loader = make_loader(ids, [0, 1, 0], 2, shuffle=False)
     first = next(iter(loader))
     assert first["lengths"].tolist() == [5, 3]
+
+
+def test_bucket_sampler_splits_between_ddp_ranks():
+    """Rebuilt by Lightning around a DistributedSampler (only sampler, batch_size, drop_last
+    passed), each rank batches its own half, shuffled and bucketed as in one process."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    ids = [[1] * (((i * 37) % 101) + 1) for i in range(301)]
+    loader = make_loader(ids, [0] * 301, 16, shuffle=True, seed=5)
+    data = loader.dataset
+    ranks = []
+    for rank in (0, 1):
+        dist = DistributedSampler(data, num_replicas=2, rank=rank, shuffle=False)
+        rebuilt = type(loader.batch_sampler)(dist, batch_size=16, drop_last=False)
+        assert rebuilt.shuffle and rebuilt.seed == 5  # kept through the dataset
+        ranks.append(list(rebuilt))
+    assert len(ranks[0]) == len(ranks[1]) == 10  # same number of steps on both ranks
+    flat = [i for batches in ranks for b in batches for i in b]
+    assert len(flat) == 302 and set(flat) == set(range(301))  # one index padded, as torch does
+    assert set(ranks[0][0]) <= set(range(0, 301, 2))  # rank 0 keeps its own share

@@ -1,16 +1,16 @@
 """``lstmkit classify train|evaluate|predict`` and ``lstmkit inspect``: text classification CLI.
 
-A thin layer over `lstmkit.TextClassifier`: read the data (CSV / TSV / JSONL /
-Parquet with text and label columns, or the IMDB archive / folder), train or
-load, print a rich table, write the model directory (with ``training.png``,
-``confusion.png`` and ``metrics.json`` inside, all in one atomic swap). Bad
-input raises `LstmkitError`, which the root turns into one ``error: ...`` line.
+Only parsing, argument checks and printing: the work is done by the API
+(`lstmkit.data.text.load_text_data` and `texts_from_arguments` read the inputs,
+`lstmkit.tasks.text_classification.report.fit_and_save` trains and writes the model
+directory with ``training.png``, ``confusion.png`` and ``metrics.json`` inside in one
+atomic swap, `TextClassifier.predict_table` predicts). Output paths are checked for
+writability before any training. Bad input raises `LstmkitError`, which the root
+turns into one ``error: ...`` line and exit status 2.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import tempfile
 from pathlib import Path
@@ -22,6 +22,7 @@ from rich.table import Table
 
 from lstmkit.cli import app
 from lstmkit.errors import LstmkitError
+from lstmkit.io import check_model_target
 
 classify_app = typer.Typer(
     help="Text classification with an LSTM: train, evaluate, predict.", no_args_is_help=True
@@ -42,14 +43,41 @@ TextCol = Annotated[str, typer.Option("--text-column", help="Column holding the 
 LabelCol = Annotated[str, typer.Option("--label-column", help="Column holding the labels.")]
 
 
-def _check_out_dir(out: Path) -> None:
-    """Refuse an output path that cannot become a model directory, before any training."""
-    if out.exists() and not out.is_dir():
-        raise LstmkitError(f"--out {out} is a file; give a new or empty folder for the model")
-    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").exists():
+def _check_writable(folder: Path, option: str) -> None:
+    """Refuse, before any work, an output whose folder cannot be created or written.
+
+    The nearest existing ancestor of ``folder`` must be a folder in which a temporary
+    folder can be made (tried for real: permission bits say nothing for root, and a
+    read-only file system only shows on a write).
+    """
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise LstmkitError(f"{option}: {probe} is a file, not a folder; choose another path")
+    try:
+        tempfile.TemporaryDirectory(dir=probe, prefix=".lstmkit-write-check-").cleanup()
+    except OSError as err:
         raise LstmkitError(
-            f"--out {out} exists and is not an lstmkit model folder; choose a new or empty folder"
-        )
+            f"{option}: cannot write in {probe} ({err.strerror}); choose a folder you can write to"
+        ) from None
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse, before any training, an --out that cannot become a text model folder: a file,
+    a folder with other content, a model of another kind, or a place that cannot be written."""
+    check_model_target(out, "text_classifier")
+    _check_writable(out.parent, "--out")
+
+
+def _check_out_file(path: Path, option: str, suffix: str | None = None) -> None:
+    """Refuse, before any work, an output file path that names a folder or cannot be written."""
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise LstmkitError(f"{option} {path} must end in {suffix}")
+    if path.is_dir():
+        example = path / f"out{suffix or '.csv'}"
+        raise LstmkitError(f"{option} {path} is a folder; give a file name, e.g. {example}")
+    _check_writable(path.parent, option)
 
 
 def _metrics_table(title: str, evaluation) -> Table:
@@ -132,10 +160,8 @@ def train(
 ) -> None:
     """Train a classifier on labelled texts; save it with training.png and confusion.png."""
     from lstmkit.data.text import load_text_data
-    from lstmkit.io import check_model_target
-    from lstmkit.plots.curves import plot_training_curves
-    from lstmkit.plots.text import confusion_figure, figure_png
     from lstmkit.tasks.text_classification import TextClassifier
+    from lstmkit.tasks.text_classification.report import fit_and_save
 
     settings = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "embedding_dim": embedding_dim,
@@ -147,41 +173,20 @@ def train(
     }  # fmt: skip
     clf = TextClassifier(preset, **{k: v for k, v in settings.items() if v is not None})
     _check_out_dir(out)
-    check_model_target(out, "text_classifier")  # a model of another kind is not replaced
+    if limit is not None and limit < 2:
+        raise LstmkitError(f"--limit must be at least 2, got {limit}")
     with console.status(f"reading {data}"):
         texts = load_text_data(data, text_column, label_column, split="train")
     if limit is not None:
-        import numpy as np
-
-        if limit < 2:
-            raise LstmkitError(f"--limit must be at least 2, got {limit}")
-        idx = np.random.default_rng(clf.config.seed).permutation(len(texts))[:limit]
-        texts = texts.subset(sorted(idx.tolist()))
+        texts = texts.sample(limit, seed=clf.config.seed)
     console.print(
         f"training on {len(texts):,} texts from {texts.source}, classes {texts.classes()}",
         highlight=False,
     )
-    clf.fit(texts.texts, texts.labels, progress=progress)
-    extras: dict[str, str | bytes] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        curves = plot_training_curves(
-            clf.history, Path(tmp) / "training.png", metrics=("loss", "acc"),
-            title=f"training on {Path(texts.source).name}",
-        )  # fmt: skip
-        extras["training.png"] = curves.read_bytes()
-    held_out, part = clf.validation, "validation"
-    if held_out is None or not len(held_out):  # val_fraction 0: score the training texts
-        held_out, part = texts, "training data"
-    evaluation = clf.evaluate(held_out.texts, held_out.labels)
-    extras["confusion.png"] = figure_png(
-        confusion_figure(evaluation.confusion, evaluation.classes,
-                         title=f"{part}: accuracy {evaluation.accuracy:.1%}")
-    )  # fmt: skip
-    extras["metrics.json"] = json.dumps({part: evaluation.to_dict()}, indent=2)
-    clf.save(out, extras=extras)
+    report = fit_and_save(clf, texts, out, progress=progress)
     console.print(_history_table(clf.history))
-    console.print(_metrics_table(part, evaluation))
-    console.print(_confusion_table(evaluation))
+    console.print(_metrics_table(report.part, report.evaluation))
+    console.print(_confusion_table(report.evaluation))
     console.print(f"model saved to {out} (training.png, confusion.png inside)", highlight=False)
 
 
@@ -198,15 +203,16 @@ def evaluate(
 ) -> None:
     """Score a trained model on labelled texts: accuracy, macro F1, confusion matrix."""
     from lstmkit.data.text import load_text_data
-    from lstmkit.io import atomic_write_text
-    from lstmkit.plots.text import plot_confusion_matrix
     from lstmkit.tasks.text_classification import TextClassifier
+    from lstmkit.tasks.text_classification.report import save_evaluation
 
-    clf = TextClassifier.load(model)
     if out is not None and out.exists() and not out.is_dir():
         raise LstmkitError(
             f"--out {out} is a file; give a folder for metrics.json and confusion.png"
         )
+    if out is not None:
+        _check_writable(out, "--out")
+    clf = TextClassifier.load(model)
     with console.status(f"reading {data}"):
         texts = load_text_data(data, text_column, label_column, split=split, min_classes=1)
     with console.status(f"scoring {len(texts):,} texts"):
@@ -214,29 +220,8 @@ def evaluate(
     console.print(_metrics_table(f"{texts.source}", evaluation))
     console.print(_confusion_table(evaluation))
     if out is not None:
-        atomic_write_text(out / "metrics.json", json.dumps(evaluation.to_dict(), indent=2))
-        plot_confusion_matrix(evaluation.confusion, evaluation.classes, out / "confusion.png")
+        save_evaluation(evaluation, out)
         console.print(f"wrote {out / 'metrics.json'} and {out / 'confusion.png'}", highlight=False)
-
-
-def _read_inputs(inputs: list[str], text_column: str) -> list[str]:
-    """Texts from the arguments: one file (table or one text per line) or literal texts."""
-    from lstmkit.data.text import TABLE_SUFFIXES, load_labelled_text, validate_texts
-
-    if len(inputs) == 1:
-        path = Path(inputs[0])
-        if path.is_file():
-            if path.suffix.lower() in TABLE_SUFFIXES:
-                return load_labelled_text(path, text_column, None).texts
-            try:
-                lines = path.read_text(encoding="utf-8").splitlines()
-            except UnicodeDecodeError:
-                raise LstmkitError(f"{path}: not a UTF-8 text file; re-save it as UTF-8") from None
-            texts = [line for line in lines if line.strip()]
-            if not texts:
-                raise LstmkitError(f"{path}: no texts in the file; expected one text per line")
-            return texts
-    return validate_texts(inputs, "command line texts").texts
 
 
 @classify_app.command("predict")
@@ -244,8 +229,10 @@ def predict(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="Texts to classify, or one file: a .csv/.jsonl/.parquet with a text column, "
-            "or a text file with one text per line."
+            help="Texts to classify, or one file: a .csv/.tsv/.jsonl/.parquet with a text "
+            "column, or a text file with one text per line. An argument without spaces that "
+            "ends in .csv/.tsv/.jsonl/.json/.parquet/.txt or holds a '/' is taken as a file "
+            "name and must exist; use --text to classify such arguments as texts."
         ),
     ],
     model: ModelOpt,
@@ -254,37 +241,42 @@ def predict(
         Path | None, typer.Option("--output", help="Also write the predictions to this CSV.")
     ] = None,
     json_lines: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    literal: Annotated[
+        bool,
+        typer.Option("--text", help="Classify every argument as a text, even if it names a file."),
+    ] = False,
 ) -> None:
     """Predict the label and class probabilities of each text."""
-    from lstmkit.io import atomic_write_text
+    from lstmkit.data.text import texts_from_arguments
+    from lstmkit.io.atomic import atomic_write_text
     from lstmkit.tasks.text_classification import TextClassifier
 
-    clf = TextClassifier.load(model)
-    texts = _read_inputs(inputs, text_column)
-    proba = clf.predict_proba(texts)
-    labels = [clf.classes[i] for i in proba.argmax(axis=1)]
     if output is not None:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(["text", "label", *(f"p_{c}" for c in clf.classes)])
-        for text, label, row in zip(texts, labels, proba, strict=True):
-            writer.writerow([text, label, *(f"{p:.6f}" for p in row)])
-        atomic_write_text(output, buf.getvalue())
+        _check_out_file(output, "--output")
+    clf = TextClassifier.load(model)
+    table = clf.predict_table(texts_from_arguments(inputs, text_column, literal))
+    if output is not None:
+        atomic_write_text(output, table.to_csv(index=False, float_format="%.6f"))
     if json_lines:
-        for text, label, row in zip(texts, labels, proba, strict=True):
-            probs = {str(c): round(float(p), 6) for c, p in zip(clf.classes, row, strict=True)}
-            print(json.dumps({"text": text, "label": label, "probabilities": probs}))
+        for row in table.itertuples(index=False):
+            p = {str(c): round(float(v), 6) for c, v in zip(clf.classes, row[2:], strict=True)}
+            print(json.dumps({"text": row.text, "label": _plain(row.label), "probabilities": p}))
         return
-    table = Table()
-    table.add_column("text", overflow="ellipsis", max_width=60, no_wrap=True)
-    table.add_column("label")
+    shown = Table()
+    shown.add_column("text", overflow="ellipsis", max_width=60, no_wrap=True)
+    shown.add_column("label")
     for c in clf.classes:
-        table.add_column(f"p({c})", justify="right")
-    for text, label, row in zip(texts, labels, proba, strict=True):
-        table.add_row(text, str(label), *(f"{p:.3f}" for p in row))
-    console.print(table)
+        shown.add_column(f"p({c})", justify="right")
+    for row in table.itertuples(index=False):
+        shown.add_row(row.text, str(row.label), *(f"{v:.3f}" for v in row[2:]))
+    console.print(shown)
     if output is not None:
         console.print(f"wrote {output}", highlight=False)
+
+
+def _plain(label: object) -> str | int:
+    """A label as JSON writes it (NumPy integers from a DataFrame become int)."""
+    return label if isinstance(label, str) else int(label)
 
 
 @app.command("inspect")
@@ -307,9 +299,10 @@ def inspect(
     from lstmkit.plots.text import plot_gates
     from lstmkit.tasks.text_classification import TextClassifier
 
+    if max_tokens < 1:
+        raise LstmkitError(f"--max-tokens must be at least 1, got {max_tokens}")
+    _check_out_file(out, "--out", ".png")
     clf = TextClassifier.load(model)
-    if out.suffix.lower() != ".png":
-        raise LstmkitError(f"--out {out} must end in .png")
     trace = clf.explain(text, layer=layer, direction=direction)
     plot_gates(trace, out, max_tokens=max_tokens)
     proba = ", ".join(

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lstmkit.data.text import LabelledTexts
+from lstmkit.data.labelled import LabelledTexts
 from lstmkit.errors import LstmkitError
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"

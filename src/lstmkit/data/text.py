@@ -17,46 +17,29 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+from lstmkit.data.imdb import is_imdb_source, load_imdb
+from lstmkit.data.labelled import Label, LabelledTexts
 from lstmkit.errors import LstmkitError
+
+__all__ = [
+    "TABLE_SUFFIXES",
+    "Label",
+    "LabelledTexts",
+    "load_labelled_text",
+    "load_text_data",
+    "looks_like_path",
+    "table_format",
+    "texts_from_arguments",
+    "validate_labelled",
+    "validate_texts",
+]
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 TABLE_SUFFIXES |= {".parquet": "parquet", ".pq": "parquet"}
-
-Label = str | int
-
-
-@dataclass
-class LabelledTexts:
-    """Texts with their labels, as read from a file.
-
-    texts: n strings; labels: n labels (all strings or all integers); source: where
-    they came from (for messages).
-    """
-
-    texts: list[str]
-    labels: list[Label]
-    source: str = ""
-    extra: dict[str, list] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def classes(self) -> list[Label]:
-        """The distinct labels, sorted."""
-        return sorted(set(self.labels))
-
-    def subset(self, indices: Sequence[int]) -> LabelledTexts:
-        """The rows at ``indices`` (in that order)."""
-        return LabelledTexts(
-            [self.texts[i] for i in indices],
-            [self.labels[i] for i in indices],
-            self.source,
-            {k: [v[i] for i in indices] for k, v in self.extra.items()},
-        )
 
 
 def _rows(indices: Sequence[int], limit: int = 5) -> str:
@@ -109,15 +92,35 @@ def _has_bad_bytes(value: object) -> bool:
     return False
 
 
+#: Largest CSV field read (Python's csv module stops at 131,072 characters by default,
+#: which a long review passes; JSONL has no such limit). The C long limit on every platform.
+CSV_FIELD_LIMIT = 2**31 - 1
+
+
+@contextmanager
+def _large_csv_fields() -> Iterator[None]:
+    """Let the csv module read fields up to `CSV_FIELD_LIMIT`, restoring the old limit after."""
+    before = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
+def _csv_rows(text: str, delimiter: str) -> list[list[str]]:
+    with _large_csv_fields():
+        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+
+
 def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
     raw = path.read_bytes()
 
     def data_rows(text: str) -> list[list[str]]:
-        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))[1:]
+        return _csv_rows(text, delimiter)[1:]
 
     text = _decode(raw, path, data_rows)
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        rows = _csv_rows(text, delimiter)
     except csv.Error as err:
         raise LstmkitError(f"{path}: not a readable CSV file ({err}); check its quoting") from None
     if not rows:
@@ -213,25 +216,37 @@ def _normalise_label(value: object) -> Label | None:
     return text or None
 
 
-def _labels_from_strings(values: list[str | None]) -> list[str | int | None]:
-    """CSV cells are strings: labels that are all integers become ints."""
+def _labels_from_strings(values: list[str | None]) -> list[str | int | float | None]:
+    """CSV cells are strings; a label column is numeric when every cell is a finite number.
+
+    Rule: when every present cell parses as an integer ("1", "-2") or a finite decimal
+    number ("1.0", "0.0", "2e0"), the labels become numbers, and `validate_labelled` turns
+    integral ones into ints (so "1.0" and "1" are the class 1, as the integer 1 in JSONL)
+    and refuses fractional ones ("0.5"). Otherwise every label is a stripped string.
+    """
     present = [v.strip() for v in values if v is not None and v.strip()]
-    all_int = bool(present) and all(_is_int(v) for v in present)
-    out: list[str | int | None] = []
+    numbers = [_number(v) for v in present]
+    numeric = bool(present) and all(n is not None for n in numbers)
+    out: list[str | int | float | None] = []
     for v in values:
         if v is None or not v.strip():
             out.append(None)
         else:
-            out.append(int(v.strip()) if all_int else v.strip())
+            out.append(_number(v.strip()) if numeric else v.strip())
     return out
 
 
-def _is_int(text: str) -> bool:
+def _number(text: str) -> int | float | None:
+    """``text`` as an int, else as a finite float, else None ("nan", "inf", "pos")."""
     try:
-        int(text)
+        return int(text)
     except ValueError:
-        return False
-    return True
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def validate_labelled(
@@ -240,9 +255,13 @@ def validate_labelled(
     """Check texts and labels and return them as a `LabelledTexts`.
 
     Raises LstmkitError naming the rows with empty texts or missing labels, and when
-    there are no rows, mixed label types, non-integer numeric labels or fewer than
-    ``min_classes`` classes.
+    there are no rows, mixed label types, non-integer numeric labels, fewer than
+    ``min_classes`` classes, or not as many labels as texts.
     """
+    if len(texts) != len(labels):
+        raise LstmkitError(
+            f"{source}: {len(texts)} texts but {len(labels)} labels; give one label per text"
+        )
     if not texts:
         raise LstmkitError(f"{source}: no data rows; expected labelled texts, one per row")
     _refuse_empty_texts(texts, source)
@@ -296,7 +315,9 @@ def load_labelled_text(
         path: the file; its suffix picks the format.
         text_column: name of the column holding the texts.
         label_column: name of the label column (strings or integers; binary or
-            multi-class). None reads texts only (labels are then empty).
+            multi-class). Numbers are read alike from every format: integral floats
+            become ints (1.0 in a CSV, in JSONL or in Parquet is the class 1),
+            fractional ones are refused. None reads texts only (labels are then empty).
         min_classes: how many distinct labels are required (2 for training, 1 to
             evaluate on a file that holds one class only).
 
@@ -367,11 +388,69 @@ def load_text_data(
 
     ``split`` ("train" or "test") applies to IMDB only; tables are read whole.
     """
-    from lstmkit.data.imdb import is_imdb_source, load_imdb
-
     path = Path(path)
     if not path.exists():
         raise LstmkitError(f"{path}: no such file or folder; check the path")
     if is_imdb_source(path):
         return load_imdb(path, split=split)
     return load_labelled_text(path, text_column, label_column, min_classes=min_classes)
+
+
+#: Suffixes that make an argument of ``classify predict`` read as a file name.
+FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq", ".txt")
+
+
+def looks_like_path(arg: str) -> bool:
+    """True for an argument meant as a file: one word ending in a known suffix or holding a
+    path separator ("reviews.csv", "data/new", "C:\\x"); any text with a space is a text."""
+    if not arg or any(ch.isspace() for ch in arg):
+        return False
+    return arg.lower().endswith(FILE_SUFFIXES) or "/" in arg or "\\" in arg
+
+
+def texts_from_arguments(
+    inputs: list[str], text_column: str = "text", literal: bool = False
+) -> list[str]:
+    """Texts from command-line arguments: one file (table or one text per line) or texts.
+
+    Rule: with ``literal`` every argument is a text. Otherwise an argument naming an
+    existing file is read (only one file at a time); an argument that looks like a path
+    (`looks_like_path`) but does not exist, or names a folder, is an error.
+    """
+    if literal:
+        return validate_texts(inputs, "command line texts").texts
+    for arg in inputs:
+        path = Path(arg)
+        if arg and path.is_dir():
+            raise LstmkitError(
+                f"{arg}: is a folder; pass a file of texts, or --text to classify it as a text"
+            )
+        if looks_like_path(arg) and not path.exists():
+            raise LstmkitError(
+                f"{arg}: no such file; check the path, or pass --text to classify the "
+                f"argument as a text"
+            )
+    files = [arg for arg in inputs if arg and Path(arg).is_file()]
+    if files and len(inputs) > 1:
+        raise LstmkitError(
+            f"{files[0]} is a file among {len(inputs)} arguments; pass one file on its own, "
+            f"or --text to classify every argument as a text"
+        )
+    if files:
+        path = Path(files[0])
+        if path.suffix.lower() in TABLE_SUFFIXES:
+            return load_labelled_text(path, text_column, None).texts
+        if path.suffix.lower() == ".json":
+            raise LstmkitError(
+                f"{path}: a .json file is not read as texts; give a .jsonl file (one JSON "
+                f'object such as {{"text": "..."}} per line), a table or one text per line'
+            )
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise LstmkitError(f"{path}: not a UTF-8 text file; re-save it as UTF-8") from None
+        texts = [line for line in lines if line.strip()]
+        if not texts:
+            raise LstmkitError(f"{path}: no texts in the file; expected one text per line")
+        return texts
+    return validate_texts(inputs, "command line texts").texts

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from lstmkit.data.tokenize import PAD_ID
 
@@ -26,6 +26,8 @@ class TokenDataset(Dataset):
         self.ids = ids
         self.labels = labels
         self.lengths = np.array([len(s) for s in ids], dtype=np.int64)
+        #: settings `BucketBatchSampler` reads when Lightning rebuilds it (shuffle, seed)
+        self.bucketing: dict[str, object] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -50,47 +52,65 @@ def pad_batch(items: Sequence[tuple[Sequence[int], int]]) -> dict[str, torch.Ten
     return {"ids": batch, "lengths": lengths, "labels": labels}
 
 
-class BucketBatchSampler(Sampler[list[int]]):
+class BucketBatchSampler(BatchSampler):
     """Batches of indices whose sequences have similar lengths.
 
-    With ``shuffle`` the indices are shuffled, cut into pools of
-    ``batch_size * pool_batches``, sorted by length inside each pool and cut
-    into batches, and the batch order is shuffled; a new order every epoch
-    (seeded by ``seed`` + epoch). Without ``shuffle`` all indices are sorted by
-    length (longest first) once: deterministic, the least padding.
+    The indices are those of ``sampler`` (a `SequentialSampler` over the dataset in one
+    process; under DDP, Lightning rebuilds this class around its `DistributedSampler`, so
+    each process batches its own share). With ``shuffle`` the indices are shuffled, cut
+    into pools of ``batch_size * pool_batches``, sorted by length inside each pool and
+    cut into batches, and the batch order is shuffled; a new order every epoch (seeded
+    by ``seed`` + epoch). Without ``shuffle`` the indices are sorted by length (longest
+    first): deterministic, the least padding.
+
+    ``lengths``, ``shuffle``, ``seed`` and ``pool_batches`` default to the
+    ``bucketing`` settings of the sampler's `TokenDataset`, which is how they survive
+    Lightning's rebuild (it passes only ``sampler``, ``batch_size`` and ``drop_last``).
     """
 
     def __init__(
         self,
-        lengths: Sequence[int],
+        sampler: Sampler[int],
         batch_size: int,
+        drop_last: bool = False,
         *,
-        shuffle: bool = True,
-        seed: int = 0,
-        pool_batches: int = 50,
+        lengths: Sequence[int] | None = None,
+        shuffle: bool | None = None,
+        seed: int | None = None,
+        pool_batches: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        dataset = getattr(sampler, "dataset", None) or getattr(sampler, "data_source", None)
+        saved = getattr(dataset, "bucketing", {})
+        if lengths is None:
+            lengths = getattr(dataset, "lengths", None)
+            if lengths is None:
+                raise ValueError("lengths not given and the sampler's dataset has none")
+        self.sampler = sampler
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
+        self.drop_last = False  # every text is used; the last batch may be short
+        self.shuffle = saved.get("shuffle", True) if shuffle is None else shuffle
+        self.seed = saved.get("seed", 0) if seed is None else seed
+        pool_batches = saved.get("pool_batches", 50) if pool_batches is None else pool_batches
         self.pool = batch_size * pool_batches
         self.epoch = 0
 
     def __len__(self) -> int:
-        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+        return (len(self.sampler) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[list[int]]:
-        n = len(self.lengths)
+        indices = np.fromiter(iter(self.sampler), dtype=np.int64)
+        n = len(indices)
         if not self.shuffle:
-            order = np.argsort(-self.lengths, kind="stable")
+            order = indices[np.argsort(-self.lengths[indices], kind="stable")]
             for i in range(0, n, self.batch_size):
                 yield order[i : i + self.batch_size].tolist()
             return
         rng = np.random.default_rng(self.seed + self.epoch)
         self.epoch += 1
-        perm = rng.permutation(n)
+        perm = indices[rng.permutation(n)]
         batches = []
         for start in range(0, n, self.pool):
             pool = perm[start : start + self.pool]
@@ -111,10 +131,14 @@ def make_loader(
     seed: int = 0,
     bucket: bool = True,
 ) -> DataLoader:
-    """A DataLoader of padded batches (dicts from `pad_batch`), bucketed by length."""
+    """A DataLoader of padded batches (dicts from `pad_batch`), bucketed by length.
+
+    Works in one process and under DDP (see `BucketBatchSampler`).
+    """
     data = TokenDataset(ids, labels)
     if bucket:
-        sampler = BucketBatchSampler(data.lengths, batch_size, shuffle=shuffle, seed=seed)
+        data.bucketing = {"shuffle": shuffle, "seed": seed}
+        sampler = BucketBatchSampler(SequentialSampler(data), batch_size)
         return DataLoader(data, batch_sampler=sampler, collate_fn=pad_batch)
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(

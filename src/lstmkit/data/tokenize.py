@@ -12,8 +12,10 @@ the settings that are ours (truncation).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+from typing import Any
 
+import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from lstmkit.errors import LstmkitError
@@ -22,6 +24,41 @@ PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID, UNK_ID = 0, 1
 KINDS = ("word", "bpe")
 KEEPS = ("head", "tail", "head_tail")
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "True or False"}
+
+
+def check_setting_type(name: str, value: Any, kind: str, example: str) -> None:
+    """Raise `LstmkitError` naming ``name`` unless ``value`` has type ``kind``.
+
+    kind: "int", "float" (an int is accepted), "str" or "bool", with "?" appended when
+    None is allowed; example: a valid value, shown in the message. Booleans are not
+    accepted as numbers (``hidden_size=True`` is refused), nor strings ("8", "fast").
+    """
+    base = kind.rstrip("?")
+    if value is None and kind.endswith("?"):
+        return
+    if base == "bool":
+        ok = isinstance(value, bool | np.bool_)
+    elif base == "str":
+        ok = isinstance(value, str)
+    elif base == "int":
+        ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    else:
+        number = int | float | np.integer | np.floating
+        ok = isinstance(value, number) and not isinstance(value, bool)
+    if not ok:
+        also = " or None" if kind.endswith("?") else ""
+        raise LstmkitError(
+            f"setting {name} must be {_TYPE_WORDS[base]}{also}, got {value!r} "
+            f"({type(value).__name__}); pass e.g. {name}={example}"
+        )
+
+
+_TOKENIZER_TYPES = {
+    "kind": ("str", "'word'"), "vocab_size": ("int", "30000"), "lowercase": ("bool", "True"),
+    "max_length": ("int", "400"), "keep": ("str", "'head'"), "min_frequency": ("int", "1"),
+}  # fmt: skip
 
 
 @dataclass
@@ -45,6 +82,8 @@ class TokenizerConfig:
     min_frequency: int = 1
 
     def __post_init__(self) -> None:
+        for name, (kind, example) in _TOKENIZER_TYPES.items():
+            check_setting_type(name, getattr(self, name), kind, example)
         if self.kind not in KINDS:
             raise LstmkitError(f"unknown tokenizer kind {self.kind!r}; expected one of {KINDS}")
         if self.keep not in KEEPS:
@@ -53,6 +92,8 @@ class TokenizerConfig:
             raise LstmkitError(f"vocab_size must be at least 3, got {self.vocab_size}")
         if self.max_length < 0:
             raise LstmkitError(f"max_length must be >= 0 (0 = no limit), got {self.max_length}")
+        if self.min_frequency < 1:
+            raise LstmkitError(f"min_frequency must be >= 1, got {self.min_frequency}")
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict."""
@@ -60,9 +101,11 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TokenizerConfig:
-        """Inverse of `to_dict` (unknown keys are ignored)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """Inverse of `to_dict`; unknown keys are refused (`lstmkit.config.dataclass_from_dict`,
+        the one rule for every saved settings object)."""
+        from lstmkit.config import dataclass_from_dict
+
+        return dataclass_from_dict(cls, dict(data), "TokenizerConfig")
 
 
 def truncate(ids: Sequence[int], max_length: int, keep: str = "head") -> list[int]:

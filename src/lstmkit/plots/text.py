@@ -4,8 +4,9 @@
 row percentages; `plot_gates` draws, for one text, a heat map per gate (input,
 forget, output for an LSTM; reset, update for a GRU) and of the cell state
 (hidden units x tokens), plus a bar of attention weights over the tokens when
-the model pools with attention. Both save atomically through `save_figure`;
-`figure_png` renders a figure to PNG bytes (to store inside a model directory).
+the model pools with attention. Both render the PNG in memory (`figure_png`, also
+used to store figures inside a model directory) and write it with
+`lstmkit.io.atomic_write_bytes` (temporary file in the same folder, then a rename).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmkit.plots._save import plt, save_figure
+from lstmkit.errors import LstmkitError
+from lstmkit.io.atomic import atomic_write_bytes
+from lstmkit.plots._save import plt
 
 LSTM_PANELS = (
     ("input", "input gate i_t"),
@@ -82,14 +85,16 @@ def plot_confusion_matrix(
     title: str | None = None,
 ) -> Path:
     """Save the confusion matrix (classes, classes) as a PNG at ``path``."""
-    return save_figure(confusion_figure(cm, classes, title), path)
+    return atomic_write_bytes(path, figure_png(confusion_figure(cm, classes, title)))
 
 
 def gates_figure(trace, max_tokens: int = 120):
     """Figure of a `GateTrace`: one heat map per gate/state (units x tokens), attention bars.
 
-    Long texts show their first ``max_tokens`` tokens.
+    Long texts show their first ``max_tokens`` tokens (at least 1).
     """
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise LstmkitError(f"max_tokens must be a positive integer, got {max_tokens!r}")
     panels = LSTM_PANELS if trace.rnn == "lstm" else GRU_PANELS
     panels = [(k, label) for k, label in panels if k in trace.gates]
     tokens = trace.tokens[:max_tokens]
@@ -148,4 +153,4 @@ def gates_figure(trace, max_tokens: int = 120):
 
 def plot_gates(trace, path: str | os.PathLike[str], max_tokens: int = 120) -> Path:
     """Save the gate heat map of a `GateTrace` as a PNG at ``path``."""
-    return save_figure(gates_figure(trace, max_tokens), path)
+    return atomic_write_bytes(path, figure_png(gates_figure(trace, max_tokens)))

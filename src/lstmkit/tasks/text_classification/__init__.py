@@ -1,0 +1,48 @@
+"""Text classification with an LSTM/GRU (``from lstmkit import TextClassifier``).
+
+Files of this package, in the order a newcomer reads them:
+
+- ``estimator.py``: `TextClassifier` (fit, predict, predict_proba, evaluate, explain,
+  save, load) and `GateTrace`;
+- ``settings.py``: `TextClassifierConfig` (every setting, type-checked), ``PRESETS``
+  (``"seed000"``, ``"seed003"``, ``"imdb"``) and `make_config`;
+- ``network.py``: `TextClassifierNet`, the ``torch.nn.Module`` Embedding -> LSTM/GRU ->
+  pooling -> dropout -> linear, and `check_weight_shapes` for saved weights;
+- ``module.py``: `TextClassifierModule`, the LightningModule that trains the network;
+- ``state.py``: fitted state that round-trips JSON: `ModelState` (config.json),
+  `TrainingRecord` and `FitInfo` (training.json);
+- ``metrics.py``: `Evaluation`, `confusion_matrix` and `macro_f1` (torchmetrics);
+- ``report.py``: `fit_and_save` and `save_evaluation`, what ``lstmkit classify train`` /
+  ``evaluate`` write (the CLI only parses, calls these and prints).
+"""
+
+from lstmkit.tasks.text_classification.estimator import KIND, GateTrace, TextClassifier
+from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
+from lstmkit.tasks.text_classification.module import TextClassifierModule
+from lstmkit.tasks.text_classification.network import TextClassifierNet, check_weight_shapes
+from lstmkit.tasks.text_classification.settings import (
+    PRESETS,
+    RNNS,
+    TextClassifierConfig,
+    make_config,
+)
+from lstmkit.tasks.text_classification.state import FitInfo, ModelState, TrainingRecord
+
+__all__ = [
+    "KIND",
+    "PRESETS",
+    "RNNS",
+    "Evaluation",
+    "FitInfo",
+    "GateTrace",
+    "ModelState",
+    "TextClassifier",
+    "TextClassifierConfig",
+    "TextClassifierModule",
+    "TextClassifierNet",
+    "TrainingRecord",
+    "check_weight_shapes",
+    "confusion_matrix",
+    "macro_f1",
+    "make_config",
+]

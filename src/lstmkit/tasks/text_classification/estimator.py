@@ -1,0 +1,437 @@
+"""`TextClassifier`: train, apply, evaluate, explain, save and load a text classifier.
+
+The estimator ties the parts together: ``fit(texts, labels)`` learns the tokenizer
+(`lstmkit.data.tokenize`) on the training texts, holds out a stratified validation
+split, builds a `TextClassifierNet` and trains its `TextClassifierModule` through
+`lstmkit.training.fit`; ``predict`` / ``predict_proba``, ``evaluate`` (accuracy, macro
+F1, confusion matrix), ``explain`` (gate activations and attention weights for one
+text); ``save`` / ``load`` write and check a model directory (``config.json`` holds a
+`ModelState`, ``training.json`` a `TrainingRecord`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from lstmkit.data.text import Label, LabelledTexts, validate_labelled, validate_texts
+from lstmkit.data.text_batches import make_loader
+from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer
+from lstmkit.errors import LstmkitError
+from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
+from lstmkit.tasks.text_classification.module import TextClassifierModule
+from lstmkit.tasks.text_classification.network import (
+    TextClassifierNet,
+    build_net,
+    check_weight_shapes,
+    require_finite_weights,
+)
+from lstmkit.tasks.text_classification.settings import TextClassifierConfig, make_config
+from lstmkit.tasks.text_classification.state import FitInfo, ModelState, TrainingRecord
+
+#: ``kind`` of a text model directory (checked on load)
+KIND = "text_classifier"
+
+
+@dataclass
+class GateTrace:
+    """What the recurrent layer did on one text (see `TextClassifier.explain`).
+
+    tokens: the T tokens the model read. gates: name -> (T, hidden) activations
+    (LSTM: input, forget, output, candidate, cell; GRU: reset, update, candidate,
+    hidden) of one layer and direction. attention: (T,) weights or None.
+    probabilities: (classes,), predicted: the predicted label.
+    """
+
+    tokens: list[str]
+    gates: dict[str, np.ndarray]
+    attention: np.ndarray | None
+    probabilities: np.ndarray
+    predicted: Label
+    classes: list[Label]
+    layer: int
+    direction: int
+    rnn: str
+
+
+def _as_list(values: Any, name: str) -> list:
+    """``values`` as a list; one bare string (a common slip for ``[text]``) is refused."""
+    if isinstance(values, str | bytes):
+        raise LstmkitError(
+            f"{name} must be a sequence (one item per text), got a single {type(values).__name__}"
+            f"; wrap it in a list: [{values[:20]!r}]"
+        )
+    try:
+        return list(values)
+    except TypeError:
+        raise LstmkitError(
+            f"{name} must be a sequence (one item per text), got {type(values).__name__}"
+        ) from None
+
+
+class TextClassifier:
+    """Train, apply, evaluate and save an LSTM/GRU text classifier.
+
+    Example::
+
+        clf = TextClassifier("seed003", epochs=2)
+        clf.fit(texts, labels)                 # labels: strings or integers
+        clf.predict(["a great film"])          # -> ["pos"]
+        clf.predict_proba(["a great film"])    # -> (1, 2) array, columns = clf.classes
+        clf.evaluate(test_texts, test_labels)  # accuracy, macro F1, confusion matrix
+        clf.save("model/"); TextClassifier.load("model/")
+
+    Args:
+        preset: None, "seed000", "seed003" or "imdb" (see `PRESETS`).
+        config: a full `TextClassifierConfig` or a dict of its settings (instead of
+            preset + overrides).
+        **overrides: any `TextClassifierConfig` field, or a tokenizer field given flat.
+    """
+
+    def __init__(
+        self, preset: str | None = None, *, config: TextClassifierConfig | None = None, **overrides
+    ) -> None:
+        if config is not None and (preset is not None or overrides):
+            raise LstmkitError("pass either config=... or a preset and overrides, not both")
+        if isinstance(config, dict):
+            config = TextClassifierConfig.from_dict(config)
+        if config is not None and not isinstance(config, TextClassifierConfig):
+            raise LstmkitError(
+                f"config must be a TextClassifierConfig or a dict of its settings, got "
+                f"{type(config).__name__}"
+            )
+        self.config = config if config is not None else make_config(preset, **overrides)
+        self.tokenizer: TextTokenizer | None = None
+        self.net: TextClassifierNet | None = None
+        self.classes: list[Label] = []
+        self.history: list[dict[str, float]] = []
+        #: facts about the last fit (or the loaded model's), see `FitInfo`
+        self.fit_info = FitInfo()
+        #: the validation texts and labels of the last `fit` (not saved)
+        self.validation: LabelledTexts | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _require_fitted(self) -> tuple[TextTokenizer, TextClassifierNet]:
+        if self.net is None or self.tokenizer is None:
+            raise LstmkitError("the classifier is not trained yet; call fit() or load() first")
+        return self.tokenizer, self.net
+
+    def _encode_labels(self, labels: Sequence[Label], source: str) -> list[int]:
+        index = {c: i for i, c in enumerate(self.classes)}
+        unknown = sorted({str(label) for label in labels if label not in index})
+        if unknown:
+            raise LstmkitError(
+                f"{source}: labels {unknown[:5]} were not seen in training; the model knows "
+                f"{self.classes}"
+            )
+        return [index[label] for label in labels]
+
+    def _split(self, y: list[int]) -> tuple[list[int], list[int]]:
+        """Stratified train/validation indices."""
+        rng = np.random.default_rng(self.config.seed)
+        train_idx, val_idx = [], []
+        y_arr = np.asarray(y)
+        for c in range(len(self.classes)):
+            idx = np.flatnonzero(y_arr == c)
+            rng.shuffle(idx)
+            n_val = round(len(idx) * self.config.val_fraction)
+            if self.config.val_fraction > 0 and len(idx) > 1:
+                n_val = max(n_val, 1)
+            val_idx.extend(idx[:n_val].tolist())
+            train_idx.extend(idx[n_val:].tolist())
+        return sorted(train_idx), sorted(val_idx)
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[Label],
+        *,
+        val_texts: Sequence[str] | None = None,
+        val_labels: Sequence[Label] | None = None,
+        progress: bool = True,
+        accelerator: str = "cpu",
+        devices: int | str = 1,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+    ) -> TextClassifier:
+        """Train on ``texts`` (n strings) with ``labels`` (n class names or integers).
+
+        Without ``val_texts``, a stratified ``config.val_fraction`` of the data is held out
+        for validation (early stopping and best-epoch selection use its loss).
+        The tokenizer is learnt from the training part only. ``on_epoch`` is called after
+        each epoch with that epoch's metrics (epoch, train_loss, val_acc, ..., seconds).
+        """
+        from lstmkit.training import TrainConfig
+        from lstmkit.training import fit as train
+
+        data = validate_labelled(
+            _as_list(texts, "texts"), _as_list(labels, "labels"), "training data"
+        )
+        cfg = self.config
+        self.classes = data.classes()
+        y = self._encode_labels(data.labels, "training data")
+        if val_texts is not None:
+            if val_labels is None:
+                raise LstmkitError("val_texts given without val_labels; pass both or neither")
+            val = validate_labelled(
+                _as_list(val_texts, "val_texts"),
+                _as_list(val_labels, "val_labels"),
+                "validation data",
+                min_classes=1,
+            )
+            tr_texts, tr_y = data.texts, y
+            va_texts, va_y = val.texts, self._encode_labels(val.labels, "validation data")
+        elif val_labels is not None:
+            raise LstmkitError("val_labels given without val_texts; pass both or neither")
+        else:
+            tr_idx, va_idx = self._split(y)
+            tr_texts, tr_y = [data.texts[i] for i in tr_idx], [y[i] for i in tr_idx]
+            va_texts, va_y = [data.texts[i] for i in va_idx], [y[i] for i in va_idx]
+        if len(set(tr_y)) < 2:
+            raise LstmkitError("the training part holds a single class; give more rows per class")
+
+        torch.manual_seed(cfg.seed)
+        start = time.perf_counter()
+        self.tokenizer = TextTokenizer.train(tr_texts, cfg.tokenizer)
+        tok_seconds = time.perf_counter() - start
+        tr_ids = self.tokenizer.encode(tr_texts)
+        va_ids = self.tokenizer.encode(va_texts) if va_texts else []
+        train_loader = make_loader(tr_ids, tr_y, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        val_loader = (
+            make_loader(va_ids, va_y, cfg.batch_size * 2, shuffle=False) if va_ids else None
+        )
+        self.net = build_net(self.tokenizer.vocab_size, len(self.classes), cfg)
+        module = TextClassifierModule(self.net, cfg, on_epoch)
+        train_cfg = TrainConfig(
+            max_epochs=cfg.epochs,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            optimizer=cfg.optimizer,
+            gradient_clip_val=cfg.gradient_clip_val,
+            early_stopping_patience=cfg.early_stopping_patience,
+            seed=cfg.seed,
+            accelerator=accelerator,
+            devices=devices,
+            progress_bar=progress,
+            deterministic=False,
+        )
+        result = train(module, train_loader, val_loader, train_cfg)
+        self.net.cpu().eval()
+        require_finite_weights(
+            self.net.state_dict(),
+            "training diverged: the weights became NaN or infinite",
+            "lower lr or set gradient_clip_val (e.g. 1.0) and train again",
+        )
+        self.history = result.history
+        self.validation = LabelledTexts(va_texts, [self.classes[i] for i in va_y], "validation")
+        n_tokens = int(sum(len(s) for s in tr_ids))
+        self.fit_info = FitInfo(
+            train_texts=len(tr_texts),
+            val_texts=len(va_texts),
+            vocab_size=self.tokenizer.vocab_size,
+            train_tokens_per_epoch=n_tokens,
+            tokenizer_seconds=tok_seconds,
+            fit_seconds=result.fit_seconds,
+            epochs_run=result.epochs_run,
+            best_epoch=result.best_epoch,
+            best_val_loss=result.best_val_loss,
+            tokens_per_second=n_tokens * result.epochs_run / max(result.fit_seconds, 1e-9),
+            world_size=result.world_size,
+        )
+        return self
+
+    @property
+    def train_info(self) -> dict[str, Any]:
+        """`fit_info` as a plain dict (train_texts, val_texts, fit_seconds, ...)."""
+        return asdict(self.fit_info)
+
+    # ------------------------------------------------------------------ inference
+    @torch.inference_mode()
+    def _logits(self, texts: Sequence[str], batch_size: int | None = None) -> Tensor:
+        tokenizer, net = self._require_fitted()
+        net.eval()
+        ids = tokenizer.encode(list(texts))
+        loader = make_loader(ids, None, batch_size or self.config.batch_size * 2, shuffle=False)
+        order = np.argsort(-np.array([len(s) for s in ids]), kind="stable")
+        outputs = [net(b["ids"], b["lengths"]) for b in loader]
+        logits = torch.cat(outputs) if outputs else torch.empty(0, net.head.out_features)
+        result = torch.empty_like(logits)
+        result[torch.as_tensor(order)] = logits
+        return result
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities (n, classes), columns in the order of ``self.classes``."""
+        data = validate_texts(_as_list(texts, "texts"), "texts")
+        _, net = self._require_fitted()
+        with torch.inference_mode():
+            proba = net.probabilities(self._logits(data.texts, batch_size)).numpy()
+        _require_finite_output(proba, "probabilities")
+        return proba
+
+    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[Label]:
+        """Predicted labels (n), in the label type given to fit (strings or integers)."""
+        proba = self.predict_proba(texts, batch_size)
+        return [self.classes[i] for i in proba.argmax(axis=1)]
+
+    def predict_table(self, texts: Sequence[str], batch_size: int | None = None) -> pd.DataFrame:
+        """One row per text: columns ``text``, ``label`` and ``p_<class>`` per class."""
+        proba = self.predict_proba(texts, batch_size)
+        table = pd.DataFrame({"text": list(texts)})
+        table["label"] = [self.classes[i] for i in proba.argmax(axis=1)]
+        for j, c in enumerate(self.classes):
+            table[f"p_{c}"] = proba[:, j]
+        return table
+
+    def evaluate(
+        self, texts: Sequence[str], labels: Sequence[Label], batch_size: int | None = None
+    ) -> Evaluation:
+        """Accuracy, macro F1, mean loss and confusion matrix on labelled texts."""
+        _, net = self._require_fitted()
+        data = validate_labelled(
+            _as_list(texts, "texts"), _as_list(labels, "labels"), "evaluation data", min_classes=1
+        )
+        y = torch.tensor(self._encode_labels(data.labels, "evaluation data"))
+        start = time.perf_counter()
+        with torch.inference_mode():
+            logits = self._logits(data.texts, batch_size)
+            loss = float(net.loss(logits, y))
+            pred = net.probabilities(logits).argmax(-1)
+        _require_finite_output(logits.numpy(), "logits")
+        cm = confusion_matrix(y, pred, len(self.classes))
+        return Evaluation(
+            accuracy=float((pred == y).float().mean()),
+            macro_f1=macro_f1(y, pred, len(self.classes)),
+            loss=loss,
+            confusion=cm,
+            classes=list(self.classes),
+            n=len(y),
+            seconds=time.perf_counter() - start,
+        )
+
+    @torch.inference_mode()
+    def explain(self, text: str, layer: int = -1, direction: int = 0) -> GateTrace:
+        """Gate activations of one recurrent layer/direction and attention weights on ``text``."""
+        tokenizer, net = self._require_fitted()
+        validate_texts([text], "text")
+        cfg = self.config
+        if not -cfg.num_layers <= layer < cfg.num_layers:
+            raise LstmkitError(f"layer must be in [0, {cfg.num_layers - 1}], got {layer}")
+        n_dir = 2 if cfg.bidirectional else 1
+        if direction not in range(n_dir):
+            raise LstmkitError(f"direction must be in [0, {n_dir - 1}], got {direction}")
+        net.eval()
+        ids = tokenizer.encode([text])[0]
+        logits, details = net(torch.tensor([ids]), torch.tensor([len(ids)]), return_details=True)
+        gate = details["gates"][layer][direction]
+        gates = {name: value[0].numpy() for name, value in gate._asdict().items()}
+        attention = details.get("attention")
+        proba = net.probabilities(logits)[0].numpy()
+        return GateTrace(
+            tokens=[tokenizer.tokenizer.id_to_token(i) or "[UNK]" for i in ids],
+            gates=gates,
+            attention=None if attention is None else attention[0].numpy(),
+            probabilities=proba,
+            predicted=self.classes[int(proba.argmax())],
+            classes=list(self.classes),
+            layer=layer % cfg.num_layers,
+            direction=direction,
+            rnn=cfg.rnn,
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, extras: dict[str, str | bytes] | None = None) -> Path:
+        """Write the model directory (config.json, model.safetensors, tokenizer.json,
+        training.json and any ``extras`` files) atomically."""
+        from lstmkit.io import save_model_dir
+
+        tokenizer, net = self._require_fitted()
+        files = {
+            "tokenizer.json": tokenizer.to_json(),
+            "training.json": TrainingRecord(self.history, self.fit_info).to_json(),
+        }
+        files.update(extras or {})
+        state = ModelState(self.config, list(self.classes), tokenizer.vocab_size)
+        return save_model_dir(
+            path,
+            kind=KIND,
+            config=state.to_dict(),
+            state_dict=net.state_dict(),
+            extras=files,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> TextClassifier:
+        """Load a model directory written by `save`, checking its parts against each other.
+
+        The config must name at least two distinct classes; the tokenizer's vocabulary,
+        the config's ``vocab_size`` and the embedding's rows must agree; every tensor in
+        ``model.safetensors`` must have the shape the config implies (classes, hidden
+        size, layers, pooling). Anything else is refused with one `LstmkitError` line.
+        """
+        from lstmkit.io import load_model_dir
+
+        saved = load_model_dir(path, KIND)
+        state = ModelState.from_dict(saved.config, str(Path(path) / "config.json"))
+        cfg, classes, vocab_size = state.model, state.classes, state.vocab_size
+        tokenizer = _read_tokenizer(saved, cfg, vocab_size, path)
+        check_weight_shapes(saved.state_dict, vocab_size, classes, cfg, path)
+        require_finite_weights(
+            saved.state_dict,
+            f"{Path(path) / 'model.safetensors'} holds NaN or infinite weights",
+            "the file is damaged; save the model again",
+        )
+        clf = cls(config=cfg)
+        clf.classes = classes
+        clf.tokenizer = tokenizer
+        clf.net = TextClassifierNet(vocab_size, len(classes), cfg)
+        clf.net.load_state_dict(saved.state_dict)
+        clf.net.eval()
+        record_path = Path(path) / "training.json"
+        if record_path.exists():  # the history is optional: a model predicts without it
+            record = TrainingRecord.from_json(record_path.read_bytes(), str(record_path))
+            clf.history, clf.fit_info = record.history, record.info
+        return clf
+
+
+def _read_tokenizer(
+    saved: Any, cfg: TextClassifierConfig, vocab_size: int, path: str | Path
+) -> TextTokenizer:
+    """The saved tokenizer; its vocabulary must match ``vocab_size`` and the special ids."""
+    where = Path(path) / "tokenizer.json"
+    try:
+        text = saved.read_text("tokenizer.json")
+    except UnicodeDecodeError:
+        raise LstmkitError(f"{where}: not UTF-8 text; the file is damaged, save again") from None
+    try:
+        tokenizer = TextTokenizer.from_json(text, cfg.tokenizer)
+    except LstmkitError as err:
+        raise LstmkitError(f"{where}: {err}; save the model again") from None
+    vocab = tokenizer.tokenizer
+    if tokenizer.vocab_size != vocab_size:
+        raise LstmkitError(
+            f"{where}: the tokenizer has {tokenizer.vocab_size:,} tokens but config.json says "
+            f"vocab_size {vocab_size:,}; the two files come from different models, save again"
+        )
+    if vocab.token_to_id(PAD) != PAD_ID or vocab.token_to_id(UNK) != UNK_ID:
+        raise LstmkitError(
+            f"{where}: the tokenizer lacks [PAD]=0 and [UNK]=1; it was not written by lstmkit, "
+            f"save the model again"
+        )
+    return tokenizer
+
+
+def _require_finite_output(values: np.ndarray, what: str) -> None:
+    """Never hand out NaN or infinite scores: they come only from broken weights."""
+    if not np.isfinite(values).all():
+        raise LstmkitError(
+            f"the model produced non-finite {what}; its weights are damaged, train or load "
+            f"the model again"
+        )

@@ -1,0 +1,235 @@
+"""Settings of a text classifier: `TextClassifierConfig`, the presets and `make_config`.
+
+`TextClassifierConfig` holds everything that defines a model and how it is trained; it
+round-trips JSON (``to_dict`` / ``from_dict``, unknown keys refused through
+`lstmkit.config.dataclass_from_dict`) and checks every setting's type and range on
+construction, so ``hidden_size="8"`` or ``lr="fast"`` is one clear line, not a
+TypeError deep in torch. ``PRESETS`` reproduce the seed programs (``"seed000"``,
+``"seed003"``) and the IMDB benchmark's configuration (``"imdb"``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from lstmkit.config import dataclass_from_dict
+from lstmkit.data.tokenize import TokenizerConfig, check_setting_type
+from lstmkit.errors import LstmkitError
+from lstmkit.nn import POOLS
+
+RNNS = ("lstm", "gru")
+
+
+#: Type and an example value of each scalar setting of `TextClassifierConfig`
+#: ("float" accepts integers too; a trailing "?" allows None).
+_SETTING_TYPES = {
+    "embedding_dim": ("int", "128"), "rnn": ("str", "'lstm'"), "hidden_size": ("int", "128"),
+    "num_layers": ("int", "1"), "bidirectional": ("bool", "True"), "dropout": ("float", "0.2"),
+    "embedding_dropout": ("float", "0.2"), "head_dropout": ("float", "0.3"),
+    "pooling": ("str", "'max+mean'"), "init": ("str", "'torch'"), "batch_size": ("int", "64"),
+    "epochs": ("int", "5"), "lr": ("float", "0.001"), "weight_decay": ("float", "0.0"),
+    "optimizer": ("str", "'adam'"), "gradient_clip_val": ("float?", "1.0"),
+    "early_stopping_patience": ("int?", "3"), "lr_decay": ("str", "'linear'"),
+    "val_fraction": ("float", "0.2"), "seed": ("int", "0"),
+}  # fmt: skip
+
+
+@dataclass
+class TextClassifierConfig:
+    """Everything that defines a text classifier and how it is trained (JSON round trip).
+
+    tokenizer: see `TokenizerConfig` (kind, vocab_size, lowercase, max_length, keep).
+    embedding_dim: width of the word vectors.
+    rnn: "lstm" or "gru"; hidden_size, num_layers, bidirectional as in ``lstmkit.nn``.
+    dropout: dropout between stacked recurrent layers.
+    embedding_dropout: dropout on the word vectors.
+    head_dropout: dropout on the pooled vector before the linear head.
+    pooling: "last", "mean", "max", "attention", or several joined by "+" ("max+mean").
+    init: weight initialisation of the recurrent layer, "torch" or "keras"
+        ("keras" also draws the embedding from U(-0.05, 0.05) as Keras does).
+    batch_size, epochs, lr, weight_decay, optimizer, gradient_clip_val,
+    early_stopping_patience: training (see `lstmkit.training.TrainConfig`).
+    lr_decay: "none" or "linear" (learning rate falls linearly to 0 over training).
+    val_fraction: share of the training texts held out for validation (stratified).
+    seed: seeds the split, the initial weights and the batch order.
+    """
+
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    embedding_dim: int = 128
+    rnn: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    embedding_dropout: float = 0.0
+    head_dropout: float = 0.0
+    pooling: str = "last"
+    init: str = "torch"
+    batch_size: int = 64
+    epochs: int = 5
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    gradient_clip_val: float | None = None
+    early_stopping_patience: int | None = None
+    lr_decay: str = "none"
+    val_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tokenizer, dict):
+            self.tokenizer = TokenizerConfig.from_dict(self.tokenizer)
+        if not isinstance(self.tokenizer, TokenizerConfig):
+            raise LstmkitError(
+                f"tokenizer must be a TokenizerConfig, a dict of its settings or 'word'/'bpe', "
+                f"got {self.tokenizer!r} ({type(self.tokenizer).__name__})"
+            )
+        for name, (kind, example) in _SETTING_TYPES.items():
+            check_setting_type(name, getattr(self, name), kind, example)
+        if self.rnn not in RNNS:
+            raise LstmkitError(f"rnn must be one of {RNNS}, got {self.rnn!r}")
+        for name in self.pool_names:
+            if name not in POOLS:
+                raise LstmkitError(
+                    f"unknown pooling {name!r}; use one of {POOLS} or several joined by '+'"
+                )
+        for name in ("embedding_dim", "hidden_size", "num_layers", "batch_size", "epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise LstmkitError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("dropout", "embedding_dropout", "head_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise LstmkitError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise LstmkitError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.lr_decay not in ("none", "linear"):
+            raise LstmkitError(f"lr_decay must be 'none' or 'linear', got {self.lr_decay!r}")
+        if self.init not in ("torch", "keras"):
+            raise LstmkitError(f"init must be 'torch' or 'keras', got {self.init!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise LstmkitError(f"lr must be a positive finite number, got {self.lr!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise LstmkitError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        clip = self.gradient_clip_val
+        if clip is not None and not (math.isfinite(clip) and clip > 0):
+            raise LstmkitError(f"gradient_clip_val must be > 0 or None, got {clip!r}")
+        patience = self.early_stopping_patience
+        if patience is not None and patience < 1:
+            raise LstmkitError(f"early_stopping_patience must be >= 1 or None, got {patience!r}")
+        if self.seed < 0:
+            raise LstmkitError(f"seed must be >= 0, got {self.seed}")
+
+    @property
+    def pool_names(self) -> list[str]:
+        """The pooling names in ``pooling`` (split on "+")."""
+        return [p.strip() for p in self.pooling.split("+") if p.strip()]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict (the tokenizer settings nested)."""
+        data = asdict(self)
+        data["tokenizer"] = self.tokenizer.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextClassifierConfig:
+        """Inverse of `to_dict`; unknown keys are refused."""
+        data = dict(data)
+        if "tokenizer" in data and isinstance(data["tokenizer"], dict):
+            data["tokenizer"] = TokenizerConfig.from_dict(data["tokenizer"])
+        return dataclass_from_dict(cls, data, "TextClassifierConfig")
+
+
+#: Presets: seed000 = seed 000's PyTorch program, seed003 = seed 003's Keras program,
+#: imdb = benchmarks/imdb.py's configuration (chosen on a validation split of IMDB train).
+PRESETS: dict[str, dict[str, Any]] = {
+    "seed000": {
+        # full vocabulary, no truncation, Embedding(100) -> LSTM(32) x 2 with dropout 0.5
+        # between the layers and on the output, last step, Adam (lr 1e-3), batch 64, 5 epochs.
+        "tokenizer": {"kind": "word", "vocab_size": 1_000_000, "max_length": 0},
+        "embedding_dim": 100,
+        "hidden_size": 32,
+        "num_layers": 2,
+        "dropout": 0.5,
+        "head_dropout": 0.5,
+        "pooling": "last",
+        "batch_size": 64,
+        "epochs": 5,
+        "lr": 1e-3,
+        "val_fraction": 0.0,  # the seed trains on every training review
+    },
+    "seed003": {
+        # top 10,000 words, sequences cut to 200 keeping the end (Keras pad_sequences'
+        # default truncating="pre"), Embedding(128) -> LSTM(128) -> Dense(1, sigmoid),
+        # Keras initialisation, Adam (lr 1e-3), batch 64, 5 epochs, 20% validation split.
+        "tokenizer": {"kind": "word", "vocab_size": 10_000, "max_length": 200, "keep": "tail"},
+        "embedding_dim": 128,
+        "hidden_size": 128,
+        "num_layers": 1,
+        "pooling": "last",
+        "init": "keras",
+        "batch_size": 64,
+        "epochs": 5,
+        "lr": 1e-3,
+        "val_fraction": 0.2,
+    },
+    "imdb": {
+        # benchmarks/imdb.py: chosen on a 10% validation split of IMDB train (see RESULTS.md)
+        "tokenizer": {"kind": "word", "vocab_size": 40_000, "max_length": 400, "keep": "head_tail"},
+        "embedding_dim": 128,
+        "hidden_size": 128,
+        "num_layers": 1,
+        "bidirectional": True,
+        "embedding_dropout": 0.2,
+        "head_dropout": 0.3,
+        "pooling": "max+mean",
+        "batch_size": 32,
+        "epochs": 3,
+        "lr": 4e-3,
+        "lr_decay": "linear",
+        "gradient_clip_val": 1.0,
+        "val_fraction": 0.1,
+    },
+}
+
+_TOKENIZER_KEYS = {f.name for f in fields(TokenizerConfig)}
+
+
+def make_config(preset: str | None = None, **overrides: Any) -> TextClassifierConfig:
+    """A config from a preset (or the defaults) with ``overrides`` applied.
+
+    Tokenizer settings may be given flat (``vocab_size=5000``, ``max_length=100``,
+    ``keep="tail"``, ``tokenizer="bpe"`` for the kind) or as ``tokenizer=TokenizerConfig``.
+    """
+    base: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise LstmkitError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        base = json.loads(json.dumps(PRESETS[preset]))
+    tok = dict(base.pop("tokenizer", {}))
+    for key, value in overrides.items():
+        if key == "tokenizer" and isinstance(value, str):
+            tok["kind"] = value
+        elif key == "tokenizer" and isinstance(value, TokenizerConfig):
+            tok = value.to_dict()
+        elif key == "tokenizer" and isinstance(value, dict):
+            tok = dict(value)
+        elif key == "tokenizer":
+            raise LstmkitError(
+                f"tokenizer must be 'word', 'bpe', a TokenizerConfig or a dict of its settings, "
+                f"got {value!r} ({type(value).__name__})"
+            )
+        elif key in _TOKENIZER_KEYS:
+            tok[key] = value
+        else:
+            base[key] = value
+    names = {f.name for f in fields(TextClassifierConfig)}
+    unknown = set(base) - names
+    if unknown:
+        raise LstmkitError(
+            f"unknown TextClassifier settings {sorted(unknown)}; known: "
+            f"{sorted(names | _TOKENIZER_KEYS - {'tokenizer'})}"
+        )
+    return TextClassifierConfig(tokenizer=TokenizerConfig(**tok), **base)
