@@ -427,6 +427,8 @@ def previous_run(tmp_path_factory) -> Path:
         (["--window", "1"], "window must be >= 2"),
         (["--precision", "8"], "precision must be one of"),
         (["--logger", "wandb"], "logger must be csv, tensorboard or None"),
+        (["--recurrent-dropout", "1.5"], "recurrent_dropout must be in [0, 1), got 1.5"),
+        (["--zoneout", "-0.2"], "zoneout must be in [0, 1), got -0.2"),
     ],
 )
 def test_hostile_settings_one_line_previous_output_intact(
@@ -472,3 +474,17 @@ def test_precision_bf16_mixed_and_csv_logger(tmp_path: Path, capsys) -> None:
     )
     assert list((out / "logs").glob("lstmkit/version_*/metrics.csv"))
     assert "logs/" in stdout
+
+
+def test_variant_options_reach_the_saved_model(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "variants"
+    code, _, stderr = run(["forecast", "--out", str(out), "--layer-norm", "--recurrent-dropout",
+                           "0.2", "--zoneout", "0.1", *TINY], capsys)  # fmt: skip
+    assert code == 0, stderr
+    saved = json.loads((out / "model" / "config.json").read_text())["config"]["forecaster"]
+    assert (saved["layer_norm"], saved["recurrent_dropout"], saved["zoneout"]) == (True, 0.2, 0.1)
+    weights = (out / "model" / "model.safetensors").read_bytes()
+    assert b"ln_weight_ih_l0" in weights and b"ln_weight_c_l0" in weights
+    code, stdout, stderr = run(["predict", "-m", str(out / "model")], capsys)
+    assert code == 0, stderr
+    assert "forecast" in stdout

@@ -153,6 +153,16 @@ def forecast_cmd(
     hidden_size: Annotated[int, typer.Option(help="Hidden units.")] = 64,
     num_layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = 1,
     method: Annotated[str, typer.Option(help="direct or recursive.")] = "direct",
+    layer_norm: Annotated[
+        bool, typer.Option(help="Layer-normalised LSTM/GRU gates (Ba et al. 2016).")
+    ] = False,
+    recurrent_dropout: Annotated[
+        float,
+        typer.Option(help="Dropout on the recurrent state, one mask per sequence, in [0, 1)."),
+    ] = 0.0,
+    zoneout: Annotated[
+        float, typer.Option(help="Zoneout probability in [0, 1) (Krueger et al. 2016).")
+    ] = 0.0,
     quantiles: Annotated[
         str, typer.Option(help="Quantiles for the band, e.g. 0.1,0.5,0.9 ('none': MSE).")
     ] = "0.1,0.5,0.9",
@@ -196,7 +206,8 @@ def _forecast(
     data: Path | None, target: str | None, time_col: str | None, id_col: str | None,
     covariates: str | None, future_covariates: str | None, future: Path | None, horizon: int,
     window: int | None, holdout: int | None, model: str,
-    hidden_size: int, num_layers: int, method: str, quantiles: str, instance_norm: bool,
+    hidden_size: int, num_layers: int, method: str, layer_norm: bool, recurrent_dropout: float,
+    zoneout: float, quantiles: str, instance_norm: bool,
     scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
     logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
@@ -233,7 +244,9 @@ def _forecast(
         dev: int | str = int(devices) if devices.isdigit() else devices
         forecaster = Forecaster(
             horizon=horizon, window=window, model=model, hidden_size=hidden_size,
-            num_layers=num_layers, method=method, quantiles=_floats(quantiles, "--quantiles"),
+            num_layers=num_layers, method=method, layer_norm=layer_norm,
+            recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+            quantiles=_floats(quantiles, "--quantiles"),
             instance_norm=instance_norm, scaler=scaler, season=season, max_epochs=max_epochs,
             lr=lr, precision=precision, logger=logger,
             log_dir=str(stage / "logs") if logger else None,

@@ -27,6 +27,14 @@ class ForecasterConfig:
     each epoch), so that long series get checked and early-stopped in steps of
     a bounded size rather than of one full pass. season: seasonal period for
     baselines and MASE (None: inferred from the frequency).
+
+    Variants of the encoder (`lstmkit.nn.LSTM` / `GRU` options): layer_norm:
+    layer-normalised gates (Ba et al. 2016). recurrent_dropout: probability in
+    [0, 1) of dropping each unit of the previous hidden state, one mask per
+    sequence (Gal & Ghahramani 2016; training only). zoneout: probability in
+    [0, 1) that each unit keeps its previous state at a step (Krueger et al.
+    2016; its expectation in eval). All off by default; model folders saved
+    before these settings existed load with these defaults.
     """
 
     horizon: int = 12
@@ -36,6 +44,9 @@ class ForecasterConfig:
     num_layers: int = 1
     dropout: float = 0.0
     bidirectional: bool = False
+    layer_norm: bool = False
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
     method: str = "direct"
     instance_norm: bool = True
     scaler: str = "minmax"
@@ -66,6 +77,11 @@ class ForecasterConfig:
             (self.method in ("direct", "recursive"), "method must be 'direct' or 'recursive'"),
             (self.hidden_size >= 1 and self.num_layers >= 1, "hidden_size/num_layers >= 1"),
             (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
+            (
+                0.0 <= self.recurrent_dropout < 1.0,
+                f"recurrent_dropout must be in [0, 1), got {self.recurrent_dropout!r}",
+            ),
+            (0.0 <= self.zoneout < 1.0, f"zoneout must be in [0, 1), got {self.zoneout!r}"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (
                 self.batches_per_epoch is None or self.batches_per_epoch >= 1,

@@ -296,6 +296,9 @@ class Forecaster:
             bidirectional=cfg.bidirectional,
             skip=cfg.skip,
             n_future=len(self._future_columns()),
+            layer_norm=cfg.layer_norm,
+            recurrent_dropout=cfg.recurrent_dropout,
+            zoneout=cfg.zoneout,
         )
         return ForecastModule(net, cfg.instance_norm, cfg.quantiles, self._future_columns())
 

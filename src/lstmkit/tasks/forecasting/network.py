@@ -22,7 +22,9 @@ class ForecastNet(nn.Module):
 
     Input (batch, window, features) with the target in feature 0; output
     (batch, steps, n_outputs) where steps is the horizon (direct) or 1 and the
-    outputs are the point forecast followed by any quantiles.
+    outputs are the point forecast followed by any quantiles. ``layer_norm``,
+    ``recurrent_dropout`` and ``zoneout`` are passed to the encoder (see
+    `lstmkit.nn.LSTM`); with their defaults it is the plain layer.
     """
 
     def __init__(
@@ -38,6 +40,9 @@ class ForecastNet(nn.Module):
         bidirectional: bool = False,
         skip: bool = True,
         n_future: int = 0,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__()
         rnn_cls = LSTM if model == "lstm" else GRU
@@ -48,6 +53,9 @@ class ForecastNet(nn.Module):
             batch_first=True,
             dropout=dropout if num_layers > 1 else 0.0,
             bidirectional=bidirectional,
+            layer_norm=layer_norm,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
         )
         width = hidden_size * (2 if bidirectional else 1)
         self.pool = make_pool("last", width, bidirectional=bidirectional)
@@ -81,6 +89,8 @@ def estimate_parameters(cfg: ForecasterConfig, n_features: int, window: int, n_f
     for layer in range(cfg.num_layers):
         inputs = n_features if layer == 0 else h * dirs
         total += dirs * gates * h * (inputs + h + 2)
+        if cfg.layer_norm:  # gains of both projections (+ the LSTM's cell-state gain and bias)
+            total += dirs * (2 * gates * h + (2 * h if cfg.model == "lstm" else 0))
     steps = cfg.horizon if cfg.method == "direct" else 1
     outputs = steps * (1 + len(cfg.quantiles or []))
     head_in = h * dirs + (window if cfg.skip else 0) + steps * n_future
