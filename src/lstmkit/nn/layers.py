@@ -178,11 +178,49 @@ class _RecurrentBase(nn.Module):
                         p[gate * h : (gate + 1) * h] = 1.0  # forget gate: remember by default
 
     def flatten_parameters(self) -> None:
-        """Kept for drop-in compatibility with ``torch.nn.LSTM``.
+        """Lay torch's weights out in one contiguous buffer for cuDNN, as ``torch.nn.LSTM`` does.
 
-        Our parameters are separate tensors, which is what the CPU kernel
-        uses; as in torch on CPU, there is nothing to flatten.
+        On CUDA with cuDNN, for a layer that can run on torch's kernel (plain
+        cell, ``backend`` ``"auto"`` or ``"native"``), the weights in
+        ``_flat_weights_names`` order (per layer and direction: ``weight_ih``,
+        ``weight_hh``, ``bias_ih``, ``bias_hh``, ``weight_hr``, the order
+        ``torch.nn.LSTM`` uses) become views of one buffer, so cuDNN reads
+        them without copying them at every call. The parameters stay the same
+        objects with the same names, shapes and values, so ``state_dict`` is
+        unchanged. Anywhere else (CPU, no cuDNN, mixed dtypes, aliased
+        weights, variant cells) it does nothing, as in torch. Called by
+        ``.to()`` / ``.cuda()`` (``_apply``), like torch.
         """
+        if not self.cell.is_plain or self.backend not in ("auto", "native"):
+            return  # only torch's kernel (the native backend) reads the flat buffer
+        names = self._flat_weights_names
+        weights = [self._parameters.get(n) for n in names]
+        if not weights or any(not isinstance(w, Tensor) for w in weights):
+            return
+        first = weights[0]
+        if any(
+            w.dtype != first.dtype or not w.is_cuda or not torch.backends.cudnn.is_acceptable(w)
+            for w in weights
+        ):
+            return
+        if len({w.data_ptr() for w in weights}) != len(weights):
+            return  # aliased weights: torch's copying path handles them
+        import torch.backends.cudnn.rnn as cudnn_rnn
+
+        with torch.cuda.device_of(first), torch.no_grad():
+            if torch._use_cudnn_rnn_flatten_weight():
+                per_direction = (4 if self.bias else 2) + (1 if self.proj_size > 0 else 0)
+                torch._cudnn_rnn_flatten_weight(
+                    weights, per_direction, self.input_size, cudnn_rnn.get_cudnn_mode(self.mode),
+                    self.hidden_size, self.proj_size, self.num_layers, self.batch_first,
+                    bool(self.bidirectional),
+                )  # fmt: skip
+
+    def _apply(self, fn: Any, recurse: bool = True) -> "_RecurrentBase":
+        """``nn.Module._apply`` (``.to``, ``.cuda``, ``.double``), then re-flatten as torch does."""
+        out = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return out
 
     def _defaults(self) -> dict[str, Any]:
         """Constructor options beyond the sizes, with their default values."""
