@@ -123,3 +123,14 @@ def test_bad_variant_settings_are_one_clear_line(settings: dict, message: str) -
     with pytest.raises(LstmkitError) as err:
         Forecaster(horizon=6, **settings)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("model", ["lstm", "gru"])
+def test_variants_train_under_bf16_mixed(model: str, tmp_path: Path) -> None:
+    f = _fit(model=model, precision="bf16-mixed", **VARIANTS)
+    assert f.fit_result.epochs_run == 3
+    fc = f.predict()
+    assert np.isfinite(fc[["forecast", "q10", "q90"]].to_numpy()).all()
+    g = Forecaster.load(f.save(tmp_path / "model"))
+    assert g.config.train.precision == "bf16-mixed" and g.config.layer_norm
+    pd.testing.assert_frame_equal(g.predict(), fc)
