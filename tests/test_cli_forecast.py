@@ -488,3 +488,18 @@ def test_variant_options_reach_the_saved_model(tmp_path: Path, capsys) -> None:
     code, stdout, stderr = run(["predict", "-m", str(out / "model")], capsys)
     assert code == 0, stderr
     assert "forecast" in stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["forecast", "--lr", "abc"],
+        ["forecast", "--nosuch"],
+        ["forecast", "--horizon", "twelve"],
+        ["classify", "predict"],
+    ],
+)
+def test_usage_errors_are_one_line(argv, capsys):
+    code, out, err = run(argv, capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and "--help" in err
