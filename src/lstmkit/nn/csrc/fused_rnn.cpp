@@ -1,0 +1,690 @@
+// lstmkit's fused CPU kernels: one direction of an LSTM or GRU layer, every variant of
+// SPEC-variants.md (recurrent-dropout mask, zoneout, layer norm, peepholes, projection,
+// lengths), forward and a hand-written backward through time.
+//
+// Per step: one matrix product h_{t-1} W_hh^T into a preallocated buffer, then one
+// multithreaded pass over the batch rows computing the gates (layer-norm statistics,
+// peepholes, zoneout and lengths included); with a projection, a second product and a short
+// pass. Backward runs the steps in reverse with one product per step (two with a
+// projection); the weight gradients are one product over all steps at the end.
+//
+// Types: T is the type of the gate math and the states (float or double), M the type of the
+// matrix products, inputs and outputs (float, double or bfloat16 with T = float).
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+using at::Tensor;
+using OptT = std::optional<Tensor>;
+
+namespace {
+
+constexpr double kEps = 1e-5;
+
+// exp for float without library calls, so the gate loops vectorise: 2^k * e^r with
+// |r| <= ln2/2 and a degree-7 Taylor polynomial (relative error below float's epsilon).
+inline float fexp(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float k = std::floor(x * 1.4426950408889634f + 0.5f);
+  const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
+  return p * __builtin_bit_cast(float, bits);
+}
+inline float sigm(float x) { return 1.0f / (1.0f + fexp(-x)); }
+inline float tanh_(float x) { return 1.0f - 2.0f / (1.0f + fexp(2.0f * x)); }
+inline double sigm(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+inline double tanh_(double x) { return std::tanh(x); }
+
+template <typename X>
+inline X* ptr(const Tensor& t) {
+  return t.defined() ? t.data_ptr<X>() : nullptr;
+}
+
+// A float tensor as a contiguous tensor of type s, or an undefined tensor.
+inline Tensor as(const OptT& t, at::ScalarType s) {
+  return (t.has_value() && t->defined()) ? t->to(s).contiguous() : Tensor();
+}
+
+// Zoneout weights (T, B, n), possibly expanded with zero strides: the innermost stride must
+// be 1 for the loops, other strides are kept.
+inline Tensor zone(const OptT& t, at::ScalarType s, int64_t T, int64_t B, int64_t n) {
+  if (!t.has_value() || !t->defined()) return Tensor();
+  Tensor z = t->to(s).expand({T, B, n});
+  return z.stride(2) == 1 ? z : z.contiguous();
+}
+
+inline int64_t grain(int64_t width) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(width, 1)); }
+
+// Layer-norm statistics of v[0..n): writes (v - mean) * rstd to vhat, returns rstd.
+template <typename T>
+inline T ln_stats(const T* v, T* vhat, int64_t n) {
+  T s = 0;
+  for (int64_t k = 0; k < n; ++k) s += v[k];
+  const T mean = s / n;
+  T q = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    const T d = v[k] - mean;
+    q += d * d;
+  }
+  const T rstd = T(1) / std::sqrt(q / n + T(kEps));
+  for (int64_t k = 0; k < n; ++k) vhat[k] = (v[k] - mean) * rstd;
+  return rstd;
+}
+
+// Backward of y = xhat * g (+ b): dx = rstd * (g dy - mean(g dy) - xhat mean(g dy xhat)).
+template <typename T, typename O>
+inline void ln_back(const T* dy, const T* xhat, const T* g, T rstd, O* dx, int64_t n) {
+  T s1 = 0, s2 = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    const T gd = g[k] * dy[k];
+    s1 += gd;
+    s2 += gd * xhat[k];
+  }
+  s1 /= n;
+  s2 /= n;
+  for (int64_t k = 0; k < n; ++k) dx[k] = static_cast<O>(rstd * (g[k] * dy[k] - s1 - xhat[k] * s2));
+}
+
+template <typename X>
+inline void zero_row(X* p, int64_t n) {
+  if (p != nullptr) std::fill(p, p + n, X(0));
+}
+
+// A saved buffer, or undefined where Python passed an empty placeholder.
+inline Tensor S(const std::vector<Tensor>& saved, size_t i) {
+  return saved.at(i).numel() > 0 ? saved[i] : Tensor();
+}
+
+struct Dims {
+  int64_t T, B, H, P, G;
+};
+
+inline Dims dims(const Tensor& xw, const Tensor& h0, int64_t gates) {
+  TORCH_CHECK(xw.dim() == 3 && xw.size(2) % gates == 0, "xw must be (T, B, ", gates, "*H), got ",
+              xw.sizes());
+  return Dims{xw.size(0), xw.size(1), xw.size(2) / gates, h0.size(1), xw.size(2)};
+}
+
+inline bool active(const int64_t* len, int64_t b, int64_t t) { return len == nullptr || t < len[b]; }
+
+// ---------------------------------------------------------------------------------- LSTM
+template <typename T, typename M>
+std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Tensor& c0_in,
+                             const Tensor& w_hh, const OptT& b_hh_, const OptT& w_hr_,
+                             const OptT& peep_, const OptT& lnw_, const OptT& lnwc_,
+                             const OptT& lnbc_, const OptT& rd_, const OptT& zh_, const OptT& zc_,
+                             const OptT& len_) {
+  const auto sT = c10::CppTypeToScalarType<T>::value;
+  const auto sM = c10::CppTypeToScalarType<M>::value;
+  const Dims d = dims(xw_in, h0_in, 4);
+  const int64_t Tn = d.T, B = d.B, H = d.H, P = d.P, G = d.G;
+  const bool proj = w_hr_.has_value() && w_hr_->defined();
+  const bool ln = lnw_.has_value() && lnw_->defined();
+  const bool lnc = lnwc_.has_value() && lnwc_->defined();
+  auto oT = xw_in.options().dtype(sT);
+  auto oM = xw_in.options().dtype(sM);
+  const Tensor xw = xw_in.contiguous();
+  Tensor b_hh = b_hh_.has_value() && b_hh_->defined() ? as(b_hh_, sT) : at::zeros({G}, oT);
+  Tensor peep = peep_.has_value() && peep_->defined() ? as(peep_, sT) : at::zeros({3, H}, oT);
+  Tensor lnw = as(lnw_, sT), lnwc = as(lnwc_, sT);
+  Tensor lnbc = lnc ? (lnbc_.has_value() && lnbc_->defined() ? as(lnbc_, sT) : at::zeros({H}, oT))
+                    : Tensor();
+  Tensor rd = as(rd_, sT), zh = zone(zh_, sT, Tn, B, P), zc = zone(zc_, sT, Tn, B, H);
+  Tensor len = len_.has_value() && len_->defined() ? len_->to(at::kLong).contiguous() : Tensor();
+  Tensor w_hh_t = w_hh.t();
+  Tensor w_hr_t = proj ? w_hr_->t() : Tensor();
+
+  Tensor out = at::empty({Tn, B, P}, oM);
+  Tensor hs = at::empty({Tn + 1, B, P}, oT);
+  Tensor cs = at::empty({Tn + 1, B, H}, oT);
+  Tensor HD = at::empty({Tn, B, P}, oM);      // (masked) h_{t-1}: the per-step product's input
+  Tensor gates = at::empty({Tn, B, G}, oT);   // i, f, g, o
+  Tensor ctil = at::empty({Tn, B, H}, oT);    // c~
+  Tensor Ahat = ln ? at::empty({Tn, B, G}, oT) : Tensor();
+  Tensor rstd_h = ln ? at::empty({Tn, B}, oT) : Tensor();
+  Tensor chat = lnc ? at::empty({Tn, B, H}, oT) : Tensor();
+  Tensor rstd_c = lnc ? at::empty({Tn, B}, oT) : Tensor();
+  Tensor Hpre = proj ? at::empty({Tn, B, H}, oM) : Tensor();
+  Tensor A = at::empty({B, G}, oM);                       // h W_hh^T of one step
+  Tensor Hp = proj ? at::empty({B, P}, oM) : Tensor();    // projected h~ of one step
+  Tensor abuf = ln ? at::empty({B, G}, oT) : Tensor();    // A in T for the statistics
+  hs[0].copy_(h0_in);
+  cs[0].copy_(c0_in);
+  if (rd.defined()) HD[0].copy_(hs[0] * rd);
+  else HD[0].copy_(hs[0]);
+
+  const M* xp = xw.data_ptr<M>();
+  const T *bp = b_hh.data_ptr<T>(), *wci = peep.data_ptr<T>(), *wcf = wci + H, *wco = wci + 2 * H;
+  const T *lg = ptr<T>(lnw), *lgc = ptr<T>(lnwc), *lbc = ptr<T>(lnbc), *rdp = ptr<T>(rd);
+  const T *zhp = ptr<T>(zh), *zcp = ptr<T>(zc);
+  const int64_t zh0 = zh.defined() ? zh.stride(0) : 0, zh1 = zh.defined() ? zh.stride(1) : 0;
+  const int64_t zc0 = zc.defined() ? zc.stride(0) : 0, zc1 = zc.defined() ? zc.stride(1) : 0;
+  const int64_t* lp = ptr<int64_t>(len);
+  M *outp = out.data_ptr<M>(), *hdp = HD.data_ptr<M>(), *Ap = A.data_ptr<M>();
+  M *hprep = ptr<M>(Hpre), *hpp = ptr<M>(Hp);
+  T *hsp = hs.data_ptr<T>(), *csp = cs.data_ptr<T>(), *gp = gates.data_ptr<T>();
+  T *ctp = ctil.data_ptr<T>(), *ahp = ptr<T>(Ahat), *rhp = ptr<T>(rstd_h), *chp = ptr<T>(chat);
+  T *rcp = ptr<T>(rstd_c), *abp = ptr<T>(abuf);
+
+  // h_t from h~ (zoneout), output and next step's product input; r = t*B + b.
+  auto finish_h = [&](int64_t t, int64_t b, const T* ht, const M* htm) {
+    const int64_t r = t * B + b;
+    const T* hprev = hsp + r * P;
+    T* hn = hsp + (r + B) * P;
+    M* o = outp + r * P;
+    const T* z = zhp ? zhp + t * zh0 + b * zh1 : nullptr;
+    for (int64_t k = 0; k < P; ++k) {
+      T v = ht ? ht[k] : static_cast<T>(htm[k]);
+      if (z) v = z[k] * hprev[k] + (T(1) - z[k]) * v;
+      hn[k] = v;
+      o[k] = static_cast<M>(v);
+    }
+    if (t + 1 < Tn) {
+      M* hd = hdp + (r + B) * P;
+      if (rdp) {
+        for (int64_t k = 0; k < P; ++k) hd[k] = static_cast<M>(hn[k] * rdp[b * P + k]);
+      } else {
+        for (int64_t k = 0; k < P; ++k) hd[k] = static_cast<M>(hn[k]);
+      }
+    }
+  };
+  auto carry = [&](int64_t t, int64_t b) {  // a padded step: state unchanged, output 0
+    const int64_t r = t * B + b;
+    std::copy(hsp + r * P, hsp + (r + 1) * P, hsp + (r + B) * P);
+    std::copy(csp + r * H, csp + (r + 1) * H, csp + (r + B) * H);
+    zero_row(outp + r * P, P);
+    if (t + 1 < Tn) {
+      M* hd = hdp + (r + B) * P;
+      for (int64_t k = 0; k < P; ++k)
+        hd[k] = static_cast<M>(rdp ? hsp[r * P + k] * rdp[b * P + k] : hsp[r * P + k]);
+    }
+  };
+
+  std::vector<Tensor> HDt = HD.unbind(0), Hpret = proj ? Hpre.unbind(0) : std::vector<Tensor>();
+  for (int64_t t = 0; t < Tn; ++t) {
+    at::mm_out(A, HDt[t], w_hh_t);
+    at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+      std::vector<T> tmp(proj ? 0 : H);
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t r = t * B + b;
+        if (!active(lp, b, t)) {
+          carry(t, b);
+          zero_row(gp + r * G, G);
+          zero_row(ctp + r * H, H);
+          zero_row(ahp ? ahp + r * G : nullptr, G);
+          zero_row(chp ? chp + r * H : nullptr, H);
+          zero_row(hprep ? hprep + r * H : nullptr, H);
+          continue;
+        }
+        const M* x = xp + r * G;
+        const M* a = Ap + b * G;
+        T* g = gp + r * G;
+        if (ln) {
+          T* ab = abp + b * G;
+          for (int64_t k = 0; k < G; ++k) ab[k] = static_cast<T>(a[k]);
+          T* ah = ahp + r * G;
+          rhp[r] = ln_stats(ab, ah, G);
+          for (int64_t k = 0; k < G; ++k) g[k] = static_cast<T>(x[k]) + ah[k] * lg[k] + bp[k];
+        } else {
+          for (int64_t k = 0; k < G; ++k)
+            g[k] = static_cast<T>(x[k]) + static_cast<T>(a[k]) + bp[k];
+        }
+        const T* cp = csp + r * H;
+        T* ct = ctp + r * H;
+        for (int64_t k = 0; k < H; ++k) {
+          const T c = cp[k];
+          const T ig = sigm(g[k] + wci[k] * c), fg = sigm(g[H + k] + wcf[k] * c);
+          const T gg = tanh_(g[2 * H + k]);
+          g[k] = ig;
+          g[H + k] = fg;
+          g[2 * H + k] = gg;
+          ct[k] = fg * c + ig * gg;
+        }
+        const T* cn = ct;
+        if (lnc) {
+          T* ch = chp + r * H;
+          rcp[r] = ln_stats(ct, ch, H);
+          cn = ch;
+        }
+        const T* zcr = zcp ? zcp + t * zc0 + b * zc1 : nullptr;
+        T* cnext = csp + (r + B) * H;
+        T* ht = proj ? nullptr : tmp.data();
+        M* hpre = proj ? hprep + r * H : nullptr;
+        for (int64_t k = 0; k < H; ++k) {
+          const T og = sigm(g[3 * H + k] + wco[k] * ct[k]);
+          g[3 * H + k] = og;
+          const T cv = lnc ? cn[k] * lgc[k] + lbc[k] : ct[k];
+          const T h = og * tanh_(cv);
+          if (proj) hpre[k] = static_cast<M>(h);
+          else ht[k] = h;
+          cnext[k] = zcr ? zcr[k] * cp[k] + (T(1) - zcr[k]) * ct[k] : ct[k];
+        }
+        if (!proj) finish_h(t, b, ht, nullptr);
+      }
+    });
+    if (proj) {
+      at::mm_out(Hp, Hpret[t], w_hr_t);
+      at::parallel_for(0, B, grain(P), [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b)
+          if (active(lp, b, t)) finish_h(t, b, nullptr, hpp + b * P);
+      });
+    }
+  }
+  Tensor h_n = hs[Tn].to(sM), c_n = cs[Tn].to(sM);
+  return {out, h_n, c_n, hs, cs, HD, gates, ctil, Ahat, rstd_h, chat, rstd_c, Hpre};
+}
+
+template <typename T, typename M>
+std::vector<Tensor> lstm_bwd(const Tensor& dout_in, const Tensor& dhn, const Tensor& dcn,
+                             const std::vector<Tensor>& saved, const Tensor& w_hh,
+                             const OptT& w_hr_, const OptT& peep_, const OptT& lnw_,
+                             const OptT& lnwc_, const OptT& lnbc_, const OptT& rd_,
+                             const OptT& zh_, const OptT& zc_, const OptT& len_,
+                             bool need_w) {
+  const auto sT = c10::CppTypeToScalarType<T>::value;
+  const auto sM = c10::CppTypeToScalarType<M>::value;
+  const Tensor cs = S(saved, 1), HD = S(saved, 2), gates = S(saved, 3), ctil = S(saved, 4);
+  const Tensor Ahat = S(saved, 5), rstd_h = S(saved, 6), chat = S(saved, 7);
+  const Tensor rstd_c = S(saved, 8), Hpre = S(saved, 9);
+  const int64_t Tn = gates.size(0), B = gates.size(1), G = gates.size(2), H = G / 4;
+  const int64_t P = HD.size(2);
+  const bool proj = w_hr_.has_value() && w_hr_->defined();
+  const bool ln = lnw_.has_value() && lnw_->defined();
+  const bool lnc = lnwc_.has_value() && lnwc_->defined();
+  auto oT = gates.options().dtype(sT);
+  auto oM = gates.options().dtype(sM);
+  Tensor peep = peep_.has_value() && peep_->defined() ? as(peep_, sT) : at::zeros({3, H}, oT);
+  Tensor lnw = as(lnw_, sT), lnwc = as(lnwc_, sT);
+  Tensor lnbc = lnc ? (lnbc_.has_value() && lnbc_->defined() ? as(lnbc_, sT) : at::zeros({H}, oT))
+                    : Tensor();
+  Tensor rd = as(rd_, sT), zh = zone(zh_, sT, Tn, B, P), zc = zone(zc_, sT, Tn, B, H);
+  Tensor len = len_.has_value() && len_->defined() ? len_->to(at::kLong).contiguous() : Tensor();
+  Tensor dout = dout_in.to(sM).contiguous();
+
+  Tensor dX = at::empty({Tn, B, G}, oT);
+  const bool sep = ln || sM != sT;
+  Tensor dAm = sep ? at::empty({Tn, B, G}, oM) : dX;
+  Tensor dCN = lnc ? at::empty({Tn, B, H}, oT) : Tensor();
+  Tensor DHT = proj ? at::empty({Tn, B, P}, oM) : Tensor();
+  Tensor dhpre = proj ? at::empty({B, H}, oM) : Tensor();
+  Tensor dhd = at::empty({B, P}, oM);
+  Tensor dh = dhn.to(sT).contiguous().clone(), dc = dcn.to(sT).contiguous().clone();
+
+  const T *wci = peep.data_ptr<T>(), *wcf = wci + H, *wco = wci + 2 * H;
+  const T *lg = ptr<T>(lnw), *lgc = ptr<T>(lnwc), *lbc = ptr<T>(lnbc), *rdp = ptr<T>(rd);
+  const T *zhp = ptr<T>(zh), *zcp = ptr<T>(zc);
+  const int64_t zh0 = zh.defined() ? zh.stride(0) : 0, zh1 = zh.defined() ? zh.stride(1) : 0;
+  const int64_t zc0 = zc.defined() ? zc.stride(0) : 0, zc1 = zc.defined() ? zc.stride(1) : 0;
+  const int64_t* lp = ptr<int64_t>(len);
+  const T *csp = cs.data_ptr<T>(), *gp = gates.data_ptr<T>(), *ctp = ctil.data_ptr<T>();
+  const T *ahp = ptr<T>(Ahat), *rhp = ptr<T>(rstd_h), *chp = ptr<T>(chat), *rcp = ptr<T>(rstd_c);
+  const M* doutp = dout.data_ptr<M>();
+  T *dXp = dX.data_ptr<T>(), *dCNp = ptr<T>(dCN), *dhp = dh.data_ptr<T>(), *dcp = dc.data_ptr<T>();
+  M *dAp = dAm.data_ptr<M>(), *dhtp = ptr<M>(DHT), *dhprep = ptr<M>(dhpre);
+  M* dhdp = dhd.data_ptr<M>();
+
+  // dh of row b += the recurrent part of the previous (later) step
+  auto add_pending = [&](int64_t b, bool pending) {
+    if (!pending) return;
+    T* dhr = dhp + b * P;
+    const M* q = dhdp + b * P;
+    if (rdp) {
+      for (int64_t k = 0; k < P; ++k) dhr[k] += static_cast<T>(q[k]) * rdp[b * P + k];
+    } else {
+      for (int64_t k = 0; k < P; ++k) dhr[k] += static_cast<T>(q[k]);
+    }
+  };
+
+  std::vector<Tensor> dAt = dAm.unbind(0), DHTt = proj ? DHT.unbind(0) : std::vector<Tensor>();
+  Tensor w_hr = proj ? *w_hr_ : Tensor();
+  bool pending = false;
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    if (proj) {
+      at::parallel_for(0, B, grain(P), [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) {
+          add_pending(b, pending);
+          const int64_t r = t * B + b;
+          M* o = dhtp + r * P;
+          if (!active(lp, b, t)) {
+            zero_row(o, P);
+            continue;
+          }
+          T* dhr = dhp + b * P;
+          const M* dy = doutp + r * P;
+          const T* z = zhp ? zhp + t * zh0 + b * zh1 : nullptr;
+          for (int64_t k = 0; k < P; ++k) {
+            const T v = dhr[k] + static_cast<T>(dy[k]);
+            o[k] = static_cast<M>(z ? (T(1) - z[k]) * v : v);
+            dhr[k] = z ? z[k] * v : T(0);
+          }
+        }
+      });
+      at::mm_out(dhpre, DHTt[t], w_hr);
+    }
+    at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+      std::vector<T> dcn_tmp(H);
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t r = t * B + b;
+        if (!proj) add_pending(b, pending);
+        if (!active(lp, b, t)) {
+          zero_row(dXp + r * G, G);
+          if (sep) zero_row(dAp + r * G, G);
+          zero_row(dCNp ? dCNp + r * H : nullptr, H);
+          continue;
+        }
+        const T* g = gp + r * G;
+        const T* ct = ctp + r * H;
+        const T* cp = csp + r * H;
+        T* dx = dXp + r * G;
+        T* dcr = dcp + b * H;
+        T* dcnr = lnc ? dCNp + r * H : dcn_tmp.data();
+        const T* ch = lnc ? chp + r * H : nullptr;
+        const T* z = zhp ? zhp + t * zh0 + b * zh1 : nullptr;
+        T* dhr = dhp + b * P;
+        const M* dy = doutp + r * P;
+        const M* dpre = proj ? dhprep + b * H : nullptr;
+        for (int64_t k = 0; k < H; ++k) {
+          T dht;
+          if (proj) {
+            dht = static_cast<T>(dpre[k]);
+          } else {
+            const T v = dhr[k] + static_cast<T>(dy[k]);
+            dht = z ? (T(1) - z[k]) * v : v;
+            dhr[k] = z ? z[k] * v : T(0);
+          }
+          const T og = g[3 * H + k];
+          const T cv = lnc ? ch[k] * lgc[k] + lbc[k] : ct[k];
+          const T tc = tanh_(cv);
+          dx[3 * H + k] = dht * tc * og * (T(1) - og);
+          dcnr[k] = dht * og * (T(1) - tc * tc);
+        }
+        T* dct = dcn_tmp.data();  // grad of c~ from the cell-state norm (in place when no LN)
+        if (lnc) ln_back(dcnr, ch, lgc, rcp[r], dct, H);
+        const T* zcr = zcp ? zcp + t * zc0 + b * zc1 : nullptr;
+        for (int64_t k = 0; k < H; ++k) {
+          const T dzo = dx[3 * H + k];
+          const T dstate = zcr ? (T(1) - zcr[k]) * dcr[k] : dcr[k];
+          const T dctil = dct[k] + dstate + dzo * wco[k];
+          const T ig = g[k], fg = g[H + k], gg = g[2 * H + k], c = cp[k];
+          const T dzi = dctil * gg * ig * (T(1) - ig);
+          const T dzf = dctil * c * fg * (T(1) - fg);
+          dx[k] = dzi;
+          dx[H + k] = dzf;
+          dx[2 * H + k] = dctil * ig * (T(1) - gg * gg);
+          dcr[k] = (zcr ? zcr[k] * dcr[k] : T(0)) + dctil * fg + dzi * wci[k] + dzf * wcf[k];
+        }
+        M* da = dAp + r * G;
+        if (ln) ln_back(dx, ahp + r * G, lg, rhp[r], da, G);
+        else if (sep)
+          for (int64_t k = 0; k < G; ++k) da[k] = static_cast<M>(dx[k]);
+      }
+    });
+    at::mm_out(dhd, dAt[t], w_hh);
+    pending = true;
+  }
+  for (int64_t b = 0; b < B; ++b) add_pending(b, pending && Tn > 0);
+
+  const int64_t TB = Tn * B;
+  Tensor dw_hh, dw_hr;
+  if (need_w) {
+    dw_hh = at::mm(dAm.view({TB, G}).t(), HD.view({TB, P}));
+    if (proj) dw_hr = at::mm(DHT.view({TB, P}).t(), Hpre.view({TB, H}));
+  }
+  Tensor db = dX.sum({0, 1});
+  Tensor dlnw = ln ? (dX * Ahat).sum({0, 1}) : Tensor();
+  Tensor dpeep;
+  if (peep_.has_value() && peep_->defined())
+    dpeep = at::stack({(dX.narrow(2, 0, H) * cs.narrow(0, 0, Tn)).sum({0, 1}),
+                       (dX.narrow(2, H, H) * cs.narrow(0, 0, Tn)).sum({0, 1}),
+                       (dX.narrow(2, 3 * H, H) * ctil).sum({0, 1})});
+  Tensor dlnwc = lnc ? (dCN * chat).sum({0, 1}) : Tensor();
+  Tensor dlnbc = lnc ? dCN.sum({0, 1}) : Tensor();
+  return {dX.to(sM), dh, dc, dw_hh, db, dw_hr, dpeep, dlnw, dlnwc, dlnbc};
+}
+
+// ----------------------------------------------------------------------------------- GRU
+template <typename T, typename M>
+std::vector<Tensor> gru_fwd(const Tensor& xw_in, const Tensor& h0_in, const Tensor& w_hh,
+                            const OptT& b_hh_, const OptT& lnw_, const OptT& rd_, const OptT& zh_,
+                            const OptT& len_) {
+  const auto sT = c10::CppTypeToScalarType<T>::value;
+  const auto sM = c10::CppTypeToScalarType<M>::value;
+  const Dims d = dims(xw_in, h0_in, 3);
+  const int64_t Tn = d.T, B = d.B, H = d.H, G = d.G;
+  const bool ln = lnw_.has_value() && lnw_->defined();
+  auto oT = xw_in.options().dtype(sT);
+  auto oM = xw_in.options().dtype(sM);
+  const Tensor xw = xw_in.contiguous();
+  Tensor b_hh = b_hh_.has_value() && b_hh_->defined() ? as(b_hh_, sT) : at::zeros({G}, oT);
+  Tensor lnw = as(lnw_, sT), rd = as(rd_, sT), zh = zone(zh_, sT, Tn, B, H);
+  Tensor len = len_.has_value() && len_->defined() ? len_->to(at::kLong).contiguous() : Tensor();
+  Tensor w_hh_t = w_hh.t();
+
+  Tensor out = at::empty({Tn, B, H}, oM);
+  Tensor hs = at::empty({Tn + 1, B, H}, oT);
+  Tensor HD = at::empty({Tn, B, H}, oM);
+  Tensor gates = at::empty({Tn, B, 4 * H}, oT);  // r, z, n, a_n
+  Tensor Ahat = ln ? at::empty({Tn, B, G}, oT) : Tensor();
+  Tensor rstd_h = ln ? at::empty({Tn, B}, oT) : Tensor();
+  Tensor A = at::empty({B, G}, oM);
+  Tensor abuf = ln ? at::empty({B, G}, oT) : Tensor();
+  hs[0].copy_(h0_in);
+  if (rd.defined()) HD[0].copy_(hs[0] * rd);
+  else HD[0].copy_(hs[0]);
+
+  const M* xp = xw.data_ptr<M>();
+  const T *bp = b_hh.data_ptr<T>(), *lg = ptr<T>(lnw), *rdp = ptr<T>(rd), *zhp = ptr<T>(zh);
+  const int64_t zh0 = zh.defined() ? zh.stride(0) : 0, zh1 = zh.defined() ? zh.stride(1) : 0;
+  const int64_t* lp = ptr<int64_t>(len);
+  M *outp = out.data_ptr<M>(), *hdp = HD.data_ptr<M>(), *Ap = A.data_ptr<M>();
+  T *hsp = hs.data_ptr<T>(), *gp = gates.data_ptr<T>(), *ahp = ptr<T>(Ahat), *rhp = ptr<T>(rstd_h);
+  T* abp = ptr<T>(abuf);
+
+  std::vector<Tensor> HDt = HD.unbind(0);
+  for (int64_t t = 0; t < Tn; ++t) {
+    at::mm_out(A, HDt[t], w_hh_t);
+    at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t r = t * B + b;
+        const T* hp = hsp + r * H;
+        T* hn = hsp + (r + B) * H;
+        if (!active(lp, b, t)) {
+          std::copy(hp, hp + H, hn);
+          zero_row(outp + r * H, H);
+          zero_row(gp + r * 4 * H, 4 * H);
+          zero_row(ahp ? ahp + r * G : nullptr, G);
+        } else {
+          const M* x = xp + r * G;
+          const M* a = Ap + b * G;
+          T* g = gp + r * 4 * H;
+          if (ln) {
+            T* ab = abp + b * G;
+            for (int64_t k = 0; k < G; ++k) ab[k] = static_cast<T>(a[k]);
+            T* ah = ahp + r * G;
+            rhp[r] = ln_stats(ab, ah, G);
+            for (int64_t k = 0; k < 2 * H; ++k) g[k] = static_cast<T>(x[k]) + ah[k] * lg[k] + bp[k];
+            for (int64_t k = 2 * H; k < G; ++k) g[H + k] = ah[k] * lg[k] + bp[k];
+          } else {
+            for (int64_t k = 0; k < 2 * H; ++k)
+              g[k] = static_cast<T>(x[k]) + static_cast<T>(a[k]) + bp[k];
+            for (int64_t k = 2 * H; k < G; ++k) g[H + k] = static_cast<T>(a[k]) + bp[k];
+          }
+          const T* z = zhp ? zhp + t * zh0 + b * zh1 : nullptr;
+          M* o = outp + r * H;
+          for (int64_t k = 0; k < H; ++k) {
+            const T rg = sigm(g[k]), zg = sigm(g[H + k]);
+            const T ng = tanh_(static_cast<T>(x[2 * H + k]) + rg * g[3 * H + k]);
+            g[k] = rg;
+            g[H + k] = zg;
+            g[2 * H + k] = ng;
+            T v = (T(1) - zg) * ng + zg * hp[k];
+            if (z) v = z[k] * hp[k] + (T(1) - z[k]) * v;
+            hn[k] = v;
+            o[k] = static_cast<M>(v);
+          }
+        }
+        if (t + 1 < Tn) {
+          M* hd = hdp + (r + B) * H;
+          for (int64_t k = 0; k < H; ++k)
+            hd[k] = static_cast<M>(rdp ? hn[k] * rdp[b * H + k] : hn[k]);
+        }
+      }
+    });
+  }
+  Tensor h_n = hs[Tn].to(sM);
+  return {out, h_n, hs, HD, gates, Ahat, rstd_h};
+}
+
+template <typename T, typename M>
+std::vector<Tensor> gru_bwd(const Tensor& dout_in, const Tensor& dhn,
+                            const std::vector<Tensor>& saved, const Tensor& w_hh,
+                            const OptT& lnw_, const OptT& rd_, const OptT& zh_, const OptT& len_,
+                            bool need_w) {
+  const auto sT = c10::CppTypeToScalarType<T>::value;
+  const auto sM = c10::CppTypeToScalarType<M>::value;
+  const Tensor hs = S(saved, 0), HD = S(saved, 1), gates = S(saved, 2), Ahat = S(saved, 3);
+  const Tensor rstd_h = S(saved, 4);
+  const int64_t Tn = gates.size(0), B = gates.size(1), H = gates.size(2) / 4, G = 3 * H;
+  const bool ln = lnw_.has_value() && lnw_->defined();
+  auto oT = gates.options().dtype(sT);
+  auto oM = gates.options().dtype(sM);
+  Tensor lnw = as(lnw_, sT), rd = as(rd_, sT), zh = zone(zh_, sT, Tn, B, H);
+  Tensor len = len_.has_value() && len_->defined() ? len_->to(at::kLong).contiguous() : Tensor();
+  Tensor dout = dout_in.to(sM).contiguous();
+
+  Tensor dX = at::empty({Tn, B, G}, oT);
+  Tensor dAH = at::empty({Tn, B, G}, oT);
+  const bool sep = ln || sM != sT;
+  Tensor dAm = sep ? at::empty({Tn, B, G}, oM) : dAH;
+  Tensor dhd = at::empty({B, H}, oM);
+  Tensor dh = dhn.to(sT).contiguous().clone();
+
+  const T *lg = ptr<T>(lnw), *rdp = ptr<T>(rd), *zhp = ptr<T>(zh);
+  const int64_t zh0 = zh.defined() ? zh.stride(0) : 0, zh1 = zh.defined() ? zh.stride(1) : 0;
+  const int64_t* lp = ptr<int64_t>(len);
+  const T *hsp = hs.data_ptr<T>(), *gp = gates.data_ptr<T>(), *ahp = ptr<T>(Ahat);
+  const T* rhp = ptr<T>(rstd_h);
+  const M* doutp = dout.data_ptr<M>();
+  T *dXp = dX.data_ptr<T>(), *dAHp = dAH.data_ptr<T>(), *dhp = dh.data_ptr<T>();
+  M *dAp = dAm.data_ptr<M>(), *dhdp = dhd.data_ptr<M>();
+
+  std::vector<Tensor> dAt = dAm.unbind(0);
+  bool pending = false;
+  for (int64_t t = Tn - 1; t >= 0; --t) {
+    at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t r = t * B + b;
+        T* dhr = dhp + b * H;
+        if (pending) {
+          const M* q = dhdp + b * H;
+          for (int64_t k = 0; k < H; ++k)
+            dhr[k] += static_cast<T>(q[k]) * (rdp ? rdp[b * H + k] : T(1));
+        }
+        if (!active(lp, b, t)) {
+          zero_row(dXp + r * G, G);
+          zero_row(dAHp + r * G, G);
+          if (sep) zero_row(dAp + r * G, G);
+          continue;
+        }
+        const T* g = gp + r * 4 * H;
+        const T* hp = hsp + r * H;
+        const M* dy = doutp + r * H;
+        const T* z = zhp ? zhp + t * zh0 + b * zh1 : nullptr;
+        T* dx = dXp + r * G;
+        T* dah = dAHp + r * G;
+        for (int64_t k = 0; k < H; ++k) {
+          const T v = dhr[k] + static_cast<T>(dy[k]);
+          const T dht = z ? (T(1) - z[k]) * v : v;
+          const T rg = g[k], zg = g[H + k], ng = g[2 * H + k], an = g[3 * H + k];
+          const T dnn = dht * (T(1) - zg) * (T(1) - ng * ng);
+          const T dzr = dnn * an * rg * (T(1) - rg);
+          const T dzz = dht * (hp[k] - ng) * zg * (T(1) - zg);
+          dx[k] = dzr;
+          dx[H + k] = dzz;
+          dx[2 * H + k] = dnn;
+          dah[k] = dzr;
+          dah[H + k] = dzz;
+          dah[2 * H + k] = dnn * rg;
+          dhr[k] = (z ? z[k] * v : T(0)) + zg * dht;
+        }
+        M* da = dAp + r * G;
+        if (ln) ln_back(dah, ahp + r * G, lg, rhp[r], da, G);
+        else if (sep)
+          for (int64_t k = 0; k < G; ++k) da[k] = static_cast<M>(dah[k]);
+      }
+    });
+    at::mm_out(dhd, dAt[t], w_hh);
+    pending = true;
+  }
+  if (pending) dh.add_(rd.defined() ? dhd.to(sT) * rd : dhd.to(sT));
+
+  const int64_t TB = Tn * B;
+  Tensor dw_hh = need_w ? at::mm(dAm.view({TB, G}).t(), HD.view({TB, H})) : Tensor();
+  Tensor db = dAH.sum({0, 1});
+  Tensor dlnw = ln ? (dAH * Ahat).sum({0, 1}) : Tensor();
+  return {dX.to(sM), dh, dw_hh, db, dlnw};
+}
+
+// ------------------------------------------------------------------------ dtype dispatch
+#define LSTMKIT_DISPATCH(dtype, FN, ...)                                                     \
+  [&] {                                                                                    \
+    switch (dtype) {                                                                       \
+      case at::kFloat: return FN<float, float>(__VA_ARGS__);                               \
+      case at::kDouble: return FN<double, double>(__VA_ARGS__);                            \
+      case at::kBFloat16: return FN<float, c10::BFloat16>(__VA_ARGS__);                    \
+      default: TORCH_CHECK(false, "fused kernel: expected float32, float64 or bfloat16 xw"); \
+    }                                                                                      \
+  }()
+
+std::vector<Tensor> lstm_forward(const Tensor& xw, const Tensor& h0, const Tensor& c0,
+                                 const Tensor& w_hh, const OptT& b_hh, const OptT& w_hr,
+                                 const OptT& peep, const OptT& lnw, const OptT& lnwc,
+                                 const OptT& lnbc, const OptT& rd, const OptT& zh, const OptT& zc,
+                                 const OptT& len) {
+  return LSTMKIT_DISPATCH(xw.scalar_type(), lstm_fwd, xw, h0, c0, w_hh, b_hh, w_hr, peep, lnw,
+                          lnwc, lnbc, rd, zh, zc, len);
+}
+
+std::vector<Tensor> lstm_backward(const Tensor& dout, const Tensor& dhn, const Tensor& dcn,
+                                  const std::vector<Tensor>& saved, const Tensor& w_hh,
+                                  const OptT& w_hr, const OptT& peep, const OptT& lnw,
+                                  const OptT& lnwc, const OptT& lnbc, const OptT& rd,
+                                  const OptT& zh, const OptT& zc, const OptT& len, bool need_w) {
+  return LSTMKIT_DISPATCH(w_hh.scalar_type(), lstm_bwd, dout, dhn, dcn, saved, w_hh, w_hr, peep,
+                          lnw, lnwc, lnbc, rd, zh, zc, len, need_w);
+}
+
+std::vector<Tensor> gru_forward(const Tensor& xw, const Tensor& h0, const Tensor& w_hh,
+                                const OptT& b_hh, const OptT& lnw, const OptT& rd, const OptT& zh,
+                                const OptT& len) {
+  return LSTMKIT_DISPATCH(xw.scalar_type(), gru_fwd, xw, h0, w_hh, b_hh, lnw, rd, zh, len);
+}
+
+std::vector<Tensor> gru_backward(const Tensor& dout, const Tensor& dhn,
+                                 const std::vector<Tensor>& saved, const Tensor& w_hh,
+                                 const OptT& lnw, const OptT& rd, const OptT& zh, const OptT& len,
+                                 bool need_w) {
+  return LSTMKIT_DISPATCH(w_hh.scalar_type(), gru_bwd, dout, dhn, saved, w_hh, lnw, rd, zh, len,
+                          need_w);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("lstm_forward", &lstm_forward);
+  m.def("lstm_backward", &lstm_backward);
+  m.def("gru_forward", &gru_forward);
+  m.def("gru_backward", &gru_backward);
+}

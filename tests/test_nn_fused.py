@@ -1,0 +1,346 @@
+"""Tests of the fused CPU kernel (lstmkit.nn.fused) against an independent float64 loop.
+
+The reference below is written here from SPEC-variants.md with plain torch ops and autograd,
+one step at a time, so the fused forward and its hand-written backward are compared with
+torch's own differentiation of the same math; plain LSTM is also checked against
+torch.nn.LSTM. Everything skips (with the reason) only when the kernel cannot be built.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lstmkit.nn import fused
+
+if not fused.available():
+    pytest.skip(f"fused kernel unavailable: {fused._state['error']}", allow_module_level=True)
+
+EPS = 1e-5
+
+
+def _ln(v, g, b):
+    return F.layer_norm(v, v.shape[-1:], g, b, EPS)
+
+
+def ref_lstm(xw, h0, c0, w_hh, b_hh, w_hr, peep, lnw, lnwc, lnbc, rd, zh, zc, lengths):
+    """SPEC's LSTM step in a plain loop (any dtype); returns out, h_n, c_n."""
+    steps = xw.shape[0]
+    h, c, outs = h0, c0, []
+    for t in range(steps):
+        hd = h * rd if rd is not None else h
+        ah = hd @ w_hh.t()
+        if lnw is not None:
+            ah = _ln(ah, lnw, b_hh)
+        elif b_hh is not None:
+            ah = ah + b_hh
+        zi, zf, zg, zo = (xw[t] + ah).chunk(4, -1)
+        if peep is not None:
+            zi = zi + peep[0] * c
+            zf = zf + peep[1] * c
+        i, f, g = torch.sigmoid(zi), torch.sigmoid(zf), torch.tanh(zg)
+        ct = f * c + i * g
+        if peep is not None:
+            zo = zo + peep[2] * ct
+        o = torch.sigmoid(zo)
+        cn = _ln(ct, lnwc, lnbc) if lnwc is not None else ct
+        ht = o * torch.tanh(cn)
+        if w_hr is not None:
+            ht = ht @ w_hr.t()
+        cnew = zc[t] * c + (1 - zc[t]) * ct if zc is not None else ct
+        hnew = zh[t] * h + (1 - zh[t]) * ht if zh is not None else ht
+        if lengths is not None:
+            m = (t < lengths).unsqueeze(1)
+            cnew = torch.where(m, cnew, c)
+            hnew = torch.where(m, hnew, h)
+            outs.append(torch.where(m, hnew, torch.zeros_like(hnew)))
+        else:
+            outs.append(hnew)
+        h, c = hnew, cnew
+    return torch.stack(outs), h, c
+
+
+def ref_gru(xw, h0, w_hh, b_hh, lnw, rd, zh, lengths):
+    """SPEC's GRU step in a plain loop; returns out, h_n."""
+    h, outs = h0, []
+    for t in range(xw.shape[0]):
+        hd = h * rd if rd is not None else h
+        ah = hd @ w_hh.t()
+        if lnw is not None:
+            ah = _ln(ah, lnw, b_hh)
+        elif b_hh is not None:
+            ah = ah + b_hh
+        ar, az, an = ah.chunk(3, -1)
+        xr, xz, xn = xw[t].chunk(3, -1)
+        r, z = torch.sigmoid(xr + ar), torch.sigmoid(xz + az)
+        n = torch.tanh(xn + r * an)
+        ht = (1 - z) * n + z * h
+        hnew = zh[t] * h + (1 - zh[t]) * ht if zh is not None else ht
+        if lengths is not None:
+            m = (t < lengths).unsqueeze(1)
+            hnew = torch.where(m, hnew, h)
+            outs.append(torch.where(m, hnew, torch.zeros_like(hnew)))
+        else:
+            outs.append(hnew)
+        h = hnew
+    return torch.stack(outs), h
+
+
+LSTM_GRAD = ("xw", "h0", "c0", "w_hh", "b_hh", "w_hr", "peephole", "lnw", "lnwc", "lnbc")
+LSTM_ARGS = (*LSTM_GRAD, "rd", "zh", "zc", "lengths")
+GRU_GRAD = ("xw", "h0", "w_hh", "b_hh", "lnw")
+GRU_ARGS = (*GRU_GRAD, "rd", "zh", "lengths")
+
+
+def make_lstm(variants, T=5, B=4, H=6, P=None, dtype=torch.float64, seed=0, lengths=None):
+    """Random inputs for one LSTM direction with the named variants switched on."""
+    g = torch.Generator().manual_seed(seed)
+    P = P or H
+
+    def r(*s, scale=0.5):
+        return (torch.randn(*s, generator=g, dtype=torch.float64) * scale).to(dtype)
+
+    a = dict.fromkeys(LSTM_ARGS)
+    a.update(xw=r(T, B, 4 * H), h0=r(B, P), c0=r(B, H), w_hh=r(4 * H, P), b_hh=r(4 * H))
+    if "proj" in variants:
+        a["w_hr"] = r(P, H)
+    if "peep" in variants:
+        a["peephole"] = r(3, H)
+    if "ln" in variants:
+        a["lnw"] = 1 + r(4 * H, scale=0.2)
+        a["lnwc"] = 1 + r(H, scale=0.2)
+        a["lnbc"] = r(H, scale=0.2)
+    if "rd" in variants:
+        keep = torch.rand(B, P, generator=g) > 0.3
+        a["rd"] = (keep / 0.7).to(dtype)
+    if "zone" in variants:
+        a["zh"] = (torch.rand(T, B, P, generator=g) < 0.3).to(dtype)
+        a["zc"] = (torch.rand(T, B, H, generator=g) < 0.4).to(dtype)
+    if "zone_eval" in variants:
+        a["zh"] = torch.tensor(0.3, dtype=dtype).expand(T, B, P)
+        a["zc"] = torch.tensor(0.2, dtype=dtype).expand(T, B, H)
+    if lengths is not None:
+        a["lengths"] = torch.tensor(lengths, dtype=torch.int64)
+    for k in LSTM_GRAD:
+        if a[k] is not None:
+            a[k].requires_grad_(True)
+    return a
+
+
+def make_gru(variants, T=5, B=4, H=6, dtype=torch.float64, seed=0, lengths=None):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*s, scale=0.5):
+        return (torch.randn(*s, generator=g, dtype=torch.float64) * scale).to(dtype)
+
+    a = dict.fromkeys(GRU_ARGS)
+    a.update(xw=r(T, B, 3 * H), h0=r(B, H), w_hh=r(3 * H, H), b_hh=r(3 * H))
+    if "ln" in variants:
+        a["lnw"] = 1 + r(3 * H, scale=0.2)
+    if "rd" in variants:
+        a["rd"] = ((torch.rand(B, H, generator=g) > 0.3) / 0.7).to(dtype)
+    if "zone" in variants:
+        a["zh"] = (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
+    if "zone_eval" in variants:
+        a["zh"] = torch.tensor(0.25, dtype=dtype).expand(T, B, H)
+    if lengths is not None:
+        a["lengths"] = torch.tensor(lengths, dtype=torch.int64)
+    for k in GRU_GRAD:
+        if a[k] is not None:
+            a[k].requires_grad_(True)
+    return a
+
+
+def _as64(a):
+    return {
+        k: (
+            v.detach().double().requires_grad_(v.requires_grad)
+            if v is not None and v.is_floating_point()
+            else v
+        )
+        for k, v in a.items()
+    }
+
+
+def _run_and_grads(fn, a, names, seed=1):
+    outs = fn(*(a[k] for k in names))
+    g = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(o.shape, generator=g, dtype=torch.float64) for o in outs]
+    loss = sum((o.double() * w).sum() for o, w in zip(outs, weights, strict=True))
+    wrt = [k for k in names if a.get(k) is not None and a[k].requires_grad]
+    grads = torch.autograd.grad(loss, [a[k] for k in wrt])
+    return outs, dict(zip(wrt, grads, strict=True))
+
+
+def _fused_lstm(*args):
+    return fused.lstm_direction(*args)
+
+
+def _fused_gru(*args):
+    return fused.gru_direction(*args)
+
+
+def _check_close(name, got, ref, tol, same_dtype_err):
+    """|got - ref| within tol, or within 8x the error torch's own loop makes in got's dtype
+    (float32 gradients of an ill-conditioned layer norm are far from float64 for torch too)."""
+    err = (got.double() - ref).abs().max().item()
+    bound = tol * max(1.0, ref.abs().max().item())
+    if same_dtype_err is not None:
+        bound = max(bound, 8 * same_dtype_err)
+    assert err <= bound, f"{name}: max error {err:.3g} > {bound:.3g}"
+
+
+def compare(kind, a, tol):
+    """Fused (inputs as given) vs the float64 reference: outputs, states, every gradient."""
+    names = LSTM_ARGS if kind == "lstm" else GRU_ARGS
+    ref_fn = ref_lstm if kind == "lstm" else ref_gru
+    fz_fn = _fused_lstm if kind == "lstm" else _fused_gru
+    ref_out, ref_g = _run_and_grads(ref_fn, _as64(a), names)
+    fz_out, fz_g = _run_and_grads(fz_fn, a, names)
+    low = a["xw"].dtype != torch.float64
+    if low:  # the same loop in the same low precision, for the conditioning of this case
+        lo_out, lo_g = _run_and_grads(ref_fn, a, names)
+    for i, (r, f) in enumerate(zip(ref_out, fz_out, strict=True)):
+        assert f.dtype == a["xw"].dtype
+        lo = (lo_out[i].double() - r).abs().max().item() if low else None
+        _check_close(f"output {i}", f, r.detach(), tol, lo)
+    assert set(fz_g) == set(ref_g)
+    for k in ref_g:
+        assert fz_g[k].dtype == a[k].dtype, k
+        lo = (lo_g[k].double() - ref_g[k]).abs().max().item() if low else None
+        _check_close(k, fz_g[k], ref_g[k], tol, lo)
+
+
+LSTM_CASES = {
+    "plain": (),
+    "proj": ("proj",),
+    "peep": ("peep",),
+    "ln": ("ln",),
+    "rd": ("rd",),
+    "zone": ("zone",),
+    "zone_eval": ("zone_eval",),
+    "all": ("proj", "peep", "ln", "rd", "zone"),
+    "all_noproj": ("peep", "ln", "rd", "zone"),
+}
+GRU_CASES = {
+    "plain": (),
+    "ln": ("ln",),
+    "rd": ("rd",),
+    "zone": ("zone",),
+    "zone_eval": ("zone_eval",),
+    "all": ("ln", "rd", "zone"),
+}
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("case", list(LSTM_CASES))
+def test_lstm_matches_reference(case, dtype, tol):
+    P = 4 if "proj" in LSTM_CASES[case] else None
+    compare("lstm", make_lstm(LSTM_CASES[case], P=P, dtype=dtype), tol)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("case", list(GRU_CASES))
+def test_gru_matches_reference(case, dtype, tol):
+    compare("gru", make_gru(GRU_CASES[case], dtype=dtype), tol)
+
+
+@pytest.mark.parametrize("lengths", [[5, 3, 1, 4], [5, 5, 5, 5], [1, 1, 2, 1]])
+@pytest.mark.parametrize("case", ["plain", "all", "all_noproj"])
+def test_lstm_lengths(case, lengths):
+    P = 4 if "proj" in LSTM_CASES[case] else None
+    compare("lstm", make_lstm(LSTM_CASES[case], P=P, lengths=lengths), 1e-10)
+
+
+@pytest.mark.parametrize("lengths", [[5, 3, 1, 4], [5, 5, 5, 5]])
+@pytest.mark.parametrize("case", ["plain", "all"])
+def test_gru_lengths(case, lengths):
+    compare("gru", make_gru(GRU_CASES[case], lengths=lengths), 1e-10)
+
+
+def test_lengths_padding_is_zero_and_state_is_last_real_step():
+    a = make_lstm(("ln", "peep"), lengths=[5, 2, 1, 3])
+    out, h_n, _ = fused.lstm_direction(*(a[k] for k in LSTM_ARGS))
+    for b, n in enumerate([5, 2, 1, 3]):
+        assert torch.all(out[n:, b] == 0)
+        torch.testing.assert_close(h_n[b], out[n - 1, b])
+
+
+def test_gradients_only_for_inputs_that_require_them():
+    a = make_lstm(("ln", "peep"))
+    for k in ("w_hh", "b_hh", "c0"):
+        a[k] = a[k].detach()
+    out, _, c_n = fused.lstm_direction(*(a[k] for k in LSTM_ARGS))
+    (out.sum() + c_n.sum()).backward()
+    assert a["w_hh"].grad is None and a["c0"].grad is None
+    assert a["xw"].grad is not None and a["lnw"].grad is not None
+
+
+def _gradcheck(fn, a, names):
+    a = _as64(a)
+    args = [a[k] for k in names]
+    assert torch.autograd.gradcheck(lambda *x: fn(*x), args, eps=1e-6, atol=1e-6)
+
+
+def test_gradcheck_lstm_all_variants():
+    a = make_lstm(("proj", "peep", "ln", "rd", "zone"), T=3, B=2, H=3, P=2, lengths=[3, 2])
+    _gradcheck(fused.lstm_direction, a, LSTM_ARGS)
+
+
+def test_gradcheck_lstm_eval_zoneout():
+    a = make_lstm(("peep", "ln", "rd", "zone_eval"), T=3, B=2, H=3)
+    _gradcheck(fused.lstm_direction, a, LSTM_ARGS)
+
+
+def test_gradcheck_gru_all_variants():
+    a = make_gru(("ln", "rd", "zone"), T=3, B=2, H=3, lengths=[3, 1])
+    _gradcheck(fused.gru_direction, a, GRU_ARGS)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_zero_probability_masks_equal_plain(kind):
+    make, names, fn = (
+        (make_lstm, LSTM_ARGS, fused.lstm_direction)
+        if kind == "lstm"
+        else (make_gru, GRU_ARGS, fused.gru_direction)
+    )
+    a = make((), dtype=torch.float32)
+    plain = fn(*(a[k] for k in names))
+    T, B = a["xw"].shape[:2]
+    H = a["h0"].shape[1]
+    a["rd"] = torch.ones(B, H)
+    a["zh"] = torch.zeros(T, B, H)
+    if kind == "lstm":
+        a["zc"] = torch.zeros(T, B, H)
+    masked = fn(*(a[k] for k in names))
+    for p, m in zip(plain, masked, strict=True):
+        torch.testing.assert_close(m, p, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_plain_lstm_matches_torch_nn_lstm(dtype, tol):
+    torch.manual_seed(0)
+    T, B, n_in, H = 7, 3, 5, 8
+    lstm = torch.nn.LSTM(n_in, H).to(dtype)
+    x = torch.randn(T, B, n_in, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(1, B, H, dtype=dtype, requires_grad=True)
+    c0 = torch.randn(1, B, H, dtype=dtype, requires_grad=True)
+    out, (h_n, c_n) = lstm(x, (h0, c0))
+    loss = out.pow(2).sum() + h_n.sum() + 2 * c_n.sum()
+    params = [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0]
+    ref_g = torch.autograd.grad(loss, [x, h0, c0, *params])
+
+    xw = x @ lstm.weight_ih_l0.t() + lstm.bias_ih_l0
+    fo, fh, fc = fused.lstm_direction(xw, h0[0], c0[0], lstm.weight_hh_l0, lstm.bias_hh_l0)
+    floss = fo.pow(2).sum() + fh.sum() + 2 * fc.sum()
+    f_g = torch.autograd.grad(floss, [x, h0, c0, *params])
+    torch.testing.assert_close(fo, out, atol=tol, rtol=tol)
+    torch.testing.assert_close(fh, h_n[0], atol=tol, rtol=tol)
+    torch.testing.assert_close(fc, c_n[0], atol=tol, rtol=tol)
+    for r, f in zip(ref_g, f_g, strict=True):
+        torch.testing.assert_close(f, r, atol=tol * 10, rtol=tol * 10)
+
+
+def test_bad_shape_is_a_clear_error():
+    a = make_lstm(())
+    with pytest.raises(ValueError, match="w_hh must have shape"):
+        fused.lstm_direction(a["xw"], a["h0"], a["c0"], a["w_hh"][:, :3])
