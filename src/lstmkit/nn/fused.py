@@ -106,8 +106,10 @@ def _load() -> ModuleType | None:
                 verbose=False,
             )
         except Exception as exc:  # no compiler, no ninja, no headers: fall back, say so once
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
-            _state["error"] = f"{type(exc).__name__}: {first}"
+            lines = str(exc).strip().splitlines() or [""]
+            # a compiler failure's useful line is its first "error:", not the command line
+            first = next((ln for ln in lines if "error:" in ln), lines[0])
+            _state["error"] = f"{type(exc).__name__}: {first.strip()[:300]}"
             warnings.warn(
                 "lstmkit: the fused CPU kernel could not be built "
                 f"({_state['error']}); backend='fused' is unavailable and the reference "
