@@ -760,6 +760,7 @@ std::vector<Tensor> gru_backward(const Tensor& dout, const Tensor& dhn,
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("mm", &dense_mm);
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);
   m.def("gru_forward", &gru_forward);
