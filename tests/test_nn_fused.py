@@ -346,19 +346,23 @@ def test_bad_shape_is_a_clear_error():
         fused.lstm_direction(a["xw"], a["h0"], a["c0"], a["w_hh"][:, :3])
 
 
+@pytest.mark.parametrize("with_ln", [False, True])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-def test_linear_matches_functional_linear(dtype, tol):
+def test_linear_matches_functional_linear(dtype, tol, with_ln):
     g = torch.Generator().manual_seed(3)
-    x = torch.randn(5, 3, 7, generator=g, dtype=torch.float64).requires_grad_(True)
-    w = torch.randn(8, 7, generator=g, dtype=torch.float64).requires_grad_(True)
-    b = torch.randn(8, generator=g, dtype=torch.float64).requires_grad_(True)
+
+    def r(*s):
+        return torch.randn(*s, generator=g, dtype=torch.float64).requires_grad_(True)
+
+    x, w, b, lnw = r(5, 3, 7), r(8, 7), r(8), r(8)
     dy = torch.randn(5, 3, 8, generator=g, dtype=torch.float64)
-    ref = F.linear(x, w, b)
-    ref_g = torch.autograd.grad(ref, (x, w, b), dy)
-    xs, ws, bs = (t.detach().to(dtype).requires_grad_(True) for t in (x, w, b))
-    out = fused.linear(xs, ws, bs)
-    got_g = torch.autograd.grad(out, (xs, ws, bs), dy.to(dtype))
+    ins = (x, w, b, lnw) if with_ln else (x, w, b)
+    ref = F.layer_norm(F.linear(x, w), (8,), lnw, b, 1e-5) if with_ln else F.linear(x, w, b)
+    ref_g = torch.autograd.grad(ref, ins, dy)
+    mine = [t.detach().to(dtype).requires_grad_(True) for t in ins]
+    out = fused.linear(*mine)
+    got_g = torch.autograd.grad(out, mine, dy.to(dtype))
     torch.testing.assert_close(out.double(), ref.detach(), atol=tol, rtol=tol)
-    for r, f in zip(ref_g, got_g, strict=True):
+    for a, f in zip(ref_g, got_g, strict=True):
         assert f.dtype == dtype
-        torch.testing.assert_close(f.double(), r, atol=tol * 10, rtol=tol * 10)
+        torch.testing.assert_close(f.double(), a, atol=tol * 10, rtol=tol * 10)

@@ -210,44 +210,63 @@ class _GRUDirection(torch.autograd.Function):
 
 class _Linear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: Tensor, w: Tensor, b: Tensor | None, lnw: Tensor | None) -> Tensor:  # type: ignore[override]
+        ext = _ext()
         x2 = x.reshape(-1, x.shape[-1])
-        y = _ext().mm(x2, w.t())
-        if b is not None:
+        y = ext.mm(x2, w.t())
+        ahat = rstd = None
+        if lnw is not None:
+            y, ahat, rstd = ext.layer_norm_forward(y, lnw, b)
+        elif b is not None:
             y.add_(b.to(y.dtype))
-        ctx.save_for_backward(x2, w)
-        ctx.b_dtype = None if b is None else b.dtype
+        ctx.save_for_backward(x2, w, lnw, ahat, rstd)
+        ctx.dtypes = (None if b is None else b.dtype, None if lnw is None else lnw.dtype)
         ctx.x_shape = x.shape
         return y.view(*x.shape[:-1], w.shape[0])
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dy: Tensor) -> tuple:  # type: ignore[override]
-        x2, w = ctx.saved_tensors
-        dy2 = dy.reshape(-1, dy.shape[-1]).to(x2.dtype)
-        dx = _ext().mm(dy2, w).view(ctx.x_shape) if ctx.needs_input_grad[0] else None
-        dw = _ext().mm(dy2.t(), x2) if ctx.needs_input_grad[1] else None
-        db = dy2.sum(0).to(ctx.b_dtype) if ctx.needs_input_grad[2] else None
-        return dx, dw, db
+        ext = _ext()
+        x2, w, lnw, ahat, rstd = ctx.saved_tensors
+        da = dy.reshape(-1, dy.shape[-1]).to(x2.dtype)
+        dlnw = db = None
+        if lnw is not None:
+            da, dlnw, db = ext.layer_norm_backward(da, ahat, rstd, lnw)
+        elif ctx.needs_input_grad[2]:
+            db = da.sum(0)
+        need = ctx.needs_input_grad
+        dx = ext.mm(da, w).view(ctx.x_shape) if need[0] else None
+        dw = ext.mm(da.t(), x2) if need[1] else None
+        db = db.to(ctx.dtypes[0]) if need[2] else None
+        dlnw = dlnw.to(ctx.dtypes[1]) if need[3] else None
+        return dx, dw, db, dlnw
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``x W^T + b`` with the fused kernel's products (oneDNN where torch has it).
+def linear(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, ln_weight: Tensor | None = None
+) -> Tensor:
+    """The input projection with the fused kernel's products (oneDNN where torch has it).
+
+    ``x W^T + b``, or with ``ln_weight`` the layer-normalised ``LN(x W^T; ln_weight, b)``
+    (SPEC-variants.md's layer_norm input projection, eps 1e-5).
 
     Args:
-        x: ``(..., in)``; weight: ``(out, in)``; bias: ``(out,)`` or None.
+        x: ``(..., in)``; weight: ``(out, in)``; bias, ln_weight: ``(out,)`` or None.
 
     Returns:
         ``(..., out)`` in x's dtype, or bfloat16 under CPU autocast to bfloat16.
     """
     if weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
-            f"fused linear: x (..., {weight.shape[-1] if weight.dim() == 2 else '?'}) and "
-            f"weight (out, in) expected, got {tuple(x.shape)} and {tuple(weight.shape)}"
+            f"fused linear: x (..., in) and weight (out, in) with the same 'in' expected, "
+            f"got {tuple(x.shape)} and {tuple(weight.shape)}"
         )
+    _check("bias", bias, (weight.shape[0],))
+    _check("ln_weight", ln_weight, (weight.shape[0],))
     mm = _mm_dtype(x)
     with torch.autocast("cpu", enabled=False):
-        return _Linear.apply(x.to(mm), weight.to(mm), bias)
+        return _Linear.apply(x.to(mm), weight.to(mm), bias, ln_weight)
 
 
 def _check(name: str, t: Tensor | None, shape: tuple[int, ...]) -> None:

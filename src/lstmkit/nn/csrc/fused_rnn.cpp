@@ -366,7 +366,10 @@ std::vector<Tensor> lstm_bwd(const Tensor& dout_in, const Tensor& dhn, const Ten
   Tensor dX = at::empty({Tn, B, G}, oT);
   const bool sep = ln || sM != sT;
   Tensor dAm = sep ? at::empty({Tn, B, G}, oM) : dX;
-  Tensor dCN = lnc ? at::empty({Tn, B, H}, oT) : Tensor();
+  // per-thread sums over steps and rows: db, d ln_weight_hh, d peephole (3H), d ln_c (2H)
+  const int64_t W = 2 * G + 5 * H;
+  Tensor acc = at::zeros({at::get_num_threads(), W}, oT);
+  const bool pp = peep_.has_value() && peep_->defined();
   Tensor DHT = proj ? at::empty({Tn, B, P}, oM) : Tensor();
   Tensor dhpre = proj ? at::empty({B, H}, oM) : Tensor();
   Tensor dhd = at::empty({B, P}, oM);
@@ -380,7 +383,8 @@ std::vector<Tensor> lstm_bwd(const Tensor& dout_in, const Tensor& dhn, const Ten
   const T *csp = cs.data_ptr<T>(), *gp = gates.data_ptr<T>(), *ctp = ctil.data_ptr<T>();
   const T *ahp = ptr<T>(Ahat), *rhp = ptr<T>(rstd_h), *chp = ptr<T>(chat), *rcp = ptr<T>(rstd_c);
   const M* doutp = dout.data_ptr<M>();
-  T *dXp = dX.data_ptr<T>(), *dCNp = ptr<T>(dCN), *dhp = dh.data_ptr<T>(), *dcp = dc.data_ptr<T>();
+  T *dXp = dX.data_ptr<T>(), *dhp = dh.data_ptr<T>(), *dcp = dc.data_ptr<T>();
+  T* accp = acc.data_ptr<T>();
   M *dAp = dAm.data_ptr<M>(), *dhtp = ptr<M>(DHT), *dhprep = ptr<M>(dhpre);
   M* dhdp = dhd.data_ptr<M>();
 
@@ -426,14 +430,14 @@ std::vector<Tensor> lstm_bwd(const Tensor& dout_in, const Tensor& dhn, const Ten
       gemm(DHTt[t], w_hr, dhpre);
     }
     at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
-      std::vector<T> dcn_tmp(H), dht_tmp(H);
+      std::vector<T> dcn_tmp(H), dht_tmp(H), dcn_row(H);
+      T* const ac = accp + at::get_thread_num() * W;
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * B + b;
         if (!proj) add_pending(b, pending);
         if (!active(lp, b, t)) {
           zero_row(dXp + r * G, G);
           if (sep) zero_row(dAp + r * G, G);
-          zero_row(dCNp ? dCNp + r * H : nullptr, H);
           continue;
         }
         const T* g = gp + r * G;
@@ -441,7 +445,7 @@ std::vector<Tensor> lstm_bwd(const Tensor& dout_in, const Tensor& dhn, const Ten
         const T* cp = csp + r * H;
         T* dx = dXp + r * G;
         T* dcr = dcp + b * H;
-        T* dcnr = lnc ? dCNp + r * H : dcn_tmp.data();
+        T* dcnr = lnc ? dcn_row.data() : dcn_tmp.data();
         const T* ch = lnc ? chp + r * H : ct;  // the normalised c~ (c~ itself without LN)
         const T* z = zhp + t * zh0 + b * zh1;
         T* dhr = dhp + b * P;
@@ -484,10 +488,36 @@ std::vector<Tensor> lstm_bwd(const Tensor& dout_in, const Tensor& dhn, const Ten
           dcr[k] = zcr[k] * dcr[k] + dctil * fg + dzi * wci[k] + dzf * wcf[k];
         }
         M* da = dAp + r * G;
-        if (ln) ln_back(dx, ahp + r * G, lg, rhp[r], da, G);
-        else if (sep)
+        if (ln) {
+          ln_back(dx, ahp + r * G, lg, rhp[r], da, G);
+        } else if (sep) {
           IVDEP
           for (int64_t k = 0; k < G; ++k) da[k] = static_cast<M>(dx[k]);
+        }
+        IVDEP
+        for (int64_t k = 0; k < G; ++k) ac[k] += dx[k];
+        if (ln) {
+          const T* ah = ahp + r * G;
+          IVDEP
+          for (int64_t k = 0; k < G; ++k) ac[G + k] += dx[k] * ah[k];
+        }
+        if (pp) {
+          T* ap = ac + 2 * G;
+          IVDEP
+          for (int64_t k = 0; k < H; ++k) {
+            ap[k] += dx[k] * cp[k];
+            ap[H + k] += dx[H + k] * cp[k];
+            ap[2 * H + k] += dx[3 * H + k] * ct[k];
+          }
+        }
+        if (lnc) {
+          T* al = ac + 2 * G + 3 * H;
+          IVDEP
+          for (int64_t k = 0; k < H; ++k) {
+            al[k] += dcnr[k] * ch[k];
+            al[H + k] += dcnr[k];
+          }
+        }
       }
     });
     gemm(dAt[t], w_hh, dhd);
@@ -501,15 +531,12 @@ std::vector<Tensor> lstm_bwd(const Tensor& dout_in, const Tensor& dhn, const Ten
     dw_hh = dense_mm(dAm.view({TB, G}).t(), HD.view({TB, P}));
     if (proj) dw_hr = dense_mm(DHT.view({TB, P}).t(), Hpre.view({TB, H}));
   }
-  Tensor db = dX.sum({0, 1});
-  Tensor dlnw = ln ? (dX * Ahat).sum({0, 1}) : Tensor();
-  Tensor dpeep;
-  if (peep_.has_value() && peep_->defined())
-    dpeep = at::stack({(dX.narrow(2, 0, H) * cs.narrow(0, 0, Tn)).sum({0, 1}),
-                       (dX.narrow(2, H, H) * cs.narrow(0, 0, Tn)).sum({0, 1}),
-                       (dX.narrow(2, 3 * H, H) * ctil).sum({0, 1})});
-  Tensor dlnwc = lnc ? (dCN * chat).sum({0, 1}) : Tensor();
-  Tensor dlnbc = lnc ? dCN.sum({0, 1}) : Tensor();
+  Tensor sums = acc.sum(0);
+  Tensor db = sums.narrow(0, 0, G);
+  Tensor dlnw = ln ? sums.narrow(0, G, G) : Tensor();
+  Tensor dpeep = pp ? sums.narrow(0, 2 * G, 3 * H).view({3, H}) : Tensor();
+  Tensor dlnwc = lnc ? sums.narrow(0, 2 * G + 3 * H, H) : Tensor();
+  Tensor dlnbc = lnc ? sums.narrow(0, 2 * G + 4 * H, H) : Tensor();
   return {dX.to(sM), dh, dc, dw_hh, db, dw_hr, dpeep, dlnw, dlnwc, dlnbc};
 }
 
@@ -635,9 +662,11 @@ std::vector<Tensor> gru_bwd(const Tensor& dout_in, const Tensor& dhn,
   Tensor dout = dout_in.to(sM).contiguous();
 
   Tensor dX = at::empty({Tn, B, G}, oT);
-  Tensor dAH = at::empty({Tn, B, G}, oT);
+  // grad of the recurrent product: written straight into dAm (products' input) when no
+  // conversion or layer norm sits between them, else into a row buffer first
   const bool sep = ln || sM != sT;
-  Tensor dAm = sep ? at::empty({Tn, B, G}, oM) : dAH;
+  Tensor dAm = at::empty({Tn, B, G}, oM);
+  Tensor acc = at::zeros({at::get_num_threads(), 2 * G}, oT);  // per-thread db, d ln_weight
   Tensor dhd = at::empty({B, H}, oM);
   Tensor dh = dhn.to(sT).contiguous().clone();
 
@@ -647,13 +676,15 @@ std::vector<Tensor> gru_bwd(const Tensor& dout_in, const Tensor& dhn,
   const T *hsp = hs.data_ptr<T>(), *gp = gates.data_ptr<T>(), *ahp = ptr<T>(Ahat);
   const T* rhp = ptr<T>(rstd_h);
   const M* doutp = dout.data_ptr<M>();
-  T *dXp = dX.data_ptr<T>(), *dAHp = dAH.data_ptr<T>(), *dhp = dh.data_ptr<T>();
+  T *dXp = dX.data_ptr<T>(), *dhp = dh.data_ptr<T>(), *accp = acc.data_ptr<T>();
   M *dAp = dAm.data_ptr<M>(), *dhdp = dhd.data_ptr<M>();
 
   std::vector<Tensor> dAt = dAm.unbind(0);
   bool pending = false;
   for (int64_t t = Tn - 1; t >= 0; --t) {
     at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+      std::vector<T> dah_row(sep ? G : 0);
+      T* const ac = accp + at::get_thread_num() * 2 * G;
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * B + b;
         T* dhr = dhp + b * H;
@@ -669,8 +700,7 @@ std::vector<Tensor> gru_bwd(const Tensor& dout_in, const Tensor& dhn,
         }
         if (!active(lp, b, t)) {
           zero_row(dXp + r * G, G);
-          zero_row(dAHp + r * G, G);
-          if (sep) zero_row(dAp + r * G, G);
+          zero_row(dAp + r * G, G);
           continue;
         }
         const T* g = gp + r * 4 * H;
@@ -678,7 +708,7 @@ std::vector<Tensor> gru_bwd(const Tensor& dout_in, const Tensor& dhn,
         const M* dy = doutp + r * H;
         const T* z = zhp + t * zh0 + b * zh1;
         T* dx = dXp + r * G;
-        T* dah = dAHp + r * G;
+        T* dah = sep ? dah_row.data() : reinterpret_cast<T*>(dAp + r * G);
         IVDEP
         for (int64_t k = 0; k < H; ++k) {
           const T v = dhr[k] + static_cast<T>(dy[k]);
@@ -696,10 +726,19 @@ std::vector<Tensor> gru_bwd(const Tensor& dout_in, const Tensor& dhn,
           dhr[k] = z[k] * v + zg * dht;
         }
         M* da = dAp + r * G;
-        if (ln) ln_back(dah, ahp + r * G, lg, rhp[r], da, G);
-        else if (sep)
+        if (ln) {
+          ln_back(dah, ahp + r * G, lg, rhp[r], da, G);
+        } else if (sep) {
           IVDEP
           for (int64_t k = 0; k < G; ++k) da[k] = static_cast<M>(dah[k]);
+        }
+        IVDEP
+        for (int64_t k = 0; k < G; ++k) ac[k] += dah[k];
+        if (ln) {
+          const T* ah = ahp + r * G;
+          IVDEP
+          for (int64_t k = 0; k < G; ++k) ac[G + k] += dah[k] * ah[k];
+        }
       }
     });
     gemm(dAt[t], w_hh, dhd);
@@ -709,9 +748,73 @@ std::vector<Tensor> gru_bwd(const Tensor& dout_in, const Tensor& dhn,
 
   const int64_t TB = Tn * B;
   Tensor dw_hh = need_w ? dense_mm(dAm.view({TB, G}).t(), HD.view({TB, H})) : Tensor();
-  Tensor db = dAH.sum({0, 1});
-  Tensor dlnw = ln ? (dAH * Ahat).sum({0, 1}) : Tensor();
+  Tensor sums = acc.sum(0);
+  Tensor db = sums.narrow(0, 0, G);
+  Tensor dlnw = ln ? sums.narrow(0, G, G) : Tensor();
   return {dX.to(sM), dh, dw_hh, db, dlnw};
+}
+
+// ------------------------------------------------- layer norm of rows (the input projection)
+// y = LN(a; g, b) over the last dimension of a (N, F); returns y (a's dtype), ahat, rstd.
+template <typename T, typename M>
+std::vector<Tensor> ln_rows_fwd(const Tensor& a_in, const Tensor& g_in, const OptT& b_) {
+  const auto sT = c10::CppTypeToScalarType<T>::value;
+  const Tensor a = a_in.contiguous();
+  const int64_t N = a.size(0), F = a.size(1);
+  auto oT = a.options().dtype(sT);
+  Tensor g = g_in.to(sT).contiguous();
+  Tensor bias = b_.has_value() && b_->defined() ? as(b_, sT) : at::zeros({F}, oT);
+  Tensor y = at::empty_like(a), ahat = at::empty({N, F}, oT), rstd = at::empty({N}, oT);
+  const M* ap = a.data_ptr<M>();
+  const T *gp = g.data_ptr<T>(), *bp = bias.data_ptr<T>();
+  M* yp = y.data_ptr<M>();
+  T *hp = ahat.data_ptr<T>(), *rp = rstd.data_ptr<T>();
+  at::parallel_for(0, N, grain(F), [&](int64_t r0, int64_t r1) {
+    std::vector<T> row(F);
+    for (int64_t r = r0; r < r1; ++r) {
+      IVDEP
+      for (int64_t k = 0; k < F; ++k) row[k] = static_cast<T>(ap[r * F + k]);
+      T* h = hp + r * F;
+      rp[r] = ln_stats(row.data(), h, F);
+      M* o = yp + r * F;
+      IVDEP
+      for (int64_t k = 0; k < F; ++k) o[k] = static_cast<M>(h[k] * gp[k] + bp[k]);
+    }
+  });
+  return {y, ahat, rstd};
+}
+
+// Backward of ln_rows_fwd: returns da (dy's dtype), dg, db.
+template <typename T, typename M>
+std::vector<Tensor> ln_rows_bwd(const Tensor& dy_in, const Tensor& ahat, const Tensor& rstd,
+                                const Tensor& g_in) {
+  const auto sT = c10::CppTypeToScalarType<T>::value;
+  const Tensor dy = dy_in.contiguous();
+  const int64_t N = dy.size(0), F = dy.size(1);
+  auto oT = dy.options().dtype(sT);
+  Tensor g = g_in.to(sT).contiguous();
+  Tensor da = at::empty_like(dy);
+  Tensor acc = at::zeros({at::get_num_threads(), 2 * F}, oT);
+  const M* dyp = dy.data_ptr<M>();
+  const T *gp = g.data_ptr<T>(), *hp = ahat.data_ptr<T>(), *rp = rstd.data_ptr<T>();
+  M* dap = da.data_ptr<M>();
+  T* accp = acc.data_ptr<T>();
+  at::parallel_for(0, N, grain(F), [&](int64_t r0, int64_t r1) {
+    std::vector<T> row(F);
+    T* const ac = accp + at::get_thread_num() * 2 * F;
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* h = hp + r * F;
+      IVDEP
+      for (int64_t k = 0; k < F; ++k) {
+        row[k] = static_cast<T>(dyp[r * F + k]);
+        ac[k] += row[k] * h[k];
+        ac[F + k] += row[k];
+      }
+      ln_back(row.data(), h, gp, rp[r], dap + r * F, F);
+    }
+  });
+  Tensor sums = acc.sum(0);
+  return {da, sums.narrow(0, 0, F), sums.narrow(0, F, F)};
 }
 
 // ------------------------------------------------------------------------ dtype dispatch
@@ -757,9 +860,20 @@ std::vector<Tensor> gru_backward(const Tensor& dout, const Tensor& dhn,
                           need_w);
 }
 
+std::vector<Tensor> layer_norm_forward(const Tensor& a, const Tensor& g, const OptT& b) {
+  return LSTMKIT_DISPATCH(a.scalar_type(), ln_rows_fwd, a, g, b);
+}
+
+std::vector<Tensor> layer_norm_backward(const Tensor& dy, const Tensor& ahat, const Tensor& rstd,
+                                        const Tensor& g) {
+  return LSTMKIT_DISPATCH(dy.scalar_type(), ln_rows_bwd, dy, ahat, rstd, g);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("layer_norm_forward", &layer_norm_forward);
+  m.def("layer_norm_backward", &layer_norm_backward);
   m.def("mm", &dense_mm);
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);
