@@ -366,3 +366,47 @@ def test_linear_matches_functional_linear(dtype, tol, with_ln):
     for a, f in zip(ref_g, got_g, strict=True):
         assert f.dtype == dtype
         torch.testing.assert_close(f.double(), a, atol=tol * 10, rtol=tol * 10)
+
+
+@pytest.mark.parametrize("case", ["plain", "all", "all_noproj"])
+def test_lstm_bfloat16_inputs(case):
+    """bf16 products, float32 gate math and cell state: close to float64 to bf16 accuracy."""
+    P = 4 if "proj" in LSTM_CASES[case] else None
+    compare("lstm", make_lstm(LSTM_CASES[case], P=P, H=8, dtype=torch.bfloat16), 3e-2)
+
+
+@pytest.mark.parametrize("case", ["plain", "all"])
+def test_gru_bfloat16_inputs(case):
+    compare("gru", make_gru(GRU_CASES[case], H=8, dtype=torch.bfloat16), 3e-2)
+
+
+def test_lstm_under_bf16_autocast_returns_bf16_and_float32_grads():
+    a = make_lstm(("ln", "peep", "rd"), H=8, dtype=torch.float32, lengths=[5, 3, 1, 5])
+    ref_out, ref_g = _run_and_grads(ref_lstm, _as64(a), LSTM_ARGS)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, got_g = _run_and_grads(fused.lstm_direction, a, LSTM_ARGS)
+    assert out[0].dtype == torch.bfloat16
+    for k, g in got_g.items():
+        assert g.dtype == torch.float32, k
+        _check_close(k, g, ref_g[k], 3e-2, None)
+    for r, f in zip(ref_out, out, strict=True):
+        _check_close("output", f, r.detach(), 3e-2, None)
+
+
+def test_results_do_not_depend_on_thread_count():
+    """Rows are split over threads and per-thread sums are added: 1 and 2 threads agree."""
+    # 70 rows of 4*64 gates: three chunks of rows, so both threads get work
+    a = make_lstm(("ln", "peep", "rd", "zone"), T=4, B=70, H=64, dtype=torch.float64)
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            results.append(_run_and_grads(fused.lstm_direction, a, LSTM_ARGS))
+    finally:
+        torch.set_num_threads(before)
+    (o1, g1), (o2, g2) = results
+    for x, y in zip(o1, o2, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-12, rtol=1e-12)
+    for k in g1:
+        torch.testing.assert_close(g1[k], g2[k], atol=1e-12, rtol=1e-12)
