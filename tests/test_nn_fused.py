@@ -410,3 +410,26 @@ def test_results_do_not_depend_on_thread_count():
         torch.testing.assert_close(x, y, atol=1e-12, rtol=1e-12)
     for k in g1:
         torch.testing.assert_close(g1[k], g2[k], atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_inference_without_grad_matches_training_forward(kind):
+    """Under no_grad the kernel keeps one step of buffers; the results are the same."""
+    if kind == "lstm":
+        a, names, fn = (
+            make_lstm(("proj", "peep", "ln", "rd", "zone"), P=4, lengths=[5, 2, 1, 4]),
+            LSTM_ARGS,
+            fused.lstm_direction,
+        )
+    else:
+        a, names, fn = (
+            make_gru(("ln", "rd", "zone"), lengths=[5, 2, 1, 4]),
+            GRU_ARGS,
+            fused.gru_direction,
+        )
+    train = fn(*(a[k] for k in names))
+    with torch.no_grad():
+        infer = fn(*(a[k] for k in names))
+    for x, y in zip(train, infer, strict=True):
+        assert not y.requires_grad
+        torch.testing.assert_close(y, x.detach(), atol=0, rtol=0)

@@ -147,11 +147,13 @@ def _grad_as(g: Tensor | None, like: Tensor | None) -> Tensor | None:
 class _LSTMDirection(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, *args: Any) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
-        xw, h0, c0, w_hh, b_hh, w_hr, peep, lnw, lnwc, lnbc, rd, zh, zc, lengths = args
+        xw, h0, c0, w_hh, b_hh, w_hr, peep, lnw, lnwc, lnbc, rd, zh, zc, lengths, save = args
         res = _ext().lstm_forward(
-            xw, h0, c0, w_hh, b_hh, w_hr, peep, lnw, lnwc, lnbc, rd, zh, zc, lengths
+            xw, h0, c0, w_hh, b_hh, w_hr, peep, lnw, lnwc, lnbc, rd, zh, zc, lengths, save
         )
         out, h_n, c_n = res[:3]
+        if not save:  # inference: the kernel kept nothing for a backward pass
+            return out, h_n, c_n
         # res[3] (every step's h) is not needed by the LSTM backward: keep no reference
         saved = [_EMPTY, *(t if t is not None else _EMPTY for t in res[4:])]
         ctx.n_saved = len(saved)
@@ -176,15 +178,17 @@ class _LSTMDirection(torch.autograd.Function):
         out = []
         for g, meta, need in zip(grads, ctx.like_meta, ctx.needs_input_grad[:10], strict=True):
             out.append(g.to(meta[0]) if need and g is not None and meta is not None else None)
-        return (*out, None, None, None, None)
+        return (*out, None, None, None, None, None)
 
 
 class _GRUDirection(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, *args: Any) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        xw, h0, w_hh, b_hh, lnw, rd, zh, lengths = args
-        res = _ext().gru_forward(xw, h0, w_hh, b_hh, lnw, rd, zh, lengths)
+        xw, h0, w_hh, b_hh, lnw, rd, zh, lengths, save = args
+        res = _ext().gru_forward(xw, h0, w_hh, b_hh, lnw, rd, zh, lengths, save)
         out, h_n = res[:2]
+        if not save:
+            return out, h_n
         saved = [t if t is not None else _EMPTY for t in res[2:]]
         ctx.n_saved = len(saved)
         ctx.save_for_backward(*saved, w_hh, lnw, rd, zh, lengths)
@@ -205,7 +209,7 @@ class _GRUDirection(torch.autograd.Function):
         out = []
         for g, meta, need in zip(grads, ctx.like_meta, ctx.needs_input_grad[:5], strict=True):
             out.append(g.to(meta[0]) if need and g is not None and meta is not None else None)
-        return (*out, None, None, None)
+        return (*out, None, None, None, None)
 
 
 class _Linear(torch.autograd.Function):
@@ -307,6 +311,11 @@ def _mm_dtype(xw: Tensor) -> torch.dtype:
     return xw.dtype
 
 
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    """Whether autograd will need a backward pass (else the kernel keeps no buffers)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def _mask(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     if t is None:
         return None
@@ -379,6 +388,7 @@ def lstm_direction(
     mm = _mm_dtype(xw)
     _check_zoneout("zoneout_h", zoneout_h, (steps, batch, size))
     _check_zoneout("zoneout_c", zoneout_c, (steps, batch, hidden))
+    save = _needs_grad(xw, h0, c0, w_hh, b_hh, w_hr, peephole, ln_weight_hh, ln_weight_c, ln_bias_c)
     with torch.autocast("cpu", enabled=False):
         return _LSTMDirection.apply(
             xw.to(mm),
@@ -395,6 +405,7 @@ def lstm_direction(
             _mask(zoneout_h, mm),
             _mask(zoneout_c, mm),
             _lengths(lengths, batch),
+            save,
         )
 
 
@@ -433,6 +444,7 @@ def gru_direction(
     _check("rd_mask", rd_mask, (batch, hidden))
     _check_zoneout("zoneout_h", zoneout_h, (steps, batch, hidden))
     mm = _mm_dtype(xw)
+    save = _needs_grad(xw, h0, w_hh, b_hh, ln_weight_hh)
     with torch.autocast("cpu", enabled=False):
         return _GRUDirection.apply(
             xw.to(mm),
@@ -443,4 +455,5 @@ def gru_direction(
             _mask(rd_mask, mm),
             _mask(zoneout_h, mm),
             _lengths(lengths, batch),
+            save,
         )

@@ -159,7 +159,7 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
                              const Tensor& w_hh, const OptT& b_hh_, const OptT& w_hr_,
                              const OptT& peep_, const OptT& lnw_, const OptT& lnwc_,
                              const OptT& lnbc_, const OptT& rd_, const OptT& zh_, const OptT& zc_,
-                             const OptT& len_) {
+                             const OptT& len_, bool save) {
   const auto sT = c10::CppTypeToScalarType<T>::value;
   const auto sM = c10::CppTypeToScalarType<M>::value;
   const Dims d = dims(xw_in, h0_in, 4);
@@ -179,17 +179,24 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
   Tensor w_hh_t = w_hh.t();
   Tensor w_hr_t = proj ? w_hr_->t() : Tensor();
 
+  // Without save (inference) the per-step buffers hold one step (two for the states and
+  // the product input, which alternate), so nothing of size T*B*4H is allocated.
+  const int64_t NS = save ? Tn + 1 : 2, NH = save ? Tn : 2, NG = save ? Tn : 1;
   Tensor out = at::empty({Tn, B, P}, oM);
-  Tensor hs = at::empty({Tn + 1, B, P}, oT);
-  Tensor cs = at::empty({Tn + 1, B, H}, oT);
-  Tensor HD = at::empty({Tn, B, P}, oM);      // (masked) h_{t-1}: the per-step product's input
-  Tensor gates = at::empty({Tn, B, G}, oT);   // i, f, g, o
-  Tensor ctil = at::empty({Tn, B, H}, oT);    // c~
-  Tensor Ahat = ln ? at::empty({Tn, B, G}, oT) : Tensor();
-  Tensor rstd_h = ln ? at::empty({Tn, B}, oT) : Tensor();
-  Tensor chat = lnc ? at::empty({Tn, B, H}, oT) : Tensor();
-  Tensor rstd_c = lnc ? at::empty({Tn, B}, oT) : Tensor();
-  Tensor Hpre = proj ? at::empty({Tn, B, H}, oM) : Tensor();
+  Tensor hs = at::empty({NS, B, P}, oT);
+  Tensor cs = at::empty({NS, B, H}, oT);
+  Tensor HD = at::empty({NH, B, P}, oM);      // (masked) h_{t-1}: the per-step product's input
+  Tensor gates = at::empty({NG, B, G}, oT);   // i, f, g, o
+  Tensor ctil = at::empty({NG, B, H}, oT);    // c~
+  Tensor Ahat = ln ? at::empty({NG, B, G}, oT) : Tensor();
+  Tensor rstd_h = ln ? at::empty({NG, B}, oT) : Tensor();
+  Tensor chat = lnc ? at::empty({NG, B, H}, oT) : Tensor();
+  Tensor rstd_c = lnc ? at::empty({NG, B}, oT) : Tensor();
+  Tensor Hpre = proj ? at::empty({NG, B, H}, oM) : Tensor();
+  // row of step t, batch row b in: states (h_{t-1}, c_{t-1}), product input, saved buffers
+  auto si = [&](int64_t t, int64_t b) { return (t % NS) * B + b; };
+  auto hi = [&](int64_t t, int64_t b) { return (t % NH) * B + b; };
+  auto gi = [&](int64_t t, int64_t b) { return (t % NG) * B + b; };
   Tensor A = at::empty({B, G}, oM);                       // h W_hh^T of one step
   Tensor Hp = proj ? at::empty({B, P}, oM) : Tensor();    // projected h~ of one step
   Tensor abuf = ln ? at::empty({B, G}, oT) : Tensor();    // A in T for the statistics
@@ -213,8 +220,8 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
   // h_t from h~ (zoneout), output and next step's product input; r = t*B + b.
   auto finish_h = [&](int64_t t, int64_t b, const T* ht) {
     const int64_t r = t * B + b;
-    const T* hprev = hsp + r * P;
-    T* hn = hsp + (r + B) * P;
+    const T* hprev = hsp + si(t, b) * P;
+    T* hn = hsp + si(t + 1, b) * P;
     M* o = outp + r * P;
     const T* z = zhp + t * zh0 + b * zh1;
     IVDEP
@@ -224,7 +231,7 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
       o[k] = static_cast<M>(v);
     }
     if (t + 1 < Tn) {
-      M* hd = hdp + (r + B) * P;
+      M* hd = hdp + hi(t + 1, b) * P;
       if (rdp) {
         IVDEP
         for (int64_t k = 0; k < P; ++k) hd[k] = static_cast<M>(hn[k] * rdp[b * P + k]);
@@ -236,46 +243,47 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
   };
   auto carry = [&](int64_t t, int64_t b) {  // a padded step: state unchanged, output 0
     const int64_t r = t * B + b;
-    std::copy(hsp + r * P, hsp + (r + 1) * P, hsp + (r + B) * P);
-    std::copy(csp + r * H, csp + (r + 1) * H, csp + (r + B) * H);
+    const T *hp = hsp + si(t, b) * P, *cp = csp + si(t, b) * H;
+    std::copy(hp, hp + P, hsp + si(t + 1, b) * P);
+    std::copy(cp, cp + H, csp + si(t + 1, b) * H);
     zero_row(outp + r * P, P);
     if (t + 1 < Tn) {
-      M* hd = hdp + (r + B) * P;
+      M* hd = hdp + hi(t + 1, b) * P;
       if (rdp) {
         IVDEP
-        for (int64_t k = 0; k < P; ++k) hd[k] = static_cast<M>(hsp[r * P + k] * rdp[b * P + k]);
+        for (int64_t k = 0; k < P; ++k) hd[k] = static_cast<M>(hp[k] * rdp[b * P + k]);
       } else {
         IVDEP
-        for (int64_t k = 0; k < P; ++k) hd[k] = static_cast<M>(hsp[r * P + k]);
+        for (int64_t k = 0; k < P; ++k) hd[k] = static_cast<M>(hp[k]);
       }
     }
   };
 
   std::vector<Tensor> HDt = HD.unbind(0), Hpret = proj ? Hpre.unbind(0) : std::vector<Tensor>();
   for (int64_t t = 0; t < Tn; ++t) {
-    gemm(HDt[t], w_hh_t, A);
+    gemm(HDt[t % NH], w_hh_t, A);
     at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
       std::vector<T> tmp(H);
       for (int64_t b = b0; b < b1; ++b) {
-        const int64_t r = t * B + b;
+        const int64_t r = t * B + b, q = gi(t, b);
         if (!active(lp, b, t)) {
           carry(t, b);
-          zero_row(gp + r * G, G);
-          zero_row(ctp + r * H, H);
-          zero_row(ahp ? ahp + r * G : nullptr, G);
-          zero_row(chp ? chp + r * H : nullptr, H);
-          zero_row(hprep ? hprep + r * H : nullptr, H);
+          zero_row(gp + q * G, G);
+          zero_row(ctp + q * H, H);
+          zero_row(ahp ? ahp + q * G : nullptr, G);
+          zero_row(chp ? chp + q * H : nullptr, H);
+          zero_row(hprep ? hprep + q * H : nullptr, H);
           continue;
         }
         const M* x = xp + r * G;
         const M* a = Ap + b * G;
-        T* g = gp + r * G;
+        T* g = gp + q * G;
         if (ln) {
           T* ab = abp + b * G;
           IVDEP
           for (int64_t k = 0; k < G; ++k) ab[k] = static_cast<T>(a[k]);
-          T* ah = ahp + r * G;
-          rhp[r] = ln_stats(ab, ah, G);
+          T* ah = ahp + q * G;
+          rhp[q] = ln_stats(ab, ah, G);
           IVDEP
           for (int64_t k = 0; k < G; ++k) g[k] = static_cast<T>(x[k]) + ah[k] * lg[k] + bp[k];
         } else {
@@ -283,8 +291,8 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
           for (int64_t k = 0; k < G; ++k)
             g[k] = static_cast<T>(x[k]) + static_cast<T>(a[k]) + bp[k];
         }
-        const T* cp = csp + r * H;
-        T* ct = ctp + r * H;
+        const T* cp = csp + si(t, b) * H;
+        T* ct = ctp + q * H;
         IVDEP
         for (int64_t k = 0; k < H; ++k) {
           const T c = cp[k];
@@ -297,12 +305,12 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
         }
         const T* cn = ct;
         if (lnc) {
-          T* ch = chp + r * H;
-          rcp[r] = ln_stats(ct, ch, H);
+          T* ch = chp + q * H;
+          rcp[q] = ln_stats(ct, ch, H);
           cn = ch;
         }
         const T* zcr = zcp + t * zc0 + b * zc1;
-        T* cnext = csp + (r + B) * H;
+        T* cnext = csp + si(t + 1, b) * H;
         T* ht = tmp.data();
         IVDEP
         for (int64_t k = 0; k < H; ++k) {
@@ -312,7 +320,7 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
           cnext[k] = zcr[k] * cp[k] + (T(1) - zcr[k]) * ct[k];
         }
         if (proj) {
-          M* hpre = hprep + r * H;
+          M* hpre = hprep + q * H;
           IVDEP
           for (int64_t k = 0; k < H; ++k) hpre[k] = static_cast<M>(ht[k]);
         } else {
@@ -321,7 +329,7 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
       }
     });
     if (proj) {
-      gemm(Hpret[t], w_hr_t, Hp);
+      gemm(Hpret[t % NG], w_hr_t, Hp);
       at::parallel_for(0, B, grain(P), [&](int64_t b0, int64_t b1) {
         std::vector<T> tmp(P);
         for (int64_t b = b0; b < b1; ++b) {
@@ -333,7 +341,8 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
       });
     }
   }
-  Tensor h_n = hs[Tn].to(sM), c_n = cs[Tn].to(sM);
+  Tensor h_n = hs[Tn % NS].to(sM), c_n = cs[Tn % NS].to(sM);
+  if (!save) return {out, h_n, c_n};
   return {out, h_n, c_n, hs, cs, HD, gates, ctil, Ahat, rstd_h, chat, rstd_c, Hpre};
 }
 
@@ -544,7 +553,7 @@ std::vector<Tensor> lstm_bwd(const Tensor& dout_in, const Tensor& dhn, const Ten
 template <typename T, typename M>
 std::vector<Tensor> gru_fwd(const Tensor& xw_in, const Tensor& h0_in, const Tensor& w_hh,
                             const OptT& b_hh_, const OptT& lnw_, const OptT& rd_, const OptT& zh_,
-                            const OptT& len_) {
+                            const OptT& len_, bool save) {
   const auto sT = c10::CppTypeToScalarType<T>::value;
   const auto sM = c10::CppTypeToScalarType<M>::value;
   const Dims d = dims(xw_in, h0_in, 3);
@@ -558,12 +567,14 @@ std::vector<Tensor> gru_fwd(const Tensor& xw_in, const Tensor& h0_in, const Tens
   Tensor len = len_.has_value() && len_->defined() ? len_->to(at::kLong).contiguous() : Tensor();
   Tensor w_hh_t = w_hh.t();
 
+  // without save (inference) only one step's buffers (two alternating for state and input)
+  const int64_t NS = save ? Tn + 1 : 2, NH = save ? Tn : 2, NG = save ? Tn : 1;
   Tensor out = at::empty({Tn, B, H}, oM);
-  Tensor hs = at::empty({Tn + 1, B, H}, oT);
-  Tensor HD = at::empty({Tn, B, H}, oM);
-  Tensor gates = at::empty({Tn, B, 4 * H}, oT);  // r, z, n, a_n
-  Tensor Ahat = ln ? at::empty({Tn, B, G}, oT) : Tensor();
-  Tensor rstd_h = ln ? at::empty({Tn, B}, oT) : Tensor();
+  Tensor hs = at::empty({NS, B, H}, oT);
+  Tensor HD = at::empty({NH, B, H}, oM);
+  Tensor gates = at::empty({NG, B, 4 * H}, oT);  // r, z, n, a_n
+  Tensor Ahat = ln ? at::empty({NG, B, G}, oT) : Tensor();
+  Tensor rstd_h = ln ? at::empty({NG, B}, oT) : Tensor();
   Tensor A = at::empty({B, G}, oM);
   Tensor abuf = ln ? at::empty({B, G}, oT) : Tensor();
   hs[0].copy_(h0_in);
@@ -580,27 +591,28 @@ std::vector<Tensor> gru_fwd(const Tensor& xw_in, const Tensor& h0_in, const Tens
 
   std::vector<Tensor> HDt = HD.unbind(0);
   for (int64_t t = 0; t < Tn; ++t) {
-    gemm(HDt[t], w_hh_t, A);
+    gemm(HDt[t % NH], w_hh_t, A);
     at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * B + b;
-        const T* hp = hsp + r * H;
-        T* hn = hsp + (r + B) * H;
+        const int64_t q = (t % NG) * B + b;
+        const T* hp = hsp + ((t % NS) * B + b) * H;
+        T* hn = hsp + (((t + 1) % NS) * B + b) * H;
         if (!active(lp, b, t)) {
           std::copy(hp, hp + H, hn);
           zero_row(outp + r * H, H);
-          zero_row(gp + r * 4 * H, 4 * H);
-          zero_row(ahp ? ahp + r * G : nullptr, G);
+          zero_row(gp + q * 4 * H, 4 * H);
+          zero_row(ahp ? ahp + q * G : nullptr, G);
         } else {
           const M* x = xp + r * G;
           const M* a = Ap + b * G;
-          T* g = gp + r * 4 * H;
+          T* g = gp + q * 4 * H;
           if (ln) {
             T* ab = abp + b * G;
             IVDEP
             for (int64_t k = 0; k < G; ++k) ab[k] = static_cast<T>(a[k]);
-            T* ah = ahp + r * G;
-            rhp[r] = ln_stats(ab, ah, G);
+            T* ah = ahp + q * G;
+            rhp[q] = ln_stats(ab, ah, G);
             IVDEP
             for (int64_t k = 0; k < 2 * H; ++k) g[k] = static_cast<T>(x[k]) + ah[k] * lg[k] + bp[k];
             IVDEP
@@ -628,7 +640,7 @@ std::vector<Tensor> gru_fwd(const Tensor& xw_in, const Tensor& h0_in, const Tens
           }
         }
         if (t + 1 < Tn) {
-          M* hd = hdp + (r + B) * H;
+          M* hd = hdp + (((t + 1) % NH) * B + b) * H;
           if (rdp) {
             IVDEP
             for (int64_t k = 0; k < H; ++k) hd[k] = static_cast<M>(hn[k] * rdp[b * H + k]);
@@ -640,7 +652,8 @@ std::vector<Tensor> gru_fwd(const Tensor& xw_in, const Tensor& h0_in, const Tens
       }
     });
   }
-  Tensor h_n = hs[Tn].to(sM);
+  Tensor h_n = hs[Tn % NS].to(sM);
+  if (!save) return {out, h_n};
   return {out, h_n, hs, HD, gates, Ahat, rstd_h};
 }
 
@@ -832,9 +845,9 @@ std::vector<Tensor> lstm_forward(const Tensor& xw, const Tensor& h0, const Tenso
                                  const Tensor& w_hh, const OptT& b_hh, const OptT& w_hr,
                                  const OptT& peep, const OptT& lnw, const OptT& lnwc,
                                  const OptT& lnbc, const OptT& rd, const OptT& zh, const OptT& zc,
-                                 const OptT& len) {
+                                 const OptT& len, bool save) {
   return LSTMKIT_DISPATCH(xw.scalar_type(), lstm_fwd, xw, h0, c0, w_hh, b_hh, w_hr, peep, lnw,
-                          lnwc, lnbc, rd, zh, zc, len);
+                          lnwc, lnbc, rd, zh, zc, len, save);
 }
 
 std::vector<Tensor> lstm_backward(const Tensor& dout, const Tensor& dhn, const Tensor& dcn,
@@ -848,8 +861,8 @@ std::vector<Tensor> lstm_backward(const Tensor& dout, const Tensor& dhn, const T
 
 std::vector<Tensor> gru_forward(const Tensor& xw, const Tensor& h0, const Tensor& w_hh,
                                 const OptT& b_hh, const OptT& lnw, const OptT& rd, const OptT& zh,
-                                const OptT& len) {
-  return LSTMKIT_DISPATCH(xw.scalar_type(), gru_fwd, xw, h0, w_hh, b_hh, lnw, rd, zh, len);
+                                const OptT& len, bool save) {
+  return LSTMKIT_DISPATCH(xw.scalar_type(), gru_fwd, xw, h0, w_hh, b_hh, lnw, rd, zh, len, save);
 }
 
 std::vector<Tensor> gru_backward(const Tensor& dout, const Tensor& dhn,
