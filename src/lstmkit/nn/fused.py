@@ -33,7 +33,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["available", "extension_dir", "gru_direction", "linear", "lstm_direction"]
+__all__ = [
+    "available",
+    "empty_cache",
+    "extension_dir",
+    "gru_direction",
+    "linear",
+    "lstm_direction",
+]
 
 _SOURCE = Path(__file__).with_name("csrc") / "fused_rnn.cpp"
 _CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"]
@@ -126,6 +133,13 @@ def _load() -> ModuleType | None:
 def available() -> bool:
     """Whether the fused kernel is built and loaded (building it now if needed)."""
     return _load() is not None
+
+
+def empty_cache() -> int:
+    """Free the kernel's cache of work buffers (kept between calls so that a training loop
+    does not page in fresh memory at every step); returns the number of bytes freed."""
+    ext = _load()
+    return 0 if ext is None else int(ext.empty_cache())
 
 
 def _ext() -> ModuleType:

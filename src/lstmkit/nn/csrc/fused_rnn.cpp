@@ -15,7 +15,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 using at::Tensor;
@@ -62,6 +65,66 @@ inline float sigm(float x) { return 1.0f / (1.0f + fexp(-x)); }
 inline float tanh_(float x) { return 1.0f - 2.0f / (1.0f + fexp(2.0f * x)); }
 inline double sigm(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 inline double tanh_(double x) { return std::tanh(x); }
+
+// Internal buffers of size T*B*... are taken from a small cache of freed blocks: a training
+// loop asks for the same sizes at every step, and fresh large blocks from malloc come as
+// new pages (the kernel zeroes them on first touch), which cost as much as the arithmetic
+// at these sizes. Only buffers that never reach the user come from here.
+struct BlockCache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> blocks;
+  size_t cached = 0;
+};
+constexpr size_t kCacheLimit = size_t(1) << 30;
+constexpr size_t kCacheMin = size_t(1) << 18;
+BlockCache& block_cache() {
+  static BlockCache* c = new BlockCache();  // never destroyed: blocks may die at exit
+  return *c;
+}
+void give_back(void* p, size_t n) {
+  BlockCache& c = block_cache();
+  {
+    std::lock_guard<std::mutex> g(c.mu);
+    if (c.cached + n <= kCacheLimit) {
+      c.blocks[n].push_back(p);
+      c.cached += n;
+      return;
+    }
+  }
+  std::free(p);
+}
+Tensor work(at::IntArrayRef sizes, const at::TensorOptions& o) {
+  int64_t numel = 1;
+  for (int64_t s : sizes) numel *= s;
+  size_t n = static_cast<size_t>(numel) * c10::elementSize(o.dtype().toScalarType());
+  if (n < kCacheMin) return at::empty(sizes, o);
+  n = (n + 4095) / 4096 * 4096;
+  void* p = nullptr;
+  {
+    BlockCache& c = block_cache();
+    std::lock_guard<std::mutex> g(c.mu);
+    auto it = c.blocks.find(n);
+    if (it != c.blocks.end() && !it->second.empty()) {
+      p = it->second.back();
+      it->second.pop_back();
+      c.cached -= n;
+    }
+  }
+  if (p == nullptr) p = std::aligned_alloc(64, n);
+  TORCH_CHECK(p != nullptr, "fused kernel: out of memory allocating ", n, " bytes");
+  return at::from_blob(p, sizes, [n](void* q) { give_back(q, n); }, o);
+}
+// Frees every cached block (lstmkit.nn.fused.empty_cache()).
+int64_t empty_cache() {
+  BlockCache& c = block_cache();
+  std::lock_guard<std::mutex> g(c.mu);
+  int64_t freed = static_cast<int64_t>(c.cached);
+  for (auto& kv : c.blocks)
+    for (void* p : kv.second) std::free(p);
+  c.blocks.clear();
+  c.cached = 0;
+  return freed;
+}
 
 // out = a @ b (out preallocated; a, b may be transposed views)
 inline void gemm(const Tensor& a, const Tensor& b, Tensor& out) {
@@ -183,16 +246,16 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
   // the product input, which alternate), so nothing of size T*B*4H is allocated.
   const int64_t NS = save ? Tn + 1 : 2, NH = save ? Tn : 2, NG = save ? Tn : 1;
   Tensor out = at::empty({Tn, B, P}, oM);
-  Tensor hs = at::empty({NS, B, P}, oT);
-  Tensor cs = at::empty({NS, B, H}, oT);
-  Tensor HD = at::empty({NH, B, P}, oM);      // (masked) h_{t-1}: the per-step product's input
-  Tensor gates = at::empty({NG, B, G}, oT);   // i, f, g, o
-  Tensor ctil = at::empty({NG, B, H}, oT);    // c~
-  Tensor Ahat = ln ? at::empty({NG, B, G}, oT) : Tensor();
+  Tensor hs = work({NS, B, P}, oT);
+  Tensor cs = work({NS, B, H}, oT);
+  Tensor HD = work({NH, B, P}, oM);      // (masked) h_{t-1}: the per-step product's input
+  Tensor gates = work({NG, B, G}, oT);   // i, f, g, o
+  Tensor ctil = work({NG, B, H}, oT);    // c~
+  Tensor Ahat = ln ? work({NG, B, G}, oT) : Tensor();
   Tensor rstd_h = ln ? at::empty({NG, B}, oT) : Tensor();
-  Tensor chat = lnc ? at::empty({NG, B, H}, oT) : Tensor();
+  Tensor chat = lnc ? work({NG, B, H}, oT) : Tensor();
   Tensor rstd_c = lnc ? at::empty({NG, B}, oT) : Tensor();
-  Tensor Hpre = proj ? at::empty({NG, B, H}, oM) : Tensor();
+  Tensor Hpre = proj ? work({NG, B, H}, oM) : Tensor();
   // row of step t, batch row b in: states (h_{t-1}, c_{t-1}), product input, saved buffers
   auto si = [&](int64_t t, int64_t b) { return (t % NS) * B + b; };
   auto hi = [&](int64_t t, int64_t b) { return (t % NH) * B + b; };
@@ -341,7 +404,7 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
       });
     }
   }
-  Tensor h_n = hs[Tn % NS].to(sM), c_n = cs[Tn % NS].to(sM);
+  Tensor h_n = hs[Tn % NS].to(sM, false, true), c_n = cs[Tn % NS].to(sM, false, true);
   if (!save) return {out, h_n, c_n};
   return {out, h_n, c_n, hs, cs, HD, gates, ctil, Ahat, rstd_h, chat, rstd_c, Hpre};
 }
@@ -374,12 +437,12 @@ std::vector<Tensor> lstm_bwd(const Tensor& dout_in, const Tensor& dhn, const Ten
 
   Tensor dX = at::empty({Tn, B, G}, oT);
   const bool sep = ln || sM != sT;
-  Tensor dAm = sep ? at::empty({Tn, B, G}, oM) : dX;
+  Tensor dAm = sep ? work({Tn, B, G}, oM) : dX;
   // per-thread sums over steps and rows: db, d ln_weight_hh, d peephole (3H), d ln_c (2H)
   const int64_t W = 2 * G + 5 * H;
   Tensor acc = at::zeros({at::get_num_threads(), W}, oT);
   const bool pp = peep_.has_value() && peep_->defined();
-  Tensor DHT = proj ? at::empty({Tn, B, P}, oM) : Tensor();
+  Tensor DHT = proj ? work({Tn, B, P}, oM) : Tensor();
   Tensor dhpre = proj ? at::empty({B, H}, oM) : Tensor();
   Tensor dhd = at::empty({B, P}, oM);
   Tensor dh = dhn.to(sT).contiguous().clone(), dc = dcn.to(sT).contiguous().clone();
@@ -570,10 +633,10 @@ std::vector<Tensor> gru_fwd(const Tensor& xw_in, const Tensor& h0_in, const Tens
   // without save (inference) only one step's buffers (two alternating for state and input)
   const int64_t NS = save ? Tn + 1 : 2, NH = save ? Tn : 2, NG = save ? Tn : 1;
   Tensor out = at::empty({Tn, B, H}, oM);
-  Tensor hs = at::empty({NS, B, H}, oT);
-  Tensor HD = at::empty({NH, B, H}, oM);
-  Tensor gates = at::empty({NG, B, 4 * H}, oT);  // r, z, n, a_n
-  Tensor Ahat = ln ? at::empty({NG, B, G}, oT) : Tensor();
+  Tensor hs = work({NS, B, H}, oT);
+  Tensor HD = work({NH, B, H}, oM);
+  Tensor gates = work({NG, B, 4 * H}, oT);  // r, z, n, a_n
+  Tensor Ahat = ln ? work({NG, B, G}, oT) : Tensor();
   Tensor rstd_h = ln ? at::empty({NG, B}, oT) : Tensor();
   Tensor A = at::empty({B, G}, oM);
   Tensor abuf = ln ? at::empty({B, G}, oT) : Tensor();
@@ -652,7 +715,7 @@ std::vector<Tensor> gru_fwd(const Tensor& xw_in, const Tensor& h0_in, const Tens
       }
     });
   }
-  Tensor h_n = hs[Tn % NS].to(sM);
+  Tensor h_n = hs[Tn % NS].to(sM, false, true);
   if (!save) return {out, h_n};
   return {out, h_n, hs, HD, gates, Ahat, rstd_h};
 }
@@ -678,7 +741,7 @@ std::vector<Tensor> gru_bwd(const Tensor& dout_in, const Tensor& dhn,
   // grad of the recurrent product: written straight into dAm (products' input) when no
   // conversion or layer norm sits between them, else into a row buffer first
   const bool sep = ln || sM != sT;
-  Tensor dAm = at::empty({Tn, B, G}, oM);
+  Tensor dAm = work({Tn, B, G}, oM);
   Tensor acc = at::zeros({at::get_num_threads(), 2 * G}, oT);  // per-thread db, d ln_weight
   Tensor dhd = at::empty({B, H}, oM);
   Tensor dh = dhn.to(sT).contiguous().clone();
@@ -777,7 +840,7 @@ std::vector<Tensor> ln_rows_fwd(const Tensor& a_in, const Tensor& g_in, const Op
   auto oT = a.options().dtype(sT);
   Tensor g = g_in.to(sT).contiguous();
   Tensor bias = b_.has_value() && b_->defined() ? as(b_, sT) : at::zeros({F}, oT);
-  Tensor y = at::empty_like(a), ahat = at::empty({N, F}, oT), rstd = at::empty({N}, oT);
+  Tensor y = at::empty_like(a), ahat = work({N, F}, oT), rstd = work({N}, oT);
   const M* ap = a.data_ptr<M>();
   const T *gp = g.data_ptr<T>(), *bp = bias.data_ptr<T>();
   M* yp = y.data_ptr<M>();
@@ -885,6 +948,7 @@ std::vector<Tensor> layer_norm_backward(const Tensor& dy, const Tensor& ahat, co
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("empty_cache", &empty_cache);
   m.def("layer_norm_forward", &layer_norm_forward);
   m.def("layer_norm_backward", &layer_norm_backward);
   m.def("mm", &dense_mm);
