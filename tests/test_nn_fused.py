@@ -452,3 +452,26 @@ def test_buffer_cache_reuse_keeps_results_and_frees():
         torch.testing.assert_close(first[1][k], again[1][k], atol=0, rtol=0)
     assert fused.empty_cache() > 0
     assert fused.empty_cache() == 0
+
+
+def test_unbuildable_source_warns_once_and_reports_unavailable(tmp_path, monkeypatch):
+    """The no-compiler path: available() is False, one warning names the compiler error."""
+    bad = tmp_path / "broken.cpp"
+    bad.write_text("this is not C++\n")
+    monkeypatch.setattr(fused, "_SOURCE", bad)
+    monkeypatch.setenv("LSTMKIT_EXT_DIR", str(tmp_path / "ext"))
+    saved = dict(fused._state)
+    fused._state.update(tried=False, ext=None, error=None)
+    try:
+        with pytest.warns(RuntimeWarning, match="could not be built") as record:
+            assert fused.available() is False
+            assert fused.available() is False
+        assert sum("could not be built" in str(w.message) for w in record) == 1
+        assert "error:" in fused._state["error"]
+        with pytest.raises(RuntimeError, match="unavailable"):
+            fused.lstm_direction(
+                torch.zeros(2, 1, 4), torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(4, 1)
+            )
+    finally:
+        fused._state.clear()
+        fused._state.update(saved)

@@ -12,7 +12,8 @@ Public entry points (the math is SPEC-variants.md's, the same as ``nn/cells.py``
   autograd-capable (a hand-written backward through time);
 - :func:`linear`: ``x W^T + b`` with the kernel's products, for the input projection ``xw``
   (on AMD CPUs oneDNN's products are about twice as fast as the BLAS behind torch's own);
-- :func:`available`: whether the kernel could be built and loaded.
+- :func:`available`: whether the kernel could be built and loaded;
+- :func:`empty_cache`: free the work buffers the kernel keeps between calls.
 
 Dtypes: float32, float64, and bfloat16 (products in bfloat16, gate math and states in
 float32). Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the products run in bfloat16;
@@ -43,7 +44,12 @@ __all__ = [
 ]
 
 _SOURCE = Path(__file__).with_name("csrc") / "fused_rnn.cpp"
-_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"]
+# -march=native is safe because the build key includes this machine's CPU flags; if the
+# compiler rejects it, the portable flags are tried next.
+_FLAG_SETS = (
+    ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"],
+    ["-O3", "-fopenmp", "-fno-math-errno"],
+)
 _LDFLAGS = ["-fopenmp"]
 _lock = threading.Lock()
 _state: dict[str, Any] = {"tried": False, "ext": None, "error": None}
@@ -73,10 +79,10 @@ def _cpu_key() -> str:
     return platform.machine() + flags
 
 
-def _build_key() -> str:
+def _build_key(cflags: list[str]) -> str:
     h = hashlib.sha256()
     h.update(_SOURCE.read_bytes())
-    h.update(" ".join(_CFLAGS + _LDFLAGS).encode())
+    h.update(" ".join(cflags + _LDFLAGS).encode())
     h.update(_cpu_key().encode())
     return h.hexdigest()[:16]
 
@@ -92,6 +98,23 @@ def _ensure_ninja_on_path() -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
+def _build(cflags: list[str]) -> ModuleType:
+    from torch.utils.cpp_extension import load
+
+    _ensure_ninja_on_path()
+    key = _build_key(cflags)
+    build_dir = extension_dir() / f"torch-{torch.__version__}-{key}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    return load(
+        name=f"lstmkit_fused_{key}",
+        sources=[str(_SOURCE)],
+        extra_cflags=cflags,
+        extra_ldflags=_LDFLAGS,
+        build_directory=str(build_dir),
+        verbose=False,
+    )
+
+
 def _load() -> ModuleType | None:
     """Build (first time) and import the extension; None if that is impossible here."""
     if _state["tried"]:
@@ -99,26 +122,16 @@ def _load() -> ModuleType | None:
     with _lock:
         if _state["tried"]:
             return _state["ext"]
-        try:
-            from torch.utils.cpp_extension import load
-
-            _ensure_ninja_on_path()
-            key = _build_key()
-            build_dir = extension_dir() / f"torch-{torch.__version__}-{key}"
-            build_dir.mkdir(parents=True, exist_ok=True)
-            _state["ext"] = load(
-                name=f"lstmkit_fused_{key}",
-                sources=[str(_SOURCE)],
-                extra_cflags=_CFLAGS,
-                extra_ldflags=_LDFLAGS,
-                build_directory=str(build_dir),
-                verbose=False,
-            )
-        except Exception as exc:  # no compiler, no ninja, no headers: fall back, say so once
-            lines = str(exc).strip().splitlines() or [""]
-            # a compiler failure's useful line is its first "error:", not the command line
-            first = next((ln for ln in lines if "error:" in ln), lines[0])
-            _state["error"] = f"{type(exc).__name__}: {first.strip()[:300]}"
+        for cflags in _FLAG_SETS:
+            try:
+                _state["ext"] = _build(cflags)
+                break
+            except Exception as exc:  # no compiler, ninja or headers: fall back, say so once
+                lines = str(exc).strip().splitlines() or [""]
+                # a compiler failure's useful line is its first "error:", not the command
+                first = next((ln for ln in lines if "error:" in ln), lines[0])
+                _state["error"] = f"{type(exc).__name__}: {first.strip()[:300]}"
+        if _state["ext"] is None:
             warnings.warn(
                 "lstmkit: the fused CPU kernel could not be built "
                 f"({_state['error']}); backend='fused' is unavailable and the reference "
