@@ -475,3 +475,61 @@ def test_unbuildable_source_warns_once_and_reports_unavailable(tmp_path, monkeyp
     finally:
         fused._state.clear()
         fused._state.update(saved)
+
+
+def _ref_lstm_gates(a):
+    """i, f, g, o, c_t of the reference loop, recomputed step by step (float64)."""
+    a = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in _as64(a).items()}
+    steps = a["xw"].shape[0]
+    outs = []
+    h, c = a["h0"], a["c0"]
+    for t in range(steps):
+        # one step of the reference with T=1, reading its gates from the definition
+        hd = h * a["rd"] if a["rd"] is not None else h
+        ah = hd @ a["w_hh"].t()
+        ah = _ln(ah, a["lnw"], a["b_hh"]) if a["lnw"] is not None else ah + a["b_hh"]
+        zi, zf, zg, zo = (a["xw"][t] + ah).chunk(4, -1)
+        pp = a["peephole"]
+        i = torch.sigmoid(zi + (pp[0] * c if pp is not None else 0))
+        f = torch.sigmoid(zf + (pp[1] * c if pp is not None else 0))
+        g = torch.tanh(zg)
+        ct = f * c + i * g
+        o = torch.sigmoid(zo + (pp[2] * ct if pp is not None else 0))
+        sl = {
+            k: (v[t : t + 1] if k in ("xw", "zh", "zc") and v is not None else v)
+            for k, v in a.items()
+        }
+        sl["h0"], sl["c0"], sl["lengths"] = h, c, None
+        _, h1, c1 = ref_lstm(*(sl[k] for k in LSTM_ARGS))
+        m = (t < a["lengths"]).unsqueeze(1).double() if a["lengths"] is not None else 1.0
+        outs.append([v * m for v in (i, f, g, o, c1)])
+        h = h1 if a["lengths"] is None else torch.where(m > 0, h1, h)
+        c = c1 if a["lengths"] is None else torch.where(m > 0, c1, c)
+    return [torch.stack(x) for x in zip(*outs, strict=True)]
+
+
+def test_lstm_return_gates_match_the_definition():
+    a = make_lstm(("ln", "peep", "rd", "zone"), lengths=[5, 2, 1, 4])
+    *_, gates = fused.lstm_direction(*(a[k] for k in LSTM_ARGS), return_gates=True)
+    assert type(gates).__name__ == "LSTMGates"
+    for got, want in zip(gates, _ref_lstm_gates(a), strict=True):
+        assert not got.requires_grad
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+
+
+def test_gru_return_gates_under_no_grad():
+    a = make_gru(("ln", "rd"), lengths=[5, 2, 1, 4])
+    with torch.no_grad():
+        out, _, gates = fused.gru_direction(*(a[k] for k in GRU_ARGS), return_gates=True)
+    torch.testing.assert_close(gates.hidden, out, atol=0, rtol=0)
+    # r, z, n at step 0 from the definition (h0 masked by rd, layer norm of the product)
+    x = a["xw"][0].detach()
+    ah = _ln(
+        (a["h0"] * a["rd"]).detach() @ a["w_hh"].detach().t(), a["lnw"].detach(), a["b_hh"].detach()
+    )
+    r = torch.sigmoid(x[:, :6] + ah[:, :6])
+    z = torch.sigmoid(x[:, 6:12] + ah[:, 6:12])
+    n = torch.tanh(x[:, 12:] + r * ah[:, 12:])
+    for got, want in ((gates.reset, r), (gates.update, z), (gates.candidate, n)):
+        torch.testing.assert_close(got[0], want, atol=1e-12, rtol=1e-12)
+    assert torch.all(gates.reset[2:, 2] == 0)  # row 2 has length 1

@@ -174,11 +174,15 @@ def _grad_as(g: Tensor | None, like: Tensor | None) -> Tensor | None:
 class _LSTMDirection(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, *args: Any) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
-        xw, h0, c0, w_hh, b_hh, w_hr, peep, lnw, lnwc, lnbc, rd, zh, zc, lengths, save = args
+        xw, h0, c0, w_hh, b_hh, w_hr, peep, lnw, lnwc, lnbc, rd, zh, zc, lengths, save, sink = args
         res = _ext().lstm_forward(
             xw, h0, c0, w_hh, b_hh, w_hr, peep, lnw, lnwc, lnbc, rd, zh, zc, lengths, save
         )
         out, h_n, c_n = res[:3]
+        if sink is not None:  # i, f, g, o as kept for backward; cell = c_t, 0 after lengths
+            i, f, g, o = res[6].to(out.dtype).chunk(4, -1)
+            cell = res[4][1:].to(out.dtype) * _real_steps(out, lengths)
+            sink.append((i.clone(), f.clone(), g.clone(), o.clone(), cell))
         if not save:  # inference: the kernel kept nothing for a backward pass
             return out, h_n, c_n
         # res[3] (every step's h) is not needed by the LSTM backward: keep no reference
@@ -205,15 +209,18 @@ class _LSTMDirection(torch.autograd.Function):
         out = []
         for g, meta, need in zip(grads, ctx.like_meta, ctx.needs_input_grad[:10], strict=True):
             out.append(g.to(meta[0]) if need and g is not None and meta is not None else None)
-        return (*out, None, None, None, None, None)
+        return (*out, None, None, None, None, None, None)
 
 
 class _GRUDirection(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, *args: Any) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        xw, h0, w_hh, b_hh, lnw, rd, zh, lengths, save = args
+        xw, h0, w_hh, b_hh, lnw, rd, zh, lengths, save, sink = args
         res = _ext().gru_forward(xw, h0, w_hh, b_hh, lnw, rd, zh, lengths, save)
         out, h_n = res[:2]
+        if sink is not None:  # r, z, n as kept for backward; hidden = h_t (0 after lengths)
+            r, z, n, _ = res[4].to(out.dtype).chunk(4, -1)
+            sink.append((r.clone(), z.clone(), n.clone(), out.clone()))
         if not save:
             return out, h_n
         saved = [t if t is not None else _EMPTY for t in res[2:]]
@@ -236,7 +243,7 @@ class _GRUDirection(torch.autograd.Function):
         out = []
         for g, meta, need in zip(grads, ctx.like_meta, ctx.needs_input_grad[:5], strict=True):
             out.append(g.to(meta[0]) if need and g is not None and meta is not None else None)
-        return (*out, None, None, None, None)
+        return (*out, None, None, None, None, None)
 
 
 class _Linear(torch.autograd.Function):
@@ -338,6 +345,14 @@ def _mm_dtype(xw: Tensor) -> torch.dtype:
     return xw.dtype
 
 
+def _real_steps(out: Tensor, lengths: Tensor | None) -> Tensor | float:
+    """``(T, B, 1)`` 1.0 on real steps, 0.0 after each length (1.0 without lengths)."""
+    if lengths is None:
+        return 1.0
+    steps = torch.arange(out.shape[0]).unsqueeze(1)
+    return (steps < lengths.unsqueeze(0)).unsqueeze(-1).to(out.dtype)
+
+
 def _needs_grad(*tensors: Tensor | None) -> bool:
     """Whether autograd will need a backward pass (else the kernel keeps no buffers)."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
@@ -372,7 +387,9 @@ def lstm_direction(
     zoneout_h: Tensor | None = None,
     zoneout_c: Tensor | None = None,
     lengths: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:
+    *,
+    return_gates: bool = False,
+) -> tuple[Tensor, Tensor, Tensor] | tuple[Tensor, Tensor, Tensor, Any]:
     """Run one LSTM direction over time with the fused kernel (SPEC-variants.md's LSTM step).
 
     Args:
@@ -389,9 +406,12 @@ def lstm_direction(
             stride-0 expanded), or None.
         lengths: ``(B,)`` int64 real lengths of right-padded sequences, or None.
 
+        return_gates: also return ``LSTMGates`` (input, forget, candidate, output, cell),
+            each ``(T, B, H)``, zero after each length; detached (for inspection).
+
     Returns:
         ``out (T, B, P)`` (zeros after each length), ``h_n (B, P)``, ``c_n (B, H)``, in the
-        products' dtype (bfloat16 under bf16 autocast, else xw's dtype).
+        products' dtype (bfloat16 under bf16 autocast, else xw's dtype)[, gates].
     """
     if xw.dim() != 3 or xw.shape[2] % 4:
         raise ValueError(f"fused LSTM: xw must be (T, B, 4*H), got {tuple(xw.shape)}")
@@ -416,8 +436,9 @@ def lstm_direction(
     _check_zoneout("zoneout_h", zoneout_h, (steps, batch, size))
     _check_zoneout("zoneout_c", zoneout_c, (steps, batch, hidden))
     save = _needs_grad(xw, h0, c0, w_hh, b_hh, w_hr, peephole, ln_weight_hh, ln_weight_c, ln_bias_c)
+    sink: list | None = [] if return_gates else None
     with torch.autocast("cpu", enabled=False):
-        return _LSTMDirection.apply(
+        res = _LSTMDirection.apply(
             xw.to(mm),
             h0,
             c0,
@@ -432,8 +453,14 @@ def lstm_direction(
             _mask(zoneout_h, mm),
             _mask(zoneout_c, mm),
             _lengths(lengths, batch),
-            save,
+            save or return_gates,
+            sink,
         )
+    if sink is None:
+        return res
+    from lstmkit.nn.cells import LSTMGates
+
+    return (*res, LSTMGates(*sink[0]))
 
 
 def gru_direction(
@@ -445,7 +472,9 @@ def gru_direction(
     rd_mask: Tensor | None = None,
     zoneout_h: Tensor | None = None,
     lengths: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
+    *,
+    return_gates: bool = False,
+) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Any]:
     """Run one GRU direction over time with the fused kernel (SPEC-variants.md's GRU step).
 
     Args:
@@ -457,8 +486,11 @@ def gru_direction(
         zoneout_h: ``(T, B, H)`` keep-previous weights (may be stride-0 expanded) or None.
         lengths: ``(B,)`` int64 real lengths or None.
 
+        return_gates: also return ``GRUGates`` (reset, update, candidate, hidden), each
+            ``(T, B, H)``, zero after each length; detached (for inspection).
+
     Returns:
-        ``out (T, B, H)`` (zeros after each length) and ``h_n (B, H)``.
+        ``out (T, B, H)`` (zeros after each length) and ``h_n (B, H)``[, gates].
     """
     if xw.dim() != 3 or xw.shape[2] % 3:
         raise ValueError(f"fused GRU: xw must be (T, B, 3*H), got {tuple(xw.shape)}")
@@ -472,8 +504,9 @@ def gru_direction(
     _check_zoneout("zoneout_h", zoneout_h, (steps, batch, hidden))
     mm = _mm_dtype(xw)
     save = _needs_grad(xw, h0, w_hh, b_hh, ln_weight_hh)
+    sink: list | None = [] if return_gates else None
     with torch.autocast("cpu", enabled=False):
-        return _GRUDirection.apply(
+        res = _GRUDirection.apply(
             xw.to(mm),
             h0,
             w_hh.to(mm),
@@ -482,5 +515,11 @@ def gru_direction(
             _mask(rd_mask, mm),
             _mask(zoneout_h, mm),
             _lengths(lengths, batch),
-            save,
+            save or return_gates,
+            sink,
         )
+    if sink is None:
+        return res
+    from lstmkit.nn.cells import GRUGates
+
+    return (*res, GRUGates(*sink[0]))
