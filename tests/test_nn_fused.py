@@ -344,6 +344,12 @@ def test_bad_shape_is_a_clear_error():
     a = make_lstm(())
     with pytest.raises(ValueError, match="w_hh must have shape"):
         fused.lstm_direction(a["xw"], a["h0"], a["c0"], a["w_hh"][:, :3])
+    with pytest.raises(ValueError, match="at least one step"):
+        fused.lstm_direction(a["xw"][:0], a["h0"], a["c0"], a["w_hh"])
+    with pytest.raises(ValueError, match="float32, float64 or bfloat16"):
+        fused.gru_direction(
+            torch.zeros(2, 1, 6, dtype=torch.float16), torch.zeros(1, 2), torch.zeros(6, 2)
+        )
 
 
 @pytest.mark.parametrize("with_ln", [False, True])

@@ -315,6 +315,14 @@ def _check(name: str, t: Tensor | None, shape: tuple[int, ...]) -> None:
         )
 
 
+def _check_nonempty(xw: Tensor) -> None:
+    if 0 in xw.shape:
+        raise ValueError(
+            f"fused kernel: xw must have at least one step, batch row and unit, got "
+            f"{tuple(xw.shape)}; skip the call for an empty batch"
+        )
+
+
 def _check_zoneout(name: str, z: Tensor | None, shape: tuple[int, int, int]) -> None:
     if z is None:
         return
@@ -416,6 +424,7 @@ def lstm_direction(
     if xw.dim() != 3 or xw.shape[2] % 4:
         raise ValueError(f"fused LSTM: xw must be (T, B, 4*H), got {tuple(xw.shape)}")
     steps, batch, h4 = xw.shape
+    _check_nonempty(xw)
     hidden = h4 // 4
     size = h0.shape[-1]
     _check("h0", h0, (batch, size))
@@ -495,6 +504,7 @@ def gru_direction(
     if xw.dim() != 3 or xw.shape[2] % 3:
         raise ValueError(f"fused GRU: xw must be (T, B, 3*H), got {tuple(xw.shape)}")
     steps, batch, h3 = xw.shape
+    _check_nonempty(xw)
     hidden = h3 // 3
     _check("h0", h0, (batch, hidden))
     _check("w_hh", w_hh, (h3, hidden))
