@@ -51,15 +51,15 @@ inline float fexp(float x) {
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float big = x * 1.4426950408889634f + 12582912.0f;
   const float k = big - 12582912.0f;
-  const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  const float r = std::fma(k, 2.12194440e-4f, std::fma(k, -0.693359375f, x));
+  float p = 1.0f / 5040.0f;  // Horner with fused multiply-adds (one instruction a term)
+  p = std::fma(p, r, 1.0f / 720.0f);
+  p = std::fma(p, r, 1.0f / 120.0f);
+  p = std::fma(p, r, 1.0f / 24.0f);
+  p = std::fma(p, r, 1.0f / 6.0f);
+  p = std::fma(p, r, 0.5f);
+  p = std::fma(p, r, 1.0f);
+  p = std::fma(p, r, 1.0f);
   const int32_t bits = (__builtin_bit_cast(int32_t, big) - 0x4B400000 + 127) << 23;
   return p * __builtin_bit_cast(float, bits);
 }
