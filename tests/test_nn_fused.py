@@ -539,3 +539,63 @@ def test_gru_return_gates_under_no_grad():
     for got, want in ((gates.reset, r), (gates.update, z), (gates.candidate, n)):
         torch.testing.assert_close(got[0], want, atol=1e-12, rtol=1e-12)
     assert torch.all(gates.reset[2:, 2] == 0)  # row 2 has length 1
+
+
+# ---------------------------------------------------- the layers on the real kernel
+LAYER_CASES = [
+    ("LSTM", {}),
+    (
+        "LSTM",
+        {
+            "layer_norm": True,
+            "peepholes": True,
+            "zoneout": (0.1, 0.2),
+            "recurrent_dropout": 0.2,
+            "dropconnect": 0.1,
+            "proj_size": 3,
+        },
+    ),
+    ("GRU", {"layer_norm": True, "zoneout": 0.1, "recurrent_dropout": 0.2}),
+]
+
+
+@pytest.mark.parametrize(("mode", "options"), LAYER_CASES)
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_layer_matches_reference_layer(mode, options, training):
+    """lstmkit.nn.LSTM/GRU(backend="fused") on the compiled kernel vs the reference loop:
+    2 layers, both directions, lengths, initial states, same seed (same masks); outputs,
+    final states and every gradient in float64, and the gates return_gates gives."""
+    import lstmkit.nn as lnn
+
+    cls = lnn.LSTM if mode == "LSTM" else lnn.GRU
+    cfg = {"num_layers": 2, "bidirectional": True, "batch_first": True, **options}
+    ref = cls(3, 5, backend="reference", **cfg).double().train(training)
+    fus = cls(3, 5, backend="fused", **cfg).double().train(training)
+    fus.load_state_dict(ref.state_dict())
+    assert fus._pick_backend(False) == "fused"
+    x = torch.randn(4, 6, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([6, 2, 5, 1])
+    results = []
+    for layer in (ref, fus):
+        torch.manual_seed(3)
+        out, state, gates = layer(x, lengths=lengths, return_gates=True)
+        states = list(state) if isinstance(state, tuple) else [state]
+        gen = torch.Generator().manual_seed(1)
+        loss = sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum()
+                   for t in [out, *states])  # fmt: skip
+        grads = torch.autograd.grad(loss, [*layer.parameters(), x])
+        flat_gates = [g for lay in gates for d in lay for g in d]
+        results.append(([out, *states], grads, flat_gates))
+    for a, b in zip(*(r[0] + list(r[1]) for r in results), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    for a, b in zip(results[0][2], results[1][2], strict=True):
+        assert not b.requires_grad
+        torch.testing.assert_close(a.detach(), b, rtol=1e-9, atol=1e-9)
+
+
+def test_auto_picks_the_kernel_for_variants():
+    import lstmkit.nn as lnn
+
+    assert lnn.LSTM(2, 3, layer_norm=True)._pick_backend(False) == "fused"
+    assert lnn.GRU(2, 3, recurrent_dropout=0.2)._pick_backend(False) == "fused"
+    assert lnn.LSTM(2, 3)._pick_backend(False) == "native"

@@ -189,7 +189,7 @@ def test_gru_gates_and_padding_in_gate_trace():
 
 def test_return_gates_needs_reference_backend():
     lstm = lnn.LSTM(2, 3, backend="native")
-    with pytest.raises(ValueError, match="reference backend"):
+    with pytest.raises(ValueError, match="reference or fused backend"):
         lstm(torch.randn(4, 1, 2), return_gates=True)
 
 

@@ -111,8 +111,22 @@ def spec_gru_direction(xw, h0, w_hh, b_hh, ln_weight_hh, rd_mask, zoneout_h, len
 def spec_kernels(monkeypatch):
     """The definition above installed as ``lstmkit.nn.fused``."""
     module = types.ModuleType("lstmkit.nn.fused")
-    module.lstm_direction = spec_lstm_direction
-    module.gru_direction = spec_gru_direction
+
+    def without_gates(direction):
+        def run(*args, return_gates=False):
+            assert not return_gates, "the definition keeps no gates"
+            return direction(*args)
+
+        return run
+
+    def linear(x, weight, bias=None, ln_weight=None):
+        if ln_weight is None:
+            return x @ weight.T + (0 if bias is None else bias)
+        return ln(x @ weight.T, ln_weight, bias)
+
+    module.lstm_direction = without_gates(spec_lstm_direction)
+    module.gru_direction = without_gates(spec_gru_direction)
+    module.linear = linear
     module.available = lambda: True
     monkeypatch.setitem(sys.modules, "lstmkit.nn.fused", module)
     return module
@@ -637,7 +651,7 @@ def test_auto_backend_choice_with_and_without_fused(spec_kernels, monkeypatch):
     assert variant._pick_backend(False) == "reference"
     fused_gru = lnn.GRU(2, 3, backend="fused")
     assert fused_gru._pick_backend(False) == "reference"
-    with pytest.raises(ValueError, match="reference backend"):
+    with pytest.raises(ValueError, match="reference or fused backend"):
         fused_gru(torch.randn(4, 1, 2), return_gates=True)
 
 
@@ -711,3 +725,19 @@ def test_packed_sequence_with_variants_matches_lengths(spec_kernels, backend):
     torch.testing.assert_close(packed.data, want, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(h_p, h, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(c_p, c, rtol=1e-12, atol=1e-12)
+
+
+def test_auto_runs_torch_kernel_in_eval_when_only_training_regularisers(spec_kernels):
+    """Recurrent dropout and DropConnect are off in eval: the cell is plain there."""
+    for cls, options in ((lnn.LSTM, {"recurrent_dropout": 0.3, "dropconnect": 0.2}),
+                         (lnn.GRU, {"recurrent_dropout": 0.3})):  # fmt: skip
+        layer = cls(2, 3, **options)
+        assert layer._pick_backend(False) == "fused"
+        layer.eval()
+        assert layer._pick_backend(False) == "native"
+        plain = cls(2, 3)
+        plain.load_state_dict(layer.state_dict())
+        x = torch.randn(5, 4, 2)
+        torch.testing.assert_close(layer(x)[0], plain(x)[0], rtol=0, atol=0)
+    for options in ({"zoneout": 0.2}, {"layer_norm": True}, {"peepholes": True}):
+        assert lnn.LSTM(2, 3, **options).eval()._pick_backend(False) == "fused"

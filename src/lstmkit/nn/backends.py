@@ -239,17 +239,18 @@ def fused(
     training: bool = False,
     return_gates: bool = False,
     kernels: ModuleType | None = None,
-) -> tuple[Tensor, tuple[Tensor, ...], None]:
+) -> tuple[Tensor, tuple[Tensor, ...], list | None]:
     """Run the layer on the compiled per-direction kernels of ``lstmkit.nn.fused``.
 
-    Same contract as `reference` (no gate traces: ``return_gates`` must be
-    False). ``kernels`` is the module (``fused_kernels()`` when None); its
-    ``lstm_direction`` / ``gru_direction`` run forward in time, so a reverse
-    direction gets its input, lengths and zoneout weights reversed within each
-    sequence's length, and its output is reversed back.
+    Same contract as `reference`, except that gates (``return_gates``) are the
+    kernel's saved activations, detached from autograd (for inspection).
+    ``kernels`` is the module (``fused_kernels()`` when None). The input
+    projection of all steps runs as one product through ``kernels.linear``
+    (with its layer norm when the cell has one); ``lstm_direction`` /
+    ``gru_direction`` run forward in time, so a reverse direction gets its
+    input, lengths and zoneout weights reversed within each sequence's length,
+    and its output (and gates) are reversed back.
     """
-    if return_gates:
-        raise ValueError("the fused backend returns no gates; use backend='reference'")
     if kernels is None:
         kernels = fused_kernels()
         if kernels is None:
@@ -259,17 +260,26 @@ def fused(
         return t.flip(0) if lengths is None else reverse_within_lengths(t, lengths)
 
     def run(layer_input, state, params, m, reverse):
-        xw, params = _prepare_direction(cell, layer_input, params, m)
+        xw = kernels.linear(
+            layer_input, params["weight_ih"], params.get("bias_ih"), params.get("ln_weight_ih")
+        )
+        if m.weight_hh is not None:
+            params = {**params, "weight_hh": params["weight_hh"] * m.weight_hh}
         if reverse:
             xw = flip(xw)
             # a constant (stride-0, eval) zoneout tensor is its own reversal
             zo = tuple(z if z is None or z.stride(0) == 0 else flip(z) for z in m.zoneout)
             m = m._replace(zoneout=zo)
-        out, state = cell.fused_direction(kernels, xw, state, params, m, lengths)
-        return (flip(out) if reverse else out), state, None
+        out, state, gates = cell.fused_direction(
+            kernels, xw, state, params, m, lengths, return_gates
+        )
+        if reverse:
+            out = flip(out)
+            if gates is not None:
+                gates = type(gates)(*(flip(g) for g in gates))
+        return out, state, gates
 
-    out, finals, _ = _layers(run, cell, x, hx, weights, masks, dropout, training, False)
-    return out, finals, None
+    return _layers(run, cell, x, hx, weights, masks, dropout, training, return_gates)
 
 
 def reverse_within_lengths(x: Tensor, lengths: Tensor, batch_first: bool = False) -> Tensor:
@@ -433,7 +443,7 @@ def native(
     Same contract as `reference` (time-major ``x``, optional ``lengths``, states
     in the caller's batch order); no gate traces and no masks.
     """
-    if not cell.is_plain or masks is not None or return_gates:
+    if not cell.plain_when(training) or masks is not None or return_gates:
         raise ValueError(
             "the native backend runs plain LSTM/GRU layers without gate traces; "
             "use backend='reference' (or 'auto') for variants and return_gates"

@@ -285,6 +285,13 @@ class CellSpec:
             self.layer_norm or self.recurrent_dropout or self.dropconnect or any(self.zoneout_p)
         )
 
+    def plain_when(self, training: bool) -> bool:
+        """True when a forward pass in this mode is torch's plain cell: always for a
+        plain cell, and in eval also with DropConnect / recurrent dropout (off in eval)."""
+        if training:
+            return self.is_plain
+        return not (self.layer_norm or any(self.zoneout_p))
+
     def parameters(self, input_size: int) -> list[ParamSpec]:
         """Parameters of one layer and direction, torch's flat order first."""
         gates, h = self.num_gates * self.hidden_size, self.hidden_size
@@ -334,10 +341,12 @@ class CellSpec:
         params: dict[str, Tensor],
         masks: DirectionMasks,
         lengths: Tensor | None,
-    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        return_gates: bool = False,
+    ) -> tuple[Tensor, tuple[Tensor, ...], tuple[Tensor, ...] | None]:
         """Run one forward-in-time direction on ``lstmkit.nn.fused`` (``kernels``).
 
-        Returns ``out (time, batch, out_size)`` and the final state tuple.
+        Returns ``out (time, batch, out_size)``, the final state tuple and, with
+        ``return_gates``, the gate activations (``gate_type``, detached), else None.
         """
         raise NotImplementedError
 
@@ -391,6 +400,9 @@ class LSTMSpec(CellSpec):
     def is_plain(self) -> bool:
         return super().is_plain and not self.peepholes
 
+    def plain_when(self, training: bool) -> bool:
+        return super().plain_when(training) and not self.peepholes
+
     def parameters(self, input_size: int) -> list[ParamSpec]:
         specs = super().parameters(input_size)
         h = self.hidden_size
@@ -410,14 +422,14 @@ class LSTMSpec(CellSpec):
         )  # fmt: skip
         return h, (h, c), gates
 
-    def fused_direction(self, kernels, xw, state, params, masks, lengths):
-        out, h, c = kernels.lstm_direction(
+    def fused_direction(self, kernels, xw, state, params, masks, lengths, return_gates=False):
+        out, h, c, *gates = kernels.lstm_direction(
             xw, state[0], state[1], params["weight_hh"], params.get("bias_hh"),
             params.get("weight_hr"), params.get("peephole"), params.get("ln_weight_hh"),
             params.get("ln_weight_c"), params.get("ln_bias_c"), masks.recurrent,
-            masks.zoneout[0], masks.zoneout[1], lengths,
+            masks.zoneout[0], masks.zoneout[1], lengths, return_gates=return_gates,
         )  # fmt: skip
-        return out, (h, c)
+        return out, (h, c), (gates[0] if gates else None)
 
 
 @dataclass(frozen=True)
@@ -451,12 +463,13 @@ class GRUSpec(CellSpec):
         )  # fmt: skip
         return h, (h,), gates
 
-    def fused_direction(self, kernels, xw, state, params, masks, lengths):
-        out, h = kernels.gru_direction(
+    def fused_direction(self, kernels, xw, state, params, masks, lengths, return_gates=False):
+        out, h, *gates = kernels.gru_direction(
             xw, state[0], params["weight_hh"], params.get("bias_hh"),
             params.get("ln_weight_hh"), masks.recurrent, masks.zoneout[0], lengths,
+            return_gates=return_gates,
         )  # fmt: skip
-        return out, (h,)
+        return out, (h,), (gates[0] if gates else None)
 
 
 def split_zoneout(zoneout: Any, num_states: int) -> tuple[float, ...]:

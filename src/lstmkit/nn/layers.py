@@ -327,12 +327,14 @@ class _RecurrentBase(nn.Module):
         """The backend this call runs on (see the module docstring)."""
         if return_gates:
             if self.backend in ("auto", "reference"):
-                return "reference"
+                return "reference"  # gates with autograd
+            if self.backend == "fused" and backends.fused_kernels() is not None:
+                return "fused"  # the kernel's saved activations, detached
             raise ValueError(
-                f"{type(self).__name__}: return_gates=True needs the reference backend; "
-                "use backend='auto' or 'reference'"
+                f"{type(self).__name__}: return_gates=True needs the reference or fused "
+                "backend; use backend='auto', 'reference' or 'fused'"
             )
-        if self.backend == "auto" and self.cell.is_plain:
+        if self.backend == "auto" and self.cell.plain_when(self.training):
             return "native"
         if self.backend in ("auto", "fused"):
             return "fused" if backends.fused_kernels() is not None else "reference"
