@@ -169,7 +169,6 @@ class TextClassifier:
         The tokenizer is learnt from the training part only. ``on_epoch`` is called after
         each epoch with that epoch's metrics (epoch, train_loss, val_acc, ..., seconds).
         """
-        from lstmkit.training import TrainConfig
         from lstmkit.training import fit as train
 
         data = validate_labelled(
@@ -210,18 +209,8 @@ class TextClassifier:
         )
         self.net = build_net(self.tokenizer.vocab_size, len(self.classes), cfg)
         module = TextClassifierModule(self.net, cfg, on_epoch)
-        train_cfg = TrainConfig(
-            max_epochs=cfg.epochs,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            optimizer=cfg.optimizer,
-            gradient_clip_val=cfg.gradient_clip_val,
-            early_stopping_patience=cfg.early_stopping_patience,
-            seed=cfg.seed,
-            accelerator=accelerator,
-            devices=devices,
-            progress_bar=progress,
-            deterministic=False,
+        train_cfg = cfg.train_config(
+            accelerator=accelerator, devices=devices, progress_bar=progress
         )
         result = train(module, train_loader, val_loader, train_cfg)
         self.net.cpu().eval()

@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lstmkit.config import dataclass_from_dict
 from lstmkit.data.tokenize import TokenizerConfig, check_setting_type
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import POOLS
+
+if TYPE_CHECKING:
+    from lstmkit.training import TrainConfig
 
 RNNS = ("lstm", "gru")
 
@@ -122,6 +125,31 @@ class TextClassifierConfig:
         if self.seed < 0:
             raise LstmkitError(f"seed must be >= 0, got {self.seed}")
 
+    def train_config(self, **run: Any) -> TrainConfig:
+        """The `lstmkit.training.TrainConfig` of these settings: the one place where the
+        text task's training settings meet the shared trainer.
+
+        ``epochs`` becomes ``max_epochs``; ``gradient_clip_val`` keeps this task's default
+        (None: no clipping, as the seed programs train) rather than the trainer's 1.0;
+        batches are not forced deterministic. ``run`` adds settings that are not part of
+        the model (``accelerator``, ``devices``, ``progress_bar``, ``checkpoint_dir``,
+        ``logger``, ``log_dir``, ...).
+        """
+        from lstmkit.training import TrainConfig
+
+        return TrainConfig(
+            max_epochs=self.epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            optimizer=self.optimizer,
+            gradient_clip_val=self.gradient_clip_val,
+            early_stopping_patience=self.early_stopping_patience,
+            lr_decay=self.lr_decay,
+            seed=self.seed,
+            deterministic=False,
+            **run,
+        )
+
     @property
     def pool_names(self) -> list[str]:
         """The pooling names in ``pooling`` (split on "+")."""
@@ -200,6 +228,7 @@ _TOKENIZER_KEYS = {f.name for f in fields(TokenizerConfig)}
 def make_config(preset: str | None = None, **overrides: Any) -> TextClassifierConfig:
     """A config from a preset (or the defaults) with ``overrides`` applied.
 
+    ``max_epochs`` (the `lstmkit.training.TrainConfig` name) is accepted for ``epochs``.
     Tokenizer settings may be given flat (``vocab_size=5000``, ``max_length=100``,
     ``keep="tail"``, ``tokenizer="bpe"`` for the kind) or as ``tokenizer=TokenizerConfig``.
     """
@@ -209,6 +238,14 @@ def make_config(preset: str | None = None, **overrides: Any) -> TextClassifierCo
             raise LstmkitError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         base = json.loads(json.dumps(PRESETS[preset]))
     tok = dict(base.pop("tokenizer", {}))
+    if "max_epochs" in overrides:  # the shared trainer's name for epochs
+        if "epochs" in overrides and overrides["epochs"] != overrides["max_epochs"]:
+            raise LstmkitError(
+                f"epochs={overrides['epochs']!r} and max_epochs={overrides['max_epochs']!r} "
+                "name the same setting; pass one of them"
+            )
+        overrides = dict(overrides)
+        overrides["epochs"] = overrides.pop("max_epochs")
     for key, value in overrides.items():
         if key == "tokenizer" and isinstance(value, str):
             tok["kind"] = value

@@ -1,0 +1,100 @@
+"""How a TextClassifier trains: the shared LstmkitModule and TrainConfig, against a plain
+torch loop; checkpoints and resume; precision and loggers; the recurrent variants."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lstmkit import TextClassifier
+from lstmkit.data.text_batches import make_loader
+from lstmkit.data.tokenize import TextTokenizer
+from lstmkit.tasks.text_classification import TextClassifierModule, make_config
+from lstmkit.tasks.text_classification.network import build_net
+from lstmkit.training import LstmkitModule
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_text_classifier import make_texts
+
+TINY = dict(embedding_dim=8, hidden_size=8, batch_size=16, seed=3)
+
+
+def test_module_uses_the_shared_base():
+    assert issubclass(TextClassifierModule, LstmkitModule)
+    assert "configure_optimizers" not in vars(TextClassifierModule)
+
+
+def test_train_config_is_built_in_one_place():
+    cfg = make_config("imdb", epochs=7, early_stopping_patience=2)
+    train = cfg.train_config(progress_bar=False, devices=1)
+    assert (train.max_epochs, train.lr, train.lr_decay, train.gradient_clip_val) == (
+        7, 4e-3, "linear", 1.0,
+    )  # fmt: skip
+    assert (train.early_stopping_patience, train.seed, train.progress_bar) == (2, 0, False)
+    # the text task keeps its own clipping default: none (the trainer's default is 1.0)
+    assert make_config().train_config().gradient_clip_val is None
+    # the trainer's name for epochs is accepted too
+    assert make_config(max_epochs=4).epochs == 4
+
+
+def test_training_equals_a_plain_torch_loop():
+    """fit (Lightning, LstmkitModule, linear lr decay, clipping) = Adam in a hand loop."""
+    texts, labels = make_texts(64, seed=5)
+    val_texts, val_labels = make_texts(24, seed=6)
+    kw = dict(TINY, epochs=3, lr=5e-3, lr_decay="linear", gradient_clip_val=0.5)
+    clf = TextClassifier(**kw).fit(
+        texts, labels, val_texts=val_texts, val_labels=val_labels, progress=False
+    )
+
+    cfg = clf.config
+    classes = sorted(set(labels))
+    torch.manual_seed(cfg.seed)
+    tokenizer = TextTokenizer.train(texts, cfg.tokenizer)
+    net = build_net(tokenizer.vocab_size, 2, cfg)
+    y = [classes.index(label) for label in labels]
+    loader = make_loader(tokenizer.encode(texts), y, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    val = make_loader(
+        tokenizer.encode(val_texts), [classes.index(v) for v in val_labels], 32, shuffle=False
+    )
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    total, step = cfg.epochs * len(loader), 0
+    train_losses, val_losses, states = [], [], []
+    for _ in range(cfg.epochs):
+        net.train()
+        losses, sizes = [], []
+        for batch in loader:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * (1 - step / total)
+            loss = net.loss(net(batch["ids"], batch["lengths"]), batch["labels"])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 0.5)
+            opt.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            sizes.append(len(batch["labels"]))
+        train_losses.append(np.average(losses, weights=sizes))
+        net.eval()
+        with torch.no_grad():
+            vl = [(float(net.loss(net(b["ids"], b["lengths"]), b["labels"])), len(b["labels"]))
+                  for b in val]  # fmt: skip
+        val_losses.append(np.average([v for v, _ in vl], weights=[n for _, n in vl]))
+        states.append({k: v.clone() for k, v in net.state_dict().items()})
+
+    got = [row["train_loss"] for row in clf.history]
+    np.testing.assert_allclose(got, train_losses, rtol=0, atol=1e-6)
+    np.testing.assert_allclose([r["val_loss"] for r in clf.history], val_losses, atol=1e-6)
+    best = int(np.argmin(val_losses))
+    assert clf.fit_info.best_epoch == best
+    net.load_state_dict(states[best])
+    net.eval()
+    ids = tokenizer.encode(val_texts)
+    with torch.no_grad():
+        want = np.stack([
+            net.probabilities(net(torch.tensor([s]), torch.tensor([len(s)])))[0].numpy()
+            for s in ids
+        ])  # fmt: skip
+    np.testing.assert_allclose(clf.predict_proba(val_texts), want, atol=1e-6)
