@@ -356,3 +356,84 @@ def test_bad_settings_one_line(model_dir, data_dir, tmp_path, capsys, monkeypatc
     _fails([*base, "--lr", "nan"], capsys, monkeypatch, "lr must be a positive finite number")
     _fails([*base, "--vocab-size", "-3"], capsys, monkeypatch, "vocab_size must be at least 3")
     assert not (tmp_path / "m").exists()
+
+
+def test_killed_train_resumes_and_ends_with_the_uninterrupted_model(data_dir, tmp_path):
+    """SIGKILL `classify train --checkpoint-dir` after its first checkpoint, rerun the same
+    command: it resumes from the checkpoint (recorded in training.json) and ends with the
+    predictions of a run that was never interrupted (same seed)."""
+    import signal
+    import time
+
+    import numpy as np
+
+    from lstmkit import TextClassifier
+
+    ckpt = tmp_path / "ckpt"
+
+    def argv(out: Path, checkpoint: Path) -> list[str]:
+        return [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
+                "train", str(data_dir / "train.csv"), "--out", str(out), "--epochs", "12",
+                "--embedding-dim", "16", "--hidden-size", "32", "--batch-size", "16",
+                "--dropout", "0.2", "--layers", "2", "--seed", "4", "--no-progress",
+                "--checkpoint-dir", str(checkpoint)]  # fmt: skip
+
+    proc = subprocess.Popen(
+        argv(tmp_path / "out", ckpt), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not (ckpt / "last.ckpt").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed, not finished
+    assert not (tmp_path / "out").exists()  # the killed run wrote no model
+
+    resumed = subprocess.run(argv(tmp_path / "out", ckpt), capture_output=True, text=True,
+                             timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from the checkpoint" in resumed.stdout
+    full = subprocess.run(argv(tmp_path / "ref", tmp_path / "ckpt_ref"), capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert full.returncode == 0, full.stderr
+    assert "resumed" not in full.stdout
+
+    def record(out: Path) -> dict:
+        return json.loads((out / "training.json").read_text())
+
+    got, want = record(tmp_path / "out"), record(tmp_path / "ref")
+    assert want["info"]["resumed_from_epoch"] is None
+    assert got["info"]["resumed_from_epoch"] in range(0, 11)  # a checkpoint before the end
+    assert [row["epoch"] for row in got["history"]] == list(range(12))
+    for key in ("train_loss", "val_loss", "val_acc"):
+        np.testing.assert_allclose([r[key] for r in got["history"]],
+                                   [r[key] for r in want["history"]], rtol=1e-6)  # fmt: skip
+    texts, _ = make_texts(40, seed=12)
+    np.testing.assert_allclose(
+        TextClassifier.load(tmp_path / "out").predict_proba(texts),
+        TextClassifier.load(tmp_path / "ref").predict_proba(texts),
+        atol=1e-6,
+    )
+
+
+def test_checkpoint_of_other_data_or_settings_is_refused(data_dir, tmp_path, capsys, monkeypatch):
+    ckpt = tmp_path / "ckpt"
+    base = ["classify", "train", "--checkpoint-dir", ckpt, *TINY]
+    code, _, err = run([*base, data_dir / "train.csv", "--out", tmp_path / "a"], capsys,
+                       monkeypatch)  # fmt: skip
+    assert code == 0, err
+    assert (ckpt / "last.ckpt").is_file()
+    # rerunning the finished command resumes from the final checkpoint: nothing to train
+    code, out, err = run([*base, data_dir / "train.csv", "--out", tmp_path / "a"], capsys,
+                         monkeypatch)  # fmt: skip
+    assert code == 0 and "resumed from the checkpoint" in out, err
+    other = write_csv(tmp_path / "other.csv", *make_texts(240, seed=99))
+    for args in (
+        [other, "--out", tmp_path / "b"],  # other texts
+        [data_dir / "train.csv", "--out", tmp_path / "b", "--hidden-size", "9"],  # settings
+        [data_dir / "train.csv", "--out", tmp_path / "b", "--max-length", "5"],  # tokenizer
+    ):
+        _fails([*base, *args], capsys, monkeypatch, "belongs to a run with other data or settings")
+        assert not (tmp_path / "b").exists()
+    _fails([*base[:2], "--checkpoint-dir", tmp_path / "c" / "ck", *TINY, data_dir / "train.csv",
+            "--out", tmp_path / "c"], capsys, monkeypatch, "is inside --out")  # fmt: skip

@@ -156,6 +156,16 @@ def train(
     limit: Annotated[
         int | None, typer.Option(help="Train on a random subset of N texts (quick runs).")
     ] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="Training precision: 32 or bf16-mixed (bfloat16 autocast).")
+    ] = None,
+    logger: Annotated[
+        str, typer.Option(help="Also log training metrics to --out/logs: none, csv or tensorboard.")
+    ] = "none",
+    checkpoint_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep last.ckpt here; rerunning the same command resumes a killed run."),
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Train a classifier on labelled texts; save it with training.png and confusion.png."""
@@ -169,9 +179,24 @@ def train(
         "bidirectional": bidirectional, "pooling": pooling, "dropout": dropout,
         "embedding_dropout": embedding_dropout, "head_dropout": head_dropout,
         "tokenizer": tokenizer, "vocab_size": vocab_size, "max_length": max_length,
-        "keep": keep, "val_fraction": val_fraction, "seed": seed,
+        "keep": keep, "val_fraction": val_fraction, "seed": seed, "precision": precision,
     }  # fmt: skip
-    clf = TextClassifier(preset, **{k: v for k, v in settings.items() if v is not None})
+    if logger not in ("none", "csv", "tensorboard"):
+        raise LstmkitError(f"--logger must be none, csv or tensorboard, got {logger!r}")
+    if checkpoint_dir is not None and out.resolve() in (
+        checkpoint_dir.resolve(),
+        *checkpoint_dir.resolve().parents,
+    ):
+        raise LstmkitError(
+            f"--checkpoint-dir {checkpoint_dir} is inside --out {out}, which is replaced as a "
+            "whole at the end; put the checkpoints in another folder"
+        )
+    clf = TextClassifier(
+        preset,
+        checkpoint_dir=checkpoint_dir,
+        logger=None if logger == "none" else logger,
+        **{k: v for k, v in settings.items() if v is not None},
+    )
     _check_out_dir(out)
     if limit is not None and limit < 2:
         raise LstmkitError(f"--limit must be at least 2, got {limit}")
@@ -184,6 +209,12 @@ def train(
         highlight=False,
     )
     report = fit_and_save(clf, texts, out, progress=progress)
+    resumed = clf.fit_info.resumed_from_epoch
+    if resumed is not None:
+        console.print(
+            f"resumed from the checkpoint in {checkpoint_dir} after epoch {resumed + 1}",
+            highlight=False,
+        )
     console.print(_history_table(clf.history))
     console.print(_metrics_table(report.part, report.evaluation))
     console.print(_confusion_table(report.evaluation))

@@ -37,6 +37,7 @@ _SETTING_TYPES = {
     "optimizer": ("str", "'adam'"), "gradient_clip_val": ("float?", "1.0"),
     "early_stopping_patience": ("int?", "3"), "lr_decay": ("str", "'linear'"),
     "val_fraction": ("float", "0.2"), "seed": ("int", "0"),
+    "precision": ("str", "'bf16-mixed'"),
 }  # fmt: skip
 
 
@@ -58,6 +59,8 @@ class TextClassifierConfig:
     lr_decay: "none" or "linear" (learning rate falls linearly to 0 over training).
     val_fraction: share of the training texts held out for validation (stratified).
     seed: seeds the split, the initial weights and the batch order.
+    precision: Lightning's training precision, "32" or "bf16-mixed" (bfloat16 autocast,
+        float32 weights; see `lstmkit.training.TrainConfig`). Prediction runs in float32.
     """
 
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -81,8 +84,11 @@ class TextClassifierConfig:
     lr_decay: str = "none"
     val_fraction: float = 0.2
     seed: int = 0
+    precision: str = "32"
 
     def __post_init__(self) -> None:
+        if isinstance(self.precision, int) and not isinstance(self.precision, bool):
+            self.precision = str(self.precision)  # precision=32 as Lightning takes it
         if isinstance(self.tokenizer, dict):
             self.tokenizer = TokenizerConfig.from_dict(self.tokenizer)
         if not isinstance(self.tokenizer, TokenizerConfig):
@@ -124,6 +130,12 @@ class TextClassifierConfig:
             raise LstmkitError(f"early_stopping_patience must be >= 1 or None, got {patience!r}")
         if self.seed < 0:
             raise LstmkitError(f"seed must be >= 0, got {self.seed}")
+        from lstmkit.training.trainer import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise LstmkitError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
 
     def train_config(self, **run: Any) -> TrainConfig:
         """The `lstmkit.training.TrainConfig` of these settings: the one place where the
@@ -146,6 +158,7 @@ class TextClassifierConfig:
             early_stopping_patience=self.early_stopping_patience,
             lr_decay=self.lr_decay,
             seed=self.seed,
+            precision=self.precision,
             deterministic=False,
             **run,
         )
