@@ -437,3 +437,40 @@ def test_checkpoint_of_other_data_or_settings_is_refused(data_dir, tmp_path, cap
         assert not (tmp_path / "b").exists()
     _fails([*base[:2], "--checkpoint-dir", tmp_path / "c" / "ck", *TINY, data_dir / "train.csv",
             "--out", tmp_path / "c"], capsys, monkeypatch, "is inside --out")  # fmt: skip
+
+
+def test_train_precision_and_csv_logger(data_dir, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "m"
+    args = ["classify", "train", data_dir / "train.csv", "--out", out, *TINY,
+            "--precision", "bf16-mixed", "--logger", "csv"]  # fmt: skip
+    code, _, err = run(args, capsys, monkeypatch)
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())["config"]["model"]
+    assert saved["precision"] == "bf16-mixed"
+    (metrics,) = (out / "logs").rglob("metrics.csv")
+    logged = pd.read_csv(metrics)["train_loss"].dropna().tolist()
+    history = json.loads((out / "training.json").read_text())["history"]
+    assert logged == pytest.approx([row["train_loss"] for row in history], rel=1e-6)
+    code, stdout, err = run(["classify", "predict", "-m", out, "--json", "a great film"], capsys,
+                            monkeypatch)  # fmt: skip
+    assert code == 0, err
+    p = json.loads(stdout)["probabilities"]
+    assert sum(p.values()) == pytest.approx(1.0, abs=1e-5)
+    _fails([*args[:-1], "wandb"], capsys, monkeypatch, "--logger must be none, csv or tensorboard")
+    _fails([*args[:-4], "--precision", "8"], capsys, monkeypatch, "precision must be one of")
+
+
+def test_train_tensorboard_logger_without_the_package_is_one_line(data_dir, tmp_path, capsys,
+                                                                   monkeypatch):  # fmt: skip
+    try:
+        import tensorboard  # noqa: F401
+    except ModuleNotFoundError:
+        _fails(["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m", *TINY,
+                "--logger", "tensorboard"], capsys, monkeypatch,
+               "needs the tensorboard package")  # fmt: skip
+        assert not (tmp_path / "m").exists()
+    else:
+        code, _, err = run(["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m",
+                            *TINY, "--logger", "tensorboard"], capsys, monkeypatch)  # fmt: skip
+        assert code == 0, err
+        assert list((tmp_path / "m" / "logs").rglob("events.out.tfevents.*"))

@@ -3,15 +3,19 @@ torch loop; checkpoints and resume; precision and loggers; the recurrent variant
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pytest
 import torch
 
 from lstmkit import TextClassifier
 from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import TextTokenizer
+from lstmkit.errors import LstmkitError
 from lstmkit.tasks.text_classification import TextClassifierModule, make_config
 from lstmkit.tasks.text_classification.network import build_net
 from lstmkit.training import LstmkitModule
@@ -98,3 +102,42 @@ def test_training_equals_a_plain_torch_loop():
             for s in ids
         ])  # fmt: skip
     np.testing.assert_allclose(clf.predict_proba(val_texts), want, atol=1e-6)
+
+
+def test_bf16_mixed_trains_and_predicts_finite_probabilities():
+    texts, labels = make_texts(96, seed=7)
+    clf = TextClassifier(**TINY, epochs=2, precision="bf16-mixed")
+    clf.fit(texts, labels, progress=False)
+    proba = clf.predict_proba(texts[:16])
+    assert proba.dtype == np.float32 and np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert all(np.isfinite(row["train_loss"]) for row in clf.history)
+    assert clf.config.precision == "bf16-mixed"
+    # bf16 training is not the float32 run: the setting reached the trainer
+    ref = TextClassifier(**TINY, epochs=2).fit(texts, labels, progress=False)
+    assert clf.history[0]["train_loss"] != ref.history[0]["train_loss"]
+
+
+def test_csv_logger_writes_the_epoch_metrics(tmp_path):
+    texts, labels = make_texts(64, seed=8)
+    clf = TextClassifier(**TINY, epochs=2, logger="csv", log_dir=tmp_path / "logs")
+    clf.fit(texts, labels, progress=False)
+    (metrics,) = (tmp_path / "logs").rglob("metrics.csv")
+    table = pd.read_csv(metrics)
+    for name in ("train_loss", "train_acc", "val_loss", "val_acc"):
+        logged = table[name].dropna().to_numpy()
+        np.testing.assert_allclose(logged, [row[name] for row in clf.history], rtol=1e-6)
+
+
+def test_run_options_are_checked_and_not_saved(tmp_path):
+    with pytest.raises(LstmkitError, match="logger must be csv, tensorboard or None"):
+        TextClassifier(logger="wandb")
+    with pytest.raises(LstmkitError, match="precision must be one of"):
+        TextClassifier(precision="8")
+    texts, labels = make_texts(64, seed=9)
+    clf = TextClassifier(**TINY, epochs=1, checkpoint_dir=tmp_path / "ck", logger="csv",
+                         log_dir=tmp_path / "logs")  # fmt: skip
+    clf.fit(texts, labels, progress=False).save(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]["model"]
+    assert saved["precision"] == "32"
+    assert not {"checkpoint_dir", "logger", "log_dir"} & set(saved)
