@@ -474,3 +474,20 @@ def test_train_tensorboard_logger_without_the_package_is_one_line(data_dir, tmp_
                             *TINY, "--logger", "tensorboard"], capsys, monkeypatch)  # fmt: skip
         assert code == 0, err
         assert list((tmp_path / "m" / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_train_variant_options(data_dir, tmp_path, capsys, monkeypatch):
+    from safetensors import safe_open
+
+    out = tmp_path / "m"
+    code, _, err = run(["classify", "train", data_dir / "train.csv", "--out", out, *TINY,
+                        "--layer-norm", "--recurrent-dropout", "0.25"], capsys,
+                       monkeypatch)  # fmt: skip
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())["config"]["model"]
+    assert (saved["layer_norm"], saved["recurrent_dropout"]) == (True, 0.25)
+    with safe_open(str(out / "model.safetensors"), "pt") as fh:
+        assert "rnn.ln_weight_hh_l0" in set(fh.keys())
+    _fails(["classify", "train", data_dir / "train.csv", "--out", tmp_path / "x", *TINY,
+            "--recurrent-dropout", "1.5"], capsys, monkeypatch,
+           "recurrent_dropout must be in [0, 1)")  # fmt: skip

@@ -141,3 +141,79 @@ def test_run_options_are_checked_and_not_saved(tmp_path):
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]["model"]
     assert saved["precision"] == "32"
     assert not {"checkpoint_dir", "logger", "log_dir"} & set(saved)
+
+
+def test_variants_reach_the_recurrent_layer_and_round_trip(tmp_path):
+    texts, labels = make_texts(64, seed=10)
+    clf = TextClassifier(**TINY, epochs=1, layer_norm=True, recurrent_dropout=0.3, zoneout=0.1)
+    clf.fit(texts, labels, progress=False)
+    layer = clf.net.rnn.get_config()
+    assert (layer["layer_norm"], layer["recurrent_dropout"], layer["zoneout"]) == (True, 0.3, 0.1)
+    names = {name for name, _ in clf.net.rnn.named_parameters()}
+    assert {"ln_weight_ih_l0", "ln_weight_hh_l0", "ln_weight_c_l0"} <= names
+    # recurrent dropout and zoneout draw masks in training only
+    ids, lengths = torch.tensor([[5, 6, 7, 8, 9, 10]]), torch.tensor([6])
+    clf.net.train()
+    torch.manual_seed(0)
+    a, b = clf.net(ids, lengths), clf.net(ids, lengths)
+    clf.net.eval()
+    assert not torch.equal(a, b)
+    assert torch.equal(clf.net(ids, lengths), clf.net(ids, lengths))
+
+    clf.save(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]["model"]
+    assert (saved["layer_norm"], saved["recurrent_dropout"], saved["zoneout"]) == (True, 0.3, 0.1)
+    back = TextClassifier.load(tmp_path / "m")
+    assert back.config == clf.config
+    assert back.net.rnn.get_config() == layer
+    np.testing.assert_array_equal(back.predict_proba(texts), clf.predict_proba(texts))
+
+    # weights of a layer-normalised model under a config without layer norm: refused
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    meta["config"]["model"]["layer_norm"] = False
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(LstmkitError, match="unexpected"):
+        TextClassifier.load(tmp_path / "m")
+
+
+def test_gru_variants():
+    texts, labels = make_texts(48, seed=11)
+    clf = TextClassifier(**TINY, epochs=1, rnn="gru", layer_norm=True, recurrent_dropout=0.2)
+    clf.fit(texts, labels, progress=False)
+    assert {"ln_weight_ih_l0", "ln_weight_hh_l0"} <= dict(clf.net.rnn.named_parameters()).keys()
+    assert np.isfinite(clf.predict_proba(texts)).all()
+
+
+def test_model_folder_without_the_new_settings_loads_with_defaults(tmp_path):
+    """Folders saved before precision and the variants existed lack their keys."""
+    texts, labels = make_texts(48, seed=12)
+    clf = TextClassifier(**TINY, epochs=1).fit(texts, labels, progress=False)
+    clf.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    for key in ("layer_norm", "recurrent_dropout", "zoneout", "precision"):
+        del meta["config"]["model"][key]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    record = json.loads((tmp_path / "m" / "training.json").read_text())
+    del record["info"]["resumed_from_epoch"]
+    (tmp_path / "m" / "training.json").write_text(json.dumps(record))
+    back = TextClassifier.load(tmp_path / "m")
+    cfg = back.config
+    assert (cfg.layer_norm, cfg.recurrent_dropout, cfg.zoneout, cfg.precision) == (
+        False, 0.0, 0.0, "32",
+    )  # fmt: skip
+    assert back.fit_info.resumed_from_epoch is None
+    np.testing.assert_array_equal(back.predict_proba(texts), clf.predict_proba(texts))
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expect"),
+    [
+        ("recurrent_dropout", 1.0, "recurrent_dropout must be in [0, 1)"),
+        ("zoneout", -0.1, "zoneout must be in [0, 1)"),
+        ("layer_norm", "yes", "layer_norm must be"),
+        ("recurrent_dropout", "0.2", "recurrent_dropout must be a number"),
+    ],
+)
+def test_variant_settings_are_checked(setting, value, expect):
+    with pytest.raises(LstmkitError, match=expect.replace("[", r"\[").replace(")", r"\)")):
+        TextClassifier(**{setting: value})

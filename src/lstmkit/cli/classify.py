@@ -139,6 +139,17 @@ def train(
         str | None, typer.Option(help="last, mean, max, attention, or e.g. max+mean.")
     ] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout between layers.")] = None,
+    layer_norm: Annotated[
+        bool | None,
+        typer.Option("--layer-norm/--no-layer-norm", help="Layer-normalised LSTM/GRU."),
+    ] = None,
+    recurrent_dropout: Annotated[
+        float | None,
+        typer.Option(help="Dropout on the recurrent state, one mask per text (Keras-style)."),
+    ] = None,
+    zoneout: Annotated[
+        float | None, typer.Option(help="Zoneout probability of the recurrent state.")
+    ] = None,
     embedding_dropout: Annotated[
         float | None, typer.Option(help="Dropout on word vectors.")
     ] = None,
@@ -177,6 +188,7 @@ def train(
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "embedding_dim": embedding_dim,
         "hidden_size": hidden_size, "num_layers": layers, "rnn": rnn,
         "bidirectional": bidirectional, "pooling": pooling, "dropout": dropout,
+        "layer_norm": layer_norm, "recurrent_dropout": recurrent_dropout, "zoneout": zoneout,
         "embedding_dropout": embedding_dropout, "head_dropout": head_dropout,
         "tokenizer": tokenizer, "vocab_size": vocab_size, "max_length": max_length,
         "keep": keep, "val_fraction": val_fraction, "seed": seed, "precision": precision,

@@ -32,7 +32,9 @@ _SETTING_TYPES = {
     "embedding_dim": ("int", "128"), "rnn": ("str", "'lstm'"), "hidden_size": ("int", "128"),
     "num_layers": ("int", "1"), "bidirectional": ("bool", "True"), "dropout": ("float", "0.2"),
     "embedding_dropout": ("float", "0.2"), "head_dropout": ("float", "0.3"),
-    "pooling": ("str", "'max+mean'"), "init": ("str", "'torch'"), "batch_size": ("int", "64"),
+    "pooling": ("str", "'max+mean'"), "init": ("str", "'torch'"),
+    "layer_norm": ("bool", "True"), "recurrent_dropout": ("float", "0.25"),
+    "zoneout": ("float", "0.1"), "batch_size": ("int", "64"),
     "epochs": ("int", "5"), "lr": ("float", "0.001"), "weight_decay": ("float", "0.0"),
     "optimizer": ("str", "'adam'"), "gradient_clip_val": ("float?", "1.0"),
     "early_stopping_patience": ("int?", "3"), "lr_decay": ("str", "'linear'"),
@@ -54,6 +56,11 @@ class TextClassifierConfig:
     pooling: "last", "mean", "max", "attention", or several joined by "+" ("max+mean").
     init: weight initialisation of the recurrent layer, "torch" or "keras"
         ("keras" also draws the embedding from U(-0.05, 0.05) as Keras does).
+    layer_norm: layer-normalised LSTM/GRU (Ba et al. 2016), see ``lstmkit.nn.LSTM``.
+    recurrent_dropout: variational dropout on the recurrent state, one mask per
+        sequence (Gal & Ghahramani 2016, Keras' recurrent_dropout); in [0, 1).
+    zoneout: probability that a unit keeps its previous state at a step in training
+        (Krueger et al. 2016; for an LSTM both h and c); in [0, 1).
     batch_size, epochs, lr, weight_decay, optimizer, gradient_clip_val,
     early_stopping_patience: training (see `lstmkit.training.TrainConfig`).
     lr_decay: "none" or "linear" (learning rate falls linearly to 0 over training).
@@ -74,6 +81,9 @@ class TextClassifierConfig:
     head_dropout: float = 0.0
     pooling: str = "last"
     init: str = "torch"
+    layer_norm: bool = False
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
     batch_size: int = 64
     epochs: int = 5
     lr: float = 1e-3
@@ -109,7 +119,13 @@ class TextClassifierConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise LstmkitError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("dropout", "embedding_dropout", "head_dropout"):
+        for name in (
+            "dropout",
+            "embedding_dropout",
+            "head_dropout",
+            "recurrent_dropout",
+            "zoneout",
+        ):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise LstmkitError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.val_fraction < 1.0:
