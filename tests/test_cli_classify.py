@@ -353,7 +353,7 @@ def test_bad_settings_one_line(model_dir, data_dir, tmp_path, capsys, monkeypatc
     base = ["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m", *TINY]
     _fails([*base, "--hidden-size", "10000000"], capsys, monkeypatch, "does not fit in memory")
     _fails([*base, "--lr", "-1"], capsys, monkeypatch, "lr must be a positive finite number")
-    _fails([*base, "--lr", "nan"], capsys, monkeypatch, "lr must be a positive finite number")
+    _fails([*base, "--lr", "nan"], capsys, monkeypatch, "setting lr must be a finite number")
     _fails([*base, "--vocab-size", "-3"], capsys, monkeypatch, "vocab_size must be at least 3")
     assert not (tmp_path / "m").exists()
 

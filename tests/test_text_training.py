@@ -217,3 +217,18 @@ def test_model_folder_without_the_new_settings_loads_with_defaults(tmp_path):
 def test_variant_settings_are_checked(setting, value, expect):
     with pytest.raises(LstmkitError, match=expect.replace("[", r"\[").replace(")", r"\)")):
         TextClassifier(**{setting: value})
+
+
+def test_setting_types_are_checked_by_the_one_shared_checker():
+    """Model and tokenizer settings go through lstmkit.config.check_field_types."""
+    with pytest.raises(LstmkitError) as err:
+        TextClassifier(hidden_size="8")
+    assert str(err.value) == (
+        "text classifier setting hidden_size must be an integer, got '8' (str); "
+        "pass e.g. hidden_size=128"
+    )
+    with pytest.raises(LstmkitError, match="tokenizer setting lowercase must be true/false"):
+        TextClassifier(lowercase="no")
+    clf = TextClassifier(bidirectional=np.True_, lr=np.float32(0.5), num_layers=np.int64(2))
+    cfg = clf.config
+    assert (type(cfg.bidirectional), type(cfg.lr), type(cfg.num_layers)) == (bool, float, int)

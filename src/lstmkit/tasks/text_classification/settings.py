@@ -15,8 +15,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from lstmkit.config import dataclass_from_dict
-from lstmkit.data.tokenize import TokenizerConfig, check_setting_type
+from lstmkit.config import check_field_types, dataclass_from_dict
+from lstmkit.data.tokenize import TokenizerConfig
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import POOLS
 
@@ -26,20 +26,15 @@ if TYPE_CHECKING:
 RNNS = ("lstm", "gru")
 
 
-#: Type and an example value of each scalar setting of `TextClassifierConfig`
-#: ("float" accepts integers too; a trailing "?" allows None).
-_SETTING_TYPES = {
-    "embedding_dim": ("int", "128"), "rnn": ("str", "'lstm'"), "hidden_size": ("int", "128"),
-    "num_layers": ("int", "1"), "bidirectional": ("bool", "True"), "dropout": ("float", "0.2"),
-    "embedding_dropout": ("float", "0.2"), "head_dropout": ("float", "0.3"),
-    "pooling": ("str", "'max+mean'"), "init": ("str", "'torch'"),
-    "layer_norm": ("bool", "True"), "recurrent_dropout": ("float", "0.25"),
-    "zoneout": ("float", "0.1"), "batch_size": ("int", "64"),
-    "epochs": ("int", "5"), "lr": ("float", "0.001"), "weight_decay": ("float", "0.0"),
-    "optimizer": ("str", "'adam'"), "gradient_clip_val": ("float?", "1.0"),
-    "early_stopping_patience": ("int?", "3"), "lr_decay": ("str", "'linear'"),
-    "val_fraction": ("float", "0.2"), "seed": ("int", "0"),
-    "precision": ("str", "'bf16-mixed'"),
+#: An example value of each setting, shown when a value has the wrong type.
+_EXAMPLES = {
+    "embedding_dim": "128", "rnn": "'lstm'", "hidden_size": "128", "num_layers": "1",
+    "bidirectional": "True", "dropout": "0.2", "embedding_dropout": "0.2",
+    "head_dropout": "0.3", "pooling": "'max+mean'", "init": "'torch'", "layer_norm": "True",
+    "recurrent_dropout": "0.25", "zoneout": "0.1", "batch_size": "64", "epochs": "5",
+    "lr": "0.001", "weight_decay": "0.0", "optimizer": "'adam'", "gradient_clip_val": "1.0",
+    "early_stopping_patience": "3", "lr_decay": "'linear'", "val_fraction": "0.2",
+    "seed": "0", "precision": "'bf16-mixed'",
 }  # fmt: skip
 
 
@@ -106,8 +101,7 @@ class TextClassifierConfig:
                 f"tokenizer must be a TokenizerConfig, a dict of its settings or 'word'/'bpe', "
                 f"got {self.tokenizer!r} ({type(self.tokenizer).__name__})"
             )
-        for name, (kind, example) in _SETTING_TYPES.items():
-            check_setting_type(name, getattr(self, name), kind, example)
+        check_field_types(self, "text classifier", _EXAMPLES)
         if self.rnn not in RNNS:
             raise LstmkitError(f"rnn must be one of {RNNS}, got {self.rnn!r}")
         for name in self.pool_names:
