@@ -12,7 +12,6 @@ turns into one ``error: ...`` line and exit status 2.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +21,7 @@ from rich.table import Table
 
 from lstmkit.cli import app
 from lstmkit.errors import LstmkitError
-from lstmkit.io import check_model_target
+from lstmkit.io import check_model_target, check_writable
 
 classify_app = typer.Typer(
     help="Text classification with an LSTM: train, evaluate, predict.", no_args_is_help=True
@@ -43,31 +42,11 @@ TextCol = Annotated[str, typer.Option("--text-column", help="Column holding the 
 LabelCol = Annotated[str, typer.Option("--label-column", help="Column holding the labels.")]
 
 
-def _check_writable(folder: Path, option: str) -> None:
-    """Refuse, before any work, an output whose folder cannot be created or written.
-
-    The nearest existing ancestor of ``folder`` must be a folder in which a temporary
-    folder can be made (tried for real: permission bits say nothing for root, and a
-    read-only file system only shows on a write).
-    """
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise LstmkitError(f"{option}: {probe} is a file, not a folder; choose another path")
-    try:
-        tempfile.TemporaryDirectory(dir=probe, prefix=".lstmkit-write-check-").cleanup()
-    except OSError as err:
-        raise LstmkitError(
-            f"{option}: cannot write in {probe} ({err.strerror}); choose a folder you can write to"
-        ) from None
-
-
 def _check_out_dir(out: Path) -> None:
     """Refuse, before any training, an --out that cannot become a text model folder: a file,
     a folder with other content, a model of another kind, or a place that cannot be written."""
     check_model_target(out, "text_classifier")
-    _check_writable(out.parent, "--out")
+    check_writable(out.parent, "--out")
 
 
 def _check_out_file(path: Path, option: str, suffix: str | None = None) -> None:
@@ -77,7 +56,7 @@ def _check_out_file(path: Path, option: str, suffix: str | None = None) -> None:
     if path.is_dir():
         example = path / f"out{suffix or '.csv'}"
         raise LstmkitError(f"{option} {path} is a folder; give a file name, e.g. {example}")
-    _check_writable(path.parent, option)
+    check_writable(path.parent, option)
 
 
 def _metrics_table(title: str, evaluation) -> Table:
@@ -254,7 +233,7 @@ def evaluate(
             f"--out {out} is a file; give a folder for metrics.json and confusion.png"
         )
     if out is not None:
-        _check_writable(out, "--out")
+        check_writable(out, "--out")
     clf = TextClassifier.load(model)
     with console.status(f"reading {data}"):
         texts = load_text_data(data, text_column, label_column, split=split, min_classes=1)
