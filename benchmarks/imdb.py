@@ -5,10 +5,12 @@ validation: best epoch, and the only data used to choose the settings) and
 scores the 25,000 test reviews once. Reports test accuracy and macro F1,
 training wall time, training tokens per second, the exact configuration, and
 inference throughput (reviews per second in batches and one at a time). Writes
-its section of benchmarks/RESULTS.md (``imdb-<preset>``).
+its section of benchmarks/RESULTS.md (``imdb`` / ``imdb-<preset>``; with
+``--precision bf16-mixed`` its own section ``...-bf16-mixed``, beside the float32 one).
 
     python benchmarks/imdb.py                      # the "imdb" preset, full data
     python benchmarks/imdb.py --preset seed003     # seed 003's Keras program
+    python benchmarks/imdb.py --preset seed003 --precision bf16-mixed   # bfloat16 autocast
     python benchmarks/imdb.py --subset 5000 --no-test --no-write   # tune on validation only
     python benchmarks/imdb.py --set hidden_size=96 --set keep=tail --no-test --no-write
 
@@ -44,6 +46,12 @@ PUBLISHED = (
     "PyTorch BiLSTM tutorial with GloVe vectors 86.2%; LSTM from random initialisation 86.5% "
     "(Dai & Le 2015); Maas et al. 2011 88.9%; SA-LSTM pre-trained on unlabelled reviews 92.8%."
 )
+
+
+PRECISION_NOTES = {
+    "32": "float32",
+    "bf16-mixed": "bf16-mixed (bfloat16 autocast, float32 weights; prediction in float32)",
+}
 
 
 def _value(text: str):
@@ -94,6 +102,13 @@ def main() -> None:
     parser.add_argument(
         "--subset", type=int, default=0, help="use only N training reviews (tuning)"
     )
+    parser.add_argument(
+        "--precision",
+        default="32",
+        choices=["32", "bf16-mixed"],
+        help="training precision (Lightning's): 32 or bf16-mixed; bf16-mixed results go "
+        "into their own RESULTS.md section",
+    )
     parser.add_argument("--no-test", action="store_true", help="skip the test set (tuning)")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     parser.add_argument("--save", type=Path, default=None, help="save the trained model here")
@@ -109,7 +124,9 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = _value(value)
-    clf = TextClassifier(args.preset, **overrides)
+    if "precision" in overrides:
+        parser.error("give the precision with --precision, not --set precision=...")
+    clf = TextClassifier(args.preset, precision=args.precision, **overrides)
 
     start = time.perf_counter()
     splits = load_imdb_splits(args.data, ("train",) if args.no_test else ("train", "test"))
@@ -117,7 +134,11 @@ def main() -> None:
     train = splits["train"]
     if args.subset:
         train = _subset(train, args.subset, seed=1)
-    print(f"loaded {len(train)} training reviews in {load_seconds:.1f}s", flush=True)
+    print(
+        f"loaded {len(train)} training reviews in {load_seconds:.1f}s; training precision "
+        f"{args.precision}",
+        flush=True,
+    )
 
     start = time.perf_counter()
     clf.fit(train.texts, train.labels, progress=not args.no_progress, on_epoch=_print_epoch)
@@ -163,6 +184,7 @@ def main() -> None:
         f"| inference, batches of 256 | {batch_rate:,.0f} reviews/s |",
         f"| inference, one review at a time | {single_rate:,.1f} reviews/s |",
         f"| vocabulary | {info['vocab_size']:,} ids |",
+        f"| training precision | {PRECISION_NOTES[args.precision]} |",
     ]
     columns = ["train_loss", "train_acc"] + (["val_loss", "val_acc"] if has_val else [])
     history = [
@@ -181,7 +203,8 @@ def main() -> None:
     body = "\n".join(
         [
             f"### IMDB sentiment, preset `{args.preset}`"
-            + (f" with overrides `{json.dumps(overrides)}`" if overrides else ""),
+            + (f" with overrides `{json.dumps(overrides)}`" if overrides else "")
+            + ("" if args.precision == "32" else f", precision `{args.precision}`"),
             "",
             "Model trained from scratch (random initial embeddings, no pre-training) on the IMDB "
             f"training reviews; {origin}; the test set scored once.",
@@ -195,7 +218,14 @@ def main() -> None:
             PUBLISHED,
         ]
     )
-    write_section("imdb" if args.preset == "imdb" else f"imdb-{args.preset}", body)
+    write_section(section_name(args.preset, args.precision), body)
+
+
+def section_name(preset: str, precision: str) -> str:
+    """RESULTS.md section of a run: ``imdb`` / ``imdb-<preset>``, plus ``-<precision>``
+    unless float32, so a bf16-mixed run never replaces the float32 figures."""
+    name = "imdb" if preset == "imdb" else f"imdb-{preset}"
+    return name if precision == "32" else f"{name}-{precision}"
 
 
 if __name__ == "__main__":

@@ -353,6 +353,141 @@ def test_bad_settings_one_line(model_dir, data_dir, tmp_path, capsys, monkeypatc
     base = ["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m", *TINY]
     _fails([*base, "--hidden-size", "10000000"], capsys, monkeypatch, "does not fit in memory")
     _fails([*base, "--lr", "-1"], capsys, monkeypatch, "lr must be a positive finite number")
-    _fails([*base, "--lr", "nan"], capsys, monkeypatch, "lr must be a positive finite number")
+    _fails([*base, "--lr", "nan"], capsys, monkeypatch, "setting lr must be a finite number")
     _fails([*base, "--vocab-size", "-3"], capsys, monkeypatch, "vocab_size must be at least 3")
     assert not (tmp_path / "m").exists()
+
+
+def test_killed_train_resumes_and_ends_with_the_uninterrupted_model(data_dir, tmp_path):
+    """SIGKILL `classify train --checkpoint-dir` after its first checkpoint, rerun the same
+    command: it resumes from the checkpoint (recorded in training.json) and ends with the
+    predictions of a run that was never interrupted (same seed)."""
+    import signal
+    import time
+
+    import numpy as np
+
+    from lstmkit import TextClassifier
+
+    ckpt = tmp_path / "ckpt"
+
+    def argv(out: Path, checkpoint: Path) -> list[str]:
+        return [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
+                "train", str(data_dir / "train.csv"), "--out", str(out), "--epochs", "12",
+                "--embedding-dim", "16", "--hidden-size", "32", "--batch-size", "16",
+                "--dropout", "0.2", "--layers", "2", "--seed", "4", "--no-progress",
+                "--checkpoint-dir", str(checkpoint)]  # fmt: skip
+
+    proc = subprocess.Popen(
+        argv(tmp_path / "out", ckpt), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not (ckpt / "last.ckpt").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed, not finished
+    assert not (tmp_path / "out").exists()  # the killed run wrote no model
+
+    resumed = subprocess.run(argv(tmp_path / "out", ckpt), capture_output=True, text=True,
+                             timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from the checkpoint" in resumed.stdout
+    full = subprocess.run(argv(tmp_path / "ref", tmp_path / "ckpt_ref"), capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert full.returncode == 0, full.stderr
+    assert "resumed" not in full.stdout
+
+    def record(out: Path) -> dict:
+        return json.loads((out / "training.json").read_text())
+
+    got, want = record(tmp_path / "out"), record(tmp_path / "ref")
+    assert want["info"]["resumed_from_epoch"] is None
+    assert got["info"]["resumed_from_epoch"] in range(0, 11)  # a checkpoint before the end
+    assert [row["epoch"] for row in got["history"]] == list(range(12))
+    for key in ("train_loss", "val_loss", "val_acc"):
+        np.testing.assert_allclose([r[key] for r in got["history"]],
+                                   [r[key] for r in want["history"]], rtol=1e-6)  # fmt: skip
+    texts, _ = make_texts(40, seed=12)
+    np.testing.assert_allclose(
+        TextClassifier.load(tmp_path / "out").predict_proba(texts),
+        TextClassifier.load(tmp_path / "ref").predict_proba(texts),
+        atol=1e-6,
+    )
+
+
+def test_checkpoint_of_other_data_or_settings_is_refused(data_dir, tmp_path, capsys, monkeypatch):
+    ckpt = tmp_path / "ckpt"
+    base = ["classify", "train", "--checkpoint-dir", ckpt, *TINY]
+    code, _, err = run([*base, data_dir / "train.csv", "--out", tmp_path / "a"], capsys,
+                       monkeypatch)  # fmt: skip
+    assert code == 0, err
+    assert (ckpt / "last.ckpt").is_file()
+    # rerunning the finished command resumes from the final checkpoint: nothing to train
+    code, out, err = run([*base, data_dir / "train.csv", "--out", tmp_path / "a"], capsys,
+                         monkeypatch)  # fmt: skip
+    assert code == 0 and "resumed from the checkpoint" in out, err
+    other = write_csv(tmp_path / "other.csv", *make_texts(240, seed=99))
+    for args in (
+        [other, "--out", tmp_path / "b"],  # other texts
+        [data_dir / "train.csv", "--out", tmp_path / "b", "--hidden-size", "9"],  # settings
+        [data_dir / "train.csv", "--out", tmp_path / "b", "--max-length", "5"],  # tokenizer
+    ):
+        _fails([*base, *args], capsys, monkeypatch, "belongs to a run with other data or settings")
+        assert not (tmp_path / "b").exists()
+    _fails([*base[:2], "--checkpoint-dir", tmp_path / "c" / "ck", *TINY, data_dir / "train.csv",
+            "--out", tmp_path / "c"], capsys, monkeypatch, "is inside --out")  # fmt: skip
+
+
+def test_train_precision_and_csv_logger(data_dir, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "m"
+    args = ["classify", "train", data_dir / "train.csv", "--out", out, *TINY,
+            "--precision", "bf16-mixed", "--logger", "csv"]  # fmt: skip
+    code, _, err = run(args, capsys, monkeypatch)
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())["config"]["model"]
+    assert saved["precision"] == "bf16-mixed"
+    (metrics,) = (out / "logs").rglob("metrics.csv")
+    logged = pd.read_csv(metrics)["train_loss"].dropna().tolist()
+    history = json.loads((out / "training.json").read_text())["history"]
+    assert logged == pytest.approx([row["train_loss"] for row in history], rel=1e-6)
+    code, stdout, err = run(["classify", "predict", "-m", out, "--json", "a great film"], capsys,
+                            monkeypatch)  # fmt: skip
+    assert code == 0, err
+    p = json.loads(stdout)["probabilities"]
+    assert sum(p.values()) == pytest.approx(1.0, abs=1e-5)
+    _fails([*args[:-1], "wandb"], capsys, monkeypatch, "--logger must be none, csv or tensorboard")
+    _fails([*args[:-4], "--precision", "8"], capsys, monkeypatch, "precision must be one of")
+
+
+def test_train_tensorboard_logger_without_the_package_is_one_line(data_dir, tmp_path, capsys,
+                                                                   monkeypatch):  # fmt: skip
+    try:
+        import tensorboard  # noqa: F401
+    except ModuleNotFoundError:
+        _fails(["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m", *TINY,
+                "--logger", "tensorboard"], capsys, monkeypatch,
+               "needs the tensorboard package")  # fmt: skip
+        assert not (tmp_path / "m").exists()
+    else:
+        code, _, err = run(["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m",
+                            *TINY, "--logger", "tensorboard"], capsys, monkeypatch)  # fmt: skip
+        assert code == 0, err
+        assert list((tmp_path / "m" / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_train_variant_options(data_dir, tmp_path, capsys, monkeypatch):
+    from safetensors import safe_open
+
+    out = tmp_path / "m"
+    code, _, err = run(["classify", "train", data_dir / "train.csv", "--out", out, *TINY,
+                        "--layer-norm", "--recurrent-dropout", "0.25"], capsys,
+                       monkeypatch)  # fmt: skip
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())["config"]["model"]
+    assert (saved["layer_norm"], saved["recurrent_dropout"]) == (True, 0.25)
+    with safe_open(str(out / "model.safetensors"), "pt") as fh:
+        assert "rnn.ln_weight_hh_l0" in set(fh.keys())
+    _fails(["classify", "train", data_dir / "train.csv", "--out", tmp_path / "x", *TINY,
+            "--recurrent-dropout", "1.5"], capsys, monkeypatch,
+           "recurrent_dropout must be in [0, 1)")  # fmt: skip

@@ -227,3 +227,19 @@ def test_atomic_write_refuses_a_folder_and_unwritable_places(tmp_path: Path) -> 
         atomic_write_text(tmp_path / "f" / "a.csv", "x")
     with pytest.raises(LstmkitError, match="cannot write"), staged_dir(tmp_path / "f" / "out"):
         pass
+
+
+def test_check_writable_probes_the_nearest_existing_folder(tmp_path):
+    from lstmkit.io import check_writable
+
+    assert check_writable(tmp_path / "new" / "deeper", "--out") == tmp_path
+    assert not (tmp_path / "new").exists()  # nothing created, no probe left behind
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(LstmkitError, match=r"--out: .* is a file, not a folder"):
+        check_writable(tmp_path / "f" / "sub", "--out")
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        with pytest.raises(LstmkitError, match="--output: cannot write in"):
+            check_writable(ro / "x", "--output")

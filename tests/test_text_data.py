@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import socket
 import tarfile
 from pathlib import Path
@@ -226,6 +227,19 @@ def test_download_with_checksum_from_local_url(tmp_path):
     verify_sha256(dest, digest)
     # an existing good copy is reused even when the URL is unreachable
     assert download_imdb(dest, url="http://127.0.0.1:9/x", sha256=digest, progress=False) == dest
+
+
+def test_downloaded_archive_follows_the_umask(tmp_path):
+    """The download was written through mkstemp and kept its 0600 mode."""
+    source = make_imdb_archive(tmp_path / "source.tar.gz")
+    dest = tmp_path / "cache" / "aclImdb_v1.tar.gz"
+    old = os.umask(0o022)
+    try:
+        download_imdb(dest, url=source.as_uri(), sha256=None, progress=False)
+    finally:
+        os.umask(old)
+    assert dest.stat().st_mode & 0o777 == 0o644
+    assert dest.read_bytes() == source.read_bytes()
 
 
 def test_download_checksum_mismatch_leaves_nothing(tmp_path):

@@ -129,6 +129,19 @@ def test_bucket_sampler_covers_all_once_and_groups_lengths():
     assert list(sampler) != batches  # next epoch, new order
 
 
+def test_bucket_order_follows_the_epoch_lightning_sets():
+    """A resumed run starts a fresh loader at a later epoch: Lightning's set_epoch must
+    give it the order an uninterrupted loader has at that epoch, not its first one."""
+    ids = [[1] * (1 + (i * 7) % 13) for i in range(40)]
+    labels = [i % 2 for i in range(40)]
+    loader = make_loader(ids, labels, 4, shuffle=True, seed=2)
+    passes = [list(loader.batch_sampler) for _ in range(3)]  # epochs 0, 1, 2
+    assert passes[0] != passes[2]
+    fresh = make_loader(ids, labels, 4, shuffle=True, seed=2)
+    fresh.batch_sampler.sampler.set_epoch(2)  # what Lightning calls at each epoch start
+    assert list(fresh.batch_sampler) == passes[2]
+
+
 def test_loader_without_shuffle_sorts_longest_first():
     ids = [[1] * n for n in (2, 5, 3)]
     loader = make_loader(ids, [0, 1, 0], 2, shuffle=False)

@@ -13,8 +13,11 @@ import math
 import numbers
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import MISSING, fields
 from typing import Any, TypeVar
+
+import numpy as np
 
 from lstmkit.errors import LstmkitError
 
@@ -69,6 +72,8 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is type(None):
         return value is None, value
     if hint is bool:
+        if isinstance(value, np.bool_):
+            return True, bool(value)
         return isinstance(value, bool), value
     if hint is int:
         ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -92,20 +97,23 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
     return True, value  # nested settings and other types are checked by their owner
 
 
-def check_field_types(obj: Any, what: str) -> None:
+def check_field_types(obj: Any, what: str, examples: Mapping[str, str] | None = None) -> None:
     """Check (and normalise, e.g. numpy ints to int) every field of dataclass ``obj``.
 
-    Floats must also be finite. Raises `LstmkitError` naming the field, what it
-    expects and what it got.
+    Floats must also be finite; booleans are not numbers and strings ("8") are not
+    numbers either. Raises `LstmkitError` naming the field, what it expects and what
+    it got, plus "pass e.g. <name>=<example>" where ``examples`` has one for the field.
     """
     hints = typing.get_type_hints(type(obj))
     for f in fields(obj):
         value = getattr(obj, f.name)
         ok, coerced = _coerce(value, hints[f.name])
         if not ok:
+            example = (examples or {}).get(f.name)
+            hint = f"; pass e.g. {f.name}={example}" if example is not None else ""
             raise LstmkitError(
                 f"{what} setting {f.name} must be {_describe(hints[f.name])}, "
-                f"got {value!r} ({type(value).__name__})"
+                f"got {value!r} ({type(value).__name__}){hint}"
             )
         if isinstance(coerced, float) and not math.isfinite(coerced):
             raise LstmkitError(f"{what} setting {f.name} must be a finite number, got {value!r}")

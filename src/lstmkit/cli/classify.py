@@ -12,7 +12,6 @@ turns into one ``error: ...`` line and exit status 2.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +21,7 @@ from rich.table import Table
 
 from lstmkit.cli import app
 from lstmkit.errors import LstmkitError
-from lstmkit.io import check_model_target
+from lstmkit.io import check_model_target, check_writable
 
 classify_app = typer.Typer(
     help="Text classification with an LSTM: train, evaluate, predict.", no_args_is_help=True
@@ -43,31 +42,11 @@ TextCol = Annotated[str, typer.Option("--text-column", help="Column holding the 
 LabelCol = Annotated[str, typer.Option("--label-column", help="Column holding the labels.")]
 
 
-def _check_writable(folder: Path, option: str) -> None:
-    """Refuse, before any work, an output whose folder cannot be created or written.
-
-    The nearest existing ancestor of ``folder`` must be a folder in which a temporary
-    folder can be made (tried for real: permission bits say nothing for root, and a
-    read-only file system only shows on a write).
-    """
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise LstmkitError(f"{option}: {probe} is a file, not a folder; choose another path")
-    try:
-        tempfile.TemporaryDirectory(dir=probe, prefix=".lstmkit-write-check-").cleanup()
-    except OSError as err:
-        raise LstmkitError(
-            f"{option}: cannot write in {probe} ({err.strerror}); choose a folder you can write to"
-        ) from None
-
-
 def _check_out_dir(out: Path) -> None:
     """Refuse, before any training, an --out that cannot become a text model folder: a file,
     a folder with other content, a model of another kind, or a place that cannot be written."""
     check_model_target(out, "text_classifier")
-    _check_writable(out.parent, "--out")
+    check_writable(out.parent, "--out")
 
 
 def _check_out_file(path: Path, option: str, suffix: str | None = None) -> None:
@@ -77,7 +56,7 @@ def _check_out_file(path: Path, option: str, suffix: str | None = None) -> None:
     if path.is_dir():
         example = path / f"out{suffix or '.csv'}"
         raise LstmkitError(f"{option} {path} is a folder; give a file name, e.g. {example}")
-    _check_writable(path.parent, option)
+    check_writable(path.parent, option)
 
 
 def _metrics_table(title: str, evaluation) -> Table:
@@ -139,6 +118,17 @@ def train(
         str | None, typer.Option(help="last, mean, max, attention, or e.g. max+mean.")
     ] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout between layers.")] = None,
+    layer_norm: Annotated[
+        bool | None,
+        typer.Option("--layer-norm/--no-layer-norm", help="Layer-normalised LSTM/GRU."),
+    ] = None,
+    recurrent_dropout: Annotated[
+        float | None,
+        typer.Option(help="Dropout on the recurrent state, one mask per text (Keras-style)."),
+    ] = None,
+    zoneout: Annotated[
+        float | None, typer.Option(help="Zoneout probability of the recurrent state.")
+    ] = None,
     embedding_dropout: Annotated[
         float | None, typer.Option(help="Dropout on word vectors.")
     ] = None,
@@ -156,6 +146,16 @@ def train(
     limit: Annotated[
         int | None, typer.Option(help="Train on a random subset of N texts (quick runs).")
     ] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="Training precision: 32 or bf16-mixed (bfloat16 autocast).")
+    ] = None,
+    logger: Annotated[
+        str, typer.Option(help="Also log training metrics to --out/logs: none, csv or tensorboard.")
+    ] = "none",
+    checkpoint_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep last.ckpt here; rerunning the same command resumes a killed run."),
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Train a classifier on labelled texts; save it with training.png and confusion.png."""
@@ -167,11 +167,27 @@ def train(
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "embedding_dim": embedding_dim,
         "hidden_size": hidden_size, "num_layers": layers, "rnn": rnn,
         "bidirectional": bidirectional, "pooling": pooling, "dropout": dropout,
+        "layer_norm": layer_norm, "recurrent_dropout": recurrent_dropout, "zoneout": zoneout,
         "embedding_dropout": embedding_dropout, "head_dropout": head_dropout,
         "tokenizer": tokenizer, "vocab_size": vocab_size, "max_length": max_length,
-        "keep": keep, "val_fraction": val_fraction, "seed": seed,
+        "keep": keep, "val_fraction": val_fraction, "seed": seed, "precision": precision,
     }  # fmt: skip
-    clf = TextClassifier(preset, **{k: v for k, v in settings.items() if v is not None})
+    if logger not in ("none", "csv", "tensorboard"):
+        raise LstmkitError(f"--logger must be none, csv or tensorboard, got {logger!r}")
+    if checkpoint_dir is not None and out.resolve() in (
+        checkpoint_dir.resolve(),
+        *checkpoint_dir.resolve().parents,
+    ):
+        raise LstmkitError(
+            f"--checkpoint-dir {checkpoint_dir} is inside --out {out}, which is replaced as a "
+            "whole at the end; put the checkpoints in another folder"
+        )
+    clf = TextClassifier(
+        preset,
+        checkpoint_dir=checkpoint_dir,
+        logger=None if logger == "none" else logger,
+        **{k: v for k, v in settings.items() if v is not None},
+    )
     _check_out_dir(out)
     if limit is not None and limit < 2:
         raise LstmkitError(f"--limit must be at least 2, got {limit}")
@@ -184,6 +200,12 @@ def train(
         highlight=False,
     )
     report = fit_and_save(clf, texts, out, progress=progress)
+    resumed = clf.fit_info.resumed_from_epoch
+    if resumed is not None:
+        console.print(
+            f"resumed from the checkpoint in {checkpoint_dir} after epoch {resumed + 1}",
+            highlight=False,
+        )
     console.print(_history_table(clf.history))
     console.print(_metrics_table(report.part, report.evaluation))
     console.print(_confusion_table(report.evaluation))
@@ -211,7 +233,7 @@ def evaluate(
             f"--out {out} is a file; give a folder for metrics.json and confusion.png"
         )
     if out is not None:
-        _check_writable(out, "--out")
+        check_writable(out, "--out")
     clf = TextClassifier.load(model)
     with console.status(f"reading {data}"):
         texts = load_text_data(data, text_column, label_column, split=split, min_classes=1)

@@ -14,13 +14,13 @@ import hashlib
 import os
 import re
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from lstmkit.data.labelled import LabelledTexts
 from lstmkit.errors import LstmkitError
+from lstmkit.io.atomic import atomic_write
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 #: SHA-256 of the official archive as published by its mirrors (84,125,825 bytes).
@@ -210,33 +210,32 @@ def download_imdb(
 
     An existing file with the right checksum is reused. The download goes to a
     temporary file beside ``dest`` and is moved into place only after the checksum
-    matches, so a failed or interrupted download leaves nothing behind. Without a
+    matches (`lstmkit.io.atomic_write`: the file gets the umask's permissions), so a
+    failed or interrupted download leaves nothing behind. Without a
     network, raises LstmkitError with one line saying how to get the file by hand.
     """
     dest = Path(dest) if dest is not None else default_archive_path()
     if dest.exists() and (sha256 is None or sha256_file(dest) == sha256.lower()):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=timeout)
-            except (urllib.error.URLError, OSError, ValueError) as err:
-                reason = getattr(err, "reason", err)
-                raise LstmkitError(
-                    f"cannot download {url} ({reason}); no network? download it by hand and "
-                    f"pass its path (e.g. lstmkit classify train aclImdb_v1.tar.gz)"
-                ) from None
-            with response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                _copy(response, out, total, progress, url)
+
+    def fetch(tmp: Path) -> None:  # writes the temporary file atomic_write renames
+        try:
+            response = urllib.request.urlopen(url, timeout=timeout)
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise LstmkitError(
+                f"cannot download {url} ({reason}); no network? download it by hand and "
+                f"pass its path (e.g. lstmkit classify train aclImdb_v1.tar.gz)"
+            ) from None
+        with response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            _copy(response, out, total, progress, url)
+            out.flush()
+            os.fsync(out.fileno())
         if sha256 is not None:
             verify_sha256(tmp, sha256)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(dest, fetch)
     return dest
 
 

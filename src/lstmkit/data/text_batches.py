@@ -52,6 +52,23 @@ def pad_batch(items: Sequence[tuple[Sequence[int], int]]) -> dict[str, torch.Ten
     return {"ids": batch, "lengths": lengths, "labels": labels}
 
 
+class EpochSampler(SequentialSampler):
+    """`SequentialSampler` that remembers the epoch Lightning gives it (``set_epoch``).
+
+    `BucketBatchSampler` shuffles with the seed + that epoch, so a run resumed from a
+    checkpoint draws the same batch order as an uninterrupted one (its own counter
+    would start again at 0). ``epoch`` is None until ``set_epoch`` is called.
+    """
+
+    def __init__(self, data_source: Sequence) -> None:
+        super().__init__(data_source)
+        self.epoch: int | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every training epoch."""
+        self.epoch = epoch
+
+
 class BucketBatchSampler(BatchSampler):
     """Batches of indices whose sequences have similar lengths.
 
@@ -108,7 +125,10 @@ class BucketBatchSampler(BatchSampler):
             for i in range(0, n, self.batch_size):
                 yield order[i : i + self.batch_size].tolist()
             return
-        rng = np.random.default_rng(self.seed + self.epoch)
+        # the epoch Lightning set on the index sampler (EpochSampler, DistributedSampler)
+        # wins over this sampler's own count of passes, so a resumed run repeats the order
+        epoch = getattr(self.sampler, "epoch", None)
+        rng = np.random.default_rng(self.seed + (self.epoch if epoch is None else epoch))
         self.epoch += 1
         perm = indices[rng.permutation(n)]
         batches = []
@@ -138,7 +158,7 @@ def make_loader(
     data = TokenDataset(ids, labels)
     if bucket:
         data.bucketing = {"shuffle": shuffle, "seed": seed}
-        sampler = BucketBatchSampler(SequentialSampler(data), batch_size)
+        sampler = BucketBatchSampler(EpochSampler(data), batch_size)
         return DataLoader(data, batch_sampler=sampler, collate_fn=pad_batch)
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(

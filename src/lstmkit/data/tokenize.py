@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
-import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from lstmkit.config import check_field_types
 from lstmkit.errors import LstmkitError
 
 PAD, UNK = "[PAD]", "[UNK]"
@@ -25,39 +24,10 @@ PAD_ID, UNK_ID = 0, 1
 KINDS = ("word", "bpe")
 KEEPS = ("head", "tail", "head_tail")
 
-_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "True or False"}
-
-
-def check_setting_type(name: str, value: Any, kind: str, example: str) -> None:
-    """Raise `LstmkitError` naming ``name`` unless ``value`` has type ``kind``.
-
-    kind: "int", "float" (an int is accepted), "str" or "bool", with "?" appended when
-    None is allowed; example: a valid value, shown in the message. Booleans are not
-    accepted as numbers (``hidden_size=True`` is refused), nor strings ("8", "fast").
-    """
-    base = kind.rstrip("?")
-    if value is None and kind.endswith("?"):
-        return
-    if base == "bool":
-        ok = isinstance(value, bool | np.bool_)
-    elif base == "str":
-        ok = isinstance(value, str)
-    elif base == "int":
-        ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
-    else:
-        number = int | float | np.integer | np.floating
-        ok = isinstance(value, number) and not isinstance(value, bool)
-    if not ok:
-        also = " or None" if kind.endswith("?") else ""
-        raise LstmkitError(
-            f"setting {name} must be {_TYPE_WORDS[base]}{also}, got {value!r} "
-            f"({type(value).__name__}); pass e.g. {name}={example}"
-        )
-
-
-_TOKENIZER_TYPES = {
-    "kind": ("str", "'word'"), "vocab_size": ("int", "30000"), "lowercase": ("bool", "True"),
-    "max_length": ("int", "400"), "keep": ("str", "'head'"), "min_frequency": ("int", "1"),
+#: an example value of each setting, shown when a value has the wrong type
+_TOKENIZER_EXAMPLES = {
+    "kind": "'word'", "vocab_size": "30000", "lowercase": "True", "max_length": "400",
+    "keep": "'head'", "min_frequency": "1",
 }  # fmt: skip
 
 
@@ -82,8 +52,7 @@ class TokenizerConfig:
     min_frequency: int = 1
 
     def __post_init__(self) -> None:
-        for name, (kind, example) in _TOKENIZER_TYPES.items():
-            check_setting_type(name, getattr(self, name), kind, example)
+        check_field_types(self, "tokenizer", _TOKENIZER_EXAMPLES)
         if self.kind not in KINDS:
             raise LstmkitError(f"unknown tokenizer kind {self.kind!r}; expected one of {KINDS}")
         if self.keep not in KEEPS:

@@ -7,13 +7,14 @@ written into a temporary directory beside the target and swapped into place
 only when complete (recoverably), so an interrupted save never leaves a
 half-written model or none. `staged_dir` does the same for a command's whole
 output folder; `atomic_write` / `atomic_write_bytes` / `atomic_write_text` for
-single files.
+single files; `check_writable` checks an output location before any work.
 """
 
 from lstmkit.io.atomic import (
     atomic_write,
     atomic_write_bytes,
     atomic_write_text,
+    check_writable,
     recover_dir,
     replace_dir,
     staged_dir,
@@ -26,6 +27,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_model_target",
+    "check_writable",
     "load_model_dir",
     "recover_dir",
     "replace_dir",

@@ -3,7 +3,7 @@
 Files: `atomic_write` calls a writer on a temporary file beside the target and
 renames it over the target (`atomic_write_bytes` / `atomic_write_text` for
 ready data), so a reader or a crash sees either the old file or the complete
-new one.
+new one. `check_writable` finds, before any work, an output that cannot be written.
 
 Folders: `staged_dir` yields an empty temporary sibling folder
 (``.<name>.tmp-<pid>-<random>``) to build a whole output in, and on success
@@ -42,6 +42,29 @@ def _umask() -> int:
 def _os_error(path: Path, err: OSError) -> LstmkitError:
     reason = err.strerror or type(err).__name__
     return LstmkitError(f"cannot write {path}: {reason}; choose a location you can write to")
+
+
+def check_writable(folder: str | os.PathLike[str], option: str) -> Path:
+    """Refuse, before any work, an output whose folder cannot be created or written.
+
+    The nearest existing ancestor of ``folder`` (``folder`` itself if it exists) must
+    be a folder in which a temporary folder can be made: tried for real, since
+    permission bits say nothing for root and a read-only file system only shows on a
+    write. ``option`` names the argument in the message (e.g. ``"--out"``). Returns
+    that ancestor; raises `LstmkitError` (one line) otherwise.
+    """
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise LstmkitError(f"{option}: {probe} is a file, not a folder; choose another path")
+    try:
+        tempfile.TemporaryDirectory(dir=probe, prefix=".lstmkit-write-check-").cleanup()
+    except OSError as err:
+        raise LstmkitError(
+            f"{option}: cannot write in {probe} ({err.strerror}); choose a folder you can write to"
+        ) from None
+    return probe
 
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,7 @@ def save_model_dir(
     config: dict,
     state_dict: Mapping[str, torch.Tensor],
     extras: Mapping[str, str | bytes] | None = None,
+    folders: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> Path:
     """Write a model directory at ``path`` atomically and return its path.
 
@@ -96,10 +98,13 @@ def save_model_dir(
         config: JSON-serialisable configuration needed to rebuild the model.
         state_dict: tensors to store in ``model.safetensors``.
         extras: more files to write, name -> text or bytes (e.g. ``"scaler.json"``).
+        folders: folders to copy in, name inside the model directory -> existing
+            folder (e.g. ``{"logs": <training logs>}``).
     """
     path = Path(path)
     extras = dict(extras or {})
-    for name in extras:
+    folders = dict(folders or {})
+    for name in [*extras, *folders]:
         if name in (CONFIG_FILE, WEIGHTS_FILE) or "/" in name or name.startswith("."):
             raise LstmkitError(f"extra file name {name!r} is reserved or not a plain file name")
     check_model_target(path, kind)
@@ -115,6 +120,8 @@ def save_model_dir(
         for name, content in extras.items():
             data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
             (tmp / name).write_bytes(data)
+        for name, source in folders.items():
+            shutil.copytree(source, tmp / name)
         # config.json last: its presence marks a complete directory.
         (tmp / CONFIG_FILE).write_text(meta_text)
     return path

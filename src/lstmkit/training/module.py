@@ -25,6 +25,9 @@ class LstmkitModule(L.LightningModule):
     optimiser, learning rate, weight decay and ``lr_decay``.
     """
 
+    #: show the logged metrics in the progress bar too
+    show_in_progress_bar: bool = False
+
     def __init__(self) -> None:
         super().__init__()
         self.train_config: TrainConfig | None = None
@@ -42,7 +45,7 @@ class LstmkitModule(L.LightningModule):
         n = self.batch_size(batch)
         for name, value in metrics.items():
             self.log(f"{split}_{name}", value, on_step=False, on_epoch=True, sync_dist=True,
-                     batch_size=n)  # fmt: skip
+                     batch_size=n, prog_bar=self.show_in_progress_bar)  # fmt: skip
         return metrics["loss"]
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:

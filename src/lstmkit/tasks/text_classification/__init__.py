@@ -4,11 +4,13 @@ Files of this package, in the order a newcomer reads them:
 
 - ``estimator.py``: `TextClassifier` (fit, predict, predict_proba, evaluate, explain,
   save, load) and `GateTrace`;
-- ``settings.py``: `TextClassifierConfig` (every setting, type-checked), ``PRESETS``
+- ``settings.py``: `TextClassifierConfig` (every setting, type-checked; its
+  ``train_config()`` is the `lstmkit.training.TrainConfig` of a fit), ``PRESETS``
   (``"seed000"``, ``"seed003"``, ``"imdb"``) and `make_config`;
 - ``network.py``: `TextClassifierNet`, the ``torch.nn.Module`` Embedding -> LSTM/GRU ->
   pooling -> dropout -> linear, and `check_weight_shapes` for saved weights;
-- ``module.py``: `TextClassifierModule`, the LightningModule that trains the network;
+- ``module.py``: `TextClassifierModule`, the `lstmkit.training.LstmkitModule` that trains
+  the network (the loss and accuracy of a batch; optimiser and logging are the base's);
 - ``state.py``: fitted state that round-trips JSON: `ModelState` (config.json),
   `TrainingRecord` and `FitInfo` (training.json);
 - ``metrics.py``: `Evaluation`, `confusion_matrix` and `macro_f1` (torchmetrics);

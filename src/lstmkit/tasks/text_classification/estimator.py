@@ -11,6 +11,8 @@ text); ``save`` / ``load`` write and check a model directory (``config.json`` ho
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -36,6 +38,7 @@ from lstmkit.tasks.text_classification.network import (
 )
 from lstmkit.tasks.text_classification.settings import TextClassifierConfig, make_config
 from lstmkit.tasks.text_classification.state import FitInfo, ModelState, TrainingRecord
+from lstmkit.training import TrainConfig
 
 #: ``kind`` of a text model directory (checked on load)
 KIND = "text_classifier"
@@ -93,12 +96,35 @@ class TextClassifier:
         preset: None, "seed000", "seed003" or "imdb" (see `PRESETS`).
         config: a full `TextClassifierConfig` or a dict of its settings (instead of
             preset + overrides).
-        **overrides: any `TextClassifierConfig` field, or a tokenizer field given flat.
+        checkpoint_dir: keep ``last.ckpt`` there every epoch; a later `fit` of the same
+            data and settings with the same folder resumes from it (another run's
+            checkpoint is refused in one line). Not saved with the model.
+        checkpoint_every_n_steps: also checkpoint every N optimiser steps (long epochs).
+        logger: None, "csv" or "tensorboard": also log the metrics with Lightning's logger
+            under ``log_dir`` (default ``lightning_logs``). Not saved with the model.
+        **overrides: any `TextClassifierConfig` field (``max_epochs`` is taken for
+            ``epochs``), or a tokenizer field given flat.
     """
 
     def __init__(
-        self, preset: str | None = None, *, config: TextClassifierConfig | None = None, **overrides
+        self,
+        preset: str | None = None,
+        *,
+        config: TextClassifierConfig | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every_n_steps: int | None = None,
+        logger: str | None = None,
+        log_dir: str | Path | None = None,
+        **overrides,
     ) -> None:
+        #: settings of the training run that are not part of the model (not saved)
+        self.run_options: dict[str, Any] = {
+            "checkpoint_dir": None if checkpoint_dir is None else str(checkpoint_dir),
+            "checkpoint_every_n_steps": checkpoint_every_n_steps,
+            "logger": logger,
+            "log_dir": None if log_dir is None else str(log_dir),
+        }
+        TrainConfig(**self.run_options)  # checks them now, not after the tokenizer is built
         if config is not None and (preset is not None or overrides):
             raise LstmkitError("pass either config=... or a preset and overrides, not both")
         if isinstance(config, dict):
@@ -169,7 +195,6 @@ class TextClassifier:
         The tokenizer is learnt from the training part only. ``on_epoch`` is called after
         each epoch with that epoch's metrics (epoch, train_loss, val_acc, ..., seconds).
         """
-        from lstmkit.training import TrainConfig
         from lstmkit.training import fit as train
 
         data = validate_labelled(
@@ -210,20 +235,13 @@ class TextClassifier:
         )
         self.net = build_net(self.tokenizer.vocab_size, len(self.classes), cfg)
         module = TextClassifierModule(self.net, cfg, on_epoch)
-        train_cfg = TrainConfig(
-            max_epochs=cfg.epochs,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            optimizer=cfg.optimizer,
-            gradient_clip_val=cfg.gradient_clip_val,
-            early_stopping_patience=cfg.early_stopping_patience,
-            seed=cfg.seed,
-            accelerator=accelerator,
-            devices=devices,
-            progress_bar=progress,
-            deterministic=False,
+        train_cfg = cfg.train_config(
+            accelerator=accelerator, devices=devices, progress_bar=progress, **self.run_options
         )
-        result = train(module, train_loader, val_loader, train_cfg)
+        digest = _data_fingerprint(
+            cfg, self.classes, self.tokenizer, (tr_texts, tr_y), (va_texts, va_y)
+        )
+        result = train(module, train_loader, val_loader, train_cfg, fingerprint=digest)
         self.net.cpu().eval()
         require_finite_weights(
             self.net.state_dict(),
@@ -233,6 +251,9 @@ class TextClassifier:
         self.history = result.history
         self.validation = LabelledTexts(va_texts, [self.classes[i] for i in va_y], "validation")
         n_tokens = int(sum(len(s) for s in tr_ids))
+        # epochs trained by this call (a resumed run's earlier epochs came from the checkpoint)
+        resumed = result.resumed_from_epoch
+        epochs_now = max(result.epochs_run - (0 if resumed is None else resumed + 1), 0)
         self.fit_info = FitInfo(
             train_texts=len(tr_texts),
             val_texts=len(va_texts),
@@ -243,8 +264,9 @@ class TextClassifier:
             epochs_run=result.epochs_run,
             best_epoch=result.best_epoch,
             best_val_loss=result.best_val_loss,
-            tokens_per_second=n_tokens * result.epochs_run / max(result.fit_seconds, 1e-9),
+            tokens_per_second=n_tokens * epochs_now / max(result.fit_seconds, 1e-9),
             world_size=result.world_size,
+            resumed_from_epoch=result.resumed_from_epoch,
         )
         return self
 
@@ -347,9 +369,14 @@ class TextClassifier:
         )
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path, extras: dict[str, str | bytes] | None = None) -> Path:
+    def save(
+        self,
+        path: str | Path,
+        extras: dict[str, str | bytes] | None = None,
+        folders: dict[str, str | Path] | None = None,
+    ) -> Path:
         """Write the model directory (config.json, model.safetensors, tokenizer.json,
-        training.json and any ``extras`` files) atomically."""
+        training.json, any ``extras`` files and copies of ``folders``) atomically."""
         from lstmkit.io import save_model_dir
 
         tokenizer, net = self._require_fitted()
@@ -365,6 +392,7 @@ class TextClassifier:
             config=state.to_dict(),
             state_dict=net.state_dict(),
             extras=files,
+            folders=folders,
         )
 
     @classmethod
@@ -426,6 +454,30 @@ def _read_tokenizer(
             f"save the model again"
         )
     return tokenizer
+
+
+def _data_fingerprint(
+    cfg: TextClassifierConfig,
+    classes: list[Label],
+    tokenizer: TextTokenizer,
+    train: tuple[list[str], list[int]],
+    val: tuple[list[str], list[int]],
+) -> str:
+    """SHA-256 (hex) of what a text training run learns from: its settings, classes,
+    tokenizer and the training and validation texts with their labels, in order.
+
+    Recorded in the run's checkpoints, so a checkpoint of other data or settings is
+    refused instead of resumed (see `lstmkit.training.fit`).
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps({"config": cfg.to_dict(), "classes": classes}, sort_keys=True).encode())
+    h.update(tokenizer.to_json().encode("utf-8"))
+    for name, (texts, labels) in (("train", train), ("val", val)):
+        h.update(f"{name}:{len(texts)}".encode())
+        for text, label in zip(texts, labels, strict=True):
+            h.update(f"{label}:{len(text)}:".encode())
+            h.update(text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 def _require_finite_output(values: np.ndarray, what: str) -> None:

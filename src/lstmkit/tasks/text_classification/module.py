@@ -1,9 +1,12 @@
-"""The text classifier's LightningModule: one training/validation step, metrics, optimiser.
+"""The text classifier's LightningModule: the loss and accuracy of one batch.
 
-`TextClassifierModule` wraps a `TextClassifierNet` for `lstmkit.training.fit`: it logs
-``train_loss``/``train_acc`` and ``val_loss``/``val_acc`` per epoch (synchronised across
-processes under DDP), calls an optional ``on_epoch`` callback with each epoch's metrics,
-and builds the optimiser with an optional linear learning-rate decay.
+`TextClassifierModule` wraps a `TextClassifierNet` for `lstmkit.training.fit`. It is a
+`lstmkit.training.LstmkitModule`, which owns the optimiser, the optional linear
+learning-rate decay (both from the `TrainConfig` that
+`TextClassifierConfig.train_config` builds) and the per-epoch logging of
+``train_loss``/``train_acc`` and ``val_loss``/``val_acc`` (synchronised across
+processes under DDP). This module adds only the step's metrics and an optional
+``on_epoch`` callback with each epoch's metrics.
 """
 
 from __future__ import annotations
@@ -11,16 +14,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import lightning as L
-import torch
 from torch import Tensor
 
 from lstmkit.tasks.text_classification.network import TextClassifierNet
 from lstmkit.tasks.text_classification.settings import TextClassifierConfig
+from lstmkit.training import LstmkitModule
 
 
-class TextClassifierModule(L.LightningModule):
-    """Lightning wrapper: logs train_loss/train_acc and val_loss/val_acc per epoch."""
+class TextClassifierModule(LstmkitModule):
+    """Trains a `TextClassifierNet`: logs train_loss/train_acc and val_loss/val_acc per epoch.
+
+    A batch is a dict with ``ids`` (batch, time) int64, ``lengths`` (batch,) int64 and
+    ``labels`` (batch,) int64 class indices (see `lstmkit.data.text_batches`).
+    """
+
+    show_in_progress_bar = True
 
     def __init__(
         self,
@@ -44,36 +52,14 @@ class TextClassifierModule(L.LightningModule):
             row["seconds"] = time.perf_counter() - self._epoch_start
             self.on_epoch(row)
 
-    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+    def step_metrics(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """{"loss": cross-entropy (differentiable), "acc": share of correct predictions}."""
         logits = self.net(batch["ids"], batch["lengths"])
         loss = self.net.loss(logits, batch["labels"])
         pred = self.net.probabilities(logits).argmax(-1)
         acc = (pred == batch["labels"]).float().mean()
-        n = batch["ids"].shape[0]
-        # under DDP every rank must see the same epoch metrics (early stopping, best epoch)
-        opts = dict(on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
-        opts["sync_dist"] = self.trainer.world_size > 1
-        self.log(f"{stage}_loss", loss, **opts)
-        self.log(f"{stage}_acc", acc, **opts)
-        return loss
+        return {"loss": loss, "acc": acc}
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        from lstmkit.training import TrainConfig, build_optimizer
-
-        cfg = self.config
-        opt = build_optimizer(
-            self.parameters(),
-            TrainConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, optimizer=cfg.optimizer),
-        )
-        if cfg.lr_decay == "none":
-            return opt
-        # optimiser steps of this process (under DDP each rank takes its share of batches)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: max(0.0, 1 - step / total))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+    def batch_size(self, batch: dict[str, Tensor]) -> int:
+        """Texts in ``batch`` (the epoch means weight batches by it)."""
+        return int(batch["ids"].shape[0])

@@ -2,7 +2,8 @@
 
 `TextClassifierNet` is a plain ``torch.nn.Module`` (no Lightning): token ids ->
 Embedding -> (embedding dropout) -> ``lstmkit.nn`` LSTM or GRU (layers, hidden size,
-bidirectional, dropout between layers) -> pooling over the real steps (last / mean /
+bidirectional, dropout between layers; optionally layer-normalised, with recurrent
+dropout or zoneout) -> pooling over the real steps (last / mean /
 max / attention, or several joined with "+", e.g. "max+mean") -> dropout -> linear
 head. Two classes use one logit and binary cross-entropy (as seeds 000 and 003), more
 classes a softmax. `build_net` refuses a network too large for memory in one line;
@@ -53,6 +54,9 @@ class TextClassifierNet(nn.Module):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             bidirectional=config.bidirectional,
             init=config.init,
+            layer_norm=config.layer_norm,
+            recurrent_dropout=config.recurrent_dropout,
+            zoneout=config.zoneout,
         )
         features = config.hidden_size * (2 if config.bidirectional else 1)
         self.pools = nn.ModuleList(

@@ -35,9 +35,28 @@ def fit_and_save(
     """Fit ``clf`` on ``data``, score the held-out part and save the model folder ``out``.
 
     The folder holds the model files plus ``training.png`` (loss and accuracy per epoch),
-    ``confusion.png`` and ``metrics.json`` ({part: scores}); it replaces ``out`` only when
-    complete (see `lstmkit.io.save_model_dir`).
+    ``confusion.png`` and ``metrics.json`` ({part: scores}), and ``logs/`` when ``clf``
+    logs with a Lightning logger and names no ``log_dir`` of its own; it replaces ``out``
+    only when complete (see `lstmkit.io.save_model_dir`).
     """
+    with tempfile.TemporaryDirectory(prefix="lstmkit-train-") as tmp:
+        options = clf.run_options
+        if options.get("logger") and not options.get("log_dir"):
+            options["log_dir"] = str(Path(tmp) / "logs")
+            try:
+                return _fit_and_save(clf, data, out, progress, {"logs": Path(tmp) / "logs"})
+            finally:
+                options["log_dir"] = None
+        return _fit_and_save(clf, data, out, progress, {})
+
+
+def _fit_and_save(
+    clf: TextClassifier,
+    data: LabelledTexts,
+    out: str | Path,
+    progress: bool,
+    folders: dict[str, Path],
+) -> TrainReport:
     from lstmkit.plots.curves import plot_training_curves
     from lstmkit.plots.text import confusion_figure, figure_png
 
@@ -58,7 +77,8 @@ def fit_and_save(
                          title=f"{part}: accuracy {evaluation.accuracy:.1%}")
     )  # fmt: skip
     extras["metrics.json"] = json.dumps({part: evaluation.to_dict()}, indent=2)
-    return TrainReport(evaluation, part, clf.save(out, extras=extras))
+    folders = {name: path for name, path in folders.items() if path.is_dir()}
+    return TrainReport(evaluation, part, clf.save(out, extras=extras, folders=folders))
 
 
 def save_evaluation(evaluation: Evaluation, out: str | Path) -> list[Path]:

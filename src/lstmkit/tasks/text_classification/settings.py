@@ -13,27 +13,28 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lstmkit.config import dataclass_from_dict
-from lstmkit.data.tokenize import TokenizerConfig, check_setting_type
+from lstmkit.config import check_field_types, dataclass_from_dict
+from lstmkit.data.tokenize import TokenizerConfig
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import POOLS
+
+if TYPE_CHECKING:
+    from lstmkit.training import TrainConfig
 
 RNNS = ("lstm", "gru")
 
 
-#: Type and an example value of each scalar setting of `TextClassifierConfig`
-#: ("float" accepts integers too; a trailing "?" allows None).
-_SETTING_TYPES = {
-    "embedding_dim": ("int", "128"), "rnn": ("str", "'lstm'"), "hidden_size": ("int", "128"),
-    "num_layers": ("int", "1"), "bidirectional": ("bool", "True"), "dropout": ("float", "0.2"),
-    "embedding_dropout": ("float", "0.2"), "head_dropout": ("float", "0.3"),
-    "pooling": ("str", "'max+mean'"), "init": ("str", "'torch'"), "batch_size": ("int", "64"),
-    "epochs": ("int", "5"), "lr": ("float", "0.001"), "weight_decay": ("float", "0.0"),
-    "optimizer": ("str", "'adam'"), "gradient_clip_val": ("float?", "1.0"),
-    "early_stopping_patience": ("int?", "3"), "lr_decay": ("str", "'linear'"),
-    "val_fraction": ("float", "0.2"), "seed": ("int", "0"),
+#: An example value of each setting, shown when a value has the wrong type.
+_EXAMPLES = {
+    "embedding_dim": "128", "rnn": "'lstm'", "hidden_size": "128", "num_layers": "1",
+    "bidirectional": "True", "dropout": "0.2", "embedding_dropout": "0.2",
+    "head_dropout": "0.3", "pooling": "'max+mean'", "init": "'torch'", "layer_norm": "True",
+    "recurrent_dropout": "0.25", "zoneout": "0.1", "batch_size": "64", "epochs": "5",
+    "lr": "0.001", "weight_decay": "0.0", "optimizer": "'adam'", "gradient_clip_val": "1.0",
+    "early_stopping_patience": "3", "lr_decay": "'linear'", "val_fraction": "0.2",
+    "seed": "0", "precision": "'bf16-mixed'",
 }  # fmt: skip
 
 
@@ -50,11 +51,18 @@ class TextClassifierConfig:
     pooling: "last", "mean", "max", "attention", or several joined by "+" ("max+mean").
     init: weight initialisation of the recurrent layer, "torch" or "keras"
         ("keras" also draws the embedding from U(-0.05, 0.05) as Keras does).
+    layer_norm: layer-normalised LSTM/GRU (Ba et al. 2016), see ``lstmkit.nn.LSTM``.
+    recurrent_dropout: variational dropout on the recurrent state, one mask per
+        sequence (Gal & Ghahramani 2016, Keras' recurrent_dropout); in [0, 1).
+    zoneout: probability that a unit keeps its previous state at a step in training
+        (Krueger et al. 2016; for an LSTM both h and c); in [0, 1).
     batch_size, epochs, lr, weight_decay, optimizer, gradient_clip_val,
     early_stopping_patience: training (see `lstmkit.training.TrainConfig`).
     lr_decay: "none" or "linear" (learning rate falls linearly to 0 over training).
     val_fraction: share of the training texts held out for validation (stratified).
     seed: seeds the split, the initial weights and the batch order.
+    precision: Lightning's training precision, "32" or "bf16-mixed" (bfloat16 autocast,
+        float32 weights; see `lstmkit.training.TrainConfig`). Prediction runs in float32.
     """
 
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -68,6 +76,9 @@ class TextClassifierConfig:
     head_dropout: float = 0.0
     pooling: str = "last"
     init: str = "torch"
+    layer_norm: bool = False
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
     batch_size: int = 64
     epochs: int = 5
     lr: float = 1e-3
@@ -78,8 +89,11 @@ class TextClassifierConfig:
     lr_decay: str = "none"
     val_fraction: float = 0.2
     seed: int = 0
+    precision: str = "32"
 
     def __post_init__(self) -> None:
+        if isinstance(self.precision, int) and not isinstance(self.precision, bool):
+            self.precision = str(self.precision)  # precision=32 as Lightning takes it
         if isinstance(self.tokenizer, dict):
             self.tokenizer = TokenizerConfig.from_dict(self.tokenizer)
         if not isinstance(self.tokenizer, TokenizerConfig):
@@ -87,8 +101,7 @@ class TextClassifierConfig:
                 f"tokenizer must be a TokenizerConfig, a dict of its settings or 'word'/'bpe', "
                 f"got {self.tokenizer!r} ({type(self.tokenizer).__name__})"
             )
-        for name, (kind, example) in _SETTING_TYPES.items():
-            check_setting_type(name, getattr(self, name), kind, example)
+        check_field_types(self, "text classifier", _EXAMPLES)
         if self.rnn not in RNNS:
             raise LstmkitError(f"rnn must be one of {RNNS}, got {self.rnn!r}")
         for name in self.pool_names:
@@ -100,7 +113,13 @@ class TextClassifierConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise LstmkitError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("dropout", "embedding_dropout", "head_dropout"):
+        for name in (
+            "dropout",
+            "embedding_dropout",
+            "head_dropout",
+            "recurrent_dropout",
+            "zoneout",
+        ):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise LstmkitError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -121,6 +140,38 @@ class TextClassifierConfig:
             raise LstmkitError(f"early_stopping_patience must be >= 1 or None, got {patience!r}")
         if self.seed < 0:
             raise LstmkitError(f"seed must be >= 0, got {self.seed}")
+        from lstmkit.training.trainer import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise LstmkitError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+
+    def train_config(self, **run: Any) -> TrainConfig:
+        """The `lstmkit.training.TrainConfig` of these settings: the one place where the
+        text task's training settings meet the shared trainer.
+
+        ``epochs`` becomes ``max_epochs``; ``gradient_clip_val`` keeps this task's default
+        (None: no clipping, as the seed programs train) rather than the trainer's 1.0;
+        batches are not forced deterministic. ``run`` adds settings that are not part of
+        the model (``accelerator``, ``devices``, ``progress_bar``, ``checkpoint_dir``,
+        ``logger``, ``log_dir``, ...).
+        """
+        from lstmkit.training import TrainConfig
+
+        return TrainConfig(
+            max_epochs=self.epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            optimizer=self.optimizer,
+            gradient_clip_val=self.gradient_clip_val,
+            early_stopping_patience=self.early_stopping_patience,
+            lr_decay=self.lr_decay,
+            seed=self.seed,
+            precision=self.precision,
+            deterministic=False,
+            **run,
+        )
 
     @property
     def pool_names(self) -> list[str]:
@@ -200,6 +251,7 @@ _TOKENIZER_KEYS = {f.name for f in fields(TokenizerConfig)}
 def make_config(preset: str | None = None, **overrides: Any) -> TextClassifierConfig:
     """A config from a preset (or the defaults) with ``overrides`` applied.
 
+    ``max_epochs`` (the `lstmkit.training.TrainConfig` name) is accepted for ``epochs``.
     Tokenizer settings may be given flat (``vocab_size=5000``, ``max_length=100``,
     ``keep="tail"``, ``tokenizer="bpe"`` for the kind) or as ``tokenizer=TokenizerConfig``.
     """
@@ -209,6 +261,14 @@ def make_config(preset: str | None = None, **overrides: Any) -> TextClassifierCo
             raise LstmkitError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         base = json.loads(json.dumps(PRESETS[preset]))
     tok = dict(base.pop("tokenizer", {}))
+    if "max_epochs" in overrides:  # the shared trainer's name for epochs
+        if "epochs" in overrides and overrides["epochs"] != overrides["max_epochs"]:
+            raise LstmkitError(
+                f"epochs={overrides['epochs']!r} and max_epochs={overrides['max_epochs']!r} "
+                "name the same setting; pass one of them"
+            )
+        overrides = dict(overrides)
+        overrides["epochs"] = overrides.pop("max_epochs")
     for key, value in overrides.items():
         if key == "tokenizer" and isinstance(value, str):
             tok["kind"] = value

@@ -93,7 +93,9 @@ class FitInfo:
     """Facts about the last fit (saved in ``training.json``; NaN best loss without one).
 
     Counts are texts and tokens; times are seconds; tokens_per_second is
-    train_tokens_per_epoch * epochs_run / fit_seconds.
+    train_tokens_per_epoch * epochs trained by this fit / fit_seconds (epochs_run
+    counts the epochs a resumed run took from its checkpoint too); resumed_from_epoch:
+    the checkpoint epoch training continued from (None: trained from scratch).
     """
 
     train_texts: int = 0
@@ -107,6 +109,7 @@ class FitInfo:
     best_val_loss: float = math.nan
     tokens_per_second: float = 0.0
     world_size: int = 1
+    resumed_from_epoch: int | None = None
 
 
 @dataclass
