@@ -9,10 +9,11 @@ import datetime as _dt
 import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
+
+from lstmkit.io import atomic_write_text
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -54,7 +55,4 @@ def write_section(name: str, body: str) -> None:
         text = head + block + tail
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    fd, tmp = tempfile.mkstemp(dir=RESULTS.parent, prefix=".RESULTS.", suffix=".md")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, RESULTS)
+    atomic_write_text(RESULTS, text)
