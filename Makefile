@@ -22,12 +22,15 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-# The benchmarks behind benchmarks/RESULTS.md (IMDB needs ../shared/data; ~30 min in all).
+# The benchmarks behind benchmarks/RESULTS.md (IMDB needs ../shared/data; ~40 min in all).
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/layers.py
+	$(BIN)/python benchmarks/variants.py
 	$(BIN)/python benchmarks/forecast_accuracy.py
+	$(BIN)/python benchmarks/forecast_accuracy.py --precision bf16-mixed
 	$(BIN)/python benchmarks/etth1.py
 	$(BIN)/python benchmarks/imdb.py --preset seed003
+	$(BIN)/python benchmarks/imdb.py --preset seed003 --precision bf16-mixed
 	$(BIN)/python benchmarks/imdb.py
 
 clean:
