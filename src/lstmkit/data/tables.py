@@ -7,9 +7,10 @@ not UTF-8 (naming the data rows that hold them) and JSONL lines that are not JSO
 
 Rows are numbered from 1 over the data rows (a CSV header is not counted, blank lines are
 skipped; a JSONL file's rows are its non-blank lines), the numbering the callers use in
-their own messages. ``as_text=True`` reads every CSV/TSV cell as the exact text in the file
-(no number, date or "NA" inference; a missing cell is None) and decodes Parquet byte
-columns, for tasks whose columns are texts; typed formats (JSONL, Parquet) keep their types.
+their own messages. ``as_text=True`` reads every CSV/TSV cell as the exact text in the
+file (no number, date or "NA" inference; a cell missing from a short row is "") and
+decodes Parquet byte columns, for tasks whose columns are texts; typed formats (JSONL,
+Parquet) keep their types.
 """
 
 from __future__ import annotations
@@ -115,8 +116,6 @@ def _read_csv(path: Path, fmt: str, as_text: bool) -> pd.DataFrame:
     except UnicodeDecodeError:
         text = _raw_bytes(path).decode("utf-8", errors="surrogateescape")
         raise _bad_utf8(path, text, lambda t: _csv_data_rows(t, sep)) from None
-    if as_text:  # a row shorter than the header leaves NaN in its last cells
-        df = df.astype(object).where(df.notna(), None)
     return df
 
 
@@ -183,7 +182,7 @@ def read_table(path: str | os.PathLike[str], *, as_text: bool = False) -> pd.Dat
         path: a CSV (.csv, .txt), TSV, JSONL (.jsonl, .ndjson) or Parquet (.parquet, .pq)
             file; the CSV, TSV and JSONL formats may be gzipped (``.csv.gz``).
         as_text: read every CSV/TSV cell as its exact text (object dtype, no type or
-            missing-value inference; a cell missing from a short row is None) and decode
+            missing-value inference; a cell missing from a short row is "") and decode
             Parquet byte columns as UTF-8. Without it pandas infers the column types.
 
     Returns:
