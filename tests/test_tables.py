@@ -16,6 +16,7 @@ import pytest
 from lstmkit.data import series, tables
 from lstmkit.data.series import load_series
 from lstmkit.data.tables import read_table, table_format
+from lstmkit.data.text import load_labelled_text, texts_from_arguments
 from lstmkit.errors import LstmkitError
 
 CSV = 'text,label\n"he said ""hi"",\nthen left",1\nplain,0\n'
@@ -175,3 +176,34 @@ def test_forecaster_data_with_bad_bytes_names_the_row(tmp_path: Path) -> None:
     path.write_bytes(b"date,y,note\n2020-01-01,1,a\n2020-02-01,2,caf\xe9\n2020-03-01,3,b\n")
     with pytest.raises(LstmkitError, match="row 2 contain bytes that are not valid UTF-8"):
         load_series(path, "y")
+
+
+def test_rows_longer_than_the_header_are_named(tmp_path: Path) -> None:
+    """An unquoted comma inside a text used to be dropped silently with the cells after it."""
+    path = tmp_path / "d.csv"
+    # data row 2 spans two lines and a blank line precedes row 3: rows 3 and 5 are long
+    path.write_text('text,label\nfine,pos\n"two\nlines",neg\n\ngood, bad,neg\nok,pos\na,b,c\n')
+    for as_text in (False, True):
+        msg = _error(path, as_text=as_text)
+        assert "rows 3, 5 have more fields than the header (2)" in msg, msg
+        assert "double quotes" in msg
+    path.write_text("text,label\ngood, bad,neg\nfine,pos\n")
+    assert "row 1 have more fields than the header" in _error(path, as_text=True)
+    (tmp_path / "d.tsv").write_text("text\tlabel\nfine\tpos\na\tb\tneg\n")
+    msg = _error(tmp_path / "d.tsv")
+    assert "row 2 have more fields" in msg and "a tab" in msg
+
+
+def test_both_tasks_read_gzipped_tables(tmp_path: Path) -> None:
+    texts = tmp_path / "reviews.csv.gz"
+    texts.write_bytes(gzip.compress(b"text,label\ngreat film,1.0\nawful,0\nok then,1\n"))
+    data = load_labelled_text(texts)
+    assert data.texts == ["great film", "awful", "ok then"] and data.labels == [1, 0, 1]
+    assert texts_from_arguments([str(texts)]) == ["great film", "awful", "ok then"]
+    rows = "".join(f"2020-{m:02d}-01,{m * 1.5}\n" for m in range(1, 13))
+    history = tmp_path / "sales.tsv.gz"
+    history.write_bytes(gzip.compress(("month\tsales\n" + rows).replace(",", "\t").encode()))
+    sd = load_series(history, "sales")
+    assert sd.freq == "MS" and sd.series["0"].values[:, 0].tolist() == [
+        m * 1.5 for m in range(1, 13)
+    ]

@@ -20,6 +20,8 @@ import gzip
 import io
 import json
 import os
+import re
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -108,15 +110,41 @@ def _jsonl_rows(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+_FIELDS = re.compile(r"Expected \d+ fields in line \d+, saw \d+")
+
+
+def _too_many_fields(path: Path, sep: str) -> LstmkitError:
+    """The error naming the data rows with more fields than the header (pandas names a
+    record count that is neither a file line nor a data row, so the rows are found again)."""
+    rows = list(
+        csv.reader(io.StringIO(_raw_bytes(path).decode("utf-8-sig", "replace")), delimiter=sep)
+    )
+    header = len(rows[0]) if rows else 0
+    long = [i for i, row in enumerate(r for r in rows[1:] if r) if len(row) > header]
+    name = "a tab" if sep == "\t" else "a comma"
+    return LstmkitError(
+        f"{path}: {rows_text(long) if long else 'a row'} have more fields than the header "
+        f"({header}); put cells that hold {name} in double quotes, or remove the extra fields"
+    )
+
+
 def _read_csv(path: Path, fmt: str, as_text: bool) -> pd.DataFrame:
     sep = "\t" if fmt == "tsv" else ","
     kw: dict = {"dtype": object, "keep_default_na": False, "index_col": False} if as_text else {}
     try:
-        df = pd.read_csv(path, sep=sep, encoding="utf-8", **kw)
+        with warnings.catch_warnings():
+            if as_text:  # pandas only warns (and drops cells) when data row 1 is too long
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, sep=sep, encoding="utf-8", **kw)
     except UnicodeDecodeError:
         text = _raw_bytes(path).decode("utf-8", errors="surrogateescape")
         raise _bad_utf8(path, text, lambda t: _csv_data_rows(t, sep)) from None
-    return df
+    except pd.errors.ParserWarning:
+        raise _too_many_fields(path, sep) from None
+    except pd.errors.ParserError as err:
+        if _FIELDS.search(str(err)) is None:
+            raise
+        raise _too_many_fields(path, sep) from None
 
 
 def _read_jsonl(path: Path, as_text: bool) -> pd.DataFrame:
