@@ -1,4 +1,4 @@
-"""Load and validate time series from CSV/Parquet files, DataFrames or Series.
+"""Load and validate time series from table files (`lstmkit.data.tables`), DataFrames or Series.
 
 `load_series` turns user data into `SeriesData`: one float64 array per series
 (target first, then covariate columns) with its timestamps and the inferred
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lstmkit.data.tables import read_table
 from lstmkit.errors import LstmkitError
 
 # Name of the time column when the times come from an unnamed DatetimeIndex.
@@ -72,28 +73,6 @@ class SeriesData:
     def n_features(self) -> int:
         """Target plus covariates."""
         return 1 + len(self.covariates)
-
-
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a CSV (``.csv``, ``.txt``, ``.tsv``, optionally gzipped) or Parquet file."""
-    path = Path(path)
-    if not path.exists():
-        raise LstmkitError(f"data file {path} does not exist; pass a CSV or Parquet file")
-    if path.is_dir():
-        raise LstmkitError(f"{path} is a folder; pass a CSV or Parquet file")
-    suffixes = [s.lower() for s in path.suffixes]
-    try:
-        if ".parquet" in suffixes or ".pq" in suffixes:
-            return pd.read_parquet(path)
-        sep = "\t" if ".tsv" in suffixes else ","
-        return pd.read_csv(path, sep=sep)
-    except pd.errors.EmptyDataError:
-        raise LstmkitError(f"{path} is empty; pass a file with a header row and data") from None
-    except Exception as err:  # parser errors come in many types
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LstmkitError(
-            f"cannot read {path} as {'Parquet' if '.parquet' in suffixes else 'CSV'}: {msg}"
-        ) from None
 
 
 def season_from_freq(freq: str | None) -> int | None:

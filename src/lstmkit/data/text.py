@@ -1,5 +1,8 @@
 """Labelled text collections from CSV / TSV / JSONL / Parquet files, with validation.
 
+The files are read by the shared table reader `lstmkit.data.tables.read_table` (every CSV
+cell as text); this module applies the text task's rules to the columns it returns.
+
 `load_labelled_text` reads a table with a text column and a label column and
 returns a `LabelledTexts` (texts plus raw labels, strings or integers). Every
 problem a user can fix is reported as one `LstmkitError` line: a missing file,
@@ -13,14 +16,10 @@ JSONL file's rows are its non-blank lines).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
+from lstmkit.data import tables
 from lstmkit.data.imdb import is_imdb_source, load_imdb
 from lstmkit.data.labelled import Label, LabelledTexts
 from lstmkit.errors import LstmkitError
@@ -42,11 +41,7 @@ TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "j
 TABLE_SUFFIXES |= {".parquet": "parquet", ".pq": "parquet"}
 
 
-def _rows(indices: Sequence[int], limit: int = 5) -> str:
-    """'rows 3, 7, 9' (1-based), shortened after ``limit`` rows."""
-    shown = ", ".join(str(i + 1) for i in indices[:limit])
-    more = f" and {len(indices) - limit} more" if len(indices) > limit else ""
-    return f"row{'s' if len(indices) > 1 else ''} {shown}{more}"
+_rows = tables.rows_text
 
 
 def _refuse_empty_texts(texts: list[object], source: str) -> None:
@@ -59,112 +54,13 @@ def _refuse_empty_texts(texts: list[object], source: str) -> None:
 
 
 def table_format(path: Path) -> str:
-    """The table format of ``path`` from its suffix: csv, tsv, jsonl or parquet."""
-    fmt = TABLE_SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        raise LstmkitError(
-            f"{path}: unknown file type {path.suffix or '(no suffix)'!r}; expected a "
-            f"CSV, TSV, JSONL or Parquet file (.csv, .tsv, .jsonl, .parquet) or the IMDB "
-            f"archive aclImdb_v1.tar.gz / folder aclImdb"
-        )
-    return fmt
-
-
-def _decode(raw: bytes, path: Path, split_rows) -> str:
-    """UTF-8 text of ``raw``; on bad bytes, an error naming the data rows that hold them."""
+    """The table format of ``path`` (`lstmkit.data.tables.table_format`), with the IMDB
+    archive / folder named as the other input a text task accepts."""
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("utf-8", errors="surrogateescape")
-        bad = [i for i, row in enumerate(split_rows(text)) if _has_bad_bytes(row)]
-        where = _rows(bad) if bad else "the header"
-        raise LstmkitError(
-            f"{path}: {where} contain bytes that are not valid UTF-8; re-save the file "
-            f"as UTF-8 (e.g. iconv -f latin1 -t utf-8) or fix those rows"
-        ) from None
-
-
-def _has_bad_bytes(value: object) -> bool:
-    if isinstance(value, str):
-        return any("\udc80" <= ch <= "\udcff" for ch in value)
-    if isinstance(value, list | tuple):
-        return any(_has_bad_bytes(v) for v in value)
-    return False
-
-
-#: Largest CSV field read (Python's csv module stops at 131,072 characters by default,
-#: which a long review passes; JSONL has no such limit). The C long limit on every platform.
-CSV_FIELD_LIMIT = 2**31 - 1
-
-
-@contextmanager
-def _large_csv_fields() -> Iterator[None]:
-    """Let the csv module read fields up to `CSV_FIELD_LIMIT`, restoring the old limit after."""
-    before = csv.field_size_limit(CSV_FIELD_LIMIT)
-    try:
-        yield
-    finally:
-        csv.field_size_limit(before)
-
-
-def _csv_rows(text: str, delimiter: str) -> list[list[str]]:
-    with _large_csv_fields():
-        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-
-
-def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]]]:
-    raw = path.read_bytes()
-
-    def data_rows(text: str) -> list[list[str]]:
-        return _csv_rows(text, delimiter)[1:]
-
-    text = _decode(raw, path, data_rows)
-    try:
-        rows = _csv_rows(text, delimiter)
-    except csv.Error as err:
-        raise LstmkitError(f"{path}: not a readable CSV file ({err}); check its quoting") from None
-    if not rows:
-        raise LstmkitError(f"{path}: the file is empty; expected a header row and data rows")
-    header, body = rows[0], [r for r in rows[1:] if r]
-    return header, body
-
-
-def _read_jsonl(path: Path) -> tuple[list[str], list[dict]]:
-    raw = path.read_bytes()
-
-    def data_rows(text: str) -> list[str]:
-        return [line for line in text.splitlines() if line.strip()]
-
-    text = _decode(raw, path, data_rows)
-    records: list[dict] = []
-    for i, line in enumerate(data_rows(text)):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise LstmkitError(
-                f"{path}: row {i + 1} is not valid JSON ({err.msg}); each line must be one "
-                f'JSON object such as {{"text": "...", "label": "pos"}}'
-            ) from None
-        if not isinstance(record, dict):
-            raise LstmkitError(
-                f"{path}: row {i + 1} is a JSON {type(record).__name__}, expected an object "
-                f'such as {{"text": "...", "label": "pos"}}'
-            )
-        records.append(record)
-    columns: list[str] = []
-    for record in records:
-        columns.extend(k for k in record if k not in columns)
-    return columns, records
-
-
-def _read_parquet(path: Path) -> tuple[list[str], dict[str, list]]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as err:  # pyarrow raises several types for a damaged file
-        raise LstmkitError(f"{path}: not a readable Parquet file ({err})") from None
-    return list(table.column_names), table
+        return tables.table_format(path)
+    except LstmkitError as err:
+        imdb = "or the IMDB archive aclImdb_v1.tar.gz / folder aclImdb"
+        raise LstmkitError(f"{err} {imdb}") from None
 
 
 def _column(path: Path, columns: list[str], name: str, role: str, option: str) -> None:
@@ -173,27 +69,6 @@ def _column(path: Path, columns: list[str], name: str, role: str, option: str) -
             f"{path}: no {role} column {name!r}; the file has columns {columns}; pass the "
             f"right name with {option}"
         )
-
-
-def _parquet_column(table, name: str, path: Path) -> list:
-    import pyarrow as pa
-
-    col = table.column(name)
-    if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
-        values = col.to_pylist()
-        out, bad = [], []
-        for i, v in enumerate(values):
-            try:
-                out.append(None if v is None else v.decode("utf-8"))
-            except UnicodeDecodeError:
-                bad.append(i)
-        if bad:
-            raise LstmkitError(
-                f"{path}: {_rows(bad)} of column {name!r} contain bytes that are not valid "
-                f"UTF-8; fix those rows"
-            )
-        return out
-    return col.to_pylist()
 
 
 def _normalise_label(value: object) -> Label | None:
@@ -309,10 +184,10 @@ def load_labelled_text(
     *,
     min_classes: int = 2,
 ) -> LabelledTexts:
-    """Read a labelled text table (CSV, TSV, JSONL or Parquet).
+    """Read a labelled text table (CSV, TSV, JSONL or Parquet; the text formats may be gzipped).
 
     Args:
-        path: the file; its suffix picks the format.
+        path: the file; its suffix picks the format (`lstmkit.data.tables.table_format`).
         text_column: name of the column holding the texts.
         label_column: name of the label column (strings or integers; binary or
             multi-class). Numbers are read alike from every format: integral floats
@@ -332,37 +207,17 @@ def load_labelled_text(
             f"{path}: is a folder; expected a CSV/JSONL/Parquet file or the IMDB folder aclImdb"
         )
     fmt = table_format(path)
-    text_opt, label_opt = "--text-column", "--label-column"
-    if fmt in ("csv", "tsv"):
-        header, body = _read_csv(path, "," if fmt == "csv" else "\t")
-        header = [h.strip() for h in header]
-        _column(path, header, text_column, "text", text_opt)
-        ti = header.index(text_column)
-        texts = [row[ti] if ti < len(row) else None for row in body]
-        if label_column is None:
-            labels: list = []
-        else:
-            _column(path, header, label_column, "label", label_opt)
-            li = header.index(label_column)
-            labels = _labels_from_strings([row[li] if li < len(row) else None for row in body])
-    elif fmt == "jsonl":
-        columns, records = _read_jsonl(path)
-        _column(path, columns, text_column, "text", text_opt)
-        texts = [r.get(text_column) for r in records]
-        if label_column is None:
-            labels = []
-        else:
-            _column(path, columns, label_column, "label", label_opt)
-            labels = [r.get(label_column) for r in records]
-    else:
-        columns, table = _read_parquet(path)
-        _column(path, columns, text_column, "text", text_opt)
-        texts = _parquet_column(table, text_column, path)
-        if label_column is None:
-            labels = []
-        else:
-            _column(path, columns, label_column, "label", label_opt)
-            labels = _parquet_column(table, label_column, path)
+    frame = tables.read_table(path, as_text=True)
+    columns = [str(c).strip() for c in frame.columns]
+    frame.columns = columns
+    _column(path, columns, text_column, "text", "--text-column")
+    texts = frame[text_column].tolist()
+    labels: list = []
+    if label_column is not None:
+        _column(path, columns, label_column, "label", "--label-column")
+        labels = frame[label_column].tolist()
+        if fmt in ("csv", "tsv"):  # cells are texts: the numeric-label rule applies
+            labels = _labels_from_strings(labels)
     if label_column is None:
         return validate_texts(texts, str(path))
     return validate_labelled(texts, labels, str(path), min_classes=min_classes)
@@ -397,7 +252,7 @@ def load_text_data(
 
 
 #: Suffixes that make an argument of ``classify predict`` read as a file name.
-FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq", ".txt")
+FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq", ".txt", ".gz")
 
 
 def looks_like_path(arg: str) -> bool:
@@ -438,7 +293,8 @@ def texts_from_arguments(
         )
     if files:
         path = Path(files[0])
-        if path.suffix.lower() in TABLE_SUFFIXES:
+        name = path.name.lower().removesuffix(".gz")
+        if name.endswith(tuple(TABLE_SUFFIXES)):
             return load_labelled_text(path, text_column, None).texts
         if path.suffix.lower() == ".json":
             raise LstmkitError(
