@@ -7,6 +7,8 @@ subprocesses the tests start.
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -20,3 +22,21 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """A folder in which nothing can be created: a 0555 folder, or for root (whom
+    permission bits do not stop) /sys, which the kernel keeps read-only."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir(mode=0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    try:
+        tempfile.TemporaryDirectory(dir="/sys").cleanup()
+    except OSError:
+        yield Path("/sys")
+        return
+    pytest.skip("no folder here that root cannot write into")
