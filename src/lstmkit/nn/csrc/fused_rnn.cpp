@@ -19,6 +19,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <type_traits>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -194,6 +196,89 @@ struct StepProduct {
                             std::nullopt);
   }
 };
+
+// ---------------------------------------------------- our own small product (float32)
+// C (m, N) = A (m, K) @ W^T for W (N, K), W packed once per call into panels of 32 columns
+// (panel j holds W[32j .. 32j+31][k] for every k, zero-padded past N). Register tiles of
+// MR rows x 32 columns; used for the per-step recurrent product, where a library call's
+// fixed cost per step is a large part of the product at these sizes, and where each
+// thread can then run its own rows through all the steps.
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));
+
+template <typename M>
+constexpr bool own_gemm_ok() {
+  return std::is_same<M, float>::value;
+}
+
+struct PackedB {
+  int64_t N, K, panels;
+  std::vector<v16> data;  // panels * K * 2 vectors
+  explicit PackedB(const Tensor& w_in) {
+    const Tensor w = w_in.contiguous();
+    N = w.size(0);
+    K = w.size(1);
+    panels = (N + 31) / 32;
+    data.assign(static_cast<size_t>(panels * K * 2), v16{});
+    const float* wp = w.data_ptr<float>();
+    float* d = reinterpret_cast<float*>(data.data());
+    for (int64_t j = 0; j < panels; ++j)
+      for (int64_t n = 32 * j; n < std::min(N, 32 * j + 32); ++n)
+        for (int64_t k = 0; k < K; ++k) d[(j * K + k) * 32 + (n - 32 * j)] = wp[n * K + k];
+  }
+};
+
+template <int MR>
+inline void tile(const float* A, int64_t lda, const v16* Bp, int64_t K, float* C, int64_t ldc,
+                 int64_t ncols) {
+  v16 acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = v16{};
+  for (int64_t k = 0; k < K; ++k) {
+    const v16 b0 = Bp[2 * k], b1 = Bp[2 * k + 1];
+    for (int i = 0; i < MR; ++i) {
+      const float a = A[i * lda + k];
+      acc0[i] += a * b0;
+      acc1[i] += a * b1;
+    }
+  }
+  if (ncols == 32) {
+    for (int i = 0; i < MR; ++i) {
+      *reinterpret_cast<v16u*>(C + i * ldc) = acc0[i];
+      *reinterpret_cast<v16u*>(C + i * ldc + 16) = acc1[i];
+    }
+  } else {
+    for (int i = 0; i < MR; ++i) {
+      float row[32];
+      std::memcpy(row, &acc0[i], sizeof(v16));
+      std::memcpy(row + 16, &acc1[i], sizeof(v16));
+      std::copy(row, row + ncols, C + i * ldc);
+    }
+  }
+}
+
+// C rows [0, m) of A (m, K) @ W^T; A rows lda apart, C rows ldc apart
+inline void gemm_rows(const float* A, int64_t lda, const PackedB& w, float* C, int64_t ldc,
+                      int64_t m) {
+  const int64_t K = w.K;
+  for (int64_t j = 0; j < w.panels; ++j) {
+    const v16* Bp = w.data.data() + j * K * 2;
+    const int64_t n0 = 32 * j, nc = std::min<int64_t>(32, w.N - n0);
+    int64_t i = 0;
+    for (; i + 8 <= m; i += 8) tile<8>(A + i * lda, lda, Bp, K, C + i * ldc + n0, ldc, nc);
+    const float* a = A + i * lda;
+    float* c = C + i * ldc + n0;
+    switch (m - i) {
+      case 7: tile<7>(a, lda, Bp, K, c, ldc, nc); break;
+      case 6: tile<6>(a, lda, Bp, K, c, ldc, nc); break;
+      case 5: tile<5>(a, lda, Bp, K, c, ldc, nc); break;
+      case 4: tile<4>(a, lda, Bp, K, c, ldc, nc); break;
+      case 3: tile<3>(a, lda, Bp, K, c, ldc, nc); break;
+      case 2: tile<2>(a, lda, Bp, K, c, ldc, nc); break;
+      case 1: tile<1>(a, lda, Bp, K, c, ldc, nc); break;
+      default: break;
+    }
+  }
+}
 
 template <typename X>
 inline X* ptr(const Tensor& t) {
@@ -379,12 +464,8 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
   };
 
   std::vector<Tensor> HDt = HD.unbind(0), Hpret = proj ? Hpre.unbind(0) : std::vector<Tensor>();
-  const StepProduct rec(w_hh, B);
-  for (int64_t t = 0; t < Tn; ++t) {
-    Tensor At = rec(HDt[t % NH], A);
-    Ap = At.data_ptr<M>();
-    at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
-      std::vector<T> tmp(H);
+  // the gate pass of step t for batch rows [b0, b1) (A holds their h W_hh^T); tmp: H values
+  auto gate_rows = [&](int64_t t, int64_t b0, int64_t b1, T* tmpp) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * B + b, q = gi(t, b);
         if (!active(lp, b, t)) {
@@ -432,7 +513,7 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
         }
         const T* zcr = zcp + t * zc0 + b * zc1;
         T* cnext = csp + si(t + 1, b) * H;
-        T* ht = tmp.data();
+        T* ht = tmpp;
         IVDEP
         for (int64_t k = 0; k < H; ++k) {
           const T og = sigm(g[3 * H + k] + wco[k] * ct[k]);
@@ -448,6 +529,34 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
           finish_h(t, b, ht);
         }
       }
+  };
+  if (own_gemm_ok<M>() && !proj) {
+    // float32 without projection: our own product on each thread's rows, so each thread
+    // runs the whole recurrence over its share of the batch with no barrier per step
+    // (rows are independent), the product's rows staying in the thread's cache.
+    const PackedB wp(w_hh);
+    const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (B + 7) / 8));
+    const int64_t chunk = ((B + nt - 1) / nt + 7) / 8 * 8;
+    at::parallel_for(0, nt, 1, [&](int64_t c0, int64_t c1) {
+      std::vector<T> tmp(H);
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t b0 = std::min(B, c * chunk), b1 = std::min(B, b0 + chunk);
+        if (b0 >= b1) continue;
+        for (int64_t t = 0; t < Tn; ++t) {
+          gemm_rows(reinterpret_cast<const float*>(hdp + hi(t, b0) * P), P, wp,
+                    reinterpret_cast<float*>(Ap + b0 * G), G, b1 - b0);
+          gate_rows(t, b0, b1, tmp.data());
+        }
+      }
+    });
+  } else {
+  const StepProduct rec(w_hh, B);
+  for (int64_t t = 0; t < Tn; ++t) {
+    Tensor At = rec(HDt[t % NH], A);
+    Ap = At.data_ptr<M>();
+    at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+      std::vector<T> tmp(H);
+      gate_rows(t, b0, b1, tmp.data());
     });
     if (proj) {
       gemm(Hpret[t % NG], w_hr_t, Hp);
@@ -461,6 +570,7 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
         }
       });
     }
+  }
   }
   Tensor h_n = hs[Tn % NS].to(sM, false, true), c_n = cs[Tn % NS].to(sM, false, true);
   if (!save) return {out, h_n, c_n};
