@@ -137,11 +137,6 @@ inline void gemm(const Tensor& a, const Tensor& b, Tensor& out) {
   if (dnnl && out.scalar_type() != at::kDouble) at::native::mkldnn_matmul(a, b, out, 0.0f, 1.0f);
   else at::mm_out(out, a, b);
 }
-inline Tensor dense_mm(const Tensor& a, const Tensor& b) {
-  Tensor out = at::empty({a.size(0), b.size(1)}, a.options());
-  gemm(a, b, out);
-  return out;
-}
 
 // The recurrent product with the weight packed once per call: oneDNN's linear on a weight
 // reordered into its blocked layout for this batch size (the ops torch registers for its
@@ -278,6 +273,28 @@ inline void gemm_rows(const float* A, int64_t lda, const PackedB& w, float* C, i
       default: break;
     }
   }
+}
+
+inline Tensor dense_mm(const Tensor& a, const Tensor& b) {
+  Tensor out = at::empty({a.size(0), b.size(1)}, a.options());
+  gemm(a, b, out);
+  return out;
+}
+
+// x (N, in) @ w^T + b for w (out, in): float32 with oneDNN's linear, the bias added in the
+// product's own pass; else the product, then the bias.
+Tensor mm_bias(const Tensor& x, const Tensor& w, const OptT& b) {
+  const bool has_b = b.has_value() && b->defined();
+  const PackedOps* ops = x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
+                                 (!has_b || b->scalar_type() == at::kFloat)
+                             ? packed_ops()
+                             : nullptr;
+  if (ops != nullptr)
+    return ops->linear.call(x.contiguous(), w.contiguous(), has_b ? b : std::nullopt, "none",
+                            c10::List<std::optional<at::Scalar>>(), std::nullopt);
+  Tensor y = dense_mm(x, w.t());
+  if (has_b) y.add_(b->to(y.scalar_type()));
+  return y;
 }
 
 template <typename X>
@@ -1000,31 +1017,36 @@ std::vector<Tensor> gru_bwd(const Tensor& dout_in, const Tensor& dhn,
 
 // ------------------------------------------------- layer norm of rows (the input projection)
 // y = LN(a; g, b) over the last dimension of a (N, F); returns y (a's dtype), ahat, rstd.
+// Without save (inference) y overwrites a (which must be contiguous and not needed
+// elsewhere) and ahat, rstd are not kept: one pass over the rows, no (N, F) buffer.
 template <typename T, typename M>
-std::vector<Tensor> ln_rows_fwd(const Tensor& a_in, const Tensor& g_in, const OptT& b_) {
+std::vector<Tensor> ln_rows_fwd(const Tensor& a_in, const Tensor& g_in, const OptT& b_, bool save) {
   const auto sT = c10::CppTypeToScalarType<T>::value;
   const Tensor a = a_in.contiguous();
   const int64_t N = a.size(0), F = a.size(1);
   auto oT = a.options().dtype(sT);
   Tensor g = g_in.to(sT).contiguous();
   Tensor bias = b_.has_value() && b_->defined() ? as(b_, sT) : at::zeros({F}, oT);
-  Tensor y = at::empty_like(a), ahat = work({N, F}, oT), rstd = work({N}, oT);
+  Tensor y = save ? at::empty_like(a) : a;
+  Tensor ahat = save ? work({N, F}, oT) : Tensor(), rstd = save ? work({N}, oT) : Tensor();
   const M* ap = a.data_ptr<M>();
   const T *gp = g.data_ptr<T>(), *bp = bias.data_ptr<T>();
   M* yp = y.data_ptr<M>();
-  T *hp = ahat.data_ptr<T>(), *rp = rstd.data_ptr<T>();
+  T *hp = ptr<T>(ahat), *rp = ptr<T>(rstd);
   at::parallel_for(0, N, grain(F), [&](int64_t r0, int64_t r1) {
-    std::vector<T> row(F);
+    std::vector<T> row(F), hrow(save ? 0 : F);
     for (int64_t r = r0; r < r1; ++r) {
       IVDEP
       for (int64_t k = 0; k < F; ++k) row[k] = static_cast<T>(ap[r * F + k]);
-      T* h = hp + r * F;
-      rp[r] = ln_stats(row.data(), h, F);
+      T* h = save ? hp + r * F : hrow.data();
+      const T rs = ln_stats(row.data(), h, F);
+      if (save) rp[r] = rs;
       M* o = yp + r * F;
       IVDEP
       for (int64_t k = 0; k < F; ++k) o[k] = static_cast<M>(h[k] * gp[k] + bp[k]);
     }
   });
+  if (!save) return {y};
   return {y, ahat, rstd};
 }
 
@@ -1104,8 +1126,9 @@ std::vector<Tensor> gru_backward(const Tensor& dout, const Tensor& dhn,
                           need_w);
 }
 
-std::vector<Tensor> layer_norm_forward(const Tensor& a, const Tensor& g, const OptT& b) {
-  return LSTMKIT_DISPATCH(a.scalar_type(), ln_rows_fwd, a, g, b);
+std::vector<Tensor> layer_norm_forward(const Tensor& a, const Tensor& g, const OptT& b,
+                                       bool save) {
+  return LSTMKIT_DISPATCH(a.scalar_type(), ln_rows_fwd, a, g, b, save);
 }
 
 std::vector<Tensor> layer_norm_backward(const Tensor& dy, const Tensor& ahat, const Tensor& rstd,
@@ -1120,6 +1143,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("layer_norm_forward", &layer_norm_forward);
   m.def("layer_norm_backward", &layer_norm_backward);
   m.def("mm", &dense_mm);
+  m.def("mm_bias", &mm_bias);
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);
   m.def("gru_forward", &gru_forward);
