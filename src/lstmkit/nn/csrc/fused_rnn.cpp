@@ -1079,16 +1079,28 @@ std::vector<Tensor> ln_rows_fwd(const Tensor& a_in, const Tensor& g_in, const Op
   M* yp = y.data_ptr<M>();
   T *hp = ptr<T>(ahat), *rp = ptr<T>(rstd);
   at::parallel_for(0, N, grain(F), [&](int64_t r0, int64_t r1) {
-    std::vector<T> row(F), hrow(save ? 0 : F);
+    std::vector<T> row(std::is_same<M, T>::value ? 0 : F);
     for (int64_t r = r0; r < r1; ++r) {
-      IVDEP
-      for (int64_t k = 0; k < F; ++k) row[k] = static_cast<T>(ap[r * F + k]);
-      T* h = save ? hp + r * F : hrow.data();
-      const T rs = ln_stats(row.data(), h, F);
-      if (save) rp[r] = rs;
-      M* o = yp + r * F;
-      IVDEP
-      for (int64_t k = 0; k < F; ++k) o[k] = static_cast<M>(h[k] * gp[k] + bp[k]);
+      const T* v;  // row r in T (read in place when a is already in T)
+      if constexpr (std::is_same<M, T>::value) {
+        v = ap + r * F;
+      } else {
+        IVDEP
+        for (int64_t k = 0; k < F; ++k) row[k] = static_cast<T>(ap[r * F + k]);
+        v = row.data();
+      }
+      M* o = yp + r * F;  // o may be the row v itself (inference, in place)
+      if (save) {
+        T* h = hp + r * F;
+        rp[r] = ln_stats(v, h, F);
+        IVDEP
+        for (int64_t k = 0; k < F; ++k) o[k] = static_cast<M>(h[k] * gp[k] + bp[k]);
+      } else {
+        T mean;
+        const T rs = ln_moments(v, F, mean);
+        IVDEP
+        for (int64_t k = 0; k < F; ++k) o[k] = static_cast<M>((v[k] - mean) * rs * gp[k] + bp[k]);
+      }
     }
   });
   if (!save) return {y};
