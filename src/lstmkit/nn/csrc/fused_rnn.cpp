@@ -2,10 +2,13 @@
 // SPEC-variants.md (recurrent-dropout mask, zoneout, layer norm, peepholes, projection,
 // lengths), forward and a hand-written backward through time.
 //
-// Per step: one matrix product h_{t-1} W_hh^T into a preallocated buffer, then one
-// multithreaded pass over the batch rows computing the gates (layer-norm statistics,
-// peepholes, zoneout and lengths included); with a projection, a second product and a short
-// pass. Backward runs the steps in reverse with one product per step (two with a
+// LSTM forward in float32 without a projection: W_hh is packed once per call and the batch
+// rows are split over the threads once; each thread runs every step on its own rows (our own
+// register-tiled product, which also prefetches the step's xw, then the gate pass), with no
+// synchronisation between steps. Otherwise, per step: one matrix product h_{t-1} W_hh^T
+// (oneDNN, on a weight packed once per call in float32), then one multithreaded pass over
+// the batch rows computing the gates (layer-norm statistics, peepholes, zoneout and lengths
+// included); with a projection, a second product and a short pass. Backward runs the steps in reverse with one product per step (two with a
 // projection); the weight gradients are one product over all steps at the end.
 //
 // Types: T is the type of the gate math and the states (float or double), M the type of the
@@ -153,7 +156,7 @@ struct PackedOps {
 };
 const PackedOps* packed_ops() {
   static const PackedOps* ops = []() -> const PackedOps* {
-    if (!at::hasMKLDNN() || std::getenv("LSTMKIT_NO_PACKED") != nullptr) return nullptr;
+    if (!at::hasMKLDNN()) return nullptr;
     try {
       auto& d = c10::Dispatcher::singleton();
       auto r = d.findSchema({"mkldnn::_reorder_linear_weight", ""});
@@ -514,81 +517,81 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
   std::vector<Tensor> HDt = HD.unbind(0), Hpret = proj ? Hpre.unbind(0) : std::vector<Tensor>();
   // the gate pass of step t for batch rows [b0, b1) (A holds their h W_hh^T); tmp: H values
   auto gate_rows = [&](int64_t t, int64_t b0, int64_t b1, T* tmpp) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t r = t * B + b, q = gi(t, b);
-        if (!active(lp, b, t)) {
-          carry(t, b);
-          zero_row(gp + q * G, G);
-          zero_row(ctp + q * H, H);
-          zero_row(ahp ? ahp + q * G : nullptr, G);
-          zero_row(chp ? chp + q * H : nullptr, H);
-          zero_row(hprep ? hprep + q * H : nullptr, H);
-          continue;
-        }
-        const M* x = xp + r * G;
-        const M* a = Ap + b * G;
-        T* g = gp + q * G;
-        if (ln) {
-          const T* av;  // A's row in T (no copy when the products are in T already)
-          if constexpr (std::is_same<M, T>::value) {
-            av = reinterpret_cast<const T*>(a);
-          } else {
-            T* ab = abp + b * G;
-            IVDEP
-            for (int64_t k = 0; k < G; ++k) ab[k] = static_cast<T>(a[k]);
-            av = ab;
-          }
-          T mean;
-          const T rstd = ln_moments(av, G, mean);
-          rhp[q] = rstd;
-          T* ah = ahp + q * G;
-          IVDEP
-          for (int64_t k = 0; k < G; ++k) {
-            const T v = (av[k] - mean) * rstd;
-            ah[k] = v;
-            g[k] = static_cast<T>(x[k]) + v * lg[k] + bp[k];
-          }
-        } else {
-          IVDEP
-          for (int64_t k = 0; k < G; ++k)
-            g[k] = static_cast<T>(x[k]) + static_cast<T>(a[k]) + bp[k];
-        }
-        const T* cp = csp + si(t, b) * H;
-        T* ct = ctp + q * H;
-        IVDEP
-        for (int64_t k = 0; k < H; ++k) {
-          const T c = cp[k];
-          const T ig = sigm(g[k] + wci[k] * c), fg = sigm(g[H + k] + wcf[k] * c);
-          const T gg = tanh_(g[2 * H + k]);
-          g[k] = ig;
-          g[H + k] = fg;
-          g[2 * H + k] = gg;
-          ct[k] = fg * c + ig * gg;
-        }
-        const T* cn = ct;
-        if (lnc) {
-          T* ch = chp + q * H;
-          rcp[q] = ln_stats(ct, ch, H);
-          cn = ch;
-        }
-        const T* zcr = zcp + t * zc0 + b * zc1;
-        T* cnext = csp + si(t + 1, b) * H;
-        T* ht = tmpp;
-        IVDEP
-        for (int64_t k = 0; k < H; ++k) {
-          const T og = sigm(g[3 * H + k] + wco[k] * ct[k]);
-          g[3 * H + k] = og;
-          ht[k] = og * tanh_(cn[k] * lgc[k] + lbc[k]);
-          cnext[k] = zcr[k] * cp[k] + (T(1) - zcr[k]) * ct[k];
-        }
-        if (proj) {
-          M* hpre = hprep + q * H;
-          IVDEP
-          for (int64_t k = 0; k < H; ++k) hpre[k] = static_cast<M>(ht[k]);
-        } else {
-          finish_h(t, b, ht);
-        }
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r = t * B + b, q = gi(t, b);
+      if (!active(lp, b, t)) {
+        carry(t, b);
+        zero_row(gp + q * G, G);
+        zero_row(ctp + q * H, H);
+        zero_row(ahp ? ahp + q * G : nullptr, G);
+        zero_row(chp ? chp + q * H : nullptr, H);
+        zero_row(hprep ? hprep + q * H : nullptr, H);
+        continue;
       }
+      const M* x = xp + r * G;
+      const M* a = Ap + b * G;
+      T* g = gp + q * G;
+      if (ln) {
+        const T* av;  // A's row in T (no copy when the products are in T already)
+        if constexpr (std::is_same<M, T>::value) {
+          av = reinterpret_cast<const T*>(a);
+        } else {
+          T* ab = abp + b * G;
+          IVDEP
+          for (int64_t k = 0; k < G; ++k) ab[k] = static_cast<T>(a[k]);
+          av = ab;
+        }
+        T mean;
+        const T rstd = ln_moments(av, G, mean);
+        rhp[q] = rstd;
+        T* ah = ahp + q * G;
+        IVDEP
+        for (int64_t k = 0; k < G; ++k) {
+          const T v = (av[k] - mean) * rstd;
+          ah[k] = v;
+          g[k] = static_cast<T>(x[k]) + v * lg[k] + bp[k];
+        }
+      } else {
+        IVDEP
+        for (int64_t k = 0; k < G; ++k)
+          g[k] = static_cast<T>(x[k]) + static_cast<T>(a[k]) + bp[k];
+      }
+      const T* cp = csp + si(t, b) * H;
+      T* ct = ctp + q * H;
+      IVDEP
+      for (int64_t k = 0; k < H; ++k) {
+        const T c = cp[k];
+        const T ig = sigm(g[k] + wci[k] * c), fg = sigm(g[H + k] + wcf[k] * c);
+        const T gg = tanh_(g[2 * H + k]);
+        g[k] = ig;
+        g[H + k] = fg;
+        g[2 * H + k] = gg;
+        ct[k] = fg * c + ig * gg;
+      }
+      const T* cn = ct;
+      if (lnc) {
+        T* ch = chp + q * H;
+        rcp[q] = ln_stats(ct, ch, H);
+        cn = ch;
+      }
+      const T* zcr = zcp + t * zc0 + b * zc1;
+      T* cnext = csp + si(t + 1, b) * H;
+      T* ht = tmpp;
+      IVDEP
+      for (int64_t k = 0; k < H; ++k) {
+        const T og = sigm(g[3 * H + k] + wco[k] * ct[k]);
+        g[3 * H + k] = og;
+        ht[k] = og * tanh_(cn[k] * lgc[k] + lbc[k]);
+        cnext[k] = zcr[k] * cp[k] + (T(1) - zcr[k]) * ct[k];
+      }
+      if (proj) {
+        M* hpre = hprep + q * H;
+        IVDEP
+        for (int64_t k = 0; k < H; ++k) hpre[k] = static_cast<M>(ht[k]);
+      } else {
+        finish_h(t, b, ht);
+      }
+    }
   };
   if (own_gemm_ok<M>() && !proj) {
     // float32 without projection: our own product on each thread's rows, so each thread
@@ -612,27 +615,27 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
       }
     });
   } else {
-  const StepProduct rec(w_hh, B);
-  for (int64_t t = 0; t < Tn; ++t) {
-    Tensor At = rec(HDt[t % NH], A);
-    Ap = At.data_ptr<M>();
-    at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
-      std::vector<T> tmp(H);
-      gate_rows(t, b0, b1, tmp.data());
-    });
-    if (proj) {
-      gemm(Hpret[t % NG], w_hr_t, Hp);
-      at::parallel_for(0, B, grain(P), [&](int64_t b0, int64_t b1) {
-        std::vector<T> tmp(P);
-        for (int64_t b = b0; b < b1; ++b) {
-          if (!active(lp, b, t)) continue;
-          IVDEP
-          for (int64_t k = 0; k < P; ++k) tmp[k] = static_cast<T>(hpp[b * P + k]);
-          finish_h(t, b, tmp.data());
-        }
+    const StepProduct rec(w_hh, B);
+    for (int64_t t = 0; t < Tn; ++t) {
+      Tensor At = rec(HDt[t % NH], A);
+      Ap = At.data_ptr<M>();
+      at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+        std::vector<T> tmp(H);
+        gate_rows(t, b0, b1, tmp.data());
       });
+      if (proj) {
+        gemm(Hpret[t % NG], w_hr_t, Hp);
+        at::parallel_for(0, B, grain(P), [&](int64_t b0, int64_t b1) {
+          std::vector<T> tmp(P);
+          for (int64_t b = b0; b < b1; ++b) {
+            if (!active(lp, b, t)) continue;
+            IVDEP
+            for (int64_t k = 0; k < P; ++k) tmp[k] = static_cast<T>(hpp[b * P + k]);
+            finish_h(t, b, tmp.data());
+          }
+        });
+      }
     }
-  }
   }
   Tensor h_n = hs[Tn % NS].to(sM, false, true), c_n = cs[Tn % NS].to(sM, false, true);
   if (!save) return {out, h_n, c_n};
