@@ -256,7 +256,7 @@ class _Linear(torch.autograd.Function):
         ahat = rstd = None
         if lnw is not None:
             # without save (no backward to come) the norm runs in place and keeps nothing
-            y, *kept = ext.layer_norm_forward(ext.mm(x2, w.t()), lnw, b, save)
+            y, *kept = ext.layer_norm_forward(ext.mm_bias(x2, w, None), lnw, b, save)
             if save:
                 ahat, rstd = kept
         else:
@@ -297,7 +297,9 @@ def linear(
         x: ``(..., in)``; weight: ``(out, in)``; bias, ln_weight: ``(out,)`` or None.
 
     Returns:
-        ``(..., out)`` in x's dtype, or bfloat16 under CPU autocast to bfloat16.
+        ``(..., out)`` in x's dtype, or bfloat16 under CPU autocast to bfloat16. Its memory
+        comes from the kernel's buffer cache (a fresh block of this size would cost as much in
+        page faults as the product) and goes back there when freed; it cannot be resized.
     """
     if weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
         raise ValueError(

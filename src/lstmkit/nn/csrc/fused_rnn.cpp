@@ -298,19 +298,13 @@ inline Tensor dense_mm(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// x (N, in) @ w^T + b for w (out, in): float32 with oneDNN's linear, the bias added in the
-// product's own pass; else the product, then the bias.
+// x (N, in) @ w^T + b for w (out, in), into a block of the buffer cache: the input projection
+// of all steps is tens of MB, and a fresh block of that size costs about as many page faults
+// (first touch) as the product costs arithmetic; a forward pass frees it when done with xw.
 Tensor mm_bias(const Tensor& x, const Tensor& w, const OptT& b) {
-  const bool has_b = b.has_value() && b->defined();
-  const PackedOps* ops = x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
-                                 (!has_b || b->scalar_type() == at::kFloat)
-                             ? packed_ops()
-                             : nullptr;
-  if (ops != nullptr)
-    return ops->linear.call(x.contiguous(), w.contiguous(), has_b ? b : std::nullopt, "none",
-                            c10::List<std::optional<at::Scalar>>(), std::nullopt);
-  Tensor y = dense_mm(x, w.t());
-  if (has_b) y.add_(b->to(y.scalar_type()));
+  Tensor y = work({x.size(0), w.size(0)}, x.options());
+  gemm(x, w.t(), y);
+  if (b.has_value() && b->defined()) y.add_(b->to(y.scalar_type()));
   return y;
 }
 
@@ -1075,7 +1069,7 @@ std::vector<Tensor> ln_rows_fwd(const Tensor& a_in, const Tensor& g_in, const Op
   auto oT = a.options().dtype(sT);
   Tensor g = g_in.to(sT).contiguous();
   Tensor bias = b_.has_value() && b_->defined() ? as(b_, sT) : at::zeros({F}, oT);
-  Tensor y = save ? at::empty_like(a) : a;
+  Tensor y = save ? work(a.sizes(), a.options()) : a;
   Tensor ahat = save ? work({N, F}, oT) : Tensor(), rstd = save ? work({N}, oT) : Tensor();
   const M* ap = a.data_ptr<M>();
   const T *gp = g.data_ptr<T>(), *bp = bias.data_ptr<T>();
