@@ -374,6 +374,42 @@ def test_linear_matches_functional_linear(dtype, tol, with_ln):
         torch.testing.assert_close(f.double(), a, atol=tol * 10, rtol=tol * 10)
 
 
+def test_linear_under_no_grad_matches_functional_layer_norm():
+    """Without autograd the input layer norm runs in place and keeps no statistics."""
+    g = torch.Generator().manual_seed(4)
+    x, w, b, lnw = (torch.randn(*s, generator=g) for s in ((6, 2, 7), (40, 7), (40,), (40,)))
+    ref = F.layer_norm(F.linear(x.double(), w.double()), (40,), lnw.double(), b.double(), 1e-5)
+    with torch.no_grad():
+        out = fused.linear(x, w, b, lnw)
+        plain = fused.linear(x, w, b)
+    torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
+    ref_plain = F.linear(x.double(), w.double(), b.double())
+    torch.testing.assert_close(plain.double(), ref_plain, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("grad", [False, True])
+def test_float32_rows_split_over_threads_match_reference(threads, grad):
+    """float32 without projection runs each thread's rows through all steps with the kernel's
+    own product: 21 rows (tiles of 8 and a remainder) and 4H = 40 (a partial 32-column
+    panel), with lengths, against the float64 loop, under no_grad and with autograd."""
+    a = make_lstm(
+        ("peep", "ln", "rd", "zone"), T=6, B=21, H=10, dtype=torch.float32, seed=5,
+        lengths=[6, 3, 1, 6, 5, 2, 6, 4, 6, 6, 1, 2, 3, 4, 5, 6, 6, 5, 4, 3, 2],
+    )  # fmt: skip
+    a64 = _as64(a)
+    ref = ref_lstm(*(a64[k] for k in LSTM_ARGS))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        with torch.set_grad_enabled(grad):
+            got = fused.lstm_direction(*(a[k] for k in LSTM_ARGS))
+    finally:
+        torch.set_num_threads(before)
+    for name, x, y in zip(("out", "h_n", "c_n"), got, ref, strict=True):
+        _check_close(name, x, y.detach(), 1e-5, None)
+
+
 @pytest.mark.parametrize("case", ["plain", "all", "all_noproj"])
 def test_lstm_bfloat16_inputs(case):
     """bf16 products, float32 gate math and cell state: close to float64 to bf16 accuracy."""

@@ -248,15 +248,19 @@ class _GRUDirection(torch.autograd.Function):
 
 class _Linear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, w: Tensor, b: Tensor | None, lnw: Tensor | None) -> Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, w: Tensor, b: Tensor | None, lnw: Tensor | None, save: bool
+    ) -> Tensor:
         ext = _ext()
         x2 = x.reshape(-1, x.shape[-1])
-        y = ext.mm(x2, w.t())
         ahat = rstd = None
         if lnw is not None:
-            y, ahat, rstd = ext.layer_norm_forward(y, lnw, b)
-        elif b is not None:
-            y.add_(b.to(y.dtype))
+            # without save (no backward to come) the norm runs in place and keeps nothing
+            y, *kept = ext.layer_norm_forward(ext.mm_bias(x2, w, None), lnw, b, save)
+            if save:
+                ahat, rstd = kept
+        else:
+            y = ext.mm_bias(x2, w, None if b is None else b.to(x2.dtype))
         ctx.save_for_backward(x2, w, lnw, ahat, rstd)
         ctx.dtypes = (None if b is None else b.dtype, None if lnw is None else lnw.dtype)
         ctx.x_shape = x.shape
@@ -278,7 +282,7 @@ class _Linear(torch.autograd.Function):
         dw = ext.mm(da.t(), x2) if need[1] else None
         db = db.to(ctx.dtypes[0]) if need[2] else None
         dlnw = dlnw.to(ctx.dtypes[1]) if need[3] else None
-        return dx, dw, db, dlnw
+        return dx, dw, db, dlnw, None
 
 
 def linear(
@@ -293,7 +297,9 @@ def linear(
         x: ``(..., in)``; weight: ``(out, in)``; bias, ln_weight: ``(out,)`` or None.
 
     Returns:
-        ``(..., out)`` in x's dtype, or bfloat16 under CPU autocast to bfloat16.
+        ``(..., out)`` in x's dtype, or bfloat16 under CPU autocast to bfloat16. Its memory
+        comes from the kernel's buffer cache (a fresh block of this size would cost as much in
+        page faults as the product) and goes back there when freed; it cannot be resized.
     """
     if weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
@@ -304,7 +310,8 @@ def linear(
     _check("ln_weight", ln_weight, (weight.shape[0],))
     mm = _mm_dtype(x)
     with torch.autocast("cpu", enabled=False):
-        return _Linear.apply(x.to(mm), weight.to(mm), bias, ln_weight)
+        save = _needs_grad(x, weight, bias, ln_weight)
+        return _Linear.apply(x.to(mm), weight.to(mm), bias, ln_weight, save)
 
 
 def _check(name: str, t: Tensor | None, shape: tuple[int, ...]) -> None:

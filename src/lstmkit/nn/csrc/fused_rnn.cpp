@@ -2,10 +2,13 @@
 // SPEC-variants.md (recurrent-dropout mask, zoneout, layer norm, peepholes, projection,
 // lengths), forward and a hand-written backward through time.
 //
-// Per step: one matrix product h_{t-1} W_hh^T into a preallocated buffer, then one
-// multithreaded pass over the batch rows computing the gates (layer-norm statistics,
-// peepholes, zoneout and lengths included); with a projection, a second product and a short
-// pass. Backward runs the steps in reverse with one product per step (two with a
+// LSTM forward in float32 without a projection: W_hh is packed once per call and the batch
+// rows are split over the threads once; each thread runs every step on its own rows (our own
+// register-tiled product, which also prefetches the step's xw, then the gate pass), with no
+// synchronisation between steps. Otherwise, per step: one matrix product h_{t-1} W_hh^T
+// (oneDNN, on a weight packed once per call in float32), then one multithreaded pass over
+// the batch rows computing the gates (layer-norm statistics, peepholes, zoneout and lengths
+// included); with a projection, a second product and a short pass. Backward runs the steps in reverse with one product per step (two with a
 // projection); the weight gradients are one product over all steps at the end.
 //
 // Types: T is the type of the gate math and the states (float or double), M the type of the
@@ -13,11 +16,14 @@
 // ATen and the pybind tensor casters only (not torch/extension.h): builds about a third faster
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/utils/pybind.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <type_traits>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -134,10 +140,172 @@ inline void gemm(const Tensor& a, const Tensor& b, Tensor& out) {
   if (dnnl && out.scalar_type() != at::kDouble) at::native::mkldnn_matmul(a, b, out, 0.0f, 1.0f);
   else at::mm_out(out, a, b);
 }
+
+// The recurrent product with the weight packed once per call: oneDNN's linear on a weight
+// reordered into its blocked layout for this batch size (the ops torch registers for its
+// compiled inference graphs). A plain matmul repacks the weight at every step, which costs
+// a fifth to a third of the per-step product at these sizes. Found through the dispatcher;
+// unavailable (nullptr) on a torch without them, where gemm() is used.
+using LinearFn = Tensor(const Tensor&, const Tensor&, const std::optional<Tensor>&,
+                        c10::string_view, c10::List<std::optional<at::Scalar>>,
+                        std::optional<c10::string_view>);
+using ReorderFn = Tensor(const Tensor&, std::optional<int64_t>);
+struct PackedOps {
+  c10::TypedOperatorHandle<ReorderFn> reorder;
+  c10::TypedOperatorHandle<LinearFn> linear;
+};
+const PackedOps* packed_ops() {
+  static const PackedOps* ops = []() -> const PackedOps* {
+    if (!at::hasMKLDNN()) return nullptr;
+    try {
+      auto& d = c10::Dispatcher::singleton();
+      auto r = d.findSchema({"mkldnn::_reorder_linear_weight", ""});
+      auto l = d.findSchema({"mkldnn::_linear_pointwise", ""});
+      if (!r || !l) return nullptr;
+      return new PackedOps{r->typed<ReorderFn>(), l->typed<LinearFn>()};
+    } catch (const std::exception&) {
+      return nullptr;
+    }
+  }();
+  return ops;
+}
+
+// x @ w^T for every step of one call, with w (N, K) packed once when the ops exist (float32).
+struct StepProduct {
+  Tensor w_t, packed;
+  const PackedOps* ops = nullptr;
+  StepProduct(const Tensor& w, int64_t batch) : w_t(w.t()) {
+    if (w.scalar_type() == at::kFloat) ops = packed_ops();
+    if (ops != nullptr) {
+      try {
+        packed = ops->reorder.call(w.contiguous(), batch);
+      } catch (const std::exception&) {
+        ops = nullptr;
+      }
+    }
+  }
+  // returns x @ w^T: into out, or a fresh tensor from the packed product
+  Tensor operator()(const Tensor& x, Tensor& out) const {
+    if (ops == nullptr) {
+      gemm(x, w_t, out);
+      return out;
+    }
+    return ops->linear.call(x, packed, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(),
+                            std::nullopt);
+  }
+};
+
+// ---------------------------------------------------- our own small product (float32)
+// C (m, N) = A (m, K) @ W^T for W (N, K), W packed once per call into panels of 32 columns
+// (panel j holds W[32j .. 32j+31][k] for every k, zero-padded past N). Register tiles of
+// MR rows x 32 columns; used for the per-step recurrent product, where a library call's
+// fixed cost per step is a large part of the product at these sizes, and where each
+// thread can then run its own rows through all the steps.
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));
+
+template <typename M>
+constexpr bool own_gemm_ok() {
+  return std::is_same<M, float>::value;
+}
+
+struct PackedB {
+  int64_t N, K, panels;
+  std::vector<v16> data;  // panels * K * 2 vectors
+  explicit PackedB(const Tensor& w_in) {
+    const Tensor w = w_in.contiguous();
+    N = w.size(0);
+    K = w.size(1);
+    panels = (N + 31) / 32;
+    data.assign(static_cast<size_t>(panels * K * 2), v16{});
+    const float* wp = w.data_ptr<float>();
+    float* d = reinterpret_cast<float*>(data.data());
+    for (int64_t j = 0; j < panels; ++j)
+      for (int64_t n = 32 * j; n < std::min(N, 32 * j + 32); ++n)
+        for (int64_t k = 0; k < K; ++k) d[(j * K + k) * 32 + (n - 32 * j)] = wp[n * K + k];
+  }
+};
+
+template <int MR>
+inline void tile(const float* A, int64_t lda, const v16* Bp, int64_t K, float* C, int64_t ldc,
+                 int64_t ncols) {
+  v16 acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = v16{};
+  for (int64_t k = 0; k < K; ++k) {
+    const v16 b0 = Bp[2 * k], b1 = Bp[2 * k + 1];
+    for (int i = 0; i < MR; ++i) {
+      const float a = A[i * lda + k];
+      acc0[i] += a * b0;
+      acc1[i] += a * b1;
+    }
+  }
+  if (ncols == 32) {
+    for (int i = 0; i < MR; ++i) {
+      *reinterpret_cast<v16u*>(C + i * ldc) = acc0[i];
+      *reinterpret_cast<v16u*>(C + i * ldc + 16) = acc1[i];
+    }
+  } else {
+    for (int i = 0; i < MR; ++i) {
+      float row[32];
+      std::memcpy(row, &acc0[i], sizeof(v16));
+      std::memcpy(row + 16, &acc1[i], sizeof(v16));
+      std::copy(row, row + ncols, C + i * ldc);
+    }
+  }
+}
+
+// C rows [0, m) of A (m, K) @ W^T; A rows lda apart, C rows ldc apart. The product is
+// bound by arithmetic, so it also pulls [pf, pf + pf_bytes) into the L2 cache, a few lines
+// after each tile: the step's input projections, which the gate pass that follows would
+// otherwise stream from memory (half of that pass's time at these sizes).
+inline void gemm_rows(const float* A, int64_t lda, const PackedB& w, float* C, int64_t ldc,
+                      int64_t m, const char* pf = nullptr, int64_t pf_bytes = 0) {
+  const int64_t K = w.K;
+  const int64_t tiles = w.panels * ((m + 7) / 8), lines = pf_bytes / 64;
+  const int64_t per_tile = pf ? (lines + tiles - 1) / std::max<int64_t>(tiles, 1) : 0;
+  int64_t next = 0;  // next line to prefetch
+  auto prefetch = [&]() {
+    for (int64_t e = std::min(lines, next + per_tile); next < e; ++next)
+      __builtin_prefetch(pf + next * 64, 0, 2);
+  };
+  for (int64_t j = 0; j < w.panels; ++j) {
+    const v16* Bp = w.data.data() + j * K * 2;
+    const int64_t n0 = 32 * j, nc = std::min<int64_t>(32, w.N - n0);
+    int64_t i = 0;
+    for (; i + 8 <= m; i += 8) {
+      tile<8>(A + i * lda, lda, Bp, K, C + i * ldc + n0, ldc, nc);
+      prefetch();
+    }
+    prefetch();
+    const float* a = A + i * lda;
+    float* c = C + i * ldc + n0;
+    switch (m - i) {
+      case 7: tile<7>(a, lda, Bp, K, c, ldc, nc); break;
+      case 6: tile<6>(a, lda, Bp, K, c, ldc, nc); break;
+      case 5: tile<5>(a, lda, Bp, K, c, ldc, nc); break;
+      case 4: tile<4>(a, lda, Bp, K, c, ldc, nc); break;
+      case 3: tile<3>(a, lda, Bp, K, c, ldc, nc); break;
+      case 2: tile<2>(a, lda, Bp, K, c, ldc, nc); break;
+      case 1: tile<1>(a, lda, Bp, K, c, ldc, nc); break;
+      default: break;
+    }
+  }
+}
+
 inline Tensor dense_mm(const Tensor& a, const Tensor& b) {
   Tensor out = at::empty({a.size(0), b.size(1)}, a.options());
   gemm(a, b, out);
   return out;
+}
+
+// x (N, in) @ w^T + b for w (out, in), into a block of the buffer cache: the input projection
+// of all steps is tens of MB, and a fresh block of that size costs about as many page faults
+// (first touch) as the product costs arithmetic; a forward pass frees it when done with xw.
+Tensor mm_bias(const Tensor& x, const Tensor& w, const OptT& b) {
+  Tensor y = work({x.size(0), w.size(0)}, x.options());
+  gemm(x, w.t(), y);
+  if (b.has_value() && b->defined()) y.add_(b->to(y.scalar_type()));
+  return y;
 }
 
 template <typename X>
@@ -178,6 +346,23 @@ inline T ln_stats(const T* v, T* vhat, int64_t n) {
   IVDEP
   for (int64_t k = 0; k < n; ++k) vhat[k] = (v[k] - mean) * rstd;
   return rstd;
+}
+
+// Mean (into mean) and 1 / sqrt(var + eps) of v[0..n), the same sums as ln_stats.
+template <typename T>
+inline T ln_moments(const T* v, int64_t n, T& mean) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < n; ++k) s += v[k];
+  mean = s / n;
+  const T mu = mean;
+  T q = 0;
+#pragma omp simd reduction(+ : q)
+  for (int64_t k = 0; k < n; ++k) {
+    const T d = v[k] - mu;
+    q += d * d;
+  }
+  return T(1) / std::sqrt(q / n + T(kEps));
 }
 
 // Backward of y = xhat * g (+ b): dx = rstd * (g dy - mean(g dy) - xhat mean(g dy xhat)).
@@ -241,7 +426,6 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
   Tensor lnbc = lnc && lnbc_.has_value() && lnbc_->defined() ? as(lnbc_, sT) : at::zeros({H}, oT);
   Tensor rd = as(rd_, sT), zh = zone(zh_, sT, Tn, B, P), zc = zone(zc_, sT, Tn, B, H);
   Tensor len = len_.has_value() && len_->defined() ? len_->to(at::kLong).contiguous() : Tensor();
-  Tensor w_hh_t = w_hh.t();
   Tensor w_hr_t = proj ? w_hr_->t() : Tensor();
 
   // Without save (inference) the per-step buffers hold one step (two for the states and
@@ -325,85 +509,126 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
   };
 
   std::vector<Tensor> HDt = HD.unbind(0), Hpret = proj ? Hpre.unbind(0) : std::vector<Tensor>();
-  for (int64_t t = 0; t < Tn; ++t) {
-    gemm(HDt[t % NH], w_hh_t, A);
-    at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
-      std::vector<T> tmp(H);
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t r = t * B + b, q = gi(t, b);
-        if (!active(lp, b, t)) {
-          carry(t, b);
-          zero_row(gp + q * G, G);
-          zero_row(ctp + q * H, H);
-          zero_row(ahp ? ahp + q * G : nullptr, G);
-          zero_row(chp ? chp + q * H : nullptr, H);
-          zero_row(hprep ? hprep + q * H : nullptr, H);
-          continue;
-        }
-        const M* x = xp + r * G;
-        const M* a = Ap + b * G;
-        T* g = gp + q * G;
-        if (ln) {
+  // the gate pass of step t for batch rows [b0, b1) (A holds their h W_hh^T); tmp: H values
+  auto gate_rows = [&](int64_t t, int64_t b0, int64_t b1, T* tmpp) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r = t * B + b, q = gi(t, b);
+      if (!active(lp, b, t)) {
+        carry(t, b);
+        zero_row(gp + q * G, G);
+        zero_row(ctp + q * H, H);
+        zero_row(ahp ? ahp + q * G : nullptr, G);
+        zero_row(chp ? chp + q * H : nullptr, H);
+        zero_row(hprep ? hprep + q * H : nullptr, H);
+        continue;
+      }
+      const M* x = xp + r * G;
+      const M* a = Ap + b * G;
+      T* g = gp + q * G;
+      if (ln) {
+        const T* av;  // A's row in T (no copy when the products are in T already)
+        if constexpr (std::is_same<M, T>::value) {
+          av = reinterpret_cast<const T*>(a);
+        } else {
           T* ab = abp + b * G;
           IVDEP
           for (int64_t k = 0; k < G; ++k) ab[k] = static_cast<T>(a[k]);
-          T* ah = ahp + q * G;
-          rhp[q] = ln_stats(ab, ah, G);
-          IVDEP
-          for (int64_t k = 0; k < G; ++k) g[k] = static_cast<T>(x[k]) + ah[k] * lg[k] + bp[k];
-        } else {
-          IVDEP
-          for (int64_t k = 0; k < G; ++k)
-            g[k] = static_cast<T>(x[k]) + static_cast<T>(a[k]) + bp[k];
+          av = ab;
         }
-        const T* cp = csp + si(t, b) * H;
-        T* ct = ctp + q * H;
+        T mean;
+        const T rstd = ln_moments(av, G, mean);
+        rhp[q] = rstd;
+        T* ah = ahp + q * G;
         IVDEP
-        for (int64_t k = 0; k < H; ++k) {
-          const T c = cp[k];
-          const T ig = sigm(g[k] + wci[k] * c), fg = sigm(g[H + k] + wcf[k] * c);
-          const T gg = tanh_(g[2 * H + k]);
-          g[k] = ig;
-          g[H + k] = fg;
-          g[2 * H + k] = gg;
-          ct[k] = fg * c + ig * gg;
+        for (int64_t k = 0; k < G; ++k) {
+          const T v = (av[k] - mean) * rstd;
+          ah[k] = v;
+          g[k] = static_cast<T>(x[k]) + v * lg[k] + bp[k];
         }
-        const T* cn = ct;
-        if (lnc) {
-          T* ch = chp + q * H;
-          rcp[q] = ln_stats(ct, ch, H);
-          cn = ch;
-        }
-        const T* zcr = zcp + t * zc0 + b * zc1;
-        T* cnext = csp + si(t + 1, b) * H;
-        T* ht = tmp.data();
+      } else {
         IVDEP
-        for (int64_t k = 0; k < H; ++k) {
-          const T og = sigm(g[3 * H + k] + wco[k] * ct[k]);
-          g[3 * H + k] = og;
-          ht[k] = og * tanh_(cn[k] * lgc[k] + lbc[k]);
-          cnext[k] = zcr[k] * cp[k] + (T(1) - zcr[k]) * ct[k];
-        }
-        if (proj) {
-          M* hpre = hprep + q * H;
-          IVDEP
-          for (int64_t k = 0; k < H; ++k) hpre[k] = static_cast<M>(ht[k]);
-        } else {
-          finish_h(t, b, ht);
+        for (int64_t k = 0; k < G; ++k)
+          g[k] = static_cast<T>(x[k]) + static_cast<T>(a[k]) + bp[k];
+      }
+      const T* cp = csp + si(t, b) * H;
+      T* ct = ctp + q * H;
+      IVDEP
+      for (int64_t k = 0; k < H; ++k) {
+        const T c = cp[k];
+        const T ig = sigm(g[k] + wci[k] * c), fg = sigm(g[H + k] + wcf[k] * c);
+        const T gg = tanh_(g[2 * H + k]);
+        g[k] = ig;
+        g[H + k] = fg;
+        g[2 * H + k] = gg;
+        ct[k] = fg * c + ig * gg;
+      }
+      const T* cn = ct;
+      if (lnc) {
+        T* ch = chp + q * H;
+        rcp[q] = ln_stats(ct, ch, H);
+        cn = ch;
+      }
+      const T* zcr = zcp + t * zc0 + b * zc1;
+      T* cnext = csp + si(t + 1, b) * H;
+      T* ht = tmpp;
+      IVDEP
+      for (int64_t k = 0; k < H; ++k) {
+        const T og = sigm(g[3 * H + k] + wco[k] * ct[k]);
+        g[3 * H + k] = og;
+        ht[k] = og * tanh_(cn[k] * lgc[k] + lbc[k]);
+        cnext[k] = zcr[k] * cp[k] + (T(1) - zcr[k]) * ct[k];
+      }
+      if (proj) {
+        M* hpre = hprep + q * H;
+        IVDEP
+        for (int64_t k = 0; k < H; ++k) hpre[k] = static_cast<M>(ht[k]);
+      } else {
+        finish_h(t, b, ht);
+      }
+    }
+  };
+  if (own_gemm_ok<M>() && !proj) {
+    // float32 without projection: our own product on each thread's rows, so each thread
+    // runs the whole recurrence over its share of the batch with no barrier per step
+    // (rows are independent), the product's rows staying in the thread's cache.
+    const PackedB wp(w_hh);
+    const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (B + 7) / 8));
+    const int64_t chunk = ((B + nt - 1) / nt + 7) / 8 * 8;
+    at::parallel_for(0, nt, 1, [&](int64_t c0, int64_t c1) {
+      std::vector<T> tmp(H);
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t b0 = std::min(B, c * chunk), b1 = std::min(B, b0 + chunk);
+        if (b0 >= b1) continue;
+        for (int64_t t = 0; t < Tn; ++t) {
+          gemm_rows(reinterpret_cast<const float*>(hdp + hi(t, b0) * P), P, wp,
+                    reinterpret_cast<float*>(Ap + b0 * G), G, b1 - b0,
+                    reinterpret_cast<const char*>(xp + (t * B + b0) * G),
+                    (b1 - b0) * G * static_cast<int64_t>(sizeof(M)));
+          gate_rows(t, b0, b1, tmp.data());
         }
       }
     });
-    if (proj) {
-      gemm(Hpret[t % NG], w_hr_t, Hp);
-      at::parallel_for(0, B, grain(P), [&](int64_t b0, int64_t b1) {
-        std::vector<T> tmp(P);
-        for (int64_t b = b0; b < b1; ++b) {
-          if (!active(lp, b, t)) continue;
-          IVDEP
-          for (int64_t k = 0; k < P; ++k) tmp[k] = static_cast<T>(hpp[b * P + k]);
-          finish_h(t, b, tmp.data());
-        }
+  } else {
+    const StepProduct rec(w_hh, B);
+    for (int64_t t = 0; t < Tn; ++t) {
+      Tensor At = rec(HDt[t % NH], A);
+      Ap = At.data_ptr<M>();
+      at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+        std::vector<T> tmp(H);
+        gate_rows(t, b0, b1, tmp.data());
       });
+      if (proj) {
+        gemm(Hpret[t % NG], w_hr_t, Hp);
+        at::parallel_for(0, B, grain(P), [&](int64_t b0, int64_t b1) {
+          std::vector<T> tmp(P);
+          for (int64_t b = b0; b < b1; ++b) {
+            if (!active(lp, b, t)) continue;
+            IVDEP
+            for (int64_t k = 0; k < P; ++k) tmp[k] = static_cast<T>(hpp[b * P + k]);
+            finish_h(t, b, tmp.data());
+          }
+        });
+      }
     }
   }
   Tensor h_n = hs[Tn % NS].to(sM, false, true), c_n = cs[Tn % NS].to(sM, false, true);
@@ -834,31 +1059,48 @@ std::vector<Tensor> gru_bwd(const Tensor& dout_in, const Tensor& dhn,
 
 // ------------------------------------------------- layer norm of rows (the input projection)
 // y = LN(a; g, b) over the last dimension of a (N, F); returns y (a's dtype), ahat, rstd.
+// Without save (inference) y overwrites a (which must be contiguous and not needed
+// elsewhere) and ahat, rstd are not kept: one pass over the rows, no (N, F) buffer.
 template <typename T, typename M>
-std::vector<Tensor> ln_rows_fwd(const Tensor& a_in, const Tensor& g_in, const OptT& b_) {
+std::vector<Tensor> ln_rows_fwd(const Tensor& a_in, const Tensor& g_in, const OptT& b_, bool save) {
   const auto sT = c10::CppTypeToScalarType<T>::value;
   const Tensor a = a_in.contiguous();
   const int64_t N = a.size(0), F = a.size(1);
   auto oT = a.options().dtype(sT);
   Tensor g = g_in.to(sT).contiguous();
   Tensor bias = b_.has_value() && b_->defined() ? as(b_, sT) : at::zeros({F}, oT);
-  Tensor y = at::empty_like(a), ahat = work({N, F}, oT), rstd = work({N}, oT);
+  Tensor y = save ? work(a.sizes(), a.options()) : a;
+  Tensor ahat = save ? work({N, F}, oT) : Tensor(), rstd = save ? work({N}, oT) : Tensor();
   const M* ap = a.data_ptr<M>();
   const T *gp = g.data_ptr<T>(), *bp = bias.data_ptr<T>();
   M* yp = y.data_ptr<M>();
-  T *hp = ahat.data_ptr<T>(), *rp = rstd.data_ptr<T>();
+  T *hp = ptr<T>(ahat), *rp = ptr<T>(rstd);
   at::parallel_for(0, N, grain(F), [&](int64_t r0, int64_t r1) {
-    std::vector<T> row(F);
+    std::vector<T> row(std::is_same<M, T>::value ? 0 : F);
     for (int64_t r = r0; r < r1; ++r) {
-      IVDEP
-      for (int64_t k = 0; k < F; ++k) row[k] = static_cast<T>(ap[r * F + k]);
-      T* h = hp + r * F;
-      rp[r] = ln_stats(row.data(), h, F);
-      M* o = yp + r * F;
-      IVDEP
-      for (int64_t k = 0; k < F; ++k) o[k] = static_cast<M>(h[k] * gp[k] + bp[k]);
+      const T* v;  // row r in T (read in place when a is already in T)
+      if constexpr (std::is_same<M, T>::value) {
+        v = ap + r * F;
+      } else {
+        IVDEP
+        for (int64_t k = 0; k < F; ++k) row[k] = static_cast<T>(ap[r * F + k]);
+        v = row.data();
+      }
+      M* o = yp + r * F;  // o may be the row v itself (inference, in place)
+      if (save) {
+        T* h = hp + r * F;
+        rp[r] = ln_stats(v, h, F);
+        IVDEP
+        for (int64_t k = 0; k < F; ++k) o[k] = static_cast<M>(h[k] * gp[k] + bp[k]);
+      } else {
+        T mean;
+        const T rs = ln_moments(v, F, mean);
+        IVDEP
+        for (int64_t k = 0; k < F; ++k) o[k] = static_cast<M>((v[k] - mean) * rs * gp[k] + bp[k]);
+      }
     }
   });
+  if (!save) return {y};
   return {y, ahat, rstd};
 }
 
@@ -938,8 +1180,9 @@ std::vector<Tensor> gru_backward(const Tensor& dout, const Tensor& dhn,
                           need_w);
 }
 
-std::vector<Tensor> layer_norm_forward(const Tensor& a, const Tensor& g, const OptT& b) {
-  return LSTMKIT_DISPATCH(a.scalar_type(), ln_rows_fwd, a, g, b);
+std::vector<Tensor> layer_norm_forward(const Tensor& a, const Tensor& g, const OptT& b,
+                                       bool save) {
+  return LSTMKIT_DISPATCH(a.scalar_type(), ln_rows_fwd, a, g, b, save);
 }
 
 std::vector<Tensor> layer_norm_backward(const Tensor& dy, const Tensor& ahat, const Tensor& rstd,
@@ -954,6 +1197,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("layer_norm_forward", &layer_norm_forward);
   m.def("layer_norm_backward", &layer_norm_backward);
   m.def("mm", &dense_mm);
+  m.def("mm_bias", &mm_bias);
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);
   m.def("gru_forward", &gru_forward);
