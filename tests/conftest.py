@@ -7,7 +7,10 @@ subprocesses the tests start.
 """
 
 import os
+import signal
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -40,3 +43,20 @@ def unwritable_dir(tmp_path):
         yield Path("/sys")
         return
     pytest.skip("no folder here that root cannot write into")
+
+
+@pytest.fixture
+def kill_at_first_checkpoint():
+    """``kill(argv, checkpoint_dir)``: start the command ``argv``, SIGKILL it as soon as
+    ``checkpoint_dir/last.ckpt`` exists, and check it was killed, not finished."""
+
+    def kill(argv: list[str], checkpoint_dir: Path) -> None:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not (checkpoint_dir / "last.ckpt").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL  # killed, not finished
+
+    return kill

@@ -350,12 +350,12 @@ def test_bad_settings_one_line(model_dir, data_dir, tmp_path, capsys, monkeypatc
     assert not (tmp_path / "m").exists()
 
 
-def test_killed_train_resumes_and_ends_with_the_uninterrupted_model(data_dir, tmp_path):
+def test_killed_train_resumes_and_ends_with_the_uninterrupted_model(
+    data_dir, tmp_path, kill_at_first_checkpoint
+):
     """SIGKILL `classify train --checkpoint-dir` after its first checkpoint, rerun the same
     command: it resumes from the checkpoint (recorded in training.json) and ends with the
     predictions of a run that was never interrupted (same seed)."""
-    import signal
-    import time
 
     import numpy as np
 
@@ -370,15 +370,7 @@ def test_killed_train_resumes_and_ends_with_the_uninterrupted_model(data_dir, tm
                 "--dropout", "0.2", "--layers", "2", "--seed", "4", "--no-progress",
                 "--checkpoint-dir", str(checkpoint)]  # fmt: skip
 
-    proc = subprocess.Popen(
-        argv(tmp_path / "out", ckpt), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
-    while not (ckpt / "last.ckpt").exists() and proc.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed, not finished
+    kill_at_first_checkpoint(argv(tmp_path / "out", ckpt), ckpt)
     assert not (tmp_path / "out").exists()  # the killed run wrote no model
 
     resumed = subprocess.run(argv(tmp_path / "out", ckpt), capture_output=True, text=True,

@@ -228,11 +228,11 @@ def test_checkpoint_dir_resumes_an_interrupted_fit(tmp_path: Path, capsys) -> No
     assert not (tmp_path / "c").exists()
 
 
-def test_killed_run_resumes_and_ends_with_the_uninterrupted_forecast(tmp_path: Path) -> None:
+def test_killed_run_resumes_and_ends_with_the_uninterrupted_forecast(
+    tmp_path: Path, kill_at_first_checkpoint
+) -> None:
     """SIGKILL mid-training, rerun the same command: it resumes from the checkpoint and
     ends with the same forecast as a run that was never interrupted (same seed)."""
-    import signal
-    import time
 
     data = _csv(tmp_path / "shop.csv", n=60)
     ckpt = tmp_path / "ckpt"
@@ -243,15 +243,7 @@ def test_killed_run_resumes_and_ends_with_the_uninterrupted_forecast(tmp_path: P
                 "--hidden-size", "16", "--max-epochs", "40", "--no-progress",
                 "--checkpoint-dir", str(checkpoint), "--out", str(out)]  # fmt: skip
 
-    proc = subprocess.Popen(
-        argv(tmp_path / "out", ckpt), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
-    while not (ckpt / "last.ckpt").exists() and proc.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=60) == -signal.SIGKILL  # killed, not finished
+    kill_at_first_checkpoint(argv(tmp_path / "out", ckpt), ckpt)
     assert not (tmp_path / "out").exists()  # nothing written by the killed run
 
     resumed = subprocess.run(
