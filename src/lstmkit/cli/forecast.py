@@ -274,12 +274,12 @@ def _forecast(
     if result is not None and result.resumed_from_epoch is not None:
         console.print(
             f"resumed from the checkpoint in {checkpoint_dir} after epoch "
-            f"{result.resumed_from_epoch}"
+            f"{result.resumed_from_epoch + 1}"  # epochs count from 1 on screen, as in classify
         )
     if result is not None:
         console.print(
             f"trained {result.epochs_run} epochs in {result.fit_seconds:.1f} s "
-            f"(best epoch {result.best_epoch}, window {forecaster.state.window})"
+            f"(best epoch {result.best_epoch + 1}, window {forecaster.state.window})"
         )
     if run.backtest is not None:
         mean = run.backtest.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()
