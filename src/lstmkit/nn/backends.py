@@ -57,17 +57,11 @@ def _no_masks(cell: CellSpec) -> DirectionMasks:
     return DirectionMasks(None, None, (None,) * len(cell.state_sizes))
 
 
-def _prepare_direction(
-    cell: CellSpec, layer_input: Tensor, params: dict[str, Tensor], masks: DirectionMasks
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Input projection of every step at once and the DropConnect-masked ``W_hh``.
-
-    Returns ``xw (time, batch, gates*hidden)`` and the parameters to step with.
-    """
-    xw = cell.project_input(layer_input, params)
-    if masks.weight_hh is not None:
-        params = {**params, "weight_hh": params["weight_hh"] * masks.weight_hh}
-    return xw, params
+def _dropconnect(params: dict[str, Tensor], masks: DirectionMasks) -> dict[str, Tensor]:
+    """The direction's parameters with ``W_hh`` DropConnect-masked (unchanged without a mask)."""
+    if masks.weight_hh is None:
+        return params
+    return {**params, "weight_hh": params["weight_hh"] * masks.weight_hh}
 
 
 def _step_mask(x: Tensor, lengths: Tensor | None) -> Tensor | None:
@@ -195,7 +189,8 @@ def reference(
     step_mask = _step_mask(x, lengths)
 
     def run(layer_input, state, params, m, reverse):
-        xw, params = _prepare_direction(cell, layer_input, params, m)
+        xw = cell.project_input(layer_input, params)  # every step at once
+        params = _dropconnect(params, m)
         return _run_direction(cell, xw, state, params, m, step_mask, reverse, return_gates)
 
     return _layers(run, cell, x, hx, weights, masks, dropout, training, return_gates)
@@ -263,8 +258,7 @@ def fused(
         xw = kernels.linear(
             layer_input, params["weight_ih"], params.get("bias_ih"), params.get("ln_weight_ih")
         )
-        if m.weight_hh is not None:
-            params = {**params, "weight_hh": params["weight_hh"] * m.weight_hh}
+        params = _dropconnect(params, m)
         if reverse:
             xw = flip(xw)
             # a constant (stride-0, eval) zoneout tensor is its own reversal
