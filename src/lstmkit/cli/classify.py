@@ -156,6 +156,10 @@ def train(
         Path | None,
         typer.Option(help="Keep last.ckpt here; rerunning the same command resumes a killed run."),
     ] = None,
+    pretrained: Annotated[
+        Path | None,
+        typer.Option(help="Start from an encoder written by 'classify pretrain' and fine-tune."),
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Train a classifier on labelled texts; save it with training.png and confusion.png."""
@@ -189,6 +193,11 @@ def train(
         **{k: v for k, v in settings.items() if v is not None},
     )
     _check_out_dir(out)
+    if pretrained is not None:
+        from lstmkit.tasks.text_classification.pretrain import PretrainedEncoder
+
+        clf.pretrained = PretrainedEncoder.load(pretrained)
+        clf.config = clf.pretrained.adopt(clf.config, clf._explicit)
     if limit is not None and limit < 2:
         raise LstmkitError(f"--limit must be at least 2, got {limit}")
     with console.status(f"reading {data}"):
@@ -210,6 +219,123 @@ def train(
     console.print(_metrics_table(report.part, report.evaluation))
     console.print(_confusion_table(report.evaluation))
     console.print(f"model saved to {out} (training.png, confusion.png inside)", highlight=False)
+
+
+@classify_app.command("pretrain")
+def pretrain(
+    data: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Unlabelled texts: text files with one text per line, .csv/.tsv/.jsonl/.parquet "
+            "tables with a text column, folders of .txt files, or the IMDB archive/folder "
+            "(its training and unlabelled reviews). Streamed from disk."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the encoder to.")],
+    preset: Annotated[
+        str | None, typer.Option(help="Encoder settings of a preset: seed000, seed003 or imdb.")
+    ] = None,
+    text_column: TextCol = "text",
+    epochs: Annotated[int, typer.Option(help="Passes over the corpus.")] = 1,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop after this many minutes (the epoch ends early).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Pieces of text per batch.")] = 64,
+    lr: Annotated[float, typer.Option(help="Learning rate (Adam, linear decay).")] = 2e-3,
+    embedding_dim: Annotated[int | None, typer.Option(help="Word vector size.")] = None,
+    hidden_size: Annotated[int | None, typer.Option(help="LSTM/GRU hidden size.")] = None,
+    layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
+    rnn: Annotated[str | None, typer.Option(help="lstm or gru.")] = None,
+    bidirectional: Annotated[
+        bool | None,
+        typer.Option(
+            "--bidirectional/--unidirectional",
+            help="Pretrain a forward and a backward language model (one layer).",
+        ),
+    ] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="word or bpe.")] = None,
+    vocab_size: Annotated[int | None, typer.Option(help="Vocabulary cap.")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Cut texts into pieces of N tokens (and truncate later).")
+    ] = None,
+    keep: Annotated[
+        str | None,
+        typer.Option(help="Part of long texts a classifier keeps: head, tail, head_tail."),
+    ] = None,
+    val_texts: Annotated[
+        int, typer.Option(help="Texts held out (every 100th) for validation perplexity.")
+    ] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    precision: Annotated[str, typer.Option(help="32 or bf16-mixed.")] = "32",
+    devices: Annotated[int, typer.Option(help="CPU processes (DDP) or GPUs to train on.")] = 1,
+    checkpoint_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep last.ckpt here; rerunning the same command resumes a killed run."),
+    ] = None,
+    checkpoint_every_n_steps: Annotated[
+        int | None, typer.Option(help="Also checkpoint every N steps (long epochs).")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Pretrain the tokenizer, word vectors and LSTM on unlabelled texts (a language model)."""
+    from lstmkit.data.corpus import TextCorpus
+    from lstmkit.tasks.text_classification import TextClassifier
+    from lstmkit.tasks.text_classification.pretrain import KIND
+
+    settings = {
+        "embedding_dim": embedding_dim, "hidden_size": hidden_size, "num_layers": layers,
+        "rnn": rnn, "bidirectional": bidirectional, "tokenizer": tokenizer,
+        "vocab_size": vocab_size, "max_length": max_length, "keep": keep,
+    }  # fmt: skip
+    clf = TextClassifier(
+        preset,
+        checkpoint_dir=checkpoint_dir,
+        seed=seed,
+        **{k: v for k, v in settings.items() if v is not None},
+    )
+    from lstmkit.tasks.text_classification.pretrain import PretrainSettings, check_pretrainable
+
+    run = PretrainSettings(
+        epochs=epochs, max_minutes=max_minutes, batch_size=batch_size, lr=lr,
+        val_texts=val_texts, seed=seed, precision=precision,
+        checkpoint_every_n_steps=checkpoint_every_n_steps,
+    )  # fmt: skip
+    check_pretrainable(clf.config)
+    check_model_target(out, KIND)
+    check_writable(out.parent, "--out")
+    corpus = TextCorpus.from_paths(data, text_column)
+    with console.status(f"reading {corpus.describe}"):
+        corpus.check()
+    console.print(f"pretraining on {corpus.describe}", highlight=False)
+    clf.pretrain(corpus, progress=progress, devices=devices, **run.to_dict())
+    clf.save_pretrained(out)
+    pre = clf.pretrained
+    assert pre is not None
+    shown = Table(title="language model")
+    for col in ("epoch", "train perplexity", "val perplexity", "tokens seen", "seconds"):
+        shown.add_column(col, justify="right")
+    for row in pre.history:
+        shown.add_row(
+            str(int(row["epoch"]) + 1),
+            f"{row.get('train_perplexity', float('nan')):.1f}",
+            f"{row.get('val_perplexity', float('nan')):.1f}",
+            f"{int(row.get('tokens', 0)):,}",
+            f"{row.get('seconds', float('nan')):.0f}",
+        )
+    console.print(shown)
+    info = pre.info
+    stop = " (stopped at --max-minutes)" if info.stopped_by_time else ""
+    console.print(
+        f"{info.texts:,} texts ({info.val_texts:,} held out), {info.vocab_size:,} tokens in the "
+        f"vocabulary, {info.tokens_per_second:,.0f} tokens/s, {info.fit_seconds / 60:.1f} min"
+        f"{stop}",
+        highlight=False,
+    )
+    console.print(
+        f"encoder saved to {out} (perplexity.png inside); fine-tune it with: lstmkit classify "
+        f"train DATA --pretrained {out} --out MODEL",
+        highlight=False,
+    )
 
 
 @classify_app.command("evaluate")

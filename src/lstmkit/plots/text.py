@@ -154,3 +154,32 @@ def gates_figure(trace, max_tokens: int = 120):
 def plot_gates(trace, path: str | os.PathLike[str], max_tokens: int = 120) -> Path:
     """Save the gate heat map of a `GateTrace` as a PNG at ``path``."""
     return atomic_write_bytes(path, figure_png(gates_figure(trace, max_tokens)))
+
+
+def perplexity_png(
+    history: Sequence[dict[str, float]], steps: Sequence[dict[str, float]] = ()
+) -> bytes:
+    """PNG of a language model's perplexity: the training curve over the tokens seen
+    (``steps`` rows: tokens, train_loss) and the validation perplexity after each
+    epoch (``history`` rows: val_loss, tokens). Losses are mean negative
+    log-likelihoods per token, perplexity is their exponential (log scale)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    pts = [(r["tokens"], np.exp(min(r["train_loss"], 50.0))) for r in steps if "tokens" in r]
+    if pts:
+        xs, ys = zip(*pts, strict=True)
+        ax.plot(xs, ys, "-", lw=1.2, label="training (running mean)")
+    val = [
+        (r.get("tokens", i + 1), np.exp(min(r["val_loss"], 50.0)))
+        for i, r in enumerate(history)
+        if "val_loss" in r and np.isfinite(r["val_loss"])
+    ]
+    if val:
+        xs, ys = zip(*val, strict=True)
+        ax.plot(xs, ys, "o--", label="validation (end of epoch)")
+    ax.set_xlabel("training tokens seen" if pts else "epoch")
+    ax.set_ylabel("perplexity")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    ax.set_title("language-model pretraining")
+    return figure_png(fig)

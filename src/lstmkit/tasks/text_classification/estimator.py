@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,10 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from lstmkit.data.corpus import TextCorpus
 from lstmkit.data.text import Label, LabelledTexts, validate_labelled, validate_texts
 from lstmkit.data.text_batches import make_loader
-from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer
+from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer, TokenizerConfig
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
 from lstmkit.tasks.text_classification.module import TextClassifierModule
@@ -36,6 +37,7 @@ from lstmkit.tasks.text_classification.network import (
     check_weight_shapes,
     require_finite_weights,
 )
+from lstmkit.tasks.text_classification.pretrain import PretrainedEncoder, PretrainSettings
 from lstmkit.tasks.text_classification.settings import TextClassifierConfig, make_config
 from lstmkit.tasks.text_classification.state import FitInfo, ModelState, TrainingRecord
 from lstmkit.training import TrainConfig
@@ -135,6 +137,10 @@ class TextClassifier:
                 f"{type(config).__name__}"
             )
         self.config = config if config is not None else make_config(preset, **overrides)
+        #: settings the caller gave by name (a pretrained encoder may not contradict them)
+        self._explicit = _explicit_settings(config, overrides)
+        #: the encoder `pretrain` learnt (or None); `fit` starts from it
+        self.pretrained: PretrainedEncoder | None = None
         self.tokenizer: TextTokenizer | None = None
         self.net: TextClassifierNet | None = None
         self.classes: list[Label] = []
@@ -187,6 +193,7 @@ class TextClassifier:
         accelerator: str = "cpu",
         devices: int | str = 1,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
+        pretrained: str | Path | PretrainedEncoder | None = None,
     ) -> TextClassifier:
         """Train on ``texts`` (n strings) with ``labels`` (n class names or integers).
 
@@ -194,8 +201,23 @@ class TextClassifier:
         for validation (early stopping and best-epoch selection use its loss).
         The tokenizer is learnt from the training part only. ``on_epoch`` is called after
         each epoch with that epoch's metrics (epoch, train_loss, val_acc, ..., seconds).
+
+        ``pretrained``: a folder written by `save_pretrained` (``lstmkit classify
+        pretrain``) or a `PretrainedEncoder`; default: the encoder of an earlier
+        `pretrain` call, if any. Fine-tuning then starts from its tokenizer, word vectors
+        and recurrent weights, and takes its encoder settings (embedding_dim, hidden_size,
+        num_layers, rnn, bidirectional, layer_norm, init, tokenizer); a setting given
+        explicitly that differs from the encoder's is an error.
         """
         from lstmkit.training import fit as train
+
+        if pretrained is None:
+            pretrained = self.pretrained
+        elif not isinstance(pretrained, PretrainedEncoder):
+            pretrained = PretrainedEncoder.load(pretrained)
+        if pretrained is not None:
+            self.config = pretrained.adopt(self.config, self._explicit)
+            self.pretrained = pretrained
 
         data = validate_labelled(
             _as_list(texts, "texts"), _as_list(labels, "labels"), "training data"
@@ -225,7 +247,10 @@ class TextClassifier:
 
         torch.manual_seed(cfg.seed)
         start = time.perf_counter()
-        self.tokenizer = TextTokenizer.train(tr_texts, cfg.tokenizer)
+        if pretrained is not None:
+            self.tokenizer = pretrained.tokenizer
+        else:
+            self.tokenizer = TextTokenizer.train(tr_texts, cfg.tokenizer)
         tok_seconds = time.perf_counter() - start
         tr_ids = self.tokenizer.encode(tr_texts)
         va_ids = self.tokenizer.encode(va_texts) if va_texts else []
@@ -234,6 +259,9 @@ class TextClassifier:
             make_loader(va_ids, va_y, cfg.batch_size * 2, shuffle=False) if va_ids else None
         )
         self.net = build_net(self.tokenizer.vocab_size, len(self.classes), cfg)
+        if pretrained is not None:
+            missing = self.net.load_state_dict(pretrained.encoder_state(), strict=False)
+            assert not missing.unexpected_keys, missing.unexpected_keys
         module = TextClassifierModule(self.net, cfg, on_epoch)
         train_cfg = cfg.train_config(
             accelerator=accelerator, devices=devices, progress_bar=progress, **self.run_options
@@ -241,6 +269,8 @@ class TextClassifier:
         digest = _data_fingerprint(
             cfg, self.classes, self.tokenizer, (tr_texts, tr_y), (va_texts, va_y)
         )
+        if pretrained is not None:
+            digest += pretrained.fingerprint()
         result = train(module, train_loader, val_loader, train_cfg, fingerprint=digest)
         self.net.cpu().eval()
         require_finite_weights(
@@ -269,6 +299,58 @@ class TextClassifier:
             resumed_from_epoch=result.resumed_from_epoch,
         )
         return self
+
+    def pretrain(
+        self,
+        corpus: str | Path | Sequence[str] | Sequence[Path] | TextCorpus,
+        *,
+        text_column: str = "text",
+        progress: bool = True,
+        accelerator: str = "cpu",
+        devices: int | str = 1,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+        **settings: Any,
+    ) -> TextClassifier:
+        """Learn the tokenizer, word vectors and encoder from unlabelled texts.
+
+        ``corpus``: a list of texts, a path or list of paths (text files with one text a
+        line, CSV/TSV/JSONL/Parquet tables with ``text_column``, the IMDB archive or
+        folder, folders of .txt files), or a `TextCorpus`; files are streamed, never held
+        in memory. ``settings``: any `PretrainSettings` field (epochs, max_minutes,
+        batch_size, lr, ...). The encoder's shape comes from this classifier's settings.
+        The result is kept in ``self.pretrained``: the next `fit` starts from it, and
+        `save_pretrained` writes it. See `lstmkit.tasks.text_classification.pretrain`.
+        """
+        from lstmkit.tasks.text_classification.pretrain import pretrain
+
+        if not isinstance(corpus, TextCorpus):
+            corpus = TextCorpus(corpus, text_column)
+        run = PretrainSettings(**{"seed": self.config.seed, **settings})
+        self.pretrained = pretrain(
+            corpus,
+            self.config,
+            run,
+            run_options=self.run_options,
+            progress=progress,
+            accelerator=accelerator,
+            devices=devices,
+            on_epoch=on_epoch,
+        )
+        return self
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write the encoder of `pretrain` as a model folder (kind ``"text_encoder"``) with
+        its perplexity curve (``perplexity.png``), atomically."""
+        if self.pretrained is None:
+            raise LstmkitError("nothing pretrained yet; call pretrain() first")
+        from lstmkit.plots.text import perplexity_png
+
+        extras = {}
+        if self.pretrained.history:
+            extras["perplexity.png"] = perplexity_png(
+                self.pretrained.history, self.pretrained.steps
+            )
+        return self.pretrained.save(path, extras)
 
     @property
     def train_info(self) -> dict[str, Any]:
@@ -454,6 +536,27 @@ def _read_tokenizer(
             f"save the model again"
         )
     return tokenizer
+
+
+def _explicit_settings(config: Any, overrides: dict[str, Any]) -> set[str]:
+    """Names of the settings a caller gave by name (a full ``config`` gives them all);
+    flat tokenizer fields and a nested ``tokenizer`` dict count per field."""
+    if config is not None:
+        return {f.name for f in fields(TextClassifierConfig)} | set(
+            TokenizerConfig.__dataclass_fields__
+        )
+    names = set(overrides)
+    tok = overrides.get("tokenizer")
+    if isinstance(tok, dict):
+        names |= set(tok)
+    elif isinstance(tok, TokenizerConfig):
+        names |= set(TokenizerConfig.__dataclass_fields__)
+    elif isinstance(tok, str):
+        names.add("kind")
+    names.discard("tokenizer")
+    if "max_epochs" in names:
+        names.add("epochs")
+    return names
 
 
 def _data_fingerprint(

@@ -28,6 +28,33 @@ from lstmkit.nn import GRU, LSTM, AttentionPool, make_pool
 from lstmkit.tasks.text_classification.settings import TextClassifierConfig
 
 
+def make_encoder(
+    vocab_size: int, config: TextClassifierConfig
+) -> tuple[nn.Embedding, nn.Dropout, LSTM | GRU]:
+    """The encoder the classifier and its pretraining language model share: the word
+    vectors (``embedding``), their dropout and the LSTM/GRU (``rnn``), built from
+    ``config`` so that the parameter names and shapes of both networks agree."""
+    embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=PAD_ID)
+    if config.init == "keras":
+        with torch.no_grad():
+            embedding.weight.uniform_(-0.05, 0.05)
+            embedding.weight[PAD_ID].zero_()
+    # lengths= keeps padding out of every step, both directions (see lstmkit.nn.layers)
+    rnn = (LSTM if config.rnn == "lstm" else GRU)(
+        config.embedding_dim,
+        config.hidden_size,
+        config.num_layers,
+        batch_first=True,
+        dropout=config.dropout if config.num_layers > 1 else 0.0,
+        bidirectional=config.bidirectional,
+        init=config.init,
+        layer_norm=config.layer_norm,
+        recurrent_dropout=config.recurrent_dropout,
+        zoneout=config.zoneout,
+    )
+    return embedding, nn.Dropout(config.embedding_dropout), rnn
+
+
 class TextClassifierNet(nn.Module):
     """Embedding -> LSTM/GRU -> pooling -> dropout -> linear.
 
@@ -39,25 +66,7 @@ class TextClassifierNet(nn.Module):
         super().__init__()
         self.config = config
         self.num_classes = num_classes
-        self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=PAD_ID)
-        if config.init == "keras":
-            with torch.no_grad():
-                self.embedding.weight.uniform_(-0.05, 0.05)
-                self.embedding.weight[PAD_ID].zero_()
-        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        # lengths= keeps padding out of every step, both directions (see lstmkit.nn.layers)
-        self.rnn = (LSTM if config.rnn == "lstm" else GRU)(
-            config.embedding_dim,
-            config.hidden_size,
-            config.num_layers,
-            batch_first=True,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            bidirectional=config.bidirectional,
-            init=config.init,
-            layer_norm=config.layer_norm,
-            recurrent_dropout=config.recurrent_dropout,
-            zoneout=config.zoneout,
-        )
+        self.embedding, self.embedding_dropout, self.rnn = make_encoder(vocab_size, config)
         features = config.hidden_size * (2 if config.bidirectional else 1)
         self.pools = nn.ModuleList(
             make_pool(name, features, config.bidirectional) for name in config.pool_names

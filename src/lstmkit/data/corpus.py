@@ -1,0 +1,273 @@
+"""Unlabelled text corpora, streamed from disk: the input of language-model pretraining.
+
+A `TextCorpus` is a re-iterable source of texts that never holds the whole corpus in
+memory. Each source is one of:
+
+- a text file (``.txt``, or any other suffix) holding one text per line;
+- a table (``.csv``/``.tsv``/``.jsonl``/``.parquet``, optionally ``.gz`` for the text
+  formats) with a text column, read in chunks;
+- the IMDB archive ``aclImdb_v1.tar.gz`` or its extracted ``aclImdb/`` folder: the
+  25,000 training reviews and the 50,000 unlabelled ones (never the test reviews);
+- a folder of ``.txt`` files, one text per file;
+- an in-memory sequence of strings (the Python API).
+
+Blank texts (empty or whitespace only) are skipped. Bytes that are not UTF-8 are an
+error naming the file and line, and a corpus with no text at all is an error too,
+both one `LstmkitError` line.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+import sys
+import tarfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from lstmkit.data.imdb import is_imdb_source
+from lstmkit.errors import LstmkitError
+
+#: Table formats by suffix (after an optional ``.gz``).
+_TABLES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_PARQUET = (".parquet", ".pq")
+#: IMDB members pretraining reads: the labelled training reviews and the unlabelled ones.
+_IMDB_MEMBER = re.compile(r"(?:^|/)train/(neg|pos|unsup)/\d+_\d+\.txt$")
+_CHUNK_ROWS = 4096
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    """A strict UTF-8 text stream of ``path`` (gzip when it ends in .gz)."""
+    if path.suffix.lower() == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="strict")
+    return open(path, encoding="utf-8", errors="strict", newline="")
+
+
+def _format(path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(_PARQUET):
+        return "parquet"
+    for suffix, kind in _TABLES.items():
+        if name.endswith(suffix):
+            return kind
+    return "lines"
+
+
+def _not_utf8(path: Path, where: str) -> LstmkitError:
+    return LstmkitError(
+        f"{path}: {where} is not valid UTF-8; convert the file to UTF-8 (e.g. iconv -t utf-8)"
+    )
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """The lines of a text file (gzip when it ends in .gz), each decoded on its own so
+    that a bad byte is reported with its line number."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    line_no = 0
+    try:
+        with opener(path, "rb") as fh:
+            for line_no, raw in enumerate(fh, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _not_utf8(path, f"line {line_no}") from None
+                yield text.rstrip("\r\n")
+    except (OSError, EOFError) as err:
+        raise LstmkitError(f"{path}: cannot be read ({err})") from None
+
+
+def _missing_column(path: Path, column: str, columns: Sequence[str]) -> LstmkitError:
+    return LstmkitError(
+        f"{path}: no column {column!r}; the columns are {list(columns)}; pass --text-column"
+    )
+
+
+def _csv_rows(path: Path, column: str, delimiter: str) -> Iterator[str]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # texts of megabytes are fine
+    row_no = 0
+    try:
+        with _open_text(path) as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            header = next(reader, None)
+            if header is None:
+                return
+            if column not in header:
+                raise _missing_column(path, column, header)
+            at = header.index(column)
+            for row_no, row in enumerate(reader, start=1):  # noqa: B007
+                if at < len(row):
+                    yield row[at]
+    except UnicodeDecodeError:
+        raise _not_utf8(path, f"data row {row_no + 1}") from None
+    except csv.Error as err:
+        raise LstmkitError(
+            f"{path}: not a readable table near data row {row_no + 1} ({err})"
+        ) from None
+    except (OSError, EOFError) as err:
+        raise LstmkitError(f"{path}: cannot be read ({err})") from None
+
+
+def _jsonl_rows(path: Path, column: str) -> Iterator[str]:
+    for n, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise LstmkitError(f"{path}: line {n} is not JSON ({err.msg})") from None
+        if not isinstance(record, dict) or column not in record:
+            keys = list(record) if isinstance(record, dict) else type(record).__name__
+            raise LstmkitError(
+                f"{path}: line {n} has no field {column!r} (it has {keys}); pass --text-column"
+            )
+        value = record[column]
+        if value is not None:
+            yield str(value)
+
+
+def _parquet_rows(path: Path, column: str) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise LstmkitError(f"{path}: not a readable Parquet file ({err})") from None
+    names = pf.schema_arrow.names
+    if column not in names:
+        raise _missing_column(path, column, names)
+    for batch in pf.iter_batches(batch_size=_CHUNK_ROWS, columns=[column]):
+        for value in batch.column(0).to_pylist():
+            if value is not None:
+                yield value if isinstance(value, str) else str(value)
+
+
+def _imdb_rows(path: Path) -> Iterator[str]:
+    """The IMDB training and unlabelled reviews, streamed from the archive or folder."""
+    if path.is_dir():
+        root = path if (path / "train").is_dir() else path / "aclImdb"
+        for part in ("neg", "pos", "unsup"):
+            folder = root / "train" / part
+            for file in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
+                try:
+                    yield file.read_bytes().decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _not_utf8(file, "the review") from None
+        return
+    try:
+        with tarfile.open(path, mode="r:*") as tar:
+            for member in tar:
+                if not member.isfile() or _IMDB_MEMBER.search(member.name) is None:
+                    continue
+                fh = tar.extractfile(member)
+                if fh is None:
+                    continue
+                try:
+                    yield fh.read().decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _not_utf8(path, f"review {member.name}") from None
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise LstmkitError(
+            f"{path}: not a readable tar archive ({err}); expected aclImdb_v1.tar.gz"
+        ) from None
+
+
+def _folder_rows(path: Path) -> Iterator[str]:
+    files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+    if not files:
+        raise LstmkitError(f"{path}: a folder without .txt files; pass text files or a table")
+    for file in files:
+        try:
+            yield file.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise _not_utf8(file, "the file") from None
+
+
+def iter_source(path: str | Path, text_column: str = "text") -> Iterator[str]:
+    """The raw texts of one file or folder, in file order (blank ones included)."""
+    path = Path(path)
+    if not path.exists():
+        raise LstmkitError(f"{path}: no such file or folder; check the path")
+    if is_imdb_source(path):
+        yield from _imdb_rows(path)
+    elif path.is_dir():
+        yield from _folder_rows(path)
+    else:
+        kind = _format(path)
+        if kind == "lines":
+            yield from _lines(path)
+        elif kind == "jsonl":
+            yield from _jsonl_rows(path, text_column)
+        elif kind == "parquet":
+            yield from _parquet_rows(path, text_column)
+        else:
+            yield from _csv_rows(path, text_column, "," if kind == "csv" else "\t")
+
+
+class TextCorpus:
+    """A re-iterable stream of non-blank texts from files, folders or a list of strings.
+
+    ``sources``: one path, several paths, or a sequence of strings (texts, not paths:
+    the Python API passes texts in memory). Iterating reads the sources again from
+    the start each time; `check` reads until the first text to fail early on an
+    empty corpus.
+    """
+
+    def __init__(
+        self, sources: str | Path | Sequence[str | Path] | Iterable[str], text_column: str = "text"
+    ) -> None:
+        self.text_column = text_column
+        if isinstance(sources, (str, Path)):
+            self.paths: list[Path] | None = [Path(sources)]
+            self.texts: Sequence[str] | None = None
+        elif (
+            isinstance(sources, Sequence) and sources and all(isinstance(s, Path) for s in sources)
+        ):
+            self.paths, self.texts = [Path(s) for s in sources], None
+        elif isinstance(sources, Sequence) and not isinstance(sources, (bytes, bytearray)):
+            bad = next((type(s).__name__ for s in sources if not isinstance(s, str)), None)
+            if bad is not None:
+                raise LstmkitError(f"texts must be strings, got a {bad}; pass a list of str")
+            self.paths, self.texts = None, sources
+        else:
+            raise LstmkitError(
+                f"a corpus is a path, a list of paths or a list of texts, got "
+                f"{type(sources).__name__}"
+            )
+        self.describe = (
+            ", ".join(str(p) for p in self.paths)
+            if self.paths
+            else f"{len(self.texts or [])} texts"
+        )
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str | Path], text_column: str = "text") -> TextCorpus:
+        """A corpus of files and folders (command-line arguments are paths, never texts)."""
+        if not paths:
+            raise LstmkitError("no corpus given; pass text files, tables or the IMDB archive")
+        return cls([Path(p) for p in paths], text_column)
+
+    def __iter__(self) -> Iterator[str]:
+        raw: Iterable[str]
+        if self.paths is not None:
+            raw = (t for p in self.paths for t in iter_source(p, self.text_column))
+        else:
+            raw = self.texts or []
+        for text in raw:
+            if text and not text.isspace():
+                yield text
+
+    def check(self) -> None:
+        """Raise `LstmkitError` when the corpus holds no non-blank text (or cannot be read)."""
+        if self.paths is not None:
+            for p in self.paths:
+                if not p.exists():
+                    raise LstmkitError(f"{p}: no such file or folder; check the path")
+        for _ in self:
+            return
+        raise LstmkitError(
+            f"the corpus ({self.describe}) holds no text (empty or only whitespace); "
+            "pass files with one text per line or a table with a text column"
+        )

@@ -1,0 +1,372 @@
+"""Pretraining a text classifier's encoder on unlabelled text, and fine-tuning from it.
+
+References are independent of the code under test: the language-model loss is checked
+against log-probabilities gathered by hand at the shifted targets, the learnt model
+against a unigram model's perplexity computed from token counts, the fine-tuning start
+against the pretrained tensors, and every bad input against the rule "one error line,
+exit status 2, nothing written".
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import random
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lstmkit import TextClassifier
+from lstmkit.cli import app
+from lstmkit.data.corpus import TextCorpus
+from lstmkit.data.tokenize import TextTokenizer, TokenizerConfig
+from lstmkit.errors import LstmkitError
+from lstmkit.tasks.text_classification.pretrain import (
+    LanguageModelNet,
+    LanguageModelStream,
+    PretrainedEncoder,
+    PretrainSettings,
+    scan_corpus,
+)
+from lstmkit.tasks.text_classification.settings import make_config
+
+SUBJECTS = ["the cat", "the dog", "a bird", "my friend", "the old man"]
+VERBS = ["sees", "likes", "hates", "follows", "finds"]
+OBJECTS = ["the ball", "a fish", "the red car", "her hat", "the small house"]
+
+
+def make_corpus(n: int, seed: int = 0) -> list[str]:
+    """Texts of 1-4 sentences "<subject> <verb> <object> ." (strong word order)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        parts = [
+            f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} ."
+            for _ in range(rng.randint(1, 4))
+        ]
+        out.append(" ".join(parts))
+    return out
+
+
+def make_labelled(n: int, seed: int = 1) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        good = rng.random() < 0.5
+        verb = rng.choice(["likes", "finds"] if good else ["hates", "follows"])
+        texts.append(f"{rng.choice(SUBJECTS)} {verb} {rng.choice(OBJECTS)} .")
+        labels.append("pos" if good else "neg")
+    return texts, labels
+
+
+SMALL = {"embedding_dim": 16, "hidden_size": 16, "bidirectional": True, "vocab_size": 200}
+FAST = {"batch_size": 32, "lr": 0.01, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> tuple[TextClassifier, Path]:
+    clf = TextClassifier(**SMALL, pooling="max+mean")
+    clf.pretrain(make_corpus(1500), epochs=3, **FAST)
+    out = tmp_path_factory.mktemp("enc") / "encoder"
+    clf.save_pretrained(out)
+    return clf, out
+
+
+# ------------------------------------------------------------------ the corpus
+def test_corpus_reads_every_format_and_skips_blank_texts(tmp_path: Path) -> None:
+    texts = ["first text", "second, with a comma", "third \u00e9t\u00e9"]
+    (tmp_path / "a.txt").write_text(
+        "first text\n\n   \nsecond, with a comma\nthird \u00e9t\u00e9\n"
+    )
+    pd.DataFrame({"body": texts}).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame({"body": texts}).to_csv(tmp_path / "a.tsv", index=False, sep="\t")
+    pd.DataFrame({"body": texts}).to_json(tmp_path / "a.jsonl", orient="records", lines=True)
+    pd.DataFrame({"body": texts}).to_parquet(tmp_path / "a.parquet")
+    with gzip.open(tmp_path / "b.txt.gz", "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(texts))
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i, t in enumerate(texts):
+        (folder / f"{i}.txt").write_text(t)
+    assert list(TextCorpus(tmp_path / "a.txt")) == texts
+    assert list(TextCorpus(tmp_path / "b.txt.gz")) == texts
+    assert list(TextCorpus(folder)) == texts
+    for name in ("a.csv", "a.tsv", "a.jsonl", "a.parquet"):
+        assert list(TextCorpus(tmp_path / name, text_column="body")) == texts, name
+    both = TextCorpus.from_paths([tmp_path / "a.txt", tmp_path / "a.parquet"], "body")
+    assert list(both) == texts + texts
+    assert list(both) == texts + texts  # re-iterable: streams the files again
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "holds no text"),
+        (b"  \n\t\n   \n", "holds no text"),
+        (b"good line\nbad \xff\xfe bytes\n", "line 2 is not valid UTF-8"),
+    ],
+)
+def test_bad_corpus_is_one_clear_error(tmp_path: Path, content: bytes, match: str) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    with pytest.raises(LstmkitError, match=match):
+        TextCorpus(path).check()
+        list(TextCorpus(path))  # a bad byte after the first text is found while streaming
+
+
+def test_missing_column_names_the_columns(tmp_path: Path) -> None:
+    pd.DataFrame({"review": ["a b"]}).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(LstmkitError, match=r"no column 'text'.*\['review'\]"):
+        TextCorpus(tmp_path / "t.csv").check()
+
+
+# ------------------------------------------------------------------ the language model
+def test_language_model_loss_is_the_shifted_log_likelihood_in_both_directions() -> None:
+    torch.manual_seed(0)
+    cfg = make_config(embedding_dim=6, hidden_size=5, bidirectional=True)
+    net = LanguageModelNet(30, cfg, output_dropout=0.0).eval()
+    ids = torch.tensor([[5, 9, 3, 7, 2], [4, 8, 6, 0, 0]])
+    lengths = torch.tensor([5, 3])
+    nll, count = net(ids, lengths)
+    # by hand: run the encoder, take full log-probabilities, gather the neighbours
+    with torch.no_grad():
+        out, _ = net.rnn(net.embedding(ids), lengths=lengths)
+        expected, n = 0.0, 0
+        for b in range(2):
+            length = int(lengths[b])
+            logp_f = net.softmax.log_prob(out[b, :length, :5])
+            logp_b = net.softmax.log_prob(out[b, :length, 5:])
+            for t in range(length - 1):
+                expected -= float(logp_f[t, ids[b, t + 1]])  # forward: next token
+                expected -= float(logp_b[t + 1, ids[b, t]])  # backward: previous token
+                n += 2
+    assert int(count) == n == 2 * (4 + 2)
+    assert float(nll) == pytest.approx(expected, rel=1e-5)
+
+
+def test_stacked_bidirectional_encoder_is_refused() -> None:
+    with pytest.raises(LstmkitError, match="num_layers=1 or a unidirectional"):
+        TextClassifier(bidirectional=True, num_layers=2).pretrain(make_corpus(10), progress=False)
+
+
+def test_pretraining_learns_word_order_beyond_unigram_frequencies(pretrained) -> None:
+    clf, _ = pretrained
+    enc = clf.pretrained
+    assert enc is not None
+    # unigram perplexity of the same corpus from token counts (no model involved)
+    tok = enc.tokenizer
+    counts = Counter(i for ids in tok.encode(make_corpus(1500)) for i in ids)
+    total = sum(counts.values())
+    unigram = math.exp(-sum(c / total * math.log(c / total) for c in counts.values()))
+    assert enc.info.val_perplexity < 0.5 * unigram, (enc.info.val_perplexity, unigram)
+    assert [row["epoch"] for row in enc.history] == [0, 1, 2]
+    assert enc.history[-1]["val_loss"] < enc.history[0]["val_loss"]
+    assert enc.info.val_texts == 15 and enc.info.train_texts == 1485
+    assert enc.info.tokens_per_second > 0 and enc.steps
+
+
+def test_stream_yields_its_length_of_training_pieces_only() -> None:
+    corpus = TextCorpus(make_corpus(700, seed=3))
+    tok = TextTokenizer.train(corpus, TokenizerConfig(vocab_size=100, max_length=6))
+    settings = PretrainSettings(batch_size=16, val_texts=7, shuffle_texts=100)
+    stats = scan_corpus(corpus, tok, settings.val_texts)
+    assert stats.val_texts == 7 and stats.train_texts == 693
+    stream = LanguageModelStream(corpus, tok, stats, settings)
+    first = list(stream)
+    assert len(first) == len(stream) == stats.train_pieces // 16
+    assert all(b["ids"].shape[0] == 16 and b["ids"].shape[1] <= 6 for b in first)
+    train_rows = {
+        tuple(r[:n].tolist()) for b in first for r, n in zip(b["ids"], b["lengths"], strict=True)
+    }
+    assert len(train_rows) > 50
+    assert stats.val_pieces and all(len(p) <= 6 for p in stats.val_pieces)
+    stream.epoch = 0
+    again = list(stream)
+    assert all(
+        torch.equal(a["ids"], b["ids"]) for a, b in zip(first, again, strict=True)
+    )  # same epoch
+    second = list(stream)  # epoch 1: another order
+    assert not all(torch.equal(a["ids"], b["ids"]) for a, b in zip(first, second, strict=True))
+
+
+def test_time_budget_ends_pretraining_after_the_epoch_in_progress() -> None:
+    clf = TextClassifier(embedding_dim=8, hidden_size=8, vocab_size=100)
+    clf.pretrain(make_corpus(600), epochs=50, max_minutes=1e-4, **FAST)
+    enc = clf.pretrained
+    assert enc is not None and enc.info.stopped_by_time
+    assert enc.info.epochs_run == 1 and "val_loss" in enc.history[0]
+
+
+# ------------------------------------------------------------------ the folder and fine-tuning
+def test_pretrained_folder_round_trips(pretrained) -> None:
+    clf, path = pretrained
+    assert {"config.json", "model.safetensors", "tokenizer.json", "training.json"} <= {
+        p.name for p in path.iterdir()
+    }
+    assert (path / "perplexity.png").read_bytes()[:4] == b"\x89PNG"
+    loaded = PretrainedEncoder.load(path)
+    assert loaded.state.keys() == clf.pretrained.state.keys()
+    for k, v in clf.pretrained.state.items():
+        assert torch.equal(loaded.state[k], v), k
+    assert loaded.tokenizer.to_json() == clf.pretrained.tokenizer.to_json()
+    assert json.loads((path / "config.json").read_text())["kind"] == "text_encoder"
+
+
+def test_fine_tuning_starts_from_the_pretrained_weights(pretrained) -> None:
+    _, path = pretrained
+    enc = PretrainedEncoder.load(path)
+    texts, labels = make_labelled(200)
+    clf = TextClassifier(pooling="max+mean", epochs=1, lr=1e-12, batch_size=16)
+    clf.fit(texts, labels, pretrained=path, progress=False)
+    # the encoder settings came from the folder, the rest stayed the classifier's
+    assert (clf.config.hidden_size, clf.config.bidirectional) == (16, True)
+    assert clf.config.pooling == "max+mean"
+    assert clf.tokenizer.to_json() == enc.tokenizer.to_json()
+    state = clf.net.state_dict()
+    for name, tensor in enc.encoder_state().items():  # lr 1e-12: still the pretrained values
+        torch.testing.assert_close(state[name], tensor, atol=1e-6, rtol=0)
+
+
+def test_fine_tuned_classifier_learns_and_round_trips(pretrained, tmp_path: Path) -> None:
+    clf, _ = pretrained  # pretrain() then fit() on the same object
+    texts, labels = make_labelled(400)
+    clf.config.epochs = 4
+    clf.config.lr = 0.01
+    clf.config.batch_size = 16
+    clf.fit(texts, labels, progress=False)
+    test_texts, test_labels = make_labelled(100, seed=9)
+    assert clf.evaluate(test_texts, test_labels).accuracy > 0.9
+    clf.save(tmp_path / "m")
+    again = TextClassifier.load(tmp_path / "m")
+    assert again.predict(test_texts) == clf.predict(test_texts)
+
+
+def test_settings_that_contradict_the_encoder_are_refused(pretrained) -> None:
+    _, path = pretrained
+    texts, labels = make_labelled(50)
+    with pytest.raises(LstmkitError, match="hidden_size=16 but hidden_size=32"):
+        TextClassifier(hidden_size=32).fit(texts, labels, pretrained=path, progress=False)
+    with pytest.raises(LstmkitError, match="tokenizer has vocab_size=200 but vocab_size=50"):
+        TextClassifier(vocab_size=50).fit(texts, labels, pretrained=path, progress=False)
+    # a preset's encoder settings are not the caller's: the encoder's win
+    clf = TextClassifier("imdb", epochs=1)
+    clf.fit(texts, labels, pretrained=path, progress=False)
+    assert clf.config.hidden_size == 16 and clf.config.tokenizer.vocab_size == 200
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_damaged_or_foreign_pretrained_folders_are_one_clear_error(
+    pretrained, tmp_path: Path
+) -> None:
+    _, path = pretrained
+    other = TextClassifier(embedding_dim=16, hidden_size=16, bidirectional=True, vocab_size=30)
+    other.pretrain([f"w{i} w{i + 1} w{i + 2}" for i in range(100)], **FAST)  # 30 tokens
+    other_dir = other.save_pretrained(tmp_path / "other")
+    mixed = _copy(path, tmp_path / "mixed")  # another run's tokenizer beside these weights
+    (mixed / "tokenizer.json").write_bytes((other_dir / "tokenizer.json").read_bytes())
+    with pytest.raises(LstmkitError, match="from different runs"):
+        PretrainedEncoder.load(mixed)
+    shapes = _copy(other_dir, tmp_path / "shapes")  # weights of another shape
+    (shapes / "model.safetensors").write_bytes((path / "model.safetensors").read_bytes())
+    with pytest.raises(LstmkitError, match="from different runs"):
+        PretrainedEncoder.load(shapes)
+    texts, labels = make_labelled(60)
+    model = TextClassifier(embedding_dim=8, hidden_size=8, epochs=1).fit(
+        texts, labels, progress=False
+    )
+    model.save(tmp_path / "classifier")
+    with pytest.raises(LstmkitError, match="text_classifier"):
+        PretrainedEncoder.load(tmp_path / "classifier")
+
+
+# ------------------------------------------------------------------ the command line
+def _run(args: list[str]):
+    import click
+
+    result = CliRunner().invoke(app, args, standalone_mode=False, catch_exceptions=True)
+    err = result.exception
+    if isinstance(err, LstmkitError):
+        return 2, f"error: {err}"
+    if isinstance(err, click.exceptions.UsageError):
+        return 2, f"error: {err.format_message()}"
+    assert err is None or isinstance(err, SystemExit), repr(err)
+    return result.exit_code, result.output
+
+
+def test_cli_pretrain_then_train_from_it(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(make_corpus(800)))
+    enc = tmp_path / "enc"
+    code, out = _run(
+        ["classify", "pretrain", str(corpus), "--out", str(enc), "--embedding-dim", "8",
+         "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--epochs", "2",
+         "--no-progress"]
+    )  # fmt: skip
+    assert code == 0, out
+    assert "val perplexity" in out and "fine-tune it with" in out
+    assert (enc / "model.safetensors").exists() and (enc / "perplexity.png").exists()
+    texts, labels = make_labelled(120)
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(tmp_path / "l.csv", index=False)
+    code, out = _run(
+        ["classify", "train", str(tmp_path / "l.csv"), "--pretrained", str(enc), "--out",
+         str(tmp_path / "m"), "--epochs", "1", "--no-progress"]
+    )  # fmt: skip
+    assert code == 0, out
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]["model"]
+    assert saved["hidden_size"] == 8 and saved["bidirectional"] is True
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "match"),
+    [
+        (b"", [], "holds no text"),
+        (b"   \n \t \n", [], "holds no text"),
+        (b"one text\n\xff\xfe\n", [], "not valid UTF-8"),
+        (b"a b c\n", ["--layers", "2", "--bidirectional"], "cannot be pretrained"),
+        (b"a b c\n", ["--lr", "-1"], "lr must be"),
+    ],
+)
+def test_cli_pretrain_bad_input_one_line_nothing_written(
+    tmp_path: Path, content: bytes, extra: list[str], match: str
+) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(content)
+    out = tmp_path / "enc"
+    code, text = _run(
+        ["classify", "pretrain", str(corpus), "--out", str(out), "--no-progress", *extra]
+    )
+    assert code == 2 and match in text and text.startswith("error:"), text
+    assert len(text.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_train_with_an_incompatible_pretrained_folder(pretrained, tmp_path: Path) -> None:
+    _, path = pretrained
+    texts, labels = make_labelled(60)
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(tmp_path / "l.csv", index=False)
+    for extra, match in (
+        (["--hidden-size", "32"], "hidden_size=16 but hidden_size=32"),
+        (["--vocab-size", "999"], "vocab_size=200 but vocab_size=999"),
+    ):
+        code, text = _run(
+            ["classify", "train", str(tmp_path / "l.csv"), "--pretrained", str(path), "--out",
+             str(tmp_path / "m"), "--no-progress", *extra]
+        )  # fmt: skip
+        assert code == 2 and match in text, text
+        assert not (tmp_path / "m").exists()
+    code, text = _run(
+        ["classify", "train", str(tmp_path / "l.csv"), "--pretrained", str(tmp_path / "none"),
+         "--out", str(tmp_path / "m"), "--no-progress"]
+    )  # fmt: skip
+    assert code == 2 and "does not exist" in text
