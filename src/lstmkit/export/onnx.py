@@ -49,13 +49,10 @@ from lstmkit import __version__
 from lstmkit.errors import LstmkitError
 from lstmkit.io import staged_dir
 from lstmkit.nn import GRU, LSTM
+from lstmkit.runtime.session import EXPORT_FILE, FORMAT, GRAPH_FILE, TOKENIZER_FILE, open_session
 from lstmkit.tasks.forecasting.module import MAX_PATH_BATCH, SAMPLE_PATHS
 
-FORMAT = "onnx"
 OPSET = 17
-GRAPH_FILE = "model.onnx"
-EXPORT_FILE = "export.json"
-TOKENIZER_FILE = "tokenizer.json"
 #: the self-check: |onnx - torch| <= ATOL + RTOL * |torch| for every output value
 ATOL = 1e-5
 RTOL = 1e-5
@@ -181,13 +178,6 @@ def _export_graph(
         ) from None
 
 
-def session(path: str | os.PathLike[str]) -> Any:
-    """An onnxruntime CPU session on the graph at ``path``."""
-    import onnxruntime as ort
-
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
 def verify(
     graph: str | os.PathLike[str],
     cases: Sequence[Feeds],
@@ -211,7 +201,7 @@ def verify(
         LstmkitError: an output's shape differs, or a value differs by more than
         ``ATOL + RTOL * |torch|``, or is not finite.
     """
-    sess = session(graph)
+    sess = open_session(graph)
     worst = 0.0
     for feeds in cases:
         got = sess.run(list(outputs), feeds)
