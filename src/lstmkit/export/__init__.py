@@ -5,7 +5,7 @@
 without PyTorch. See `lstmkit.export.onnx` for the folder layout and the self-check.
 """
 
-from lstmkit.export.onnx import OPSET, export_forecaster, export_text_classifier
+from lstmkit.export.onnx import OPSET, export_forecaster, export_model, export_text_classifier
 from lstmkit.runtime.session import EXPORT_FILE, FORMAT, GRAPH_FILE
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "GRAPH_FILE",
     "OPSET",
     "export_forecaster",
+    "export_model",
     "export_text_classifier",
 ]

@@ -434,3 +434,39 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
         return meta, {}
 
     return write_export(out, build)
+
+
+# ---------------------------------------------------------------- a saved model folder
+def export_model(
+    model: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, fmt: str = FORMAT
+) -> tuple[str, Path]:
+    """Export the saved model folder ``model`` (a forecaster or a text classifier) to
+    ``out`` (default: ``model/onnx``, where `lstmkit.runtime.load` and the server look).
+
+    Returns (kind, the export folder). Raises `LstmkitError` for another format, a folder
+    that is no lstmkit model, or a model that cannot be exported; nothing is written then.
+    """
+    if fmt != FORMAT:
+        raise LstmkitError(f"--format must be {FORMAT!r} (the only export format), got {fmt!r}")
+    model = Path(model)
+    where = model / "config.json"
+    if not model.is_dir():
+        raise LstmkitError(f"--model {model} is not a folder; pass a model folder saved by lstmkit")
+    try:
+        kind = json.loads(where.read_text(encoding="utf-8"))["kind"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise LstmkitError(
+            f"--model {model} is not an lstmkit model folder (no readable config.json with a "
+            "kind); pass a folder written by 'lstmkit forecast' or 'lstmkit classify train'"
+        ) from None
+    target = Path(out) if out is not None else model / "onnx"
+    check_target(target)
+    if kind == "forecaster":
+        from lstmkit.tasks.forecasting import Forecaster
+
+        return kind, Forecaster.load(model).export_onnx(target)
+    if kind == "text_classifier":
+        from lstmkit.tasks.text_classification import TextClassifier
+
+        return kind, TextClassifier.load(model).export_onnx(target)
+    raise LstmkitError(f"{where}: unknown model kind {kind!r}; expected forecaster/text_classifier")
