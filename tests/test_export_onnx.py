@@ -21,11 +21,13 @@ import torch
 
 import lstmkit.export.onnx as onnx_export
 from lstmkit import Forecaster, TextClassifier
-from lstmkit.cli import main
 from lstmkit.data.tokenize import TextTokenizer
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import LSTM
 from lstmkit.tasks.text_classification.network import TextClassifierNet
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_cli_classify import run  # the CLI entry point in-process: (code, stdout, stderr)
 
 WORDS = ["good", "bad", "great", "awful", "fine", "poor", "nice", "worst", "best", "dull", "film"]
 ATOL = RTOL = 1e-5
@@ -212,17 +214,6 @@ def test_forecaster_export_refuses_variants(tmp_path):
 
 
 # ---------------------------------------------------------------- CLI
-def run(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["lstmkit", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_cli_export(tmp_path, capsys, monkeypatch):
     model = tmp_path / "model"
     untrained_classifier(["neg", "pos"], pooling="attention").save(model)

@@ -112,17 +112,6 @@ class ForecastPredictor:
         """
         return self.core.predict(data, future)
 
-    def predict_windows(
-        self,
-        windows: np.ndarray,
-        series_id: str | None = None,
-        batch_size: int = 1024,
-        future: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Raw windows (n, window, features) -> (n, horizon, outputs) in the data's units,
-        as `Forecaster.predict_windows`."""
-        return self.core.windows(windows, series_id, batch_size, future)
-
     # ------------------------------------------------------------ the network
     def _run(self, x: np.ndarray, future: np.ndarray | None = None) -> np.ndarray:
         feeds = {"x": np.ascontiguousarray(x, dtype=np.float32)}

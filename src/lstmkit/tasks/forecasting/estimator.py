@@ -383,7 +383,7 @@ class Forecaster:
             ``[..., 0]``, then one channel per quantile.
         """
         self._require_fitted()
-        return self._core().windows(windows, series_id, batch_size, future)
+        return self._core().windows(windows, series_id, future=future, batch_size=batch_size)
 
     def predict(
         self,

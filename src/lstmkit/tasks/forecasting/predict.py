@@ -75,8 +75,9 @@ class PredictCore:
         self,
         windows: np.ndarray,
         series_id: str | None = None,
-        batch_size: int = 1024,
+        *,
         future: np.ndarray | None = None,
+        batch_size: int = 1024,
     ) -> np.ndarray:
         """Forecasts for many raw input windows of one series (see `Forecaster.predict_windows`).
 
