@@ -347,7 +347,7 @@ def export_text_classifier(clf: Any, out: str | os.PathLike[str]) -> Path:
             "inputs": list(inputs),
             "outputs": list(outputs),
             "config": clf.config.to_dict(),
-            "labels": list(clf.classes),
+            "labels": [c.item() if isinstance(c, np.generic) else c for c in clf.classes],
             "vocab_size": tokenizer.vocab_size,
             "tokenizer": tokenizer.config.to_dict(),
             "tokenizer_file": TOKENIZER_FILE,
