@@ -183,6 +183,14 @@ def test_load_errors_are_one_line(tmp_path, text_model):
     (broken / "export.json").write_text(json.dumps(meta))
     with pytest.raises(LstmkitError, match="is damaged"):
         runtime.load(broken)
+    fc = fit_forecaster(make_series(), max_epochs=1)
+    fc.export_onnx(tmp_path / "fc")
+    meta = json.loads((tmp_path / "fc" / "export.json").read_text())
+    meta["data"]["window"] = 1  # a setting out of range
+    (tmp_path / "fc" / "export.json").write_text(json.dumps(meta))
+    with pytest.raises(LstmkitError, match=r"fc/export\.json is damaged \(window must be") as err:
+        runtime.load(tmp_path / "fc")
+    assert "\n" not in str(err.value)
 
 
 def test_forecast_predictor_many_series(tmp_path):

@@ -420,6 +420,8 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
         _export_graph(model, args, tmp / GRAPH_FILE, inputs, outputs, axes)
         check = verify(tmp / GRAPH_FILE, cases, reference, outputs, describe)
         settings = cfg.to_dict()
+        for key in ("checkpoint_dir", "logger", "log_dir"):  # the run's folders, as save() drops
+            settings["train"][key] = None
         meta = {
             "kind": "forecaster",
             "inputs": list(inputs),
