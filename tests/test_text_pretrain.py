@@ -168,6 +168,12 @@ def test_pretraining_learns_word_order_beyond_unigram_frequencies(pretrained) ->
     assert enc.history[-1]["val_loss"] < enc.history[0]["val_loss"]
     assert enc.info.val_texts == 15 and enc.info.train_texts == 1485
     assert enc.info.tokens_per_second > 0 and enc.steps
+    # every epoch goes through the training tokens once (less the pieces of a last,
+    # incomplete batch)
+    seen = [row["tokens"] for row in enc.history]
+    per_epoch = enc.info.train_tokens_per_epoch
+    assert 0.9 * per_epoch <= seen[0] <= per_epoch
+    assert seen[2] == pytest.approx(3 * seen[0], rel=0.05)
 
 
 def test_stream_yields_its_length_of_training_pieces_only() -> None:

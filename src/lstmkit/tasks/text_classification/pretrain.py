@@ -432,6 +432,8 @@ class LanguageModelModule(LstmkitModule):
         self.steps: list[dict[str, float]] = []
         self._sum = 0.0
         self._n = 0
+        #: training tokens seen (all processes) by the end of each epoch of this run
+        self.epoch_tokens: dict[int, float] = {}
 
     def on_fit_start(self) -> None:
         self._start = time.perf_counter()
@@ -477,6 +479,7 @@ class LanguageModelModule(LstmkitModule):
     def on_train_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
+        self.epoch_tokens[self.current_epoch] = float(self.tokens_seen * self.trainer.world_size)
         if self.on_epoch is not None:
             row = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
             row["epoch"] = self.current_epoch
@@ -767,6 +770,8 @@ def pretrain(
     )
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     for row in result.history:
+        if int(row["epoch"]) in module.epoch_tokens:
+            row["tokens"] = module.epoch_tokens[int(row["epoch"])]
         for split in ("train", "val"):
             if f"{split}_loss" in row and row[f"{split}_loss"] < 700:
                 row[f"{split}_perplexity"] = math.exp(row[f"{split}_loss"])
