@@ -479,12 +479,15 @@ class LanguageModelModule(LstmkitModule):
     def on_train_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
-        self.epoch_tokens[self.current_epoch] = float(self.tokens_seen * self.trainer.world_size)
+        seen = torch.tensor(float(self.tokens_seen))
+        if self.trainer.world_size > 1:  # every process's own count, summed
+            seen = self.trainer.strategy.reduce(seen, reduce_op="sum")
+        self.epoch_tokens[self.current_epoch] = float(seen)
         if self.on_epoch is not None:
             row = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
             row["epoch"] = self.current_epoch
             row["seconds"] = time.perf_counter() - self._epoch_start
-            row["tokens"] = float(self.tokens_seen * self.trainer.world_size)
+            row["tokens"] = self.epoch_tokens[self.current_epoch]
             self.on_epoch(row)
 
     def step_metrics(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -763,7 +766,8 @@ def pretrain(
         fit_seconds=result.fit_seconds,
         epochs_run=result.epochs_run,
         stopped_by_time=module.out_of_time,
-        tokens_per_second=module.tokens_seen * result.world_size / max(result.fit_seconds, 1e-9),
+        tokens_per_second=max(module.epoch_tokens.values(), default=0.0)
+        / max(result.fit_seconds, 1e-9),
         best_epoch=result.best_epoch,
         val_perplexity=math.exp(best) if math.isfinite(best) and best < 700 else math.nan,
         world_size=result.world_size,
