@@ -14,6 +14,8 @@ Files of this package, in the order a newcomer reads them:
 - ``state.py``: fitted state that round-trips JSON: `ModelState` (config.json),
   `TrainingRecord` and `FitInfo` (training.json);
 - ``metrics.py``: `Evaluation`, `confusion_matrix` and `macro_f1` (torchmetrics);
+- ``pretrain.py``: `pretrain` and `PretrainedEncoder`, the encoder learnt from unlabelled
+  text as a language model (``TextClassifier.pretrain`` / ``fit(pretrained=...)``);
 - ``report.py``: `fit_and_save` and `save_evaluation`, what ``lstmkit classify train`` /
   ``evaluate`` write (the CLI only parses, calls these and prints).
 """
