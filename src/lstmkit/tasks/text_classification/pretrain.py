@@ -324,7 +324,9 @@ class LanguageModelStream(IterableDataset):
                 yield text
             j += 1
 
-    def _batches(self, rank: int, world: int, rng: np.random.Generator) -> Iterator[Tensor]:
+    def _batches(
+        self, rank: int, world: int, rng: np.random.Generator
+    ) -> Iterator[dict[str, Tensor]]:
         s, max_length = self.settings, self.tokenizer.config.max_length
         carry: list[list[int]] = []
         buf: list[str] = []
