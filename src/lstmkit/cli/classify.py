@@ -59,14 +59,17 @@ def _check_out_file(path: Path, option: str, suffix: str | None = None) -> None:
     check_writable(path.parent, option)
 
 
-def _metrics_table(title: str, evaluation) -> Table:
+def _metrics_table(title: str, evaluation, model: str = "lstm") -> Table:
+    """The model's scores beside the bag-of-words baseline's (n/a for a model without one)."""
+    base = evaluation.baseline
     table = Table(title=title)
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row("texts", f"{evaluation.n:,}")
-    table.add_row("accuracy", f"{evaluation.accuracy:.4f}")
-    table.add_row("macro F1", f"{evaluation.macro_f1:.4f}")
-    table.add_row("loss", f"{evaluation.loss:.4f}")
+    table.add_column(model, justify="right")
+    table.add_column("bag-of-words", justify="right")
+    table.add_row("texts", f"{evaluation.n:,}", "n/a" if base is None else f"{base.n:,}")
+    for name, key in (("accuracy", "accuracy"), ("macro F1", "macro_f1"), ("loss", "loss")):
+        other = "n/a" if base is None else f"{getattr(base, key):.4f}"
+        table.add_row(name, f"{getattr(evaluation, key):.4f}", other)
     return table
 
 
@@ -157,6 +160,21 @@ def train(
         typer.Option(help="Keep last.ckpt here; rerunning the same command resumes a killed run."),
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    class_weight: Annotated[
+        str | None,
+        typer.Option(
+            help="Weigh the loss for imbalanced labels: 'balanced' or label=weight,... "
+            "(e.g. spam=5,ham=1; labels left out weigh 1)."
+        ),
+    ] = None,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            "--baseline/--no-baseline",
+            help="Also fit the bag-of-words baseline (TF-IDF 1-2-grams + logistic regression) "
+            "and print it beside the model.",
+        ),
+    ] = True,
 ) -> None:
     """Train a classifier on labelled texts; save it with training.png and confusion.png."""
     from lstmkit.data.text import load_text_data
@@ -171,6 +189,7 @@ def train(
         "embedding_dropout": embedding_dropout, "head_dropout": head_dropout,
         "tokenizer": tokenizer, "vocab_size": vocab_size, "max_length": max_length,
         "keep": keep, "val_fraction": val_fraction, "seed": seed, "precision": precision,
+        "class_weight": _parse_class_weight(class_weight),
     }  # fmt: skip
     if logger not in ("none", "csv", "tensorboard"):
         raise LstmkitError(f"--logger must be none, csv or tensorboard, got {logger!r}")
@@ -199,7 +218,7 @@ def train(
         f"training on {len(texts):,} texts from {texts.source}, classes {texts.classes()}",
         highlight=False,
     )
-    report = fit_and_save(clf, texts, out, progress=progress)
+    report = fit_and_save(clf, texts, out, progress=progress, baseline=baseline)
     resumed = clf.fit_info.resumed_from_epoch
     if resumed is not None:
         console.print(
@@ -207,7 +226,7 @@ def train(
             highlight=False,
         )
     console.print(_history_table(clf.history))
-    console.print(_metrics_table(report.part, report.evaluation))
+    console.print(_metrics_table(report.part, report.evaluation, clf.config.rnn))
     console.print(_confusion_table(report.evaluation))
     console.print(f"model saved to {out} (training.png, confusion.png inside)", highlight=False)
 
@@ -239,7 +258,7 @@ def evaluate(
         texts = load_text_data(data, text_column, label_column, split=split, min_classes=1)
     with console.status(f"scoring {len(texts):,} texts"):
         evaluation = clf.evaluate(texts.texts, texts.labels)
-    console.print(_metrics_table(f"{texts.source}", evaluation))
+    console.print(_metrics_table(f"{texts.source}", evaluation, clf.config.rnn))
     console.print(_confusion_table(evaluation))
     if out is not None:
         save_evaluation(evaluation, out)
@@ -294,6 +313,27 @@ def predict(
     console.print(shown)
     if output is not None:
         console.print(f"wrote {output}", highlight=False)
+
+
+def _parse_class_weight(text: str | None) -> str | dict[str, float] | None:
+    """``--class-weight``: None, "balanced" or "label=weight,..." as a dict (labels as text;
+    the estimator matches them to integer classes too)."""
+    if text is None or text.strip() == "balanced":
+        return None if text is None else "balanced"
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        label, eq, value = part.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = None
+        if not eq or not label.strip() or weight is None:
+            raise LstmkitError(
+                f"--class-weight {text!r}: expected 'balanced' or label=weight pairs separated "
+                f"by commas, e.g. --class-weight pos=2,neg=1"
+            )
+        weights[label.strip()] = weight
+    return weights
 
 
 def _plain(label: object) -> str | int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +30,7 @@ from lstmkit.data.text import Label, LabelledTexts, validate_labelled, validate_
 from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.text_classification.baseline import BagOfWordsBaseline
 from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
 from lstmkit.tasks.text_classification.module import TextClassifierModule
 from lstmkit.tasks.text_classification.network import (
@@ -143,6 +146,9 @@ class TextClassifier:
         self.fit_info = FitInfo()
         #: the validation texts and labels of the last `fit` (not saved)
         self.validation: LabelledTexts | None = None
+        #: the bag-of-words baseline fitted beside the network (None: not fitted / an
+        #: older model folder), scored by `evaluate` next to the LSTM
+        self.baseline: BagOfWordsBaseline | None = None
 
     # ------------------------------------------------------------------ helpers
     def _require_fitted(self) -> tuple[TextTokenizer, TextClassifierNet]:
@@ -159,6 +165,28 @@ class TextClassifier:
                 f"{self.classes}"
             )
         return [index[label] for label in labels]
+
+    def _class_weights(self, y: list[int]) -> Tensor | None:
+        """The loss weight of each class (classes,) float32 from ``config.class_weight`` and
+        the training part's class ids ``y``; None when unweighted."""
+        setting = self.config.class_weight
+        if setting is None:
+            return None
+        k = len(self.classes)
+        if setting == "balanced":
+            counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=k)
+            return torch.tensor(len(y) / (k * np.maximum(counts, 1)), dtype=torch.float32)
+        index = {str(c): i for i, c in enumerate(self.classes)}
+        unknown = [label for label in setting if str(label) not in index]
+        if unknown:
+            raise LstmkitError(
+                f"class_weight names labels {unknown} that are not in the training labels "
+                f"{self.classes}; weigh only those labels"
+            )
+        weights = torch.ones(k)
+        for label, weight in setting.items():
+            weights[index[str(label)]] = weight
+        return weights
 
     def _split(self, y: list[int]) -> tuple[list[int], list[int]]:
         """Stratified train/validation indices."""
@@ -187,6 +215,7 @@ class TextClassifier:
         accelerator: str = "cpu",
         devices: int | str = 1,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
+        baseline: bool = True,
     ) -> TextClassifier:
         """Train on ``texts`` (n strings) with ``labels`` (n class names or integers).
 
@@ -194,6 +223,9 @@ class TextClassifier:
         for validation (early stopping and best-epoch selection use its loss).
         The tokenizer is learnt from the training part only. ``on_epoch`` is called after
         each epoch with that epoch's metrics (epoch, train_loss, val_acc, ..., seconds).
+        With ``baseline`` (the default) a bag-of-words baseline (`BagOfWordsBaseline`:
+        TF-IDF 1-2-grams + logistic regression) is fitted on the same training part, saved
+        with the model and scored by `evaluate` beside the network.
         """
         from lstmkit.training import fit as train
 
@@ -222,6 +254,7 @@ class TextClassifier:
             va_texts, va_y = [data.texts[i] for i in va_idx], [y[i] for i in va_idx]
         if len(set(tr_y)) < 2:
             raise LstmkitError("the training part holds a single class; give more rows per class")
+        weights = self._class_weights(tr_y)  # refuses unknown labels before any work
 
         torch.manual_seed(cfg.seed)
         start = time.perf_counter()
@@ -234,7 +267,7 @@ class TextClassifier:
             make_loader(va_ids, va_y, cfg.batch_size * 2, shuffle=False) if va_ids else None
         )
         self.net = build_net(self.tokenizer.vocab_size, len(self.classes), cfg)
-        module = TextClassifierModule(self.net, cfg, on_epoch)
+        module = TextClassifierModule(self.net, cfg, on_epoch, class_weights=weights)
         train_cfg = cfg.train_config(
             accelerator=accelerator, devices=devices, progress_bar=progress, **self.run_options
         )
@@ -249,6 +282,11 @@ class TextClassifier:
             "lower lr or set gradient_clip_val (e.g. 1.0) and train again",
         )
         self.history = result.history
+        self.baseline = None
+        baseline_seconds = None
+        if baseline and os.environ.get("LOCAL_RANK", "0") == "0":  # once, not per DDP rank
+            self.baseline = BagOfWordsBaseline().fit(tr_texts, tr_y, len(self.classes))
+            baseline_seconds = self.baseline.fit_seconds
         self.validation = LabelledTexts(va_texts, [self.classes[i] for i in va_y], "validation")
         n_tokens = int(sum(len(s) for s in tr_ids))
         # epochs trained by this call (a resumed run's earlier epochs came from the checkpoint)
@@ -267,6 +305,8 @@ class TextClassifier:
             tokens_per_second=n_tokens * epochs_now / max(result.fit_seconds, 1e-9),
             world_size=result.world_size,
             resumed_from_epoch=result.resumed_from_epoch,
+            baseline_seconds=baseline_seconds,
+            class_weights=None if weights is None else weights.tolist(),
         )
         return self
 
@@ -315,7 +355,11 @@ class TextClassifier:
     def evaluate(
         self, texts: Sequence[str], labels: Sequence[Label], batch_size: int | None = None
     ) -> Evaluation:
-        """Accuracy, macro F1, mean loss and confusion matrix on labelled texts."""
+        """Accuracy, macro F1, mean loss and confusion matrix on labelled texts.
+
+        The result's ``baseline`` holds the bag-of-words baseline's scores on the same texts
+        (None when the model has no baseline, e.g. a folder saved by an older version).
+        """
         _, net = self._require_fitted()
         data = validate_labelled(
             _as_list(texts, "texts"), _as_list(labels, "labels"), "evaluation data", min_classes=1
@@ -328,6 +372,9 @@ class TextClassifier:
             pred = net.probabilities(logits).argmax(-1)
         _require_finite_output(logits.numpy(), "logits")
         cm = confusion_matrix(y, pred, len(self.classes))
+        baseline = None
+        if self.baseline is not None:
+            baseline = self.baseline.evaluate(data.texts, y.numpy(), list(self.classes))
         return Evaluation(
             accuracy=float((pred == y).float().mean()),
             macro_f1=macro_f1(y, pred, len(self.classes)),
@@ -336,6 +383,7 @@ class TextClassifier:
             classes=list(self.classes),
             n=len(y),
             seconds=time.perf_counter() - start,
+            baseline=baseline,
         )
 
     @torch.inference_mode()
@@ -376,7 +424,8 @@ class TextClassifier:
         folders: dict[str, str | Path] | None = None,
     ) -> Path:
         """Write the model directory (config.json, model.safetensors, tokenizer.json,
-        training.json, any ``extras`` files and copies of ``folders``) atomically."""
+        training.json, ``baseline/`` when a baseline was fitted, any ``extras`` files and
+        copies of ``folders``) atomically."""
         from lstmkit.io import save_model_dir
 
         tokenizer, net = self._require_fitted()
@@ -386,14 +435,18 @@ class TextClassifier:
         }
         files.update(extras or {})
         state = ModelState(self.config, list(self.classes), tokenizer.vocab_size)
-        return save_model_dir(
-            path,
-            kind=KIND,
-            config=state.to_dict(),
-            state_dict=net.state_dict(),
-            extras=files,
-            folders=folders,
-        )
+        with tempfile.TemporaryDirectory(prefix="lstmkit-baseline-") as tmp:
+            folders = dict(folders or {})
+            if self.baseline is not None:
+                folders["baseline"] = self.baseline.save(Path(tmp) / "baseline")
+            return save_model_dir(
+                path,
+                kind=KIND,
+                config=state.to_dict(),
+                state_dict=net.state_dict(),
+                extras=files,
+                folders=folders,
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> TextClassifier:
@@ -426,6 +479,8 @@ class TextClassifier:
         if record_path.exists():  # the history is optional: a model predicts without it
             record = TrainingRecord.from_json(record_path.read_bytes(), str(record_path))
             clf.history, clf.fit_info = record.history, record.info
+        if (Path(path) / "baseline").is_dir():  # folders of older versions have none
+            clf.baseline = BagOfWordsBaseline.load(Path(path) / "baseline", len(classes))
         return clf
 
 

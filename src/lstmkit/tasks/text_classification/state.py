@@ -95,7 +95,9 @@ class FitInfo:
     Counts are texts and tokens; times are seconds; tokens_per_second is
     train_tokens_per_epoch * epochs trained by this fit / fit_seconds (epochs_run
     counts the epochs a resumed run took from its checkpoint too); resumed_from_epoch:
-    the checkpoint epoch training continued from (None: trained from scratch).
+    the checkpoint epoch training continued from (None: trained from scratch);
+    baseline_seconds: time to fit the bag-of-words baseline (None: none fitted);
+    class_weights: the loss weight of each class, in class order (None: unweighted).
     """
 
     train_texts: int = 0
@@ -110,6 +112,8 @@ class FitInfo:
     tokens_per_second: float = 0.0
     world_size: int = 1
     resumed_from_epoch: int | None = None
+    baseline_seconds: float | None = None
+    class_weights: list[float] | None = None
 
 
 @dataclass
