@@ -167,6 +167,13 @@ def train(
             "(e.g. spam=5,ham=1; labels left out weigh 1)."
         ),
     ] = None,
+    vectors: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start the embedding from word vectors: a word2vec/GloVe text file "
+            "(optionally .gz); its dimension must equal --embedding-dim."
+        ),
+    ] = None,
     baseline: Annotated[
         bool,
         typer.Option(
@@ -208,6 +215,10 @@ def train(
         **{k: v for k, v in settings.items() if v is not None},
     )
     _check_out_dir(out)
+    if vectors is not None:  # before reading the data: a bad file is found at once
+        from lstmkit.data.word_vectors import vector_file_dim
+
+        vector_file_dim(vectors, clf.config.embedding_dim)
     if limit is not None and limit < 2:
         raise LstmkitError(f"--limit must be at least 2, got {limit}")
     with console.status(f"reading {data}"):
@@ -218,7 +229,14 @@ def train(
         f"training on {len(texts):,} texts from {texts.source}, classes {texts.classes()}",
         highlight=False,
     )
-    report = fit_and_save(clf, texts, out, progress=progress, baseline=baseline)
+    report = fit_and_save(clf, texts, out, progress=progress, baseline=baseline, vectors=vectors)
+    if vectors is not None:
+        info = clf.fit_info
+        console.print(
+            f"word vectors from {vectors}: {info.vectors_coverage:.1%} of the "
+            f"{info.vocab_size - 2:,} vocabulary tokens found",
+            highlight=False,
+        )
     resumed = clf.fit_info.resumed_from_epoch
     if resumed is not None:
         console.print(

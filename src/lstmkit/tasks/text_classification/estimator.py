@@ -29,6 +29,7 @@ from torch import Tensor
 from lstmkit.data.text import Label, LabelledTexts, validate_labelled, validate_texts
 from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer
+from lstmkit.data.word_vectors import match_word_vectors, vector_file_dim
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.text_classification.baseline import BagOfWordsBaseline
 from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
@@ -188,6 +189,21 @@ class TextClassifier:
             weights[index[str(label)]] = weight
         return weights
 
+    def _load_vectors(self, path: str | Path) -> float:
+        """Copy the vectors of ``path``'s words into the embedding rows of the tokens found;
+        return the share of the vocabulary (without [PAD] and [UNK]) found."""
+        tokenizer, net = self._require_fitted()
+        vocab = tokenizer.tokenizer.get_vocab()
+        for special in (PAD, UNK):
+            vocab.pop(special, None)
+        normalizer = tokenizer.tokenizer.normalizer
+        normalise = normalizer.normalize_str if normalizer is not None else str
+        found = match_word_vectors(path, vocab, normalise, self.config.embedding_dim)
+        with torch.no_grad():
+            weight = net.embedding.weight
+            weight[torch.as_tensor(found.ids)] = torch.as_tensor(found.vectors, dtype=weight.dtype)
+        return len(found.ids) / max(len(vocab), 1)
+
     def _split(self, y: list[int]) -> tuple[list[int], list[int]]:
         """Stratified train/validation indices."""
         rng = np.random.default_rng(self.config.seed)
@@ -216,6 +232,7 @@ class TextClassifier:
         devices: int | str = 1,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         baseline: bool = True,
+        vectors: str | Path | None = None,
     ) -> TextClassifier:
         """Train on ``texts`` (n strings) with ``labels`` (n class names or integers).
 
@@ -225,7 +242,12 @@ class TextClassifier:
         each epoch with that epoch's metrics (epoch, train_loss, val_acc, ..., seconds).
         With ``baseline`` (the default) a bag-of-words baseline (`BagOfWordsBaseline`:
         TF-IDF 1-2-grams + logistic regression) is fitted on the same training part, saved
-        with the model and scored by `evaluate` beside the network.
+        with the model and scored by `evaluate` beside the network. ``vectors`` names a
+        word-vector file (word2vec/GloVe text format, optionally gzipped, with or without
+        the "count dim" header): the embedding rows of the vocabulary's tokens found there
+        (after the tokenizer's normalisation, e.g. lower-casing) start from those vectors,
+        the others keep their random initialisation; ``train_info["vectors_coverage"]`` is
+        the share of the vocabulary (without [PAD] and [UNK]) found.
         """
         from lstmkit.training import fit as train
 
@@ -255,6 +277,8 @@ class TextClassifier:
         if len(set(tr_y)) < 2:
             raise LstmkitError("the training part holds a single class; give more rows per class")
         weights = self._class_weights(tr_y)  # refuses unknown labels before any work
+        if vectors is not None:  # a missing, empty or mismatched file fails before any work
+            vector_file_dim(vectors, cfg.embedding_dim)
 
         torch.manual_seed(cfg.seed)
         start = time.perf_counter()
@@ -267,6 +291,7 @@ class TextClassifier:
             make_loader(va_ids, va_y, cfg.batch_size * 2, shuffle=False) if va_ids else None
         )
         self.net = build_net(self.tokenizer.vocab_size, len(self.classes), cfg)
+        coverage = None if vectors is None else self._load_vectors(vectors)
         module = TextClassifierModule(self.net, cfg, on_epoch, class_weights=weights)
         train_cfg = cfg.train_config(
             accelerator=accelerator, devices=devices, progress_bar=progress, **self.run_options
@@ -307,6 +332,8 @@ class TextClassifier:
             resumed_from_epoch=result.resumed_from_epoch,
             baseline_seconds=baseline_seconds,
             class_weights=None if weights is None else weights.tolist(),
+            vectors_file=None if vectors is None else str(vectors),
+            vectors_coverage=coverage,
         )
         return self
 
