@@ -304,23 +304,51 @@ def predict(
         bool,
         typer.Option("--text", help="Classify every argument as a text, even if it names a file."),
     ] = False,
+    chunk_size: Annotated[
+        int,
+        typer.Option(
+            help="With a file and --output: texts read and predicted at a time (the file is "
+            "streamed, so memory does not grow with it)."
+        ),
+    ] = 2000,
+    show: Annotated[
+        int, typer.Option(help="With a file and --output: rows of the table printed.")
+    ] = 10,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
-    """Predict the label and class probabilities of each text."""
+    """Predict the label and class probabilities of each text.
+
+    A file with --output is streamed: read, predicted and written chunk by chunk (bounded
+    memory, progress bar on stderr); the output appears only when complete and the first
+    --show rows are printed.
+    """
     from lstmkit.data.text import texts_from_arguments
     from lstmkit.io.atomic import atomic_write_text
     from lstmkit.tasks.text_classification import TextClassifier
 
     if output is not None:
         _check_out_file(output, "--output")
+    if chunk_size < 1:
+        raise LstmkitError(f"--chunk-size must be at least 1, got {chunk_size}")
+    if show < 0:
+        raise LstmkitError(f"--show must be 0 or more, got {show}")
     clf = TextClassifier.load(model)
+    if output is not None and not literal and len(inputs) == 1 and Path(inputs[0]).is_file():
+        _predict_stream(clf, Path(inputs[0]), output, text_column, chunk_size, show,
+                        json_lines, progress)  # fmt: skip
+        return
     table = clf.predict_table(texts_from_arguments(inputs, text_column, literal))
     if output is not None:
         atomic_write_text(output, table.to_csv(index=False, float_format="%.6f"))
     if json_lines:
-        for row in table.itertuples(index=False):
-            p = {str(c): round(float(v), 6) for c, v in zip(clf.classes, row[2:], strict=True)}
-            print(json.dumps({"text": row.text, "label": _plain(row.label), "probabilities": p}))
+        _json_lines(clf, table)
         return
+    console.print(_prediction_table(clf, table))
+    if output is not None:
+        console.print(f"wrote {output}", highlight=False)
+
+
+def _prediction_table(clf, table) -> Table:
     shown = Table()
     shown.add_column("text", overflow="ellipsis", max_width=60, no_wrap=True)
     shown.add_column("label")
@@ -328,9 +356,37 @@ def predict(
         shown.add_column(f"p({c})", justify="right")
     for row in table.itertuples(index=False):
         shown.add_row(row.text, str(row.label), *(f"{v:.3f}" for v in row[2:]))
-    console.print(shown)
-    if output is not None:
-        console.print(f"wrote {output}", highlight=False)
+    return shown
+
+
+def _json_lines(clf, table) -> None:
+    for row in table.itertuples(index=False):
+        p = {str(c): round(float(v), 6) for c, v in zip(clf.classes, row[2:], strict=True)}
+        print(json.dumps({"text": row.text, "label": _plain(row.label), "probabilities": p}))
+
+
+def _predict_stream(
+    clf, source: Path, output: Path, text_column: str, chunk_size: int, show: int,
+    json_lines: bool, progress: bool,
+) -> None:  # fmt: skip
+    """``classify predict FILE --output OUT``: chunk by chunk into OUT (see `predict_file`)."""
+    from lstmkit.tasks.text_classification.stream import predict_file
+
+    summary = predict_file(
+        clf, source, output, text_column=text_column, chunk_size=chunk_size,
+        head_rows=0 if json_lines else show, progress=progress and not json_lines,
+        on_chunk=(lambda _chunk, table: _json_lines(clf, table)) if json_lines else None,
+    )  # fmt: skip
+    if json_lines:
+        return
+    if summary.head is not None and len(summary.head):
+        console.print(_prediction_table(clf, summary.head))
+    counts = ", ".join(f"{label} {n:,}" for label, n in summary.counts.items())
+    more = f"first {len(summary.head)} shown; " if summary.head is not None else ""
+    console.print(
+        f"{summary.n:,} texts predicted ({more}labels: {counts}); wrote {output}",
+        highlight=False,
+    )
 
 
 def _parse_class_weight(text: str | None) -> str | dict[str, float] | None:
