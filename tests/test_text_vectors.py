@@ -125,3 +125,22 @@ def test_cli_vectors_reports_coverage_and_refuses_bad_files(tmp_path, capsys, mo
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and expect in lines[0], err
         assert not target.exists()
+
+
+def test_checkpoint_of_a_run_from_other_vectors_is_refused(tmp_path):
+    first = write_vectors(tmp_path / "a.txt")
+    VECTORS["the"] = VECTORS["the"] + 1  # another file: one vector differs
+    try:
+        second = write_vectors(tmp_path / "b.txt")
+    finally:
+        VECTORS["the"] = VECTORS["the"] - 1
+    texts, labels = make_texts(100, seed=3)
+
+    def fit(path):
+        clf = TextClassifier(embedding_dim=DIM, hidden_size=8, epochs=1, checkpoint_dir=tmp_path)
+        return clf.fit(texts, labels, progress=False, baseline=False, vectors=path)
+
+    fit(first)
+    assert fit(first).fit_info.resumed_from_epoch == 0  # the same run resumes
+    with pytest.raises(LstmkitError, match="other data or settings"):
+        fit(second)
