@@ -163,3 +163,12 @@ def test_cli_train_and_evaluate_print_the_baseline_and_metrics_json_holds_both(
     code, out, _ = run(["classify", "train", data, "--out", tmp_path / "nb", "--no-baseline",
                         *TINY], capsys, monkeypatch)  # fmt: skip
     assert code == 0 and not (tmp_path / "nb" / "baseline").exists()
+
+
+def test_texts_without_countable_words_train_without_a_baseline():
+    texts = ["a b c", "x y z", "a a b", "z z y"] * 10
+    labels = ["p", "q", "p", "q"] * 10
+    with pytest.raises(LstmkitError, match="no words of two or more letters"):
+        BagOfWordsBaseline().fit(texts, [0, 1, 0, 1] * 10, 2)
+    clf = TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False)
+    assert clf.baseline is None and clf.evaluate(texts, labels).baseline is None

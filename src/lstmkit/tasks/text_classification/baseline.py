@@ -113,7 +113,13 @@ class BagOfWordsBaseline:
             counts = counter.fit_transform(cleaned)
         except ValueError:  # every n-gram below min_df: fall back to all n-grams
             counter.set_params(min_df=1)
-            counts = counter.fit_transform(cleaned)
+            try:
+                counts = counter.fit_transform(cleaned)
+            except ValueError:
+                raise LstmkitError(
+                    "the texts hold no words of two or more letters; the bag-of-words "
+                    "baseline has nothing to count"
+                ) from None
         vocab = counter.vocabulary_
         self.vocabulary = [""] * len(vocab)
         for term, col in vocab.items():

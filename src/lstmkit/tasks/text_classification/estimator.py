@@ -313,8 +313,11 @@ class TextClassifier:
         self.baseline = None
         baseline_seconds = None
         if baseline and os.environ.get("LOCAL_RANK", "0") == "0":  # once, not per DDP rank
-            self.baseline = BagOfWordsBaseline().fit(tr_texts, tr_y, len(self.classes))
-            baseline_seconds = self.baseline.fit_seconds
+            try:
+                self.baseline = BagOfWordsBaseline().fit(tr_texts, tr_y, len(self.classes))
+                baseline_seconds = self.baseline.fit_seconds
+            except LstmkitError:  # no words to count (e.g. one-letter tokens): shown as n/a
+                self.baseline = None
         self.validation = LabelledTexts(va_texts, [self.classes[i] for i in va_y], "validation")
         n_tokens = int(sum(len(s) for s in tr_ids))
         # epochs trained by this call (a resumed run's earlier epochs came from the checkpoint)
