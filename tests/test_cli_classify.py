@@ -68,7 +68,7 @@ def model_dir(data_dir) -> Path:
 def test_train_writes_complete_model_dir(model_dir):
     names = {p.name for p in model_dir.iterdir()}
     assert names == {"config.json", "model.safetensors", "tokenizer.json", "training.json",
-                     "training.png", "confusion.png", "metrics.json"}  # fmt: skip
+                     "training.png", "confusion.png", "metrics.json", "baseline"}  # fmt: skip
     assert (model_dir / "training.png").read_bytes().startswith(PNG)
     assert (model_dir / "confusion.png").read_bytes().startswith(PNG)
     metrics = json.loads((model_dir / "metrics.json").read_text())["validation"]
@@ -337,11 +337,11 @@ def test_bad_settings_one_line(model_dir, data_dir, tmp_path, capsys, monkeypatc
 
     previous = tmp_path / "previous"
     shutil.copytree(model_dir, previous)
-    before = {p.name: p.read_bytes() for p in previous.iterdir()}
+    before = {p.name: p.read_bytes() for p in previous.rglob("*") if p.is_file()}
     huge = ["--hidden-size", "10000000"]
     _fails(["classify", "train", data_dir / "train.csv", "--out", previous, *TINY, *huge],
            capsys, monkeypatch, "does not fit in memory")  # fmt: skip
-    assert {p.name: p.read_bytes() for p in previous.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in previous.rglob("*") if p.is_file()} == before
     base = ["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m", *TINY]
     _fails([*base, "--hidden-size", "10000000"], capsys, monkeypatch, "does not fit in memory")
     _fails([*base, "--lr", "-1"], capsys, monkeypatch, "lr must be a positive finite number")

@@ -59,14 +59,17 @@ def _check_out_file(path: Path, option: str, suffix: str | None = None) -> None:
     check_writable(path.parent, option)
 
 
-def _metrics_table(title: str, evaluation) -> Table:
+def _metrics_table(title: str, evaluation, model: str = "lstm") -> Table:
+    """The model's scores beside the bag-of-words baseline's (n/a for a model without one)."""
+    base = evaluation.baseline
     table = Table(title=title)
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row("texts", f"{evaluation.n:,}")
-    table.add_row("accuracy", f"{evaluation.accuracy:.4f}")
-    table.add_row("macro F1", f"{evaluation.macro_f1:.4f}")
-    table.add_row("loss", f"{evaluation.loss:.4f}")
+    table.add_column(model, justify="right")
+    table.add_column("bag-of-words", justify="right")
+    table.add_row("texts", f"{evaluation.n:,}", "n/a" if base is None else f"{base.n:,}")
+    for name, key in (("accuracy", "accuracy"), ("macro F1", "macro_f1"), ("loss", "loss")):
+        other = "n/a" if base is None else f"{getattr(base, key):.4f}"
+        table.add_row(name, f"{getattr(evaluation, key):.4f}", other)
     return table
 
 
@@ -161,6 +164,28 @@ def train(
         typer.Option(help="Start from an encoder written by 'classify pretrain' and fine-tune."),
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    class_weight: Annotated[
+        str | None,
+        typer.Option(
+            help="Weigh the loss for imbalanced labels: 'balanced' or label=weight,... "
+            "(e.g. spam=5,ham=1; labels left out weigh 1)."
+        ),
+    ] = None,
+    vectors: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start the embedding from word vectors: a word2vec/GloVe text file "
+            "(optionally .gz); its dimension must equal --embedding-dim."
+        ),
+    ] = None,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            "--baseline/--no-baseline",
+            help="Also fit the bag-of-words baseline (TF-IDF 1-2-grams + logistic regression) "
+            "and print it beside the model.",
+        ),
+    ] = True,
 ) -> None:
     """Train a classifier on labelled texts; save it with training.png and confusion.png."""
     from lstmkit.data.text import load_text_data
@@ -175,6 +200,7 @@ def train(
         "embedding_dropout": embedding_dropout, "head_dropout": head_dropout,
         "tokenizer": tokenizer, "vocab_size": vocab_size, "max_length": max_length,
         "keep": keep, "val_fraction": val_fraction, "seed": seed, "precision": precision,
+        "class_weight": _parse_class_weight(class_weight),
     }  # fmt: skip
     if logger not in ("none", "csv", "tensorboard"):
         raise LstmkitError(f"--logger must be none, csv or tensorboard, got {logger!r}")
@@ -193,11 +219,17 @@ def train(
         **{k: v for k, v in settings.items() if v is not None},
     )
     _check_out_dir(out)
+    if pretrained is not None and vectors is not None:
+        raise LstmkitError("pass either --pretrained or --vectors, not both")
     if pretrained is not None:
         from lstmkit.tasks.text_classification.pretrain import PretrainedEncoder
 
         clf.pretrained = PretrainedEncoder.load(pretrained)
         clf.config = clf.pretrained.adopt(clf.config, clf._explicit)
+    if vectors is not None:  # before reading the data: a bad file is found at once
+        from lstmkit.data.word_vectors import vector_file_dim
+
+        vector_file_dim(vectors, clf.config.embedding_dim)
     if limit is not None and limit < 2:
         raise LstmkitError(f"--limit must be at least 2, got {limit}")
     with console.status(f"reading {data}"):
@@ -208,7 +240,14 @@ def train(
         f"training on {len(texts):,} texts from {texts.source}, classes {texts.classes()}",
         highlight=False,
     )
-    report = fit_and_save(clf, texts, out, progress=progress)
+    report = fit_and_save(clf, texts, out, progress=progress, baseline=baseline, vectors=vectors)
+    if vectors is not None:
+        info = clf.fit_info
+        console.print(
+            f"word vectors from {vectors}: {info.vectors_coverage:.1%} of the "
+            f"{info.vocab_size - 2:,} vocabulary tokens found",
+            highlight=False,
+        )
     resumed = clf.fit_info.resumed_from_epoch
     if resumed is not None:
         console.print(
@@ -216,7 +255,7 @@ def train(
             highlight=False,
         )
     console.print(_history_table(clf.history))
-    console.print(_metrics_table(report.part, report.evaluation))
+    console.print(_metrics_table(report.part, report.evaluation, clf.config.rnn))
     console.print(_confusion_table(report.evaluation))
     console.print(f"model saved to {out} (training.png, confusion.png inside)", highlight=False)
 
@@ -365,7 +404,7 @@ def evaluate(
         texts = load_text_data(data, text_column, label_column, split=split, min_classes=1)
     with console.status(f"scoring {len(texts):,} texts"):
         evaluation = clf.evaluate(texts.texts, texts.labels)
-    console.print(_metrics_table(f"{texts.source}", evaluation))
+    console.print(_metrics_table(f"{texts.source}", evaluation, clf.config.rnn))
     console.print(_confusion_table(evaluation))
     if out is not None:
         save_evaluation(evaluation, out)
@@ -393,23 +432,51 @@ def predict(
         bool,
         typer.Option("--text", help="Classify every argument as a text, even if it names a file."),
     ] = False,
+    chunk_size: Annotated[
+        int,
+        typer.Option(
+            help="With a file and --output: texts read and predicted at a time (the file is "
+            "streamed, so memory does not grow with it)."
+        ),
+    ] = 2000,
+    show: Annotated[
+        int, typer.Option(help="With a file and --output: rows of the table printed.")
+    ] = 10,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
-    """Predict the label and class probabilities of each text."""
+    """Predict the label and class probabilities of each text.
+
+    A file with --output is streamed: read, predicted and written chunk by chunk (bounded
+    memory, progress bar on stderr); the output appears only when complete and the first
+    --show rows are printed.
+    """
     from lstmkit.data.text import texts_from_arguments
     from lstmkit.io.atomic import atomic_write_text
     from lstmkit.tasks.text_classification import TextClassifier
 
     if output is not None:
         _check_out_file(output, "--output")
+    if chunk_size < 1:
+        raise LstmkitError(f"--chunk-size must be at least 1, got {chunk_size}")
+    if show < 0:
+        raise LstmkitError(f"--show must be 0 or more, got {show}")
     clf = TextClassifier.load(model)
+    if output is not None and not literal and len(inputs) == 1 and Path(inputs[0]).is_file():
+        _predict_stream(clf, Path(inputs[0]), output, text_column, chunk_size, show,
+                        json_lines, progress)  # fmt: skip
+        return
     table = clf.predict_table(texts_from_arguments(inputs, text_column, literal))
     if output is not None:
         atomic_write_text(output, table.to_csv(index=False, float_format="%.6f"))
     if json_lines:
-        for row in table.itertuples(index=False):
-            p = {str(c): round(float(v), 6) for c, v in zip(clf.classes, row[2:], strict=True)}
-            print(json.dumps({"text": row.text, "label": _plain(row.label), "probabilities": p}))
+        _json_lines(clf, table)
         return
+    console.print(_prediction_table(clf, table))
+    if output is not None:
+        console.print(f"wrote {output}", highlight=False)
+
+
+def _prediction_table(clf, table) -> Table:
     shown = Table()
     shown.add_column("text", overflow="ellipsis", max_width=60, no_wrap=True)
     shown.add_column("label")
@@ -417,9 +484,58 @@ def predict(
         shown.add_column(f"p({c})", justify="right")
     for row in table.itertuples(index=False):
         shown.add_row(row.text, str(row.label), *(f"{v:.3f}" for v in row[2:]))
-    console.print(shown)
-    if output is not None:
-        console.print(f"wrote {output}", highlight=False)
+    return shown
+
+
+def _json_lines(clf, table) -> None:
+    for row in table.itertuples(index=False):
+        p = {str(c): round(float(v), 6) for c, v in zip(clf.classes, row[2:], strict=True)}
+        print(json.dumps({"text": row.text, "label": _plain(row.label), "probabilities": p}))
+
+
+def _predict_stream(
+    clf, source: Path, output: Path, text_column: str, chunk_size: int, show: int,
+    json_lines: bool, progress: bool,
+) -> None:  # fmt: skip
+    """``classify predict FILE --output OUT``: chunk by chunk into OUT (see `predict_file`)."""
+    from lstmkit.tasks.text_classification.stream import predict_file
+
+    summary = predict_file(
+        clf, source, output, text_column=text_column, chunk_size=chunk_size,
+        head_rows=0 if json_lines else show, progress=progress and not json_lines,
+        on_chunk=(lambda _chunk, table: _json_lines(clf, table)) if json_lines else None,
+    )  # fmt: skip
+    if json_lines:
+        return
+    if summary.head is not None and len(summary.head):
+        console.print(_prediction_table(clf, summary.head))
+    counts = ", ".join(f"{label} {n:,}" for label, n in summary.counts.items())
+    more = f"first {len(summary.head)} shown; " if summary.head is not None else ""
+    console.print(
+        f"{summary.n:,} texts predicted ({more}labels: {counts}); wrote {output}",
+        highlight=False,
+    )
+
+
+def _parse_class_weight(text: str | None) -> str | dict[str, float] | None:
+    """``--class-weight``: None, "balanced" or "label=weight,..." as a dict (labels as text;
+    the estimator matches them to integer classes too)."""
+    if text is None or text.strip() == "balanced":
+        return None if text is None else "balanced"
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        label, eq, value = part.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = None
+        if not eq or not label.strip() or weight is None:
+            raise LstmkitError(
+                f"--class-weight {text!r}: expected 'balanced' or label=weight pairs separated "
+                f"by commas, e.g. --class-weight pos=2,neg=1"
+            )
+        weights[label.strip()] = weight
+    return weights
 
 
 def _plain(label: object) -> str | int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -28,7 +30,9 @@ from lstmkit.data.corpus import TextCorpus
 from lstmkit.data.text import Label, LabelledTexts, validate_labelled, validate_texts
 from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer, TokenizerConfig
+from lstmkit.data.word_vectors import match_word_vectors, vector_file_dim
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.text_classification.baseline import BagOfWordsBaseline
 from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
 from lstmkit.tasks.text_classification.module import TextClassifierModule
 from lstmkit.tasks.text_classification.network import (
@@ -149,6 +153,9 @@ class TextClassifier:
         self.fit_info = FitInfo()
         #: the validation texts and labels of the last `fit` (not saved)
         self.validation: LabelledTexts | None = None
+        #: the bag-of-words baseline fitted beside the network (None: not fitted / an
+        #: older model folder), scored by `evaluate` next to the LSTM
+        self.baseline: BagOfWordsBaseline | None = None
 
     # ------------------------------------------------------------------ helpers
     def _require_fitted(self) -> tuple[TextTokenizer, TextClassifierNet]:
@@ -165,6 +172,43 @@ class TextClassifier:
                 f"{self.classes}"
             )
         return [index[label] for label in labels]
+
+    def _class_weights(self, y: list[int]) -> Tensor | None:
+        """The loss weight of each class (classes,) float32 from ``config.class_weight`` and
+        the training part's class ids ``y``; None when unweighted."""
+        setting = self.config.class_weight
+        if setting is None:
+            return None
+        k = len(self.classes)
+        if setting == "balanced":
+            counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=k)
+            return torch.tensor(len(y) / (k * np.maximum(counts, 1)), dtype=torch.float32)
+        index = {str(c): i for i, c in enumerate(self.classes)}
+        unknown = [label for label in setting if str(label) not in index]
+        if unknown:
+            raise LstmkitError(
+                f"class_weight names labels {unknown} that are not in the training labels "
+                f"{self.classes}; weigh only those labels"
+            )
+        weights = torch.ones(k)
+        for label, weight in setting.items():
+            weights[index[str(label)]] = weight
+        return weights
+
+    def _load_vectors(self, path: str | Path) -> float:
+        """Copy the vectors of ``path``'s words into the embedding rows of the tokens found;
+        return the share of the vocabulary (without [PAD] and [UNK]) found."""
+        tokenizer, net = self._require_fitted()
+        vocab = tokenizer.tokenizer.get_vocab()
+        for special in (PAD, UNK):
+            vocab.pop(special, None)
+        normalizer = tokenizer.tokenizer.normalizer
+        normalise = normalizer.normalize_str if normalizer is not None else str
+        found = match_word_vectors(path, vocab, normalise, self.config.embedding_dim)
+        with torch.no_grad():
+            weight = net.embedding.weight
+            weight[torch.as_tensor(found.ids)] = torch.as_tensor(found.vectors, dtype=weight.dtype)
+        return len(found.ids) / max(len(vocab), 1)
 
     def _split(self, y: list[int]) -> tuple[list[int], list[int]]:
         """Stratified train/validation indices."""
@@ -194,6 +238,8 @@ class TextClassifier:
         devices: int | str = 1,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         pretrained: str | Path | PretrainedEncoder | None = None,
+        baseline: bool = True,
+        vectors: str | Path | None = None,
     ) -> TextClassifier:
         """Train on ``texts`` (n strings) with ``labels`` (n class names or integers).
 
@@ -208,12 +254,26 @@ class TextClassifier:
         and recurrent weights, and takes its encoder settings (embedding_dim, hidden_size,
         num_layers, rnn, bidirectional, layer_norm, init, tokenizer); a setting given
         explicitly that differs from the encoder's is an error.
+
+        With ``baseline`` (the default) a bag-of-words baseline (`BagOfWordsBaseline`:
+        TF-IDF 1-2-grams + logistic regression) is fitted on the same training part, saved
+        with the model and scored by `evaluate` beside the network. ``vectors`` names a
+        word-vector file (word2vec/GloVe text format, optionally gzipped, with or without
+        the "count dim" header): the embedding rows of the vocabulary's tokens found there
+        (after the tokenizer's normalisation, e.g. lower-casing) start from those vectors,
+        the others keep their random initialisation; ``train_info["vectors_coverage"]`` is
+        the share of the vocabulary (without [PAD] and [UNK]) found.
         """
         from lstmkit.training import fit as train
 
-        if pretrained is None:
+        if pretrained is not None and vectors is not None:
+            raise LstmkitError(
+                "pass either pretrained= (an encoder with its own word vectors) or vectors=, "
+                "not both"
+            )
+        if pretrained is None and vectors is None:
             pretrained = self.pretrained
-        elif not isinstance(pretrained, PretrainedEncoder):
+        elif pretrained is not None and not isinstance(pretrained, PretrainedEncoder):
             pretrained = PretrainedEncoder.load(pretrained)
         if pretrained is not None:
             self.config = pretrained.adopt(self.config, self._explicit)
@@ -244,6 +304,9 @@ class TextClassifier:
             va_texts, va_y = [data.texts[i] for i in va_idx], [y[i] for i in va_idx]
         if len(set(tr_y)) < 2:
             raise LstmkitError("the training part holds a single class; give more rows per class")
+        weights = self._class_weights(tr_y)  # refuses unknown labels before any work
+        if vectors is not None:  # a missing, empty or mismatched file fails before any work
+            vector_file_dim(vectors, cfg.embedding_dim)
 
         torch.manual_seed(cfg.seed)
         start = time.perf_counter()
@@ -262,7 +325,8 @@ class TextClassifier:
         if pretrained is not None:
             missing = self.net.load_state_dict(pretrained.encoder_state(), strict=False)
             assert not missing.unexpected_keys, missing.unexpected_keys
-        module = TextClassifierModule(self.net, cfg, on_epoch)
+        coverage = None if vectors is None else self._load_vectors(vectors)
+        module = TextClassifierModule(self.net, cfg, on_epoch, class_weights=weights)
         train_cfg = cfg.train_config(
             accelerator=accelerator, devices=devices, progress_bar=progress, **self.run_options
         )
@@ -271,6 +335,9 @@ class TextClassifier:
         )
         if pretrained is not None:
             digest += pretrained.fingerprint()
+        if vectors is not None:  # a checkpoint of a run from other word vectors is refused
+            start_weights = self.net.embedding.weight.detach().numpy().tobytes()
+            digest = hashlib.sha256(digest.encode() + start_weights).hexdigest()
         result = train(module, train_loader, val_loader, train_cfg, fingerprint=digest)
         self.net.cpu().eval()
         require_finite_weights(
@@ -279,6 +346,14 @@ class TextClassifier:
             "lower lr or set gradient_clip_val (e.g. 1.0) and train again",
         )
         self.history = result.history
+        self.baseline = None
+        baseline_seconds = None
+        if baseline and os.environ.get("LOCAL_RANK", "0") == "0":  # once, not per DDP rank
+            try:
+                self.baseline = BagOfWordsBaseline().fit(tr_texts, tr_y, len(self.classes))
+                baseline_seconds = self.baseline.fit_seconds
+            except LstmkitError:  # no words to count (e.g. one-letter tokens): shown as n/a
+                self.baseline = None
         self.validation = LabelledTexts(va_texts, [self.classes[i] for i in va_y], "validation")
         n_tokens = int(sum(len(s) for s in tr_ids))
         # epochs trained by this call (a resumed run's earlier epochs came from the checkpoint)
@@ -297,6 +372,10 @@ class TextClassifier:
             tokens_per_second=n_tokens * epochs_now / max(result.fit_seconds, 1e-9),
             world_size=result.world_size,
             resumed_from_epoch=result.resumed_from_epoch,
+            baseline_seconds=baseline_seconds,
+            class_weights=None if weights is None else weights.tolist(),
+            vectors_file=None if vectors is None else str(vectors),
+            vectors_coverage=coverage,
         )
         return self
 
@@ -397,7 +476,11 @@ class TextClassifier:
     def evaluate(
         self, texts: Sequence[str], labels: Sequence[Label], batch_size: int | None = None
     ) -> Evaluation:
-        """Accuracy, macro F1, mean loss and confusion matrix on labelled texts."""
+        """Accuracy, macro F1, mean loss and confusion matrix on labelled texts.
+
+        The result's ``baseline`` holds the bag-of-words baseline's scores on the same texts
+        (None when the model has no baseline, e.g. a folder saved by an older version).
+        """
         _, net = self._require_fitted()
         data = validate_labelled(
             _as_list(texts, "texts"), _as_list(labels, "labels"), "evaluation data", min_classes=1
@@ -410,6 +493,10 @@ class TextClassifier:
             pred = net.probabilities(logits).argmax(-1)
         _require_finite_output(logits.numpy(), "logits")
         cm = confusion_matrix(y, pred, len(self.classes))
+        seconds = time.perf_counter() - start  # the network's own time, without the baseline
+        baseline = None
+        if self.baseline is not None:
+            baseline = self.baseline.evaluate(data.texts, y.numpy(), list(self.classes))
         return Evaluation(
             accuracy=float((pred == y).float().mean()),
             macro_f1=macro_f1(y, pred, len(self.classes)),
@@ -417,7 +504,8 @@ class TextClassifier:
             confusion=cm,
             classes=list(self.classes),
             n=len(y),
-            seconds=time.perf_counter() - start,
+            seconds=seconds,
+            baseline=baseline,
         )
 
     @torch.inference_mode()
@@ -458,7 +546,8 @@ class TextClassifier:
         folders: dict[str, str | Path] | None = None,
     ) -> Path:
         """Write the model directory (config.json, model.safetensors, tokenizer.json,
-        training.json, any ``extras`` files and copies of ``folders``) atomically."""
+        training.json, ``baseline/`` when a baseline was fitted, any ``extras`` files and
+        copies of ``folders``) atomically."""
         from lstmkit.io import save_model_dir
 
         tokenizer, net = self._require_fitted()
@@ -468,14 +557,18 @@ class TextClassifier:
         }
         files.update(extras or {})
         state = ModelState(self.config, list(self.classes), tokenizer.vocab_size)
-        return save_model_dir(
-            path,
-            kind=KIND,
-            config=state.to_dict(),
-            state_dict=net.state_dict(),
-            extras=files,
-            folders=folders,
-        )
+        with tempfile.TemporaryDirectory(prefix="lstmkit-baseline-") as tmp:
+            folders = dict(folders or {})
+            if self.baseline is not None:
+                folders["baseline"] = self.baseline.save(Path(tmp) / "baseline")
+            return save_model_dir(
+                path,
+                kind=KIND,
+                config=state.to_dict(),
+                state_dict=net.state_dict(),
+                extras=files,
+                folders=folders,
+            )
 
     def export_onnx(self, path: str | Path) -> Path:
         """Write the folder ``path`` with ``model.onnx``, ``export.json`` (labels, truncation)
@@ -517,6 +610,8 @@ class TextClassifier:
         if record_path.exists():  # the history is optional: a model predicts without it
             record = TrainingRecord.from_json(record_path.read_bytes(), str(record_path))
             clf.history, clf.fit_info = record.history, record.info
+        if (Path(path) / "baseline").is_dir():  # folders of older versions have none
+            clf.baseline = BagOfWordsBaseline.load(Path(path) / "baseline", len(classes))
         return clf
 
 

@@ -61,6 +61,8 @@ class Evaluation:
     """Scores of a classifier on labelled texts.
 
     confusion: (classes, classes) counts, row = true class, column = predicted.
+    baseline: the bag-of-words baseline's scores on the same texts (None for a model
+    saved without one; shown as n/a).
     """
 
     accuracy: float
@@ -70,6 +72,7 @@ class Evaluation:
     classes: list[Label]
     n: int
     seconds: float = 0.0
+    baseline: Evaluation | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
@@ -81,6 +84,7 @@ class Evaluation:
             "classes": list(self.classes),
             "n": self.n,
             "seconds": self.seconds,
+            "baseline": None if self.baseline is None else self.baseline.to_dict(),
         }
 
     @classmethod
@@ -90,4 +94,6 @@ class Evaluation:
 
         data = dict(data)
         data["confusion"] = np.asarray(data.get("confusion", []), dtype=np.int64)
+        if isinstance(data.get("baseline"), dict):
+            data["baseline"] = cls.from_dict(data["baseline"])
         return dataclass_from_dict(cls, data, "Evaluation")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
 from lstmkit.tasks.text_classification.network import TextClassifierNet
@@ -35,12 +36,18 @@ class TextClassifierModule(LstmkitModule):
         net: TextClassifierNet,
         config: TextClassifierConfig,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
+        class_weights: Tensor | None = None,
     ):
         super().__init__()
         self.net = net
         self.config = config
         self.on_epoch = on_epoch
         self._epoch_start = time.perf_counter()
+        #: (classes,) weights of the loss (see TextClassifierConfig.class_weight), or None;
+        #: a non-persistent buffer, so it follows the device and stays out of checkpoints
+        self.class_weights: Tensor | None
+        weights = None if class_weights is None else torch.as_tensor(class_weights).float()
+        self.register_buffer("class_weights", weights, persistent=False)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
@@ -55,7 +62,7 @@ class TextClassifierModule(LstmkitModule):
     def step_metrics(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """{"loss": cross-entropy (differentiable), "acc": share of correct predictions}."""
         logits = self.net(batch["ids"], batch["lengths"])
-        loss = self.net.loss(logits, batch["labels"])
+        loss = self.net.loss(logits, batch["labels"], self.class_weights)
         pred = self.net.probabilities(logits).argmax(-1)
         acc = (pred == batch["labels"]).float().mean()
         return {"loss": loss, "acc": acc}

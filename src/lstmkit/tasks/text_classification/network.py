@@ -102,11 +102,23 @@ class TextClassifierNet(nn.Module):
             return torch.stack([1 - p, p], dim=-1)
         return torch.softmax(logits, dim=-1)
 
-    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
-        """Binary cross-entropy on one logit (two classes) or cross-entropy."""
+    def loss(self, logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Binary cross-entropy on one logit (two classes) or cross-entropy.
+
+        ``weight`` (classes,) makes it the weighted mean sum_i w[y_i] l_i / sum_i w[y_i]
+        (class weights for imbalanced labels; torch's cross_entropy convention).
+        """
         if self.num_classes == 2:
-            return F.binary_cross_entropy_with_logits(logits.squeeze(-1), labels.float())
-        return F.cross_entropy(logits, labels)
+            each = F.binary_cross_entropy_with_logits(
+                logits.squeeze(-1),
+                labels.float(),
+                reduction="none" if weight is not None else "mean",
+            )
+            if weight is None:
+                return each
+            w = weight.to(each.dtype)[labels]
+            return (each * w).sum() / w.sum()
+        return F.cross_entropy(logits, labels, weight=weight)
 
 
 def check_weight_shapes(

@@ -13,6 +13,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lstmkit.data.labelled import LabelledTexts
 from lstmkit.tasks.text_classification.estimator import TextClassifier
@@ -30,24 +31,32 @@ class TrainReport:
 
 
 def fit_and_save(
-    clf: TextClassifier, data: LabelledTexts, out: str | Path, *, progress: bool = True
+    clf: TextClassifier,
+    data: LabelledTexts,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    **fit_options: Any,
 ) -> TrainReport:
     """Fit ``clf`` on ``data``, score the held-out part and save the model folder ``out``.
 
     The folder holds the model files plus ``training.png`` (loss and accuracy per epoch),
     ``confusion.png`` and ``metrics.json`` ({part: scores}), and ``logs/`` when ``clf``
     logs with a Lightning logger and names no ``log_dir`` of its own; it replaces ``out``
-    only when complete (see `lstmkit.io.save_model_dir`).
+    only when complete (see `lstmkit.io.save_model_dir`). ``fit_options`` go to
+    `TextClassifier.fit` (``baseline=False``, ``vectors=...``); ``metrics.json`` holds the
+    bag-of-words baseline's scores under ``baseline`` beside the model's.
     """
     with tempfile.TemporaryDirectory(prefix="lstmkit-train-") as tmp:
         options = clf.run_options
         if options.get("logger") and not options.get("log_dir"):
             options["log_dir"] = str(Path(tmp) / "logs")
             try:
-                return _fit_and_save(clf, data, out, progress, {"logs": Path(tmp) / "logs"})
+                logs = {"logs": Path(tmp) / "logs"}
+                return _fit_and_save(clf, data, out, progress, logs, fit_options)
             finally:
                 options["log_dir"] = None
-        return _fit_and_save(clf, data, out, progress, {})
+        return _fit_and_save(clf, data, out, progress, {}, fit_options)
 
 
 def _fit_and_save(
@@ -56,11 +65,12 @@ def _fit_and_save(
     out: str | Path,
     progress: bool,
     folders: dict[str, Path],
+    fit_options: dict[str, Any],
 ) -> TrainReport:
     from lstmkit.plots.curves import plot_training_curves
     from lstmkit.plots.text import confusion_figure, figure_png
 
-    clf.fit(data.texts, data.labels, progress=progress)
+    clf.fit(data.texts, data.labels, progress=progress, **fit_options)
     extras: dict[str, str | bytes] = {}
     with tempfile.TemporaryDirectory() as tmp:
         curves = plot_training_curves(

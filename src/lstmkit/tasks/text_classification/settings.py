@@ -34,7 +34,7 @@ _EXAMPLES = {
     "recurrent_dropout": "0.25", "zoneout": "0.1", "batch_size": "64", "epochs": "5",
     "lr": "0.001", "weight_decay": "0.0", "optimizer": "'adam'", "gradient_clip_val": "1.0",
     "early_stopping_patience": "3", "lr_decay": "'linear'", "val_fraction": "0.2",
-    "seed": "0", "precision": "'bf16-mixed'",
+    "seed": "0", "precision": "'bf16-mixed'", "class_weight": "'balanced'",
 }  # fmt: skip
 
 
@@ -63,6 +63,11 @@ class TextClassifierConfig:
     seed: seeds the split, the initial weights and the batch order.
     precision: Lightning's training precision, "32" or "bf16-mixed" (bfloat16 autocast,
         float32 weights; see `lstmkit.training.TrainConfig`). Prediction runs in float32.
+    class_weight: None (every text counts the same), "balanced" (class c weighs
+        n / (classes * n_c) over the training part, as scikit-learn's) or a dict
+        {label: weight > 0} (labels left out weigh 1). The training and validation losses
+        are then weighted means; evaluate() reports the plain loss. Saved in config.json
+        as [[label, weight], ...] pairs, so integer labels survive JSON.
     """
 
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -90,6 +95,7 @@ class TextClassifierConfig:
     val_fraction: float = 0.2
     seed: int = 0
     precision: str = "32"
+    class_weight: str | dict | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.precision, int) and not isinstance(self.precision, bool):
@@ -146,6 +152,7 @@ class TextClassifierConfig:
             raise LstmkitError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
+        self.class_weight = _check_class_weight(self.class_weight)
 
     def train_config(self, **run: Any) -> TrainConfig:
         """The `lstmkit.training.TrainConfig` of these settings: the one place where the
@@ -182,6 +189,8 @@ class TextClassifierConfig:
         """Plain JSON-serialisable dict (the tokenizer settings nested)."""
         data = asdict(self)
         data["tokenizer"] = self.tokenizer.to_dict()
+        if isinstance(self.class_weight, dict):  # pairs: JSON keys would turn 0 into "0"
+            data["class_weight"] = [[k, w] for k, w in self.class_weight.items()]
         return data
 
     @classmethod
@@ -190,7 +199,35 @@ class TextClassifierConfig:
         data = dict(data)
         if "tokenizer" in data and isinstance(data["tokenizer"], dict):
             data["tokenizer"] = TokenizerConfig.from_dict(data["tokenizer"])
+        pairs = data.get("class_weight")
+        if isinstance(pairs, list):
+            if not all(isinstance(p, list | tuple) and len(p) == 2 for p in pairs):
+                raise LstmkitError(
+                    f"class_weight must be a list of [label, weight] pairs, got {pairs!r}"
+                )
+            data["class_weight"] = {label: weight for label, weight in pairs}
         return dataclass_from_dict(cls, data, "TextClassifierConfig")
+
+
+def _check_class_weight(value: Any) -> str | dict | None:
+    """``value`` if it is None, "balanced" or {label: positive finite weight}, else one line."""
+    if value is None or value == "balanced":
+        return value
+    if isinstance(value, dict) and value:
+        out: dict = {}
+        for label, weight in value.items():
+            ok_label = isinstance(label, str | int) and not isinstance(label, bool)
+            ok_weight = isinstance(weight, int | float) and not isinstance(weight, bool)
+            if not ok_label or not ok_weight or not (math.isfinite(weight) and weight > 0):
+                raise LstmkitError(
+                    f"class_weight {{{label!r}: {weight!r}}}: expected a label (class name or "
+                    f"integer) and a weight > 0, e.g. class_weight={{'pos': 5.0}}"
+                )
+            out[label] = float(weight)
+        return out
+    raise LstmkitError(
+        f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {value!r}"
+    )
 
 
 #: Presets: seed000 = seed 000's PyTorch program, seed003 = seed 003's Keras program,

@@ -95,7 +95,11 @@ class FitInfo:
     Counts are texts and tokens; times are seconds; tokens_per_second is
     train_tokens_per_epoch * epochs trained by this fit / fit_seconds (epochs_run
     counts the epochs a resumed run took from its checkpoint too); resumed_from_epoch:
-    the checkpoint epoch training continued from (None: trained from scratch).
+    the checkpoint epoch training continued from (None: trained from scratch);
+    baseline_seconds: time to fit the bag-of-words baseline (None: none fitted);
+    class_weights: the loss weight of each class, in class order (None: unweighted);
+    vectors_file / vectors_coverage: the word-vector file the embedding started from and
+    the share of the vocabulary found in it (None: random initialisation).
     """
 
     train_texts: int = 0
@@ -110,6 +114,10 @@ class FitInfo:
     tokens_per_second: float = 0.0
     world_size: int = 1
     resumed_from_epoch: int | None = None
+    baseline_seconds: float | None = None
+    class_weights: list[float] | None = None
+    vectors_file: str | None = None
+    vectors_coverage: float | None = None
 
 
 @dataclass

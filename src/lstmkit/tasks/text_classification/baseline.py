@@ -1,0 +1,257 @@
+"""The bag-of-words baseline printed beside every text classifier's result.
+
+`BagOfWordsBaseline` is TF-IDF on word uni- and bigrams (sublinear term frequency,
+smoothed idf, rows L2-normalised) followed by a logistic regression (C=10), trained with
+scikit-learn on the same training split as the LSTM. A fitted baseline is plain numbers
+(the n-gram vocabulary, the idf weights, the coefficients and intercepts), so it is saved
+without pickle: ``baseline.json`` (settings and vocabulary in column order) and
+``baseline.safetensors`` (``idf`` (features,), ``coef`` (outputs, features),
+``intercept`` (outputs,), float64) in a ``baseline/`` folder of the model directory.
+Scoring after loading needs only the count vectoriser's tokenisation and NumPy/SciPy
+math, and gives the same probabilities as before saving.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lstmkit.errors import LstmkitError
+from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
+
+#: file names inside the model directory's ``baseline/`` folder
+SETTINGS_FILE, WEIGHTS_FILE = "baseline.json", "baseline.safetensors"
+#: what the saved files describe (checked on load)
+FORMAT = "lstmkit-bag-of-words-1"
+#: the label shown in tables for the baseline
+NAME = "bag-of-words"
+
+
+@dataclass
+class BaselineSettings:
+    """How the baseline reads and weighs words.
+
+    ngram_max: longest word n-gram (1-2-grams with 2). min_df: an n-gram must occur in at
+    least this many training texts. max_features: keep the most frequent n-grams (caps the
+    saved vocabulary). C: inverse regularisation strength of the logistic regression.
+    lowercase: lower-case before counting; ``<br />`` line breaks become spaces.
+    """
+
+    ngram_max: int = 2
+    min_df: int = 2
+    max_features: int = 200_000
+    C: float = 10.0
+    lowercase: bool = True
+
+
+def _strip_breaks(text: str) -> str:
+    return text.replace("<br />", " ").replace("<br/>", " ").replace("<br>", " ")
+
+
+class BagOfWordsBaseline:
+    """TF-IDF word 1-2-grams (sublinear tf) + logistic regression, scored beside the LSTM.
+
+    ``fit(texts, y, num_classes)`` with ``y`` (n,) class ids; ``predict_proba(texts)`` ->
+    (n, num_classes) probabilities; ``evaluate`` -> `Evaluation`. ``save(folder)`` /
+    ``load(folder)`` write and read JSON + safetensors (no pickle).
+    """
+
+    def __init__(self, settings: BaselineSettings | None = None) -> None:
+        self.settings = settings or BaselineSettings()
+        self.vocabulary: list[str] = []
+        self.idf = np.zeros(0)
+        self.coef = np.zeros((0, 0))
+        self.intercept = np.zeros(0)
+        self.num_classes = 0
+        self.fit_seconds = 0.0
+        self._vectorizer = None
+
+    # ------------------------------------------------------------------ features
+    def _counter(self, vocabulary: dict[str, int] | None = None):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        s = self.settings
+        return CountVectorizer(
+            ngram_range=(1, s.ngram_max),
+            lowercase=s.lowercase,
+            preprocessor=None,
+            min_df=s.min_df if vocabulary is None else 1,
+            max_features=s.max_features if vocabulary is None else None,
+            vocabulary=vocabulary,
+            dtype=np.float64,
+        )
+
+    def _features(self, texts: Sequence[str]):
+        """TF-IDF rows (n, features), sparse CSR float64, each row of unit L2 norm."""
+        from sklearn.preprocessing import normalize
+
+        if self._vectorizer is None:
+            self._vectorizer = self._counter({t: i for i, t in enumerate(self.vocabulary)})
+        counts = self._vectorizer.transform([_strip_breaks(t) for t in texts]).tocsr()
+        counts.data = 1.0 + np.log(counts.data)  # sublinear tf
+        counts = counts.multiply(self.idf[None, :]).tocsr()
+        return normalize(counts, norm="l2", copy=False)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, texts: Sequence[str], y: Sequence[int], num_classes: int) -> BagOfWordsBaseline:
+        """Learn the vocabulary, idf and the logistic regression from ``texts`` and ``y``
+        (class ids in [0, num_classes), at least two distinct)."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        start = time.perf_counter()
+        y_arr = np.asarray(y, dtype=np.int64)
+        counter = self._counter()
+        cleaned = [_strip_breaks(t) for t in texts]
+        try:
+            counts = counter.fit_transform(cleaned)
+        except ValueError:  # every n-gram below min_df: fall back to all n-grams
+            counter.set_params(min_df=1)
+            try:
+                counts = counter.fit_transform(cleaned)
+            except ValueError:
+                raise LstmkitError(
+                    "the texts hold no words of two or more letters; the bag-of-words "
+                    "baseline has nothing to count"
+                ) from None
+        vocab = counter.vocabulary_
+        self.vocabulary = [""] * len(vocab)
+        for term, col in vocab.items():
+            self.vocabulary[col] = term
+        n = counts.shape[0]
+        df = np.bincount(counts.tocsr().indices, minlength=len(vocab))
+        # the same smoothed idf as scikit-learn's TfidfTransformer: ln((1+n)/(1+df)) + 1
+        self.idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+        self._vectorizer = self._counter(vocab)
+        features = self._features(texts)
+        model = LogisticRegression(C=self.settings.C, max_iter=2000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(features, y_arr)
+        # columns of coef follow model.classes_, the class ids seen in training
+        self.num_classes = num_classes
+        seen = model.classes_.astype(np.int64)
+        if len(seen) == 2 and num_classes == 2:
+            self.coef = model.coef_.astype(np.float64)
+            self.intercept = model.intercept_.astype(np.float64)
+        else:  # one row per class; classes absent from training never win
+            self.coef = np.zeros((num_classes, len(vocab)))
+            self.intercept = np.full(num_classes, -1e9)
+            if len(seen) == 2:  # binary model inside a larger label set
+                self.coef[seen[1]] = model.coef_[0]
+                self.intercept[seen] = [0.0, model.intercept_[0]]
+                self.coef[seen[0]] = 0.0
+            else:
+                self.coef[seen] = model.coef_
+                self.intercept[seen] = model.intercept_
+        self.fit_seconds = time.perf_counter() - start
+        return self
+
+    # ------------------------------------------------------------------ scoring
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities (n, num_classes) float64, columns in class-id order."""
+        if not self.vocabulary:
+            raise LstmkitError("the bag-of-words baseline is not fitted")
+        scores = self._features(texts) @ self.coef.T + self.intercept[None, :]
+        scores = np.asarray(scores)
+        if self.coef.shape[0] == 1:  # two classes: one logit for the second
+            p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+            return np.stack([1.0 - p, p], axis=1)
+        scores = scores - scores.max(axis=1, keepdims=True)
+        e = np.exp(scores)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """Predicted class ids (n,) int64."""
+        return self.predict_proba(texts).argmax(axis=1)
+
+    def evaluate(self, texts: Sequence[str], y: Sequence[int], classes: list) -> Evaluation:
+        """Accuracy, macro F1, mean cross-entropy and confusion matrix on ``texts``."""
+        start = time.perf_counter()
+        proba = self.predict_proba(texts)
+        y_arr = np.asarray(y, dtype=np.int64)
+        pred = proba.argmax(axis=1)
+        picked = np.clip(proba[np.arange(len(y_arr)), y_arr], 1e-15, 1.0)
+        return Evaluation(
+            accuracy=float((pred == y_arr).mean()) if len(y_arr) else float("nan"),
+            macro_f1=macro_f1(y_arr, pred, len(classes)),
+            loss=float(-np.log(picked).mean()) if len(y_arr) else float("nan"),
+            confusion=confusion_matrix(y_arr, pred, len(classes)),
+            classes=list(classes),
+            n=len(y_arr),
+            seconds=time.perf_counter() - start,
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder: str | Path) -> Path:
+        """Write ``baseline.json`` and ``baseline.safetensors`` into ``folder`` (created)."""
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": FORMAT,
+            "settings": asdict(self.settings),
+            "num_classes": self.num_classes,
+            "fit_seconds": self.fit_seconds,
+            "vocabulary": self.vocabulary,
+        }
+        (folder / SETTINGS_FILE).write_text(json.dumps(meta, ensure_ascii=False), "utf-8")
+        save_file(
+            {
+                "idf": np.ascontiguousarray(self.idf, dtype=np.float64),
+                "coef": np.ascontiguousarray(self.coef, dtype=np.float64),
+                "intercept": np.ascontiguousarray(self.intercept, dtype=np.float64),
+            },
+            str(folder / WEIGHTS_FILE),
+        )
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, num_classes: int) -> BagOfWordsBaseline:
+        """Read a baseline written by `save`; every part must agree with the others and
+        with the model's ``num_classes``, else one `LstmkitError` line."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        fix = "delete the baseline folder to load the model without it, or train again"
+        try:
+            meta = json.loads((folder / SETTINGS_FILE).read_text("utf-8"))
+            tensors = load_file(str(folder / WEIGHTS_FILE))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, SafetensorError) as err:
+            raise LstmkitError(
+                f"{folder}: the bag-of-words baseline cannot be read ({type(err).__name__}); {fix}"
+            ) from None
+        try:
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError(f"format is not {FORMAT}")
+            out = cls(BaselineSettings(**meta["settings"]))
+            out.vocabulary = [str(t) for t in meta["vocabulary"]]
+            out.num_classes = int(meta["num_classes"])
+            out.fit_seconds = float(meta.get("fit_seconds", 0.0))
+            out.idf, out.coef = tensors["idf"], tensors["coef"]
+            out.intercept = tensors["intercept"]
+            features, outputs = len(out.vocabulary), 1 if num_classes == 2 else num_classes
+            if out.num_classes != num_classes:
+                raise ValueError(f"{out.num_classes} classes, the model has {num_classes}")
+            if out.idf.shape != (features,) or out.coef.shape[1:] != (features,):
+                raise ValueError(f"weights do not match the {features:,} n-grams")
+            if out.coef.shape[0] not in (outputs, num_classes) or out.intercept.shape != (
+                out.coef.shape[0],
+            ):
+                raise ValueError("coefficients do not match the classes")
+            if not features or len(set(out.vocabulary)) != features:
+                raise ValueError("the vocabulary is empty or repeats n-grams")
+            finite = np.isfinite(out.idf).all() and np.isfinite(out.coef).all()
+            if not finite or np.isnan(out.intercept).any():
+                raise ValueError("weights are not finite")
+        except (KeyError, TypeError, ValueError) as err:
+            raise LstmkitError(f"{folder}: damaged bag-of-words baseline ({err}); {fix}") from None
+        return out
