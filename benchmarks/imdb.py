@@ -168,6 +168,14 @@ def main() -> None:
         "| --- | --- |",
         f"| test accuracy ({result.n:,} reviews) | **{result.accuracy * 100:.2f}%** |",
         f"| test macro F1 | {result.macro_f1 * 100:.2f}% |",
+        *(
+            [
+                "| bag-of-words baseline on the same split (TF-IDF 1-2-grams + logistic "
+                f"regression), test accuracy | {result.baseline.accuracy * 100:.2f}% |"
+            ]
+            if getattr(result, "baseline", None) is not None
+            else []
+        ),
         (
             f"| validation accuracy (best epoch {info['best_epoch'] + 1}) | "
             f"{best.get('val_acc', float('nan')) * 100:.2f}% |"

@@ -265,6 +265,15 @@ def test_settings_that_contradict_the_encoder_are_refused(pretrained) -> None:
     assert clf.config.hidden_size == 16 and clf.config.tokenizer.vocab_size == 200
 
 
+def test_pretrained_and_word_vectors_together_are_refused(pretrained, tmp_path: Path) -> None:
+    _, path = pretrained
+    vectors = tmp_path / "v.txt"
+    vectors.write_text("cat " + " ".join(["0.1"] * 16) + "\n")
+    texts, labels = make_labelled(40)
+    with pytest.raises(LstmkitError, match="either pretrained"):
+        TextClassifier().fit(texts, labels, pretrained=path, vectors=vectors, progress=False)
+
+
 def _copy(src: Path, dst: Path) -> Path:
     import shutil
 
