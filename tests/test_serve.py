@@ -1,0 +1,434 @@
+"""`lstmkit serve`: the real server in a subprocess on a free port, over HTTP with httpx.
+
+Tiny models (a forecaster, one with covariates, a text classifier) are trained once per
+session; each server starts once per module. Predictions must equal the Python API's on
+the same saved model; every client mistake must get its 4xx with a one-line reason, and
+the server must keep answering afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstmkit import Forecaster, TextClassifier
+from lstmkit.cli import main
+from lstmkit.errors import LstmkitError
+from lstmkit.serving import load_predictor
+
+CLI = [sys.executable, "-c", "from lstmkit.cli import main; main()"]
+MAX_BODY = 20_000  # the classifier's server takes at most this many bytes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _series(n: int = 60) -> pd.DataFrame:
+    t = np.arange(n)
+    return pd.DataFrame(
+        {
+            "month": pd.date_range("2000-01-01", periods=n, freq="MS"),
+            "y": 50 + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12),
+            "temp": np.cos(t / 3),
+            "promo": (t % 3 == 0).astype(float),
+        }
+    )
+
+
+def _texts(n: int = 200) -> tuple[list[str], list[str]]:
+    rng = random.Random(0)
+    texts, labels = [], []
+    for _ in range(n):
+        label = rng.choice(["neg", "pos"])
+        words = [rng.choice(["the", "film", "plot", "was"]) for _ in range(rng.randint(2, 12))]
+        words.insert(rng.randrange(len(words) + 1), "great" if label == "pos" else "awful")
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """Saved tiny models: ``fc`` (target only), ``fcov`` (a covariate and a known future
+    covariate), ``clf`` (two-class text classifier)."""
+    root = tmp_path_factory.mktemp("serve_models")
+    df = _series()
+    fast = dict(hidden_size=8, max_epochs=2, progress_bar=False)
+    Forecaster(horizon=4, window=12, **fast).fit(
+        df[["month", "y"]], target="y", time_col="month"
+    ).save(root / "fc")
+    Forecaster(horizon=3, window=8, **fast).fit(
+        df, target="y", time_col="month", covariates=["temp"], future_covariates=["promo"]
+    ).save(root / "fcov")
+    texts, labels = _texts()
+    TextClassifier(embedding_dim=8, hidden_size=8, batch_size=32, epochs=2, seed=0).fit(
+        texts, labels, progress=False
+    ).save(root / "clf")
+    return {"fc": root / "fc", "fcov": root / "fcov", "clf": root / "clf"}
+
+
+class Server:
+    """``lstmkit serve`` in a subprocess; ``client`` talks to it; `stop` ends it."""
+
+    def __init__(self, model: Path, *args: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        argv = [*CLI, "serve", "--model", str(model), "--port", str(self.port), *args]
+        self.proc = subprocess.Popen(
+            [*argv, "--log-level", "warning"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # so teardown reaches every worker process
+        )
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+        deadline = time.monotonic() + 120
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the server exited: {self.proc.stderr.read()}")
+            try:
+                if self.client.get("/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("the server did not answer /health within 120 s")
+            time.sleep(0.1)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and self.client.get("/health").status_code == 200
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=15)
+        self.proc.stderr.close()
+
+
+def _serve(model: Path, *args: str) -> Iterator[Server]:
+    server = Server(model, *args)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def clf_server(models) -> Iterator[Server]:
+    yield from _serve(models["clf"], "--max-body-bytes", str(MAX_BODY))
+
+
+@pytest.fixture(scope="module")
+def fc_server(models) -> Iterator[Server]:
+    yield from _serve(models["fc"])
+
+
+@pytest.fixture(scope="module")
+def fcov_server(models) -> Iterator[Server]:
+    yield from _serve(models["fcov"])
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].dt.strftime("%Y-%m-%d")
+    return out.to_dict("records")
+
+
+def _check_forecast(got: dict, expected: pd.DataFrame, horizon: int) -> None:
+    assert got["horizon"] == horizon
+    rows = got["forecast"]
+    assert [list(r) for r in rows] == [list(expected.columns)] * len(expected)
+    assert [r["month"] for r in rows] == [t.strftime("%Y-%m-%d") for t in expected["month"]]
+    for col in expected.columns.drop("month"):
+        np.testing.assert_allclose([r[col] for r in rows], expected[col], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------- good requests
+def test_health_and_model_describe_the_served_model(clf_server, fc_server):
+    assert clf_server.client.get("/health").json() == {
+        "status": "ok",
+        "kind": "text_classifier",
+        "backend": "torch",
+    }
+    info = clf_server.client.get("/model").json()
+    assert info["kind"] == "text_classifier" and info["backend"] == "torch"
+    assert info["labels"] == ["neg", "pos"] and info["config"]["hidden_size"] == 8
+    assert info["lstmkit_version"] == "0.1.0" and info["max_body_bytes"] == MAX_BODY
+    info = fc_server.client.get("/model").json()
+    assert (info["kind"], info["horizon"], info["freq"]) == ("forecaster", 4, "MS")
+    assert info["quantiles"] == [0.1, 0.5, 0.9] and info["target"] == "y"
+
+
+def test_classifier_answers_as_the_python_api(clf_server, models):
+    texts = ["the film was great", "awful plot", "the the was", "great " * 50]
+    got = clf_server.client.post("/predict", json={"texts": texts})
+    assert got.status_code == 200, got.text
+    body = got.json()
+    clf = TextClassifier.load(models["clf"])
+    proba = clf.predict_proba(texts)
+    assert body["classes"] == ["neg", "pos"]
+    assert body["labels"] == clf.predict(texts)
+    np.testing.assert_allclose(body["probabilities"], proba, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.sum(body["probabilities"], axis=1), 1.0, rtol=1e-6)
+
+
+def test_forecast_after_the_training_data_with_an_empty_body(fc_server, models):
+    expected = Forecaster.load(models["fc"]).predict()
+    assert expected["month"].iloc[0] == pd.Timestamp("2005-01-01")
+    for request in (
+        {},
+        {"content": b""},
+        {"json": {}},
+        {"json": {"history": None, "future": None}},
+    ):
+        got = fc_server.client.post("/predict", **request)
+        assert got.status_code == 200, (request, got.text)
+        _check_forecast(got.json(), expected, 4)
+
+
+def test_forecast_from_a_history_in_the_request(fc_server, models):
+    history = _series(40)[["month", "y"]]
+    history["y"] *= 2.0
+    got = fc_server.client.post("/predict", json={"history": _records(history)})
+    assert got.status_code == 200, got.text
+    expected = Forecaster.load(models["fc"]).predict(history)
+    assert expected["month"].iloc[0] == pd.Timestamp("2003-05-01")
+    _check_forecast(got.json(), expected, 4)
+
+
+def test_forecast_with_known_future_covariates(fcov_server, models):
+    df = _series(70)
+    history, plan = df.iloc[:50], df.iloc[50:53][["month", "promo"]]
+    got = fcov_server.client.post(
+        "/predict", json={"history": _records(history), "future": _records(plan)}
+    )
+    assert got.status_code == 200, got.text
+    model = Forecaster.load(models["fcov"])
+    _check_forecast(got.json(), model.predict(history, future=plan), 3)
+    info = fcov_server.client.get("/model").json()
+    assert info["covariates"] == ["temp", "promo"] and info["future_covariates"] == ["promo"]
+    # without the plan: the model's own one-line refusal
+    got = fcov_server.client.post("/predict", json={"history": _records(history)})
+    assert got.status_code == 422 and "future" in got.json()["detail"]
+    short = _records(plan.iloc[:2])
+    got = fcov_server.client.post("/predict", json={"history": _records(history), "future": short})
+    assert got.status_code == 422 and "2004-05-01" in got.json()["detail"]
+
+
+def test_docs_and_openapi(clf_server, fc_server):
+    docs = clf_server.client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    schema = clf_server.client.get("/openapi.json").json()
+    assert set(schema["paths"]) == {"/health", "/model", "/predict"}
+    assert "texts" in schema["components"]["schemas"]["TextRequest"]["properties"]
+    schema = fc_server.client.get("/openapi.json").json()
+    assert {"history", "future"} <= set(
+        schema["components"]["schemas"]["ForecastRequest"]["properties"]
+    )
+
+
+# ---------------------------------------------------------------------- bad requests
+JSON = {"content-type": "application/json"}
+
+CLF_BAD = [
+    ("malformed JSON", b'{"texts": ["a"', JSON, 400, "malformed JSON"),
+    ("not JSON at all", b"texts=a", JSON, 400, "malformed JSON"),
+    ("form content type", b'{"texts": ["a"]}', {"content-type": "text/plain"}, 415, "Content-Type"),
+    ("no body", b"", JSON, 422, "no JSON body"),
+    ("a list body", b'["a"]', JSON, 422, "JSON object"),
+    ("missing texts", b"{}", JSON, 422, "texts: missing"),
+    ("texts a string", b'{"texts": "great"}', JSON, 422, "texts: Input should be a valid list"),
+    ("a number in texts", b'{"texts": ["a", 3]}', JSON, 422, "texts[1]"),
+    ("null in texts", b'{"texts": [null]}', JSON, 422, "texts[0]"),
+    ("empty list", b'{"texts": []}', JSON, 422, "at least 1 item"),
+    ("empty text", b'{"texts": ["good", ""]}', JSON, 422, "texts[1]: empty text"),
+    ("blank text", b'{"texts": [" \\n\\t "]}', JSON, 422, "texts[0]: empty text"),
+    ("unknown field", b'{"texts": ["a"], "top_k": 2}', JSON, 422, "top_k: unknown field"),
+    ("oversized", b'{"texts": ["' + b"a " * MAX_BODY + b'"]}', JSON, 413, "over the limit"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "headers", "status", "reason"),
+    CLF_BAD,
+    ids=lambda x: x if isinstance(x, str) else "",
+)
+def test_bad_classifier_requests_get_a_one_line_4xx(
+    clf_server, case, body, headers, status, reason
+):
+    got = clf_server.client.post("/predict", content=body, headers=headers)
+    assert got.status_code == status, (case, got.text)
+    detail = got.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and reason in detail, detail
+    assert clf_server.alive()
+
+
+def _history(n: int) -> list[dict]:
+    return _records(_series(n)[["month", "y"]])
+
+
+def _with(n: int, row: int, **change) -> dict:
+    history = _history(n)
+    history[row] = history[row] | change
+    return {"history": history}
+
+
+FC_BAD = [
+    ("too short", {"history": _history(5)}, 422, "needs the last 12"),
+    ("empty history", {"history": []}, 422, "at least 1 item"),
+    ("history not a list", {"history": {"month": "2000-01-01"}}, 422, "valid list"),
+    ("record not an object", {"history": [1, 2]}, 422, "history[0]"),
+    ("missing target", {"history": [{"month": "2000-01-01"}] * 20}, 422, "'y'"),
+    ("missing time column", {"history": [{"y": 1.0}] * 20}, 422, "'month'"),
+    ("text value", _with(20, 3, y="many"), 422, "'many'"),
+    ("boolean value", _with(20, 3, y=True), 422, "history[3].y: must be a number"),
+    ("list value", _with(20, 3, y=[1]), 422, "history[3].y: must be a number"),
+    ("null value", _with(20, 3, y=None), 422, "missing value"),
+    ("not a date", _with(20, 0, month="yesterday"), 422, "'yesterday'"),
+    ("repeated time", _with(20, 1, month="2000-01-01"), 422, "more than once"),
+    ("unknown field", {"history": _history(20), "horizon": 3}, 422, "horizon: unknown field"),
+    ("future without covariates", {"future": _history(4)}, 422, "no known future"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "request_body", "status", "reason"),
+    FC_BAD,
+    ids=lambda x: x if isinstance(x, str) else "",
+)
+def test_bad_forecast_requests_get_a_one_line_4xx(fc_server, case, request_body, status, reason):
+    got = fc_server.client.post("/predict", json=request_body)
+    assert got.status_code == status, (case, got.text)
+    detail = got.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and reason in detail, detail
+    assert fc_server.alive()
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_non_finite_numbers_are_refused(fc_server, number):
+    history = json.dumps(_history(20)).replace("50.0", "__x__", 1)
+    assert "__x__" in history
+    body = (
+        b'{"history": '
+        + history.replace('"__x__"', "__x__").replace("__x__", number.decode()).encode()
+        + b"}"
+    )
+    got = fc_server.client.post("/predict", content=body, headers=JSON)
+    assert got.status_code == 422, got.text
+    assert "history[0].y: must be a finite number" in got.json()["detail"]
+    assert fc_server.alive()
+
+
+def test_a_chunked_body_over_the_limit_is_413_and_one_under_it_is_served(clf_server):
+    def chunks(total: int) -> Iterator[bytes]:
+        yield b'{"texts": ["'
+        for _ in range(total // 1000):
+            yield b"great " * 166 + b"film"
+        yield b'"]}'
+
+    got = clf_server.client.post("/predict", content=chunks(3 * MAX_BODY), headers=JSON)
+    assert got.status_code == 413 and "over the limit" in got.json()["detail"]
+    got = clf_server.client.post("/predict", content=chunks(MAX_BODY // 2), headers=JSON)
+    assert got.status_code == 200, got.text
+    assert len(got.json()["labels"]) == 1
+
+
+def test_the_server_still_answers_correctly_after_bad_requests(clf_server, models):
+    for body in (b"{", b'{"texts": []}', b'{"texts": [""]}', b"\xff\xfe", b"[" * 10_000):
+        got = clf_server.client.post("/predict", content=body, headers=JSON)
+        assert 400 <= got.status_code < 500, got.text
+    texts = ["great film"]
+    got = clf_server.client.post("/predict", json={"texts": texts}).json()
+    expected = TextClassifier.load(models["clf"]).predict_proba(texts)
+    np.testing.assert_allclose(got["probabilities"], expected, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------- workers, CLI errors
+def test_two_workers_serve_the_same_forecast(models):
+    expected = Forecaster.load(models["fc"]).predict()
+    for server in _serve(models["fc"], "--workers", "2"):
+        for _ in range(4):
+            got = server.client.post("/predict", json={})
+            assert got.status_code == 200, got.text
+            _check_forecast(got.json(), expected, 4)
+
+
+def _cli(capsys, *args: str) -> tuple[int, str]:
+    """``lstmkit serve ARGS`` in this process (it must fail before serving): (status, stderr)."""
+    old, sys.argv = sys.argv, ["lstmkit", "serve", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    return code, capsys.readouterr().err
+
+
+def test_cli_refuses_a_missing_or_damaged_model_folder(tmp_path, models, capsys):
+    code, err = _cli(capsys, "--model", str(tmp_path / "nothing"))
+    assert code == 2 and err.startswith("error: model folder") and "does not exist" in err
+    assert err.count("\n") == 1
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "config.json").write_text("{not json")
+    code, err = _cli(capsys, "--model", str(damaged))
+    assert code == 2 and "config.json" in err and err.count("\n") == 1
+    (damaged / "config.json").write_text(
+        json.dumps({"lstmkit_version": "0.1.0", "kind": "forecaster"})
+    )
+    code, err = _cli(capsys, "--model", str(damaged))
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    code, err = _cli(capsys, "--model", str(models["clf"]), "--backend", "onnx")
+    assert code == 2 and "no ONNX export" in err
+    code, err = _cli(capsys, "--model", str(models["clf"]), "--backend", "tensorflow")
+    assert code == 2 and "backend must be one of" in err
+    code, err = _cli(capsys, "--model", str(models["clf"]), "--workers", "0")
+    assert code == 2 and "--workers must be at least 1" in err
+
+
+def test_cli_refuses_a_port_in_use(models, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = _cli(capsys, "--model", str(models["clf"]), "--port", str(port))
+    assert code == 2, err
+    assert err == (
+        f"error: port {port} on 127.0.0.1 is in use by another program; pick another with "
+        "--port or stop that program\n"
+    )
+
+
+def test_load_predictor_picks_the_backend(models, tmp_path):
+    pred = load_predictor(models["fc"])
+    assert (pred.kind, pred.backend) == ("forecaster", "torch")
+    with pytest.raises(LstmkitError, match="no ONNX export"):
+        load_predictor(models["fc"], "onnx")
+    with pytest.raises(LstmkitError, match="does not exist"):
+        load_predictor(tmp_path / "none")
