@@ -268,6 +268,8 @@ CLF_BAD = [
     ("empty text", b'{"texts": ["good", ""]}', JSON, 422, "texts[1]: empty text"),
     ("blank text", b'{"texts": [" \\n\\t "]}', JSON, 422, "texts[0]: empty text"),
     ("unknown field", b'{"texts": ["a"], "top_k": 2}', JSON, 422, "top_k: unknown field"),
+    ("lone surrogate", b'{"texts": ["\\ud800 great"]}', JSON, 422, "texts[0]: holds \\ud800"),
+    ("not UTF-8", b'{"texts": ["\xff\xfe"]}', JSON, 400, "not UTF-8 JSON"),
     ("oversized", b'{"texts": ["' + b"a " * MAX_BODY + b'"]}', JSON, 413, "over the limit"),
 ]
 
@@ -311,6 +313,8 @@ FC_BAD = [
     ("not a date", _with(20, 0, month="yesterday"), 422, "'yesterday'"),
     ("repeated time", _with(20, 1, month="2000-01-01"), 422, "more than once"),
     ("unknown field", {"history": _history(20), "horizon": 3}, 422, "horizon: unknown field"),
+    ("surrogate in a value", _with(20, 2, month="\ud800"), 422, "history[2].month: holds"),
+    ("surrogate in a name", _with(20, 2, **{"\udc00": 1.0}), 422, "(a column name): holds"),
     ("future without covariates", {"future": _history(4)}, 422, "no known future"),
 ]
 
@@ -321,7 +325,8 @@ FC_BAD = [
     ids=lambda x: x if isinstance(x, str) else "",
 )
 def test_bad_forecast_requests_get_a_one_line_4xx(fc_server, case, request_body, status, reason):
-    got = fc_server.client.post("/predict", json=request_body)
+    body = json.dumps(request_body).encode()  # ASCII: lone surrogates as \\ud800 escapes
+    got = fc_server.client.post("/predict", content=body, headers=JSON)
     assert got.status_code == status, (case, got.text)
     detail = got.json()["detail"]
     assert isinstance(detail, str) and "\n" not in detail and reason in detail, detail

@@ -44,6 +44,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
 )
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lstmkit import __version__
 from lstmkit.errors import LstmkitError
@@ -64,11 +65,23 @@ Send = Callable[[Message], Awaitable[None]]
 # ---------------------------------------------------------------------- request / response
 
 
+def _unicode(text: str) -> str:
+    """Refuse text that cannot be written as UTF-8 (JSON's lone surrogates, ``"\\ud800"``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        bad = text[err.start : err.end].encode("unicode_escape").decode()
+        raise ValueError(f"holds {bad}, which is not a Unicode character") from None
+    return text
+
+
 def _check_cell(value: Any) -> Any:
     """A record's value: a finite number, a string or null (JSON true/false, lists and
     objects are refused)."""
-    if value is None or isinstance(value, str):
+    if value is None:
         return value
+    if isinstance(value, str):
+        return _unicode(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         shown = json.dumps(value)[:40] if isinstance(value, (bool, list, dict)) else repr(value)
         raise ValueError(f"must be a number, a string or null, got {shown}")
@@ -81,11 +94,12 @@ Cell = Annotated[
     int | float | str | None,
     PlainValidator(_check_cell, json_schema_input_type=int | float | str | None),
 ]
-Record = dict[str, Cell]
+Record = dict[Annotated[str, AfterValidator(_unicode)], Cell]
 Label = StrictStr | StrictInt
 
 
 def _non_empty(text: str) -> str:
+    _unicode(text)
     if not text.strip():
         raise ValueError("empty text; every text needs at least one word")
     return text
@@ -150,7 +164,7 @@ class ModelInfo(BaseModel):
 
 # ---------------------------------------------------------------------- error handling
 def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
+    line = " ".join(str(text).split()).encode("utf-8", "backslashreplace").decode("utf-8")
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
@@ -158,7 +172,10 @@ def _where(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p != "body"]
     out = ""
     for p in parts:
-        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+        if p == "[key]":
+            out += " (a column name)"
+        else:
+            out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
     return out
 
 
@@ -335,7 +352,16 @@ def create_app(
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         content_type = request.headers.get("content-type", "")
         status, detail = validation_detail(list(exc.errors()), fields, content_type)
-        return JSONResponse({"detail": detail}, status_code=status)
+        return JSONResponse({"detail": _one_line(detail)}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in detail:
+            detail = f"the body is not UTF-8 JSON; send {fields}"
+        return JSONResponse(
+            {"detail": _one_line(detail)}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(LstmkitError)
     async def _refused(request: Request, exc: LstmkitError) -> JSONResponse:
