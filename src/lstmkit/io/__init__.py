@@ -10,6 +10,9 @@ output folder; `atomic_write` / `atomic_write_bytes` / `atomic_write_text` for
 single files; `check_writable` checks an output location before any work.
 """
 
+from importlib import import_module
+from typing import Any
+
 from lstmkit.io.atomic import (
     atomic_write,
     atomic_write_bytes,
@@ -19,7 +22,10 @@ from lstmkit.io.atomic import (
     replace_dir,
     staged_dir,
 )
-from lstmkit.io.model_dir import SavedModel, check_model_target, load_model_dir, save_model_dir
+
+# model_dir reads and writes torch tensors; it is imported on first use, so that the
+# atomic writes (and `lstmkit.runtime`, which uses them) work where torch is absent.
+_LAZY = ("SavedModel", "check_model_target", "load_model_dir", "save_model_dir")
 
 __all__ = [
     "SavedModel",
@@ -34,3 +40,9 @@ __all__ = [
     "save_model_dir",
     "staged_dir",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module("lstmkit.io.model_dir"), name)
+    raise AttributeError(f"module 'lstmkit.io' has no attribute {name!r}")

@@ -22,39 +22,38 @@ Files of this package:
 - ``evaluation.py`` `Evaluation` and band coverage
 - ``run.py``        `forecast_run`: train, hold out, score, backtest, forecast ahead
   and write every output file (what ``lstmkit forecast`` calls)
+- ``predict.py``    the torch-free half of `Forecaster.predict` (histories, scaling,
+  forecast tables), shared with `lstmkit.runtime`
+
+The names below are imported on first use, so that the torch-free modules
+(``state``, ``evaluation``, ``predict``) import without torch.
 """
 
-from lstmkit.data.series import truncate_series
-from lstmkit.tasks.forecasting.config import ForecasterConfig
-from lstmkit.tasks.forecasting.estimator import KIND, Forecaster
-from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
-from lstmkit.tasks.forecasting.module import (
-    ForecastModule,
-    pinball_loss,
-    simulate_quantiles,
-)
-from lstmkit.tasks.forecasting.network import (
-    ForecastNet,
-    check_model_size,
-    estimate_parameters,
-)
-from lstmkit.tasks.forecasting.state import FittedState
+from importlib import import_module
+from typing import Any
 
-_truncate = truncate_series  # the name older code imported
+_LAZY = {
+    "KIND": "estimator",
+    "Forecaster": "estimator",
+    "ForecasterConfig": "config",
+    "Evaluation": "evaluation",
+    "qname": "evaluation",
+    "quantile_coverage": "evaluation",
+    "ForecastModule": "module",
+    "pinball_loss": "module",
+    "simulate_quantiles": "module",
+    "ForecastNet": "network",
+    "check_model_size": "network",
+    "estimate_parameters": "network",
+    "FittedState": "state",
+}
 
-__all__ = [
-    "KIND",
-    "Evaluation",
-    "FittedState",
-    "ForecastModule",
-    "ForecastNet",
-    "Forecaster",
-    "ForecasterConfig",
-    "check_model_size",
-    "estimate_parameters",
-    "pinball_loss",
-    "qname",
-    "quantile_coverage",
-    "simulate_quantiles",
-    "truncate_series",
-]
+__all__ = [*_LAZY, "truncate_series"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"lstmkit.tasks.forecasting.{_LAZY[name]}"), name)
+    if name in ("truncate_series", "_truncate"):  # _truncate: the name older code imported
+        return import_module("lstmkit.data.series").truncate_series
+    raise AttributeError(f"module 'lstmkit.tasks.forecasting' has no attribute {name!r}")

@@ -28,12 +28,8 @@ from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import (
     Series,
     SeriesData,
-    format_time,
-    future_times,
-    load_future,
     load_series,
     season_from_freq,
-    times_from_strings,
     truncate_series,
     tz_name,
 )
@@ -54,6 +50,7 @@ from lstmkit.tasks.forecasting.network import (
     check_model_size,
     estimate_parameters,
 )
+from lstmkit.tasks.forecasting.predict import PredictCore
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
 from lstmkit.training import FitResult, TrainConfig, fit
 
@@ -124,17 +121,20 @@ class Forecaster:
         if isinstance(data, SeriesData):
             return data
         if self.state is not None:
-            st = self.state
-            return load_series(
-                data,
-                st.target,
-                time_col=None if st.time_from_index else st.time_col,
-                id_col=st.id_col,
-                covariates=st.covariates,
-                freq=kw.get("freq") or st.freq,
-                future_covariates=st.future_covariates,
-            )
+            return self._core().load(data, freq=kw.get("freq"))
         return load_series(data, **kw)
+
+    def _core(self) -> PredictCore:
+        """The torch-free prediction steps around this forecaster's network."""
+        assert self.state is not None and self.scaler is not None
+        return PredictCore(
+            self.state,
+            self.scaler,
+            self.context,
+            self.config.horizon,
+            self.config.quantiles,
+            self._forecast_scaled,
+        )
 
     @property
     def season(self) -> int | None:
@@ -360,15 +360,7 @@ class Forecaster:
     ) -> np.ndarray:
         """Forecast from the raw history (time, features) of one series (and the known
         covariates over the horizon, (horizon, n_future)): (horizon, n_outputs)."""
-        assert self.scaler is not None and self.state is not None
-        window = self.state.window
-        if len(history) < window:
-            raise LstmkitError(
-                f"series {sid!r} has {len(history)} rows; the model needs the last {window} "
-                "(its window) to forecast"
-            )
-        fut = None if future is None else np.asarray(future)[None]
-        return self.predict_windows(np.asarray(history)[None, -window:], sid, future=fut)[0]
+        return self._core().series(sid, history, future)
 
     def predict_windows(
         self,
@@ -391,51 +383,7 @@ class Forecaster:
             ``[..., 0]``, then one channel per quantile.
         """
         self._require_fitted()
-        assert self.scaler is not None and self.state is not None
-        sid = series_id if series_id is not None else next(iter(self.scaler.params))
-        windows = np.asarray(windows, dtype=np.float64)
-        if not np.isfinite(windows).all():
-            raise LstmkitError("windows hold NaN or infinite values; pass finite values only")
-        if windows.ndim != 3 or windows.shape[1] != self.state.window:
-            raise LstmkitError(
-                f"windows must have shape (n, {self.state.window}, features), got {windows.shape}"
-            )
-        fidx = self._future_columns()
-        if fidx and (future is None or np.shape(future)[:2] != (len(windows), self.config.horizon)):
-            raise LstmkitError(
-                f"this model needs the known future values of {self.state.future_covariates}"
-                f" for the {self.config.horizon} forecast steps; pass them (future=...)"
-            )
-        outs = []
-        for start in range(0, len(windows), batch_size):
-            chunk = self.scaler.transform(sid, windows[start : start + batch_size])
-            fut = None
-            if fidx:
-                fut = self.scaler.transform(sid, future[start : start + batch_size], columns=fidx)
-                fut = fut.astype(np.float32)
-            with np.errstate(over="ignore", invalid="ignore"):  # reported below
-                outs.append(self._forecast_scaled(chunk.astype(np.float32), fut))
-        out = np.concatenate(outs) if outs else np.zeros((0, self.config.horizon, 1))
-        out[..., 1:] = np.sort(out[..., 1:], axis=-1)  # keep quantiles ordered
-        out = self.scaler.inverse_transform(sid, out)
-        if not np.isfinite(out).all():
-            raise LstmkitError(
-                f"the model's forecast for series {sid!r} is not finite (NaN or infinity); "
-                "the inputs are outside what it can handle: use scaler='minmax' or "
-                "'standard' with instance normalisation, or rescale the data"
-            )
-        return out
-
-    def _frame(self, sid: str, times: pd.Index, fc: np.ndarray) -> pd.DataFrame:
-        cfg = self.config
-        cols: dict[str, Any] = {}
-        if self.state and self.state.id_col:
-            cols[self.state.id_col] = [sid] * len(times)
-        cols[self.state.output_time_col if self.state else "step"] = list(times)
-        cols["forecast"] = fc[:, 0]
-        for i, q in enumerate(cfg.quantiles or []):
-            cols[qname(q)] = fc[:, 1 + i]
-        return pd.DataFrame(cols)
+        return self._core().windows(windows, series_id, future=future, batch_size=batch_size)
 
     def predict(
         self,
@@ -453,46 +401,7 @@ class Forecaster:
         one ``q<percent>`` column per quantile.
         """
         self._require_fitted()
-        info = self.state
-        assert info is not None
-        h = self.config.horizon
-        if data is None:
-            tz = info.tz
-            histories = [
-                (sid, times_from_strings(ctx["times"], tz), np.asarray(ctx["values"], float))
-                for sid, ctx in self.context.items()
-            ]
-            freq = info.freq
-        else:
-            sd = self._load(data)
-            histories = [(s.id, s.times, s.values) for s in sd.series.values()]
-            freq = sd.freq or info.freq
-        known = None
-        if info.future_covariates:
-            if future is None:
-                raise LstmkitError(
-                    f"this model uses known future values of {info.future_covariates}; pass "
-                    "them for the forecast steps (future=table, or --future FILE)"
-                )
-            known = load_future(
-                future, info.future_covariates, time_col=info.time_col, id_col=info.id_col
-            )
-        frames = []
-        for sid, times, values in histories:
-            steps = future_times(times, freq, h)
-            fut = None
-            if known is not None:
-                ftimes, fvalues = known.get(sid, (pd.Index([]), np.zeros((0, 0))))
-                pos = pd.Index(ftimes).get_indexer(steps)
-                if (pos < 0).any():
-                    missing = format_time(steps[int(np.flatnonzero(pos < 0)[0])])
-                    raise LstmkitError(
-                        f"the future table lacks {info.future_covariates} for series {sid!r} "
-                        f"at {missing}; it needs the {h} steps after the data"
-                    )
-                fut = fvalues[pos]
-            frames.append(self._frame(sid, steps, self._forecast_series(sid, values, fut)))
-        return pd.concat(frames, ignore_index=True)
+        return self._core().predict(data, future)
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(
@@ -519,7 +428,7 @@ class Forecaster:
             hist, actual = s.values[:-h], s.values[-h:, 0]
             fidx = self._future_columns()
             fc = self._forecast_series(s.id, hist, s.values[-h:, fidx] if fidx else None)
-            frame = self._frame(s.id, s.times[-h:], fc)
+            frame = self._core().frame(s.id, s.times[-h:], fc)
             frame.insert(int(frame.columns.get_loc("forecast")), "actual", actual)
             target_hist = hist[:, 0]
             baselines = {"naive": naive_forecast(target_hist, h)}
@@ -612,6 +521,16 @@ class Forecaster:
         return save_model_dir(
             path, kind=KIND, config=config, state_dict=self.module.net.state_dict(), extras=extras
         )
+
+    def export_onnx(self, path: str | os.PathLike[str]) -> Path:
+        """Write the folder ``path`` with ``model.onnx`` and ``export.json`` (scaler, context,
+        window, horizon, quantiles), checked against this model within 1e-5 first; load it
+        with `lstmkit.runtime.load`, which predicts like `predict` without PyTorch.
+        Raises `LstmkitError` (and writes nothing) when the export fails its check."""
+        from lstmkit.export import export_forecaster
+
+        self._require_fitted()
+        return export_forecaster(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Forecaster:

@@ -395,6 +395,15 @@ class TextClassifier:
             folders=folders,
         )
 
+    def export_onnx(self, path: str | Path) -> Path:
+        """Write the folder ``path`` with ``model.onnx``, ``export.json`` (labels, truncation)
+        and ``tokenizer.json``, checked against this model within 1e-5 first; load it with
+        `lstmkit.runtime.load`, which predicts like `predict` without PyTorch. Raises
+        `LstmkitError` (and writes nothing) for options ONNX cannot run or a failed check."""
+        from lstmkit.export import export_text_classifier
+
+        return export_text_classifier(self, path)
+
     @classmethod
     def load(cls, path: str | Path) -> TextClassifier:
         """Load a model directory written by `save`, checking its parts against each other.

@@ -1,0 +1,155 @@
+"""`ForecastPredictor`: an exported forecaster on onnxruntime (no PyTorch).
+
+Everything around the network is `lstmkit.tasks.forecasting.predict.PredictCore`, the
+code `Forecaster.predict` itself runs (reading data like the training data, scaling,
+ordering quantiles, scaling back, the table), so the tables match column for column. The
+network call differs only for ``method="recursive"``: the one-step graph is fed back
+``horizon`` times, and with two or more quantiles the band of steps 2.. comes from the same
+simulated sample paths as `lstmkit.tasks.forecasting.module.simulate_quantiles`, drawn in
+numpy from the same random numbers: torch's CPU generator is the 32-bit Mersenne Twister
+seeded as numpy's legacy `RandomState`, and `torch.rand` turns each 32-bit draw into a
+float32 from its low 24 bits, which `_torch_rand` does too (checked against torch in
+tests/test_runtime.py). Results then differ from PyTorch's only by float32 rounding.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lstmkit.data.scalers import SeriesScaler
+from lstmkit.tasks.forecasting.predict import DataLike, PredictCore
+from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
+
+
+def _torch_rand(rng: np.random.RandomState, n: int) -> np.ndarray:
+    """``torch.rand(n, generator=g)`` (float32) for a generator seeded like ``rng``."""
+    raw = rng.randint(0, 2**32, size=n, dtype=np.uint32)
+    return (raw & 0xFFFFFF).astype(np.float32) * np.float32(2.0**-24)
+
+
+def _quantile_function(values: np.ndarray, levels: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Piecewise-linear quantile functions at ``u``: values (n, q) at ascending ``levels``
+    (q,), u (n,) -> (n,), extended linearly beyond the outer levels (as in `module`)."""
+    k = np.clip(np.searchsorted(levels, u), 1, len(levels) - 1)
+    lo_l, hi_l = levels[k - 1], levels[k]
+    rows = np.arange(len(u))
+    lo_v, hi_v = values[rows, k - 1], values[rows, k]
+    return lo_v + (hi_v - lo_v) * (u - lo_l) / (hi_l - lo_l)
+
+
+class ForecastPredictor:
+    """Forecast with an exported forecaster, as `Forecaster.predict` does.
+
+    Attributes: ``kind`` = "forecaster", ``backend`` = "onnx", ``info`` (kind,
+    lstmkit_version, backend, config, horizon, quantiles, freq, target, time_col, id_col,
+    covariates, future_covariates, window, input_size, method, series), ``state`` (the
+    `FittedState`), ``scaler``, ``context`` (the last window of each series).
+    """
+
+    kind = "forecaster"
+    backend = "onnx"
+
+    def __init__(self, folder: Path, meta: dict[str, Any], session: Any) -> None:
+        self.folder = folder
+        self.session = session
+        self.config: dict[str, Any] = dict(meta["config"])
+        self.state = FittedState.from_dict(meta["data"])
+        self.scaler = SeriesScaler.from_dict(meta["scaler"])
+        check_scaler(self.scaler, self.state.n_features)
+        self.context = check_context(meta["context"], self.state, set(self.scaler.params))
+        self.horizon = int(meta["horizon"])
+        self.quantiles: list[float] | None = meta["quantiles"]
+        self.method = str(meta["method"])
+        self.seed = int(meta["seed"])
+        self.sample_paths = int(meta["sample_paths"])
+        self.max_path_batch = int(meta["max_path_batch"])
+        self.inputs = list(meta["inputs"])
+        self.core = PredictCore(
+            self.state,
+            self.scaler,
+            self.context,
+            self.horizon,
+            self.quantiles,
+            self._forecast_scaled,
+        )
+        st = self.state
+        self.info: dict[str, Any] = {
+            "kind": self.kind,
+            "lstmkit_version": meta["lstmkit_version"],
+            "backend": self.backend,
+            "config": self.config,
+            "horizon": self.horizon,
+            "quantiles": self.quantiles,
+            "freq": st.freq,
+            "target": st.target,
+            "time_col": st.output_time_col,
+            "id_col": st.id_col,
+            "covariates": list(st.covariates),
+            "future_covariates": list(st.future_covariates),
+            "window": st.window,
+            "input_size": st.n_features,
+            "method": self.method,
+            "series": list(self.context),
+        }
+
+    def predict(
+        self,
+        data: DataLike | None = None,
+        future: pd.DataFrame | str | os.PathLike[str] | None = None,
+    ) -> pd.DataFrame:
+        """The ``horizon`` steps after ``data`` (default: after the training data, as
+        ``lstmkit predict --model`` does), with the columns of `Forecaster.predict`:
+        (id,) time, ``forecast`` and one ``q<percent>`` column per quantile.
+
+        ``data``: a table (or CSV/Parquet path) with the training data's columns and at
+        least ``window`` rows per series. ``future``: the known future covariates over the
+        horizon, for a model fitted with ``future_covariates``.
+        """
+        return self.core.predict(data, future)
+
+    # ------------------------------------------------------------ the network
+    def _run(self, x: np.ndarray, future: np.ndarray | None = None) -> np.ndarray:
+        feeds = {"x": np.ascontiguousarray(x, dtype=np.float32)}
+        if "future" in self.inputs:
+            feeds["future"] = np.ascontiguousarray(future, dtype=np.float32)
+        return self.session.run(["forecast"], feeds)[0]
+
+    def _forecast_scaled(self, x: np.ndarray, future: np.ndarray | None) -> np.ndarray:
+        """Scaled windows (batch, window, features) -> (batch, horizon, outputs) scaled, as
+        `Forecaster._forecast_scaled` computes it."""
+        if self.method == "direct":
+            return self._run(x, future)
+        start, outs = x, []
+        for _ in range(self.horizon):
+            step = self._run(x)  # (batch, 1, outputs)
+            outs.append(step)
+            x = np.concatenate([x[:, 1:], step[:, :, :1]], axis=1)
+        out = np.concatenate(outs, axis=1)
+        if len(self.quantiles or []) >= 2 and self.horizon > 1:
+            out[:, 1:, 1:] = self._simulate_quantiles(start)[:, 1:]
+        return out
+
+    def _simulate_quantiles(self, x: np.ndarray) -> np.ndarray:
+        """Quantiles (batch, horizon, q) of the recursive sample paths from each window
+        (batch, window, 1): `module.simulate_quantiles` in numpy, same draws."""
+        levels = np.asarray(self.quantiles, dtype=np.float32)
+        rng = np.random.RandomState(self.seed)
+        n = self.sample_paths
+        chunk = max(1, self.max_path_batch // n)
+        result = []
+        for begin in range(0, len(x), chunk):
+            xs = np.repeat(x[begin : begin + chunk], n, axis=0)
+            draws = []
+            for _ in range(self.horizon):
+                q = np.sort(self._run(xs)[:, 0, 1:], axis=-1)
+                draw = _quantile_function(q, levels, _torch_rand(rng, len(xs)))
+                draws.append(draw)
+                xs = np.concatenate([xs[:, 1:], draw.reshape(-1, 1, 1)], axis=1)
+            paths = np.stack(draws, axis=1).reshape(-1, n, self.horizon)
+            result.append(np.quantile(paths, levels, axis=1).transpose(1, 2, 0))
+        return np.concatenate(result).astype(np.float32)

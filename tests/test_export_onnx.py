@@ -1,0 +1,255 @@
+"""ONNX export (`lstmkit.export`, ``export_onnx``, ``lstmkit export``): onnxruntime vs PyTorch.
+
+Every layer option the tasks use is exported and run on onnxruntime with fresh inputs
+(batch sizes 1 and 7, padded rows of several lengths) against the PyTorch model in float32,
+within 1e-5 + 1e-5 |value|; a padded row must also score as it does alone. The self-check
+must be able to fail (a weight changed in the traced copy), options without an ONNX node
+must say so in one line, and the CLI must write the folder or one error line and nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+import torch
+
+import lstmkit.export.onnx as onnx_export
+from lstmkit import Forecaster, TextClassifier
+from lstmkit.data.tokenize import TextTokenizer
+from lstmkit.errors import LstmkitError
+from lstmkit.nn import LSTM
+from lstmkit.tasks.text_classification.network import TextClassifierNet
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_cli_classify import run  # the CLI entry point in-process: (code, stdout, stderr)
+
+WORDS = ["good", "bad", "great", "awful", "fine", "poor", "nice", "worst", "best", "dull", "film"]
+ATOL = RTOL = 1e-5
+
+
+def make_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(rng.choice(WORDS, size=int(rng.integers(1, 40)))) for _ in range(n)]
+    labels = [
+        "pos" if t.count("good") + t.count("great") >= t.count("bad") else "neg" for t in texts
+    ]
+    return texts, labels
+
+
+def untrained_classifier(classes: list, **settings) -> TextClassifier:
+    """A TextClassifier with its real tokenizer and network at random initial weights
+    (what is under test is the export of the network, not its training)."""
+    texts, _ = make_texts(60)
+    clf = TextClassifier(embedding_dim=6, hidden_size=5, **settings)
+    clf.tokenizer = TextTokenizer.train(texts, clf.config.tokenizer)
+    clf.classes = list(classes)
+    torch.manual_seed(1)
+    clf.net = TextClassifierNet(clf.tokenizer.vocab_size, len(classes), clf.config).eval()
+    return clf
+
+
+def assert_close(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.shape == want.shape
+    bound = ATOL + RTOL * np.abs(want)
+    assert (np.abs(got - want) <= bound).all(), float(np.abs(got - want).max())
+
+
+def padded_batch(rng: np.random.Generator, vocab: int, lengths: list[int]) -> dict:
+    width = max(lengths)
+    ids = rng.integers(1, vocab, size=(len(lengths), width)).astype(np.int64)
+    lens = np.asarray(lengths, dtype=np.int64)
+    ids[np.arange(width)[None, :] >= lens[:, None]] = 0
+    return {"ids": ids, "lengths": lens}
+
+
+TEXT_OPTIONS = [
+    {"rnn": "lstm", "pooling": "last"},
+    {"rnn": "gru", "pooling": "mean"},
+    {"rnn": "lstm", "bidirectional": True, "pooling": "max"},
+    {"rnn": "gru", "bidirectional": True, "pooling": "last"},
+    {"rnn": "lstm", "num_layers": 2, "pooling": "attention"},
+    {"rnn": "gru", "num_layers": 2, "bidirectional": True, "pooling": "max+mean"},
+    {"rnn": "lstm", "num_layers": 2, "bidirectional": True, "pooling": "last+mean+max+attention"},
+    {"rnn": "lstm", "recurrent_dropout": 0.3, "pooling": "last"},  # off in eval: plain
+]
+
+
+@pytest.mark.parametrize("settings", TEXT_OPTIONS, ids=lambda s: "-".join(map(str, s.values())))
+@pytest.mark.parametrize("classes", [["neg", "pos"], [0, 1, 2]], ids=["binary", "three"])
+def test_text_export_matches_pytorch(tmp_path, settings, classes):
+    clf = untrained_classifier(classes, **settings)
+    folder = clf.export_onnx(tmp_path / "onnx")
+    meta = json.loads((folder / "export.json").read_text())
+    assert meta["kind"] == "text_classifier" and meta["format"] == "onnx"
+    assert meta["labels"] == classes and meta["inputs"] == ["ids", "lengths"]
+    assert meta["verification"]["max_abs_diff"] <= ATOL
+    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(5)
+    vocab = clf.tokenizer.vocab_size
+    for lengths in ([1], [17], [3, 9, 1, 9, 5, 2, 8], [40, 1, 33, 12, 40, 7, 20]):
+        feeds = padded_batch(rng, vocab, lengths)
+        logits, proba = sess.run(["logits", "probabilities"], feeds)
+        with torch.inference_mode():
+            want = clf.net(torch.from_numpy(feeds["ids"]), torch.from_numpy(feeds["lengths"]))
+            assert_close(logits, want.numpy())
+            assert_close(proba, clf.net.probabilities(want).numpy())
+        # padding is skipped exactly: each row alone (unpadded) scores the same
+        for row, n in enumerate(lengths):
+            alone = {
+                "ids": feeds["ids"][row : row + 1, :n],
+                "lengths": feeds["lengths"][row : row + 1],
+            }
+            assert_close(sess.run(["logits"], alone)[0][0], logits[row])
+
+
+def test_text_export_refuses_variants_in_one_line(tmp_path):
+    for option, value in (("layer_norm", True), ("zoneout", 0.1)):
+        clf = untrained_classifier(["a", "b"], **{option: value})
+        with pytest.raises(LstmkitError) as err:
+            clf.export_onnx(tmp_path / "onnx")
+        assert option in str(err.value) and "\n" not in str(err.value)
+        assert not (tmp_path / "onnx").exists()
+
+
+def test_failed_self_check_is_an_error_and_writes_nothing(tmp_path, monkeypatch):
+    clf = untrained_classifier(["neg", "pos"], bidirectional=True)
+    out = tmp_path / "onnx"
+    clf.export_onnx(out)
+    before = (out / "model.onnx").read_bytes()
+    real = onnx_export.exportable_rnn
+
+    def drifted(layer, what):  # the traced copy's weights drift from the model's
+        copy = real(layer, what)
+        with torch.no_grad():
+            copy.rnn.weight_hh_l0_reverse.add_(1e-3)
+        return copy
+
+    monkeypatch.setattr(onnx_export, "exportable_rnn", drifted)
+    with pytest.raises(LstmkitError, match="ONNX export check failed: output 'logits' differs"):
+        clf.export_onnx(out)
+    assert (out / "model.onnx").read_bytes() == before  # the earlier export is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx"]  # no temporary left
+
+
+def test_export_refuses_a_folder_with_other_content(tmp_path):
+    clf = untrained_classifier(["neg", "pos"])
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(LstmkitError, match="not an lstmkit export"):
+        clf.export_onnx(tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+# ---------------------------------------------------------------- forecaster
+def make_series(n: int = 96, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    temp = np.sin(2 * np.pi * t / 12) + 0.1 * rng.normal(size=n)
+    promo = (rng.random(n) < 0.3).astype(float)
+    y = 50 + 0.3 * t + 8 * np.sin(2 * np.pi * t / 12) + 3 * temp + 5 * promo + rng.normal(size=n)
+    months = pd.date_range("2000-01-01", periods=n, freq="MS")
+    return pd.DataFrame({"month": months, "y": y, "temp": temp, "promo": promo})
+
+
+def fit_forecaster(df: pd.DataFrame, **settings) -> Forecaster:
+    covariates = settings.pop("covariates", None)
+    future_covariates = settings.pop("future_covariates", None)
+    settings = {"hidden_size": 6, "max_epochs": 2, "progress_bar": False, **settings}
+    return Forecaster(horizon=6, window=12, **settings).fit(
+        df, target="y", time_col="month", covariates=covariates,
+        future_covariates=future_covariates,
+    )  # fmt: skip
+
+
+FORECAST_OPTIONS = [
+    {},
+    {"model": "gru", "instance_norm": False, "quantiles": None},
+    {"bidirectional": True, "num_layers": 2, "quantiles": [0.05, 0.5, 0.95]},
+    {"model": "gru", "bidirectional": True, "covariates": ["temp", "promo"],
+     "future_covariates": ["promo"], "scaler": "standard"},
+    {"method": "recursive", "skip": False},
+]  # fmt: skip
+
+
+FORECAST_IDS = ["lstm-q", "gru-noinorm", "bi2-q", "gru-bi-cov", "recursive"]
+
+
+@pytest.mark.parametrize("settings", FORECAST_OPTIONS, ids=FORECAST_IDS)
+def test_forecaster_export_matches_pytorch(tmp_path, settings):
+    fc = fit_forecaster(make_series(), **dict(settings))
+    folder = fc.export_onnx(tmp_path / "onnx")
+    meta = json.loads((folder / "export.json").read_text())
+    assert meta["kind"] == "forecaster" and meta["window"] == 12 and meta["horizon"] == 6
+    assert meta["quantiles"] == fc.config.quantiles and meta["scaler"] == fc.scaler.to_dict()
+    n_future = len(fc.state.future_covariates)
+    assert meta["inputs"] == (["x", "future"] if n_future else ["x"])
+    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(3)
+    for batch in (1, 7):
+        x = rng.normal(size=(batch, 12, fc.state.n_features)).astype(np.float32)
+        feeds = {"x": x}
+        fut = None
+        if n_future:
+            feeds["future"] = rng.normal(size=(batch, fc.module.net.steps, n_future)).astype(
+                np.float32
+            )
+            fut = torch.from_numpy(feeds["future"])
+        with torch.inference_mode():
+            want = fc.module(torch.from_numpy(x), fut).numpy()
+        assert_close(sess.run(["forecast"], feeds)[0], want)
+
+
+def test_forecaster_export_refuses_variants(tmp_path):
+    fc = fit_forecaster(make_series(), max_epochs=1)
+    # the encoder as fit(zoneout=0.1) builds it (training it would only cost time)
+    fc.module.net.rnn = LSTM(1, 6, batch_first=True, zoneout=0.1).eval()
+    with pytest.raises(LstmkitError, match="zoneout") as err:
+        fc.export_onnx(tmp_path / "onnx")
+    assert "\n" not in str(err.value) and not (tmp_path / "onnx").exists()
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_export(tmp_path, capsys, monkeypatch):
+    model = tmp_path / "model"
+    untrained_classifier(["neg", "pos"], pooling="attention").save(model)
+    code, out, err = run(["export", "--model", model, "--format", "onnx"], capsys, monkeypatch)
+    assert code == 0, err
+    assert {"model.onnx", "export.json", "tokenizer.json"} <= {
+        p.name for p in (model / "onnx").iterdir()
+    }
+    assert "exported the text classifier" in out
+    code, _, _ = run(
+        ["export", "--model", model, "--out", tmp_path / "elsewhere"], capsys, monkeypatch
+    )
+    assert code == 0 and (tmp_path / "elsewhere" / "model.onnx").is_file()
+
+
+@pytest.mark.parametrize("case", ["missing", "not-a-model", "format"])
+def test_cli_export_bad_input_is_one_line(tmp_path, capsys, monkeypatch, case):
+    model = tmp_path / "model"
+    args = ["export", "--model", model]
+    if case == "not-a-model":
+        model.mkdir()
+        (model / "notes.txt").write_text("hello")
+    if case == "format":
+        untrained_classifier(["neg", "pos"]).save(model)
+        args += ["--format", "tflite"]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code, out, err = run(args, capsys, monkeypatch)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_export_of_a_saved_forecaster_via_cli(tmp_path, capsys, monkeypatch):
+    model = tmp_path / "model"
+    fit_forecaster(make_series(), max_epochs=1).save(model)
+    code, _, err = run(["export", "--model", model], capsys, monkeypatch)
+    assert code == 0, err
+    meta = json.loads(Path(model / "onnx" / "export.json").read_text())
+    assert meta["kind"] == "forecaster" and meta["opset"] == onnx_export.OPSET

@@ -1,0 +1,184 @@
+"""`lstmkit.runtime`: exported models predict like the PyTorch estimators, without torch.
+
+Trained tiny models are exported and loaded with `lstmkit.runtime.load`; their predictions
+are compared with `TextClassifier.predict` / `predict_proba` and `Forecaster.predict`
+(default horizon after the data, new data, known future covariates, the recursive band
+from simulated sample paths). A subprocess in which ``import torch`` fails loads and
+predicts, and the numpy draws are checked against ``torch.rand`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lstmkit import TextClassifier, runtime
+from lstmkit.errors import LstmkitError
+from lstmkit.runtime.forecast import _torch_rand
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_export_onnx import fit_forecaster, make_series, make_texts
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture(scope="module")
+def text_model(tmp_path_factory) -> tuple[TextClassifier, Path]:
+    texts, labels = make_texts(200, seed=1)
+    clf = TextClassifier(
+        embedding_dim=8, hidden_size=8, bidirectional=True, pooling="max+mean", epochs=2,
+        lr=0.02, max_length=12, keep="head_tail", seed=3,
+    ).fit(texts, labels, progress=False)  # fmt: skip
+    model = tmp_path_factory.mktemp("text") / "model"
+    clf.save(model)
+    clf.export_onnx(model / "onnx")
+    return clf, model
+
+
+def test_text_predictor_matches_the_classifier(text_model):
+    clf, model = text_model
+    pred = runtime.load(model)  # the model folder: its onnx/ export is found
+    assert pred.kind == "text_classifier" and pred.backend == "onnx"
+    assert pred.labels == clf.classes == pred.info["labels"]
+    assert pred.info["backend"] == "onnx" and pred.info["max_length"] == 12
+    rng = np.random.default_rng(8)
+    words = ["good", "bad", "film", "unheard-of-word", "GREAT"]
+    texts = [" ".join(rng.choice(words, size=n)) for n in (1, 3, 11, 12, 13, 50, 400)]
+    texts += ["<br />Good,  good<br/>bad!", "x"]  # markup, punctuation, unknown word only
+    np.testing.assert_allclose(pred.predict_proba(texts), clf.predict_proba(texts), atol=1e-5)
+    assert pred.predict(texts) == clf.predict(texts)
+    # long texts are cut as the classifier cuts them (head and tail kept): only the
+    # kept tokens matter
+    long_a = "good " * 3 + "bad " * 100 + "film " * 9
+    long_b = "good " * 3 + "film " * 100 + "film " * 9
+    pa, pb = pred.predict_proba([long_a, long_b])
+    np.testing.assert_allclose(pa, pb, atol=1e-7)
+    np.testing.assert_allclose(pa, clf.predict_proba([long_a])[0], atol=1e-5)
+    # one text alone and inside a padded batch score the same
+    np.testing.assert_allclose(
+        pred.predict_proba(texts[2:3])[0], pred.predict_proba(texts)[2], atol=1e-6
+    )
+
+
+def test_text_predictor_refuses_bad_input(text_model):
+    pred = runtime.load(text_model[1] / "onnx")
+    for bad in ("a bare string", [], ["fine", ""]):
+        with pytest.raises(LstmkitError):
+            pred.predict(bad)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"covariates": ["temp", "promo"], "future_covariates": ["promo"], "model": "gru"},
+        {"method": "recursive", "quantiles": [0.1, 0.5, 0.9]},
+    ],
+    ids=["direct", "future-covariates", "recursive-band"],
+)
+def test_forecast_predictor_matches_the_forecaster(tmp_path, settings):
+    df = make_series(120)
+    train, recent = df.iloc[:100], df.iloc[:110]
+    fc = fit_forecaster(train, **dict(settings))
+    fc.export_onnx(tmp_path / "onnx")
+    pred = runtime.load(tmp_path / "onnx")
+    assert pred.kind == "forecaster" and pred.backend == "onnx"
+    info = pred.info
+    assert info["horizon"] == 6 and info["window"] == 12 and info["target"] == "y"
+    assert info["quantiles"] == fc.config.quantiles and info["freq"] == "MS"
+    assert info["covariates"] == fc.state.covariates and info["input_size"] == fc.state.n_features
+    future = None
+    if fc.state.future_covariates:
+        future = df[["month", "promo"]].iloc[100:120]
+    for data in (None, recent):
+        want = fc.predict(data, future=future)
+        got = pred.predict(data, future=future)
+        assert list(got.columns) == list(want.columns)
+        assert (got["month"] == want["month"]).all()
+        numbers = [c for c in want.columns if c != "month"]
+        np.testing.assert_allclose(got[numbers], want[numbers], rtol=1e-5, atol=1e-4)
+
+
+def test_numpy_draws_are_torchs():
+    rng = np.random.RandomState(11)
+    gen = torch.Generator().manual_seed(11)
+    for n in (1, 500, 16000, 7):
+        assert np.array_equal(_torch_rand(rng, n), torch.rand(n, generator=gen).numpy())
+
+
+def test_runtime_without_torch(tmp_path, text_model):
+    """Load and predict in a process where importing torch (or lightning) fails."""
+    clf, model = text_model
+    fc = fit_forecaster(make_series(), max_epochs=1)
+    fc.export_onnx(tmp_path / "fc")
+    texts = ["good film", "bad bad plot " * 20]
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, json, sys
+
+        class NoTorch(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "lightning", "pytorch_lightning"):
+                    raise ImportError(f"{{name}} is blocked in this test")
+                return None
+
+        sys.meta_path.insert(0, NoTorch())
+        try:
+            import torch
+            sys.exit("torch imported")
+        except ImportError:
+            pass
+        from lstmkit import runtime
+        text = runtime.load({str(model)!r})
+        fc = runtime.load({str(tmp_path / "fc")!r})
+        table = fc.predict()
+        assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "lightning")]
+        print(json.dumps({{"proba": text.predict_proba({texts!r}).tolist(),
+                           "labels": text.predict({texts!r}),
+                           "forecast": table["forecast"].tolist(),
+                           "months": table["month"].astype(str).tolist()}}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+        env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(got["proba"], clf.predict_proba(texts), atol=1e-5)
+    assert got["labels"] == clf.predict(texts)
+    want = fc.predict()
+    np.testing.assert_allclose(got["forecast"], want["forecast"], rtol=1e-5, atol=1e-4)
+    assert got["months"] == want["month"].astype(str).tolist()
+
+
+def test_load_errors_are_one_line(tmp_path, text_model):
+    with pytest.raises(LstmkitError, match="no ONNX export"):
+        runtime.load(tmp_path / "nothing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "export.json").write_text("{not json")
+    with pytest.raises(LstmkitError, match="not readable JSON"):
+        runtime.load(broken)
+    (broken / "export.json").write_text(json.dumps({"format": "onnx", "kind": "forecaster",
+                                                    "lstmkit_version": "99.0"}))  # fmt: skip
+    with pytest.raises(LstmkitError, match="cannot read"):
+        runtime.load(broken)
+    export = text_model[1] / "onnx"
+    meta = json.loads((export / "export.json").read_text())
+    (broken / "export.json").write_text(json.dumps(meta))
+    with pytest.raises(LstmkitError, match=r"model\.onnx: no such file"):
+        runtime.load(broken)
+    for name in ("model.onnx", "tokenizer.json"):
+        (broken / name).write_bytes((export / name).read_bytes())
+    del meta["labels"]
+    (broken / "export.json").write_text(json.dumps(meta))
+    with pytest.raises(LstmkitError, match="is damaged"):
+        runtime.load(broken)
