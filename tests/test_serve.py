@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -83,6 +84,20 @@ def models(tmp_path_factory) -> dict[str, Path]:
     return {"fc": root / "fc", "fcov": root / "fcov", "clf": root / "clf"}
 
 
+@pytest.fixture(scope="session")
+def exported(models, tmp_path_factory) -> dict[str, Path]:
+    """ONNX exports: ``clf`` an export folder of its own, ``fc`` a copy of the forecaster's
+    model folder with its export in the default ``onnx/`` inside."""
+    from lstmkit.export import export_model
+
+    root = tmp_path_factory.mktemp("serve_onnx")
+    export_model(models["clf"], root / "clf_onnx")
+    shutil.copytree(models["fc"], root / "fc")
+    export_model(root / "fc")
+    assert (root / "fc" / "onnx" / "export.json").is_file()
+    return {"clf": root / "clf_onnx", "fc": root / "fc"}
+
+
 class Server:
     """``lstmkit serve`` in a subprocess; ``client`` talks to it; `stop` ends it."""
 
@@ -143,6 +158,28 @@ def clf_server(models) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def fc_server(models) -> Iterator[Server]:
     yield from _serve(models["fc"])
+
+
+@pytest.fixture(scope="module")
+def onnx_fc_server(exported) -> Iterator[Server]:
+    yield from _serve(exported["fc"])  # the model folder: its onnx/ export is preferred
+
+
+@pytest.fixture(scope="module")
+def onnx_clf_server(exported) -> Iterator[Server]:
+    yield from _serve(exported["clf"], "--max-body-bytes", str(MAX_BODY))
+
+
+@pytest.fixture(params=["torch", "onnx"])
+def any_fc_server(request) -> Server:
+    """The forecaster served by PyTorch, then from its ONNX export."""
+    return request.getfixturevalue("fc_server" if request.param == "torch" else "onnx_fc_server")
+
+
+@pytest.fixture(params=["torch", "onnx"])
+def any_clf_server(request) -> Server:
+    """The classifier served by PyTorch, then from its ONNX export."""
+    return request.getfixturevalue("clf_server" if request.param == "torch" else "onnx_clf_server")
 
 
 @pytest.fixture(scope="module")
@@ -280,8 +317,9 @@ CLF_BAD = [
     ids=lambda x: x if isinstance(x, str) else "",
 )
 def test_bad_classifier_requests_get_a_one_line_4xx(
-    clf_server, case, body, headers, status, reason
+    any_clf_server, case, body, headers, status, reason
 ):
+    clf_server = any_clf_server
     got = clf_server.client.post("/predict", content=body, headers=headers)
     assert got.status_code == status, (case, got.text)
     detail = got.json()["detail"]
@@ -324,7 +362,10 @@ FC_BAD = [
     FC_BAD,
     ids=lambda x: x if isinstance(x, str) else "",
 )
-def test_bad_forecast_requests_get_a_one_line_4xx(fc_server, case, request_body, status, reason):
+def test_bad_forecast_requests_get_a_one_line_4xx(
+    any_fc_server, case, request_body, status, reason
+):
+    fc_server = any_fc_server
     body = json.dumps(request_body).encode()  # ASCII: lone surrogates as \\ud800 escapes
     got = fc_server.client.post("/predict", content=body, headers=JSON)
     assert got.status_code == status, (case, got.text)
@@ -370,6 +411,48 @@ def test_the_server_still_answers_correctly_after_bad_requests(clf_server, model
     got = clf_server.client.post("/predict", json={"texts": texts}).json()
     expected = TextClassifier.load(models["clf"]).predict_proba(texts)
     np.testing.assert_allclose(got["probabilities"], expected, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------- ONNX
+def test_an_export_folder_is_served_with_onnxruntime(onnx_clf_server, models):
+    assert onnx_clf_server.client.get("/health").json()["backend"] == "onnx"
+    info = onnx_clf_server.client.get("/model").json()
+    assert (info["kind"], info["backend"], info["labels"]) == (
+        "text_classifier",
+        "onnx",
+        ["neg", "pos"],
+    )
+    texts = ["the film was great", "awful plot", "the the was", "great " * 50]
+    got = onnx_clf_server.client.post("/predict", json={"texts": texts})
+    assert got.status_code == 200, got.text
+    clf = TextClassifier.load(models["clf"])  # the PyTorch model it was exported from
+    np.testing.assert_allclose(got.json()["probabilities"], clf.predict_proba(texts), atol=1e-5)
+    assert got.json()["labels"] == clf.predict(texts)
+
+
+def test_a_model_folder_with_an_export_is_served_from_onnx(onnx_fc_server, models):
+    assert onnx_fc_server.client.get("/model").json()["backend"] == "onnx"
+    model = Forecaster.load(models["fc"])
+    got = onnx_fc_server.client.post("/predict")
+    assert got.status_code == 200, got.text
+    rows, expected = got.json()["forecast"], model.predict()
+    assert [r["month"] for r in rows] == [t.strftime("%Y-%m-%d") for t in expected["month"]]
+    for col in ("forecast", "q10", "q50", "q90"):
+        np.testing.assert_allclose([r[col] for r in rows], expected[col], rtol=1e-5)
+    history = _series(40)[["month", "y"]]
+    got = onnx_fc_server.client.post("/predict", json={"history": _records(history)})
+    expected = model.predict(history)
+    np.testing.assert_allclose(
+        [r["forecast"] for r in got.json()["forecast"]], expected["forecast"], rtol=1e-5
+    )
+
+
+def test_the_backend_option_picks_torch_or_onnx(exported, models):
+    assert load_predictor(exported["fc"]).backend == "onnx"
+    assert load_predictor(exported["fc"], "torch").backend == "torch"
+    assert load_predictor(exported["clf"], "onnx").backend == "onnx"
+    with pytest.raises(LstmkitError, match="is an ONNX export, which PyTorch cannot serve"):
+        load_predictor(exported["clf"], "torch")
 
 
 # ---------------------------------------------------------------------- workers, CLI errors

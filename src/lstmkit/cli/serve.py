@@ -62,6 +62,10 @@ def serve_cmd(
     backend: Annotated[
         str, typer.Option(help="auto (ONNX when exported, else PyTorch), onnx or torch.")
     ] = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option(help="Threads per prediction (torch / onnxruntime; default: theirs)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve a trained model over HTTP: POST /predict, GET /health, GET /model, docs at /docs."""
@@ -73,7 +77,7 @@ def serve_cmd(
         raise LstmkitError(f"--workers must be at least 1, got {workers}")
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise LstmkitError(f"--log-level must be error, warning, info or debug, got {log_level!r}")
-    api = serving.create_app(model, backend=backend, max_body_bytes=max_body_bytes)
+    api = serving.create_app(model, backend=backend, max_body_bytes=max_body_bytes, threads=threads)
     _check_port(host, port)
     predictor = api.state.predictor
     typer.echo(
@@ -87,6 +91,7 @@ def serve_cmd(
     os.environ[serving.ENV_MODEL] = str(model.resolve())
     os.environ[serving.ENV_BACKEND] = backend
     os.environ[serving.ENV_MAX_BODY] = str(max_body_bytes)
+    os.environ[serving.ENV_THREADS] = "" if threads is None else str(threads)
     del api
     uvicorn.run(
         "lstmkit.serving.app:app_from_env",

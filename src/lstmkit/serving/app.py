@@ -54,6 +54,7 @@ DEFAULT_MAX_BODY = 1 << 20  # 1 MiB
 ENV_MODEL = "LSTMKIT_SERVE_MODEL"
 ENV_BACKEND = "LSTMKIT_SERVE_BACKEND"
 ENV_MAX_BODY = "LSTMKIT_SERVE_MAX_BODY"
+ENV_THREADS = "LSTMKIT_SERVE_THREADS"
 
 log = logging.getLogger("lstmkit.serve")
 
@@ -295,12 +296,12 @@ def forecast_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): _cell(v) for k, v in row.items()} for row in table.to_dict("records")]
 
 
-def _history_frame(records: list[dict[str, Any]], info: dict[str, Any]) -> pd.DataFrame:
+def _history_frame(records: list[dict[str, Any]], pred: Any) -> pd.DataFrame:
     """Request records -> the DataFrame `predict` takes (the time column as the index when
     the model learnt its times from an unnamed DatetimeIndex)."""
     frame = pd.DataFrame.from_records(records)
-    if info.get("time_col") == "__time__":
-        col = info.get("output_time_col") or "time"
+    if getattr(getattr(pred, "state", None), "time_from_index", False):
+        col = pred.info.get("time_col") or "time"
         if col not in frame.columns:
             raise LstmkitError(f"history records need a {col!r} column with the timestamps")
         try:
@@ -317,17 +318,19 @@ def create_app(
     *,
     backend: str = "auto",
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    threads: int | None = None,
     predictor: Predictor | None = None,
 ) -> FastAPI:
     """The FastAPI app serving the model at ``model_dir`` (or an already loaded
-    ``predictor``); ``backend`` as in `load_predictor`; bodies over ``max_body_bytes``
-    get 413. A missing or damaged model raises `LstmkitError` here, before serving."""
+    ``predictor``); ``backend`` and ``threads`` as in `load_predictor`; bodies over
+    ``max_body_bytes`` get 413. A missing or damaged model raises `LstmkitError` here,
+    before serving."""
     if max_body_bytes < 1:
         raise LstmkitError(f"--max-body-bytes must be at least 1, got {max_body_bytes}")
     if predictor is None:
         if model_dir is None:
             raise LstmkitError("create_app needs a model folder or a predictor")
-        predictor = load_predictor(model_dir, backend)
+        predictor = load_predictor(model_dir, backend, threads)
     pred: Any = predictor
     info = dict(pred.info)
     kind = pred.kind
@@ -402,7 +405,7 @@ def create_app(
             request = request or ForecastRequest()
             if request.future and info.get("future_covariates") == []:
                 raise LstmkitError("this model uses no known future covariates; leave out 'future'")
-            data = _history_frame(request.history, info) if request.history else None
+            data = _history_frame(request.history, pred) if request.history else None
             future = pd.DataFrame.from_records(request.future) if request.future else None
             with lock:
                 table = pred.predict(data, future)
@@ -416,7 +419,8 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """`create_app` with the settings in ``LSTMKIT_SERVE_MODEL`` / ``_BACKEND`` /
-    ``_MAX_BODY`` (how ``lstmkit serve --workers N`` hands them to each worker)."""
+    ``_MAX_BODY`` / ``_THREADS`` (how ``lstmkit serve --workers N`` hands them to each
+    worker)."""
     model = os.environ.get(ENV_MODEL)
     if not model:
         raise LstmkitError(f"{ENV_MODEL} is not set; start the server with lstmkit serve")
@@ -424,4 +428,5 @@ def app_from_env() -> FastAPI:
         Path(model),
         backend=os.environ.get(ENV_BACKEND, "auto"),
         max_body_bytes=int(os.environ.get(ENV_MAX_BODY, DEFAULT_MAX_BODY)),
+        threads=int(os.environ[ENV_THREADS]) if os.environ.get(ENV_THREADS) else None,
     )

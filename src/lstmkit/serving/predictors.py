@@ -55,6 +55,7 @@ class TorchForecastPredictor:
         self.model = Forecaster.load(path)
         state, cfg = self.model.state, self.model.config
         assert state is not None
+        self.state = state
         self.info: dict[str, Any] = {
             "kind": self.kind,
             "lstmkit_version": _saved_version(self.path),
@@ -64,8 +65,7 @@ class TorchForecastPredictor:
             "quantiles": list(cfg.quantiles or []),
             "freq": state.freq,
             "target": state.target,
-            "time_col": state.time_col,
-            "output_time_col": state.output_time_col,
+            "time_col": state.output_time_col,
             "id_col": state.id_col,
             "covariates": list(state.covariates),
             "future_covariates": list(state.future_covariates),
@@ -156,16 +156,22 @@ def _model_kind(path: Path) -> str:
     return str(kind)
 
 
-def load_predictor(path: str | os.PathLike[str], backend: str = "auto") -> Predictor:
+def load_predictor(
+    path: str | os.PathLike[str], backend: str = "auto", threads: int | None = None
+) -> Predictor:
     """Load the model at ``path`` for inference.
 
     ``backend``: "auto" serves an ONNX export when there is one (``path`` is an export
     folder or holds ``onnx/export.json``) and PyTorch otherwise; "onnx" requires the
-    export; "torch" requires the saved model folder. Anything missing or damaged
-    raises `LstmkitError` in one line.
+    export; "torch" requires the saved model folder. ``threads``: threads per
+    prediction (onnxruntime's intra-op threads, or torch's for this process; None
+    leaves the libraries' defaults). Anything missing or damaged raises `LstmkitError`
+    in one line.
     """
     if backend not in BACKENDS:
         raise LstmkitError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if threads is not None and (isinstance(threads, bool) or threads < 1):
+        raise LstmkitError(f"threads must be a positive integer, got {threads!r}")
     path = Path(path)
     exported = export_folder(path) if path.is_dir() else None
     if backend == "onnx" or (backend == "auto" and exported is not None):
@@ -175,18 +181,22 @@ def load_predictor(path: str | os.PathLike[str], backend: str = "auto") -> Predi
                 f"`lstmkit export --model {path} --format onnx` or use --backend torch"
             )
         try:
-            from lstmkit import runtime  # type: ignore[attr-defined]
+            from lstmkit import runtime
         except ImportError as err:
             raise LstmkitError(
                 f"the ONNX runtime of lstmkit cannot be imported ({err}); use --backend torch"
             ) from None
-        return runtime.load(exported)
+        return runtime.load(exported, threads=threads)
     if exported is not None and exported == path and not (path / "config.json").exists():
         raise LstmkitError(
             f"{path} is an ONNX export, which PyTorch cannot serve; use --backend onnx or "
             "pass the saved model folder"
         )
     kind = _model_kind(path)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     if kind == "forecaster":
         return TorchForecastPredictor(path)
     return TorchTextPredictor(path)
