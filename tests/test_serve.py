@@ -288,6 +288,30 @@ def test_docs_and_openapi(clf_server, fc_server):
     )
 
 
+def test_a_model_fitted_on_a_datetime_index_takes_its_time_column(tmp_path):
+    """Times that came from an unnamed DatetimeIndex are sent as the ``time`` column
+    (in-process app: the HTTP layer is the same as above)."""
+    from fastapi.testclient import TestClient
+
+    from lstmkit.serving.app import create_app
+
+    t = np.arange(40)
+    days = pd.date_range("2000-01-01", periods=40, freq="D")
+    series = pd.DataFrame({"y": 50 + 10 * np.sin(t / 2)}, index=days)
+    model = Forecaster(horizon=3, window=8, hidden_size=8, max_epochs=1, progress_bar=False)
+    model.fit(series, target="y").save(tmp_path / "idx")
+    with TestClient(create_app(tmp_path / "idx")) as client:
+        history = [{"time": str(d.date()), "y": v} for d, v in series["y"].iloc[:30].items()]
+        got = client.post("/predict", json={"history": history})
+        assert got.status_code == 200, got.text
+        expected = model.predict(series.iloc[:30])
+        rows = got.json()["forecast"]
+        assert [r["time"] for r in rows] == ["2000-01-31", "2000-02-01", "2000-02-02"]
+        np.testing.assert_allclose([r["forecast"] for r in rows], expected["forecast"], rtol=1e-6)
+        got = client.post("/predict", json={"history": [{"y": 1.0}] * 10})
+        assert got.status_code == 422 and "'time' column" in got.json()["detail"]
+
+
 # ---------------------------------------------------------------------- bad requests
 JSON = {"content-type": "application/json"}
 
