@@ -52,6 +52,17 @@ def _env(threads: int) -> dict[str, str]:
     return env
 
 
+def _imdb_archive() -> Path:
+    """The IMDB archive: ``shared/data`` beside the checkout (or beside its parent, for a
+    worktree), else lstmkit's download location."""
+    from lstmkit.data.imdb import default_archive_path
+
+    for base in (ROOT.parent, ROOT.parent.parent):
+        if (base / "shared/data/aclImdb_v1.tar.gz").exists():
+            return base / "shared/data/aclImdb_v1.tar.gz"
+    return default_archive_path()
+
+
 def _ms(samples: list[float]) -> tuple[float, float]:
     """(p50, p99) of durations in seconds, in milliseconds."""
     arr = np.asarray(samples) * 1e3
@@ -121,7 +132,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [*CLI, "serve", "--model", str(model), "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [*argv, "--backend", backend, "--log-level", "warning"],
+            [*argv, "--backend", backend, "--threads", str(threads), "--log-level", "warning"],
             env=_env(threads),
             start_new_session=True,
         )
@@ -201,14 +212,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forecaster", type=Path, default=ROOT / "runs/air_passengers/model")
     parser.add_argument("--imdb-model", type=Path, default=ROOT / "runs/imdb")
-    parser.add_argument(
-        "--imdb-data", type=Path, default=ROOT.parent / "shared/data/aclImdb_v1.tar.gz"
-    )
+    parser.add_argument("--imdb-data", type=Path, default=_imdb_archive())
     parser.add_argument("--backends", default="torch,onnx", help="comma-separated")
     parser.add_argument("--repeats", type=int, default=300, help="latency samples per row")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per row")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (also servers')")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch / onnxruntime threads (also the servers')"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args()
 
@@ -238,7 +249,7 @@ def main() -> None:
             if backend == "onnx" and ensure_export(model, args.threads) is None:
                 notes.append(f"{name}: no ONNX row (lstmkit.runtime is not available).")
                 continue
-            pred = load_predictor(model, backend)
+            pred = load_predictor(model, backend, threads=args.threads)
             print(f"{name} [{backend}]: predictor latency ...", flush=True)
             direct = _ms(time_predictor(pred, payload, args.repeats))
             del pred
@@ -259,8 +270,8 @@ def main() -> None:
         f"Batch 1, {args.repeats} timed calls after 10 warm-up calls; HTTP: `lstmkit serve` "
         f"(1 worker) on localhost, one request at a time over a kept-alive connection; "
         f"load: {args.clients} concurrent clients (httpx, asyncio, in one process on the same "
-        f"machine) for {args.duration:g} s. Latencies in ms. torch threads: {args.threads} "
-        "(OMP_NUM_THREADS for the server).",
+        f"machine) for {args.duration:g} s. Latencies in ms. {args.threads} thread(s) per "
+        "prediction for both backends (`--threads`).",
         "",
         "| model | backend | predictor p50 | p99 | HTTP p50 | p99 | load req/s | errors "
         "| load p50 | p99 |",
