@@ -480,13 +480,38 @@ def test_the_backend_option_picks_torch_or_onnx(exported, models):
 
 
 # ---------------------------------------------------------------------- workers, CLI errors
-def test_two_workers_serve_the_same_forecast(models):
+def test_two_workers_serve_the_same_forecast(models, exported):
+    """Each worker builds its app from the environment (`app_from_env`); served from the
+    ONNX export, whose workers import no torch and so start quickly."""
     expected = Forecaster.load(models["fc"]).predict()
-    for server in _serve(models["fc"], "--workers", "2"):
+    for server in _serve(exported["fc"], "--workers", "2", "--max-body-bytes", "5000"):
+        assert server.client.get("/model").json()["max_body_bytes"] == 5000
         for _ in range(4):
             got = server.client.post("/predict", json={})
             assert got.status_code == 200, got.text
-            _check_forecast(got.json(), expected, 4)
+            rows = got.json()["forecast"]
+            np.testing.assert_allclose(
+                [r["forecast"] for r in rows], expected["forecast"], rtol=1e-5
+            )
+        got = server.client.post("/predict", json={"history": _history(300)})
+        assert got.status_code == 413
+
+
+def test_an_export_is_served_where_torch_cannot_be_imported(exported):
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from fastapi.testclient import TestClient\n"
+        "from lstmkit.serving.app import create_app\n"
+        f"client = TestClient(create_app({str(exported['clf'])!r}))\n"
+        "got = client.post('/predict', json={'texts': ['great film']})\n"
+        "assert got.status_code == 200, got.text\n"
+        "print(client.get('/health').json()['backend'], got.json()['labels'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "onnx"
 
 
 def _cli(capsys, *args: str) -> tuple[int, str]:
