@@ -44,6 +44,10 @@ from lstmkit.errors import LstmkitError  # noqa: E402
 from lstmkit.serving import export_folder, load_predictor  # noqa: E402
 
 CLI = [sys.executable, "-c", "from lstmkit.cli import main; main()"]
+CAVEAT = (
+    "HTTP latencies add the client's and the server's turns on the same cores, so on a "
+    "machine shared with other jobs they vary from run to run more than the predictor's."
+)
 
 
 def _env(threads: int) -> dict[str, str]:
@@ -227,6 +231,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    load_before = os.getloadavg()[0]
     notes: list[str] = []
     tasks: list[tuple[str, Path, Any, dict]] = []
     fc = ensure_forecaster(args.forecaster, args.threads)
@@ -283,6 +288,10 @@ def main() -> None:
             f"{http[1]:.2f} | {load['rps']:.1f} | {load['errors']} of {load['n']} | "
             f"{load['p50']:.1f} | {load['p99']:.1f} |"
         )
+    lines.append(
+        f"\nLoad average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the "
+        f"run on {os.cpu_count()} cores. {CAVEAT}"
+    )
     by = {(n, b): d for n, b, d, _, _ in rows}
     for name, *_ in tasks:
         if (name, "torch") in by and (name, "onnx") in by:

@@ -210,8 +210,6 @@ def validation_detail(
             reasons.append(f"{where}: missing; send {fields}")
         elif kind == "extra_forbidden":
             reasons.append(f"{where}: unknown field; send {fields}")
-        elif kind == "finite_number":
-            reasons.append(f"{where}: must be a finite number, got {err.get('input')!r}")
         else:
             msg = msg.removeprefix("Value error, ")
             reasons.append(f"{where}: {msg}" if where else msg)
@@ -256,7 +254,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                await self._refuse(send, f"more than {size - len(chunk)} bytes")
+                await self._refuse(send, f"at least {size} bytes")
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
