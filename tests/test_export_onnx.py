@@ -23,7 +23,7 @@ import lstmkit.export.onnx as onnx_export
 from lstmkit import Forecaster, TextClassifier
 from lstmkit.data.tokenize import TextTokenizer
 from lstmkit.errors import LstmkitError
-from lstmkit.nn import LSTM
+from lstmkit.nn import GRU, LSTM
 from lstmkit.tasks.text_classification.network import TextClassifierNet
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -124,8 +124,8 @@ def test_failed_self_check_is_an_error_and_writes_nothing(tmp_path, monkeypatch)
     before = (out / "model.onnx").read_bytes()
     real = onnx_export.exportable_rnn
 
-    def drifted(layer, what):  # the traced copy's weights drift from the model's
-        copy = real(layer, what)
+    def drifted(layer, **kw):  # the traced copy's weights drift from the model's
+        copy = real(layer, **kw)
         with torch.no_grad():
             copy.rnn.weight_hh_l0_reverse.add_(1e-3)
         return copy
@@ -204,13 +204,27 @@ def test_forecaster_export_matches_pytorch(tmp_path, settings):
         assert_close(sess.run(["forecast"], feeds)[0], want)
 
 
-def test_forecaster_export_refuses_variants(tmp_path):
-    fc = fit_forecaster(make_series(), max_epochs=1)
-    # the encoder as fit(zoneout=0.1) builds it (training it would only cost time)
-    fc.module.net.rnn = LSTM(1, 6, batch_first=True, zoneout=0.1).eval()
-    with pytest.raises(LstmkitError, match="zoneout") as err:
-        fc.export_onnx(tmp_path / "onnx")
-    assert "\n" not in str(err.value) and not (tmp_path / "onnx").exists()
+@pytest.mark.parametrize(
+    "rnn, variant",
+    [
+        (LSTM, {"layer_norm": True}),
+        (LSTM, {"zoneout": 0.1}),
+        (GRU, {"layer_norm": True, "zoneout": 0.2}),
+    ],
+    ids=["lstm-layer-norm", "lstm-zoneout", "gru-both"],
+)
+def test_forecaster_variants_export_unrolled(tmp_path, rnn, variant):
+    """layer_norm / zoneout have no ONNX node: the forecaster's fixed window is unrolled."""
+    fc = fit_forecaster(make_series(), max_epochs=1, bidirectional=True, num_layers=2)
+    torch.manual_seed(2)  # the encoder as fit(**variant) builds it, at random weights
+    fc.module.net.rnn = rnn(1, 6, 2, batch_first=True, bidirectional=True, **variant).eval()
+    folder = fc.export_onnx(tmp_path / "onnx")
+    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(4).normal(size=(7, 12, 1)).astype(np.float32)
+    for batch in (x[:1], x):
+        with torch.inference_mode():
+            want = fc.module(torch.from_numpy(batch)).numpy()
+        assert_close(sess.run(["forecast"], {"x": batch})[0], want)
 
 
 # ---------------------------------------------------------------- CLI

@@ -16,10 +16,11 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from lstmkit import TextClassifier, runtime
+from lstmkit import Forecaster, TextClassifier, runtime
 from lstmkit.errors import LstmkitError
 from lstmkit.runtime.forecast import _torch_rand
 
@@ -182,3 +183,30 @@ def test_load_errors_are_one_line(tmp_path, text_model):
     (broken / "export.json").write_text(json.dumps(meta))
     with pytest.raises(LstmkitError, match="is damaged"):
         runtime.load(broken)
+    fc = fit_forecaster(make_series(), max_epochs=1)
+    fc.export_onnx(tmp_path / "fc")
+    meta = json.loads((tmp_path / "fc" / "export.json").read_text())
+    meta["data"]["window"] = 1  # a setting out of range
+    (tmp_path / "fc" / "export.json").write_text(json.dumps(meta))
+    with pytest.raises(LstmkitError, match=r"fc/export\.json is damaged \(window must be") as err:
+        runtime.load(tmp_path / "fc")
+    assert "\n" not in str(err.value)
+
+
+def test_forecast_predictor_many_series(tmp_path):
+    """Long format (an id column): one model, a forecast table per series, as Forecaster."""
+    a, b = make_series(90, seed=1), make_series(90, seed=2)
+    b["y"] = b["y"] * 3 + 40
+    long = pd.concat([a.assign(store="a"), b.assign(store="b")], ignore_index=True)
+    fc = Forecaster(horizon=6, window=12, hidden_size=6, max_epochs=2, progress_bar=False)
+    fc.fit(long[["store", "month", "y"]], target="y", time_col="month", id_col="store")
+    fc.export_onnx(tmp_path / "onnx")
+    pred = runtime.load(tmp_path / "onnx")
+    assert pred.info["series"] == ["a", "b"] and pred.info["id_col"] == "store"
+    for data in (None, long[["store", "month", "y"]].iloc[5:]):
+        want, got = fc.predict(data), pred.predict(data)
+        assert list(got.columns) == list(want.columns) == ["store", "month", "forecast", "q10",
+                                                           "q50", "q90"]  # fmt: skip
+        assert (got[["store", "month"]] == want[["store", "month"]]).all().all()
+        numbers = ["forecast", "q10", "q50", "q90"]
+        np.testing.assert_allclose(got[numbers], want[numbers], rtol=1e-5, atol=1e-4)

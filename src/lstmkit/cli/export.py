@@ -22,7 +22,7 @@ def export_cmd(
     model: Annotated[
         Path, typer.Option("--model", "-m", help="Model folder (forecaster or text classifier).")
     ],
-    format: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Export folder (default: MODEL/onnx).")
     ] = None,
@@ -31,7 +31,7 @@ def export_cmd(
     from lstmkit.export import export_model
 
     try:
-        kind, folder = export_model(model, out, format)
+        kind, folder = export_model(model, out, fmt)
     except LstmkitError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None

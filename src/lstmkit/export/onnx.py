@@ -18,8 +18,9 @@ skipped exactly as `lstmkit.nn` skips them (both directions), and the pooling ma
 from the same lengths; it also gives truly dynamic batch and time axes in well under a
 second. (torch's dynamo exporter also emits LSTM nodes, but takes seconds and fixes the
 time axis of the outputs' declared shapes.) Layers with ``layer_norm``, ``zoneout`` or
-``peepholes`` have no ONNX node and our loops that compute them do not trace into a
-correct dynamic graph, so exporting them raises `LstmkitError` naming the option.
+``peepholes`` have no ONNX node: a forecaster's encoder then goes in as our reference
+loop unrolled over its fixed input window (dynamic batch still); a text classifier's
+length is not fixed, so there they raise `LstmkitError` naming the option.
 
 Every export checks itself before anything is written: onnxruntime runs the graph on
 sample inputs (batch sizes 1, 2 and 7; for text several lengths with padding) and each
@@ -112,22 +113,28 @@ def _variants(layer: LSTM | GRU) -> list[str]:
     return found
 
 
-def exportable_rnn(layer: LSTM | GRU, what: str) -> nn.Module:
-    """A `_TorchRNN` computing ``layer`` in eval mode, for torch's ONNX exporter.
+def exportable_rnn(layer: LSTM | GRU, *, fixed_time: bool, what: str) -> nn.Module:
+    """A module computing ``layer`` in eval mode that torch's ONNX exporter can trace.
 
-    Plain layers qualify (recurrent dropout and DropConnect are off in eval). Layers
-    with ``layer_norm``, ``zoneout`` or ``peepholes`` run only on our own loops, which
-    do not export (traced, they fix the sizes and lose the zoneout weights), so they
-    raise `LstmkitError` naming the options; ``what`` names the model in the message.
+    Plain layers (recurrent dropout and DropConnect are off in eval) become `_TorchRNN`
+    (ONNX LSTM/GRU nodes, any length). Layers with ``layer_norm``, ``zoneout`` or
+    ``peepholes`` have no ONNX node: they run on a copy forced onto our reference loop,
+    which the tracer unrolls step by step, so the graph's time axis is fixed; where it
+    must not be (``fixed_time`` False) they raise `LstmkitError` naming the options.
+    ``what`` names the model in the message.
     """
     variants = _variants(layer)
-    if variants:
+    if not variants:
+        return _TorchRNN(layer)
+    if not fixed_time:
         raise LstmkitError(
             f"cannot export this {what} to ONNX: its {layer.mode} uses {', '.join(variants)}, "
-            "which ONNX's LSTM/GRU nodes do not compute; train it without "
-            f"{' / '.join(variants)} to export it, or serve it with PyTorch"
+            "which ONNX's LSTM/GRU nodes do not compute and which unroll only over a fixed "
+            f"length; train it without {' / '.join(variants)} to export it"
         )
-    return _TorchRNN(layer)
+    loop = copy.deepcopy(layer)
+    loop.backend = "reference"
+    return loop.eval()
 
 
 @contextlib.contextmanager
@@ -306,7 +313,7 @@ def export_text_classifier(clf: Any, out: str | os.PathLike[str]) -> Path:
     tokenizer, net = clf._require_fitted()
     net.eval()
     graph_net = copy.deepcopy(net)
-    graph_net.rnn = exportable_rnn(net.rnn, "text classifier")
+    graph_net.rnn = exportable_rnn(net.rnn, fixed_time=False, what="text classifier")
     model = _TextGraph(graph_net).eval()
     inputs, outputs = ("ids", "lengths"), ("logits", "probabilities")
     cases = _text_cases(tokenizer.vocab_size, np.random.default_rng(0))
@@ -340,7 +347,7 @@ def export_text_classifier(clf: Any, out: str | os.PathLike[str]) -> Path:
             "inputs": list(inputs),
             "outputs": list(outputs),
             "config": clf.config.to_dict(),
-            "labels": list(clf.classes),
+            "labels": [c.item() if isinstance(c, np.generic) else c for c in clf.classes],
             "vocab_size": tokenizer.vocab_size,
             "tokenizer": tokenizer.config.to_dict(),
             "tokenizer_file": TOKENIZER_FILE,
@@ -378,7 +385,7 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
     module, cfg, state = fc.module, fc.config, fc.state
     module.eval()
     graph_module = copy.deepcopy(module)
-    graph_module.net.rnn = exportable_rnn(module.net.rnn, "forecaster")
+    graph_module.net.rnn = exportable_rnn(module.net.rnn, fixed_time=True, what="forecaster")
     model = _ForecastGraph(graph_module).eval()
     steps, n_future = module.net.steps, module.net.n_future
     window, n_features = state.window, state.n_features
@@ -413,6 +420,8 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
         _export_graph(model, args, tmp / GRAPH_FILE, inputs, outputs, axes)
         check = verify(tmp / GRAPH_FILE, cases, reference, outputs, describe)
         settings = cfg.to_dict()
+        for key in ("checkpoint_dir", "logger", "log_dir"):  # the run's folders, as save() drops
+            settings["train"][key] = None
         meta = {
             "kind": "forecaster",
             "inputs": list(inputs),

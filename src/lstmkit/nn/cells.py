@@ -85,7 +85,8 @@ class GRUGates(NamedTuple):
 
 def layer_norm(v: Tensor, gain: Tensor | None, bias: Tensor | None) -> Tensor:
     """``(v - mean(v)) / sqrt(var(v) + 1e-5) * gain + bias`` over the last dimension."""
-    return F.layer_norm(v, v.shape[-1:], gain, bias, LN_EPS)
+    # int(): a constant width when traced for ONNX export (the exporter needs one)
+    return F.layer_norm(v, (int(v.shape[-1]),), gain, bias, LN_EPS)
 
 
 def zoneout(d: Tensor | None, previous: Tensor, new: Tensor) -> Tensor:

@@ -87,10 +87,11 @@ def load(
     sess = open_session(folder / str(meta.get("graph", "model.onnx")), threads)
     try:
         return predictors[kind](folder, meta, sess)
-    except (KeyError, TypeError, ValueError) as err:
-        raise LstmkitError(
-            f"{where} is damaged ({type(err).__name__}: {str(err)[:200]}); export the model again"
-        ) from None
+    except (LstmkitError, KeyError, TypeError, ValueError) as err:
+        what = str(err) if isinstance(err, LstmkitError) else f"{type(err).__name__}: {err}"
+        if isinstance(err, LstmkitError) and str(folder) in what:
+            raise  # already names its file
+        raise LstmkitError(f"{where} is damaged ({what[:200]}); export the model again") from None
 
 
 def _check_version(meta: dict[str, Any], where: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,15 @@ class PredictCore:
     horizon: int
     quantiles: list[float] | None
     forecast_scaled: ForecastScaled
+
+    @cached_property
+    def context_histories(self) -> list[tuple[str, pd.Index, np.ndarray]]:
+        """(id, times, values (window, features)) of each stored series, parsed once (a
+        `Forecaster` makes a new core per call, so `set_context` is always seen)."""
+        return [
+            (sid, times_from_strings(ctx["times"], self.state.tz), np.asarray(ctx["values"], float))
+            for sid, ctx in self.context.items()
+        ]
 
     def load(self, data: DataLike, freq: str | None = None) -> SeriesData:
         """Read ``data`` with the columns, frequency and zone of the training data."""
@@ -136,7 +146,7 @@ class PredictCore:
         cols: dict[str, Any] = {}
         if self.state.id_col:
             cols[self.state.id_col] = [sid] * len(times)
-        cols[self.state.output_time_col] = list(times)
+        cols[self.state.output_time_col] = pd.Index(times)  # the values, not a list: faster
         cols["forecast"] = fc[:, 0]
         for i, q in enumerate(self.quantiles or []):
             cols[qname(q)] = fc[:, 1 + i]
@@ -152,10 +162,7 @@ class PredictCore:
         info = self.state
         h = self.horizon
         if data is None:
-            histories = [
-                (sid, times_from_strings(ctx["times"], info.tz), np.asarray(ctx["values"], float))
-                for sid, ctx in self.context.items()
-            ]
+            histories = self.context_histories
             freq = info.freq
         else:
             sd = self.load(data)
@@ -186,4 +193,4 @@ class PredictCore:
                     )
                 fut = fvalues[pos]
             frames.append(self.frame(sid, steps, self.series(sid, values, fut)))
-        return pd.concat(frames, ignore_index=True)
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
