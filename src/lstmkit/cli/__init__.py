@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 # Registration happens on import of each command module.
-from lstmkit.cli import classify, export, forecast  # noqa: E402, F401
+from lstmkit.cli import classify, export, forecast, serve  # noqa: E402, F401
 
 
 def main() -> None:
