@@ -146,7 +146,7 @@ def test_language_model_loss_is_the_shifted_log_likelihood_in_both_directions() 
                 expected -= float(logp_b[t + 1, ids[b, t]])  # backward: previous token
                 n += 2
     assert int(count) == n == 2 * (4 + 2)
-    assert float(nll) == pytest.approx(expected, rel=1e-5)
+    assert float(nll.detach()) == pytest.approx(expected, rel=1e-5)
 
 
 def test_stacked_bidirectional_encoder_is_refused() -> None:
