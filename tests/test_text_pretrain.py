@@ -385,3 +385,35 @@ def test_cli_train_with_an_incompatible_pretrained_folder(pretrained, tmp_path: 
          "--out", str(tmp_path / "m"), "--no-progress"]
     )  # fmt: skip
     assert code == 2 and "does not exist" in text
+
+
+def test_killed_pretraining_resumes_and_ends_with_the_uninterrupted_encoder(
+    tmp_path: Path, kill_at_first_checkpoint
+) -> None:
+    """SIGKILL `classify pretrain --checkpoint-dir` after its first checkpoint (end of
+    epoch 1 of 4), rerun the same command: the stream picks up at the right epoch and the
+    encoder equals that of a run never interrupted (same seed)."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(make_corpus(400)))
+
+    def argv(out: Path, ckpt: Path) -> list[str]:
+        return [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
+                "pretrain", str(corpus), "--out", str(out), "--embedding-dim", "8",
+                "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--epochs", "4",
+                "--batch-size", "16", "--no-progress", "--checkpoint-dir", str(ckpt)]  # fmt: skip
+
+    kill_at_first_checkpoint(argv(tmp_path / "enc", tmp_path / "ckpt"), tmp_path / "ckpt")
+    assert not (tmp_path / "enc").exists()  # the killed run wrote no encoder
+    for out, ckpt in (("enc", "ckpt"), ("ref", "ckpt_ref")):
+        done = subprocess.run(argv(tmp_path / out, tmp_path / ckpt), capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    got, want = PretrainedEncoder.load(tmp_path / "enc"), PretrainedEncoder.load(tmp_path / "ref")
+    assert [r["epoch"] for r in got.history] == [0, 1, 2, 3]
+    for a, b in zip(got.history, want.history, strict=True):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+    for name, tensor in want.state.items():
+        torch.testing.assert_close(got.state[name], tensor, rtol=1e-5, atol=1e-6)
