@@ -222,10 +222,7 @@ def train(
     if pretrained is not None and vectors is not None:
         raise LstmkitError("pass either --pretrained or --vectors, not both")
     if pretrained is not None:
-        from lstmkit.tasks.text_classification.pretrain import PretrainedEncoder
-
-        clf.pretrained = PretrainedEncoder.load(pretrained)
-        clf.config = clf.pretrained.adopt(clf.config, clf._explicit)
+        clf.use_pretrained(pretrained)
     if vectors is not None:  # before reading the data: a bad file is found at once
         from lstmkit.data.word_vectors import vector_file_dim
 

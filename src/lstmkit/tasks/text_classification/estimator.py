@@ -272,12 +272,10 @@ class TextClassifier:
                 "not both"
             )
         if pretrained is None and vectors is None:
-            pretrained = self.pretrained
-        elif pretrained is not None and not isinstance(pretrained, PretrainedEncoder):
-            pretrained = PretrainedEncoder.load(pretrained)
+            pretrained = self.pretrained  # pretrain()'s, checked against today's settings
         if pretrained is not None:
-            self.config = pretrained.adopt(self.config, self._explicit)
-            self.pretrained = pretrained
+            self.use_pretrained(pretrained)
+            pretrained = self.pretrained
 
         data = validate_labelled(
             _as_list(texts, "texts"), _as_list(labels, "labels"), "training data"
@@ -415,6 +413,16 @@ class TextClassifier:
             devices=devices,
             on_epoch=on_epoch,
         )
+        return self
+
+    def use_pretrained(self, encoder: str | Path | PretrainedEncoder) -> TextClassifier:
+        """Start the next `fit` from ``encoder`` (a folder of `save_pretrained` or a
+        `PretrainedEncoder`), taking its encoder settings now: a setting given explicitly
+        that contradicts it is an `LstmkitError`, before any data is read."""
+        if not isinstance(encoder, PretrainedEncoder):
+            encoder = PretrainedEncoder.load(encoder)
+        self.config = encoder.adopt(self.config, self._explicit)
+        self.pretrained = encoder
         return self
 
     def save_pretrained(self, path: str | Path) -> Path:
