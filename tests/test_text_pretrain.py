@@ -417,3 +417,20 @@ def test_killed_pretraining_resumes_and_ends_with_the_uninterrupted_encoder(
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
     for name, tensor in want.state.items():
         torch.testing.assert_close(got.state[name], tensor, rtol=1e-5, atol=1e-6)
+
+
+def test_fine_tuning_may_cut_texts_differently_from_pretraining(pretrained, tmp_path) -> None:
+    _, path = pretrained
+    enc = PretrainedEncoder.load(path)
+    texts, labels = make_labelled(100)
+    long_texts = [t + " " + " ".join(["the ball"] * 30) for t in texts]
+    clf = TextClassifier(max_length=7, keep="head", epochs=1, batch_size=16)
+    clf.fit(long_texts, labels, pretrained=path, progress=False)
+    assert (clf.config.tokenizer.max_length, clf.config.tokenizer.keep) == (7, "head")
+    # the vocabulary is the encoder's; only the cut differs
+    assert clf.tokenizer.tokenizer.get_vocab() == enc.tokenizer.tokenizer.get_vocab()
+    assert max(len(ids) for ids in clf.tokenizer.encode(long_texts)) == 7
+    clf.save(tmp_path / "m")
+    again = TextClassifier.load(tmp_path / "m")
+    assert again.config.tokenizer.max_length == 7
+    assert again.predict(long_texts) == clf.predict(long_texts)

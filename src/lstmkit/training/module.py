@@ -43,10 +43,12 @@ class LstmkitModule(L.LightningModule):
     def _log_step(self, batch: Any, split: str) -> Tensor:
         metrics = self.step_metrics(batch)
         n = self.batch_size(batch)
+        # "objective": what to minimise where it is more than the logged loss (not logged)
+        objective = metrics.pop("objective", metrics["loss"])
         for name, value in metrics.items():
             self.log(f"{split}_{name}", value, on_step=False, on_epoch=True, sync_dist=True,
                      batch_size=n, prog_bar=self.show_in_progress_bar)  # fmt: skip
-        return metrics["loss"]
+        return objective
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self._log_step(batch, "train")

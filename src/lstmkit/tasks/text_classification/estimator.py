@@ -308,8 +308,8 @@ class TextClassifier:
 
         torch.manual_seed(cfg.seed)
         start = time.perf_counter()
-        if pretrained is not None:
-            self.tokenizer = pretrained.tokenizer
+        if pretrained is not None:  # its vocabulary, cut to this run's max_length and keep
+            self.tokenizer = TextTokenizer(cfg.tokenizer, pretrained.tokenizer.tokenizer)
         else:
             self.tokenizer = TextTokenizer.train(tr_texts, cfg.tokenizer)
         tok_seconds = time.perf_counter() - start

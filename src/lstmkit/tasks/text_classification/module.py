@@ -6,7 +6,8 @@ learning-rate decay (both from the `TrainConfig` that
 `TextClassifierConfig.train_config` builds) and the per-epoch logging of
 ``train_loss``/``train_acc`` and ``val_loss``/``val_acc`` (synchronised across
 processes under DDP). This module adds only the step's metrics and an optional
-``on_epoch`` callback with each epoch's metrics.
+``on_epoch`` callback with each epoch's metrics, and the optional adversarial training
+on the word vectors (`adversarial_perturbation`, ``config.adversarial``).
 """
 
 from __future__ import annotations
@@ -60,13 +61,44 @@ class TextClassifierModule(LstmkitModule):
             self.on_epoch(row)
 
     def step_metrics(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """{"loss": cross-entropy (differentiable), "acc": share of correct predictions}."""
-        logits = self.net(batch["ids"], batch["lengths"])
-        loss = self.net.loss(logits, batch["labels"], self.class_weights)
+        """{"loss": cross-entropy (differentiable), "acc": share of correct predictions}.
+
+        In training with ``config.adversarial`` > 0 also "adv_loss", the loss on the
+        adversarially moved word vectors, and "objective" = loss + adv_loss (minimised).
+        """
+        ids, lengths, labels = batch["ids"], batch["lengths"], batch["labels"]
+        adversarial = self.training and self.config.adversarial > 0
+        vectors = self.net.embedding_dropout(self.net.embedding(ids))
+        logits = self.net.from_vectors(vectors, lengths)
+        loss = self.net.loss(logits, labels, self.class_weights)
         pred = self.net.probabilities(logits).argmax(-1)
-        acc = (pred == batch["labels"]).float().mean()
-        return {"loss": loss, "acc": acc}
+        acc = (pred == labels).float().mean()
+        if not adversarial:
+            return {"loss": loss, "acc": acc}
+        (grad,) = torch.autograd.grad(loss, vectors, retain_graph=True)
+        r = adversarial_perturbation(grad, vectors.detach(), lengths, self.config.adversarial)
+        adv_loss = self.net.loss(
+            self.net.from_vectors(vectors + r, lengths), labels, self.class_weights
+        )
+        return {"loss": loss, "acc": acc, "adv_loss": adv_loss, "objective": loss + adv_loss}
 
     def batch_size(self, batch: dict[str, Tensor]) -> int:
         """Texts in ``batch`` (the epoch means weight batches by it)."""
         return int(batch["ids"].shape[0])
+
+
+def adversarial_perturbation(grad: Tensor, vectors: Tensor, lengths: Tensor, size: float) -> Tensor:
+    """The adversarial move of each text's word vectors (Miyato et al. 2017, one step).
+
+    ``grad`` and ``vectors`` are (batch, time, dim); the move of text i is
+    ``size * |v_i| * g_i / |g_i|``, with the L2 norms taken over its real steps (padding
+    gets no move and does not count), so ``size`` is a fraction of the text's own word
+    vectors. A text whose gradient is zero is not moved. Returned detached.
+    """
+    steps = torch.arange(grad.shape[1], device=grad.device)
+    mask = (steps[None, :] < lengths.to(grad.device)[:, None]).unsqueeze(-1).to(grad.dtype)
+    g = grad.detach() * mask
+    g_norm = g.flatten(1).norm(dim=1)
+    v_norm = (vectors.detach() * mask).flatten(1).norm(dim=1)
+    scale = torch.where(g_norm > 0, size * v_norm / g_norm.clamp_min(1e-30), 0.0)
+    return (g * scale[:, None, None]).detach()

@@ -78,7 +78,15 @@ class TextClassifierNet(nn.Module):
         self, ids: Tensor, lengths: Tensor, *, return_details: bool = False
     ) -> Tensor | tuple[Tensor, dict[str, Any]]:
         """Logits (batch, outputs); with ``return_details`` also gates and attention weights."""
-        x = self.embedding_dropout(self.embedding(ids))
+        return self.from_vectors(
+            self.embedding_dropout(self.embedding(ids)), lengths, return_details=return_details
+        )
+
+    def from_vectors(
+        self, x: Tensor, lengths: Tensor, *, return_details: bool = False
+    ) -> Tensor | tuple[Tensor, dict[str, Any]]:
+        """`forward` from the word vectors ``x`` (batch, time, embedding_dim) on: the
+        recurrent layer, pooling and head (adversarial training perturbs ``x``)."""
         lengths = lengths.cpu()
         details: dict[str, Any] = {}
         if return_details:  # the reference backend records every gate activation

@@ -137,6 +137,11 @@ class PretrainSettings:
         return dataclass_from_dict(cls, dict(data), "PretrainSettings")
 
 
+#: tokenizer settings a fine-tuning run may set differently from the pretrained encoder:
+#: they cut texts, they do not change the vocabulary
+TRUNCATION_FIELDS = ("max_length", "keep")
+
+
 def encoder_config(config: TextClassifierConfig) -> dict[str, Any]:
     """The settings of ``config`` that a pretrained encoder fixes (`ENCODER_FIELDS`)."""
     data = config.to_dict()
@@ -647,10 +652,14 @@ class PretrainedEncoder:
         """``config`` with the encoder settings of this encoder.
 
         ``explicit``: the settings the user gave; one that differs from the encoder's is
-        an error naming both values (the weights could not be loaded into it).
+        an error naming both values (the weights could not be loaded into it), except
+        the tokenizer's `TRUNCATION_FIELDS` (max_length, keep), which are taken as given.
         """
         mine = encoder_config(self.config)
         given = config.to_dict()
+        for key in TRUNCATION_FIELDS:  # how long texts are cut may change for fine-tuning
+            if key in explicit:
+                mine["tokenizer"][key] = given["tokenizer"][key]
         for name, value in mine.items():
             if name == "tokenizer":
                 for key, v in value.items():

@@ -35,6 +35,7 @@ _EXAMPLES = {
     "lr": "0.001", "weight_decay": "0.0", "optimizer": "'adam'", "gradient_clip_val": "1.0",
     "early_stopping_patience": "3", "lr_decay": "'linear'", "val_fraction": "0.2",
     "seed": "0", "precision": "'bf16-mixed'", "class_weight": "'balanced'",
+    "adversarial": "0.02",
 }  # fmt: skip
 
 
@@ -68,6 +69,12 @@ class TextClassifierConfig:
         {label: weight > 0} (labels left out weigh 1). The training and validation losses
         are then weighted means; evaluate() reports the plain loss. Saved in config.json
         as [[label, weight], ...] pairs, so integer labels survive JSON.
+    adversarial: adversarial training on the word vectors (Goodfellow et al. 2015,
+        Miyato et al. 2017): each training batch is fed a second time with its word
+        vectors moved, by this fraction of their L2 norm over the text, in the direction
+        that raises the loss most (the gradient, one step), and the two losses are
+        summed. 0 (default) is off; about 0.01-0.05 regularises; training then costs
+        about 2.5x the time per batch. The logged train_loss stays the clean loss.
     """
 
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -96,6 +103,7 @@ class TextClassifierConfig:
     seed: int = 0
     precision: str = "32"
     class_weight: str | dict | None = None
+    adversarial: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.precision, int) and not isinstance(self.precision, bool):
@@ -128,6 +136,8 @@ class TextClassifierConfig:
         ):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise LstmkitError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not (math.isfinite(self.adversarial) and 0.0 <= self.adversarial <= 1.0):
+            raise LstmkitError(f"adversarial must be in [0, 1], got {self.adversarial!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise LstmkitError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.lr_decay not in ("none", "linear"):
