@@ -172,3 +172,104 @@ def test_texts_without_countable_words_train_without_a_baseline():
         BagOfWordsBaseline().fit(texts, [0, 1, 0, 1] * 10, 2)
     clf = TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False)
     assert clf.baseline is None and clf.evaluate(texts, labels).baseline is None
+
+
+# ------------------------------------------------------------------ the mixture
+def test_mixture_weight_minimises_the_validation_cross_entropy_by_brute_force():
+    from lstmkit.tasks.text_classification.baseline import mixture_weight
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    a, b = rng.dirichlet([1, 1, 1], 200), rng.dirichlet([1, 1, 1], 200)
+    # each is sure and right on its own half of the texts and sure and wrong on the other
+    a[np.arange(100), y[:100]] += 5.0
+    b[np.arange(100, 200), y[100:]] += 3.0
+    a /= a.sum(1, keepdims=True)
+    b /= b.sum(1, keepdims=True)
+    w = mixture_weight(a, b, y)
+    losses = {
+        v / 100: -np.mean(np.log((v / 100 * a + (1 - v / 100) * b)[np.arange(200), y]))
+        for v in range(101)
+    }
+    assert w == min(losses, key=losses.get) and 0.2 < w < 0.8
+    assert mixture_weight(a, a, y) == 1.0  # equal losses: the network's side
+    with pytest.raises(LstmkitError, match="no validation texts"):
+        mixture_weight(a[:0], b[:0], y[:0])
+
+
+def test_combined_predictions_mix_network_and_baseline_with_the_validation_weight(
+    trained, tmp_path
+):
+    w = trained.baseline.network_weight
+    assert w is not None and 0.0 <= w <= 1.0
+    texts, labels = make_texts(80, seed=21)
+    net = trained.predict_proba(texts)
+    base = trained.baseline.predict_proba(texts)
+    mixed = trained.predict_proba(texts, combined=True)
+    np.testing.assert_allclose(mixed, w * net + (1 - w) * base, rtol=0, atol=1e-12)
+    expect_labels = [trained.classes[i] for i in mixed.argmax(1)]
+    assert trained.predict(texts, combined=True) == expect_labels
+    evaluation = trained.evaluate(texts, labels)
+    right = np.mean([p == y for p, y in zip(expect_labels, labels, strict=True)])
+    assert evaluation.combined is not None and evaluation.combined.accuracy == pytest.approx(right)
+    assert evaluation.to_dict()["combined"]["n"] == 80
+    # the weight is re-chosen by hand on the validation split and saved with the baseline
+    from lstmkit.tasks.text_classification.baseline import mixture_weight
+
+    val = trained.validation
+    y = [trained.classes.index(label) for label in val.labels]
+    hand = mixture_weight(
+        trained.predict_proba(val.texts), trained.baseline.predict_proba(val.texts), y
+    )
+    assert hand == w
+    loaded = TextClassifier.load(trained.save(tmp_path / "model"))
+    assert loaded.baseline.network_weight == w
+    np.testing.assert_allclose(loaded.predict_proba(texts, combined=True), mixed, atol=1e-7)
+
+
+def test_models_without_a_mixture_refuse_combined_in_one_line(trained, tmp_path):
+    texts, labels = make_texts(120, seed=22)
+    no_val = TextClassifier(**SMALL, epochs=1, val_fraction=0.0).fit(texts, labels, progress=False)
+    no_base = TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False, baseline=False)
+    for clf in (no_val, no_base):
+        assert clf.evaluate(texts, labels).combined is None
+        with pytest.raises(LstmkitError, match="no mixture with the bag-of-words") as info:
+            clf.predict(texts, combined=True)
+        assert "\n" not in str(info.value)
+    path = trained.save(tmp_path / "model")
+    meta = json.loads((path / "baseline" / "baseline.json").read_text())
+    for bad in (2.0, "half", True):
+        (path / "baseline" / "baseline.json").write_text(
+            json.dumps({**meta, "network_weight": bad})
+        )
+        with pytest.raises(LstmkitError, match="network_weight"):
+            TextClassifier.load(path)
+
+
+def test_cli_evaluate_shows_the_mixture_and_predict_combined(
+    trained, tmp_path, capsys, monkeypatch
+):
+    from test_cli_classify import run, write_csv
+
+    model = trained.save(tmp_path / "model")
+    texts, labels = make_texts(40, seed=23)
+    test = write_csv(tmp_path / "test.csv", texts, labels)
+    code, out, err = run(["classify", "evaluate", "--model", model, test, "--out",
+                          tmp_path / "ev"], capsys, monkeypatch)  # fmt: skip
+    assert code == 0, err
+    assert "+ bag-of-words" in out
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert saved["combined"]["accuracy"] == pytest.approx(
+        trained.evaluate(texts, labels).combined.accuracy
+    )
+    code, out, err = run(["classify", "predict", "--model", model, test, "--combined",
+                          "--output", tmp_path / "p.csv", "--no-progress"],
+                         capsys, monkeypatch)  # fmt: skip
+    assert code == 0, err
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert table["label"].tolist() == trained.predict(texts, combined=True)
+    np.testing.assert_allclose(
+        table["p_pos"], trained.predict_proba(texts, combined=True)[:, 1], atol=1e-6
+    )

@@ -60,16 +60,23 @@ def _check_out_file(path: Path, option: str, suffix: str | None = None) -> None:
 
 
 def _metrics_table(title: str, evaluation, model: str = "lstm") -> Table:
-    """The model's scores beside the bag-of-words baseline's (n/a for a model without one)."""
-    base = evaluation.baseline
+    """The model's scores beside the bag-of-words baseline's (n/a for a model without one)
+    and, where the model has one, its mixture with the baseline (``--combined``)."""
+    base, mixed = evaluation.baseline, evaluation.combined
     table = Table(title=title)
     table.add_column("metric")
     table.add_column(model, justify="right")
     table.add_column("bag-of-words", justify="right")
-    table.add_row("texts", f"{evaluation.n:,}", "n/a" if base is None else f"{base.n:,}")
-    for name, key in (("accuracy", "accuracy"), ("macro F1", "macro_f1"), ("loss", "loss")):
-        other = "n/a" if base is None else f"{getattr(base, key):.4f}"
-        table.add_row(name, f"{getattr(evaluation, key):.4f}", other)
+    if mixed is not None:
+        table.add_column(f"{model} + bag-of-words", justify="right")
+    for name, key in (("texts", "n"), ("accuracy", "accuracy"), ("macro F1", "macro_f1"),
+                      ("loss", "loss")):  # fmt: skip
+        cells = [
+            "n/a" if e is None else f"{getattr(e, key):,}" if key == "n" else
+            f"{getattr(e, key):.4f}"
+            for e in (evaluation, base, *([mixed] if mixed is not None else []))
+        ]  # fmt: skip
+        table.add_row(name, *cells)
     return table
 
 
@@ -447,6 +454,14 @@ def predict(
         int, typer.Option(help="With a file and --output: rows of the table printed.")
     ] = 10,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    combined: Annotated[
+        bool,
+        typer.Option(
+            "--combined",
+            help="Predict with the mixture of the network and its bag-of-words baseline "
+            "(weight chosen on the validation split in training).",
+        ),
+    ] = False,
 ) -> None:
     """Predict the label and class probabilities of each text.
 
@@ -467,9 +482,9 @@ def predict(
     clf = TextClassifier.load(model)
     if output is not None and not literal and len(inputs) == 1 and Path(inputs[0]).is_file():
         _predict_stream(clf, Path(inputs[0]), output, text_column, chunk_size, show,
-                        json_lines, progress)  # fmt: skip
+                        json_lines, progress, combined)  # fmt: skip
         return
-    table = clf.predict_table(texts_from_arguments(inputs, text_column, literal))
+    table = clf.predict_table(texts_from_arguments(inputs, text_column, literal), combined=combined)
     if output is not None:
         atomic_write_text(output, table.to_csv(index=False, float_format="%.6f"))
     if json_lines:
@@ -499,7 +514,7 @@ def _json_lines(clf, table) -> None:
 
 def _predict_stream(
     clf, source: Path, output: Path, text_column: str, chunk_size: int, show: int,
-    json_lines: bool, progress: bool,
+    json_lines: bool, progress: bool, combined: bool = False,
 ) -> None:  # fmt: skip
     """``classify predict FILE --output OUT``: chunk by chunk into OUT (see `predict_file`)."""
     from lstmkit.tasks.text_classification.stream import predict_file
@@ -508,6 +523,7 @@ def _predict_stream(
         clf, source, output, text_column=text_column, chunk_size=chunk_size,
         head_rows=0 if json_lines else show, progress=progress and not json_lines,
         on_chunk=(lambda _chunk, table: _json_lines(clf, table)) if json_lines else None,
+        combined=combined,
     )  # fmt: skip
     if json_lines:
         return

@@ -9,6 +9,11 @@ without pickle: ``baseline.json`` (settings and vocabulary in column order) and
 ``intercept`` (outputs,), float64) in a ``baseline/`` folder of the model directory.
 Scoring after loading needs only the count vectoriser's tokenisation and NumPy/SciPy
 math, and gives the same probabilities as before saving.
+
+The baseline also serves as the second member of a two-model mixture: `mixture_weight`
+picks, on the validation split, the weight w of the network in
+``w * p_network + (1 - w) * p_baseline`` that minimises the cross-entropy; it is saved
+as ``network_weight`` in ``baseline.json`` and used by ``combined=True`` predictions.
 """
 
 from __future__ import annotations
@@ -70,6 +75,9 @@ class BagOfWordsBaseline:
         self.intercept = np.zeros(0)
         self.num_classes = 0
         self.fit_seconds = 0.0
+        #: weight of the network in its mixture with this baseline (`mixture_weight`),
+        #: chosen on the validation split; None: no mixture (no validation split)
+        self.network_weight: float | None = None
         self._vectorizer = None
 
     # ------------------------------------------------------------------ features
@@ -167,6 +175,17 @@ class BagOfWordsBaseline:
         e = np.exp(scores)
         return e / e.sum(axis=1, keepdims=True)
 
+    def mix(self, network_proba: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """``network_weight * network_proba + (1 - network_weight) * predict_proba(texts)``:
+        the mixture of the network's probabilities (n, classes) with this baseline's."""
+        if self.network_weight is None:
+            raise LstmkitError(
+                "this model has no mixture with the bag-of-words baseline (it was trained "
+                "without a validation split); predict without combined"
+            )
+        w = self.network_weight
+        return w * np.asarray(network_proba, dtype=np.float64) + (1 - w) * self.predict_proba(texts)
+
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Predicted class ids (n,) int64."""
         return self.predict_proba(texts).argmax(axis=1)
@@ -174,19 +193,7 @@ class BagOfWordsBaseline:
     def evaluate(self, texts: Sequence[str], y: Sequence[int], classes: list) -> Evaluation:
         """Accuracy, macro F1, mean cross-entropy and confusion matrix on ``texts``."""
         start = time.perf_counter()
-        proba = self.predict_proba(texts)
-        y_arr = np.asarray(y, dtype=np.int64)
-        pred = proba.argmax(axis=1)
-        picked = np.clip(proba[np.arange(len(y_arr)), y_arr], 1e-15, 1.0)
-        return Evaluation(
-            accuracy=float((pred == y_arr).mean()) if len(y_arr) else float("nan"),
-            macro_f1=macro_f1(y_arr, pred, len(classes)),
-            loss=float(-np.log(picked).mean()) if len(y_arr) else float("nan"),
-            confusion=confusion_matrix(y_arr, pred, len(classes)),
-            classes=list(classes),
-            n=len(y_arr),
-            seconds=time.perf_counter() - start,
-        )
+        return score_probabilities(self.predict_proba(texts), y, classes, start)
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | Path) -> Path:
@@ -200,6 +207,7 @@ class BagOfWordsBaseline:
             "settings": asdict(self.settings),
             "num_classes": self.num_classes,
             "fit_seconds": self.fit_seconds,
+            "network_weight": self.network_weight,
             "vocabulary": self.vocabulary,
         }
         (folder / SETTINGS_FILE).write_text(json.dumps(meta, ensure_ascii=False), "utf-8")
@@ -236,6 +244,13 @@ class BagOfWordsBaseline:
             out.vocabulary = [str(t) for t in meta["vocabulary"]]
             out.num_classes = int(meta["num_classes"])
             out.fit_seconds = float(meta.get("fit_seconds", 0.0))
+            weight = meta.get("network_weight")  # absent in folders of older versions
+            if weight is not None:
+                if isinstance(weight, bool) or not isinstance(weight, int | float):
+                    raise ValueError(f"network_weight {weight!r} is not a number")
+                if not 0.0 <= weight <= 1.0:
+                    raise ValueError(f"network_weight {weight!r} is not in [0, 1]")
+                out.network_weight = float(weight)
             out.idf, out.coef = tensors["idf"], tensors["coef"]
             out.intercept = tensors["intercept"]
             features, outputs = len(out.vocabulary), 1 if num_classes == 2 else num_classes
@@ -255,3 +270,44 @@ class BagOfWordsBaseline:
         except (KeyError, TypeError, ValueError) as err:
             raise LstmkitError(f"{folder}: damaged bag-of-words baseline ({err}); {fix}") from None
         return out
+
+
+def score_probabilities(
+    proba: np.ndarray, y: Sequence[int], classes: list, start: float | None = None
+) -> Evaluation:
+    """`Evaluation` of class probabilities (n, classes) against class ids ``y`` (n,):
+    accuracy, macro F1, mean cross-entropy, confusion matrix (seconds since ``start``)."""
+    y_arr = np.asarray(y, dtype=np.int64)
+    pred = proba.argmax(axis=1)
+    picked = np.clip(proba[np.arange(len(y_arr)), y_arr], 1e-15, 1.0)
+    return Evaluation(
+        accuracy=float((pred == y_arr).mean()) if len(y_arr) else float("nan"),
+        macro_f1=macro_f1(y_arr, pred, len(classes)),
+        loss=float(-np.log(picked).mean()) if len(y_arr) else float("nan"),
+        confusion=confusion_matrix(y_arr, pred, len(classes)),
+        classes=list(classes),
+        n=len(y_arr),
+        seconds=0.0 if start is None else time.perf_counter() - start,
+    )
+
+
+#: the weights `mixture_weight` tries: 0, 0.01, ..., 1
+WEIGHT_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
+
+
+def mixture_weight(
+    network_proba: np.ndarray, baseline_proba: np.ndarray, y: Sequence[int]
+) -> float:
+    """The weight w in `WEIGHT_GRID` of the network in ``w * network + (1 - w) * baseline``
+    with the lowest mean cross-entropy on the (validation) class ids ``y``; of equal
+    losses the largest w. Both probability arrays are (n, classes); n must be >= 1."""
+    y_arr = np.asarray(y, dtype=np.int64)
+    if not len(y_arr):
+        raise LstmkitError("no validation texts to choose the mixture weight on")
+    rows = np.arange(len(y_arr))
+    p_net = np.asarray(network_proba, dtype=np.float64)[rows, y_arr]
+    p_base = np.asarray(baseline_proba, dtype=np.float64)[rows, y_arr]
+    mixed = WEIGHT_GRID[:, None] * p_net[None, :] + (1 - WEIGHT_GRID[:, None]) * p_base[None, :]
+    losses = -np.log(np.clip(mixed, 1e-15, 1.0)).mean(axis=1)
+    best = np.flatnonzero(losses <= losses.min() + 1e-12)
+    return float(WEIGHT_GRID[best[-1]])

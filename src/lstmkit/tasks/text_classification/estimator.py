@@ -32,7 +32,11 @@ from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer, TokenizerConfig
 from lstmkit.data.word_vectors import match_word_vectors, vector_file_dim
 from lstmkit.errors import LstmkitError
-from lstmkit.tasks.text_classification.baseline import BagOfWordsBaseline
+from lstmkit.tasks.text_classification.baseline import (
+    BagOfWordsBaseline,
+    mixture_weight,
+    score_probabilities,
+)
 from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
 from lstmkit.tasks.text_classification.module import TextClassifierModule
 from lstmkit.tasks.text_classification.network import (
@@ -352,6 +356,10 @@ class TextClassifier:
                 baseline_seconds = self.baseline.fit_seconds
             except LstmkitError:  # no words to count (e.g. one-letter tokens): shown as n/a
                 self.baseline = None
+        if self.baseline is not None and va_texts:  # the mixture's weight, on validation
+            self.baseline.network_weight = mixture_weight(
+                self.predict_proba(va_texts), self.baseline.predict_proba(va_texts), va_y
+            )
         self.validation = LabelledTexts(va_texts, [self.classes[i] for i in va_y], "validation")
         n_tokens = int(sum(len(s) for s in tr_ids))
         # epochs trained by this call (a resumed run's earlier epochs came from the checkpoint)
@@ -458,23 +466,44 @@ class TextClassifier:
         result[torch.as_tensor(order)] = logits
         return result
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Class probabilities (n, classes), columns in the order of ``self.classes``."""
+    def predict_proba(
+        self, texts: Sequence[str], batch_size: int | None = None, *, combined: bool = False
+    ) -> np.ndarray:
+        """Class probabilities (n, classes), columns in the order of ``self.classes``.
+
+        ``combined``: the mixture ``w * network + (1 - w) * baseline`` with the bag-of-words
+        baseline, w chosen on the validation split by `fit` (``baseline.network_weight``);
+        an error for a model without one.
+        """
         data = validate_texts(_as_list(texts, "texts"), "texts")
         _, net = self._require_fitted()
+        if combined and (self.baseline is None or self.baseline.network_weight is None):
+            raise LstmkitError(
+                "this model has no mixture with the bag-of-words baseline (trained with "
+                "baseline=False or without a validation split); predict without combined"
+            )
         with torch.inference_mode():
             proba = net.probabilities(self._logits(data.texts, batch_size)).numpy()
         _require_finite_output(proba, "probabilities")
+        if combined:
+            assert self.baseline is not None
+            return self.baseline.mix(proba, data.texts)
         return proba
 
-    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[Label]:
-        """Predicted labels (n), in the label type given to fit (strings or integers)."""
-        proba = self.predict_proba(texts, batch_size)
+    def predict(
+        self, texts: Sequence[str], batch_size: int | None = None, *, combined: bool = False
+    ) -> list[Label]:
+        """Predicted labels (n), in the label type given to fit (strings or integers);
+        ``combined`` as in `predict_proba`."""
+        proba = self.predict_proba(texts, batch_size, combined=combined)
         return [self.classes[i] for i in proba.argmax(axis=1)]
 
-    def predict_table(self, texts: Sequence[str], batch_size: int | None = None) -> pd.DataFrame:
-        """One row per text: columns ``text``, ``label`` and ``p_<class>`` per class."""
-        proba = self.predict_proba(texts, batch_size)
+    def predict_table(
+        self, texts: Sequence[str], batch_size: int | None = None, *, combined: bool = False
+    ) -> pd.DataFrame:
+        """One row per text: columns ``text``, ``label`` and ``p_<class>`` per class;
+        ``combined`` as in `predict_proba`."""
+        proba = self.predict_proba(texts, batch_size, combined=combined)
         table = pd.DataFrame({"text": list(texts)})
         table["label"] = [self.classes[i] for i in proba.argmax(axis=1)]
         for j, c in enumerate(self.classes):
@@ -487,7 +516,9 @@ class TextClassifier:
         """Accuracy, macro F1, mean loss and confusion matrix on labelled texts.
 
         The result's ``baseline`` holds the bag-of-words baseline's scores on the same texts
-        (None when the model has no baseline, e.g. a folder saved by an older version).
+        (None when the model has no baseline, e.g. a folder saved by an older version), and
+        ``combined`` those of the network's mixture with it (see `predict_proba`; None
+        without one).
         """
         _, net = self._require_fitted()
         data = validate_labelled(
@@ -502,9 +533,15 @@ class TextClassifier:
         _require_finite_output(logits.numpy(), "logits")
         cm = confusion_matrix(y, pred, len(self.classes))
         seconds = time.perf_counter() - start  # the network's own time, without the baseline
-        baseline = None
+        baseline = combined = None
         if self.baseline is not None:
             baseline = self.baseline.evaluate(data.texts, y.numpy(), list(self.classes))
+        if self.baseline is not None and self.baseline.network_weight is not None:
+            begin = time.perf_counter()
+            proba = net.probabilities(logits).numpy()
+            mixed = self.baseline.mix(proba, data.texts)
+            combined = score_probabilities(mixed, y.numpy(), list(self.classes), begin)
+            combined.seconds += seconds
         return Evaluation(
             accuracy=float((pred == y).float().mean()),
             macro_f1=macro_f1(y, pred, len(self.classes)),
@@ -514,6 +551,7 @@ class TextClassifier:
             n=len(y),
             seconds=seconds,
             baseline=baseline,
+            combined=combined,
         )
 
     @torch.inference_mode()

@@ -63,6 +63,8 @@ class Evaluation:
     confusion: (classes, classes) counts, row = true class, column = predicted.
     baseline: the bag-of-words baseline's scores on the same texts (None for a model
     saved without one; shown as n/a).
+    combined: the scores of the mixture of the network and the baseline
+    (``TextClassifier.predict_proba(combined=True)``; None without one).
     """
 
     accuracy: float
@@ -73,6 +75,7 @@ class Evaluation:
     n: int
     seconds: float = 0.0
     baseline: Evaluation | None = None
+    combined: Evaluation | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
@@ -85,6 +88,7 @@ class Evaluation:
             "n": self.n,
             "seconds": self.seconds,
             "baseline": None if self.baseline is None else self.baseline.to_dict(),
+            "combined": None if self.combined is None else self.combined.to_dict(),
         }
 
     @classmethod
@@ -94,6 +98,7 @@ class Evaluation:
 
         data = dict(data)
         data["confusion"] = np.asarray(data.get("confusion", []), dtype=np.int64)
-        if isinstance(data.get("baseline"), dict):
-            data["baseline"] = cls.from_dict(data["baseline"])
+        for part in ("baseline", "combined"):
+            if isinstance(data.get(part), dict):
+                data[part] = cls.from_dict(data[part])
         return dataclass_from_dict(cls, data, "Evaluation")

@@ -43,6 +43,7 @@ def predict_file(
     head_rows: int = 10,
     on_chunk: Callable[[TextChunk, pd.DataFrame], None] | None = None,
     progress: bool = False,
+    combined: bool = False,
 ) -> StreamSummary:
     """Predict every text of ``source`` into the CSV ``output``, one chunk at a time.
 
@@ -56,7 +57,11 @@ def predict_file(
         head_rows: rows of the output kept in the summary (for printing).
         on_chunk: called with each chunk and its predictions (n_chunk rows).
         progress: show a progress bar on stderr (rich).
+        combined: predict with the network's mixture with its bag-of-words baseline
+            (see `TextClassifier.predict_proba`).
     """
+    if combined:  # a model without the mixture fails before the output is started
+        clf.predict_proba(["check"], combined=True)
     summary = StreamSummary(0, output=Path(output))
     counts: Counter = Counter()
     heads: list[pd.DataFrame] = []
@@ -64,7 +69,7 @@ def predict_file(
     def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as fh, _Progress(source, progress) as bar:
             for chunk in iter_text_chunks(source, text_column, chunk_size):
-                table = clf.predict_table(chunk.texts)
+                table = clf.predict_table(chunk.texts, combined=combined)
                 table.to_csv(fh, index=False, header=summary.n == 0, float_format="%.6f")
                 summary.n += len(table)
                 counts.update(table["label"].tolist())
