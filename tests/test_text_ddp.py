@@ -1,5 +1,7 @@
 """A 2-process DDP fit of a TextClassifier on CPU (Lightning's subprocess launcher, gloo).
 
+Also with adversarial training, whose extra gradient pass runs inside DDP's forward.
+
 Issue 8, defect 6: ``TextClassifier.fit(devices=2)`` failed because Lightning could not
 put its distributed sampler into the length-bucketing batch sampler. Lightning's ``ddp``
 strategy re-runs the launching script for every extra rank, so the fit runs in a small
@@ -14,6 +16,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -30,7 +33,7 @@ SCRIPT = textwrap.dedent(
     out = sys.argv[1]
     texts, labels = make_texts(240, seed=1)
     clf = TextClassifier(embedding_dim=8, hidden_size=8, batch_size=16, lr=0.02, epochs=3,
-                         lr_decay="linear", seed=0)
+                         lr_decay="linear", seed=0, adversarial=float(sys.argv[3]))
     clf.fit(texts, labels, devices=2, progress=False)
     import torch.distributed as dist
     assert not dist.is_initialized(), "process group left alive after fit"
@@ -45,12 +48,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_text_classifier_ddp_two_cpu_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("adversarial", [0.0, 0.05])  # 0.05: a second pass inside each step
+def test_text_classifier_ddp_two_cpu_processes(tmp_path: Path, adversarial: float) -> None:
     script = tmp_path / "ddp_text.py"
     script.write_text(SCRIPT)
     env = os.environ | {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path), str(TESTS)],
+        [sys.executable, str(script), str(tmp_path), str(TESTS), str(adversarial)],
         capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, (proc.stdout[-1500:], proc.stderr[-3000:])
@@ -58,6 +62,7 @@ def test_text_classifier_ddp_two_cpu_processes(tmp_path: Path) -> None:
     assert len(runs[0]["history"]) == 3
     assert runs[0]["history"] == runs[1]["history"]  # metrics synchronised across ranks
     assert all({"train_loss", "val_loss", "val_acc"} <= set(row) for row in runs[0]["history"])
+    assert all(("train_adv_loss" in row) == (adversarial > 0) for row in runs[0]["history"])
     w0 = load_file(str(tmp_path / "rank0.safetensors"))
     w1 = load_file(str(tmp_path / "rank1.safetensors"))
     assert w0.keys() == w1.keys()
