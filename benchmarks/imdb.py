@@ -155,6 +155,9 @@ def main() -> None:
     result = clf.evaluate(test.texts, test.labels, batch_size=256)
     batch_rate, single_rate = throughput(clf, test.texts[::25])
     print(f"test accuracy {result.accuracy:.4f} macro F1 {result.macro_f1:.4f}", flush=True)
+    for part in ("baseline", "combined"):
+        if getattr(result, part, None) is not None:
+            print(f"{part} test accuracy {getattr(result, part).accuracy:.4f}", flush=True)
     print(f"inference: {batch_rate:.0f} reviews/s batched, {single_rate:.1f} reviews/s single")
     if args.no_write or args.subset:
         if args.subset:
@@ -174,6 +177,15 @@ def main() -> None:
                 f"regression), test accuracy | {result.baseline.accuracy * 100:.2f}% |"
             ]
             if getattr(result, "baseline", None) is not None
+            else []
+        ),
+        *(
+            [
+                f"| the LSTM mixed with the baseline (`--combined`, weight "
+                f"{clf.baseline.network_weight:.2f} chosen on the validation split), test "
+                f"accuracy | {result.combined.accuracy * 100:.2f}% |"
+            ]
+            if getattr(result, "combined", None) is not None
             else []
         ),
         (

@@ -110,6 +110,7 @@ def stage_finetune(args: argparse.Namespace) -> None:
         pretrained=encoder,
         progress=args.progress,
         on_epoch=_print_row,
+        baseline=args.baseline,
     )
     fit_seconds = time.perf_counter() - start
     info = clf.train_info
@@ -144,9 +145,11 @@ def stage_finetune(args: argparse.Namespace) -> None:
         f"| test macro F1 | {result.macro_f1 * 100:.2f}% |",
     ]
     if baseline is not None:
+        kind = {"tfidf": "TF-IDF 1-2-grams + logistic regression",
+                "nbsvm": "NBSVM on 1-2-grams, Wang & Manning 2012"}[args.baseline]  # fmt: skip
         rows.append(
-            f"| bag-of-words baseline on the same split (TF-IDF 1-2-grams + logistic "
-            f"regression), test accuracy | {baseline.accuracy * 100:.2f}% |"
+            f"| bag-of-words baseline on the same split ({kind}), test accuracy | "
+            f"{baseline.accuracy * 100:.2f}% |"
         )
     if mixed is not None:
         val_mixed = clf.evaluate(clf.validation.texts, clf.validation.labels).combined
@@ -242,6 +245,12 @@ def main() -> None:
     parser.add_argument("--no-write", dest="write", action="store_false")
     parser.add_argument("--subset", type=int, default=0, help="fine-tune on N reviews (tuning)")
     parser.add_argument("--save", type=Path, default=None, help="save the fine-tuned model")
+    parser.add_argument(
+        "--baseline",
+        choices=("tfidf", "nbsvm"),
+        default="tfidf",
+        help="the bag-of-words baseline fitted beside (and mixed with) the LSTM",
+    )
     parser.add_argument("--note", default="", help="disclosure appended to the section text")
     parser.add_argument("--set", dest="overrides", action="append", type=_override, default=[])
     args = parser.parse_args()

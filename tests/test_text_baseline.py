@@ -273,3 +273,75 @@ def test_cli_evaluate_shows_the_mixture_and_predict_combined(
     np.testing.assert_allclose(
         table["p_pos"], trained.predict_proba(texts, combined=True)[:, 1], atol=1e-6
     )
+
+
+# ------------------------------------------------------------------ NBSVM
+def _nbsvm_by_hand(texts, y, new, target):
+    """NBSVM-LR for one class against the rest, from scikit-learn parts (the reference)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    counter = CountVectorizer(ngram_range=(1, 2), min_df=2, binary=True)
+    x = counter.fit_transform(texts).astype(np.float64)
+    mine = np.asarray(y) == target
+    p = 1 + np.asarray(x[mine].sum(0)).ravel()
+    q = 1 + np.asarray(x[~mine].sum(0)).ravel()
+    r = np.log(p / p.sum() / (q / q.sum()))
+    model = LogisticRegression(C=1.0, max_iter=3000).fit(x.multiply(r).tocsr(), mine)
+    return model.predict_proba(counter.transform(new).astype(np.float64).multiply(r).tocsr())[:, 1]
+
+
+@pytest.mark.parametrize("classes", [("neg", "pos"), THREE])
+def test_nbsvm_equals_its_definition_from_scikit_learn_parts(classes):
+    from lstmkit.tasks.text_classification.baseline import BaselineSettings
+
+    texts, labels = make_texts(300, classes=classes, seed=31)
+    order = sorted(classes)
+    y = _ids(labels, order)
+    nb = BagOfWordsBaseline(BaselineSettings(kind="nbsvm")).fit(texts, y, len(order))
+    new, _ = make_texts(50, classes=classes, seed=32)
+    got = nb.predict_proba(new)
+    if len(order) == 2:
+        np.testing.assert_allclose(got[:, 1], _nbsvm_by_hand(texts, y, new, 1), atol=1e-6)
+    else:  # one-vs-rest: each class's own model, normalised
+        each = np.stack([_nbsvm_by_hand(texts, y, new, c) for c in range(len(order))], axis=1)
+        np.testing.assert_allclose(got, each / each.sum(1, keepdims=True), atol=1e-6)
+    np.testing.assert_allclose(got.sum(1), 1.0)
+
+
+def test_nbsvm_baseline_through_fit_save_load_and_cli(tmp_path, capsys, monkeypatch):
+    from test_cli_classify import TINY, run, write_csv
+
+    texts, labels = make_texts(200, seed=33)
+    clf = TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False, baseline="nbsvm")
+    assert clf.baseline.settings.kind == "nbsvm" and clf.baseline.settings.C == 1.0
+    loaded = TextClassifier.load(clf.save(tmp_path / "model"))
+    assert loaded.baseline.settings.kind == "nbsvm"
+    np.testing.assert_array_equal(
+        loaded.baseline.predict_proba(texts), clf.baseline.predict_proba(texts)
+    )
+    with pytest.raises(LstmkitError, match="baseline must be True, False or one of"):
+        TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False, baseline="svm")
+    data = write_csv(tmp_path / "train.csv", texts, labels)
+    code, _, err = run(["classify", "train", data, "--out", tmp_path / "cli", "--baseline-kind",
+                        "nbsvm", *TINY], capsys, monkeypatch)  # fmt: skip
+    assert code == 0, err
+    assert TextClassifier.load(tmp_path / "cli").baseline.settings.kind == "nbsvm"
+
+
+def test_folders_from_before_nbsvm_load_as_tfidf(trained, tmp_path):
+    path = trained.save(tmp_path / "model")
+    meta_file = path / "baseline" / "baseline.json"
+    meta = json.loads(meta_file.read_text())
+    meta["settings"].pop("kind")
+    meta.pop("network_weight")
+    meta_file.write_text(json.dumps(meta))
+    loaded = TextClassifier.load(path)
+    assert loaded.baseline.settings.kind == "tfidf" and loaded.baseline.network_weight is None
+    texts, _ = make_texts(20, seed=34)
+    np.testing.assert_array_equal(
+        loaded.baseline.predict_proba(texts), trained.baseline.predict_proba(texts)
+    )
+    meta["settings"]["kind"] = "bayes"
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(LstmkitError, match="damaged bag-of-words baseline"):
+        TextClassifier.load(path)

@@ -200,6 +200,10 @@ def train(
             "and print it beside the model.",
         ),
     ] = True,
+    baseline_kind: Annotated[
+        str,
+        typer.Option(help="The baseline: tfidf (TF-IDF + logistic regression) or nbsvm."),
+    ] = "tfidf",
 ) -> None:
     """Train a classifier on labelled texts; save it with training.png and confusion.png."""
     from lstmkit.data.text import load_text_data
@@ -251,7 +255,8 @@ def train(
         f"training on {len(texts):,} texts from {texts.source}, classes {texts.classes()}",
         highlight=False,
     )
-    report = fit_and_save(clf, texts, out, progress=progress, baseline=baseline, vectors=vectors)
+    report = fit_and_save(clf, texts, out, progress=progress,
+                          baseline=baseline and baseline_kind, vectors=vectors)  # fmt: skip
     if vectors is not None:
         info = clf.fit_info
         console.print(

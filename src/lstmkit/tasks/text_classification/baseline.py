@@ -36,6 +36,8 @@ SETTINGS_FILE, WEIGHTS_FILE = "baseline.json", "baseline.safetensors"
 FORMAT = "lstmkit-bag-of-words-1"
 #: the label shown in tables for the baseline
 NAME = "bag-of-words"
+#: the kinds of baseline (`BaselineSettings.kind`)
+KINDS = ("tfidf", "nbsvm")
 
 
 @dataclass
@@ -44,15 +46,26 @@ class BaselineSettings:
 
     ngram_max: longest word n-gram (1-2-grams with 2). min_df: an n-gram must occur in at
     least this many training texts. max_features: keep the most frequent n-grams (caps the
-    saved vocabulary). C: inverse regularisation strength of the logistic regression.
-    lowercase: lower-case before counting; ``<br />`` line breaks become spaces.
+    saved vocabulary). C: inverse regularisation strength of the logistic regression
+    (default 10 for "tfidf", 1 for "nbsvm"). lowercase: lower-case before counting;
+    ``<br />`` line breaks become spaces.
+    kind: "tfidf" (TF-IDF rows, sublinear tf, L2-normalised) or "nbsvm" (Wang & Manning
+    2012 with a logistic regression: 0/1 n-gram presence scaled by the naive-Bayes
+    log-count ratio of each class against the rest, one-vs-rest for more classes).
     """
 
     ngram_max: int = 2
     min_df: int = 2
     max_features: int = 200_000
-    C: float = 10.0
+    C: float | None = None
     lowercase: bool = True
+    kind: str = "tfidf"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise LstmkitError(f"the baseline kind must be one of {KINDS}, got {self.kind!r}")
+        if self.C is None:  # C=10 for TF-IDF rows of unit norm, 1 for NBSVM's scaled 0/1 rows
+            self.C = 10.0 if self.kind == "tfidf" else 1.0
 
 
 def _strip_breaks(text: str) -> str:
@@ -96,12 +109,16 @@ class BagOfWordsBaseline:
         )
 
     def _features(self, texts: Sequence[str]):
-        """TF-IDF rows (n, features), sparse CSR float64, each row of unit L2 norm."""
+        """Feature rows (n, features), sparse CSR float64: TF-IDF rows of unit L2 norm, or
+        for "nbsvm" 0/1 presence (the log-count ratios are folded into the coefficients)."""
         from sklearn.preprocessing import normalize
 
         if self._vectorizer is None:
             self._vectorizer = self._counter({t: i for i, t in enumerate(self.vocabulary)})
         counts = self._vectorizer.transform([_strip_breaks(t) for t in texts]).tocsr()
+        if self.settings.kind == "nbsvm":
+            counts.data[:] = 1.0
+            return counts
         counts.data = 1.0 + np.log(counts.data)  # sublinear tf
         counts = counts.multiply(self.idf[None, :]).tocsr()
         return normalize(counts, norm="l2", copy=False)
@@ -138,12 +155,16 @@ class BagOfWordsBaseline:
         self.idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
         self._vectorizer = self._counter(vocab)
         features = self._features(texts)
+        self.num_classes = num_classes
+        if self.settings.kind == "nbsvm":
+            self._fit_nbsvm(features, y_arr, num_classes)
+            self.fit_seconds = time.perf_counter() - start
+            return self
         model = LogisticRegression(C=self.settings.C, max_iter=2000)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(features, y_arr)
         # columns of coef follow model.classes_, the class ids seen in training
-        self.num_classes = num_classes
         seen = model.classes_.astype(np.int64)
         if len(seen) == 2 and num_classes == 2:
             self.coef = model.coef_.astype(np.float64)
@@ -161,6 +182,33 @@ class BagOfWordsBaseline:
         self.fit_seconds = time.perf_counter() - start
         return self
 
+    def _fit_nbsvm(self, present, y: np.ndarray, num_classes: int) -> None:
+        """NBSVM with a logistic regression (Wang & Manning 2012): per class c, the ratio
+        r_c = log((1 + n-gram presence in class c) / |.|_1) - log((1 + in the rest) / |.|_1)
+        scales the 0/1 rows, a binary logistic regression is fitted on them, and r_c is
+        folded into its coefficients (x * r_c) . w_c = x . (r_c * w_c). Two classes: one
+        model for the second class; more: one per class, scored one-vs-rest."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        targets = [1] if num_classes == 2 else range(num_classes)
+        self.idf = np.ones(present.shape[1])  # no idf: kept so the saved layout is shared
+        self.coef = np.zeros((len(targets), present.shape[1]))
+        self.intercept = np.full(len(targets), -1e9)  # a class absent from training never wins
+        for row, c in enumerate(targets):
+            mine = y == c
+            if not mine.any() or mine.all():
+                continue
+            p = 1.0 + np.asarray(present[mine].sum(axis=0)).ravel()
+            q = 1.0 + np.asarray(present[~mine].sum(axis=0)).ravel()
+            r = np.log(p / p.sum()) - np.log(q / q.sum())
+            model = LogisticRegression(C=self.settings.C, max_iter=3000)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(present.multiply(r[None, :]).tocsr(), mine.astype(np.int64))
+            self.coef[row] = r * model.coef_[0]
+            self.intercept[row] = model.intercept_[0]
+
     # ------------------------------------------------------------------ scoring
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities (n, num_classes) float64, columns in class-id order."""
@@ -169,8 +217,12 @@ class BagOfWordsBaseline:
         scores = self._features(texts) @ self.coef.T + self.intercept[None, :]
         scores = np.asarray(scores)
         if self.coef.shape[0] == 1:  # two classes: one logit for the second
-            p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+            p = 1.0 / (1.0 + np.exp(-np.clip(scores[:, 0], -700, 700)))
             return np.stack([1.0 - p, p], axis=1)
+        if self.settings.kind == "nbsvm":  # one-vs-rest: each class's sigmoid, normalised
+            p = 1.0 / (1.0 + np.exp(-np.clip(scores, -700, 700)))
+            total = p.sum(axis=1, keepdims=True)
+            return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
         scores = scores - scores.max(axis=1, keepdims=True)
         e = np.exp(scores)
         return e / e.sum(axis=1, keepdims=True)
@@ -240,7 +292,8 @@ class BagOfWordsBaseline:
         try:
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise ValueError(f"format is not {FORMAT}")
-            out = cls(BaselineSettings(**meta["settings"]))
+            # folders written before NBSVM existed hold TF-IDF baselines without a kind
+            out = cls(BaselineSettings(**{"kind": "tfidf", **meta["settings"]}))
             out.vocabulary = [str(t) for t in meta["vocabulary"]]
             out.num_classes = int(meta["num_classes"])
             out.fit_seconds = float(meta.get("fit_seconds", 0.0))
@@ -267,7 +320,7 @@ class BagOfWordsBaseline:
             finite = np.isfinite(out.idf).all() and np.isfinite(out.coef).all()
             if not finite or np.isnan(out.intercept).any():
                 raise ValueError("weights are not finite")
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, LstmkitError) as err:
             raise LstmkitError(f"{folder}: damaged bag-of-words baseline ({err}); {fix}") from None
         return out
 

@@ -33,7 +33,11 @@ from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer, Token
 from lstmkit.data.word_vectors import match_word_vectors, vector_file_dim
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.text_classification.baseline import (
+    KINDS as BASELINE_KINDS,
+)
+from lstmkit.tasks.text_classification.baseline import (
     BagOfWordsBaseline,
+    BaselineSettings,
     mixture_weight,
     score_probabilities,
 )
@@ -242,7 +246,7 @@ class TextClassifier:
         devices: int | str = 1,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         pretrained: str | Path | PretrainedEncoder | None = None,
-        baseline: bool = True,
+        baseline: bool | str = True,
         vectors: str | Path | None = None,
     ) -> TextClassifier:
         """Train on ``texts`` (n strings) with ``labels`` (n class names or integers).
@@ -260,8 +264,10 @@ class TextClassifier:
         explicitly that differs from the encoder's is an error.
 
         With ``baseline`` (the default) a bag-of-words baseline (`BagOfWordsBaseline`:
-        TF-IDF 1-2-grams + logistic regression) is fitted on the same training part, saved
-        with the model and scored by `evaluate` beside the network. ``vectors`` names a
+        TF-IDF 1-2-grams + logistic regression; ``baseline="nbsvm"``: NBSVM on 1-2-grams)
+        is fitted on the same training part, saved with the model and scored by
+        `evaluate` beside the network; its mixture weight with the network is chosen on
+        the validation split (see `predict_proba`). ``vectors`` names a
         word-vector file (word2vec/GloVe text format, optionally gzipped, with or without
         the "count dim" header): the embedding rows of the vocabulary's tokens found there
         (after the tokenizer's normalisation, e.g. lower-casing) start from those vectors,
@@ -309,6 +315,10 @@ class TextClassifier:
         weights = self._class_weights(tr_y)  # refuses unknown labels before any work
         if vectors is not None:  # a missing, empty or mismatched file fails before any work
             vector_file_dim(vectors, cfg.embedding_dim)
+        if isinstance(baseline, str) and baseline not in BASELINE_KINDS:
+            raise LstmkitError(
+                f"baseline must be True, False or one of {BASELINE_KINDS}, got {baseline!r}"
+            )
 
         torch.manual_seed(cfg.seed)
         start = time.perf_counter()
@@ -352,7 +362,10 @@ class TextClassifier:
         baseline_seconds = None
         if baseline and os.environ.get("LOCAL_RANK", "0") == "0":  # once, not per DDP rank
             try:
-                self.baseline = BagOfWordsBaseline().fit(tr_texts, tr_y, len(self.classes))
+                kind = baseline if isinstance(baseline, str) else "tfidf"
+                self.baseline = BagOfWordsBaseline(BaselineSettings(kind=kind)).fit(
+                    tr_texts, tr_y, len(self.classes)
+                )
                 baseline_seconds = self.baseline.fit_seconds
             except LstmkitError:  # no words to count (e.g. one-letter tokens): shown as n/a
                 self.baseline = None
