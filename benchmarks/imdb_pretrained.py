@@ -200,8 +200,9 @@ def stage_finetune(args: argparse.Namespace) -> None:
             "",
             "Encoder pretrained as a forward + backward LSTM language model on the IMDB "
             "training and unlabelled reviews (no test reviews, no outside text or vectors), "
-            "then fine-tuned on the labelled training reviews; settings fixed before the "
-            "run, best epoch chosen on the validation split; the test set scored once."
+            "then fine-tuned on the labelled training reviews; settings and the best epoch "
+            "chosen on the validation split"
+            + ("." if args.note else "; the test set scored once.")
             + (f" {args.note}" if args.note else ""),
             "",
             *rows,
