@@ -336,3 +336,26 @@ def test_tensorboard_logger_without_the_package_is_one_line(tmp_path: Path) -> N
     with pytest.raises(LstmkitError, match="needs the tensorboard package") as info:
         fit(Linear(), train, val, _cfg(logger="tensorboard", log_dir=str(tmp_path)))
     assert "\n" not in str(info.value)
+
+
+def test_progress_is_printed_as_lines_when_stderr_is_not_a_terminal(capsys, monkeypatch):
+    """Logs written to a file get plain progress lines (a live bar would show nothing)."""
+    import sys as _sys
+
+    from lstmkit import TextClassifier
+    from lstmkit.training import progress
+
+    _sys.path.insert(0, str(Path(__file__).parent))
+    from test_text_classifier import make_texts
+
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
+    texts, labels = make_texts(200, seed=1)
+    clf = TextClassifier(embedding_dim=8, hidden_size=8, epochs=2, batch_size=64)
+    clf.fit(texts, labels, progress=True, baseline=False)
+    err = capsys.readouterr().err
+    assert "epoch 1/2: batch 1/" in err and "batches/s" in err
+    done = [line for line in err.splitlines() if " done in " in line]
+    assert [line.split(" done")[0] for line in done] == ["epoch 1/2", "epoch 2/2"]
+    assert "val_loss" in done[-1] and "train_loss" in done[-1]
+    clf.fit(texts, labels, progress=False, baseline=False)
+    assert "epoch" not in capsys.readouterr().err  # no progress asked: nothing printed

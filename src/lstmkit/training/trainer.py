@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -477,6 +478,10 @@ def fit(
         for stale in ckpt_dir.glob(f"{CHECKPOINT_FILE}.tmp-*") if ckpt_dir.is_dir() else []:
             stale.unlink(missing_ok=True)  # left by a run killed while saving
 
+    if config.progress_bar and not sys.stderr.isatty():  # a log file: lines, not a live bar
+        from lstmkit.training.progress import LineProgress
+
+        callbacks.append(LineProgress())
     # Lightning's deterministic=True switches torch's global flag on for good; put it back.
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
