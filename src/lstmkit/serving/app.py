@@ -220,8 +220,11 @@ def validation_detail(
 class BodyLimit:
     """ASGI middleware: a request body over ``limit`` bytes gets 413 before the app sees it.
 
-    A declared Content-Length over the limit is refused without reading; a chunked body
-    is read up to the limit and then refused. The body that passes is replayed to the app.
+    A declared Content-Length over the limit is refused without passing it on; a chunked
+    body is read up to the limit and then refused. Before the refusal, up to
+    `DRAIN_BYTES` more of the body are read and dropped: a server that closes with unread
+    data resets the connection, and the client may then never see the 413. The body that
+    passes is replayed to the app.
     """
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: int) -> None:
@@ -244,6 +247,7 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"").decode("latin-1").strip()
         if declared.isdigit() and int(declared) > self.limit:
+            await _drain(receive, DRAIN_BYTES)
             await self._refuse(send, f"{int(declared)} bytes")
             return
         chunks, size = [], 0
@@ -254,6 +258,8 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
+                if message.get("more_body", False):
+                    await _drain(receive, DRAIN_BYTES)
                 await self._refuse(send, f"at least {size} bytes")
                 return
             chunks.append(chunk)
@@ -269,6 +275,22 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+#: bytes of a refused body read and dropped before the 413 (a larger rest is not read)
+DRAIN_BYTES = 1 << 20
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    """Read and drop the rest of a request body, at most ``limit`` bytes."""
+    size = 0
+    while size <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _no_receive() -> Message:  # pragma: no cover - a JSONResponse never reads
