@@ -147,7 +147,7 @@ def train(
         float | None,
         typer.Option(
             help="Adversarial training on the word vectors: move size as a fraction of their "
-            "norm (e.g. 0.02; 0: off; ~2.5x training time)."
+            "norm (e.g. 0.02; 0: off; ~2x training time)."
         ),
     ] = None,
     tokenizer: Annotated[str | None, typer.Option(help="word or bpe.")] = None,

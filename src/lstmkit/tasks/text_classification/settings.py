@@ -74,7 +74,7 @@ class TextClassifierConfig:
         vectors moved, by this fraction of their L2 norm over the text, in the direction
         that raises the loss most (the gradient, one step), and the two losses are
         summed. 0 (default) is off; about 0.01-0.05 regularises; training then costs
-        about 2.5x the time per batch. The logged train_loss stays the clean loss.
+        about twice the time per batch. The logged train_loss stays the clean loss.
     """
 
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
