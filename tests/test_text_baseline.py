@@ -319,7 +319,9 @@ def test_nbsvm_baseline_through_fit_save_load_and_cli(tmp_path, capsys, monkeypa
     np.testing.assert_array_equal(
         loaded.baseline.predict_proba(texts), clf.baseline.predict_proba(texts)
     )
-    with pytest.raises(LstmkitError, match="baseline must be True, False or one of"):
+    with pytest.raises(
+        LstmkitError, match=r"baseline kind must be one of \('tfidf', 'nbsvm'\), got 'svm'"
+    ):
         TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False, baseline="svm")
     data = write_csv(tmp_path / "train.csv", texts, labels)
     code, _, err = run(["classify", "train", data, "--out", tmp_path / "cli", "--baseline-kind",

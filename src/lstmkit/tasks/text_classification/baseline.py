@@ -227,16 +227,14 @@ class BagOfWordsBaseline:
         e = np.exp(scores)
         return e / e.sum(axis=1, keepdims=True)
 
-    def mix(self, network_proba: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        """``network_weight * network_proba + (1 - network_weight) * predict_proba(texts)``:
-        the mixture of the network's probabilities (n, classes) with this baseline's."""
+    def mix(self, network_proba: np.ndarray, baseline_proba: np.ndarray) -> np.ndarray:
+        """``network_weight * network_proba + (1 - network_weight) * baseline_proba``: the
+        mixture of the network's probabilities (n, classes) with this baseline's on the
+        same texts (`predict_proba`). Only for a baseline with a ``network_weight``."""
         if self.network_weight is None:
-            raise LstmkitError(
-                "this model has no mixture with the bag-of-words baseline (it was trained "
-                "without a validation split); predict without combined"
-            )
+            raise LstmkitError("this baseline has no mixture weight (no validation split)")
         w = self.network_weight
-        return w * np.asarray(network_proba, dtype=np.float64) + (1 - w) * self.predict_proba(texts)
+        return w * np.asarray(network_proba, dtype=np.float64) + (1 - w) * baseline_proba
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Predicted class ids (n,) int64."""

@@ -33,9 +33,6 @@ from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer, Token
 from lstmkit.data.word_vectors import match_word_vectors, vector_file_dim
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.text_classification.baseline import (
-    KINDS as BASELINE_KINDS,
-)
-from lstmkit.tasks.text_classification.baseline import (
     BagOfWordsBaseline,
     BaselineSettings,
     mixture_weight,
@@ -315,10 +312,10 @@ class TextClassifier:
         weights = self._class_weights(tr_y)  # refuses unknown labels before any work
         if vectors is not None:  # a missing, empty or mismatched file fails before any work
             vector_file_dim(vectors, cfg.embedding_dim)
-        if isinstance(baseline, str) and baseline not in BASELINE_KINDS:
-            raise LstmkitError(
-                f"baseline must be True, False or one of {BASELINE_KINDS}, got {baseline!r}"
-            )
+        # an unknown kind is refused here, before any work
+        baseline_settings = BaselineSettings(
+            kind=baseline if isinstance(baseline, str) else "tfidf"
+        )
 
         torch.manual_seed(cfg.seed)
         start = time.perf_counter()
@@ -362,8 +359,7 @@ class TextClassifier:
         baseline_seconds = None
         if baseline and os.environ.get("LOCAL_RANK", "0") == "0":  # once, not per DDP rank
             try:
-                kind = baseline if isinstance(baseline, str) else "tfidf"
-                self.baseline = BagOfWordsBaseline(BaselineSettings(kind=kind)).fit(
+                self.baseline = BagOfWordsBaseline(baseline_settings).fit(
                     tr_texts, tr_y, len(self.classes)
                 )
                 baseline_seconds = self.baseline.fit_seconds
@@ -490,18 +486,23 @@ class TextClassifier:
         """
         data = validate_texts(_as_list(texts, "texts"), "texts")
         _, net = self._require_fitted()
-        if combined and (self.baseline is None or self.baseline.network_weight is None):
+        baseline = self.require_mixture() if combined else None
+        with torch.inference_mode():
+            proba = net.probabilities(self._logits(data.texts, batch_size)).numpy()
+        _require_finite_output(proba, "probabilities")
+        if baseline is not None:
+            return baseline.mix(proba, baseline.predict_proba(data.texts))
+        return proba
+
+    def require_mixture(self) -> BagOfWordsBaseline:
+        """The baseline the network is mixed with for ``combined=True``; an `LstmkitError`
+        line for a model without a mixture (trained without baseline or validation split)."""
+        if self.baseline is None or self.baseline.network_weight is None:
             raise LstmkitError(
                 "this model has no mixture with the bag-of-words baseline (trained with "
                 "baseline=False or without a validation split); predict without combined"
             )
-        with torch.inference_mode():
-            proba = net.probabilities(self._logits(data.texts, batch_size)).numpy()
-        _require_finite_output(proba, "probabilities")
-        if combined:
-            assert self.baseline is not None
-            return self.baseline.mix(proba, data.texts)
-        return proba
+        return self.baseline
 
     def predict(
         self, texts: Sequence[str], batch_size: int | None = None, *, combined: bool = False
@@ -548,13 +549,13 @@ class TextClassifier:
         seconds = time.perf_counter() - start  # the network's own time, without the baseline
         baseline = combined = None
         if self.baseline is not None:
-            baseline = self.baseline.evaluate(data.texts, y.numpy(), list(self.classes))
-        if self.baseline is not None and self.baseline.network_weight is not None:
             begin = time.perf_counter()
-            proba = net.probabilities(logits).numpy()
-            mixed = self.baseline.mix(proba, data.texts)
-            combined = score_probabilities(mixed, y.numpy(), list(self.classes), begin)
-            combined.seconds += seconds
+            base_proba = self.baseline.predict_proba(data.texts)
+            baseline = score_probabilities(base_proba, y.numpy(), list(self.classes), begin)
+            if self.baseline.network_weight is not None:
+                mixed = self.baseline.mix(net.probabilities(logits).numpy(), base_proba)
+                combined = score_probabilities(mixed, y.numpy(), list(self.classes), begin)
+                combined.seconds += seconds
         return Evaluation(
             accuracy=float((pred == y).float().mean()),
             macro_f1=macro_f1(y, pred, len(self.classes)),

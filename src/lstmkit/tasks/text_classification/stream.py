@@ -61,7 +61,7 @@ def predict_file(
             (see `TextClassifier.predict_proba`).
     """
     if combined:  # a model without the mixture fails before the output is started
-        clf.predict_proba(["check"], combined=True)
+        clf.require_mixture()
     summary = StreamSummary(0, output=Path(output))
     counts: Counter = Counter()
     heads: list[pd.DataFrame] = []
