@@ -11,10 +11,16 @@ import typer
 
 from lstmkit.errors import LstmkitError
 
-try:  # typer >= 0.22 carries its own copy of click
-    from typer._click import exceptions as click_errors
-except ImportError:  # pragma: no cover - older typer runs on the click package
-    from click import exceptions as click_errors
+# What the CLI catches, all public classes: LstmkitError (ours), typer's Abort/Exit and
+# the base of every click exception typer raises (typer >= 0.22 carries its own click,
+# whose exceptions derive from typer.TyperException; older typer raises click's own).
+# Anything else is a bug and keeps its own type, message and traceback.
+try:
+    import click
+
+    _CLICK_ERRORS: tuple[type[Exception], ...] = (typer.TyperException, click.ClickException)
+except ImportError:  # pragma: no cover - typer without the click package
+    _CLICK_ERRORS = (typer.TyperException,)
 
 app = typer.Typer(
     name="lstmkit",
@@ -28,25 +34,44 @@ app = typer.Typer(
 from lstmkit.cli import classify, export, forecast, serve  # noqa: E402, F401
 
 
+def _report_click_error(err: Exception) -> int:
+    """Print a click/typer error as one ``error:`` line (the help text for a bare
+    ``lstmkit`` or ``lstmkit classify``); its exit status. Never raises."""
+    try:
+        code = getattr(err, "exit_code", 1)
+        code = code if isinstance(code, int) else 1
+        if type(err).__name__ == "NoArgsIsHelpError":  # no arguments: show the help
+            err.show()  # type: ignore[attr-defined]
+            return code
+        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        ctx = getattr(err, "ctx", None)
+        where = getattr(ctx, "command_path", None) or "lstmkit"
+        hint = f" (see '{where} --help')" if code == 2 else ""
+        print(f"error: {message}{hint}", file=sys.stderr)
+        return code
+    except Exception:  # a damaged exception object must not hide the user's error
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
 def main() -> None:
-    """Console entry point."""
+    """Console entry point: one ``error:`` line for user errors, 130 on Ctrl-C."""
     try:
         code = app(standalone_mode=False)
     except LstmkitError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    except click_errors.NoArgsIsHelpError as err:
-        err.show()  # the help text, as a bare `lstmkit` or `lstmkit classify` asks for
-        raise SystemExit(err.exit_code) from None
-    except click_errors.UsageError as err:
-        where = err.ctx.command_path if err.ctx is not None else "lstmkit"
-        print(f"error: {err.format_message()} (see '{where} --help')", file=sys.stderr)
-        raise SystemExit(2) from None
-    except click_errors.ClickException as err:
-        print(f"error: {err.format_message()}", file=sys.stderr)
-        raise SystemExit(err.exit_code) from None
-    except (click_errors.Abort, typer.Abort):
+    except typer.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort)
         print("error: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except typer.Exit as err:
+        raise SystemExit(getattr(err, "exit_code", 0)) from None
+    except _CLICK_ERRORS as err:
+        raise SystemExit(_report_click_error(err)) from None
+    if code == 130:  # typer turns Ctrl-C into exit status 130, silently
+        print("error: interrupted", file=sys.stderr)
     if isinstance(code, int) and code:
         raise SystemExit(code)
