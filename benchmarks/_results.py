@@ -28,9 +28,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    from lstmkit.nn import cpu as caps
+
     return (
         f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, Python {platform.python_version()}"
+        f"{torch.get_num_threads()} threads, Python {platform.python_version()}; "
+        f"{caps.describe()}"
     )
 
 

@@ -14,12 +14,16 @@ bfloat16, at the same sizes and thread count.
 
 Implementations are timed in turn inside every repeat (machine noise hits all
 alike); each timing covers enough calls to last ~50 ms; the tables report
-medians. Writes the "variants" section of RESULTS.md.
+medians. The fused kernel's products depend on the CPU (``lstmkit.nn.cpu``): the
+section is "variants" on a CPU with native bf16, "variants-no-bf16" on one without
+(AVX2 and older), and "variants-fallback" with ``--fallback``, which forces the
+fallback products on any CPU (``LSTMKIT_CPU_FALLBACK=1``). Table 2 needs native bf16.
 
-    python benchmarks/variants.py [--repeats 9] [--threads 2] [--no-write]
+    python benchmarks/variants.py [--repeats 9] [--threads 2] [--fallback] [--no-write]
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -32,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_section
 
 import lstmkit.nn as lnn
-from lstmkit.nn import fused
+from lstmkit.nn import cpu, fused
 
 SIZES = [(64, 200, 128, 128), (32, 100, 64, 256), (256, 50, 32, 64)]
 VARIANTS = {
@@ -107,8 +111,11 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}"
 
 
-def variant_rows(kind: str, repeats: int) -> tuple[list[str], float]:
-    rows, worst = [], 0.0
+def variant_rows(kind: str, repeats: int) -> tuple[list[str], dict[str, float]]:
+    """Table rows and the worst ratios to plain torch: training step (fwd+bwd) of the plain
+    fused layer and of the variants, and forward-only of the variants."""
+    rows: list[str] = []
+    worst = {"train plain": 0.0, "train variants": 0.0, "fwd variants": 0.0}
     for size in SIZES:
         batch, steps, input_size, hidden = size
         models = build(kind, input_size, hidden)
@@ -120,8 +127,11 @@ def variant_rows(kind: str, repeats: int) -> tuple[list[str], float]:
             for name in VARIANTS:
                 fused_t = t[f"{name}/fused"]
                 cell = f"{ms(fused_t)} ({fused_t / base:.2f}x)"
+                kind_of = "plain" if name == "plain" else "variants"
+                key = ("train " if backward else "fwd ") + kind_of
+                if key in worst:
+                    worst[key] = max(worst[key], fused_t / base)
                 if name != "plain":
-                    worst = max(worst, fused_t / base)
                     cell += f", {t[f'{name}/reference'] / fused_t:.1f}x faster than reference"
                 cells.append(cell)
             rows.append("| " + " | ".join(cells) + " |")
@@ -163,11 +173,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--fallback", action="store_true", help="force the products of a CPU without oneDNN/bf16"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
+    if args.fallback:
+        os.environ[cpu.FALLBACK_ENV] = "1"
+    caps = cpu.refresh()
     torch.set_num_threads(args.threads)
     if not fused.available():
         sys.exit("error: the fused kernel could not be built here; see the warning above")
+    print(cpu.describe(), flush=True)
     head = [
         "| batch, time, input, hidden | pass | torch.nn ms | fused plain ms (x torch) "
         "| fused layer_norm ms (x torch), vs reference | fused rec. dropout ms (x torch), "
@@ -176,17 +193,40 @@ def main() -> None:
     ]
     lstm, worst_lstm = variant_rows("LSTM", args.repeats)
     gru, worst_gru = variant_rows("GRU", args.repeats)
-    bf16 = bf16_rows(args.repeats)
+    worst = "; ".join(
+        f"{kind}: " + ", ".join(f"{k} {v:.2f}x" for k, v in w.items())
+        for kind, w in (("LSTM", worst_lstm), ("GRU", worst_gru))
+    )
+    if caps.native_bf16:
+        name, title = "variants", "Variants on the fused CPU kernel, and bf16 (`variants`)"
+        bf16 = [
+            "bfloat16 training step (forward + backward), LSTM:",
+            "",
+            "| batch, time, input, hidden | torch float32 ms | torch bf16 ms | fused bf16 ms "
+            "| fused bf16 speed-up over torch bf16 | over torch float32 |",
+            "| --- | --- | --- | --- | --- | --- |",
+            *bf16_rows(args.repeats),
+        ]
+    else:
+        name = "variants-fallback" if caps.forced_fallback else "variants-no-bf16"
+        kind = "forced fallback products" if caps.forced_fallback else "a CPU without native bf16"
+        title = f"Variants on the fused CPU kernel, {kind} (`{name}`)"
+        bf16 = [f"No bf16 table: {cpu.bf16_unsupported_reason()}; lstmkit refuses bf16 here."]
+    used = ", ".join(fused.products()) or "none of oneDNN's"
     body = "\n".join(
         [
-            "## Variants on the fused CPU kernel, and bf16 (`variants`)",
+            f"## {title}",
             "",
             f"Medians of {args.repeats} interleaved timings; one layer, batch_first, training "
             "mode (dropout masks drawn); fwd runs under no_grad, fwd+bwd backpropagates the "
             "sum of the output and h_n. `x torch` is the time as a multiple of plain "
             "torch.nn at the same size; `vs reference` is the fused kernel's speed-up over "
-            "the same variant on lstmkit's reference loop. Targets (issue 7): plain fused at "
-            "most 1/0.9 = 1.11x torch, variants at most 1.5x (aim 1.2x).",
+            "the same variant on lstmkit's reference loop. Targets (issues 7, 15): a plain "
+            "fused training step at most 1.0x torch, variants at most 1.5x (aim 1.2x).",
+            "",
+            f"Products of the fused kernel here: {caps.products} (library products in use: "
+            f"{used}); float32 LSTM steps without a projection use lstmkit's own "
+            "register-tiled product.",
             "",
             "LSTM against `torch.nn.LSTM`:",
             "",
@@ -198,18 +238,13 @@ def main() -> None:
             *head,
             *gru,
             "",
-            f"Worst variant / plain torch ratio: LSTM {worst_lstm:.2f}x, GRU {worst_gru:.2f}x.",
+            f"Worst time / plain torch: {worst}.",
             "",
-            "bfloat16 training step (forward + backward), LSTM:",
-            "",
-            "| batch, time, input, hidden | torch float32 ms | torch bf16 ms | fused bf16 ms "
-            "| fused bf16 speed-up over torch bf16 | over torch float32 |",
-            "| --- | --- | --- | --- | --- | --- |",
             *bf16,
         ]
     )
     if not args.no_write:
-        write_section("variants", body)
+        write_section(name, body)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,12 @@ One intra-op thread is the fastest setting for such models and keeps the suite
 immune to a busy machine (with 2 threads on 2 shared cores a training step was
 measured ~30x slower); passive OpenMP waiting avoids busy-spinning threads in
 subprocesses the tests start.
+
+CPU features: a test marked ``native_bf16`` needs a CPU with native bfloat16 and is
+skipped elsewhere, by lstmkit's own run-time check, with the reason shown (``-ra``). The
+``cpu_fallback`` fixture makes lstmkit behave as on a CPU without oneDNN products or
+native bf16 (``LSTMKIT_CPU_FALLBACK=1``); CI also reruns the nn and variant tests with
+that variable set for the whole run, so the fallback path is exercised on every machine.
 """
 
 import os
@@ -17,6 +23,37 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 import torch
+
+from lstmkit.nn import cpu
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "native_bf16: needs a CPU with native bfloat16 (skipped elsewhere)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if cpu.native_bf16():
+        return
+    skip = pytest.mark.skip(reason=f"needs native bf16: {cpu.bf16_unsupported_reason()}")
+    for item in items:
+        if "native_bf16" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def cpu_fallback():
+    """lstmkit as on a CPU without oneDNN products or native bf16, for one test."""
+    before = os.environ.get(cpu.FALLBACK_ENV)
+    os.environ[cpu.FALLBACK_ENV] = "1"
+    cpu.refresh()
+    yield cpu.capabilities()
+    if before is None:
+        del os.environ[cpu.FALLBACK_ENV]
+    else:
+        os.environ[cpu.FALLBACK_ENV] = before
+    cpu.refresh()
 
 
 @pytest.fixture(autouse=True, scope="session")

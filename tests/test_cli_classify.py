@@ -423,14 +423,17 @@ def test_checkpoint_of_other_data_or_settings_is_refused(data_dir, tmp_path, cap
             "--out", tmp_path / "c"], capsys, monkeypatch, "is inside --out")  # fmt: skip
 
 
-def test_train_precision_and_csv_logger(data_dir, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "precision", ["32", pytest.param("bf16-mixed", marks=pytest.mark.native_bf16)]
+)
+def test_train_precision_and_csv_logger(data_dir, tmp_path, capsys, monkeypatch, precision):
     out = tmp_path / "m"
     args = ["classify", "train", data_dir / "train.csv", "--out", out, *TINY,
-            "--precision", "bf16-mixed", "--logger", "csv"]  # fmt: skip
+            "--precision", precision, "--logger", "csv"]  # fmt: skip
     code, _, err = run(args, capsys, monkeypatch)
     assert code == 0, err
     saved = json.loads((out / "config.json").read_text())["config"]["model"]
-    assert saved["precision"] == "bf16-mixed"
+    assert saved["precision"] == precision
     (metrics,) = (out / "logs").rglob("metrics.csv")
     logged = pd.read_csv(metrics)["train_loss"].dropna().tolist()
     history = json.loads((out / "training.json").read_text())["history"]
@@ -442,6 +445,14 @@ def test_train_precision_and_csv_logger(data_dir, tmp_path, capsys, monkeypatch)
     assert sum(p.values()) == pytest.approx(1.0, abs=1e-5)
     _fails([*args[:-1], "wandb"], capsys, monkeypatch, "--logger must be none, csv or tensorboard")
     _fails([*args[:-4], "--precision", "8"], capsys, monkeypatch, "precision must be one of")
+
+
+def test_train_bf16_without_native_bf16_is_one_line(data_dir, tmp_path, capsys, monkeypatch,
+                                                     cpu_fallback):  # fmt: skip
+    out = tmp_path / "m"
+    _fails(["classify", "train", data_dir / "train.csv", "--out", out, *TINY, "--precision",
+            "bf16-mixed"], capsys, monkeypatch, "needs a CPU with native bfloat16")  # fmt: skip
+    assert not out.exists()
 
 
 def test_train_tensorboard_logger_without_the_package_is_one_line(data_dir, tmp_path, capsys,

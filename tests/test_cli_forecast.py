@@ -450,9 +450,12 @@ def test_damaged_context_in_predict_is_one_line(previous_run: Path, tmp_path: Pa
     assert "context.json is damaged" in stderr
 
 
-def test_precision_bf16_mixed_and_csv_logger(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "bf16"
-    code, stdout, stderr = run(["forecast", "--out", str(out), "--precision", "bf16-mixed",
+@pytest.mark.parametrize(
+    "precision", ["32", pytest.param("bf16-mixed", marks=pytest.mark.native_bf16)]
+)
+def test_precision_and_csv_logger(tmp_path: Path, capsys, precision: str) -> None:
+    out = tmp_path / "run"
+    code, stdout, stderr = run(["forecast", "--out", str(out), "--precision", precision,
                                 "--logger", "csv", *TINY], capsys)  # fmt: skip
     assert code == 0, stderr
     fc = pd.read_csv(out / "forecast.csv")
@@ -461,10 +464,51 @@ def test_precision_bf16_mixed_and_csv_logger(tmp_path: Path, capsys) -> None:
         json.loads((out / "model" / "config.json").read_text())["config"]["forecaster"]["train"][
             "precision"
         ]
-        == "bf16-mixed"
+        == precision
     )
     assert list((out / "logs").glob("lstmkit/version_*/metrics.csv"))
     assert "logs/" in stdout
+
+
+def test_bf16_without_native_bf16_is_one_line_and_nothing_written(
+    tmp_path: Path, capsys, cpu_fallback
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "forecast.csv").write_text("earlier output\n")
+    code, _, stderr = run(["forecast", "--out", str(out), "--precision", "bf16-mixed",
+                           *TINY], capsys)  # fmt: skip
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: precision bf16-mixed needs"), stderr
+    assert "--precision 32" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == ["forecast.csv"]
+    assert (out / "forecast.csv").read_text() == "earlier output\n"
+
+
+def test_an_unexpected_error_keeps_its_type_and_message(monkeypatch, capsys) -> None:
+    """The CLI turns only lstmkit's and click's errors into one line; a bug elsewhere is
+    the real exception, not one raised by the handler."""
+    import lstmkit.tasks.forecasting as forecasting
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("the real crash")
+
+    monkeypatch.setattr(forecasting, "Forecaster", boom)
+    monkeypatch.setattr(sys, "argv", ["lstmkit", "forecast", *TINY])
+    with pytest.raises(ZeroDivisionError, match="the real crash"):
+        main()
+
+
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys) -> None:
+    import lstmkit.tasks.forecasting as forecasting
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(forecasting, "Forecaster", interrupted)
+    code, _, stderr = run(["forecast", *TINY], capsys)
+    assert code == 130 and stderr.strip() == "error: interrupted"
 
 
 def test_variant_options_reach_the_saved_model(tmp_path: Path, capsys) -> None:

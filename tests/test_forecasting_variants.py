@@ -125,6 +125,7 @@ def test_bad_variant_settings_are_one_clear_line(settings: dict, message: str) -
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.native_bf16
 @pytest.mark.parametrize("model", ["lstm", "gru"])
 def test_variants_train_under_bf16_mixed(model: str, tmp_path: Path) -> None:
     f = _fit(model=model, precision="bf16-mixed", **VARIANTS)
@@ -134,3 +135,24 @@ def test_variants_train_under_bf16_mixed(model: str, tmp_path: Path) -> None:
     g = Forecaster.load(f.save(tmp_path / "model"))
     assert g.config.train.precision == "bf16-mixed" and g.config.layer_norm
     pd.testing.assert_frame_equal(g.predict(), fc)
+
+
+def test_bf16_mixed_is_refused_without_native_bf16(cpu_fallback, tmp_path: Path) -> None:
+    f = Forecaster(horizon=6, window=12, precision="bf16-mixed", **FAST)
+    with pytest.raises(LstmkitError) as err:
+        f.fit(_series(), target="y", time_col="month")
+    message = str(err.value)
+    assert "\n" not in message and "native bfloat16" in message and "--precision 32" in message
+    assert f.state is None
+
+
+def test_a_bf16_trained_model_predicts_without_native_bf16(cpu_fallback, tmp_path: Path) -> None:
+    # weights of a bf16-mixed run are float32; only refitting needs bf16, not predicting
+    f = _fit(**VARIANTS)
+    folder = f.save(tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    config["config"]["forecaster"]["train"]["precision"] = "bf16-mixed"
+    (folder / "config.json").write_text(json.dumps(config))
+    g = Forecaster.load(folder)
+    assert g.config.train.precision == "bf16-mixed"
+    pd.testing.assert_frame_equal(g.predict(), f.predict())

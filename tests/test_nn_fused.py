@@ -6,11 +6,13 @@ torch's own differentiation of the same math; plain LSTM is also checked against
 torch.nn.LSTM. Everything skips (with the reason) only when the kernel cannot be built.
 """
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lstmkit.nn import fused
+from lstmkit.nn import cpu, fused
 
 if not fused.available():
     pytest.skip(f"fused kernel unavailable: {fused._state['error']}", allow_module_level=True)
@@ -422,6 +424,7 @@ def test_gru_bfloat16_inputs(case):
     compare("gru", make_gru(GRU_CASES[case], H=8, dtype=torch.bfloat16), 3e-2)
 
 
+@pytest.mark.native_bf16
 def test_lstm_under_bf16_autocast_returns_bf16_and_float32_grads():
     a = make_lstm(("ln", "peep", "rd"), H=8, dtype=torch.float32, lengths=[5, 3, 1, 5])
     ref_out, ref_g = _run_and_grads(ref_lstm, _as64(a), LSTM_ARGS)
@@ -496,7 +499,7 @@ def test_buffer_cache_reuse_keeps_results_and_frees():
     assert fused.empty_cache() == 0
 
 
-def test_unbuildable_source_warns_once_and_reports_unavailable(tmp_path, monkeypatch):
+def test_unbuildable_source_warns_once_and_reports_unavailable(tmp_path, monkeypatch, capsys):
     """The no-compiler path: available() is False, one warning names the compiler error."""
     bad = tmp_path / "broken.cpp"
     bad.write_text("this is not C++\n")
@@ -509,6 +512,8 @@ def test_unbuildable_source_warns_once_and_reports_unavailable(tmp_path, monkeyp
             assert fused.available() is False
             assert fused.available() is False
         assert sum("could not be built" in str(w.message) for w in record) == 1
+        # the build was announced once, before it was tried
+        assert capsys.readouterr().err.count(fused.BUILD_NOTICE) == 1
         assert "error:" in fused._state["error"]
         with pytest.raises(RuntimeError, match="unavailable"):
             fused.lstm_direction(
@@ -635,3 +640,58 @@ def test_auto_picks_the_kernel_for_variants():
     assert lnn.LSTM(2, 3, layer_norm=True)._pick_backend(False) == "fused"
     assert lnn.GRU(2, 3, recurrent_dropout=0.2)._pick_backend(False) == "fused"
     assert lnn.LSTM(2, 3)._pick_backend(False) == "native"
+
+
+# ------------------------------------------------ the fallback products (any CPU)
+@pytest.mark.parametrize("case", ["plain", "proj", "ln", "rd", "zone", "all", "all_noproj"])
+def test_lstm_fallback_products_match_reference(cpu_fallback, case):
+    """Without oneDNN products (ATen's mm and our own product) float32 and float64 agree
+    with the float64 loop, outputs and every gradient."""
+    assert fused.products() == ()
+    P = 4 if "proj" in LSTM_CASES[case] else None
+    compare("lstm", make_lstm(LSTM_CASES[case], P=P, dtype=torch.float32), 1e-5)
+    compare("lstm", make_lstm(LSTM_CASES[case], P=P, dtype=torch.float64), 1e-10)
+
+
+@pytest.mark.parametrize("case", ["plain", "ln", "rd", "all"])
+def test_gru_fallback_products_match_reference(cpu_fallback, case):
+    compare("gru", make_gru(GRU_CASES[case], dtype=torch.float32), 1e-5)
+
+
+def test_products_follow_the_cpu_check(cpu_fallback):
+    """ATen's oneDNN matmul entry only where torch says oneDNN's bf16 path runs (ATen
+    raises elsewhere, float32 included); nothing of oneDNN under the fallback switch."""
+    assert fused.products() == ()
+    os.environ.pop("LSTMKIT_CPU_FALLBACK")
+    caps = cpu.refresh()
+    used = fused.products()
+    assert ("dnnl_matmul" in used) == (
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
+    assert ("dnnl_matmul" in used) == caps.dnnl_matmul
+    assert ("dnnl_packed" in used) == (caps.dnnl_packed and torch.backends.mkldnn.is_available())
+    # the products in use give the same layer as the fallback products
+    a = make_lstm(LSTM_CASES["all_noproj"], H=8, B=5, dtype=torch.float32)
+    native_out = fused.lstm_direction(*(a[k] for k in LSTM_ARGS))
+    os.environ["LSTMKIT_CPU_FALLBACK"] = "1"
+    cpu.refresh()
+    assert fused.products() == ()
+    fallback_out = fused.lstm_direction(*(a[k] for k in LSTM_ARGS))
+    for x, y in zip(native_out, fallback_out, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_autocast_without_native_bf16_computes_in_float32(cpu_fallback):
+    """Under a bf16 autocast the kernel computes in float32 (the products bf16 would take
+    are many times slower there), with one warning."""
+    a = make_lstm(("ln", "peep", "rd"), H=8, dtype=torch.float32, lengths=[5, 3, 1, 5])
+    want = fused.lstm_direction(*(a[k] for k in LSTM_ARGS))
+    warns = pytest.warns(RuntimeWarning, match="computes in float32")
+    with warns as record, torch.autocast("cpu", dtype=torch.bfloat16):
+        got = fused.lstm_direction(*(a[k] for k in LSTM_ARGS))
+        again = fused.gru_direction(*(make_gru(("ln",), dtype=torch.float32)[k] for k in GRU_ARGS))
+    assert sum("computes in float32" in str(w.message) for w in record) == 1
+    assert again[0].dtype == torch.float32
+    for x, y in zip(got, want, strict=True):
+        assert x.dtype == torch.float32
+        torch.testing.assert_close(x, y, atol=0, rtol=0)

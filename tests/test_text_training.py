@@ -104,6 +104,7 @@ def test_training_equals_a_plain_torch_loop():
     np.testing.assert_allclose(clf.predict_proba(val_texts), want, atol=1e-6)
 
 
+@pytest.mark.native_bf16
 def test_bf16_mixed_trains_and_predicts_finite_probabilities():
     texts, labels = make_texts(96, seed=7)
     clf = TextClassifier(**TINY, epochs=2, precision="bf16-mixed")
@@ -116,6 +117,14 @@ def test_bf16_mixed_trains_and_predicts_finite_probabilities():
     # bf16 training is not the float32 run: the setting reached the trainer
     ref = TextClassifier(**TINY, epochs=2).fit(texts, labels, progress=False)
     assert clf.history[0]["train_loss"] != ref.history[0]["train_loss"]
+
+
+def test_bf16_mixed_is_refused_without_native_bf16(cpu_fallback):
+    texts, labels = make_texts(32, seed=7)
+    clf = TextClassifier(**TINY, epochs=1, precision="bf16-mixed")
+    with pytest.raises(LstmkitError, match="needs a CPU with native bfloat16") as err:
+        clf.fit(texts, labels, progress=False)
+    assert "--precision 32" in str(err.value) and clf.net is None and clf.tokenizer is None
 
 
 def test_csv_logger_writes_the_epoch_metrics(tmp_path):

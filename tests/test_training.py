@@ -243,6 +243,7 @@ def test_bad_settings_are_user_errors(settings: dict, message: str) -> None:
         TrainConfig(**settings)
 
 
+@pytest.mark.native_bf16
 def test_bf16_mixed_precision_trains() -> None:
     train, val = _loaders()
     model = Linear()
@@ -250,6 +251,14 @@ def test_bf16_mixed_precision_trains() -> None:
     assert all(np.isfinite(r["train_loss"]) for r in result.history)
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert model.lin.weight.dtype == torch.float32  # mixed: the weights stay float32
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true"])
+def test_bf16_is_refused_without_native_bf16(cpu_fallback, precision: str) -> None:
+    train, val = _loaders()
+    with pytest.raises(LstmkitError, match="native bfloat16") as err:
+        fit(Linear(), train, val, _cfg(max_epochs=1, precision=precision))
+    assert "\n" not in str(err.value)
 
 
 def test_csv_logger_writes_metrics(tmp_path: Path) -> None:

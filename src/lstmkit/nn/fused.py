@@ -12,12 +12,20 @@ Public entry points (the math is SPEC-variants.md's, the same as ``nn/cells.py``
   autograd-capable (a hand-written backward through time);
 - :func:`linear`: ``x W^T + b`` with the kernel's products, for the input projection ``xw``
   (on AMD CPUs oneDNN's products are about twice as fast as the BLAS behind torch's own);
-- :func:`available`: whether the kernel could be built and loaded;
+- :func:`available`: whether the kernel could be built and loaded (:func:`is_built`: whether
+  it is already in the cache; ``python -m lstmkit.nn.fused`` builds it ahead of use);
+- :func:`products`: the library products it uses on this CPU;
 - :func:`empty_cache`: free the work buffers the kernel keeps between calls.
 
 Dtypes: float32, float64, and bfloat16 (products in bfloat16, gate math and states in
-float32). Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the products run in bfloat16;
-gradients come back in each input's own dtype.
+float32). Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the products run in bfloat16
+where the CPU has native bf16 (``lstmkit.nn.cpu``), in float32 elsewhere; gradients come
+back in each input's own dtype.
+
+Products: which library products the kernel calls is chosen at run time from
+``lstmkit.nn.cpu.capabilities()`` (:func:`products` tells): ATen's oneDNN matmul only where
+ATen allows it (oneDNN's bf16 path runs), oneDNN's packed linear where torch has oneDNN,
+ATen's ``mm`` (BLAS) and our own register-tiled product everywhere.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -34,25 +43,37 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lstmkit.nn import cpu
+
 __all__ = [
+    "BUILD_NOTICE",
     "available",
     "empty_cache",
     "extension_dir",
     "gru_direction",
+    "is_built",
     "linear",
     "lstm_direction",
+    "products",
 ]
 
 _SOURCE = Path(__file__).with_name("csrc") / "fused_rnn.cpp"
-# -march=native is safe because the build key includes this machine's CPU flags; if the
-# compiler rejects it, the portable flags are tried next.
-_FLAG_SETS = (
-    ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"],
-    ["-O3", "-fopenmp", "-fno-math-errno"],
-)
-_LDFLAGS = ["-fopenmp"]
+# Compiler flags, tried in order until one set builds. -march=native is safe because the
+# build key includes this machine's CPU flags; the later sets are for compilers that reject
+# it (or OpenMP: the kernel then runs on one thread, still correct). MSVC takes its own.
+if sys.platform == "win32":
+    _FLAG_SETS: tuple[list[str], ...] = (["/O2", "/openmp"], ["/O2"])
+    _LDFLAGS: list[str] = []
+else:
+    _FLAG_SETS = (
+        ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"],
+        ["-O3", "-fopenmp", "-fno-math-errno"],
+        ["-O3", "-fno-math-errno"],
+    )
+    _LDFLAGS = ["-fopenmp"]
+BUILD_NOTICE = "building lstmkit's fused CPU kernel, once per machine and torch version: ~30 s"
 _lock = threading.Lock()
-_state: dict[str, Any] = {"tried": False, "ext": None, "error": None}
+_state: dict[str, Any] = {"tried": False, "ext": None, "error": None, "caps": None}
 _EMPTY = torch.empty(0)  # stands for a saved buffer the configuration does not use
 
 
@@ -98,18 +119,35 @@ def _ensure_ninja_on_path() -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
+def _ldflags(cflags: list[str]) -> list[str]:
+    return _LDFLAGS if any("openmp" in f for f in cflags) else []
+
+
+def _build_dir(cflags: list[str]) -> tuple[str, Path]:
+    key = _build_key(cflags)
+    return f"lstmkit_fused_{key}", extension_dir() / f"torch-{torch.__version__}-{key}"
+
+
+def is_built() -> bool:
+    """Whether a kernel for this machine and torch is already in the cache (no build needed)."""
+    for cflags in _FLAG_SETS:
+        name, folder = _build_dir(cflags)
+        if any(folder.glob(f"{name}*.so")) or any(folder.glob(f"{name}*.pyd")):
+            return True
+    return False
+
+
 def _build(cflags: list[str]) -> ModuleType:
     from torch.utils.cpp_extension import load
 
     _ensure_ninja_on_path()
-    key = _build_key(cflags)
-    build_dir = extension_dir() / f"torch-{torch.__version__}-{key}"
+    name, build_dir = _build_dir(cflags)
     build_dir.mkdir(parents=True, exist_ok=True)
     return load(
-        name=f"lstmkit_fused_{key}",
+        name=name,
         sources=[str(_SOURCE)],
         extra_cflags=cflags,
-        extra_ldflags=_LDFLAGS,
+        extra_ldflags=_ldflags(cflags),
         build_directory=str(build_dir),
         verbose=False,
     )
@@ -122,6 +160,8 @@ def _load() -> ModuleType | None:
     with _lock:
         if _state["tried"]:
             return _state["ext"]
+        if not is_built():
+            print(BUILD_NOTICE, file=sys.stderr, flush=True)
         for cflags in _FLAG_SETS:
             try:
                 _state["ext"] = _build(cflags)
@@ -143,6 +183,25 @@ def _load() -> ModuleType | None:
         return _state["ext"]
 
 
+def _configured(ext: ModuleType) -> ModuleType:
+    """The extension with its products set for this CPU (again after ``cpu.refresh()``)."""
+    caps = cpu.capabilities()
+    if _state["caps"] is not caps:
+        _state["products"] = tuple(ext.set_products(caps.dnnl_matmul, caps.dnnl_packed))
+        _state["caps"] = caps
+    return ext
+
+
+def products() -> tuple[str, ...]:
+    """The library products the kernel uses here: ``dnnl_matmul``, ``dnnl_packed`` (none:
+    ATen's ``mm`` and lstmkit's own product). Empty when the kernel is unavailable."""
+    ext = _load()
+    if ext is None:
+        return ()
+    _configured(ext)
+    return _state["products"]
+
+
 def available() -> bool:
     """Whether the fused kernel is built and loaded (building it now if needed)."""
     return _load() is not None
@@ -162,7 +221,7 @@ def _ext() -> ModuleType:
             f"the fused kernel is unavailable ({_state['error']}); "
             "use backend='reference' or install g++ and ninja"
         )
-    return ext
+    return _configured(ext)
 
 
 def _grad_as(g: Tensor | None, like: Tensor | None) -> Tensor | None:
@@ -345,13 +404,16 @@ def _check_zoneout(name: str, z: Tensor | None, shape: tuple[int, int, int]) -> 
 
 
 def _mm_dtype(xw: Tensor) -> torch.dtype:
-    """The dtype of the products: bfloat16 under CPU autocast to bfloat16, else xw's."""
+    """The dtype of the products: bfloat16 under CPU autocast to bfloat16 where the CPU
+    runs bf16 natively (float32 elsewhere, with one warning per process), else xw's."""
     if (
         xw.dtype == torch.float32
         and torch.is_autocast_enabled("cpu")
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
     ):
-        return torch.bfloat16
+        if cpu.native_bf16():
+            return torch.bfloat16
+        cpu.warn_bf16_fallback("the fused kernel")
     if xw.dtype not in (torch.float32, torch.float64, torch.bfloat16):
         raise ValueError(
             f"fused kernel: expected xw in float32, float64 or bfloat16, got {xw.dtype}; "
@@ -540,3 +602,16 @@ def gru_direction(
     from lstmkit.nn.cells import GRUGates
 
     return (*res, GRUGates(*sink[0]))
+
+
+def main() -> None:
+    """``python -m lstmkit.nn.fused``: build the kernel now (the set-up step of ``make``) and
+    say what it will use; exits 0 without a compiler (lstmkit then runs its reference loop)."""
+    if available():
+        print(f"lstmkit fused kernel: ready ({cpu.describe()})")
+    else:
+        print(f"lstmkit fused kernel: unavailable, the reference loop runs ({_state['error']})")
+
+
+if __name__ == "__main__":
+    main()

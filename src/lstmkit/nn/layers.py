@@ -22,13 +22,14 @@ backend itself (``backend="auto"``):
 - ``reference`` (the generic step loop) otherwise, and for ``return_gates``.
 """
 
+import contextlib
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from lstmkit.nn import backends
+from lstmkit.nn import backends, cpu
 from lstmkit.nn.cells import (
     CellSpec,
     GRUSpec,
@@ -41,6 +42,17 @@ from lstmkit.nn.cells import (
 INITS = ("torch", "keras")
 
 _RUN = {"native": backends.native, "reference": backends.reference, "fused": backends.fused}
+
+
+def _bf16_autocast_without_native_bf16() -> bool:
+    """A CPU bf16 autocast is on but this CPU has no native bf16 (``lstmkit.nn.cpu``): the
+    layers then compute in float32, because torch's own oneDNN LSTM cannot run there and
+    bf16 products are many times slower than float32."""
+    return (
+        torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and not cpu.native_bf16()
+    )
 
 
 class _RecurrentBase(nn.Module):
@@ -367,15 +379,21 @@ class _RecurrentBase(nn.Module):
             if lengths is not None:
                 lengths = self._check_lengths(lengths, batch, x.shape[0])
         states = self._check_state(hx, batch, x)
+        in_float32 = _bf16_autocast_without_native_bf16()
+        if in_float32:  # one warning per process, pointing at the caller of the layer
+            cpu.warn_bf16_fallback(f"lstmkit.nn.{type(self).__name__}", stacklevel=7)
+            if x.dtype == torch.bfloat16:  # an earlier autocast op's output
+                x, states = x.float(), tuple(s.float() for s in states)
         masks = sample_masks(
             self.cell, self.num_layers, 2 if self.bidirectional else 1, x.shape[1], x.shape[0],
             training=self.training, like=x,
         )  # fmt: skip
         run = _RUN[self._pick_backend(return_gates)]
-        out, finals, gates = run(
-            self.cell, x, states, self._weights(), masks=masks, lengths=lengths,
-            dropout=self.dropout, training=self.training, return_gates=return_gates,
-        )  # fmt: skip
+        with torch.autocast("cpu", enabled=False) if in_float32 else contextlib.nullcontext():
+            out, finals, gates = run(
+                self.cell, x, states, self._weights(), masks=masks, lengths=lengths,
+                dropout=self.dropout, training=self.training, return_gates=return_gates,
+            )  # fmt: skip
         # back to the caller's layout: out and gates are (time, batch, features) here
         if unbatched:
             out, finals = out.squeeze(1), tuple(f.squeeze(1) for f in finals)

@@ -15,6 +15,7 @@ from lstmkit.training.trainer import (
     build_optimizer,
     check_checkpoint,
     fit,
+    require_precision_supported,
     run_fingerprint,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "build_optimizer",
     "check_checkpoint",
     "fit",
+    "require_precision_supported",
     "run_fingerprint",
 ]

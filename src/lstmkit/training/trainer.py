@@ -403,6 +403,29 @@ def _logger(config: TrainConfig) -> Any:
         ) from None
 
 
+BF16_PRECISIONS = ("bf16-mixed", "bf16-true")
+
+
+def require_precision_supported(precision: str, accelerator: str = "cpu") -> None:
+    """Refuse a bf16 precision on a CPU without native bf16 (one `LstmkitError` line).
+
+    There bf16 products run through generic code tens of times slower than float32, and
+    torch's own oneDNN LSTM cannot run under bf16 autocast; see ``lstmkit.nn.cpu``. Other
+    accelerators decide for themselves. Estimators call this before any work or output.
+    """
+    if str(precision) not in BF16_PRECISIONS or accelerator not in ("cpu", "auto"):
+        return
+    if accelerator == "auto" and torch.cuda.is_available():
+        return
+    from lstmkit.nn import cpu
+
+    if not cpu.native_bf16():
+        raise LstmkitError(
+            f"precision {precision} needs a CPU with native bfloat16: "
+            f"{cpu.bf16_unsupported_reason()}; use --precision 32 (precision='32')"
+        )
+
+
 def fit(
     module: L.LightningModule,
     train_loader: DataLoader,
@@ -419,7 +442,8 @@ def fit(
         train_loader: batches for ``training_step``.
         val_loader: batches for ``validation_step``; without it early stopping
             and best-weights selection use ``train_loader``'s loss.
-        config: see `TrainConfig`.
+        config: see `TrainConfig`; a bf16 precision on a CPU without native bf16 is
+            refused (`require_precision_supported`).
         fingerprint: the task's digest of its data and settings, added to the
             run fingerprint that checkpoints record (see `run_fingerprint`).
 
@@ -434,6 +458,7 @@ def fit(
     """
     from lstmkit.training.module import LstmkitModule
 
+    require_precision_supported(config.precision, config.accelerator)
     monitor = "val_loss" if val_loader is not None else "train_loss"
     if isinstance(module, LstmkitModule):
         module.train_config = config

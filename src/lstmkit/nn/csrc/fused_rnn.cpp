@@ -24,7 +24,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <atomic>
 #include <mutex>
+#include <string>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -32,22 +34,62 @@
 using at::Tensor;
 using OptT = std::optional<Tensor>;
 
-// oneDNN's matmul as ATen wraps it (exported by libtorch_cpu, used by torch for bf16
-// products). For float32 on this kind of CPU it is about twice as fast as the BLAS that
-// at::mm calls; declared weak so that a torch without it falls back to at::mm.
+// Portability: the kernel builds with GCC and clang (Linux x86-64 and aarch64, macOS) and
+// with MSVC (Windows). Compiler-specific constructs sit behind these macros, each with a
+// plain fallback: loop hints, prefetch, bit casts and the vector extension that our own
+// small product needs (without it the product is ATen's).
+#if defined(__clang__)
+#define IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define IVDEP _Pragma("GCC ivdep")
+#elif defined(_MSC_VER)
+#define IVDEP __pragma(loop(ivdep))
+#else
+#define IVDEP
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define LSTMKIT_PREFETCH(p) __builtin_prefetch((p), 0, 2)
+#define LSTMKIT_VECTOR_EXT 1
+#else
+#define LSTMKIT_PREFETCH(p) ((void)(p))
+#define LSTMKIT_VECTOR_EXT 0
+#endif
+
+// oneDNN's matmul as ATen wraps it (exported by libtorch_cpu, used by torch for its bf16
+// products). ATen allows it only where oneDNN's bf16 path runs (torch's
+// mkldnn_bf16_device_check: AVX-512 BW/VL/DQ, AVX-NE-CONVERT or ARM BF16), and raises
+// elsewhere, float32 included; so it is called only when Python, having asked
+// torch.ops.mkldnn._is_mkldnn_bf16_supported(), says so through set_products(). Declared
+// weak where the object format has weak symbols (ELF), so that a torch without the entry
+// loads and falls back to at::mm; elsewhere (Mach-O, PE/COFF) it is not used at all.
+#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define LSTMKIT_DNNL_MATMUL 1
 namespace at::native {
 TORCH_API void mkldnn_matmul(const Tensor& mat1, const Tensor& mat2, const Tensor& result,
                              float beta, float alpha) __attribute__((weak));
 }
+#else
+#define LSTMKIT_DNNL_MATMUL 0
+#endif
 
 namespace {
 
-// Every loop over units k touches only index k of each row (plus constant offsets of whole
-// gate blocks), so there are no dependencies between iterations; this lets the compiler
-// vectorise without runtime alias checks it would otherwise give up on.
-#define IVDEP _Pragma("GCC ivdep")
+// IVDEP (above): every loop over units k touches only index k of each row (plus constant
+// offsets of whole gate blocks), so there are no dependencies between iterations; this lets
+// the compiler vectorise without runtime alias checks it would otherwise give up on.
 
 constexpr double kEps = 1e-5;
+
+inline int32_t float_bits(float x) {
+  int32_t i;
+  std::memcpy(&i, &x, sizeof i);
+  return i;
+}
+inline float bits_float(int32_t i) {
+  float x;
+  std::memcpy(&x, &i, sizeof x);
+  return x;
+}
 
 // exp for float without library calls, so the gate loops vectorise: 2^k * e^r with
 // |r| <= ln2/2 and a degree-7 Taylor polynomial (relative error below float's epsilon).
@@ -66,8 +108,8 @@ inline float fexp(float x) {
   p = std::fma(p, r, 0.5f);
   p = std::fma(p, r, 1.0f);
   p = std::fma(p, r, 1.0f);
-  const int32_t bits = (__builtin_bit_cast(int32_t, big) - 0x4B400000 + 127) << 23;
-  return p * __builtin_bit_cast(float, bits);
+  const int32_t bits = (float_bits(big) - 0x4B400000 + 127) << 23;
+  return p * bits_float(bits);
 }
 inline float sigm(float x) { return 1.0f / (1.0f + fexp(-x)); }
 inline float tanh_(float x) { return 1.0f - 2.0f / (1.0f + fexp(2.0f * x)); }
@@ -83,6 +125,21 @@ struct BlockCache {
   std::unordered_map<size_t, std::vector<void*>> blocks;
   size_t cached = 0;
 };
+// 64-byte aligned blocks (n a multiple of 4096); MSVC has no std::aligned_alloc.
+inline void* block_alloc(size_t n) {
+#if defined(_MSC_VER)
+  return _aligned_malloc(n, 64);
+#else
+  return std::aligned_alloc(64, n);
+#endif
+}
+inline void block_free(void* p) {
+#if defined(_MSC_VER)
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
+}
 constexpr size_t kCacheLimit = size_t(1) << 30;
 constexpr size_t kCacheMin = size_t(1) << 18;
 BlockCache& block_cache() {
@@ -99,7 +156,7 @@ void give_back(void* p, size_t n) {
       return;
     }
   }
-  std::free(p);
+  block_free(p);
 }
 Tensor work(at::IntArrayRef sizes, const at::TensorOptions& o) {
   int64_t numel = 1;
@@ -118,7 +175,7 @@ Tensor work(at::IntArrayRef sizes, const at::TensorOptions& o) {
       c.cached -= n;
     }
   }
-  if (p == nullptr) p = std::aligned_alloc(64, n);
+  if (p == nullptr) p = block_alloc(n);
   TORCH_CHECK(p != nullptr, "fused kernel: out of memory allocating ", n, " bytes");
   return at::from_blob(p, sizes, [n](void* q) { give_back(q, n); }, o);
 }
@@ -128,17 +185,35 @@ int64_t empty_cache() {
   std::lock_guard<std::mutex> g(c.mu);
   int64_t freed = static_cast<int64_t>(c.cached);
   for (auto& kv : c.blocks)
-    for (void* p : kv.second) std::free(p);
+    for (void* p : kv.second) block_free(p);
   c.blocks.clear();
   c.cached = 0;
   return freed;
 }
 
+// Which library products the kernel may use, set from Python (lstmkit.nn.cpu) after asking
+// torch what this CPU supports; both off until then. dnnl_matmul: ATen's oneDNN matmul entry
+// (float32 and bfloat16); dnnl_packed: oneDNN's linear on a weight packed once per call
+// (float32; registered ops, found through the dispatcher). Off, every product is at::mm.
+std::atomic<bool> g_dnnl_matmul{false}, g_dnnl_packed{false};
+
+bool dnnl_matmul_linked() {
+#if LSTMKIT_DNNL_MATMUL
+  return at::hasMKLDNN() && &at::native::mkldnn_matmul != nullptr;
+#else
+  return false;
+#endif
+}
+
 // out = a @ b (out preallocated; a, b may be transposed views)
 inline void gemm(const Tensor& a, const Tensor& b, Tensor& out) {
-  static const bool dnnl = at::hasMKLDNN() && &at::native::mkldnn_matmul != nullptr;
-  if (dnnl && out.scalar_type() != at::kDouble) at::native::mkldnn_matmul(a, b, out, 0.0f, 1.0f);
-  else at::mm_out(out, a, b);
+#if LSTMKIT_DNNL_MATMUL
+  if (g_dnnl_matmul.load(std::memory_order_relaxed) && out.scalar_type() != at::kDouble) {
+    at::native::mkldnn_matmul(a, b, out, 0.0f, 1.0f);
+    return;
+  }
+#endif
+  at::mm_out(out, a, b);
 }
 
 // The recurrent product with the weight packed once per call: oneDNN's linear on a weight
@@ -154,7 +229,7 @@ struct PackedOps {
   c10::TypedOperatorHandle<ReorderFn> reorder;
   c10::TypedOperatorHandle<LinearFn> linear;
 };
-const PackedOps* packed_ops() {
+const PackedOps* find_packed_ops() {
   static const PackedOps* ops = []() -> const PackedOps* {
     if (!at::hasMKLDNN()) return nullptr;
     try {
@@ -168,6 +243,20 @@ const PackedOps* packed_ops() {
     }
   }();
   return ops;
+}
+const PackedOps* packed_ops() {
+  return g_dnnl_packed.load(std::memory_order_relaxed) ? find_packed_ops() : nullptr;
+}
+
+// Sets the products (see g_dnnl_matmul); returns those in use, each only if this build and
+// torch have it: "dnnl_matmul", "dnnl_packed".
+std::vector<std::string> set_products(bool dnnl_matmul, bool dnnl_packed) {
+  g_dnnl_matmul = dnnl_matmul && dnnl_matmul_linked();
+  g_dnnl_packed = dnnl_packed && find_packed_ops() != nullptr;
+  std::vector<std::string> used;
+  if (g_dnnl_matmul) used.emplace_back("dnnl_matmul");
+  if (g_dnnl_packed) used.emplace_back("dnnl_packed");
+  return used;
 }
 
 // x @ w^T for every step of one call, with w (N, K) packed once when the ops exist (float32).
@@ -196,13 +285,27 @@ struct StepProduct {
 };
 
 // ---------------------------------------------------- our own small product (float32)
-// C (m, N) = A (m, K) @ W^T for W (N, K), W packed once per call into panels of 32 columns
-// (panel j holds W[32j .. 32j+31][k] for every k, zero-padded past N). Register tiles of
-// MR rows x 32 columns; used for the per-step recurrent product, where a library call's
-// fixed cost per step is a large part of the product at these sizes, and where each
-// thread can then run its own rows through all the steps.
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4)));
+// C (m, N) = A (m, K) @ W^T for W (N, K), W packed once per call into panels of NR = 2 * VW
+// columns (panel j holds W[NR j .. NR j + NR - 1][k] for every k, zero-padded past N), VW
+// being the floats of one vector register of the instruction set this file is built for.
+// Register tiles of MR rows x NR columns (2 MR accumulators, two B vectors and a broadcast
+// must fit the register file: 32 registers with AVX-512 or NEON, 16 with AVX/AVX2 or
+// SSE). Used for the per-step recurrent product, where a library call's fixed cost per step
+// is a large part of the product at these sizes, and where each thread can then run its own
+// rows through all the steps.
+#if LSTMKIT_VECTOR_EXT
+#if defined(__AVX512F__)
+constexpr int VW = 16, MR = 8;
+#elif defined(__AVX__)
+constexpr int VW = 8, MR = 6;
+#elif defined(__aarch64__) || defined(__ARM_NEON)
+constexpr int VW = 4, MR = 8;
+#else
+constexpr int VW = 4, MR = 6;
+#endif
+constexpr int NR = 2 * VW;
+typedef float vecf __attribute__((vector_size(VW * 4)));
+typedef float vecf_u __attribute__((vector_size(VW * 4), aligned(4)));
 
 template <typename M>
 constexpr bool own_gemm_ok() {
@@ -211,46 +314,56 @@ constexpr bool own_gemm_ok() {
 
 struct PackedB {
   int64_t N, K, panels;
-  std::vector<v16> data;  // panels * K * 2 vectors
+  std::vector<vecf> data;  // panels * K * 2 vectors
   explicit PackedB(const Tensor& w_in) {
     const Tensor w = w_in.contiguous();
     N = w.size(0);
     K = w.size(1);
-    panels = (N + 31) / 32;
-    data.assign(static_cast<size_t>(panels * K * 2), v16{});
+    panels = (N + NR - 1) / NR;
+    data.assign(static_cast<size_t>(panels * K * 2), vecf{});
     const float* wp = w.data_ptr<float>();
     float* d = reinterpret_cast<float*>(data.data());
     for (int64_t j = 0; j < panels; ++j)
-      for (int64_t n = 32 * j; n < std::min(N, 32 * j + 32); ++n)
-        for (int64_t k = 0; k < K; ++k) d[(j * K + k) * 32 + (n - 32 * j)] = wp[n * K + k];
+      for (int64_t n = NR * j; n < std::min<int64_t>(N, NR * j + NR); ++n)
+        for (int64_t k = 0; k < K; ++k) d[(j * K + k) * NR + (n - NR * j)] = wp[n * K + k];
   }
 };
 
-template <int MR>
-inline void tile(const float* A, int64_t lda, const v16* Bp, int64_t K, float* C, int64_t ldc,
+template <int R>
+inline void tile(const float* A, int64_t lda, const vecf* Bp, int64_t K, float* C, int64_t ldc,
                  int64_t ncols) {
-  v16 acc0[MR], acc1[MR];
-  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = v16{};
+  vecf acc0[R], acc1[R];
+  for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = vecf{};
   for (int64_t k = 0; k < K; ++k) {
-    const v16 b0 = Bp[2 * k], b1 = Bp[2 * k + 1];
-    for (int i = 0; i < MR; ++i) {
+    const vecf b0 = Bp[2 * k], b1 = Bp[2 * k + 1];
+    for (int i = 0; i < R; ++i) {
       const float a = A[i * lda + k];
       acc0[i] += a * b0;
       acc1[i] += a * b1;
     }
   }
-  if (ncols == 32) {
-    for (int i = 0; i < MR; ++i) {
-      *reinterpret_cast<v16u*>(C + i * ldc) = acc0[i];
-      *reinterpret_cast<v16u*>(C + i * ldc + 16) = acc1[i];
+  if (ncols == NR) {
+    for (int i = 0; i < R; ++i) {
+      *reinterpret_cast<vecf_u*>(C + i * ldc) = acc0[i];
+      *reinterpret_cast<vecf_u*>(C + i * ldc + VW) = acc1[i];
     }
   } else {
-    for (int i = 0; i < MR; ++i) {
-      float row[32];
-      std::memcpy(row, &acc0[i], sizeof(v16));
-      std::memcpy(row + 16, &acc1[i], sizeof(v16));
+    for (int i = 0; i < R; ++i) {
+      float row[NR];
+      std::memcpy(row, &acc0[i], sizeof(vecf));
+      std::memcpy(row + VW, &acc1[i], sizeof(vecf));
       std::copy(row, row + ncols, C + i * ldc);
     }
+  }
+}
+
+// The last r < MR rows of a panel: tile<r> for r in [1, MR).
+template <int R = MR - 1>
+inline void tail_tile(int r, const float* A, int64_t lda, const vecf* Bp, int64_t K, float* C,
+                      int64_t ldc, int64_t ncols) {
+  if constexpr (R >= 1) {
+    if (r == R) return tile<R>(A, lda, Bp, K, C, ldc, ncols);
+    tail_tile<R - 1>(r, A, lda, Bp, K, C, ldc, ncols);
   }
 }
 
@@ -261,36 +374,32 @@ inline void tile(const float* A, int64_t lda, const v16* Bp, int64_t K, float* C
 inline void gemm_rows(const float* A, int64_t lda, const PackedB& w, float* C, int64_t ldc,
                       int64_t m, const char* pf = nullptr, int64_t pf_bytes = 0) {
   const int64_t K = w.K;
-  const int64_t tiles = w.panels * ((m + 7) / 8), lines = pf_bytes / 64;
+  const int64_t tiles = w.panels * ((m + MR - 1) / MR), lines = pf_bytes / 64;
   const int64_t per_tile = pf ? (lines + tiles - 1) / std::max<int64_t>(tiles, 1) : 0;
   int64_t next = 0;  // next line to prefetch
   auto prefetch = [&]() {
     for (int64_t e = std::min(lines, next + per_tile); next < e; ++next)
-      __builtin_prefetch(pf + next * 64, 0, 2);
+      LSTMKIT_PREFETCH(pf + next * 64);
   };
   for (int64_t j = 0; j < w.panels; ++j) {
-    const v16* Bp = w.data.data() + j * K * 2;
-    const int64_t n0 = 32 * j, nc = std::min<int64_t>(32, w.N - n0);
+    const vecf* Bp = w.data.data() + j * K * 2;
+    const int64_t n0 = NR * j, nc = std::min<int64_t>(NR, w.N - n0);
     int64_t i = 0;
-    for (; i + 8 <= m; i += 8) {
-      tile<8>(A + i * lda, lda, Bp, K, C + i * ldc + n0, ldc, nc);
+    for (; i + MR <= m; i += MR) {
+      tile<MR>(A + i * lda, lda, Bp, K, C + i * ldc + n0, ldc, nc);
       prefetch();
     }
     prefetch();
-    const float* a = A + i * lda;
-    float* c = C + i * ldc + n0;
-    switch (m - i) {
-      case 7: tile<7>(a, lda, Bp, K, c, ldc, nc); break;
-      case 6: tile<6>(a, lda, Bp, K, c, ldc, nc); break;
-      case 5: tile<5>(a, lda, Bp, K, c, ldc, nc); break;
-      case 4: tile<4>(a, lda, Bp, K, c, ldc, nc); break;
-      case 3: tile<3>(a, lda, Bp, K, c, ldc, nc); break;
-      case 2: tile<2>(a, lda, Bp, K, c, ldc, nc); break;
-      case 1: tile<1>(a, lda, Bp, K, c, ldc, nc); break;
-      default: break;
-    }
+    if (m > i) tail_tile(static_cast<int>(m - i), A + i * lda, lda, Bp, K, C + i * ldc + n0, ldc, nc);
   }
 }
+
+#else  // no vector extension (MSVC): the recurrent product is always ATen's
+template <typename M>
+constexpr bool own_gemm_ok() {
+  return false;
+}
+#endif
 
 inline Tensor dense_mm(const Tensor& a, const Tensor& b) {
   Tensor out = at::empty({a.size(0), b.size(1)}, a.options());
@@ -588,12 +697,13 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
     }
   };
   if (own_gemm_ok<M>() && !proj) {
+#if LSTMKIT_VECTOR_EXT
     // float32 without projection: our own product on each thread's rows, so each thread
     // runs the whole recurrence over its share of the batch with no barrier per step
     // (rows are independent), the product's rows staying in the thread's cache.
     const PackedB wp(w_hh);
-    const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (B + 7) / 8));
-    const int64_t chunk = ((B + nt - 1) / nt + 7) / 8 * 8;
+    const int64_t nt = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (B + MR - 1) / MR));
+    const int64_t chunk = ((B + nt - 1) / nt + MR - 1) / MR * MR;
     at::parallel_for(0, nt, 1, [&](int64_t c0, int64_t c1) {
       std::vector<T> tmp(H);
       for (int64_t c = c0; c < c1; ++c) {
@@ -608,6 +718,7 @@ std::vector<Tensor> lstm_fwd(const Tensor& xw_in, const Tensor& h0_in, const Ten
         }
       }
     });
+#endif
   } else {
     const StepProduct rec(w_hh, B);
     for (int64_t t = 0; t < Tn; ++t) {
@@ -1193,6 +1304,7 @@ std::vector<Tensor> layer_norm_backward(const Tensor& dy, const Tensor& ahat, co
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("set_products", &set_products);
   m.def("empty_cache", &empty_cache);
   m.def("layer_norm_forward", &layer_norm_forward);
   m.def("layer_norm_backward", &layer_norm_backward);

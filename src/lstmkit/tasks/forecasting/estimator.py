@@ -52,7 +52,7 @@ from lstmkit.tasks.forecasting.network import (
 )
 from lstmkit.tasks.forecasting.predict import PredictCore
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
-from lstmkit.training import FitResult, TrainConfig, fit
+from lstmkit.training import FitResult, TrainConfig, fit, require_precision_supported
 
 KIND = "forecaster"
 
@@ -189,6 +189,7 @@ class Forecaster:
         ``covariates`` are extra input columns seen over the input window;
         ``future_covariates`` are also known over the horizon (calendar, planned
         prices) and `predict` then needs their next values (``future=``)."""
+        require_precision_supported(self.config.train.precision, self.config.train.accelerator)
         self.state, self.context = None, {}
         sd = self._load(
             data, target=target, time_col=time_col, id_col=id_col,

@@ -272,7 +272,9 @@ class TextClassifier:
         the share of the vocabulary (without [PAD] and [UNK]) found.
         """
         from lstmkit.training import fit as train
+        from lstmkit.training import require_precision_supported
 
+        require_precision_supported(self.config.precision, accelerator)
         if pretrained is not None and vectors is not None:
             raise LstmkitError(
                 "pass either pretrained= (an encoder with its own word vectors) or vectors=, "

@@ -709,9 +709,10 @@ def pretrain(
     logger, log_dir (as for `TextClassifier`): a killed run rerun with the same
     checkpoint folder resumes from its last checkpoint.
     """
-    from lstmkit.training import TrainConfig
+    from lstmkit.training import TrainConfig, require_precision_supported
     from lstmkit.training import fit as train
 
+    require_precision_supported(settings.precision, accelerator)
     check_pretrainable(config)
     corpus.check()
     torch.manual_seed(settings.seed)
