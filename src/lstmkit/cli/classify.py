@@ -236,6 +236,9 @@ def train(
         logger=None if logger == "none" else logger,
         **{k: v for k, v in settings.items() if v is not None},
     )
+    from lstmkit.training import require_precision_supported
+
+    require_precision_supported(clf.config.precision)  # before reading anything
     _check_out_dir(out)
     if pretrained is not None and vectors is not None:
         raise LstmkitError("pass either --pretrained or --vectors, not both")
@@ -355,6 +358,9 @@ def pretrain(
         val_texts=val_texts, seed=seed, precision=precision,
         checkpoint_every_n_steps=checkpoint_every_n_steps,
     )  # fmt: skip
+    from lstmkit.training import require_precision_supported
+
+    require_precision_supported(run.precision)
     check_pretrainable(clf.config)
     check_model_target(out, KIND)
     check_writable(out.parent, "--out")

@@ -217,7 +217,9 @@ def _forecast(
     from lstmkit.io import staged_dir
     from lstmkit.tasks.forecasting import Forecaster
     from lstmkit.tasks.forecasting.run import forecast_run
+    from lstmkit.training import require_precision_supported
 
+    require_precision_supported(precision, accelerator)  # before anything is read or written
     if data is None:
         frame: Any = load_air_passengers()
         name = "air_passengers"
