@@ -267,3 +267,95 @@ def test_export_of_a_saved_forecaster_via_cli(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     meta = json.loads(Path(model / "onnx" / "export.json").read_text())
     assert meta["kind"] == "forecaster" and meta["opset"] == onnx_export.OPSET
+
+
+# ---------------------------------------------------------------- what an export may replace
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory) -> dict[str, Path]:
+    """A saved text classifier and a saved forecaster (model folders for ``lstmkit export``)."""
+    root = tmp_path_factory.mktemp("saved")
+    untrained_classifier(["neg", "pos"]).save(root / "text")
+    fit_forecaster(make_series(), max_epochs=1).save(root / "forecaster")
+    return {"text_classifier": root / "text", "forecaster": root / "forecaster"}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative name -> content), to compare before/after."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_export_never_deletes_a_users_file_beside_an_export(tmp_path, capsys, monkeypatch,
+                                                            saved_models):  # fmt: skip
+    """DIR held export.json and thesis.docx: exporting into DIR again deleted thesis.docx."""
+    out = tmp_path / "out"
+    code, _, err = run(["export", "-m", saved_models["text_classifier"], "--out", out],
+                       capsys, monkeypatch)  # fmt: skip
+    assert code == 0, err
+    (out / "thesis.docx").write_bytes(b"three years of work")
+    before = snapshot(tmp_path)
+    code, stdout, err = run(["export", "-m", saved_models["text_classifier"], "--out", out],
+                            capsys, monkeypatch)  # fmt: skip
+    assert code == 2 and stdout == ""
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "thesis.docx" in err and "would delete" in err
+    assert snapshot(tmp_path) == before  # the file, the export and nothing else (no temporary)
+    (out / "thesis.docx").unlink()  # once the folder holds only an export, it is replaced
+    code, _, err = run(["export", "-m", saved_models["text_classifier"], "--out", out],
+                       capsys, monkeypatch)  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "model.onnx", "tokenizer.json"]
+
+
+@pytest.mark.parametrize("first", ["text_classifier", "forecaster"])
+def test_an_export_of_another_kind_is_not_replaced(tmp_path, capsys, monkeypatch, saved_models,
+                                                   first):  # fmt: skip
+    """A forecaster export silently replaced a text classifier's (and the reverse), while
+    model folders refuse a change of kind."""
+    second = "forecaster" if first == "text_classifier" else "text_classifier"
+    out = tmp_path / "out"
+    code, _, err = run(["export", "-m", saved_models[first], "--out", out], capsys, monkeypatch)
+    assert code == 0, err
+    before = snapshot(tmp_path)
+    code, _, err = run(["export", "-m", saved_models[second], "--out", out], capsys, monkeypatch)
+    assert code == 2 and err.count("\n") == 1
+    assert f"it holds the export of a {first.replace('_', ' ')}, which would be lost" in err
+    assert snapshot(tmp_path) == before
+    # the API refuses it too, and the same kind again replaces the export
+    model = Forecaster if second == "forecaster" else TextClassifier
+    with pytest.raises(LstmkitError, match="which would be lost"):
+        model.load(saved_models[second]).export_onnx(out)
+    assert snapshot(tmp_path) == before
+    code, _, err = run(["export", "-m", saved_models[first], "--out", out], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads((out / "export.json").read_text())["kind"] == first
+
+
+def test_an_unreadable_export_json_is_not_replaced(tmp_path, saved_models):
+    """What an export.json that is not an lstmkit export describes is unknown: kept."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "export.json").write_text('{"format": "something else"}')
+    (out / "model.onnx").write_bytes(b"whose?")
+    before = snapshot(tmp_path)
+    clf = TextClassifier.load(saved_models["text_classifier"])
+    with pytest.raises(LstmkitError, match="is not a readable lstmkit export"):
+        clf.export_onnx(out)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_file_put_into_the_folder_during_the_export_is_kept(tmp_path, monkeypatch):
+    """The target is checked again just before the swap: a file that arrived while the
+    graph was traced and checked is not deleted with the old export."""
+    clf = untrained_classifier(["neg", "pos"])
+    out = clf.export_onnx(tmp_path / "out")
+    real = onnx_export.verify
+
+    def a_user_writes_meanwhile(*args, **kwargs):  # the real self-check, and a user's file
+        (out / "notes.txt").write_text("mine")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_export, "verify", a_user_writes_meanwhile)
+    with pytest.raises(LstmkitError, match=r"notes\.txt"):
+        clf.export_onnx(out)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left

@@ -209,6 +209,41 @@ def test_outputs_get_permissions_from_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
 
 
+@pytest.fixture(scope="module")
+def classifier_with_baseline():
+    """A tiny fitted TextClassifier, with its bag-of-words baseline."""
+    from lstmkit import TextClassifier
+
+    words = ["good", "bad", "film", "plot", "fine", "dull"]
+    texts = [" ".join(words[i % 6 : i % 6 + 3]) for i in range(24)]
+    labels = ["pos" if "good" in t or "fine" in t else "neg" for t in texts]
+    clf = TextClassifier(embedding_dim=4, hidden_size=4, epochs=1, val_fraction=0.25)
+    return clf.fit(texts, labels, progress=False)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_weights_follow_the_umask_like_every_other_file(
+    tmp_path: Path, classifier_with_baseline, umask, mode
+) -> None:
+    """safetensors wrote every *.safetensors (model, baseline, pretrained encoder: all
+    through these two writers) 0600 whatever the umask; now they are 0666 & ~umask."""
+    clf = classifier_with_baseline
+    old = os.umask(umask)
+    try:
+        plain = save_model_dir(tmp_path / "m", kind="k", config={}, state_dict=_state())
+        text = clf.save(tmp_path / "text")
+    finally:
+        os.umask(old)
+    files = [p for folder in (plain, text) for p in folder.rglob("*") if p.is_file()]
+    weights = {str(p.relative_to(tmp_path)) for p in files if p.suffix == ".safetensors"}
+    assert weights == {
+        "m/model.safetensors", "text/model.safetensors", "text/baseline/baseline.safetensors"
+    }  # fmt: skip
+    assert {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {
+        str(p.relative_to(tmp_path)): oct(mode) for p in files
+    }
+
+
 def test_model_of_another_kind_is_not_replaced(tmp_path: Path) -> None:
     target = save_model_dir(tmp_path / "m", kind="forecaster", config={"v": 1}, state_dict=_state())
     with pytest.raises(LstmkitError, match="holds a 'forecaster' model, which would be lost"):

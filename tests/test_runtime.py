@@ -188,7 +188,8 @@ def test_load_errors_are_one_line(tmp_path, text_model):
     meta = json.loads((tmp_path / "fc" / "export.json").read_text())
     meta["data"]["window"] = 1  # a setting out of range
     (tmp_path / "fc" / "export.json").write_text(json.dumps(meta))
-    with pytest.raises(LstmkitError, match=r"fc/export\.json is damaged \(window must be") as err:
+    damaged = r"fc/export\.json is damaged \(data: window must be"
+    with pytest.raises(LstmkitError, match=damaged) as err:
         runtime.load(tmp_path / "fc")
     assert "\n" not in str(err.value)
 
@@ -210,3 +211,53 @@ def test_forecast_predictor_many_series(tmp_path):
         assert (got[["store", "month"]] == want[["store", "month"]]).all().all()
         numbers = ["forecast", "q10", "q50", "q90"]
         np.testing.assert_allclose(got[numbers], want[numbers], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch_size", [-1, 0, 1.5, True, "2", np.float64(2.0)])
+def test_a_bad_batch_size_is_refused_by_runtime_and_classifier(text_model, batch_size):
+    """batch_size -1 gave uninitialised rows (range(0, n, -1) is empty), 1.5 a TypeError,
+    0 a ValueError; the PyTorch classifier raised torch's ValueError for the same values."""
+    clf, model = text_model
+    pred = runtime.load(model)
+    texts = ["good film", "bad", "a film"]
+    for predictor in (pred, clf):
+        with pytest.raises(LstmkitError, match="batch_size must be") as err:
+            predictor.predict_proba(texts, batch_size=batch_size)
+        assert "\n" not in str(err.value)
+    # whole numbers of any integer type are batch sizes, and the batch does not matter
+    want = clf.predict_proba(texts)
+    for size in (1, 2, np.int64(5), None):
+        np.testing.assert_allclose(pred.predict_proba(texts, batch_size=size), want, atol=1e-5)
+        np.testing.assert_allclose(clf.predict_proba(texts, batch_size=size), want, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [{"good film": 1, "bad": 0}, {"good film", "bad"}, pd.DataFrame({"text": ["good film"]})],
+    ids=["dict", "set", "data-frame"],
+)
+def test_texts_in_a_mapping_or_set_are_refused(text_model, texts):
+    """A dict had its keys classified (a data frame its column names): refused instead."""
+    clf, model = text_model
+    for predictor in (runtime.load(model), clf):
+        with pytest.raises(LstmkitError, match="texts must be a sequence"):
+            predictor.predict(texts)
+
+
+def test_a_lone_surrogate_is_one_line_naming_the_row(text_model):
+    """'\\ud800' was a TypeError from the tokenizer (runtime and PyTorch classifier alike)."""
+    clf, model = text_model
+    texts = ["good film", "bad \ud800 film", "fine"]
+    for predictor in (runtime.load(model), clf):
+        with pytest.raises(LstmkitError, match=r"texts: row 2 holds a lone surrogate \(U\+D800\)"):
+            predictor.predict_proba(texts)
+    with pytest.raises(LstmkitError, match=r"training data: rows 1, 3 hold a lone surrogate"):
+        clf.__class__(epochs=1).fit(["\udfff x", "good", "a \ud800"], ["a", "b", "a"])
+
+
+@pytest.mark.parametrize("threads", [-1, 0, 1.5, True, "2"])
+def test_bad_threads_are_refused_at_load(text_model, threads):
+    with pytest.raises(LstmkitError, match="threads must be a whole number >= 1") as err:
+        runtime.load(text_model[1], threads=threads)
+    assert "\n" not in str(err.value)
+    assert runtime.load(text_model[1], threads=np.int64(1)).predict(["good film"])

@@ -7,8 +7,9 @@ cell as text); this module applies the text task's rules to the columns it retur
 returns a `LabelledTexts` (texts plus raw labels, strings or integers). Every
 problem a user can fix is reported as one `LstmkitError` line: a missing file,
 an unknown format, a missing column (naming the columns that are there), empty
-texts or missing labels (naming the rows), a single class, bytes that are not
-UTF-8 (naming the rows). `load_text_data` also accepts the IMDB archive/folder.
+texts, texts holding a lone surrogate or missing labels (naming the rows), a
+single class, bytes that are not UTF-8 (naming the rows). `load_text_data` also
+accepts the IMDB archive/folder.
 
 Rows are numbered from 1 over the data rows (a CSV header is not counted, a
 JSONL file's rows are its non-blank lines).
@@ -17,7 +18,10 @@ JSONL file's rows are its non-blank lines).
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping, Set
 from pathlib import Path
+from typing import Any
 
 from lstmkit.data import tables
 from lstmkit.data.imdb import is_imdb_source, load_imdb
@@ -28,6 +32,8 @@ __all__ = [
     "TABLE_SUFFIXES",
     "Label",
     "LabelledTexts",
+    "as_sequence",
+    "check_batch_size",
     "load_labelled_text",
     "load_text_data",
     "looks_like_path",
@@ -51,6 +57,66 @@ def _refuse_empty_texts(texts: list[object], source: str) -> None:
         raise LstmkitError(
             f"{source}: {_rows(empty)} have an empty text; remove those rows or fill them in"
         )
+
+
+def _refuse_surrogates(texts: list[object], source: str) -> None:
+    """One line naming the rows whose text holds a lone surrogate (e.g. ``"\\ud800"``, which a
+    JSON escape or a ``surrogateescape`` decode can produce): it is no Unicode character,
+    and the tokenizer cannot read it."""
+    bad: list[int] = []
+    for i, text in enumerate(texts):
+        try:
+            str(text).encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(i)
+    if bad:
+        char = next(c for c in str(texts[bad[0]]) if 0xD800 <= ord(c) <= 0xDFFF)
+        raise LstmkitError(
+            f"{source}: {_rows(bad)} hold{'s' if len(bad) == 1 else ''} a lone surrogate "
+            f"(U+{ord(char):04X}), which is not a Unicode character; remove it or decode the "
+            "text with errors='replace'"
+        )
+
+
+def as_sequence(values: Any, name: str) -> list:
+    """``values`` (texts, or their labels) as a list, one item per text.
+
+    Refused in one `LstmkitError` line: a bare string or bytes (a common slip for
+    ``[text]``), a mapping or a data frame (iterating them gives their keys, not texts), a
+    set (it has no order to give results in) and anything that is not iterable.
+    """
+    if isinstance(values, str | bytes):
+        raise LstmkitError(
+            f"{name} must be a sequence (one item per text), got a single {type(values).__name__}"
+            f"; wrap it in a list: [{values[:20]!r}]"
+        )
+    if isinstance(values, Mapping | Set) or type(values).__name__ == "DataFrame":
+        raise LstmkitError(
+            f"{name} must be a sequence (one item per text), got a {type(values).__name__}; "
+            "pass a list (for a table, its column)"
+        )
+    try:
+        return list(values)
+    except TypeError:
+        raise LstmkitError(
+            f"{name} must be a sequence (one item per text), got {type(values).__name__}"
+        ) from None
+
+
+def check_batch_size(batch_size: Any) -> int | None:
+    """A prediction's ``batch_size``: None (the model's default) or an integer >= 1."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise LstmkitError(
+            f"batch_size must be a whole number >= 1 (or None for the model's default), got "
+            f"{batch_size!r} ({type(batch_size).__name__})"
+        )
+    if batch_size < 1:
+        raise LstmkitError(
+            f"batch_size must be >= 1 (or None for the model's default), got {batch_size}"
+        )
+    return int(batch_size)
 
 
 def table_format(path: Path) -> str:
@@ -140,6 +206,7 @@ def validate_labelled(
     if not texts:
         raise LstmkitError(f"{source}: no data rows; expected labelled texts, one per row")
     _refuse_empty_texts(texts, source)
+    _refuse_surrogates(texts, source)
     clean: list[Label] = []
     missing, bad = [], []
     for i, value in enumerate(labels):
@@ -228,6 +295,7 @@ def validate_texts(texts: list[object], source: str) -> LabelledTexts:
     if not texts:
         raise LstmkitError(f"{source}: no texts; expected at least one text")
     _refuse_empty_texts(texts, source)
+    _refuse_surrogates(texts, source)
     return LabelledTexts([str(t) for t in texts], [], source)
 
 

@@ -48,9 +48,18 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmkit import __version__
 from lstmkit.errors import LstmkitError
-from lstmkit.io import staged_dir
+from lstmkit.io import recover_dir, staged_dir
 from lstmkit.nn import GRU, LSTM
-from lstmkit.runtime.session import EXPORT_FILE, FORMAT, GRAPH_FILE, TOKENIZER_FILE, open_session
+from lstmkit.runtime.meta import export_kind
+from lstmkit.runtime.session import (
+    DEFAULT_SUBFOLDER,
+    EXPORT_FILE,
+    EXPORT_FILES,
+    FORMAT,
+    GRAPH_FILE,
+    TOKENIZER_FILE,
+    open_session,
+)
 from lstmkit.tasks.forecasting.module import MAX_PATH_BATCH, SAMPLE_PATHS
 
 OPSET = 17
@@ -234,35 +243,67 @@ def verify(
     return {"cases": len(cases), "max_abs_diff": worst, "atol": ATOL, "rtol": RTOL}
 
 
-def check_target(out: str | os.PathLike[str]) -> Path:
-    """Refuse an export folder that would replace something other than an earlier export.
+def check_target(out: str | os.PathLike[str], kind: str) -> Path:
+    """Refuse, before any work, an export folder whose replacement would lose something.
 
-    ``out`` may be new, an empty folder or a folder holding an earlier ``export.json``;
-    a file or a folder with other content raises `LstmkitError` before any work.
+    ``out`` may be new, an empty folder or an earlier export of the same ``kind`` holding
+    only the files an export writes (`EXPORT_FILES`); the new export replaces it whole.
+    A file, a folder with other content (a user's own files beside an export are named),
+    an export of the other kind or one whose export.json is not readable raises
+    `LstmkitError`: lstmkit never empties a folder it did not write.
     """
     out = Path(out)
+    recover_dir(out)
     if out.exists() and not out.is_dir():
         raise LstmkitError(f"--out {out} is a file; give a folder for the ONNX export")
-    if out.is_dir() and any(out.iterdir()) and not (out / EXPORT_FILE).is_file():
+    if not out.is_dir():
+        return out
+    names = sorted(p.name for p in out.iterdir())
+    if not names:
+        return out
+    if EXPORT_FILE not in names:
         raise LstmkitError(
             f"--out {out} exists and is not an lstmkit export (no {EXPORT_FILE}); choose a new "
             "or empty folder"
+        )
+    foreign = [name for name in names if name not in EXPORT_FILES]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise LstmkitError(
+            f"--out {out} holds files an export does not write ({shown}), which replacing the "
+            "export would delete; move them away or choose another folder"
+        )
+    found = export_kind(out)
+    if found is None:
+        raise LstmkitError(
+            f"--out {out}: its {EXPORT_FILE} is not a readable lstmkit export, so what it holds "
+            "is unknown; delete the folder first or choose another"
+        )
+    if found != kind:
+        raise LstmkitError(
+            f"cannot export a {kind.replace('_', ' ')} to {out}: it holds the export of a "
+            f"{found.replace('_', ' ')}, which would be lost; choose another folder or delete "
+            "it first"
         )
     return out
 
 
 def write_export(
     out: str | os.PathLike[str],
+    kind: str,
     build: Callable[[Path], tuple[dict[str, Any], dict[str, str]]],
 ) -> Path:
     """Write an export folder atomically: ``build(tmp)`` writes ``tmp/model.onnx`` and
     verifies it, then returns the export.json content and extra text files; the folder
-    replaces ``out`` only when all of it succeeded."""
-    out = check_target(out)
+    replaces ``out`` only when all of it succeeded, and only if ``out`` may still be
+    replaced then (`check_target`, run before and again after the build)."""
+    out = check_target(out, kind)
     with staged_dir(out) as tmp:
         meta, files = build(tmp)
         meta = {
-            "kind": meta.pop("kind"),
+            "kind": kind,
             "lstmkit_version": __version__,
             "format": FORMAT,
             "opset": OPSET,
@@ -272,6 +313,7 @@ def write_export(
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
+        check_target(out, kind)  # a file put into ``out`` during the build is not lost
     return out
 
 
@@ -343,7 +385,6 @@ def export_text_classifier(clf: Any, out: str | os.PathLike[str]) -> Path:
         )
         check = verify(tmp / GRAPH_FILE, cases, reference, outputs, describe)
         meta = {
-            "kind": "text_classifier",
             "inputs": list(inputs),
             "outputs": list(outputs),
             "config": clf.config.to_dict(),
@@ -355,7 +396,7 @@ def export_text_classifier(clf: Any, out: str | os.PathLike[str]) -> Path:
         }
         return meta, {TOKENIZER_FILE: tokenizer.to_json()}
 
-    return write_export(out, build)
+    return write_export(out, "text_classifier", build)
 
 
 # ---------------------------------------------------------------- forecaster
@@ -423,7 +464,6 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
         for key in ("checkpoint_dir", "logger", "log_dir"):  # the run's folders, as save() drops
             settings["train"][key] = None
         meta = {
-            "kind": "forecaster",
             "inputs": list(inputs),
             "outputs": list(outputs),
             "config": settings,
@@ -442,7 +482,7 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
         }
         return meta, {}
 
-    return write_export(out, build)
+    return write_export(out, "forecaster", build)
 
 
 # ---------------------------------------------------------------- a saved model folder
@@ -468,14 +508,16 @@ def export_model(
             f"--model {model} is not an lstmkit model folder (no readable config.json with a "
             "kind); pass a folder written by 'lstmkit forecast' or 'lstmkit classify train'"
         ) from None
-    target = Path(out) if out is not None else model / "onnx"
-    check_target(target)
+    if kind not in ("forecaster", "text_classifier"):
+        raise LstmkitError(
+            f"{where}: unknown model kind {kind!r}; expected forecaster/text_classifier"
+        )
+    target = Path(out) if out is not None else model / DEFAULT_SUBFOLDER
+    check_target(target, kind)
     if kind == "forecaster":
         from lstmkit.tasks.forecasting import Forecaster
 
         return kind, Forecaster.load(model).export_onnx(target)
-    if kind == "text_classifier":
-        from lstmkit.tasks.text_classification import TextClassifier
+    from lstmkit.tasks.text_classification import TextClassifier
 
-        return kind, TextClassifier.load(model).export_onnx(target)
-    raise LstmkitError(f"{where}: unknown model kind {kind!r}; expected forecaster/text_classifier")
+    return kind, TextClassifier.load(model).export_onnx(target)

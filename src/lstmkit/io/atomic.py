@@ -39,6 +39,15 @@ def _umask() -> int:
     return mask
 
 
+def follow_umask(path: str | os.PathLike[str]) -> Path:
+    """Give the file ``path`` the permissions the umask gives a new file (0644 under umask
+    022), for files written by libraries that create them 0600 (safetensors' ``save_file``
+    does, as ``tempfile`` does)."""
+    path = Path(path)
+    os.chmod(path, 0o666 & ~_umask())
+    return path
+
+
 def _os_error(path: Path, err: OSError) -> LstmkitError:
     reason = err.strerror or type(err).__name__
     return LstmkitError(f"cannot write {path}: {reason}; choose a location you can write to")
@@ -85,7 +94,7 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -
     tmp = Path(name)
     try:
         writer(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        follow_umask(tmp)
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from lstmkit import __version__
 from lstmkit.errors import LstmkitError
-from lstmkit.io.atomic import recover_dir, staged_dir
+from lstmkit.io.atomic import follow_umask, recover_dir, staged_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -117,6 +117,7 @@ def save_model_dir(
     with staged_dir(path) as tmp:
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
         save_file(tensors, str(tmp / WEIGHTS_FILE))
+        follow_umask(tmp / WEIGHTS_FILE)  # safetensors writes 0600; the umask decides
         for name, content in extras.items():
             data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
             (tmp / name).write_bytes(data)

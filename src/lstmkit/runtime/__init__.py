@@ -18,33 +18,22 @@ the model). Their predictions equal the PyTorch estimator's (`TextClassifier.pre
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 from lstmkit.errors import LstmkitError
-from lstmkit.io.atomic import recover_dir
 from lstmkit.runtime.forecast import ForecastPredictor
-from lstmkit.runtime.session import EXPORT_FILE, FORMAT, open_session
+from lstmkit.runtime.meta import check_graph, inside, read_export
+from lstmkit.runtime.session import (
+    DEFAULT_SUBFOLDER,
+    EXPORT_FILE,
+    check_threads,
+    export_folder,
+    open_session,
+)
 from lstmkit.runtime.text import TextPredictor
 
 __all__ = ["ForecastPredictor", "TextPredictor", "export_folder", "load"]
-
-#: the export folder `lstmkit export` writes inside a model folder by default
-DEFAULT_SUBFOLDER = "onnx"
-
-
-def export_folder(path: str | os.PathLike[str]) -> Path | None:
-    """The ONNX export folder at ``path``: ``path`` itself when it holds ``export.json``,
-    else ``path/onnx`` when that does (a model folder exported with the default --out),
-    else None."""
-    path = Path(path)
-    for folder in (path, path / DEFAULT_SUBFOLDER):
-        recover_dir(folder)
-        if (folder / EXPORT_FILE).is_file():
-            return folder
-    return None
 
 
 def load(
@@ -52,61 +41,41 @@ def load(
 ) -> TextPredictor | ForecastPredictor:
     """Load an ONNX export folder (or a model folder holding one in ``onnx/``).
 
+    Everything is checked here (`lstmkit.runtime.meta`): every field of export.json, the
+    files it names (inside the folder), the tokenizer or the forecaster's data, and the
+    graph against the description, with one tiny run; a damaged export fails here, in
+    one line, not at the first prediction.
+
     Args:
         path: the folder ``lstmkit export`` / ``export_onnx`` wrote, or the model folder.
-        threads: onnxruntime threads per call (None: onnxruntime's default).
+        threads: onnxruntime threads per call: None (onnxruntime's default) or >= 1.
 
     Returns:
         a `TextPredictor` (kind "text_classifier") or a `ForecastPredictor` (kind
         "forecaster").
 
     Raises:
-        LstmkitError: no export there, a damaged or foreign export.json, a missing file,
-        an export of a newer lstmkit major version (one line each).
+        LstmkitError: a bad ``threads``, no export there, a damaged or foreign
+        export.json, a missing file or one outside the folder, a graph that does not
+        match its description, an export of a newer lstmkit major version (one line each).
     """
+    threads = check_threads(threads)
     folder = export_folder(path)
     if folder is None:
         raise LstmkitError(
             f"{path}: no ONNX export ({EXPORT_FILE} not found here or in "
             f"{DEFAULT_SUBFOLDER}/); run 'lstmkit export --model MODEL_DIR --format onnx' first"
         )
+    meta = read_export(folder)
+    sess = open_session(inside(folder, meta, "graph"), threads)
+    predictors: dict[str, Any] = {"text_classifier": TextPredictor, "forecaster": ForecastPredictor}
     where = folder / EXPORT_FILE
     try:
-        meta = json.loads(where.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise LstmkitError(
-            f"{where} is not readable JSON ({err}); export the model again"
-        ) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise LstmkitError(f"{where} does not describe an lstmkit ONNX export; export again")
-    _check_version(meta, where)
-    kind = meta.get("kind")
-    predictors: dict[str, Any] = {"text_classifier": TextPredictor, "forecaster": ForecastPredictor}
-    if kind not in predictors:
-        raise LstmkitError(f"{where}: unknown kind {kind!r}; expected one of {sorted(predictors)}")
-    sess = open_session(folder / str(meta.get("graph", "model.onnx")), threads)
-    try:
-        return predictors[kind](folder, meta, sess)
+        predictor = predictors[meta["kind"]](folder, meta, sess)
     except (LstmkitError, KeyError, TypeError, ValueError) as err:
         what = str(err) if isinstance(err, LstmkitError) else f"{type(err).__name__}: {err}"
         if isinstance(err, LstmkitError) and str(folder) in what:
             raise  # already names its file
         raise LstmkitError(f"{where} is damaged ({what[:200]}); export the model again") from None
-
-
-def _check_version(meta: dict[str, Any], where: Path) -> None:
-    """Refuse an export written by a newer major version of lstmkit."""
-    from lstmkit import __version__
-
-    def major(version: Any) -> int:
-        try:
-            return int(str(version).split(".", 1)[0])
-        except ValueError:
-            return -1
-
-    theirs = meta.get("lstmkit_version")
-    if major(theirs) < 0 or major(theirs) > major(__version__):
-        raise LstmkitError(
-            f"{where} was written by lstmkit {theirs!r}, which this lstmkit {__version__} cannot "
-            "read; upgrade lstmkit or export the model again"
-        )
+    check_graph(folder, meta, sess)
+    return predictor

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from lstmkit.data.labelled import Label
-from lstmkit.data.text import validate_texts
+from lstmkit.data.text import as_sequence, check_batch_size, validate_texts
 from lstmkit.data.tokenize import PAD_ID, TextTokenizer, TokenizerConfig
 from lstmkit.errors import LstmkitError
-from lstmkit.runtime.session import TOKENIZER_FILE
+from lstmkit.runtime.meta import inside
 
 
 class TextPredictor:
@@ -34,17 +34,23 @@ class TextPredictor:
     backend = "onnx"
 
     def __init__(self, folder: Path, meta: dict[str, Any], session: Any) -> None:
+        """``meta``: export.json as `lstmkit.runtime.meta.read_export` checked it."""
         self.folder = folder
         self.session = session
         self.labels: list[Label] = list(meta["labels"])
         self.config: dict[str, Any] = dict(meta["config"])
-        where = folder / str(meta.get("tokenizer_file", TOKENIZER_FILE))
+        where = inside(folder, meta, "tokenizer_file")
         try:
             text = where.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise LstmkitError(f"{where}: cannot read ({err}); export the model again") from None
         self.tokenizer = TextTokenizer.from_json(text, TokenizerConfig.from_dict(meta["tokenizer"]))
-        self.batch_size = int(self.config.get("batch_size", 32)) * 2  # as predict_proba
+        if self.tokenizer.vocab_size != meta["vocab_size"]:
+            raise LstmkitError(
+                f"vocab_size {meta['vocab_size']} differs from the {self.tokenizer.vocab_size} "
+                f"tokens of {where.name}"
+            )
+        self.batch_size = self.config["batch_size"] * 2  # as TextClassifier.predict_proba
         self.info: dict[str, Any] = {
             "kind": self.kind,
             "lstmkit_version": meta["lstmkit_version"],
@@ -54,24 +60,19 @@ class TextPredictor:
             "vocab_size": int(meta["vocab_size"]),
             "max_length": self.tokenizer.config.max_length,
         }
-        if len(self.labels) < 2:
-            raise ValueError(f"labels must name at least two classes, got {self.labels}")
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, shape (n, classes), columns in the order of ``labels``.
 
-        ``texts``: n non-empty strings (a single bare string is refused: wrap it in a list).
+        ``texts``: n non-empty strings (a single bare string, a mapping or a set is refused,
+        as is a text holding a lone surrogate). ``batch_size``: texts per graph call, an
+        integer >= 1 (None: twice the training batch, as `TextClassifier` predicts).
         """
-        if isinstance(texts, str | bytes):
-            raise LstmkitError(
-                "texts must be a list of strings, one per text, got a single string; "
-                f"wrap it in a list: [{texts[:20]!r}]"
-            )
-        data = validate_texts(list(texts), "texts")
+        data = validate_texts(as_sequence(texts, "texts"), "texts")
+        size = check_batch_size(batch_size) or self.batch_size
         ids = self.tokenizer.encode(data.texts)
         lengths = np.array([len(s) for s in ids], dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")  # longest first, as TextClassifier batches
-        size = batch_size or self.batch_size
         proba = np.empty((len(ids), len(self.labels)), dtype=np.float32)
         for start in range(0, len(ids), size):
             rows = order[start : start + size]

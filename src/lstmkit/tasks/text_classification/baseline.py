@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmkit.errors import LstmkitError
+from lstmkit.io.atomic import follow_umask
 from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
 
 #: file names inside the model directory's ``baseline/`` folder
@@ -269,6 +270,7 @@ class BagOfWordsBaseline:
             },
             str(folder / WEIGHTS_FILE),
         )
+        follow_umask(folder / WEIGHTS_FILE)  # safetensors writes 0600; the umask decides
         return folder
 
     @classmethod

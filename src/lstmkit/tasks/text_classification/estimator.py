@@ -27,7 +27,14 @@ import torch
 from torch import Tensor
 
 from lstmkit.data.corpus import TextCorpus
-from lstmkit.data.text import Label, LabelledTexts, validate_labelled, validate_texts
+from lstmkit.data.text import (
+    Label,
+    LabelledTexts,
+    as_sequence,
+    check_batch_size,
+    validate_labelled,
+    validate_texts,
+)
 from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer, TokenizerConfig
 from lstmkit.data.word_vectors import match_word_vectors, vector_file_dim
@@ -77,18 +84,9 @@ class GateTrace:
 
 
 def _as_list(values: Any, name: str) -> list:
-    """``values`` as a list; one bare string (a common slip for ``[text]``) is refused."""
-    if isinstance(values, str | bytes):
-        raise LstmkitError(
-            f"{name} must be a sequence (one item per text), got a single {type(values).__name__}"
-            f"; wrap it in a list: [{values[:20]!r}]"
-        )
-    try:
-        return list(values)
-    except TypeError:
-        raise LstmkitError(
-            f"{name} must be a sequence (one item per text), got {type(values).__name__}"
-        ) from None
+    """``values`` as a list (`lstmkit.data.text.as_sequence`: one bare string, a mapping or
+    a set is refused, as `lstmkit.runtime` refuses them)."""
+    return as_sequence(values, name)
 
 
 class TextClassifier:
@@ -468,8 +466,9 @@ class TextClassifier:
     def _logits(self, texts: Sequence[str], batch_size: int | None = None) -> Tensor:
         tokenizer, net = self._require_fitted()
         net.eval()
+        size = check_batch_size(batch_size) or self.config.batch_size * 2
         ids = tokenizer.encode(list(texts))
-        loader = make_loader(ids, None, batch_size or self.config.batch_size * 2, shuffle=False)
+        loader = make_loader(ids, None, size, shuffle=False)
         order = np.argsort(-np.array([len(s) for s in ids]), kind="stable")
         outputs = [net(b["ids"], b["lengths"]) for b in loader]
         logits = torch.cat(outputs) if outputs else torch.empty(0, net.head.out_features)
