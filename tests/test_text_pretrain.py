@@ -419,6 +419,62 @@ def test_killed_pretraining_resumes_and_ends_with_the_uninterrupted_encoder(
         torch.testing.assert_close(got.state[name], tensor, rtol=1e-5, atol=1e-6)
 
 
+def test_pretraining_killed_mid_epoch_resumes_exactly_and_says_so(
+    tmp_path: Path, kill_at_first_checkpoint
+) -> None:
+    """SIGKILL `classify pretrain --checkpoint-every-n-steps 7` at its first checkpoint
+    (step 7 of a 24-batch epoch), rerun the same command: it says where it resumed and
+    ends with the weights, losses, token counts and training curve of a run never
+    interrupted; every epoch's seconds are measured (they were NaN)."""
+    import re
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(make_corpus(400)))  # 396 training texts: 24 batches of 16
+
+    def argv(out: Path, ckpt: Path) -> list[str]:
+        return [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
+                "pretrain", str(corpus), "--out", str(out), "--embedding-dim", "8",
+                "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--epochs", "2",
+                "--batch-size", "16", "--no-progress", "--checkpoint-dir", str(ckpt),
+                "--checkpoint-every-n-steps", "7"]  # fmt: skip
+
+    kill_at_first_checkpoint(argv(tmp_path / "enc", tmp_path / "ckpt"), tmp_path / "ckpt")
+    ckpt = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 7 and ckpt["epoch"] == 0  # the kill landed mid-epoch
+    outputs = {}
+    for out, folder in (("enc", "ckpt"), ("ref", "ckpt_ref")):
+        done = subprocess.run(argv(tmp_path / out, tmp_path / folder), capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        outputs[out] = " ".join(done.stdout.split())  # rich may wrap the line
+    assert re.search(
+        r"resumed from the checkpoint in \S+ckpt at step 7 \(in epoch 1, after 7 of its 24 "
+        r"batches\)", outputs["enc"]
+    ), outputs["enc"]
+    assert "resumed" not in outputs["ref"]
+    got, want = PretrainedEncoder.load(tmp_path / "enc"), PretrainedEncoder.load(tmp_path / "ref")
+    assert got.info.resumed_at_step == 7 and want.info.resumed_at_step is None
+    for name, tensor in want.state.items():
+        torch.testing.assert_close(got.state[name], tensor, rtol=0, atol=1e-6)
+    assert [r["epoch"] for r in got.history] == [0, 1]
+    per_epoch = want.info.train_tokens_per_epoch
+    for a, b in zip(got.history, want.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6, abs=0)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6, abs=0)
+        assert a["tokens"] == b["tokens"]
+        assert math.isfinite(a["seconds"]) and a["seconds"] > 0
+    # the token history counts every training token once per epoch: its own counts
+    assert 0.9 * per_epoch <= want.history[0]["tokens"] <= per_epoch
+    assert want.history[1]["tokens"] == pytest.approx(2 * want.history[0]["tokens"], rel=0.05)
+    assert [r["step"] for r in got.steps] == [r["step"] for r in want.steps] == [20.0, 40.0]
+    for a, b in zip(got.steps, want.steps, strict=True):
+        assert a["tokens"] == b["tokens"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6, abs=0)
+    assert " nan " not in outputs["ref"].lower()  # the table's seconds column
+
+
 def test_fine_tuning_may_cut_texts_differently_from_pretraining(pretrained, tmp_path) -> None:
     _, path = pretrained
     enc = PretrainedEncoder.load(path)

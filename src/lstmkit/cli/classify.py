@@ -372,6 +372,19 @@ def pretrain(
     clf.save_pretrained(out)
     pre = clf.pretrained
     assert pre is not None
+    info = pre.info
+    if info.resumed_at_step is not None:
+        epoch, done = (info.resumed_epoch or 0) + 1, info.resumed_batches or 0
+        where = (
+            f"after epoch {epoch}"
+            if done >= info.epoch_batches
+            else f"in epoch {epoch}, after {done:,} of its {info.epoch_batches:,} batches"
+        )
+        console.print(
+            f"resumed from the checkpoint in {checkpoint_dir} at step "
+            f"{info.resumed_at_step:,} ({where})",
+            highlight=False,
+        )
     shown = Table(title="language model")
     for col in ("epoch", "train perplexity", "val perplexity", "tokens seen", "seconds"):
         shown.add_column(col, justify="right")
@@ -384,7 +397,6 @@ def pretrain(
             f"{row.get('seconds', float('nan')):.0f}",
         )
     console.print(shown)
-    info = pre.info
     stop = " (stopped at --max-minutes)" if info.stopped_by_time else ""
     console.print(
         f"{info.texts:,} texts ({info.val_texts:,} held out), {info.vocab_size:,} tokens in the "
