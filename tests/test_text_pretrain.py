@@ -475,6 +475,36 @@ def test_pretraining_killed_mid_epoch_resumes_exactly_and_says_so(
     assert " nan " not in outputs["ref"].lower()  # the table's seconds column
 
 
+def test_no_step_checkpoint_after_an_epochs_last_batch(tmp_path: Path) -> None:
+    """A step checkpoint after an epoch's last batch would be resumed by Lightning as a
+    finished epoch whose validation and history row never came: the end-of-epoch
+    checkpoint, written after validation, covers that batch instead."""
+    import sys
+
+    import lightning as L
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_training import Linear, _cfg, _loaders
+
+    from lstmkit.training import fit
+
+    path = tmp_path / "ckpt" / "last.ckpt"
+    at_epoch_end: list[int] = []
+
+    class Spy(L.Callback):  # runs before the end-of-epoch checkpoint is written
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            at_epoch_end.append(int(torch.load(path, weights_only=True)["global_step"]))
+
+    train, val = _loaders()  # 4 batches per epoch
+    model = Linear()
+    model.configure_callbacks = lambda: [Spy()]
+    fit(model, train, val, _cfg(max_epochs=2, checkpoint_dir=str(path.parent),
+                                checkpoint_every_n_steps=2))  # fmt: skip
+    assert at_epoch_end == [2, 6]  # not 4 and 8: those steps end their epochs
+    saved = torch.load(path, weights_only=True)
+    assert saved["global_step"] == 8 and saved["epoch"] == 1
+
+
 def test_fine_tuning_may_cut_texts_differently_from_pretraining(pretrained, tmp_path) -> None:
     _, path = pretrained
     enc = PretrainedEncoder.load(path)
