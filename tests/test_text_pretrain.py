@@ -119,6 +119,67 @@ def test_bad_corpus_is_one_clear_error(tmp_path: Path, content: bytes, match: st
         list(TextCorpus(path))  # a bad byte after the first text is found while streaming
 
 
+def _not_gzip(path: Path) -> Path:
+    """A file that starts like gzip (magic, deflate, flags) and is not: zlib.error when read."""
+    path.write_bytes(b"\x1f\x8b\x08\x00" + bytes(6) + b"\xff not deflate data at all " * 40)
+    return path
+
+
+def test_devices_and_damaged_gzip_corpora_are_one_clear_error(tmp_path: Path) -> None:
+    for path, match in (
+        (Path("/dev/null"), "not a regular file or folder"),  # was "holds no text"
+        (_not_gzip(tmp_path / "c.txt.gz"), r"c\.txt\.gz: not a readable gzip file"),
+        (_not_gzip(tmp_path / "c.csv.gz"), r"c\.csv\.gz: not a readable gzip file"),
+    ):
+        with pytest.raises(LstmkitError, match=match):
+            TextCorpus(path).check()
+    # damaged after the first texts: found while streaming, still one line
+    good = gzip.compress("\n".join(make_corpus(2000)).encode())
+    (tmp_path / "late.txt.gz").write_bytes(good[:-2000] + bytes(200) + good[-1800:])
+    with pytest.raises(LstmkitError, match=r"late\.txt\.gz: not a readable gzip file"):
+        TextCorpus(tmp_path / "late.txt.gz").check()
+        list(TextCorpus(tmp_path / "late.txt.gz"))
+
+
+def test_a_multi_megabyte_line_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
+    """One 4 MB line (words, then 100 KB without a space in 2-byte characters): the
+    corpus hands it on as texts of at most 64 KiB, cut at whitespace or between
+    characters, nothing lost, and reading it never holds the line (it held the line
+    twice over, and the tokenizer took 150 times its size)."""
+    import tracemalloc
+
+    most = 64 * 1024  # the documented limit (lstmkit.data.corpus.MAX_TEXT_BYTES)
+    rng = random.Random(0)
+    vocab = ["the", "cat", "\u00e9t\u00e9", "sees", "a"]
+    words = " ".join(rng.choice(vocab) for _ in range(1_000_000))
+    line = words + " " + "\u00e9" * 50_000 + " end"
+    assert len(line.encode()) > 4_000_000
+    path = tmp_path / "one-line.txt"
+    path.write_text(f"first text\n{line}\nlast text\n", encoding="utf-8")
+    tracemalloc.start()
+    try:
+        n, longest = 0, 0
+        for text in TextCorpus(path):  # keep no text: measure the reading only
+            n += 1
+            longest = max(longest, len(text.encode()))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak  # a few pieces of 64 KiB, not the 4 MB line
+    assert longest <= most and n > 4_000_000 // most
+    texts = list(TextCorpus(path))
+    assert texts[0] == "first text" and texts[-1] == "last text"
+    assert "".join(texts[1:-1]) == line  # cut, nothing lost or added
+    assert all(t.endswith(" ") or t.startswith("\u00e9") or t == " end" for t in texts[1:-1])
+    # a text given in memory, a table cell and a folder's file are cut by the same rule
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "big.txt").write_text(line, encoding="utf-8")
+    pd.DataFrame({"text": [line]}).to_csv(tmp_path / "t.csv", index=False)
+    for corpus in (TextCorpus([line]), TextCorpus(folder), TextCorpus(tmp_path / "t.csv")):
+        assert list(corpus) == texts[1:-1]
+
+
 def test_missing_column_names_the_columns(tmp_path: Path) -> None:
     pd.DataFrame({"review": ["a b"]}).to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(LstmkitError, match=r"no column 'text'.*\['review'\]"):
@@ -366,6 +427,32 @@ def test_cli_pretrain_bad_input_one_line_nothing_written(
     assert not out.exists()
 
 
+def test_cli_pretrain_refuses_devices_and_damaged_archives_in_one_line(tmp_path: Path) -> None:
+    """/dev/zero was a MemoryError (a line without end), a damaged .txt.gz a zlib.error
+    traceback; both are refused before training. Run as a command with memory capped,
+    so that the old behaviour fails fast instead of filling the machine."""
+    import resource
+    import subprocess
+    import sys
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    for corpus, match in (
+        ("/dev/zero", "error: /dev/zero: not a regular file or folder"),
+        (str(_not_gzip(tmp_path / "c.txt.gz")), "c.txt.gz: not a readable gzip file"),
+    ):
+        out = tmp_path / "enc"
+        done = subprocess.run(
+            [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
+             "pretrain", corpus, "--out", str(out), "--no-progress"],
+            capture_output=True, text=True, timeout=120, preexec_fn=cap,
+        )  # fmt: skip
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and match in lines[0], done.stderr
+        assert not out.exists()
+
+
 def test_cli_train_with_an_incompatible_pretrained_folder(pretrained, tmp_path: Path) -> None:
     _, path = pretrained
     texts, labels = make_labelled(60)
@@ -451,7 +538,8 @@ def test_pretraining_killed_mid_epoch_resumes_exactly_and_says_so(
         outputs[out] = " ".join(done.stdout.split())  # rich may wrap the line
     assert re.search(
         r"resumed from the checkpoint in \S+ckpt at step 7 \(in epoch 1, after 7 of its 24 "
-        r"batches\)", outputs["enc"]
+        r"batches\)",
+        outputs["enc"],
     ), outputs["enc"]
     assert "resumed" not in outputs["ref"]
     got, want = PretrainedEncoder.load(tmp_path / "enc"), PretrainedEncoder.load(tmp_path / "ref")
