@@ -486,3 +486,19 @@ def test_train_variant_options(data_dir, tmp_path, capsys, monkeypatch):
     _fails(["classify", "train", data_dir / "train.csv", "--out", tmp_path / "x", *TINY,
             "--recurrent-dropout", "1.5"], capsys, monkeypatch,
            "recurrent_dropout must be in [0, 1)")  # fmt: skip
+
+
+def test_baseline_kind_with_no_baseline_is_refused(tmp_path, capsys, monkeypatch):
+    """--no-baseline --baseline-kind nbsvm trained without a baseline in silence."""
+    texts, labels = make_texts(40, seed=2)
+    data = write_csv(tmp_path / "d.csv", texts, labels)
+    out = tmp_path / "m"
+    for kind in ("nbsvm", "tfidf"):
+        args = ["classify", "train", data, "--out", out, *TINY, "--no-baseline",
+                "--baseline-kind", kind]  # fmt: skip
+        code, _, err = run(args, capsys, monkeypatch)
+        assert code == 2 and err.strip() == (
+            f"error: --baseline-kind {kind} asks for a baseline that --no-baseline turns off; "
+            "drop one of them"
+        ), err
+        assert not out.exists()
