@@ -137,7 +137,7 @@ def test_train_bad_inputs_one_line_nothing_written(data_dir, tmp_path, capsys, m
     bad = write_csv(tmp_path / "lab.csv", texts, labels, header=("text", "y"))
     _fails([*base, bad], capsys, monkeypatch, "no label column 'label'")
     bad = write_csv(tmp_path / "empty.csv", ["ok", "", "fine"], ["a", "b", "a"])
-    _fails([*base, bad], capsys, monkeypatch, "row 2 have an empty text")
+    _fails([*base, bad], capsys, monkeypatch, "row 2 has an empty text")
     bad = write_csv(tmp_path / "one.csv", texts, ["pos"] * len(texts))
     _fails([*base, bad], capsys, monkeypatch, "at least two classes")
     bad = tmp_path / "bytes.csv"

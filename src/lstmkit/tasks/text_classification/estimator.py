@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,13 @@ class GateTrace:
 
 
 def _as_list(values: Any, name: str) -> list:
-    """``values`` as a list; one bare string (a common slip for ``[text]``) is refused."""
+    """``values`` as a list; one bare string (a common slip for ``[text]``) and a mapping
+    (whose keys a list would take) are refused."""
+    if isinstance(values, Mapping):
+        raise LstmkitError(
+            f"{name} must be a sequence (one item per text), got a {type(values).__name__}; "
+            "pass a list"
+        )
     if isinstance(values, str | bytes):
         raise LstmkitError(
             f"{name} must be a sequence (one item per text), got a single {type(values).__name__}"
