@@ -595,6 +595,8 @@ class LanguageModelModule(LstmkitModule):
             seen = self.trainer.strategy.reduce(seen, reduce_op="sum")
         self.epoch_tokens[self.current_epoch] = float(seen)
         seconds = self._epoch_seconds_before + time.perf_counter() - self._epoch_start
+        if self.trainer.world_size > 1:  # rank 0's clock: every process records the same
+            seconds = float(self.trainer.strategy.broadcast(seconds, src=0))
         self.epoch_seconds[self.current_epoch] = seconds
         if self.on_epoch is not None:
             row = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
