@@ -325,10 +325,10 @@ class LanguageModelStream(IterableDataset):
     run draws the same batches).
 
     ``position``: the batches the epoch in progress has yielded. `state_dict` /
-    `load_state_dict` (called by Lightning through `StreamLoader`, whose checkpoints
-    hold them) save and restore it: a stream restored to (epoch, position) yields that
-    epoch's batches from position on, the same as a stream never stopped (the batches
-    before it are drawn again, tokenised but not padded, to reach the same shuffle state).
+    `load_state_dict` save and restore it (`LanguageModelModule` keeps it in every
+    checkpoint): a stream restored to (epoch, position) yields that epoch's batches from
+    position on, the same as a stream never stopped (the batches before it are drawn
+    again, tokenised but not padded, to reach the same shuffle state).
     """
 
     def __init__(
@@ -519,7 +519,8 @@ class LanguageModelModule(LstmkitModule):
         self._n = 0
         #: training tokens seen (all processes) by the end of each epoch
         self.epoch_tokens: dict[int, float] = {}
-        #: training seconds of each epoch (without validation and other runs' pauses)
+        #: seconds of each epoch, its validation included (an epoch a resumed run finished:
+        #: the killed run's seconds up to its checkpoint and the resumed run's)
         self.epoch_seconds: dict[int, float] = {}
         self._epoch_nll = 0.0  # the epoch's summed negative log-likelihood so far
         self._epoch_count = 0  # and its predicted tokens
@@ -527,8 +528,8 @@ class LanguageModelModule(LstmkitModule):
         self._epoch_seconds_before = 0.0  # seconds the epoch in progress ran before it
         #: tokens_seen when this run started (a resumed run starts from the checkpoint's)
         self.tokens_before = 0
-        #: where this run resumed (global "step", 0-based "epoch", "batches" of it done,
-        #: of "epoch_batches"), or None for a run that started afresh
+        #: where this run resumed (global "step", 0-based "epoch", "batches" of it done),
+        #: or None for a run that started afresh
         self.resumed: dict[str, int] | None = None
 
     def on_fit_start(self) -> None:
@@ -639,7 +640,6 @@ class LanguageModelModule(LstmkitModule):
             "step": int(checkpoint.get("global_step", 0)),
             "epoch": int(position["epoch"]),
             "batches": int(position["batches"]),
-            "epoch_batches": len(self.stream),
         }
 
     def step_metrics(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
