@@ -137,7 +137,7 @@ def test_train_bad_inputs_one_line_nothing_written(data_dir, tmp_path, capsys, m
     bad = write_csv(tmp_path / "lab.csv", texts, labels, header=("text", "y"))
     _fails([*base, bad], capsys, monkeypatch, "no label column 'label'")
     bad = write_csv(tmp_path / "empty.csv", ["ok", "", "fine"], ["a", "b", "a"])
-    _fails([*base, bad], capsys, monkeypatch, "row 2 have an empty text")
+    _fails([*base, bad], capsys, monkeypatch, "row 2 has an empty text")
     bad = write_csv(tmp_path / "one.csv", texts, ["pos"] * len(texts))
     _fails([*base, bad], capsys, monkeypatch, "at least two classes")
     bad = tmp_path / "bytes.csv"
@@ -486,3 +486,19 @@ def test_train_variant_options(data_dir, tmp_path, capsys, monkeypatch):
     _fails(["classify", "train", data_dir / "train.csv", "--out", tmp_path / "x", *TINY,
             "--recurrent-dropout", "1.5"], capsys, monkeypatch,
            "recurrent_dropout must be in [0, 1)")  # fmt: skip
+
+
+def test_baseline_kind_with_no_baseline_is_refused(tmp_path, capsys, monkeypatch):
+    """--no-baseline --baseline-kind nbsvm trained without a baseline in silence."""
+    texts, labels = make_texts(40, seed=2)
+    data = write_csv(tmp_path / "d.csv", texts, labels)
+    out = tmp_path / "m"
+    for kind in ("nbsvm", "tfidf"):
+        args = ["classify", "train", data, "--out", out, *TINY, "--no-baseline",
+                "--baseline-kind", kind]  # fmt: skip
+        code, _, err = run(args, capsys, monkeypatch)
+        assert code == 2 and err.strip() == (
+            f"error: --baseline-kind {kind} asks for a baseline that --no-baseline turns off; "
+            "drop one of them"
+        ), err
+        assert not out.exists()

@@ -249,9 +249,9 @@ def test_a_lone_surrogate_is_one_line_naming_the_row(text_model):
     clf, model = text_model
     texts = ["good film", "bad \ud800 film", "fine"]
     for predictor in (runtime.load(model), clf):
-        with pytest.raises(LstmkitError, match=r"texts: row 2 holds a lone surrogate \(U\+D800\)"):
+        with pytest.raises(LstmkitError, match=r"texts: text 2 holds a lone surrogate \(U\+D800\)"):
             predictor.predict_proba(texts)
-    with pytest.raises(LstmkitError, match=r"training data: rows 1, 3 hold a lone surrogate"):
+    with pytest.raises(LstmkitError, match=r"training data: text 1 holds a lone surrogate \(U\+DFFF\)"):
         clf.__class__(epochs=1).fit(["\udfff x", "good", "a \ud800"], ["a", "b", "a"])
 
 

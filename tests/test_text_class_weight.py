@@ -121,3 +121,59 @@ def test_cli_class_weight(tmp_path, capsys, monkeypatch):
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
         assert expect in lines[0]
         assert not (tmp_path / "bad").exists()
+
+
+def test_weights_outside_float32_or_given_twice_are_refused():
+    """1e-300 became 0 in float32 (validation had seen > 0), 1e300 a RuntimeError; 1 and
+    "1" name the same class (labels are matched as text), so the second silently won."""
+    for bad, expect in [
+        ({"pos": 1e-300}, r"between 1\.2e-38 and 3\.4e\+38"),
+        ({"pos": 1e300}, r"between 1\.2e-38 and 3\.4e\+38"),
+        ({"pos": 1e-39}, r"between 1\.2e-38"),  # a float32 subnormal: precision lost
+        ({1: 2.0, "1": 3.0}, r"gives the label '1' twice \(as 1 and '1'\)"),
+    ]:
+        with pytest.raises(LstmkitError, match=expect) as info:
+            TextClassifier(class_weight=bad)
+        assert "\n" not in str(info.value)
+    # each weight in range, their ratio not: refused before any training
+    texts, labels = skewed(60, 0.3, seed=2)
+    clf = TextClassifier(**SMALL, epochs=1, class_weight={"rare": 1e-30, "common": 1e30})
+    with pytest.raises(LstmkitError, match="a ratio float32 cannot hold"):
+        clf.fit(texts, labels, progress=False, baseline=False)
+    assert clf.net is None
+
+
+def test_only_the_ratio_of_the_weights_matters():
+    """Weights near float32's largest (2**127 and 2**125: a batch's sum overflowed to inf
+    and the loss to NaN) train exactly as 4 and 1, their ratio; the given weights are
+    what fit_info reports."""
+    texts, labels = skewed(120, 0.3, seed=5)
+    settings = dict(SMALL, epochs=2, pooling="max", val_fraction=0.2)
+    small = TextClassifier(**settings, class_weight={"rare": 4.0, "common": 1.0})
+    small.fit(texts, labels, progress=False, baseline=False)
+    huge = TextClassifier(**settings, class_weight={"rare": 2.0**127, "common": 2.0**125})
+    huge.fit(texts, labels, progress=False, baseline=False)
+    assert huge.fit_info.class_weights == [2.0**125, 2.0**127]  # class order: common, rare
+    assert small.fit_info.class_weights == [1.0, 4.0]
+    for name, tensor in small.net.state_dict().items():
+        assert torch.equal(huge.net.state_dict()[name], tensor), name
+    assert [r["val_loss"] for r in huge.history] == [r["val_loss"] for r in small.history]
+    assert all(np.isfinite(r["train_loss"]) for r in huge.history)
+
+
+def test_cli_class_weight_out_of_range_or_twice_is_one_line(tmp_path, capsys, monkeypatch):
+    texts, labels = skewed(60, 0.3, seed=3)
+    data = write_csv(tmp_path / "d.csv", texts, labels)
+    out = tmp_path / "m"
+    for bad, expect in [
+        ("rare=1e-300", "between 1.2e-38 and 3.4e+38"),
+        ("rare=1e300", "between 1.2e-38 and 3.4e+38"),
+        ("rare=2,rare=3", "--class-weight 'rare=2,rare=3': the label 'rare' is given twice"),
+        ("rare=2, rare =3", "the label 'rare' is given twice"),
+    ]:
+        args = ["classify", "train", data, "--out", out, *TINY, "--class-weight", bad]
+        code, _, err = run(args, capsys, monkeypatch)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
+        assert expect in lines[0], lines[0]
+        assert not out.exists()

@@ -99,7 +99,7 @@ def test_empty_texts_name_rows(tmp_path):
 def test_missing_labels_name_rows(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a", "label": "x"}\n{"text": "b"}\n{"text": "c", "label": "y"}\n')
-    assert "row 2 have no label" in _error(tmp_path, path)
+    assert "row 2 has no label" in _error(tmp_path, path)
 
 
 def test_single_class_and_no_rows(tmp_path):
@@ -328,3 +328,42 @@ def test_imdb_reader_does_not_import_the_table_reader():
     from lstmkit.data.text import LabelledTexts
 
     assert LabelledTexts is Shared  # the old import path still works
+
+
+@pytest.mark.parametrize(
+    ("texts", "expect"),
+    [
+        (["a text", ["a", "list"]], "text 2 is a list, not a string; pass one string per text"),
+        ([3, "a text"], "text 1 is an int, not a string"),
+        ([2.5], "text 1 is a float, not a string"),
+        (["ok", b"raw bytes"], "text 2 is bytes, not a string; decode the texts first"),
+        (["ok", "ab\ud800c"], "text 2 holds a lone surrogate (U+D800) at character 3"),
+    ],
+)
+def test_api_says_what_a_text_that_is_not_a_string_is(texts, expect):
+    """A list, a number or bytes given as a text was reported as an "empty text"; a lone
+    surrogate reached the tokenizer (a TypeError)."""
+    from lstmkit import TextClassifier
+
+    clf = TextClassifier(embedding_dim=8, hidden_size=8)
+    labels = ["x", "y"][: len(texts)] if len(texts) > 1 else ["x"]
+    calls = {
+        "predict": lambda: clf.predict(texts),
+        "predict_proba": lambda: clf.predict_proba(texts),
+        "fit": lambda: clf.fit(texts, labels, progress=False),
+    }
+    for name, call in calls.items():
+        with pytest.raises(LstmkitError) as info:
+            call()
+        source = "training data" if name == "fit" else "texts"
+        assert str(info.value).startswith(f"{source}: {expect}"), (name, str(info.value))
+    with pytest.raises(LstmkitError, match=r"texts must be a sequence .* got a dict"):
+        clf.predict({"a text": 1})  # its keys were classified
+
+
+def test_a_table_cell_that_is_not_a_text_is_named(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "fine", "label": "a"}\n{"text": 5, "label": "b"}\n')
+    assert _error(tmp_path, path).endswith("row 2 is an int, not a string; write texts as strings")
+    path.write_text('{"text": "fine", "label": "a"}\n{"text": "x \\ud83d", "label": "b"}\n')
+    assert "row 2 holds a lone surrogate (U+D83D) at character 3" in _error(tmp_path, path)

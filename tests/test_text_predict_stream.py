@@ -74,7 +74,7 @@ def test_output_appears_only_complete(clf, texts, tmp_path):
     bad[250] = "   "  # found in the 7th chunk of 40, after six chunks were written
     source = _write(tmp_path / "bad.csv", bad)
     written = []
-    with pytest.raises(LstmkitError, match="row 251 have an empty text"):
+    with pytest.raises(LstmkitError, match="row 251 has an empty text"):
         predict_file(clf, source, out, chunk_size=40,
                      on_chunk=lambda chunk, table: written.append(len(table)))  # fmt: skip
     assert written == [40] * 6

@@ -119,6 +119,67 @@ def test_bad_corpus_is_one_clear_error(tmp_path: Path, content: bytes, match: st
         list(TextCorpus(path))  # a bad byte after the first text is found while streaming
 
 
+def _not_gzip(path: Path) -> Path:
+    """A file that starts like gzip (magic, deflate, flags) and is not: zlib.error when read."""
+    path.write_bytes(b"\x1f\x8b\x08\x00" + bytes(6) + b"\xff not deflate data at all " * 40)
+    return path
+
+
+def test_devices_and_damaged_gzip_corpora_are_one_clear_error(tmp_path: Path) -> None:
+    for path, match in (
+        (Path("/dev/null"), "not a regular file or folder"),  # was "holds no text"
+        (_not_gzip(tmp_path / "c.txt.gz"), r"c\.txt\.gz: not a readable gzip file"),
+        (_not_gzip(tmp_path / "c.csv.gz"), r"c\.csv\.gz: not a readable gzip file"),
+    ):
+        with pytest.raises(LstmkitError, match=match):
+            TextCorpus(path).check()
+    # damaged after the first texts: found while streaming, still one line
+    good = gzip.compress("\n".join(make_corpus(2000)).encode())
+    (tmp_path / "late.txt.gz").write_bytes(good[:-2000] + bytes(200) + good[-1800:])
+    with pytest.raises(LstmkitError, match=r"late\.txt\.gz: not a readable gzip file"):
+        TextCorpus(tmp_path / "late.txt.gz").check()
+        list(TextCorpus(tmp_path / "late.txt.gz"))
+
+
+def test_a_multi_megabyte_line_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
+    """One 4 MB line (words, then 100 KB without a space in 2-byte characters): the
+    corpus hands it on as texts of at most 64 KiB, cut at whitespace or between
+    characters, nothing lost, and reading it never holds the line (it held the line
+    twice over, and the tokenizer took 150 times its size)."""
+    import tracemalloc
+
+    most = 64 * 1024  # the documented limit (lstmkit.data.corpus.MAX_TEXT_BYTES)
+    rng = random.Random(0)
+    vocab = ["the", "cat", "\u00e9t\u00e9", "sees", "a"]
+    words = " ".join(rng.choice(vocab) for _ in range(1_000_000))
+    line = words + " " + "\u00e9" * 50_000 + " end"
+    assert len(line.encode()) > 4_000_000
+    path = tmp_path / "one-line.txt"
+    path.write_text(f"first text\n{line}\nlast text\n", encoding="utf-8")
+    tracemalloc.start()
+    try:
+        n, longest = 0, 0
+        for text in TextCorpus(path):  # keep no text: measure the reading only
+            n += 1
+            longest = max(longest, len(text.encode()))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak  # a few pieces of 64 KiB, not the 4 MB line
+    assert longest <= most and n > 4_000_000 // most
+    texts = list(TextCorpus(path))
+    assert texts[0] == "first text" and texts[-1] == "last text"
+    assert "".join(texts[1:-1]) == line  # cut, nothing lost or added
+    assert all(t.endswith(" ") or t.startswith("\u00e9") or t == " end" for t in texts[1:-1])
+    # a text given in memory, a table cell and a folder's file are cut by the same rule
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "big.txt").write_text(line, encoding="utf-8")
+    pd.DataFrame({"text": [line]}).to_csv(tmp_path / "t.csv", index=False)
+    for corpus in (TextCorpus([line]), TextCorpus(folder), TextCorpus(tmp_path / "t.csv")):
+        assert list(corpus) == texts[1:-1]
+
+
 def test_missing_column_names_the_columns(tmp_path: Path) -> None:
     pd.DataFrame({"review": ["a b"]}).to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(LstmkitError, match=r"no column 'text'.*\['review'\]"):
@@ -366,6 +427,32 @@ def test_cli_pretrain_bad_input_one_line_nothing_written(
     assert not out.exists()
 
 
+def test_cli_pretrain_refuses_devices_and_damaged_archives_in_one_line(tmp_path: Path) -> None:
+    """/dev/zero was a MemoryError (a line without end), a damaged .txt.gz a zlib.error
+    traceback; both are refused before training. Run as a command with memory capped,
+    so that the old behaviour fails fast instead of filling the machine."""
+    import resource
+    import subprocess
+    import sys
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    for corpus, match in (
+        ("/dev/zero", "error: /dev/zero: not a regular file or folder"),
+        (str(_not_gzip(tmp_path / "c.txt.gz")), "c.txt.gz: not a readable gzip file"),
+    ):
+        out = tmp_path / "enc"
+        done = subprocess.run(
+            [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
+             "pretrain", corpus, "--out", str(out), "--no-progress"],
+            capture_output=True, text=True, timeout=120, preexec_fn=cap,
+        )  # fmt: skip
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and match in lines[0], done.stderr
+        assert not out.exists()
+
+
 def test_cli_train_with_an_incompatible_pretrained_folder(pretrained, tmp_path: Path) -> None:
     _, path = pretrained
     texts, labels = make_labelled(60)
@@ -417,6 +504,93 @@ def test_killed_pretraining_resumes_and_ends_with_the_uninterrupted_encoder(
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
     for name, tensor in want.state.items():
         torch.testing.assert_close(got.state[name], tensor, rtol=1e-5, atol=1e-6)
+
+
+def test_pretraining_killed_mid_epoch_resumes_exactly_and_says_so(
+    tmp_path: Path, kill_at_first_checkpoint
+) -> None:
+    """SIGKILL `classify pretrain --checkpoint-every-n-steps 7` at its first checkpoint
+    (step 7 of a 24-batch epoch), rerun the same command: it says where it resumed and
+    ends with the weights, losses, token counts and training curve of a run never
+    interrupted; every epoch's seconds are measured (they were NaN)."""
+    import re
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(make_corpus(400)))  # 396 training texts: 24 batches of 16
+
+    def argv(out: Path, ckpt: Path) -> list[str]:
+        return [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
+                "pretrain", str(corpus), "--out", str(out), "--embedding-dim", "8",
+                "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--epochs", "2",
+                "--batch-size", "16", "--no-progress", "--checkpoint-dir", str(ckpt),
+                "--checkpoint-every-n-steps", "7"]  # fmt: skip
+
+    kill_at_first_checkpoint(argv(tmp_path / "enc", tmp_path / "ckpt"), tmp_path / "ckpt")
+    ckpt = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 7 and ckpt["epoch"] == 0  # the kill landed mid-epoch
+    outputs = {}
+    for out, folder in (("enc", "ckpt"), ("ref", "ckpt_ref")):
+        done = subprocess.run(argv(tmp_path / out, tmp_path / folder), capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        outputs[out] = " ".join(done.stdout.split())  # rich may wrap the line
+    assert re.search(
+        r"resumed from the checkpoint in \S+ckpt at step 7 \(in epoch 1, after 7 of its 24 "
+        r"batches\)",
+        outputs["enc"],
+    ), outputs["enc"]
+    assert "resumed" not in outputs["ref"]
+    got, want = PretrainedEncoder.load(tmp_path / "enc"), PretrainedEncoder.load(tmp_path / "ref")
+    assert got.info.resumed_at_step == 7 and want.info.resumed_at_step is None
+    for name, tensor in want.state.items():
+        torch.testing.assert_close(got.state[name], tensor, rtol=0, atol=1e-6)
+    assert [r["epoch"] for r in got.history] == [0, 1]
+    per_epoch = want.info.train_tokens_per_epoch
+    for a, b in zip(got.history, want.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6, abs=0)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6, abs=0)
+        assert a["tokens"] == b["tokens"]
+        assert math.isfinite(a["seconds"]) and a["seconds"] > 0
+    # the token history counts every training token once per epoch: its own counts
+    assert 0.9 * per_epoch <= want.history[0]["tokens"] <= per_epoch
+    assert want.history[1]["tokens"] == pytest.approx(2 * want.history[0]["tokens"], rel=0.05)
+    assert [r["step"] for r in got.steps] == [r["step"] for r in want.steps] == [20.0, 40.0]
+    for a, b in zip(got.steps, want.steps, strict=True):
+        assert a["tokens"] == b["tokens"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6, abs=0)
+    assert " nan " not in outputs["ref"].lower()  # the table's seconds column
+
+
+def test_no_step_checkpoint_after_an_epochs_last_batch(tmp_path: Path) -> None:
+    """A step checkpoint after an epoch's last batch would be resumed by Lightning as a
+    finished epoch whose validation and history row never came: the end-of-epoch
+    checkpoint, written after validation, covers that batch instead."""
+    import sys
+
+    import lightning as L
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_training import Linear, _cfg, _loaders
+
+    from lstmkit.training import fit
+
+    path = tmp_path / "ckpt" / "last.ckpt"
+    at_epoch_end: list[int] = []
+
+    class Spy(L.Callback):  # runs before the end-of-epoch checkpoint is written
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            at_epoch_end.append(int(torch.load(path, weights_only=True)["global_step"]))
+
+    train, val = _loaders()  # 4 batches per epoch
+    model = Linear()
+    model.configure_callbacks = lambda: [Spy()]
+    fit(model, train, val, _cfg(max_epochs=2, checkpoint_dir=str(path.parent),
+                                checkpoint_every_n_steps=2))  # fmt: skip
+    assert at_epoch_end == [2, 6]  # not 4 and 8: those steps end their epochs
+    saved = torch.load(path, weights_only=True)
+    assert saved["global_step"] == 8 and saved["epoch"] == 1
 
 
 def test_fine_tuning_may_cut_texts_differently_from_pretraining(pretrained, tmp_path) -> None:

@@ -82,6 +82,10 @@ def test_bad_vector_files_one_line(tmp_path):
         "number": (tmp_path / "num.txt", "not a number"),
         "short": (tmp_path / "short.txt", "line 2 has 3 numbers, expected a word and 8"),
         "dim": (tmp_path / "dim.txt", "have 4 dimensions but embedding_dim is 8"),
+        # starts like gzip (a zlib.error escaped), a device (read as empty), a line of 2 MB
+        "gzip": (tmp_path / "v.txt", "starts like gzip but is not a readable gzip file"),
+        "device": (Path("/dev/null"), "not a regular file"),
+        "long": (tmp_path / "long.txt", "line 2 is longer than 1,048,576 bytes"),
     }
     cases["empty"][0].write_bytes(b"")
     cases["blank"][0].write_text("\n  \n\n")
@@ -90,9 +94,11 @@ def test_bad_vector_files_one_line(tmp_path):
     cases["number"][0].write_text(f"a {good}\nb {' '.join(['x'] * DIM)}\n")
     cases["short"][0].write_text(f"a {good}\nb 1 2 3\n")
     cases["dim"][0].write_text("a 1 2 3 4\n")
+    cases["gzip"][0].write_bytes(b"\x1f\x8b\x08\x00" + bytes(6) + b"\xff not deflate " * 50)
+    cases["long"][0].write_text(f"a {good}\nb{'c' * 2_000_000} {good}\n")
     for name, (path, expect) in cases.items():
         with pytest.raises(LstmkitError, match=expect) as info:
-            if name in ("bytes", "number", "short"):  # found while reading the whole file
+            if name in ("bytes", "number", "short", "long"):  # found reading the whole file
                 match_word_vectors(path, {"a": 2}, str, DIM)
             else:
                 vector_file_dim(path, DIM)
@@ -113,10 +119,13 @@ def test_cli_vectors_reports_coverage_and_refuses_bad_files(tmp_path, capsys, mo
     assert TextClassifier.load(out).fit_info.vectors_coverage > 0
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe 1 2\n")
+    fake_gzip = tmp_path / "fake.txt.gz"  # a zlib.error traceback before
+    fake_gzip.write_bytes(b"\x1f\x8b\x08\x00" + bytes(6) + b"\xff not deflate " * 50)
     cases = [
         (bad, [], "not valid UTF-8"),
         (tmp_path / "no.txt", [], "no such file"),
         (vectors, ["--embedding-dim", "16"], "have 8 dimensions but embedding_dim is 16"),
+        (fake_gzip, [], "starts like gzip but is not a readable gzip file"),
     ]
     for path, extra, expect in cases:
         target = tmp_path / "never"
@@ -144,3 +153,29 @@ def test_checkpoint_of_a_run_from_other_vectors_is_refused(tmp_path):
     assert fit(first).fit_info.resumed_from_epoch == 0  # the same run resumes
     with pytest.raises(LstmkitError, match="other data or settings"):
         fit(second)
+
+
+def test_cli_vectors_from_a_device_is_refused_at_once(tmp_path):
+    """--vectors /dev/zero read a line without end (a hang, then out of memory): refused
+    before anything is read. A command with memory capped, so the old way failed fast."""
+    import resource
+    import subprocess
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    texts, labels = make_texts(40, seed=4)
+    data = write_csv(tmp_path / "d.csv", texts, labels)
+    done = subprocess.run(
+        [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify", "train",
+         str(data), "--out", str(tmp_path / "m"), "--embedding-dim", "8", "--vectors",
+         "/dev/zero"],
+        capture_output=True, text=True, timeout=120, preexec_fn=cap,
+    )  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0] == (
+        "error: word vectors /dev/zero: not a regular file (a device, pipe or socket); "
+        "give a word2vec/GloVe text file: one word and its numbers per line"
+    )
+    assert not (tmp_path / "m").exists()

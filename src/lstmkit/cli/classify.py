@@ -201,9 +201,12 @@ def train(
         ),
     ] = True,
     baseline_kind: Annotated[
-        str,
-        typer.Option(help="The baseline: tfidf (TF-IDF + logistic regression) or nbsvm."),
-    ] = "tfidf",
+        str | None,
+        typer.Option(
+            help="The baseline: tfidf (TF-IDF + logistic regression, the default) or nbsvm; "
+            "not with --no-baseline."
+        ),
+    ] = None,
 ) -> None:
     """Train a classifier on labelled texts; save it with training.png and confusion.png."""
     from lstmkit.data.text import load_text_data
@@ -222,6 +225,11 @@ def train(
     }  # fmt: skip
     if logger not in ("none", "csv", "tensorboard"):
         raise LstmkitError(f"--logger must be none, csv or tensorboard, got {logger!r}")
+    if not baseline and baseline_kind is not None:
+        raise LstmkitError(
+            f"--baseline-kind {baseline_kind} asks for a baseline that --no-baseline turns "
+            "off; drop one of them"
+        )
     if checkpoint_dir is not None and out.resolve() in (
         checkpoint_dir.resolve(),
         *checkpoint_dir.resolve().parents,
@@ -259,7 +267,8 @@ def train(
         highlight=False,
     )
     report = fit_and_save(clf, texts, out, progress=progress,
-                          baseline=baseline and baseline_kind, vectors=vectors)  # fmt: skip
+                          baseline=baseline and (baseline_kind or "tfidf"),
+                          vectors=vectors)  # fmt: skip
     if vectors is not None:
         info = clf.fit_info
         console.print(
@@ -372,6 +381,19 @@ def pretrain(
     clf.save_pretrained(out)
     pre = clf.pretrained
     assert pre is not None
+    info = pre.info
+    if info.resumed_at_step is not None:
+        epoch, done = (info.resumed_epoch or 0) + 1, info.resumed_batches or 0
+        where = (
+            f"after epoch {epoch}"
+            if done >= info.epoch_batches
+            else f"in epoch {epoch}, after {done:,} of its {info.epoch_batches:,} batches"
+        )
+        console.print(
+            f"resumed from the checkpoint in {checkpoint_dir} at step "
+            f"{info.resumed_at_step:,} ({where})",
+            highlight=False,
+        )
     shown = Table(title="language model")
     for col in ("epoch", "train perplexity", "val perplexity", "tokens seen", "seconds"):
         shown.add_column(col, justify="right")
@@ -384,7 +406,6 @@ def pretrain(
             f"{row.get('seconds', float('nan')):.0f}",
         )
     console.print(shown)
-    info = pre.info
     stop = " (stopped at --max-minutes)" if info.stopped_by_time else ""
     console.print(
         f"{info.texts:,} texts ({info.val_texts:,} held out), {info.vocab_size:,} tokens in the "
@@ -564,6 +585,11 @@ def _parse_class_weight(text: str | None) -> str | dict[str, float] | None:
             raise LstmkitError(
                 f"--class-weight {text!r}: expected 'balanced' or label=weight pairs separated "
                 f"by commas, e.g. --class-weight pos=2,neg=1"
+            )
+        if label.strip() in weights:
+            raise LstmkitError(
+                f"--class-weight {text!r}: the label {label.strip()!r} is given twice; give "
+                "each label one weight"
             )
         weights[label.strip()] = weight
     return weights

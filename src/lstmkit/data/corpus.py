@@ -13,7 +13,18 @@ memory. Each source is one of:
 
 Blank texts (empty or whitespace only) are skipped. Bytes that are not UTF-8 are an
 error naming the file and line, and a corpus with no text at all is an error too,
-both one `LstmkitError` line.
+both one `LstmkitError` line, as are a damaged gzip file and a path that is not a
+regular file or folder (a device such as /dev/zero, a pipe, a socket: refused before
+anything is read).
+
+Long texts: a text longer than `MAX_TEXT_BYTES` (64 KiB of UTF-8) is handed on as
+consecutive texts of at most that size, each cut after the last whitespace before the
+limit (or, in 64 KiB without whitespace, at a character boundary). Lines of text files,
+``.txt`` files of folders and IMDB reviews are read in pieces of that size, so a line of
+any length (a 20 MB line, a file without a newline) is streamed in bounded memory; a
+table cell or JSONL record is parsed whole (a parser needs all of it) and cut after.
+Pretraining cuts texts into pieces of ``max_length`` tokens anyway, so only the few
+tokens at a cut see a different context.
 """
 
 from __future__ import annotations
@@ -25,8 +36,10 @@ import json
 import re
 import sys
 import tarfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from lstmkit.data.imdb import is_imdb_source
 from lstmkit.errors import LstmkitError
@@ -37,6 +50,11 @@ _PARQUET = (".parquet", ".pq")
 #: IMDB members pretraining reads: the labelled training reviews and the unlabelled ones.
 _IMDB_MEMBER = re.compile(r"(?:^|/)train/(neg|pos|unsup)/\d+_\d+\.txt$")
 _CHUNK_ROWS = 4096
+#: the longest text a corpus yields, in bytes of UTF-8 (longer ones are cut, see above)
+MAX_TEXT_BYTES = 1 << 16
+_WHITESPACE = (b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c")
+#: what reading a damaged gzip file raises (zlib.error is not an OSError)
+_READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -62,21 +80,94 @@ def _not_utf8(path: Path, where: str) -> LstmkitError:
     )
 
 
-def _lines(path: Path) -> Iterator[str]:
+def _cut_point(data: bytes) -> int:
+    """Where to cut ``data`` (longer than `MAX_TEXT_BYTES`): after its last whitespace
+    byte within the limit, else at the last UTF-8 character boundary within it."""
+    head = data[:MAX_TEXT_BYTES]
+    space = max(head.rfind(w) for w in _WHITESPACE)
+    if space >= 0:
+        return space + 1
+    cut = MAX_TEXT_BYTES
+    while cut > 0 and data[cut] & 0xC0 == 0x80:  # a UTF-8 continuation byte
+        cut -= 1
+    return cut or MAX_TEXT_BYTES
+
+
+def _read_pieces(fh: IO[bytes], by_line: bool) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, bytes) of each line of ``fh`` (by_line), or of its whole
+    content, without the line end; one longer than `MAX_TEXT_BYTES` comes as several
+    pieces (`_cut_point`) with the same line number. Never reads more than
+    `MAX_TEXT_BYTES` at a time, so memory stays bounded whatever the lengths."""
+    number, buf = 1, b""
+    while True:
+        chunk = fh.readline(MAX_TEXT_BYTES) if by_line else fh.read(MAX_TEXT_BYTES)
+        buf += chunk
+        line_end = by_line and chunk.endswith(b"\n")
+        if line_end:
+            buf = buf.rstrip(b"\r\n")
+        while len(buf) > MAX_TEXT_BYTES:
+            cut = _cut_point(buf)
+            yield number, buf[:cut]
+            buf = buf[cut:]
+        if line_end:
+            yield number, buf
+            number, buf = number + 1, b""
+        elif not chunk:  # the end of the file
+            if buf:
+                yield number, buf.rstrip(b"\r\n") if by_line else buf
+            return
+
+
+def _cut_text(text: str) -> Iterator[str]:
+    """``text`` as pieces of at most `MAX_TEXT_BYTES` of UTF-8 (`_cut_point`)."""
+    if len(text) * 4 <= MAX_TEXT_BYTES:  # a character is at most 4 bytes
+        yield text
+        return
+    data = text.encode("utf-8", errors="surrogatepass")
+    while len(data) > MAX_TEXT_BYTES:
+        cut = _cut_point(data)
+        yield data[:cut].decode("utf-8", errors="surrogatepass")
+        data = data[cut:]
+    yield data.decode("utf-8", errors="surrogatepass")
+
+
+def _unreadable(path: Path, err: BaseException) -> LstmkitError:
+    if path.suffix.lower() == ".gz" and not isinstance(err, FileNotFoundError | PermissionError):
+        return LstmkitError(
+            f"{path}: not a readable gzip file ({err}); it is damaged or not gzip "
+            "(check it with gzip -t)"
+        )
+    return LstmkitError(f"{path}: cannot be read ({err})")
+
+
+def _decoded(
+    path: Path, pieces: Iterator[tuple[int, bytes]], where: str | None = None
+) -> Iterator[str]:
+    """The pieces decoded; a bad byte names ``where`` (default: the line number)."""
+    for number, raw in pieces:
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _not_utf8(path, where or f"line {number}") from None
+
+
+def _whole_lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    for number, raw in enumerate(fh, start=1):
+        yield number, raw.rstrip(b"\r\n")
+
+
+def _lines(path: Path, whole: bool = False) -> Iterator[str]:
     """The lines of a text file (gzip when it ends in .gz), each decoded on its own so
-    that a bad byte is reported with its line number."""
+    that a bad byte is reported with its line number. A line longer than
+    `MAX_TEXT_BYTES` comes as several texts, read in bounded memory, unless ``whole``
+    (a JSONL record must be parsed whole)."""
     opener = gzip.open if path.suffix.lower() == ".gz" else open
-    line_no = 0
     try:
         with opener(path, "rb") as fh:
-            for line_no, raw in enumerate(fh, start=1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise _not_utf8(path, f"line {line_no}") from None
-                yield text.rstrip("\r\n")
-    except (OSError, EOFError) as err:
-        raise LstmkitError(f"{path}: cannot be read ({err})") from None
+            lines = _whole_lines(fh) if whole else _read_pieces(fh, by_line=True)
+            yield from _decoded(path, lines)
+    except _READ_ERRORS as err:
+        raise _unreadable(path, err) from None
 
 
 def _missing_column(path: Path, column: str, columns: Sequence[str]) -> LstmkitError:
@@ -106,12 +197,12 @@ def _csv_rows(path: Path, column: str, delimiter: str) -> Iterator[str]:
         raise LstmkitError(
             f"{path}: not a readable table near data row {row_no + 1} ({err})"
         ) from None
-    except (OSError, EOFError) as err:
-        raise LstmkitError(f"{path}: cannot be read ({err})") from None
+    except _READ_ERRORS as err:
+        raise _unreadable(path, err) from None
 
 
 def _jsonl_rows(path: Path, column: str) -> Iterator[str]:
-    for n, line in enumerate(_lines(path), start=1):
+    for n, line in enumerate(_lines(path, whole=True), start=1):
         if not line.strip():
             continue
         try:
@@ -151,10 +242,7 @@ def _imdb_rows(path: Path) -> Iterator[str]:
         for part in ("neg", "pos", "unsup"):
             folder = root / "train" / part
             for file in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
-                try:
-                    yield file.read_bytes().decode("utf-8")
-                except UnicodeDecodeError:
-                    raise _not_utf8(file, "the review") from None
+                yield from _file_texts(file, "the review")
         return
     try:
         with tarfile.open(path, mode="r:*") as tar:
@@ -164,11 +252,9 @@ def _imdb_rows(path: Path) -> Iterator[str]:
                 fh = tar.extractfile(member)
                 if fh is None:
                     continue
-                try:
-                    yield fh.read().decode("utf-8")
-                except UnicodeDecodeError:
-                    raise _not_utf8(path, f"review {member.name}") from None
-    except (tarfile.TarError, OSError, EOFError) as err:
+                pieces = _read_pieces(fh, by_line=False)
+                yield from _decoded(path, pieces, f"review {member.name}")
+    except (tarfile.TarError, *_READ_ERRORS) as err:
         raise LstmkitError(
             f"{path}: not a readable tar archive ({err}); expected aclImdb_v1.tar.gz"
         ) from None
@@ -179,17 +265,22 @@ def _folder_rows(path: Path) -> Iterator[str]:
     if not files:
         raise LstmkitError(f"{path}: a folder without .txt files; pass text files or a table")
     for file in files:
-        try:
-            yield file.read_bytes().decode("utf-8")
-        except UnicodeDecodeError:
-            raise _not_utf8(file, "the file") from None
+        yield from _file_texts(file, "the file")
+
+
+def _file_texts(file: Path, where: str) -> Iterator[str]:
+    """The whole content of ``file`` as one text (pieces when longer than `MAX_TEXT_BYTES`)."""
+    try:
+        with open(file, "rb") as fh:
+            yield from _decoded(file, _read_pieces(fh, by_line=False), where)
+    except OSError as err:
+        raise LstmkitError(f"{file}: cannot be read ({err})") from None
 
 
 def iter_source(path: str | Path, text_column: str = "text") -> Iterator[str]:
     """The raw texts of one file or folder, in file order (blank ones included)."""
     path = Path(path)
-    if not path.exists():
-        raise LstmkitError(f"{path}: no such file or folder; check the path")
+    _check_path(path)
     if is_imdb_source(path):
         yield from _imdb_rows(path)
     elif path.is_dir():
@@ -199,11 +290,27 @@ def iter_source(path: str | Path, text_column: str = "text") -> Iterator[str]:
         if kind == "lines":
             yield from _lines(path)
         elif kind == "jsonl":
-            yield from _jsonl_rows(path, text_column)
+            yield from _cut_texts(_jsonl_rows(path, text_column))
         elif kind == "parquet":
-            yield from _parquet_rows(path, text_column)
+            yield from _cut_texts(_parquet_rows(path, text_column))
         else:
-            yield from _csv_rows(path, text_column, "," if kind == "csv" else "\t")
+            yield from _cut_texts(_csv_rows(path, text_column, "," if kind == "csv" else "\t"))
+
+
+def _cut_texts(texts: Iterable[str]) -> Iterator[str]:
+    for text in texts:
+        yield from _cut_text(text)
+
+
+def _check_path(path: Path) -> None:
+    """Refuse a missing path and one that is neither a regular file nor a folder."""
+    if not path.exists():
+        raise LstmkitError(f"{path}: no such file or folder; check the path")
+    if not path.is_file() and not path.is_dir():
+        raise LstmkitError(
+            f"{path}: not a regular file or folder (a device, pipe or socket); pass text "
+            "files, tables or folders"
+        )
 
 
 class TextCorpus:
@@ -254,7 +361,7 @@ class TextCorpus:
         if self.paths is not None:
             raw = (t for p in self.paths for t in iter_source(p, self.text_column))
         else:
-            raw = self.texts or []
+            raw = _cut_texts(self.texts or [])
         for text in raw:
             if text and not text.isspace():
                 yield text
@@ -263,8 +370,7 @@ class TextCorpus:
         """Raise `LstmkitError` when the corpus holds no non-blank text (or cannot be read)."""
         if self.paths is not None:
             for p in self.paths:
-                if not p.exists():
-                    raise LstmkitError(f"{p}: no such file or folder; check the path")
+                _check_path(p)
         for _ in self:
             return
         raise LstmkitError(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "LabelledTexts",
     "as_sequence",
     "check_batch_size",
+    "check_text_values",
     "load_labelled_text",
     "load_text_data",
     "looks_like_path",
@@ -50,31 +51,57 @@ TABLE_SUFFIXES |= {".parquet": "parquet", ".pq": "parquet"}
 _rows = tables.rows_text
 
 
-def _refuse_empty_texts(texts: list[object], source: str) -> None:
-    """One line naming the rows whose text is missing or blank, if any."""
-    empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+def _have(indices: list[int]) -> str:
+    """'row 3 has' / 'rows 3, 7 have' for 0-based ``indices``."""
+    return f"{_rows(indices)} {'have' if len(indices) > 1 else 'has'}"
+
+
+def _missing(value: object) -> bool:
+    """A missing cell: None, or the float NaN pandas puts there."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "bytes"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def check_text_values(
+    texts: Sequence[object], source: str, *, unit: str = "text", first: int = 0
+) -> None:
+    """Refuse, in one `LstmkitError` line, texts that are not usable strings.
+
+    In this order: the first value that is neither a string nor missing (None, NaN) is
+    named with its type ("text 3 is a list, not a string"; bytes: decode them first);
+    the first string holding a lone surrogate (not encodable, e.g. from a JSON
+    ``"\\ud800"``); then the rows whose text is missing or blank. ``unit``: "text" (a
+    list given to the API) or "row" (a file's rows), numbered from ``first`` + 1.
+    """
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) and not _missing(t):
+            if isinstance(t, bytes | bytearray):
+                fix = "decode the texts first"
+            else:
+                fix = "pass one string per text" if unit == "text" else "write texts as strings"
+            raise LstmkitError(
+                f"{source}: {unit} {first + i + 1} is {_kind(t)}, not a string; {fix}"
+            )
+    for i, t in enumerate(texts):
+        if isinstance(t, str):
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise LstmkitError(
+                    f"{source}: {unit} {first + i + 1} holds a lone surrogate "
+                    f"(U+{ord(t[err.start]):04X}) at character {err.start + 1}, which is not "
+                    "text; pass valid Unicode"
+                ) from None
+    empty = [first + i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
     if empty:
         raise LstmkitError(
-            f"{source}: {_rows(empty)} have an empty text; remove those rows or fill them in"
-        )
-
-
-def _refuse_surrogates(texts: list[object], source: str) -> None:
-    """One line naming the rows whose text holds a lone surrogate (e.g. ``"\\ud800"``, which a
-    JSON escape or a ``surrogateescape`` decode can produce): it is no Unicode character,
-    and the tokenizer cannot read it."""
-    bad: list[int] = []
-    for i, text in enumerate(texts):
-        try:
-            str(text).encode("utf-8")
-        except UnicodeEncodeError:
-            bad.append(i)
-    if bad:
-        char = next(c for c in str(texts[bad[0]]) if 0xD800 <= ord(c) <= 0xDFFF)
-        raise LstmkitError(
-            f"{source}: {_rows(bad)} hold{'s' if len(bad) == 1 else ''} a lone surrogate "
-            f"(U+{ord(char):04X}), which is not a Unicode character; remove it or decode the "
-            "text with errors='replace'"
+            f"{source}: {_have(empty)} an empty text; remove those rows or fill them in"
         )
 
 
@@ -191,7 +218,12 @@ def _number(text: str) -> int | float | None:
 
 
 def validate_labelled(
-    texts: list[object], labels: list[object], source: str, *, min_classes: int = 2
+    texts: list[object],
+    labels: list[object],
+    source: str,
+    *,
+    min_classes: int = 2,
+    unit: str = "text",
 ) -> LabelledTexts:
     """Check texts and labels and return them as a `LabelledTexts`.
 
@@ -205,8 +237,7 @@ def validate_labelled(
         )
     if not texts:
         raise LstmkitError(f"{source}: no data rows; expected labelled texts, one per row")
-    _refuse_empty_texts(texts, source)
-    _refuse_surrogates(texts, source)
+    check_text_values(texts, source, unit=unit)
     clean: list[Label] = []
     missing, bad = [], []
     for i, value in enumerate(labels):
@@ -221,12 +252,12 @@ def validate_labelled(
             clean.append(label)
     if missing:
         raise LstmkitError(
-            f"{source}: {_rows(missing)} have no label; every row needs a label (a class "
+            f"{source}: {_have(missing)} no label; every row needs a label (a class "
             f"name or an integer)"
         )
     if bad:
         raise LstmkitError(
-            f"{source}: {_rows(bad)} have a fractional label (e.g. {labels[bad[0]]!r}); labels "
+            f"{source}: {_have(bad)} a fractional label (e.g. {labels[bad[0]]!r}); labels "
             f"must be class names or integers"
         )
     kinds = {type(v) for v in clean}
@@ -286,16 +317,16 @@ def load_labelled_text(
         if fmt in ("csv", "tsv"):  # cells are texts: the numeric-label rule applies
             labels = _labels_from_strings(labels)
     if label_column is None:
-        return validate_texts(texts, str(path))
-    return validate_labelled(texts, labels, str(path), min_classes=min_classes)
+        return validate_texts(texts, str(path), unit="row")
+    return validate_labelled(texts, labels, str(path), min_classes=min_classes, unit="row")
 
 
-def validate_texts(texts: list[object], source: str) -> LabelledTexts:
-    """Check unlabelled texts (none empty) and return them with an empty label list."""
+def validate_texts(texts: list[object], source: str, *, unit: str = "text") -> LabelledTexts:
+    """Check unlabelled texts (`check_text_values`) and return them with an empty label
+    list."""
     if not texts:
         raise LstmkitError(f"{source}: no texts; expected at least one text")
-    _refuse_empty_texts(texts, source)
-    _refuse_surrogates(texts, source)
+    check_text_values(texts, source, unit=unit)
     return LabelledTexts([str(t) for t in texts], [], source)
 
 

@@ -25,6 +25,7 @@ from typing import IO
 import pandas as pd
 
 from lstmkit.data.tables import rows_text
+from lstmkit.data.text import check_text_values
 from lstmkit.errors import LstmkitError
 
 __all__ = ["TextChunk", "iter_text_chunks", "stream_format", "stream_total"]
@@ -94,11 +95,7 @@ class _Source:
 
 
 def _check(texts: list[object], first_row: int, path: Path) -> list[str]:
-    empty = [first_row + i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if empty:
-        raise LstmkitError(
-            f"{path}: {rows_text(empty)} have an empty text; remove those rows or fill them in"
-        )
+    check_text_values(texts, str(path), unit="row", first=first_row)
     return texts  # type: ignore[return-value]
 
 

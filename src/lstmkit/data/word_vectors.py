@@ -10,13 +10,16 @@ wins (files list frequent spellings first).
 
 `vector_file_dim` checks a file and returns its dimension before any training;
 `match_word_vectors` returns the vocabulary ids found and their vectors. Every problem
-(a missing, empty, non-UTF-8 or malformed file, a dimension that differs from the
-embedding's) is one `LstmkitError` line naming the file and, where it helps, the line.
+(a missing, empty, non-UTF-8 or malformed file, a damaged gzip file, a line longer than
+`MAX_LINE_BYTES`, a path that is not a regular file such as /dev/zero, a dimension that
+differs from the embedding's) is one `LstmkitError` line naming the file and, where it
+helps, the line; a line is never read beyond `MAX_LINE_BYTES`, so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,8 @@ from lstmkit.errors import LstmkitError
 __all__ = ["VectorMatch", "match_word_vectors", "vector_file_dim"]
 
 _FIX = "give a word2vec/GloVe text file: one word and its numbers per line"
+#: the longest line read (a 300-dimensional vector takes about 3 KB; 1 MiB holds ~100,000)
+MAX_LINE_BYTES = 1 << 20
 
 
 @dataclass
@@ -57,9 +62,20 @@ def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
         raise LstmkitError(f"word vectors {path}: no such file; check the path")
     if path.is_dir():
         raise LstmkitError(f"word vectors {path}: is a folder; {_FIX}")
+    if not path.is_file():
+        raise LstmkitError(
+            f"word vectors {path}: not a regular file (a device, pipe or socket); {_FIX}"
+        )
     try:
         with _open(path) as fh:
-            for number, raw in enumerate(fh, start=1):
+            number = 0
+            while raw := fh.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise LstmkitError(
+                        f"word vectors {path}: line {number} is longer than "
+                        f"{MAX_LINE_BYTES:,} bytes; {_FIX}"
+                    )
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError:
@@ -70,7 +86,12 @@ def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
                 fields = line.rstrip("\r\n").rstrip(" ").split(" ")
                 if fields != [""]:
                     yield number, fields
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (zlib.error, gzip.BadGzipFile, EOFError) as err:  # only gzip reading raises these
+        raise LstmkitError(
+            f"word vectors {path}: starts like gzip but is not a readable gzip file ({err}); "
+            "it is damaged or not gzip (check it with gzip -t)"
+        ) from None
+    except OSError as err:
         raise LstmkitError(f"word vectors {path}: cannot be read ({err}); {_FIX}") from None
 
 

@@ -8,7 +8,8 @@ same validation loss.
 
 Resuming (``checkpoint_dir``): Lightning's `ModelCheckpoint` writes
 ``last.ckpt`` atomically at the end of every epoch (and every
-``checkpoint_every_n_steps`` optimiser steps if set). The checkpoint holds the
+``checkpoint_every_n_steps`` optimiser steps if set, except after an epoch's last
+batch, which the end-of-epoch checkpoint covers). The checkpoint holds the
 random-number states, the history, early-stopping state and a fingerprint of
 the run (the module's parameter shapes, the training settings except
 ``max_epochs`` and the training/validation tensors, plus whatever the task
@@ -271,6 +272,21 @@ class _AtomicCheckpoint(ModelCheckpoint):
             save_on_train_epoch_end=True,
             enable_version_counter=False,
         )
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        # Not after an epoch's last batch: the epoch's end writes its own checkpoint, after
+        # validation; one written here would be resumed as a finished epoch whose
+        # validation and end-of-epoch hooks never ran (Lightning skips to the next epoch).
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         tmp = f"{filepath}.tmp-{os.getpid()}"

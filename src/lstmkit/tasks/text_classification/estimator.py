@@ -54,7 +54,11 @@ from lstmkit.tasks.text_classification.network import (
     require_finite_weights,
 )
 from lstmkit.tasks.text_classification.pretrain import PretrainedEncoder, PretrainSettings
-from lstmkit.tasks.text_classification.settings import TextClassifierConfig, make_config
+from lstmkit.tasks.text_classification.settings import (
+    WEIGHT_RANGE,
+    TextClassifierConfig,
+    make_config,
+)
 from lstmkit.tasks.text_classification.state import FitInfo, ModelState, TrainingRecord
 from lstmkit.training import TrainConfig
 
@@ -177,15 +181,16 @@ class TextClassifier:
         return [index[label] for label in labels]
 
     def _class_weights(self, y: list[int]) -> Tensor | None:
-        """The loss weight of each class (classes,) float32 from ``config.class_weight`` and
-        the training part's class ids ``y``; None when unweighted."""
+        """The loss weight of each class (classes,) float64 from ``config.class_weight`` and
+        the training part's class ids ``y``; None when unweighted. A smallest-to-largest
+        ratio float32 cannot hold (the loss gets them scaled to a largest of 1) is refused."""
         setting = self.config.class_weight
         if setting is None:
             return None
         k = len(self.classes)
         if setting == "balanced":
             counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=k)
-            return torch.tensor(len(y) / (k * np.maximum(counts, 1)), dtype=torch.float32)
+            return torch.tensor(len(y) / (k * np.maximum(counts, 1)), dtype=torch.float64)
         index = {str(c): i for i, c in enumerate(self.classes)}
         unknown = [label for label in setting if str(label) not in index]
         if unknown:
@@ -193,9 +198,16 @@ class TextClassifier:
                 f"class_weight names labels {unknown} that are not in the training labels "
                 f"{self.classes}; weigh only those labels"
             )
-        weights = torch.ones(k)
+        weights = torch.ones(k, dtype=torch.float64)
         for label, weight in setting.items():
             weights[index[str(label)]] = weight
+        low, high = float(weights.min()), float(weights.max())
+        if low / high < WEIGHT_RANGE[0]:
+            raise LstmkitError(
+                f"class_weight: the smallest weight ({low:.3g}, labels left out weigh 1) is "
+                f"{high / low:.2g} times smaller than the largest ({high:.3g}), a ratio float32 "
+                "cannot hold; only the ratios matter, bring the weights closer"
+            )
         return weights
 
     def _load_vectors(self, path: str | Path) -> float:
@@ -335,7 +347,10 @@ class TextClassifier:
             missing = self.net.load_state_dict(pretrained.encoder_state(), strict=False)
             assert not missing.unexpected_keys, missing.unexpected_keys
         coverage = None if vectors is None else self._load_vectors(vectors)
-        module = TextClassifierModule(self.net, cfg, on_epoch, class_weights=weights)
+        # the loss is a weighted mean: weights scaled to a largest of 1 give the same loss,
+        # and their sums over a batch cannot overflow float32
+        scaled = None if weights is None else weights / weights.max()
+        module = TextClassifierModule(self.net, cfg, on_epoch, class_weights=scaled)
         train_cfg = cfg.train_config(
             accelerator=accelerator, devices=devices, progress_bar=progress, **self.run_options
         )

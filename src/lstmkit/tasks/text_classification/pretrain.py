@@ -23,6 +23,15 @@ Under DDP each process reads every ``world_size``-th text and yields the same nu
 of batches. ``max_minutes`` bounds the run's wall time: the epoch in progress ends at
 the budget (its validation still runs) and pretraining stops.
 
+Resuming (``checkpoint_dir``, with ``checkpoint_every_n_steps`` for long epochs): the
+stream's position (the epoch in progress and the batches it has yielded) is part of
+every checkpoint, and the batches of an epoch are a function of the corpus, the seed
+and the epoch, so a resumed run reads the epoch again up to that position (tokenising
+it, without training on it) and goes on with the very batches, dropout masks and
+bookkeeping (training loss, tokens, seconds, training curve) of a run never
+interrupted: it ends with the same weights and history (`PretrainInfo` records where it
+resumed).
+
 `PretrainedEncoder` is the result: the tokenizer, the settings and the weights,
 saved as a model directory of kind ``"text_encoder"`` (config.json,
 model.safetensors, tokenizer.json, training.json, perplexity.png) and loaded by
@@ -69,6 +78,8 @@ VAL_EVERY = 100
 LOG_EVERY = 20
 #: pieces a long text is cut into are at most this long when max_length is 0 (no limit)
 _PIECE_WITHOUT_LIMIT = 400
+#: characters tokenised per call (bounds the tokenizer's transient memory; ids are the same)
+_ENCODE_CHARS = 1 << 20
 
 _EXAMPLES = {
     "epochs": "1", "max_minutes": "90.0", "batch_size": "64", "lr": "0.002",
@@ -222,9 +233,19 @@ def _pieces(ids: list[int], max_length: int) -> list[list[int]]:
 
 
 def _encode_all(tokenizer: TextTokenizer, texts: list[str]) -> list[list[int]]:
-    """Untruncated ids of ``texts`` (pretraining cuts long texts into pieces instead)."""
-    encodings = tokenizer.tokenizer.encode_batch(texts, add_special_tokens=False)
-    return [e.ids or [UNK_ID] for e in encodings]
+    """Untruncated ids of ``texts`` (pretraining cuts long texts into pieces instead),
+    tokenised `_ENCODE_CHARS` characters at a time."""
+    out: list[list[int]] = []
+    start = 0
+    while start < len(texts):
+        end, size = start + 1, len(texts[start])
+        while end < len(texts) and size + len(texts[end]) <= _ENCODE_CHARS:
+            size += len(texts[end])
+            end += 1
+        encodings = tokenizer.tokenizer.encode_batch(texts[start:end], add_special_tokens=False)
+        out.extend(e.ids or [UNK_ID] for e in encodings)
+        start = end
+    return out
 
 
 def _split_stream(corpus: TextCorpus, val_texts: int) -> Iterator[tuple[bool, str]]:
@@ -268,6 +289,7 @@ def scan_corpus(
                 stats.train_tokens += sum(len(p) for p in pieces)
 
     buf: list[str] = []
+    chars = 0
     for is_val, text in _split_stream(corpus, val_texts):
         stats.texts += 1
         if is_val:
@@ -276,9 +298,10 @@ def scan_corpus(
             continue
         stats.train_texts += 1
         buf.append(text)
-        if len(buf) >= block:
+        chars += len(text)
+        if len(buf) >= block or chars >= _ENCODE_CHARS:
             flush(buf, False)
-            buf = []
+            buf, chars = [], 0
     flush(buf, False)
     return stats
 
@@ -300,6 +323,12 @@ class LanguageModelStream(IterableDataset):
     A process whose share runs out before its quota starts its share again.
     ``epoch`` is set by the training module at the start of every epoch (so a resumed
     run draws the same batches).
+
+    ``position``: the batches the epoch in progress has yielded. `state_dict` /
+    `load_state_dict` save and restore it (`LanguageModelModule` keeps it in every
+    checkpoint): a stream restored to (epoch, position) yields that epoch's batches from
+    position on, the same as a stream never stopped (the batches before it are drawn
+    again, tokenised but not padded, to reach the same shuffle state).
     """
 
     def __init__(
@@ -316,6 +345,21 @@ class LanguageModelStream(IterableDataset):
         self.stats = stats
         self.world_size = world_size
         self.epoch = 0
+        self.position = 0
+        self._position_epoch = 0
+        self._resume: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        """The position: the epoch in progress and the batches it has yielded. Lightning
+        fetches no batch ahead from a stream of known length, so at a checkpoint these
+        are the batches trained on."""
+        return {"epoch": self._position_epoch, "batches": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume at ``state`` (from `state_dict`): the next pass over ``state["epoch"]``
+        starts after its first ``state["batches"]`` batches; a pass over another epoch
+        starts at its beginning."""
+        self._resume = (int(state["epoch"]), int(state["batches"]))
 
     def __len__(self) -> int:
         return max(self.stats.train_pieces // (self.world_size * self.settings.batch_size), 1)
@@ -331,7 +375,7 @@ class LanguageModelStream(IterableDataset):
 
     def _batches(
         self, rank: int, world: int, rng: np.random.Generator
-    ) -> Iterator[dict[str, Tensor]]:
+    ) -> Iterator[list[list[int]]]:
         s, max_length = self.settings, self.tokenizer.config.max_length
         carry: list[list[int]] = []
         buf: list[str] = []
@@ -352,7 +396,7 @@ class LanguageModelStream(IterableDataset):
             if not produced:  # a share smaller than one batch: it is the batch
                 if not carry:
                     return
-                yield pad_batch([(p, 0) for p in carry])
+                yield list(carry)
                 carry.clear()
 
     def _cut(
@@ -361,7 +405,7 @@ class LanguageModelStream(IterableDataset):
         carry: list[list[int]],
         max_length: int,
         rng: np.random.Generator,
-    ) -> Iterator[dict[str, Tensor]]:
+    ) -> Iterator[list[list[int]]]:
         b = self.settings.batch_size
         pieces = carry + [
             p for ids in _encode_all(self.tokenizer, texts) for p in _pieces(ids, max_length)
@@ -377,19 +421,45 @@ class LanguageModelStream(IterableDataset):
             part = part[np.argsort([-len(pieces[i]) for i in part], kind="stable")]
             batches.extend(part[i : i + b] for i in range(0, len(part), b))
         for k in rng.permutation(len(batches)):
-            yield pad_batch([(pieces[i], 0) for i in batches[k]])
+            yield [pieces[i] for i in batches[k]]
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         rank, world = _distributed()
         epoch = self.epoch
+        skip = self._resume[1] if self._resume is not None and self._resume[0] == epoch else 0
+        self._resume = None
+        self._position_epoch, self.position = epoch, skip
         rng = np.random.default_rng([self.settings.seed, epoch, rank])
         quota = len(self)
-        for produced, batch in enumerate(self._batches(rank, world, rng)):
+        for produced, pieces in enumerate(self._batches(rank, world, rng)):
             if produced >= quota:
                 break
+            if produced < skip:  # trained on before the run was resumed
+                continue
+            batch = pad_batch([(p, 0) for p in pieces])
             batch.pop("labels", None)
+            self.position = produced + 1
             yield batch
         self.epoch = epoch + 1
+
+
+class StreamLoader(DataLoader):
+    """The `LanguageModelStream`'s loader (no workers), resumable: it has the stream's
+    `state_dict` / `load_state_dict`, so Lightning knows it can resume mid-epoch (it
+    saves the position too, but its setup reads the loader before restoring a checkpoint
+    when the learning-rate schedule asks for the number of steps, so
+    `LanguageModelModule` restores the position). Its own random generator keeps
+    starting an iteration from drawing on torch's global one (a resumed run starts one
+    where the uninterrupted run did not, and dropout would draw differently after it)."""
+
+    def __init__(self, stream: LanguageModelStream) -> None:
+        super().__init__(stream, batch_size=None, num_workers=0, generator=torch.Generator())
+
+    def state_dict(self) -> dict[str, int]:
+        return self.dataset.state_dict()  # type: ignore[attr-defined]
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.dataset.load_state_dict(state)  # type: ignore[attr-defined]
 
 
 def validation_loader(stats: CorpusStats, batch_size: int) -> DataLoader | None:
@@ -402,7 +472,8 @@ def validation_loader(stats: CorpusStats, batch_size: int) -> DataLoader | None:
         batch = pad_batch([(stats.val_pieces[j], 0) for j in order[i : i + batch_size]])
         batch.pop("labels", None)
         batches.append(batch)
-    return DataLoader(batches, batch_size=None, shuffle=False)
+    # its own generator: validating draws nothing from torch's global one
+    return DataLoader(batches, batch_size=None, shuffle=False, generator=torch.Generator())
 
 
 # ---------------------------------------------------------------------- training
@@ -413,9 +484,16 @@ class LanguageModelModule(LstmkitModule):
     Sets the stream's epoch (so a resumed run draws the same batches) and enforces the
     wall-time budget: when ``max_minutes`` have passed, rank 0 decides, every process
     hears it (a broadcast under DDP) and Lightning validates, ends the epoch and stops.
+
+    Its bookkeeping is done in ``training_step``, before a checkpoint can be written for
+    the batch, and saved in every checkpoint (`on_save_checkpoint`): the epoch's training
+    loss (summed here rather than by Lightning, which would restart the mean at a
+    resumed batch), tokens, seconds and training curve go on where a killed run left
+    them; ``resumed`` says where that was.
     """
 
     show_in_progress_bar = True
+    _CHECKPOINT_KEY = "lstmkit_pretrain"
 
     def __init__(
         self,
@@ -432,56 +510,83 @@ class LanguageModelModule(LstmkitModule):
         self._start = time.perf_counter()
         self._epoch_start = self._start
         self.out_of_time = False
-        #: training tokens this process went through in this run (for tokens per second)
+        #: training tokens this process went through (a resumed run's include the killed run's)
         self.tokens_seen = 0
-        #: the training curve: every `LOG_EVERY` steps, tokens seen (all processes) and
-        #: the running mean loss since the last row
+        #: the training curve: every `LOG_EVERY` steps, tokens seen (all processes), the
+        #: running mean loss since the last row and the training seconds so far
         self.steps: list[dict[str, float]] = []
         self._sum = 0.0
         self._n = 0
-        #: training tokens seen (all processes) by the end of each epoch of this run
+        #: training tokens seen (all processes) by the end of each epoch
         self.epoch_tokens: dict[int, float] = {}
+        #: seconds of each epoch, its validation included (an epoch a resumed run finished:
+        #: the killed run's seconds up to its checkpoint and the resumed run's)
+        self.epoch_seconds: dict[int, float] = {}
+        self._epoch_nll = 0.0  # the epoch's summed negative log-likelihood so far
+        self._epoch_count = 0  # and its predicted tokens
+        self._seconds_before = 0.0  # training seconds of the runs before a resume
+        self._epoch_seconds_before = 0.0  # seconds the epoch in progress ran before it
+        #: tokens_seen when this run started (a resumed run starts from the checkpoint's)
+        self.tokens_before = 0
+        #: where this run resumed (global "step", 0-based "epoch", "batches" of it done),
+        #: or None for a run that started afresh
+        self.resumed: dict[str, int] | None = None
 
     def on_fit_start(self) -> None:
         self._start = time.perf_counter()
 
     def on_train_start(self) -> None:
         self.stream.epoch = self.current_epoch  # a resumed run goes on with its epoch
+        self._epoch_start = time.perf_counter()
 
     def on_train_epoch_start(self) -> None:
         self.stream.epoch = self.current_epoch
         self._epoch_start = time.perf_counter()
+        self._epoch_seconds_before = 0.0
+        self._epoch_nll, self._epoch_count = 0.0, 0
 
     def _budget_fraction(self) -> float:
         if self.settings.max_minutes is None:
             return 0.0
         return (time.perf_counter() - self._start) / (60 * self.settings.max_minutes)
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def _seconds(self) -> float:
+        """Training seconds so far, the runs before a resume included."""
+        return self._seconds_before + time.perf_counter() - self._start
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        nll, count = self.net(batch["ids"], batch["lengths"])
+        loss = nll / count.clamp(min=1)
         self.tokens_seen += int(batch["lengths"].sum())
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None:
-            self._sum += float(loss)
-            self._n += 1
+        self._epoch_nll += float(nll.detach())
+        self._epoch_count += int(count)
+        self._sum += float(loss.detach())
+        self._n += 1
         if self._n >= LOG_EVERY:
             self.steps.append(
                 {
-                    "step": float(self.global_step),
+                    "step": float(self.global_step + 1),  # counting this batch's step
                     "tokens": float(self.tokens_seen * self.trainer.world_size),
                     "train_loss": self._sum / self._n,
-                    "seconds": time.perf_counter() - self._start,
+                    "seconds": self._seconds(),
                 }
             )
             self._sum, self._n = 0.0, 0
-        if self.settings.max_minutes is None:
-            return
-        done = self._budget_fraction() >= 1.0
-        if self.trainer.world_size > 1:
-            done = bool(self.trainer.strategy.broadcast(done, src=0))
-        if done and not self.out_of_time:
-            # Lightning validates, ends the epoch and stops (on every process alike)
-            self.out_of_time = True
-            self.trainer.should_stop = True
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.settings.max_minutes is not None:
+            done = self._budget_fraction() >= 1.0
+            if self.trainer.world_size > 1:
+                done = bool(self.trainer.strategy.broadcast(done, src=0))
+            if done and not self.out_of_time:
+                # Lightning validates, ends the epoch and stops (on every process alike)
+                self.out_of_time = True
+                self.trainer.should_stop = True
+        last = self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if last or self.trainer.should_stop:  # the epoch's mean, logged once
+            self.log("train_loss", self._epoch_nll / max(self._epoch_count, 1), on_step=False,
+                     on_epoch=True, sync_dist=True, batch_size=1, prog_bar=True)  # fmt: skip
 
     def on_train_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -490,19 +595,59 @@ class LanguageModelModule(LstmkitModule):
         if self.trainer.world_size > 1:  # every process's own count, summed
             seen = self.trainer.strategy.reduce(seen, reduce_op="sum")
         self.epoch_tokens[self.current_epoch] = float(seen)
+        seconds = self._epoch_seconds_before + time.perf_counter() - self._epoch_start
+        if self.trainer.world_size > 1:  # rank 0's clock: every process records the same
+            seconds = float(self.trainer.strategy.broadcast(seconds, src=0))
+        self.epoch_seconds[self.current_epoch] = seconds
         if self.on_epoch is not None:
             row = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
             row["epoch"] = self.current_epoch
-            row["seconds"] = time.perf_counter() - self._epoch_start
+            row["seconds"] = seconds
             row["tokens"] = self.epoch_tokens[self.current_epoch]
             self.on_epoch(row)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        checkpoint[self._CHECKPOINT_KEY] = {
+            "tokens_seen": self.tokens_seen,
+            "steps": [dict(row) for row in self.steps],
+            "sum": self._sum,
+            "n": self._n,
+            "epoch_tokens": dict(self.epoch_tokens),
+            "epoch_seconds": dict(self.epoch_seconds),
+            "epoch_nll": self._epoch_nll,
+            "epoch_count": self._epoch_count,
+            "seconds": self._seconds_before + now - self._start,
+            "epoch_seconds_so_far": self._epoch_seconds_before + now - self._epoch_start,
+            "position": self.stream.state_dict(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(self._CHECKPOINT_KEY)
+        if not isinstance(state, dict):  # written before lstmkit kept it: start the counts anew
+            return
+        self.tokens_seen = self.tokens_before = int(state["tokens_seen"])
+        self.steps = [dict(row) for row in state["steps"]]
+        self._sum, self._n = float(state["sum"]), int(state["n"])
+        self.epoch_tokens = {int(k): float(v) for k, v in state["epoch_tokens"].items()}
+        self.epoch_seconds = {int(k): float(v) for k, v in state["epoch_seconds"].items()}
+        self._epoch_nll, self._epoch_count = float(state["epoch_nll"]), int(state["epoch_count"])
+        self._seconds_before = float(state["seconds"])
+        self._epoch_seconds_before = float(state["epoch_seconds_so_far"])
+        position = state["position"]
+        self.stream.load_state_dict(position)
+        self.resumed = {
+            "step": int(checkpoint.get("global_step", 0)),
+            "epoch": int(position["epoch"]),
+            "batches": int(position["batches"]),
+        }
 
     def step_metrics(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         nll, count = self.net(batch["ids"], batch["lengths"])
         return {"loss": nll / count.clamp(min=1)}
 
     def batch_size(self, batch: dict[str, Tensor]) -> int:
-        """Predicted tokens in the batch: the epoch loss is a mean per token."""
+        """Predicted tokens in the batch: the validation loss is a mean per token."""
         lengths = batch["lengths"]
         per_text = (lengths - 1).clamp(min=0)
         return int(per_text.sum()) * (2 if self.net.config.bidirectional else 1) or 1
@@ -544,6 +689,12 @@ class PretrainInfo:
     best_epoch: int = -1
     val_perplexity: float = math.nan
     world_size: int = 1
+    #: where a run resumed from its checkpoint (None: it started afresh): the global step,
+    #: the 0-based epoch and the batches of it trained before (of epoch_batches)
+    resumed_at_step: int | None = None
+    resumed_epoch: int | None = None
+    resumed_batches: int | None = None
+    epoch_batches: int = 0
 
 
 @dataclass
@@ -753,7 +904,7 @@ def pretrain(
     h.update(json.dumps({"config": config.to_dict(), "settings": settings.to_dict()}).encode())
     h.update(tokenizer.to_json().encode("utf-8"))
     h.update(f"{corpus.describe}:{stats.texts}:{stats.train_tokens}:{stats.val_tokens}".encode())
-    loader = DataLoader(stream, batch_size=None, num_workers=0)
+    loader = StreamLoader(stream)
     val_loader = validation_loader(stats, settings.batch_size * 2)
     with warnings.catch_warnings():
         # the stream knows its exact length per process; Lightning's caution is for workers
@@ -778,16 +929,28 @@ def pretrain(
         fit_seconds=result.fit_seconds,
         epochs_run=result.epochs_run,
         stopped_by_time=module.out_of_time,
-        tokens_per_second=max(module.epoch_tokens.values(), default=0.0)
+        tokens_per_second=max(
+            max(module.epoch_tokens.values(), default=0.0)
+            - module.tokens_before * result.world_size,
+            0.0,
+        )
         / max(result.fit_seconds, 1e-9),
         best_epoch=result.best_epoch,
         val_perplexity=math.exp(best) if math.isfinite(best) and best < 700 else math.nan,
         world_size=result.world_size,
+        epoch_batches=len(stream),
     )
+    if module.resumed is not None:
+        info.resumed_at_step = module.resumed["step"]
+        info.resumed_epoch = module.resumed["epoch"]
+        info.resumed_batches = module.resumed["batches"]
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     for row in result.history:
-        if int(row["epoch"]) in module.epoch_tokens:
-            row["tokens"] = module.epoch_tokens[int(row["epoch"])]
+        epoch = int(row["epoch"])
+        if epoch in module.epoch_tokens:
+            row["tokens"] = module.epoch_tokens[epoch]
+        if epoch in module.epoch_seconds:
+            row["seconds"] = module.epoch_seconds[epoch]
         for split in ("train", "val"):
             if f"{split}_loss" in row and row[f"{split}_loss"] < 700:
                 row[f"{split}_perplexity"] = math.exp(row[f"{split}_loss"])

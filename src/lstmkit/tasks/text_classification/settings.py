@@ -66,9 +66,13 @@ class TextClassifierConfig:
         float32 weights; see `lstmkit.training.TrainConfig`). Prediction runs in float32.
     class_weight: None (every text counts the same), "balanced" (class c weighs
         n / (classes * n_c) over the training part, as scikit-learn's) or a dict
-        {label: weight > 0} (labels left out weigh 1). The training and validation losses
-        are then weighted means; evaluate() reports the plain loss. Saved in config.json
-        as [[label, weight], ...] pairs, so integer labels survive JSON.
+        {label: weight > 0} (labels left out weigh 1; each label once, 1 and "1" being
+        the same label). The training and validation losses are then weighted means, so
+        only the weights' ratios matter: a weight must be a number float32 holds
+        (`WEIGHT_RANGE`: 1.2e-38 to 3.4e38), and training scales the weights so the
+        largest is 1 (sums of weights cannot overflow), refusing a smallest-to-largest
+        ratio float32 cannot hold. evaluate() reports the plain loss. Saved in
+        config.json as [[label, weight], ...] pairs, so integer labels survive JSON.
     adversarial: adversarial training on the word vectors (Goodfellow et al. 2015,
         Miyato et al. 2017): each training batch is fed a second time with its word
         vectors moved, by this fraction of their L2 norm over the text, in the direction
@@ -219,12 +223,19 @@ class TextClassifierConfig:
         return dataclass_from_dict(cls, data, "TextClassifierConfig")
 
 
+#: the class weights float32 holds as normal numbers (the smallest and the largest)
+WEIGHT_RANGE = (1.1754943508222875e-38, 3.4028234663852886e38)
+
+
 def _check_class_weight(value: Any) -> str | dict | None:
-    """``value`` if it is None, "balanced" or {label: positive finite weight}, else one line."""
+    """``value`` if it is None, "balanced" or {label: weight in `WEIGHT_RANGE`} with each
+    label once (compared as text: 1 and "1" are the same class), else one line."""
     if value is None or value == "balanced":
         return value
     if isinstance(value, dict) and value:
         out: dict = {}
+        seen: dict[str, Any] = {}
+        low, high = WEIGHT_RANGE
         for label, weight in value.items():
             ok_label = isinstance(label, str | int) and not isinstance(label, bool)
             ok_weight = isinstance(weight, int | float) and not isinstance(weight, bool)
@@ -233,6 +244,18 @@ def _check_class_weight(value: Any) -> str | dict | None:
                     f"class_weight {{{label!r}: {weight!r}}}: expected a label (class name or "
                     f"integer) and a weight > 0, e.g. class_weight={{'pos': 5.0}}"
                 )
+            if not low <= weight <= high:
+                raise LstmkitError(
+                    f"class_weight {{{label!r}: {weight!r}}}: a weight must be between "
+                    f"{low:.2g} and {high:.2g} (float32); only the ratios between the weights "
+                    "matter, e.g. class_weight={'pos': 5.0}"
+                )
+            if str(label) in seen:
+                raise LstmkitError(
+                    f"class_weight gives the label {label!r} twice (as {seen[str(label)]!r} "
+                    f"and {label!r}); give each label one weight"
+                )
+            seen[str(label)] = label
             out[label] = float(weight)
         return out
     raise LstmkitError(

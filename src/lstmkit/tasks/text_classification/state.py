@@ -97,7 +97,8 @@ class FitInfo:
     counts the epochs a resumed run took from its checkpoint too); resumed_from_epoch:
     the checkpoint epoch training continued from (None: trained from scratch);
     baseline_seconds: time to fit the bag-of-words baseline (None: none fitted);
-    class_weights: the loss weight of each class, in class order (None: unweighted);
+    class_weights: the loss weight of each class, in class order, as given (the loss uses
+    them scaled to a largest of 1; None: unweighted);
     vectors_file / vectors_coverage: the word-vector file the embedding started from and
     the share of the vocabulary found in it (None: random initialisation).
     """
