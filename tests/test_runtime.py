@@ -210,3 +210,23 @@ def test_forecast_predictor_many_series(tmp_path):
         assert (got[["store", "month"]] == want[["store", "month"]]).all().all()
         numbers = ["forecast", "q10", "q50", "q90"]
         np.testing.assert_allclose(got[numbers], want[numbers], rtol=1e-5, atol=1e-4)
+
+
+def test_forecast_predictor_checks_the_time_axis_and_refuses_a_stray_future(tmp_path):
+    """Issue 19: the runtime shares `PredictCore`'s checks with `Forecaster.predict`; a
+    history on another time axis and a future table the model cannot use used to be
+    forecast (the table ignored) in silence."""
+    df = make_series(60)
+    fit_forecaster(df, max_epochs=1).export_onnx(tmp_path / "fc")
+    pred = runtime.load(tmp_path / "fc")
+    for times, got in [
+        (pd.date_range("2000-01-01", periods=30, freq="D"), "daily timestamps (freq D)"),
+        (np.arange(30) + 26, "integer times"),
+        (pd.date_range("2000-01-01", periods=30, freq="MS", tz="UTC"), "times in zone UTC"),
+    ]:
+        history = df.iloc[:30].assign(month=times)
+        with pytest.raises(LstmkitError, match="the model was trained on ") as err:
+            pred.predict(history)
+        assert f"the history has {got}" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(LstmkitError, match="this model uses no known future covariates"):
+        pred.predict(future=df.iloc[-6:])
