@@ -19,6 +19,11 @@ settings), a damaged file or a file not written by lstmkit is refused with one
 `LstmkitError` line (delete it or use another directory to start afresh). The
 checkpoint is kept after the fit: rerunning a finished fit returns the same
 model without training, and a larger ``max_epochs`` continues it.
+
+Divergence is an error, not a warning: a loss that became NaN or infinite, or a
+best loss far above the loss of the first batch (`check_diverged`), raises
+`LstmkitError` saying to lower the learning rate, so no model worse than an
+untrained one is saved or scored as if it were a result.
 """
 
 from __future__ import annotations
@@ -187,6 +192,9 @@ class _HistoryAndBest(Callback):
         self.best_epoch = -1
         self.best_state: dict[str, torch.Tensor] | None = None
         self.stopped = False  # early stopping had fired when the state was saved
+        # the loss of the first training batch, before any update (the divergence check's
+        # reference), averaged over the processes
+        self.start_loss: float | None = None
         self._trainer: L.Trainer | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -200,6 +208,21 @@ class _HistoryAndBest(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint["lstmkit"] = {"fingerprint": self.fingerprint}
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self.start_loss is not None or trainer.current_epoch != 0 or batch_idx != 0:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            loss = trainer.strategy.reduce(loss.detach().float(), reduce_op="mean")
+            self.start_loss = float(loss)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -231,6 +254,7 @@ class _HistoryAndBest(Callback):
             "best_epoch": self.best_epoch,
             "best_state": self.best_state,
             "stopped": bool(self._trainer is not None and self._trainer.should_stop),
+            "start_loss": self.start_loss,
             # random states at the save, so that a resumed run draws what the
             # uninterrupted one would have drawn (batch order, dropout)
             "rng_torch": torch.get_rng_state(),
@@ -248,6 +272,9 @@ class _HistoryAndBest(Callback):
         self.best_epoch = state_dict["best_epoch"]
         self.best_state = state_dict["best_state"]
         self.stopped = bool(state_dict.get("stopped", False))
+        start = state_dict.get("start_loss")
+        # a checkpoint without it (older lstmkit) resumes without the divergence check
+        self.start_loss = math.nan if start is None else float(start)
         if "rng_torch" in state_dict:
             torch.set_rng_state(state_dict["rng_torch"])
             name, keys, pos, has_gauss, cached = state_dict["rng_numpy"]
@@ -403,6 +430,42 @@ def _logger(config: TrainConfig) -> Any:
         ) from None
 
 
+#: A run has diverged when even its best loss is this many times the loss at its start
+#: (and above `DIVERGED_FLOOR`): the model it returns is worse than the untrained one.
+DIVERGED_FACTOR = 100.0
+#: Losses below this never count as diverged (a start loss near 0, e.g. a constant series,
+#: would make any rounding noise look like a rise).
+DIVERGED_FLOOR = 1.0
+
+
+def check_diverged(start: float | None, best: float, monitor: str, lr: float) -> None:
+    """Refuse (one `LstmkitError` line) a run whose best ``monitor`` loss is far above the
+    loss of its first batch, ``start``: a learning rate too large for the problem (Adam's
+    steps are about ``lr`` whatever the gradient) throws the weights far away in the first
+    steps, and the loss never comes back. A run that only spikes and recovers is fine: its
+    best weights are the ones kept."""
+    if start is None or not math.isfinite(start) or not math.isfinite(best):
+        return
+    if best > DIVERGED_FACTOR * start and best > DIVERGED_FLOOR:
+        raise LstmkitError(
+            f"training diverged: the best {monitor} ({best:.3g}) is more than "
+            f"{DIVERGED_FACTOR:g} times the loss at the start ({start:.3g}); lower the "
+            f"learning rate (it is {lr:g}) or scale the data"
+        )
+
+
+def check_checkpoint_dir(folder: str | os.PathLike[str], option: str = "checkpoint_dir") -> Path:
+    """Refuse, before any work, a checkpoint folder that is a file or cannot be created or
+    written (one `LstmkitError` line naming ``option``); returns it as a `Path`."""
+    from lstmkit.io import check_writable
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise LstmkitError(f"{option} {folder} is a file; pass a folder")
+    check_writable(folder, option)
+    return folder
+
+
 BF16_PRECISIONS = ("bf16-mixed", "bf16-true")
 
 
@@ -452,9 +515,10 @@ def fit(
         wall-clock seconds and the epoch a resumed run continued from.
 
     Raises:
-        LstmkitError: a checkpoint that cannot be resumed (damaged, foreign,
-            another run's), an unusable accelerator, or a loss that became
-            NaN or infinite.
+        LstmkitError: a checkpoint folder that cannot be written, a checkpoint that
+            cannot be resumed (damaged, foreign, another run's), an unusable
+            accelerator, a loss that became NaN or infinite, or a run that diverged
+            (`check_diverged`: its best loss far above its first batch's).
     """
     from lstmkit.training.module import LstmkitModule
 
@@ -489,9 +553,7 @@ def fit(
     ckpt_path = None
     resumed_from = None
     if config.checkpoint_dir is not None:
-        ckpt_dir = Path(config.checkpoint_dir)
-        if ckpt_dir.exists() and not ckpt_dir.is_dir():
-            raise LstmkitError(f"checkpoint folder {ckpt_dir} is a file; pass a folder")
+        ckpt_dir = check_checkpoint_dir(config.checkpoint_dir, "checkpoint folder")
         callbacks.append(_AtomicCheckpoint(ckpt_dir, every_n_epochs=1))
         if config.checkpoint_every_n_steps:
             callbacks.append(
@@ -559,6 +621,7 @@ def fit(
                     "scale the data (a scaler, instance normalisation), lower the learning "
                     "rate or check the values for extremes"
                 )
+    check_diverged(tracker.start_loss, tracker.best_score, monitor, config.lr)
 
     return FitResult(
         history=tracker.history,
