@@ -420,7 +420,7 @@ def previous_run(tmp_path_factory) -> Path:
         (["--logger", "wandb"], "logger must be csv, tensorboard or None"),
         (["--recurrent-dropout", "1.5"], "recurrent_dropout must be in [0, 1), got 1.5"),
         (["--zoneout", "-0.2"], "zoneout must be in [0, 1), got -0.2"),
-        (["--lr", "1e6"], "training diverged: the best val_loss"),
+        (["--lr", "1e6"], "training diverged: the training loss stayed over 100 times"),
         (["--future", "plan.csv"], "a future table was given but no future covariates"),
     ],
 )

@@ -346,13 +346,35 @@ def test_a_huge_learning_rate_is_reported_as_diverged(tmp_path: Path) -> None:
     """lr=1e6 used to train, and forecast about +-2.5e6 for a series between 7 and 13."""
     df = _daily(60)
     settings = FAST | {"lr": 1e6, "checkpoint_dir": str(tmp_path / "ckpt")}
-    with pytest.raises(LstmkitError, match=r"training diverged: the best val_loss \(.*\) is "
-                       r"more than 100 times the loss at the start .*lower the learning rate "
-                       r"\(it is 1e\+06\)"):  # fmt: skip
+    with pytest.raises(LstmkitError, match=r"training diverged: the training loss stayed over "
+                       r"100 times its start \(lowest epoch mean .*, first batch .*\); lower the "
+                       r"learning rate \(it is 1e\+06\)"):  # fmt: skip
         Forecaster(horizon=4, window=8, **settings).fit(df, target="y", time_col="date")
     # the finished run's checkpoint keeps its start: rerun, it is still diverged
     with pytest.raises(LstmkitError, match="training diverged"):
         Forecaster(horizon=4, window=8, **settings).fit(df, target="y", time_col="date")
+
+
+def test_the_loss_rule_by_hand() -> None:
+    from lstmkit.training import check_diverged
+
+    with pytest.raises(LstmkitError, match="lowest epoch mean 150, first batch 1"):
+        check_diverged(1.0, [{"train_loss": 400.0}, {"train_loss": 150.0}], 0.1)
+    check_diverged(1.0, [{"train_loss": 400.0}, {"train_loss": 99.0}], 0.1)  # came back
+    check_diverged(1e-4, [{"train_loss": 0.5}], 0.1)  # a rise, but a loss below 1
+    check_diverged(1.0, [{"train_loss": 0.1, "val_loss": 1e6}], 0.1)  # validation unlike it
+    check_diverged(None, [{"train_loss": 1e9}], 0.1)  # no start (an older checkpoint)
+
+
+def test_a_level_shift_in_the_validation_part_is_not_divergence() -> None:
+    """Validation far outside the training range gives a validation loss far above the
+    training loss at any learning rate; only the training loss is judged."""
+    rng = np.random.default_rng(0)
+    y = np.r_[10 + 0.01 * rng.normal(size=72), np.full(8, 30.0)]
+    df = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=80, freq="D"), "y": y})
+    f = Forecaster(horizon=4, window=8, val_size=8, **FAST).fit(df, target="y", time_col="date")
+    history = f.fit_result.history
+    assert min(r["val_loss"] for r in history) > 100 * history[0]["train_loss"]  # still fitted
 
 
 def test_plausible_range_by_hand() -> None:

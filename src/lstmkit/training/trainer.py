@@ -21,7 +21,7 @@ checkpoint is kept after the fit: rerunning a finished fit returns the same
 model without training, and a larger ``max_epochs`` continues it.
 
 Divergence is an error, not a warning: a loss that became NaN or infinite, or a
-best loss far above the loss of the first batch (`check_diverged`), raises
+training loss that stays far above the loss of the first batch (`check_diverged`), raises
 `LstmkitError` saying to lower the learning rate, so no model worse than an
 untrained one is saved or scored as if it were a result.
 """
@@ -430,26 +430,30 @@ def _logger(config: TrainConfig) -> Any:
         ) from None
 
 
-#: A run has diverged when even its best loss is this many times the loss at its start
-#: (and above `DIVERGED_FLOOR`): the model it returns is worse than the untrained one.
+#: A run has diverged when even its lowest training loss is this many times the loss at
+#: its start (and above `DIVERGED_FLOOR`): it ends far worse than the untrained network.
 DIVERGED_FACTOR = 100.0
 #: Losses below this never count as diverged (a start loss near 0, e.g. a constant series,
 #: would make any rounding noise look like a rise).
 DIVERGED_FLOOR = 1.0
 
 
-def check_diverged(start: float | None, best: float, monitor: str, lr: float) -> None:
-    """Refuse (one `LstmkitError` line) a run whose best ``monitor`` loss is far above the
-    loss of its first batch, ``start``: a learning rate too large for the problem (Adam's
-    steps are about ``lr`` whatever the gradient) throws the weights far away in the first
-    steps, and the loss never comes back. A run that only spikes and recovers is fine: its
-    best weights are the ones kept."""
-    if start is None or not math.isfinite(start) or not math.isfinite(best):
+def check_diverged(start: float | None, history: list[dict[str, float]], lr: float) -> None:
+    """Refuse (one `LstmkitError` line) a run whose training loss never came back near the
+    loss of its first batch, ``start``: its lowest epoch ``train_loss`` in ``history`` is
+    over `DIVERGED_FACTOR` times ``start`` (and over `DIVERGED_FLOOR`). A learning rate
+    far too large (Adam's steps are about ``lr`` whatever the gradient) throws the weights
+    away in the first steps, and the loss never recovers. Training loss is compared with
+    training loss: a validation part unlike the training data (a level shift) is no sign
+    of divergence, and a run that only spikes and recovers keeps its best weights."""
+    losses = [row["train_loss"] for row in history if "train_loss" in row]
+    if start is None or not math.isfinite(start) or not losses:
         return
+    best = min(losses)
     if best > DIVERGED_FACTOR * start and best > DIVERGED_FLOOR:
         raise LstmkitError(
-            f"training diverged: the best {monitor} ({best:.3g}) is more than "
-            f"{DIVERGED_FACTOR:g} times the loss at the start ({start:.3g}); lower the "
+            f"training diverged: the training loss stayed over {DIVERGED_FACTOR:g} times "
+            f"its start (lowest epoch mean {best:.3g}, first batch {start:.3g}); lower the "
             f"learning rate (it is {lr:g}) or scale the data"
         )
 
@@ -518,7 +522,7 @@ def fit(
         LstmkitError: a checkpoint folder that cannot be written, a checkpoint that
             cannot be resumed (damaged, foreign, another run's), an unusable
             accelerator, a loss that became NaN or infinite, or a run that diverged
-            (`check_diverged`: its best loss far above its first batch's).
+            (`check_diverged`: its training loss far above its first batch's).
     """
     from lstmkit.training.module import LstmkitModule
 
@@ -621,7 +625,7 @@ def fit(
                     "scale the data (a scaler, instance normalisation), lower the learning "
                     "rate or check the values for extremes"
                 )
-    check_diverged(tracker.start_loss, tracker.best_score, monitor, config.lr)
+    check_diverged(tracker.start_loss, tracker.history, config.lr)
 
     return FitResult(
         history=tracker.history,
