@@ -142,7 +142,7 @@ def test_train_bad_inputs_one_line_nothing_written(data_dir, tmp_path, capsys, m
     _fails([*base, bad], capsys, monkeypatch, "at least two classes")
     bad = tmp_path / "bytes.csv"
     bad.write_bytes(b"text,label\ngood,a\nbad \xff\xfe,b\n")
-    _fails([*base, bad], capsys, monkeypatch, "row 2 contain bytes that are not valid UTF-8")
+    _fails([*base, bad], capsys, monkeypatch, "row 2 contains bytes that are not valid UTF-8")
     _fails([*base, "--pooling", "median", data_dir / "train.csv"], capsys, monkeypatch, "pooling")
     assert not out.exists()
     assert list(tmp_path.glob(".out*")) == []

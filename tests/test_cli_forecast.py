@@ -420,6 +420,8 @@ def previous_run(tmp_path_factory) -> Path:
         (["--logger", "wandb"], "logger must be csv, tensorboard or None"),
         (["--recurrent-dropout", "1.5"], "recurrent_dropout must be in [0, 1), got 1.5"),
         (["--zoneout", "-0.2"], "zoneout must be in [0, 1), got -0.2"),
+        (["--lr", "1e6"], "training diverged: the training loss stayed over 100 times"),
+        (["--future", "plan.csv"], "a future table was given but no future covariates"),
     ],
 )
 def test_hostile_settings_one_line_previous_output_intact(
@@ -538,3 +540,55 @@ def test_usage_errors_are_one_line(argv, capsys):
     code, out, err = run(argv, capsys)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and "--help" in err
+
+
+# ------------------------------------------------------------------ issue 19
+def test_checkpoint_dir_that_cannot_be_written_is_refused_before_training(
+    tmp_path: Path, unwritable_dir: Path, capsys
+) -> None:
+    """It used to fail with a FileNotFoundError / PermissionError once training had run."""
+    out = tmp_path / "out"
+    for ckpt, message in [
+        (unwritable_dir / "ckpt", f"error: --checkpoint-dir: cannot write in {unwritable_dir}"),
+        (tmp_path / "file" / "ckpt", f"error: --checkpoint-dir: {tmp_path / 'file'} is a file"),
+        (tmp_path / "file", f"error: --checkpoint-dir {tmp_path / 'file'} is a file"),
+    ]:
+        (tmp_path / "file").write_text("")
+        code, stdout, stderr = run(["forecast", "--out", str(out), "--checkpoint-dir", str(ckpt),
+                                    *TINY], capsys)  # fmt: skip
+        assert code == 2 and stderr.count("\n") == 1 and stderr.startswith(message), stderr
+        assert "trained" not in stdout and not out.exists()
+    assert not list(tmp_path.glob(".out*"))  # no staging folder left behind
+
+
+@pytest.mark.parametrize("extra", [[], ["--layer-norm"]])
+def test_precision_64_trains_and_predicts(tmp_path: Path, capsys, extra: list[str]) -> None:
+    """--precision 64 used to stop at the first forecast: get_mkldnn_dtype: unsupported
+    data type (with --layer-norm: a Float/Double mismatch in F.linear)."""
+    out = tmp_path / "run"
+    code, _, stderr = run(["forecast", "--out", str(out), "--precision", "64", *extra,
+                           *TINY], capsys)  # fmt: skip
+    assert code == 0, stderr
+    for name in ("forecast.csv", "future.csv"):
+        table = pd.read_csv(out / name)
+        assert len(table) == 12 and np.isfinite(table[["forecast", "q10", "q90"]]).all().all()
+    code, _, stderr = run(["predict", "-m", str(out / "model"), "-o", str(tmp_path / "p.csv")],
+                          capsys)  # fmt: skip
+    assert code == 0, stderr
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "p.csv"), pd.read_csv(out / "future.csv"))
+
+
+def test_predict_refuses_history_on_another_time_axis(previous_run: Path, tmp_path, capsys):
+    """The demo model is monthly; a daily or integer-stamped history used to be forecast."""
+    for name, times, got in [
+        ("daily.csv", pd.date_range("1960-01-01", periods=40, freq="D"), "daily timestamps"),
+        ("steps.csv", np.arange(40), "integer times"),
+    ]:
+        pd.DataFrame({"month": times, "passengers": 400.0 + np.arange(40)}).to_csv(
+            tmp_path / name, index=False
+        )
+        code, _, stderr = run(["predict", "-m", str(previous_run / "model"), "--data",
+                               str(tmp_path / name)], capsys)  # fmt: skip
+        assert code == 2 and stderr.count("\n") == 1, stderr
+        assert stderr.startswith("error: the model was trained on monthly timestamps (freq MS); "
+                                 f"the history has {got}")  # fmt: skip

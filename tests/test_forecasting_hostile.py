@@ -226,3 +226,209 @@ def test_checkpoint_of_another_network_size_or_series_is_refused(tmp_path: Path)
         other.fit(_series(scale=2.0), target="y")  # was silently the old model
     same = Forecaster(horizon=6, window=12, checkpoint_dir=ckpt, **FAST).fit(df, target="y")
     assert same.fit_result.resumed_from_epoch == FAST["max_epochs"] - 1
+
+
+# ------------------------------------------------------------------ issue 19: the time axis
+def _daily(n: int = 40, tz: str | None = None, start: str = "2021-01-01") -> pd.DataFrame:
+    t = np.arange(n)
+    days = pd.date_range(start, periods=n, freq="D", tz=tz)
+    return pd.DataFrame({"date": days, "y": 10 + 3 * np.sin(2 * np.pi * t / 7)})
+
+
+@pytest.fixture(scope="module")
+def daily() -> Forecaster:
+    return Forecaster(horizon=4, window=8, **FAST).fit(_daily(), target="y", time_col="date")
+
+
+def _history(times) -> pd.DataFrame:
+    return pd.DataFrame({"date": times, "y": 10 + np.arange(len(times)) % 3})
+
+
+@pytest.mark.parametrize(
+    ("times", "message"),
+    [
+        (np.arange(20), "the history has integer times"),
+        (np.arange(20) + 26, "the history has integer times"),
+        (pd.date_range("2021-03-01", periods=20, freq="h"), "hourly timestamps \\(freq h\\)"),
+        (pd.date_range("2021-03-01", periods=20, freq="MS"), "monthly timestamps \\(freq MS\\)"),
+        (pd.date_range("2021-03-01", periods=20, freq="2D"), "every 2 days \\(freq 2D\\)"),
+        (pd.date_range("2021-03-01", periods=20, freq="D", tz="UTC"), "times in zone UTC"),
+    ],
+)
+def test_history_on_another_time_axis_is_refused(daily: Forecaster, times, message) -> None:
+    """Such a history used to be forecast and stamped with daily times after its end."""
+    with pytest.raises(LstmkitError, match=message) as info:
+        daily.predict(_history(times))
+    text = str(info.value)
+    assert "\n" not in text
+    trained = "times without a zone" if "zone" in message else "daily timestamps (freq D)"
+    assert text.startswith(f"the model was trained on {trained}; the history has ")
+
+
+def test_data_on_another_time_axis_is_refused_by_evaluate_and_set_context(daily) -> None:
+    hourly = _history(pd.date_range("2021-03-01", periods=20, freq="h"))
+    for call in (daily.evaluate, daily.set_context):
+        with pytest.raises(LstmkitError, match=r"trained on daily .* the data has hourly"):
+            call(hourly)
+    good = _history(pd.date_range("2021-03-01", periods=20, freq="D"))
+    fc = daily.predict(good)  # on the axis: still served, after its last day
+    assert fc["date"].tolist() == list(pd.date_range("2021-03-21", periods=4, freq="D"))
+
+
+def test_a_zone_is_checked_by_its_local_clock() -> None:
+    """Times in another zone are taken where they show the model's local clock (converted
+    to its zone) and refused where they do not; a naive history for a zoned model too."""
+    berlin = _daily(tz="Europe/Berlin")  # January: UTC+01:00
+    f = Forecaster(horizon=4, window=8, **FAST).fit(berlin, target="y", time_col="date")
+    want = f.predict(berlin)
+    assert str(want["date"].dt.tz) == "Europe/Berlin"
+    as_text = berlin.assign(date=[t.strftime("%Y-%m-%dT%H:%M:%S+01:00") for t in berlin["date"]])
+    got = f.predict(as_text)  # a fixed +01:00 zone, the same local midnights
+    pd.testing.assert_frame_equal(got, want)
+    with pytest.raises(LstmkitError, match="trained on times in zone Europe/Berlin; the history "
+                       "has times in zone UTC, which shows another local time"):  # fmt: skip
+        f.predict(berlin.assign(date=berlin["date"].dt.tz_convert("UTC")))
+    with pytest.raises(LstmkitError, match="history has times without a zone"):
+        f.predict(berlin.assign(date=berlin["date"].dt.tz_localize(None)))
+
+
+def test_an_integer_time_model_checks_the_step() -> None:
+    df = pd.DataFrame({"step": np.arange(40) * 7, "y": 10 + np.arange(40) % 5})
+    f = Forecaster(horizon=4, window=8, **FAST).fit(df, target="y", time_col="step")
+    assert f.predict(df.iloc[-10:])["step"].tolist() == [280, 287, 294, 301]
+    with pytest.raises(LstmkitError, match="trained on integer times 7 apart; the history "
+                       "has integer times 1 apart"):  # fmt: skip
+        f.predict(df.assign(step=np.arange(40)))
+    with pytest.raises(LstmkitError, match="trained on integer times; the history has daily"):
+        f.predict(df.assign(step=pd.date_range("2021-01-01", periods=40, freq="D")))
+
+
+def test_the_server_refuses_a_history_on_another_time_axis(daily, tmp_path: Path) -> None:
+    """``{"history": [{"date": 26, ...}]}`` used to be answered with 200 and a forecast."""
+    from fastapi.testclient import TestClient
+
+    from lstmkit.serving.app import create_app
+
+    with TestClient(create_app(daily.save(tmp_path / "m"))) as client:
+        history = [{"date": 26 + i, "y": 10.0 + i % 3} for i in range(12)]
+        got = client.post("/predict", json={"history": history})
+        assert 400 <= got.status_code < 500, got.text
+        assert "trained on daily timestamps (freq D); the history has integer times" in got.text
+        days = pd.date_range("2021-03-01", periods=12, freq="D")
+        history = [{"date": str(d.date()), "y": 10.0 + i % 3} for i, d in enumerate(days)]
+        got = client.post("/predict", json={"history": history})
+        assert got.status_code == 200, got.text
+
+
+# ------------------------------------------------------------------ issue 19: zones, future
+ZONED = ["2021-01-01T00:00:00Z", "2021-01-01 00:00:00+00:00", "2021-01-01 00:00:00 UTC",
+         "2021-01-01T00:00:00+01:00"]  # fmt: skip
+
+
+@pytest.mark.parametrize("zoned", ZONED)
+def test_times_with_and_without_a_zone_are_refused(zoned: str) -> None:
+    """A ``Z`` among times without a zone used to make them all UTC (Europe/Belfast, in fact)."""
+    times = [zoned] + [f"2021-01-{d:02d}" for d in range(2, 31)]
+    df = pd.DataFrame({"date": times, "y": np.arange(30.0)})
+    with pytest.raises(LstmkitError, match=r"mixes times with a zone \('.*' at row 1\) and "
+                       r"times without one \('2021-01-02' at row 2\)"):  # fmt: skip
+        Forecaster(horizon=4, window=8, **FAST).fit(df, target="y")
+
+
+def test_a_future_table_for_a_model_without_future_covariates_is_refused(daily) -> None:
+    future = _history(pd.date_range("2021-02-10", periods=4, freq="D"))
+    with pytest.raises(LstmkitError, match="this model uses no known future covariates"):
+        daily.predict(future=future)  # used to be ignored in silence
+
+
+# ------------------------------------------------------------------ issue 19: divergence
+def test_a_huge_learning_rate_is_reported_as_diverged(tmp_path: Path) -> None:
+    """lr=1e6 used to train, and forecast about +-2.5e6 for a series between 7 and 13."""
+    df = _daily(60)
+    settings = FAST | {"lr": 1e6, "checkpoint_dir": str(tmp_path / "ckpt")}
+    with pytest.raises(LstmkitError, match=r"training diverged: the training loss stayed over "
+                       r"100 times its start \(lowest epoch mean .*, first batch .*\); lower the "
+                       r"learning rate \(it is 1e\+06\)"):  # fmt: skip
+        Forecaster(horizon=4, window=8, **settings).fit(df, target="y", time_col="date")
+    # the finished run's checkpoint keeps its start: rerun, it is still diverged
+    with pytest.raises(LstmkitError, match="training diverged"):
+        Forecaster(horizon=4, window=8, **settings).fit(df, target="y", time_col="date")
+
+
+def test_the_loss_rule_by_hand() -> None:
+    from lstmkit.training import check_diverged
+
+    with pytest.raises(LstmkitError, match="lowest epoch mean 150, first batch 1"):
+        check_diverged(1.0, [{"train_loss": 400.0}, {"train_loss": 150.0}], 0.1)
+    check_diverged(1.0, [{"train_loss": 400.0}, {"train_loss": 99.0}], 0.1)  # came back
+    check_diverged(1e-4, [{"train_loss": 0.5}], 0.1)  # a rise, but a loss below 1
+    check_diverged(1.0, [{"train_loss": 0.1, "val_loss": 1e6}], 0.1)  # validation unlike it
+    check_diverged(None, [{"train_loss": 1e9}], 0.1)  # no start (an older checkpoint)
+
+
+def test_a_level_shift_in_the_validation_part_is_not_divergence() -> None:
+    """Validation far outside the training range gives a validation loss far above the
+    training loss at any learning rate; only the training loss is judged."""
+    rng = np.random.default_rng(0)
+    y = np.r_[10 + 0.01 * rng.normal(size=72), np.full(8, 30.0)]
+    df = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=80, freq="D"), "y": y})
+    f = Forecaster(horizon=4, window=8, val_size=8, **FAST).fit(df, target="y", time_col="date")
+    history = f.fit_result.history
+    assert min(r["val_loss"] for r in history) > 100 * history[0]["train_loss"]  # still fitted
+
+
+def test_plausible_range_by_hand() -> None:
+    from lstmkit.tasks.forecasting.estimator import plausible_range
+
+    # range 6, margin 10 * 6 * (1 + 7 / 14) = 90
+    assert plausible_range(np.array([7.0, 13.0, 10.0]), 7, 14) == (7 - 90, 13 + 90)
+    assert plausible_range(np.full(5, -5.0), 4, 4) == (-5 - 100, -5 + 100)  # constant: |level|
+    assert plausible_range(np.zeros(5), 4, 4) == (-20, 20)
+
+
+def test_a_forecast_far_outside_the_data_is_reported_as_diverged(daily: Forecaster) -> None:
+    """The forecast check on its own: the fitted network's head scaled up 1e4 times."""
+    import copy
+
+    import torch
+
+    from lstmkit.data.series import load_series
+
+    broken = copy.deepcopy(daily)
+    with torch.no_grad():
+        for name, p in broken.module.net.named_parameters():
+            if name.startswith("head"):
+                p.mul_(1e4)
+    sd = load_series(_daily(), "y", time_col="date")
+    daily._check_plausible(sd)  # the fitted model passes
+    with pytest.raises(LstmkitError, match=r"training diverged: the forecast reaches .*, far "
+                       r"outside the data's range \(7.08 to 12.9\)"):  # fmt: skip
+        broken._check_plausible(sd)
+
+
+def test_real_and_trending_data_do_not_trip_the_divergence_checks() -> None:
+    from lstmkit.data.air_passengers import load_air_passengers
+
+    air = load_air_passengers()
+    f = Forecaster(horizon=12, **(FAST | {"max_epochs": 10}))
+    f.fit(air, "passengers", time_col="month")
+    assert np.isfinite(f.predict()["forecast"]).all()
+    t = np.arange(120)
+    trend = pd.DataFrame({"date": pd.date_range("2000-01-01", periods=120, freq="D"),
+                          "y": 1e4 + 250.0 * t + 5 * np.sin(t)})  # fmt: skip
+    for settings in ({}, {"scaler": "none", "instance_norm": False}, {"lr": 0.1}):
+        Forecaster(horizon=14, window=14, **(FAST | settings)).fit(trend, "y", time_col="date")
+
+
+# ------------------------------------------------------------------ issue 19: precision 64
+def test_precision_64_trains_in_float64_and_predicts_like_the_saved_model(tmp_path) -> None:
+    """--precision 64 used to fail at the first forecast (get_mkldnn_dtype, or a Float /
+    Double mismatch with layer norm)."""
+    df = _daily()
+    for settings in ({}, {"layer_norm": True}, {"method": "recursive", "quantiles": [0.1, 0.9]}):
+        f = Forecaster(horizon=4, window=8, precision="64", **(FAST | settings))
+        f.fit(df, target="y", time_col="date")
+        fc = f.predict()
+        assert np.isfinite(fc.drop(columns="date").to_numpy()).all()
+        pd.testing.assert_frame_equal(Forecaster.load(f.save(tmp_path / "m")).predict(), fc)
+    assert f._scaled(next(iter(f._load(df).series.values()))).dtype == np.float64

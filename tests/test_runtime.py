@@ -251,7 +251,9 @@ def test_a_lone_surrogate_is_one_line_naming_the_row(text_model):
     for predictor in (runtime.load(model), clf):
         with pytest.raises(LstmkitError, match=r"texts: text 2 holds a lone surrogate \(U\+D800\)"):
             predictor.predict_proba(texts)
-    with pytest.raises(LstmkitError, match=r"training data: text 1 holds a lone surrogate \(U\+DFFF\)"):
+    with pytest.raises(
+        LstmkitError, match=r"training data: text 1 holds a lone surrogate \(U\+DFFF\)"
+    ):
         clf.__class__(epochs=1).fit(["\udfff x", "good", "a \ud800"], ["a", "b", "a"])
 
 
@@ -261,3 +263,23 @@ def test_bad_threads_are_refused_at_load(text_model, threads):
         runtime.load(text_model[1], threads=threads)
     assert "\n" not in str(err.value)
     assert runtime.load(text_model[1], threads=np.int64(1)).predict(["good film"])
+
+
+def test_forecast_predictor_checks_the_time_axis_and_refuses_a_stray_future(tmp_path):
+    """Issue 19: the runtime shares `PredictCore`'s checks with `Forecaster.predict`; a
+    history on another time axis and a future table the model cannot use used to be
+    forecast (the table ignored) in silence."""
+    df = make_series(60)
+    fit_forecaster(df, max_epochs=1).export_onnx(tmp_path / "fc")
+    pred = runtime.load(tmp_path / "fc")
+    for times, got in [
+        (pd.date_range("2000-01-01", periods=30, freq="D"), "daily timestamps (freq D)"),
+        (np.arange(30) + 26, "integer times"),
+        (pd.date_range("2000-01-01", periods=30, freq="MS", tz="UTC"), "times in zone UTC"),
+    ]:
+        history = df.iloc[:30].assign(month=times)
+        with pytest.raises(LstmkitError, match="the model was trained on ") as err:
+            pred.predict(history)
+        assert f"the history has {got}" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(LstmkitError, match="this model uses no known future covariates"):
+        pred.predict(future=df.iloc[-6:])

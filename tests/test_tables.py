@@ -157,9 +157,9 @@ def test_bytes_that_are_not_utf8_are_named_by_data_row(tmp_path: Path) -> None:
             msg = _error(tmp_path / name, as_text=as_text)
             assert "rows 2, 4 contain bytes that are not valid UTF-8" in msg, (name, msg)
     (tmp_path / "h.csv").write_bytes(b"t\xe9xt,label\nfine,pos\n")
-    assert "the header contain" in _error(tmp_path / "h.csv")
+    assert "the header contains bytes" in _error(tmp_path / "h.csv")
     (tmp_path / "d.jsonl").write_bytes(b'{"text": "ok"}\n\n{"text": "caf\xe9"}\n')
-    assert "row 2 contain bytes" in _error(tmp_path / "d.jsonl")
+    assert "row 2 contains bytes" in _error(tmp_path / "d.jsonl")
 
 
 def test_jsonl_lines_that_are_not_objects(tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_forecaster_data_with_bad_bytes_names_the_row(tmp_path: Path) -> None:
     """The forecaster used to print Python's codec error; it now names the data row."""
     path = tmp_path / "d.csv"
     path.write_bytes(b"date,y,note\n2020-01-01,1,a\n2020-02-01,2,caf\xe9\n2020-03-01,3,b\n")
-    with pytest.raises(LstmkitError, match="row 2 contain bytes that are not valid UTF-8"):
+    with pytest.raises(LstmkitError, match="row 2 contains bytes that are not valid UTF-8"):
         load_series(path, "y")
 
 
@@ -188,10 +188,10 @@ def test_rows_longer_than_the_header_are_named(tmp_path: Path) -> None:
         assert "rows 3, 5 have more fields than the header (2)" in msg, msg
         assert "double quotes" in msg
     path.write_text("text,label\ngood, bad,neg\nfine,pos\n")
-    assert "row 1 have more fields than the header" in _error(path, as_text=True)
+    assert "row 1 has more fields than the header" in _error(path, as_text=True)
     (tmp_path / "d.tsv").write_text("text\tlabel\nfine\tpos\na\tb\tneg\n")
     msg = _error(tmp_path / "d.tsv")
-    assert "row 2 have more fields" in msg and "a tab" in msg
+    assert "row 2 has more fields" in msg and "a tab" in msg
 
 
 def test_both_tasks_read_gzipped_tables(tmp_path: Path) -> None:

@@ -217,7 +217,7 @@ def _forecast(
     from lstmkit.io import staged_dir
     from lstmkit.tasks.forecasting import Forecaster
     from lstmkit.tasks.forecasting.run import forecast_run
-    from lstmkit.training import require_precision_supported
+    from lstmkit.training import check_checkpoint_dir, require_precision_supported
 
     require_precision_supported(precision, accelerator)  # before anything is read or written
     if data is None:
@@ -236,6 +236,8 @@ def _forecast(
             "whole at the end; put the checkpoints in another folder"
         )
     _check_out(out)
+    if checkpoint_dir is not None:
+        check_checkpoint_dir(checkpoint_dir, "--checkpoint-dir")
     # The whole output is built in a temporary sibling of --out (created now, so an
     # unwritable location fails before training) and swapped in only at the end.
     with staged_dir(out) as stage:

@@ -255,6 +255,17 @@ def _parse_mixed_offsets(raw: pd.Series, col: str, source: str) -> pd.DatetimeIn
             f"time column {col!r} has {raw.iloc[pos]!r} at {_where(None, pos, source)}, "
             "which is not a date/time; fix it or pass the right --time-col"
         )
+    # Times without a zone among zoned ones would be read as UTC: which zone is meant is
+    # a guess, so the mix is refused like any other (``Z`` included).
+    zoned = np.array([pd.Timestamp(t).tzinfo is not None for t in raw])
+    if not zoned.all():
+        with_zone, without = int(np.flatnonzero(zoned)[0]), int(np.flatnonzero(~zoned)[0])
+        raise LstmkitError(
+            f"time column {col!r} of {source} mixes times with a zone ({raw.iloc[with_zone]!r} "
+            f"at {_where(None, with_zone, source)}) and times without one "
+            f"({raw.iloc[without]!r} at {_where(None, without, source)}); write every time "
+            "in its zone or none with a zone"
+        )
     offsets = np.array([_offset_minutes(str(t)) for t in raw])
     utc_index = pd.DatetimeIndex(utc)
     zone = _zone_for_offsets(utc_index, offsets)

@@ -40,11 +40,21 @@ SUFFIXES = {
 _NAMES = {"csv": "CSV", "tsv": "TSV", "jsonl": "JSONL", "parquet": "Parquet"}
 
 
-def rows_text(indices: Sequence[int], limit: int = 5) -> str:
-    """'rows 3, 7, 9' for 0-based ``indices`` (shown 1-based), shortened after ``limit``."""
+def rows_text(indices: Sequence[int], limit: int = 5, verb: str | None = None) -> str:
+    """'rows 3, 7, 9' for 0-based ``indices`` (shown 1-based), shortened after ``limit``;
+    with ``verb`` (its plural, e.g. "have") followed by it in the right number: 'row 3
+    has', 'rows 3, 7 have'."""
     shown = ", ".join(str(i + 1) for i in indices[:limit])
     more = f" and {len(indices) - limit} more" if len(indices) > limit else ""
-    return f"row{'s' if len(indices) > 1 else ''} {shown}{more}"
+    text = f"row{'s' if len(indices) > 1 else ''} {shown}{more}"
+    if verb is None:
+        return text
+    return f"{text} {verb if len(indices) > 1 else _singular(verb)}"
+
+
+def _singular(verb: str) -> str:
+    """The third person singular of a plural verb: have -> has, are -> is, contain -> contains."""
+    return {"have": "has", "are": "is"}.get(verb, f"{verb}s")
 
 
 def _is_gzip(path: Path) -> bool:
@@ -88,10 +98,11 @@ def _bad_utf8(path: Path, text: str, split_rows: Callable[[str], list]) -> Lstmk
     """The error naming the data rows of ``text`` (decoded with surrogateescape) that hold
     bytes that are not UTF-8 ("the header" when only the header does)."""
     bad = [i for i, row in enumerate(split_rows(text)) if _has_bad_bytes(row)]
-    where = rows_text(bad) if bad else "the header"
+    where = rows_text(bad, verb="contain") if bad else "the header contains"
+    fix = "those rows" if len(bad) > 1 else "that row" if bad else "the header"
     return LstmkitError(
-        f"{path}: {where} contain bytes that are not valid UTF-8; re-save the file "
-        f"as UTF-8 (e.g. iconv -f latin1 -t utf-8) or fix those rows"
+        f"{path}: {where} bytes that are not valid UTF-8; re-save the file "
+        f"as UTF-8 (e.g. iconv -f latin1 -t utf-8) or fix {fix}"
     )
 
 
@@ -123,8 +134,9 @@ def _too_many_fields(path: Path, sep: str) -> LstmkitError:
     long = [i for i, row in enumerate(r for r in rows[1:] if r) if len(row) > header]
     name = "a tab" if sep == "\t" else "a comma"
     return LstmkitError(
-        f"{path}: {rows_text(long) if long else 'a row'} have more fields than the header "
-        f"({header}); put cells that hold {name} in double quotes, or remove the extra fields"
+        f"{path}: {rows_text(long, verb='have') if long else 'a row has'} more fields than "
+        f"the header ({header}); put cells that hold {name} in double quotes, or remove the "
+        "extra fields"
     )
 
 
@@ -188,8 +200,9 @@ def _decode_bytes_column(df: pd.DataFrame, name: str, path: Path) -> None:
             bad.append(i)
     if bad:
         raise LstmkitError(
-            f"{path}: {rows_text(bad)} of column {name!r} contain bytes that are not valid "
-            f"UTF-8; fix those rows"
+            f"{path}: {rows_text(bad)} of column {name!r} "
+            f"{'contain' if len(bad) > 1 else 'contains'} bytes that are not valid UTF-8; "
+            f"fix {'those rows' if len(bad) > 1 else 'that row'}"
         )
     df[name] = pd.Series(out, index=df.index, dtype=object)
 

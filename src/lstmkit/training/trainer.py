@@ -20,6 +20,11 @@ settings), a damaged file or a file not written by lstmkit is refused with one
 `LstmkitError` line (delete it or use another directory to start afresh). The
 checkpoint is kept after the fit: rerunning a finished fit returns the same
 model without training, and a larger ``max_epochs`` continues it.
+
+Divergence is an error, not a warning: a loss that became NaN or infinite, or a
+training loss that stays far above the loss of the first batch (`check_diverged`), raises
+`LstmkitError` saying to lower the learning rate, so no model worse than an
+untrained one is saved or scored as if it were a result.
 """
 
 from __future__ import annotations
@@ -188,6 +193,9 @@ class _HistoryAndBest(Callback):
         self.best_epoch = -1
         self.best_state: dict[str, torch.Tensor] | None = None
         self.stopped = False  # early stopping had fired when the state was saved
+        # the loss of the first training batch, before any update (the divergence check's
+        # reference), averaged over the processes
+        self.start_loss: float | None = None
         self._trainer: L.Trainer | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -201,6 +209,21 @@ class _HistoryAndBest(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint["lstmkit"] = {"fingerprint": self.fingerprint}
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self.start_loss is not None or trainer.current_epoch != 0 or batch_idx != 0:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            loss = trainer.strategy.reduce(loss.detach().float(), reduce_op="mean")
+            self.start_loss = float(loss)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -232,6 +255,7 @@ class _HistoryAndBest(Callback):
             "best_epoch": self.best_epoch,
             "best_state": self.best_state,
             "stopped": bool(self._trainer is not None and self._trainer.should_stop),
+            "start_loss": self.start_loss,
             # random states at the save, so that a resumed run draws what the
             # uninterrupted one would have drawn (batch order, dropout)
             "rng_torch": torch.get_rng_state(),
@@ -249,6 +273,9 @@ class _HistoryAndBest(Callback):
         self.best_epoch = state_dict["best_epoch"]
         self.best_state = state_dict["best_state"]
         self.stopped = bool(state_dict.get("stopped", False))
+        start = state_dict.get("start_loss")
+        # a checkpoint without it (older lstmkit) resumes without the divergence check
+        self.start_loss = math.nan if start is None else float(start)
         if "rng_torch" in state_dict:
             torch.set_rng_state(state_dict["rng_torch"])
             name, keys, pos, has_gauss, cached = state_dict["rng_numpy"]
@@ -419,6 +446,46 @@ def _logger(config: TrainConfig) -> Any:
         ) from None
 
 
+#: A run has diverged when even its lowest training loss is this many times the loss at
+#: its start (and above `DIVERGED_FLOOR`): it ends far worse than the untrained network.
+DIVERGED_FACTOR = 100.0
+#: Losses below this never count as diverged (a start loss near 0, e.g. a constant series,
+#: would make any rounding noise look like a rise).
+DIVERGED_FLOOR = 1.0
+
+
+def check_diverged(start: float | None, history: list[dict[str, float]], lr: float) -> None:
+    """Refuse (one `LstmkitError` line) a run whose training loss never came back near the
+    loss of its first batch, ``start``: its lowest epoch ``train_loss`` in ``history`` is
+    over `DIVERGED_FACTOR` times ``start`` (and over `DIVERGED_FLOOR`). A learning rate
+    far too large (Adam's steps are about ``lr`` whatever the gradient) throws the weights
+    away in the first steps, and the loss never recovers. Training loss is compared with
+    training loss: a validation part unlike the training data (a level shift) is no sign
+    of divergence, and a run that only spikes and recovers keeps its best weights."""
+    losses = [row["train_loss"] for row in history if "train_loss" in row]
+    if start is None or not math.isfinite(start) or not losses:
+        return
+    best = min(losses)
+    if best > DIVERGED_FACTOR * start and best > DIVERGED_FLOOR:
+        raise LstmkitError(
+            f"training diverged: the training loss stayed over {DIVERGED_FACTOR:g} times "
+            f"its start (lowest epoch mean {best:.3g}, first batch {start:.3g}); lower the "
+            f"learning rate (it is {lr:g}) or scale the data"
+        )
+
+
+def check_checkpoint_dir(folder: str | os.PathLike[str], option: str = "checkpoint_dir") -> Path:
+    """Refuse, before any work, a checkpoint folder that is a file or cannot be created or
+    written (one `LstmkitError` line naming ``option``); returns it as a `Path`."""
+    from lstmkit.io import check_writable
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise LstmkitError(f"{option} {folder} is a file; pass a folder")
+    check_writable(folder, option)
+    return folder
+
+
 BF16_PRECISIONS = ("bf16-mixed", "bf16-true")
 
 
@@ -468,9 +535,10 @@ def fit(
         wall-clock seconds and the epoch a resumed run continued from.
 
     Raises:
-        LstmkitError: a checkpoint that cannot be resumed (damaged, foreign,
-            another run's), an unusable accelerator, or a loss that became
-            NaN or infinite.
+        LstmkitError: a checkpoint folder that cannot be written, a checkpoint that
+            cannot be resumed (damaged, foreign, another run's), an unusable
+            accelerator, a loss that became NaN or infinite, or a run that diverged
+            (`check_diverged`: its training loss far above its first batch's).
     """
     from lstmkit.training.module import LstmkitModule
 
@@ -505,9 +573,7 @@ def fit(
     ckpt_path = None
     resumed_from = None
     if config.checkpoint_dir is not None:
-        ckpt_dir = Path(config.checkpoint_dir)
-        if ckpt_dir.exists() and not ckpt_dir.is_dir():
-            raise LstmkitError(f"checkpoint folder {ckpt_dir} is a file; pass a folder")
+        ckpt_dir = check_checkpoint_dir(config.checkpoint_dir, "checkpoint folder")
         callbacks.append(_AtomicCheckpoint(ckpt_dir, every_n_epochs=1))
         if config.checkpoint_every_n_steps:
             callbacks.append(
@@ -575,6 +641,7 @@ def fit(
                     "scale the data (a scaler, instance normalisation), lower the learning "
                     "rate or check the values for extremes"
                 )
+    check_diverged(tracker.start_loss, tracker.history, config.lr)
 
     return FitResult(
         history=tracker.history,

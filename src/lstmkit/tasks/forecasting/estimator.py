@@ -167,9 +167,12 @@ class Forecaster:
         return h * min(max(shortest // (10 * h), 1), 20)
 
     def _scaled(self, s: Series) -> np.ndarray:
+        """The scaled values of ``s`` in the training dtype: float64 under precision 64,
+        else float32 (values beyond float32 become inf, reported by `fit`)."""
         assert self.scaler is not None
-        with np.errstate(over="ignore"):  # values beyond float32 become inf, reported by fit
-            return self.scaler.transform(s.id, s.values).astype(np.float32)
+        dtype = np.float64 if self.config.train.precision in ("64", "64-true") else np.float32
+        with np.errstate(over="ignore"):
+            return self.scaler.transform(s.id, s.values).astype(dtype)
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -233,7 +236,9 @@ class Forecaster:
         for s in sd.series.values():
             self.scaler.fit_series(s.id, s.values[: len(s) - val])
             scaled = self._scaled(s)
-            if not np.isfinite(scaled).all():
+            with np.errstate(over="ignore"):  # the network predicts in float32 in any case
+                in_float32 = np.isfinite(scaled.astype(np.float32)).all()
+            if not in_float32:
                 raise LstmkitError(
                     f"series {s.id!r} has values too large for the model's 32-bit arithmetic "
                     f"after scaler={cfg.scaler!r} (largest {np.abs(s.values).max():.3g}); use "
@@ -276,8 +281,35 @@ class Forecaster:
             {"forecaster": settings, "data": self.state.to_dict(), "raw": raw.hexdigest()}
         )
         self.fit_result = fit(self.module, train_loader, val_loader, cfg.train, digest)
-        self.module.eval()
+        # a "-true" precision (64, 16, bf16) converted the network; it predicts, saves and
+        # exports in float32 like every loaded model
+        self.module.float().eval()
+        self._check_plausible(sd)
         return self
+
+    def _check_plausible(self, sd: SeriesData) -> None:
+        """Refuse a fit whose forecast leaves any plausible range of the data: from the last
+        window with a known horizon after it, each series' forecast (every output) must
+        stay within `plausible_range` of its target values. A network thrown off by a
+        learning rate that is far too large forecasts orders of magnitude outside it."""
+        assert self.state is not None and self.scaler is not None
+        h, window, fidx = self.config.horizon, self.state.window, self._future_columns()
+        for s in sd.series.values():
+            x = s.values[None, -(window + h) : -h]
+            fut = s.values[None, -h:][..., fidx] if fidx else None
+            try:
+                fc = self._core().windows(x, s.id, future=fut)
+            except LstmkitError:  # not finite
+                fc = np.array([np.nan])
+            lo, hi = plausible_range(s.values[:, 0], h, window)
+            if not ((fc >= lo) & (fc <= hi)).all():
+                worst = fc.flat[int(np.argmax(np.where(np.isfinite(fc), np.abs(fc), np.inf)))]
+                label = "the forecast" if sd.id_col is None else f"the forecast of series {s.id!r}"
+                raise LstmkitError(
+                    f"training diverged: {label} reaches {worst:.3g}, far outside the data's "
+                    f"range ({s.values[:, 0].min():.3g} to {s.values[:, 0].max():.3g}); lower "
+                    f"the learning rate (it is {self.config.train.lr:g}) or scale the data"
+                )
 
     def _build_module(self, n_features: int, window: int) -> ForecastModule:
         cfg = self.config
@@ -337,9 +369,10 @@ class Forecaster:
         -> (batch, horizon, n_outputs) scaled."""
         assert self.module is not None
         self.module.eval()
-        x = torch.as_tensor(window_values, dtype=torch.float32)
+        dtype = next(self.module.parameters()).dtype
+        x = torch.as_tensor(window_values, dtype=dtype)
         if self.config.method == "direct":
-            fut = None if future is None else torch.as_tensor(future, dtype=torch.float32)
+            fut = None if future is None else torch.as_tensor(future, dtype=dtype)
             return self.module(x, fut).numpy()
         outs = []
         start = x
@@ -573,6 +606,25 @@ class Forecaster:
             raise LstmkitError(f"weights in {path} do not match its config: {first}") from None
         self.module.eval()
         return self
+
+
+#: How far outside its data a forecast may go before a fit counts as diverged, in units
+#: of the data's range (its magnitude for a constant series), widened with the horizon.
+PLAUSIBLE_MARGIN = 10.0
+
+
+def plausible_range(values: np.ndarray, horizon: int, window: int) -> tuple[float, float]:
+    """The interval a sane forecast of a series with these target ``values`` stays in:
+    their min and max widened by ``PLAUSIBLE_MARGIN`` times their range, times
+    ``1 + horizon / window`` (a trend across the window may go on for the horizon). For
+    a constant series the range is the values' magnitude (1 for zeros). Generous on
+    purpose: only a forecast far beyond anything the data suggests is refused."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    span = hi - lo
+    if not span > 0:
+        span = max(abs(lo), abs(hi)) or 1.0
+    margin = PLAUSIBLE_MARGIN * span * (1 + horizon / window)
+    return lo - margin, hi + margin
 
 
 def _future_windows(

@@ -22,12 +22,15 @@ import pandas as pd
 
 from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import (
+    Series,
     SeriesData,
     format_time,
     future_times,
     load_future,
     load_series,
     times_from_strings,
+    tz_from_name,
+    tz_name,
 )
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.evaluation import qname
@@ -66,20 +69,89 @@ class PredictCore:
             for sid, ctx in self.context.items()
         ]
 
-    def load(self, data: DataLike, freq: str | None = None) -> SeriesData:
-        """Read ``data`` with the columns, frequency and zone of the training data."""
-        if isinstance(data, SeriesData):
-            return data
+    def load(self, data: DataLike, freq: str | None = None, what: str = "the data") -> SeriesData:
+        """Read ``data`` with the columns of the training data and check that its times
+        are on the model's time axis (`on_time_axis`); ``what`` names it in messages."""
+        if not isinstance(data, SeriesData):
+            st = self.state
+            data = load_series(
+                data,
+                st.target,
+                time_col=None if st.time_from_index else st.time_col,
+                id_col=st.id_col,
+                covariates=st.covariates,
+                freq=freq,
+                future_covariates=st.future_covariates,
+            )
+        return self.on_time_axis(data, what)
+
+    def on_time_axis(self, sd: SeriesData, what: str = "the data") -> SeriesData:
+        """``sd`` on the training data's time axis, or `LstmkitError` (one line naming the
+        axis the model expects and the one ``what`` has).
+
+        The axis is that of the stored context: dates or integers; for dates the
+        frequency (every series must lie on its grid) and the zone (naive stays naive;
+        times in another zone are taken only where they show the same local clock as the
+        model's zone, and converted to it); for integers the step. A forecast from times
+        on another axis would be stamped with times that mean something else.
+        """
         st = self.state
-        return load_series(
-            data,
-            st.target,
-            time_col=None if st.time_from_index else st.time_col,
-            id_col=st.id_col,
-            covariates=st.covariates,
-            freq=freq or st.freq,
-            future_covariates=st.future_covariates,
-        )
+        expected = self.context_histories[0][1]
+        model_dates = isinstance(expected, pd.DatetimeIndex)
+        out = SeriesData(
+            sd.target, sd.time_col, sd.id_col, sd.covariates, st.freq if model_dates else None,
+            future_covariates=sd.future_covariates,
+        )  # fmt: skip
+        for sid, s in sd.series.items():
+            times = s.times
+            if isinstance(times, pd.DatetimeIndex) != model_dates:
+                got = _axis_text(times, sd.freq)
+                raise LstmkitError(
+                    f"the model was trained on {_axis_text(expected, st.freq)}; {what} has "
+                    f"{got}; pass times like those of the training data"
+                )
+            if model_dates:
+                times = self._check_dates(times, expected, sd.freq, what)
+            elif len(times) > 1 and len(expected) > 1:
+                step, want = int(times[1] - times[0]), int(expected[1] - expected[0])
+                if step != want:
+                    raise LstmkitError(
+                        f"the model was trained on integer times {want} apart; {what} has "
+                        f"integer times {step} apart; pass times like those of the training data"
+                    )
+            out.series[sid] = s if times is s.times else Series(s.id, times, s.values)
+        return out
+
+    def _check_dates(
+        self, times: pd.DatetimeIndex, expected: pd.DatetimeIndex, freq: str | None, what: str
+    ) -> pd.DatetimeIndex:
+        """The zone and frequency part of `on_time_axis` for one series' dates (``freq``:
+        the one inferred from ``what``)."""
+        st = self.state
+        zone, want = tz_name(times.tz), st.tz
+        if zone != want:
+            if zone is None or want is None:
+                has = f"times in zone {zone}" if zone else "times without a zone"
+                trained = f"times in zone {want}" if want else "times without a zone"
+                raise LstmkitError(
+                    f"the model was trained on {trained}; {what} has {has}; write the times "
+                    + (f"in zone {want}" if want else "without a zone")
+                )
+            local = times.tz_convert(tz_from_name(want))
+            if not (local.tz_localize(None) == times.tz_localize(None)).all():
+                raise LstmkitError(
+                    f"the model was trained on times in zone {want}; {what} has times in zone "
+                    f"{zone}, which shows another local time; convert the times to {want}"
+                )
+            times = local
+        if st.freq and len(times) > 1:
+            grid = pd.date_range(times[0], periods=len(times), freq=st.freq)
+            if not grid.equals(times):
+                raise LstmkitError(
+                    f"the model was trained on {_axis_text(expected, st.freq)}; {what} has "
+                    f"{_axis_text(times, freq)}; resample it to the model's frequency"
+                )
+        return times
 
     def windows(
         self,
@@ -165,10 +237,15 @@ class PredictCore:
             histories = self.context_histories
             freq = info.freq
         else:
-            sd = self.load(data)
+            sd = self.load(data, what="the history")
             histories = [(s.id, s.times, s.values) for s in sd.series.values()]
-            freq = sd.freq or info.freq
+            freq = sd.freq
         known = None
+        if future is not None and not info.future_covariates:
+            raise LstmkitError(
+                "this model uses no known future covariates, so a future table means nothing "
+                "to it; leave it out (future=None, no --future)"
+            )
         if info.future_covariates:
             if future is None:
                 raise LstmkitError(
@@ -194,3 +271,34 @@ class PredictCore:
                 fut = fvalues[pos]
             frames.append(self.frame(sid, steps, self.series(sid, values, fut)))
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+# Words for pandas offsets: (adjective for one step, plural for several).
+_FREQ_WORDS = {
+    "Day": ("daily", "days"), "Hour": ("hourly", "hours"), "Minute": ("minutely", "minutes"),
+    "Second": ("secondly", "seconds"), "BusinessDay": ("business-daily", "business days"),
+    "Week": ("weekly", "weeks"), "MonthBegin": ("monthly", "months"),
+    "MonthEnd": ("monthly", "months"), "QuarterBegin": ("quarterly", "quarters"),
+    "QuarterEnd": ("quarterly", "quarters"), "YearBegin": ("yearly", "years"),
+    "YearEnd": ("yearly", "years"),
+}  # fmt: skip
+
+
+def _axis_text(times: pd.Index, freq: str | None) -> str:
+    """A time axis in words: "daily timestamps (freq D)", "integer times", ..."""
+    if not isinstance(times, pd.DatetimeIndex):
+        return "integer times"
+    if freq:
+        try:
+            offset = pd.tseries.frequencies.to_offset(freq)
+        except ValueError:
+            return f"timestamps with freq {freq}"
+        words = _FREQ_WORDS.get(type(offset).__name__)
+        if words is None:
+            return f"timestamps with freq {freq}"
+        if offset.n == 1:
+            return f"{words[0]} timestamps (freq {freq})"
+        return f"timestamps every {offset.n} {words[1]} (freq {freq})"
+    if len(times) > 1:
+        return f"timestamps {times[1] - times[0]} apart"
+    return "timestamps"

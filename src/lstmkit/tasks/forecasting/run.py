@@ -133,6 +133,11 @@ def forecast_run(
         raise LstmkitError(f"holdout must be 0 or more, got {holdout}")
     if backtest < 0:
         raise LstmkitError(f"backtest folds must be 0 or more, got {backtest}")
+    if future is not None and not data.future_covariates:
+        raise LstmkitError(
+            "a future table was given but no future covariates; name its columns "
+            "(--future-covariates, future_covariates=) or leave the table out"
+        )
     if data.future_covariates and not holdout and future is None:
         raise LstmkitError(
             "with future covariates and no holdout there is nothing to forecast; pass "
