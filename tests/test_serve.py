@@ -213,7 +213,7 @@ def test_health_and_model_describe_the_served_model(clf_server, fc_server):
     }
     info = clf_server.client.get("/model").json()
     assert info["kind"] == "text_classifier" and info["backend"] == "torch"
-    assert info["labels"] == ["neg", "pos"] and info["config"]["hidden_size"] == 8
+    assert info["labels"] == ["neg", "pos"] and info["max_length"] == 400
     assert info["lstmkit_version"] == "0.1.0" and info["max_body_bytes"] == MAX_BODY
     info = fc_server.client.get("/model").json()
     assert (info["kind"], info["horizon"], info["freq"]) == ("forecaster", 4, "MS")

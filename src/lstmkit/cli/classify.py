@@ -21,7 +21,7 @@ from rich.table import Table
 
 from lstmkit.cli import app
 from lstmkit.errors import LstmkitError
-from lstmkit.io import check_model_target, check_writable
+from lstmkit.io import check_writable
 
 classify_app = typer.Typer(
     help="Text classification with an LSTM: train, evaluate, predict.", no_args_is_help=True
@@ -45,6 +45,8 @@ LabelCol = Annotated[str, typer.Option("--label-column", help="Column holding th
 def _check_out_dir(out: Path) -> None:
     """Refuse, before any training, an --out that cannot become a text model folder: a file,
     a folder with other content, a model of another kind, or a place that cannot be written."""
+    from lstmkit.io import check_model_target  # imports torch: not at start (lstmkit serve)
+
     check_model_target(out, "text_classifier")
     check_writable(out.parent, "--out")
 
@@ -346,6 +348,7 @@ def pretrain(
 ) -> None:
     """Pretrain the tokenizer, word vectors and LSTM on unlabelled texts (a language model)."""
     from lstmkit.data.corpus import TextCorpus
+    from lstmkit.io import check_model_target
     from lstmkit.tasks.text_classification import TextClassifier
     from lstmkit.tasks.text_classification.pretrain import KIND
 

@@ -4,24 +4,35 @@
 PyTorch otherwise) and serves:
 
 - ``GET /health``: ``{"status": "ok", "kind": ..., "backend": ...}``
-- ``GET /model``: what the model is (kind, lstmkit_version, backend, config and the
-  task's fields: labels, or horizon/quantiles/freq/target/covariates/...)
+- ``GET /model``: what the model is and what a client needs to call it (kind, backend,
+  lstmkit_version, max_body_bytes and the task's settings: labels and max_length, or
+  horizon/window/freq/quantiles/target/covariates/the history and future columns); never
+  where the model lies on disk nor its training settings
 - ``POST /predict``: a text classifier takes ``{"texts": [str, ...]}`` and returns
   ``{"classes": [...], "labels": [...], "probabilities": [[...], ...]}``; a
   forecaster takes ``{"history": [record, ...], "future": [record, ...]}`` (both
   optional; an empty body forecasts after the training data) and returns
   ``{"horizon": h, "forecast": [{time, forecast, q10, ...}, ...]}``.
 
+With an API key (``api_key``), every route but ``/health`` (docs, unknown paths
+included) requires the header ``Authorization: Bearer <key>``; a missing or wrong key
+is 401 with ``WWW-Authenticate: Bearer``, compared in constant time. ``docs=False``
+turns ``/docs``, ``/redoc`` and ``/openapi.json`` off (404).
+
 Every client mistake is a 4xx with a one-line ``{"detail": "..."}``: malformed
-JSON (400), a body over ``max_body_bytes`` (413), a missing field, a wrong type,
-an unknown field, an empty text, a non-finite number or data the model refuses
-(422; the predictor's `LstmkitError` message). Predictions run one at a time per
-process behind a lock. `app_from_env` builds the app from ``LSTMKIT_SERVE_*``
-environment variables, for uvicorn's factory mode with several workers.
+JSON, JSON nested too deeply or a number of too many digits to read (400), a body
+over ``max_body_bytes`` (413), a missing field, a wrong type, an unknown field, an
+empty text, a non-finite number (NaN, Infinity, 1e400, an integer beyond float
+range) or data the model refuses (422; every `LstmkitError` of the predictor).
+Predictions run one at a time per process behind a lock. `app_from_env` builds the
+app from ``LSTMKIT_SERVE_*`` environment variables and ``LSTMKIT_API_KEY``, for
+uvicorn's factory mode with several workers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -55,6 +66,13 @@ ENV_MODEL = "LSTMKIT_SERVE_MODEL"
 ENV_BACKEND = "LSTMKIT_SERVE_BACKEND"
 ENV_MAX_BODY = "LSTMKIT_SERVE_MAX_BODY"
 ENV_THREADS = "LSTMKIT_SERVE_THREADS"
+ENV_DOCS = "LSTMKIT_SERVE_DOCS"
+#: the API key clients must send (``lstmkit serve`` reads it, or --api-key-file)
+ENV_API_KEY = "LSTMKIT_API_KEY"
+#: the longest API key accepted, in bytes
+MAX_KEY_BYTES = 4096
+#: the only route served without the API key
+OPEN_PATHS = frozenset({"/health"})
 
 log = logging.getLogger("lstmkit.serve")
 
@@ -88,6 +106,14 @@ def _check_cell(value: Any) -> Any:
         raise ValueError(f"must be a number, a string or null, got {shown}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"must be a finite number, got {value}")
+    if isinstance(value, int):
+        try:
+            float(value)  # what the model computes with; an int beyond 1.8e308 overflows
+        except OverflowError:
+            sign = "-" if value < 0 else ""
+            raise ValueError(
+                f"must be a finite number, got an integer beyond {sign}1.8e308"
+            ) from None
     return value
 
 
@@ -152,15 +178,39 @@ class Health(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """What the served model is; the task adds its fields (labels, horizon, quantiles, ...)."""
+    """What the served model is and what a client needs to call it (not where it lies on
+    disk, nor how it was trained)."""
 
-    model_config = ConfigDict(extra="allow")
-    kind: str
-    lstmkit_version: str
-    backend: str
-    config: dict[str, Any]
-    server_version: str
-    max_body_bytes: int
+    kind: str = Field(description="forecaster or text_classifier")
+    backend: str = Field(description="torch or onnx")
+    lstmkit_version: str = Field(description="the lstmkit version that saved the model")
+    server_version: str = Field(description="the lstmkit version serving it")
+    max_body_bytes: int = Field(description="the largest request body accepted (else 413)")
+
+
+class TextModelInfo(ModelInfo):
+    """A text classifier: its labels, and how long a text may be before it is cut."""
+
+    labels: list[Label] = Field(description="the classes, in the order of probabilities")
+    max_length: int = Field(description="tokens a text is cut to (0: no limit)")
+    truncation: str = Field(description="which part of a longer text is kept: head, tail, ...")
+
+
+class ForecastModelInfo(ModelInfo):
+    """A forecaster: what a history must hold and what a forecast gives."""
+
+    horizon: int = Field(description="steps forecast after the history")
+    window: int = Field(description="the fewest rows a history needs per series")
+    freq: str | None = Field(description="the pandas frequency of the time column")
+    tz: str | None = Field(description="the time zone of the times, if they have one")
+    quantiles: list[float] = Field(description="quantile levels forecast besides the mean")
+    target: str
+    time_col: str = Field(description="the time column of forecasts ('step': no times)")
+    id_col: str | None = Field(description="the series id column (several series)")
+    covariates: list[str]
+    future_covariates: list[str] = Field(description="covariates 'future' must give")
+    history_columns: list[str] = Field(description="the columns of each history record")
+    future_columns: list[str] = Field(description="the columns of each future record")
 
 
 # ---------------------------------------------------------------------- error handling
@@ -297,6 +347,115 @@ async def _no_receive() -> Message:  # pragma: no cover - a JSONResponse never r
     return {"type": "http.disconnect"}
 
 
+# ---------------------------------------------------------------------- the API key
+def check_api_key(key: str | bytes, source: str) -> str:
+    """The API key read from ``source`` (a file, an environment variable), stripped of
+    surrounding whitespace; `LstmkitError` when it is empty, too long or holds anything
+    but printable ASCII (it travels in an HTTP header). The key never appears in a
+    message."""
+    if isinstance(key, bytes):
+        if len(key) > MAX_KEY_BYTES:
+            raise LstmkitError(
+                f"{source} holds more than {MAX_KEY_BYTES} bytes; it must hold the API key alone"
+            )
+        key = key.decode("latin-1")  # a character a byte: any beyond ASCII is refused below
+    key = key.strip()
+    if not key:
+        raise LstmkitError(f"{source} is empty; it must hold the API key clients send")
+    if len(key) > MAX_KEY_BYTES:
+        raise LstmkitError(f"{source}: the API key is longer than {MAX_KEY_BYTES} characters")
+    if not all("!" <= ch <= "~" for ch in key):
+        raise LstmkitError(
+            f"{source}: the API key may hold only printable ASCII characters without spaces "
+            "(it is sent in the Authorization header); use a key like the output of "
+            "`openssl rand -hex 32`"
+        )
+    return key
+
+
+class RequireKey:
+    """ASGI middleware: every HTTP request but those for `OPEN_PATHS` needs the header
+    ``Authorization: Bearer <key>``; else 401 with ``WWW-Authenticate: Bearer`` and a
+    one-line reason, before the app (or `BodyLimit`) sees it. The keys are compared as
+    SHA-256 digests with `hmac.compare_digest`: the time taken tells neither the key nor
+    its length."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], key: str) -> None:
+        self.app = app
+        self.digest = hashlib.sha256(key.encode("ascii")).digest()
+
+    def _refusal(self, scope: Scope) -> tuple[str, str] | None:
+        """(reason, WWW-Authenticate value) for a request without the right key; None
+        when the key is right."""
+        values = [v for k, v in scope.get("headers") or [] if k.lower() == b"authorization"]
+        challenge = 'Bearer realm="lstmkit"'
+        how = "send the header 'Authorization: Bearer <key>'"
+        if not values:
+            return f"this server requires an API key; {how}", challenge
+        if len(values) > 1:
+            return f"more than one Authorization header; {how} once", challenge
+        scheme, _, token = values[0].strip().partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            return f"the Authorization header is not a bearer key; {how}", challenge
+        given = hashlib.sha256(token.strip()).digest()
+        if not hmac.compare_digest(given, self.digest):
+            return f"wrong API key; {how} with the server's key", (
+                challenge + ', error="invalid_token"'
+            )
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        root = scope.get("root_path", "")
+        if path in OPEN_PATHS or (root and path.removeprefix(root) in OPEN_PATHS):
+            await self.app(scope, receive, send)
+            return
+        refusal = self._refusal(scope)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        await _drain(receive, DRAIN_BYTES)  # as `BodyLimit`: so that the client sees the 401
+        detail, challenge = refusal
+        response = JSONResponse(
+            {"detail": detail}, status_code=401, headers={"WWW-Authenticate": challenge}
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+def _with_bearer_scheme(app: FastAPI) -> None:
+    """Declare the bearer key in the OpenAPI description (every route but `OPEN_PATHS`)."""
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = make()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "apiKey": {"type": "http", "scheme": "bearer"}
+            }
+            schema["security"] = [{"apiKey": []}]
+            for path in OPEN_PATHS:
+                for operation in schema.get("paths", {}).get(path, {}).values():
+                    operation["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _body_error(exc: BaseException | None) -> str:
+    """Why a body that FastAPI could not read as JSON was refused (its ``__cause__``)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "the body is not UTF-8 JSON"
+    if isinstance(exc, RecursionError):
+        return "the JSON body is nested too deeply"
+    if isinstance(exc, ValueError) and "digits" in str(exc):
+        return "the JSON body holds a number with too many digits to read (over 4300)"
+    return "the body cannot be read as JSON"
+
+
 # ---------------------------------------------------------------------- forecasts as JSON
 def _cell(value: Any) -> Any:
     """A forecast table cell as JSON: times as text, numpy numbers as Python numbers."""
@@ -332,6 +491,43 @@ def _history_frame(records: list[dict[str, Any]], pred: Any) -> pd.DataFrame:
     return frame
 
 
+def model_info(pred: Any, max_body_bytes: int) -> dict[str, Any]:
+    """What ``GET /model`` tells of the predictor: what a client needs, taken field by
+    field (the predictor's ``info`` also holds the whole training config, which is no
+    client's business)."""
+    out: dict[str, Any] = {
+        "kind": pred.kind,
+        "backend": pred.backend,
+        "lstmkit_version": str(pred.info.get("lstmkit_version", __version__)),
+        "server_version": __version__,
+        "max_body_bytes": max_body_bytes,
+    }
+    if pred.kind == "text_classifier":
+        tokens = pred.tokenizer.config
+        return out | {
+            "labels": list(pred.labels),
+            "max_length": tokens.max_length,
+            "truncation": tokens.keep,
+        }
+    st = pred.state
+    times = [] if st.time_col is None else [st.output_time_col]
+    ids = [] if st.id_col is None else [st.id_col]
+    return out | {
+        "horizon": int(pred.info["horizon"]),
+        "window": st.window,
+        "freq": st.freq,
+        "tz": getattr(st, "tz", None),
+        "quantiles": [float(q) for q in pred.info.get("quantiles") or []],
+        "target": st.target,
+        "time_col": st.output_time_col,
+        "id_col": st.id_col,
+        "covariates": list(st.covariates),
+        "future_covariates": list(st.future_covariates),
+        "history_columns": [*times, *ids, st.target, *st.covariates],
+        "future_columns": [*times, *ids, *st.future_covariates] if st.future_covariates else [],
+    }
+
+
 # ---------------------------------------------------------------------- the app
 def create_app(
     model_dir: str | os.PathLike[str] | None = None,
@@ -340,13 +536,18 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     threads: int | None = None,
     predictor: Predictor | None = None,
+    api_key: str | None = None,
+    docs: bool = True,
 ) -> FastAPI:
     """The FastAPI app serving the model at ``model_dir`` (or an already loaded
     ``predictor``); ``backend`` and ``threads`` as in `load_predictor`; bodies over
-    ``max_body_bytes`` get 413. A missing or damaged model raises `LstmkitError` here,
-    before serving."""
+    ``max_body_bytes`` get 413. ``api_key``: the key every route but ``/health`` requires
+    (None: none); ``docs``: serve ``/docs``, ``/redoc`` and ``/openapi.json``. A missing
+    or damaged model, or an empty key, raises `LstmkitError` here, before serving."""
     if max_body_bytes < 1:
         raise LstmkitError(f"--max-body-bytes must be at least 1, got {max_body_bytes}")
+    if api_key is not None:
+        api_key = check_api_key(api_key, "api_key")
     if predictor is None:
         if model_dir is None:
             raise LstmkitError("create_app needs a model folder or a predictor")
@@ -354,22 +555,29 @@ def create_app(
     pred: Any = predictor
     info = dict(pred.info)
     kind = pred.kind
+    described = model_info(pred, max_body_bytes)
     lock = threading.Lock()
     fields = (
         '{"texts": ["some text", ...]}'
         if kind == "text_classifier"
         else '{"history": [records], "future": [records]} (both optional)'
     )
+    key_note = " Every route but /health needs `Authorization: Bearer <key>`." if api_key else ""
     app = FastAPI(
         title="lstmkit",
         version=__version__,
         summary=f"lstmkit {kind} ({pred.backend}) served over HTTP",
         description=(
-            f"Serves the lstmkit {kind} from `{model_dir or 'memory'}` with the "
-            f"{pred.backend} backend. Errors: 4xx with a one-line `detail`."
+            f"Serves an lstmkit {kind} with the {pred.backend} backend; GET /model tells "
+            f"its settings. Errors: 4xx with a one-line `detail`.{key_note}"
         ),
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.predictor = pred
+    if api_key:
+        _with_bearer_scheme(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -381,7 +589,7 @@ def create_app(
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = str(exc.detail)
         if exc.status_code == 400 and "parsing the body" in detail:
-            detail = f"the body is not UTF-8 JSON; send {fields}"
+            detail = f"{_body_error(exc.__cause__)}; send {fields}"
         return JSONResponse(
             {"detail": _one_line(detail)}, status_code=exc.status_code, headers=exc.headers
         )
@@ -400,9 +608,13 @@ def create_app(
     def health() -> Health:
         return Health(status="ok", kind=kind, backend=pred.backend)
 
-    @app.get("/model", response_model=ModelInfo, summary="What the served model is")
+    @app.get(
+        "/model",
+        response_model=TextModelInfo if kind == "text_classifier" else ForecastModelInfo,
+        summary="What the served model is and the settings a client needs",
+    )
     def model() -> dict[str, Any]:
-        return info | {"server_version": __version__, "max_body_bytes": max_body_bytes}
+        return described
 
     if kind == "text_classifier":
         classes = list(pred.labels)
@@ -434,13 +646,22 @@ def create_app(
             )
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    if api_key:
+        app.add_middleware(RequireKey, key=api_key)  # added last: it runs first
     return app
+
+
+def api_key_from_env() -> str | None:
+    """The key in ``LSTMKIT_API_KEY`` (stripped), None when it is not set; set but empty
+    raises `LstmkitError` (an empty key must not mean "no key")."""
+    key = os.environ.get(ENV_API_KEY)
+    return None if key is None else check_api_key(key, ENV_API_KEY)
 
 
 def app_from_env() -> FastAPI:
     """`create_app` with the settings in ``LSTMKIT_SERVE_MODEL`` / ``_BACKEND`` /
-    ``_MAX_BODY`` / ``_THREADS`` (how ``lstmkit serve --workers N`` hands them to each
-    worker)."""
+    ``_MAX_BODY`` / ``_THREADS`` / ``_DOCS`` and the key in ``LSTMKIT_API_KEY`` (how
+    ``lstmkit serve --workers N`` hands them to each worker)."""
     model = os.environ.get(ENV_MODEL)
     if not model:
         raise LstmkitError(f"{ENV_MODEL} is not set; start the server with lstmkit serve")
@@ -449,4 +670,6 @@ def app_from_env() -> FastAPI:
         backend=os.environ.get(ENV_BACKEND, "auto"),
         max_body_bytes=int(os.environ.get(ENV_MAX_BODY, DEFAULT_MAX_BODY)),
         threads=int(os.environ[ENV_THREADS]) if os.environ.get(ENV_THREADS) else None,
+        api_key=api_key_from_env(),
+        docs=os.environ.get(ENV_DOCS, "1") != "0",
     )

@@ -3,10 +3,14 @@
 A predictor wraps a trained model for inference only. Both kinds share the
 attributes ``kind`` ("forecaster" | "text_classifier"), ``backend`` ("torch" |
 "onnx") and ``info`` (a JSON-ready dict: kind, lstmkit_version, backend, config
-and the task's own fields). A text predictor has ``labels``, ``predict(texts)``
-(n labels) and ``predict_proba(texts)`` ((n, classes) array, columns in the
-order of ``labels``); a forecast predictor has ``predict(data=None,
-future=None)`` returning the table `Forecaster.predict` returns.
+and the task's own fields). A text predictor has ``labels``, ``tokenizer``,
+``predict(texts)`` (n labels) and ``predict_proba(texts)`` ((n, classes) array,
+columns in the order of ``labels``); a forecast predictor has ``state`` (the
+`FittedState`) and ``predict(data=None, future=None)`` returning the table
+`Forecaster.predict` returns.
+
+Nothing here imports torch before a PyTorch backend is chosen: serving an ONNX
+export runs without it.
 
 This module holds the PyTorch adapters (`TorchForecastPredictor`,
 `TorchTextPredictor`) and `load_predictor`, which picks the backend: an ONNX
@@ -92,6 +96,7 @@ class TorchTextPredictor:
         self.path = Path(path)
         self.model = TextClassifier.load(path)
         self.labels: list[Any] = list(self.model.classes)
+        self.tokenizer = self.model.tokenizer
         self.info: dict[str, Any] = {
             "kind": self.kind,
             "lstmkit_version": _saved_version(self.path),
