@@ -23,15 +23,17 @@ $(BIN)/.kernel: $(BIN)/.installed src/lstmkit/nn/csrc/fused_rnn.cpp
 demo: $(BIN)/.kernel
 	$(BIN)/lstmkit forecast --out $(OUT)
 
+# Two pytest workers (CI has 2 cores; each test process uses one torch thread), a file per
+# worker so that module-scoped fixtures (trained tiny models) are built once.
 test: $(BIN)/.kernel
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The nn and variant tests again as on a CPU without oneDNN products or native bf16
 # (lstmkit.nn.cpu), so the fallback path runs on every machine; CI runs it after `make test`.
 FALLBACK_TESTS = tests/test_nn_fused.py tests/test_nn_variants.py tests/test_nn_layers.py \
 	tests/test_nn_cpu.py tests/test_forecasting_variants.py tests/test_text_training.py
 test-fallback: $(BIN)/.kernel
-	LSTMKIT_CPU_FALLBACK=1 $(BIN)/python -m pytest -q $(FALLBACK_TESTS)
+	LSTMKIT_CPU_FALLBACK=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile $(FALLBACK_TESTS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
