@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 # The fused CPU kernel is built during set-up (once per machine and torch version, ~30 s),
 # so neither the first run nor the tests' timings pay for it; without a compiler this
 # says so and lstmkit runs its reference loop.
-$(BIN)/.kernel: $(BIN)/.installed src/lstmkit/nn/csrc/fused_rnn.cpp
+$(BIN)/.kernel: $(BIN)/.installed $(wildcard src/lstmkit/nn/csrc/*)
 	$(BIN)/python -m lstmkit.nn.fused
 	@touch $@
 

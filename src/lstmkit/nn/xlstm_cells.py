@@ -96,9 +96,14 @@ def log_forget(f_raw: Tensor, forget: str) -> Tensor:
 
 
 def head_norm(h: Tensor, weight: Tensor | None, num_heads: int) -> Tensor:
-    """Group norm with one group per head over the last dimension (gain only, eps 1e-5)."""
+    """Group norm with one group per head over the last dimension (gain only, eps 1e-5):
+    a layer norm of each head's units (several times faster than ``F.group_norm`` here)."""
     width = int(h.shape[-1])
-    return F.group_norm(h.reshape(-1, width), num_heads, weight, None, LN_EPS).view(h.shape)
+    d = width // num_heads
+    y = F.layer_norm(h.reshape(*h.shape[:-1], num_heads, d), (d,), None, None, LN_EPS)
+    if weight is not None:
+        y = y * weight.view(num_heads, d)
+    return y.reshape(h.shape)
 
 
 def headwise_linear(
@@ -376,9 +381,21 @@ class SLSTMSpec(CellSpec):
         return F.linear(x, params["weight_ih"], params.get("bias_ih"))
 
     def fused_project_input(self, kernels, x: Tensor, params: dict[str, Tensor]) -> Tensor:
-        if self.headwise_input:
-            return self.project_input(x, params)
-        return super().fused_project_input(kernels, x, params)
+        """The projection for the fused kernel. Head-wise: one batched product per head,
+        ``(heads, T, B, 4, d)`` returned as the ``(T, B, 4, heads, d)`` view the kernel
+        reads in place (the gate-major layout would cost a copy each way)."""
+        if not self.headwise_input:
+            return super().fused_project_input(kernels, x, params)
+        heads, d = self.num_heads, self.head_size
+        w, b = params["weight_ih"], params.get("bias_ih")
+        cols = w.shape[1]
+        lead = x.shape[:-1]
+        xb = x.reshape(-1, heads, cols).transpose(0, 1)  # (heads, N, cols)
+        wb = w.view(4, heads, d, cols).permute(1, 3, 0, 2).reshape(heads, cols, 4 * d)
+        y = torch.bmm(xb, wb)
+        if b is not None:  # in place: bmm keeps no output for its backward
+            y.add_(b.view(4, heads, d).transpose(0, 1).reshape(heads, 1, 4 * d))
+        return y.view(heads, *lead, 4, d).permute(*range(1, len(lead) + 1), len(lead) + 1, 0, -1)
 
     def output(self, h: Tensor, params: dict[str, Tensor]) -> Tensor:
         """What the layer outputs for hidden states h: their head-wise group norm."""
