@@ -29,7 +29,8 @@ test: $(BIN)/.kernel
 # The nn and variant tests again as on a CPU without oneDNN products or native bf16
 # (lstmkit.nn.cpu), so the fallback path runs on every machine; CI runs it after `make test`.
 FALLBACK_TESTS = tests/test_nn_fused.py tests/test_nn_variants.py tests/test_nn_layers.py \
-	tests/test_nn_cpu.py tests/test_forecasting_variants.py tests/test_text_training.py
+	tests/test_nn_cpu.py tests/test_nn_xlstm.py tests/test_forecasting_variants.py \
+	tests/test_text_training.py
 test-fallback: $(BIN)/.kernel
 	LSTMKIT_CPU_FALLBACK=1 $(BIN)/python -m pytest -q $(FALLBACK_TESTS)
 

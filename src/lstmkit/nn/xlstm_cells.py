@@ -252,7 +252,9 @@ def mlstm_chunkwise(
     Fl = Fc[..., -1]  # over the whole chunk
     # the chunk's own contribution to its end state, relative to its largest exponent
     g = Fl.unsqueeze(-1) - Fc + ic
-    m_loc = g.amax(-1)
+    # a chunk of padding only has every exponent -inf: a finite floor keeps exp(g - m_loc)
+    # at 0 (not exp(nan)) and its gradient at 0
+    m_loc = g.amax(-1).clamp_min(torch.finfo(g.dtype).min)
     w = torch.exp(g - m_loc.unsqueeze(-1)).unsqueeze(-1)
     kv = (kc * w).transpose(-1, -2) @ vc  # (B, NH, NC, d, d)
     ks = (kc * w).sum(-2)  # (B, NH, NC, d)

@@ -80,9 +80,11 @@ def slstm_from_xlstm(cls: type, layer: Any, *, batch_first: bool, backend: str) 
             f"{cfg.conv1d_kernel_size}); lstmkit's SLSTM has none: build it with "
             "conv1d_kernel_size=0"
         )
-    if cfg.backend != "vanilla":
+    cell_kind = type(layer.slstm_cell).__name__
+    if cfg.backend != "vanilla" or cell_kind != "sLSTMCell_vanilla":
+        backend = cfg.backend if cfg.backend != "vanilla" else cell_kind
         raise ValueError(
-            f"from_xlstm: the sLSTMLayer uses backend={cfg.backend!r}; lstmkit reads the "
+            f"from_xlstm: the sLSTMLayer uses backend={backend!r}; lstmkit reads the "
             "vanilla backend's layout: build it with backend='vanilla'"
         )
     if cfg.function != "slstm":
