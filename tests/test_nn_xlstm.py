@@ -304,6 +304,30 @@ def test_slstm_fused_equals_reference(opts):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
 
 
+@needs_fused
+def test_slstm_fused_on_two_threads_equals_reference():
+    """float32 with rows split over two threads (each runs every step on its own rows,
+    forward and backward): the same outputs and gradients as the reference loop."""
+    x, lengths = _lengths_and_x(6, 40, 8, 21)
+    ref = lnn.SLSTM(8, 8, num_heads=2, headwise_input=True, backend="reference")
+    fill(ref, 9)
+    fus = lnn.SLSTM(8, 8, num_heads=2, headwise_input=True, backend="fused")
+    fus.load_state_dict(ref.state_dict())
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = []
+        for layer in (ref, fus):
+            out, fin = layer(x, lengths=lengths)
+            loss = out.square().sum() + sum(f.sum() for f in fin)
+            results.append((out, torch.autograd.grad(loss, list(layer.parameters()))))
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(results[1][0], results[0][0], atol=1e-5, rtol=1e-5)
+    for a, b in zip(results[1][1], results[0][1], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_slstm_directions_and_lengths_against_one_sequence_at_a_time(backend):
     """A bidirectional layer on a padded batch = its two directions run as one-direction

@@ -267,82 +267,125 @@ std::vector<Tensor> slstm_bwd_(const Tensor& dout_in, const Tensor& dhn, const T
 
   std::vector<Tensor> w_k = w_hh.unbind(0);
   std::vector<Tensor> dhd_k = dhd.unbind(0);
-  bool pending = false;
-  for (int64_t t = Tn - 1; t >= 0; --t) {
-    at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t r = t * B + b;
-        T* dhr = dhp + b * H;
-        if (pending) {  // the recurrent part of h_t's gradient, from step t + 1
-          for (int64_t k = 0; k < NH; ++k) {
-            const M* q = dhdp + (k * B + b) * D;
-            T* dk = dhr + k * D;
-            IVDEP
-            for (int64_t j = 0; j < D; ++j) dk[j] += static_cast<T>(q[j]);
-          }
-        }
-        if (!active(lp, b, t)) {  // padded: the state's gradient passes through unchanged
-          for (int64_t k = 0; k < NH; ++k) {
-            for (int64_t q = 0; q < 4; ++q) zero_row(dXp + t * xT + b * xB + k * xK + q * xG, D);
-            zero_row(dAp + da(k, t, b), G4);
-          }
-          continue;
-        }
-        const T* g = gp + r * G;
-        const T *cp = csp + r * H, *np = nsp + r * H, *mp = msp + r * H;
-        const T *cn = csp + (r + B) * H, *nn = nsp + (r + B) * H, *mn = msp + (r + B) * H;
-        const M* dy = doutp + r * H;
-        T *dcr = dcp + b * H, *dnr = dnp + b * H, *dmr = dmp + b * H;
+  // the backward of step t for rows [b0, b1); pending: dhd holds these rows' share of
+  // h_t's gradient from step t + 1's products
+  auto grad_rows = [&](int64_t t, int64_t b0, int64_t b1, bool pending) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r = t * B + b;
+      T* dhr = dhp + b * H;
+      if (pending) {  // the recurrent part of h_t's gradient, from step t + 1
         for (int64_t k = 0; k < NH; ++k) {
-          M* dak = dAp + da(k, t, b);
-          M* dx = dXp + t * xT + b * xB + k * xK;
-          const int64_t u0 = k * D;
+          const M* q = dhdp + (k * B + b) * D;
+          T* dk = dhr + k * D;
           IVDEP
-          for (int64_t j = 0; j < D; ++j) {
-            const int64_t u = u0 + j;
-            const T ir = g[u], fr = g[H + u], zt = g[2 * H + u], og = g[3 * H + u];
-            const T lfm = log_forget<EXPF>(fr) + mp[u];
-            const T m = mn[u], c = cn[u], n = nn[u];
-            const T ig = exp_(ir - m);
-            const T dl = lfm - m;
-            const T fg = exp_(dl < T(0) ? dl : T(0));
-            const T dht = dhr[u] + static_cast<T>(dy[u]);
-            const T h = og * c / n;
-            const T dog = dht * c / n;
-            const T dcv = dcr[u] + dht * og / n;
-            const T dnv = dnr[u] - dht * h / n;
-            const T dfg = dcv * cp[u] + dnv * np[u];
-            const T dig = dcv * zt + dnv;
-            const T dzt = dcv * ig;
-            const T dd = dl < T(0) ? dfg * fg : T(0);  // through f' = exp(min(lf + m_{t-1} - m, 0))
-            const T dmt = dmr[u] - dig * ig - dd;      // m_t's total gradient
-            // m_t = ĩ (n_{t-1} = 0 or ĩ the larger) or lf + m_{t-1}: its gradient goes there
-            const bool from_f = np[u] != T(0) && lfm > ir;
-            const T dir = dig * ig + (from_f ? T(0) : dmt);
-            const T dlf = dd + (from_f ? dmt : T(0));
-            const T dfr = EXPF ? dlf : dlf * (T(1) - sigm(fr));
-            const T dzr = dzt * (T(1) - zt * zt);
-            const T dor = dog * og * (T(1) - og);
-            dx[j] = static_cast<M>(dir);
-            dx[xG + j] = static_cast<M>(dfr);
-            dx[2 * xG + j] = static_cast<M>(dzr);
-            dx[3 * xG + j] = static_cast<M>(dor);
-            dak[j] = static_cast<M>(dir);
-            dak[D + j] = static_cast<M>(dfr);
-            dak[2 * D + j] = static_cast<M>(dzr);
-            dak[3 * D + j] = static_cast<M>(dor);
-            dcr[u] = dcv * fg;
-            dnr[u] = dnv * fg;
-            dmr[u] = dlf;  // lf + m_{t-1}: m_{t-1} gets what lf gets
-            dhr[u] = T(0);  // h_{t-1} reaches step t only through the product (pending)
-          }
+          for (int64_t j = 0; j < D; ++j) dk[j] += static_cast<T>(q[j]);
+        }
+      }
+      if (!active(lp, b, t)) {  // padded: the state's gradient passes through unchanged
+        for (int64_t k = 0; k < NH; ++k) {
+          for (int64_t q = 0; q < 4; ++q) zero_row(dXp + t * xT + b * xB + k * xK + q * xG, D);
+          zero_row(dAp + da(k, t, b), G4);
+        }
+        continue;
+      }
+      const T* g = gp + r * G;
+      const T *cp = csp + r * H, *np = nsp + r * H, *mp = msp + r * H;
+      const T *cn = csp + (r + B) * H, *nn = nsp + (r + B) * H, *mn = msp + (r + B) * H;
+      const M* dy = doutp + r * H;
+      T *dcr = dcp + b * H, *dnr = dnp + b * H, *dmr = dmp + b * H;
+      for (int64_t k = 0; k < NH; ++k) {
+        M* dak = dAp + da(k, t, b);
+        M* dx = dXp + t * xT + b * xB + k * xK;
+        const int64_t u0 = k * D;
+        IVDEP
+        for (int64_t j = 0; j < D; ++j) {
+          const int64_t u = u0 + j;
+          const T ir = g[u], fr = g[H + u], zt = g[2 * H + u], og = g[3 * H + u];
+          const T lfm = log_forget<EXPF>(fr) + mp[u];
+          const T m = mn[u], c = cn[u], n = nn[u];
+          const T ig = exp_(ir - m);
+          const T dl = lfm - m;
+          const T fg = exp_(dl < T(0) ? dl : T(0));
+          const T dht = dhr[u] + static_cast<T>(dy[u]);
+          const T h = og * c / n;
+          const T dog = dht * c / n;
+          const T dcv = dcr[u] + dht * og / n;
+          const T dnv = dnr[u] - dht * h / n;
+          const T dfg = dcv * cp[u] + dnv * np[u];
+          const T dig = dcv * zt + dnv;
+          const T dzt = dcv * ig;
+          const T dd = dl < T(0) ? dfg * fg : T(0);  // through f' = exp(min(lf + m_{t-1} - m, 0))
+          const T dmt = dmr[u] - dig * ig - dd;      // m_t's total gradient
+          // m_t = ĩ (n_{t-1} = 0 or ĩ the larger) or lf + m_{t-1}: its gradient goes there
+          const bool from_f = np[u] != T(0) && lfm > ir;
+          const T dir = dig * ig + (from_f ? T(0) : dmt);
+          const T dlf = dd + (from_f ? dmt : T(0));
+          const T dfr = EXPF ? dlf : dlf * (T(1) - sigm(fr));
+          const T dzr = dzt * (T(1) - zt * zt);
+          const T dor = dog * og * (T(1) - og);
+          dx[j] = static_cast<M>(dir);
+          dx[xG + j] = static_cast<M>(dfr);
+          dx[2 * xG + j] = static_cast<M>(dzr);
+          dx[3 * xG + j] = static_cast<M>(dor);
+          dak[j] = static_cast<M>(dir);
+          dak[D + j] = static_cast<M>(dfr);
+          dak[2 * D + j] = static_cast<M>(dzr);
+          dak[3 * D + j] = static_cast<M>(dor);
+          dcr[u] = dcv * fg;
+          dnr[u] = dnv * fg;
+          dmr[u] = dlf;  // lf + m_{t-1}: m_{t-1} gets what lf gets
+          dhr[u] = T(0);  // h_{t-1} reaches step t only through the product (pending)
+        }
+      }
+    }
+  };
+  // dh0 += the last products' share, for rows [b0, b1)
+  auto add_last = [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b)
+      for (int64_t k = 0; k < NH; ++k) {
+        const M* q = dhdp + (k * B + b) * D;
+        T* dk = dhp + b * H + k * D;
+        for (int64_t j = 0; j < D; ++j) dk[j] += static_cast<T>(q[j]);
+      }
+  };
+  if (own_gemm_ok<M>()) {
+#if LSTMKIT_VECTOR_EXT
+    // float32: rows are independent in the backward too, so each thread runs every step
+    // (backwards) on its own rows, with our own product of its rows' dA by each R_k
+    std::vector<PackedB> wpt;
+    wpt.reserve(NH);
+    for (int64_t k = 0; k < NH; ++k) wpt.emplace_back(w_k[k].t());
+    const int64_t nt =
+        std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (B + MR - 1) / MR));
+    const int64_t chunk = ((B + nt - 1) / nt + MR - 1) / MR * MR;
+    auto products = [&](int64_t t, int64_t b0, int64_t b1) {  // dhd rows = dA_t rows R_k
+      for (int64_t k = 0; k < NH; ++k)
+        gemm_rows(reinterpret_cast<const float*>(dAp + da(k, t, b0)), G4, wpt[k],
+                  reinterpret_cast<float*>(dhdp + (k * B + b0) * D), D, b1 - b0);
+    };
+    at::parallel_for(0, nt, 1, [&](int64_t c0_, int64_t c1_) {
+      for (int64_t c = c0_; c < c1_; ++c) {
+        const int64_t b0 = std::min(B, c * chunk), b1 = std::min(B, b0 + chunk);
+        if (b0 >= b1) continue;
+        for (int64_t t = Tn - 1; t >= 0; --t) {
+          if (t + 1 < Tn) products(t + 1, b0, b1);
+          grad_rows(t, b0, b1, t + 1 < Tn);
+        }
+        if (Tn > 0) {
+          products(0, b0, b1);
+          add_last(b0, b1);
         }
       }
     });
-    for (int64_t k = 0; k < NH; ++k) gemm(dA.select(0, k).select(0, t), w_k[k], dhd_k[k]);
-    pending = true;
+#endif
+  } else {
+    for (int64_t t = Tn - 1; t >= 0; --t) {
+      at::parallel_for(0, B, grain(G),
+                       [&](int64_t b0, int64_t b1) { grad_rows(t, b0, b1, t + 1 < Tn); });
+      for (int64_t k = 0; k < NH; ++k) gemm(dA.select(0, k).select(0, t), w_k[k], dhd_k[k]);
+    }
+    if (Tn > 0) add_last(0, B);
   }
-  if (pending) dh.add_(dhd.to(sT).permute({1, 0, 2}).reshape({B, H}));
 
   Tensor dw;
   if (need_w) {
