@@ -305,6 +305,21 @@ def test_slstm_fused_equals_reference(opts):
 
 
 @needs_fused
+@pytest.mark.parametrize("dtype", [torch.float32, D64])
+def test_slstm_fused_inference_keeps_nothing_and_gives_the_same(dtype):
+    """Without autograd the kernel keeps one step's buffers only: same outputs and states."""
+    x, lengths = _lengths_and_x(7, 9, 8, 23, dtype)
+    layer = lnn.SLSTM(8, 8, num_heads=2, bidirectional=True, backend="fused", dtype=dtype)
+    fill(layer, 10)
+    out, fin = layer(x, lengths=lengths)
+    with torch.no_grad():
+        out2, fin2 = layer(x, lengths=lengths)
+    torch.testing.assert_close(out2, out.detach(), atol=0, rtol=0)
+    for a, b in zip(fin2, fin, strict=True):
+        torch.testing.assert_close(a, b.detach(), atol=0, rtol=0)
+
+
+@needs_fused
 def test_slstm_fused_on_two_threads_equals_reference():
     """float32 with rows split over two threads (each runs every step on its own rows,
     forward and backward): the same outputs and gradients as the reference loop."""

@@ -61,7 +61,8 @@ def _bf16_autocast_without_native_bf16() -> bool:
 
 
 class _RecurrentBase(nn.Module):
-    """Parameter layout, checks, masks and dispatch shared by ``LSTM`` and ``GRU``."""
+    """Parameter layout, checks, masks and dispatch shared by ``LSTM``, ``GRU`` and the
+    xLSTM layers (``xlstm_layers.py``, with their own ``backend_choices`` and ``init_choices``)."""
 
     mode = ""  # torch's name of the layer ("LSTM" / "GRU"); informational only
     backend_choices: tuple[str, ...] = backends.BACKENDS
