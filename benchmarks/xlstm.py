@@ -12,11 +12,11 @@ at most 1.5x the fused LSTM's time.
 Table 2: peak memory of one mLSTM training step (lstmkit's ``MLSTM`` block, the package's
 layer: width 256, 4 heads, batch 8) in the chunkwise form against the parallel form
 (T x T matrices), each run in a fresh process and measured as the peak resident memory
-above the process's memory before the step. The parallel form is run up to
-``--parallel-max-t`` (default 2048: at 4096 its T^2 matrices would need over 10 GB, more
-than a shared machine should be asked for; the table projects it from the measured
-growth). Then the largest difference between the recurrent and the chunkwise forms'
-outputs and final states on the same input.
+(VmHWM) above the process's memory before the step. The parallel form is run up to
+``--parallel-max-t`` (default 2048: at 4096 it would need well over 10 GB, more than a
+shared machine should be asked for; the table projects it with the quadratic through the
+three largest measured lengths). Then the largest difference between the recurrent and
+the chunkwise forms' outputs and final states on the same input.
 
     python benchmarks/xlstm.py [--repeats 5] [--threads 2] [--parallel-max-t 2048] [--no-write]
 """
@@ -24,6 +24,7 @@ outputs and final states on the same input.
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -159,17 +160,31 @@ def memory_child(form: str, steps: int, chunk: int | None, threads: int) -> None
     print(json.dumps({"peak_mb": max(0, peak - base) / 1024, "seconds": seconds}))
 
 
+def _quadratic_at(points: list[tuple[int, float]], x: float) -> float:
+    """The quadratic through three (x, y) points, evaluated at x (Lagrange form)."""
+    total = 0.0
+    for i, (xi, yi) in enumerate(points):
+        term = yi
+        for j, (xj, _) in enumerate(points):
+            if j != i:
+                term *= (x - xj) / (xi - xj)
+        total += term
+    return total
+
+
 def memory_rows(threads: int, parallel_max_t: int) -> tuple[list[str], dict]:
     rows, measured = [], {}
     for form, steps, chunk in MEM_ROWS:
         label = f"chunk {chunk}" if chunk else "one chunk (T x T)"
         if form == "parallel" and steps > parallel_max_t:
-            prev = measured.get(("parallel", steps // 2))
-            if prev is None:
+            known = sorted((t, mb) for (f, t), mb in measured.items() if f == "parallel")
+            if len(known) < 3:
                 continue
+            projected = _quadratic_at(known[-3:], steps)
+            ts = ", ".join(str(t) for t, _ in known[-3:])
             rows.append(
-                f"| {form} | {steps} | {label} | not run (projected ~{4 * prev:.0f} from "
-                f"T={steps // 2}: 4x per doubling) | - |"
+                f"| {form} | {steps} | {label} | not run: ~{projected:.0f} projected (the "
+                f"quadratic through T = {ts}) | - |"
             )
             print(rows[-1], flush=True)
             continue
@@ -224,7 +239,9 @@ def main() -> None:
     except ImportError as err:
         sys.exit(f"error: the reference package is needed here ({err}): pip install xlstm")
     print(cpu.describe(), flush=True)
+    load_before = os.getloadavg()[0]
     slstm, worst_pkg, worst_lstm = slstm_rows(args.repeats)
+    load_after = os.getloadavg()[0]
     mem, _ = memory_rows(args.threads, args.parallel_max_t)
     agree = forms_agree()
     print(agree, flush=True)
@@ -248,7 +265,10 @@ def main() -> None:
             *slstm,
             "",
             f"Smallest speed-up over the package: {worst_pkg:.1f}x; largest time relative to "
-            f"the fused LSTM: {worst_lstm:.2f}x.",
+            f"the fused LSTM: {worst_lstm:.2f}x. The machine was shared (1-minute load average "
+            f"{load_before:.1f} before the timings, {load_after:.1f} after, on "
+            f"{os.cpu_count()} cores), which slows every implementation; the ratios come "
+            "from interleaved timings.",
             "",
             f"mLSTM training step (lstmkit's `MLSTM` block, the package's layer: width "
             f"{MEM_WIDTH}, inner width {2 * MEM_WIDTH}, {MEM_HEADS} heads, batch "
