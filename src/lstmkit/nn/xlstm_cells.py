@@ -749,8 +749,8 @@ class SLSTMCell(_XCellBase):
 
     Args:
         input_size, hidden_size: features of ``x_t`` and of each state.
-        num_heads: recurrent blocks; must divide hidden_size.
         bias: a bias on the gate pre-activations (``bias_ih``).
+        num_heads: recurrent blocks (default 4, as ``SLSTM``); must divide hidden_size.
         forget_gate: ``"sigmoid"`` (default) or ``"exp"``.
         headwise_input: block-diagonal input weights (the reference package's layout).
         group_norm: the output is the head-wise group norm of h.
@@ -765,11 +765,11 @@ class SLSTMCell(_XCellBase):
         self,
         input_size: int,
         hidden_size: int,
-        num_heads: int = 1,
         bias: bool = True,
         device=None,
         dtype=None,
         *,
+        num_heads: int = 4,
         forget_gate: str = "sigmoid",
         headwise_input: bool = False,
         group_norm: bool = True,
@@ -789,8 +789,9 @@ class MLSTMCell(_XCellBase):
     """One step of the bare mLSTM cell as a module (the paper's: dense q, k, v, õ).
 
     Args:
-        input_size, hidden_size: features of ``x_t`` and of h; num_heads must divide
-            hidden_size (head size ``d = hidden_size / num_heads``).
+        input_size, hidden_size: features of ``x_t`` and of h.
+        num_heads: memory heads (default 4, as ``MLSTM``); must divide hidden_size (head
+            size ``d = hidden_size / num_heads``).
         bias, forget_gate, init: as for :class:`SLSTMCell`.
 
     ``forward(input, hx=None)`` with ``hx = (C, n, m)`` flattened per row:
@@ -802,11 +803,11 @@ class MLSTMCell(_XCellBase):
         self,
         input_size: int,
         hidden_size: int,
-        num_heads: int = 1,
         bias: bool = True,
         device=None,
         dtype=None,
         *,
+        num_heads: int = 4,
         forget_gate: str = "sigmoid",
         init: str = "xlstm",
     ) -> None:
