@@ -597,6 +597,8 @@ def test_bf16_without_native_support_is_refused(cpu_fallback):
         lnn.SLSTM(4, 8, dtype=torch.bfloat16)
     with pytest.raises(ValueError, match=r"dtype=torch.bfloat16 needs a CPU with native bf16"):
         lnn.MLSTM(4, 8, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match=r"SLSTMCell: dtype=torch.bfloat16 needs a CPU"):
+        lnn.SLSTMCell(4, 8, dtype=torch.bfloat16)
     layer = lnn.SLSTM(4, 8).to(torch.bfloat16)
     with pytest.raises(ValueError, match=r"parameter dtype=torch\.bfloat16"):
         layer(torch.randn(3, 2, 4, dtype=torch.bfloat16))

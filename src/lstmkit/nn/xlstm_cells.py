@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmkit.nn import cpu
 from lstmkit.nn.cells import LN_EPS, CellSpec, ParamSpec, _CellBase, init_parameter
 
 MLSTM_EPS = 1e-6
@@ -81,6 +82,15 @@ def _positive_int(name: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def _check_bf16(name: str, dtype: Any, what: str = "dtype") -> None:
+    """bfloat16 only where the CPU runs it natively: ValueError naming the setting."""
+    if dtype == torch.bfloat16 and not cpu.native_bf16():
+        raise ValueError(
+            f"{name}: {what}=torch.bfloat16 needs a CPU with native bf16 "
+            f"({cpu.bf16_unsupported_reason()}); use torch.float32"
+        )
 
 
 def _check_heads(name: str, width: int, num_heads: int, what: str = "hidden_size") -> None:
@@ -696,6 +706,7 @@ class _XCellBase(_CellBase):
     def __init__(self, input_size: int, spec: CellSpec, init: str, **factory) -> None:
         if init not in ("xlstm", "torch"):
             raise ValueError(f"init must be one of ('xlstm', 'torch'), got {init!r}")
+        _check_bf16(type(self).__name__, factory.get("dtype"))
         self.init = init
         super().__init__(input_size, spec, **factory)
 

@@ -27,18 +27,9 @@ from torch.nn.utils.rnn import PackedSequence
 
 from lstmkit.nn import cpu
 from lstmkit.nn.layers import _RecurrentBase
-from lstmkit.nn.xlstm_cells import MLSTMSpec, SLSTMSpec, _positive_int
+from lstmkit.nn.xlstm_cells import MLSTMSpec, SLSTMSpec, _check_bf16, _positive_int
 
 MLSTM_FORMS = ("chunkwise", "parallel", "recurrent")
-
-
-def _check_bf16(name: str, dtype: Any, what: str = "dtype") -> None:
-    """bfloat16 only where the CPU runs it natively: ValueError naming the setting."""
-    if dtype == torch.bfloat16 and not cpu.native_bf16():
-        raise ValueError(
-            f"{name}: {what}=torch.bfloat16 needs a CPU with native bf16 "
-            f"({cpu.bf16_unsupported_reason()}); use torch.float32"
-        )
 
 
 class _XLSTMBase(_RecurrentBase):
