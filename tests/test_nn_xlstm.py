@@ -13,6 +13,7 @@ Independent references, none of them lstmkit code:
 
 import dataclasses
 import math
+import sys
 
 import pytest
 import torch
@@ -720,3 +721,10 @@ def test_from_xlstm_refuses_what_it_cannot_read():
         lnn.SLSTM(8, 8, bidirectional=True).to_xlstm()
     with pytest.raises(ValueError, match="block=True"):
         lnn.MLSTM(8, 8, block=False).to_xlstm(context_length=4)
+
+
+def test_to_xlstm_without_the_package_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "xlstm", None)  # as if it were not installed
+    layer = lnn.SLSTM(8, 8, num_heads=2, headwise_input=True)
+    with pytest.raises(ImportError, match=r"pip install 'lstmkit\[xlstm\]'"):
+        layer.to_xlstm()
