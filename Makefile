@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 # The fused CPU kernel is built during set-up (once per machine and torch version, ~30 s),
 # so neither the first run nor the tests' timings pay for it; without a compiler this
 # says so and lstmkit runs its reference loop.
-$(BIN)/.kernel: $(BIN)/.installed src/lstmkit/nn/csrc/fused_rnn.cpp
+$(BIN)/.kernel: $(BIN)/.installed $(wildcard src/lstmkit/nn/csrc/*)
 	$(BIN)/python -m lstmkit.nn.fused
 	@touch $@
 
@@ -31,7 +31,8 @@ test: $(BIN)/.kernel
 # The nn and variant tests again as on a CPU without oneDNN products or native bf16
 # (lstmkit.nn.cpu), so the fallback path runs on every machine; CI runs it after `make test`.
 FALLBACK_TESTS = tests/test_nn_fused.py tests/test_nn_variants.py tests/test_nn_layers.py \
-	tests/test_nn_cpu.py tests/test_forecasting_variants.py tests/test_text_training.py
+	tests/test_nn_cpu.py tests/test_nn_xlstm.py tests/test_forecasting_variants.py \
+	tests/test_text_training.py
 test-fallback: $(BIN)/.kernel
 	LSTMKIT_CPU_FALLBACK=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile $(FALLBACK_TESTS)
 

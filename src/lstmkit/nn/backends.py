@@ -1,8 +1,8 @@
 """Backends: the loops that run a stacked, possibly bidirectional recurrent layer.
 
-A backend runs any cell spec of ``cells.py`` (``LSTMSpec``, ``GRUSpec``) and
-knows nothing else about it. All three take the same arguments and return the
-same things::
+A backend runs any cell spec of ``cells.py`` / ``xlstm_cells.py`` (``LSTMSpec``,
+``GRUSpec``, ``SLSTMSpec``, ``MLSTMSpec``) and knows nothing else about it. All take
+the same arguments and return the same things::
 
     backend(cell, x, hx, weights, *, masks, lengths, dropout, training, return_gates)
         -> (output, final_states, gates_or_None)
@@ -32,6 +32,8 @@ The backends:
   what comes before and after them: the input projection (with its layer
   norm), DropConnect on ``W_hh``, reversal within lengths for reverse
   directions, stacking and inter-layer dropout.
+- ``sequence``: a cell's whole-sequence form in torch operations
+  (``cell.sequence_direction``: the mLSTM's chunkwise-parallel form), autograd included.
 """
 
 import importlib
@@ -255,9 +257,7 @@ def fused(
         return t.flip(0) if lengths is None else reverse_within_lengths(t, lengths)
 
     def run(layer_input, state, params, m, reverse):
-        xw = kernels.linear(
-            layer_input, params["weight_ih"], params.get("bias_ih"), params.get("ln_weight_ih")
-        )
+        xw = cell.fused_project_input(kernels, layer_input, params)
         params = _dropconnect(params, m)
         if reverse:
             xw = flip(xw)
@@ -267,6 +267,43 @@ def fused(
         out, state, gates = cell.fused_direction(
             kernels, xw, state, params, m, lengths, return_gates
         )
+        if reverse:
+            out = flip(out)
+            if gates is not None:
+                gates = type(gates)(*(flip(g) for g in gates))
+        return out, state, gates
+
+    return _layers(run, cell, x, hx, weights, masks, dropout, training, return_gates)
+
+
+def sequence(
+    cell: CellSpec,
+    x: Tensor,
+    hx: tuple[Tensor, ...],
+    weights: Weights,
+    *,
+    masks: Masks = None,
+    lengths: Tensor | None = None,
+    dropout: float = 0.0,
+    training: bool = False,
+    return_gates: bool = False,
+) -> tuple[Tensor, tuple[Tensor, ...], list | None]:
+    """Run the layer with the cell's whole-sequence form (``cell.sequence_direction``).
+
+    Same contract as `reference`, for cells that compute a direction over all steps at
+    once in torch operations (the mLSTM's chunkwise form), with autograd. The input
+    projection is pointwise in time, so a reverse direction reverses it within lengths,
+    runs forward and reverses the output (and gates) back.
+    """
+
+    def flip(t: Tensor) -> Tensor:
+        return t.flip(0) if lengths is None else reverse_within_lengths(t, lengths)
+
+    def run(layer_input, state, params, m, reverse):
+        xw = cell.project_input(layer_input, params)
+        if reverse:
+            xw = flip(xw)
+        out, state, gates = cell.sequence_direction(xw, state, params, lengths, return_gates)
         if reverse:
             out = flip(out)
             if gates is not None:

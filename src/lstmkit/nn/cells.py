@@ -319,6 +319,12 @@ class CellSpec:
             )
         return F.linear(x, params["weight_ih"], params.get("bias_ih"))
 
+    def fused_project_input(self, kernels: Any, x: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """``project_input`` with the fused kernel's products (``kernels.linear``)."""
+        return kernels.linear(
+            x, params["weight_ih"], params.get("bias_ih"), params.get("ln_weight_ih")
+        )
+
     def step(
         self,
         xw: Tensor,

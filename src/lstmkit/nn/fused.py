@@ -1,6 +1,6 @@
-"""The fused CPU backend: our compiled LSTM / GRU kernels for one direction of one layer.
+"""The fused CPU backend: our compiled LSTM / GRU / sLSTM kernels for one direction of one layer.
 
-The C++ source (``csrc/fused_rnn.cpp``) is built on first use with
+The C++ source (``csrc/fused_rnn.cpp``, which includes ``csrc/slstm.h``) is built on first use with
 ``torch.utils.cpp_extension`` and ninja, and cached per user, torch version, CPU and source
 hash under ``$LSTMKIT_EXT_DIR`` (default ``$XDG_CACHE_HOME/lstmkit/ext`` or
 ``~/.cache/lstmkit/ext``). Two processes building at once wait on cpp_extension's lock. If
@@ -8,8 +8,9 @@ the build fails (no compiler), :func:`available` is False and one warning says w
 
 Public entry points (the math is SPEC-variants.md's, the same as ``nn/cells.py``):
 
-- :func:`lstm_direction` and :func:`gru_direction`: run one direction over time,
-  autograd-capable (a hand-written backward through time);
+- :func:`lstm_direction`, :func:`gru_direction` and :func:`slstm_direction` (xLSTM's
+  sLSTM, ``lstmkit.nn.xlstm_cells``): run one direction over time, autograd-capable (a
+  hand-written backward through time);
 - :func:`linear`: ``x W^T + b`` with the kernel's products, for the input projection ``xw``
   (on AMD CPUs oneDNN's products are about twice as fast as the BLAS behind torch's own);
 - :func:`available`: whether the kernel could be built and loaded (:func:`is_built`: whether
@@ -55,9 +56,11 @@ __all__ = [
     "linear",
     "lstm_direction",
     "products",
+    "slstm_direction",
 ]
 
-_SOURCE = Path(__file__).with_name("csrc") / "fused_rnn.cpp"
+_CSRC = Path(__file__).with_name("csrc")
+_SOURCE = _CSRC / "fused_rnn.cpp"  # the one translation unit; it includes the other files
 # Compiler flags, tried in order until one set builds. -march=native is safe because the
 # build key includes this machine's CPU flags; the later sets are for compilers that reject
 # it (or OpenMP: the kernel then runs on one thread, still correct). MSVC takes its own.
@@ -65,10 +68,12 @@ if sys.platform == "win32":
     _FLAG_SETS: tuple[list[str], ...] = (["/O2", "/openmp"], ["/O2"])
     _LDFLAGS: list[str] = []
 else:
+    # -fno-trapping-math lets the compiler turn the selects of the sLSTM's gate loops
+    # (stabiliser, clamps) into vector blends instead of branches, which stop the vectoriser
     _FLAG_SETS = (
-        ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"],
-        ["-O3", "-fopenmp", "-fno-math-errno"],
-        ["-O3", "-fno-math-errno"],
+        ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"],
+        ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"],
+        ["-O3", "-fno-math-errno", "-fno-trapping-math"],
     )
     _LDFLAGS = ["-fopenmp"]
 BUILD_NOTICE = "building lstmkit's fused CPU kernel, once per machine and torch version: ~30 s"
@@ -102,7 +107,9 @@ def _cpu_key() -> str:
 
 def _build_key(cflags: list[str]) -> str:
     h = hashlib.sha256()
-    h.update(_SOURCE.read_bytes())
+    for path in sorted(p for p in _CSRC.iterdir() if p.is_file()):  # every file under csrc/
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
     h.update(" ".join(cflags + _LDFLAGS).encode())
     h.update(_cpu_key().encode())
     return h.hexdigest()[:16]
@@ -303,6 +310,63 @@ class _GRUDirection(torch.autograd.Function):
         for g, meta, need in zip(grads, ctx.like_meta, ctx.needs_input_grad[:5], strict=True):
             out.append(g.to(meta[0]) if need and g is not None and meta is not None else None)
         return (*out, None, None, None, None, None)
+
+
+class _SLSTMDirection(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, *args: Any) -> tuple[Tensor, ...]:  # type: ignore[override]
+        xw, h0, c0, n0, m0, w_hh, lengths, exp_forget, save, sink = args
+        res = _ext().slstm_forward(xw, h0, c0, n0, m0, w_hh, lengths, exp_forget, save)
+        out, h_n, c_n, n_n, m_n = res[:5]
+        if sink is not None:  # the kernel's saved activations, as the layer reports them
+            sink.append(_slstm_gates(res[5:], lengths, exp_forget, out.dtype))
+        if not save:
+            return out, h_n, c_n, n_n, m_n
+        ctx.save_for_backward(*res[5:], w_hh, lengths)
+        ctx.exp_forget = exp_forget
+        ctx.xw_layout = (xw.shape, xw.stride(), xw.dtype)
+        ctx.like_meta = [(t.dtype, t.requires_grad) for t in (xw, h0, c0, n0, m0, w_hh)]
+        return out, h_n, c_n, n_n, m_n
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, dout: Tensor, dh: Tensor, dc: Tensor, dn: Tensor, dm: Tensor):  # type: ignore[override]
+        *saved, w_hh, lengths = ctx.saved_tensors
+        shape, stride, dtype = ctx.xw_layout
+        dxw = torch.empty_strided(shape, stride, dtype=dtype)  # written in xw's own layout
+        grads = _ext().slstm_backward(
+            dout,
+            dh,
+            dc,
+            dn,
+            dm,
+            saved,
+            w_hh,
+            lengths,
+            ctx.exp_forget,
+            ctx.needs_input_grad[5],
+            dxw,
+        )
+        out = []
+        for g, meta, need in zip(
+            [dxw, *grads], ctx.like_meta, ctx.needs_input_grad[:6], strict=True
+        ):
+            out.append(g.to(meta[0]) if need and g is not None else None)
+        return (*out, None, None, None, None)
+
+
+def _slstm_gates(saved: list[Tensor], lengths: Tensor | None, exp_forget: bool, dtype) -> Any:
+    """``SLSTMGates`` from the kernel's saved buffers (stabilised i', f' recomputed), zero
+    after each length, detached."""
+    from lstmkit.nn.xlstm_cells import SLSTMGates, slstm_gates_from_raw
+
+    cs, ns, ms, _, gates = saved
+    i_raw, f_raw, z, o = gates.chunk(4, -1)
+    m_prev, m = ms[:-1], ms[1:]
+    i, f = slstm_gates_from_raw(i_raw, f_raw, m_prev, m, "exp" if exp_forget else "sigmoid")
+    real = _real_steps(i, lengths)
+    parts = (i, f, z, o, cs[1:], ns[1:], m)
+    return SLSTMGates(*((p * real).to(dtype) for p in parts))
 
 
 class _Linear(torch.autograd.Function):
@@ -602,6 +666,69 @@ def gru_direction(
     from lstmkit.nn.cells import GRUGates
 
     return (*res, GRUGates(*sink[0]))
+
+
+def slstm_direction(
+    xw: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    n0: Tensor,
+    m0: Tensor,
+    w_hh: Tensor,
+    lengths: Tensor | None = None,
+    *,
+    exp_forget: bool = False,
+    return_gates: bool = False,
+) -> tuple[Tensor, ...]:
+    """Run one sLSTM direction over time with the fused kernel (``xlstm_cells.slstm_step``).
+
+    Args:
+        xw: ``(T, B, 4H)`` input projections of every step (gates i, f, z, o, bias included),
+            or the same as a ``(T, B, 4, heads, d)`` view of any layout with unit stride in d
+            (the head-wise projection's ``(heads, T, B, 4, d)`` permuted), read in place.
+        h0, c0, n0, m0: ``(B, H)`` initial hidden, cell, normaliser and stabiliser states.
+        w_hh: ``(heads, 4*d, d)`` block-diagonal recurrent weights (``heads * d = H``).
+        lengths: ``(B,)`` int64 real lengths of right-padded sequences, or None.
+        exp_forget: exponential forget gate (else sigmoid).
+        return_gates: also return ``SLSTMGates`` (i', f', z, o, c, n, m), each ``(T, B, H)``,
+            zero after each length; detached (for inspection).
+
+    Returns:
+        ``out (T, B, H)`` (h of every step, zeros after each length; not group-normed) and
+        ``h_n, c_n, n_n, m_n (B, H)``, in the products' dtype[, gates].
+    """
+    if w_hh.dim() != 3 or w_hh.shape[1] != 4 * w_hh.shape[2]:
+        raise ValueError(f"fused sLSTM: w_hh must be (heads, 4*d, d), got {tuple(w_hh.shape)}")
+    heads, d = w_hh.shape[0], w_hh.shape[2]
+    if xw.dim() == 3 and xw.shape[2] == 4 * heads * d:
+        xw = xw.reshape(xw.shape[0], xw.shape[1], 4, heads, d)
+    if xw.dim() != 5 or tuple(xw.shape[2:]) != (4, heads, d) or xw.stride(4) != 1:
+        raise ValueError(
+            f"fused sLSTM: xw must be (T, B, 4*H) or a (T, B, 4, {heads}, {d}) view with unit "
+            f"stride in the last dimension for w_hh of shape {tuple(w_hh.shape)}, got "
+            f"{tuple(xw.shape)}"
+        )
+    batch, hidden = xw.shape[1], heads * d
+    _check_nonempty(xw)
+    for name, t in (("h0", h0), ("c0", c0), ("n0", n0), ("m0", m0)):
+        _check(name, t, (batch, hidden))
+    mm = _mm_dtype(xw)
+    save = _needs_grad(xw, h0, c0, n0, m0, w_hh)
+    sink: list | None = [] if return_gates else None
+    with torch.autocast("cpu", enabled=False):
+        res = _SLSTMDirection.apply(
+            xw.to(mm),
+            h0,
+            c0,
+            n0,
+            m0,
+            w_hh.to(mm),
+            _lengths(lengths, batch),
+            bool(exp_forget),
+            save or return_gates,
+            sink,
+        )
+    return res if sink is None else (*res, sink[0])
 
 
 def main() -> None:

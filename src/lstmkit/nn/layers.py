@@ -41,7 +41,12 @@ from lstmkit.nn.cells import (
 
 INITS = ("torch", "keras")
 
-_RUN = {"native": backends.native, "reference": backends.reference, "fused": backends.fused}
+_RUN = {
+    "native": backends.native,
+    "reference": backends.reference,
+    "fused": backends.fused,
+    "sequence": backends.sequence,
+}
 
 
 def _bf16_autocast_without_native_bf16() -> bool:
@@ -56,9 +61,12 @@ def _bf16_autocast_without_native_bf16() -> bool:
 
 
 class _RecurrentBase(nn.Module):
-    """Parameter layout, checks, masks and dispatch shared by ``LSTM`` and ``GRU``."""
+    """Parameter layout, checks, masks and dispatch shared by ``LSTM``, ``GRU`` and the
+    xLSTM layers (``xlstm_layers.py``, with their own ``backend_choices`` and ``init_choices``)."""
 
     mode = ""  # torch's name of the layer ("LSTM" / "GRU"); informational only
+    backend_choices: tuple[str, ...] = backends.BACKENDS
+    init_choices: tuple[str, ...] = INITS
 
     def __init__(
         self,
@@ -81,16 +89,16 @@ class _RecurrentBase(nn.Module):
             raise ValueError(f"num_layers must be an integer >= 1, got {num_layers!r}")
         if isinstance(dropout, bool) or not 0 <= float(dropout) <= 1:
             raise ValueError(f"dropout must be a probability in [0, 1], got {dropout!r}")
-        if backend not in backends.BACKENDS:
-            raise ValueError(f"backend must be one of {backends.BACKENDS}, got {backend!r}")
+        if backend not in self.backend_choices:
+            raise ValueError(f"backend must be one of {self.backend_choices}, got {backend!r}")
         if backend == "native" and not cell.is_plain:
             raise ValueError(
                 f"backend='native' (torch's kernel) runs plain {self.mode} layers only; "
                 "use backend='auto', 'fused' or 'reference' with layer_norm, recurrent_dropout, "
                 "zoneout, dropconnect or peepholes"
             )
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if init not in self.init_choices:
+            raise ValueError(f"init must be one of {self.init_choices}, got {init!r}")
         self.cell = cell
         self.input_size = input_size
         self.hidden_size = cell.hidden_size

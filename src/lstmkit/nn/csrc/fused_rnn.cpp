@@ -1,6 +1,7 @@
 // lstmkit's fused CPU kernels: one direction of an LSTM or GRU layer, every variant of
 // SPEC-variants.md (recurrent-dropout mask, zoneout, layer norm, peepholes, projection,
-// lengths), forward and a hand-written backward through time.
+// lengths), forward and a hand-written backward through time; and the sLSTM's (slstm.h,
+// included below so that the extension stays one module).
 //
 // LSTM forward in float32 without a projection: W_hh is packed once per call and the batch
 // rows are split over the threads once; each thread runs every step on its own rows (our own
@@ -1301,6 +1302,9 @@ std::vector<Tensor> layer_norm_backward(const Tensor& dy, const Tensor& ahat, co
   return LSTMKIT_DISPATCH(dy.scalar_type(), ln_rows_bwd, dy, ahat, rstd, g);
 }
 
+// The sLSTM's forward and backward (xLSTM), on the products and helpers above.
+#include "slstm.h"
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -1314,4 +1318,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_backward", &lstm_backward);
   m.def("gru_forward", &gru_forward);
   m.def("gru_backward", &gru_backward);
+  m.def("slstm_forward", &slstm_forward);
+  m.def("slstm_backward", &slstm_backward);
 }
