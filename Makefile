@@ -11,6 +11,9 @@ OUT ?= runs/air_passengers
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	# the reference xLSTM package, for the SLSTM/MLSTM interop tests; --no-deps leaves out
+	# mlstm_kernels (NXAI Community License), which the vanilla layers do not need
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt xlstm
 	@touch $@
 
 # The fused CPU kernel is built during set-up (once per machine and torch version, ~30 s),
