@@ -231,8 +231,13 @@ def _parse_times(df: pd.DataFrame, col: str, source: str) -> pd.Index:
         return pd.Index(raw.to_numpy(dtype=np.int64))
     else:
         try:
-            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+            with warnings.catch_warnings():  # pandas 2 warns where pandas 3 raises (below)
+                warnings.simplefilter("ignore", FutureWarning)
+                parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
         except ValueError:  # several UTC offsets (daylight saving): find their zone
+            return _parse_mixed_offsets(raw, col, source)
+        if not pd.api.types.is_datetime64_any_dtype(parsed):
+            # pandas 2 returns objects for mixed offsets (or zoned with naive times)
             return _parse_mixed_offsets(raw, col, source)
     bad = parsed.isna()
     if bad.any():
