@@ -34,6 +34,7 @@ import numpy as np
 
 from lstmkit.data.tokenize import TokenizerConfig
 from lstmkit.errors import LstmkitError
+from lstmkit.io.version import check_version
 from lstmkit.runtime.session import EXPORT_FILE, FORMAT
 from lstmkit.tasks.forecasting.state import FittedState
 
@@ -103,29 +104,6 @@ def inside(folder: Path, meta: dict[str, Any], key: str) -> Path:
     return path
 
 
-def _check_version(meta: dict[str, Any]) -> None:
-    """Refuse an export written by a newer major version of lstmkit (or no version)."""
-    from lstmkit import __version__
-
-    def major(version: str) -> int:
-        try:
-            return int(version.split(".", 1)[0])
-        except ValueError:
-            return -1
-
-    theirs = meta["lstmkit_version"]
-    if not isinstance(theirs, str):
-        raise LstmkitError(
-            f"is damaged (lstmkit_version must be a version string, got {theirs!r}); export the "
-            "model again"
-        )
-    if major(theirs) < 0 or major(theirs) > major(__version__):
-        raise LstmkitError(
-            f"was written by lstmkit {theirs!r}, which this lstmkit {__version__} cannot read; "
-            "upgrade lstmkit or export the model again"
-        )
-
-
 def read_json(folder: Path) -> dict[str, Any]:
     """``folder/export.json`` as an object that says it is an lstmkit ONNX export of a known
     kind, written by this major version or an older one; else one `LstmkitError` line."""
@@ -140,10 +118,7 @@ def read_json(folder: Path) -> dict[str, Any]:
         raise LstmkitError(f"{where} does not describe an lstmkit ONNX export; export again")
     if "lstmkit_version" not in meta:
         raise LstmkitError(f"{where} names no lstmkit_version; export the model again")
-    try:
-        _check_version(meta)
-    except LstmkitError as err:
-        raise LstmkitError(f"{where} {err}") from None
+    check_version(meta["lstmkit_version"], str(where), "export the model again")
     kind = meta.get("kind")
     if kind not in KINDS:
         raise LstmkitError(f"{where}: unknown kind {kind!r}; expected one of {sorted(KINDS)}")
