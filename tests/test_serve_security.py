@@ -235,6 +235,8 @@ def test_model_tells_a_client_the_settings_and_no_paths(models):
             rows = got.json()["forecast"]
             for col in ("forecast", "q10", "q50", "q90"):
                 np.testing.assert_allclose([r[col] for r in rows], want[col], rtol=1e-5)
+    weight = TextClassifier.load(models["clf"]).baseline.network_weight  # its mixture's
+    assert weight is not None
     for path, backend in ((models["clf"], "torch"), (models["clf_onnx"], "onnx")):
         with _client(path) as client:
             info = client.get("/model")
@@ -247,6 +249,8 @@ def test_model_tells_a_client_the_settings_and_no_paths(models):
                 "labels": ["neg", "pos"],
                 "max_length": 400,
                 "truncation": "head",
+                "mixture_weight": weight,
+                "combined": False,
             }
             assert root not in client.get("/openapi.json").text
 
