@@ -547,6 +547,9 @@ def test_cli_refuses_a_missing_or_damaged_model_folder(tmp_path, models, capsys)
     assert code == 2 and "backend must be one of" in err
     code, err = _cli(capsys, "--model", str(models["clf"]), "--workers", "0")
     assert code == 2 and "--workers must be at least 1" in err
+    code, err = _cli(capsys, "--model", str(models["fc"]), "--combined")  # a text model's option
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: a forecaster's requests have no field combined")
 
 
 def test_cli_refuses_a_port_in_use(models, capsys):

@@ -350,10 +350,12 @@ def test_serving_an_onnx_export_never_imports_torch(models):
         f"future = {_records(_series(51).iloc[-3:][['month', 'promo']])!r}\n"
         f"headers = {{'Authorization': 'Bearer {KEY}'}}\n"
         f"texts = clf.post('/predict', json={{'texts': {TEXTS!r}}}, headers=headers)\n"
+        f"mixed = clf.post('/predict', json={{'texts': {TEXTS!r}, 'combined': True}},"
+        " headers=headers)\n"
         "forecast = fc.post('/predict', json={'future': future})\n"
         "print(json.dumps({'torch': sorted(m for m in sys.modules if m.split('.')[0] == 'torch'),"
         " 'backend': fc.get('/health').json()['backend'],"
-        " 'texts': texts.json(), 'forecast': forecast.json()}))\n"
+        " 'texts': texts.json(), 'mixed': mixed.json(), 'forecast': forecast.json()}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
@@ -363,6 +365,8 @@ def test_serving_an_onnx_export_never_imports_torch(models):
     assert got["torch"] == [] and got["backend"] == "onnx"
     clf = TextClassifier.load(models["clf"])
     np.testing.assert_allclose(got["texts"]["probabilities"], clf.predict_proba(TEXTS), atol=1e-5)
+    want = clf.predict_proba(TEXTS, combined=True)  # its mixture with the baseline, too
+    np.testing.assert_allclose(got["mixed"]["probabilities"], want, atol=1e-5)
     future = _series(51).iloc[-3:][["month", "promo"]]
     want = Forecaster.load(models["fc"]).predict(future=future)
     np.testing.assert_allclose(
