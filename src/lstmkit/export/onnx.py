@@ -74,6 +74,7 @@ CHECK_BATCHES = (1, 2, 7)
 #: the files of every export; a kind adds its own (``ExportedKind.FILES``)
 COMMON_FILES = (EXPORT_FILE, GRAPH_FILE)
 
+#: a graph's inputs for one run: input name -> array
 Feeds = dict[str, np.ndarray]
 
 

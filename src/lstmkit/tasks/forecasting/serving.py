@@ -96,10 +96,12 @@ def _check_cell(value: Any) -> Any:
     return value
 
 
+#: a record's value (`_check_cell`)
 Cell = Annotated[
     int | float | str | None,
     PlainValidator(_check_cell, json_schema_input_type=int | float | str | None),
 ]
+#: one row of a history, a future or a forecast: column -> value
 Record = dict[Annotated[str, AfterValidator(unicode_text)], Cell]
 
 

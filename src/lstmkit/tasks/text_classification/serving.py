@@ -31,6 +31,7 @@ from lstmkit.io.model_dir import read_model_meta
 from lstmkit.serving.schema import ModelInfo, unicode_text
 from lstmkit.tasks.text_classification.baseline import NO_MIXTURE
 
+#: a class label in JSON: a string or an integer, as the model was trained with
 Label = StrictStr | StrictInt
 
 
