@@ -117,12 +117,12 @@ def validation_detail(
         return 422, f"the body must be a JSON object like {fields}"
     reasons = []
     for err in errors[:3]:
-        where, kind, msg = _where(tuple(err.get("loc", ()))), err.get("type"), err.get("msg", "")
-        if kind == "missing" and not where:
+        where, error, msg = _where(tuple(err.get("loc", ()))), err.get("type"), err.get("msg", "")
+        if error == "missing" and not where:
             reasons.append(f"the request has no JSON body; send {fields}")
-        elif kind == "missing":
+        elif error == "missing":
             reasons.append(f"{where}: missing; send {fields}")
-        elif kind == "extra_forbidden":
+        elif error == "extra_forbidden":
             reasons.append(f"{where}: unknown field; send {fields}")
         else:
             msg = msg.removeprefix("Value error, ")
