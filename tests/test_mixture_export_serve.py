@@ -168,3 +168,26 @@ def test_workers_get_the_combined_default_from_the_environment(mixed, monkeypatc
             assert got["combined"] is used
             if used:
                 np.testing.assert_allclose(got["probabilities"], want, atol=1e-5)
+
+
+def test_an_exported_baseline_that_scores_otherwise_fails_the_export(tmp_path, monkeypatch):
+    """The export checks the baseline as the runtime reads it back (as it checks the graph
+    against PyTorch): files that do not score as the model's own baseline are an error and
+    nothing is written."""
+    texts, labels = make_texts(60, seed=7)
+    clf = untrained_classifier(["neg", "pos"])
+    clf.baseline = BagOfWordsBaseline().fit(texts, [int(y == "pos") for y in labels], 2)
+    clf.baseline.network_weight = WEIGHT
+    real = BagOfWordsBaseline.save
+
+    def drifted(self, folder):  # the files written hold an intercept off by 0.01
+        self.intercept = self.intercept + 0.01
+        try:
+            return real(self, folder)
+        finally:
+            self.intercept = self.intercept - 0.01
+
+    monkeypatch.setattr(BagOfWordsBaseline, "save", drifted)
+    with pytest.raises(LstmkitError, match="the exported bag-of-words baseline does not score"):
+        clf.export_onnx(tmp_path / "onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

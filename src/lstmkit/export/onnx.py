@@ -250,7 +250,7 @@ def verify(
     return {"cases": len(cases), "max_abs_diff": worst, "atol": ATOL, "rtol": RTOL}
 
 
-def check_target(out: str | os.PathLike[str], kind: str, files: Sequence[str] = ()) -> Path:
+def check_target(out: str | os.PathLike[str], kind: str, files: Sequence[str]) -> Path:
     """Refuse, before any work, an export folder whose replacement would lose something.
 
     ``out`` may be new, an empty folder or an earlier export of the same ``kind`` holding
@@ -301,7 +301,7 @@ def write_export(
     out: str | os.PathLike[str],
     kind: str,
     build: Callable[[Path], tuple[dict[str, Any], dict[str, str]]],
-    files: Sequence[str] = (),
+    files: Sequence[str],
 ) -> Path:
     """Write an export folder atomically: ``build(tmp)`` writes ``tmp/model.onnx`` (and
     any other file of the kind) and verifies it, then returns the kind's export.json
