@@ -168,6 +168,10 @@ def test_workers_get_the_combined_default_from_the_environment(mixed, monkeypatc
             assert got["combined"] is used
             if used:
                 np.testing.assert_allclose(got["probabilities"], want, atol=1e-5)
+    for bad in ("{not json", "[true]"):
+        monkeypatch.setenv(serving.ENV_DEFAULTS, bad)
+        with pytest.raises(LstmkitError, match="LSTMKIT_SERVE_DEFAULTS must be a JSON object"):
+            serving.app_from_env()
 
 
 def test_an_exported_baseline_that_scores_otherwise_fails_the_export(tmp_path, monkeypatch):

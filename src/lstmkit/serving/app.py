@@ -457,6 +457,14 @@ def app_from_env() -> FastAPI:
     model = os.environ.get(ENV_MODEL)
     if not model:
         raise LstmkitError(f"{ENV_MODEL} is not set; start the server with lstmkit serve")
+    try:
+        defaults = json.loads(os.environ.get(ENV_DEFAULTS) or "{}")
+    except ValueError:
+        defaults = None
+    if not isinstance(defaults, dict):
+        raise LstmkitError(
+            f"{ENV_DEFAULTS} must be a JSON object; start the server with lstmkit serve"
+        )
     return create_app(
         Path(model),
         backend=os.environ.get(ENV_BACKEND, "auto"),
@@ -464,5 +472,5 @@ def app_from_env() -> FastAPI:
         threads=int(os.environ[ENV_THREADS]) if os.environ.get(ENV_THREADS) else None,
         api_key=api_key_from_env(),
         docs=os.environ.get(ENV_DOCS, "1") != "0",
-        defaults=json.loads(os.environ.get(ENV_DEFAULTS) or "{}"),
+        defaults=defaults,
     )
