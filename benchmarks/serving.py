@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import write_section  # noqa: E402
 
 from lstmkit.errors import LstmkitError  # noqa: E402
-from lstmkit.serving import export_folder, load_predictor  # noqa: E402
+from lstmkit.runtime.session import export_folder  # noqa: E402
+from lstmkit.serving import load_predictor  # noqa: E402
 
 CLI = [sys.executable, "-c", "from lstmkit.cli import main; main()"]
 CAVEAT = (

@@ -423,6 +423,18 @@ def test_checkpoint_of_other_data_or_settings_is_refused(data_dir, tmp_path, cap
             "--out", tmp_path / "c"], capsys, monkeypatch, "is inside --out")  # fmt: skip
 
 
+def test_pretrain_refuses_a_checkpoint_folder_inside_out(tmp_path, capsys, monkeypatch):
+    """``classify pretrain`` replaces --out as a whole when it saves the encoder: its
+    checkpoints inside --out were lost with it (and the save refused the folder they made),
+    after the whole run. Refused up front, before anything is read or written."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a few words of text\nand some more words here\n" * 20)
+    for ckpt in (tmp_path / "enc" / "ckpt", tmp_path / "enc"):
+        _fails(["classify", "pretrain", corpus, "--out", tmp_path / "enc", "--checkpoint-dir",
+                ckpt, "--no-progress"], capsys, monkeypatch, "is inside --out")  # fmt: skip
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]
+
+
 @pytest.mark.parametrize(
     "precision", ["32", pytest.param("bf16-mixed", marks=pytest.mark.native_bf16)]
 )

@@ -28,17 +28,24 @@ from lstmkit.data.tokenize import TextTokenizer
 from lstmkit.errors import LstmkitError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_export_onnx import WORDS, fit_forecaster, make_series, untrained_classifier
+from test_export_onnx import WORDS, fit_forecaster, make_series, make_texts, untrained_classifier
+
+from lstmkit.tasks.text_classification.baseline import BagOfWordsBaseline
 
 Edit = Callable[[dict[str, Any], Path, dict[str, Any]], None]
 
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> dict[str, Any]:
-    """The three exports, a graph of each kind and a tokenizer with a larger vocabulary."""
+    """The four exports (a text classifier without and with its mixture), a graph of each
+    kind and a tokenizer with a larger vocabulary."""
     root = tmp_path_factory.mktemp("exports")
     clf = untrained_classifier(["neg", "pos"])
     clf.export_onnx(root / "text")
+    texts, labels = make_texts(80, seed=4)  # the same with a mixture (its baseline exported)
+    clf.baseline = BagOfWordsBaseline().fit(texts, [clf.classes.index(y) for y in labels], 2)
+    clf.baseline.network_weight = 0.4
+    clf.export_onnx(root / "mixed")
     fit_forecaster(
         make_series(), max_epochs=1, covariates=["temp", "promo"], future_covariates=["promo"]
     ).export_onnx(root / "direct")
@@ -127,6 +134,43 @@ def tokenizer_bigger(meta, folder, exports):
     """A tokenizer with more tokens than the graph's embedding has rows, vocab_size agreeing."""
     (folder / "tokenizer.json").write_text(exports["bigger_tokenizer"])
     meta["vocab_size"] = exports["bigger"]
+
+
+def mixture_parent(meta, folder, exports):
+    outside(folder, "baseline.json")
+    meta["mixture"]["settings_file"] = "../../outside-baseline.json"
+
+
+def mixture_absolute(meta, folder, exports):
+    meta["mixture"]["weights_file"] = str(outside(folder, "baseline.safetensors").resolve())
+
+
+def mixture_symlink_out(meta, folder, exports):
+    target = outside(folder, "baseline.safetensors")
+    (folder / "baseline.safetensors").unlink()
+    (folder / "baseline.safetensors").symlink_to(target)
+
+
+def baseline_file(name: str, content: bytes | None) -> Edit:
+    """The export's baseline file ``name`` replaced by ``content`` (None: deleted)."""
+
+    def edit(meta, folder, exports):
+        if content is None:
+            (folder / name).unlink()
+        else:
+            (folder / name).write_bytes(content)
+
+    return edit
+
+
+def baseline_setting(**values: Any) -> Edit:
+    """baseline.json of the export with ``values`` set."""
+
+    def edit(meta, folder, exports):
+        settings = json.loads((folder / "baseline.json").read_text())
+        (folder / "baseline.json").write_text(json.dumps(settings | values))
+
+    return edit
 
 
 def graph_of(kind: str) -> Edit:
@@ -268,6 +312,28 @@ TEXT: list[tuple[str, Edit]] = [
     ("batch-size-string", nested("config", batch_size="64")),
     ("no-batch-size", no_batch_size),
     ("graph-of-a-forecaster", graph_of("recursive")),
+    ("no-mixture-field", drop("mixture")),
+    ("mixture-string", setting(mixture="baseline.json")),
+    ("mixture-list", setting(mixture=["baseline.json", "baseline.safetensors"])),
+    ("mixture-of-missing-files", setting(mixture={"settings_file": "baseline.json",
+                                                  "weights_file": "baseline.safetensors"})),
+]  # fmt: skip
+
+MIXED: list[tuple[str, Edit]] = [
+    ("mixture-parent", mixture_parent),
+    ("mixture-absolute", mixture_absolute),
+    ("mixture-symlink-out", mixture_symlink_out),
+    ("mixture-one-file", setting(mixture={"settings_file": "baseline.json"})),
+    ("mixture-extra-key", nested("mixture", pickle="baseline.pkl")),
+    ("mixture-file-number", nested("mixture", weights_file=3)),
+    ("baseline-weights-missing", baseline_file("baseline.safetensors", None)),
+    ("baseline-weights-garbage", baseline_file("baseline.safetensors", b"\x80\x04pickle")),
+    ("baseline-json-garbage", baseline_file("baseline.json", b"{not json")),
+    ("baseline-no-weight", baseline_setting(network_weight=None)),
+    ("baseline-weight-out-of-range", baseline_setting(network_weight=1.5)),
+    ("baseline-three-classes", baseline_setting(num_classes=3)),
+    ("baseline-format", baseline_setting(format="sklearn-pickle")),
+    ("baseline-vocabulary-short", baseline_setting(vocabulary=["good"])),
 ]
 
 DIRECT: list[tuple[str, Edit]] = [
@@ -345,6 +411,7 @@ CASES = (
     [("text", name, edit) for name, edit in COMMON + TEXT]
     + [("direct", name, edit) for name, edit in COMMON + DIRECT]
     + [("recursive", name, edit) for name, edit in RECURSIVE]
+    + [("mixed", name, edit) for name, edit in MIXED]
 )
 
 
@@ -362,7 +429,7 @@ def test_a_damaged_export_is_one_line_at_load(exports, tmp_path, kind, edit):
 
 def predict(pred) -> Any:
     if pred.kind == "text_classifier":
-        return pred.predict_proba(["a good film", "bad"])
+        return pred.predict_proba(["a good film", "bad"], combined=pred.mixture_weight is not None)
     future = None
     if "future" in pred.inputs:
         times = pd.date_range("2008-01-01", periods=6, freq="MS")
@@ -376,11 +443,14 @@ def alias_inside(meta, folder, exports):
 
 
 @pytest.mark.parametrize("edit", [setting(), alias_inside], ids=["untouched", "link-inside"])
-@pytest.mark.parametrize("kind", ["text", "direct", "recursive"])
+@pytest.mark.parametrize("kind", ["text", "mixed", "direct", "recursive"])
 def test_an_intact_copy_loads_and_predicts(exports, tmp_path, kind, edit):
     folder = damaged_copy(exports, kind, tmp_path, edit)
-    got = predict(runtime.load(folder))
-    assert len(got) == (2 if kind == "text" else 6)
+    pred = runtime.load(folder)
+    got = predict(pred)
+    assert len(got) == (2 if kind in ("text", "mixed") else 6)
+    if kind in ("text", "mixed"):
+        assert pred.mixture_weight == (0.4 if kind == "mixed" else None)
 
 
 def test_the_graph_outside_is_never_opened(exports, tmp_path):

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import lstmkit.export.onnx as onnx_export
+import lstmkit.tasks.text_classification.export as text_export
 from lstmkit import Forecaster, TextClassifier
 from lstmkit.data.tokenize import TextTokenizer
 from lstmkit.errors import LstmkitError
@@ -122,7 +123,7 @@ def test_failed_self_check_is_an_error_and_writes_nothing(tmp_path, monkeypatch)
     out = tmp_path / "onnx"
     clf.export_onnx(out)
     before = (out / "model.onnx").read_bytes()
-    real = onnx_export.exportable_rnn
+    real = text_export.exportable_rnn
 
     def drifted(layer, **kw):  # the traced copy's weights drift from the model's
         copy = real(layer, **kw)
@@ -130,7 +131,7 @@ def test_failed_self_check_is_an_error_and_writes_nothing(tmp_path, monkeypatch)
             copy.rnn.weight_hh_l0_reverse.add_(1e-3)
         return copy
 
-    monkeypatch.setattr(onnx_export, "exportable_rnn", drifted)
+    monkeypatch.setattr(text_export, "exportable_rnn", drifted)
     with pytest.raises(LstmkitError, match="ONNX export check failed: output 'logits' differs"):
         clf.export_onnx(out)
     assert (out / "model.onnx").read_bytes() == before  # the earlier export is untouched
@@ -348,13 +349,13 @@ def test_a_file_put_into_the_folder_during_the_export_is_kept(tmp_path, monkeypa
     graph was traced and checked is not deleted with the old export."""
     clf = untrained_classifier(["neg", "pos"])
     out = clf.export_onnx(tmp_path / "out")
-    real = onnx_export.verify
+    real = text_export.verify
 
     def a_user_writes_meanwhile(*args, **kwargs):  # the real self-check, and a user's file
         (out / "notes.txt").write_text("mine")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(onnx_export, "verify", a_user_writes_meanwhile)
+    monkeypatch.setattr(text_export, "verify", a_user_writes_meanwhile)
     with pytest.raises(LstmkitError, match=r"notes\.txt"):
         clf.export_onnx(out)
     assert (out / "notes.txt").read_text() == "mine"

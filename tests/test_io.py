@@ -2,7 +2,10 @@
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -275,3 +278,32 @@ def test_check_writable_probes_the_nearest_existing_folder(tmp_path, unwritable_
         check_writable(tmp_path / "f" / "sub", "--out")
     with pytest.raises(LstmkitError, match="--output: cannot write in"):
         check_writable(unwritable_dir / "x", "--output")
+
+
+def test_model_folders_are_read_and_checked_without_torch(tmp_path):
+    """`lstmkit.io` imports no torch: a model folder's config.json is read and checked
+    (its kind, the version that wrote it) and a save target checked where torch is absent;
+    only the weights need it."""
+    saved = save_model_dir(tmp_path / "m", kind="k", config={"a": 1}, state_dict=_state())
+    newer = tmp_path / "newer"
+    shutil.copytree(saved, newer)
+    meta = json.loads((newer / "config.json").read_text())
+    (newer / "config.json").write_text(json.dumps(meta | {"lstmkit_version": "99.1"}))
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from lstmkit.errors import LstmkitError\n"
+        "from lstmkit.io import check_model_target, read_model_meta\n"
+        f"print(read_model_meta({str(saved)!r})['kind'])\n"
+        f"check_model_target({str(saved)!r}, 'k')\n"
+        f"try: read_model_meta({str(newer)!r})\n"
+        "except LstmkitError as err: print(err)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    kind, refused = done.stdout.splitlines()
+    assert kind == "k"
+    assert refused == (
+        f"{newer} was saved by lstmkit 99.1, which this lstmkit {__version__} cannot read; "
+        "upgrade lstmkit or save the model again"
+    )

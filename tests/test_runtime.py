@@ -22,7 +22,7 @@ import torch
 
 from lstmkit import Forecaster, TextClassifier, runtime
 from lstmkit.errors import LstmkitError
-from lstmkit.runtime.forecast import _torch_rand
+from lstmkit.tasks.forecasting.runtime import _torch_rand
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_export_onnx import fit_forecaster, make_series, make_texts

@@ -547,6 +547,9 @@ def test_cli_refuses_a_missing_or_damaged_model_folder(tmp_path, models, capsys)
     assert code == 2 and "backend must be one of" in err
     code, err = _cli(capsys, "--model", str(models["clf"]), "--workers", "0")
     assert code == 2 and "--workers must be at least 1" in err
+    code, err = _cli(capsys, "--model", str(models["fc"]), "--combined")  # a text model's option
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: a forecaster's requests have no field combined")
 
 
 def test_cli_refuses_a_port_in_use(models, capsys):
@@ -569,3 +572,16 @@ def test_load_predictor_picks_the_backend(models, tmp_path):
         load_predictor(models["fc"], "onnx")
     with pytest.raises(LstmkitError, match="does not exist"):
         load_predictor(tmp_path / "none")
+
+
+def test_an_export_whose_replacement_was_killed_is_served_after_recovery(exported, tmp_path):
+    """``lstmkit export`` killed between its two renames leaves MODEL/.onnx.old-PID-x and no
+    onnx/: the server's own export lookup did not recover it and fell back to PyTorch;
+    there is one lookup now (`lstmkit.runtime.export_folder`), which recovers it."""
+    model = shutil.copytree(exported["fc"], tmp_path / "fc")
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    os.replace(model / "onnx", model / f".onnx.old-{int(done.stdout)}-0a1b2c3d")
+    pred = load_predictor(model)
+    assert (pred.kind, pred.backend) == ("forecaster", "onnx")
+    assert sorted(p.name for p in model.iterdir() if "onnx" in p.name) == ["onnx"]

@@ -235,6 +235,8 @@ def test_model_tells_a_client_the_settings_and_no_paths(models):
             rows = got.json()["forecast"]
             for col in ("forecast", "q10", "q50", "q90"):
                 np.testing.assert_allclose([r[col] for r in rows], want[col], rtol=1e-5)
+    weight = TextClassifier.load(models["clf"]).baseline.network_weight  # its mixture's
+    assert weight is not None
     for path, backend in ((models["clf"], "torch"), (models["clf_onnx"], "onnx")):
         with _client(path) as client:
             info = client.get("/model")
@@ -247,6 +249,8 @@ def test_model_tells_a_client_the_settings_and_no_paths(models):
                 "labels": ["neg", "pos"],
                 "max_length": 400,
                 "truncation": "head",
+                "mixture_weight": weight,
+                "combined": False,
             }
             assert root not in client.get("/openapi.json").text
 
@@ -346,10 +350,12 @@ def test_serving_an_onnx_export_never_imports_torch(models):
         f"future = {_records(_series(51).iloc[-3:][['month', 'promo']])!r}\n"
         f"headers = {{'Authorization': 'Bearer {KEY}'}}\n"
         f"texts = clf.post('/predict', json={{'texts': {TEXTS!r}}}, headers=headers)\n"
+        f"mixed = clf.post('/predict', json={{'texts': {TEXTS!r}, 'combined': True}},"
+        " headers=headers)\n"
         "forecast = fc.post('/predict', json={'future': future})\n"
         "print(json.dumps({'torch': sorted(m for m in sys.modules if m.split('.')[0] == 'torch'),"
         " 'backend': fc.get('/health').json()['backend'],"
-        " 'texts': texts.json(), 'forecast': forecast.json()}))\n"
+        " 'texts': texts.json(), 'mixed': mixed.json(), 'forecast': forecast.json()}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
@@ -359,6 +365,8 @@ def test_serving_an_onnx_export_never_imports_torch(models):
     assert got["torch"] == [] and got["backend"] == "onnx"
     clf = TextClassifier.load(models["clf"])
     np.testing.assert_allclose(got["texts"]["probabilities"], clf.predict_proba(TEXTS), atol=1e-5)
+    want = clf.predict_proba(TEXTS, combined=True)  # its mixture with the baseline, too
+    np.testing.assert_allclose(got["mixed"]["probabilities"], want, atol=1e-5)
     future = _series(51).iloc[-3:][["month", "promo"]]
     want = Forecaster.load(models["fc"]).predict(future=future)
     np.testing.assert_allclose(

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from lstmkit.cli import app
 from lstmkit.errors import LstmkitError
-from lstmkit.io import check_writable
+from lstmkit.io import check_model_target, check_outside, check_writable
 
 classify_app = typer.Typer(
     help="Text classification with an LSTM: train, evaluate, predict.", no_args_is_help=True
@@ -45,8 +45,6 @@ LabelCol = Annotated[str, typer.Option("--label-column", help="Column holding th
 def _check_out_dir(out: Path) -> None:
     """Refuse, before any training, an --out that cannot become a text model folder: a file,
     a folder with other content, a model of another kind, or a place that cannot be written."""
-    from lstmkit.io import check_model_target  # imports torch: not at start (lstmkit serve)
-
     check_model_target(out, "text_classifier")
     check_writable(out.parent, "--out")
 
@@ -232,14 +230,8 @@ def train(
             f"--baseline-kind {baseline_kind} asks for a baseline that --no-baseline turns "
             "off; drop one of them"
         )
-    if checkpoint_dir is not None and out.resolve() in (
-        checkpoint_dir.resolve(),
-        *checkpoint_dir.resolve().parents,
-    ):
-        raise LstmkitError(
-            f"--checkpoint-dir {checkpoint_dir} is inside --out {out}, which is replaced as a "
-            "whole at the end; put the checkpoints in another folder"
-        )
+    if checkpoint_dir is not None:
+        check_outside(checkpoint_dir, "--checkpoint-dir", out, "--out")
     clf = TextClassifier(
         preset,
         checkpoint_dir=checkpoint_dir,
@@ -348,7 +340,6 @@ def pretrain(
 ) -> None:
     """Pretrain the tokenizer, word vectors and LSTM on unlabelled texts (a language model)."""
     from lstmkit.data.corpus import TextCorpus
-    from lstmkit.io import check_model_target
     from lstmkit.tasks.text_classification import TextClassifier
     from lstmkit.tasks.text_classification.pretrain import KIND
 
@@ -374,6 +365,8 @@ def pretrain(
 
     require_precision_supported(run.precision)
     check_pretrainable(clf.config)
+    if checkpoint_dir is not None:
+        check_outside(checkpoint_dir, "--checkpoint-dir", out, "--out")
     check_model_target(out, KIND)
     check_writable(out.parent, "--out")
     corpus = TextCorpus.from_paths(data, text_column)

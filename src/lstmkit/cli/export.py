@@ -1,7 +1,8 @@
 """``lstmkit export``: write a saved model as an ONNX graph plus the JSON to use it.
 
-``lstmkit export --model DIR --format onnx [--out OUT]`` exports a forecaster or a text
-classifier (`lstmkit.export.export_model`) to ``OUT`` (default ``DIR/onnx``, where
+``lstmkit export --model DIR --format onnx [--out OUT]`` exports a saved model of any
+kind that exports (a forecaster, a text classifier: `lstmkit.export.export_model`, which
+asks `lstmkit.kinds`) to ``OUT`` (default ``DIR/onnx``, where
 `lstmkit.runtime.load` and ``lstmkit serve`` look), after checking onnxruntime against
 PyTorch. Bad input prints one ``error: ...`` line, exits with 2 and writes nothing.
 """
@@ -28,6 +29,7 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Export a saved model to ONNX (checked against PyTorch) for inference without torch."""
+    from lstmkit import kinds
     from lstmkit.export import export_model
 
     try:
@@ -36,4 +38,4 @@ def export_cmd(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     files = ", ".join(sorted(p.name for p in folder.iterdir()))
-    typer.echo(f"exported the {kind.replace('_', ' ')} to {folder} ({files})")
+    typer.echo(f"exported the {kinds.get(kind).title} to {folder} ({files})")

@@ -214,7 +214,7 @@ def _forecast(
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
-    from lstmkit.io import staged_dir
+    from lstmkit.io import check_outside, staged_dir
     from lstmkit.tasks.forecasting import Forecaster
     from lstmkit.tasks.forecasting.run import forecast_run
     from lstmkit.training import check_checkpoint_dir, require_precision_supported
@@ -227,14 +227,8 @@ def _forecast(
     else:
         frame, name = data, data.stem
     out = out or Path("runs") / name
-    if checkpoint_dir is not None and out.resolve() in (
-        checkpoint_dir.resolve(),
-        *checkpoint_dir.resolve().parents,
-    ):
-        raise LstmkitError(
-            f"--checkpoint-dir {checkpoint_dir} is inside --out {out}, which is replaced as a "
-            "whole at the end; put the checkpoints in another folder"
-        )
+    if checkpoint_dir is not None:
+        check_outside(checkpoint_dir, "--checkpoint-dir", out, "--out")
     _check_out(out)
     if checkpoint_dir is not None:
         check_checkpoint_dir(checkpoint_dir, "--checkpoint-dir")

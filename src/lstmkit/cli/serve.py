@@ -4,16 +4,20 @@ Reads the API key (``--api-key-file`` or ``LSTMKIT_API_KEY``) and loads the mode
 once here, so an empty or unreadable key file, a missing or damaged folder, an
 unknown backend or a port already in use is one ``error: ...`` line and exit status
 2 before uvicorn starts. Without a key on an address other hosts can reach, one
-``warning:`` line. With ``--workers 1`` uvicorn runs the loaded app; with more, each
-worker process builds its own from ``LSTMKIT_SERVE_*`` environment variables (and
-the key in ``LSTMKIT_API_KEY``) through the `lstmkit.serving.app.app_from_env`
-factory. Nothing on the way to serving an ONNX export imports torch.
+``warning:`` line. ``--combined`` makes a text classifier's mixture with its
+bag-of-words baseline the default of a request's ``combined`` field (refused in one
+line for a model without a mixture, or of another kind). With ``--workers 1`` uvicorn
+runs the loaded app; with more, each worker process builds its own from
+``LSTMKIT_SERVE_*`` environment variables (and the key in ``LSTMKIT_API_KEY``) through
+the `lstmkit.serving.app.app_from_env` factory. Nothing on the way to serving an ONNX
+export imports torch.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import os
 import socket
 import stat
@@ -127,6 +131,15 @@ def serve_cmd(
     docs: Annotated[
         bool, typer.Option("--docs/--no-docs", help="Serve /docs, /redoc and /openapi.json.")
     ] = True,
+    combined: Annotated[
+        bool,
+        typer.Option(
+            "--combined",
+            help="A text classifier: predict with its mixture with the bag-of-words baseline "
+            'unless a request says "combined": false (default: the network alone unless a '
+            "request says true).",
+        ),
+    ] = False,
 ) -> None:
     """Serve a trained model over HTTP: POST /predict, GET /health, GET /model, docs at /docs."""
     import uvicorn
@@ -138,6 +151,7 @@ def serve_cmd(
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise LstmkitError(f"--log-level must be error, warning, info or debug, got {log_level!r}")
     key = read_api_key(api_key_file) if api_key_file is not None else serving.api_key_from_env()
+    defaults = {"combined": True} if combined else {}
     api = serving.create_app(
         model,
         backend=backend,
@@ -145,6 +159,7 @@ def serve_cmd(
         threads=threads,
         api_key=key,
         docs=docs,
+        defaults=defaults,
     )
     _check_port(host, port)
     predictor = api.state.predictor
@@ -155,6 +170,8 @@ def serve_cmd(
             err=True,
         )
     notes = ["docs at /docs" if docs else "no docs"]
+    if combined:
+        notes.append("combined predictions by default")
     if key is not None:
         where = "--api-key-file" if api_key_file is not None else serving.ENV_API_KEY
         notes.append(f"API key required, from {where}")
@@ -171,6 +188,7 @@ def serve_cmd(
     os.environ[serving.ENV_MAX_BODY] = str(max_body_bytes)
     os.environ[serving.ENV_THREADS] = "" if threads is None else str(threads)
     os.environ[serving.ENV_DOCS] = "1" if docs else "0"
+    os.environ[serving.ENV_DEFAULTS] = json.dumps(defaults)
     if key is None:
         os.environ.pop(serving.ENV_API_KEY, None)
     else:

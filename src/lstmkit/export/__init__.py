@@ -1,11 +1,13 @@
 """Export trained models to portable formats (ONNX), checked against PyTorch on export.
 
-`export_text_classifier` / `export_forecaster` are what `TextClassifier.export_onnx`,
-`Forecaster.export_onnx` and ``lstmkit export`` call; `lstmkit.runtime` loads the result
-without PyTorch. See `lstmkit.export.onnx` for the folder layout and the self-check.
+`export_model` exports a saved model folder of any kind that exports (``lstmkit
+export``), asking `lstmkit.kinds` which code does it; each task's own exporter
+(``tasks/<task>/export.py``, behind its estimator's ``export_onnx``) uses the shared
+machinery of `lstmkit.export.onnx` (the exporter call, the check against PyTorch, the
+atomic write of the folder). `lstmkit.runtime` loads the result without PyTorch.
 """
 
-from lstmkit.export.onnx import OPSET, export_forecaster, export_model, export_text_classifier
+from lstmkit.export.onnx import OPSET, check_target, export_model, verify, write_export
 from lstmkit.runtime.session import EXPORT_FILE, FORMAT, GRAPH_FILE
 
 __all__ = [
@@ -13,7 +15,8 @@ __all__ = [
     "FORMAT",
     "GRAPH_FILE",
     "OPSET",
-    "export_forecaster",
+    "check_target",
     "export_model",
-    "export_text_classifier",
+    "verify",
+    "write_export",
 ]

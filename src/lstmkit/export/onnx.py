@@ -1,13 +1,19 @@
-"""ONNX export of trained lstmkit models (the PyTorch side; `lstmkit.runtime` runs the result).
+"""ONNX export of trained lstmkit models: the shared machinery (the PyTorch side;
+`lstmkit.runtime` runs the result).
 
-`export_text_classifier` and `export_forecaster` (behind `TextClassifier.export_onnx` and
-`Forecaster.export_onnx`) write a folder::
+Each task's exporter (``tasks/<task>/export.py``, behind its estimator's ``export_onnx``
+and named by its `lstmkit.kinds` entry) builds the graph module and its sample inputs and
+calls what is here: `exportable_rnn` (a recurrent layer ONNX can run), `export_graph`
+(torch's exporter), `verify` (onnxruntime against PyTorch) and `write_export` (the whole
+folder, atomically, never over a user's files). `export_model` exports a saved model
+folder of any kind (``lstmkit export``), asking the registry which code does it. An
+export folder holds::
 
     model.onnx      the network: dynamic batch (and, for text, dynamic length)
     export.json     kind, lstmkit_version, format, opset, input/output names, the task
-                    config and what predicting needs (labels and truncation for text;
-                    fitted data, scaler, context, horizon, quantiles for forecasts)
-    tokenizer.json  (text only) the Hugging Face tokenizer the model was trained with
+                    config and what predicting needs (the kind's own fields)
+    ...             the files of the kind (a text classifier's tokenizer.json and the
+                    baseline of its mixture)
 
 How: a copy of the network in which each plain lstmkit LSTM/GRU layer is replaced by a
 ``torch.nn.LSTM`` / ``torch.nn.GRU`` holding the same ``state_dict`` (our parameter names
@@ -46,7 +52,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstmkit import __version__
+from lstmkit import __version__, kinds
 from lstmkit.errors import LstmkitError
 from lstmkit.io import recover_dir, staged_dir
 from lstmkit.nn import GRU, LSTM
@@ -54,13 +60,10 @@ from lstmkit.runtime.meta import export_kind
 from lstmkit.runtime.session import (
     DEFAULT_SUBFOLDER,
     EXPORT_FILE,
-    EXPORT_FILES,
     FORMAT,
     GRAPH_FILE,
-    TOKENIZER_FILE,
     open_session,
 )
-from lstmkit.tasks.forecasting.module import MAX_PATH_BATCH, SAMPLE_PATHS
 
 OPSET = 17
 #: the self-check: |onnx - torch| <= ATOL + RTOL * |torch| for every output value
@@ -68,7 +71,10 @@ ATOL = 1e-5
 RTOL = 1e-5
 #: batch sizes the self-check runs
 CHECK_BATCHES = (1, 2, 7)
+#: the files of every export; a kind adds its own (``ExportedKind.FILES``)
+COMMON_FILES = (EXPORT_FILE, GRAPH_FILE)
 
+#: a graph's inputs for one run: input name -> array
 Feeds = dict[str, np.ndarray]
 
 
@@ -161,7 +167,7 @@ def _quiet_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def _export_graph(
+def export_graph(
     model: nn.Module,
     args: tuple[Tensor, ...],
     path: Path,
@@ -169,7 +175,8 @@ def _export_graph(
     outputs: Sequence[str],
     dynamic_axes: dict[str, dict[int, str]],
 ) -> None:
-    """Trace ``model`` on ``args`` and write the ONNX graph to ``path``."""
+    """Trace ``model`` on ``args`` and write the ONNX graph to ``path`` (opset `OPSET`,
+    torch's TorchScript exporter); a failure is one `LstmkitError` line."""
     model.eval()
     try:
         with torch.no_grad(), _quiet_stderr():
@@ -243,14 +250,14 @@ def verify(
     return {"cases": len(cases), "max_abs_diff": worst, "atol": ATOL, "rtol": RTOL}
 
 
-def check_target(out: str | os.PathLike[str], kind: str) -> Path:
+def check_target(out: str | os.PathLike[str], kind: str, files: Sequence[str]) -> Path:
     """Refuse, before any work, an export folder whose replacement would lose something.
 
     ``out`` may be new, an empty folder or an earlier export of the same ``kind`` holding
-    only the files an export writes (`EXPORT_FILES`); the new export replaces it whole.
-    A file, a folder with other content (a user's own files beside an export are named),
-    an export of the other kind or one whose export.json is not readable raises
-    `LstmkitError`: lstmkit never empties a folder it did not write.
+    only the files its export writes (`COMMON_FILES` and ``files``, the kind's own); the
+    new export replaces it whole. A file, a folder with other content (a user's own files
+    beside an export are named), an export of another kind or one whose export.json is
+    not readable raises `LstmkitError`: lstmkit never empties a folder it did not write.
     """
     out = Path(out)
     recover_dir(out)
@@ -266,15 +273,6 @@ def check_target(out: str | os.PathLike[str], kind: str) -> Path:
             f"--out {out} exists and is not an lstmkit export (no {EXPORT_FILE}); choose a new "
             "or empty folder"
         )
-    foreign = [name for name in names if name not in EXPORT_FILES]
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (
-            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
-        )
-        raise LstmkitError(
-            f"--out {out} holds files an export does not write ({shown}), which replacing the "
-            "export would delete; move them away or choose another folder"
-        )
     found = export_kind(out)
     if found is None:
         raise LstmkitError(
@@ -283,9 +281,18 @@ def check_target(out: str | os.PathLike[str], kind: str) -> Path:
         )
     if found != kind:
         raise LstmkitError(
-            f"cannot export a {kind.replace('_', ' ')} to {out}: it holds the export of a "
-            f"{found.replace('_', ' ')}, which would be lost; choose another folder or delete "
+            f"cannot export a {kinds.get(kind).title} to {out}: it holds the export of a "
+            f"{kinds.get(found).title}, which would be lost; choose another folder or delete "
             "it first"
+        )
+    foreign = [name for name in names if name not in (*COMMON_FILES, *files)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise LstmkitError(
+            f"--out {out} holds files an export does not write ({shown}), which replacing the "
+            "export would delete; move them away or choose another folder"
         )
     return out
 
@@ -294,12 +301,14 @@ def write_export(
     out: str | os.PathLike[str],
     kind: str,
     build: Callable[[Path], tuple[dict[str, Any], dict[str, str]]],
+    files: Sequence[str],
 ) -> Path:
-    """Write an export folder atomically: ``build(tmp)`` writes ``tmp/model.onnx`` and
-    verifies it, then returns the export.json content and extra text files; the folder
-    replaces ``out`` only when all of it succeeded, and only if ``out`` may still be
-    replaced then (`check_target`, run before and again after the build)."""
-    out = check_target(out, kind)
+    """Write an export folder atomically: ``build(tmp)`` writes ``tmp/model.onnx`` (and
+    any other file of the kind) and verifies it, then returns the kind's export.json
+    fields and extra text files (name -> text); the folder replaces ``out`` only when all
+    of it succeeded, and only if ``out`` may still be replaced then (`check_target` with
+    the kind's ``files``, run before and again after the build)."""
+    out = check_target(out, kind, files)
     with staged_dir(out) as tmp:
         meta, files = build(tmp)
         meta = {
@@ -313,211 +322,25 @@ def write_export(
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
-        check_target(out, kind)  # a file put into ``out`` during the build is not lost
+        check_target(out, kind, files)  # a file put into ``out`` during the build is kept
     return out
-
-
-# ---------------------------------------------------------------- text classifier
-class _TextGraph(nn.Module):
-    """ids (batch, time) int64, lengths (batch,) int64 -> logits (batch, outputs),
-    probabilities (batch, classes)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        logits = self.net(ids, lengths)
-        return logits, self.net.probabilities(logits)
-
-
-def _text_cases(vocab_size: int, rng: np.random.Generator) -> list[Feeds]:
-    """Token batches for the self-check: batch sizes 1, 2 and 7 at several padded lengths,
-    the longest row of each batch unpadded, the others padded with 0 (``[PAD]``)."""
-    cases = []
-    for batch, time in ((1, 1), (1, 9), (2, 5), (7, 13), (7, 31)):
-        lengths = rng.integers(1, time + 1, size=batch)
-        lengths[rng.integers(batch)] = time
-        ids = rng.integers(1, vocab_size, size=(batch, time))  # [UNK] and real tokens
-        ids[np.arange(time)[None, :] >= lengths[:, None]] = 0
-        cases.append({"ids": ids.astype(np.int64), "lengths": lengths.astype(np.int64)})
-    return cases
-
-
-def export_text_classifier(clf: Any, out: str | os.PathLike[str]) -> Path:
-    """Export a fitted `TextClassifier` to the folder ``out`` (see the module docstring).
-
-    Graph: ``ids`` (batch, time) int64 right-padded with 0 and ``lengths`` (batch,) int64
-    -> ``logits`` (batch, 1 for two classes else classes) and ``probabilities``
-    (batch, classes). Raises `LstmkitError` for a model that cannot be exported or whose
-    export does not match PyTorch.
-    """
-    tokenizer, net = clf._require_fitted()
-    net.eval()
-    graph_net = copy.deepcopy(net)
-    graph_net.rnn = exportable_rnn(net.rnn, fixed_time=False, what="text classifier")
-    model = _TextGraph(graph_net).eval()
-    inputs, outputs = ("ids", "lengths"), ("logits", "probabilities")
-    cases = _text_cases(tokenizer.vocab_size, np.random.default_rng(0))
-
-    @torch.inference_mode()
-    def reference(feeds: Feeds) -> list[np.ndarray]:
-        logits = net(torch.from_numpy(feeds["ids"]), torch.from_numpy(feeds["lengths"]))
-        return [logits.numpy(), net.probabilities(logits).numpy()]
-
-    def describe(feeds: Feeds) -> str:
-        return f"batch {len(feeds['ids'])}, lengths {feeds['lengths'].tolist()}"
-
-    def build(tmp: Path) -> tuple[dict[str, Any], dict[str, str]]:
-        sample = cases[3]
-        _export_graph(
-            model,
-            (torch.from_numpy(sample["ids"]), torch.from_numpy(sample["lengths"])),
-            tmp / GRAPH_FILE,
-            inputs,
-            outputs,
-            {
-                "ids": {0: "batch", 1: "time"},
-                "lengths": {0: "batch"},
-                "logits": {0: "batch"},
-                "probabilities": {0: "batch"},
-            },
-        )
-        check = verify(tmp / GRAPH_FILE, cases, reference, outputs, describe)
-        meta = {
-            "inputs": list(inputs),
-            "outputs": list(outputs),
-            "config": clf.config.to_dict(),
-            "labels": [c.item() if isinstance(c, np.generic) else c for c in clf.classes],
-            "vocab_size": tokenizer.vocab_size,
-            "tokenizer": tokenizer.config.to_dict(),
-            "tokenizer_file": TOKENIZER_FILE,
-            "verification": check,
-        }
-        return meta, {TOKENIZER_FILE: tokenizer.to_json()}
-
-    return write_export(out, "text_classifier", build)
-
-
-# ---------------------------------------------------------------- forecaster
-class _ForecastGraph(nn.Module):
-    """x (batch, window, features) scaled [, future (batch, steps, n_future) scaled] ->
-    forecast (batch, steps, outputs) scaled: `ForecastModule.forward` (instance
-    normalisation, encoder, head, de-normalisation)."""
-
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
-        return self.module(x, future)
-
-
-def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
-    """Export a fitted `Forecaster` to the folder ``out`` (see the module docstring).
-
-    Graph: ``x`` (batch, window, features) float32, scaled by the series' scaler, target
-    in feature 0 [and ``future`` (batch, steps, n_future) float32, the scaled known
-    covariates over the horizon] -> ``forecast`` (batch, steps, 1 + quantiles) scaled,
-    where steps is the horizon (direct) or 1 (recursive: `lstmkit.runtime` feeds it back
-    and simulates the band's sample paths as `Forecaster` does, same seed).
-    """
-    fc._require_fitted()
-    module, cfg, state = fc.module, fc.config, fc.state
-    module.eval()
-    graph_module = copy.deepcopy(module)
-    graph_module.net.rnn = exportable_rnn(module.net.rnn, fixed_time=True, what="forecaster")
-    model = _ForecastGraph(graph_module).eval()
-    steps, n_future = module.net.steps, module.net.n_future
-    window, n_features = state.window, state.n_features
-    inputs = ("x", "future") if n_future else ("x",)
-    outputs = ("forecast",)
-    rng = np.random.default_rng(0)
-    cases: list[Feeds] = []
-    contexts = [
-        fc.scaler.transform(sid, np.asarray(ctx["values"], dtype=np.float64))
-        for sid, ctx in fc.context.items()
-    ]
-    for batch in CHECK_BATCHES:
-        x = rng.normal(size=(batch, window, n_features))
-        x[0] = contexts[batch % len(contexts)]  # a real window beside random ones
-        feeds = {"x": x.astype(np.float32)}
-        if n_future:
-            feeds["future"] = rng.normal(size=(batch, steps, n_future)).astype(np.float32)
-        cases.append(feeds)
-
-    @torch.inference_mode()
-    def reference(feeds: Feeds) -> list[np.ndarray]:
-        fut = torch.from_numpy(feeds["future"]) if n_future else None
-        return [module(torch.from_numpy(feeds["x"]), fut).numpy()]
-
-    def describe(feeds: Feeds) -> str:
-        return f"batch {len(feeds['x'])}"
-
-    def build(tmp: Path) -> tuple[dict[str, Any], dict[str, str]]:
-        sample = cases[-1]
-        args = tuple(torch.from_numpy(sample[name]) for name in inputs)
-        axes = {name: {0: "batch"} for name in (*inputs, *outputs)}
-        _export_graph(model, args, tmp / GRAPH_FILE, inputs, outputs, axes)
-        check = verify(tmp / GRAPH_FILE, cases, reference, outputs, describe)
-        settings = cfg.to_dict()
-        for key in ("checkpoint_dir", "logger", "log_dir"):  # the run's folders, as save() drops
-            settings["train"][key] = None
-        meta = {
-            "inputs": list(inputs),
-            "outputs": list(outputs),
-            "config": settings,
-            "data": state.to_dict(),
-            "window": window,
-            "horizon": cfg.horizon,
-            "steps": steps,
-            "method": cfg.method,
-            "quantiles": cfg.quantiles,
-            "seed": cfg.train.seed,
-            "sample_paths": SAMPLE_PATHS,
-            "max_path_batch": MAX_PATH_BATCH,
-            "scaler": fc.scaler.to_dict(),
-            "context": fc.context,
-            "verification": check,
-        }
-        return meta, {}
-
-    return write_export(out, "forecaster", build)
 
 
 # ---------------------------------------------------------------- a saved model folder
 def export_model(
     model: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, fmt: str = FORMAT
 ) -> tuple[str, Path]:
-    """Export the saved model folder ``model`` (a forecaster or a text classifier) to
-    ``out`` (default: ``model/onnx``, where `lstmkit.runtime.load` and the server look).
+    """Export the saved model folder ``model`` (of any kind that exports: `lstmkit.kinds`)
+    to ``out`` (default: ``model/onnx``, where `lstmkit.runtime.load` and the server look).
 
     Returns (kind, the export folder). Raises `LstmkitError` for another format, a folder
-    that is no lstmkit model, or a model that cannot be exported; nothing is written then.
+    that is no lstmkit model, a kind that does not export, or a model that cannot be
+    exported; nothing is written then.
     """
     if fmt != FORMAT:
         raise LstmkitError(f"--format must be {FORMAT!r} (the only export format), got {fmt!r}")
-    model = Path(model)
-    where = model / "config.json"
-    if not model.is_dir():
-        raise LstmkitError(f"--model {model} is not a folder; pass a model folder saved by lstmkit")
-    try:
-        kind = json.loads(where.read_text(encoding="utf-8"))["kind"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise LstmkitError(
-            f"--model {model} is not an lstmkit model folder (no readable config.json with a "
-            "kind); pass a folder written by 'lstmkit forecast' or 'lstmkit classify train'"
-        ) from None
-    if kind not in ("forecaster", "text_classifier"):
-        raise LstmkitError(
-            f"{where}: unknown model kind {kind!r}; expected forecaster/text_classifier"
-        )
-    target = Path(out) if out is not None else model / DEFAULT_SUBFOLDER
-    check_target(target, kind)
-    if kind == "forecaster":
-        from lstmkit.tasks.forecasting import Forecaster
-
-        return kind, Forecaster.load(model).export_onnx(target)
-    from lstmkit.tasks.text_classification import TextClassifier
-
-    return kind, TextClassifier.load(model).export_onnx(target)
+    kind = kinds.of_model_folder(model)
+    files = kind.onnx_predictor_class().FILES
+    target = Path(out) if out is not None else Path(model) / DEFAULT_SUBFOLDER
+    check_target(target, kind.name, files)
+    return kind.name, kind.export(kind.load(model), target)

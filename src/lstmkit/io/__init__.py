@@ -7,26 +7,30 @@ written into a temporary directory beside the target and swapped into place
 only when complete (recoverably), so an interrupted save never leaves a
 half-written model or none. `staged_dir` does the same for a command's whole
 output folder; `atomic_write` / `atomic_write_bytes` / `atomic_write_text` for
-single files; `check_writable` checks an output location before any work.
+single files; `check_writable` and `check_outside` check an output location before
+any work; `check_version` is the one check of the version that wrote a model or an
+export. Nothing here imports torch at import time (only saving and loading weights do).
 """
-
-from importlib import import_module
-from typing import Any
 
 from lstmkit.io.atomic import (
     atomic_write,
     atomic_write_bytes,
     atomic_write_text,
+    check_outside,
     check_writable,
     follow_umask,
     recover_dir,
     replace_dir,
     staged_dir,
 )
-
-# model_dir reads and writes torch tensors; it is imported on first use, so that the
-# atomic writes (and `lstmkit.runtime`, which uses them) work where torch is absent.
-_LAZY = ("SavedModel", "check_model_target", "load_model_dir", "save_model_dir")
+from lstmkit.io.model_dir import (
+    SavedModel,
+    check_model_target,
+    load_model_dir,
+    read_model_meta,
+    save_model_dir,
+)
+from lstmkit.io.version import check_version
 
 __all__ = [
     "SavedModel",
@@ -34,17 +38,14 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_model_target",
+    "check_outside",
+    "check_version",
     "check_writable",
     "follow_umask",
     "load_model_dir",
+    "read_model_meta",
     "recover_dir",
     "replace_dir",
     "save_model_dir",
     "staged_dir",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module("lstmkit.io.model_dir"), name)
-    raise AttributeError(f"module 'lstmkit.io' has no attribute {name!r}")

@@ -3,7 +3,8 @@
 Files: `atomic_write` calls a writer on a temporary file beside the target and
 renames it over the target (`atomic_write_bytes` / `atomic_write_text` for
 ready data), so a reader or a crash sees either the old file or the complete
-new one. `check_writable` finds, before any work, an output that cannot be written.
+new one. `check_writable` finds, before any work, an output that cannot be written;
+`check_outside` one that lies inside a folder replaced as a whole.
 
 Folders: `staged_dir` yields an empty temporary sibling folder
 (``.<name>.tmp-<pid>-<random>``) to build a whole output in, and on success
@@ -74,6 +75,21 @@ def check_writable(folder: str | os.PathLike[str], option: str) -> Path:
             f"{option}: cannot write in {probe} ({err.strerror}); choose a folder you can write to"
         ) from None
     return probe
+
+
+def check_outside(
+    path: str | os.PathLike[str], option: str, out: str | os.PathLike[str], out_option: str
+) -> None:
+    """Refuse, before any work, a folder ``path`` (given as ``option``, e.g.
+    ``--checkpoint-dir``) that is ``out`` or lies inside it, when ``out`` (``out_option``)
+    is replaced as a whole at the end (`staged_dir`): what was written there would be lost
+    with the old ``out``. One `LstmkitError` line."""
+    inner, outer = Path(path).resolve(), Path(out).resolve()
+    if outer == inner or outer in inner.parents:
+        raise LstmkitError(
+            f"{option} {path} is inside {out_option} {out}, which is replaced as a whole at the "
+            f"end; put the {option.lstrip('-').replace('-', ' ')} in another folder"
+        )
 
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> Path:

@@ -11,6 +11,11 @@ of these files are refused with a one-line `LstmkitError`. Saving replaces the
 whole folder in one recoverable swap (`lstmkit.io.atomic.staged_dir`) and
 refuses to replace a folder that is not an lstmkit model or holds a model of
 another kind (`check_model_target`, which commands call before training).
+`read_model_meta` reads and checks ``config.json`` alone (its ``kind`` tells
+`lstmkit.kinds` which code loads the folder).
+
+Torch is imported only by `save_model_dir` and `load_model_dir` (the weights), so
+that reading a folder's kind, or checking a target, works without it.
 """
 
 from __future__ import annotations
@@ -21,24 +26,53 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from lstmkit import __version__
 from lstmkit.errors import LstmkitError
 from lstmkit.io.atomic import follow_umask, recover_dir, staged_dir
+from lstmkit.io.version import check_version
+
+if TYPE_CHECKING:
+    import torch
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def _major(version: str) -> int:
+def read_model_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``path/config.json`` of a saved model folder: an object with ``lstmkit_version``
+    (checked: this major version or an older one), ``kind`` and ``config``.
+
+    A missing folder, a file, a folder without config.json, unreadable JSON, a
+    config.json lstmkit did not write or a newer version raise one `LstmkitError` line.
+    """
+    path = Path(path)
+    recover_dir(path)
+    if not path.exists():
+        raise LstmkitError(f"model folder {path} does not exist; pass a folder saved by lstmkit")
+    if not path.is_dir():
+        raise LstmkitError(f"{path} is a file; pass the model folder saved by lstmkit")
+    where = path / CONFIG_FILE
     try:
-        return int(str(version).split(".", 1)[0])
-    except ValueError:
-        return -1
+        meta = json.loads(where.read_text())
+    except OSError:
+        raise LstmkitError(
+            f"{path} is not an lstmkit model directory (no {CONFIG_FILE}); "
+            "pass a folder saved by lstmkit"
+        ) from None
+    except ValueError as err:
+        raise LstmkitError(f"{where} is not valid JSON ({err}); save again") from None
+    if not isinstance(meta, dict) or not {"lstmkit_version", "kind", "config"} <= meta.keys():
+        raise LstmkitError(
+            f"{where} lacks lstmkit_version/kind/config; it was not written by lstmkit"
+        )
+    if not isinstance(meta["kind"], str):
+        raise LstmkitError(f"{where} is damaged (kind {meta['kind']!r} is not a name); save again")
+    check_version(meta["lstmkit_version"], str(path), "save the model again")
+    return meta
 
 
 def _model_kind(path: Path) -> str | None:
@@ -114,6 +148,8 @@ def save_model_dir(
         )
     except TypeError as err:
         raise TypeError(f"model config is not JSON-serialisable: {err}") from err
+    from safetensors.torch import save_file
+
     with staged_dir(path) as tmp:
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
         save_file(tensors, str(tmp / WEIGHTS_FILE))
@@ -153,30 +189,13 @@ class SavedModel:
 
 
 def load_model_dir(path: str | os.PathLike[str], kind: str) -> SavedModel:
-    """Read a model directory written by `save_model_dir` and check its kind and version."""
+    """Read a model directory written by `save_model_dir` and check its kind and version
+    (`read_model_meta`)."""
+    from safetensors.torch import load_file
+
     path = Path(path)
-    recover_dir(path)
-    if not path.is_dir():
-        raise LstmkitError(f"model directory {path} does not exist; pass a folder saved by lstmkit")
-    try:
-        meta = json.loads((path / CONFIG_FILE).read_text())
-    except OSError:
-        raise LstmkitError(
-            f"{path} is not an lstmkit model directory (no {CONFIG_FILE}); "
-            "pass a folder saved by lstmkit"
-        ) from None
-    except ValueError as err:
-        raise LstmkitError(f"{path / CONFIG_FILE} is not valid JSON ({err}); save again") from None
-    if not isinstance(meta, dict) or not {"lstmkit_version", "kind", "config"} <= meta.keys():
-        raise LstmkitError(
-            f"{path / CONFIG_FILE} lacks lstmkit_version/kind/config; it was not written by lstmkit"
-        )
-    version = str(meta["lstmkit_version"])
-    if _major(version) < 0 or _major(version) > _major(__version__):
-        raise LstmkitError(
-            f"{path} was saved by lstmkit {version}, newer than this lstmkit {__version__}; "
-            "upgrade lstmkit to load it"
-        )
+    meta = read_model_meta(path)
+    version = meta["lstmkit_version"]
     if meta["kind"] != kind:
         raise LstmkitError(
             f"{path} holds a {meta['kind']!r} model, expected a {kind!r} model; "

@@ -1,19 +1,24 @@
 """Inference without PyTorch: load an ONNX export (`lstmkit.export`) and predict.
 
-Only onnxruntime, numpy, pandas, tokenizers and lstmkit's torch-free modules are imported
-here, so a serving process needs no torch::
+Only onnxruntime, numpy, pandas, tokenizers (and scikit-learn for a text model's
+bag-of-words mixture) and lstmkit's torch-free modules are imported here, so a serving
+process needs no torch::
 
     from lstmkit import runtime
 
     p = runtime.load("runs/imdb/onnx")        # or the model folder holding onnx/
-    p.predict(["A wonderful, moving film."])  # TextPredictor: ['pos']
+    p.predict(["A wonderful, moving film."])  # a text classifier: ['pos']
+    p.predict_proba(texts, combined=True)     # its mixture with the bag-of-words baseline
     f = runtime.load("runs/air/model")
-    f.predict()                               # ForecastPredictor: the horizon after the data
+    f.predict()                               # a forecaster: the horizon after the data
 
-`load` returns a `TextPredictor` or a `ForecastPredictor`; both carry ``kind``
-("text_classifier" / "forecaster"), ``backend`` ("onnx") and ``info`` (a dict describing
-the model). Their predictions equal the PyTorch estimator's (`TextClassifier.predict` /
-`predict_proba`, `Forecaster.predict`) within float32 rounding.
+`load` reads the kind from export.json and returns that kind's ONNX predictor, which
+`lstmkit.kinds` names (`lstmkit.tasks.text_classification.runtime.TextPredictor`,
+`lstmkit.tasks.forecasting.runtime.ForecastPredictor`); each carries ``kind``,
+``backend`` ("onnx") and ``info`` (a dict describing the model), and predicts as the
+PyTorch estimator does (`TextClassifier.predict` / `predict_proba`, `Forecaster.predict`)
+within float32 rounding. The shared parts: `lstmkit.runtime.session` (the onnxruntime
+session, `export_folder`) and `lstmkit.runtime.meta` (the checks of export.json).
 """
 
 from __future__ import annotations
@@ -22,8 +27,7 @@ import os
 from typing import Any
 
 from lstmkit.errors import LstmkitError
-from lstmkit.runtime.forecast import ForecastPredictor
-from lstmkit.runtime.meta import check_graph, inside, read_export
+from lstmkit.runtime.meta import check_graph, exported_kind, inside, read_export
 from lstmkit.runtime.session import (
     DEFAULT_SUBFOLDER,
     EXPORT_FILE,
@@ -31,28 +35,25 @@ from lstmkit.runtime.session import (
     export_folder,
     open_session,
 )
-from lstmkit.runtime.text import TextPredictor
 
-__all__ = ["ForecastPredictor", "TextPredictor", "export_folder", "load"]
+__all__ = ["export_folder", "load"]
 
 
-def load(
-    path: str | os.PathLike[str], threads: int | None = None
-) -> TextPredictor | ForecastPredictor:
+def load(path: str | os.PathLike[str], threads: int | None = None) -> Any:
     """Load an ONNX export folder (or a model folder holding one in ``onnx/``).
 
     Everything is checked here (`lstmkit.runtime.meta`): every field of export.json, the
-    files it names (inside the folder), the tokenizer or the forecaster's data, and the
-    graph against the description, with one tiny run; a damaged export fails here, in
-    one line, not at the first prediction.
+    files it names (inside the folder), what the kind's predictor reads (the tokenizer
+    and mixture, or the forecaster's data), and the graph against the description, with
+    one tiny run; a damaged export fails here, in one line, not at the first prediction.
 
     Args:
         path: the folder ``lstmkit export`` / ``export_onnx`` wrote, or the model folder.
         threads: onnxruntime threads per call: None (onnxruntime's default) or >= 1.
 
     Returns:
-        a `TextPredictor` (kind "text_classifier") or a `ForecastPredictor` (kind
-        "forecaster").
+        the ONNX predictor of the export's kind (``kind``, ``backend`` "onnx", ``info``,
+        ``predict``; a text classifier's also ``predict_proba``).
 
     Raises:
         LstmkitError: a bad ``threads``, no export there, a damaged or foreign
@@ -68,10 +69,9 @@ def load(
         )
     meta = read_export(folder)
     sess = open_session(inside(folder, meta, "graph"), threads)
-    predictors: dict[str, Any] = {"text_classifier": TextPredictor, "forecaster": ForecastPredictor}
     where = folder / EXPORT_FILE
     try:
-        predictor = predictors[meta["kind"]](folder, meta, sess)
+        predictor = exported_kind(meta)(folder, meta, sess)
     except (LstmkitError, KeyError, TypeError, ValueError) as err:
         what = str(err) if isinstance(err, LstmkitError) else f"{type(err).__name__}: {err}"
         if isinstance(err, LstmkitError) and str(folder) in what:

@@ -1,5 +1,6 @@
 """The onnxruntime session of an exported graph, the names of an export folder's files and
-`export_folder`, which finds the export of a path.
+`export_folder`, which finds the export of a path (the one place that does: the runtime,
+the server and the CLI use it).
 
 Shared by `lstmkit.runtime` (loading) and `lstmkit.export` (its self-check), so both run
 the graph the same way. No torch here.
@@ -18,9 +19,6 @@ from lstmkit.io.atomic import recover_dir
 FORMAT = "onnx"
 GRAPH_FILE = "model.onnx"
 EXPORT_FILE = "export.json"
-TOKENIZER_FILE = "tokenizer.json"
-#: every file `lstmkit export` writes; an export folder holding anything else is not replaced
-EXPORT_FILES = (EXPORT_FILE, GRAPH_FILE, TOKENIZER_FILE)
 #: the export folder `lstmkit export` writes inside a model folder by default
 DEFAULT_SUBFOLDER = "onnx"
 

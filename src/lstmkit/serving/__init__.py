@@ -1,11 +1,14 @@
-"""Serving trained lstmkit models: predictors for PyTorch (and ONNX exports) and the
-REST server of ``lstmkit serve`` (`create_app`)."""
+"""Serving trained lstmkit models over HTTP (``lstmkit serve``).
 
-from lstmkit.serving.predictors import (
-    TorchForecastPredictor,
-    TorchTextPredictor,
-    export_folder,
-    load_predictor,
-)
+- ``predictors.py``: `load_predictor`, the model at a path on PyTorch or from its ONNX
+  export (the kind's predictors, named by `lstmkit.kinds`);
+- ``schema.py``: what every kind's serving shares (`ModelInfo`, `KindServing`);
+- ``app.py``: the FastAPI app (`create_app`), its limits and API key.
 
-__all__ = ["TorchForecastPredictor", "TorchTextPredictor", "export_folder", "load_predictor"]
+Each kind's request and response models live in its task package
+(``tasks/<task>/serving.py``).
+"""
+
+from lstmkit.serving.predictors import BACKENDS, Predictor, load_predictor
+
+__all__ = ["BACKENDS", "Predictor", "load_predictor"]

@@ -5,14 +5,17 @@ PyTorch otherwise) and serves:
 
 - ``GET /health``: ``{"status": "ok", "kind": ..., "backend": ...}``
 - ``GET /model``: what the model is and what a client needs to call it (kind, backend,
-  lstmkit_version, max_body_bytes and the task's settings: labels and max_length, or
-  horizon/window/freq/quantiles/target/covariates/the history and future columns); never
-  where the model lies on disk nor its training settings
-- ``POST /predict``: a text classifier takes ``{"texts": [str, ...]}`` and returns
-  ``{"classes": [...], "labels": [...], "probabilities": [[...], ...]}``; a
-  forecaster takes ``{"history": [record, ...], "future": [record, ...]}`` (both
-  optional; an empty body forecasts after the training data) and returns
-  ``{"horizon": h, "forecast": [{time, forecast, q10, ...}, ...]}``.
+  lstmkit_version, max_body_bytes and the kind's own fields); never where the model lies
+  on disk nor its training settings
+- ``POST /predict``: the kind's request and response.
+
+What differs between kinds (the ``/predict`` body and answer, the ``/model`` fields)
+is the kind's serving adapter (`lstmkit.serving.schema.KindServing`), which
+`lstmkit.kinds` names: a text classifier's in `lstmkit.tasks.text_classification.serving`
+(``{"texts": [...], "combined": bool}``), a forecaster's in
+`lstmkit.tasks.forecasting.serving` (``{"history": [...], "future": [...]}``). The server
+may set the default of some request fields (``defaults``: a text classifier's
+``combined``, ``lstmkit serve --combined``); a request that gives the field overrides it.
 
 With an API key (``api_key``), every route but ``/health`` (docs, unknown paths
 included) requires the header ``Authorization: Bearer <key>``; a missing or wrong key
@@ -26,7 +29,7 @@ empty text, a non-finite number (NaN, Infinity, 1e400, an integer beyond float
 range) or data the model refuses (422; every `LstmkitError` of the predictor).
 Predictions run one at a time per process behind a lock. `app_from_env` builds the
 app from ``LSTMKIT_SERVE_*`` environment variables and ``LSTMKIT_API_KEY``, for
-uvicorn's factory mode with several workers.
+uvicorn's factory mode with several workers. No torch here.
 """
 
 from __future__ import annotations
@@ -35,31 +38,21 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import os
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import pandas as pd
-from fastapi import Body, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    StrictInt,
-    StrictStr,
-)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lstmkit import __version__
+from lstmkit import __version__, kinds
 from lstmkit.errors import LstmkitError
 from lstmkit.serving.predictors import Predictor, load_predictor
+from lstmkit.serving.schema import Health
 
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB
 ENV_MODEL = "LSTMKIT_SERVE_MODEL"
@@ -67,6 +60,8 @@ ENV_BACKEND = "LSTMKIT_SERVE_BACKEND"
 ENV_MAX_BODY = "LSTMKIT_SERVE_MAX_BODY"
 ENV_THREADS = "LSTMKIT_SERVE_THREADS"
 ENV_DOCS = "LSTMKIT_SERVE_DOCS"
+#: the server's request defaults (``create_app(defaults=...)``) as a JSON object
+ENV_DEFAULTS = "LSTMKIT_SERVE_DEFAULTS"
 #: the API key clients must send (``lstmkit serve`` reads it, or --api-key-file)
 ENV_API_KEY = "LSTMKIT_API_KEY"
 #: the longest API key accepted, in bytes
@@ -80,137 +75,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-# ---------------------------------------------------------------------- request / response
-
-
-def _unicode(text: str) -> str:
-    """Refuse text that cannot be written as UTF-8 (JSON's lone surrogates, ``"\\ud800"``)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        bad = text[err.start : err.end].encode("unicode_escape").decode()
-        raise ValueError(f"holds {bad}, which is not a Unicode character") from None
-    return text
-
-
-def _check_cell(value: Any) -> Any:
-    """A record's value: a finite number, a string or null (JSON true/false, lists and
-    objects are refused)."""
-    if value is None:
-        return value
-    if isinstance(value, str):
-        return _unicode(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        shown = json.dumps(value)[:40] if isinstance(value, (bool, list, dict)) else repr(value)
-        raise ValueError(f"must be a number, a string or null, got {shown}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value}")
-    if isinstance(value, int):
-        try:
-            float(value)  # what the model computes with; an int beyond 1.8e308 overflows
-        except OverflowError:
-            sign = "-" if value < 0 else ""
-            raise ValueError(
-                f"must be a finite number, got an integer beyond {sign}1.8e308"
-            ) from None
-    return value
-
-
-Cell = Annotated[
-    int | float | str | None,
-    PlainValidator(_check_cell, json_schema_input_type=int | float | str | None),
-]
-Record = dict[Annotated[str, AfterValidator(_unicode)], Cell]
-Label = StrictStr | StrictInt
-
-
-def _non_empty(text: str) -> str:
-    _unicode(text)
-    if not text.strip():
-        raise ValueError("empty text; every text needs at least one word")
-    return text
-
-
-class TextRequest(BaseModel):
-    """Texts to classify: at least one, none empty."""
-
-    model_config = ConfigDict(extra="forbid")
-    texts: list[Annotated[StrictStr, AfterValidator(_non_empty)]] = Field(
-        min_length=1, examples=[["A wonderful, moving film."]]
-    )
-
-
-class TextResponse(BaseModel):
-    """One label per text and the probabilities of ``classes`` (n rows, classes columns)."""
-
-    classes: list[Label]
-    labels: list[Label]
-    probabilities: list[list[float]]
-
-
-class ForecastRequest(BaseModel):
-    """The series to forecast from (records of time, target and covariate columns; omitted:
-    the training data) and the known future covariates over the horizon (records)."""
-
-    model_config = ConfigDict(extra="forbid")
-    history: list[Record] | None = Field(
-        default=None,
-        min_length=1,
-        examples=[[{"month": "1960-11-01", "passengers": 390}]],
-    )
-    future: list[Record] | None = Field(default=None, min_length=1)
-
-
-class ForecastResponse(BaseModel):
-    """``horizon`` forecast rows per series: (id,) time, forecast and one column a quantile."""
-
-    horizon: int
-    forecast: list[Record]
-
-
-class Health(BaseModel):
-    """Liveness: the server answers and has its model loaded."""
-
-    status: str
-    kind: str
-    backend: str
-
-
-class ModelInfo(BaseModel):
-    """What the served model is and what a client needs to call it (not where it lies on
-    disk, nor how it was trained)."""
-
-    kind: str = Field(description="forecaster or text_classifier")
-    backend: str = Field(description="torch or onnx")
-    lstmkit_version: str = Field(description="the lstmkit version that saved the model")
-    server_version: str = Field(description="the lstmkit version serving it")
-    max_body_bytes: int = Field(description="the largest request body accepted (else 413)")
-
-
-class TextModelInfo(ModelInfo):
-    """A text classifier: its labels, and how long a text may be before it is cut."""
-
-    labels: list[Label] = Field(description="the classes, in the order of probabilities")
-    max_length: int = Field(description="tokens a text is cut to (0: no limit)")
-    truncation: str = Field(description="which part of a longer text is kept: head, tail, ...")
-
-
-class ForecastModelInfo(ModelInfo):
-    """A forecaster: what a history must hold and what a forecast gives."""
-
-    horizon: int = Field(description="steps forecast after the history")
-    window: int = Field(description="the fewest rows a history needs per series")
-    freq: str | None = Field(description="the pandas frequency of the time column")
-    tz: str | None = Field(description="the time zone of the times, if they have one")
-    quantiles: list[float] = Field(description="quantile levels forecast besides the mean")
-    target: str
-    time_col: str = Field(description="the time column of forecasts ('step': no times)")
-    id_col: str | None = Field(description="the series id column (several series)")
-    covariates: list[str]
-    future_covariates: list[str] = Field(description="covariates 'future' must give")
-    history_columns: list[str] = Field(description="the columns of each history record")
-    future_columns: list[str] = Field(description="the columns of each future record")
 
 
 # ---------------------------------------------------------------------- error handling
@@ -253,12 +117,12 @@ def validation_detail(
         return 422, f"the body must be a JSON object like {fields}"
     reasons = []
     for err in errors[:3]:
-        where, kind, msg = _where(tuple(err.get("loc", ()))), err.get("type"), err.get("msg", "")
-        if kind == "missing" and not where:
+        where, error, msg = _where(tuple(err.get("loc", ()))), err.get("type"), err.get("msg", "")
+        if error == "missing" and not where:
             reasons.append(f"the request has no JSON body; send {fields}")
-        elif kind == "missing":
+        elif error == "missing":
             reasons.append(f"{where}: missing; send {fields}")
-        elif kind == "extra_forbidden":
+        elif error == "extra_forbidden":
             reasons.append(f"{where}: unknown field; send {fields}")
         else:
             msg = msg.removeprefix("Value error, ")
@@ -456,45 +320,15 @@ def _body_error(exc: BaseException | None) -> str:
     return "the body cannot be read as JSON"
 
 
-# ---------------------------------------------------------------------- forecasts as JSON
-def _cell(value: Any) -> Any:
-    """A forecast table cell as JSON: times as text, numpy numbers as Python numbers."""
-    if isinstance(value, pd.Timestamp):
-        return (
-            value.isoformat() if value != value.normalize() or value.tzinfo else str(value.date())
-        )
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        raise LstmkitError("the model produced a non-finite forecast")
-    return value
-
-
-def forecast_records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a forecast table as JSON records (times ISO 8601, date alone at midnight)."""
-    return [{str(k): _cell(v) for k, v in row.items()} for row in table.to_dict("records")]
-
-
-def _history_frame(records: list[dict[str, Any]], pred: Any) -> pd.DataFrame:
-    """Request records -> the DataFrame `predict` takes (the time column as the index when
-    the model learnt its times from an unnamed DatetimeIndex)."""
-    frame = pd.DataFrame.from_records(records)
-    if getattr(getattr(pred, "state", None), "time_from_index", False):
-        col = pred.info.get("time_col") or "time"
-        if col not in frame.columns:
-            raise LstmkitError(f"history records need a {col!r} column with the timestamps")
-        try:
-            frame = frame.set_index(pd.DatetimeIndex(pd.to_datetime(frame.pop(col))))
-        except (ValueError, TypeError) as err:
-            raise LstmkitError(f"history {col!r} holds values that are not dates ({err})") from None
-        frame.index.name = None
-    return frame
-
-
-def model_info(pred: Any, max_body_bytes: int) -> dict[str, Any]:
-    """What ``GET /model`` tells of the predictor: what a client needs, taken field by
-    field (the predictor's ``info`` also holds the whole training config, which is no
-    client's business)."""
+# ---------------------------------------------------------------------- /model
+def model_info(
+    pred: Any, max_body_bytes: int, defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """What ``GET /model`` tells of the predictor: what a client needs, field by field (the
+    predictor's ``info`` also holds the whole training config, which is no client's
+    business): kind, backend, versions, the body limit and the kind's own fields
+    (`lstmkit.serving.schema.KindServing.info`, with the server's request ``defaults``)."""
+    adapter = kinds.get(pred.kind).serving_adapter()
     out: dict[str, Any] = {
         "kind": pred.kind,
         "backend": pred.backend,
@@ -502,30 +336,7 @@ def model_info(pred: Any, max_body_bytes: int) -> dict[str, Any]:
         "server_version": __version__,
         "max_body_bytes": max_body_bytes,
     }
-    if pred.kind == "text_classifier":
-        tokens = pred.tokenizer.config
-        return out | {
-            "labels": list(pred.labels),
-            "max_length": tokens.max_length,
-            "truncation": tokens.keep,
-        }
-    st = pred.state
-    times = [] if st.time_col is None else [st.output_time_col]
-    ids = [] if st.id_col is None else [st.id_col]
-    return out | {
-        "horizon": int(pred.info["horizon"]),
-        "window": st.window,
-        "freq": st.freq,
-        "tz": getattr(st, "tz", None),
-        "quantiles": [float(q) for q in pred.info.get("quantiles") or []],
-        "target": st.target,
-        "time_col": st.output_time_col,
-        "id_col": st.id_col,
-        "covariates": list(st.covariates),
-        "future_covariates": list(st.future_covariates),
-        "history_columns": [*times, *ids, st.target, *st.covariates],
-        "future_columns": [*times, *ids, *st.future_covariates] if st.future_covariates else [],
-    }
+    return out | adapter.info(pred, adapter.check_defaults(pred, defaults or {}))
 
 
 # ---------------------------------------------------------------------- the app
@@ -538,12 +349,16 @@ def create_app(
     predictor: Predictor | None = None,
     api_key: str | None = None,
     docs: bool = True,
+    defaults: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """The FastAPI app serving the model at ``model_dir`` (or an already loaded
     ``predictor``); ``backend`` and ``threads`` as in `load_predictor`; bodies over
     ``max_body_bytes`` get 413. ``api_key``: the key every route but ``/health`` requires
-    (None: none); ``docs``: serve ``/docs``, ``/redoc`` and ``/openapi.json``. A missing
-    or damaged model, or an empty key, raises `LstmkitError` here, before serving."""
+    (None: none); ``docs``: serve ``/docs``, ``/redoc`` and ``/openapi.json``.
+    ``defaults``: request field -> the value a request that leaves it out gets (only the
+    kind's ``request_defaults``, e.g. ``{"combined": True}`` for a text classifier with a
+    mixture). A missing or damaged model, an empty key or a default the model cannot take
+    raises `LstmkitError` here, before serving."""
     if max_body_bytes < 1:
         raise LstmkitError(f"--max-body-bytes must be at least 1, got {max_body_bytes}")
     if api_key is not None:
@@ -553,15 +368,19 @@ def create_app(
             raise LstmkitError("create_app needs a model folder or a predictor")
         predictor = load_predictor(model_dir, backend, threads)
     pred: Any = predictor
-    info = dict(pred.info)
     kind = pred.kind
-    described = model_info(pred, max_body_bytes)
+    adapter = kinds.get(kind).serving_adapter()
+    defaults = dict(defaults or {})
+    unknown = sorted(set(defaults) - set(adapter.request_defaults))
+    if unknown:
+        raise LstmkitError(
+            f"a {kinds.get(kind).title}'s requests have no field {', '.join(unknown)} to set a "
+            "default for; leave it out"
+        )
+    defaults = adapter.check_defaults(pred, defaults)
+    described = model_info(pred, max_body_bytes, defaults)
     lock = threading.Lock()
-    fields = (
-        '{"texts": ["some text", ...]}'
-        if kind == "text_classifier"
-        else '{"history": [records], "future": [records]} (both optional)'
-    )
+    fields = adapter.example
     key_note = " Every route but /health needs `Authorization: Bearer <key>`." if api_key else ""
     app = FastAPI(
         title="lstmkit",
@@ -610,40 +429,13 @@ def create_app(
 
     @app.get(
         "/model",
-        response_model=TextModelInfo if kind == "text_classifier" else ForecastModelInfo,
+        response_model=adapter.info_model,
         summary="What the served model is and the settings a client needs",
     )
     def model() -> dict[str, Any]:
         return described
 
-    if kind == "text_classifier":
-        classes = list(pred.labels)
-
-        @app.post("/predict", response_model=TextResponse, summary="Classify texts")
-        def predict_texts(request: TextRequest) -> TextResponse:
-            with lock:
-                proba = pred.predict_proba(request.texts)
-            labels = [classes[int(i)] for i in proba.argmax(axis=1)]
-            return TextResponse(
-                classes=classes, labels=labels, probabilities=proba.astype(float).tolist()
-            )
-
-    else:
-
-        @app.post("/predict", response_model=ForecastResponse, summary="Forecast a series")
-        def predict_series(
-            request: Annotated[ForecastRequest | None, Body()] = None,
-        ) -> ForecastResponse:
-            request = request or ForecastRequest()
-            if request.future and info.get("future_covariates") == []:
-                raise LstmkitError("this model uses no known future covariates; leave out 'future'")
-            data = _history_frame(request.history, pred) if request.history else None
-            future = pd.DataFrame.from_records(request.future) if request.future else None
-            with lock:
-                table = pred.predict(data, future)
-            return ForecastResponse(
-                horizon=int(info.get("horizon", 0)), forecast=forecast_records(table)
-            )
+    adapter.add_routes(app, pred, lock, defaults)
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     if api_key:
@@ -660,11 +452,19 @@ def api_key_from_env() -> str | None:
 
 def app_from_env() -> FastAPI:
     """`create_app` with the settings in ``LSTMKIT_SERVE_MODEL`` / ``_BACKEND`` /
-    ``_MAX_BODY`` / ``_THREADS`` / ``_DOCS`` and the key in ``LSTMKIT_API_KEY`` (how
-    ``lstmkit serve --workers N`` hands them to each worker)."""
+    ``_MAX_BODY`` / ``_THREADS`` / ``_DOCS`` / ``_DEFAULTS`` (a JSON object) and the key in
+    ``LSTMKIT_API_KEY`` (how ``lstmkit serve --workers N`` hands them to each worker)."""
     model = os.environ.get(ENV_MODEL)
     if not model:
         raise LstmkitError(f"{ENV_MODEL} is not set; start the server with lstmkit serve")
+    try:
+        defaults = json.loads(os.environ.get(ENV_DEFAULTS) or "{}")
+    except ValueError:
+        defaults = None
+    if not isinstance(defaults, dict):
+        raise LstmkitError(
+            f"{ENV_DEFAULTS} must be a JSON object; start the server with lstmkit serve"
+        )
     return create_app(
         Path(model),
         backend=os.environ.get(ENV_BACKEND, "auto"),
@@ -672,4 +472,5 @@ def app_from_env() -> FastAPI:
         threads=int(os.environ[ENV_THREADS]) if os.environ.get(ENV_THREADS) else None,
         api_key=api_key_from_env(),
         docs=os.environ.get(ENV_DOCS, "1") != "0",
+        defaults=defaults,
     )

@@ -23,10 +23,18 @@ Files of this package:
 - ``run.py``        `forecast_run`: train, hold out, score, backtest, forecast ahead
   and write every output file (what ``lstmkit forecast`` calls)
 - ``predict.py``    the torch-free half of `Forecaster.predict` (histories, scaling,
-  forecast tables), shared with `lstmkit.runtime`
+  forecast tables), shared with the ONNX runtime
+- ``kind.py``       the forecaster's entry in the registry of kinds (`lstmkit.kinds`),
+  which names the three modules below
+- ``export.py``     `export_forecaster`, the ONNX export (`Forecaster.export_onnx`)
+- ``runtime.py``    `ForecastPredictor`: the export on onnxruntime (no torch) and the
+  checks of its export.json
+- ``serving.py``    what ``lstmkit serve`` needs: `TorchForecastPredictor` and the
+  request, response and ``/model`` models
 
 The names below are imported on first use, so that the torch-free modules
-(``state``, ``evaluation``, ``predict``) import without torch.
+(``state``, ``evaluation``, ``predict``, ``kind``, ``runtime``, ``serving``) import
+without torch.
 """
 
 from importlib import import_module

@@ -113,7 +113,8 @@ class Forecaster:
         """Whether `fit` (or `load`) has run."""
         return self.module is not None
 
-    def _require_fitted(self) -> None:
+    def require_fitted(self) -> None:
+        """Raise one `LstmkitError` line unless `fit` (or `load`) has run."""
         if self.module is None:
             raise LstmkitError("the forecaster is not fitted; call fit(data) or Forecaster.load")
 
@@ -340,7 +341,7 @@ class Forecaster:
     ) -> Forecaster:
         """Make `predict()` (and a saved model) continue from the end of ``data``
         instead of the end of the training data, without retraining."""
-        self._require_fitted()
+        self.require_fitted()
         assert self.state is not None
         sd = self._load(data)
         window = self.state.window
@@ -416,7 +417,7 @@ class Forecaster:
             (n, horizon, outputs) in the data's units: the point forecast in
             ``[..., 0]``, then one channel per quantile.
         """
-        self._require_fitted()
+        self.require_fitted()
         return self._core().windows(windows, series_id, future=future, batch_size=batch_size)
 
     def predict(
@@ -434,7 +435,7 @@ class Forecaster:
         Returns a DataFrame with (id,) time, ``forecast`` and, with quantiles,
         one ``q<percent>`` column per quantile.
         """
-        self._require_fitted()
+        self.require_fitted()
         return self._core().predict(data, future)
 
     # ------------------------------------------------------------------ evaluate
@@ -443,7 +444,7 @@ class Forecaster:
     ) -> Evaluation:
         """Hold out the last ``horizon`` steps of each series in ``data``, forecast them
         from the steps before, and score the model beside naive and seasonal naive."""
-        self._require_fitted()
+        self.require_fitted()
         sd = self._load(data)
         h = self.config.horizon
         season = self.season
@@ -514,7 +515,7 @@ class Forecaster:
         step = step or self.config.horizon
         h = self.config.horizon
         if not refit:
-            self._require_fitted()
+            self.require_fitted()
         rows = []
         for k in range(folds):
             cut = (folds - 1 - k) * step  # steps dropped from the end
@@ -540,7 +541,7 @@ class Forecaster:
         """Write the model directory (config, weights, scaler, context) atomically.
 
         The run's checkpoint and log folders are not part of the saved settings."""
-        self._require_fitted()
+        self.require_fitted()
         assert self.module is not None and self.scaler is not None
         assert self.state is not None
         settings = self.config.to_dict()
@@ -561,9 +562,8 @@ class Forecaster:
         window, horizon, quantiles), checked against this model within 1e-5 first; load it
         with `lstmkit.runtime.load`, which predicts like `predict` without PyTorch.
         Raises `LstmkitError` (and writes nothing) when the export fails its check."""
-        from lstmkit.export import export_forecaster
+        from lstmkit.tasks.forecasting.export import export_forecaster
 
-        self._require_fitted()
         return export_forecaster(self, path)
 
     @classmethod

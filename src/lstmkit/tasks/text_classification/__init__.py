@@ -17,36 +17,44 @@ Files of this package, in the order a newcomer reads them:
 - ``pretrain.py``: `pretrain` and `PretrainedEncoder`, the encoder learnt from unlabelled
   text as a language model (``TextClassifier.pretrain`` / ``fit(pretrained=...)``);
 - ``report.py``: `fit_and_save` and `save_evaluation`, what ``lstmkit classify train`` /
-  ``evaluate`` write (the CLI only parses, calls these and prints).
+  ``evaluate`` write (the CLI only parses, calls these and prints);
+- ``kind.py``: the registry entries (`lstmkit.kinds`) of a text classifier and of a
+  pretrained encoder; ``export.py`` (the ONNX export), ``runtime.py`` (`TextPredictor`:
+  the export on onnxruntime, no torch) and ``serving.py`` (what ``lstmkit serve`` needs)
+  are what the registry names;
+- ``baseline.py``: `BagOfWordsBaseline`, the TF-IDF / NBSVM baseline and the network's
+  mixture with it (no torch).
+
+The names below are imported on first use, so that the torch-free modules (``kind``,
+``runtime``, ``serving``, ``baseline``) import without torch.
 """
 
-from lstmkit.tasks.text_classification.estimator import KIND, GateTrace, TextClassifier
-from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
-from lstmkit.tasks.text_classification.module import TextClassifierModule
-from lstmkit.tasks.text_classification.network import TextClassifierNet, check_weight_shapes
-from lstmkit.tasks.text_classification.settings import (
-    PRESETS,
-    RNNS,
-    TextClassifierConfig,
-    make_config,
-)
-from lstmkit.tasks.text_classification.state import FitInfo, ModelState, TrainingRecord
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "KIND",
-    "PRESETS",
-    "RNNS",
-    "Evaluation",
-    "FitInfo",
-    "GateTrace",
-    "ModelState",
-    "TextClassifier",
-    "TextClassifierConfig",
-    "TextClassifierModule",
-    "TextClassifierNet",
-    "TrainingRecord",
-    "check_weight_shapes",
-    "confusion_matrix",
-    "macro_f1",
-    "make_config",
-]
+_LAZY = {
+    "KIND": "estimator",
+    "GateTrace": "estimator",
+    "TextClassifier": "estimator",
+    "Evaluation": "metrics",
+    "confusion_matrix": "metrics",
+    "macro_f1": "metrics",
+    "TextClassifierModule": "module",
+    "TextClassifierNet": "network",
+    "check_weight_shapes": "network",
+    "PRESETS": "settings",
+    "RNNS": "settings",
+    "TextClassifierConfig": "settings",
+    "make_config": "settings",
+    "FitInfo": "state",
+    "ModelState": "state",
+    "TrainingRecord": "state",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"lstmkit.tasks.text_classification.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'lstmkit.tasks.text_classification' has no attribute {name!r}")

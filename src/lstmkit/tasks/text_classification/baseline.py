@@ -14,6 +14,10 @@ The baseline also serves as the second member of a two-model mixture: `mixture_w
 picks, on the validation split, the weight w of the network in
 ``w * p_network + (1 - w) * p_baseline`` that minimises the cross-entropy; it is saved
 as ``network_weight`` in ``baseline.json`` and used by ``combined=True`` predictions.
+
+No torch here (the scores are imported where they are computed), so that the ONNX
+runtime (`lstmkit.tasks.text_classification.runtime`) rebuilds the mixture from an
+export's copy of these two files and predicts with it as `TextClassifier` does.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lstmkit.errors import LstmkitError
 from lstmkit.io.atomic import follow_umask
-from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
+
+if TYPE_CHECKING:
+    from lstmkit.tasks.text_classification.metrics import Evaluation
 
 #: file names inside the model directory's ``baseline/`` folder
 SETTINGS_FILE, WEIGHTS_FILE = "baseline.json", "baseline.safetensors"
@@ -39,6 +46,11 @@ FORMAT = "lstmkit-bag-of-words-1"
 NAME = "bag-of-words"
 #: the kinds of baseline (`BaselineSettings.kind`)
 KINDS = ("tfidf", "nbsvm")
+#: why ``combined=True`` is refused for a model without a mixture (estimator and runtime)
+NO_MIXTURE = (
+    "this model has no mixture with the bag-of-words baseline (trained with baseline=False "
+    "or without a validation split); predict without combined"
+)
 
 
 @dataclass
@@ -277,17 +289,31 @@ class BagOfWordsBaseline:
     def load(cls, folder: str | Path, num_classes: int) -> BagOfWordsBaseline:
         """Read a baseline written by `save`; every part must agree with the others and
         with the model's ``num_classes``, else one `LstmkitError` line."""
+        folder = Path(folder)
+        fix = "delete the baseline folder to load the model without it, or train again"
+        return cls.read(folder / SETTINGS_FILE, folder / WEIGHTS_FILE, num_classes, folder, fix)
+
+    @classmethod
+    def read(
+        cls,
+        settings_file: Path,
+        weights_file: Path,
+        num_classes: int,
+        where: str | Path,
+        fix: str,
+    ) -> BagOfWordsBaseline:
+        """Read the two files `save` writes (settings JSON and safetensors arrays, no
+        pickle) from wherever they lie (a model's ``baseline/`` folder, an ONNX export);
+        ``where`` and ``fix`` begin and end the `LstmkitError` line of a damaged part."""
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        folder = Path(folder)
-        fix = "delete the baseline folder to load the model without it, or train again"
         try:
-            meta = json.loads((folder / SETTINGS_FILE).read_text("utf-8"))
-            tensors = load_file(str(folder / WEIGHTS_FILE))
+            meta = json.loads(Path(settings_file).read_text("utf-8"))
+            tensors = load_file(str(weights_file))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, SafetensorError) as err:
             raise LstmkitError(
-                f"{folder}: the bag-of-words baseline cannot be read ({type(err).__name__}); {fix}"
+                f"{where}: the bag-of-words baseline cannot be read ({type(err).__name__}); {fix}"
             ) from None
         try:
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -321,7 +347,7 @@ class BagOfWordsBaseline:
             if not finite or np.isnan(out.intercept).any():
                 raise ValueError("weights are not finite")
         except (KeyError, TypeError, ValueError, LstmkitError) as err:
-            raise LstmkitError(f"{folder}: damaged bag-of-words baseline ({err}); {fix}") from None
+            raise LstmkitError(f"{where}: damaged bag-of-words baseline ({err}); {fix}") from None
         return out
 
 
@@ -330,6 +356,8 @@ def score_probabilities(
 ) -> Evaluation:
     """`Evaluation` of class probabilities (n, classes) against class ids ``y`` (n,):
     accuracy, macro F1, mean cross-entropy, confusion matrix (seconds since ``start``)."""
+    from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
+
     y_arr = np.asarray(y, dtype=np.int64)
     pred = proba.argmax(axis=1)
     picked = np.clip(proba[np.arange(len(y_arr)), y_arr], 1e-15, 1.0)

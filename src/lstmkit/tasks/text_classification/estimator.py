@@ -40,6 +40,7 @@ from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer, Token
 from lstmkit.data.word_vectors import match_word_vectors, vector_file_dim
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.text_classification.baseline import (
+    NO_MIXTURE,
     BagOfWordsBaseline,
     BaselineSettings,
     mixture_weight,
@@ -165,7 +166,13 @@ class TextClassifier:
         self.baseline: BagOfWordsBaseline | None = None
 
     # ------------------------------------------------------------------ helpers
-    def _require_fitted(self) -> tuple[TextTokenizer, TextClassifierNet]:
+    @property
+    def is_fitted(self) -> bool:
+        """Whether `fit` (or `load`) has run: the tokenizer and network exist."""
+        return self.net is not None and self.tokenizer is not None
+
+    def require_fitted(self) -> tuple[TextTokenizer, TextClassifierNet]:
+        """The fitted (tokenizer, network); one `LstmkitError` line before `fit` / `load`."""
         if self.net is None or self.tokenizer is None:
             raise LstmkitError("the classifier is not trained yet; call fit() or load() first")
         return self.tokenizer, self.net
@@ -213,7 +220,7 @@ class TextClassifier:
     def _load_vectors(self, path: str | Path) -> float:
         """Copy the vectors of ``path``'s words into the embedding rows of the tokens found;
         return the share of the vocabulary (without [PAD] and [UNK]) found."""
-        tokenizer, net = self._require_fitted()
+        tokenizer, net = self.require_fitted()
         vocab = tokenizer.tokenizer.get_vocab()
         for special in (PAD, UNK):
             vocab.pop(special, None)
@@ -479,7 +486,7 @@ class TextClassifier:
     # ------------------------------------------------------------------ inference
     @torch.inference_mode()
     def _logits(self, texts: Sequence[str], batch_size: int | None = None) -> Tensor:
-        tokenizer, net = self._require_fitted()
+        tokenizer, net = self.require_fitted()
         net.eval()
         size = check_batch_size(batch_size) or self.config.batch_size * 2
         ids = tokenizer.encode(list(texts))
@@ -501,7 +508,7 @@ class TextClassifier:
         an error for a model without one.
         """
         data = validate_texts(_as_list(texts, "texts"), "texts")
-        _, net = self._require_fitted()
+        _, net = self.require_fitted()
         baseline = self.require_mixture() if combined else None
         with torch.inference_mode():
             proba = net.probabilities(self._logits(data.texts, batch_size)).numpy()
@@ -514,10 +521,7 @@ class TextClassifier:
         """The baseline the network is mixed with for ``combined=True``; an `LstmkitError`
         line for a model without a mixture (trained without baseline or validation split)."""
         if self.baseline is None or self.baseline.network_weight is None:
-            raise LstmkitError(
-                "this model has no mixture with the bag-of-words baseline (trained with "
-                "baseline=False or without a validation split); predict without combined"
-            )
+            raise LstmkitError(NO_MIXTURE)
         return self.baseline
 
     def predict(
@@ -550,7 +554,7 @@ class TextClassifier:
         ``combined`` those of the network's mixture with it (see `predict_proba`; None
         without one).
         """
-        _, net = self._require_fitted()
+        _, net = self.require_fitted()
         data = validate_labelled(
             _as_list(texts, "texts"), _as_list(labels, "labels"), "evaluation data", min_classes=1
         )
@@ -587,7 +591,7 @@ class TextClassifier:
     @torch.inference_mode()
     def explain(self, text: str, layer: int = -1, direction: int = 0) -> GateTrace:
         """Gate activations of one recurrent layer/direction and attention weights on ``text``."""
-        tokenizer, net = self._require_fitted()
+        tokenizer, net = self.require_fitted()
         validate_texts([text], "text")
         cfg = self.config
         if not -cfg.num_layers <= layer < cfg.num_layers:
@@ -626,7 +630,7 @@ class TextClassifier:
         copies of ``folders``) atomically."""
         from lstmkit.io import save_model_dir
 
-        tokenizer, net = self._require_fitted()
+        tokenizer, net = self.require_fitted()
         files = {
             "tokenizer.json": tokenizer.to_json(),
             "training.json": TrainingRecord(self.history, self.fit_info).to_json(),
@@ -647,11 +651,12 @@ class TextClassifier:
             )
 
     def export_onnx(self, path: str | Path) -> Path:
-        """Write the folder ``path`` with ``model.onnx``, ``export.json`` (labels, truncation)
-        and ``tokenizer.json``, checked against this model within 1e-5 first; load it with
-        `lstmkit.runtime.load`, which predicts like `predict` without PyTorch. Raises
-        `LstmkitError` (and writes nothing) for options ONNX cannot run or a failed check."""
-        from lstmkit.export import export_text_classifier
+        """Write the folder ``path`` with ``model.onnx``, ``export.json`` (labels, truncation),
+        ``tokenizer.json`` and, with a mixture, the bag-of-words baseline, checked against
+        this model within 1e-5 first; load it with `lstmkit.runtime.load`, which predicts
+        like `predict` (``combined=`` included) without PyTorch. Raises `LstmkitError` (and
+        writes nothing) for options ONNX cannot run or a failed check."""
+        from lstmkit.tasks.text_classification.export import export_text_classifier
 
         return export_text_classifier(self, path)
 

@@ -10,10 +10,15 @@ numpy from the same random numbers: torch's CPU generator is the 32-bit Mersenne
 seeded as numpy's legacy `RandomState`, and `torch.rand` turns each 32-bit draw into a
 float32 from its low 24 bits, which `_torch_rand` does too (checked against torch in
 tests/test_runtime.py). Results then differ from PyTorch's only by float32 rounding.
+
+The class also describes the kind's export.json (``FIELDS``, ``FILES``, `check_export`,
+`graph_spec`, `probe`; see `lstmkit.runtime.meta.ExportedKind`).
 """
 
 from __future__ import annotations
 
+import itertools
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -22,8 +27,15 @@ import numpy as np
 import pandas as pd
 
 from lstmkit.data.scalers import SeriesScaler
+from lstmkit.errors import LstmkitError
+from lstmkit.runtime.meta import Damaged, GraphSpec, integer, json_object
 from lstmkit.tasks.forecasting.predict import DataLike, PredictCore
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
+
+#: the forecasting methods an export may describe
+METHODS = ("direct", "recursive")
+#: the most windows one recursive sample-path call may hold (the export writes 16384)
+PATH_BATCH_LIMIT = 1 << 20
 
 
 def _torch_rand(rng: np.random.RandomState, n: int) -> np.ndarray:
@@ -53,8 +65,14 @@ class ForecastPredictor:
 
     kind = "forecaster"
     backend = "onnx"
+    #: the fields of a forecaster's export.json besides the common ones
+    FIELDS = ("data", "window", "horizon", "steps", "method", "quantiles", "seed",
+              "sample_paths", "max_path_batch", "scaler", "context")  # fmt: skip
+    #: the files its export holds besides export.json and the graph: none
+    FILES = ()
 
     def __init__(self, folder: Path, meta: dict[str, Any], session: Any) -> None:
+        """``meta``: export.json as `lstmkit.runtime.meta.read_export` checked it."""
         self.folder = folder
         self.session = session
         self.config: dict[str, Any] = dict(meta["config"])
@@ -95,6 +113,81 @@ class ForecastPredictor:
             "input_size": st.n_features,
             "method": self.method,
             "series": list(self.context),
+        }
+
+    # ------------------------------------------------------------ export.json
+    @classmethod
+    def check_export(cls, folder: Path, meta: dict[str, Any]) -> None:
+        """Check the forecaster's fields of export.json (`Damaged` for the first wrong
+        one): the data description, scaler and context (their shapes), window, horizon,
+        steps and method, quantiles, the sample-path settings, and their agreement with
+        ``config``."""
+        config = meta["config"]
+        try:
+            state = FittedState.from_dict(json_object(meta, "data"))
+        except Damaged:
+            raise
+        except LstmkitError as err:
+            raise Damaged(f"data: {err}") from None
+        _series_parts(meta, "scaler", ("shift", "scale"))
+        _series_parts(meta, "context", ("values", "times"))
+        window = integer(meta, "window", 2)
+        if state.window != window:
+            raise Damaged(f"window {window} differs from the data's window {state.window}")
+        horizon = integer(meta, "horizon", 1)
+        method = meta["method"]
+        if method not in METHODS:
+            raise Damaged(f"method must be one of {list(METHODS)}, got {method!r}")
+        steps = integer(meta, "steps", 1)
+        want = horizon if method == "direct" else 1
+        if steps != want:
+            raise Damaged(
+                f"steps must be {want} for the {method} method with horizon {horizon}, got {steps}"
+            )
+        if method == "recursive" and state.covariates:
+            raise Damaged("a recursive forecaster has no covariates (their future is unknown)")
+        quantiles = _quantiles(meta["quantiles"])
+        integer(meta, "seed", 0, 2**32 - 1)  # numpy's RandomState takes 32 bits
+        batch = integer(meta, "max_path_batch", 1, PATH_BATCH_LIMIT)
+        integer(meta, "sample_paths", 1, batch)
+        for key, value in (("horizon", horizon), ("method", method), ("window", window)):
+            given = config.get(key, value)
+            same = (type(given), given) == (type(value), value)
+            if (key != "window" or given is not None) and not same:
+                raise Damaged(f"config {key} {given!r} differs from the {key} field {value!r}")
+        if "quantiles" in config:
+            try:
+                same = _quantiles(config["quantiles"]) == quantiles
+            except Damaged:
+                same = False
+            if not same:
+                raise Damaged(
+                    f"config quantiles {config['quantiles']!r} differ from the quantiles field "
+                    f"{meta['quantiles']!r}"
+                )
+
+    @classmethod
+    def graph_spec(cls, meta: dict[str, Any]) -> tuple[GraphSpec, GraphSpec]:
+        """Inputs ``x`` (batch, window, 1 + covariates) [and, for a direct forecaster with
+        known future covariates, ``future`` (batch, steps, future covariates)] float32;
+        output ``forecast`` (batch, steps, 1 + quantiles)."""
+        data, steps = meta["data"], meta["steps"]
+        future = data.get("future_covariates") or []
+        inputs: GraphSpec = {
+            "x": ("tensor(float)", (None, meta["window"], 1 + len(data["covariates"])))
+        }
+        if future and meta["method"] == "direct":
+            inputs["future"] = ("tensor(float)", (None, steps, len(future)))
+        outputs: GraphSpec = {
+            "forecast": ("tensor(float)", (None, steps, 1 + len(meta["quantiles"] or [])))
+        }
+        return inputs, outputs
+
+    @classmethod
+    def probe(cls, meta: dict[str, Any], inputs: GraphSpec) -> dict[str, np.ndarray]:
+        """One all-zero window (and future)."""
+        return {
+            name: np.zeros((1, *dims[1:]), dtype=np.float32) for name, (_, dims) in inputs.items()
         }
 
     def predict(
@@ -153,3 +246,47 @@ class ForecastPredictor:
             paths = np.stack(draws, axis=1).reshape(-1, n, self.horizon)
             result.append(np.quantile(paths, levels, axis=1).transpose(1, 2, 0))
         return np.concatenate(result).astype(np.float32)
+
+
+# ---------------------------------------------------------------- export.json helpers
+def _quantiles(value: Any) -> list[float] | None:
+    """``quantiles`` of export.json (or its config): null or ascending numbers in (0, 1)."""
+    if value is None:
+        return None
+    ok = isinstance(value, list) and all(
+        isinstance(q, numbers.Real) and not isinstance(q, bool) for q in value
+    )
+    if not ok:
+        raise Damaged(f"quantiles must be null or a list of numbers, got {value!r}")
+    levels = [float(q) for q in value]
+    if not all(0.0 < q < 1.0 for q in levels):  # NaN fails too
+        raise Damaged(f"quantiles must lie strictly between 0 and 1, got {value!r}")
+    if any(b <= a for a, b in itertools.pairwise(levels)):
+        raise Damaged(f"quantiles must be distinct and ascending, got {value!r}")
+    return levels
+
+
+def _all_numbers(value: Any) -> bool:
+    """Whether ``value`` is a number or a (nested) list of numbers; booleans are not."""
+    if isinstance(value, list):
+        return all(_all_numbers(v) for v in value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _series_parts(meta: dict[str, Any], key: str, parts: tuple[str, str]) -> None:
+    """``scaler`` (its ``params``) or ``context``: an object of series, each an object whose
+    ``parts`` are lists, of numbers but for the context's times (their sizes and
+    finiteness are checked by `check_scaler` / `check_context` when the predictor is built)."""
+    value = json_object(meta, key)
+    series = value.get("params") if key == "scaler" else value
+    if not isinstance(series, dict):
+        raise Damaged(f"{key} params must be an object of series, got {series!r}"[:200])
+    for sid, entry in series.items():
+        ok = isinstance(entry, dict) and all(isinstance(entry.get(part), list) for part in parts)
+        if ok and not all(_all_numbers(entry[part]) for part in parts if part != "times"):
+            ok = False
+        if not ok:
+            raise Damaged(
+                f"{key} of series {sid!r} must be an object with the lists {list(parts)} (of "
+                f"numbers), got {entry!r}"[:200]
+            )

@@ -1,0 +1,119 @@
+"""ONNX export of a fitted `Forecaster` (``Forecaster.export_onnx``, ``lstmkit export``);
+`lstmkit.tasks.forecasting.runtime.ForecastPredictor` runs the result.
+
+The folder holds ``model.onnx`` (`ForecastModule.forward`: scaled windows [and known
+future covariates] -> the scaled forecast; dynamic batch) and ``export.json`` (the fitted
+data description, scaler, the last window of each series, window, horizon, method,
+quantiles and the recursive band's sample-path settings). A layer with ``layer_norm``,
+``zoneout`` or ``peepholes`` goes in as our reference loop unrolled over the fixed window.
+The shared steps (the exporter, the check against PyTorch, the atomic write) are
+`lstmkit.export.onnx`'s.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lstmkit.export.onnx import (
+    CHECK_BATCHES,
+    Feeds,
+    export_graph,
+    exportable_rnn,
+    verify,
+    write_export,
+)
+from lstmkit.runtime.session import GRAPH_FILE
+from lstmkit.tasks.forecasting.module import MAX_PATH_BATCH, SAMPLE_PATHS
+from lstmkit.tasks.forecasting.runtime import ForecastPredictor
+
+
+class _ForecastGraph(nn.Module):
+    """x (batch, window, features) scaled [, future (batch, steps, n_future) scaled] ->
+    forecast (batch, steps, outputs) scaled: `ForecastModule.forward` (instance
+    normalisation, encoder, head, de-normalisation)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
+        return self.module(x, future)
+
+
+def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
+    """Export a fitted `Forecaster` to the folder ``out`` (see the module docstring).
+
+    Graph: ``x`` (batch, window, features) float32, scaled by the series' scaler, target
+    in feature 0 [and ``future`` (batch, steps, n_future) float32, the scaled known
+    covariates over the horizon] -> ``forecast`` (batch, steps, 1 + quantiles) scaled,
+    where steps is the horizon (direct) or 1 (recursive: `lstmkit.runtime` feeds it back
+    and simulates the band's sample paths as `Forecaster` does, same seed).
+    """
+    fc.require_fitted()
+    module, cfg, state = fc.module, fc.config, fc.state
+    module.eval()
+    graph_module = copy.deepcopy(module)
+    graph_module.net.rnn = exportable_rnn(module.net.rnn, fixed_time=True, what="forecaster")
+    model = _ForecastGraph(graph_module).eval()
+    steps, n_future = module.net.steps, module.net.n_future
+    window, n_features = state.window, state.n_features
+    inputs = ("x", "future") if n_future else ("x",)
+    outputs = ("forecast",)
+    rng = np.random.default_rng(0)
+    cases: list[Feeds] = []
+    contexts = [
+        fc.scaler.transform(sid, np.asarray(ctx["values"], dtype=np.float64))
+        for sid, ctx in fc.context.items()
+    ]
+    for batch in CHECK_BATCHES:
+        x = rng.normal(size=(batch, window, n_features))
+        x[0] = contexts[batch % len(contexts)]  # a real window beside random ones
+        feeds = {"x": x.astype(np.float32)}
+        if n_future:
+            feeds["future"] = rng.normal(size=(batch, steps, n_future)).astype(np.float32)
+        cases.append(feeds)
+
+    @torch.inference_mode()
+    def reference(feeds: Feeds) -> list[np.ndarray]:
+        fut = torch.from_numpy(feeds["future"]) if n_future else None
+        return [module(torch.from_numpy(feeds["x"]), fut).numpy()]
+
+    def describe(feeds: Feeds) -> str:
+        return f"batch {len(feeds['x'])}"
+
+    def build(tmp: Path) -> tuple[dict[str, Any], dict[str, str]]:
+        sample = cases[-1]
+        args = tuple(torch.from_numpy(sample[name]) for name in inputs)
+        axes = {name: {0: "batch"} for name in (*inputs, *outputs)}
+        export_graph(model, args, tmp / GRAPH_FILE, inputs, outputs, axes)
+        check = verify(tmp / GRAPH_FILE, cases, reference, outputs, describe)
+        settings = cfg.to_dict()
+        for key in ("checkpoint_dir", "logger", "log_dir"):  # the run's folders, as save() drops
+            settings["train"][key] = None
+        meta = {
+            "inputs": list(inputs),
+            "outputs": list(outputs),
+            "config": settings,
+            "data": state.to_dict(),
+            "window": window,
+            "horizon": cfg.horizon,
+            "steps": steps,
+            "method": cfg.method,
+            "quantiles": cfg.quantiles,
+            "seed": cfg.train.seed,
+            "sample_paths": SAMPLE_PATHS,
+            "max_path_batch": MAX_PATH_BATCH,
+            "scaler": fc.scaler.to_dict(),
+            "context": fc.context,
+            "verification": check,
+        }
+        return meta, {}
+
+    return write_export(out, ForecastPredictor.kind, build, ForecastPredictor.FILES)
