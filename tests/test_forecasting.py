@@ -126,7 +126,7 @@ def test_save_load_round_trip(fitted, tmp_path: Path) -> None:
         "config.json", "model.safetensors", "scaler.json", "context.json", "history.json",
     }  # fmt: skip
     g = Forecaster.load(path)
-    assert g.config == f.config and g.data_info == f.data_info
+    assert g.config == f.config and g.state == f.state
     pd.testing.assert_frame_equal(g.predict(), f.predict())
     pd.testing.assert_frame_equal(g.predict(df), f.predict(df))
     assert g.fit_result is not None and g.fit_result.history == f.fit_result.history
@@ -297,7 +297,7 @@ def test_integer_time_column_round_trips(tmp_path: Path) -> None:
     t = np.arange(60)
     df = pd.DataFrame({"step": t * 2, "y": np.sin(t / 3) + t / 10})
     f = Forecaster(horizon=4, window=10, **(FAST | {"max_epochs": 2})).fit(df, target="y")
-    assert f.data_info["time_col"] == "step" and f.season is None
+    assert f.state.time_col == "step" and f.season is None
     g = Forecaster.load(f.save(tmp_path / "m"))
     assert g.predict()["step"].tolist() == [120, 122, 124, 126]
     assert list(f.evaluate(df).metrics.index) == ["lstmkit", "naive"]  # no season, no snaive

@@ -54,6 +54,6 @@ __all__ = [*_LAZY, "truncate_series"]
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(f"lstmkit.tasks.forecasting.{_LAZY[name]}"), name)
-    if name in ("truncate_series", "_truncate"):  # _truncate: the name older code imported
+    if name == "truncate_series":
         return import_module("lstmkit.data.series").truncate_series
     raise AttributeError(f"module 'lstmkit.tasks.forecasting' has no attribute {name!r}")

@@ -104,11 +104,6 @@ class Forecaster:
 
     # ------------------------------------------------------------------ data helpers
     @property
-    def data_info(self) -> dict[str, Any] | None:
-        """The fitted state as a plain dict (read-only; kept for older code, see `state`)."""
-        return self.state.to_dict() if self.state is not None else None
-
-    @property
     def is_fitted(self) -> bool:
         """Whether `fit` (or `load`) has run."""
         return self.module is not None

@@ -35,8 +35,6 @@ from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matr
 SETTINGS_FILE, WEIGHTS_FILE = "baseline.json", "baseline.safetensors"
 #: what the saved files describe (checked on load)
 FORMAT = "lstmkit-bag-of-words-1"
-#: the label shown in tables for the baseline
-NAME = "bag-of-words"
 #: the kinds of baseline (`BaselineSettings.kind`)
 KINDS = ("tfidf", "nbsvm")
 
