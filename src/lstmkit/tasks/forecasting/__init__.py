@@ -45,6 +45,7 @@ _LAZY = {
     "ForecastNet": "network",
     "check_model_size": "network",
     "estimate_parameters": "network",
+    "make_net": "network",
     "FittedState": "state",
 }
 

@@ -45,11 +45,7 @@ from lstmkit.tasks.forecast_metrics import (
 from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
 from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
-from lstmkit.tasks.forecasting.network import (
-    ForecastNet,
-    check_model_size,
-    estimate_parameters,
-)
+from lstmkit.tasks.forecasting.network import check_model_size, estimate_parameters, make_net
 from lstmkit.tasks.forecasting.predict import PredictCore
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
 from lstmkit.training import FitResult, TrainConfig, fit, require_precision_supported
@@ -312,22 +308,7 @@ class Forecaster:
             estimate_parameters(cfg, n_features, window, len(self._future_columns())),
             "hidden_size / num_layers",
         )
-        net = ForecastNet(
-            n_features,
-            window,
-            self._steps(),
-            1 + len(cfg.quantiles or []),
-            model=cfg.model,
-            hidden_size=cfg.hidden_size,
-            num_layers=cfg.num_layers,
-            dropout=cfg.dropout,
-            bidirectional=cfg.bidirectional,
-            skip=cfg.skip,
-            n_future=len(self._future_columns()),
-            layer_norm=cfg.layer_norm,
-            recurrent_dropout=cfg.recurrent_dropout,
-            zoneout=cfg.zoneout,
-        )
+        net = make_net(cfg, n_features, window, len(self._future_columns()))
         return ForecastModule(net, cfg.instance_norm, cfg.quantiles, self._future_columns())
 
     def set_context(
