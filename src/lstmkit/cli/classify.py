@@ -349,8 +349,8 @@ def pretrain(
     """Pretrain the tokenizer, word vectors and LSTM on unlabelled texts (a language model)."""
     from lstmkit.data.corpus import TextCorpus
     from lstmkit.io import check_model_target
+    from lstmkit.tasks.language_model import KIND, PretrainSettings, check_pretrainable
     from lstmkit.tasks.text_classification import TextClassifier
-    from lstmkit.tasks.text_classification.pretrain import KIND
 
     settings = {
         "embedding_dim": embedding_dim, "hidden_size": hidden_size, "num_layers": layers,
@@ -363,8 +363,6 @@ def pretrain(
         seed=seed,
         **{k: v for k, v in settings.items() if v is not None},
     )
-    from lstmkit.tasks.text_classification.pretrain import PretrainSettings, check_pretrainable
-
     run = PretrainSettings(
         epochs=epochs, max_minutes=max_minutes, batch_size=batch_size, lr=lr,
         val_texts=val_texts, seed=seed, precision=precision,

@@ -14,8 +14,9 @@ Files of this package, in the order a newcomer reads them:
 - ``state.py``: fitted state that round-trips JSON: `ModelState` (config.json),
   `TrainingRecord` and `FitInfo` (training.json);
 - ``metrics.py``: `Evaluation`, `confusion_matrix` and `macro_f1` (torchmetrics);
-- ``pretrain.py``: `pretrain` and `PretrainedEncoder`, the encoder learnt from unlabelled
-  text as a language model (``TextClassifier.pretrain`` / ``fit(pretrained=...)``);
+- ``pretrain.py``: deprecated; the encoder learnt from unlabelled text as a language
+  model (``TextClassifier.pretrain`` / ``fit(pretrained=...)``) is the package
+  `lstmkit.tasks.language_model`, which this one uses;
 - ``report.py``: `fit_and_save` and `save_evaluation`, what ``lstmkit classify train`` /
   ``evaluate`` write (the CLI only parses, calls these and prints).
 """

@@ -39,6 +39,7 @@ from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer, TokenizerConfig
 from lstmkit.data.word_vectors import match_word_vectors, vector_file_dim
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.language_model import PretrainedEncoder, PretrainSettings, pretrain
 from lstmkit.tasks.text_classification.baseline import (
     BagOfWordsBaseline,
     BaselineSettings,
@@ -53,7 +54,6 @@ from lstmkit.tasks.text_classification.network import (
     check_weight_shapes,
     require_finite_weights,
 )
-from lstmkit.tasks.text_classification.pretrain import PretrainedEncoder, PretrainSettings
 from lstmkit.tasks.text_classification.settings import (
     WEIGHT_RANGE,
     TextClassifierConfig,
@@ -428,10 +428,8 @@ class TextClassifier:
         in memory. ``settings``: any `PretrainSettings` field (epochs, max_minutes,
         batch_size, lr, ...). The encoder's shape comes from this classifier's settings.
         The result is kept in ``self.pretrained``: the next `fit` starts from it, and
-        `save_pretrained` writes it. See `lstmkit.tasks.text_classification.pretrain`.
+        `save_pretrained` writes it. See `lstmkit.tasks.language_model`.
         """
-        from lstmkit.tasks.text_classification.pretrain import pretrain
-
         if not isinstance(corpus, TextCorpus):
             corpus = TextCorpus(corpus, text_column)
         run = PretrainSettings(**{"seed": self.config.seed, **settings})
@@ -452,7 +450,7 @@ class TextClassifier:
         `PretrainedEncoder`), taking its encoder settings now: a setting given explicitly
         that contradicts it is an `LstmkitError`, before any data is read."""
         if not isinstance(encoder, PretrainedEncoder):
-            encoder = PretrainedEncoder.load(encoder)
+            encoder = PretrainedEncoder.load(encoder, TextClassifierConfig)
         self.config = encoder.adopt(self.config, self._explicit)
         self.pretrained = encoder
         return self
