@@ -433,4 +433,7 @@ def test_precision_64_trains_in_float64_and_predicts_like_the_saved_model(tmp_pa
         fc = f.predict()
         assert np.isfinite(fc.drop(columns="date").to_numpy()).all()
         pd.testing.assert_frame_equal(Forecaster.load(f.save(tmp_path / "m")).predict(), fc)
-    assert f._scaled(next(iter(f._load(df).series.values()))).dtype == np.float64
+    from lstmkit.tasks.forecasting.data import scaled_values
+
+    series = next(iter(f._load(df).series.values()))
+    assert scaled_values(f.scaler, series, f.config.train.precision).dtype == np.float64

@@ -15,6 +15,8 @@ Files of this package:
 
 - ``estimator.py``  `Forecaster` (fit / predict / evaluate / backtest / save / load)
 - ``config.py``     `ForecasterConfig`, every setting (round-trips JSON)
+- ``data.py``       `ForecastData`, the Lightning DataModule of a fit: checks, time
+  split, per-series scaling, windows and loaders
 - ``network.py``    `ForecastNet` (encoder + head) and its size check
 - ``module.py``     `ForecastModule` (LightningModule: instance norm, loss) and
   the sample-path simulation of recursive bands
@@ -36,6 +38,7 @@ _LAZY = {
     "KIND": "estimator",
     "Forecaster": "estimator",
     "ForecasterConfig": "config",
+    "ForecastData": "data",
     "Evaluation": "evaluation",
     "qname": "evaluation",
     "quantile_coverage": "evaluation",
