@@ -7,6 +7,8 @@ Files of this package, in the order a newcomer reads them:
 - ``settings.py``: `TextClassifierConfig` (every setting, type-checked; its
   ``train_config()`` is the `lstmkit.training.TrainConfig` of a fit), ``PRESETS``
   (``"seed000"``, ``"seed003"``, ``"imdb"``) and `make_config`;
+- ``data.py``: `TextData`, the Lightning DataModule of a fit (tokenizer, token ids and
+  loaders of the training and validation parts) and `stratified_split`;
 - ``network.py``: `TextClassifierNet`, the ``torch.nn.Module`` Embedding -> LSTM/GRU ->
   pooling -> dropout -> linear, and `check_weight_shapes` for saved weights;
 - ``module.py``: `TextClassifierModule`, the `lstmkit.training.LstmkitModule` that trains
