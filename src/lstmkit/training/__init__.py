@@ -18,6 +18,7 @@ from lstmkit.training.checkpoints import (
     RunFingerprint,
     check_checkpoint,
     check_checkpoint_dir,
+    check_checkpoint_outside,
     run_fingerprint,
 )
 from lstmkit.training.config import TrainConfig, build_optimizer, require_precision_supported
@@ -33,6 +34,7 @@ __all__ = [
     "build_optimizer",
     "check_checkpoint",
     "check_checkpoint_dir",
+    "check_checkpoint_outside",
     "check_diverged",
     "fit",
     "require_precision_supported",

@@ -199,3 +199,17 @@ def check_checkpoint_dir(folder: str | os.PathLike[str], option: str = "checkpoi
         raise LstmkitError(f"{option} {folder} is a file; pass a folder")
     check_writable(folder, option)
     return folder
+
+
+def check_checkpoint_outside(checkpoint_dir: Path | None, out: Path) -> None:
+    """Refuse a checkpoint folder inside the output folder ``out`` (or ``out`` itself),
+    which the commands replace as a whole at the end (one `LstmkitError` line naming
+    ``--checkpoint-dir`` and ``--out``)."""
+    if checkpoint_dir is None:
+        return
+    inside = checkpoint_dir.resolve()
+    if out.resolve() in (inside, *inside.parents):
+        raise LstmkitError(
+            f"--checkpoint-dir {checkpoint_dir} is inside --out {out}, which is replaced as a "
+            "whole at the end; put the checkpoints in another folder"
+        )

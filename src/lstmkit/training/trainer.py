@@ -318,6 +318,30 @@ def _prepare_checkpoints(config: TrainConfig, fingerprint: str) -> _Resume:
     return resume
 
 
+def _stopping(config: TrainConfig, monitor: str) -> list[Callback]:
+    """Early stopping on ``monitor`` when ``config`` asks for it."""
+    if config.early_stopping_patience is None:
+        return []
+    return [
+        EarlyStopping(
+            monitor=monitor,
+            patience=config.early_stopping_patience,
+            mode="min",
+            check_finite=False,  # a non-finite loss is reported after fit, as an error
+        )
+    ]
+
+
+def _progress(config: TrainConfig) -> list[Callback]:
+    """Progress as plain lines when stderr is a log file, not a terminal (Lightning's own
+    live bar otherwise, or nothing without ``progress_bar``)."""
+    if not config.progress_bar or sys.stderr.isatty():
+        return []
+    from lstmkit.training.progress import LineProgress
+
+    return [LineProgress()]
+
+
 def _trainer(config: TrainConfig, callbacks: list[Callback]) -> L.Trainer:
     """The Lightning Trainer of ``config`` (call inside `_quiet_lightning`)."""
     checkpoints = config.checkpoint_dir is not None
@@ -393,21 +417,7 @@ def fit(
     resume = _prepare_checkpoints(
         config, run_fingerprint(module, train_loader, val_loader, config, fingerprint)
     )
-    callbacks: list[Callback] = [tracker]
-    if config.early_stopping_patience is not None:
-        callbacks.append(
-            EarlyStopping(
-                monitor=monitor,
-                patience=config.early_stopping_patience,
-                mode="min",
-                check_finite=False,  # a non-finite loss is reported after fit, as an error
-            )
-        )
-    callbacks += resume.callbacks
-    if config.progress_bar and not sys.stderr.isatty():  # a log file: lines, not a live bar
-        from lstmkit.training.progress import LineProgress
-
-        callbacks.append(LineProgress())
+    callbacks = [tracker, *_stopping(config, monitor), *resume.callbacks, *_progress(config)]
     # Lightning's deterministic=True switches torch's global flag on for good; put it back.
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
