@@ -187,7 +187,7 @@ def test_a_multi_megabyte_line_is_streamed_in_bounded_memory(tmp_path: Path) -> 
 
 def test_missing_column_names_the_columns(tmp_path: Path) -> None:
     pd.DataFrame({"review": ["a b"]}).to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(LstmkitError, match=r"no column 'text'.*\['review'\]"):
+    with pytest.raises(LstmkitError, match=r"no text column 'text'.*\['review'\]"):
         TextCorpus(tmp_path / "t.csv").check()
 
 
