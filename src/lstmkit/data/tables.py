@@ -425,7 +425,7 @@ def _csv_column(
                 source.stream, sep=sep, encoding="utf-8", chunksize=size, **_CSV_AS_TEXT
             )
             with reader:
-                for frame in reader:
+                while (frame := _next_frame(reader)) is not None:
                     frame.columns = [str(c).strip() for c in frame.columns]
                     if column not in frame.columns:
                         raise missing_column(path, column, list(frame.columns), role, option)
@@ -441,11 +441,27 @@ def _csv_column(
             raise LstmkitError(
                 f"{path}: the file is empty; expected a header row and data rows"
             ) from None
-        except pd.errors.ParserError as err:
+        except (pd.errors.ParserError, pd.errors.ParserWarning) as err:
+            if isinstance(err, pd.errors.ParserWarning) or _FIELDS.search(str(err)):
+                name = "a tab" if sep == "\t" else "a comma"
+                raise LstmkitError(
+                    f"{path}: a row at or after row {row + 1} has more fields than the "
+                    f"header; put cells that hold {name} in double quotes, or remove the "
+                    "extra fields"
+                ) from None
             first = str(err).strip().splitlines()[0]
             raise LstmkitError(f"cannot read {path} after row {row}: {first}") from None
         except READ_ERRORS as err:
             raise unreadable(path, err) from None
+
+
+def _next_frame(reader: Any) -> pd.DataFrame | None:
+    """The next chunk of a chunked CSV reader (None at the end). pandas only warns, and
+    drops cells, when the first data row has more fields than the header: an error here,
+    as in `read_table`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        return next(reader, None)
 
 
 def _jsonl_column(path: Path, column: str, size: int, option: str) -> Iterator[ColumnChunk]:
