@@ -419,3 +419,22 @@ def test_training_modules_import_each_other_in_one_direction() -> None:
             and node.module.startswith("lstmkit.training.")
         }
         assert imported <= set(order[:i]), (name, imported - set(order[:i]))
+
+
+def test_lightning_resuming_another_runs_checkpoint_is_refused_by_the_callback(
+    tmp_path: Path,
+) -> None:
+    """The fingerprint is checked where Lightning loads the checkpoint too, not only by
+    fit's look at the file before training."""
+    from lstmkit.training import RunFingerprint
+
+    train, val = _loaders()
+    ckpt = tmp_path / "ckpt"
+    fit(Linear(), train, val, _cfg(max_epochs=1, checkpoint_dir=str(ckpt)))
+    module = Linear()
+    module.train_config = _cfg()
+    trainer = L.Trainer(max_epochs=2, callbacks=[RunFingerprint("another run")], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)  # fmt: skip
+    with pytest.raises(LstmkitError, match="other data or settings"):
+        trainer.fit(module, train, val, ckpt_path=ckpt / "last.ckpt", weights_only=True)
