@@ -28,6 +28,7 @@ from lstmkit.data.series import Series, SeriesData, season_from_freq, tz_name
 from lstmkit.data.windows import make_windows, window_target_ends
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.config import ForecasterConfig
+from lstmkit.tasks.forecasting.network import output_steps
 from lstmkit.tasks.forecasting.state import FittedState
 
 
@@ -88,7 +89,7 @@ class ForecastData(L.LightningDataModule):
         super().__init__()
         self.sd = sd
         self.cfg = cfg
-        self.steps = cfg.horizon if cfg.method == "direct" else 1
+        self.steps = output_steps(cfg)
         self.window = 0
         self.val = 0
         self.state: FittedState | None = None

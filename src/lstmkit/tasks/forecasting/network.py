@@ -80,14 +80,18 @@ class ForecastNet(nn.Module):
         return self.head(torch.cat(parts, dim=1)).view(x.shape[0], self.steps, self.n_outputs)
 
 
+def output_steps(cfg: ForecasterConfig) -> int:
+    """Steps the network forecasts at once: the horizon (direct) or 1 (recursive)."""
+    return cfg.horizon if cfg.method == "direct" else 1
+
+
 def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> ForecastNet:
     """The `ForecastNet` of ``cfg`` for ``n_features`` input columns, an input window of
     ``window`` steps and ``n_future`` known future covariates."""
-    steps = cfg.horizon if cfg.method == "direct" else 1
     return ForecastNet(
         n_features,
         window,
-        steps,
+        output_steps(cfg),
         1 + len(cfg.quantiles or []),
         model=cfg.model,
         hidden_size=cfg.hidden_size,
