@@ -421,6 +421,7 @@ def test_training_modules_import_each_other_in_one_direction() -> None:
         assert imported <= set(order[:i]), (name, imported - set(order[:i]))
 
 
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")  # a bare Trainer
 def test_lightning_resuming_another_runs_checkpoint_is_refused_by_the_callback(
     tmp_path: Path,
 ) -> None:
