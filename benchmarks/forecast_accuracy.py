@@ -116,7 +116,7 @@ def main() -> None:
                 "fit_s": seconds,
                 "snaive": m.loc["seasonal_naive", "MAPE"],
                 "naive": m.loc["naive", "MAPE"],
-                "window": f.data_info["window"],
+                "window": f.state.window,
             }
         )
         r = rows[-1]

@@ -30,8 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import command, write_section
 
-from lstmkit.tasks.text_classification import TextClassifier
-from lstmkit.tasks.text_classification.pretrain import PretrainedEncoder
+from lstmkit.tasks.language_model import PretrainedEncoder
+from lstmkit.tasks.text_classification import TextClassifier, TextClassifierConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "aclImdb_v1.tar.gz"
@@ -96,7 +96,7 @@ def stage_finetune(args: argparse.Namespace) -> None:
 
     from lstmkit.data.imdb import load_imdb_splits
 
-    encoder = PretrainedEncoder.load(args.pretrained)
+    encoder = PretrainedEncoder.load(args.pretrained, TextClassifierConfig)
     settings = {**FINETUNE, **args.overrides}
     clf = TextClassifier(**settings)
     splits = load_imdb_splits(args.data, ("train", "test") if args.test else ("train",))

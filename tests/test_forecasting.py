@@ -126,7 +126,7 @@ def test_save_load_round_trip(fitted, tmp_path: Path) -> None:
         "config.json", "model.safetensors", "scaler.json", "context.json", "history.json",
     }  # fmt: skip
     g = Forecaster.load(path)
-    assert g.config == f.config and g.data_info == f.data_info
+    assert g.config == f.config and g.state == f.state
     pd.testing.assert_frame_equal(g.predict(), f.predict())
     pd.testing.assert_frame_equal(g.predict(df), f.predict(df))
     assert g.fit_result is not None and g.fit_result.history == f.fit_result.history
@@ -200,11 +200,13 @@ def test_too_short_series_and_bad_settings() -> None:
 
 
 def test_default_validation_grows_with_the_series_in_whole_horizons() -> None:
-    f = Forecaster(horizon=12)
-    assert f._val_size(144) == 12  # AirPassengers: one horizon, as before
-    assert f._val_size(480) == 48  # a tenth, rounded down to whole horizons
-    assert f._val_size(100_000) == 240  # at most 20 horizons
-    assert Forecaster(horizon=12, val_size=5)._val_size(100_000) == 5
+    from lstmkit.tasks.forecasting.data import validation_size
+
+    cfg = Forecaster(horizon=12).config
+    assert validation_size(cfg, 144) == 12  # AirPassengers: one horizon, as before
+    assert validation_size(cfg, 480) == 48  # a tenth, rounded down to whole horizons
+    assert validation_size(cfg, 100_000) == 240  # at most 20 horizons
+    assert validation_size(Forecaster(horizon=12, val_size=5).config, 100_000) == 5
 
 
 def test_long_series_draw_a_bounded_random_subset_each_epoch(monkeypatch) -> None:
@@ -297,7 +299,7 @@ def test_integer_time_column_round_trips(tmp_path: Path) -> None:
     t = np.arange(60)
     df = pd.DataFrame({"step": t * 2, "y": np.sin(t / 3) + t / 10})
     f = Forecaster(horizon=4, window=10, **(FAST | {"max_epochs": 2})).fit(df, target="y")
-    assert f.data_info["time_col"] == "step" and f.season is None
+    assert f.state.time_col == "step" and f.season is None
     g = Forecaster.load(f.save(tmp_path / "m"))
     assert g.predict()["step"].tolist() == [120, 122, 124, 126]
     assert list(f.evaluate(df).metrics.index) == ["lstmkit", "naive"]  # no season, no snaive
@@ -336,3 +338,30 @@ def test_forecast_run_holds_out_scores_and_writes(tmp_path: Path) -> None:
     assert bare.evaluation is None and len(bare.ahead) == 6
     with pytest.raises(LstmkitError, match="too few to hold out 47"):
         forecast_run(sd, Forecaster(horizon=6, window=12, **FAST), holdout=47)
+
+
+def test_data_module_splits_scales_and_windows_the_series_in_time() -> None:
+    from lstmkit.data.series import load_series
+    from lstmkit.tasks.forecasting.data import ForecastData
+
+    df = _series(60)
+    sd = load_series(df, target="y", time_col="month")
+    cfg = Forecaster(horizon=6, window=12, val_size=6, scaler="minmax", **FAST).config
+    data = ForecastData(sd, cfg)
+    data.setup("fit")
+    data.setup("fit")  # a second call changes nothing
+    # 60 rows: 43 windows of 12 + 6; those whose targets end by row 54 train, the 6 after
+    # validate
+    assert (data.window, data.val) == (12, 6)
+    x, y = data.train_set.tensors
+    vx, vy = data.val_set.tensors
+    assert (x.shape, y.shape, vx.shape, vy.shape) == ((37, 12, 1), (37, 6), (6, 12, 1), (6, 6))
+    # min-max scaling to [-1, 1] fitted on the 54 training rows only, by hand
+    values = df["y"].to_numpy()
+    lo, hi = values[:54].min(), values[:54].max()
+    scaled = 2 * (values - lo) / (hi - lo) - 1
+    np.testing.assert_allclose(x[0, :, 0].numpy(), scaled[:12], rtol=1e-5)
+    np.testing.assert_allclose(y[-1].numpy(), scaled[48:54], rtol=1e-5)
+    np.testing.assert_allclose(vy[-1].numpy(), scaled[54:60], rtol=1e-5)
+    assert data.context["0"]["values"] == df[["y"]].to_numpy()[-12:].tolist()
+    assert len(data.train_dataloader()) == 37 // 32 + 1 and len(data.val_dataloader()) == 1

@@ -99,6 +99,7 @@ def test_bad_api_settings_are_one_clear_error(settings: dict, message: str) -> N
         {"hidden_size": 5, "num_layers": 3, "quantiles": [0.05, 0.5, 0.95]},
         {"layer_norm": True, "num_layers": 2},
         {"model": "gru", "layer_norm": True, "bidirectional": True},
+        {"recurrent_dropout": 0.2, "zoneout": 0.1, "num_layers": 2, "dropout": 0.1},
     ],
 )
 def test_parameter_estimate_matches_the_network(settings: dict) -> None:
@@ -110,7 +111,8 @@ def test_parameter_estimate_matches_the_network(settings: dict) -> None:
     net = ForecastNet(3, 12, steps, 1 + len(cfg.quantiles or []), model=cfg.model,
                       hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
                       bidirectional=cfg.bidirectional, skip=cfg.skip, n_future=1,
-                      layer_norm=cfg.layer_norm)  # fmt: skip
+                      layer_norm=cfg.layer_norm, recurrent_dropout=cfg.recurrent_dropout,
+                      zoneout=cfg.zoneout, dropout=cfg.dropout)  # fmt: skip
     assert estimate_parameters(cfg, 3, 12, 1) == sum(p.numel() for p in net.parameters())
 
 
@@ -431,4 +433,7 @@ def test_precision_64_trains_in_float64_and_predicts_like_the_saved_model(tmp_pa
         fc = f.predict()
         assert np.isfinite(fc.drop(columns="date").to_numpy()).all()
         pd.testing.assert_frame_equal(Forecaster.load(f.save(tmp_path / "m")).predict(), fc)
-    assert f._scaled(next(iter(f._load(df).series.values()))).dtype == np.float64
+    from lstmkit.tasks.forecasting.data import scaled_values
+
+    series = next(iter(f._load(df).series.values()))
+    assert scaled_values(f.scaler, series, f.config.train.precision).dtype == np.float64

@@ -207,3 +207,103 @@ def test_both_tasks_read_gzipped_tables(tmp_path: Path) -> None:
     assert sd.freq == "MS" and sd.series["0"].values[:, 0].tolist() == [
         m * 1.5 for m in range(1, 13)
     ]
+
+
+# ------------------------------------------------------------------ streaming one column
+def _stream(path: Path, column: str = "text", rows: int = 1) -> list:
+    from lstmkit.data.tables import iter_column
+
+    return list(iter_column(path, column, rows))
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("d.csv", CSV),
+        ("d.tsv", CSV.replace(",\nthen", "\tthen").replace(",", "\t").replace("\tthen", ",\nthen")),
+        ("d.jsonl", '{"text": "he said \\"hi\\",\\nthen left", "label": 1}\n\n{"text": "plain", '
+         '"label": 0}\n'),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("gz", [False, True])
+def test_iter_column_streams_what_read_table_reads(
+    tmp_path: Path, name: str, data: str, gz: bool
+) -> None:
+    path = tmp_path / (name + ".gz" if gz else name)
+    raw = data.encode()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    chunks = _stream(path, rows=1)
+    assert [c.values for c in chunks] == [[WANT["text"][0]], [WANT["text"][1]]]
+    assert [c.first_row for c in chunks] == [0, 1]
+    assert chunks[-1].position == path.stat().st_size  # the bytes on disk, read to the end
+    labels = [v for c in _stream(path, "label", rows=5) for v in c.values]
+    assert labels == (["1", "0"] if "jsonl" not in name else [1, 0])  # CSV cells are text
+
+
+def test_iter_column_reads_parquet_by_row_batches_and_decodes_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"text": [b"caf\xc3\xa9", b"two", None], "n": [1, 2, 3]}), path)
+    chunks = _stream(path, rows=2)
+    assert [c.values for c in chunks] == [["caf\u00e9", "two"], [None]]
+    assert [(c.first_row, c.position) for c in chunks] == [(0, 2), (2, 3)]  # rows for Parquet
+    pq.write_table(pa.table({"text": [b"ok", b"bad \xff"]}), path)
+    with pytest.raises(LstmkitError, match="row 2 of column 'text' contains bytes"):
+        _stream(path)
+
+
+def test_iter_column_never_holds_the_table(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "big.csv"
+    row = "x" * 200
+    path.write_text("id,text\n" + "".join(f"{i},{row} {i}\n" for i in range(40_000)))
+    assert path.stat().st_size > 8_000_000
+    from lstmkit.data.tables import iter_column
+
+    tracemalloc.start()
+    try:
+        n = chunks = 0
+        for chunk in iter_column(path, "text", 1000):
+            assert len(chunk.values) <= 1000
+            n, chunks = n + len(chunk.values), chunks + 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n == 40_000 and chunks == 40
+    assert peak < 3_000_000, peak  # a chunk of 1000 texts, not the 8 MB file
+
+
+def test_iter_column_errors_are_one_line(tmp_path: Path) -> None:
+    cases = []
+    p = tmp_path / "cols.csv"
+    p.write_text("review\na\n")
+    cases.append((p, r"no text column 'text'; the file has columns \['review'\]"))
+    p = tmp_path / "rec.jsonl"
+    p.write_text('{"text": "a"}\n{"body": "b"}\n')
+    cases.append((p, r"row 2 has no field 'text' \(it has \['body'\]\)"))
+    p = tmp_path / "obj.jsonl"
+    p.write_text('{"text": "a"}\n[1]\n')
+    cases.append((p, "row 2 is a JSON list, expected an object"))
+    p = tmp_path / "bytes.jsonl"
+    p.write_bytes(b'{"text": "a"}\n{"text": "\xff"}\n')
+    cases.append((p, "row 2 contains bytes that are not valid UTF-8"))
+    p = tmp_path / "bytes.csv"
+    p.write_bytes(b"text\nfine\nbad \xff\n")
+    cases.append((p, "bytes that are not valid UTF-8 at or after row 2"))  # row 1 was read
+    for i, body in enumerate(["text,n\na,1,9\nb,2\n", "text,n\na,1\nb,2,9\n"]):
+        p = tmp_path / f"long{i}.csv"  # pandas only warns when it is the first data row
+        p.write_text(body)
+        cases.append((p, "has more fields than the header; put cells that hold a comma"))
+    p = tmp_path / "damaged.csv.gz"
+    p.write_bytes(b"\x1f\x8b\x08\x00" + bytes(6) + b"\xff not deflate data " * 40)
+    cases.append((p, r"damaged\.csv\.gz: not a readable gzip file"))
+    p = tmp_path / "d.parquet.gz"
+    p.write_bytes(b"x")
+    cases.append((p, "a gzipped Parquet file cannot be read"))
+    p = tmp_path / "notes.txt"
+    p.write_text("a\n")
+    cases.append((p, "not a table"))
+    for path, expect in cases:
+        with pytest.raises(LstmkitError, match=expect) as info:
+            _stream(path)
+        assert "\n" not in str(info.value), path

@@ -406,3 +406,37 @@ def test_config_argument_types():
         TextClassifier(config=["hidden_size", 8])
     with pytest.raises(LstmkitError, match="unknown TextClassifierConfig fields"):
         TextClassifier(config={"hiden_size": 8})
+
+
+def test_stratified_split_holds_out_a_share_of_every_class() -> None:
+    from lstmkit.tasks.text_classification.data import stratified_split
+
+    y = [0] * 10 + [1] * 5 + [2]  # the lone text of class 2 cannot be spared
+    train, val = stratified_split(y, 3, 0.2, seed=0)
+    assert sorted(train + val) == list(range(16)) and not set(train) & set(val)
+    assert train == sorted(train) and val == sorted(val)
+    assert [sum(y[i] == c for i in val) for c in range(3)] == [2, 1, 0]  # round(10 * .2), 1
+    assert stratified_split(y, 3, 0.2, seed=0) == (train, val)  # seeded
+    assert stratified_split(y, 3, 0.0, seed=0) == (list(range(16)), [])
+
+
+def test_text_data_module_encodes_both_parts_with_the_training_tokenizer() -> None:
+    from lstmkit.tasks.text_classification.data import TextData
+
+    cfg = make_config(vocab_size=30, batch_size=4)
+    train = (["a good film", "a bad film", "good good", "bad plot", "the film"], [1, 0, 1, 0, 1])
+    val = (["a good plot", "unseen words"], [1, 0])
+    data = TextData(cfg, ["neg", "pos"], train, val)
+    data.setup("fit")
+    tokenizer = data.tokenizer
+    data.setup("fit")  # a second call changes nothing
+    assert data.tokenizer is tokenizer
+    reference = TextTokenizer.train(train[0], cfg.tokenizer)  # learnt from training texts only
+    assert tokenizer.to_json() == reference.to_json()
+    assert data.train_ids == reference.encode(train[0])
+    assert data.val_ids == reference.encode(val[0])
+    assert data.train_tokens == sum(len(ids) for ids in reference.encode(train[0]))
+    batches = list(data.train_dataloader())
+    assert sorted(int(label) for b in batches for label in b["labels"]) == [0, 0, 1, 1, 1]
+    assert [b["ids"].shape[0] for b in data.val_dataloader()] == [2]
+    assert TextData(cfg, ["neg", "pos"], train, ([], [])).val_dataloader() is None

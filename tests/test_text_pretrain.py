@@ -26,14 +26,14 @@ from lstmkit.cli import app
 from lstmkit.data.corpus import TextCorpus
 from lstmkit.data.tokenize import TextTokenizer, TokenizerConfig
 from lstmkit.errors import LstmkitError
-from lstmkit.tasks.text_classification.pretrain import (
+from lstmkit.tasks.language_model import (
     LanguageModelNet,
     LanguageModelStream,
     PretrainedEncoder,
     PretrainSettings,
     scan_corpus,
 )
-from lstmkit.tasks.text_classification.settings import make_config
+from lstmkit.tasks.text_classification.settings import TextClassifierConfig, make_config
 
 SUBJECTS = ["the cat", "the dog", "a bird", "my friend", "the old man"]
 VERBS = ["sees", "likes", "hates", "follows", "finds"]
@@ -62,6 +62,11 @@ def make_labelled(n: int, seed: int = 1) -> tuple[list[str], list[str]]:
         texts.append(f"{rng.choice(SUBJECTS)} {verb} {rng.choice(OBJECTS)} .")
         labels.append("pos" if good else "neg")
     return texts, labels
+
+
+def _load(path: Path) -> PretrainedEncoder:
+    """A saved encoder of a text classifier (its settings are a `TextClassifierConfig`)."""
+    return PretrainedEncoder.load(path, TextClassifierConfig)
 
 
 SMALL = {"embedding_dim": 16, "hidden_size": 16, "bidirectional": True, "vocab_size": 200}
@@ -182,7 +187,7 @@ def test_a_multi_megabyte_line_is_streamed_in_bounded_memory(tmp_path: Path) -> 
 
 def test_missing_column_names_the_columns(tmp_path: Path) -> None:
     pd.DataFrame({"review": ["a b"]}).to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(LstmkitError, match=r"no column 'text'.*\['review'\]"):
+    with pytest.raises(LstmkitError, match=r"no text column 'text'.*\['review'\]"):
         TextCorpus(tmp_path / "t.csv").check()
 
 
@@ -276,7 +281,7 @@ def test_pretrained_folder_round_trips(pretrained) -> None:
         p.name for p in path.iterdir()
     }
     assert (path / "perplexity.png").read_bytes()[:4] == b"\x89PNG"
-    loaded = PretrainedEncoder.load(path)
+    loaded = _load(path)
     assert loaded.state.keys() == clf.pretrained.state.keys()
     for k, v in clf.pretrained.state.items():
         assert torch.equal(loaded.state[k], v), k
@@ -286,7 +291,7 @@ def test_pretrained_folder_round_trips(pretrained) -> None:
 
 def test_fine_tuning_starts_from_the_pretrained_weights(pretrained) -> None:
     _, path = pretrained
-    enc = PretrainedEncoder.load(path)
+    enc = _load(path)
     texts, labels = make_labelled(200)
     clf = TextClassifier(pooling="max+mean", epochs=1, lr=1e-12, batch_size=16)
     clf.fit(texts, labels, pretrained=path, progress=False)
@@ -352,18 +357,18 @@ def test_damaged_or_foreign_pretrained_folders_are_one_clear_error(
     mixed = _copy(path, tmp_path / "mixed")  # another run's tokenizer beside these weights
     (mixed / "tokenizer.json").write_bytes((other_dir / "tokenizer.json").read_bytes())
     with pytest.raises(LstmkitError, match="from different runs"):
-        PretrainedEncoder.load(mixed)
+        _load(mixed)
     shapes = _copy(other_dir, tmp_path / "shapes")  # weights of another shape
     (shapes / "model.safetensors").write_bytes((path / "model.safetensors").read_bytes())
     with pytest.raises(LstmkitError, match="from different runs"):
-        PretrainedEncoder.load(shapes)
+        _load(shapes)
     texts, labels = make_labelled(60)
     model = TextClassifier(embedding_dim=8, hidden_size=8, epochs=1).fit(
         texts, labels, progress=False
     )
     model.save(tmp_path / "classifier")
     with pytest.raises(LstmkitError, match="text_classifier"):
-        PretrainedEncoder.load(tmp_path / "classifier")
+        _load(tmp_path / "classifier")
 
 
 # ------------------------------------------------------------------ the command line
@@ -498,7 +503,7 @@ def test_killed_pretraining_resumes_and_ends_with_the_uninterrupted_encoder(
         done = subprocess.run(argv(tmp_path / out, tmp_path / ckpt), capture_output=True,
                               text=True, timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stderr
-    got, want = PretrainedEncoder.load(tmp_path / "enc"), PretrainedEncoder.load(tmp_path / "ref")
+    got, want = _load(tmp_path / "enc"), _load(tmp_path / "ref")
     assert [r["epoch"] for r in got.history] == [0, 1, 2, 3]
     for a, b in zip(got.history, want.history, strict=True):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
@@ -542,7 +547,7 @@ def test_pretraining_killed_mid_epoch_resumes_exactly_and_says_so(
         outputs["enc"],
     ), outputs["enc"]
     assert "resumed" not in outputs["ref"]
-    got, want = PretrainedEncoder.load(tmp_path / "enc"), PretrainedEncoder.load(tmp_path / "ref")
+    got, want = _load(tmp_path / "enc"), _load(tmp_path / "ref")
     assert got.info.resumed_at_step == 7 and want.info.resumed_at_step is None
     for name, tensor in want.state.items():
         torch.testing.assert_close(got.state[name], tensor, rtol=0, atol=1e-6)
@@ -595,7 +600,7 @@ def test_no_step_checkpoint_after_an_epochs_last_batch(tmp_path: Path) -> None:
 
 def test_fine_tuning_may_cut_texts_differently_from_pretraining(pretrained, tmp_path) -> None:
     _, path = pretrained
-    enc = PretrainedEncoder.load(path)
+    enc = _load(path)
     texts, labels = make_labelled(100)
     long_texts = [t + " " + " ".join(["the ball"] * 30) for t in texts]
     clf = TextClassifier(max_length=7, keep="head", epochs=1, batch_size=16)
@@ -608,3 +613,37 @@ def test_fine_tuning_may_cut_texts_differently_from_pretraining(pretrained, tmp_
     again = TextClassifier.load(tmp_path / "m")
     assert again.config.tokenizer.max_length == 7
     assert again.predict(long_texts) == clf.predict(long_texts)
+
+
+# ------------------------------------------------------------------ the package
+def test_old_import_path_warns_and_still_loads(pretrained) -> None:
+    _, path = pretrained
+    import lstmkit.tasks.text_classification.pretrain as old
+
+    with pytest.warns(DeprecationWarning, match="lstmkit.tasks.language_model"):
+        legacy = old.PretrainedEncoder
+    with pytest.warns(DeprecationWarning, match="moved to lstmkit.tasks.language_model"):
+        assert old.PretrainSettings is PretrainSettings
+    enc = legacy.load(path)  # the old one-argument form
+    assert isinstance(enc, PretrainedEncoder) and enc.config.hidden_size == 16
+    with pytest.raises(AttributeError):
+        old.no_such_name  # noqa: B018
+
+
+def test_language_model_package_imports_nothing_of_the_text_classifier() -> None:
+    """The classifier uses the language model, never the other way round."""
+    import ast
+
+    import lstmkit.tasks.language_model as lm
+
+    for file in Path(lm.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            for name in names:
+                assert not name.startswith("lstmkit.tasks.text_classification"), (file, name)

@@ -368,3 +368,74 @@ def test_progress_is_printed_as_lines_when_stderr_is_not_a_terminal(capsys, monk
     assert "val_loss" in done[-1] and "train_loss" in done[-1]
     clf.fit(texts, labels, progress=False, baseline=False)
     assert "epoch" not in capsys.readouterr().err  # no progress asked: nothing printed
+
+
+def test_atomic_checkpoint_io_keeps_the_previous_checkpoint_when_a_save_fails(
+    tmp_path: Path,
+) -> None:
+    from lstmkit.training import AtomicCheckpointIO
+
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+    before = path.read_bytes()
+    with pytest.raises(Exception):  # noqa: B017 - pickling a lambda fails (type varies)
+        io.save_checkpoint({"epoch": 2, "bad": lambda: None}, path)
+    assert path.read_bytes() == before  # still the whole previous checkpoint
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left
+    io.save_checkpoint({"epoch": 3}, path)
+    assert torch.load(path, weights_only=True)["epoch"] == 3
+
+
+def test_fingerprint_callback_refuses_another_runs_checkpoint_on_load(tmp_path: Path) -> None:
+    from lstmkit.training import RunFingerprint
+
+    saved: dict = {}
+    RunFingerprint("run-a").on_save_checkpoint(None, None, saved)  # type: ignore[arg-type]
+    assert saved == {"lstmkit": {"fingerprint": "run-a"}}
+    RunFingerprint("run-a").on_load_checkpoint(None, None, saved)  # type: ignore[arg-type]
+    with pytest.raises(LstmkitError, match="other data or settings"):
+        RunFingerprint("run-b").on_load_checkpoint(None, None, saved)  # type: ignore[arg-type]
+    with pytest.raises(LstmkitError, match="not written by lstmkit"):
+        RunFingerprint("run-a").on_load_checkpoint(None, None, {"epoch": 1})  # type: ignore[arg-type]
+
+
+def test_training_modules_import_each_other_in_one_direction() -> None:
+    """No circle inside lstmkit.training: each module imports only those before it."""
+    import ast
+
+    import lstmkit.training
+
+    order = ["config", "checkpoints", "module", "progress", "trainer"]
+    folder = Path(lstmkit.training.__file__).parent
+    for i, name in enumerate(order):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {
+            node.module.rsplit(".", 1)[-1]
+            for node in ast.walk(tree)  # function-level imports count too
+            if isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("lstmkit.training.")
+        }
+        assert imported <= set(order[:i]), (name, imported - set(order[:i]))
+
+
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")  # a bare Trainer
+def test_lightning_resuming_another_runs_checkpoint_is_refused_by_the_callback(
+    tmp_path: Path,
+) -> None:
+    """The fingerprint is checked where Lightning loads the checkpoint too, not only by
+    fit's look at the file before training."""
+    from lstmkit.training import RunFingerprint
+
+    train, val = _loaders()
+    ckpt = tmp_path / "ckpt"
+    fit(Linear(), train, val, _cfg(max_epochs=1, checkpoint_dir=str(ckpt)))
+    module = Linear()
+    module.train_config = _cfg()
+    trainer = L.Trainer(max_epochs=2, callbacks=[RunFingerprint("another run")], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)  # fmt: skip
+    with pytest.raises(LstmkitError, match="other data or settings"):
+        trainer.fit(module, train, val, ckpt_path=ckpt / "last.ckpt", weights_only=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,11 @@ from rich.table import Table
 from lstmkit.cli import app
 from lstmkit.errors import LstmkitError
 from lstmkit.io import check_model_target, check_outside, check_writable
+
+if TYPE_CHECKING:  # the CLI starts without torch
+    from lstmkit.tasks.language_model import PretrainedEncoder
+    from lstmkit.tasks.text_classification import TextClassifier
+    from lstmkit.tasks.text_classification.report import TrainReport
 
 classify_app = typer.Typer(
     help="Text classification with an LSTM: train, evaluate, predict.", no_args_is_help=True
@@ -263,6 +268,15 @@ def train(
     report = fit_and_save(clf, texts, out, progress=progress,
                           baseline=baseline and (baseline_kind or "tfidf"),
                           vectors=vectors)  # fmt: skip
+    _print_fit(clf, report, vectors, checkpoint_dir)
+    console.print(f"model saved to {out} (training.png, confusion.png inside)", highlight=False)
+
+
+def _print_fit(
+    clf: TextClassifier, report: TrainReport, vectors: Path | None, checkpoint_dir: Path | None
+) -> None:
+    """What `classify train` prints after the fit: the word vectors found, where it
+    resumed, the history, the scores and the confusion matrix."""
     if vectors is not None:
         info = clf.fit_info
         console.print(
@@ -279,7 +293,6 @@ def train(
     console.print(_history_table(clf.history))
     console.print(_metrics_table(report.part, report.evaluation, clf.config.rnn))
     console.print(_confusion_table(report.evaluation))
-    console.print(f"model saved to {out} (training.png, confusion.png inside)", highlight=False)
 
 
 @classify_app.command("pretrain")
@@ -340,8 +353,8 @@ def pretrain(
 ) -> None:
     """Pretrain the tokenizer, word vectors and LSTM on unlabelled texts (a language model)."""
     from lstmkit.data.corpus import TextCorpus
+    from lstmkit.tasks.language_model import KIND, PretrainSettings, check_pretrainable
     from lstmkit.tasks.text_classification import TextClassifier
-    from lstmkit.tasks.text_classification.pretrain import KIND
 
     settings = {
         "embedding_dim": embedding_dim, "hidden_size": hidden_size, "num_layers": layers,
@@ -354,8 +367,6 @@ def pretrain(
         seed=seed,
         **{k: v for k, v in settings.items() if v is not None},
     )
-    from lstmkit.tasks.text_classification.pretrain import PretrainSettings, check_pretrainable
-
     run = PretrainSettings(
         epochs=epochs, max_minutes=max_minutes, batch_size=batch_size, lr=lr,
         val_texts=val_texts, seed=seed, precision=precision,
@@ -377,6 +388,12 @@ def pretrain(
     clf.save_pretrained(out)
     pre = clf.pretrained
     assert pre is not None
+    _print_pretrained(pre, out, checkpoint_dir)
+
+
+def _print_pretrained(pre: PretrainedEncoder, out: Path, checkpoint_dir: Path | None) -> None:
+    """What `classify pretrain` prints after the run: where it resumed, the perplexity
+    per epoch, the summary and how to fine-tune the encoder."""
     info = pre.info
     if info.resumed_at_step is not None:
         epoch, done = (info.resumed_epoch or 0) + 1, info.resumed_batches or 0

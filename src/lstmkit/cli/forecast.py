@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,10 @@ from rich.table import Table
 
 from lstmkit.cli import app
 from lstmkit.errors import LstmkitError
+
+if TYPE_CHECKING:  # the CLI starts without torch
+    from lstmkit.tasks.forecasting import Forecaster
+    from lstmkit.tasks.forecasting.run import ForecastRun
 
 console = Console(stderr=False)
 
@@ -254,9 +258,21 @@ def _forecast(
         run = forecast_run(sd, forecaster, holdout=holdout, backtest=backtest, future=future,
                            name=name)  # fmt: skip
         written = run.write(stage)
-    evaluation, result, band, holdout = run.evaluation, forecaster.fit_result, run.band, run.holdout
-    # Below: printing only.
+    _print_run(run, forecaster, name, horizon, backtest, checkpoint_dir)
+    console.print(f"wrote {out}/: {', '.join(written)}")
 
+
+def _print_run(
+    run: ForecastRun,
+    forecaster: Forecaster,
+    name: str,
+    horizon: int,
+    backtest: int,
+    checkpoint_dir: Path | None,
+) -> None:
+    """What `lstmkit forecast` prints after a run: the held-out scores, the band's
+    coverage, where it resumed, the training summary and the backtest."""
+    evaluation, result, band, holdout = run.evaluation, forecaster.fit_result, run.band, run.holdout
     if evaluation is not None:
         scored = "" if holdout == horizon else f", scored on the final {horizon}"
         console.print(_metrics_table(
@@ -282,7 +298,6 @@ def _forecast(
     if run.backtest is not None:
         mean = run.backtest.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()
         console.print(_metrics_table(mean, f"{name}: backtest, mean over {backtest} folds"))
-    console.print(f"wrote {out}/: {', '.join(written)}")
 
 
 @app.command("predict")

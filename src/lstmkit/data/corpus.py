@@ -5,7 +5,8 @@ memory. Each source is one of:
 
 - a text file (``.txt``, or any other suffix) holding one text per line;
 - a table (``.csv``/``.tsv``/``.jsonl``/``.parquet``, optionally ``.gz`` for the text
-  formats) with a text column, read in chunks;
+  formats) with a text column, read in chunks by the one table reader
+  (`lstmkit.data.tables.iter_column`);
 - the IMDB archive ``aclImdb_v1.tar.gz`` or its extracted ``aclImdb/`` folder: the
   25,000 training reviews and the 50,000 unlabelled ones (never the test reviews);
 - a folder of ``.txt`` files, one text per file;
@@ -29,49 +30,22 @@ tokens at a cut see a different context.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
 import re
-import sys
 import tarfile
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 from lstmkit.data.imdb import is_imdb_source
+from lstmkit.data.tables import READ_ERRORS, ByteSource, iter_column, stream_format, unreadable
 from lstmkit.errors import LstmkitError
 
-#: Table formats by suffix (after an optional ``.gz``).
-_TABLES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-_PARQUET = (".parquet", ".pq")
 #: IMDB members pretraining reads: the labelled training reviews and the unlabelled ones.
 _IMDB_MEMBER = re.compile(r"(?:^|/)train/(neg|pos|unsup)/\d+_\d+\.txt$")
 _CHUNK_ROWS = 4096
 #: the longest text a corpus yields, in bytes of UTF-8 (longer ones are cut, see above)
 MAX_TEXT_BYTES = 1 << 16
 _WHITESPACE = (b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c")
-#: what reading a damaged gzip file raises (zlib.error is not an OSError)
-_READ_ERRORS = (OSError, EOFError, zlib.error)
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    """A strict UTF-8 text stream of ``path`` (gzip when it ends in .gz)."""
-    if path.suffix.lower() == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="strict")
-    return open(path, encoding="utf-8", errors="strict", newline="")
-
-
-def _format(path: Path) -> str:
-    name = path.name.lower().removesuffix(".gz")
-    if name.endswith(_PARQUET):
-        return "parquet"
-    for suffix, kind in _TABLES.items():
-        if name.endswith(suffix):
-            return kind
-    return "lines"
 
 
 def _not_utf8(path: Path, where: str) -> LstmkitError:
@@ -131,15 +105,6 @@ def _cut_text(text: str) -> Iterator[str]:
     yield data.decode("utf-8", errors="surrogatepass")
 
 
-def _unreadable(path: Path, err: BaseException) -> LstmkitError:
-    if path.suffix.lower() == ".gz" and not isinstance(err, FileNotFoundError | PermissionError):
-        return LstmkitError(
-            f"{path}: not a readable gzip file ({err}); it is damaged or not gzip "
-            "(check it with gzip -t)"
-        )
-    return LstmkitError(f"{path}: cannot be read ({err})")
-
-
 def _decoded(
     path: Path, pieces: Iterator[tuple[int, bytes]], where: str | None = None
 ) -> Iterator[str]:
@@ -151,86 +116,22 @@ def _decoded(
             raise _not_utf8(path, where or f"line {number}") from None
 
 
-def _whole_lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    for number, raw in enumerate(fh, start=1):
-        yield number, raw.rstrip(b"\r\n")
-
-
-def _lines(path: Path, whole: bool = False) -> Iterator[str]:
+def _lines(path: Path) -> Iterator[str]:
     """The lines of a text file (gzip when it ends in .gz), each decoded on its own so
-    that a bad byte is reported with its line number. A line longer than
-    `MAX_TEXT_BYTES` comes as several texts, read in bounded memory, unless ``whole``
-    (a JSONL record must be parsed whole)."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    that a bad byte is reported with its line number; a line longer than
+    `MAX_TEXT_BYTES` comes as several texts, read in bounded memory."""
     try:
-        with opener(path, "rb") as fh:
-            lines = _whole_lines(fh) if whole else _read_pieces(fh, by_line=True)
-            yield from _decoded(path, lines)
-    except _READ_ERRORS as err:
-        raise _unreadable(path, err) from None
+        with ByteSource(path) as source:
+            yield from _decoded(path, _read_pieces(source.stream, by_line=True))
+    except READ_ERRORS as err:
+        raise unreadable(path, err) from None
 
 
-def _missing_column(path: Path, column: str, columns: Sequence[str]) -> LstmkitError:
-    return LstmkitError(
-        f"{path}: no column {column!r}; the columns are {list(columns)}; pass --text-column"
-    )
-
-
-def _csv_rows(path: Path, column: str, delimiter: str) -> Iterator[str]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # texts of megabytes are fine
-    row_no = 0
-    try:
-        with _open_text(path) as fh:
-            reader = csv.reader(fh, delimiter=delimiter)
-            header = next(reader, None)
-            if header is None:
-                return
-            if column not in header:
-                raise _missing_column(path, column, header)
-            at = header.index(column)
-            for row_no, row in enumerate(reader, start=1):  # noqa: B007
-                if at < len(row):
-                    yield row[at]
-    except UnicodeDecodeError:
-        raise _not_utf8(path, f"data row {row_no + 1}") from None
-    except csv.Error as err:
-        raise LstmkitError(
-            f"{path}: not a readable table near data row {row_no + 1} ({err})"
-        ) from None
-    except _READ_ERRORS as err:
-        raise _unreadable(path, err) from None
-
-
-def _jsonl_rows(path: Path, column: str) -> Iterator[str]:
-    for n, line in enumerate(_lines(path, whole=True), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise LstmkitError(f"{path}: line {n} is not JSON ({err.msg})") from None
-        if not isinstance(record, dict) or column not in record:
-            keys = list(record) if isinstance(record, dict) else type(record).__name__
-            raise LstmkitError(
-                f"{path}: line {n} has no field {column!r} (it has {keys}); pass --text-column"
-            )
-        value = record[column]
-        if value is not None:
-            yield str(value)
-
-
-def _parquet_rows(path: Path, column: str) -> Iterator[str]:
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(path)
-    except Exception as err:  # pyarrow raises several types for a damaged file
-        raise LstmkitError(f"{path}: not a readable Parquet file ({err})") from None
-    names = pf.schema_arrow.names
-    if column not in names:
-        raise _missing_column(path, column, names)
-    for batch in pf.iter_batches(batch_size=_CHUNK_ROWS, columns=[column]):
-        for value in batch.column(0).to_pylist():
+def _table_rows(path: Path, column: str) -> Iterator[str]:
+    """The texts of a table's ``column`` (`lstmkit.data.tables.iter_column`); missing
+    values are skipped, other values taken as their text."""
+    for chunk in iter_column(path, column, _CHUNK_ROWS):
+        for value in chunk.values:
             if value is not None:
                 yield value if isinstance(value, str) else str(value)
 
@@ -254,7 +155,7 @@ def _imdb_rows(path: Path) -> Iterator[str]:
                     continue
                 pieces = _read_pieces(fh, by_line=False)
                 yield from _decoded(path, pieces, f"review {member.name}")
-    except (tarfile.TarError, *_READ_ERRORS) as err:
+    except (tarfile.TarError, *READ_ERRORS) as err:
         raise LstmkitError(
             f"{path}: not a readable tar archive ({err}); expected aclImdb_v1.tar.gz"
         ) from None
@@ -285,16 +186,10 @@ def iter_source(path: str | Path, text_column: str = "text") -> Iterator[str]:
         yield from _imdb_rows(path)
     elif path.is_dir():
         yield from _folder_rows(path)
+    elif stream_format(path) is None:
+        yield from _lines(path)
     else:
-        kind = _format(path)
-        if kind == "lines":
-            yield from _lines(path)
-        elif kind == "jsonl":
-            yield from _cut_texts(_jsonl_rows(path, text_column))
-        elif kind == "parquet":
-            yield from _cut_texts(_parquet_rows(path, text_column))
-        else:
-            yield from _cut_texts(_csv_rows(path, text_column, "," if kind == "csv" else "\t"))
+        yield from _cut_texts(_table_rows(path, text_column))
 
 
 def _cut_texts(texts: Iterable[str]) -> Iterator[str]:

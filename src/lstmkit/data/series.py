@@ -377,6 +377,38 @@ def load_series(
     future = list(future_covariates or [])
     covariates = list(covariates or [])
     covariates += [c for c in future if c not in covariates]
+    df, source, target, time_col = _as_frame(data, target, time_col)
+    time_col, target = _pick_columns(df, source, target, time_col, id_col, covariates)
+    out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future)
+    groups = [(None, df)] if id_col is None else list(df.groupby(id_col, sort=False))
+    freqs = set()
+    for key, part in groups:
+        sid = "0" if key is None else str(key)
+        part_source = source if id_col is None else f"{source} ({id_col}={sid})"
+        out.series[sid] = _one_series(sid, part, out, part_source)
+        if time_col:
+            label = "" if id_col is None else f"series {sid!r}: "
+            f = _infer_freq(out.series[sid].times, label)
+            if f is not None:
+                freqs.add(f)
+    if freq is None and freqs:
+        if len(freqs) > 1:
+            raise LstmkitError(
+                f"the series have different frequencies ({', '.join(sorted(freqs))}); "
+                "resample them to one frequency"
+            )
+        freq = freqs.pop()
+    out.freq = freq
+    return out
+
+
+def _as_frame(
+    data: pd.DataFrame | pd.Series | str | os.PathLike[str],
+    target: str | None,
+    time_col: str | None,
+) -> tuple[pd.DataFrame, str, str | None, str | None]:
+    """``data`` as a DataFrame with string column names (a DatetimeIndex becomes the time
+    column), with the source named in messages and the target / time column so far."""
     source = "the data"
     if isinstance(data, (str, os.PathLike)):
         source = str(data)
@@ -398,7 +430,19 @@ def load_series(
         time_col = str(df.columns[0])
     df = df.copy()
     df.columns = [str(c) for c in df.columns]
+    return df, source, target, time_col
 
+
+def _pick_columns(
+    df: pd.DataFrame,
+    source: str,
+    target: str | None,
+    time_col: str | None,
+    id_col: str | None,
+    covariates: list[str],
+) -> tuple[str | None, str]:
+    """Check the named columns exist and pick the time column and the target (the one
+    numeric column left) when they are not given."""
     for col, role in [(time_col, "time"), (id_col, "id"), *((c, "covariate") for c in covariates)]:
         if col is not None:
             _check_column(df, col, role, source)
@@ -416,46 +460,33 @@ def load_series(
     _check_column(df, target, "target", source)
     if target in used:
         raise LstmkitError(f"column {target!r} cannot be both the target and the time/id/covariate")
+    return time_col, target
 
-    out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future)
-    groups = [(None, df)] if id_col is None else list(df.groupby(id_col, sort=False))
-    freqs = set()
-    for key, part in groups:
-        sid = "0" if key is None else str(key)
-        label = "" if id_col is None else f"series {sid!r}: "
-        part_source = source if id_col is None else f"{source} ({id_col}={sid})"
-        part = part.reset_index(drop=True)
-        times = _parse_times(part, time_col, part_source) if time_col else pd.RangeIndex(len(part))
-        cols = [
-            _numeric_column(part, c, times if time_col else None, part_source)
-            for c in (target, *covariates)
-        ]
-        values = np.stack(cols, axis=1)
-        keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else times.to_numpy()
-        order = np.argsort(keys, kind="stable")
-        times, values = times[order], values[order]
-        dup = times.duplicated()
-        if dup.any():
-            hint = "" if id_col else " (pass --id-col for several series)"
-            when = format_time(times[np.flatnonzero(dup)[0]])
-            raise LstmkitError(
-                f"{label}timestamp {when} appears more than once; "
-                f"each time may appear once per series{hint}"
-            )
-        if time_col:
-            f = _infer_freq(times, label)
-            if f is not None:
-                freqs.add(f)
-        out.series[sid] = Series(sid, times, values)
-    if freq is None and freqs:
-        if len(freqs) > 1:
-            raise LstmkitError(
-                f"the series have different frequencies ({', '.join(sorted(freqs))}); "
-                "resample them to one frequency"
-            )
-        freq = freqs.pop()
-    out.freq = freq
-    return out
+
+def _one_series(sid: str, part: pd.DataFrame, sd: SeriesData, source: str) -> Series:
+    """The rows of one series as a `Series` sorted by time (values: the target, then the
+    covariates of ``sd``); a timestamp that appears twice is refused."""
+    time_col, id_col = sd.time_col, sd.id_col
+    label = "" if id_col is None else f"series {sid!r}: "
+    part = part.reset_index(drop=True)
+    times = _parse_times(part, time_col, source) if time_col else pd.RangeIndex(len(part))
+    cols = [
+        _numeric_column(part, c, times if time_col else None, source)
+        for c in (sd.target, *sd.covariates)
+    ]
+    values = np.stack(cols, axis=1)
+    keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else times.to_numpy()
+    order = np.argsort(keys, kind="stable")
+    times, values = times[order], values[order]
+    dup = times.duplicated()
+    if dup.any():
+        hint = "" if id_col else " (pass --id-col for several series)"
+        when = format_time(times[np.flatnonzero(dup)[0]])
+        raise LstmkitError(
+            f"{label}timestamp {when} appears more than once; "
+            f"each time may appear once per series{hint}"
+        )
+    return Series(sid, times, values)
 
 
 def load_future(

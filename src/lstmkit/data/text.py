@@ -44,8 +44,8 @@ __all__ = [
     "validate_texts",
 ]
 
-TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-TABLE_SUFFIXES |= {".parquet": "parquet", ".pq": "parquet"}
+#: the suffixes a file of texts is read as a table by (`lstmkit.data.tables.STREAM_SUFFIXES`)
+TABLE_SUFFIXES = tables.STREAM_SUFFIXES
 
 
 _rows = tables.rows_text
@@ -158,10 +158,7 @@ def table_format(path: Path) -> str:
 
 def _column(path: Path, columns: list[str], name: str, role: str, option: str) -> None:
     if name not in columns:
-        raise LstmkitError(
-            f"{path}: no {role} column {name!r}; the file has columns {columns}; pass the "
-            f"right name with {option}"
-        )
+        raise tables.missing_column(path, name, columns, role, option)
 
 
 def _normalise_label(value: object) -> Label | None:

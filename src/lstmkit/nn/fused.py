@@ -231,12 +231,6 @@ def _ext() -> ModuleType:
     return _configured(ext)
 
 
-def _grad_as(g: Tensor | None, like: Tensor | None) -> Tensor | None:
-    if g is None or like is None or not like.requires_grad:
-        return None
-    return g.to(like.dtype)
-
-
 class _LSTMDirection(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, *args: Any) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]

@@ -1,2 +1,3 @@
-"""One module per application: forecasting (``Forecaster``) and text classification
-(``TextClassifier``), each with its model, LightningModule and fit/predict API."""
+"""One package per application: forecasting (``Forecaster``), text classification
+(``TextClassifier``) and the language model its encoder is pretrained with
+(``language_model.pretrain``), each with its model, LightningModule and high-level API."""

@@ -53,12 +53,6 @@ def rmse(actual: np.ndarray, forecast: np.ndarray) -> float:
     return float(2 * top * np.sqrt(np.mean((half / top) ** 2)))
 
 
-def mse(actual: np.ndarray, forecast: np.ndarray) -> float:
-    """Mean squared error."""
-    a, f = _pair(actual, forecast)
-    return float(np.mean((a - f) ** 2))
-
-
 def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
     """Mean absolute percentage error, in percent, over the steps where actual != 0."""
     a, f = _pair(actual, forecast)

@@ -9,7 +9,8 @@ same validation loss.
 Resuming (``checkpoint_dir``): Lightning's `ModelCheckpoint` writes
 ``last.ckpt`` atomically at the end of every epoch (and every
 ``checkpoint_every_n_steps`` optimiser steps if set, except after an epoch's last
-batch, which the end-of-epoch checkpoint covers). The checkpoint holds the
+batch, which the end-of-epoch checkpoint covers; see `lstmkit.training.checkpoints`,
+which uses Lightning's public callback and checkpoint-IO API only). The checkpoint holds the
 random-number states, the history, early-stopping state and a fingerprint of
 the run (the module's parameter shapes, the training settings except
 ``max_epochs`` and the training/validation tensors, plus whatever the task
@@ -30,11 +31,8 @@ untrained one is saved or scored as if it were a result.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import math
-import os
 import random
 import sys
 import time
@@ -42,107 +40,32 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from torch.utils.data import DataLoader, TensorDataset
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+from torch.utils.data import DataLoader
 
-from lstmkit.config import check_field_types, dataclass_from_dict
+from lstmkit.config import dataclass_from_dict
 from lstmkit.errors import LstmkitError
-
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}
-PRECISIONS = ("32", "32-true", "64", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
-LOGGERS = ("csv", "tensorboard")
-CHECKPOINT_FILE = "last.ckpt"
-# Settings that may change between a killed run and its resumption.
-_RESUMABLE_SETTINGS = ("max_epochs", "progress_bar", "checkpoint_dir", "logger", "log_dir")
-
-
-@dataclass
-class TrainConfig:
-    """How to train: optimiser, stopping, seeding, hardware. Round-trips through JSON.
-
-    ``checkpoint_dir`` enables resuming: ``last.ckpt`` is written there every
-    epoch (and every ``checkpoint_every_n_steps`` steps if set, for long
-    epochs) and a later `fit` of the same run with the same directory continues
-    from it (see the module docstring). ``precision`` is Lightning's
-    (``"32"``, ``"bf16-mixed"``, ``"16-mixed"``, ...). ``logger``: ``None``,
-    ``"csv"`` or ``"tensorboard"`` (Lightning's loggers, written under
-    ``log_dir``, default ``lightning_logs``). ``lr_decay``: ``"none"`` or
-    ``"linear"`` (to 0 over the whole run; `LstmkitModule` applies it).
-    """
-
-    max_epochs: int = 100
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    gradient_clip_val: float | None = 1.0
-    early_stopping_patience: int | None = 10
-    seed: int = 0
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    strategy: str = "auto"
-    num_nodes: int = 1
-    progress_bar: bool = True
-    deterministic: bool = True
-    checkpoint_dir: str | None = None
-    checkpoint_every_n_steps: int | None = None
-    precision: str = "32"
-    logger: str | None = None
-    log_dir: str | None = None
-    lr_decay: str = "none"
-
-    def __post_init__(self) -> None:
-        if isinstance(self.precision, int) and not isinstance(self.precision, bool):
-            self.precision = str(self.precision)
-        check_field_types(self, "training")
-        if self.optimizer.lower() not in OPTIMIZERS:
-            raise LstmkitError(
-                f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
-            )
-        if self.max_epochs < 1:
-            raise LstmkitError(f"max_epochs must be at least 1, got {self.max_epochs}")
-        if not self.lr > 0:
-            raise LstmkitError(f"lr (learning rate) must be a positive number, got {self.lr}")
-        if self.weight_decay < 0:
-            raise LstmkitError(f"weight_decay must be 0 or more, got {self.weight_decay}")
-        if self.gradient_clip_val is not None and self.gradient_clip_val < 0:
-            raise LstmkitError(
-                f"gradient_clip_val must be 0 or more (0 or None: no clipping), "
-                f"got {self.gradient_clip_val}"
-            )
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise LstmkitError(
-                f"early_stopping_patience must be 1 or more or None, "
-                f"got {self.early_stopping_patience}"
-            )
-        if self.checkpoint_every_n_steps is not None and self.checkpoint_every_n_steps < 1:
-            raise LstmkitError(
-                f"checkpoint_every_n_steps must be 1 or more or None, "
-                f"got {self.checkpoint_every_n_steps}"
-            )
-        if self.precision not in PRECISIONS:
-            raise LstmkitError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
-        if self.lr_decay not in ("none", "linear"):
-            raise LstmkitError(f"lr_decay must be 'none' or 'linear', got {self.lr_decay!r}")
-        if self.logger is not None and self.logger not in LOGGERS:
-            raise LstmkitError(f"logger must be csv, tensorboard or None, got {self.logger!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of `to_dict`; unknown keys are rejected."""
-        return dataclass_from_dict(cls, data, "TrainConfig")
+from lstmkit.training.checkpoints import (
+    CHECKPOINT_FILE,
+    AtomicCheckpointIO,
+    RunFingerprint,
+    check_checkpoint,
+    check_checkpoint_dir,
+    checkpoint_callbacks,
+    run_fingerprint,
+)
+from lstmkit.training.config import (  # noqa: F401 - PRECISIONS: the name settings import here
+    PRECISIONS,
+    TrainConfig,
+    require_precision_supported,
+)
+from lstmkit.training.module import LstmkitModule
 
 
 @dataclass
@@ -171,12 +94,6 @@ class FitResult:
         return dataclass_from_dict(cls, data, "FitResult")
 
 
-def build_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimiser named in ``config`` over ``params`` with its lr and weight decay."""
-    cls = OPTIMIZERS[config.optimizer.lower()]
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
 class _HistoryAndBest(Callback):
     """Records per-epoch metrics and keeps the best weights in memory.
 
@@ -185,9 +102,8 @@ class _HistoryAndBest(Callback):
     checkpoints, so a resumed run keeps its history and best weights.
     """
 
-    def __init__(self, monitor: str, fingerprint: str = "") -> None:
+    def __init__(self, monitor: str) -> None:
         self.monitor = monitor
-        self.fingerprint = fingerprint
         self.history: list[dict[str, float]] = []
         self.best_score = math.inf
         self.best_epoch = -1
@@ -204,11 +120,6 @@ class _HistoryAndBest(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.stopped:  # resumed from the checkpoint of a run that had stopped early
             trainer.should_stop = True
-
-    def on_save_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        checkpoint["lstmkit"] = {"fingerprint": self.fingerprint}
 
     def on_train_batch_end(
         self,
@@ -281,117 +192,6 @@ class _HistoryAndBest(Callback):
             name, keys, pos, has_gauss, cached = state_dict["rng_numpy"]
             np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
             random.setstate(state_dict["rng_python"])
-
-
-class _AtomicCheckpoint(ModelCheckpoint):
-    """`ModelCheckpoint` that keeps one ``last.ckpt``, written to a temporary file
-    and renamed, so a kill while saving leaves the previous checkpoint intact."""
-
-    def __init__(self, dirpath: Path, every_n_epochs: int = 0, every_n_steps: int = 0) -> None:
-        super().__init__(
-            dirpath=dirpath,
-            filename=CHECKPOINT_FILE[: -len(".ckpt")],
-            monitor=None,
-            save_top_k=1,
-            save_last=False,
-            every_n_epochs=every_n_epochs,
-            every_n_train_steps=every_n_steps,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
-        )
-
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        # Not after an epoch's last batch: the epoch's end writes its own checkpoint, after
-        # validation; one written here would be resumed as a finished epoch whose
-        # validation and end-of-epoch hooks never ran (Lightning skips to the next epoch).
-        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
-            return
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
-    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        tmp = f"{filepath}.tmp-{os.getpid()}"
-        trainer.save_checkpoint(tmp, self.save_weights_only)
-        if trainer.is_global_zero:
-            os.replace(tmp, filepath)
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
-
-
-def _hash_tensors(h: Any, loader: DataLoader | None) -> None:
-    """Feed the tensors of a loader's `TensorDataset` (or its length) into hash ``h``."""
-    if loader is None:
-        h.update(b"none")
-        return
-    data = loader.dataset
-    if isinstance(data, TensorDataset):
-        for t in data.tensors:
-            t = t.detach().cpu().contiguous()
-            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    else:
-        h.update(f"{type(data).__name__}:{len(data)}".encode())  # type: ignore[arg-type]
-    h.update(f"batch_size={loader.batch_size}".encode())
-
-
-def run_fingerprint(
-    module: L.LightningModule,
-    train_loader: DataLoader,
-    val_loader: DataLoader | None,
-    config: TrainConfig,
-    extra: str = "",
-) -> str:
-    """SHA-256 (hex) identifying a training run, recorded in its checkpoints.
-
-    Covers the module's class and parameter names and shapes, every `TrainConfig`
-    setting but those a resumed run may change (max_epochs, progress bar,
-    checkpoint and log folders), the tensors of `TensorDataset` loaders and
-    ``extra`` (a task's own digest of its data and settings).
-    """
-    h = hashlib.sha256()
-    h.update(f"{type(module).__module__}.{type(module).__qualname__}".encode())
-    for name, t in module.state_dict().items():
-        h.update(f"{name}{tuple(t.shape)}".encode())
-    settings = {k: v for k, v in config.to_dict().items() if k not in _RESUMABLE_SETTINGS}
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    _hash_tensors(h, train_loader)
-    _hash_tensors(h, val_loader)
-    h.update(extra.encode())
-    return h.hexdigest()
-
-
-def check_checkpoint(path: Path, fingerprint: str) -> int:
-    """Validate the checkpoint at ``path`` for a run with ``fingerprint``; its epoch.
-
-    Raises `LstmkitError` (one line) when the file is damaged, was not written
-    by lstmkit, or belongs to a run with other data or settings.
-    """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, foreign pickle, ... (many types)
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LstmkitError(
-            f"cannot resume from {path}: the file is damaged or not a checkpoint "
-            f"({msg[:120]}); delete it to start afresh"
-        ) from None
-    meta = ckpt.get("lstmkit") if isinstance(ckpt, dict) else None
-    if not isinstance(meta, dict) or "fingerprint" not in meta:
-        raise LstmkitError(
-            f"cannot resume from {path}: it was not written by lstmkit; delete it or "
-            "choose another checkpoint folder"
-        )
-    if meta["fingerprint"] != fingerprint:
-        raise LstmkitError(
-            f"cannot resume from {path}: it belongs to a run with other data or settings; "
-            "delete it or choose another checkpoint folder to start afresh"
-        )
-    return int(ckpt.get("epoch", 0))
 
 
 # Lightning warnings that say nothing actionable about an lstmkit run.
@@ -474,39 +274,108 @@ def check_diverged(start: float | None, history: list[dict[str, float]], lr: flo
         )
 
 
-def check_checkpoint_dir(folder: str | os.PathLike[str], option: str = "checkpoint_dir") -> Path:
-    """Refuse, before any work, a checkpoint folder that is a file or cannot be created or
-    written (one `LstmkitError` line naming ``option``); returns it as a `Path`."""
-    from lstmkit.io import check_writable
-
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise LstmkitError(f"{option} {folder} is a file; pass a folder")
-    check_writable(folder, option)
-    return folder
-
-
-BF16_PRECISIONS = ("bf16-mixed", "bf16-true")
-
-
-def require_precision_supported(precision: str, accelerator: str = "cpu") -> None:
-    """Refuse a bf16 precision on a CPU without native bf16 (one `LstmkitError` line).
-
-    There bf16 products run through generic code tens of times slower than float32, and
-    torch's own oneDNN LSTM cannot run under bf16 autocast; see ``lstmkit.nn.cpu``. Other
-    accelerators decide for themselves. Estimators call this before any work or output.
-    """
-    if str(precision) not in BF16_PRECISIONS or accelerator not in ("cpu", "auto"):
-        return
-    if accelerator == "auto" and torch.cuda.is_available():
-        return
-    from lstmkit.nn import cpu
-
-    if not cpu.native_bf16():
-        raise LstmkitError(
-            f"precision {precision} needs a CPU with native bfloat16: "
-            f"{cpu.bf16_unsupported_reason()}; use --precision 32 (precision='32')"
+def _attach_config(module: L.LightningModule, config: TrainConfig) -> None:
+    """Hand ``config`` to an `LstmkitModule` (it builds the optimiser from it); any other
+    module must define its own ``configure_optimizers``."""
+    if isinstance(module, LstmkitModule):
+        module.train_config = config
+    elif not any(
+        "configure_optimizers" in vars(klass)
+        for klass in type(module).__mro__
+        if klass not in L.LightningModule.__mro__
+    ):
+        raise TypeError(
+            f"{type(module).__name__} must subclass lstmkit.training.LstmkitModule "
+            "(which builds the optimiser from the TrainConfig) or define configure_optimizers"
         )
+
+
+@dataclass
+class _Resume:
+    """What `fit` does with the checkpoint folder: its callbacks (none without one), the
+    checkpoint to resume from (None: start afresh) and that checkpoint's epoch."""
+
+    callbacks: list[Callback] = field(default_factory=list)
+    ckpt_path: str | None = None
+    epoch: int | None = None
+
+
+def _prepare_checkpoints(config: TrainConfig, fingerprint: str) -> _Resume:
+    """The checkpoint callbacks of ``config.checkpoint_dir`` (the run's ``fingerprint`` in
+    every checkpoint) and the checkpoint a run resumes from, checked now (one line for a
+    damaged, foreign or other run's file)."""
+    if config.checkpoint_dir is None:
+        return _Resume()
+    folder = check_checkpoint_dir(config.checkpoint_dir, "checkpoint folder")
+    last = folder / CHECKPOINT_FILE
+    resume = _Resume([RunFingerprint(fingerprint, last)])
+    resume.callbacks += checkpoint_callbacks(folder, config.checkpoint_every_n_steps)
+    if last.exists():
+        resume.ckpt_path = str(last)
+        resume.epoch = check_checkpoint(last, fingerprint)
+    for stale in folder.glob(f"{CHECKPOINT_FILE}.tmp-*") if folder.is_dir() else []:
+        stale.unlink(missing_ok=True)  # left by a run killed while saving
+    return resume
+
+
+def _stopping(config: TrainConfig, monitor: str) -> list[Callback]:
+    """Early stopping on ``monitor`` when ``config`` asks for it."""
+    if config.early_stopping_patience is None:
+        return []
+    return [
+        EarlyStopping(
+            monitor=monitor,
+            patience=config.early_stopping_patience,
+            mode="min",
+            check_finite=False,  # a non-finite loss is reported after fit, as an error
+        )
+    ]
+
+
+def _progress(config: TrainConfig) -> list[Callback]:
+    """Progress as plain lines when stderr is a log file, not a terminal (Lightning's own
+    live bar otherwise, or nothing without ``progress_bar``)."""
+    if not config.progress_bar or sys.stderr.isatty():
+        return []
+    from lstmkit.training.progress import LineProgress
+
+    return [LineProgress()]
+
+
+def _trainer(config: TrainConfig, callbacks: list[Callback]) -> L.Trainer:
+    """The Lightning Trainer of ``config`` (call inside `_quiet_lightning`)."""
+    checkpoints = config.checkpoint_dir is not None
+    return L.Trainer(
+        max_epochs=config.max_epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        strategy=config.strategy,
+        num_nodes=config.num_nodes,
+        precision=config.precision,  # type: ignore[arg-type]
+        gradient_clip_val=config.gradient_clip_val,
+        deterministic=config.deterministic,
+        enable_progress_bar=config.progress_bar,
+        enable_model_summary=False,
+        enable_checkpointing=checkpoints,
+        logger=_logger(config),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()] if checkpoints else None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        default_root_dir=config.checkpoint_dir,
+    )
+
+
+def _check_finite(history: list[dict[str, float]]) -> None:
+    """Refuse a run whose training or validation loss became NaN or infinite."""
+    for row in history:
+        for key in ("train_loss", "val_loss"):
+            if key in row and not math.isfinite(row[key]):
+                raise LstmkitError(
+                    f"training diverged: {key} became {row[key]} in epoch {int(row['epoch'])}; "
+                    "scale the data (a scaler, instance normalisation), lower the learning "
+                    "rate or check the values for extremes"
+                )
 
 
 def fit(
@@ -540,81 +409,26 @@ def fit(
             accelerator, a loss that became NaN or infinite, or a run that diverged
             (`check_diverged`: its training loss far above its first batch's).
     """
-    from lstmkit.training.module import LstmkitModule
-
     require_precision_supported(config.precision, config.accelerator)
     monitor = "val_loss" if val_loader is not None else "train_loss"
-    if isinstance(module, LstmkitModule):
-        module.train_config = config
-    elif not any(
-        "configure_optimizers" in vars(klass)
-        for klass in type(module).__mro__
-        if klass not in L.LightningModule.__mro__
-    ):
-        raise TypeError(
-            f"{type(module).__name__} must subclass lstmkit.training.LstmkitModule "
-            "(which builds the optimiser from the TrainConfig) or define configure_optimizers"
-        )
-
+    _attach_config(module, config)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    tracker = _HistoryAndBest(
-        monitor, run_fingerprint(module, train_loader, val_loader, config, fingerprint)
+    tracker = _HistoryAndBest(monitor)
+    resume = _prepare_checkpoints(
+        config, run_fingerprint(module, train_loader, val_loader, config, fingerprint)
     )
-    callbacks: list[Callback] = [tracker]
-    if config.early_stopping_patience is not None:
-        callbacks.append(
-            EarlyStopping(
-                monitor=monitor,
-                patience=config.early_stopping_patience,
-                mode="min",
-                check_finite=False,  # a non-finite loss is reported after fit, as an error
-            )
-        )
-    ckpt_path = None
-    resumed_from = None
-    if config.checkpoint_dir is not None:
-        ckpt_dir = check_checkpoint_dir(config.checkpoint_dir, "checkpoint folder")
-        callbacks.append(_AtomicCheckpoint(ckpt_dir, every_n_epochs=1))
-        if config.checkpoint_every_n_steps:
-            callbacks.append(
-                _AtomicCheckpoint(ckpt_dir, every_n_steps=config.checkpoint_every_n_steps)
-            )
-        if (ckpt_dir / CHECKPOINT_FILE).exists():
-            ckpt_path = str(ckpt_dir / CHECKPOINT_FILE)
-            resumed_from = check_checkpoint(Path(ckpt_path), tracker.fingerprint)
-        for stale in ckpt_dir.glob(f"{CHECKPOINT_FILE}.tmp-*") if ckpt_dir.is_dir() else []:
-            stale.unlink(missing_ok=True)  # left by a run killed while saving
-
-    if config.progress_bar and not sys.stderr.isatty():  # a log file: lines, not a live bar
-        from lstmkit.training.progress import LineProgress
-
-        callbacks.append(LineProgress())
+    callbacks = [tracker, *_stopping(config, monitor), *resume.callbacks, *_progress(config)]
     # Lightning's deterministic=True switches torch's global flag on for good; put it back.
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     had_process_group = _process_group_initialized()
     with _quiet_lightning():
         try:
-            trainer = L.Trainer(
-                max_epochs=config.max_epochs,
-                accelerator=config.accelerator,
-                devices=config.devices,
-                strategy=config.strategy,
-                num_nodes=config.num_nodes,
-                precision=config.precision,  # type: ignore[arg-type]
-                gradient_clip_val=config.gradient_clip_val,
-                deterministic=config.deterministic,
-                enable_progress_bar=config.progress_bar,
-                enable_model_summary=False,
-                enable_checkpointing=config.checkpoint_dir is not None,
-                logger=_logger(config),
-                callbacks=callbacks,
-                num_sanity_val_steps=0,
-                log_every_n_steps=1,
-                default_root_dir=config.checkpoint_dir,
-            )
+            trainer = _trainer(config, callbacks)
             start = time.perf_counter()
-            trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
+            trainer.fit(
+                module, train_loader, val_loader, ckpt_path=resume.ckpt_path, weights_only=True
+            )
         except MisconfigurationException as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise LstmkitError(
@@ -633,16 +447,8 @@ def fit(
     if not had_process_group and _process_group_initialized():
         torch.distributed.destroy_process_group()
 
-    for row in tracker.history:
-        for key in ("train_loss", "val_loss"):
-            if key in row and not math.isfinite(row[key]):
-                raise LstmkitError(
-                    f"training diverged: {key} became {row[key]} in epoch {int(row['epoch'])}; "
-                    "scale the data (a scaler, instance normalisation), lower the learning "
-                    "rate or check the values for extremes"
-                )
+    _check_finite(tracker.history)
     check_diverged(tracker.start_loss, tracker.history, config.lr)
-
     return FitResult(
         history=tracker.history,
         best_epoch=tracker.best_epoch,
@@ -650,5 +456,5 @@ def fit(
         epochs_run=len(tracker.history),
         fit_seconds=seconds,
         world_size=trainer.world_size,
-        resumed_from_epoch=resumed_from,
+        resumed_from_epoch=resume.epoch,
     )

@@ -15,6 +15,8 @@ Files of this package:
 
 - ``estimator.py``  `Forecaster` (fit / predict / evaluate / backtest / save / load)
 - ``config.py``     `ForecasterConfig`, every setting (round-trips JSON)
+- ``data.py``       `ForecastData`, the Lightning DataModule of a fit: checks, time
+  split, per-series scaling, windows and loaders
 - ``network.py``    `ForecastNet` (encoder + head) and its size check
 - ``module.py``     `ForecastModule` (LightningModule: instance norm, loss) and
   the sample-path simulation of recursive bands
@@ -44,6 +46,7 @@ _LAZY = {
     "KIND": "estimator",
     "Forecaster": "estimator",
     "ForecasterConfig": "config",
+    "ForecastData": "data",
     "Evaluation": "evaluation",
     "qname": "evaluation",
     "quantile_coverage": "evaluation",
@@ -53,6 +56,7 @@ _LAZY = {
     "ForecastNet": "network",
     "check_model_size": "network",
     "estimate_parameters": "network",
+    "make_net": "network",
     "FittedState": "state",
 }
 
@@ -62,6 +66,6 @@ __all__ = [*_LAZY, "truncate_series"]
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(f"lstmkit.tasks.forecasting.{_LAZY[name]}"), name)
-    if name in ("truncate_series", "_truncate"):  # _truncate: the name older code imported
+    if name == "truncate_series":
         return import_module("lstmkit.data.series").truncate_series
     raise AttributeError(f"module 'lstmkit.tasks.forecasting' has no attribute {name!r}")

@@ -1,17 +1,16 @@
 """`Forecaster`: fit / predict / evaluate / backtest / save / load.
 
-The estimator ties the pieces of the package together: it validates and
-scales the data (`lstmkit.data`), cuts windows, builds the network
-(`network.ForecastNet` inside `module.ForecastModule`), trains it with the
-shared trainer (`lstmkit.training.fit`), keeps what it learnt about the data
-in a typed `state.FittedState`, and forecasts directly or recursively (with
-simulated sample paths for the band).
+The estimator ties the pieces of the package together: it loads the data
+(`lstmkit.data`), has `data.ForecastData` (a Lightning DataModule) check, split, scale
+and window it, builds the network (`network.ForecastNet` inside
+`module.ForecastModule`), trains it with the shared trainer (`lstmkit.training.fit`),
+keeps what it learnt about the data in a typed `state.FittedState`, and forecasts
+directly or recursively (with simulated sample paths for the band).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 from dataclasses import fields
@@ -22,18 +21,9 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from lstmkit.data.scalers import SeriesScaler
-from lstmkit.data.series import (
-    Series,
-    SeriesData,
-    load_series,
-    season_from_freq,
-    truncate_series,
-    tz_name,
-)
-from lstmkit.data.windows import make_windows, window_target_ends
+from lstmkit.data.series import SeriesData, load_series, season_from_freq, truncate_series
 from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
 from lstmkit.tasks.forecast_metrics import (
@@ -43,13 +33,10 @@ from lstmkit.tasks.forecast_metrics import (
     seasonal_naive_forecast,
 )
 from lstmkit.tasks.forecasting.config import ForecasterConfig
+from lstmkit.tasks.forecasting.data import ForecastData
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
 from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
-from lstmkit.tasks.forecasting.network import (
-    ForecastNet,
-    check_model_size,
-    estimate_parameters,
-)
+from lstmkit.tasks.forecasting.network import check_model_size, estimate_parameters, make_net
 from lstmkit.tasks.forecasting.predict import PredictCore
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
 from lstmkit.training import FitResult, TrainConfig, fit, require_precision_supported
@@ -104,11 +91,6 @@ class Forecaster:
 
     # ------------------------------------------------------------------ data helpers
     @property
-    def data_info(self) -> dict[str, Any] | None:
-        """The fitted state as a plain dict (read-only; kept for older code, see `state`)."""
-        return self.state.to_dict() if self.state is not None else None
-
-    @property
     def is_fitted(self) -> bool:
         """Whether `fit` (or `load`) has run."""
         return self.module is not None
@@ -144,36 +126,9 @@ class Forecaster:
             return self.config.season
         return season_from_freq(self.state.freq) if self.state else None
 
-    def _steps(self) -> int:
-        return self.config.horizon if self.config.method == "direct" else 1
-
-    def _default_window(self, sd: SeriesData) -> int:
-        season = self.config.season or season_from_freq(sd.freq)
-        h = self.config.horizon
-        window = max(2 * (season or 0), 2 * h, 8)
-        shortest = min(len(s) for s in sd.series.values())
-        # leave room for the validation part and at least a few dozen windows
-        room = shortest - h - self._val_size(shortest) - 16
-        return int(max(min(window, room), max(season or 0, 4)))
-
     def _future_columns(self) -> list[int]:
         """Columns of the series values that hold known future covariates."""
         return self.state.future_columns if self.state else []
-
-    def _val_size(self, shortest: int) -> int:
-        """Validation steps at the end of each series (``shortest``: the shortest's length)."""
-        if self.config.val_size is not None:
-            return self.config.val_size
-        h = self.config.horizon
-        return h * min(max(shortest // (10 * h), 1), 20)
-
-    def _scaled(self, s: Series) -> np.ndarray:
-        """The scaled values of ``s`` in the training dtype: float64 under precision 64,
-        else float32 (values beyond float32 become inf, reported by `fit`)."""
-        assert self.scaler is not None
-        dtype = np.float64 if self.config.train.precision in ("64", "64-true") else np.float32
-        with np.errstate(over="ignore"):
-            return self.scaler.transform(s.id, s.values).astype(dtype)
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -199,89 +154,19 @@ class Forecaster:
             data, target=target, time_col=time_col, id_col=id_col,
             covariates=covariates, freq=freq, future_covariates=future_covariates,
         )  # fmt: skip
-        cfg = self.config
-        if cfg.method == "recursive" and sd.covariates:
-            raise LstmkitError(
-                "the recursive method cannot use covariates (their future values are "
-                "unknown); use method='direct' or drop the covariates"
-            )
-        window = cfg.window or self._default_window(sd)
-        h = cfg.horizon
-        val = self._val_size(min(len(s) for s in sd.series.values()))
-        steps = self._steps()
-        for s in sd.series.values():
-            need = window + h
-            if len(s) < need:
-                label = "the series" if sd.id_col is None else f"series {s.id!r}"
-                raise LstmkitError(
-                    f"{label} has {len(s)} rows, fewer than window ({window}) + horizon ({h}) "
-                    f"= {need}; use a smaller --window/--horizon or more data"
-                )
-        # Validation only where every series keeps at least one training window.
-        if any(len(s) - val < window + steps for s in sd.series.values()):
-            val = 0
-        self.state = FittedState(
-            target=sd.target,
-            time_col=sd.time_col,
-            id_col=sd.id_col,
-            covariates=list(sd.covariates),
-            future_covariates=list(sd.future_covariates),
-            freq=sd.freq,
-            window=window,
-            tz=tz_name(getattr(next(iter(sd.series.values())).times, "tz", None)),
+        prepared = ForecastData(sd, self.config)
+        prepared.setup("fit")
+        self.state, self.scaler, self.context = prepared.state, prepared.scaler, prepared.context
+        train = self.config.train
+        L.seed_everything(train.seed, verbose=False)
+        self.module = self._build_module(sd.n_features, prepared.window)
+        self.fit_result = fit(
+            self.module,
+            prepared.train_dataloader(),
+            prepared.val_dataloader(),
+            train,
+            prepared.fingerprint(),
         )
-        self.scaler = SeriesScaler(cfg.scaler)
-        fidx = self._future_columns()
-        train_parts: list[list[np.ndarray]] = []
-        val_parts: list[list[np.ndarray]] = []
-        for s in sd.series.values():
-            self.scaler.fit_series(s.id, s.values[: len(s) - val])
-            scaled = self._scaled(s)
-            with np.errstate(over="ignore"):  # the network predicts in float32 in any case
-                in_float32 = np.isfinite(scaled.astype(np.float32)).all()
-            if not in_float32:
-                raise LstmkitError(
-                    f"series {s.id!r} has values too large for the model's 32-bit arithmetic "
-                    f"after scaler={cfg.scaler!r} (largest {np.abs(s.values).max():.3g}); use "
-                    "scaler='minmax' or 'standard', or rescale the data"
-                )
-            x, y = make_windows(scaled, window, steps)
-            fut = _future_windows(scaled, fidx, window, steps)
-            keep = window_target_ends(len(s), window, steps) <= len(s) - val
-            train_parts.append([a[keep] for a in (x, fut, y) if a is not None])
-            if val:
-                vx, vy = make_windows(scaled, window, h)
-                vfut = _future_windows(scaled, fidx, window, h)
-                keep = window_target_ends(len(s), window, h) > len(s) - val
-                vy = vy[:, :steps] if cfg.method == "recursive" else vy
-                val_parts.append([a[keep] for a in (vx, vfut, vy) if a is not None])
-            self.context[s.id] = {
-                "values": s.values[-window:].tolist(),
-                "times": [str(t) for t in s.times[-window:]],
-            }
-        train_set = _tensors(train_parts)
-        L.seed_everything(cfg.train.seed, verbose=False)
-        self.module = self._build_module(sd.n_features, window)
-        cap = cfg.batches_per_epoch
-        if cap is not None and len(train_set) > cap * cfg.batch_size:
-            # a fresh random subset of the windows each epoch (no repeats within one)
-            sampler = RandomSampler(train_set, num_samples=cap * cfg.batch_size)
-            train_loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler)
-        else:
-            train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True)
-        val_loader = None
-        if val_parts:
-            val_set = _tensors(val_parts)
-            val_loader = DataLoader(val_set, batch_size=max(len(val_set), 1))
-        settings = {k: v for k, v in cfg.to_dict().items() if k != "train"}
-        raw = hashlib.sha256()  # the raw series too: scaled tensors hide a change of scale
-        for s in sd.series.values():
-            raw.update(s.id.encode() + np.ascontiguousarray(s.values).tobytes())
-            raw.update(",".join(map(str, s.times)).encode())
-        digest = json.dumps(
-            {"forecaster": settings, "data": self.state.to_dict(), "raw": raw.hexdigest()}
-        )
-        self.fit_result = fit(self.module, train_loader, val_loader, cfg.train, digest)
         # a "-true" precision (64, 16, bf16) converted the network; it predicts, saves and
         # exports in float32 like every loaded model
         self.module.float().eval()
@@ -318,22 +203,7 @@ class Forecaster:
             estimate_parameters(cfg, n_features, window, len(self._future_columns())),
             "hidden_size / num_layers",
         )
-        net = ForecastNet(
-            n_features,
-            window,
-            self._steps(),
-            1 + len(cfg.quantiles or []),
-            model=cfg.model,
-            hidden_size=cfg.hidden_size,
-            num_layers=cfg.num_layers,
-            dropout=cfg.dropout,
-            bidirectional=cfg.bidirectional,
-            skip=cfg.skip,
-            n_future=len(self._future_columns()),
-            layer_norm=cfg.layer_norm,
-            recurrent_dropout=cfg.recurrent_dropout,
-            zoneout=cfg.zoneout,
-        )
+        net = make_net(cfg, n_features, window, len(self._future_columns()))
         return ForecastModule(net, cfg.instance_norm, cfg.quantiles, self._future_columns())
 
     def set_context(
@@ -625,20 +495,6 @@ def plausible_range(values: np.ndarray, horizon: int, window: int) -> tuple[floa
         span = max(abs(lo), abs(hi)) or 1.0
     margin = PLAUSIBLE_MARGIN * span * (1 + horizon / window)
     return lo - margin, hi + margin
-
-
-def _future_windows(
-    scaled: np.ndarray, columns: list[int], window: int, steps: int
-) -> np.ndarray | None:
-    """Known covariates over each window's horizon, (n, steps, len(columns)), or None."""
-    if not columns:
-        return None
-    return np.stack([make_windows(scaled[:, [c]], window, steps)[1] for c in columns], axis=-1)
-
-
-def _tensors(parts: list[list[np.ndarray]]) -> TensorDataset:
-    """Concatenate per-series (inputs, [future], targets) arrays into one dataset."""
-    return TensorDataset(*(torch.from_numpy(np.concatenate(a)) for a in zip(*parts, strict=True)))
 
 
 # Training settings that belong to one run (its folders), not to the model.

@@ -1,8 +1,9 @@
 """`ForecastNet`: the recurrent encoder and dense head, and its size before it is built.
 
-`estimate_parameters` counts the network's weights from a config without
-allocating them; `check_model_size` refuses a network whose training state
-(weights, gradients, Adam's moments) cannot fit in the machine's memory.
+`make_net` builds it from a `ForecasterConfig`; `estimate_parameters` counts its
+weights on the meta device, without allocating them; `check_model_size` refuses a
+network whose training state (weights, gradients, Adam's moments) cannot fit in the
+machine's memory.
 """
 
 from __future__ import annotations
@@ -79,22 +80,39 @@ class ForecastNet(nn.Module):
         return self.head(torch.cat(parts, dim=1)).view(x.shape[0], self.steps, self.n_outputs)
 
 
+def output_steps(cfg: ForecasterConfig) -> int:
+    """Steps the network forecasts at once: the horizon (direct) or 1 (recursive)."""
+    return cfg.horizon if cfg.method == "direct" else 1
+
+
+def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> ForecastNet:
+    """The `ForecastNet` of ``cfg`` for ``n_features`` input columns, an input window of
+    ``window`` steps and ``n_future`` known future covariates."""
+    return ForecastNet(
+        n_features,
+        window,
+        output_steps(cfg),
+        1 + len(cfg.quantiles or []),
+        model=cfg.model,
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers,
+        dropout=cfg.dropout,
+        bidirectional=cfg.bidirectional,
+        skip=cfg.skip,
+        n_future=n_future,
+        layer_norm=cfg.layer_norm,
+        recurrent_dropout=cfg.recurrent_dropout,
+        zoneout=cfg.zoneout,
+    )
+
+
 def estimate_parameters(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> int:
-    """Number of weights of the network `ForecastNet` would build for ``cfg`` (exact for
-    the LSTM/GRU layers and the head; computed without allocating them)."""
-    gates = 4 if cfg.model == "lstm" else 3
-    dirs = 2 if cfg.bidirectional else 1
-    h = cfg.hidden_size
-    total = 0
-    for layer in range(cfg.num_layers):
-        inputs = n_features if layer == 0 else h * dirs
-        total += dirs * gates * h * (inputs + h + 2)
-        if cfg.layer_norm:  # gains of both projections (+ the LSTM's cell-state gain and bias)
-            total += dirs * (2 * gates * h + (2 * h if cfg.model == "lstm" else 0))
-    steps = cfg.horizon if cfg.method == "direct" else 1
-    outputs = steps * (1 + len(cfg.quantiles or []))
-    head_in = h * dirs + (window if cfg.skip else 0) + steps * n_future
-    return total + (head_in + 1) * outputs
+    """Number of weights of the network `make_net` builds for ``cfg``: the network is
+    built on the meta device (no memory allocated) and its parameters counted, so every
+    cell of `lstmkit.nn` (and any variant option) is counted as its layer owns it."""
+    with torch.device("meta"):
+        net = make_net(cfg, n_features, window, n_future)
+    return sum(p.numel() for p in net.parameters())
 
 
 def _memory_bytes() -> int | None:

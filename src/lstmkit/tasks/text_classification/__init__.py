@@ -7,6 +7,8 @@ Files of this package, in the order a newcomer reads them:
 - ``settings.py``: `TextClassifierConfig` (every setting, type-checked; its
   ``train_config()`` is the `lstmkit.training.TrainConfig` of a fit), ``PRESETS``
   (``"seed000"``, ``"seed003"``, ``"imdb"``) and `make_config`;
+- ``data.py``: `TextData`, the Lightning DataModule of a fit (tokenizer, token ids and
+  loaders of the training and validation parts) and `stratified_split`;
 - ``network.py``: `TextClassifierNet`, the ``torch.nn.Module`` Embedding -> LSTM/GRU ->
   pooling -> dropout -> linear, and `check_weight_shapes` for saved weights;
 - ``module.py``: `TextClassifierModule`, the `lstmkit.training.LstmkitModule` that trains
@@ -14,8 +16,9 @@ Files of this package, in the order a newcomer reads them:
 - ``state.py``: fitted state that round-trips JSON: `ModelState` (config.json),
   `TrainingRecord` and `FitInfo` (training.json);
 - ``metrics.py``: `Evaluation`, `confusion_matrix` and `macro_f1` (torchmetrics);
-- ``pretrain.py``: `pretrain` and `PretrainedEncoder`, the encoder learnt from unlabelled
-  text as a language model (``TextClassifier.pretrain`` / ``fit(pretrained=...)``);
+- ``pretrain.py``: deprecated; the encoder learnt from unlabelled text as a language
+  model (``TextClassifier.pretrain`` / ``fit(pretrained=...)``) is the package
+  `lstmkit.tasks.language_model`, which this one uses;
 - ``report.py``: `fit_and_save` and `save_evaluation`, what ``lstmkit classify train`` /
   ``evaluate`` write (the CLI only parses, calls these and prints);
 - ``kind.py``: the registry entries (`lstmkit.kinds`) of a text classifier and of a

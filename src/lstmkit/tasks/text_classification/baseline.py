@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 SETTINGS_FILE, WEIGHTS_FILE = "baseline.json", "baseline.safetensors"
 #: what the saved files describe (checked on load)
 FORMAT = "lstmkit-bag-of-words-1"
-#: the label shown in tables for the baseline
-NAME = "bag-of-words"
 #: the kinds of baseline (`BaselineSettings.kind`)
 KINDS = ("tfidf", "nbsvm")
 #: why ``combined=True`` is refused for a model without a mixture (estimator and runtime)

@@ -1,8 +1,9 @@
 """`TextClassifier`: train, apply, evaluate, explain, save and load a text classifier.
 
-The estimator ties the parts together: ``fit(texts, labels)`` learns the tokenizer
-(`lstmkit.data.tokenize`) on the training texts, holds out a stratified validation
-split, builds a `TextClassifierNet` and trains its `TextClassifierModule` through
+The estimator ties the parts together: ``fit(texts, labels)`` validates the texts,
+holds out a stratified validation split, has `TextData` (a Lightning DataModule) learn
+the tokenizer (`lstmkit.data.tokenize`) on the training texts and batch both parts,
+builds a `TextClassifierNet` and trains its `TextClassifierModule` through
 `lstmkit.training.fit`; ``predict`` / ``predict_proba``, ``evaluate`` (accuracy, macro
 F1, confusion matrix), ``explain`` (gate activations and attention weights for one
 text); ``save`` / ``load`` write and check a model directory (``config.json`` holds a
@@ -12,7 +13,6 @@ text); ``save`` / ``load`` write and check a model directory (``config.json`` ho
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 import time
@@ -39,6 +39,7 @@ from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer, TokenizerConfig
 from lstmkit.data.word_vectors import match_word_vectors, vector_file_dim
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.language_model import PretrainedEncoder, PretrainSettings, pretrain
 from lstmkit.tasks.text_classification.baseline import (
     NO_MIXTURE,
     BagOfWordsBaseline,
@@ -46,6 +47,7 @@ from lstmkit.tasks.text_classification.baseline import (
     mixture_weight,
     score_probabilities,
 )
+from lstmkit.tasks.text_classification.data import Part, TextData, stratified_split
 from lstmkit.tasks.text_classification.metrics import Evaluation, confusion_matrix, macro_f1
 from lstmkit.tasks.text_classification.module import TextClassifierModule
 from lstmkit.tasks.text_classification.network import (
@@ -54,14 +56,14 @@ from lstmkit.tasks.text_classification.network import (
     check_weight_shapes,
     require_finite_weights,
 )
-from lstmkit.tasks.text_classification.pretrain import PretrainedEncoder, PretrainSettings
 from lstmkit.tasks.text_classification.settings import (
     WEIGHT_RANGE,
     TextClassifierConfig,
     make_config,
 )
 from lstmkit.tasks.text_classification.state import FitInfo, ModelState, TrainingRecord
-from lstmkit.training import TrainConfig
+from lstmkit.training import FitResult, TrainConfig, require_precision_supported
+from lstmkit.training import fit as train
 
 #: ``kind`` of a text model directory (checked on load)
 KIND = "text_classifier"
@@ -232,21 +234,6 @@ class TextClassifier:
             weight[torch.as_tensor(found.ids)] = torch.as_tensor(found.vectors, dtype=weight.dtype)
         return len(found.ids) / max(len(vocab), 1)
 
-    def _split(self, y: list[int]) -> tuple[list[int], list[int]]:
-        """Stratified train/validation indices."""
-        rng = np.random.default_rng(self.config.seed)
-        train_idx, val_idx = [], []
-        y_arr = np.asarray(y)
-        for c in range(len(self.classes)):
-            idx = np.flatnonzero(y_arr == c)
-            rng.shuffle(idx)
-            n_val = round(len(idx) * self.config.val_fraction)
-            if self.config.val_fraction > 0 and len(idx) > 1:
-                n_val = max(n_val, 1)
-            val_idx.extend(idx[:n_val].tolist())
-            train_idx.extend(idx[n_val:].tolist())
-        return sorted(train_idx), sorted(val_idx)
-
     # ------------------------------------------------------------------ training
     def fit(
         self,
@@ -288,10 +275,56 @@ class TextClassifier:
         the others keep their random initialisation; ``train_info["vectors_coverage"]`` is
         the share of the vocabulary (without [PAD] and [UNK]) found.
         """
-        from lstmkit.training import fit as train
-        from lstmkit.training import require_precision_supported
-
         require_precision_supported(self.config.precision, accelerator)
+        encoder = self._encoder_for_fit(pretrained, vectors)
+        train_part, val_part = self._parts(texts, labels, val_texts, val_labels)
+        cfg = self.config
+        weights = self._class_weights(train_part[1])  # refuses unknown labels before any work
+        if vectors is not None:  # a missing, empty or mismatched file fails before any work
+            vector_file_dim(vectors, cfg.embedding_dim)
+        # an unknown kind is refused here, before any work
+        baseline_settings = BaselineSettings(
+            kind=baseline if isinstance(baseline, str) else "tfidf"
+        )
+
+        torch.manual_seed(cfg.seed)
+        vocabulary = None if encoder is None else encoder.tokenizer.tokenizer
+        data = TextData(cfg, self.classes, train_part, val_part, vocabulary=vocabulary)
+        data.setup("fit")
+        self.tokenizer = data.tokenizer
+        coverage = self._build_net(encoder, vectors)
+        # the loss is a weighted mean: weights scaled to a largest of 1 give the same loss,
+        # and their sums over a batch cannot overflow float32
+        scaled = None if weights is None else weights / weights.max()
+        module = TextClassifierModule(self.net, cfg, on_epoch, class_weights=scaled)
+        train_cfg = cfg.train_config(
+            accelerator=accelerator, devices=devices, progress_bar=progress, **self.run_options
+        )
+        digest = self._fingerprint(data, encoder, vectors)
+        result = train(
+            module, data.train_dataloader(), data.val_dataloader(), train_cfg, fingerprint=digest
+        )
+        net = self._require_fitted()[1]
+        net.cpu().eval()
+        require_finite_weights(
+            net.state_dict(),
+            "training diverged: the weights became NaN or infinite",
+            "lower lr or set gradient_clip_val (e.g. 1.0) and train again",
+        )
+        self.history = result.history
+        baseline_seconds = self._fit_baseline(baseline, baseline_settings, train_part, val_part)
+        va_texts, va_y = val_part
+        self.validation = LabelledTexts(va_texts, [self.classes[i] for i in va_y], "validation")
+        self.fit_info = _fit_info(result, data, weights, vectors, coverage, baseline_seconds)
+        return self
+
+    def _encoder_for_fit(
+        self,
+        pretrained: str | Path | PretrainedEncoder | None,
+        vectors: str | Path | None,
+    ) -> PretrainedEncoder | None:
+        """The encoder a fit starts from (``pretrained``, else that of an earlier
+        `pretrain` unless ``vectors`` are given), its settings adopted; None for none."""
         if pretrained is not None and vectors is not None:
             raise LstmkitError(
                 "pass either pretrained= (an encoder with its own word vectors) or vectors=, "
@@ -299,14 +332,24 @@ class TextClassifier:
             )
         if pretrained is None and vectors is None:
             pretrained = self.pretrained  # pretrain()'s, checked against today's settings
-        if pretrained is not None:
-            self.use_pretrained(pretrained)
-            pretrained = self.pretrained
+        if pretrained is None:
+            return None
+        self.use_pretrained(pretrained)
+        return self.pretrained
 
+    def _parts(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[Label],
+        val_texts: Sequence[str] | None,
+        val_labels: Sequence[Label] | None,
+    ) -> tuple[Part, Part]:
+        """The validated training and validation parts (texts, class ids); sets
+        ``classes`` from the training labels. Without ``val_texts`` a stratified
+        ``val_fraction`` of the data validates (`stratified_split`)."""
         data = validate_labelled(
             _as_list(texts, "texts"), _as_list(labels, "labels"), "training data"
         )
-        cfg = self.config
         self.classes = data.classes()
         y = self._encode_labels(data.labels, "training data")
         if val_texts is not None:
@@ -318,103 +361,63 @@ class TextClassifier:
                 "validation data",
                 min_classes=1,
             )
-            tr_texts, tr_y = data.texts, y
-            va_texts, va_y = val.texts, self._encode_labels(val.labels, "validation data")
+            train_part = (data.texts, y)
+            val_part = (val.texts, self._encode_labels(val.labels, "validation data"))
         elif val_labels is not None:
             raise LstmkitError("val_labels given without val_texts; pass both or neither")
         else:
-            tr_idx, va_idx = self._split(y)
-            tr_texts, tr_y = [data.texts[i] for i in tr_idx], [y[i] for i in tr_idx]
-            va_texts, va_y = [data.texts[i] for i in va_idx], [y[i] for i in va_idx]
-        if len(set(tr_y)) < 2:
+            cfg = self.config
+            tr_idx, va_idx = stratified_split(y, len(self.classes), cfg.val_fraction, cfg.seed)
+            train_part = ([data.texts[i] for i in tr_idx], [y[i] for i in tr_idx])
+            val_part = ([data.texts[i] for i in va_idx], [y[i] for i in va_idx])
+        if len(set(train_part[1])) < 2:
             raise LstmkitError("the training part holds a single class; give more rows per class")
-        weights = self._class_weights(tr_y)  # refuses unknown labels before any work
-        if vectors is not None:  # a missing, empty or mismatched file fails before any work
-            vector_file_dim(vectors, cfg.embedding_dim)
-        # an unknown kind is refused here, before any work
-        baseline_settings = BaselineSettings(
-            kind=baseline if isinstance(baseline, str) else "tfidf"
-        )
+        return train_part, val_part
 
-        torch.manual_seed(cfg.seed)
-        start = time.perf_counter()
-        if pretrained is not None:  # its vocabulary, cut to this run's max_length and keep
-            self.tokenizer = TextTokenizer(cfg.tokenizer, pretrained.tokenizer.tokenizer)
-        else:
-            self.tokenizer = TextTokenizer.train(tr_texts, cfg.tokenizer)
-        tok_seconds = time.perf_counter() - start
-        tr_ids = self.tokenizer.encode(tr_texts)
-        va_ids = self.tokenizer.encode(va_texts) if va_texts else []
-        train_loader = make_loader(tr_ids, tr_y, cfg.batch_size, shuffle=True, seed=cfg.seed)
-        val_loader = (
-            make_loader(va_ids, va_y, cfg.batch_size * 2, shuffle=False) if va_ids else None
-        )
-        self.net = build_net(self.tokenizer.vocab_size, len(self.classes), cfg)
-        if pretrained is not None:
-            missing = self.net.load_state_dict(pretrained.encoder_state(), strict=False)
+    def _build_net(
+        self, encoder: PretrainedEncoder | None, vectors: str | Path | None
+    ) -> float | None:
+        """Build the network for the fitted tokenizer, starting from the pretrained
+        ``encoder``'s weights or the word ``vectors`` (their coverage is returned)."""
+        tokenizer = self.tokenizer
+        assert tokenizer is not None
+        self.net = build_net(tokenizer.vocab_size, len(self.classes), self.config)
+        if encoder is not None:
+            missing = self.net.load_state_dict(encoder.encoder_state(), strict=False)
             assert not missing.unexpected_keys, missing.unexpected_keys
-        coverage = None if vectors is None else self._load_vectors(vectors)
-        # the loss is a weighted mean: weights scaled to a largest of 1 give the same loss,
-        # and their sums over a batch cannot overflow float32
-        scaled = None if weights is None else weights / weights.max()
-        module = TextClassifierModule(self.net, cfg, on_epoch, class_weights=scaled)
-        train_cfg = cfg.train_config(
-            accelerator=accelerator, devices=devices, progress_bar=progress, **self.run_options
-        )
-        digest = _data_fingerprint(
-            cfg, self.classes, self.tokenizer, (tr_texts, tr_y), (va_texts, va_y)
-        )
-        if pretrained is not None:
-            digest += pretrained.fingerprint()
+        return None if vectors is None else self._load_vectors(vectors)
+
+    def _fingerprint(
+        self, data: TextData, encoder: PretrainedEncoder | None, vectors: str | Path | None
+    ) -> str:
+        """What the run's checkpoints must match: the data and settings, the pretrained
+        encoder and the starting word vectors."""
+        digest = data.fingerprint()
+        if encoder is not None:
+            digest += encoder.fingerprint()
         if vectors is not None:  # a checkpoint of a run from other word vectors is refused
-            start_weights = self.net.embedding.weight.detach().numpy().tobytes()
+            start_weights = self._require_fitted()[1].embedding.weight.detach().numpy().tobytes()
             digest = hashlib.sha256(digest.encode() + start_weights).hexdigest()
-        result = train(module, train_loader, val_loader, train_cfg, fingerprint=digest)
-        self.net.cpu().eval()
-        require_finite_weights(
-            self.net.state_dict(),
-            "training diverged: the weights became NaN or infinite",
-            "lower lr or set gradient_clip_val (e.g. 1.0) and train again",
-        )
-        self.history = result.history
+        return digest
+
+    def _fit_baseline(
+        self, baseline: bool | str, settings: BaselineSettings, train: Part, val: Part
+    ) -> float | None:
+        """Fit the bag-of-words baseline on the training part (once, not per DDP process)
+        and its mixture weight with the network on the validation part; its seconds."""
         self.baseline = None
-        baseline_seconds = None
-        if baseline and os.environ.get("LOCAL_RANK", "0") == "0":  # once, not per DDP rank
-            try:
-                self.baseline = BagOfWordsBaseline(baseline_settings).fit(
-                    tr_texts, tr_y, len(self.classes)
-                )
-                baseline_seconds = self.baseline.fit_seconds
-            except LstmkitError:  # no words to count (e.g. one-letter tokens): shown as n/a
-                self.baseline = None
-        if self.baseline is not None and va_texts:  # the mixture's weight, on validation
+        if not baseline or os.environ.get("LOCAL_RANK", "0") != "0":
+            return None
+        try:
+            self.baseline = BagOfWordsBaseline(settings).fit(train[0], train[1], len(self.classes))
+        except LstmkitError:  # no words to count (e.g. one-letter tokens): shown as n/a
+            self.baseline = None
+            return None
+        if val[0]:  # the mixture's weight, on validation
             self.baseline.network_weight = mixture_weight(
-                self.predict_proba(va_texts), self.baseline.predict_proba(va_texts), va_y
+                self.predict_proba(val[0]), self.baseline.predict_proba(val[0]), val[1]
             )
-        self.validation = LabelledTexts(va_texts, [self.classes[i] for i in va_y], "validation")
-        n_tokens = int(sum(len(s) for s in tr_ids))
-        # epochs trained by this call (a resumed run's earlier epochs came from the checkpoint)
-        resumed = result.resumed_from_epoch
-        epochs_now = max(result.epochs_run - (0 if resumed is None else resumed + 1), 0)
-        self.fit_info = FitInfo(
-            train_texts=len(tr_texts),
-            val_texts=len(va_texts),
-            vocab_size=self.tokenizer.vocab_size,
-            train_tokens_per_epoch=n_tokens,
-            tokenizer_seconds=tok_seconds,
-            fit_seconds=result.fit_seconds,
-            epochs_run=result.epochs_run,
-            best_epoch=result.best_epoch,
-            best_val_loss=result.best_val_loss,
-            tokens_per_second=n_tokens * epochs_now / max(result.fit_seconds, 1e-9),
-            world_size=result.world_size,
-            resumed_from_epoch=result.resumed_from_epoch,
-            baseline_seconds=baseline_seconds,
-            class_weights=None if weights is None else weights.tolist(),
-            vectors_file=None if vectors is None else str(vectors),
-            vectors_coverage=coverage,
-        )
-        return self
+        return self.baseline.fit_seconds
 
     def pretrain(
         self,
@@ -435,10 +438,8 @@ class TextClassifier:
         in memory. ``settings``: any `PretrainSettings` field (epochs, max_minutes,
         batch_size, lr, ...). The encoder's shape comes from this classifier's settings.
         The result is kept in ``self.pretrained``: the next `fit` starts from it, and
-        `save_pretrained` writes it. See `lstmkit.tasks.text_classification.pretrain`.
+        `save_pretrained` writes it. See `lstmkit.tasks.language_model`.
         """
-        from lstmkit.tasks.text_classification.pretrain import pretrain
-
         if not isinstance(corpus, TextCorpus):
             corpus = TextCorpus(corpus, text_column)
         run = PretrainSettings(**{"seed": self.config.seed, **settings})
@@ -459,7 +460,7 @@ class TextClassifier:
         `PretrainedEncoder`), taking its encoder settings now: a setting given explicitly
         that contradicts it is an `LstmkitError`, before any data is read."""
         if not isinstance(encoder, PretrainedEncoder):
-            encoder = PretrainedEncoder.load(encoder)
+            encoder = PretrainedEncoder.load(encoder, TextClassifierConfig)
         self.config = encoder.adopt(self.config, self._explicit)
         self.pretrained = encoder
         return self
@@ -744,28 +745,37 @@ def _explicit_settings(config: Any, overrides: dict[str, Any]) -> set[str]:
     return names
 
 
-def _data_fingerprint(
-    cfg: TextClassifierConfig,
-    classes: list[Label],
-    tokenizer: TextTokenizer,
-    train: tuple[list[str], list[int]],
-    val: tuple[list[str], list[int]],
-) -> str:
-    """SHA-256 (hex) of what a text training run learns from: its settings, classes,
-    tokenizer and the training and validation texts with their labels, in order.
-
-    Recorded in the run's checkpoints, so a checkpoint of other data or settings is
-    refused instead of resumed (see `lstmkit.training.fit`).
-    """
-    h = hashlib.sha256()
-    h.update(json.dumps({"config": cfg.to_dict(), "classes": classes}, sort_keys=True).encode())
-    h.update(tokenizer.to_json().encode("utf-8"))
-    for name, (texts, labels) in (("train", train), ("val", val)):
-        h.update(f"{name}:{len(texts)}".encode())
-        for text, label in zip(texts, labels, strict=True):
-            h.update(f"{label}:{len(text)}:".encode())
-            h.update(text.encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
+def _fit_info(
+    result: FitResult,
+    data: TextData,
+    weights: Tensor | None,
+    vectors: str | Path | None,
+    coverage: float | None,
+    baseline_seconds: float | None,
+) -> FitInfo:
+    """The `FitInfo` of a finished fit."""
+    assert data.tokenizer is not None
+    # epochs trained by this call (a resumed run's earlier epochs came from the checkpoint)
+    resumed = result.resumed_from_epoch
+    epochs_now = max(result.epochs_run - (0 if resumed is None else resumed + 1), 0)
+    return FitInfo(
+        train_texts=len(data.train[0]),
+        val_texts=len(data.val[0]),
+        vocab_size=data.tokenizer.vocab_size,
+        train_tokens_per_epoch=data.train_tokens,
+        tokenizer_seconds=data.tokenizer_seconds,
+        fit_seconds=result.fit_seconds,
+        epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch,
+        best_val_loss=result.best_val_loss,
+        tokens_per_second=data.train_tokens * epochs_now / max(result.fit_seconds, 1e-9),
+        world_size=result.world_size,
+        resumed_from_epoch=result.resumed_from_epoch,
+        baseline_seconds=baseline_seconds,
+        class_weights=None if weights is None else weights.tolist(),
+        vectors_file=None if vectors is None else str(vectors),
+        vectors_coverage=coverage,
+    )
 
 
 def _require_finite_output(values: np.ndarray, what: str) -> None:
@@ -775,3 +785,15 @@ def _require_finite_output(values: np.ndarray, what: str) -> None:
             f"the model produced non-finite {what}; its weights are damaged, train or load "
             f"the model again"
         )
+
+
+class PretrainedTextEncoder:
+    """The loader the registry names for a ``"text_encoder"`` folder: a language-model
+    encoder pretrained for a `TextClassifier` (`PretrainedEncoder` read with this task's
+    settings)."""
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> PretrainedEncoder:
+        """The encoder saved in ``path`` (`PretrainedEncoder.load` with
+        `TextClassifierConfig`)."""
+        return PretrainedEncoder.load(path, TextClassifierConfig)

@@ -21,7 +21,7 @@ TEXT_CLASSIFIER = ModelKind(
 TEXT_ENCODER = ModelKind(
     name="text_encoder",
     title="pretrained text encoder",
-    estimator="lstmkit.tasks.text_classification.pretrain:PretrainedEncoder",
+    estimator="lstmkit.tasks.text_classification.estimator:PretrainedTextEncoder",
     instead=(
         "it predicts nothing itself; fine-tune a classifier from it with 'lstmkit classify "
         "train DATA --pretrained FOLDER --out MODEL' and use that model"

@@ -8,7 +8,9 @@ max / attention, or several joined with "+", e.g. "max+mean") -> dropout -> line
 head. Two classes use one logit and binary cross-entropy (as seeds 000 and 003), more
 classes a softmax. `build_net` refuses a network too large for memory in one line;
 `check_weight_shapes` compares saved tensors with the shapes a
-config implies, without allocating the network.
+config implies, without allocating the network. The encoder (Embedding, its dropout and
+the LSTM/GRU) is the language model's (`lstmkit.tasks.language_model.make_encoder`), so
+a pretrained encoder's weights load into it.
 """
 
 from __future__ import annotations
@@ -22,37 +24,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit.data.text import Label
-from lstmkit.data.tokenize import PAD_ID
 from lstmkit.errors import LstmkitError
-from lstmkit.nn import GRU, LSTM, AttentionPool, make_pool
+from lstmkit.nn import AttentionPool, make_pool
+from lstmkit.tasks.language_model.network import (  # noqa: F401 - require_finite_weights: here too
+    make_encoder,
+    require_finite_weights,
+)
 from lstmkit.tasks.text_classification.settings import TextClassifierConfig
-
-
-def make_encoder(
-    vocab_size: int, config: TextClassifierConfig
-) -> tuple[nn.Embedding, nn.Dropout, LSTM | GRU]:
-    """The encoder the classifier and its pretraining language model share: the word
-    vectors (``embedding``), their dropout and the LSTM/GRU (``rnn``), built from
-    ``config`` so that the parameter names and shapes of both networks agree."""
-    embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=PAD_ID)
-    if config.init == "keras":
-        with torch.no_grad():
-            embedding.weight.uniform_(-0.05, 0.05)
-            embedding.weight[PAD_ID].zero_()
-    # lengths= keeps padding out of every step, both directions (see lstmkit.nn.layers)
-    rnn = (LSTM if config.rnn == "lstm" else GRU)(
-        config.embedding_dim,
-        config.hidden_size,
-        config.num_layers,
-        batch_first=True,
-        dropout=config.dropout if config.num_layers > 1 else 0.0,
-        bidirectional=config.bidirectional,
-        init=config.init,
-        layer_norm=config.layer_norm,
-        recurrent_dropout=config.recurrent_dropout,
-        zoneout=config.zoneout,
-    )
-    return embedding, nn.Dropout(config.embedding_dropout), rnn
 
 
 class TextClassifierNet(nn.Module):
@@ -209,10 +187,3 @@ def build_net(vocab_size: int, num_classes: int, config: TextClassifierConfig) -
         if isinstance(err, MemoryError) or "allocate" in str(err):
             raise LstmkitError(advice) from None
         raise
-
-
-def require_finite_weights(state: dict[str, Tensor], problem: str, fix: str) -> None:
-    """Raise `LstmkitError` "<problem> (<first bad tensor>); <fix>" if any weight is not finite."""
-    for name, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise LstmkitError(f"{problem} ({name}); {fix}")
