@@ -304,7 +304,7 @@ class TextClassifier:
         result = train(
             module, data.train_dataloader(), data.val_dataloader(), train_cfg, fingerprint=digest
         )
-        net = self._require_fitted()[1]
+        net = self.require_fitted()[1]
         net.cpu().eval()
         require_finite_weights(
             net.state_dict(),
@@ -396,7 +396,7 @@ class TextClassifier:
         if encoder is not None:
             digest += encoder.fingerprint()
         if vectors is not None:  # a checkpoint of a run from other word vectors is refused
-            start_weights = self._require_fitted()[1].embedding.weight.detach().numpy().tobytes()
+            start_weights = self.require_fitted()[1].embedding.weight.detach().numpy().tobytes()
             digest = hashlib.sha256(digest.encode() + start_weights).hexdigest()
         return digest
 
