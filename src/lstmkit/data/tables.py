@@ -417,51 +417,57 @@ def iter_column(
 def _csv_column(
     path: Path, fmt: str, column: str, size: int, role: str, option: str
 ) -> Iterator[ColumnChunk]:
+    """Python's csv module rather than chunked pandas: pandas 2 silently drops the extra
+    cells of a too-long row that starts a chunk, and either pandas decodes ahead of the rows
+    it returns; reading row by row names the exact row of every problem."""
     sep = "\t" if fmt == "tsv" else ","
     row = 0
-    with ByteSource(path) as source:
-        try:
-            reader = pd.read_csv(
-                source.stream, sep=sep, encoding="utf-8", chunksize=size, **_CSV_AS_TEXT
-            )
-            with reader:
-                while (frame := _next_frame(reader)) is not None:
-                    frame.columns = [str(c).strip() for c in frame.columns]
-                    if column not in frame.columns:
-                        raise missing_column(path, column, list(frame.columns), role, option)
-                    values = frame[column].tolist()
-                    yield ColumnChunk(values, row, source.position)
-                    row += len(values)
-        except UnicodeDecodeError:
-            raise LstmkitError(
-                f"{path}: bytes that are not valid UTF-8 at or after row {row + 1}; re-save "
-                "the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
-            ) from None
-        except pd.errors.EmptyDataError:
-            raise LstmkitError(
-                f"{path}: the file is empty; expected a header row and data rows"
-            ) from None
-        except (pd.errors.ParserError, pd.errors.ParserWarning) as err:
-            if isinstance(err, pd.errors.ParserWarning) or _FIELDS.search(str(err)):
-                name = "a tab" if sep == "\t" else "a comma"
+    values: list[Any] = []
+    first = 0
+    before = csv.field_size_limit(2**31 - 1)  # a review may be longer than 128 KiB
+    try:
+        with ByteSource(path) as source:
+            text = io.TextIOWrapper(source.stream, encoding="utf-8-sig", newline="")
+            rows = csv.reader(text, delimiter=sep, strict=True)
+            try:
+                header = [c.strip() for c in next(rows, [])]
+                while header == [""] or header == []:  # blank lines before the header
+                    if (line := next(rows, None)) is None:
+                        raise LstmkitError(
+                            f"{path}: the file is empty; expected a header row and data rows"
+                        )
+                    header = [c.strip() for c in line]
+                if column not in header:
+                    raise missing_column(path, column, header, role, option)
+                at = header.index(column)
+                for cells in rows:
+                    if not cells:
+                        continue  # a blank line, as pandas skips them
+                    if len(cells) > len(header):
+                        name = "a tab" if sep == "\t" else "a comma"
+                        raise LstmkitError(
+                            f"{path}: {rows_text([row], verb='have')} more fields than the "
+                            f"header ({len(header)}); put cells that hold {name} in double "
+                            "quotes, or remove the extra fields"
+                        )
+                    values.append(cells[at] if at < len(cells) else "")
+                    row += 1
+                    if len(values) == size:
+                        yield ColumnChunk(values, first, source.position)
+                        values, first = [], row
+                if values:
+                    yield ColumnChunk(values, first, source.position)
+            except UnicodeDecodeError:
                 raise LstmkitError(
-                    f"{path}: a row at or after row {row + 1} has more fields than the "
-                    f"header; put cells that hold {name} in double quotes, or remove the "
-                    "extra fields"
+                    f"{path}: bytes that are not valid UTF-8 at or after row {row + 1}; "
+                    "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
                 ) from None
-            first = str(err).strip().splitlines()[0]
-            raise LstmkitError(f"cannot read {path} after row {row}: {first}") from None
-        except READ_ERRORS as err:
-            raise unreadable(path, err) from None
-
-
-def _next_frame(reader: Any) -> pd.DataFrame | None:
-    """The next chunk of a chunked CSV reader (None at the end). pandas only warns, and
-    drops cells, when the first data row has more fields than the header: an error here,
-    as in `read_table`."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", pd.errors.ParserWarning)
-        return next(reader, None)
+            except csv.Error as err:
+                raise LstmkitError(f"cannot read {path} after row {row}: {err}") from None
+            except READ_ERRORS as err:
+                raise unreadable(path, err) from None
+    finally:
+        csv.field_size_limit(before)
 
 
 def _jsonl_column(path: Path, column: str, size: int, option: str) -> Iterator[ColumnChunk]:
