@@ -16,11 +16,21 @@ class ForecasterConfig:
 
     horizon: steps to forecast. window: input steps (None: chosen from the
     season and horizon at fit time). model: "lstm" | "gru". method: "direct" |
-    "recursive". instance_norm: per-window reversible normalisation. scaler:
+    "recursive". instance_norm: per-window reversible normalisation of the
+    target: True or "mean" (subtract the window's mean, divide by its standard
+    deviation), "last" (subtract the last value, divide by the mean absolute
+    step-to-step change, the scale of MASE), False (none). scaler:
     "minmax" | "standard" | "none" (per series, fitted on training data).
     quantiles: e.g. (0.1, 0.5, 0.9) for a pinball-loss band, or None for MSE.
     skip: the head also reads the normalised input window (a linear path
-    beside the recurrent one). val_size: validation steps at the end of each
+    beside the recurrent one). patch: the encoder reads the window in patches of
+    this many steps, one recurrent step each (None: 1 under 64 steps, else about
+    24 patches; 1: step by step). residual: None, "nlinear" (a closed-form ridge
+    NLinear fitted before training, which the network corrects and training
+    refines) or "nlinear-fixed" (the same, kept fixed). loss: of the point
+    forecast, "mse", "mae", or "mase" (absolute error over the window's mean
+    absolute step-to-step change: every window weighs the same whatever its
+    scale), on the scaled values. val_size: validation steps at the end of each
     series (None: about a tenth of the shortest series in whole horizons, 1 to
     20 of them; 0: no validation). batches_per_epoch: at most this many
     batches, drawn at random, between two validations (None: every window
@@ -48,10 +58,13 @@ class ForecasterConfig:
     recurrent_dropout: float = 0.0
     zoneout: float = 0.0
     method: str = "direct"
-    instance_norm: bool = True
+    instance_norm: bool | str = True
     scaler: str = "minmax"
     quantiles: list[float] | None = field(default_factory=lambda: [0.1, 0.5, 0.9])
     skip: bool = True
+    patch: int | None = 1
+    residual: str | None = None
+    loss: str = "mse"
     batch_size: int = 32
     val_size: int | None = None
     batches_per_epoch: int | None = 100
@@ -101,6 +114,20 @@ class ForecasterConfig:
         for ok, msg in checks:
             if not ok:
                 raise LstmkitError(f"invalid forecaster setting: {msg}")
+        if self.instance_norm in ("mean", "last") or isinstance(self.instance_norm, bool):
+            pass
+        else:
+            raise LstmkitError(
+                f"instance_norm must be true, false, 'mean' or 'last', got {self.instance_norm!r}"
+            )
+        if self.patch is not None and self.patch < 1:
+            raise LstmkitError(f"patch must be >= 1 or None, got {self.patch!r}")
+        if self.residual not in (None, "nlinear", "nlinear-fixed"):
+            raise LstmkitError(
+                f"residual must be None, 'nlinear' or 'nlinear-fixed', got {self.residual!r}"
+            )
+        if self.loss not in ("mse", "mae", "mase"):
+            raise LstmkitError(f"loss must be mse, mae or mase, got {self.loss!r}")
         if self.scaler not in ("minmax", "standard", "none"):
             raise LstmkitError(f"scaler must be minmax, standard or none, got {self.scaler!r}")
 

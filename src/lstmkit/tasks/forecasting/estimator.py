@@ -35,6 +35,7 @@ from lstmkit.tasks.forecast_metrics import (
 from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.data import ForecastData
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
+from lstmkit.tasks.forecasting.linear import choose_ridge, fit_linear
 from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
 from lstmkit.tasks.forecasting.network import check_model_size, estimate_parameters, make_net
 from lstmkit.tasks.forecasting.predict import PredictCore
@@ -160,6 +161,8 @@ class Forecaster:
         train = self.config.train
         L.seed_everything(train.seed, verbose=False)
         self.module = self._build_module(sd.n_features, prepared.window)
+        if self.config.residual:
+            self._fit_residual(prepared)
         self.fit_result = fit(
             self.module,
             prepared.train_dataloader(),
@@ -172,6 +175,31 @@ class Forecaster:
         self.module.float().eval()
         self._check_plausible(sd)
         return self
+
+    def _fit_residual(self, prepared: ForecastData) -> None:
+        """Set the network's residual NLinear map (`ForecastNet.linear`) to the ridge
+        least-squares NLinear of the scaled training windows (`linear.choose_ridge`), the
+        penalty chosen on the validation windows (without them, on every fifth training
+        window, the map then refitted on all of them)."""
+        assert self.module is not None and prepared.train_set is not None
+        x, y = (t.double().numpy() for t in (prepared.train_set.tensors[0],
+                                              prepared.train_set.tensors[-1]))  # fmt: skip
+        x = x[:, :, 0]
+        if prepared.val_set is not None:
+            vx = prepared.val_set.tensors[0].double().numpy()[:, :, 0]
+            vy = prepared.val_set.tensors[-1].double().numpy()[:, : y.shape[1]]
+            fitted = choose_ridge(x, y, vx, vy, kind="nlinear")
+        else:
+            held = np.arange(len(x)) % 5 == 4
+            if held.sum() < 2:
+                fitted = fit_linear(x, y, kind="nlinear")
+            else:
+                chosen = choose_ridge(x[~held], y[~held], x[held], y[held], kind="nlinear")
+                fitted = fit_linear(x, y, kind="nlinear", ridge=chosen.ridge)
+        linear = self.module.net.linear
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(fitted.weights["weight"].T))
+            linear.bias.copy_(torch.from_numpy(fitted.weights["bias"]))
 
     def _check_plausible(self, sd: SeriesData) -> None:
         """Refuse a fit whose forecast leaves any plausible range of the data: from the last
@@ -204,7 +232,9 @@ class Forecaster:
             "hidden_size / num_layers",
         )
         net = make_net(cfg, n_features, window, len(self._future_columns()))
-        return ForecastModule(net, cfg.instance_norm, cfg.quantiles, self._future_columns())
+        return ForecastModule(
+            net, cfg.instance_norm, cfg.quantiles, self._future_columns(), loss=cfg.loss
+        )
 
     def set_context(
         self, data: pd.DataFrame | pd.Series | str | os.PathLike[str] | SeriesData

@@ -1,8 +1,10 @@
 """`ForecastModule`: the LightningModule around `ForecastNet` (instance normalisation and
 the loss), and the sample paths that give recursive forecasts their widening band.
 
-Loss: MSE of the point forecast plus, with quantiles, the pinball loss, on the
-per-series scaled values after undoing the instance normalisation. Training
+Loss: MSE (or MAE, or MASE-like: absolute error over the window's mean absolute
+step-to-step change) of the point forecast plus, with quantiles, the pinball loss, on
+the per-series scaled values after undoing the instance normalisation. A network with
+a ``residual`` NLinear map adds it to its output here. Training
 itself (optimiser, logging) is the shared `lstmkit.training.LstmkitModule`'s.
 """
 
@@ -17,12 +19,23 @@ from lstmkit.training import LstmkitModule
 EPS = 1e-5
 
 
-def _instance_stats(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation of the target (feature 0) of each window, (batch, 1)."""
+def _instance_stats(x: Tensor, how: bool | str = "mean") -> tuple[Tensor, Tensor]:
+    """Centre and scale of the target (feature 0) of each window, (batch, 1): its mean and
+    standard deviation, or (``how="last"``) its last value and mean absolute change."""
     target = x[:, :, 0]
+    if how == "last":
+        change = (target[:, 1:] - target[:, :-1]).abs().mean(dim=1, keepdim=True)
+        return target[:, -1:], change + EPS
     mean = target.mean(dim=1, keepdim=True)
     std = torch.sqrt(target.var(dim=1, keepdim=True, unbiased=False) + EPS)
     return mean, std
+
+
+def _change_scale(x: Tensor) -> Tensor:
+    """Mean absolute step-to-step change of each window's target, (batch, 1): the
+    denominator of the ``mase`` loss (a flat window counts with a tiny floor)."""
+    target = x[:, :, 0]
+    return (target[:, 1:] - target[:, :-1]).abs().mean(dim=1, keepdim=True) + 1e-3
 
 
 def pinball_loss(pred: Tensor, y: Tensor, quantiles: Tensor) -> Tensor:
@@ -42,24 +55,28 @@ class ForecastModule(LstmkitModule):
     def __init__(
         self,
         net: ForecastNet,
-        instance_norm: bool,
+        instance_norm: bool | str,
         quantiles: list[float] | None,
         future_columns: list[int] | None = None,
+        loss: str = "mse",
     ):
         super().__init__()
         self.net = net
         # positions of the known-future covariates among the covariates (feature - 1)
         self.future_columns = [c - 1 for c in future_columns or []]
         self.instance_norm = instance_norm
+        self.loss = loss
         q = torch.tensor(quantiles or [], dtype=torch.float32)
         self.register_buffer("quantiles", q, persistent=False)
 
     def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
         """x (batch, window, features) scaled [, future (batch, steps, n_future)] ->
         forecast (batch, steps, n_outputs) scaled."""
+        base = self.net.nlinear(x[:, :, 0]).unsqueeze(-1) if self.net.residual else None
         if not self.instance_norm:
-            return self.net(x, future)
-        mean, std = _instance_stats(x)
+            out = self.net(x, future)
+            return out if base is None else out + base
+        mean, std = _instance_stats(x, self.instance_norm)
         # covariates are centred on their window means (kept at their scale: a flag that
         # is 0 all window long must not be divided by a zero spread)
         cov_mean = x[:, :, 1:].mean(dim=1, keepdim=True)
@@ -67,15 +84,25 @@ class ForecastModule(LstmkitModule):
                         x[:, :, 1:] - cov_mean], dim=2)  # fmt: skip
         if future is not None:
             future = future - cov_mean[:, :, self.future_columns]
-        out = self.net(xn, future)
-        return out * std.unsqueeze(-1) + mean.unsqueeze(-1)
+        out = self.net(xn, future) * std.unsqueeze(-1)
+        return out + (mean.unsqueeze(-1) if base is None else base)
 
     def step_metrics(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
-        """Batch (x, [future,] y) -> {"loss": MSE of the point forecast [+ pinball]}."""
+        """Batch (x, [future,] y) -> {"loss": MSE / MAE / MASE of the point forecast
+        [+ pinball]}."""
         x, y = batch[0], batch[-1]
         pred = self(x, batch[1] if len(batch) == 3 else None)
-        loss = torch.mean((pred[..., 0] - y) ** 2)
+        err = pred[..., 0] - y
+        if self.loss == "mae":
+            loss = err.abs().mean()
+        elif self.loss == "mase":
+            loss = (err.abs() / _change_scale(x)).mean()
+        else:
+            loss = torch.mean(err**2)
         if len(self.quantiles):
+            if self.loss == "mase":
+                scale = _change_scale(x)
+                pred, y = pred / scale.unsqueeze(-1), y / scale
             loss = loss + pinball_loss(pred[..., 1:], y, self.quantiles)
         return {"loss": loss}
 

@@ -26,6 +26,19 @@ class ForecastNet(nn.Module):
     outputs are the point forecast followed by any quantiles. ``layer_norm``,
     ``recurrent_dropout`` and ``zoneout`` are passed to the encoder (see
     `lstmkit.nn.LSTM`); with their defaults it is the plain layer.
+
+    ``patch``: the encoder reads the window in patches of this many steps, one
+    recurrent step per patch with ``patch * features`` inputs (a 336-step window
+    becomes 14-42 steps: faster, and the state carries over fewer steps); the oldest
+    ``window % patch`` steps are left to the skip path. 1 is the step-by-step reading.
+
+    ``residual``: the network also owns ``linear`` (``window`` -> ``steps``), an
+    NLinear map on the un-normalised target (`nlinear`: the last value plus a linear
+    map of the window less its last value), which `ForecastModule` adds to the
+    network's output; the recurrent part then learns the residual over it. The
+    forecasting estimator fits it in closed form (ridge) before training; ``fixed``
+    keeps it there (no gradient), otherwise training refines it. The head starts at
+    zero, so an untrained network forecasts the linear map alone.
     """
 
     def __init__(
@@ -44,11 +57,16 @@ class ForecastNet(nn.Module):
         layer_norm: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        patch: int = 1,
+        residual: str | None = None,
     ) -> None:
         super().__init__()
+        if not 1 <= patch <= window:
+            raise ValueError(f"patch must be between 1 and the window ({window}), got {patch}")
         rnn_cls = LSTM if model == "lstm" else GRU
+        self.patch = patch
         self.rnn = rnn_cls(
-            n_features,
+            n_features * patch,
             hidden_size,
             num_layers=num_layers,
             batch_first=True,
@@ -65,11 +83,30 @@ class ForecastNet(nn.Module):
         head_in = width + (window if skip else 0) + steps * n_future
         self.head = nn.Linear(head_in, steps * n_outputs)
         self.skip, self.n_future = skip, n_future
+        self.residual = residual
+        if residual is not None:
+            self.linear = nn.Linear(window, steps)
+            nn.init.zeros_(self.linear.weight)
+            nn.init.zeros_(self.linear.bias)
+            self.linear.requires_grad_(residual != "nlinear-fixed")
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def nlinear(self, target: Tensor) -> Tensor:
+        """The residual's linear forecast from the un-normalised target windows (batch,
+        window): last value + linear(window - last value), (batch, steps)."""
+        last = target[:, -1:]
+        return last + self.linear(target - last)
 
     def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
         """x (batch, window, features), future (batch, steps, n_future) known covariates
         over the horizon -> (batch, steps, n_outputs)."""
-        out, _ = self.rnn(x)
+        seq = x
+        if self.patch > 1:
+            batch, window, features = x.shape
+            n = window // self.patch
+            seq = x[:, window - n * self.patch :].reshape(batch, n, self.patch * features)
+        out, _ = self.rnn(seq)
         parts = [self.dropout(self.pool(out))]
         if self.skip:
             parts.append(x[:, :, 0])
@@ -83,6 +120,15 @@ class ForecastNet(nn.Module):
 def output_steps(cfg: ForecasterConfig) -> int:
     """Steps the network forecasts at once: the horizon (direct) or 1 (recursive)."""
     return cfg.horizon if cfg.method == "direct" else 1
+
+
+def patch_length(cfg: ForecasterConfig, window: int) -> int:
+    """The patch length for a window of ``window`` steps: ``cfg.patch`` when set, else
+    (None) 1 for windows under 64 steps and otherwise the length that cuts the window
+    into about 24 patches (a 336-step window: patches of 14)."""
+    if cfg.patch is not None:
+        return min(cfg.patch, window)
+    return 1 if window < 64 else max(1, round(window / 24))
 
 
 def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> ForecastNet:
@@ -103,6 +149,8 @@ def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int)
         layer_norm=cfg.layer_norm,
         recurrent_dropout=cfg.recurrent_dropout,
         zoneout=cfg.zoneout,
+        patch=patch_length(cfg, window),
+        residual=cfg.residual,
     )
 
 

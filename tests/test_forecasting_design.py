@@ -1,0 +1,212 @@
+"""The recurrent forecaster's design options (issue 17): patching, the residual NLinear
+map the network corrects, the "last" instance normalisation and the mae/mase losses."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lstmkit import Forecaster
+from lstmkit.errors import LstmkitError
+from lstmkit.tasks.forecasting import ForecastModule, ForecastNet
+from lstmkit.tasks.forecasting.config import ForecasterConfig
+from lstmkit.tasks.forecasting.network import patch_length
+
+FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress_bar": False}
+
+
+def _series(n: int = 80) -> pd.DataFrame:
+    t = np.arange(n)
+    y = 100 + t + 10 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(0, 1, n)
+    return pd.DataFrame({"month": pd.date_range("2000-01-01", periods=n, freq="MS"), "y": y})
+
+
+def _zero_all_but_linear(net: ForecastNet) -> None:
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if not name.startswith("linear."):
+                p.zero_()
+
+
+# ---------------------------------------------------------------- patching
+def test_patch_one_is_the_step_by_step_network() -> None:
+    """patch=1 builds and computes exactly today's network: encoder over every step, head on
+    the last state and the window (recomputed here from the layers themselves)."""
+    torch.manual_seed(0)
+    net = ForecastNet(2, window=10, steps=3, n_outputs=2, hidden_size=5, patch=1).eval()
+    x = torch.randn(4, 10, 2)
+    assert net.rnn.input_size == 2
+    with torch.no_grad():
+        out, _ = net.rnn(x)
+        want = net.head(torch.cat([out[:, -1], x[:, :, 0]], dim=1)).view(4, 3, 2)
+        torch.testing.assert_close(net(x), want)
+    torch.manual_seed(0)
+    today = ForecastNet(2, window=10, steps=3, n_outputs=2, hidden_size=5).eval()
+    assert net.state_dict().keys() == today.state_dict().keys()
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), today(x))
+
+
+def test_patches_are_recurrent_steps_and_the_oldest_remainder_is_left_to_the_skip() -> None:
+    torch.manual_seed(0)
+    net = ForecastNet(2, window=11, steps=4, n_outputs=1, hidden_size=6, patch=4).eval()
+    assert net.rnn.input_size == 8  # patch * features
+    x = torch.randn(3, 11, 2)
+    with torch.no_grad():
+        y = net(x)
+        assert y.shape == (3, 4, 1)
+        # two patches of 4 steps from the newest 8: (t3..t6), (t7..t10), features interleaved
+        seq = x[:, 3:].reshape(3, 2, 8)
+        torch.testing.assert_close(seq[0, 1, :2], x[0, 7])
+        out, _ = net.rnn(seq)
+        want = net.head(torch.cat([out[:, -1], x[:, :, 0]], dim=1)).view(3, 4, 1)
+        torch.testing.assert_close(y, want)
+        # without the skip the oldest 3 steps are not read at all
+        net.skip = False
+        net.head = torch.nn.Linear(6, 4)
+        changed = x.clone()
+        changed[:, :3] += 100.0
+        torch.testing.assert_close(net(changed), net(x))
+
+
+def test_automatic_patch_length_follows_the_window() -> None:
+    cfg = ForecasterConfig(patch=None)
+    assert [patch_length(cfg, w) for w in (12, 63, 64, 336, 720)] == [1, 1, 3, 14, 30]
+    assert patch_length(ForecasterConfig(patch=8), 336) == 8
+    assert patch_length(ForecasterConfig(patch=50), 12) == 12  # cut to the window
+    with pytest.raises(ValueError, match="patch must be between 1 and the window"):
+        ForecastNet(1, window=6, steps=1, n_outputs=1, patch=7)
+
+
+# ---------------------------------------------------------------- residual NLinear
+@pytest.mark.parametrize("norm", [True, "last", False])
+def test_fixed_residual_alone_is_the_nlinear_map(norm) -> None:
+    """With the recurrent part and the head zeroed, the module forecasts exactly
+    last + W (x - last) + b on the un-normalised window, whatever the normalisation."""
+    torch.manual_seed(0)
+    net = ForecastNet(2, window=9, steps=3, n_outputs=3, hidden_size=4, residual="nlinear-fixed")
+    module = ForecastModule(net, instance_norm=norm, quantiles=[0.1, 0.9]).eval()
+    assert not any(p.requires_grad for p in net.linear.parameters())
+    assert net.head.weight.abs().sum() == 0  # an untrained network is the linear map
+    W = np.random.default_rng(1).normal(size=(9, 3))
+    b = np.array([0.5, -1.0, 2.0])
+    with torch.no_grad():
+        net.linear.weight.copy_(torch.tensor(W.T))
+        net.linear.bias.copy_(torch.tensor(b))
+    _zero_all_but_linear(net)
+    x = np.random.default_rng(2).normal(3.0, 2.0, size=(5, 9, 2))
+    last = x[:, -1:, 0]
+    want = last + (x[:, :, 0] - last) @ W + b
+    with torch.no_grad():
+        got = module(torch.tensor(x, dtype=torch.float32)).double().numpy()
+    for channel in range(3):  # the point and both quantiles start at the map
+        np.testing.assert_allclose(got[..., channel], want, rtol=1e-5, atol=1e-4)
+
+
+def _ridge_by_hand(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """NLinear by ridge on centred features (unpenalised intercept), by the normal equations."""
+    last = x[:, -1:]
+    F, T = x - last, y - last
+    fm, tm = F.mean(0), T.mean(0)
+    Fc, Tc = F - fm, T - tm
+    W = np.linalg.solve(Fc.T @ Fc + ridge * np.eye(F.shape[1]), Fc.T @ Tc)
+    return W, tm - fm @ W
+
+
+def test_fit_sets_the_residual_to_the_ridge_nlinear_and_fixed_keeps_it() -> None:
+    df = _series()
+    f = Forecaster(horizon=4, window=12, residual="nlinear-fixed", quantiles=None,
+                   scaler="none", val_size=8, **FAST)  # fmt: skip
+    f.fit(df, target="y", time_col="month")
+    v = df["y"].to_numpy()
+    train = v[: len(v) - 8]
+    n = len(train) - 12 - 4 + 1
+    x = np.stack([train[i : i + 12] for i in range(n)])
+    y = np.stack([train[i + 12 : i + 16] for i in range(n)])
+    from lstmkit.tasks.forecasting.linear import RIDGE_GRID
+
+    # the chosen penalty is one of the grid's; the map is the ridge solution for it
+    linear = f.module.net.linear
+    W = linear.weight.detach().double().numpy().T
+    b = linear.bias.detach().double().numpy()
+    Fc = x - x[:, -1:]
+    scale = np.trace((Fc - Fc.mean(0)).T @ (Fc - Fc.mean(0))) / 12
+    errors = [np.abs(_ridge_by_hand(x, y, r * scale)[0] - W).max() for r in RIDGE_GRID]
+    best = int(np.argmin(errors))
+    Wh, bh = _ridge_by_hand(x, y, RIDGE_GRID[best] * scale)
+    np.testing.assert_allclose(W, Wh, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(b, bh, rtol=1e-4, atol=1e-3)
+
+
+def test_trainable_residual_moves_from_the_ridge_start() -> None:
+    f = Forecaster(horizon=4, window=12, residual="nlinear", quantiles=None, **FAST)
+    df = _series()
+    f.fit(df, target="y", time_col="month")
+    assert all(p.requires_grad for p in f.module.net.linear.parameters())
+    start = Forecaster(horizon=4, window=12, residual="nlinear", quantiles=None,
+                       **(FAST | {"max_epochs": 1, "lr": 1e-9}))  # fmt: skip
+    start.fit(df, target="y", time_col="month")
+    moved = (f.module.net.linear.weight - start.module.net.linear.weight).abs().max().detach()
+    assert float(moved) > 1e-4
+
+
+def test_save_load_round_trip_with_patch_and_residual(tmp_path: Path) -> None:
+    df = _series()
+    f = Forecaster(horizon=4, window=12, patch=3, residual="nlinear", instance_norm="last",
+                   loss="mase", **FAST)  # fmt: skip
+    f.fit(df, target="y", time_col="month")
+    g = Forecaster.load(f.save(tmp_path / "model"))
+    assert g.config == f.config
+    assert g.module.net.patch == 3 and g.module.net.residual == "nlinear"
+    torch.testing.assert_close(g.module.net.linear.weight, f.module.net.linear.weight)
+    pd.testing.assert_frame_equal(g.predict(), f.predict())
+    pd.testing.assert_frame_equal(g.predict(df.iloc[:-5]), f.predict(df.iloc[:-5]))
+
+
+# ---------------------------------------------------------------- normalisation and losses
+def test_last_value_normalisation_by_hand_and_equivariant() -> None:
+    from lstmkit.tasks.forecasting.module import _instance_stats
+
+    x = torch.tensor([[1.0, 3.0, 2.0, 6.0]]).unsqueeze(-1)
+    centre, scale = _instance_stats(x, "last")
+    assert float(centre) == 6.0
+    assert float(scale) == pytest.approx((2 + 1 + 4) / 3, abs=1e-4)
+    torch.manual_seed(0)
+    net = ForecastNet(1, window=10, steps=4, n_outputs=1, hidden_size=6)
+    module = ForecastModule(net, instance_norm="last", quantiles=None).eval()
+    x = torch.randn(3, 10, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(module(4.0 * x - 2.0), 4.0 * module(x) - 2.0,
+                                   rtol=1e-4, atol=1e-4)  # fmt: skip
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "mase"])
+def test_losses_by_hand(loss: str) -> None:
+    torch.manual_seed(0)
+    net = ForecastNet(1, window=4, steps=2, n_outputs=1, hidden_size=3)
+    module = ForecastModule(net, instance_norm=False, quantiles=None, loss=loss).eval()
+    x = torch.tensor([[0.0, 2.0, 1.0, 4.0], [1.0, 1.0, 1.0, 2.0]]).unsqueeze(-1)
+    y = torch.tensor([[5.0, 3.0], [2.0, 0.0]])
+    with torch.no_grad():
+        err = (module(x)[..., 0] - y).numpy()
+        got = float(module.step_metrics((x, y))["loss"])
+    change = np.array([[(2 + 1 + 3) / 3 + 1e-3], [1 / 3 + 1e-3]])
+    want = {"mse": (err**2).mean(), "mae": np.abs(err).mean(),
+            "mase": (np.abs(err) / change).mean()}[loss]  # fmt: skip
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"patch": 0}, "patch must be >= 1"),
+        ({"residual": "dlinear"}, "residual must be None, 'nlinear' or 'nlinear-fixed'"),
+        ({"loss": "huber"}, "loss must be mse, mae or mase"),
+        ({"instance_norm": "median"}, "instance_norm must be true, false, 'mean' or 'last'"),
+    ],
+)
+def test_bad_design_settings_are_one_clear_error(settings: dict, message: str) -> None:
+    with pytest.raises(LstmkitError, match=message):
+        Forecaster(horizon=6, **settings)
