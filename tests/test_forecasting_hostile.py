@@ -80,7 +80,7 @@ def test_constant_series_forecasts_with_undefined_mase() -> None:
         ({"lr": -1.0}, "lr .learning rate. must be a positive number"),
         ({"lr": float("nan")}, "lr must be a finite number"),
         ({"quantiles": "0.1,0.9"}, "quantiles must be a list of a number or None"),
-        ({"instance_norm": "yes"}, "instance_norm must be true/false"),
+        ({"instance_norm": "yes"}, "instance_norm must be true, false, .mean. or .last."),
         ({"precision": "bf17"}, "precision must be one of"),
     ],
 )
