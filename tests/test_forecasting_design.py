@@ -210,3 +210,38 @@ def test_losses_by_hand(loss: str) -> None:
 def test_bad_design_settings_are_one_clear_error(settings: dict, message: str) -> None:
     with pytest.raises(LstmkitError, match=message):
         Forecaster(horizon=6, **settings)
+
+
+def test_cli_design_options_reach_the_saved_model(tmp_path: Path, capsys) -> None:
+    import sys
+
+    from lstmkit.cli import main
+
+    data = tmp_path / "shop.csv"
+    _series().to_csv(data, index=False)
+    out = tmp_path / "run"
+    argv = ["lstmkit", "forecast", str(data), "--target", "y", "--time-col", "month",
+            "--horizon", "4", "--window", "12", "--patch", "3", "--residual", "nlinear-fixed",
+            "--loss", "mae", "--max-epochs", "2", "--hidden-size", "8", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    old, sys.argv = sys.argv, argv
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    finally:
+        sys.argv = old
+    saved = Forecaster.load(out / "model")
+    assert (saved.config.patch, saved.config.residual, saved.config.loss) == (
+        3, "nlinear-fixed", "mae",
+    )  # fmt: skip
+    assert saved.module.net.rnn.input_size == 3
+    sys.argv = [*argv[:-1], str(tmp_path / "bad"), "--loss", "huber"]
+    try:
+        with pytest.raises(SystemExit) as info:
+            main()
+    finally:
+        sys.argv = old
+    assert info.value.code == 2
+    assert "loss must be mse, mae or mase" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

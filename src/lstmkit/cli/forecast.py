@@ -171,6 +171,17 @@ def forecast_cmd(
         str, typer.Option(help="Quantiles for the band, e.g. 0.1,0.5,0.9 ('none': MSE).")
     ] = "0.1,0.5,0.9",
     instance_norm: Annotated[bool, typer.Option(help="Per-window normalisation.")] = True,
+    patch: Annotated[
+        int | None,
+        typer.Option(help="Steps per patch, one recurrent step each (default: the model's)."),
+    ] = None,
+    residual: Annotated[
+        str | None,
+        typer.Option(help="nlinear or nlinear-fixed: learn the residual over a ridge NLinear."),
+    ] = None,
+    loss: Annotated[
+        str | None, typer.Option(help="mse, mae or mase (default: the model's).")
+    ] = None,
     scaler: Annotated[str, typer.Option(help="minmax, standard or none.")] = "minmax",
     season: Annotated[
         int | None, typer.Option(help="Seasonal period (default: from the frequency).")
@@ -211,8 +222,9 @@ def _forecast(
     covariates: str | None, future_covariates: str | None, future: Path | None, horizon: int,
     window: int | None, holdout: int | None, model: str,
     hidden_size: int, num_layers: int, method: str, layer_norm: bool, recurrent_dropout: float,
-    zoneout: float, quantiles: str, instance_norm: bool,
-    scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
+    zoneout: float, quantiles: str, instance_norm: bool, patch: int | None,
+    residual: str | None, loss: str | None, scaler: str, season: int | None, max_epochs: int,
+    lr: float, precision: str,
     logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
 ) -> None:  # fmt: skip
@@ -244,6 +256,8 @@ def _forecast(
             future_covariates=_names(future_covariates),
         )  # fmt: skip
         dev: int | str = int(devices) if devices.isdigit() else devices
+        design = {k: v for k, v in (("patch", patch), ("residual", residual), ("loss", loss))
+                  if v is not None}  # fmt: skip
         forecaster = Forecaster(
             horizon=horizon, window=window, model=model, hidden_size=hidden_size,
             num_layers=num_layers, method=method, layer_norm=layer_norm,
@@ -253,7 +267,7 @@ def _forecast(
             lr=lr, precision=precision, logger=logger,
             log_dir=str(stage / "logs") if logger else None,
             seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
-            checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
+            checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None, **design,
         )  # fmt: skip
         run = forecast_run(sd, forecaster, holdout=holdout, backtest=backtest, future=future,
                            name=name)  # fmt: skip
