@@ -245,3 +245,19 @@ def test_cli_design_options_reach_the_saved_model(tmp_path: Path, capsys) -> Non
     assert info.value.code == 2
     assert "loss must be mse, mae or mase" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_training_that_never_beats_the_linear_start_keeps_it() -> None:
+    """A learning rate far too large spoils every epoch: the fit keeps the network it
+    started from (head at zero: the ridge map alone), best epoch 0 (before training)."""
+    df = _series()
+    f = Forecaster(horizon=4, window=12, residual="nlinear-fixed", quantiles=None,
+                   scaler="none", val_size=8, **(FAST | {"lr": 0.05, "max_epochs": 2}))  # fmt: skip
+    f.fit(df, target="y", time_col="month")
+    assert f.fit_result.best_epoch == -1
+    assert float(f.module.net.head.weight.abs().sum()) == 0.0
+    W = f.module.net.linear.weight.detach().double().numpy().T
+    b = f.module.net.linear.bias.detach().double().numpy()
+    x = df["y"].to_numpy()[-12:]
+    want = x[-1] + (x - x[-1]) @ W + b
+    np.testing.assert_allclose(f.predict()["forecast"].to_numpy(), want, rtol=1e-5)
