@@ -261,3 +261,37 @@ def test_training_that_never_beats_the_linear_start_keeps_it() -> None:
     x = df["y"].to_numpy()[-12:]
     want = x[-1] + (x - x[-1]) @ W + b
     np.testing.assert_allclose(f.predict()["forecast"].to_numpy(), want, rtol=1e-5)
+
+
+def test_log_scaler_by_hand_and_refuses_non_positive_targets() -> None:
+    from lstmkit.data.scalers import SeriesScaler
+
+    e = np.e
+    scaler = SeriesScaler("log")
+    values = np.array([[1.0, -5.0], [e, 0.0], [e**2, 5.0]])  # target, covariate
+    scaler.fit_series("a", values)
+    # log target [0, 1, 2] -> minmax to [-1, 1]; the covariate only minmax-scaled
+    np.testing.assert_allclose(scaler.transform("a", values), [[-1, -1], [0, 0], [1, 1]])
+    np.testing.assert_allclose(scaler.transform("a", values[:, 0]), [-1, 0, 1])
+    np.testing.assert_allclose(scaler.transform("a", values[:, 1:], columns=[1]), [[-1], [0], [1]])
+    np.testing.assert_allclose(scaler.inverse_transform("a", np.array([-1.0, 0.5])), [1, e**1.5])
+    assert SeriesScaler.from_json(scaler.to_json()) == scaler
+    with pytest.raises(LstmkitError, match="scaler='log' needs positive target values"):
+        scaler.fit_series("b", np.array([[3.0], [0.0]]))
+    with pytest.raises(LstmkitError, match="series 'a' has -2"):
+        scaler.transform("a", np.array([[-2.0, 1.0]]))
+
+
+def test_log_scaled_forecaster_round_trips(tmp_path: Path) -> None:
+    df = _series()
+    f = Forecaster(horizon=4, window=12, scaler="log", **FAST)
+    f.fit(df, target="y", time_col="month")
+    pred = f.predict()
+    assert (pred["forecast"] > 0).all()
+    assert (pred["q10"] <= pred["q90"]).all()
+    g = Forecaster.load(f.save(tmp_path / "model"))
+    pd.testing.assert_frame_equal(g.predict(), pred)
+    with pytest.raises(LstmkitError, match="needs positive target values"):
+        Forecaster(horizon=4, window=12, scaler="log", **FAST).fit(
+            df.assign(y=df["y"] - 150), target="y", time_col="month"
+        )

@@ -1,8 +1,11 @@
-"""Per-series scalers (MinMax to [-1, 1] as in seed 004, or standard) with a JSON round trip.
+"""Per-series scalers (MinMax to [-1, 1] as in seed 004, standard, or log) with a JSON
+round trip.
 
 A scaler holds one (shift, scale) pair per series and column; ``transform``
-computes ``(x - shift) / scale`` and ``inverse_transform`` undoes it. Fitting
-uses only the training part of each series.
+computes ``(x - shift) / scale`` and ``inverse_transform`` undoes it. ``log`` first
+takes the natural log of the target (column 0; it must be positive), then scales every
+column as ``minmax`` does: the model then works with relative changes (a forecast
+scaled back with ``exp``). Fitting uses only the training part of each series.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 from lstmkit.config import dataclass_from_dict
 from lstmkit.errors import LstmkitError
 
-SCALERS = ("minmax", "standard", "none")
+SCALERS = ("minmax", "standard", "none", "log")
 
 
 @dataclass
@@ -33,7 +36,10 @@ class SeriesScaler:
     def fit_series(self, series_id: str, values: np.ndarray) -> None:
         """Fit the parameters of one series from its training values, shape (time, columns)."""
         values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
-        if self.kind == "minmax":
+        if self.kind == "log":
+            values = values.copy()
+            values[:, 0] = _log_target(series_id, values[:, 0])
+        if self.kind in ("minmax", "log"):
             lo, hi = values.min(axis=0), values.max(axis=0)
             shift = hi / 2.0 + lo / 2.0  # halves first: no overflow near the float64 limit
             scale = hi / 2.0 - lo / 2.0
@@ -67,13 +73,26 @@ class SeriesScaler:
         shift, scale = self._get(series_id, columns)
         values = np.asarray(values, dtype=np.float64)
         if values.ndim == 1:
+            if self.kind == "log":
+                values = _log_target(series_id, values)
             return (values - shift[0]) / scale[0]
+        if self.kind == "log":
+            picked = np.arange(len(self.params[str(series_id)]["shift"]))
+            picked = picked if columns is None else picked[columns]
+            target = np.flatnonzero(np.atleast_1d(picked) == 0)
+            if target.size:
+                values = values.copy()
+                values[..., target[0]] = _log_target(series_id, values[..., target[0]])
         return (values - shift) / scale
 
     def inverse_transform(self, series_id: str, values: np.ndarray, column: int = 0) -> np.ndarray:
         """Undo the scaling of column ``column`` (default: the target) for any array shape."""
         shift, scale = self._get(series_id, None)
-        return np.asarray(values, dtype=np.float64) * scale[column] + shift[column]
+        out = np.asarray(values, dtype=np.float64) * scale[column] + shift[column]
+        if self.kind == "log" and column == 0:
+            with np.errstate(over="ignore"):
+                return np.exp(out)
+        return out
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict."""
@@ -96,3 +115,14 @@ class SeriesScaler:
     def from_json(cls, text: str) -> SeriesScaler:
         """Inverse of `to_json`."""
         return cls.from_dict(json.loads(text))
+
+
+def _log_target(series_id: str, values: np.ndarray) -> np.ndarray:
+    """The natural log of target values, refusing (`LstmkitError`) any value <= 0."""
+    values = np.asarray(values, dtype=np.float64)
+    if not (values > 0).all():
+        raise LstmkitError(
+            f"scaler='log' needs positive target values; series {series_id!r} has "
+            f"{np.nanmin(values):.6g}; use scaler='minmax' or 'standard'"
+        )
+    return np.log(values)

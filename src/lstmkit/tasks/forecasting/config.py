@@ -20,7 +20,8 @@ class ForecasterConfig:
     target: True or "mean" (subtract the window's mean, divide by its standard
     deviation), "last" (subtract the last value, divide by the mean absolute
     step-to-step change, the scale of MASE), False (none). scaler:
-    "minmax" | "standard" | "none" (per series, fitted on training data).
+    "minmax" | "standard" | "none" | "log" (log of the positive target, then
+    minmax) (per series, fitted on training data).
     quantiles: e.g. (0.1, 0.5, 0.9) for a pinball-loss band, or None for MSE.
     skip: the head also reads the normalised input window (a linear path
     beside the recurrent one). patch: the encoder reads the window in patches of
@@ -128,8 +129,8 @@ class ForecasterConfig:
             )
         if self.loss not in ("mse", "mae", "mase"):
             raise LstmkitError(f"loss must be mse, mae or mase, got {self.loss!r}")
-        if self.scaler not in ("minmax", "standard", "none"):
-            raise LstmkitError(f"scaler must be minmax, standard or none, got {self.scaler!r}")
+        if self.scaler not in ("minmax", "standard", "none", "log"):
+            raise LstmkitError(f"scaler must be minmax, standard, none or log, got {self.scaler!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (the train config nested)."""
