@@ -73,9 +73,13 @@ def test_patches_are_recurrent_steps_and_the_oldest_remainder_is_left_to_the_ski
 
 def test_automatic_patch_length_follows_the_window() -> None:
     cfg = ForecasterConfig(patch=None)
-    assert [patch_length(cfg, w) for w in (12, 63, 64, 336, 720)] == [1, 1, 3, 14, 30]
+    assert [patch_length(cfg, w) for w in (12, 47, 48, 336, 720)] == [1, 1, 4, 4, 4]
     assert patch_length(ForecasterConfig(patch=8), 336) == 8
     assert patch_length(ForecasterConfig(patch=50), 12) == 12  # cut to the window
+    # settings saved before the option existed read step by step, as they were built
+    old = ForecasterConfig().to_dict()
+    del old["patch"]
+    assert ForecasterConfig.from_dict(old).patch == 1
     with pytest.raises(ValueError, match="patch must be between 1 and the window"):
         ForecastNet(1, window=6, steps=1, n_outputs=1, patch=7)
 
@@ -295,3 +299,25 @@ def test_log_scaled_forecaster_round_trips(tmp_path: Path) -> None:
         Forecaster(horizon=4, window=12, scaler="log", **FAST).fit(
             df.assign(y=df["y"] - 150), target="y", time_col="month"
         )
+
+
+def test_a_folder_saved_before_patching_loads_step_by_step(tmp_path: Path) -> None:
+    """A per-step model with a long window saved before ``patch`` existed (no key in its
+    config) loads as patch 1, not as today's automatic patch 4, and forecasts the same."""
+    import json
+
+    df = _series(120)
+    f = Forecaster(horizon=4, window=48, patch=1, **FAST).fit(df, target="y", time_col="month")
+    path = f.save(tmp_path / "old")
+    meta = json.loads((path / "config.json").read_text())
+    del meta["config"]["forecaster"]["patch"]
+    (path / "config.json").write_text(json.dumps(meta))
+    g = Forecaster.load(path)
+    assert g.config.patch == 1 and g.module.net.rnn.input_size == 1
+    pd.testing.assert_frame_equal(g.predict(), f.predict())
+    assert (
+        Forecaster(horizon=4, window=48, **FAST)
+        .fit(df, target="y", time_col="month")
+        .module.net.patch
+        == 4
+    )  # today's default for such a window

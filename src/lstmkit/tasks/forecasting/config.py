@@ -25,8 +25,8 @@ class ForecasterConfig:
     quantiles: e.g. (0.1, 0.5, 0.9) for a pinball-loss band, or None for MSE.
     skip: the head also reads the normalised input window (a linear path
     beside the recurrent one). patch: the encoder reads the window in patches of
-    this many steps, one recurrent step each (None: 1 under 64 steps, else about
-    24 patches; 1: step by step). residual: None, "nlinear" (a closed-form ridge
+    this many steps, one recurrent step each (None: 4 for windows of 48 steps or
+    more, else 1; 1: step by step). residual: None, "nlinear" (a closed-form ridge
     NLinear fitted before training, which the network corrects and training
     refines) or "nlinear-fixed" (the same, kept fixed). loss: of the point
     forecast, "mse", "mae", or "mase" (absolute error over the window's mean
@@ -63,7 +63,7 @@ class ForecasterConfig:
     scaler: str = "minmax"
     quantiles: list[float] | None = field(default_factory=lambda: [0.1, 0.5, 0.9])
     skip: bool = True
-    patch: int | None = 1
+    patch: int | None = None
     residual: str | None = None
     loss: str = "mse"
     batch_size: int = 32
@@ -140,5 +140,8 @@ class ForecasterConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ForecasterConfig:
-        """Inverse of `to_dict`."""
+        """Inverse of `to_dict`. Settings saved before ``patch`` existed read the window
+        step by step (patch 1), as those networks were built."""
+        if isinstance(data, dict) and "patch" not in data:
+            data = data | {"patch": 1}
         return dataclass_from_dict(cls, data, "ForecasterConfig")

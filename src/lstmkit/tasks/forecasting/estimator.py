@@ -194,9 +194,7 @@ class Forecaster:
         self._check_plausible(sd)
         return self
 
-    def _fit_residual(
-        self, prepared: ForecastData
-    ) -> tuple[float, dict[str, torch.Tensor]] | None:
+    def _fit_residual(self, prepared: ForecastData) -> tuple[float, dict[str, torch.Tensor]] | None:
         """Set the network's residual NLinear map (`ForecastNet.linear`) from the scaled
         training windows: the mean of the ridge least-squares NLinear maps over the last
         `residual_lookbacks` steps of the window (`linear.choose_ridge`, each penalty chosen

@@ -122,13 +122,20 @@ def output_steps(cfg: ForecasterConfig) -> int:
     return cfg.horizon if cfg.method == "direct" else 1
 
 
+AUTO_PATCH = 4  # the patch length when ForecasterConfig.patch is None ...
+AUTO_PATCH_MIN_WINDOW = 48  # ... for windows at least this long
+
+
 def patch_length(cfg: ForecasterConfig, window: int) -> int:
-    """The patch length for a window of ``window`` steps: ``cfg.patch`` when set, else
-    (None) 1 for windows under 64 steps and otherwise the length that cuts the window
-    into about 24 patches (a 336-step window: patches of 14)."""
+    """The patch length for a window of ``window`` steps: ``cfg.patch`` when set (at most
+    the window), else (None) 4 for windows of `AUTO_PATCH_MIN_WINDOW` steps or more and 1
+    for shorter ones. Chosen on validation (research/DESIGN_LOG.md): on M4 Weekly (window
+    52) patches of 4 lowered the OWA from .894 to .869; on ETTh1 (window 336) they
+    changed the MSE by under 1% at a quarter of the recurrent steps; AirPassengers
+    (window 24) keeps reading step by step."""
     if cfg.patch is not None:
         return min(cfg.patch, window)
-    return 1 if window < 64 else max(1, round(window / 24))
+    return AUTO_PATCH if window >= AUTO_PATCH_MIN_WINDOW else 1
 
 
 def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> ForecastNet:
