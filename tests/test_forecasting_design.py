@@ -321,3 +321,21 @@ def test_a_folder_saved_before_patching_loads_step_by_step(tmp_path: Path) -> No
         .module.net.patch
         == 4
     )  # today's default for such a window
+
+
+def test_auto_scaler_is_log_for_several_positive_series_only() -> None:
+    from lstmkit.data.series import load_series
+    from lstmkit.tasks.forecasting.data import scaler_kind
+
+    one = _series()
+    two = pd.concat([one.assign(id="a"), one.assign(id="b", y=one["y"] * 3)])
+    assert ForecasterConfig().scaler == "auto"
+    assert scaler_kind("auto", load_series(one, "y", time_col="month")) == "minmax"
+    assert scaler_kind("auto", load_series(two, "y", time_col="month", id_col="id")) == "log"
+    zero = two.assign(y=np.where(np.arange(len(two)) == 7, 0.0, two["y"]))
+    assert scaler_kind("auto", load_series(zero, "y", time_col="month", id_col="id")) == "minmax"
+    assert scaler_kind("standard", load_series(two, "y", time_col="month", id_col="id")) == (
+        "standard"
+    )
+    f = Forecaster(horizon=4, window=12, **FAST).fit(two, target="y", time_col="month", id_col="id")
+    assert f.scaler.kind == "log" and f.config.scaler == "auto"

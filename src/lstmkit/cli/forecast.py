@@ -182,7 +182,10 @@ def forecast_cmd(
     loss: Annotated[
         str | None, typer.Option(help="mse, mae or mase (default: the model's).")
     ] = None,
-    scaler: Annotated[str, typer.Option(help="minmax, standard or none.")] = "minmax",
+    scaler: Annotated[
+        str,
+        typer.Option(help="minmax, standard, none, log or auto (log for many positive series)."),
+    ] = "auto",
     season: Annotated[
         int | None, typer.Option(help="Seasonal period (default: from the frequency).")
     ] = None,

@@ -21,6 +21,7 @@ class ForecasterConfig:
     deviation), "last" (subtract the last value, divide by the mean absolute
     step-to-step change, the scale of MASE), False (none). scaler:
     "minmax" | "standard" | "none" | "log" (log of the positive target, then
+    minmax) | "auto" (log for several series whose targets are all positive, else
     minmax) (per series, fitted on training data).
     quantiles: e.g. (0.1, 0.5, 0.9) for a pinball-loss band, or None for MSE.
     skip: the head also reads the normalised input window (a linear path
@@ -60,7 +61,7 @@ class ForecasterConfig:
     zoneout: float = 0.0
     method: str = "direct"
     instance_norm: bool | str = True
-    scaler: str = "minmax"
+    scaler: str = "auto"
     quantiles: list[float] | None = field(default_factory=lambda: [0.1, 0.5, 0.9])
     skip: bool = True
     patch: int | None = None
@@ -129,8 +130,10 @@ class ForecasterConfig:
             )
         if self.loss not in ("mse", "mae", "mase"):
             raise LstmkitError(f"loss must be mse, mae or mase, got {self.loss!r}")
-        if self.scaler not in ("minmax", "standard", "none", "log"):
-            raise LstmkitError(f"scaler must be minmax, standard, none or log, got {self.scaler!r}")
+        if self.scaler not in ("minmax", "standard", "none", "log", "auto"):
+            raise LstmkitError(
+                f"scaler must be minmax, standard, none, log or auto, got {self.scaler!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (the train config nested)."""
