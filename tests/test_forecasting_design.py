@@ -207,7 +207,7 @@ def test_losses_by_hand(loss: str) -> None:
     [
         ({"patch": 0}, "patch must be >= 1"),
         ({"residual": "dlinear"}, "residual must be None, 'nlinear' or 'nlinear-fixed'"),
-        ({"loss": "huber"}, "loss must be mse, mae or mase"),
+        ({"loss": "huber"}, "loss must be auto, mse, mae or mase"),
         ({"instance_norm": "median"}, "instance_norm must be true, false, 'mean' or 'last'"),
     ],
 )
@@ -247,7 +247,7 @@ def test_cli_design_options_reach_the_saved_model(tmp_path: Path, capsys) -> Non
     finally:
         sys.argv = old
     assert info.value.code == 2
-    assert "loss must be mse, mae or mase" in capsys.readouterr().err
+    assert "loss must be auto, mse, mae or mase" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 
@@ -339,3 +339,7 @@ def test_auto_scaler_is_log_for_several_positive_series_only() -> None:
     )
     f = Forecaster(horizon=4, window=12, **FAST).fit(two, target="y", time_col="month", id_col="id")
     assert f.scaler.kind == "log" and f.config.scaler == "auto"
+    # the automatic loss follows the scaler: MAE of log values, MSE of minmax ones
+    assert (f.config.loss, f.module.loss) == ("auto", "mae")
+    g = Forecaster(horizon=4, window=12, **FAST).fit(one, target="y", time_col="month")
+    assert (g.scaler.kind, g.module.loss) == ("minmax", "mse")

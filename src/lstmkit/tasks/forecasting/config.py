@@ -30,10 +30,10 @@ class ForecasterConfig:
     more, else 1; 1: step by step). residual: None, "nlinear" (a closed-form ridge
     NLinear fitted before training, which the network corrects and training
     refines) or "nlinear-fixed" (the same, kept fixed). loss: of the point
-    forecast, "mae" (default: on log-scaled series a relative error, as sMAPE;
-    chosen on M4 Weekly and AirPassengers validation), "mse", or "mase" (absolute
-    error over the window's mean absolute step-to-step change: every window weighs
-    the same whatever its scale), on the scaled values. val_size: validation steps at the end of each
+    forecast on the scaled values: "mse", "mae", "mase" (absolute error over the
+    window's mean absolute step-to-step change: every window weighs the same
+    whatever its scale) or "auto" (mae on log-scaled series, where it is a relative
+    error as sMAPE scores it; mse otherwise). val_size: validation steps at the end of each
     series (None: about a tenth of the shortest series in whole horizons, 1 to
     20 of them; 0: no validation). batches_per_epoch: at most this many
     batches, drawn at random, between two validations (None: every window
@@ -67,7 +67,7 @@ class ForecasterConfig:
     skip: bool = True
     patch: int | None = None
     residual: str | None = None
-    loss: str = "mae"
+    loss: str = "auto"
     batch_size: int = 32
     val_size: int | None = None
     batches_per_epoch: int | None = 100
@@ -129,8 +129,8 @@ class ForecasterConfig:
             raise LstmkitError(
                 f"residual must be None, 'nlinear' or 'nlinear-fixed', got {self.residual!r}"
             )
-        if self.loss not in ("mse", "mae", "mase"):
-            raise LstmkitError(f"loss must be mse, mae or mase, got {self.loss!r}")
+        if self.loss not in ("auto", "mse", "mae", "mase"):
+            raise LstmkitError(f"loss must be auto, mse, mae or mase, got {self.loss!r}")
         if self.scaler not in ("minmax", "standard", "none", "log", "auto"):
             raise LstmkitError(
                 f"scaler must be minmax, standard, none, log or auto, got {self.scaler!r}"

@@ -1,11 +1,11 @@
 """`ForecastModule`: the LightningModule around `ForecastNet` (instance normalisation and
 the loss), and the sample paths that give recursive forecasts their widening band.
 
-Loss: MAE, MSE or MASE-like (absolute error over the window's mean absolute
-step-to-step change) of the point forecast (``ForecasterConfig.loss``) plus, with quantiles, the pinball loss, on
-the per-series scaled values after undoing the instance normalisation. A network with
-a ``residual`` NLinear map adds it to its output here. Training
-itself (optimiser, logging) is the shared `lstmkit.training.LstmkitModule`'s.
+Loss: MSE, MAE or MASE-like (absolute error over the window's mean absolute
+step-to-step change) of the point forecast (``ForecasterConfig.loss``) plus, with
+quantiles, the pinball loss, on the per-series scaled values after undoing the instance
+normalisation. A network with a ``residual`` NLinear map adds it to its output here.
+Training itself (optimiser, logging) is the shared `lstmkit.training.LstmkitModule`'s.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class ForecastModule(LstmkitModule):
     """LightningModule wrapping `ForecastNet` with instance normalisation and the loss.
 
     Loss: ``loss`` ("mse", "mae" or "mase") of the point forecast (output channel 0)
-    plus, with quantiles, the pinball loss of channels 1.., computed on the per-series scaled values after
-    undoing the instance normalisation.
+    plus, with quantiles, the pinball loss of channels 1.., computed on the per-series
+    scaled values after undoing the instance normalisation.
     """
 
     def __init__(
