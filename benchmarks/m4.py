@@ -14,7 +14,9 @@ seasonally adjusted series, for frequency 1 the plain naive (no seasonality test
 ``--validation`` (the only mode run while choosing the design): the last 13 weeks of each
 training series are held out and scored; the test file is never opened. Without it the
 model is fitted on the whole training file and scored on Weekly-test once (for the
-final table only).
+final table only). (With 13 weeks held out the shortest series has 67 weeks, too few for
+the default window of 52 plus a validation stretch, so validation-mode fits train without
+early stopping on validation; the full run keeps 13 weeks of validation.)
 
     python benchmarks/m4.py --validation [--set patch=4 loss='"mase"'] [--threads 1]
 """
