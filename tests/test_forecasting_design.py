@@ -343,3 +343,12 @@ def test_auto_scaler_is_log_for_several_positive_series_only() -> None:
     assert (f.config.loss, f.module.loss) == ("auto", "mae")
     g = Forecaster(horizon=4, window=12, **FAST).fit(one, target="y", time_col="month")
     assert (g.scaler.kind, g.module.loss) == ("minmax", "mse")
+
+
+def test_residual_with_one_validation_window_chooses_the_ridge_on_training_windows() -> None:
+    """Horizon 1 with one validation step leaves one validation window, too few to choose a
+    penalty on: the fit chooses it on held-out training windows instead of failing."""
+    f = Forecaster(horizon=1, window=12, residual="nlinear", val_size=1, quantiles=None, **FAST)
+    f.fit(_series(), target="y", time_col="month")
+    assert float(f.module.net.linear.weight.detach().abs().sum()) > 0
+    assert np.isfinite(f.predict()["forecast"]).all()

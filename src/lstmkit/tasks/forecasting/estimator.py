@@ -215,10 +215,10 @@ class Forecaster:
         tensors = prepared.train_set.tensors
         x, y = tensors[0].double().numpy()[:, :, 0], tensors[-1].double().numpy()
         held = None
-        if prepared.val_set is not None:
+        if prepared.val_set is not None and len(prepared.val_set) >= 2:
             vx = prepared.val_set.tensors[0].double().numpy()[:, :, 0]
             vy = prepared.val_set.tensors[-1].double().numpy()[:, : y.shape[1]]
-        else:
+        else:  # no validation windows (or one): choose the penalty on held-out training ones
             held = np.arange(len(x)) % 5 == 4
             vx, vy = x[held], y[held]
         window = x.shape[1]
