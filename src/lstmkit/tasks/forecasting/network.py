@@ -36,9 +36,10 @@ class ForecastNet(nn.Module):
     NLinear map on the un-normalised target (`nlinear`: the last value plus a linear
     map of the window less its last value), which `ForecastModule` adds to the
     network's output; the recurrent part then learns the residual over it. The
-    forecasting estimator fits it in closed form (ridge) before training; ``fixed``
-    keeps it there (no gradient), otherwise training refines it. The head starts at
-    zero, so an untrained network forecasts the linear map alone.
+    forecasting estimator fits it in closed form (ridge) before training;
+    ``"nlinear-fixed"`` keeps it there (no gradient), ``"nlinear"`` lets training
+    refine it. The head starts at zero, so an untrained network forecasts the linear
+    map alone.
     """
 
     def __init__(
