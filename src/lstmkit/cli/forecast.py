@@ -85,6 +85,19 @@ def _check_out(out: Path) -> None:
         check_model_target(out / "model", "forecaster")
 
 
+def _point_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The point-forecast columns of a metrics table (the band's are printed on a line of
+    their own, and all are in metrics.csv)."""
+    from lstmkit.tasks.forecast_metrics import METRICS
+
+    return metrics[[c for c in metrics.columns if c in METRICS]]
+
+
+#: columns where the lowest value is not the best: a band's coverage should be near its
+#: nominal level, and a narrow band is only better at equal coverage
+_NOT_RANKED = ("coverage", "width")
+
+
 def _metrics_table(metrics: pd.DataFrame, title: str) -> Table:
     table = Table(title=title)
     table.add_column("model")
@@ -99,11 +112,14 @@ def _metrics_table(metrics: pd.DataFrame, title: str) -> Table:
             text = (
                 f"{v:.2f}%"
                 if col in ("MAPE", "sMAPE")
+                else f"{v:.0%}"
+                if col == "coverage"
                 else f"{v:.3g}"
                 if abs(v) >= 1e6
                 else f"{v:.3f}"
             )
-            cells.append(f"[bold]{text}[/bold]" if v == metrics[col].min() else text)
+            best = col not in _NOT_RANKED and v == metrics[col].min()
+            cells.append(f"[bold]{text}[/bold]" if best else text)
         table.add_row(str(name), *cells)
     return table
 
@@ -170,6 +186,10 @@ def forecast_cmd(
     quantiles: Annotated[
         str, typer.Option(help="Quantiles for the band, e.g. 0.1,0.5,0.9 ('none': MSE).")
     ] = "0.1,0.5,0.9",
+    calibrate: Annotated[
+        bool,
+        typer.Option(help="Calibrate the band per step on the validation windows (conformal)."),
+    ] = True,
     instance_norm: Annotated[bool, typer.Option(help="Per-window normalisation.")] = True,
     scaler: Annotated[str, typer.Option(help="minmax, standard or none.")] = "minmax",
     season: Annotated[
@@ -211,7 +231,7 @@ def _forecast(
     covariates: str | None, future_covariates: str | None, future: Path | None, horizon: int,
     window: int | None, holdout: int | None, model: str,
     hidden_size: int, num_layers: int, method: str, layer_norm: bool, recurrent_dropout: float,
-    zoneout: float, quantiles: str, instance_norm: bool,
+    zoneout: float, quantiles: str, calibrate: bool, instance_norm: bool,
     scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
     logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
@@ -248,7 +268,7 @@ def _forecast(
             horizon=horizon, window=window, model=model, hidden_size=hidden_size,
             num_layers=num_layers, method=method, layer_norm=layer_norm,
             recurrent_dropout=recurrent_dropout, zoneout=zoneout,
-            quantiles=_floats(quantiles, "--quantiles"),
+            quantiles=_floats(quantiles, "--quantiles"), calibrate=calibrate,
             instance_norm=instance_norm, scaler=scaler, season=season, max_epochs=max_epochs,
             lr=lr, precision=precision, logger=logger,
             log_dir=str(stage / "logs") if logger else None,
@@ -276,15 +296,26 @@ def _print_run(
     if evaluation is not None:
         scored = "" if holdout == horizon else f", scored on the final {horizon}"
         console.print(_metrics_table(
-            evaluation.metrics,
+            _point_metrics(evaluation.metrics),
             f"{name}: last {holdout} steps held out{scored} (season {evaluation.season or '-'})",
         ))  # fmt: skip
     for note in _undefined_notes(evaluation.metrics) if evaluation is not None else []:
         console.print(note)
     if evaluation is not None and evaluation.coverage is not None and band:
+        scores = evaluation.metrics.loc["lstmkit"]
+        extra = ""
+        if "width" in scores:
+            extra = (
+                f" (mean width {scores['width']:.4g}; scaled quantile loss {scores['SQL']:.3f},"
+                f" weighted quantile loss {scores['WQL']:.3f})"
+            )
         console.print(
-            f"{band[0]}-{band[1]} band holds {evaluation.coverage:.0%} of the held-out actuals"
+            f"{band[0]}-{band[1]} band holds {evaluation.coverage:.0%} of the held-out "
+            f"actuals{extra}"
         )
+    note = getattr(forecaster, "calibration_note", None)
+    if note:
+        console.print(note)
     if result is not None and result.resumed_from_epoch is not None:
         console.print(
             f"resumed from the checkpoint in {checkpoint_dir} after epoch "
@@ -297,6 +328,7 @@ def _print_run(
         )
     if run.backtest is not None:
         mean = run.backtest.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()
+        mean = _point_metrics(mean)
         console.print(_metrics_table(mean, f"{name}: backtest, mean over {backtest} folds"))
 
 

@@ -9,7 +9,9 @@ steps at once (``method="direct"``, default) or one step that is fed back
 from simulated sample paths). Preprocessing lives with the model: per-series
 scaling fitted on the training part, reversible instance normalisation of
 each input window, windowing and a strictly time-ordered validation split.
-With ``quantiles`` the head also predicts those quantiles (pinball loss).
+With ``quantiles`` the head also predicts those quantiles (pinball loss), and
+the band is then calibrated per horizon step on the validation windows (split
+conformal, ``calibrate=True``).
 
 Files of this package:
 
@@ -22,6 +24,7 @@ Files of this package:
   the sample-path simulation of recursive bands
 - ``state.py``      `FittedState`, what a fit learnt about the data (typed, JSON)
 - ``evaluation.py`` `Evaluation` and band coverage
+- ``calibration.py`` split-conformal shifts of the quantile bands, per horizon step
 - ``run.py``        `forecast_run`: train, hold out, score, backtest, forecast ahead
   and write every output file (what ``lstmkit forecast`` calls)
 - ``predict.py``    the torch-free half of `Forecaster.predict` (histories, scaling,
@@ -35,7 +38,7 @@ Files of this package:
   request, response and ``/model`` models
 
 The names below are imported on first use, so that the torch-free modules
-(``state``, ``evaluation``, ``predict``, ``kind``, ``runtime``, ``serving``) import
+(``state``, ``evaluation``, ``calibration``, ``predict``, ``kind``, ``runtime``, ``serving``) import
 without torch.
 """
 
@@ -50,6 +53,7 @@ _LAZY = {
     "Evaluation": "evaluation",
     "qname": "evaluation",
     "quantile_coverage": "evaluation",
+    "conformal_offsets": "calibration",
     "ForecastModule": "module",
     "pinball_loss": "module",
     "simulate_quantiles": "module",

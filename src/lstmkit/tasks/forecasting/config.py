@@ -26,7 +26,10 @@ class ForecasterConfig:
     batches, drawn at random, between two validations (None: every window
     each epoch), so that long series get checked and early-stopped in steps of
     a bounded size rather than of one full pass. season: seasonal period for
-    baselines and MASE (None: inferred from the frequency).
+    baselines and MASE (None: inferred from the frequency). calibrate: shift each
+    quantile, per horizon step, so that it holds on the validation windows (split
+    conformal; needs two or more quantiles and a validation stretch of at least
+    20 whole-horizon windows over all series).
 
     Variants of the encoder (`lstmkit.nn.LSTM` / `GRU` options): layer_norm:
     layer-normalised gates (Ba et al. 2016). recurrent_dropout: probability in
@@ -56,6 +59,7 @@ class ForecasterConfig:
     val_size: int | None = None
     batches_per_epoch: int | None = 100
     season: int | None = None
+    calibrate: bool = True
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(max_epochs=300, lr=1e-2, early_stopping_patience=20)
     )

@@ -27,11 +27,14 @@ from lstmkit.data.series import SeriesData, load_series, season_from_freq, trunc
 from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
 from lstmkit.tasks.forecast_metrics import (
+    BAND_METRICS,
     METRICS,
     all_metrics,
+    band_metrics,
     naive_forecast,
     seasonal_naive_forecast,
 )
+from lstmkit.tasks.forecasting.calibration import fit_offsets
 from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.data import ForecastData
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
@@ -88,6 +91,8 @@ class Forecaster:
         self.module: ForecastModule | None = None
         self.context: dict[str, dict[str, Any]] = {}
         self.fit_result: FitResult | None = None
+        #: what calibrating the bands did at the last fit (None: nothing asked or possible)
+        self.calibration_note: str | None = None
 
     # ------------------------------------------------------------------ data helpers
     @property
@@ -170,8 +175,29 @@ class Forecaster:
         # a "-true" precision (64, 16, bf16) converted the network; it predicts, saves and
         # exports in float32 like every loaded model
         self.module.float().eval()
+        self._calibrate(sd, prepared.val)
         self._check_plausible(sd)
         return self
+
+    def _calibrate(self, sd: SeriesData, val: int) -> None:
+        """Fit the split-conformal shifts of the quantile bands on the validation windows
+        (`lstmkit.tasks.forecasting.calibration`) when ``calibrate`` is on and there are
+        two or more quantiles and a validation stretch; `calibration_note` says what was
+        done (None when nothing was asked or possible)."""
+        assert self.state is not None and self.scaler is not None
+        cfg, qs = self.config, self.config.quantiles or []
+        self.calibration_note = None
+        if not cfg.calibrate or len(qs) < 2:
+            return
+        if not val:
+            self.calibration_note = "bands not calibrated: no validation stretch (val_size 0)"
+            return
+        offsets, self.calibration_note = fit_offsets(
+            self._forecast_scaled, sd, self.scaler, self.state.window, cfg.horizon, val, qs,
+            self._future_columns(), seed=cfg.train.seed,
+        )  # fmt: skip
+        if offsets is not None:
+            self.state.calibration = offsets.tolist()
 
     def _check_plausible(self, sd: SeriesData) -> None:
         """Refuse a fit whose forecast leaves any plausible range of the data: from the last
@@ -318,6 +344,7 @@ class Forecaster:
         sd = self._load(data)
         h = self.config.horizon
         season = self.season
+        qs = self.config.quantiles or []
         rows: dict[str, list[dict[str, float]]] = {"lstmkit": [], "naive": []}
         if season:
             rows["seasonal_naive"] = []
@@ -339,20 +366,21 @@ class Forecaster:
             baselines = {"naive": naive_forecast(target_hist, h)}
             if season and len(target_hist) >= season:
                 baselines["seasonal_naive"] = seasonal_naive_forecast(target_hist, h, season)
-            rows["lstmkit"].append(
-                all_metrics(actual, frame["forecast"].to_numpy(), target_hist, season)
-            )
+            scores = all_metrics(actual, frame["forecast"].to_numpy(), target_hist, season)
+            if len(qs) >= 2:
+                bands = fc[:, 1:]  # the frame's quantile columns, in level order
+                scores |= band_metrics(actual, bands, qs, target_hist, season)
+            rows["lstmkit"].append(scores)
             for name, b in baselines.items():
                 rows[name].append(all_metrics(actual, b, target_hist, season))
                 frame[name] = b
             frames.append(frame)
-        table = pd.DataFrame({name: pd.DataFrame(r).mean() for name, r in rows.items() if r}).T[
-            list(METRICS)
-        ]
+        columns = list(METRICS) + (list(BAND_METRICS) if len(qs) >= 2 else [])
+        table = pd.DataFrame({name: pd.DataFrame(r).mean() for name, r in rows.items() if r}).T
+        table = table.reindex(columns=columns)
         table.index.name = "model"
         forecasts = pd.concat(frames, ignore_index=True)
         coverage = None
-        qs = self.config.quantiles or []
         if len(qs) >= 2:
             coverage = quantile_coverage(
                 forecasts["actual"].to_numpy(),

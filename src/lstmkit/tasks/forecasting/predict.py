@@ -33,6 +33,7 @@ from lstmkit.data.series import (
     tz_name,
 )
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.forecasting.calibration import apply_offsets
 from lstmkit.tasks.forecasting.evaluation import qname
 from lstmkit.tasks.forecasting.state import FittedState
 
@@ -59,6 +60,22 @@ class PredictCore:
     horizon: int
     quantiles: list[float] | None
     forecast_scaled: ForecastScaled
+
+    @cached_property
+    def band_offsets(self) -> np.ndarray | None:
+        """The conformal shifts of the quantile channels, (horizon, levels), or None; a
+        saved shape that does not fit the horizon and levels is one `LstmkitError`."""
+        cal = self.state.calibration
+        if cal is None:
+            return None
+        offsets = np.asarray(cal, dtype=np.float64)
+        want = (self.horizon, len(self.quantiles or []))
+        if offsets.shape != want:
+            raise LstmkitError(
+                f"calibration must be {want[0]} rows of {want[1]} numbers (horizon x "
+                f"quantile levels), got shape {offsets.shape}"
+            )
+        return offsets
 
     @cached_property
     def context_histories(self) -> list[tuple[str, pd.Index, np.ndarray]]:
@@ -192,6 +209,7 @@ class PredictCore:
                 outs.append(self.forecast_scaled(chunk.astype(np.float32), fut))
         out = np.concatenate(outs) if outs else np.zeros((0, self.horizon, 1))
         out[..., 1:] = np.sort(out[..., 1:], axis=-1)  # keep quantiles ordered
+        out = apply_offsets(out, self.band_offsets)
         out = scaler.inverse_transform(sid, out)
         if not np.isfinite(out).all():
             raise LstmkitError(

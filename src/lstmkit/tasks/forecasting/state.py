@@ -31,6 +31,9 @@ class FittedState:
     column, in the order of the value columns 1..; future_covariates: those also
     known over the horizon. freq: pandas frequency or None. window: input steps.
     tz: the timestamps' zone (`lstmkit.data.series.tz_name`) or None.
+    calibration: the split-conformal shifts of the quantile bands, one row per horizon
+    step and one value per quantile level, in the scaled space the network forecasts in
+    (`lstmkit.tasks.forecasting.calibration`), or None (bands as trained).
     """
 
     target: str
@@ -41,9 +44,18 @@ class FittedState:
     window: int
     future_covariates: list[str] = field(default_factory=list)
     tz: str | None = None
+    calibration: list[list[float]] | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self, "fitted data")
+        if self.calibration is not None:
+            rows = {len(r) for r in self.calibration}
+            values = np.asarray(self.calibration, dtype=np.float64) if len(rows) == 1 else None
+            if values is None or values.size == 0 or not np.isfinite(values).all():
+                raise LstmkitError(
+                    "calibration must be rows of finite numbers, one per horizon step, each "
+                    "with one number per quantile level"
+                )
         if self.window < 2:
             raise LstmkitError(f"window must be an integer of at least 2, got {self.window}")
         if self.freq is not None:
