@@ -59,7 +59,8 @@ def _names(text: str | None) -> list[str] | None:
 
 # What `lstmkit forecast` writes into --out; a folder holding anything else is not replaced.
 OUTPUT_NAMES = {
-    "forecast.csv", "metrics.csv", "future.csv", "backtest.csv", "forecast.png", "training.png",
+    "forecast.csv", "metrics.csv", "future.csv", "backtest.csv", "tuning.csv", "forecast.png",
+    "training.png",
     "model", "logs",
 }  # fmt: skip
 
@@ -218,6 +219,16 @@ def forecast_cmd(
         int,
         typer.Option(help="Also run a rolling-origin backtest over this many folds (refits)."),
     ] = 0,
+    tune: Annotated[
+        int | None,
+        typer.Option(
+            help="Search the settings over this many trials (Optuna, seeded) on the "
+            "validation stretch; the best trial's model is kept. Writes tuning.csv."
+        ),
+    ] = None,
+    tune_minutes: Annotated[
+        float | None, typer.Option(help="Wall-time budget of --tune, in minutes.")
+    ] = None,
 ) -> None:
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""
     try:
@@ -235,6 +246,7 @@ def _forecast(
     scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
     logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
+    tune: int | None, tune_minutes: float | None,
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
@@ -275,11 +287,29 @@ def _forecast(
             seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
             checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
         )  # fmt: skip
-        run = forecast_run(sd, forecaster, holdout=holdout, backtest=backtest, future=future,
-                           name=name)  # fmt: skip
+        run = forecast_run(
+            sd, forecaster, holdout=holdout, backtest=backtest, future=future, name=name,
+            tune_trials=tune, tune_minutes=tune_minutes, on_trial=_print_trial,
+        )  # fmt: skip
+        forecaster = run.forecaster
         written = run.write(stage)
     _print_run(run, forecaster, name, horizon, backtest, checkpoint_dir)
     console.print(f"wrote {out}/: {', '.join(written)}")
+
+
+def _print_trial(record: dict[str, Any]) -> None:
+    """One line per finished tuning trial."""
+    settings = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in record.items()
+        if k not in ("trial", "score", "state", "reason", "seconds")
+    )
+    result = (
+        f"validation MAE {record['score']:.4f}"
+        if record["state"] == "complete"
+        else f"failed: {record['reason']}"
+    )
+    console.print(f"trial {record['trial']}: {settings}: {result} ({record['seconds']:.0f} s)")
 
 
 def _print_run(
@@ -325,6 +355,16 @@ def _print_run(
         console.print(
             f"trained {result.epochs_run} epochs in {result.fit_seconds:.1f} s "
             f"(best epoch {result.best_epoch + 1}, window {forecaster.state.window})"
+        )
+    if run.tuning is not None:
+        chosen = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in run.tuning.best.items()
+        )
+        done = sum(r["state"] == "complete" for r in run.tuning.trials)
+        console.print(
+            f"tuned over {len(run.tuning.trials)} trials ({done} trained): chose {chosen} "
+            f"(validation MAE {run.tuning.score:.4f}, scaled units)"
         )
     if run.backtest is not None:
         mean = run.backtest.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()

@@ -25,6 +25,7 @@ Files of this package:
 - ``state.py``      `FittedState`, what a fit learnt about the data (typed, JSON)
 - ``evaluation.py`` `Evaluation` and band coverage
 - ``calibration.py`` split-conformal shifts of the quantile bands, per horizon step
+- ``tuning.py``     `tune`: the Optuna search of ``--tune`` on the validation stretch
 - ``run.py``        `forecast_run`: train, hold out, score, backtest, forecast ahead
   and write every output file (what ``lstmkit forecast`` calls)
 - ``predict.py``    the torch-free half of `Forecaster.predict` (histories, scaling,
