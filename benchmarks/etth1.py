@@ -129,6 +129,7 @@ def main() -> None:
     if args.ablation:
         ablation(frame, z, args.horizons, args.window, settings, not args.no_write)
         return
+    load = os.getloadavg()[0]  # the machine may be shared: fit seconds depend on it
     rows = []
     for h in args.horizons:
         f, seconds = fit_one(frame, h, args.window, settings)
@@ -179,7 +180,9 @@ def main() -> None:
     wins = sum(r["lstmkit_mse"] < min(r["naive_mse"], r["snaive_mse"]) for r in rows)
     lines += [
         "",
-        f"lstmkit has a lower MSE than both naive baselines at {wins}/{len(rows)} horizons.",
+        f"lstmkit has a lower MSE than both naive baselines at {wins}/{len(rows)} horizons. "
+        f"Load average at the start: {load:.1f} on {os.cpu_count()} cores (fit seconds of "
+        "runs at different loads do not compare).",
     ]
     write_section(section, "\n".join(lines))
 
