@@ -348,3 +348,29 @@ def test_cli_classify_bad_xlstm_settings_are_one_line(
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert named in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("rnn", ["slstm", "mlstm"])
+def test_an_xlstm_encoder_pretrains_and_fine_tunes(rnn, tmp_path):
+    """The language model pretrains the xLSTM encoder; a classifier fine-tuned from the
+    folder takes its rnn and heads and starts from its weights."""
+    from test_text_pretrain import _load, make_corpus, make_labelled
+
+    pre = TextClassifier(rnn=rnn, num_heads=2, embedding_dim=8, hidden_size=8,
+                         bidirectional=True, vocab_size=100)  # fmt: skip
+    pre.pretrain(make_corpus(200), epochs=1, batch_size=32, lr=0.01, progress=False)
+    pre.save_pretrained(tmp_path / "encoder")
+    enc = _load(tmp_path / "encoder")
+    assert all(torch.isfinite(t).all() for t in enc.encoder_state().values())
+    texts, labels = make_labelled(60)
+    clf = TextClassifier(epochs=1, lr=1e-12, batch_size=16)  # rnn lstm until it adopts
+    clf.fit(texts, labels, pretrained=tmp_path / "encoder", progress=False, baseline=False)
+    assert (clf.config.rnn, clf.config.num_heads, clf.config.bidirectional) == (rnn, 2, True)
+    assert type(clf.net.rnn) is LAYER[rnn]
+    state = clf.net.state_dict()
+    for name, tensor in enc.encoder_state().items():  # lr 1e-12: still the pretrained values
+        torch.testing.assert_close(state[name], tensor, atol=1e-6, rtol=0)
+    with pytest.raises(LstmkitError, match="num_heads=2 but num_heads=4"):
+        TextClassifier(num_heads=4, rnn=rnn).fit(
+            texts, labels, pretrained=tmp_path / "encoder", progress=False
+        )
