@@ -154,8 +154,8 @@ def test_num_heads_defaults_to_a_divisor_of_the_width(hidden, rnn, heads):
         ({"model": "mlstm", "chunk_size": 0}, "chunk_size must be a positive integer"),
         ({"model": "slstm", "chunk_size": 16}, "chunk_size=16 applies to model mlstm"),
         ({"model": "lstm", "num_heads": 2}, "num_heads=2 applies to model slstm or mlstm"),
-        ({"model": "slstm", "layer_norm": True}, "layer_norm apply to model lstm or gru"),
-        ({"model": "mlstm", "zoneout": 0.1}, "zoneout apply to model lstm or gru"),
+        ({"model": "slstm", "layer_norm": True}, "layer_norm applies to model lstm or gru"),
+        ({"model": "mlstm", "zoneout": 0.1}, "zoneout applies to model lstm or gru"),
         ({"model": "xlstm"}, "model must be one of lstm, gru, slstm, mlstm"),
     ],
 )
@@ -293,7 +293,7 @@ def test_serve_an_xlstm_classifier_with_torch(classifier):
         ({"rnn": "slstm", "hidden_size": 8, "num_heads": 3}, "num_heads (3) must divide"),
         ({"rnn": "mlstm", "chunk_size": 0}, "chunk_size must be a positive integer"),
         ({"rnn": "gru", "chunk_size": 8}, "chunk_size=8 applies to rnn mlstm"),
-        ({"rnn": "slstm", "recurrent_dropout": 0.2}, "recurrent_dropout apply to rnn lstm"),
+        ({"rnn": "slstm", "recurrent_dropout": 0.2}, "recurrent_dropout applies to rnn lstm"),
         ({"rnn": "mlstm", "init": "keras"}, "init 'keras' applies to rnn lstm or gru"),
     ],
 )

@@ -75,8 +75,9 @@ def check_rnn_settings(
     on = [name for name, value in variants.items() if value]
     if on:
         raise LstmkitError(
-            f"{', '.join(on)} apply to {option} lstm or gru; an {rnn} layer does not have "
-            f"{'them' if len(on) > 1 else 'it'}: drop {' / '.join(on)} or use lstm"
+            f"{', '.join(on)} {'apply' if len(on) > 1 else 'applies'} to {option} lstm or gru; "
+            f"an {rnn} layer does not have {'them' if len(on) > 1 else 'it'}: drop "
+            f"{' / '.join(on)} or use lstm"
         )
     if rnn == "slstm" and chunk_size is not None:
         raise LstmkitError(f"chunk_size={chunk_size} applies to {option} mlstm, not slstm; drop it")
