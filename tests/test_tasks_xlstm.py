@@ -35,7 +35,8 @@ FC_SETTINGS = {
 TEXT_SETTINGS = {
     "slstm": {"rnn": "slstm", "num_heads": 2, "num_layers": 2, "bidirectional": True,
               "dropout": 0.1, "pooling": "max+mean"},
-    "mlstm": {"rnn": "mlstm", "num_heads": 2, "chunk_size": 4, "pooling": "last"},
+    "mlstm": {"rnn": "mlstm", "num_heads": 2, "chunk_size": 4, "bidirectional": True,
+              "pooling": "last"},
 }  # fmt: skip
 LAYER = {"slstm": SLSTM, "mlstm": MLSTM}
 
@@ -202,6 +203,12 @@ def test_cli_forecast_trains_saves_and_exports_an_xlstm(rnn, extra, tmp_path, ca
     code, _, err = run(["export", "--model", out / "model"], capsys, monkeypatch)
     assert code == 0, err
     assert (out / "model" / "onnx" / "model.onnx").is_file()
+    with TestClient(create_app(out / "model")) as client:  # the server prefers the export
+        assert client.get("/health").json()["backend"] == "onnx"
+        got = client.post("/predict", json={})
+    assert got.status_code == 200, got.text
+    rows = got.json()["forecast"]
+    np.testing.assert_allclose([r["forecast"] for r in rows], again["forecast"], rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -233,7 +240,17 @@ def test_classifier_builds_the_xlstm_encoder(classifier):
     if rnn == "slstm":
         assert (layer.num_layers, layer.bidirectional, layer.dropout) == (2, True, 0.1)
     else:
-        assert layer.chunk_size == 4
+        assert layer.chunk_size == 4 and layer.bidirectional
+
+
+def test_classifier_padding_changes_nothing(classifier):
+    """Texts of different lengths batched together (right-padded, both directions reading
+    only the real tokens) score as each text alone."""
+    _, clf, _ = classifier
+    texts, _ = make_texts(12, seed=5)
+    together = clf.predict_proba(texts)
+    alone = np.concatenate([clf.predict_proba([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
 
 
 def test_classifier_predictions_are_finite_and_survive_save_and_load(classifier):
