@@ -125,7 +125,14 @@ def train(
     embedding_dim: Annotated[int | None, typer.Option(help="Word vector size.")] = None,
     hidden_size: Annotated[int | None, typer.Option(help="LSTM/GRU hidden size.")] = None,
     layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
-    rnn: Annotated[str | None, typer.Option(help="lstm or gru.")] = None,
+    rnn: Annotated[str | None, typer.Option(help="lstm, gru, slstm or mlstm (xLSTM).")] = None,
+    num_heads: Annotated[
+        int | None,
+        typer.Option(help="Heads of an slstm/mlstm, dividing --hidden-size (default 4, 2 or 1)."),
+    ] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Steps per chunk of an mlstm's chunkwise form (default 64).")
+    ] = None,
     bidirectional: Annotated[
         bool | None, typer.Option("--bidirectional/--unidirectional", help="Read both ways.")
     ] = None,
@@ -220,7 +227,8 @@ def train(
 
     settings = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "embedding_dim": embedding_dim,
-        "hidden_size": hidden_size, "num_layers": layers, "rnn": rnn,
+        "hidden_size": hidden_size, "num_layers": layers, "rnn": rnn, "num_heads": num_heads,
+        "chunk_size": chunk_size,
         "bidirectional": bidirectional, "pooling": pooling, "dropout": dropout,
         "layer_norm": layer_norm, "recurrent_dropout": recurrent_dropout, "zoneout": zoneout,
         "embedding_dropout": embedding_dropout, "head_dropout": head_dropout,
@@ -319,7 +327,14 @@ def pretrain(
     embedding_dim: Annotated[int | None, typer.Option(help="Word vector size.")] = None,
     hidden_size: Annotated[int | None, typer.Option(help="LSTM/GRU hidden size.")] = None,
     layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
-    rnn: Annotated[str | None, typer.Option(help="lstm or gru.")] = None,
+    rnn: Annotated[str | None, typer.Option(help="lstm, gru, slstm or mlstm (xLSTM).")] = None,
+    num_heads: Annotated[
+        int | None,
+        typer.Option(help="Heads of an slstm/mlstm, dividing --hidden-size (default 4, 2 or 1)."),
+    ] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Steps per chunk of an mlstm's chunkwise form (default 64).")
+    ] = None,
     bidirectional: Annotated[
         bool | None,
         typer.Option(
@@ -358,7 +373,8 @@ def pretrain(
 
     settings = {
         "embedding_dim": embedding_dim, "hidden_size": hidden_size, "num_layers": layers,
-        "rnn": rnn, "bidirectional": bidirectional, "tokenizer": tokenizer,
+        "rnn": rnn, "num_heads": num_heads, "chunk_size": chunk_size,
+        "bidirectional": bidirectional, "tokenizer": tokenizer,
         "vocab_size": vocab_size, "max_length": max_length, "keep": keep,
     }  # fmt: skip
     clf = TextClassifier(

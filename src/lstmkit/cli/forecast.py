@@ -170,7 +170,7 @@ def forecast_cmd(
         int | None,
         typer.Option(help="Final steps held out for the test (default: horizon; 0: none)."),
     ] = None,
-    model: Annotated[str, typer.Option(help="lstm or gru.")] = "lstm",
+    model: Annotated[str, typer.Option(help="lstm, gru, slstm or mlstm (xLSTM).")] = "lstm",
     hidden_size: Annotated[int, typer.Option(help="Hidden units.")] = 64,
     num_layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = 1,
     method: Annotated[str, typer.Option(help="direct or recursive.")] = "direct",
@@ -184,6 +184,13 @@ def forecast_cmd(
     zoneout: Annotated[
         float, typer.Option(help="Zoneout probability in [0, 1) (Krueger et al. 2016).")
     ] = 0.0,
+    num_heads: Annotated[
+        int | None,
+        typer.Option(help="Heads of an slstm/mlstm, dividing --hidden-size (default 4, 2 or 1)."),
+    ] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Steps per chunk of an mlstm's chunkwise form (default 64).")
+    ] = None,
     quantiles: Annotated[
         str, typer.Option(help="Quantiles for the band, e.g. 0.1,0.5,0.9 ('none': MSE).")
     ] = "0.1,0.5,0.9",
@@ -242,7 +249,8 @@ def _forecast(
     covariates: str | None, future_covariates: str | None, future: Path | None, horizon: int,
     window: int | None, holdout: int | None, model: str,
     hidden_size: int, num_layers: int, method: str, layer_norm: bool, recurrent_dropout: float,
-    zoneout: float, quantiles: str, calibrate: bool, instance_norm: bool,
+    zoneout: float, num_heads: int | None, chunk_size: int | None, quantiles: str,
+    calibrate: bool, instance_norm: bool,
     scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
     logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
@@ -279,8 +287,9 @@ def _forecast(
         forecaster = Forecaster(
             horizon=horizon, window=window, model=model, hidden_size=hidden_size,
             num_layers=num_layers, method=method, layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout, zoneout=zoneout,
-            quantiles=_floats(quantiles, "--quantiles"), calibrate=calibrate,
+            recurrent_dropout=recurrent_dropout, zoneout=zoneout, num_heads=num_heads,
+            chunk_size=chunk_size, quantiles=_floats(quantiles, "--quantiles"),
+            calibrate=calibrate,
             instance_norm=instance_norm, scaler=scaler, season=season, max_epochs=max_epochs,
             lr=lr, precision=precision, logger=logger,
             log_dir=str(stage / "logs") if logger else None,

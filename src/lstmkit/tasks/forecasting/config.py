@@ -7,6 +7,7 @@ from typing import Any
 
 from lstmkit.config import check_field_types, dataclass_from_dict
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.rnn import RNNS, check_rnn_settings
 from lstmkit.training import TrainConfig
 
 
@@ -15,7 +16,8 @@ class ForecasterConfig:
     """Everything that defines a forecaster; round-trips through JSON.
 
     horizon: steps to forecast. window: input steps (None: chosen from the
-    season and horizon at fit time). model: "lstm" | "gru". method: "direct" |
+    season and horizon at fit time). model: "lstm" | "gru" | "slstm" | "mlstm"
+    (`lstmkit.tasks.rnn`). method: "direct" |
     "recursive". instance_norm: per-window reversible normalisation. scaler:
     "minmax" | "standard" | "none" (per series, fitted on training data).
     quantiles: e.g. (0.1, 0.5, 0.9) for a pinball-loss band, or None for MSE.
@@ -37,7 +39,13 @@ class ForecasterConfig:
     sequence (Gal & Ghahramani 2016; training only). zoneout: probability in
     [0, 1) that each unit keeps its previous state at a step (Krueger et al.
     2016; its expectation in eval). All off by default; model folders saved
-    before these settings existed load with these defaults.
+    before these settings existed load with these defaults. They apply to the
+    LSTM and GRU only.
+
+    xLSTM encoders (model "slstm" / "mlstm", `lstmkit.nn.SLSTM` / `MLSTM`):
+    num_heads: heads of the layer, dividing hidden_size (None: the largest of
+    4, 2, 1 that does). chunk_size: steps per chunk of the mLSTM's chunkwise
+    form (None: 64). Both None for an LSTM/GRU.
     """
 
     horizon: int = 12
@@ -50,6 +58,8 @@ class ForecasterConfig:
     layer_norm: bool = False
     recurrent_dropout: float = 0.0
     zoneout: float = 0.0
+    num_heads: int | None = None
+    chunk_size: int | None = None
     method: str = "direct"
     instance_norm: bool = True
     scaler: str = "minmax"
@@ -77,7 +87,7 @@ class ForecasterConfig:
         checks = [
             (isinstance(self.horizon, int) and self.horizon >= 1, "horizon must be >= 1"),
             (self.window is None or self.window >= 2, "window must be >= 2"),
-            (self.model in ("lstm", "gru"), "model must be 'lstm' or 'gru'"),
+            (self.model in RNNS, f"model must be one of {', '.join(RNNS)}"),
             (self.method in ("direct", "recursive"), "method must be 'direct' or 'recursive'"),
             (self.hidden_size >= 1 and self.num_layers >= 1, "hidden_size/num_layers >= 1"),
             (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
@@ -105,6 +115,11 @@ class ForecasterConfig:
         for ok, msg in checks:
             if not ok:
                 raise LstmkitError(f"invalid forecaster setting: {msg}")
+        check_rnn_settings(
+            self.model, self.hidden_size, self.num_heads, self.chunk_size, option="model",
+            variants={"layer_norm": self.layer_norm, "recurrent_dropout": self.recurrent_dropout,
+                      "zoneout": self.zoneout},
+        )  # fmt: skip
         if self.scaler not in ("minmax", "standard", "none"):
             raise LstmkitError(f"scaler must be minmax, standard or none, got {self.scaler!r}")
 

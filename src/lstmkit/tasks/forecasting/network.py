@@ -14,18 +14,20 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.errors import LstmkitError
-from lstmkit.nn import GRU, LSTM, make_pool
+from lstmkit.nn import make_pool
 from lstmkit.tasks.forecasting.config import ForecasterConfig
+from lstmkit.tasks.rnn import XLSTM_RNNS, make_rnn
 
 
 class ForecastNet(nn.Module):
-    """Recurrent encoder + dense head.
+    """Recurrent encoder (LSTM, GRU, sLSTM or mLSTM: `lstmkit.tasks.rnn`) + dense head.
 
     Input (batch, window, features) with the target in feature 0; output
     (batch, steps, n_outputs) where steps is the horizon (direct) or 1 and the
     outputs are the point forecast followed by any quantiles. ``layer_norm``,
     ``recurrent_dropout`` and ``zoneout`` are passed to the encoder (see
-    `lstmkit.nn.LSTM`); with their defaults it is the plain layer.
+    `lstmkit.nn.LSTM`); with their defaults it is the plain layer. ``num_heads`` and
+    ``chunk_size`` go to an sLSTM/mLSTM.
     """
 
     def __init__(
@@ -44,19 +46,22 @@ class ForecastNet(nn.Module):
         layer_norm: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        num_heads: int | None = None,
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__()
-        rnn_cls = LSTM if model == "lstm" else GRU
-        self.rnn = rnn_cls(
+        variants = {"layer_norm": layer_norm, "recurrent_dropout": recurrent_dropout,
+                    "zoneout": zoneout} if model not in XLSTM_RNNS else {}  # fmt: skip
+        self.rnn = make_rnn(
+            model,
             n_features,
             hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
+            num_layers,
+            dropout=dropout,
             bidirectional=bidirectional,
-            layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
+            num_heads=num_heads,
+            chunk_size=chunk_size,
+            **variants,
         )
         width = hidden_size * (2 if bidirectional else 1)
         self.pool = make_pool("last", width, bidirectional=bidirectional)
@@ -103,6 +108,8 @@ def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int)
         layer_norm=cfg.layer_norm,
         recurrent_dropout=cfg.recurrent_dropout,
         zoneout=cfg.zoneout,
+        num_heads=cfg.num_heads,
+        chunk_size=cfg.chunk_size,
     )
 
 

@@ -19,11 +19,13 @@ from lstmkit.config import check_field_types, dataclass_from_dict
 from lstmkit.data.tokenize import TokenizerConfig
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import POOLS
+from lstmkit.tasks.rnn import RNNS as _RNNS
+from lstmkit.tasks.rnn import XLSTM_RNNS, check_rnn_settings
 
 if TYPE_CHECKING:
     from lstmkit.training import TrainConfig
 
-RNNS = ("lstm", "gru")
+RNNS = _RNNS  # lstm, gru, slstm, mlstm (lstmkit.tasks.rnn)
 
 
 #: An example value of each setting, shown when a value has the wrong type.
@@ -31,7 +33,8 @@ _EXAMPLES = {
     "embedding_dim": "128", "rnn": "'lstm'", "hidden_size": "128", "num_layers": "1",
     "bidirectional": "True", "dropout": "0.2", "embedding_dropout": "0.2",
     "head_dropout": "0.3", "pooling": "'max+mean'", "init": "'torch'", "layer_norm": "True",
-    "recurrent_dropout": "0.25", "zoneout": "0.1", "batch_size": "64", "epochs": "5",
+    "recurrent_dropout": "0.25", "zoneout": "0.1", "num_heads": "4", "chunk_size": "64",
+    "batch_size": "64", "epochs": "5",
     "lr": "0.001", "weight_decay": "0.0", "optimizer": "'adam'", "gradient_clip_val": "1.0",
     "early_stopping_patience": "3", "lr_decay": "'linear'", "val_fraction": "0.2",
     "seed": "0", "precision": "'bf16-mixed'", "class_weight": "'balanced'",
@@ -45,13 +48,18 @@ class TextClassifierConfig:
 
     tokenizer: see `TokenizerConfig` (kind, vocab_size, lowercase, max_length, keep).
     embedding_dim: width of the word vectors.
-    rnn: "lstm" or "gru"; hidden_size, num_layers, bidirectional as in ``lstmkit.nn``.
+    rnn: "lstm", "gru", "slstm" or "mlstm" (xLSTM, `lstmkit.tasks.rnn`); hidden_size,
+        num_layers, bidirectional as in ``lstmkit.nn``.
+    num_heads: heads of an sLSTM/mLSTM, dividing hidden_size (None: the largest of 4, 2,
+        1 that does). chunk_size: steps per chunk of the mLSTM's chunkwise form (None:
+        64). Both None for an LSTM/GRU.
     dropout: dropout between stacked recurrent layers.
     embedding_dropout: dropout on the word vectors.
     head_dropout: dropout on the pooled vector before the linear head.
     pooling: "last", "mean", "max", "attention", or several joined by "+" ("max+mean").
     init: weight initialisation of the recurrent layer, "torch" or "keras"
-        ("keras" also draws the embedding from U(-0.05, 0.05) as Keras does).
+        ("keras" also draws the embedding from U(-0.05, 0.05) as Keras does); an
+        sLSTM/mLSTM takes "torch" only and starts from the xLSTM initialisation.
     layer_norm: layer-normalised LSTM/GRU (Ba et al. 2016), see ``lstmkit.nn.LSTM``.
     recurrent_dropout: variational dropout on the recurrent state, one mask per
         sequence (Gal & Ghahramani 2016, Keras' recurrent_dropout); in [0, 1).
@@ -95,6 +103,8 @@ class TextClassifierConfig:
     layer_norm: bool = False
     recurrent_dropout: float = 0.0
     zoneout: float = 0.0
+    num_heads: int | None = None
+    chunk_size: int | None = None
     batch_size: int = 64
     epochs: int = 5
     lr: float = 1e-3
@@ -122,6 +132,11 @@ class TextClassifierConfig:
         check_field_types(self, "text classifier", _EXAMPLES)
         if self.rnn not in RNNS:
             raise LstmkitError(f"rnn must be one of {RNNS}, got {self.rnn!r}")
+        if self.rnn in XLSTM_RNNS and self.init == "keras":
+            raise LstmkitError(
+                f"init 'keras' applies to rnn lstm or gru; an {self.rnn} starts from the xLSTM "
+                "initialisation: drop init or use lstm"
+            )
         for name in self.pool_names:
             if name not in POOLS:
                 raise LstmkitError(
@@ -140,6 +155,11 @@ class TextClassifierConfig:
         ):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise LstmkitError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        check_rnn_settings(
+            self.rnn, self.hidden_size, self.num_heads, self.chunk_size,
+            variants={"layer_norm": self.layer_norm, "recurrent_dropout": self.recurrent_dropout,
+                      "zoneout": self.zoneout},
+        )  # fmt: skip
         if not (math.isfinite(self.adversarial) and 0.0 <= self.adversarial <= 1.0):
             raise LstmkitError(f"adversarial must be in [0, 1], got {self.adversarial!r}")
         if not 0.0 <= self.val_fraction < 1.0:
