@@ -26,7 +26,8 @@ class ForecasterConfig:
     batches, drawn at random, between two validations (None: every window
     each epoch), so that long series get checked and early-stopped in steps of
     a bounded size rather than of one full pass. season: seasonal period for
-    baselines and MASE (None: inferred from the frequency).
+    baselines and MASE (None: inferred from the frequency). predict_batch_size:
+    windows (one per series) per network call in predict, evaluate and backtest.
 
     Variants of the encoder (`lstmkit.nn.LSTM` / `GRU` options): layer_norm:
     layer-normalised gates (Ba et al. 2016). recurrent_dropout: probability in
@@ -56,6 +57,7 @@ class ForecasterConfig:
     val_size: int | None = None
     batches_per_epoch: int | None = 100
     season: int | None = None
+    predict_batch_size: int = 1024
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(max_epochs=300, lr=1e-2, early_stopping_patience=20)
     )
@@ -83,6 +85,7 @@ class ForecasterConfig:
             ),
             (0.0 <= self.zoneout < 1.0, f"zoneout must be in [0, 1), got {self.zoneout!r}"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.predict_batch_size >= 1, "predict_batch_size must be >= 1"),
             (
                 self.batches_per_epoch is None or self.batches_per_epoch >= 1,
                 "batches_per_epoch must be >= 1 or None",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,17 @@ from lstmkit.tasks.forecast_metrics import (
     seasonal_naive_forecast,
 )
 from lstmkit.tasks.forecasting.config import ForecasterConfig
-from lstmkit.tasks.forecasting.data import ForecastData
+from lstmkit.tasks.forecasting.data import ForecastData, contexts
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
 from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
 from lstmkit.tasks.forecasting.network import check_model_size, estimate_parameters, make_net
 from lstmkit.tasks.forecasting.predict import PredictCore
+from lstmkit.tasks.forecasting.scoring import (
+    history_scales,
+    metrics_many,
+    naive_many,
+    seasonal_naive_many,
+)
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
 from lstmkit.training import FitResult, TrainConfig, fit, require_precision_supported
 
@@ -117,6 +124,7 @@ class Forecaster:
             self.config.horizon,
             self.config.quantiles,
             self._forecast_scaled,
+            self.config.predict_batch_size,
         )
 
     @property
@@ -177,25 +185,29 @@ class Forecaster:
         """Refuse a fit whose forecast leaves any plausible range of the data: from the last
         window with a known horizon after it, each series' forecast (every output) must
         stay within `plausible_range` of its target values. A network thrown off by a
-        learning rate that is far too large forecasts orders of magnitude outside it."""
+        learning rate that is far too large forecasts orders of magnitude outside it. The
+        windows of all series go through the network together."""
         assert self.state is not None and self.scaler is not None
         h, window, fidx = self.config.horizon, self.state.window, self._future_columns()
-        for s in sd.series.values():
-            x = s.values[None, -(window + h) : -h]
-            fut = s.values[None, -h:][..., fidx] if fidx else None
-            try:
-                fc = self._core().windows(x, s.id, future=fut)
-            except LstmkitError:  # not finite
-                fc = np.array([np.nan])
-            lo, hi = plausible_range(s.values[:, 0], h, window)
-            if not ((fc >= lo) & (fc <= hi)).all():
-                worst = fc.flat[int(np.argmax(np.where(np.isfinite(fc), np.abs(fc), np.inf)))]
-                label = "the forecast" if sd.id_col is None else f"the forecast of series {s.id!r}"
-                raise LstmkitError(
-                    f"training diverged: {label} reaches {worst:.3g}, far outside the data's "
-                    f"range ({s.values[:, 0].min():.3g} to {s.values[:, 0].max():.3g}); lower "
-                    f"the learning rate (it is {self.config.train.lr:g}) or scale the data"
-                )
+        series = list(sd.series.values())
+        x = np.stack([s.values[-(window + h) : -h] for s in series])
+        fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
+        fc = self._core().many([s.id for s in series], x, fut, finite=False)
+        lengths = np.array([len(s) for s in series])
+        target = np.concatenate([s.values[:, 0] for s in series])
+        lo, hi = plausible_ranges(target, lengths, h, window)
+        with np.errstate(invalid="ignore"):
+            ok = ((fc >= lo[:, None, None]) & (fc <= hi[:, None, None])).all(axis=(1, 2))
+        if not ok.all():
+            s = series[int(np.flatnonzero(~ok)[0])]
+            f = fc[int(np.flatnonzero(~ok)[0])]
+            worst = f.flat[int(np.argmax(np.where(np.isfinite(f), np.abs(f), np.inf)))]
+            label = "the forecast" if sd.id_col is None else f"the forecast of series {s.id!r}"
+            raise LstmkitError(
+                f"training diverged: {label} reaches {worst:.3g}, far outside the data's "
+                f"range ({s.values[:, 0].min():.3g} to {s.values[:, 0].max():.3g}); lower "
+                f"the learning rate (it is {self.config.train.lr:g}) or scale the data"
+            )
 
     def _build_module(self, n_features: int, window: int) -> ForecastModule:
         cfg = self.config
@@ -225,10 +237,7 @@ class Forecaster:
                     f"series {s.id!r} was not seen in training; the model knows "
                     f"{', '.join(list(self.context)[:10])}"
                 )
-            self.context[s.id] = {
-                "values": s.values[-window:].tolist(),
-                "times": [str(t) for t in s.times[-window:]],
-            }
+        self.context.update(contexts(sd, window))
         return self
 
     # ------------------------------------------------------------------ predict
@@ -315,42 +324,47 @@ class Forecaster:
         """Hold out the last ``horizon`` steps of each series in ``data``, forecast them
         from the steps before, and score the model beside naive and seasonal naive."""
         self.require_fitted()
-        sd = self._load(data)
-        h = self.config.horizon
-        season = self.season
-        rows: dict[str, list[dict[str, float]]] = {"lstmkit": [], "naive": []}
-        if season:
-            rows["seasonal_naive"] = []
-        frames = []
         assert self.state is not None
-        window = self.state.window
-        for s in sd.series.values():
-            if len(s) < window + h:
-                raise LstmkitError(
-                    f"series {s.id!r} has {len(s)} rows; evaluation needs window ({window}) + "
-                    f"horizon ({h}) = {window + h}"
-                )
-            hist, actual = s.values[:-h], s.values[-h:, 0]
-            fidx = self._future_columns()
-            fc = self._forecast_series(s.id, hist, s.values[-h:, fidx] if fidx else None)
-            frame = self._core().frame(s.id, s.times[-h:], fc)
-            frame.insert(int(frame.columns.get_loc("forecast")), "actual", actual)
-            target_hist = hist[:, 0]
-            baselines = {"naive": naive_forecast(target_hist, h)}
-            if season and len(target_hist) >= season:
-                baselines["seasonal_naive"] = seasonal_naive_forecast(target_hist, h, season)
-            rows["lstmkit"].append(
-                all_metrics(actual, frame["forecast"].to_numpy(), target_hist, season)
+        sd = self._load(data)
+        h, season, window = self.config.horizon, self.season, self.state.window
+        fidx = self._future_columns()
+        series = list(sd.series.values())
+        lengths = np.array([len(s) for s in series])
+        if (lengths < window + h).any():
+            s = series[int(np.flatnonzero(lengths < window + h)[0])]
+            raise LstmkitError(
+                f"series {s.id!r} has {len(s)} rows; evaluation needs window ({window}) + "
+                f"horizon ({h}) = {window + h}"
             )
-            for name, b in baselines.items():
-                rows[name].append(all_metrics(actual, b, target_hist, season))
-                frame[name] = b
-            frames.append(frame)
-        table = pd.DataFrame({name: pd.DataFrame(r).mean() for name, r in rows.items() if r}).T[
-            list(METRICS)
-        ]
+        ids = [s.id for s in series]
+        core = self._core()
+        x = np.stack([s.values[-(window + h) : -h] for s in series])
+        fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
+        fc = core.many(ids, x, fut)
+        actual = np.stack([s.values[-h:, 0] for s in series])
+        parts = [s.times[-h:] for s in series]
+        forecasts = core.frames(ids, parts[0].append(parts[1:]) if len(parts) > 1 else parts[0], fc)
+        forecasts.insert(int(forecasts.columns.get_loc("forecast")), "actual", actual.ravel())
+        hist = np.concatenate([s.values[:-h, 0] for s in series])
+        hist_len = lengths - h
+        scales = history_scales(hist, hist_len, season)
+        scores = {"lstmkit": metrics_many(actual, fc[:, :, 0], scales)}
+        naive = naive_many(hist, hist_len, h)
+        scores["naive"] = metrics_many(actual, naive, scales)
+        forecasts["naive"] = naive.ravel()
+        if season:
+            snaive, has = seasonal_naive_many(hist, hist_len, h, season)
+            if has.any():
+                got = metrics_many(actual[has], snaive[has], scales[has])
+                scores["seasonal_naive"] = got
+                forecasts["seasonal_naive"] = snaive.ravel()
+        with warnings.catch_warnings():  # a metric undefined for every series stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = pd.DataFrame(
+                {name: {m: float(np.nanmean(v)) for m, v in got.items()}
+                 for name, got in scores.items()}
+            ).T[list(METRICS)]  # fmt: skip
         table.index.name = "model"
-        forecasts = pd.concat(frames, ignore_index=True)
         coverage = None
         qs = self.config.quantiles or []
         if len(qs) >= 2:
@@ -481,6 +495,21 @@ class Forecaster:
 #: How far outside its data a forecast may go before a fit counts as diverged, in units
 #: of the data's range (its magnitude for a constant series), widened with the horizon.
 PLAUSIBLE_MARGIN = 10.0
+
+
+def plausible_ranges(
+    values: np.ndarray, lengths: np.ndarray, horizon: int, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`plausible_range` of many series at once: ``values`` their target values one series
+    after the other, ``lengths`` theirs; returns (lo, hi), one entry per series."""
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    lo = np.minimum.reduceat(values, starts)
+    hi = np.maximum.reduceat(values, starts)
+    span = hi - lo
+    span = np.where(span > 0, span, np.maximum(np.abs(lo), np.abs(hi)))
+    span = np.where(span > 0, span, 1.0)
+    margin = PLAUSIBLE_MARGIN * span * (1 + horizon / window)
+    return lo - margin, hi + margin
 
 
 def plausible_range(values: np.ndarray, horizon: int, window: int) -> tuple[float, float]:

@@ -106,7 +106,9 @@ def simulate_quantiles(
 
     Each path feeds back a draw from the model's one-step predictive distribution at
     every step: its quantile function (`_quantile_function`) at a uniform draw. The
-    draws are seeded with ``seed``, so a forecast is reproducible.
+    draws are seeded with ``seed`` and shared by the windows (path ``p`` of every window
+    takes the same uniform draws), so a forecast is reproducible and does not depend on
+    the other windows batched with it.
 
     Args:
         module: a one-step model (``steps=1``) predicting the point and ``levels``.
@@ -118,16 +120,19 @@ def simulate_quantiles(
     Returns:
         (batch, horizon, q) the quantiles of the paths at each step.
     """
-    gen = torch.Generator().manual_seed(seed)
     n = SAMPLE_PATHS
     chunk = max(1, MAX_PATH_BATCH // n)
     result = []
     for begin in range(0, len(x), chunk):
         xs = x[begin : begin + chunk].repeat_interleave(n, dim=0)
+        # every window's paths take the same draws, whatever the batch it is in: a window
+        # forecast alone or among thousands of series gets the same band
+        gen = torch.Generator().manual_seed(seed)
         draws = []
         for _ in range(horizon):
             q = torch.sort(module(xs)[:, 0, 1:], dim=-1).values  # (paths, q)
-            draw = _quantile_function(q, levels, torch.rand(len(xs), generator=gen))
+            u = torch.rand(n, generator=gen).repeat(len(xs) // n)
+            draw = _quantile_function(q, levels, u)
             draws.append(draw)
             xs = torch.cat([xs[:, 1:], draw.view(-1, 1, 1)], dim=1)
         paths = torch.stack(draws, dim=1).view(-1, n, horizon)  # (chunk, paths, horizon)
