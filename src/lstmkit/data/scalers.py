@@ -65,7 +65,8 @@ class SeriesScaler:
         elif self.kind == "standard":
             n = fit_lengths[:, None].astype(np.float64)
             shift = np.add.reduceat(padded, cuts, axis=0)[::2] / n
-            dev = (padded - np.repeat(np.concatenate([shift, shift[:1]]), [*lengths, 1], axis=0)) ** 2
+            centre = np.repeat(np.concatenate([shift, shift[:1]]), [*lengths, 1], axis=0)
+            dev = (padded - centre) ** 2
             scale = np.sqrt(np.add.reduceat(dev, cuts, axis=0)[::2] / n)
         else:
             shift = np.zeros((len(ids), values.shape[1]))

@@ -29,9 +29,6 @@ from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
 from lstmkit.tasks.forecast_metrics import (
     METRICS,
-    all_metrics,
-    naive_forecast,
-    seasonal_naive_forecast,
 )
 from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.data import ForecastData, contexts

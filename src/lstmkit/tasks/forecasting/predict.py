@@ -82,7 +82,8 @@ class PredictCore:
         The last times are parsed in one call, not series by series."""
         ids = list(self.context)
         values = np.asarray([self.context[sid]["values"] for sid in ids], dtype=np.float64)
-        last = times_from_strings([str(self.context[sid]["times"][-1]) for sid in ids], self.state.tz)
+        tz = self.state.tz
+        last = times_from_strings([str(self.context[sid]["times"][-1]) for sid in ids], tz)
         prev = None
         if not isinstance(last, pd.DatetimeIndex):
             prev = times_from_strings([str(self.context[sid]["times"][-2]) for sid in ids], None)
