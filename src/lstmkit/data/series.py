@@ -380,17 +380,21 @@ def load_series(
     df, source, target, time_col = _as_frame(data, target, time_col)
     time_col, target = _pick_columns(df, source, target, time_col, id_col, covariates)
     out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future)
-    groups = [(None, df)] if id_col is None else list(df.groupby(id_col, sort=False))
-    freqs = set()
-    for key, part in groups:
-        sid = "0" if key is None else str(key)
-        part_source = source if id_col is None else f"{source} ({id_col}={sid})"
-        out.series[sid] = _one_series(sid, part, out, part_source)
-        if time_col:
-            label = "" if id_col is None else f"series {sid!r}: "
-            f = _infer_freq(out.series[sid].times, label)
-            if f is not None:
-                freqs.add(f)
+    freqs: set[str] = set()
+    fast = _many_series(df, out) if id_col is not None else None
+    if fast is not None:
+        out.series, freqs = fast
+    else:
+        groups = [(None, df)] if id_col is None else list(df.groupby(id_col, sort=False))
+        for key, part in groups:
+            sid = "0" if key is None else str(key)
+            part_source = source if id_col is None else f"{source} ({id_col}={sid})"
+            out.series[sid] = _one_series(sid, part, out, part_source)
+            if time_col:
+                label = "" if id_col is None else f"series {sid!r}: "
+                f = _infer_freq(out.series[sid].times, label)
+                if f is not None:
+                    freqs.add(f)
     if freq is None and freqs:
         if len(freqs) > 1:
             raise LstmkitError(
@@ -461,6 +465,110 @@ def _pick_columns(
     if target in used:
         raise LstmkitError(f"column {target!r} cannot be both the target and the time/id/covariate")
     return time_col, target
+
+
+def _all_times(raw: pd.Series) -> pd.Index | None:
+    """The time column of a long table parsed in one call, or None where the series
+    must be read one by one (text in several zones or offsets, or anything unparsable:
+    the per-series reader then says where)."""
+    if pd.api.types.is_integer_dtype(raw):
+        return pd.Index(raw.to_numpy(dtype=np.int64))
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return pd.DatetimeIndex(raw)
+    if raw.dtype != object or raw.isna().any():
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(raw, format="mixed")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if not pd.api.types.is_datetime64_any_dtype(parsed) or parsed.isna().any():
+        return None
+    return pd.DatetimeIndex(parsed)
+
+
+def _many_series(df: pd.DataFrame, sd: SeriesData) -> tuple[dict[str, Series], set[str]] | None:
+    """The series of a long table (``sd.id_col``) and their frequencies, read with one
+    parse, one sort and one check for the whole table instead of one per series; None
+    where anything is wrong (a bad value, a repeated time, an irregular or unparsable
+    series, several zones), which the per-series reader then reports exactly as ever."""
+    time_col = sd.time_col
+    codes, uniques = pd.factorize(df[sd.id_col], sort=False)
+    if (codes < 0).any():  # missing ids: groupby drops them
+        return None
+    try:
+        cols = [_numeric_column(df, c, None, "") for c in (sd.target, *sd.covariates)]
+    except LstmkitError:
+        return None
+    values = np.stack(cols, axis=1)
+    if time_col:
+        times = _all_times(df[time_col])
+        if times is None:
+            return None
+        keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else times.to_numpy()
+    else:  # rows are steps within each series
+        keys = np.zeros(len(df), np.int64)
+        order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        keys[order] = np.arange(len(df)) - np.repeat(starts, counts)
+        times = pd.Index(keys)
+    step = np.diff(keys)
+    in_order = (np.diff(codes) > 0) | ((np.diff(codes) == 0) & (step > 0))
+    if not in_order.all():  # a table already sorted by series and time is kept as it is
+        order = np.lexsort((keys, codes))
+        codes, keys, times, values = codes[order], keys[order], times[order], values[order]
+    counts = np.bincount(codes, minlength=len(uniques))
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    step = np.diff(keys)
+    inner = np.ones(len(keys), bool)  # positions whose previous row is of the same series
+    inner[starts] = False
+    same = inner[1:]
+    if (step[same] == 0).any():  # a repeated time
+        return None
+    series: dict[str, Series] = {}
+    for k, u in enumerate(uniques.tolist() if hasattr(uniques, "tolist") else list(uniques)):
+        sid = str(u)
+        if sid in series:  # two ids with the same text: let the groupby reader decide
+            return None
+        steps = times[starts[k] : ends[k]] if time_col else pd.RangeIndex(counts[k])
+        series[sid] = Series(sid, steps, values[starts[k] : ends[k]])
+    freqs: set[str] = set()
+    if not time_col:
+        return series, freqs
+    # a series whose steps are all equal has the frequency of any other with that step
+    # (and, for whole weeks, that weekday); only series of other steps are inferred one
+    # by one (months, daylight saving)
+    first = np.full(len(keys), -1, np.int64)
+    first[1:][same] = step[same]
+    constant = np.ones(len(uniques), bool)
+    head = np.where(counts > 1, starts + 1, starts)
+    ref = first[head]
+    bad = inner & (first != np.repeat(ref, counts))
+    constant[np.unique(codes[bad])] = False
+    seen: dict[tuple[int, int], str | None] = {}
+    week = 7 * 86_400 * 10**9 if isinstance(times, pd.DatetimeIndex) else 0
+    for k, sid in enumerate(series):
+        s = series[sid]
+        if constant[k] and counts[k] >= 3:
+            day = int((keys[starts[k]] // 86_400_000_000_000) % 7) if week else -1
+            sig = (int(ref[k]), day if week and ref[k] % week == 0 else -1)
+            if sig not in seen:
+                try:
+                    seen[sig] = _infer_freq(s.times, f"series {sid!r}: ")
+                except LstmkitError:
+                    return None
+            f = seen[sig]
+        else:
+            try:
+                f = _infer_freq(s.times, f"series {sid!r}: ")
+            except LstmkitError:
+                return None
+        if f is not None:
+            freqs.add(f)
+    return series, freqs
 
 
 def _one_series(sid: str, part: pd.DataFrame, sd: SeriesData, source: str) -> Series:
@@ -535,6 +643,39 @@ def future_times(times: pd.Index, freq: str | None, steps: int) -> pd.Index:
         else 1
     )
     return pd.Index(np.arange(1, steps + 1) * step + last)
+
+
+def tail_times(series: list[Series], n: int, skip: int = 0) -> pd.Index:
+    """The ``n`` times before the last ``skip`` of every series, one series after the
+    other (`concat_times` of ``s.times[len(s) - skip - n : len(s) - skip]``), sliced as
+    integers rather than one `Index` per series."""
+    first = series[0].times
+    if isinstance(first, pd.DatetimeIndex) and all(
+        isinstance(s.times, pd.DatetimeIndex) and s.times.dtype == first.dtype for s in series
+    ):
+        ints = np.concatenate([s.times.asi8[len(s) - skip - n : len(s) - skip] for s in series])
+        out = pd.DatetimeIndex(ints.view(f"M8[{first.unit}]"))
+        return out if first.tz is None else out.tz_localize("UTC").tz_convert(first.tz)
+    return concat_times([s.times[len(s) - skip - n : len(s) - skip] for s in series])
+
+
+def concat_times(parts: list[pd.Index]) -> pd.Index:
+    """The indexes ``parts`` one after the other; timestamps of one zone and unit (as a
+    loaded table's series have them) are joined as integers, without an `Index` step
+    per part (`pd.Index.append` of 100,000 short indexes takes seconds)."""
+    first = parts[0]
+    if isinstance(first, pd.DatetimeIndex) and all(
+        isinstance(p, pd.DatetimeIndex) and p.dtype == first.dtype for p in parts
+    ):
+        ints = np.concatenate([p.asi8 for p in parts])
+        out = pd.DatetimeIndex(ints.view(f"M8[{first.unit}]"))
+        return out if first.tz is None else out.tz_localize("UTC").tz_convert(first.tz)
+    if all(not isinstance(p, pd.DatetimeIndex) for p in parts):
+        try:
+            return pd.Index(np.concatenate([np.asarray(p, dtype=np.int64) for p in parts]))
+        except (TypeError, ValueError):
+            pass
+    return first.append(parts[1:]) if len(parts) > 1 else first
 
 
 def truncate_series(sd: SeriesData, drop_last: int) -> SeriesData:

@@ -28,7 +28,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from lstmkit.data.scalers import SeriesScaler
-from lstmkit.data.series import Series, SeriesData, season_from_freq, tz_name
+from lstmkit.data.series import Series, SeriesData, season_from_freq, tail_times, tz_name
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.network import output_steps
@@ -68,15 +68,14 @@ def scaled_values(scaler: SeriesScaler, s: Series, precision: str) -> np.ndarray
 
 
 def time_strings(times: pd.Index) -> list[str]:
-    """``[str(t) for t in times]``, formatted in one call for the common cases (naive
-    timestamps, integer steps): a context of 100,000 series formats millions of them."""
-    if isinstance(times, pd.DatetimeIndex) and times.tz is None and len(times):
-        text = np.datetime_as_string(times.values.astype("datetime64[ns]"), unit="s")
-        if (times.asi8 % 1_000_000_000 == 0).all():  # whole seconds, as str(t) shows them
-            return np.char.replace(text, "T", " ").tolist()
-    elif not isinstance(times, pd.DatetimeIndex):
-        return [str(t) for t in times.tolist()]
-    return [str(t) for t in times]
+    """``[str(t) for t in times]``, each distinct time formatted once: the contexts of
+    100,000 series hold millions of times but mostly the same few hundred."""
+    if not len(times):
+        return []
+    keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else np.asarray(times)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    text = np.array([str(times[i]) for i in first.tolist()], dtype=object)
+    return text[inverse.reshape(-1)].tolist()
 
 
 def contexts(sd: SeriesData, window: int) -> dict[str, dict[str, Any]]:
@@ -85,15 +84,12 @@ def contexts(sd: SeriesData, window: int) -> dict[str, dict[str, Any]]:
     if not sd.series:
         return {}
     series = list(sd.series.values())
-    ends = [s.times[-window:] for s in series]
-    text = time_strings(ends[0].append(ends[1:]) if len(ends) > 1 else ends[0])
-    out = {}
-    for k, s in enumerate(series):
-        out[s.id] = {
-            "values": s.values[-window:].tolist(),
-            "times": text[k * window : (k + 1) * window],
-        }
-    return out
+    text = time_strings(tail_times(series, window))
+    values = np.stack([s.values[-window:] for s in series]).tolist()
+    return {
+        s.id: {"values": values[k], "times": text[k * window : (k + 1) * window]}
+        for k, s in enumerate(series)
+    }
 
 
 def _collate(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:

@@ -24,7 +24,13 @@ import pandas as pd
 import torch
 
 from lstmkit.data.scalers import SeriesScaler
-from lstmkit.data.series import SeriesData, load_series, season_from_freq, truncate_series
+from lstmkit.data.series import (
+    SeriesData,
+    load_series,
+    season_from_freq,
+    tail_times,
+    truncate_series,
+)
 from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
 from lstmkit.tasks.forecast_metrics import (
@@ -339,8 +345,7 @@ class Forecaster:
         fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
         fc = core.many(ids, x, fut)
         actual = np.stack([s.values[-h:, 0] for s in series])
-        parts = [s.times[-h:] for s in series]
-        forecasts = core.frames(ids, parts[0].append(parts[1:]) if len(parts) > 1 else parts[0], fc)
+        forecasts = core.frames(ids, tail_times(series, h), fc)
         forecasts.insert(int(forecasts.columns.get_loc("forecast")), "actual", actual.ravel())
         hist = np.concatenate([s.values[:-h, 0] for s in series])
         hist_len = lengths - h

@@ -28,6 +28,7 @@ from lstmkit.data.series import (
     future_times,
     load_future,
     load_series,
+    tail_times,
     times_from_strings,
     tz_from_name,
     tz_name,
@@ -304,7 +305,7 @@ class PredictCore:
             series = list(sd.series.values())
             ids = [s.id for s in series]
             windows = np.stack([s.values[-window:] for s in series])
-            last = series[0].times[-1:].append([s.times[-1:] for s in series[1:]])
+            last = tail_times(series, 1)
             prev = None
             if not isinstance(last, pd.DatetimeIndex):
                 prev = pd.Index([s.times[-2] if len(s) > 1 else s.times[-1] - 1 for s in series])
