@@ -198,6 +198,22 @@ def forecast_cmd(
         int,
         typer.Option(help="Also run a rolling-origin backtest over this many folds (refits)."),
     ] = 0,
+    table_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="long (a row a time step) or m4-wide (a row a series: id, then values); "
+            "default: m4-wide for a header V1, V2, ..., else long.",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="m4-wide: the first date of every series (default: steps 0, 1, ...)."),
+    ] = None,
+    freq: Annotated[
+        str | None,
+        typer.Option(help="Pandas frequency (default: inferred; with --start: D)."),
+    ] = None,
 ) -> None:
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""
     try:
@@ -215,6 +231,7 @@ def _forecast(
     scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
     logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
+    table_format: str | None = None, start: str | None = None, freq: str | None = None,
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
@@ -241,7 +258,8 @@ def _forecast(
     with staged_dir(out) as stage:
         sd = load_series(
             frame, target, time_col=time_col, id_col=id_col, covariates=_names(covariates),
-            future_covariates=_names(future_covariates),
+            future_covariates=_names(future_covariates), freq=freq, format=table_format,
+            start=start,
         )  # fmt: skip
         dev: int | str = int(devices) if devices.isdigit() else devices
         forecaster = Forecaster(

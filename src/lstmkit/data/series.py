@@ -357,6 +357,8 @@ def load_series(
     covariates: list[str] | None = None,
     freq: str | None = None,
     future_covariates: list[str] | None = None,
+    format: str | None = None,
+    start: str | None = None,
 ) -> SeriesData:
     """Validate ``data`` and split it into per-series arrays.
 
@@ -373,11 +375,30 @@ def load_series(
         freq: pandas frequency; inferred from the timestamps when omitted.
         future_covariates: extra input columns whose values over the forecast
             horizon are known in advance; appended after ``covariates``.
+        format: "long" (the default: one row a time step) or "m4-wide" (one row a
+            series, see `wide_series`); None: "m4-wide" where the columns are
+            named ``V1, V2, ...`` as in the M4 competition's files and no column
+            was named, else "long".
+        start: "m4-wide" only: the first time of every series (a date, stepped by
+            ``freq``); None: integer steps 0, 1, ...
     """
+    if format not in (None, "long", "m4-wide"):
+        raise LstmkitError(f"format must be 'long' or 'm4-wide', got {format!r}")
     future = list(future_covariates or [])
     covariates = list(covariates or [])
     covariates += [c for c in future if c not in covariates]
     df, source, target, time_col = _as_frame(data, target, time_col)
+    named = target or time_col or id_col or covariates
+    if format == "m4-wide" or (format is None and not named and _m4_header(df)):
+        if named:
+            raise LstmkitError(
+                "an m4-wide table has no columns to name: its first column is the series "
+                "id and the rest are the values; drop --target/--time-col/--id-col/"
+                "--covariates"
+            )
+        return wide_series(df, source, start=start, freq=freq)
+    if start is not None:
+        raise LstmkitError("start applies to the m4-wide format only; pass format='m4-wide'")
     time_col, target = _pick_columns(df, source, target, time_col, id_col, covariates)
     out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future)
     freqs: set[str] = set()
@@ -403,6 +424,74 @@ def load_series(
             )
         freq = freqs.pop()
     out.freq = freq
+    return out
+
+
+def _m4_header(df: pd.DataFrame) -> bool:
+    """Whether the columns are ``V1, V2, ..., Vn`` (n >= 3), the M4 files' header."""
+    return len(df.columns) >= 3 and list(df.columns) == [f"V{i + 1}" for i in range(df.shape[1])]
+
+
+def wide_series(
+    df: pd.DataFrame, source: str, *, start: str | None = None, freq: str | None = None
+) -> SeriesData:
+    """The series of a table in the M4 competition's wide format: one row a series, its
+    id in the first column and its values in the others, in time order; shorter series
+    end in empty cells. The series are named ``id``, their values ``value``; their times
+    are integer steps 0, 1, ... or, with ``start``, dates from ``start`` every ``freq``.
+    An empty cell before a value, a value that is not a number, or a series without
+    values is refused (`LstmkitError`, naming the series and its row)."""
+    if df.shape[1] < 2:
+        raise LstmkitError(f"{source} has {df.shape[1]} column; an m4-wide table needs an id "
+                           "column and at least one value column")  # fmt: skip
+    ids = df.iloc[:, 0]
+    cells = df.iloc[:, 1:]
+    values = cells.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    empty = cells.isna().to_numpy()  # an empty cell ("" or nothing) is read as missing
+    bad = np.isnan(values) & ~empty
+    if bad.any():
+        row, col = (int(v[0]) for v in np.nonzero(bad))
+        raise LstmkitError(
+            f"{source}: series {str(ids.iloc[row])!r} (row {row + 1}) has "
+            f"{cells.iat[row, col]!r} in column {cells.columns[col]}, which is not a number"
+        )
+    if not np.isfinite(values[~empty]).all():
+        row = int(np.nonzero(~np.isfinite(values) & ~empty)[0][0])
+        raise LstmkitError(
+            f"{source}: series {str(ids.iloc[row])!r} (row {row + 1}) has an infinite value"
+        )
+    counts = (~empty).sum(axis=1)
+    first_empty = np.where(empty.any(axis=1), empty.argmax(axis=1), empty.shape[1])
+    ragged = counts != first_empty
+    if ragged.any():
+        row = int(np.flatnonzero(ragged)[0])
+        raise LstmkitError(
+            f"{source}: series {str(ids.iloc[row])!r} (row {row + 1}) has an empty cell in "
+            f"column {cells.columns[first_empty[row]]} before more values; in the m4-wide "
+            "format only the cells after a series' last value may be empty"
+        )
+    if (counts == 0).any() or ids.isna().any():
+        row = int(np.flatnonzero((counts == 0) | ids.isna().to_numpy())[0])
+        raise LstmkitError(f"{source}: row {row + 1} has no series id or no values")
+    names = [str(v) for v in ids.tolist()]
+    if len(set(names)) < len(names):
+        seen: set[str] = set()
+        dup = next(n for n in names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
+        raise LstmkitError(f"{source}: series {dup!r} appears in more than one row")
+    longest = int(counts.max())
+    if start is not None:
+        try:
+            axis: pd.Index = pd.date_range(pd.Timestamp(start), periods=longest, freq=freq or "D")
+        except (ValueError, TypeError) as err:
+            raise LstmkitError(f"start {start!r} with freq {freq!r}: {err}") from None
+        freq = freq or "D"
+    else:
+        axis = pd.RangeIndex(longest)
+        freq = None
+    out = SeriesData("value", "date" if start is not None else None, "id", [], freq)
+    for k, sid in enumerate(names):
+        n = int(counts[k])
+        out.series[sid] = Series(sid, axis[:n], values[k, :n, None].copy())
     return out
 
 
