@@ -214,6 +214,13 @@ def forecast_cmd(
         str | None,
         typer.Option(help="Pandas frequency (default: inferred; with --start: D)."),
     ] = None,
+    static_cols: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated columns with one value per series (text: embedded)."),
+    ] = None,
+    id_embedding: Annotated[
+        int, typer.Option(help="Width of a learnt series-id embedding (0: none).")
+    ] = 0,
 ) -> None:
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""
     try:
@@ -232,6 +239,7 @@ def _forecast(
     logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
     table_format: str | None = None, start: str | None = None, freq: str | None = None,
+    static_cols: str | None = None, id_embedding: int = 0,
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
@@ -259,7 +267,7 @@ def _forecast(
         sd = load_series(
             frame, target, time_col=time_col, id_col=id_col, covariates=_names(covariates),
             future_covariates=_names(future_covariates), freq=freq, format=table_format,
-            start=start,
+            start=start, static_cols=_names(static_cols),
         )  # fmt: skip
         dev: int | str = int(devices) if devices.isdigit() else devices
         forecaster = Forecaster(
@@ -272,6 +280,7 @@ def _forecast(
             log_dir=str(stage / "logs") if logger else None,
             seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
             checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
+            id_embedding=id_embedding,
         )  # fmt: skip
         run = forecast_run(sd, forecaster, holdout=holdout, backtest=backtest, future=future,
                            name=name)  # fmt: skip

@@ -25,6 +25,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,9 @@ class SeriesData:
     ``covariates`` lists every extra input column in the order of ``values``
     columns 1..; ``future_covariates`` is the subset whose future values are
     known in advance (calendar, planned prices) and fed for the horizon too.
+    ``static_cols`` are columns with one value per series (store type, region
+    size); ``static`` holds each series' values of them (a number for a numeric
+    column, else its text).
     """
 
     target: str
@@ -68,6 +72,8 @@ class SeriesData:
     freq: str | None
     series: dict[str, Series] = field(default_factory=dict)
     future_covariates: list[str] = field(default_factory=list)
+    static_cols: list[str] = field(default_factory=list)
+    static: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def n_features(self) -> int:
@@ -359,6 +365,7 @@ def load_series(
     future_covariates: list[str] | None = None,
     format: str | None = None,
     start: str | None = None,
+    static_cols: list[str] | None = None,
 ) -> SeriesData:
     """Validate ``data`` and split it into per-series arrays.
 
@@ -381,6 +388,8 @@ def load_series(
             was named, else "long".
         start: "m4-wide" only: the first time of every series (a date, stepped by
             ``freq``); None: integer steps 0, 1, ...
+        static_cols: columns with one value per series (static covariates); a
+            column whose value changes within a series is refused, naming both.
     """
     if format not in (None, "long", "m4-wide"):
         raise LstmkitError(f"format must be 'long' or 'm4-wide', got {format!r}")
@@ -388,7 +397,8 @@ def load_series(
     covariates = list(covariates or [])
     covariates += [c for c in future if c not in covariates]
     df, source, target, time_col = _as_frame(data, target, time_col)
-    named = target or time_col or id_col or covariates
+    static_cols = list(static_cols or [])
+    named = target or time_col or id_col or covariates or static_cols
     if format == "m4-wide" or (format is None and not named and _m4_header(df)):
         if named:
             raise LstmkitError(
@@ -399,8 +409,16 @@ def load_series(
         return wide_series(df, source, start=start, freq=freq)
     if start is not None:
         raise LstmkitError("start applies to the m4-wide format only; pass format='m4-wide'")
-    time_col, target = _pick_columns(df, source, target, time_col, id_col, covariates)
-    out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future)
+    for col in static_cols:
+        _check_column(df, col, "static covariate", source)
+    time_col, target = _pick_columns(
+        df, source, target, time_col, id_col, [*covariates, *static_cols]
+    )
+    both = sorted(set(static_cols) & {target, time_col, id_col, *covariates})
+    if both:
+        raise LstmkitError(f"column {both[0]!r} cannot be both a static covariate and another role")
+    out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future,
+                     static_cols=static_cols)  # fmt: skip
     freqs: set[str] = set()
     fast = _many_series(df, out) if id_col is not None else None
     if fast is not None:
@@ -424,7 +442,50 @@ def load_series(
             )
         freq = freqs.pop()
     out.freq = freq
+    if static_cols:
+        out.static = _static_values(df, out, source)
     return out
+
+
+def _static_values(df: pd.DataFrame, sd: SeriesData, source: str) -> dict[str, list[Any]]:
+    """Each series' values of the static columns of ``sd``: one per series (a number for
+    a numeric column, else text); a missing value or one that changes within a series is
+    refused, naming the column and the series."""
+    if sd.id_col is None:
+        codes = np.zeros(len(df), np.int64)
+        names = ["0"]
+    else:
+        codes, uniques = pd.factorize(df[sd.id_col], sort=False)
+        names = [str(u) for u in (uniques.tolist() if hasattr(uniques, "tolist") else uniques)]
+    keep = codes >= 0
+    columns = []
+    for col in sd.static_cols:
+        raw = df[col]
+        numeric = pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)
+        if raw.isna().any():
+            pos = int(np.flatnonzero(raw.isna().to_numpy())[0])
+            sid = names[codes[pos]] if codes[pos] >= 0 else "?"
+            raise LstmkitError(
+                f"static covariate {col!r} is missing for series {sid!r} ({source}, row "
+                f"{pos + 1}); give every row of a series its value"
+            )
+        vals = raw.to_numpy(dtype=np.float64) if numeric else raw.astype(str).to_numpy()
+        vcodes, _ = pd.factorize(vals)
+        per = pd.DataFrame({"s": codes[keep], "v": vcodes[keep]}).groupby("s")["v"]
+        lo, hi = per.min().to_numpy(), per.max().to_numpy()
+        if (lo != hi).any():
+            k = int(np.flatnonzero(lo != hi)[0])
+            rows = np.flatnonzero(codes == k)
+            two = list(dict.fromkeys(vals[rows].tolist()))[:2]
+            raise LstmkitError(
+                f"static covariate {col!r} varies within series {names[k]!r} ({two[0]!r} and "
+                f"{two[1]!r}); a static covariate has one value per series"
+            )
+        first = np.zeros(len(names), np.int64)
+        first[codes[keep][::-1]] = np.flatnonzero(keep)[::-1]  # first row of each series
+        got = vals[first]
+        columns.append([float(v) for v in got] if numeric else [str(v) for v in got])
+    return {sid: [c[k] for c in columns] for k, sid in enumerate(names) if sid in sd.series}
 
 
 def _m4_header(df: pd.DataFrame) -> bool:
@@ -773,7 +834,7 @@ def truncate_series(sd: SeriesData, drop_last: int) -> SeriesData:
         return sd
     out = SeriesData(
         sd.target, sd.time_col, sd.id_col, sd.covariates, sd.freq,
-        future_covariates=sd.future_covariates,
+        future_covariates=sd.future_covariates, static_cols=sd.static_cols, static=sd.static,
     )  # fmt: skip
     for sid, s in sd.series.items():
         out.series[sid] = Series(sid, s.times[:-drop_last], s.values[:-drop_last])

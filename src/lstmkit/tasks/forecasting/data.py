@@ -80,16 +80,97 @@ def time_strings(times: pd.Index) -> list[str]:
 
 def contexts(sd: SeriesData, window: int) -> dict[str, dict[str, Any]]:
     """The last ``window`` steps of each series of ``sd``: {"values", "times"} as JSON
-    lists (`ForecastData.context`)."""
+    lists (`ForecastData.context`), and its static covariates ("static") if any."""
     if not sd.series:
         return {}
     series = list(sd.series.values())
     text = time_strings(tail_times(series, window))
     values = np.stack([s.values[-window:] for s in series]).tolist()
-    return {
+    out = {
         s.id: {"values": values[k], "times": text[k * window : (k + 1) * window]}
         for k, s in enumerate(series)
     }
+    for sid, row in sd.static.items():
+        if sid in out:
+            out[sid]["static"] = list(row)
+    return out
+
+
+def static_encoding(sd: SeriesData) -> tuple[dict[str, list[str]], dict[str, list[float]]]:
+    """What the static columns of ``sd`` become for the network: the sorted categories
+    of each text column (embedded) and the mean and standard deviation over the series
+    of each numeric one (a spread of 0 counts as 1)."""
+    categories: dict[str, list[str]] = {}
+    stats: dict[str, list[float]] = {}
+    for j, col in enumerate(sd.static_cols):
+        vals = [row[j] for row in sd.static.values()]
+        if vals and isinstance(vals[0], str):
+            categories[col] = sorted(set(vals))
+        else:
+            arr = np.asarray(vals, dtype=np.float64)
+            std = float(arr.std())
+            stats[col] = [float(arr.mean()), std if std > 1e-12 else 1.0]
+    return categories, stats
+
+
+def static_spec(state: FittedState, id_embedding: int, n_series: int) -> list[tuple[int, int]]:
+    """(categories, embedding width) of each static input of the network: a text column
+    (width about half its categories, at most 16), a numeric column (0, 1), and with
+    ``id_embedding`` the series id (``n_series`` ids, width ``id_embedding``)."""
+    spec = []
+    for col in state.static_cols:
+        cats = state.static_categories.get(col)
+        spec.append((len(cats), min(16, (len(cats) + 1) // 2)) if cats else (0, 1))
+    if id_embedding:
+        spec.append((n_series, id_embedding))
+    return spec
+
+
+def static_matrix(
+    state: FittedState,
+    ids: list[str],
+    values: dict[str, list[Any]],
+    series_index: dict[str, int] | None,
+) -> np.ndarray:
+    """The static inputs of the series ``ids`` (n, inputs) float32: category numbers of the
+    text columns, scaled numeric columns, then (``series_index``: the id embedding's
+    numbering) each series' number. A series without its values, a category or a
+    series unseen in training is refused."""
+    out = np.zeros((len(ids), len(state.static_cols) + (series_index is not None)), np.float32)
+    for j, col in enumerate(state.static_cols):
+        cats = state.static_categories.get(col)
+        lookup = {c: i for i, c in enumerate(cats)} if cats else None
+        for k, sid in enumerate(ids):
+            row = values.get(sid)
+            if row is None:
+                raise LstmkitError(
+                    f"series {sid!r} has no value of the static covariate {col!r}; the model "
+                    "needs it: pass the column with the data"
+                )
+            v = row[j]
+            if lookup is not None:
+                if str(v) not in lookup:
+                    raise LstmkitError(
+                        f"static covariate {col!r} of series {sid!r} is {v!r}, a category "
+                        f"unseen in training (known: {', '.join(cats[:10])})"
+                    )
+                out[k, j] = lookup[str(v)]
+            else:
+                if isinstance(v, str):
+                    raise LstmkitError(
+                        f"static covariate {col!r} of series {sid!r} must be a number, got {v!r}"
+                    )
+                mean, std = state.static_stats[col]
+                out[k, j] = (float(v) - mean) / std
+    if series_index is not None:
+        for k, sid in enumerate(ids):
+            if sid not in series_index:
+                raise LstmkitError(
+                    f"series {sid!r} was not seen in training; a model with a series-id "
+                    "embedding forecasts only the series it was trained on"
+                )
+            out[k, -1] = series_index[sid]
+    return out
 
 
 def _collate(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -105,8 +186,10 @@ class WindowSet(Dataset):
     ``first[k]``, ``first[k] + 1``, ... Item ``i`` is (inputs (window, features),
     [future (steps, n_future)], targets (steps,)), in the order the windows of
     `lstmkit.data.windows.make_windows` have series by series, so a sampler draws the
-    same windows as from a table of them all. A batch of indices is cut in one step
-    (``__getitems__``, which `torch.utils.data.DataLoader` calls; use `_collate`).
+    same windows as from a table of them all. With ``static`` (series, inputs), items
+    carry their series' static inputs before the targets. A batch of indices is cut in
+    one step (``__getitems__``, which `torch.utils.data.DataLoader` calls; use
+    `_collate`).
     """
 
     def __init__(
@@ -117,8 +200,10 @@ class WindowSet(Dataset):
         window: int,
         steps: int,
         future_columns: list[int],
+        static: np.ndarray | None = None,
     ) -> None:
         self.values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+        self.static = None if static is None else torch.from_numpy(np.asarray(static, np.float32))
         self.first = np.asarray(first, dtype=np.int64)
         self.ends = np.cumsum(np.asarray(counts, dtype=np.int64))
         self.window, self.steps, self.future_columns = window, steps, list(future_columns)
@@ -128,26 +213,29 @@ class WindowSet(Dataset):
     def __len__(self) -> int:
         return int(self.ends[-1]) if len(self.ends) else 0
 
-    def starts(self, index: np.ndarray) -> np.ndarray:
-        """The row of ``values`` where each window of ``index`` starts."""
+    def starts(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The series of each window of ``index`` and the row of ``values`` it starts at."""
         index = np.asarray(index, dtype=np.int64)
         if len(index) and (index.min() < 0 or index.max() >= len(self)):
             raise IndexError(f"window index out of range 0..{len(self) - 1}")
         k = np.searchsorted(self.ends, index, side="right")
         before = np.where(k > 0, self.ends[np.maximum(k - 1, 0)], 0)
-        return self.first[k] + index - before
+        return k, self.first[k] + index - before
 
     def __getitems__(self, index: list[int]) -> tuple[Tensor, ...]:
         return self.cut(index)
 
     def cut(self, index: Any) -> tuple[Tensor, ...]:
         """The windows ``index`` (a sequence of item numbers) as one batch of tensors."""
-        start = torch.from_numpy(self.starts(np.asarray(list(index), dtype=np.int64)))[:, None]
+        series, rows = self.starts(np.asarray(list(index), dtype=np.int64))
+        start = torch.from_numpy(rows)[:, None]
         x = self.values[start + self._in]  # (batch, window, features)
         ahead = self.values[start + self._out]  # (batch, steps, features)
         parts = [x]
         if self.future_columns:
             parts.append(ahead[:, :, self.future_columns])
+        if self.static is not None:
+            parts.append(self.static[torch.from_numpy(series)])
         parts.append(ahead[:, :, 0])
         return tuple(parts)
 
@@ -192,7 +280,10 @@ class ForecastData(L.LightningDataModule):
             freq=self.sd.freq,
             window=self.window,
             tz=tz_name(getattr(first.times, "tz", None)),
-        )
+            static_cols=list(self.sd.static_cols),
+            **dict(zip(("static_categories", "static_stats"), static_encoding(self.sd),
+                       strict=True)),
+        )  # fmt: skip
         self.scaler = SeriesScaler(self.cfg.scaler)
         self._index(self._scaled())
         self.context = contexts(self.sd, self.window)
@@ -256,9 +347,14 @@ class ForecastData(L.LightningDataModule):
         lengths = self._lengths
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         fidx = self.state.future_columns
+        static = None
+        if self.state.static_cols or self.cfg.id_embedding:
+            ids = list(self.sd.series)
+            index = {sid: i for i, sid in enumerate(ids)} if self.cfg.id_embedding else None
+            static = static_matrix(self.state, ids, self.sd.static, index)
         # training origins 0 .. len - val - window - steps
         self.train_set = WindowSet(
-            scaled, offsets, lengths - val - window - steps + 1, window, steps, fidx
+            scaled, offsets, lengths - val - window - steps + 1, window, steps, fidx, static
         )
         self.val_set = None
         if val:
@@ -266,7 +362,9 @@ class ForecastData(L.LightningDataModule):
             # the steps the network forecasts)
             last = lengths - window - h  # the last origin with a full horizon
             low = np.maximum(lengths - val - window - h + 1, 0)
-            self.val_set = WindowSet(scaled, offsets + low, last - low + 1, window, steps, fidx)
+            self.val_set = WindowSet(
+                scaled, offsets + low, last - low + 1, window, steps, fidx, static
+            )
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"

@@ -37,7 +37,12 @@ from lstmkit.tasks.forecast_metrics import (
     METRICS,
 )
 from lstmkit.tasks.forecasting.config import ForecasterConfig
-from lstmkit.tasks.forecasting.data import ForecastData, contexts
+from lstmkit.tasks.forecasting.data import (
+    ForecastData,
+    contexts,
+    static_matrix,
+    static_spec,
+)
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
 from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
 from lstmkit.tasks.forecasting.network import check_model_size, estimate_parameters, make_net
@@ -128,7 +133,23 @@ class Forecaster:
             self.config.quantiles,
             self._forecast_scaled,
             self.config.predict_batch_size,
+            self._static_inputs if self._has_static() else None,
         )
+
+    def _has_static(self) -> bool:
+        """Whether the network reads static inputs (static covariates or the id embedding)."""
+        return bool(self.config.id_embedding or (self.state and self.state.static_cols))
+
+    def _static_inputs(self, ids: list[str], values: dict[str, list[Any]] | None) -> np.ndarray:
+        """The network's static inputs of the series ``ids`` (`data.static_matrix`), their
+        static covariates from ``values`` (None: those stored with the context)."""
+        assert self.state is not None and self.scaler is not None
+        if values is None:
+            values = {sid: ctx["static"] for sid, ctx in self.context.items() if "static" in ctx}
+        index = None
+        if self.config.id_embedding:
+            index = {sid: i for i, sid in enumerate(self.scaler.params)}
+        return static_matrix(self.state, ids, values, index)
 
     @property
     def season(self) -> int | None:
@@ -152,18 +173,22 @@ class Forecaster:
         covariates: list[str] | None = None,
         freq: str | None = None,
         future_covariates: list[str] | None = None,
+        static_cols: list[str] | None = None,
     ) -> Forecaster:
         """Train on ``data`` (all of it; the last ``val_size`` steps of each series
         validate for early stopping). Returns self; see `fit_result` for the history.
 
         ``covariates`` are extra input columns seen over the input window;
         ``future_covariates`` are also known over the horizon (calendar, planned
-        prices) and `predict` then needs their next values (``future=``)."""
+        prices) and `predict` then needs their next values (``future=``).
+        ``static_cols`` have one value per series (text: embedded; numbers: scaled);
+        data given to `predict` / `evaluate` later must have them too."""
         require_precision_supported(self.config.train.precision, self.config.train.accelerator)
         self.state, self.context = None, {}
         sd = self._load(
             data, target=target, time_col=time_col, id_col=id_col,
             covariates=covariates, freq=freq, future_covariates=future_covariates,
+            **({"static_cols": static_cols} if static_cols else {}),
         )  # fmt: skip
         prepared = ForecastData(sd, self.config)
         prepared.setup("fit")
@@ -195,7 +220,7 @@ class Forecaster:
         series = list(sd.series.values())
         x = np.stack([s.values[-(window + h) : -h] for s in series])
         fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
-        fc = self._core().many([s.id for s in series], x, fut, finite=False)
+        fc = self._core().many([s.id for s in series], x, fut, finite=False, static=sd.static)
         lengths = np.array([len(s) for s in series])
         target = np.concatenate([s.values[:, 0] for s in series])
         lo, hi = plausible_ranges(target, lengths, h, window)
@@ -214,12 +239,17 @@ class Forecaster:
 
     def _build_module(self, n_features: int, window: int) -> ForecastModule:
         cfg = self.config
+        assert self.state is not None and self.scaler is not None
+        static = static_spec(self.state, cfg.id_embedding, len(self.scaler.params))
+        n_future = len(self._future_columns())
         check_model_size(
-            estimate_parameters(cfg, n_features, window, len(self._future_columns())),
+            estimate_parameters(cfg, n_features, window, n_future, static),
             "hidden_size / num_layers",
         )
-        net = make_net(cfg, n_features, window, len(self._future_columns()))
-        return ForecastModule(net, cfg.instance_norm, cfg.quantiles, self._future_columns())
+        net = make_net(cfg, n_features, window, n_future, static)
+        return ForecastModule(
+            net, cfg.instance_norm, cfg.quantiles, self._future_columns(), bool(static)
+        )
 
     def set_context(
         self, data: pd.DataFrame | pd.Series | str | os.PathLike[str] | SeriesData
@@ -246,21 +276,25 @@ class Forecaster:
     # ------------------------------------------------------------------ predict
     @torch.no_grad()
     def _forecast_scaled(
-        self, window_values: np.ndarray, future: np.ndarray | None = None
+        self,
+        window_values: np.ndarray,
+        future: np.ndarray | None = None,
+        static: np.ndarray | None = None,
     ) -> np.ndarray:
         """(batch, window, features) scaled [+ future (batch, horizon, n_future) scaled]
-        -> (batch, horizon, n_outputs) scaled."""
+        [+ static (batch, static inputs)] -> (batch, horizon, n_outputs) scaled."""
         assert self.module is not None
         self.module.eval()
         dtype = next(self.module.parameters()).dtype
         x = torch.as_tensor(window_values, dtype=dtype)
+        st = None if static is None else torch.as_tensor(static, dtype=torch.float32)
         if self.config.method == "direct":
             fut = None if future is None else torch.as_tensor(future, dtype=dtype)
-            return self.module(x, fut).numpy()
+            return self.module(x, fut, st).numpy()
         outs = []
         start = x
         for _ in range(self.config.horizon):
-            step = self.module(x)  # (batch, 1, n_outputs)
+            step = self.module(x, None, st)  # (batch, 1, n_outputs)
             outs.append(step)
             x = torch.cat([x[:, 1:], step[:, :, :1]], dim=1)
         out = torch.cat(outs, dim=1)
@@ -269,7 +303,7 @@ class Forecaster:
             # of simulated sample paths, so the band widens with the horizon
             levels = torch.tensor(self.config.quantiles or [], dtype=torch.float32)
             h, seed = self.config.horizon, self.config.train.seed
-            out[:, 1:, 1:] = simulate_quantiles(self.module, start, levels, h, seed)[:, 1:]
+            out[:, 1:, 1:] = simulate_quantiles(self.module, start, levels, h, seed, st)[:, 1:]
         return out.numpy()
 
     def _forecast_series(
@@ -343,7 +377,7 @@ class Forecaster:
         core = self._core()
         x = np.stack([s.values[-(window + h) : -h] for s in series])
         fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
-        fc = core.many(ids, x, fut)
+        fc = core.many(ids, x, fut, static=sd.static)
         actual = np.stack([s.values[-h:, 0] for s in series])
         forecasts = core.frames(ids, tail_times(series, h), fc)
         forecasts.insert(int(forecasts.columns.get_loc("forecast")), "actual", actual.ravel())

@@ -61,6 +61,9 @@ class PredictCore:
     quantiles: list[float] | None
     forecast_scaled: ForecastScaled
     batch_size: int = 1024
+    #: (ids, their static covariates or None for the stored ones) -> the network's static
+    #: inputs (series, inputs); None for a model without static inputs
+    static_inputs: Callable[[list[str], dict[str, list[Any]] | None], np.ndarray] | None = None
 
     @cached_property
     def context_histories(self) -> list[tuple[str, pd.Index, np.ndarray]]:
@@ -103,6 +106,7 @@ class PredictCore:
                 covariates=st.covariates,
                 freq=freq,
                 future_covariates=st.future_covariates,
+                **({"static_cols": st.static_cols} if st.static_cols else {}),
             )
         return self.on_time_axis(data, what)
 
@@ -121,7 +125,7 @@ class PredictCore:
         model_dates = isinstance(expected, pd.DatetimeIndex)
         out = SeriesData(
             sd.target, sd.time_col, sd.id_col, sd.covariates, st.freq if model_dates else None,
-            future_covariates=sd.future_covariates,
+            future_covariates=sd.future_covariates, static_cols=sd.static_cols, static=sd.static,
         )  # fmt: skip
         for sid, s in sd.series.items():
             times = s.times
@@ -198,13 +202,15 @@ class PredictCore:
         batch_size: int | None = None,
         *,
         finite: bool = True,
+        static: dict[str, list[Any]] | None = None,
     ) -> np.ndarray:
         """Forecasts for raw input windows of many series, window ``i`` of series
         ``ids[i]``: (n, window, features) [+ known covariates (n, horizon, n_future)] ->
         (n, horizon, outputs) in the data's units, ``batch_size`` windows (default: the
         core's) per call of the network. Each window's forecast is the one it gets alone.
         A forecast that is not finite is refused (naming its series) unless ``finite`` is
-        False, which returns it as it is."""
+        False, which returns it as it is. ``static``: each series' static covariates
+        (None: those stored with the model), for a model that has them."""
         st = self.state
         windows = np.asarray(windows, dtype=np.float64)
         if not np.isfinite(windows).all():
@@ -220,6 +226,7 @@ class PredictCore:
                 f" for the {self.horizon} forecast steps; pass them (future=...)"
             )
         shift, scale = self.scaler.stacked(ids)  # (n, columns)
+        inputs = None if self.static_inputs is None else self.static_inputs(ids, static)
         size = batch_size or self.batch_size
         outs = []
         for start in range(0, len(windows), size):
@@ -231,7 +238,11 @@ class PredictCore:
                 raw = np.asarray(future[part], dtype=np.float64)
                 fut = ((raw - sh[..., fidx]) / sc[..., fidx]).astype(np.float32)
             with np.errstate(over="ignore", invalid="ignore"):  # reported below
-                outs.append(self.forecast_scaled(chunk.astype(np.float32), fut))
+                if inputs is None:
+                    outs.append(self.forecast_scaled(chunk.astype(np.float32), fut))
+                else:
+                    x32 = chunk.astype(np.float32)
+                    outs.append(self.forecast_scaled(x32, fut, inputs[part]))  # type: ignore[call-arg]
         out = np.concatenate(outs) if outs else np.zeros((0, self.horizon, 1))
         out[..., 1:] = np.sort(out[..., 1:], axis=-1)  # keep quantiles ordered
         out = np.asarray(out, dtype=np.float64) * scale[:, None, None, 0] + shift[:, None, None, 0]
@@ -291,6 +302,7 @@ class PredictCore:
         network together, ``batch_size`` at a time."""
         info = self.state
         h, window = self.horizon, info.window
+        static = None
         if data is None:
             ids, windows, last, prev = self._context_ends()
             freq = info.freq
@@ -310,6 +322,7 @@ class PredictCore:
             if not isinstance(last, pd.DatetimeIndex):
                 prev = pd.Index([s.times[-2] if len(s) > 1 else s.times[-1] - 1 for s in series])
             freq = sd.freq
+            static = sd.static
         known = None
         if future is not None and not info.future_covariates:
             raise LstmkitError(
@@ -330,7 +343,7 @@ class PredictCore:
         if known is not None:
             fut = np.stack([self._known(known, sid, times[k * h : (k + 1) * h])
                             for k, sid in enumerate(ids)])  # fmt: skip
-        return self.frames(ids, times, self.many(ids, windows, fut))
+        return self.frames(ids, times, self.many(ids, windows, fut, static=static))
 
     def _known(
         self, known: dict[str, tuple[pd.Index, np.ndarray]], sid: str, steps: pd.Index

@@ -31,6 +31,9 @@ class FittedState:
     column, in the order of the value columns 1..; future_covariates: those also
     known over the horizon. freq: pandas frequency or None. window: input steps.
     tz: the timestamps' zone (`lstmkit.data.series.tz_name`) or None.
+    static_cols: columns with one value per series; static_categories: the
+    categories of each text column among them (embedded), static_stats: the mean
+    and standard deviation over the series of each numeric one (scaled by them).
     """
 
     target: str
@@ -41,9 +44,25 @@ class FittedState:
     window: int
     future_covariates: list[str] = field(default_factory=list)
     tz: str | None = None
+    static_cols: list[str] = field(default_factory=list)
+    static_categories: dict[str, list[str]] = field(default_factory=dict)
+    static_stats: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_field_types(self, "fitted data")
+        for col in self.static_cols:
+            cats, stats = self.static_categories.get(col), self.static_stats.get(col)
+            ok = (isinstance(cats, list) and len(cats) > 0 and stats is None) or (
+                cats is None
+                and isinstance(stats, list)
+                and len(stats) == 2
+                and all(isinstance(v, int | float) and np.isfinite(v) for v in stats)
+                and stats[1] > 0
+            )
+            if not ok:
+                raise LstmkitError(
+                    f"static covariate {col!r} needs its categories or its mean and spread"
+                )
         if self.window < 2:
             raise LstmkitError(f"window must be an integer of at least 2, got {self.window}")
         if self.freq is not None:
