@@ -213,3 +213,73 @@ def test_evaluate_leaves_seasonal_naive_out_for_series_shorter_than_a_season() -
             hist, actual = s.values[:-4, 0], s.values[-4:, 0]
             want.append(all_metrics(actual, seasonal_naive_forecast(hist, 4, 30), hist, 30))
     np.testing.assert_allclose(ev.metrics.loc["seasonal_naive"], pd.DataFrame(want).mean())
+
+
+def _with_static(df: pd.DataFrame) -> pd.DataFrame:
+    """Each store's region (text) and size (number), repeated on every row."""
+    region = {"a": "north", "b": "south", "c": "north", "d": "east", "e": "south"}
+    size = {"a": 120.0, "b": 80.0, "c": 200.0, "d": 50.0, "e": 150.0}
+    return df.assign(region=df["store"].map(region), size=df["store"].map(size))
+
+
+def test_static_covariates_and_id_embedding_are_learnt_saved_and_needed_again(
+    tmp_path,
+) -> None:
+    from lstmkit.tasks.forecasting.data import static_matrix
+
+    df = _with_static(_long())
+    f = Forecaster(horizon=4, window=10, id_embedding=3, quantiles=None, **TINY)
+    f.fit(df, "sales", time_col="day", id_col="store", static_cols=["region", "size"])
+    st = f.state
+    assert st.static_categories == {"region": ["east", "north", "south"]}
+    sizes = np.array([120.0, 80.0, 200.0, 50.0, 150.0])
+    np.testing.assert_allclose(st.static_stats["size"], [sizes.mean(), sizes.std()])
+    # the inputs of store "d": east is category 0, its size scaled over the stores, and
+    # its number among the series the model was trained on
+    got = static_matrix(st, ["d"], {"d": ["east", 50.0]}, {s: i for i, s in enumerate("abcde")})
+    np.testing.assert_allclose(got, [[0, (50 - sizes.mean()) / sizes.std(), 3]], rtol=1e-6)
+    weights = f.module.net.state_dict()
+    assert tuple(weights["embeddings.0.weight"].shape) == (3, 2)  # 3 regions, width 2
+    assert tuple(weights["embeddings.1.weight"].shape) == (5, 3)  # 5 stores, width 3
+
+    ahead = f.predict()
+    f.save(tmp_path / "model")
+    g = Forecaster.load(tmp_path / "model")
+    pd.testing.assert_frame_equal(g.predict(), ahead)
+    # new history: the static columns come with it, and they change the forecast
+    pd.testing.assert_frame_equal(g.predict(df), ahead)
+    moved = df.assign(region=df["region"].where(df["store"] != "a", "south"))
+    a_moved = g.predict(moved).query("store == 'a'")["forecast"].to_numpy()
+    assert not np.allclose(a_moved, ahead.query("store == 'a'")["forecast"].to_numpy())
+    with pytest.raises(LstmkitError, match="static covariate column 'region' not found"):
+        g.predict(df.drop(columns="region"))
+    with pytest.raises(LstmkitError, match="'west', a category unseen in training"):
+        g.predict(df.assign(region="west"))
+
+
+def test_static_covariate_that_varies_within_a_series_is_one_error_line(tmp_path, capsys) -> None:
+    import sys
+
+    from lstmkit.cli import main
+
+    df = _with_static(_long())
+    df.loc[df.index[df["store"] == "b"][3], "region"] = "east"
+    path = tmp_path / "stores.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(LstmkitError, match="static covariate 'region' varies within series 'b'"):
+        load_series(path, "sales", time_col="day", id_col="store", static_cols=["region"])
+    out = tmp_path / "out"
+    old = sys.argv
+    sys.argv = ["lstmkit", "forecast", str(path), "--id-col", "store", "--target", "sales",
+                "--static-cols", "region,size", "--max-epochs", "1", "--no-progress",
+                "--out", str(out)]  # fmt: skip
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main()
+    finally:
+        sys.argv = old
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.startswith("error: static covariate 'region' varies within series 'b'")
+    assert err.count("\n") == 1
+    assert not out.exists()
