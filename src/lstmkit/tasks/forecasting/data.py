@@ -395,6 +395,8 @@ class ForecastData(L.LightningDataModule):
                 raw.update(f"{tz_name(times.tz)}".encode() + times.asi8.tobytes())
             else:
                 raw.update(np.asarray(times, dtype=np.int64).tobytes())
+        if self.sd.static:
+            raw.update(json.dumps(self.sd.static, sort_keys=True).encode())
         return json.dumps(
             {"forecaster": settings, "data": self.state.to_dict(), "raw": raw.hexdigest()}
         )
