@@ -72,7 +72,7 @@ def make_series(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def run_child(code: str, *args: str) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of ``python -c code args`` in a fresh process."""
+    """(wall seconds, peak RSS in MiB, stdout) of ``python -c code args`` in a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "120"}
     start = time.perf_counter()
     done = subprocess.run(
@@ -126,7 +126,7 @@ def main() -> None:
         "evaluate the last 12 days of every series, forecast the next 12, write everything) "
         f"in a fresh process. Start-up (imports alone, a fresh process): {startup:.1f} s.",
         "",
-        "| series | wall (s) | x smallest | peak RSS (MB) | training (s) | outside training "
+        "| series | wall (s) | x smallest | peak RSS (MiB) | training (s) | outside training "
         "| outside, start-up excluded | load average |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -136,6 +136,17 @@ def main() -> None:
             f"{r['peak_MB']:.0f} | {r['train_s']:.1f} | {r['outside']:.0%} | "
             f"{r['outside_after_start']:.0%} | {r['load']:.1f} |"
         )
+    last = rows[-1]
+    lines += [
+        "",
+        f"Targets, at {last['series']:,} series: wall {last['wall_s'] / base:.1f}x the "
+        f"{rows[0]['series']:,}-series time (at most 110x); peak {last['peak_MB']:.0f} MiB "
+        f"= {last['peak_MB'] / 1024:.2f} GiB = {last['peak_MB'] * 2**20 / 1e9:.2f} GB (under "
+        f"3 GB); {last['outside']:.0%} of the wall outside training (at most 30%). One epoch "
+        "is at most `batches_per_epoch` (100) batches of 32 windows, so training grows only "
+        "with its validation pass, while reading the table, the per-series contexts, the "
+        "evaluation and writing the CSV tables at full precision grow with the series.",
+    ]
     write_section("scale", "\n".join(lines))
     print(f"machine: {machine()}")
 

@@ -582,7 +582,7 @@ def _as_frame(
     if time_col is None and isinstance(df.index, pd.DatetimeIndex):
         df = df.reset_index(names=INDEX_TIME if df.index.name is None else df.index.name)
         time_col = str(df.columns[0])
-    df = df.copy()
+    df = df.copy(deep=False)  # new column names only: the data is read, never written
     df.columns = [str(c) for c in df.columns]
     return df, source, target, time_col
 
