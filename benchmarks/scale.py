@@ -109,7 +109,7 @@ def main() -> None:
             }  # fmt: skip
             rows.append(row)
             print(
-                f"{n:>7} series: wall {wall:.1f} s, peak {peak:.0f} MB, training {fit:.1f} s, "
+                f"{n:>7} series: wall {wall:.1f} s, peak {peak:.0f} MiB, training {fit:.1f} s, "
                 f"outside training {row['outside']:.0%} ({row['outside_after_start']:.0%} "
                 f"after the start-up), load average {load:.1f}",
                 flush=True,

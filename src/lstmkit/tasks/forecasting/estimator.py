@@ -306,13 +306,6 @@ class Forecaster:
             out[:, 1:, 1:] = simulate_quantiles(self.module, start, levels, h, seed, st)[:, 1:]
         return out.numpy()
 
-    def _forecast_series(
-        self, sid: str, history: np.ndarray, future: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Forecast from the raw history (time, features) of one series (and the known
-        covariates over the horizon, (horizon, n_future)): (horizon, n_outputs)."""
-        return self._core().series(sid, history, future)
-
     def predict_windows(
         self,
         windows: np.ndarray,

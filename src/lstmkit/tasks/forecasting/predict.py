@@ -268,17 +268,6 @@ class PredictCore:
         fut = None if future is None else np.asarray(future)[None]
         return self.windows(np.asarray(history)[None, -window:], sid, future=fut)[0]
 
-    def frame(self, sid: str, times: pd.Index, fc: np.ndarray) -> pd.DataFrame:
-        """The forecast table of one series: (id,) time, ``forecast``, ``q<percent>``..."""
-        cols: dict[str, Any] = {}
-        if self.state.id_col:
-            cols[self.state.id_col] = [sid] * len(times)
-        cols[self.state.output_time_col] = pd.Index(times)  # the values, not a list: faster
-        cols["forecast"] = fc[:, 0]
-        for i, q in enumerate(self.quantiles or []):
-            cols[qname(q)] = fc[:, 1 + i]
-        return pd.DataFrame(cols)
-
     def frames(self, ids: list[str], times: pd.Index, fc: np.ndarray) -> pd.DataFrame:
         """The forecast table of many series in one piece: ``fc`` (series, steps, outputs)
         of the series ``ids``, ``times`` their steps' times one series after the other."""
