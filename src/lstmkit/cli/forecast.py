@@ -236,6 +236,29 @@ def forecast_cmd(
     tune_minutes: Annotated[
         float | None, typer.Option(help="Wall-time budget of --tune, in minutes.")
     ] = None,
+    table_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="long (a row a time step) or m4-wide (a row a series: id, then values); "
+            "default: m4-wide for a header V1, V2, ..., else long.",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="m4-wide: the first date of every series (default: steps 0, 1, ...)."),
+    ] = None,
+    freq: Annotated[
+        str | None,
+        typer.Option(help="Pandas frequency (default: inferred; with --start: D)."),
+    ] = None,
+    static_cols: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated columns with one value per series (text: embedded)."),
+    ] = None,
+    id_embedding: Annotated[
+        int, typer.Option(help="Width of a learnt series-id embedding (0: none).")
+    ] = 0,
 ) -> None:
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""
     try:
@@ -255,6 +278,8 @@ def _forecast(
     logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
     tune: int | None, tune_minutes: float | None,
+    table_format: str | None = None, start: str | None = None, freq: str | None = None,
+    static_cols: str | None = None, id_embedding: int = 0,
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
@@ -281,7 +306,8 @@ def _forecast(
     with staged_dir(out) as stage:
         sd = load_series(
             frame, target, time_col=time_col, id_col=id_col, covariates=_names(covariates),
-            future_covariates=_names(future_covariates),
+            future_covariates=_names(future_covariates), freq=freq, format=table_format,
+            start=start, static_cols=_names(static_cols),
         )  # fmt: skip
         dev: int | str = int(devices) if devices.isdigit() else devices
         forecaster = Forecaster(
@@ -295,6 +321,7 @@ def _forecast(
             log_dir=str(stage / "logs") if logger else None,
             seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
             checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
+            id_embedding=id_embedding,
         )  # fmt: skip
         run = forecast_run(
             sd, forecaster, holdout=holdout, backtest=backtest, future=future, name=name,

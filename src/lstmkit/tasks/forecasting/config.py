@@ -31,7 +31,10 @@ class ForecasterConfig:
     baselines and MASE (None: inferred from the frequency). calibrate: shift each
     quantile, per horizon step, so that it holds on the validation windows (split
     conformal; needs two or more quantiles and a validation stretch of at least
-    20 whole-horizon windows over all series).
+    20 whole-horizon windows over all series). predict_batch_size:
+    windows (one per series) per network call in predict, evaluate and backtest.
+    id_embedding: width of a learnt embedding of the series id fed to the head
+    (0: none); such a model forecasts only the series it was trained on.
 
     Variants of the encoder (`lstmkit.nn.LSTM` / `GRU` options): layer_norm:
     layer-normalised gates (Ba et al. 2016). recurrent_dropout: probability in
@@ -70,6 +73,8 @@ class ForecasterConfig:
     batches_per_epoch: int | None = 100
     season: int | None = None
     calibrate: bool = True
+    predict_batch_size: int = 1024
+    id_embedding: int = 0
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(max_epochs=300, lr=1e-2, early_stopping_patience=20)
     )
@@ -97,6 +102,8 @@ class ForecasterConfig:
             ),
             (0.0 <= self.zoneout < 1.0, f"zoneout must be in [0, 1), got {self.zoneout!r}"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.predict_batch_size >= 1, "predict_batch_size must be >= 1"),
+            (self.id_embedding >= 0, "id_embedding must be 0 (none) or a width >= 1"),
             (
                 self.batches_per_epoch is None or self.batches_per_epoch >= 1,
                 "batches_per_epoch must be >= 1 or None",

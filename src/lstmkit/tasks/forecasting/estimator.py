@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -23,24 +24,38 @@ import pandas as pd
 import torch
 
 from lstmkit.data.scalers import SeriesScaler
-from lstmkit.data.series import SeriesData, load_series, season_from_freq, truncate_series
+from lstmkit.data.series import (
+    SeriesData,
+    load_series,
+    season_from_freq,
+    tail_times,
+    truncate_series,
+)
 from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
 from lstmkit.tasks.forecast_metrics import (
     BAND_METRICS,
     METRICS,
-    all_metrics,
-    band_metrics,
-    naive_forecast,
-    seasonal_naive_forecast,
 )
 from lstmkit.tasks.forecasting.calibration import fit_offsets
 from lstmkit.tasks.forecasting.config import ForecasterConfig
-from lstmkit.tasks.forecasting.data import ForecastData
+from lstmkit.tasks.forecasting.data import (
+    ForecastData,
+    contexts,
+    static_matrix,
+    static_spec,
+)
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
 from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
 from lstmkit.tasks.forecasting.network import check_model_size, estimate_parameters, make_net
 from lstmkit.tasks.forecasting.predict import PredictCore
+from lstmkit.tasks.forecasting.scoring import (
+    band_metrics_many,
+    history_scales,
+    metrics_many,
+    naive_many,
+    seasonal_naive_many,
+)
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
 from lstmkit.training import FitResult, TrainConfig, fit, require_precision_supported
 
@@ -122,7 +137,24 @@ class Forecaster:
             self.config.horizon,
             self.config.quantiles,
             self._forecast_scaled,
+            self.config.predict_batch_size,
+            self._static_inputs if self._has_static() else None,
         )
+
+    def _has_static(self) -> bool:
+        """Whether the network reads static inputs (static covariates or the id embedding)."""
+        return bool(self.config.id_embedding or (self.state and self.state.static_cols))
+
+    def _static_inputs(self, ids: list[str], values: dict[str, list[Any]] | None) -> np.ndarray:
+        """The network's static inputs of the series ``ids`` (`data.static_matrix`), their
+        static covariates from ``values`` (None: those stored with the context)."""
+        assert self.state is not None and self.scaler is not None
+        if values is None:
+            values = {sid: ctx["static"] for sid, ctx in self.context.items() if "static" in ctx}
+        index = None
+        if self.config.id_embedding:
+            index = {sid: i for i, sid in enumerate(self.scaler.params)}
+        return static_matrix(self.state, ids, values, index)
 
     @property
     def season(self) -> int | None:
@@ -146,18 +178,22 @@ class Forecaster:
         covariates: list[str] | None = None,
         freq: str | None = None,
         future_covariates: list[str] | None = None,
+        static_cols: list[str] | None = None,
     ) -> Forecaster:
         """Train on ``data`` (all of it; the last ``val_size`` steps of each series
         validate for early stopping). Returns self; see `fit_result` for the history.
 
         ``covariates`` are extra input columns seen over the input window;
         ``future_covariates`` are also known over the horizon (calendar, planned
-        prices) and `predict` then needs their next values (``future=``)."""
+        prices) and `predict` then needs their next values (``future=``).
+        ``static_cols`` have one value per series (text: embedded; numbers: scaled);
+        data given to `predict` / `evaluate` later must have them too."""
         require_precision_supported(self.config.train.precision, self.config.train.accelerator)
         self.state, self.context = None, {}
         sd = self._load(
             data, target=target, time_col=time_col, id_col=id_col,
             covariates=covariates, freq=freq, future_covariates=future_covariates,
+            **({"static_cols": static_cols} if static_cols else {}),
         )  # fmt: skip
         prepared = ForecastData(sd, self.config)
         prepared.setup("fit")
@@ -203,34 +239,43 @@ class Forecaster:
         """Refuse a fit whose forecast leaves any plausible range of the data: from the last
         window with a known horizon after it, each series' forecast (every output) must
         stay within `plausible_range` of its target values. A network thrown off by a
-        learning rate that is far too large forecasts orders of magnitude outside it."""
+        learning rate that is far too large forecasts orders of magnitude outside it. The
+        windows of all series go through the network together."""
         assert self.state is not None and self.scaler is not None
         h, window, fidx = self.config.horizon, self.state.window, self._future_columns()
-        for s in sd.series.values():
-            x = s.values[None, -(window + h) : -h]
-            fut = s.values[None, -h:][..., fidx] if fidx else None
-            try:
-                fc = self._core().windows(x, s.id, future=fut)
-            except LstmkitError:  # not finite
-                fc = np.array([np.nan])
-            lo, hi = plausible_range(s.values[:, 0], h, window)
-            if not ((fc >= lo) & (fc <= hi)).all():
-                worst = fc.flat[int(np.argmax(np.where(np.isfinite(fc), np.abs(fc), np.inf)))]
-                label = "the forecast" if sd.id_col is None else f"the forecast of series {s.id!r}"
-                raise LstmkitError(
-                    f"training diverged: {label} reaches {worst:.3g}, far outside the data's "
-                    f"range ({s.values[:, 0].min():.3g} to {s.values[:, 0].max():.3g}); lower "
-                    f"the learning rate (it is {self.config.train.lr:g}) or scale the data"
-                )
+        series = list(sd.series.values())
+        x = np.stack([s.values[-(window + h) : -h] for s in series])
+        fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
+        fc = self._core().many([s.id for s in series], x, fut, finite=False, static=sd.static)
+        lengths = np.array([len(s) for s in series])
+        target = np.concatenate([s.values[:, 0] for s in series])
+        lo, hi = plausible_ranges(target, lengths, h, window)
+        with np.errstate(invalid="ignore"):
+            ok = ((fc >= lo[:, None, None]) & (fc <= hi[:, None, None])).all(axis=(1, 2))
+        if not ok.all():
+            s = series[int(np.flatnonzero(~ok)[0])]
+            f = fc[int(np.flatnonzero(~ok)[0])]
+            worst = f.flat[int(np.argmax(np.where(np.isfinite(f), np.abs(f), np.inf)))]
+            label = "the forecast" if sd.id_col is None else f"the forecast of series {s.id!r}"
+            raise LstmkitError(
+                f"training diverged: {label} reaches {worst:.3g}, far outside the data's "
+                f"range ({s.values[:, 0].min():.3g} to {s.values[:, 0].max():.3g}); lower "
+                f"the learning rate (it is {self.config.train.lr:g}) or scale the data"
+            )
 
     def _build_module(self, n_features: int, window: int) -> ForecastModule:
         cfg = self.config
+        assert self.state is not None and self.scaler is not None
+        static = static_spec(self.state, cfg.id_embedding, len(self.scaler.params))
+        n_future = len(self._future_columns())
         check_model_size(
-            estimate_parameters(cfg, n_features, window, len(self._future_columns())),
+            estimate_parameters(cfg, n_features, window, n_future, static),
             "hidden_size / num_layers",
         )
-        net = make_net(cfg, n_features, window, len(self._future_columns()))
-        return ForecastModule(net, cfg.instance_norm, cfg.quantiles, self._future_columns())
+        net = make_net(cfg, n_features, window, n_future, static)
+        return ForecastModule(
+            net, cfg.instance_norm, cfg.quantiles, self._future_columns(), bool(static)
+        )
 
     def set_context(
         self, data: pd.DataFrame | pd.Series | str | os.PathLike[str] | SeriesData
@@ -251,30 +296,31 @@ class Forecaster:
                     f"series {s.id!r} was not seen in training; the model knows "
                     f"{', '.join(list(self.context)[:10])}"
                 )
-            self.context[s.id] = {
-                "values": s.values[-window:].tolist(),
-                "times": [str(t) for t in s.times[-window:]],
-            }
+        self.context.update(contexts(sd, window))
         return self
 
     # ------------------------------------------------------------------ predict
     @torch.no_grad()
     def _forecast_scaled(
-        self, window_values: np.ndarray, future: np.ndarray | None = None
+        self,
+        window_values: np.ndarray,
+        future: np.ndarray | None = None,
+        static: np.ndarray | None = None,
     ) -> np.ndarray:
         """(batch, window, features) scaled [+ future (batch, horizon, n_future) scaled]
-        -> (batch, horizon, n_outputs) scaled."""
+        [+ static (batch, static inputs)] -> (batch, horizon, n_outputs) scaled."""
         assert self.module is not None
         self.module.eval()
         dtype = next(self.module.parameters()).dtype
         x = torch.as_tensor(window_values, dtype=dtype)
+        st = None if static is None else torch.as_tensor(static, dtype=torch.float32)
         if self.config.method == "direct":
             fut = None if future is None else torch.as_tensor(future, dtype=dtype)
-            return self.module(x, fut).numpy()
+            return self.module(x, fut, st).numpy()
         outs = []
         start = x
         for _ in range(self.config.horizon):
-            step = self.module(x)  # (batch, 1, n_outputs)
+            step = self.module(x, None, st)  # (batch, 1, n_outputs)
             outs.append(step)
             x = torch.cat([x[:, 1:], step[:, :, :1]], dim=1)
         out = torch.cat(outs, dim=1)
@@ -283,15 +329,8 @@ class Forecaster:
             # of simulated sample paths, so the band widens with the horizon
             levels = torch.tensor(self.config.quantiles or [], dtype=torch.float32)
             h, seed = self.config.horizon, self.config.train.seed
-            out[:, 1:, 1:] = simulate_quantiles(self.module, start, levels, h, seed)[:, 1:]
+            out[:, 1:, 1:] = simulate_quantiles(self.module, start, levels, h, seed, st)[:, 1:]
         return out.numpy()
-
-    def _forecast_series(
-        self, sid: str, history: np.ndarray, future: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Forecast from the raw history (time, features) of one series (and the known
-        covariates over the horizon, (horizon, n_future)): (horizon, n_outputs)."""
-        return self._core().series(sid, history, future)
 
     def predict_windows(
         self,
@@ -341,45 +380,51 @@ class Forecaster:
         """Hold out the last ``horizon`` steps of each series in ``data``, forecast them
         from the steps before, and score the model beside naive and seasonal naive."""
         self.require_fitted()
-        sd = self._load(data)
-        h = self.config.horizon
-        season = self.season
-        qs = self.config.quantiles or []
-        rows: dict[str, list[dict[str, float]]] = {"lstmkit": [], "naive": []}
-        if season:
-            rows["seasonal_naive"] = []
-        frames = []
         assert self.state is not None
-        window = self.state.window
-        for s in sd.series.values():
-            if len(s) < window + h:
-                raise LstmkitError(
-                    f"series {s.id!r} has {len(s)} rows; evaluation needs window ({window}) + "
-                    f"horizon ({h}) = {window + h}"
-                )
-            hist, actual = s.values[:-h], s.values[-h:, 0]
-            fidx = self._future_columns()
-            fc = self._forecast_series(s.id, hist, s.values[-h:, fidx] if fidx else None)
-            frame = self._core().frame(s.id, s.times[-h:], fc)
-            frame.insert(int(frame.columns.get_loc("forecast")), "actual", actual)
-            target_hist = hist[:, 0]
-            baselines = {"naive": naive_forecast(target_hist, h)}
-            if season and len(target_hist) >= season:
-                baselines["seasonal_naive"] = seasonal_naive_forecast(target_hist, h, season)
-            scores = all_metrics(actual, frame["forecast"].to_numpy(), target_hist, season)
-            if len(qs) >= 2:
-                bands = fc[:, 1:]  # the frame's quantile columns, in level order
-                scores |= band_metrics(actual, bands, qs, target_hist, season)
-            rows["lstmkit"].append(scores)
-            for name, b in baselines.items():
-                rows[name].append(all_metrics(actual, b, target_hist, season))
-                frame[name] = b
-            frames.append(frame)
+        sd = self._load(data)
+        h, season, window = self.config.horizon, self.season, self.state.window
+        fidx = self._future_columns()
+        series = list(sd.series.values())
+        lengths = np.array([len(s) for s in series])
+        if (lengths < window + h).any():
+            s = series[int(np.flatnonzero(lengths < window + h)[0])]
+            raise LstmkitError(
+                f"series {s.id!r} has {len(s)} rows; evaluation needs window ({window}) + "
+                f"horizon ({h}) = {window + h}"
+            )
+        ids = [s.id for s in series]
+        core = self._core()
+        x = np.stack([s.values[-(window + h) : -h] for s in series])
+        fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
+        fc = core.many(ids, x, fut, static=sd.static)
+        actual = np.stack([s.values[-h:, 0] for s in series])
+        forecasts = core.frames(ids, tail_times(series, h), fc)
+        forecasts.insert(int(forecasts.columns.get_loc("forecast")), "actual", actual.ravel())
+        hist = np.concatenate([s.values[:-h, 0] for s in series])
+        hist_len = lengths - h
+        scales = history_scales(hist, hist_len, season)
+        scores = {"lstmkit": metrics_many(actual, fc[:, :, 0], scales)}
+        qs = self.config.quantiles or []
+        if len(qs) >= 2:  # the band's scores too (quantile channels in level order)
+            scores["lstmkit"] |= band_metrics_many(actual, fc[:, :, 1:], qs, scales)
+        naive = naive_many(hist, hist_len, h)
+        scores["naive"] = metrics_many(actual, naive, scales)
+        forecasts["naive"] = naive.ravel()
+        if season:
+            snaive, has = seasonal_naive_many(hist, hist_len, h, season)
+            if has.any():
+                got = metrics_many(actual[has], snaive[has], scales[has])
+                scores["seasonal_naive"] = got
+                forecasts["seasonal_naive"] = snaive.ravel()
+        with warnings.catch_warnings():  # a metric undefined for every series stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = pd.DataFrame(
+                {name: {m: float(np.nanmean(v)) for m, v in got.items()}
+                 for name, got in scores.items()}
+            ).T  # fmt: skip
         columns = list(METRICS) + (list(BAND_METRICS) if len(qs) >= 2 else [])
-        table = pd.DataFrame({name: pd.DataFrame(r).mean() for name, r in rows.items() if r}).T
         table = table.reindex(columns=columns)
         table.index.name = "model"
-        forecasts = pd.concat(frames, ignore_index=True)
         coverage = None
         if len(qs) >= 2:
             coverage = quantile_coverage(
@@ -509,6 +554,21 @@ class Forecaster:
 #: How far outside its data a forecast may go before a fit counts as diverged, in units
 #: of the data's range (its magnitude for a constant series), widened with the horizon.
 PLAUSIBLE_MARGIN = 10.0
+
+
+def plausible_ranges(
+    values: np.ndarray, lengths: np.ndarray, horizon: int, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`plausible_range` of many series at once: ``values`` their target values one series
+    after the other, ``lengths`` theirs; returns (lo, hi), one entry per series."""
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    lo = np.minimum.reduceat(values, starts)
+    hi = np.maximum.reduceat(values, starts)
+    span = hi - lo
+    span = np.where(span > 0, span, np.maximum(np.abs(lo), np.abs(hi)))
+    span = np.where(span > 0, span, 1.0)
+    margin = PLAUSIBLE_MARGIN * span * (1 + horizon / window)
+    return lo - margin, hi + margin
 
 
 def plausible_range(values: np.ndarray, horizon: int, window: int) -> tuple[float, float]:

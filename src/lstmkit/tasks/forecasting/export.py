@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lstmkit.errors import LstmkitError
 from lstmkit.export.onnx import (
     CHECK_BATCHES,
     Feeds,
@@ -58,6 +59,11 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
     """
     fc.require_fitted()
     module, cfg, state = fc.module, fc.config, fc.state
+    if state.static_cols or cfg.id_embedding:
+        raise LstmkitError(
+            "ONNX export does not cover static covariates or the series-id embedding yet; "
+            "use the saved model folder (Forecaster.load, lstmkit predict) instead"
+        )
     module.eval()
     graph_module = copy.deepcopy(module)
     graph_module.net.rnn = exportable_rnn(module.net.rnn, fixed_time=True, what="forecaster")

@@ -48,6 +48,7 @@ class ForecastNet(nn.Module):
         zoneout: float = 0.0,
         num_heads: int | None = None,
         chunk_size: int | None = None,
+        static: list[tuple[int, int]] | None = None,
     ) -> None:
         super().__init__()
         variants = {"layer_norm": layer_norm, "recurrent_dropout": recurrent_dropout,
@@ -68,12 +69,21 @@ class ForecastNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.steps, self.n_outputs = steps, n_outputs
         head_in = width + (window if skip else 0) + steps * n_future
+        # static inputs: an embedding per categorical one (categories, width), numbers as is
+        self.static_spec = list(static or [])
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(n, dim) for n, dim in self.static_spec if n > 0
+        )
+        head_in += sum(dim for _, dim in self.static_spec)
         self.head = nn.Linear(head_in, steps * n_outputs)
         self.skip, self.n_future = skip, n_future
 
-    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, future: Tensor | None = None, static: Tensor | None = None
+    ) -> Tensor:
         """x (batch, window, features), future (batch, steps, n_future) known covariates
-        over the horizon -> (batch, steps, n_outputs)."""
+        over the horizon, static (batch, static inputs): category numbers and scaled
+        numbers per series -> (batch, steps, n_outputs)."""
         out, _ = self.rnn(x)
         parts = [self.dropout(self.pool(out))]
         if self.skip:
@@ -82,6 +92,13 @@ class ForecastNet(nn.Module):
             if future is None:
                 raise ValueError("this model needs the future covariates over the horizon")
             parts.append(future.reshape(x.shape[0], -1))
+        if self.static_spec:
+            if static is None:
+                raise ValueError("this model needs the static inputs of each series")
+            embeddings = iter(self.embeddings)
+            for j, (n, _) in enumerate(self.static_spec):
+                col = static[:, j]
+                parts.append(next(embeddings)(col.long()) if n > 0 else col[:, None].to(x.dtype))
         return self.head(torch.cat(parts, dim=1)).view(x.shape[0], self.steps, self.n_outputs)
 
 
@@ -90,9 +107,16 @@ def output_steps(cfg: ForecasterConfig) -> int:
     return cfg.horizon if cfg.method == "direct" else 1
 
 
-def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> ForecastNet:
+def make_net(
+    cfg: ForecasterConfig,
+    n_features: int,
+    window: int,
+    n_future: int,
+    static: list[tuple[int, int]] | None = None,
+) -> ForecastNet:
     """The `ForecastNet` of ``cfg`` for ``n_features`` input columns, an input window of
-    ``window`` steps and ``n_future`` known future covariates."""
+    ``window`` steps, ``n_future`` known future covariates and the ``static`` inputs
+    (`data.static_spec`)."""
     return ForecastNet(
         n_features,
         window,
@@ -110,15 +134,22 @@ def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int)
         zoneout=cfg.zoneout,
         num_heads=cfg.num_heads,
         chunk_size=cfg.chunk_size,
+        static=static,
     )
 
 
-def estimate_parameters(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> int:
+def estimate_parameters(
+    cfg: ForecasterConfig,
+    n_features: int,
+    window: int,
+    n_future: int,
+    static: list[tuple[int, int]] | None = None,
+) -> int:
     """Number of weights of the network `make_net` builds for ``cfg``: the network is
     built on the meta device (no memory allocated) and its parameters counted, so every
     cell of `lstmkit.nn` (and any variant option) is counted as its layer owns it."""
     with torch.device("meta"):
-        net = make_net(cfg, n_features, window, n_future)
+        net = make_net(cfg, n_features, window, n_future, static)
     return sum(p.numel() for p in net.parameters())
 
 

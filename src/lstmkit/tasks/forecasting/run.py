@@ -96,10 +96,11 @@ class ForecastRun:
             )
             written.append("training.png")
         if self.ahead is not None:
-            (folder / "future.csv").write_text(_csv(self.ahead))
+            # written straight to the file: a table of 100,000 series is hundreds of MB as text
+            self.ahead.to_csv(folder / "future.csv", index=False)
             written.append("future.csv")
         if self.evaluation is not None:
-            (folder / "forecast.csv").write_text(_csv(self.evaluation.forecasts))
+            self.evaluation.forecasts.to_csv(folder / "forecast.csv", index=False)
             (folder / "metrics.csv").write_text(self.evaluation.metrics.to_csv())
             written += ["forecast.csv", "metrics.csv"]
         if (folder / "logs").is_dir():
