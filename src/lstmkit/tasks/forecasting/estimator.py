@@ -26,15 +26,12 @@ from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import SeriesData, load_series, season_from_freq, truncate_series
 from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
-from lstmkit.tasks.forecast_metrics import (
-    METRICS,
-    all_metrics,
-    naive_forecast,
-    seasonal_naive_forecast,
-)
+from lstmkit.tasks.forecast_metrics import METRICS, all_metrics
+from lstmkit.tasks.forecasting.baselines import LABELS, Baselines
 from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.data import ForecastData
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
+from lstmkit.tasks.forecasting.mixture import Mixture, fit_mixture
 from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
 from lstmkit.tasks.forecasting.network import check_model_size, estimate_parameters, make_net
 from lstmkit.tasks.forecasting.predict import PredictCore
@@ -88,6 +85,10 @@ class Forecaster:
         self.module: ForecastModule | None = None
         self.context: dict[str, dict[str, Any]] = {}
         self.fit_result: FitResult | None = None
+        # issue 17: the fitted baselines, the mixture with the best one, ensemble members
+        self.baselines: Baselines | None = None
+        self.mixture: Mixture | None = None
+        self.members: list[ForecastModule] = []
 
     # ------------------------------------------------------------------ data helpers
     @property
@@ -158,20 +159,72 @@ class Forecaster:
         prepared.setup("fit")
         self.state, self.scaler, self.context = prepared.state, prepared.scaler, prepared.context
         train = self.config.train
-        L.seed_everything(train.seed, verbose=False)
-        self.module = self._build_module(sd.n_features, prepared.window)
-        self.fit_result = fit(
-            self.module,
-            prepared.train_dataloader(),
-            prepared.val_dataloader(),
-            train,
-            prepared.fingerprint(),
-        )
-        # a "-true" precision (64, 16, bf16) converted the network; it predicts, saves and
-        # exports in float32 like every loaded model
-        self.module.float().eval()
+        if self.config.combine and not prepared.val:
+            raise LstmkitError(
+                "combine needs a validation stretch, and these series are too short to "
+                "keep one beside a training window; drop --combine or use a smaller window"
+            )
+        if self.config.ensemble > 1 and train.checkpoint_dir:
+            raise LstmkitError("an ensemble cannot resume from a checkpoint; drop one of them")
+        self.members = []
+        for k in range(self.config.ensemble):
+            member_train = train if k == 0 else TrainConfig.from_dict(
+                train.to_dict() | {"seed": train.seed + k}
+            )  # fmt: skip
+            L.seed_everything(member_train.seed, verbose=False)
+            module = self._build_module(sd.n_features, prepared.window)
+            result = fit(
+                module,
+                prepared.train_dataloader(),
+                prepared.val_dataloader(),
+                member_train,
+                prepared.fingerprint(),
+            )
+            # a "-true" precision (64, 16, bf16) converted the network; it predicts, saves
+            # and exports in float32 like every loaded model
+            module.float().eval()
+            self.members.append(module)
+            if k == 0:
+                self.module, self.fit_result = module, result
         self._check_plausible(sd)
+        self._fit_baselines(sd, prepared.val)
         return self
+
+    # ------------------------------------------------------------------ baselines (issue 17)
+    def _fit_baselines(self, sd: SeriesData, val: int) -> None:
+        """Fit the configured baselines on the training series (and, with ``combine``, the
+        mixture of the network with the best of them on the validation stretch)."""
+        assert self.state is not None
+        names, h = list(self.config.baselines or []), self.config.horizon
+        histories = {s.id: s.values[:, 0] for s in sd.series.values()}
+        self.baselines = Baselines.fit(names, histories, h, self.season, self.state.window, val)
+        self.mixture = None
+        if self.config.combine:
+            self.mixture = fit_mixture(self, sd, val)
+
+    def _baseline_columns(
+        self, sid: str, history: np.ndarray | None, names: list[str] | None = None
+    ) -> dict[str, np.ndarray | str]:
+        """Each baseline's (of ``names``, default all) forecast of ``sid`` from its target
+        ``history`` (None: the stored context): name -> (horizon,) or why it is n/a."""
+        names = list(self.config.baselines or []) if names is None else names
+        if self.baselines is None:
+            return dict.fromkeys(names, "not saved with this model (fit it again)")
+        return self.baselines.forecast_all(sid, history, names)
+
+    def _shown_baselines(self) -> list[str]:
+        """The baselines of the settings that apply: seasonal naive only with a season."""
+        return [n for n in self.config.baselines or [] if n != "snaive" or self.season]
+
+    def _mix(self, fc: np.ndarray, base: dict[str, np.ndarray | str]) -> np.ndarray:
+        """The combined forecast from the network's ``fc`` (horizon, outputs) and the
+        baselines' forecasts (the network's alone where the chosen one is n/a)."""
+        if self.mixture is None:
+            return fc
+        b = base.get(self.mixture.baseline)
+        if b is None or isinstance(b, str):
+            return fc
+        return self.mixture.apply(fc, b)
 
     def _check_plausible(self, sd: SeriesData) -> None:
         """Refuse a fit whose forecast leaves any plausible range of the data: from the last
@@ -229,6 +282,8 @@ class Forecaster:
                 "values": s.values[-window:].tolist(),
                 "times": [str(t) for t in s.times[-window:]],
             }
+        if self.baselines is not None:
+            self.baselines.set_context({s.id: s.values[:, 0] for s in sd.series.values()})
         return self
 
     # ------------------------------------------------------------------ predict
@@ -239,16 +294,29 @@ class Forecaster:
         """(batch, window, features) scaled [+ future (batch, horizon, n_future) scaled]
         -> (batch, horizon, n_outputs) scaled."""
         assert self.module is not None
-        self.module.eval()
-        dtype = next(self.module.parameters()).dtype
+        if len(self.members) > 1:
+            outs = np.stack([
+                self._member_scaled(m, window_values, future) for m in self.members
+            ])  # fmt: skip
+            avg = outs.mean(axis=0)
+            avg[..., 1:] = np.median(outs[..., 1:], axis=0)
+            return avg
+        return self._member_scaled(self.module, window_values, future)
+
+    def _member_scaled(
+        self, module: ForecastModule, window_values: np.ndarray, future: np.ndarray | None
+    ) -> np.ndarray:
+        """`_forecast_scaled` for one network of the ensemble."""
+        module.eval()
+        dtype = next(module.parameters()).dtype
         x = torch.as_tensor(window_values, dtype=dtype)
         if self.config.method == "direct":
             fut = None if future is None else torch.as_tensor(future, dtype=dtype)
-            return self.module(x, fut).numpy()
+            return module(x, fut).numpy()
         outs = []
         start = x
         for _ in range(self.config.horizon):
-            step = self.module(x)  # (batch, 1, n_outputs)
+            step = module(x)  # (batch, 1, n_outputs)
             outs.append(step)
             x = torch.cat([x[:, 1:], step[:, :, :1]], dim=1)
         out = torch.cat(outs, dim=1)
@@ -257,7 +325,7 @@ class Forecaster:
             # of simulated sample paths, so the band widens with the horizon
             levels = torch.tensor(self.config.quantiles or [], dtype=torch.float32)
             h, seed = self.config.horizon, self.config.train.seed
-            out[:, 1:, 1:] = simulate_quantiles(self.module, start, levels, h, seed)[:, 1:]
+            out[:, 1:, 1:] = simulate_quantiles(module, start, levels, h, seed)[:, 1:]
         return out.numpy()
 
     def _forecast_series(
@@ -294,6 +362,7 @@ class Forecaster:
         self,
         data: pd.DataFrame | pd.Series | str | os.PathLike[str] | None = None,
         future: pd.DataFrame | str | os.PathLike[str] | None = None,
+        baselines: bool = False,
     ) -> pd.DataFrame:
         """Forecast the ``horizon`` steps after the end of ``data`` (default: after the
         data the model was fitted on, or the data given to `set_context`).
@@ -303,10 +372,53 @@ class Forecaster:
         least the ``horizon`` steps after the data.
 
         Returns a DataFrame with (id,) time, ``forecast`` and, with quantiles,
-        one ``q<percent>`` column per quantile.
+        one ``q<percent>`` column per quantile. A model fitted with ``combine`` forecasts
+        the mixture (the network alone in column ``lstmkit``). ``baselines``: also one
+        column per baseline (NaN where it is n/a for a series; the reasons in
+        ``table.attrs["n/a"]``).
         """
         self.require_fitted()
-        return self._core().predict(data, future)
+        table = self._core().predict(data, future)
+        if self.mixture is None and not baselines:
+            return table
+        assert self.state is not None
+        if data is None:
+            histories: dict[str, np.ndarray | None] = {sid: None for sid in self.context}
+        else:
+            sd = self._core().load(data, what="the history")
+            histories = {s.id: s.values[:, 0] for s in sd.series.values()}
+        return self._with_baselines(table, histories, baselines)
+
+    def _with_baselines(
+        self, table: pd.DataFrame, histories: dict[str, np.ndarray | None], show: bool
+    ) -> pd.DataFrame:
+        """``table`` (one block of horizon rows per series, in ``histories`` order) with the
+        mixture applied and (``show``) one column per baseline."""
+        h, qcols = self.config.horizon, [qname(q) for q in self.config.quantiles or []]
+        cols = ["forecast", *qcols]
+        names = self._shown_baselines() if show else []
+        extra = {LABELS[n]: np.full(len(table), np.nan) for n in names}
+        network = table["forecast"].to_numpy().copy()
+        values = table[cols].to_numpy().copy()
+        reasons: dict[str, str] = {}
+        for i, (sid, hist) in enumerate(histories.items()):
+            rows = slice(i * h, (i + 1) * h)
+            wanted = list(names) or ([self.mixture.baseline] if self.mixture else [])
+            base = self._baseline_columns(sid, hist, wanted)
+            values[rows] = self._mix(values[rows], base)
+            for n in names:
+                if isinstance(base[n], str):
+                    reasons.setdefault(LABELS[n], f"series {sid!r}: {base[n]}")
+                else:
+                    extra[LABELS[n]][rows] = base[n]
+        table = table.copy()
+        table[cols] = values
+        if self.mixture is not None:
+            table["lstmkit"] = network
+        for label, v in extra.items():
+            table[label] = v
+        table.attrs["n/a"] = reasons
+        return table
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(
@@ -318,9 +430,12 @@ class Forecaster:
         sd = self._load(data)
         h = self.config.horizon
         season = self.season
-        rows: dict[str, list[dict[str, float]]] = {"lstmkit": [], "naive": []}
-        if season:
-            rows["seasonal_naive"] = []
+        names = self._shown_baselines()
+        labels = ["lstmkit", *(LABELS[n] for n in names)]
+        if self.mixture is not None:
+            labels.append("combined")
+        rows: dict[str, list[dict[str, float]]] = {k: [] for k in labels}
+        missing: dict[str, list[str]] = {}
         frames = []
         assert self.state is not None
         window = self.state.window
@@ -332,23 +447,29 @@ class Forecaster:
                 )
             hist, actual = s.values[:-h], s.values[-h:, 0]
             fidx = self._future_columns()
-            fc = self._forecast_series(s.id, hist, s.values[-h:, fidx] if fidx else None)
+            net = self._forecast_series(s.id, hist, s.values[-h:, fidx] if fidx else None)
+            target_hist = hist[:, 0]
+            base = self._baseline_columns(s.id, target_hist)
+            fc = self._mix(net, base)
             frame = self._core().frame(s.id, s.times[-h:], fc)
             frame.insert(int(frame.columns.get_loc("forecast")), "actual", actual)
-            target_hist = hist[:, 0]
-            baselines = {"naive": naive_forecast(target_hist, h)}
-            if season and len(target_hist) >= season:
-                baselines["seasonal_naive"] = seasonal_naive_forecast(target_hist, h, season)
-            rows["lstmkit"].append(
-                all_metrics(actual, frame["forecast"].to_numpy(), target_hist, season)
-            )
-            for name, b in baselines.items():
-                rows[name].append(all_metrics(actual, b, target_hist, season))
-                frame[name] = b
+            rows["lstmkit"].append(all_metrics(actual, net[:, 0], target_hist, season))
+            if self.mixture is not None:
+                rows["combined"].append(all_metrics(actual, fc[:, 0], target_hist, season))
+                frame["lstmkit"] = net[:, 0]
+            for name in names:
+                b = base[name]
+                if isinstance(b, str):
+                    missing.setdefault(LABELS[name], []).append(f"series {s.id!r}: {b}")
+                    frame[LABELS[name]] = np.nan
+                    continue
+                rows[LABELS[name]].append(all_metrics(actual, b, target_hist, season))
+                frame[LABELS[name]] = b
             frames.append(frame)
-        table = pd.DataFrame({name: pd.DataFrame(r).mean() for name, r in rows.items() if r}).T[
-            list(METRICS)
-        ]
+        nan = dict.fromkeys(METRICS, np.nan)
+        table = pd.DataFrame(
+            {k: pd.DataFrame(r).mean() if r else pd.Series(nan) for k, r in rows.items()}
+        ).T[list(METRICS)]
         table.index.name = "model"
         forecasts = pd.concat(frames, ignore_index=True)
         coverage = None
@@ -359,7 +480,14 @@ class Forecaster:
                 forecasts[qname(qs[0])].to_numpy(),
                 forecasts[qname(qs[-1])].to_numpy(),
             )
-        return Evaluation(table, forecasts, season, coverage)
+        n = len(sd.series)
+        notes = {
+            k: f"{k} n/a for {len(v)} of {n} series ({v[0]}"
+            + (", ...)" if len(v) > 1 else ")")
+            + ("; its row scores the others" if len(v) < n else "")
+            for k, v in missing.items()
+        }
+        return Evaluation(table, forecasts, season, coverage, notes)
 
     def backtest(
         self,
@@ -423,9 +551,17 @@ class Forecaster:
         }
         if self.fit_result is not None:
             extras["history.json"] = json.dumps(self.fit_result.to_dict())
-        return save_model_dir(
-            path, kind=KIND, config=config, state_dict=self.module.net.state_dict(), extras=extras
-        )
+        # issue 17: baselines, mixture and the other members of an ensemble
+        state_dict = dict(self.module.net.state_dict())
+        for k, member in enumerate(self.members[1:], start=1):
+            state_dict |= {
+                f"{ENSEMBLE_PREFIX}{k}.{n}": t for n, t in member.net.state_dict().items()
+            }
+        if self.baselines is not None:
+            extras["baselines.json"], extras["baselines.safetensors"] = self.baselines.to_bytes()
+        if self.mixture is not None:
+            extras["mixture.json"] = json.dumps(self.mixture.to_dict())
+        return save_model_dir(path, kind=KIND, config=config, state_dict=state_dict, extras=extras)
 
     def export_onnx(self, path: str | os.PathLike[str]) -> Path:
         """Write the folder ``path`` with ``model.onnx`` and ``export.json`` (scaler, context,
@@ -453,6 +589,17 @@ class Forecaster:
             context = check_context(
                 json.loads(saved.read_text("context.json")), state, set(scaler.params)
             )
+            baselines, mixture = None, None
+            if (root / "baselines.json").exists():  # saved since issue 17
+                current = "baselines.json"
+                baselines = Baselines.from_bytes(
+                    saved.read_text("baselines.json"), saved.read_bytes("baselines.safetensors")
+                )
+            if cfg.combine:
+                current = "mixture.json"
+                mixture = Mixture.from_dict(
+                    json.loads(saved.read_text("mixture.json")), cfg.horizon
+                )
         except (LstmkitError, KeyError, TypeError, ValueError, AttributeError) as err:
             if isinstance(err, LstmkitError) and "model directory" in str(err):
                 raise  # a missing file, already said in one line
@@ -462,19 +609,32 @@ class Forecaster:
             ) from None
         self = cls.__new__(cls)
         self.config, self.state, self.scaler, self.context = cfg, state, scaler, context
+        self.baselines, self.mixture = baselines, mixture
         self.fit_result = None
         try:
             history = json.loads(saved.read_text("history.json"))
             self.fit_result = FitResult.from_dict(history)
         except (LstmkitError, ValueError, TypeError):
             pass
-        self.module = self._build_module(state.n_features, state.window)
+        parts: dict[int, dict[str, Any]] = {k: {} for k in range(cfg.ensemble)}
+        for name, tensor in saved.state_dict.items():
+            k, key = 0, name
+            if name.startswith(ENSEMBLE_PREFIX):
+                head, _, key = name[len(ENSEMBLE_PREFIX) :].partition(".")
+                k = int(head) if head.isdigit() else -1
+            parts.setdefault(k, {})[key] = tensor
+        self.members = []
         try:
-            self.module.net.load_state_dict(saved.state_dict)
+            if set(parts) != set(range(cfg.ensemble)):
+                raise RuntimeError(f"{len(parts)} networks for an ensemble of {cfg.ensemble}")
+            for k in range(cfg.ensemble):
+                member = self._build_module(state.n_features, state.window)
+                member.net.load_state_dict(parts[k])
+                self.members.append(member.eval())
         except RuntimeError as err:
             first = str(err).splitlines()[0]
             raise LstmkitError(f"weights in {path} do not match its config: {first}") from None
-        self.module.eval()
+        self.module = self.members[0]
         return self
 
 
@@ -496,6 +656,9 @@ def plausible_range(values: np.ndarray, horizon: int, window: int) -> tuple[floa
     margin = PLAUSIBLE_MARGIN * span * (1 + horizon / window)
     return lo - margin, hi + margin
 
+
+#: prefix of the weights of ensemble member k >= 1 in model.safetensors ("ensemble.k.")
+ENSEMBLE_PREFIX = "ensemble."
 
 # Training settings that belong to one run (its folders), not to the model.
 _RUN_LOCAL = {"checkpoint_dir": None, "logger": None, "log_dir": None}
