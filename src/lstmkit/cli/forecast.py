@@ -57,6 +57,10 @@ def _names(text: str | None) -> list[str] | None:
     return names or None
 
 
+#: the baselines ``lstmkit forecast`` shows unless --baselines says otherwise: the cheap
+#: ones (the statistical models cost seconds to import alone; see --baselines)
+CLI_BASELINES = "naive,snaive,nlinear,dlinear"
+
 # What `lstmkit forecast` writes into --out; a folder holding anything else is not replaced.
 OUTPUT_NAMES = {
     "forecast.csv", "metrics.csv", "future.csv", "backtest.csv", "forecast.png", "training.png",
@@ -85,7 +89,8 @@ def _check_out(out: Path) -> None:
         check_model_target(out / "model", "forecaster")
 
 
-def _metrics_table(metrics: pd.DataFrame, title: str) -> Table:
+def _metrics_table(metrics: pd.DataFrame, title: str, best: str | None = None) -> Table:
+    """The metrics as a table: the lowest of each column in bold, the ``best`` row marked."""
     table = Table(title=title)
     table.add_column("model")
     for col in metrics.columns:
@@ -104,7 +109,7 @@ def _metrics_table(metrics: pd.DataFrame, title: str) -> Table:
                 else f"{v:.3f}"
             )
             cells.append(f"[bold]{text}[/bold]" if v == metrics[col].min() else text)
-        table.add_row(str(name), *cells)
+        table.add_row(f"{name} (best)" if name == best else str(name), *cells)
     return table
 
 
@@ -198,6 +203,28 @@ def forecast_cmd(
         int,
         typer.Option(help="Also run a rolling-origin backtest over this many folds (refits)."),
     ] = 0,
+    # --- issue 17 (i17-baselines): baselines, combination, ensembles --------------------
+    baselines: Annotated[
+        str,
+        typer.Option(
+            help="Baselines shown beside the model, comma-separated: naive, snaive, nlinear, "
+            "dlinear, ets, theta, arima ('none': none)."
+        ),
+    ] = CLI_BASELINES,
+    combine: Annotated[
+        bool,
+        typer.Option(
+            help="Mix the model with the best baseline, a weight per step fitted on validation."
+        ),
+    ] = False,
+    ensemble: Annotated[
+        int, typer.Option(help="Train this many seeds and average their forecasts.")
+    ] = 1,
+    val_size: Annotated[
+        int | None,
+        typer.Option(help="Validation steps at the end of each series (default: ~a tenth)."),
+    ] = None,
+    # --- end of the issue 17 block -------------------------------------------------------
 ) -> None:
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""
     try:
@@ -215,6 +242,7 @@ def _forecast(
     scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
     logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
+    baselines: str, combine: bool, ensemble: int, val_size: int | None,
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
@@ -224,6 +252,9 @@ def _forecast(
     from lstmkit.training import check_checkpoint_dir, require_precision_supported
 
     require_precision_supported(precision, accelerator)  # before anything is read or written
+    from lstmkit.tasks.forecasting.baselines import parse_names
+
+    baseline_names = parse_names(baselines)  # an unknown name: before anything is written
     if data is None:
         frame: Any = load_air_passengers()
         name = "air_passengers"
@@ -254,6 +285,7 @@ def _forecast(
             log_dir=str(stage / "logs") if logger else None,
             seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
             checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
+            baselines=baseline_names, combine=combine, ensemble=ensemble, val_size=val_size,
         )  # fmt: skip
         run = forecast_run(sd, forecaster, holdout=holdout, backtest=backtest, future=future,
                            name=name)  # fmt: skip
@@ -278,9 +310,19 @@ def _print_run(
         console.print(_metrics_table(
             evaluation.metrics,
             f"{name}: last {holdout} steps held out{scored} (season {evaluation.season or '-'})",
+            best=evaluation.best,
         ))  # fmt: skip
     for note in _undefined_notes(evaluation.metrics) if evaluation is not None else []:
         console.print(note)
+    for note in evaluation.notes.values() if evaluation is not None else []:
+        console.print(note)
+    mixture = forecaster.mixture
+    if mixture is not None:
+        weights = ", ".join(f"{w:.2f}" for w in mixture.weights)
+        console.print(
+            f"combined: the model mixed with {mixture.baseline} (chosen on validation); the "
+            f"model's weight per step: {weights}"
+        )
     if evaluation is not None and evaluation.coverage is not None and band:
         console.print(
             f"{band[0]}-{band[1]} band holds {evaluation.coverage:.0%} of the held-out actuals"
@@ -297,7 +339,11 @@ def _print_run(
         )
     if run.backtest is not None:
         mean = run.backtest.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()
-        console.print(_metrics_table(mean, f"{name}: backtest, mean over {backtest} folds"))
+        best = mean["MASE"].dropna() if mean["MASE"].notna().any() else mean["MAE"].dropna()
+        console.print(_metrics_table(
+            mean, f"{name}: backtest, mean over {backtest} folds",
+            best=str(best.idxmin()) if len(best) else None,
+        ))  # fmt: skip
 
 
 @app.command("predict")
@@ -318,7 +364,7 @@ def predict_cmd(
         from lstmkit.tasks.forecasting import Forecaster
 
         forecaster = Forecaster.load(model)
-        ahead = forecaster.predict(data, future=future)
+        ahead = forecaster.predict(data, future=future, baselines=True)
         if output is not None:
             atomic_write_text(output, _csv(ahead))
     except LstmkitError as err:
@@ -330,8 +376,13 @@ def predict_cmd(
         table.add_column(str(col), justify="right")
     for _, row in ahead.iterrows():
         table.add_row(*[
-            f"{v:.3f}" if isinstance(v, float | np.floating) else format_time(v) for v in row
+            ("n/a" if not np.isfinite(v) else f"{v:.3f}")
+            if isinstance(v, float | np.floating)
+            else format_time(v)
+            for v in row
         ])  # fmt: skip
     console.print(table)
+    for label, reason in ahead.attrs.get("n/a", {}).items():
+        console.print(f"{label} n/a ({reason})")
     if output is not None:
         console.print(f"wrote {output}")

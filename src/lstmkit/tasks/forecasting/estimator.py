@@ -303,6 +303,7 @@ class Forecaster:
             return avg
         return self._member_scaled(self.module, window_values, future)
 
+    @torch.no_grad()
     def _member_scaled(
         self, module: ForecastModule, window_values: np.ndarray, future: np.ndarray | None
     ) -> np.ndarray:
