@@ -369,20 +369,35 @@ def predict_cmd(
             atomic_write_text(output, _csv(ahead))
     except LstmkitError as err:
         raise _fail(err) from None
+    from lstmkit.tasks.forecasting.baselines import LABELS
+
+    # the model's forecast, then the baselines beside it in a table of their own
+    others = [c for c in ahead.columns if c in LABELS.values()]
+    keys = [c for c in ahead.columns if c not in others and c != "forecast" and c != "lstmkit"]
+    keys = [c for c in keys if not (c.startswith("q") and c[1:].replace(".", "").isdigit())]
+    console.print(_frame_table(ahead.drop(columns=others), f"forecast from {model}"))
+    if others:
+        cols = [*keys, *(["lstmkit"] if "lstmkit" in ahead else []), *others]
+        console.print(_frame_table(ahead[cols], "baselines (lstmkit: the network alone)"
+                                   if "lstmkit" in ahead else "baselines"))  # fmt: skip
+    for label, reason in ahead.attrs.get("n/a", {}).items():
+        console.print(f"{label} n/a ({reason})")
+    if output is not None:
+        console.print(f"wrote {output}")
+
+
+def _frame_table(frame: pd.DataFrame, title: str) -> Table:
+    """A forecast table for the terminal (numbers to 3 decimals, NaN as n/a)."""
     from lstmkit.data.series import format_time
 
-    table = Table(title=f"forecast from {model}")
-    for col in ahead.columns:
+    table = Table(title=title)
+    for col in frame.columns:
         table.add_column(str(col), justify="right")
-    for _, row in ahead.iterrows():
+    for _, row in frame.iterrows():
         table.add_row(*[
             ("n/a" if not np.isfinite(v) else f"{v:.3f}")
             if isinstance(v, float | np.floating)
             else format_time(v)
             for v in row
         ])  # fmt: skip
-    console.print(table)
-    for label, reason in ahead.attrs.get("n/a", {}).items():
-        console.print(f"{label} n/a ({reason})")
-    if output is not None:
-        console.print(f"wrote {output}")
+    return table

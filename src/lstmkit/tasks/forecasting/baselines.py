@@ -274,8 +274,10 @@ class Baselines:
                 arrays[f"{name}.{k}"] = v
             linear[name] = d
         ids = list(self.context)
-        for i, sid in enumerate(ids):
-            arrays[f"context.{i}"] = self.context[sid]
+        # every series' recent values in one array, cut at the offsets
+        parts = [self.context[sid] for sid in ids]
+        arrays["context.values"] = np.concatenate(parts) if parts else np.zeros(0)
+        arrays["context.offsets"] = np.cumsum([0] + [len(p) for p in parts]).astype(np.float64)
         meta = {
             "names": self.names, "horizon": self.horizon, "season": self.season,
             "window": self.window, "linear": linear, "unfit": self.unfit,
@@ -300,8 +302,13 @@ class Baselines:
                     if k.startswith(f"{name}.")
                 }
                 self.linear[name] = LinearMap.from_dict(d | {"weights": weights})
-            for i, sid in enumerate(meta["context_ids"]):
-                self.context[str(sid)] = np.asarray(arrays[f"context.{i}"], dtype=np.float64)
+            values = np.asarray(arrays["context.values"], dtype=np.float64)
+            offsets = np.asarray(arrays["context.offsets"]).astype(np.int64)
+            ids = list(meta["context_ids"])
+            if len(offsets) != len(ids) + 1 or offsets[-1] != len(values):
+                raise ValueError("the series' recent values do not match their ids")
+            for i, sid in enumerate(ids):
+                self.context[str(sid)] = values[offsets[i] : offsets[i + 1]].copy()
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
             raise LstmkitError(f"{type(err).__name__}: {err}") from None
         missing = [n for n in self.names if n in LINEAR and n not in self.linear | self.unfit]

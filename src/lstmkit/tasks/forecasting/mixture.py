@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lstmkit.errors import LstmkitError
-from lstmkit.tasks.forecasting.baselines import NAMES, Baselines, NotAvailable
+from lstmkit.tasks.forecasting.baselines import NAMES, STATISTICAL, Baselines, NotAvailable
 
 if TYPE_CHECKING:
     from lstmkit.data.series import SeriesData
     from lstmkit.tasks.forecasting.estimator import Forecaster
 
-#: most validation origins per series (evenly spaced, the last one included)
+#: most validation origins per series (evenly spaced, the last one included); with a
+#: statistical baseline, which fits once per origin, `MAX_ORIGINS_STATISTICAL`
 MAX_ORIGINS = 16
+MAX_ORIGINS_STATISTICAL = 4
 
 
 @dataclass
@@ -84,13 +86,14 @@ def fit_mixture(f: Forecaster, sd: SeriesData, val: int) -> Mixture:
     net, act = [], []
     base: dict[str, list[np.ndarray]] = {n: [] for n in names}
     usable = set(names)
+    most = MAX_ORIGINS_STATISTICAL if set(names) & set(STATISTICAL) else MAX_ORIGINS
     for s in sd.series.values():
         n = len(s)
         origins = np.arange(max(n - val, window), n - h + 1)
         if not len(origins):
             continue
-        if len(origins) > MAX_ORIGINS:
-            origins = origins[np.linspace(0, len(origins) - 1, MAX_ORIGINS).round().astype(int)]
+        if len(origins) > most:
+            origins = origins[np.linspace(0, len(origins) - 1, most).round().astype(int)]
         y = s.values[:, 0]
         sd_y = float(np.std(y[: n - val])) or 1.0
         x = np.stack([s.values[o - window : o] for o in origins])
