@@ -30,7 +30,13 @@ import numpy as np
 
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecast_metrics import naive_forecast, seasonal_naive_forecast
-from lstmkit.tasks.forecasting.linear import RIDGE_GRID, LinearMap, choose_ridge, fit_linear
+from lstmkit.tasks.forecasting.linear import (
+    RIDGE_GRID,
+    LinearMap,
+    Moments,
+    choose_ridge_moments,
+    fit_moments,
+)
 
 #: every baseline, in display order
 NAMES = ("naive", "snaive", "nlinear", "dlinear", "ets", "theta", "arima")
@@ -43,8 +49,6 @@ LABELS = {
 DEFAULT = ("naive", "snaive")
 STATISTICAL = ("ets", "theta", "arima")
 LINEAR = ("nlinear", "dlinear")
-#: most windows a linear map is fitted on (evenly spaced in each series beyond that)
-MAX_WINDOWS = 200_000
 #: points of each series kept to forecast from after the data (at least the window)
 KEEP = 500
 
@@ -159,14 +163,16 @@ class Baselines:
         """Fit ``names`` on the target ``histories`` (series id -> 1-d values): the linear
         maps on every window of ``window`` + ``horizon`` steps (the ridge chosen on the
         windows whose targets end in the last ``val`` steps of each series; ``val`` 0: on
-        the last fifth of each series' windows). The others need no fit."""
+        the last fifth of each series' windows), added up series by series (`linear.Moments`),
+        so that all windows are never held at once. The others need no fit."""
         self = cls(list(names), int(horizon), season if season and season > 1 else None, window)
         self.set_context(histories)
         if not any(n in LINEAR for n in names):
             return self
-        parts: dict[str, list[np.ndarray]] = {"xt": [], "yt": [], "xv": [], "yv": []}
-        total = sum(max(len(h) - window - horizon + 1, 0) for h in histories.values())
-        stride = max(1, int(np.ceil(total / MAX_WINDOWS)))
+        linear = [n for n in names if n in LINEAR]
+        empty = Moments(0, np.zeros(0), np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0)), 0.0)
+        train = dict.fromkeys(linear, empty)
+        val_m = dict.fromkeys(linear, empty)
         for sid, hist in histories.items():
             hist = np.asarray(hist, dtype=np.float64)
             mu, sd = _standardise(hist)
@@ -174,36 +180,30 @@ class Baselines:
             X, Y = _windows((hist - mu) / sd, window, horizon)
             if not len(X):
                 continue
-            X, Y = X[::stride], Y[::stride]
-            ends = np.arange(len(X)) * stride + window + horizon
-            cut = len(hist) - val if val else None
-            is_val = ends > cut if cut is not None else np.arange(len(X)) >= int(len(X) * 0.8)
-            parts["xt"].append(X[~is_val])
-            parts["yt"].append(Y[~is_val])
-            parts["xv"].append(X[is_val])
-            parts["yv"].append(Y[is_val])
-        xt, yt, xv, yv = (
-            np.concatenate(p) if p else np.zeros((0, 1)) for p in parts.values()
-        )  # fmt: skip
-        for name in (n for n in names if n in LINEAR):
-            if len(xt) + len(xv) < 2:
+            ends = np.arange(len(X)) + window + horizon
+            is_val = ends > len(hist) - val if val else np.arange(len(X)) >= int(len(X) * 0.8)
+            for name in linear:  # the series' windows are added and let go
+                if (~is_val).any():
+                    train[name] = train[name] + Moments.of(X[~is_val], Y[~is_val], name)
+                if is_val.any():
+                    val_m[name] = val_m[name] + Moments.of(X[is_val], Y[is_val], name)
+        for name in linear:
+            tr, va = train[name], val_m[name]
+            both = tr + va
+            if both.n < 2:
                 self.unfit[name] = (
                     f"no series has window ({window}) + horizon ({horizon}) = "
                     f"{window + horizon} points to fit a linear map on"
                 )
                 continue
-            kind = name
-            if len(xt) >= 2 and len(xv) >= 1:
-                chosen = choose_ridge(xt, yt, xv, yv, kind=kind)
-                X, Y = np.concatenate([xt, xv]), np.concatenate([yt, yv])
+            if tr.n >= 2 and va.n >= 1:
+                chosen = choose_ridge_moments(tr, va, name, window)
                 # the chosen penalty per window, for the larger set
-                m = fit_linear(X, Y, kind, ridge=chosen.ridge * len(X) / len(xt))
+                m = fit_moments(both, name, window, ridge=chosen.ridge * both.n / tr.n)
                 m.val_mse = chosen.val_mse
             else:  # too few windows to choose: a middle penalty of the grid
-                X, Y = np.concatenate([xt, xv]), np.concatenate([yt, yv])
-                F = X - X[:, -1:] if kind == "nlinear" else X
-                gram = float(np.mean(np.var(F, axis=0))) * len(X)
-                m = fit_linear(X, Y, kind, ridge=RIDGE_GRID[len(RIDGE_GRID) // 2] * gram)
+                scale = float(np.trace(both.ff)) / max(both.ff.shape[0], 1) or 1.0
+                m = fit_moments(both, name, window, RIDGE_GRID[len(RIDGE_GRID) // 2] * scale)
             self.linear[name] = m
         return self
 
