@@ -147,11 +147,16 @@ def test_step_weights_by_hand():
     net = np.array([[1.0, 0.0], [3.0, 2.0]])
     base = np.array([[0.0, 0.0], [1.0, 4.0]])
     y = np.array([[0.5, 5.0], [2.0, 3.0]])
-    # step 0: d = (1, 2), y - b = (0.5, 1): w = (0.5 + 2) / 5 = 0.5
-    # step 1: d = (0, -2), y - b = (5, -1): w = 2 / 4 = 0.5
+    # step 0: d = (1, 2), y - b = (0.5, 1): num 2.5, den 5; step 1: d = (0, -2),
+    # y - b = (5, -1): num 2, den 4. Without a prior: 0.5 and 0.5
+    np.testing.assert_allclose(step_weights(net, base, y, prior=0.0), [0.5, 0.5])
+    # pooled w = 4.5 / 9 = 0.5, k = 9 / (2 rows * 2 steps) = 2.25: still 0.5
     np.testing.assert_allclose(step_weights(net, base, y), [0.5, 0.5])
-    # clipped to [0, 1]: the actuals beyond the network
-    assert step_weights(np.array([[1.0]]), np.array([[0.0]]), np.array([[3.0]]))[0] == 1.0
+    # a step of its own against the pooled weight: num (3, 0), den (1, 1), one row:
+    # pooled 3 / 2 clipped to 1, k = 2 / 2 = 1: w = ((3 + 1) / 2, (0 + 1) / 2), clipped
+    w = step_weights(np.array([[1.0, 1.0]]), np.zeros((1, 2)), np.array([[3.0, 0.0]]))
+    np.testing.assert_allclose(w, [1.0, 0.5])
+    assert step_weights(np.array([[1.0]]), np.array([[0.0]]), np.array([[3.0]]), 0.0)[0] == 1.0
     m = Mixture("naive", [0.25, 1.0])
     fc = np.array([[10.0, 8.0, 12.0], [20.0, 18.0, 22.0]])
     out = m.apply(fc, np.array([2.0, 0.0]))

@@ -5,9 +5,10 @@ network early-stops on) both forecast from up to `MAX_ORIGINS` origins per serie
 baselines there are fitted on the data before the stretch only. The baseline with the
 lowest validation MSE (each series standardised by its history's spread) is kept, and one
 weight per horizon step, ``w[t]`` in [0, 1], minimises the squared error of
-``w[t] * network + (1 - w[t]) * baseline`` over those origins (closed form, clipped): a
-weight of 1 is the network alone, so on validation the mixture is never worse than
-either part. The quantile band moves with the point forecast. Nothing here imports torch.
+``w[t] * network + (1 - w[t]) * baseline`` over those origins (closed form, clipped; shrunk
+towards the one weight of all steps by a prior worth one origin, `step_weights`, since a
+short validation stretch gives a step few origins): a weight of 1 is the network alone.
+The quantile band moves with the point forecast. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -65,12 +66,22 @@ class Mixture:
         return m
 
 
-def step_weights(net: np.ndarray, base: np.ndarray, actual: np.ndarray) -> np.ndarray:
+def step_weights(
+    net: np.ndarray, base: np.ndarray, actual: np.ndarray, prior: float = 1.0
+) -> np.ndarray:
     """Per step t, the w in [0, 1] minimising sum((w a + (1 - w) b - y)^2) over the rows
-    (origins): w = sum((a - b)(y - b)) / sum((a - b)^2), clipped (0.5 where a == b)."""
+    (origins), shrunk towards the one weight of all steps pooled by a prior worth ``prior``
+    rows: w = (sum((a - b)(y - b)) + k w_all) / (sum((a - b)^2) + k) (w_all: the pooled
+    weight, clipped), k = ``prior`` times
+    the mean per-row sum((a - b)^2), then clipped (0.5 where a == b throughout). With one
+    validation origin a step's weight is half its own and half the pooled one; with many,
+    nearly its own."""
     d = net - base
     num, den = (d * (actual - base)).sum(axis=0), (d * d).sum(axis=0)
-    w = np.divide(num, den, out=np.full(num.shape, 0.5), where=den > 1e-300)
+    total = float(den.sum())
+    pooled = min(max(float(num.sum()) / total, 0.0), 1.0) if total > 1e-300 else 0.5
+    k = prior * total / (len(d) * len(den)) if len(d) else 0.0
+    w = np.divide(num + k * pooled, den + k, out=np.full(num.shape, 0.5), where=den + k > 1e-300)
     return np.clip(w, 0.0, 1.0)
 
 
