@@ -228,12 +228,17 @@ def test_cli_baselines_combine_backtest_and_predict(tmp_path: Path, capsys):
     data, out = _csv(tmp_path / "s.csv"), tmp_path / "run"
     code, stdout, stderr = run(
         ["forecast", str(data), "--target", "y", "--out", str(out), *CLI_TINY,
-         "--baselines", "naive,snaive,nlinear,dlinear", "--combine", "--backtest", "2"],
+         "--baselines", "naive,snaive,nlinear,dlinear", "--combine", "--backtest", "2",
+         "--ensemble", "2"],
         capsys,
     )  # fmt: skip
     assert code == 0, stderr
-    assert "(best)" in stdout and "combined: the model mixed with" in stdout
+    assert "combined: the model mixed with" in stdout
     metrics = pd.read_csv(out / "metrics.csv", index_col=0)
+    best = metrics["MASE"].idxmin()
+    assert f"{best} (best)" in stdout
+    saved = Forecaster.load(out / "model")
+    assert len(saved.members) == 2 and saved.mixture is not None
     assert list(metrics.index) == [
         "lstmkit", "naive", "seasonal_naive", "nlinear", "dlinear", "combined"
     ]  # fmt: skip
