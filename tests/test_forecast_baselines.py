@@ -206,6 +206,17 @@ def test_combined_ensemble_reports_every_part_and_round_trips(combined, tmp_path
         g.export_onnx(tmp_path / "onnx")
 
 
+def test_a_model_saved_without_baselines_still_shows_those_that_need_no_fit(tmp_path: Path):
+    df = _seasonal(n=48)
+    f = Forecaster(horizon=6, window=12, baselines=["naive", "snaive", "nlinear"], **TINY)
+    f.fit(df.iloc[:-6], "y", time_col="date").save(tmp_path / "m")
+    for name in ("baselines.json", "baselines.safetensors"):  # as saved before issue 17
+        (tmp_path / "m" / name).unlink()
+    ev = Forecaster.load(tmp_path / "m").evaluate(df)
+    assert ev.metrics.loc["seasonal_naive", "MAE"] == 0.0  # the pattern repeats exactly
+    assert ev.metrics.loc["nlinear"].isna().all() and "not saved" in ev.notes["nlinear"]
+
+
 def test_combine_without_validation_is_refused():
     with pytest.raises(LstmkitError, match="combine needs a validation stretch"):
         Forecaster(combine=True, val_size=0)

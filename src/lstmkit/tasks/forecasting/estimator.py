@@ -27,7 +27,7 @@ from lstmkit.data.series import SeriesData, load_series, season_from_freq, trunc
 from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
 from lstmkit.tasks.forecast_metrics import METRICS, all_metrics
-from lstmkit.tasks.forecasting.baselines import LABELS, Baselines
+from lstmkit.tasks.forecasting.baselines import LABELS, LINEAR, Baselines
 from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.data import ForecastData
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
@@ -611,6 +611,15 @@ class Forecaster:
         self = cls.__new__(cls)
         self.config, self.state, self.scaler, self.context = cfg, state, scaler, context
         self.baselines, self.mixture = baselines, mixture
+        if baselines is None:  # saved before issue 17: the baselines that need no fit
+            recent = {sid: np.asarray(c["values"], float)[:, 0] for sid, c in context.items()}
+            self.baselines = Baselines.fit(
+                [n for n in cfg.baselines or [] if n not in LINEAR], recent, cfg.horizon,
+                self.season, state.window,
+            )  # fmt: skip
+            for name in (n for n in cfg.baselines or [] if n in LINEAR):
+                self.baselines.names.append(name)
+                self.baselines.unfit[name] = "not saved with this model (fit it again)"
         self.fit_result = None
         try:
             history = json.loads(saved.read_text("history.json"))
