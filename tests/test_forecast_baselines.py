@@ -110,6 +110,21 @@ def test_too_short_for_the_season_is_n_a_with_the_reason():
     assert np.isfinite(ev.metrics.loc["naive", "MAE"])
 
 
+def test_a_fit_that_fails_on_one_series_is_n_a_for_that_series_only():
+    t = np.arange(40)
+    good = pd.DataFrame({"id": "good", "t": t, "y": 10 + np.sin(t / 3.0)})
+    bad = pd.DataFrame({"id": "bad", "t": t, "y": np.r_[np.zeros(39), 1e300]})
+    df = pd.concat([good, bad])
+    b = BaselineForecaster("ets", horizon=3).fit(df, "y", time_col="t", id_col="id")
+    ahead = b.predict()
+    assert ahead.loc[ahead["id"] == "bad", "forecast"].isna().all()
+    assert np.isfinite(ahead.loc[ahead["id"] == "good", "forecast"]).all()
+    assert "did not fit" in ahead.attrs["n/a"]["bad"]
+    ev = b.evaluate(pd.concat([good, bad.assign(y=np.r_[np.zeros(36), 1e300, 0, 0, 0])]))
+    assert np.isfinite(ev.metrics.loc["ets", "MAE"])  # the good series alone
+    assert ev.notes["ets"].startswith("ets n/a for 1 of 2 series (series 'bad': did not fit")
+
+
 def test_statistical_baselines_forecast_a_seasonal_series():
     df = _seasonal(n=48)
     for name in ("theta", "ets"):
