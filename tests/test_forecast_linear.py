@@ -138,8 +138,8 @@ def test_moments_add_up_series_by_series(kind):
     Y = Y + 50.0  # far from zero: the pairwise update must not lose the spread
     both = Moments.of(X, Y, kind)
     parts = Moments.of(X[:25], Y[:25], kind) + Moments.of(X[25:], Y[25:], kind)
-    for a, b in zip((both.mf, both.mt, both.ff, both.ft), (parts.mf, parts.mt, parts.ff, parts.ft)):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    for key in ("mf", "mt", "ff", "ft"):
+        np.testing.assert_allclose(getattr(parts, key), getattr(both, key), rtol=1e-9, atol=1e-9)
     assert parts.tt == pytest.approx(both.tt)
     m = fit_moments(parts, kind, 30, ridge=2.0)
     np.testing.assert_allclose(m.predict(X), fit_linear(X, Y, kind, ridge=2.0).predict(X))
