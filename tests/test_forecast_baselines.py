@@ -221,6 +221,22 @@ def test_combined_ensemble_reports_every_part_and_round_trips(combined, tmp_path
         g.export_onnx(tmp_path / "onnx")
 
 
+def test_a_combined_ensemble_is_served_with_its_mixture(combined, tmp_path: Path):
+    from fastapi.testclient import TestClient
+
+    from lstmkit.serving.app import create_app
+
+    f = combined[0]
+    f.save(tmp_path / "m")
+    expected = f.predict()  # the mixture of the averaged networks with the chosen baseline
+    assert not np.allclose(expected["forecast"], expected["lstmkit"])
+    with TestClient(create_app(tmp_path / "m")) as client:
+        got = client.post("/predict", json={})
+        assert got.status_code == 200, got.text
+        rows = got.json()["forecast"]
+    np.testing.assert_allclose([r["forecast"] for r in rows], expected["forecast"], rtol=1e-6)
+
+
 def test_a_model_saved_without_baselines_still_shows_those_that_need_no_fit(tmp_path: Path):
     df = _seasonal(n=48)
     f = Forecaster(horizon=6, window=12, baselines=["naive", "snaive", "nlinear"], **TINY)
