@@ -57,6 +57,10 @@ def _names(text: str | None) -> list[str] | None:
     return names or None
 
 
+#: the baselines ``lstmkit forecast`` shows unless --baselines says otherwise: the cheap
+#: ones (the statistical models cost seconds to import alone; see --baselines)
+CLI_BASELINES = "naive,snaive,nlinear,dlinear"
+
 # What `lstmkit forecast` writes into --out; a folder holding anything else is not replaced.
 OUTPUT_NAMES = {
     "forecast.csv", "metrics.csv", "future.csv", "backtest.csv", "tuning.csv", "forecast.png",
@@ -99,7 +103,8 @@ def _point_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
 _NOT_RANKED = ("coverage", "width")
 
 
-def _metrics_table(metrics: pd.DataFrame, title: str) -> Table:
+def _metrics_table(metrics: pd.DataFrame, title: str, best: str | None = None) -> Table:
+    """The metrics as a table: the lowest of each column in bold, the ``best`` row marked."""
     table = Table(title=title)
     table.add_column("model")
     for col in metrics.columns:
@@ -119,9 +124,9 @@ def _metrics_table(metrics: pd.DataFrame, title: str) -> Table:
                 if abs(v) >= 1e6
                 else f"{v:.3f}"
             )
-            best = col not in _NOT_RANKED and v == metrics[col].min()
-            cells.append(f"[bold]{text}[/bold]" if best else text)
-        table.add_row(str(name), *cells)
+            best_cell = col not in _NOT_RANKED and v == metrics[col].min()
+            cells.append(f"[bold]{text}[/bold]" if best_cell else text)
+        table.add_row(f"{name} (best)" if name == best else str(name), *cells)
     return table
 
 
@@ -259,6 +264,28 @@ def forecast_cmd(
     id_embedding: Annotated[
         int, typer.Option(help="Width of a learnt series-id embedding (0: none).")
     ] = 0,
+    # --- issue 17 (i17-baselines): baselines, combination, ensembles --------------------
+    baselines: Annotated[
+        str,
+        typer.Option(
+            help="Baselines shown beside the model, comma-separated: naive, snaive, nlinear, "
+            "dlinear, ets, theta, arima ('none': none)."
+        ),
+    ] = CLI_BASELINES,
+    combine: Annotated[
+        bool,
+        typer.Option(
+            help="Mix the model with the best baseline, a weight per step fitted on validation."
+        ),
+    ] = False,
+    ensemble: Annotated[
+        int, typer.Option(help="Train this many seeds and average their forecasts.")
+    ] = 1,
+    val_size: Annotated[
+        int | None,
+        typer.Option(help="Validation steps at the end of each series (default: ~a tenth)."),
+    ] = None,
+    # --- end of the issue 17 block -------------------------------------------------------
 ) -> None:
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""
     try:
@@ -278,8 +305,9 @@ def _forecast(
     logger: str | None, seed: int, devices: str, accelerator: str,
     out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
     tune: int | None, tune_minutes: float | None,
-    table_format: str | None = None, start: str | None = None, freq: str | None = None,
-    static_cols: str | None = None, id_embedding: int = 0,
+    table_format: str | None, start: str | None, freq: str | None,
+    static_cols: str | None, id_embedding: int,
+    baselines: str, combine: bool, ensemble: int, val_size: int | None,
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
@@ -289,6 +317,9 @@ def _forecast(
     from lstmkit.training import check_checkpoint_dir, require_precision_supported
 
     require_precision_supported(precision, accelerator)  # before anything is read or written
+    from lstmkit.tasks.forecasting.baselines import parse_names
+
+    baseline_names = parse_names(baselines)  # an unknown name: before anything is written
     if data is None:
         frame: Any = load_air_passengers()
         name = "air_passengers"
@@ -322,6 +353,7 @@ def _forecast(
             seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
             checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
             id_embedding=id_embedding,
+            baselines=baseline_names, combine=combine, ensemble=ensemble, val_size=val_size,
         )  # fmt: skip
         run = forecast_run(
             sd, forecaster, holdout=holdout, backtest=backtest, future=future, name=name,
@@ -364,9 +396,19 @@ def _print_run(
         console.print(_metrics_table(
             _point_metrics(evaluation.metrics),
             f"{name}: last {holdout} steps held out{scored} (season {evaluation.season or '-'})",
+            best=evaluation.best,
         ))  # fmt: skip
     for note in _undefined_notes(evaluation.metrics) if evaluation is not None else []:
         console.print(note)
+    for note in evaluation.notes.values() if evaluation is not None else []:
+        console.print(note)
+    mixture = forecaster.mixture
+    if mixture is not None:
+        weights = ", ".join(f"{w:.2f}" for w in mixture.weights)
+        console.print(
+            f"combined: the model mixed with {mixture.baseline} (chosen on validation); the "
+            f"model's weight per step: {weights}"
+        )
     if evaluation is not None and evaluation.coverage is not None and band:
         scores = evaluation.metrics.loc["lstmkit"]
         extra = ""
@@ -405,7 +447,11 @@ def _print_run(
     if run.backtest is not None:
         mean = run.backtest.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()
         mean = _point_metrics(mean)
-        console.print(_metrics_table(mean, f"{name}: backtest, mean over {backtest} folds"))
+        best = mean["MASE"].dropna() if mean["MASE"].notna().any() else mean["MAE"].dropna()
+        console.print(_metrics_table(
+            mean, f"{name}: backtest, mean over {backtest} folds",
+            best=str(best.idxmin()) if len(best) else None,
+        ))  # fmt: skip
 
 
 @app.command("predict")
@@ -426,20 +472,40 @@ def predict_cmd(
         from lstmkit.tasks.forecasting import Forecaster
 
         forecaster = Forecaster.load(model)
-        ahead = forecaster.predict(data, future=future)
+        ahead = forecaster.predict(data, future=future, baselines=True)
         if output is not None:
             atomic_write_text(output, _csv(ahead))
     except LstmkitError as err:
         raise _fail(err) from None
-    from lstmkit.data.series import format_time
+    from lstmkit.tasks.forecasting.baselines import LABELS
 
-    table = Table(title=f"forecast from {model}")
-    for col in ahead.columns:
-        table.add_column(str(col), justify="right")
-    for _, row in ahead.iterrows():
-        table.add_row(*[
-            f"{v:.3f}" if isinstance(v, float | np.floating) else format_time(v) for v in row
-        ])  # fmt: skip
-    console.print(table)
+    # the model's forecast, then the baselines beside it in a table of their own
+    others = [c for c in ahead.columns if c in LABELS.values()]
+    keys = [c for c in ahead.columns if c not in others and c != "forecast" and c != "lstmkit"]
+    keys = [c for c in keys if not (c.startswith("q") and c[1:].replace(".", "").isdigit())]
+    console.print(_frame_table(ahead.drop(columns=others), f"forecast from {model}"))
+    if others:
+        cols = [*keys, *(["lstmkit"] if "lstmkit" in ahead else []), *others]
+        console.print(_frame_table(ahead[cols], "baselines (lstmkit: the network alone)"
+                                   if "lstmkit" in ahead else "baselines"))  # fmt: skip
+    for label, reason in ahead.attrs.get("n/a", {}).items():
+        console.print(f"{label} n/a ({reason})")
     if output is not None:
         console.print(f"wrote {output}")
+
+
+def _frame_table(frame: pd.DataFrame, title: str) -> Table:
+    """A forecast table for the terminal (numbers to 3 decimals, NaN as n/a)."""
+    from lstmkit.data.series import format_time
+
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col), justify="right")
+    for _, row in frame.iterrows():
+        table.add_row(*[
+            ("n/a" if not np.isfinite(v) else f"{v:.3f}")
+            if isinstance(v, float | np.floating)
+            else format_time(v)
+            for v in row
+        ])  # fmt: skip
+    return table

@@ -32,6 +32,12 @@ Files of this package:
   forecast tables), shared with the ONNX runtime
 - ``kind.py``       the forecaster's entry in the registry of kinds (`lstmkit.kinds`),
   which names the three modules below
+- ``linear.py``     closed-form ridge NLinear / DLinear (`fit_linear`, `choose_ridge`)
+- ``baselines.py``  `Baselines`: naive, seasonal naive, NLinear, DLinear, AutoETS,
+  AutoTheta, AutoARIMA beside every forecast (n/a with the reason per series)
+- ``baseline_model.py`` `BaselineForecaster`: one baseline as a model (kind
+  ``baseline_forecaster``)
+- ``mixture.py``    `Mixture`: the network mixed with its best baseline (``combine``)
 - ``export.py``     `export_forecaster`, the ONNX export (`Forecaster.export_onnx`)
 - ``runtime.py``    `ForecastPredictor`: the export on onnxruntime (no torch) and the
   checks of its export.json
@@ -63,6 +69,12 @@ _LAZY = {
     "estimate_parameters": "network",
     "make_net": "network",
     "FittedState": "state",
+    "BaselineForecaster": "baseline_model",
+    "Baselines": "baselines",
+    "LinearMap": "linear",
+    "fit_linear": "linear",
+    "choose_ridge": "linear",
+    "Mixture": "mixture",
 }
 
 __all__ = [*_LAZY, "truncate_series"]

@@ -75,6 +75,15 @@ class ForecasterConfig:
     calibrate: bool = True
     predict_batch_size: int = 1024
     id_embedding: int = 0
+    # --- issue 17 (i17-baselines): baselines, combination, seed ensembles -------------
+    # baselines: names shown beside the network (`baselines.NAMES`; None or []: none).
+    # combine: mix the network with the best baseline, one weight per horizon step fitted
+    # on the validation stretch (needs val_size != 0). ensemble: networks trained with
+    # seeds seed, seed + 1, ...; their forecasts averaged (quantiles: the median).
+    baselines: list[str] | None = field(default_factory=lambda: ["naive", "snaive"])
+    combine: bool = False
+    ensemble: int = 1
+    # --- end of the issue 17 baselines block --------------------------------------------
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(max_epochs=300, lr=1e-2, early_stopping_patience=20)
     )
@@ -127,6 +136,20 @@ class ForecasterConfig:
             variants={"layer_norm": self.layer_norm, "recurrent_dropout": self.recurrent_dropout,
                       "zoneout": self.zoneout},
         )  # fmt: skip
+        # --- issue 17 (i17-baselines) ---
+        from lstmkit.tasks.forecasting.baselines import parse_names
+
+        self.baselines = parse_names(self.baselines)
+        if not (isinstance(self.ensemble, int) and self.ensemble >= 1):
+            raise LstmkitError(f"ensemble must be an integer >= 1, got {self.ensemble!r}")
+        if self.combine and self.val_size == 0:
+            raise LstmkitError(
+                "combine needs a validation stretch to fit its weights on; leave val_size "
+                "unset or above 0 (--val-size), or drop --combine"
+            )
+        if self.combine and not self.baselines:
+            raise LstmkitError("combine mixes the network with the best baseline; name some")
+        # --- end of the issue 17 block ---
         if self.scaler not in ("minmax", "standard", "none"):
             raise LstmkitError(f"scaler must be minmax, standard or none, got {self.scaler!r}")
 

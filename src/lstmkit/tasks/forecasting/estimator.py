@@ -33,10 +33,8 @@ from lstmkit.data.series import (
 )
 from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
-from lstmkit.tasks.forecast_metrics import (
-    BAND_METRICS,
-    METRICS,
-)
+from lstmkit.tasks.forecast_metrics import BAND_METRICS, METRICS
+from lstmkit.tasks.forecasting.baselines import LABELS, LINEAR, Baselines
 from lstmkit.tasks.forecasting.calibration import fit_offsets
 from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.data import (
@@ -46,6 +44,7 @@ from lstmkit.tasks.forecasting.data import (
     static_spec,
 )
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
+from lstmkit.tasks.forecasting.mixture import Mixture, fit_mixture
 from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
 from lstmkit.tasks.forecasting.network import check_model_size, estimate_parameters, make_net
 from lstmkit.tasks.forecasting.predict import PredictCore
@@ -108,6 +107,10 @@ class Forecaster:
         self.fit_result: FitResult | None = None
         #: what calibrating the bands did at the last fit (None: nothing asked or possible)
         self.calibration_note: str | None = None
+        # issue 17: the fitted baselines, the mixture with the best one, ensemble members
+        self.baselines: Baselines | None = None
+        self.mixture: Mixture | None = None
+        self.members: list[ForecastModule] = []
 
     # ------------------------------------------------------------------ data helpers
     @property
@@ -199,20 +202,36 @@ class Forecaster:
         prepared.setup("fit")
         self.state, self.scaler, self.context = prepared.state, prepared.scaler, prepared.context
         train = self.config.train
-        L.seed_everything(train.seed, verbose=False)
-        self.module = self._build_module(sd.n_features, prepared.window)
-        self.fit_result = fit(
-            self.module,
-            prepared.train_dataloader(),
-            prepared.val_dataloader(),
-            train,
-            prepared.fingerprint(),
-        )
-        # a "-true" precision (64, 16, bf16) converted the network; it predicts, saves and
-        # exports in float32 like every loaded model
-        self.module.float().eval()
+        if self.config.combine and not prepared.val:
+            raise LstmkitError(
+                "combine needs a validation stretch, and these series are too short to "
+                "keep one beside a training window; drop --combine or use a smaller window"
+            )
+        if self.config.ensemble > 1 and train.checkpoint_dir:
+            raise LstmkitError("an ensemble cannot resume from a checkpoint; drop one of them")
+        self.members = []
+        for k in range(self.config.ensemble):
+            member_train = train if k == 0 else TrainConfig.from_dict(
+                train.to_dict() | {"seed": train.seed + k}
+            )  # fmt: skip
+            L.seed_everything(member_train.seed, verbose=False)
+            module = self._build_module(sd.n_features, prepared.window)
+            result = fit(
+                module,
+                prepared.train_dataloader(),
+                prepared.val_dataloader(),
+                member_train,
+                prepared.fingerprint(),
+            )
+            # a "-true" precision (64, 16, bf16) converted the network; it predicts, saves
+            # and exports in float32 like every loaded model
+            module.float().eval()
+            self.members.append(module)
+            if k == 0:
+                self.module, self.fit_result = module, result
         self._calibrate(sd, prepared.val)
         self._check_plausible(sd)
+        self._fit_baselines(sd, prepared.val)
         return self
 
     def _calibrate(self, sd: SeriesData, val: int) -> None:
@@ -234,6 +253,97 @@ class Forecaster:
         )  # fmt: skip
         if offsets is not None:
             self.state.calibration = offsets.tolist()
+
+    # ------------------------------------------------------------------ baselines (issue 17)
+    def _fit_baselines(self, sd: SeriesData, val: int) -> None:
+        """Fit the configured baselines on the training series (and, with ``combine``, the
+        mixture of the network with the best of them on the validation stretch)."""
+        assert self.state is not None
+        names, h = list(self.config.baselines or []), self.config.horizon
+        histories = {s.id: s.values[:, 0] for s in sd.series.values()}
+        self.baselines = Baselines.fit(names, histories, h, self.season, self.state.window, val)
+        self.mixture = None
+        if self.config.combine:
+            self.mixture = fit_mixture(self, sd, val)
+
+    def _baseline_columns(
+        self, sid: str, history: np.ndarray | None, names: list[str] | None = None
+    ) -> dict[str, np.ndarray | str]:
+        """Each baseline's (of ``names``, default all) forecast of ``sid`` from its target
+        ``history`` (None: the stored context): name -> (horizon,) or why it is n/a."""
+        names = list(self.config.baselines or []) if names is None else names
+        if self.baselines is None:
+            return dict.fromkeys(names, "not saved with this model (fit it again)")
+        return self.baselines.forecast_all(sid, history, names)
+
+    def _shown_baselines(self) -> list[str]:
+        """The baselines of the settings that apply: seasonal naive only with a season."""
+        return [n for n in self.config.baselines or [] if n != "snaive" or self.season]
+
+    def _mix(self, fc: np.ndarray, base: dict[str, np.ndarray | str]) -> np.ndarray:
+        """The combined forecast from the network's ``fc`` (horizon, outputs) and the
+        baselines' forecasts (the network's alone where the chosen one is n/a)."""
+        if self.mixture is None:
+            return fc
+        b = base.get(self.mixture.baseline)
+        if b is None or isinstance(b, str):
+            return fc
+        return self.mixture.apply(fc, b)
+
+    def _baselines_many(
+        self, series: list[Any], hist: np.ndarray, hist_len: np.ndarray, names: list[str]
+    ) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+        """Each baseline's forecast of every series from its target history (``hist``, the
+        histories one after the other, ``hist_len`` each): name -> (series, horizon), NaN
+        rows where it is n/a; and label -> the reasons, one per series it could not
+        forecast. Naive and seasonal naive are one array step; the others go series by
+        series through `Baselines`."""
+        h, m = self.config.horizon, self.season
+        out: dict[str, np.ndarray] = {}
+        missing: dict[str, list[str]] = {}
+        starts = np.concatenate([[0], np.cumsum(hist_len)[:-1]])
+        for name in names:
+            if name == "naive":
+                out[name] = naive_many(hist, hist_len, h)
+                continue
+            if name == "snaive" and m:
+                out[name], has = seasonal_naive_many(hist, hist_len, h, m)
+                for k in np.flatnonzero(~has):
+                    missing.setdefault(LABELS[name], []).append(
+                        f"series {series[k].id!r}: {hist_len[k]} points, shorter than its "
+                        f"season ({m})"
+                    )
+                continue
+            b = np.full((len(series), h), np.nan)
+            for k, s in enumerate(series):
+                got = self._baseline_columns(
+                    s.id, hist[starts[k] : starts[k] + hist_len[k]], [name]
+                )[name]
+                if isinstance(got, str):
+                    missing.setdefault(LABELS[name], []).append(f"series {s.id!r}: {got}")
+                else:
+                    b[k] = got
+            out[name] = b
+        return out, missing
+
+    def _mix_many(
+        self, net: np.ndarray, base: dict[str, np.ndarray], series: list[Any],
+        hist: np.ndarray, hist_len: np.ndarray,
+    ) -> np.ndarray:  # fmt: skip
+        """`_mix` for every series at once: ``net`` (series, horizon, outputs) and the chosen
+        baseline's forecasts (from ``base`` when shown, else computed here from the
+        histories as in `_baselines_many`); the network alone where that baseline is n/a."""
+        assert self.mixture is not None
+        b = base.get(self.mixture.baseline)
+        if b is None:
+            b = self._baselines_many(series, hist, hist_len, [self.mixture.baseline])[0][
+                self.mixture.baseline
+            ]
+        out = np.array(net, dtype=np.float64, copy=True)
+        for k in range(len(out)):
+            if np.isfinite(b[k]).all():
+                out[k] = self.mixture.apply(out[k], b[k])
+        return out
 
     def _check_plausible(self, sd: SeriesData) -> None:
         """Refuse a fit whose forecast leaves any plausible range of the data: from the last
@@ -297,6 +407,8 @@ class Forecaster:
                     f"{', '.join(list(self.context)[:10])}"
                 )
         self.context.update(contexts(sd, window))
+        if self.baselines is not None:
+            self.baselines.set_context({s.id: s.values[:, 0] for s in sd.series.values()})
         return self
 
     # ------------------------------------------------------------------ predict
@@ -310,17 +422,35 @@ class Forecaster:
         """(batch, window, features) scaled [+ future (batch, horizon, n_future) scaled]
         [+ static (batch, static inputs)] -> (batch, horizon, n_outputs) scaled."""
         assert self.module is not None
-        self.module.eval()
-        dtype = next(self.module.parameters()).dtype
+        if len(self.members) > 1:
+            outs = np.stack([
+                self._member_scaled(m, window_values, future, static) for m in self.members
+            ])  # fmt: skip
+            avg = outs.mean(axis=0)
+            avg[..., 1:] = np.median(outs[..., 1:], axis=0)
+            return avg
+        return self._member_scaled(self.module, window_values, future, static)
+
+    @torch.no_grad()
+    def _member_scaled(
+        self,
+        module: ForecastModule,
+        window_values: np.ndarray,
+        future: np.ndarray | None,
+        static: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """`_forecast_scaled` for one network of the ensemble."""
+        module.eval()
+        dtype = next(module.parameters()).dtype
         x = torch.as_tensor(window_values, dtype=dtype)
         st = None if static is None else torch.as_tensor(static, dtype=torch.float32)
         if self.config.method == "direct":
             fut = None if future is None else torch.as_tensor(future, dtype=dtype)
-            return self.module(x, fut, st).numpy()
+            return module(x, fut, st).numpy()
         outs = []
         start = x
         for _ in range(self.config.horizon):
-            step = self.module(x, None, st)  # (batch, 1, n_outputs)
+            step = module(x, None, st)  # (batch, 1, n_outputs)
             outs.append(step)
             x = torch.cat([x[:, 1:], step[:, :, :1]], dim=1)
         out = torch.cat(outs, dim=1)
@@ -329,7 +459,7 @@ class Forecaster:
             # of simulated sample paths, so the band widens with the horizon
             levels = torch.tensor(self.config.quantiles or [], dtype=torch.float32)
             h, seed = self.config.horizon, self.config.train.seed
-            out[:, 1:, 1:] = simulate_quantiles(self.module, start, levels, h, seed, st)[:, 1:]
+            out[:, 1:, 1:] = simulate_quantiles(module, start, levels, h, seed, st)[:, 1:]
         return out.numpy()
 
     def predict_windows(
@@ -359,6 +489,7 @@ class Forecaster:
         self,
         data: pd.DataFrame | pd.Series | str | os.PathLike[str] | None = None,
         future: pd.DataFrame | str | os.PathLike[str] | None = None,
+        baselines: bool = False,
     ) -> pd.DataFrame:
         """Forecast the ``horizon`` steps after the end of ``data`` (default: after the
         data the model was fitted on, or the data given to `set_context`).
@@ -368,10 +499,53 @@ class Forecaster:
         least the ``horizon`` steps after the data.
 
         Returns a DataFrame with (id,) time, ``forecast`` and, with quantiles,
-        one ``q<percent>`` column per quantile.
+        one ``q<percent>`` column per quantile. A model fitted with ``combine`` forecasts
+        the mixture (the network alone in column ``lstmkit``). ``baselines``: also one
+        column per baseline (NaN where it is n/a for a series; the reasons in
+        ``table.attrs["n/a"]``).
         """
         self.require_fitted()
-        return self._core().predict(data, future)
+        table = self._core().predict(data, future)
+        if self.mixture is None and not baselines:
+            return table
+        assert self.state is not None
+        if data is None:
+            histories: dict[str, np.ndarray | None] = {sid: None for sid in self.context}
+        else:
+            sd = self._core().load(data, what="the history")
+            histories = {s.id: s.values[:, 0] for s in sd.series.values()}
+        return self._with_baselines(table, histories, baselines)
+
+    def _with_baselines(
+        self, table: pd.DataFrame, histories: dict[str, np.ndarray | None], show: bool
+    ) -> pd.DataFrame:
+        """``table`` (one block of horizon rows per series, in ``histories`` order) with the
+        mixture applied and (``show``) one column per baseline."""
+        h, qcols = self.config.horizon, [qname(q) for q in self.config.quantiles or []]
+        cols = ["forecast", *qcols]
+        names = self._shown_baselines() if show else []
+        extra = {LABELS[n]: np.full(len(table), np.nan) for n in names}
+        network = table["forecast"].to_numpy().copy()
+        values = table[cols].to_numpy().copy()
+        reasons: dict[str, str] = {}
+        for i, (sid, hist) in enumerate(histories.items()):
+            rows = slice(i * h, (i + 1) * h)
+            wanted = list(names) or ([self.mixture.baseline] if self.mixture else [])
+            base = self._baseline_columns(sid, hist, wanted)
+            values[rows] = self._mix(values[rows], base)
+            for n in names:
+                if isinstance(base[n], str):
+                    reasons.setdefault(LABELS[n], f"series {sid!r}: {base[n]}")
+                else:
+                    extra[LABELS[n]][rows] = base[n]
+        table = table.copy()
+        table[cols] = values
+        if self.mixture is not None:
+            table["lstmkit"] = network
+        for label, v in extra.items():
+            table[label] = v
+        table.attrs["n/a"] = reasons
+        return table
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(
@@ -396,26 +570,34 @@ class Forecaster:
         core = self._core()
         x = np.stack([s.values[-(window + h) : -h] for s in series])
         fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
-        fc = core.many(ids, x, fut, static=sd.static)
+        net = core.many(ids, x, fut, static=sd.static)
         actual = np.stack([s.values[-h:, 0] for s in series])
-        forecasts = core.frames(ids, tail_times(series, h), fc)
-        forecasts.insert(int(forecasts.columns.get_loc("forecast")), "actual", actual.ravel())
         hist = np.concatenate([s.values[:-h, 0] for s in series])
         hist_len = lengths - h
         scales = history_scales(hist, hist_len, season)
-        scores = {"lstmkit": metrics_many(actual, fc[:, :, 0], scales)}
+        names = self._shown_baselines()
+        base, missing = self._baselines_many(series, hist, hist_len, names)
+        fc = net if self.mixture is None else self._mix_many(net, base, series, hist, hist_len)
+        forecasts = core.frames(ids, tail_times(series, h), fc)
+        forecasts.insert(int(forecasts.columns.get_loc("forecast")), "actual", actual.ravel())
         qs = self.config.quantiles or []
+        scores = {"lstmkit": metrics_many(actual, net[:, :, 0], scales)}
         if len(qs) >= 2:  # the band's scores too (quantile channels in level order)
-            scores["lstmkit"] |= band_metrics_many(actual, fc[:, :, 1:], qs, scales)
-        naive = naive_many(hist, hist_len, h)
-        scores["naive"] = metrics_many(actual, naive, scales)
-        forecasts["naive"] = naive.ravel()
-        if season:
-            snaive, has = seasonal_naive_many(hist, hist_len, h, season)
-            if has.any():
-                got = metrics_many(actual[has], snaive[has], scales[has])
-                scores["seasonal_naive"] = got
-                forecasts["seasonal_naive"] = snaive.ravel()
+            scores["lstmkit"] |= band_metrics_many(actual, net[:, :, 1:], qs, scales)
+        for name in names:
+            b, label = base[name], LABELS[name]
+            forecasts[label] = b.ravel()
+            has = np.isfinite(b).all(axis=1)
+            scores[label] = (
+                metrics_many(actual[has], b[has], scales[has])
+                if has.any()
+                else {m: np.array([np.nan]) for m in METRICS}
+            )
+        if self.mixture is not None:
+            scores["combined"] = metrics_many(actual, fc[:, :, 0], scales)
+            if len(qs) >= 2:
+                scores["combined"] |= band_metrics_many(actual, fc[:, :, 1:], qs, scales)
+            forecasts["lstmkit"] = net[:, :, 0].ravel()
         with warnings.catch_warnings():  # a metric undefined for every series stays NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             table = pd.DataFrame(
@@ -432,7 +614,14 @@ class Forecaster:
                 forecasts[qname(qs[0])].to_numpy(),
                 forecasts[qname(qs[-1])].to_numpy(),
             )
-        return Evaluation(table, forecasts, season, coverage)
+        n = len(sd.series)
+        notes = {
+            k: f"{k} n/a for {len(v)} of {n} series ({v[0]}"
+            + (", ...)" if len(v) > 1 else ")")
+            + ("; its row scores the others" if len(v) < n else "")
+            for k, v in missing.items()
+        }
+        return Evaluation(table, forecasts, season, coverage, notes)
 
     def backtest(
         self,
@@ -496,9 +685,17 @@ class Forecaster:
         }
         if self.fit_result is not None:
             extras["history.json"] = json.dumps(self.fit_result.to_dict())
-        return save_model_dir(
-            path, kind=KIND, config=config, state_dict=self.module.net.state_dict(), extras=extras
-        )
+        # issue 17: baselines, mixture and the other members of an ensemble
+        state_dict = dict(self.module.net.state_dict())
+        for k, member in enumerate(self.members[1:], start=1):
+            state_dict |= {
+                f"{ENSEMBLE_PREFIX}{k}.{n}": t for n, t in member.net.state_dict().items()
+            }
+        if self.baselines is not None:
+            extras["baselines.json"], extras["baselines.safetensors"] = self.baselines.to_bytes()
+        if self.mixture is not None:
+            extras["mixture.json"] = json.dumps(self.mixture.to_dict())
+        return save_model_dir(path, kind=KIND, config=config, state_dict=state_dict, extras=extras)
 
     def export_onnx(self, path: str | os.PathLike[str]) -> Path:
         """Write the folder ``path`` with ``model.onnx`` and ``export.json`` (scaler, context,
@@ -526,6 +723,17 @@ class Forecaster:
             context = check_context(
                 json.loads(saved.read_text("context.json")), state, set(scaler.params)
             )
+            baselines, mixture = None, None
+            if (root / "baselines.json").exists():  # saved since issue 17
+                current = "baselines.json"
+                baselines = Baselines.from_bytes(
+                    saved.read_text("baselines.json"), saved.read_bytes("baselines.safetensors")
+                )
+            if cfg.combine:
+                current = "mixture.json"
+                mixture = Mixture.from_dict(
+                    json.loads(saved.read_text("mixture.json")), cfg.horizon
+                )
         except (LstmkitError, KeyError, TypeError, ValueError, AttributeError) as err:
             if isinstance(err, LstmkitError) and "model directory" in str(err):
                 raise  # a missing file, already said in one line
@@ -535,19 +743,41 @@ class Forecaster:
             ) from None
         self = cls.__new__(cls)
         self.config, self.state, self.scaler, self.context = cfg, state, scaler, context
+        self.baselines, self.mixture = baselines, mixture
+        if baselines is None:  # saved before issue 17: the baselines that need no fit
+            recent = {sid: np.asarray(c["values"], float)[:, 0] for sid, c in context.items()}
+            self.baselines = Baselines.fit(
+                [n for n in cfg.baselines or [] if n not in LINEAR], recent, cfg.horizon,
+                self.season, state.window,
+            )  # fmt: skip
+            for name in (n for n in cfg.baselines or [] if n in LINEAR):
+                self.baselines.names.append(name)
+                self.baselines.unfit[name] = "not saved with this model (fit it again)"
         self.fit_result = None
         try:
             history = json.loads(saved.read_text("history.json"))
             self.fit_result = FitResult.from_dict(history)
         except (LstmkitError, ValueError, TypeError):
             pass
-        self.module = self._build_module(state.n_features, state.window)
+        parts: dict[int, dict[str, Any]] = {k: {} for k in range(cfg.ensemble)}
+        for name, tensor in saved.state_dict.items():
+            k, key = 0, name
+            if name.startswith(ENSEMBLE_PREFIX):
+                head, _, key = name[len(ENSEMBLE_PREFIX) :].partition(".")
+                k = int(head) if head.isdigit() else -1
+            parts.setdefault(k, {})[key] = tensor
+        self.members = []
         try:
-            self.module.net.load_state_dict(saved.state_dict)
+            if set(parts) != set(range(cfg.ensemble)):
+                raise RuntimeError(f"{len(parts)} networks for an ensemble of {cfg.ensemble}")
+            for k in range(cfg.ensemble):
+                member = self._build_module(state.n_features, state.window)
+                member.net.load_state_dict(parts[k])
+                self.members.append(member.eval())
         except RuntimeError as err:
             first = str(err).splitlines()[0]
             raise LstmkitError(f"weights in {path} do not match its config: {first}") from None
-        self.module.eval()
+        self.module = self.members[0]
         return self
 
 
@@ -584,6 +814,9 @@ def plausible_range(values: np.ndarray, horizon: int, window: int) -> tuple[floa
     margin = PLAUSIBLE_MARGIN * span * (1 + horizon / window)
     return lo - margin, hi + margin
 
+
+#: prefix of the weights of ensemble member k >= 1 in model.safetensors ("ensemble.k.")
+ENSEMBLE_PREFIX = "ensemble."
 
 # Training settings that belong to one run (its folders), not to the model.
 _RUN_LOCAL = {"checkpoint_dir": None, "logger": None, "log_dir": None}

@@ -58,6 +58,11 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
     and simulates the band's sample paths as `Forecaster` does, same seed).
     """
     fc.require_fitted()
+    if fc.config.ensemble > 1 or fc.config.combine:  # issue 17: one network only
+        raise LstmkitError(
+            "an ensemble or a combined forecaster is not exported to ONNX yet; serve the "
+            "model folder instead (lstmkit serve), or fit with ensemble=1 and no combine"
+        )
     module, cfg, state = fc.module, fc.config, fc.state
     if state.static_cols or cfg.id_embedding:
         raise LstmkitError(

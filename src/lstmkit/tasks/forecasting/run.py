@@ -51,6 +51,19 @@ class ForecastRun:
         qs = self.forecaster.config.quantiles
         return (qname(qs[0]), qname(qs[-1])) if qs and len(qs) > 1 else None
 
+    def _plotted(self, fc: pd.DataFrame) -> dict[str, Any]:
+        """The dashed lines of the held-out plot: the best baseline (or seasonal naive) and,
+        for a combined model, the network alone."""
+        assert self.evaluation is not None
+        rows = [r for r in self.evaluation.metrics.index if r not in ("lstmkit", "combined")]
+        scores = self.evaluation.metrics.loc[rows, "MASE"].dropna() if rows else pd.Series()
+        if not len(scores) and rows:
+            scores = self.evaluation.metrics.loc[rows, "MAE"].dropna()
+        best = str(scores.idxmin()) if len(scores) else None
+        names = [n for n in (best, "lstmkit" if "combined" in self.evaluation.metrics.index
+                              else None) if n and n in fc]  # fmt: skip
+        return {("network alone" if n == "lstmkit" else n): fc[n].to_numpy() for n in names}
+
     def write(self, folder: str | os.PathLike[str]) -> list[str]:
         """Write every output into ``folder`` (an empty staging folder: see
         `lstmkit.io.staged_dir`) and return the names written, in display order."""
@@ -74,7 +87,7 @@ class ForecastRun:
                 lower=fc[band[0]].to_numpy() if band else None,
                 upper=fc[band[1]].to_numpy() if band else None,
                 band_label=f"{band[0]}-{band[1]}" if band else "band",
-                baselines={k: fc[k].to_numpy() for k in ("seasonal_naive",) if k in fc},
+                baselines=self._plotted(fc),
                 title=f"{self.name}: held-out forecast", ylabel=label,
             )  # fmt: skip
         elif self.ahead is not None:
@@ -177,5 +190,5 @@ def forecast_run(
     folds = forecaster.backtest(data, folds=backtest) if backtest > 0 else None
     forecaster.set_context(data)
     known = future is not None or not data.future_covariates
-    ahead = forecaster.predict(future=future) if known else None
+    ahead = forecaster.predict(future=future, baselines=True) if known else None
     return ForecastRun(forecaster, data, name, holdout, evaluation, ahead, folds, tuning)
