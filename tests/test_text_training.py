@@ -33,11 +33,11 @@ def test_module_uses_the_shared_base():
 
 def test_train_config_is_built_in_one_place():
     cfg = make_config("imdb", epochs=7, early_stopping_patience=2)
-    train = cfg.train_config(progress_bar=False, devices=1)
+    train = cfg.train_config(progress=False, devices=1)
     assert (train.max_epochs, train.lr, train.lr_decay, train.gradient_clip_val) == (
         7, 4e-3, "linear", 1.0,
     )  # fmt: skip
-    assert (train.early_stopping_patience, train.seed, train.progress_bar) == (2, 0, False)
+    assert (train.early_stopping_patience, train.seed, train.progress) == (2, 0, False)
     # the text task keeps its own clipping default: none (the trainer's default is 1.0)
     assert make_config().train_config().gradient_clip_val is None
     # the trainer's name for epochs is accepted too
@@ -139,7 +139,7 @@ def test_csv_logger_writes_the_epoch_metrics(tmp_path):
 
 
 def test_run_options_are_checked_and_not_saved(tmp_path):
-    with pytest.raises(LstmkitError, match="logger must be csv, tensorboard or None"):
+    with pytest.raises(LstmkitError, match="logger must be one of csv, tensorboard or None"):
         TextClassifier(logger="wandb")
     with pytest.raises(LstmkitError, match="precision must be one of"):
         TextClassifier(precision="8")

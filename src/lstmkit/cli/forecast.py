@@ -252,7 +252,7 @@ def _forecast(
             instance_norm=instance_norm, scaler=scaler, season=season, max_epochs=max_epochs,
             lr=lr, precision=precision, logger=logger,
             log_dir=str(stage / "logs") if logger else None,
-            seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
+            seed=seed, devices=dev, accelerator=accelerator, progress=progress,
             checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
         )  # fmt: skip
         run = forecast_run(sd, forecaster, holdout=holdout, backtest=backtest, future=future,

@@ -134,7 +134,7 @@ def _train_config(
         deterministic=False,
         accelerator=accelerator,
         devices=devices,
-        progress_bar=progress,
+        progress=progress,
         **options,
     )
 

@@ -298,7 +298,7 @@ class TextClassifier:
         scaled = None if weights is None else weights / weights.max()
         module = TextClassifierModule(self.net, cfg, on_epoch, class_weights=scaled)
         train_cfg = cfg.train_config(
-            accelerator=accelerator, devices=devices, progress_bar=progress, **self.run_options
+            accelerator=accelerator, devices=devices, progress=progress, **self.run_options
         )
         digest = self._fingerprint(data, encoder, vectors)
         result = train(

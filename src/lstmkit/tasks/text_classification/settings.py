@@ -160,7 +160,7 @@ class TextClassifierConfig:
             raise LstmkitError(f"early_stopping_patience must be >= 1 or None, got {patience!r}")
         if self.seed < 0:
             raise LstmkitError(f"seed must be >= 0, got {self.seed}")
-        from lstmkit.training.trainer import PRECISIONS
+        from lstmkit.settings import PRECISIONS
 
         if self.precision not in PRECISIONS:
             raise LstmkitError(
