@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_text_classifier import make_texts
 
 PNG = b"\x89PNG\r\n\x1a\n"
-TINY = ["--epochs", "3", "--embedding-dim", "8", "--hidden-size", "8", "--batch-size", "32",
+TINY = ["--max-epochs", "3", "--embedding-dim", "8", "--hidden-size", "8", "--batch-size", "32",
         "--lr", "0.02", "--no-progress"]  # fmt: skip
 
 
@@ -253,7 +253,7 @@ def test_train_out_not_writable_is_found_before_training(data_dir, tmp_path, unw
     """Defect 5: an --out that cannot be written was found only after training."""
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    train = ["classify", "train", data_dir / "train.csv", *TINY, "--epochs", "50"]
+    train = ["classify", "train", data_dir / "train.csv", *TINY, "--max-epochs", "50"]
     _fails([*train, "--out", a_file / "model"], capsys, monkeypatch, "is a file, not a folder")
     capsys.readouterr()
     _fails([*train, "--out", unwritable_dir / "model"], capsys, monkeypatch, "cannot write in")
@@ -365,9 +365,9 @@ def test_killed_train_resumes_and_ends_with_the_uninterrupted_model(
 
     def argv(out: Path, checkpoint: Path) -> list[str]:
         return [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
-                "train", str(data_dir / "train.csv"), "--out", str(out), "--epochs", "12",
+                "train", str(data_dir / "train.csv"), "--out", str(out), "--max-epochs", "12",
                 "--embedding-dim", "16", "--hidden-size", "32", "--batch-size", "16",
-                "--dropout", "0.2", "--layers", "2", "--seed", "4", "--no-progress",
+                "--dropout", "0.2", "--num-layers", "2", "--seed", "4", "--no-progress",
                 "--checkpoint-dir", str(checkpoint)]  # fmt: skip
 
     kill_at_first_checkpoint(argv(tmp_path / "out", ckpt), ckpt)

@@ -14,7 +14,7 @@ from lstmkit import Forecaster
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks import forecast_metrics as fm
 
-FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress_bar": False}
+FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress": False}
 
 
 def _series(n: int = 48, scale: float = 1.0, constant: bool = False) -> pd.DataFrame:
@@ -74,12 +74,12 @@ def test_constant_series_forecasts_with_undefined_mase() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"window": 14.5}, "window must be an integer or None, got 14.5"),
-        ({"hidden_size": "8"}, "hidden_size must be an integer, got '8'"),
-        ({"lr": "fast"}, "lr must be a number, got 'fast'"),
-        ({"lr": -1.0}, "lr .learning rate. must be a positive number"),
+        ({"window": 14.5}, "window must be an integer >= 2 or None, got 14.5"),
+        ({"hidden_size": "8"}, "hidden_size must be an integer >= 1, got '8'"),
+        ({"lr": "fast"}, "lr must be a number > 0, got 'fast'"),
+        ({"lr": -1.0}, "lr must be a number > 0, got -1.0"),
         ({"lr": float("nan")}, "lr must be a finite number"),
-        ({"quantiles": "0.1,0.9"}, "quantiles must be a list of a number or None"),
+        ({"quantiles": "0.1,0.9"}, "quantiles must be a list of numbers in .0, 1. or None"),
         ({"instance_norm": "yes"}, "instance_norm must be true/false"),
         ({"precision": "bf17"}, "precision must be one of"),
     ],
@@ -94,11 +94,11 @@ def test_bad_api_settings_are_one_clear_error(settings: dict, message: str) -> N
     "settings",
     [
         {},
-        {"model": "gru", "num_layers": 2, "bidirectional": True},
+        {"rnn": "gru", "num_layers": 2, "bidirectional": True},
         {"method": "recursive", "skip": False, "quantiles": None},
         {"hidden_size": 5, "num_layers": 3, "quantiles": [0.05, 0.5, 0.95]},
         {"layer_norm": True, "num_layers": 2},
-        {"model": "gru", "layer_norm": True, "bidirectional": True},
+        {"rnn": "gru", "layer_norm": True, "bidirectional": True},
         {"recurrent_dropout": 0.2, "zoneout": 0.1, "num_layers": 2, "dropout": 0.1},
     ],
 )
@@ -108,7 +108,7 @@ def test_parameter_estimate_matches_the_network(settings: dict) -> None:
     f = Forecaster(horizon=6, window=12, **(FAST | settings))
     cfg = f.config
     steps = 6 if cfg.method == "direct" else 1
-    net = ForecastNet(3, 12, steps, 1 + len(cfg.quantiles or []), model=cfg.model,
+    net = ForecastNet(3, 12, steps, 1 + len(cfg.quantiles or []), model=cfg.rnn,
                       hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
                       bidirectional=cfg.bidirectional, skip=cfg.skip, n_future=1,
                       layer_norm=cfg.layer_norm, recurrent_dropout=cfg.recurrent_dropout,

@@ -14,7 +14,7 @@ from lstmkit import Forecaster
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import GRU, LSTM
 
-FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress_bar": False}
+FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress": False}
 VARIANTS = {"layer_norm": True, "recurrent_dropout": 0.3, "zoneout": 0.1}
 
 
@@ -109,12 +109,12 @@ def test_eval_forecasts_are_deterministic_and_without_recurrent_dropout() -> Non
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"recurrent_dropout": 1.0}, "recurrent_dropout must be in [0, 1), got 1.0"),
-        ({"recurrent_dropout": -0.1}, "recurrent_dropout must be in [0, 1), got -0.1"),
-        ({"recurrent_dropout": "0.2"}, "recurrent_dropout must be a number, got '0.2'"),
+        ({"recurrent_dropout": 1.0}, "recurrent_dropout must be a number in [0, 1), got 1.0"),
+        ({"recurrent_dropout": -0.1}, "recurrent_dropout must be a number in [0, 1), got -0.1"),
+        ({"recurrent_dropout": "0.2"}, "recurrent_dropout must be a number in [0, 1), got '0.2'"),
         ({"recurrent_dropout": float("nan")}, "recurrent_dropout must be a finite number"),
-        ({"zoneout": 1.5}, "zoneout must be in [0, 1), got 1.5"),
-        ({"zoneout": True}, "zoneout must be a number, got True"),
+        ({"zoneout": 1.5}, "zoneout must be a number in [0, 1), got 1.5"),
+        ({"zoneout": True}, "zoneout must be a number in [0, 1), got True"),
         ({"layer_norm": 1}, "layer_norm must be true/false, got 1"),
         ({"layer_norm": "yes"}, "layer_norm must be true/false, got 'yes'"),
     ],

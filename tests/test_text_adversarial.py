@@ -121,7 +121,7 @@ def test_cli_train_with_adversarial(tmp_path) -> None:
 
     pd.DataFrame({"text": texts, "label": labels}).to_csv(data, index=False)
     out = tmp_path / "m"
-    args = ["classify", "train", str(data), "--out", str(out), "--epochs", "1"]
+    args = ["classify", "train", str(data), "--out", str(out), "--max-epochs", "1"]
     args += ["--adversarial", "0.03", "--no-progress", "--no-baseline", "--hidden-size", "8"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -320,7 +320,7 @@ def test_nbsvm_baseline_through_fit_save_load_and_cli(tmp_path, capsys, monkeypa
         loaded.baseline.predict_proba(texts), clf.baseline.predict_proba(texts)
     )
     with pytest.raises(
-        LstmkitError, match=r"baseline kind must be one of \('tfidf', 'nbsvm'\), got 'svm'"
+        LstmkitError, match=r"baseline setting kind must be one of tfidf, nbsvm, got 'svm'"
     ):
         TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False, baseline="svm")
     data = write_csv(tmp_path / "train.csv", texts, labels)

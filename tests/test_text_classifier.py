@@ -219,7 +219,7 @@ def test_config_json_round_trip_and_validation():
     assert again == cfg and again.tokenizer.kind == "bpe" and again.tokenizer.max_length == 50
     with pytest.raises(LstmkitError, match="pooling"):
         make_config(pooling="median")
-    with pytest.raises(LstmkitError, match="unknown TextClassifier settings"):
+    with pytest.raises(LstmkitError, match="unknown text classifier setting 'hiden_size'; known"):
         make_config(hiden_size=3)
 
 
@@ -282,7 +282,7 @@ def _edit_config(path, edit) -> None:
         (lambda c: c.pop("classes"), "lacks model/classes/vocab_size"),
         (lambda c: c.update(model=[1]), "'model' is not an object"),
         (lambda c: c["model"].update(tokenizer={"vocab_size": "many"}), "vocab_size must be"),
-        (lambda c: c["model"]["tokenizer"].update(casing=1), "unknown TokenizerConfig fields"),
+        (lambda c: c["model"]["tokenizer"].update(casing=1), "unknown tokenizer setting 'casing'; known: keep, kind"),
         (lambda c: c.update(extra=1), "unknown text model config fields"),
     ],
 )
@@ -349,17 +349,17 @@ def test_evaluate_refuses_mismatched_lengths(trained):
 @pytest.mark.parametrize(
     ("setting", "value", "expect"),
     [
-        ("hidden_size", "8", "setting hidden_size must be an integer, got '8' (str)"),
-        ("lr", "fast", "setting lr must be a number, got 'fast' (str)"),
-        ("lr", -1.0, "lr must be a positive finite number"),
+        ("hidden_size", "8", "setting hidden_size must be an integer >= 1, got '8' (str)"),
+        ("lr", "fast", "setting lr must be a number > 0, got 'fast' (str)"),
+        ("lr", -1.0, "setting lr must be a number > 0, got -1.0"),
         ("lr", float("nan"), "setting lr must be a finite number"),
-        ("epochs", 2.5, "setting epochs must be an integer"),
+        ("max_epochs", 2.5, "setting max_epochs must be an integer >= 1, got 2.5 (float)"),
         ("bidirectional", "yes", "setting bidirectional must be true/false"),
         ("dropout", "0.5", "setting dropout must be a number"),
         ("vocab_size", "5000", "setting vocab_size must be an integer"),
         ("max_length", None, "setting max_length must be an integer"),
-        ("gradient_clip_val", "1", "gradient_clip_val must be a number or None"),
-        ("tokenizer", 5, "tokenizer must be 'word', 'bpe'"),
+        ("gradient_clip_val", "1", "gradient_clip_val must be a number >= 0 or None"),
+        ("tokenizer", 5, "setting tokenizer must be one of word, bpe, got 5"),
         ("hidden_size", True, "setting hidden_size must be an integer"),
     ],
 )
@@ -404,7 +404,7 @@ def test_config_argument_types():
     assert TextClassifier(config=cfg.to_dict()).config == cfg
     with pytest.raises(LstmkitError, match="config must be a TextClassifierConfig"):
         TextClassifier(config=["hidden_size", 8])
-    with pytest.raises(LstmkitError, match="unknown TextClassifierConfig fields"):
+    with pytest.raises(LstmkitError, match="unknown text classifier setting 'hiden_size'"):
         TextClassifier(config={"hiden_size": 8})
 
 

@@ -307,7 +307,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights(pretrained) -> None:
 def test_fine_tuned_classifier_learns_and_round_trips(pretrained, tmp_path: Path) -> None:
     clf, _ = pretrained  # pretrain() then fit() on the same object
     texts, labels = make_labelled(400)
-    clf.config.epochs = 4
+    clf.config.max_epochs = 4
     clf.config.lr = 0.01
     clf.config.batch_size = 16
     clf.fit(texts, labels, progress=False)
@@ -391,7 +391,7 @@ def test_cli_pretrain_then_train_from_it(tmp_path: Path) -> None:
     enc = tmp_path / "enc"
     code, out = _run(
         ["classify", "pretrain", str(corpus), "--out", str(enc), "--embedding-dim", "8",
-         "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--epochs", "2",
+         "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--max-epochs", "2",
          "--no-progress"]
     )  # fmt: skip
     assert code == 0, out
@@ -401,7 +401,7 @@ def test_cli_pretrain_then_train_from_it(tmp_path: Path) -> None:
     pd.DataFrame({"text": texts, "label": labels}).to_csv(tmp_path / "l.csv", index=False)
     code, out = _run(
         ["classify", "train", str(tmp_path / "l.csv"), "--pretrained", str(enc), "--out",
-         str(tmp_path / "m"), "--epochs", "1", "--no-progress"]
+         str(tmp_path / "m"), "--max-epochs", "1", "--no-progress"]
     )  # fmt: skip
     assert code == 0, out
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]["model"]
@@ -494,7 +494,7 @@ def test_killed_pretraining_resumes_and_ends_with_the_uninterrupted_encoder(
     def argv(out: Path, ckpt: Path) -> list[str]:
         return [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
                 "pretrain", str(corpus), "--out", str(out), "--embedding-dim", "8",
-                "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--epochs", "4",
+                "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--max-epochs", "4",
                 "--batch-size", "16", "--no-progress", "--checkpoint-dir", str(ckpt)]  # fmt: skip
 
     kill_at_first_checkpoint(argv(tmp_path / "enc", tmp_path / "ckpt"), tmp_path / "ckpt")
@@ -528,7 +528,7 @@ def test_pretraining_killed_mid_epoch_resumes_exactly_and_says_so(
     def argv(out: Path, ckpt: Path) -> list[str]:
         return [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
                 "pretrain", str(corpus), "--out", str(out), "--embedding-dim", "8",
-                "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--epochs", "2",
+                "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--max-epochs", "2",
                 "--batch-size", "16", "--no-progress", "--checkpoint-dir", str(ckpt),
                 "--checkpoint-every-n-steps", "7"]  # fmt: skip
 

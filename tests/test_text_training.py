@@ -32,7 +32,7 @@ def test_module_uses_the_shared_base():
 
 
 def test_train_config_is_built_in_one_place():
-    cfg = make_config("imdb", epochs=7, early_stopping_patience=2)
+    cfg = make_config("imdb", max_epochs=7, early_stopping_patience=2)
     train = cfg.train_config(progress=False, devices=1)
     assert (train.max_epochs, train.lr, train.lr_decay, train.gradient_clip_val) == (
         7, 4e-3, "linear", 1.0,
@@ -40,8 +40,15 @@ def test_train_config_is_built_in_one_place():
     assert (train.early_stopping_patience, train.seed, train.progress) == (2, 0, False)
     # the text task keeps its own clipping default: none (the trainer's default is 1.0)
     assert make_config().train_config().gradient_clip_val is None
-    # the trainer's name for epochs is accepted too
-    assert make_config(max_epochs=4).epochs == 4
+    # the old name epochs is a deprecated alias of max_epochs, read and written
+    with pytest.warns(FutureWarning, match="the setting epochs is deprecated; use max_epochs"):
+        cfg = make_config(epochs=4)
+    assert cfg.max_epochs == 4 and cfg.train.max_epochs == 4 and "epochs" not in cfg.to_dict()
+    with pytest.warns(FutureWarning, match="epochs is deprecated"):
+        assert cfg.epochs == 4
+    with pytest.raises(LstmkitError, match="epochs=3 and max_epochs=4 name the same setting"):
+        with pytest.warns(FutureWarning):
+            make_config(epochs=3, max_epochs=4)
 
 
 def test_training_equals_a_plain_torch_loop():
@@ -148,8 +155,9 @@ def test_run_options_are_checked_and_not_saved(tmp_path):
                          log_dir=tmp_path / "logs")  # fmt: skip
     clf.fit(texts, labels, progress=False).save(tmp_path / "m")
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]["model"]
-    assert saved["precision"] == "32"
-    assert not {"checkpoint_dir", "logger", "log_dir"} & set(saved)
+    assert saved["train"]["precision"] == "32"
+    assert saved["train"]["checkpoint_dir"] is None and saved["train"]["logger"] is None
+    assert saved["train"]["log_dir"] is None and clf.config.train.logger == "csv"
 
 
 def test_variants_reach_the_recurrent_layer_and_round_trip(tmp_path):
@@ -199,8 +207,14 @@ def test_model_folder_without_the_new_settings_loads_with_defaults(tmp_path):
     clf = TextClassifier(**TINY, epochs=1).fit(texts, labels, progress=False)
     clf.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
-    for key in ("layer_norm", "recurrent_dropout", "zoneout", "precision"):
-        del meta["config"]["model"][key]
+    model = meta["config"]["model"]
+    # the form of those folders: the training settings flat, epochs for max_epochs
+    model.update(model.pop("train"))
+    model["epochs"] = model.pop("max_epochs")
+    for key in ("layer_norm", "recurrent_dropout", "zoneout", "precision", "accelerator",
+                "devices", "strategy", "num_nodes", "progress", "deterministic",
+                "checkpoint_dir", "checkpoint_every_n_steps", "logger", "log_dir"):  # fmt: skip
+        del model[key]
     (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
     record = json.loads((tmp_path / "m" / "training.json").read_text())
     del record["info"]["resumed_from_epoch"]
@@ -210,6 +224,7 @@ def test_model_folder_without_the_new_settings_loads_with_defaults(tmp_path):
     assert (cfg.layer_norm, cfg.recurrent_dropout, cfg.zoneout, cfg.precision) == (
         False, 0.0, 0.0, "32",
     )  # fmt: skip
+    assert cfg.train.max_epochs == 1 and cfg.train == clf.config.train.for_saving()
     assert back.fit_info.resumed_from_epoch is None
     np.testing.assert_array_equal(back.predict_proba(texts), clf.predict_proba(texts))
 
@@ -217,8 +232,8 @@ def test_model_folder_without_the_new_settings_loads_with_defaults(tmp_path):
 @pytest.mark.parametrize(
     ("setting", "value", "expect"),
     [
-        ("recurrent_dropout", 1.0, "recurrent_dropout must be in [0, 1)"),
-        ("zoneout", -0.1, "zoneout must be in [0, 1)"),
+        ("recurrent_dropout", 1.0, "recurrent_dropout must be a number in [0, 1), got 1.0"),
+        ("zoneout", -0.1, "zoneout must be a number in [0, 1), got -0.1"),
         ("layer_norm", "yes", "layer_norm must be"),
         ("recurrent_dropout", "0.2", "recurrent_dropout must be a number"),
     ],
@@ -233,8 +248,7 @@ def test_setting_types_are_checked_by_the_one_shared_checker():
     with pytest.raises(LstmkitError) as err:
         TextClassifier(hidden_size="8")
     assert str(err.value) == (
-        "text classifier setting hidden_size must be an integer, got '8' (str); "
-        "pass e.g. hidden_size=128"
+        "text classifier setting hidden_size must be an integer >= 1, got '8' (str)"
     )
     with pytest.raises(LstmkitError, match="tokenizer setting lowercase must be true/false"):
         TextClassifier(lowercase="no")

@@ -136,10 +136,40 @@ class Settings(BaseModel, metaclass=_SettingsType):
     shorthand: ClassVar[str | None] = None
 
     def __setattr__(self, name: str, value: Any) -> None:
+        path = self._flat_path(name)
+        if path is not None:  # a nested setting by its flat name, or a renamed one
+            target = self
+            for part in path[:-1]:
+                target = getattr(target, part)
+            setattr(target, path[-1], value)
+            return
         try:
             super().__setattr__(name, value)
         except ValidationError as err:
             raise settings_error(type(self), err, {name: value}) from None
+
+    def __getattr__(self, name: str) -> Any:
+        path = None if name.startswith("_") else self._flat_path(name)
+        if path is None:
+            return super().__getattr__(name)  # type: ignore[misc]
+        value: Any = self
+        for part in path:
+            value = getattr(value, part)
+        return value
+
+    @classmethod
+    def _flat_path(cls, name: str) -> tuple[str, ...] | None:
+        """The field path of ``name`` when it is not a field of this model itself: a
+        nested setting's flat name (``cfg.lr`` is ``cfg.train.lr``) or a renamed setting
+        (which warns)."""
+        if name in cls.model_fields or name.startswith("_"):
+            return None
+        renamed = cls.all_renamed()
+        if name in renamed:
+            warn_deprecated(f"the setting {name} is deprecated; use {renamed[name]}")
+            name = renamed[name]
+        ref = cls.flat_fields().get(name)
+        return None if ref is None else ref.path
 
     # ------------------------------------------------------------------ input rules
     @model_validator(mode="before")
@@ -153,7 +183,7 @@ class Settings(BaseModel, metaclass=_SettingsType):
             return data
         saved = bool(info.context and info.context.get("saved"))
         data = {key: _plain(value) for key, value in data.items()}
-        for old, new in cls.renamed.items():
+        for old, new in cls.all_renamed().items():
             if old not in data:
                 continue
             if not saved:
@@ -163,6 +193,11 @@ class Settings(BaseModel, metaclass=_SettingsType):
                 raise ValueError(f"{old}={value!r} and {new}={data[new]!r} name the same setting")
             data[new] = value
         return cls._nest(data)
+
+    @classmethod
+    def all_renamed(cls) -> dict[str, str]:
+        """`renamed` with the renamed settings of nested settings models (by flat name)."""
+        return _all_renamed(cls)
 
     @classmethod
     def _nest(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -234,8 +269,36 @@ class Settings(BaseModel, metaclass=_SettingsType):
         return out
 
     def replace(self, **changes: Any) -> Self:
-        """A copy with ``changes`` (flat names) applied, checked like the constructor."""
-        return type(self)(**{**self.to_dict(), **changes})
+        """A copy with ``changes`` (flat names; a renamed one warns) applied, checked like
+        the constructor."""
+        data = self.to_dict()
+        flat, renamed = self.flat_fields(), self.all_renamed()
+        for key, value in changes.items():
+            if key in renamed:
+                warn_deprecated(f"the setting {key} is deprecated; use {renamed[key]}")
+                new = renamed[key]
+                if new in changes and changes[new] != value:
+                    raise SettingsError(
+                        f"{key}={value!r} and {new}={changes[new]!r} name the same setting; "
+                        "pass one of them",
+                        new,
+                    )
+                key = new
+            ref = flat.get(key)
+            if (
+                ref is not None
+                and ref.path != (key,)
+                and not isinstance(value, Mapping | BaseModel)
+            ):
+                pass  # a nested setting, or a shorthand (tokenizer="bpe"): set below
+            elif key in type(self).model_fields or ref is None:
+                data[key] = value
+                continue
+            inner = data
+            for part in ref.path[:-1]:
+                inner = inner[part]
+            inner[ref.path[-1]] = value
+        return type(self)(**data)
 
 
 def _settings_type(annotation: Any) -> type[Settings] | None:
@@ -248,6 +311,17 @@ def _settings_type(annotation: Any) -> type[Settings] | None:
             if found is not None:
                 return found
     return None
+
+
+@cache
+def _all_renamed(cls: type[Settings]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for info in cls.model_fields.values():
+        sub = _settings_type(info.annotation)
+        if sub is not None:
+            out.update((old, new) for old, new in sub.all_renamed().items()
+                       if old not in cls.model_fields)  # fmt: skip
+    return {**out, **cls.renamed}
 
 
 @cache

@@ -26,13 +26,20 @@ from rich.console import Console
 from rich.table import Table
 
 from lstmkit.cli import app
+from lstmkit.cli.options import defaults, deprecated_option, option, take_deprecated
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.forecasting.settings import ForecasterConfig as F
 
 if TYPE_CHECKING:  # the CLI starts without torch
     from lstmkit.tasks.forecasting import Forecaster
     from lstmkit.tasks.forecasting.run import ForecastRun
 
 console = Console(stderr=False)
+
+#: the forecaster's settings' defaults, which the options show and take
+FD = defaults(F)
+QUANTILES = ",".join(str(q) for q in FD["quantiles"])
+DEVICES = str(FD["devices"])
 
 
 def _fail(err: LstmkitError) -> typer.Exit:
@@ -147,60 +154,54 @@ def forecast_cmd(
         Path | None,
         typer.Option(help="CSV/Parquet with the future covariates for the steps after the data."),
     ] = None,
-    horizon: Annotated[int, typer.Option(help="Steps to forecast.")] = 12,
-    window: Annotated[int | None, typer.Option(help="Input window (default from season).")] = None,
+    horizon: option(F, "horizon") = FD["horizon"],
+    window: option(F, "window") = FD["window"],
     holdout: Annotated[
         int | None,
         typer.Option(help="Final steps held out for the test (default: horizon; 0: none)."),
     ] = None,
-    model: Annotated[str, typer.Option(help="lstm or gru.")] = "lstm",
-    hidden_size: Annotated[int, typer.Option(help="Hidden units.")] = 64,
-    num_layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = 1,
-    method: Annotated[str, typer.Option(help="direct or recursive.")] = "direct",
-    layer_norm: Annotated[
-        bool, typer.Option(help="Layer-normalised LSTM/GRU gates (Ba et al. 2016).")
-    ] = False,
-    recurrent_dropout: Annotated[
-        float,
-        typer.Option(help="Dropout on the recurrent state, one mask per sequence, in [0, 1)."),
-    ] = 0.0,
-    zoneout: Annotated[
-        float, typer.Option(help="Zoneout probability in [0, 1) (Krueger et al. 2016).")
-    ] = 0.0,
-    quantiles: Annotated[
-        str, typer.Option(help="Quantiles for the band, e.g. 0.1,0.5,0.9 ('none': MSE).")
-    ] = "0.1,0.5,0.9",
-    instance_norm: Annotated[bool, typer.Option(help="Per-window normalisation.")] = True,
-    scaler: Annotated[str, typer.Option(help="minmax, standard or none.")] = "minmax",
-    season: Annotated[
-        int | None, typer.Option(help="Seasonal period (default: from the frequency).")
-    ] = None,
-    max_epochs: Annotated[int, typer.Option(help="Most training epochs.")] = 300,
-    lr: Annotated[float, typer.Option(help="Learning rate (Adam).")] = 1e-2,
-    precision: Annotated[
-        str, typer.Option(help="Lightning precision: 32, bf16-mixed, 16-mixed, 64.")
-    ] = "32",
-    logger: Annotated[
-        str | None, typer.Option(help="Also log training to --out/logs: csv or tensorboard.")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    devices: Annotated[str, typer.Option(help="Devices for Lightning (e.g. 1, 2, auto).")] = "1",
-    accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "cpu",
+    rnn: option(F, "rnn") = FD["rnn"],
+    hidden_size: option(F, "hidden_size") = FD["hidden_size"],
+    num_layers: option(F, "num_layers") = FD["num_layers"],
+    method: option(F, "method") = FD["method"],
+    layer_norm: option(F, "layer_norm") = FD["layer_norm"],
+    recurrent_dropout: option(F, "recurrent_dropout") = FD["recurrent_dropout"],
+    zoneout: option(F, "zoneout") = FD["zoneout"],
+    quantiles: option(
+        F, "quantiles", cli_type=str, help="Quantiles for the band, e.g. 0.1,0.5,0.9 ('none': MSE)."
+    ) = QUANTILES,
+    instance_norm: option(F, "instance_norm") = FD["instance_norm"],
+    scaler: option(F, "scaler") = FD["scaler"],
+    season: option(F, "season") = FD["season"],
+    max_epochs: option(F, "max_epochs") = FD["max_epochs"],
+    lr: option(F, "lr") = FD["lr"],
+    precision: option(F, "precision") = FD["precision"],
+    logger: option(
+        F, "logger", help="Also log training to --out/logs with Lightning's csv or tensorboard."
+    ) = FD["logger"],
+    seed: option(F, "seed") = FD["seed"],
+    devices: option(F, "devices", cli_type=str) = DEVICES,
+    accelerator: option(F, "accelerator") = FD["accelerator"],
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default runs/<data name>).")
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show the training progress bar.")] = True,
-    checkpoint_dir: Annotated[
-        Path | None,
-        typer.Option(help="Keep last.ckpt here; rerunning with it resumes an interrupted fit."),
-    ] = None,
+    progress: option(F, "progress") = FD["progress"],
+    checkpoint_dir: option(
+        F,
+        "checkpoint_dir",
+        cli_type=Path,
+        help="Keep last.ckpt here; rerunning with it resumes an interrupted fit.",
+    ) = None,
     backtest: Annotated[
         int,
         typer.Option(help="Also run a rolling-origin backtest over this many folds (refits)."),
     ] = 0,
+    model: deprecated_option("--model", str) = None,
 ) -> None:
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""
     try:
+        rnn = take_deprecated(rnn, model, "--rnn", "--model", FD["rnn"])
+        del model
         _forecast(**locals())
     except LstmkitError as err:
         raise _fail(err) from None
@@ -209,7 +210,7 @@ def forecast_cmd(
 def _forecast(
     data: Path | None, target: str | None, time_col: str | None, id_col: str | None,
     covariates: str | None, future_covariates: str | None, future: Path | None, horizon: int,
-    window: int | None, holdout: int | None, model: str,
+    window: int | None, holdout: int | None, rnn: str,
     hidden_size: int, num_layers: int, method: str, layer_norm: bool, recurrent_dropout: float,
     zoneout: float, quantiles: str, instance_norm: bool,
     scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
@@ -245,7 +246,7 @@ def _forecast(
         )  # fmt: skip
         dev: int | str = int(devices) if devices.isdigit() else devices
         forecaster = Forecaster(
-            horizon=horizon, window=window, model=model, hidden_size=hidden_size,
+            horizon=horizon, window=window, rnn=rnn, hidden_size=hidden_size,
             num_layers=num_layers, method=method, layer_norm=layer_norm,
             recurrent_dropout=recurrent_dropout, zoneout=zoneout,
             quantiles=_floats(quantiles, "--quantiles"),

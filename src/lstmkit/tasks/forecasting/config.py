@@ -1,116 +1,13 @@
-"""`ForecasterConfig`: every setting that defines a forecaster (round-trips JSON)."""
+"""Deprecated: the forecaster's settings are `lstmkit.tasks.forecasting.settings` (every
+task names its settings module ``settings.py``). Re-exported for one release."""
 
-from __future__ import annotations
+import warnings
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from lstmkit.tasks.forecasting.settings import ForecasterConfig  # noqa: F401
 
-from lstmkit.config import check_field_types, dataclass_from_dict
-from lstmkit.errors import LstmkitError
-from lstmkit.training import TrainConfig
-
-
-@dataclass
-class ForecasterConfig:
-    """Everything that defines a forecaster; round-trips through JSON.
-
-    horizon: steps to forecast. window: input steps (None: chosen from the
-    season and horizon at fit time). model: "lstm" | "gru". method: "direct" |
-    "recursive". instance_norm: per-window reversible normalisation. scaler:
-    "minmax" | "standard" | "none" (per series, fitted on training data).
-    quantiles: e.g. (0.1, 0.5, 0.9) for a pinball-loss band, or None for MSE.
-    skip: the head also reads the normalised input window (a linear path
-    beside the recurrent one). val_size: validation steps at the end of each
-    series (None: about a tenth of the shortest series in whole horizons, 1 to
-    20 of them; 0: no validation). batches_per_epoch: at most this many
-    batches, drawn at random, between two validations (None: every window
-    each epoch), so that long series get checked and early-stopped in steps of
-    a bounded size rather than of one full pass. season: seasonal period for
-    baselines and MASE (None: inferred from the frequency).
-
-    Variants of the encoder (`lstmkit.nn.LSTM` / `GRU` options): layer_norm:
-    layer-normalised gates (Ba et al. 2016). recurrent_dropout: probability in
-    [0, 1) of dropping each unit of the previous hidden state, one mask per
-    sequence (Gal & Ghahramani 2016; training only). zoneout: probability in
-    [0, 1) that each unit keeps its previous state at a step (Krueger et al.
-    2016; its expectation in eval). All off by default; model folders saved
-    before these settings existed load with these defaults.
-    """
-
-    horizon: int = 12
-    window: int | None = None
-    model: str = "lstm"
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0
-    bidirectional: bool = False
-    layer_norm: bool = False
-    recurrent_dropout: float = 0.0
-    zoneout: float = 0.0
-    method: str = "direct"
-    instance_norm: bool = True
-    scaler: str = "minmax"
-    quantiles: list[float] | None = field(default_factory=lambda: [0.1, 0.5, 0.9])
-    skip: bool = True
-    batch_size: int = 32
-    val_size: int | None = None
-    batches_per_epoch: int | None = 100
-    season: int | None = None
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(max_epochs=300, lr=1e-2, early_stopping_patience=20)
-    )
-
-    def __post_init__(self) -> None:
-        if isinstance(self.train, dict):
-            self.train = TrainConfig.from_dict(self.train)
-        if not isinstance(self.train, TrainConfig):
-            raise LstmkitError(
-                f"forecaster setting train must be a TrainConfig or dict, got {self.train!r}"
-            )
-        check_field_types(self, "forecaster")
-        if self.quantiles is not None:
-            self.quantiles = sorted(float(q) for q in self.quantiles)
-        checks = [
-            (isinstance(self.horizon, int) and self.horizon >= 1, "horizon must be >= 1"),
-            (self.window is None or self.window >= 2, "window must be >= 2"),
-            (self.model in ("lstm", "gru"), "model must be 'lstm' or 'gru'"),
-            (self.method in ("direct", "recursive"), "method must be 'direct' or 'recursive'"),
-            (self.hidden_size >= 1 and self.num_layers >= 1, "hidden_size/num_layers >= 1"),
-            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
-            (
-                0.0 <= self.recurrent_dropout < 1.0,
-                f"recurrent_dropout must be in [0, 1), got {self.recurrent_dropout!r}",
-            ),
-            (0.0 <= self.zoneout < 1.0, f"zoneout must be in [0, 1), got {self.zoneout!r}"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (
-                self.batches_per_epoch is None or self.batches_per_epoch >= 1,
-                "batches_per_epoch must be >= 1 or None",
-            ),
-            (self.val_size is None or self.val_size >= 0, "val_size must be >= 0"),
-            (self.season is None or self.season >= 1, "season must be >= 1"),
-            (
-                self.quantiles is None
-                or (
-                    all(0 < q < 1 for q in self.quantiles)
-                    and len(set(self.quantiles)) == len(self.quantiles)
-                ),
-                "quantiles must be distinct values strictly between 0 and 1",
-            ),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise LstmkitError(f"invalid forecaster setting: {msg}")
-        if self.scaler not in ("minmax", "standard", "none"):
-            raise LstmkitError(f"scaler must be minmax, standard or none, got {self.scaler!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (the train config nested)."""
-        d = asdict(self)
-        d["train"] = self.train.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ForecasterConfig:
-        """Inverse of `to_dict`."""
-        return dataclass_from_dict(cls, data, "ForecasterConfig")
+warnings.warn(
+    "lstmkit.tasks.forecasting.config is deprecated; import from "
+    "lstmkit.tasks.forecasting.settings",
+    FutureWarning,
+    stacklevel=2,
+)

@@ -27,8 +27,8 @@ from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import Series, SeriesData, season_from_freq, tz_name
 from lstmkit.data.windows import make_windows, window_target_ends
 from lstmkit.errors import LstmkitError
-from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.network import output_steps
+from lstmkit.tasks.forecasting.settings import ForecasterConfig
 from lstmkit.tasks.forecasting.state import FittedState
 
 

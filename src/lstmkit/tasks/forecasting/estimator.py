@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +25,19 @@ from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import SeriesData, load_series, season_from_freq, truncate_series
 from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
+from lstmkit.settings import warn_deprecated
 from lstmkit.tasks.forecast_metrics import (
     METRICS,
     all_metrics,
     naive_forecast,
     seasonal_naive_forecast,
 )
-from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.data import ForecastData
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
 from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
 from lstmkit.tasks.forecasting.network import check_model_size, estimate_parameters, make_net
 from lstmkit.tasks.forecasting.predict import PredictCore
+from lstmkit.tasks.forecasting.settings import ForecasterConfig
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
 from lstmkit.training import FitResult, TrainConfig, fit, require_precision_supported
 
@@ -55,49 +55,68 @@ class Forecaster:
 
     Args:
         horizon, window, ...: see `ForecasterConfig`.
-        **train: `TrainConfig` fields (max_epochs, lr, seed, precision, accelerator,
-            devices, strategy, num_nodes, progress_bar, checkpoint_dir, logger, ...).
+        **settings: any other `ForecasterConfig` field (``rnn``, ``hidden_size``,
+            ``num_layers``, ...) and the `TrainConfig` fields by their flat names
+            (``max_epochs``, ``lr``, ``seed``, ``precision``, ``accelerator``, ``devices``,
+            ``strategy``, ``num_nodes``, ``progress``, ``checkpoint_dir``, ``logger``, ...),
+            or ``train=`` a whole `TrainConfig`. The old names ``model`` (``rnn``) and
+            ``progress_bar`` (``progress``) still work, with a `FutureWarning`.
 
     Every setting is type-checked: ``window=14.5`` or ``lr="fast"`` raise
-    `LstmkitError` with one line naming the setting. After `fit` (or `load`),
-    ``state`` holds what was learnt about the data (`FittedState`), ``scaler``
-    the per-series scaling, ``context`` the last window of each series and
-    ``fit_result`` the training history.
+    `LstmkitError` with one line naming the setting. `get_params` / `set_params` /
+    `clone` follow scikit-learn. After `fit` (or `load`), ``net`` is the fitted network,
+    ``state`` holds what was learnt about the data (`FittedState`), ``scaler`` the
+    per-series scaling, ``context`` the last window of each series and ``fit_result``
+    the training history; ``is_fitted`` says whether there is one.
     """
 
-    def __init__(self, horizon: int = 12, window: int | None = None, **kwargs: Any) -> None:
-        cfg_names = {f.name for f in fields(ForecasterConfig)} - {"train"}
-        train_names = {f.name for f in fields(TrainConfig)}
-        train = kwargs.pop("train", None)
-        train = TrainConfig.from_dict(train) if isinstance(train, dict) else train
-        if train is None:
-            train = ForecasterConfig().train
-        if not isinstance(train, TrainConfig):
-            raise LstmkitError(f"train must be a TrainConfig or a dict, got {train!r}")
-        train_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in train_names}
-        unknown = set(kwargs) - cfg_names
-        if unknown:
-            raise LstmkitError(
-                f"unknown Forecaster arguments {sorted(unknown)}; "
-                f"known: {sorted(cfg_names | train_names)}"
-            )
-        train = TrainConfig.from_dict(train.to_dict() | train_kw)
-        self.config = ForecasterConfig(horizon=horizon, window=window, train=train, **kwargs)
+    def __init__(self, horizon: int = 12, window: int | None = None, **settings: Any) -> None:
+        self.config = ForecasterConfig(horizon=horizon, window=window, **settings)
         self.state: FittedState | None = None
         self.scaler: SeriesScaler | None = None
-        self.module: ForecastModule | None = None
+        #: the fitted network (a `ForecastModule`: instance normalisation around the
+        #: `ForecastNet`), None before `fit` / `load`
+        self.net: ForecastModule | None = None
         self.context: dict[str, dict[str, Any]] = {}
         self.fit_result: FitResult | None = None
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (scikit-learn's convention): every setting by its
+        flat name (``horizon``, ``rnn``, ``lr``, ``max_epochs``, ...). ``deep`` is accepted
+        for scikit-learn; there are no nested estimators."""
+        return self.config.to_flat()
+
+    def set_params(self, **params: Any) -> Forecaster:
+        """Change settings by their flat names (checked like the constructor); returns
+        self. A fitted model keeps its weights until the next `fit`."""
+        self.config = self.config.replace(**params)
+        return self
+
+    def clone(self) -> Forecaster:
+        """An unfitted forecaster with the same settings (scikit-learn's ``clone``)."""
+        return type(self)(**self.get_params())
+
+    @property
+    def module(self) -> ForecastModule | None:
+        """Deprecated name of `net`."""
+        warn_deprecated("Forecaster.module is deprecated; use Forecaster.net")
+        return self.net
+
+    @module.setter
+    def module(self, value: ForecastModule | None) -> None:
+        warn_deprecated("Forecaster.module is deprecated; use Forecaster.net")
+        self.net = value
 
     # ------------------------------------------------------------------ data helpers
     @property
     def is_fitted(self) -> bool:
         """Whether `fit` (or `load`) has run."""
-        return self.module is not None
+        return self.net is not None
 
     def require_fitted(self) -> None:
         """Raise one `LstmkitError` line unless `fit` (or `load`) has run."""
-        if self.module is None:
+        if self.net is None:
             raise LstmkitError("the forecaster is not fitted; call fit(data) or Forecaster.load")
 
     def _load(self, data: Any, **kw: Any) -> SeriesData:
@@ -159,9 +178,9 @@ class Forecaster:
         self.state, self.scaler, self.context = prepared.state, prepared.scaler, prepared.context
         train = self.config.train
         L.seed_everything(train.seed, verbose=False)
-        self.module = self._build_module(sd.n_features, prepared.window)
+        self.net = self._build_module(sd.n_features, prepared.window)
         self.fit_result = fit(
-            self.module,
+            self.net,
             prepared.train_dataloader(),
             prepared.val_dataloader(),
             train,
@@ -169,7 +188,7 @@ class Forecaster:
         )
         # a "-true" precision (64, 16, bf16) converted the network; it predicts, saves and
         # exports in float32 like every loaded model
-        self.module.float().eval()
+        self.net.float().eval()
         self._check_plausible(sd)
         return self
 
@@ -238,17 +257,17 @@ class Forecaster:
     ) -> np.ndarray:
         """(batch, window, features) scaled [+ future (batch, horizon, n_future) scaled]
         -> (batch, horizon, n_outputs) scaled."""
-        assert self.module is not None
-        self.module.eval()
-        dtype = next(self.module.parameters()).dtype
+        assert self.net is not None
+        self.net.eval()
+        dtype = next(self.net.parameters()).dtype
         x = torch.as_tensor(window_values, dtype=dtype)
         if self.config.method == "direct":
             fut = None if future is None else torch.as_tensor(future, dtype=dtype)
-            return self.module(x, fut).numpy()
+            return self.net(x, fut).numpy()
         outs = []
         start = x
         for _ in range(self.config.horizon):
-            step = self.module(x)  # (batch, 1, n_outputs)
+            step = self.net(x)  # (batch, 1, n_outputs)
             outs.append(step)
             x = torch.cat([x[:, 1:], step[:, :, :1]], dim=1)
         out = torch.cat(outs, dim=1)
@@ -257,7 +276,7 @@ class Forecaster:
             # of simulated sample paths, so the band widens with the horizon
             levels = torch.tensor(self.config.quantiles or [], dtype=torch.float32)
             h, seed = self.config.horizon, self.config.train.seed
-            out[:, 1:, 1:] = simulate_quantiles(self.module, start, levels, h, seed)[:, 1:]
+            out[:, 1:, 1:] = simulate_quantiles(self.net, start, levels, h, seed)[:, 1:]
         return out.numpy()
 
     def _forecast_series(
@@ -396,9 +415,8 @@ class Forecaster:
                     f"backtest fold {k + 1} leaves only {shortest} rows; use fewer folds"
                 )
             model = self
-            if refit:
-                model = Forecaster.__new__(Forecaster)
-                model.__init__(**_init_kwargs(self.config))  # type: ignore[misc]
+            if refit:  # a fold must neither resume from nor write into the run's folders
+                model = self.clone().set_params(**dict.fromkeys(TrainConfig.FOLDER_FIELDS))
                 model.fit(truncate_series(part, h))
             ev = model.evaluate(part)
             origin = next(iter(part.series.values())).times[-h - 1]
@@ -412,10 +430,9 @@ class Forecaster:
 
         The run's checkpoint and log folders are not part of the saved settings."""
         self.require_fitted()
-        assert self.module is not None and self.scaler is not None
+        assert self.net is not None and self.scaler is not None
         assert self.state is not None
-        settings = self.config.to_dict()
-        settings["train"] |= _RUN_LOCAL
+        settings = self.config.replace(train=self.config.train.for_saving()).to_dict()
         config = {"forecaster": settings, "data": self.state.to_dict()}
         extras = {
             "scaler.json": self.scaler.to_json(),
@@ -424,7 +441,7 @@ class Forecaster:
         if self.fit_result is not None:
             extras["history.json"] = json.dumps(self.fit_result.to_dict())
         return save_model_dir(
-            path, kind=KIND, config=config, state_dict=self.module.net.state_dict(), extras=extras
+            path, kind=KIND, config=config, state_dict=self.net.net.state_dict(), extras=extras
         )
 
     def export_onnx(self, path: str | os.PathLike[str]) -> Path:
@@ -468,13 +485,13 @@ class Forecaster:
             self.fit_result = FitResult.from_dict(history)
         except (LstmkitError, ValueError, TypeError):
             pass
-        self.module = self._build_module(state.n_features, state.window)
+        self.net = self._build_module(state.n_features, state.window)
         try:
-            self.module.net.load_state_dict(saved.state_dict)
+            self.net.net.load_state_dict(saved.state_dict)
         except RuntimeError as err:
             first = str(err).splitlines()[0]
             raise LstmkitError(f"weights in {path} do not match its config: {first}") from None
-        self.module.eval()
+        self.net.eval()
         return self
 
 
@@ -495,15 +512,3 @@ def plausible_range(values: np.ndarray, horizon: int, window: int) -> tuple[floa
         span = max(abs(lo), abs(hi)) or 1.0
     margin = PLAUSIBLE_MARGIN * span * (1 + horizon / window)
     return lo - margin, hi + margin
-
-
-# Training settings that belong to one run (its folders), not to the model.
-_RUN_LOCAL = {"checkpoint_dir": None, "logger": None, "log_dir": None}
-
-
-def _init_kwargs(cfg: ForecasterConfig) -> dict[str, Any]:
-    """Settings for a fresh forecaster like ``cfg`` (backtest refits), without the run's
-    checkpoint and log folders: a fold must neither resume from nor overwrite them."""
-    d = cfg.to_dict()
-    d["train"] = TrainConfig.from_dict(d["train"] | _RUN_LOCAL)
-    return d

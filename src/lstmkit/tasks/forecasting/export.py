@@ -57,7 +57,7 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
     and simulates the band's sample paths as `Forecaster` does, same seed).
     """
     fc.require_fitted()
-    module, cfg, state = fc.module, fc.config, fc.state
+    module, cfg, state = fc.net, fc.config, fc.state
     module.eval()
     graph_module = copy.deepcopy(module)
     graph_module.net.rnn = exportable_rnn(module.net.rnn, fixed_time=True, what="forecaster")

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import GRU, LSTM, make_pool
-from lstmkit.tasks.forecasting.config import ForecasterConfig
+from lstmkit.tasks.forecasting.settings import ForecasterConfig
 
 
 class ForecastNet(nn.Module):
@@ -93,7 +93,7 @@ def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int)
         window,
         output_steps(cfg),
         1 + len(cfg.quantiles or []),
-        model=cfg.model,
+        model=cfg.rnn,
         hidden_size=cfg.hidden_size,
         num_layers=cfg.num_layers,
         dropout=cfg.dropout,
