@@ -417,7 +417,7 @@ def previous_run(tmp_path_factory) -> Path:
         (["--lr", "nan"], "lr must be a finite number"),
         (["--window", "1"], "window must be an integer >= 2 or None, got 1"),
         (["--precision", "8"], "--precision': Value error, '8' is not one of '32', '32-true'"),
-        (["--logger", "wandb"], "--logger': Value error, 'wandb' is not one of 'csv', 'tensorboard'"),
+        (["--logger", "wandb"], "'wandb' is not one of 'csv', 'tensorboard'"),
         (["--recurrent-dropout", "1.5"], "recurrent_dropout must be a number in [0, 1), got 1.5"),
         (["--zoneout", "-0.2"], "zoneout must be a number in [0, 1), got -0.2"),
         (["--lr", "1e6"], "training diverged: the training loss stayed over 100 times"),

@@ -162,9 +162,11 @@ def test_old_names_are_deprecated_aliases() -> None:
     assert f.config.rnn == "gru" and "model" not in f.config.to_dict()
     with pytest.warns(FutureWarning, match="progress_bar is deprecated; use progress"):
         assert Forecaster(progress_bar=False).config.train.progress is False
-    with pytest.raises(LstmkitError, match="model='gru' and rnn='lstm' name the same setting"):
-        with pytest.warns(FutureWarning):
-            Forecaster(model="gru", rnn="lstm")
+    with (
+        pytest.raises(LstmkitError, match="model='gru' and rnn='lstm' name the same setting"),
+        pytest.warns(FutureWarning),
+    ):
+        Forecaster(model="gru", rnn="lstm")
     with pytest.warns(FutureWarning, match="Forecaster.module is deprecated; use Forecaster.net"):
         assert Forecaster().module is None
 
@@ -239,7 +241,7 @@ def test_too_short_series_and_bad_settings() -> None:
         Forecaster(method="sideways")
     with pytest.raises(LstmkitError, match="quantiles must be"):
         Forecaster(quantiles=[0.5, 1.5])
-    with pytest.raises(LstmkitError, match="unknown forecaster setting 'hiden_size'; known: .*hidden_size"):
+    with pytest.raises(LstmkitError, match=r"unknown forecaster setting 'hiden_size'; known: "):
         Forecaster(hiden_size=3)
     with pytest.raises(LstmkitError, match="not fitted"):
         Forecaster().predict()

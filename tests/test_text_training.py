@@ -46,9 +46,11 @@ def test_train_config_is_built_in_one_place():
     assert cfg.max_epochs == 4 and cfg.train.max_epochs == 4 and "epochs" not in cfg.to_dict()
     with pytest.warns(FutureWarning, match="epochs is deprecated"):
         assert cfg.epochs == 4
-    with pytest.raises(LstmkitError, match="epochs=3 and max_epochs=4 name the same setting"):
-        with pytest.warns(FutureWarning):
-            make_config(epochs=3, max_epochs=4)
+    with (
+        pytest.raises(LstmkitError, match="epochs=3 and max_epochs=4 name the same setting"),
+        pytest.warns(FutureWarning),
+    ):
+        make_config(epochs=3, max_epochs=4)
 
 
 def test_training_equals_a_plain_torch_loop():
