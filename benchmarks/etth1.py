@@ -44,7 +44,7 @@ def fit_one(frame: pd.DataFrame, h: int, w: int, settings: dict) -> tuple[Foreca
     """Train on the training rows; validation windows end inside the validation rows."""
     kwargs = dict(settings)
     train_cfg = kwargs.pop("train")
-    f = Forecaster(horizon=h, window=w, val_size=VAL, progress_bar=False, **kwargs, **train_cfg)
+    f = Forecaster(horizon=h, window=w, val_size=VAL, progress=False, **kwargs, **train_cfg)
     start = time.perf_counter()
     f.fit(frame.iloc[: TRAIN + VAL], target="OT", time_col="date")
     return f, time.perf_counter() - start

@@ -344,9 +344,9 @@ def test_bad_settings_one_line(model_dir, data_dir, tmp_path, capsys, monkeypatc
     assert {p.name: p.read_bytes() for p in previous.rglob("*") if p.is_file()} == before
     base = ["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m", *TINY]
     _fails([*base, "--hidden-size", "10000000"], capsys, monkeypatch, "does not fit in memory")
-    _fails([*base, "--lr", "-1"], capsys, monkeypatch, "lr must be a positive finite number")
+    _fails([*base, "--lr", "-1"], capsys, monkeypatch, "setting lr must be a number > 0, got -1.0")
     _fails([*base, "--lr", "nan"], capsys, monkeypatch, "setting lr must be a finite number")
-    _fails([*base, "--vocab-size", "-3"], capsys, monkeypatch, "vocab_size must be at least 3")
+    _fails([*base, "--vocab-size", "-3"], capsys, monkeypatch, "vocab_size must be an integer >= 3")
     assert not (tmp_path / "m").exists()
 
 
@@ -445,7 +445,7 @@ def test_train_precision_and_csv_logger(data_dir, tmp_path, capsys, monkeypatch,
     code, _, err = run(args, capsys, monkeypatch)
     assert code == 0, err
     saved = json.loads((out / "config.json").read_text())["config"]["model"]
-    assert saved["precision"] == precision
+    assert saved["train"]["precision"] == precision
     (metrics,) = (out / "logs").rglob("metrics.csv")
     logged = pd.read_csv(metrics)["train_loss"].dropna().tolist()
     history = json.loads((out / "training.json").read_text())["history"]
@@ -497,7 +497,7 @@ def test_train_variant_options(data_dir, tmp_path, capsys, monkeypatch):
         assert "rnn.ln_weight_hh_l0" in set(fh.keys())
     _fails(["classify", "train", data_dir / "train.csv", "--out", tmp_path / "x", *TINY,
             "--recurrent-dropout", "1.5"], capsys, monkeypatch,
-           "recurrent_dropout must be in [0, 1)")  # fmt: skip
+           "recurrent_dropout must be a number in [0, 1), got 1.5")  # fmt: skip
 
 
 def test_baseline_kind_with_no_baseline_is_refused(tmp_path, capsys, monkeypatch):

@@ -209,7 +209,7 @@ def test_recursive_matches_manual_feedback() -> None:
     with torch.no_grad():
         for _ in range(4):
             x = torch.tensor(window[-8:], dtype=torch.float32).view(1, 8, 1)
-            step = float(f.module(x)[0, 0, 0])
+            step = float(f.net(x)[0, 0, 0])
             manual.append(step)
             window.append(step)
     np.testing.assert_allclose(pred, scaler.inverse_transform("0", np.array(manual)), rtol=1e-5)

@@ -210,7 +210,7 @@ def test_recursive_band_widens_with_the_horizon() -> None:
 
     x = torch.tensor(f.scaler.transform("0", df["y"].to_numpy()[-12:]), dtype=torch.float32)
     with torch.no_grad():
-        one = f.scaler.inverse_transform("0", f.module(x.view(1, 12, 1))[0, 0].numpy())
+        one = f.scaler.inverse_transform("0", f.net(x.view(1, 12, 1))[0, 0].numpy())
     np.testing.assert_allclose(fc[["q10", "q50", "q90"]].iloc[0], np.sort(one[1:]), rtol=1e-5)
     pd.testing.assert_frame_equal(f.predict(), fc)  # seeded: reproducible
 
@@ -398,7 +398,7 @@ def test_a_forecast_far_outside_the_data_is_reported_as_diverged(daily: Forecast
 
     broken = copy.deepcopy(daily)
     with torch.no_grad():
-        for name, p in broken.module.net.named_parameters():
+        for name, p in broken.net.net.named_parameters():
             if name.startswith("head"):
                 p.mul_(1e4)
     sd = load_series(_daily(), "y", time_col="date")

@@ -37,7 +37,7 @@ def fitted_variant() -> Forecaster:
 @pytest.mark.parametrize("model", ["lstm", "gru"])
 def test_the_encoder_is_built_with_the_variants(model: str) -> None:
     f = _fit(model=model, num_layers=2, **VARIANTS)
-    rnn = f.module.net.rnn
+    rnn = f.net.net.rnn
     assert isinstance(rnn, LSTM if model == "lstm" else GRU)
     config = rnn.get_config()
     assert (config["layer_norm"], config["recurrent_dropout"], config["zoneout"]) == (
@@ -53,7 +53,7 @@ def test_the_encoder_is_built_with_the_variants(model: str) -> None:
 def test_defaults_build_the_plain_layer() -> None:
     f = Forecaster(horizon=6, window=12, **FAST)
     assert (f.config.layer_norm, f.config.recurrent_dropout, f.config.zoneout) == (False, 0.0, 0.0)
-    rnn = _fit().module.net.rnn
+    rnn = _fit().net.net.rnn
     assert rnn.cell.is_plain
     assert not any(n.startswith("ln_") for n, _ in rnn.named_parameters())
 
@@ -65,10 +65,10 @@ def test_save_load_round_trip_predicts_the_same(fitted_variant: Forecaster, tmp_
     assert (saved["layer_norm"], saved["recurrent_dropout"], saved["zoneout"]) == (True, 0.3, 0.1)
     g = Forecaster.load(path)
     assert g.config == f.config
-    assert g.module.net.rnn.get_config() == f.module.net.rnn.get_config()
+    assert g.net.net.rnn.get_config() == f.net.net.rnn.get_config()
     pd.testing.assert_frame_equal(g.predict(), f.predict())
-    for name, p in f.module.net.state_dict().items():
-        torch.testing.assert_close(g.module.net.state_dict()[name], p, rtol=0, atol=0)
+    for name, p in f.net.net.state_dict().items():
+        torch.testing.assert_close(g.net.net.state_dict()[name], p, rtol=0, atol=0)
 
 
 def test_a_folder_saved_before_the_settings_existed_loads_with_defaults(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_eval_forecasts_are_deterministic_and_without_recurrent_dropout() -> Non
     first = f.predict()
     torch.manual_seed(2)
     pd.testing.assert_frame_equal(f.predict(), first)
-    rnn = f.module.net.rnn
+    rnn = f.net.net.rnn
     plain = LSTM(**(rnn.get_config() | {"recurrent_dropout": 0.0}))
     plain.load_state_dict(rnn.state_dict())
     x = torch.randn(5, 12, 1)

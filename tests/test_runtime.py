@@ -79,7 +79,7 @@ def test_text_predictor_refuses_bad_input(text_model):
     "settings",
     [
         {},
-        {"covariates": ["temp", "promo"], "future_covariates": ["promo"], "model": "gru"},
+        {"covariates": ["temp", "promo"], "future_covariates": ["promo"], "rnn": "gru"},
         {"method": "recursive", "quantiles": [0.1, 0.5, 0.9]},
     ],
     ids=["direct", "future-covariates", "recursive-band"],
@@ -199,7 +199,7 @@ def test_forecast_predictor_many_series(tmp_path):
     a, b = make_series(90, seed=1), make_series(90, seed=2)
     b["y"] = b["y"] * 3 + 40
     long = pd.concat([a.assign(store="a"), b.assign(store="b")], ignore_index=True)
-    fc = Forecaster(horizon=6, window=12, hidden_size=6, max_epochs=2, progress_bar=False)
+    fc = Forecaster(horizon=6, window=12, hidden_size=6, max_epochs=2, progress=False)
     fc.fit(long[["store", "month", "y"]], target="y", time_col="month", id_col="store")
     fc.export_onnx(tmp_path / "onnx")
     pred = runtime.load(tmp_path / "onnx")

@@ -63,7 +63,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     from lstmkit.export import export_model
 
     root = tmp_path_factory.mktemp("serve_security")
-    Forecaster(horizon=3, window=8, hidden_size=8, max_epochs=1, progress_bar=False).fit(
+    Forecaster(horizon=3, window=8, hidden_size=8, max_epochs=1, progress=False).fit(
         _series(), target="y", time_col="month", covariates=["temp"], future_covariates=["promo"]
     ).save(root / "fc")
     export_model(root / "fc")

@@ -241,3 +241,16 @@ def test_text_classifier_params_clone_fit_result_and_run_settings(tmp_path: Path
     with pytest.warns(FutureWarning, match=r"fit\(devices=...\) is deprecated"):
         copy.fit(texts, labels, baseline=False, devices=1)
     assert copy.is_fitted and copy.config.hidden_size == 4
+
+
+def test_training_settings_given_in_part_keep_the_tasks_defaults() -> None:
+    """Forecaster(lr=...) keeps the forecaster's 300 epochs, TextClassifier(lr=...) the text
+    task's 5 epochs and no clipping: the rest of ``train`` is the task's default, not the
+    shared model's own (100 epochs, clipping at 1.0)."""
+    assert ForecasterConfig(lr=0.5).train.max_epochs == 300
+    assert ForecasterConfig(train={"lr": 0.5}).train.early_stopping_patience == 20
+    text = TextClassifierConfig(lr=0.5)
+    assert (text.train.max_epochs, text.train.gradient_clip_val) == (5, None)
+    assert text.train.deterministic is False
+    assert TextClassifierConfig(tokenizer={"vocab_size": 50}).tokenizer.max_length == 400
+    assert TrainConfig(lr=0.5).max_epochs == 100

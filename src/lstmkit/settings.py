@@ -229,7 +229,32 @@ class Settings(BaseModel, metaclass=_SettingsType):
                         raise ValueError(f"{key} is given twice, as {base[key]!r} and {value!r}")
                     base[key] = value
                 out[name] = base
-        return out
+        return cls._complete(out)
+
+    @classmethod
+    def _complete(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Nested settings given in part (a mapping, or flat names) start from this model's
+        default for them, not from the nested model's own: ``Forecaster(lr=0.1)`` keeps
+        the forecaster's 300 epochs, a text model saved without ``deterministic`` keeps the
+        text task's False."""
+        for name, info in cls.model_fields.items():
+            sub = _settings_type(info.annotation)
+            value = data.get(name)
+            if sub is None or value is None or isinstance(value, BaseModel):
+                continue
+            if sub.shorthand is not None and not isinstance(value, Mapping):
+                value = {sub.shorthand: value}
+            if not isinstance(value, Mapping) or info.is_required():
+                continue
+            default = info.get_default(call_default_factory=True)
+            if not isinstance(default, BaseModel):
+                continue
+            base = default.model_dump()
+            renamed = sub.all_renamed()
+            for key in value:  # an old name given: its new name is not taken from the default
+                base.pop(renamed.get(key, key), None)
+            data[name] = {**base, **value}
+        return data
 
     # ------------------------------------------------------------------ round trip
     def to_dict(self) -> dict[str, Any]:
