@@ -455,7 +455,7 @@ def test_train_precision_and_csv_logger(data_dir, tmp_path, capsys, monkeypatch,
     assert code == 0, err
     p = json.loads(stdout)["probabilities"]
     assert sum(p.values()) == pytest.approx(1.0, abs=1e-5)
-    _fails([*args[:-1], "wandb"], capsys, monkeypatch, "--logger must be none, csv or tensorboard")
+    _fails([*args[:-1], "wandb"], capsys, monkeypatch, "'wandb' is not one of 'csv', 'tensorboard'")
     _fails([*args[:-4], "--precision", "8"], capsys, monkeypatch, "precision must be one of")
 
 
