@@ -24,6 +24,7 @@ from lstmkit.cli.options import defaults, deprecated_option, option, take_deprec
 from lstmkit.errors import LstmkitError
 from lstmkit.io import check_model_target, check_outside, check_writable
 from lstmkit.tasks.language_model.settings import PretrainSettings
+from lstmkit.tasks.text_classification.baseline import BaselineSettings
 from lstmkit.tasks.text_classification.settings import TextClassifierConfig
 
 if TYPE_CHECKING:  # the CLI starts without torch
@@ -202,13 +203,14 @@ def train(
             "and print it beside the model.",
         ),
     ] = True,
-    baseline_kind: Annotated[
-        str | None,
-        typer.Option(
-            help="The baseline: tfidf (TF-IDF + logistic regression, the default) or nbsvm; "
-            "not with --no-baseline."
-        ),
-    ] = None,
+    baseline_kind: option(
+        BaselineSettings,
+        "kind",
+        "--baseline-kind",
+        optional=True,
+        help="The baseline: tfidf (TF-IDF + logistic regression, the default) or nbsvm; "
+        "not with --no-baseline.",
+    ) = None,
     epochs: deprecated_option("--epochs", int) = None,
     layers: deprecated_option("--layers", int) = None,
 ) -> None:
@@ -219,19 +221,11 @@ def train(
     from lstmkit.tasks.text_classification import TextClassifier
     from lstmkit.tasks.text_classification.report import fit_and_save
 
-    settings = {
-        "max_epochs": max_epochs, "batch_size": batch_size, "lr": lr,
-        "embedding_dim": embedding_dim, "hidden_size": hidden_size, "num_layers": num_layers,
-        "rnn": rnn,
-        "bidirectional": bidirectional, "pooling": pooling, "dropout": dropout,
-        "layer_norm": layer_norm, "recurrent_dropout": recurrent_dropout, "zoneout": zoneout,
-        "embedding_dropout": embedding_dropout, "head_dropout": head_dropout,
-        "tokenizer": tokenizer, "vocab_size": vocab_size, "max_length": max_length,
-        "keep": keep, "val_fraction": val_fraction, "seed": seed, "precision": precision,
-        "class_weight": _parse_class_weight(class_weight), "adversarial": adversarial,
-        "logger": logger, "accelerator": accelerator, "devices": _devices(devices),
-        "checkpoint_dir": checkpoint_dir, "progress": progress,
-    }  # fmt: skip
+    # every option named after a setting of TextClassifierConfig goes to the classifier
+    given = locals()
+    settings = {name: given[name] for name in C.flat_fields() if name in given}
+    settings["class_weight"] = _parse_class_weight(class_weight)
+    settings["devices"] = _devices(devices)
     if not baseline and baseline_kind is not None:
         raise LstmkitError(
             f"--baseline-kind {baseline_kind} asks for a baseline that --no-baseline turns "

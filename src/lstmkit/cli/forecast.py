@@ -201,21 +201,21 @@ def forecast_cmd(
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""
     try:
         rnn = take_deprecated(rnn, model, "--rnn", "--model", FD["rnn"])
-        del model
-        _forecast(**locals())
+        # every option named after a setting of ForecasterConfig goes to the Forecaster
+        given = locals()
+        settings = {name: given[name] for name in F.flat_fields() if name in given}
+        settings["quantiles"] = _floats(quantiles, "--quantiles")
+        settings["devices"] = int(devices) if devices.isdigit() else devices
+        _forecast(settings, data, target, time_col, id_col, covariates, future_covariates,
+                  future, holdout, out, backtest)  # fmt: skip
     except LstmkitError as err:
         raise _fail(err) from None
 
 
 def _forecast(
-    data: Path | None, target: str | None, time_col: str | None, id_col: str | None,
-    covariates: str | None, future_covariates: str | None, future: Path | None, horizon: int,
-    window: int | None, holdout: int | None, rnn: str,
-    hidden_size: int, num_layers: int, method: str, layer_norm: bool, recurrent_dropout: float,
-    zoneout: float, quantiles: str, instance_norm: bool,
-    scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
-    logger: str | None, seed: int, devices: str, accelerator: str,
-    out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
+    settings: dict[str, Any], data: Path | None, target: str | None, time_col: str | None,
+    id_col: str | None, covariates: str | None, future_covariates: str | None,
+    future: Path | None, holdout: int | None, out: Path | None, backtest: int,
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
@@ -224,7 +224,9 @@ def _forecast(
     from lstmkit.tasks.forecasting.run import forecast_run
     from lstmkit.training import check_checkpoint_dir, require_precision_supported
 
-    require_precision_supported(precision, accelerator)  # before anything is read or written
+    # before anything is read or written
+    require_precision_supported(settings["precision"], settings["accelerator"])
+    checkpoint_dir: Path | None = settings["checkpoint_dir"]
     if data is None:
         frame: Any = load_air_passengers()
         name = "air_passengers"
@@ -244,22 +246,12 @@ def _forecast(
             frame, target, time_col=time_col, id_col=id_col, covariates=_names(covariates),
             future_covariates=_names(future_covariates),
         )  # fmt: skip
-        dev: int | str = int(devices) if devices.isdigit() else devices
-        forecaster = Forecaster(
-            horizon=horizon, window=window, rnn=rnn, hidden_size=hidden_size,
-            num_layers=num_layers, method=method, layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout, zoneout=zoneout,
-            quantiles=_floats(quantiles, "--quantiles"),
-            instance_norm=instance_norm, scaler=scaler, season=season, max_epochs=max_epochs,
-            lr=lr, precision=precision, logger=logger,
-            log_dir=str(stage / "logs") if logger else None,
-            seed=seed, devices=dev, accelerator=accelerator, progress=progress,
-            checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
-        )  # fmt: skip
+        log_dir = str(stage / "logs") if settings["logger"] else None
+        forecaster = Forecaster(**settings, log_dir=log_dir)
         run = forecast_run(sd, forecaster, holdout=holdout, backtest=backtest, future=future,
                            name=name)  # fmt: skip
         written = run.write(stage)
-    _print_run(run, forecaster, name, horizon, backtest, checkpoint_dir)
+    _print_run(run, forecaster, name, settings["horizon"], backtest, checkpoint_dir)
     console.print(f"wrote {out}/: {', '.join(written)}")
 
 
