@@ -34,7 +34,7 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 def text_model(tmp_path_factory) -> tuple[TextClassifier, Path]:
     texts, labels = make_texts(200, seed=1)
     clf = TextClassifier(
-        embedding_dim=8, hidden_size=8, bidirectional=True, pooling="max+mean", epochs=2,
+        embedding_dim=8, hidden_size=8, bidirectional=True, pooling="max+mean", max_epochs=2,
         lr=0.02, max_length=12, keep="head_tail", seed=3,
     ).fit(texts, labels, progress=False)  # fmt: skip
     model = tmp_path_factory.mktemp("text") / "model"
@@ -254,7 +254,7 @@ def test_a_lone_surrogate_is_one_line_naming_the_row(text_model):
     with pytest.raises(
         LstmkitError, match=r"training data: text 1 holds a lone surrogate \(U\+DFFF\)"
     ):
-        clf.__class__(epochs=1).fit(["\udfff x", "good", "a \ud800"], ["a", "b", "a"])
+        clf.__class__(max_epochs=1).fit(["\udfff x", "good", "a \ud800"], ["a", "b", "a"])
 
 
 @pytest.mark.parametrize("threads", [-1, 0, 1.5, True, "2"])

@@ -78,7 +78,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
         df, target="y", time_col="month", covariates=["temp"], future_covariates=["promo"]
     ).save(root / "fcov")
     texts, labels = _texts()
-    TextClassifier(embedding_dim=8, hidden_size=8, batch_size=32, epochs=2, seed=0).fit(
+    TextClassifier(embedding_dim=8, hidden_size=8, batch_size=32, max_epochs=2, seed=0).fit(
         texts, labels, progress=False
     ).save(root / "clf")
     return {"fc": root / "fc", "fcov": root / "fcov", "clf": root / "clf"}

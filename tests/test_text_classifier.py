@@ -47,7 +47,7 @@ SMALL = dict(embedding_dim=16, hidden_size=16, batch_size=32, lr=1e-2, seed=0)
 @pytest.fixture(scope="module")
 def trained():
     texts, labels = make_texts(480)
-    clf = TextClassifier(**SMALL, epochs=6, bidirectional=True, pooling="max")
+    clf = TextClassifier(**SMALL, max_epochs=6, bidirectional=True, pooling="max")
     clf.fit(texts, labels, progress=False)
     return clf
 
@@ -122,7 +122,7 @@ def test_multiclass_integer_labels_gru_attention():
     texts, labels = make_texts(360, classes=("neg", "pos", "mixed"), seed=4)
     ints = [{"neg": 0, "pos": 1, "mixed": 2}[y] for y in labels]
     clf = TextClassifier(
-        **SMALL, epochs=6, rnn="gru", pooling="attention", num_layers=2, dropout=0.1
+        **SMALL, max_epochs=6, rnn="gru", pooling="attention", num_layers=2, dropout=0.1
     )
     clf.fit(texts, ints, progress=False)
     assert clf.classes == [0, 1, 2]
@@ -204,10 +204,10 @@ def test_presets_reproduce_the_seeds():
         1,
         False,
     )
-    assert (s3.epochs, s3.batch_size, s3.val_fraction, s3.pooling) == (5, 64, 0.2, "last")
+    assert (s3.max_epochs, s3.batch_size, s3.val_fraction, s3.pooling) == (5, 64, 0.2, "last")
     s0 = make_config("seed000")
     assert (s0.embedding_dim, s0.hidden_size, s0.num_layers, s0.dropout) == (100, 32, 2, 0.5)
-    assert (s0.pooling, s0.epochs, s0.head_dropout) == ("last", 5, 0.5)
+    assert (s0.pooling, s0.max_epochs, s0.head_dropout) == ("last", 5, 0.5)
     assert set(PRESETS) == {"seed000", "seed003", "imdb"}
     with pytest.raises(LstmkitError, match="unknown preset"):
         make_config("seed999")

@@ -28,7 +28,7 @@ THREE = ("neg", "pos", "mixed")
 @pytest.fixture(scope="module")
 def clf():
     texts, labels = make_texts(300, classes=THREE, seed=20)
-    return TextClassifier(**SMALL, epochs=3).fit(texts, labels, progress=False, baseline=False)
+    return TextClassifier(**SMALL, max_epochs=3).fit(texts, labels, progress=False, baseline=False)
 
 
 @pytest.fixture(scope="module")

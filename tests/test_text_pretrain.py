@@ -76,7 +76,7 @@ FAST = {"batch_size": 32, "lr": 0.01, "progress": False}
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory) -> tuple[TextClassifier, Path]:
     clf = TextClassifier(**SMALL, pooling="max+mean")
-    clf.pretrain(make_corpus(1500), epochs=3, **FAST)
+    clf.pretrain(make_corpus(1500), max_epochs=3, **FAST)
     out = tmp_path_factory.mktemp("enc") / "encoder"
     clf.save_pretrained(out)
     return clf, out
@@ -268,7 +268,7 @@ def test_stream_yields_its_length_of_training_pieces_only() -> None:
 
 def test_time_budget_ends_pretraining_after_the_epoch_in_progress() -> None:
     clf = TextClassifier(embedding_dim=8, hidden_size=8, vocab_size=100)
-    clf.pretrain(make_corpus(600), epochs=50, max_minutes=1e-4, **FAST)
+    clf.pretrain(make_corpus(600), max_epochs=50, max_minutes=1e-4, **FAST)
     enc = clf.pretrained
     assert enc is not None and enc.info.stopped_by_time
     assert enc.info.epochs_run == 1 and "val_loss" in enc.history[0]
@@ -293,7 +293,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights(pretrained) -> None:
     _, path = pretrained
     enc = _load(path)
     texts, labels = make_labelled(200)
-    clf = TextClassifier(pooling="max+mean", epochs=1, lr=1e-12, batch_size=16)
+    clf = TextClassifier(pooling="max+mean", max_epochs=1, lr=1e-12, batch_size=16)
     clf.fit(texts, labels, pretrained=path, progress=False)
     # the encoder settings came from the folder, the rest stayed the classifier's
     assert (clf.config.hidden_size, clf.config.bidirectional) == (16, True)
@@ -326,7 +326,7 @@ def test_settings_that_contradict_the_encoder_are_refused(pretrained) -> None:
     with pytest.raises(LstmkitError, match="tokenizer has vocab_size=200 but vocab_size=50"):
         TextClassifier(vocab_size=50).fit(texts, labels, pretrained=path, progress=False)
     # a preset's encoder settings are not the caller's: the encoder's win
-    clf = TextClassifier("imdb", epochs=1)
+    clf = TextClassifier("imdb", max_epochs=1)
     clf.fit(texts, labels, pretrained=path, progress=False)
     assert clf.config.hidden_size == 16 and clf.config.tokenizer.vocab_size == 200
 
@@ -363,7 +363,7 @@ def test_damaged_or_foreign_pretrained_folders_are_one_clear_error(
     with pytest.raises(LstmkitError, match="from different runs"):
         _load(shapes)
     texts, labels = make_labelled(60)
-    model = TextClassifier(embedding_dim=8, hidden_size=8, epochs=1).fit(
+    model = TextClassifier(embedding_dim=8, hidden_size=8, max_epochs=1).fit(
         texts, labels, progress=False
     )
     model.save(tmp_path / "classifier")
@@ -603,7 +603,7 @@ def test_fine_tuning_may_cut_texts_differently_from_pretraining(pretrained, tmp_
     enc = _load(path)
     texts, labels = make_labelled(100)
     long_texts = [t + " " + " ".join(["the ball"] * 30) for t in texts]
-    clf = TextClassifier(max_length=7, keep="head", epochs=1, batch_size=16)
+    clf = TextClassifier(max_length=7, keep="head", max_epochs=1, batch_size=16)
     clf.fit(long_texts, labels, pretrained=path, progress=False)
     assert (clf.config.tokenizer.max_length, clf.config.tokenizer.keep) == (7, "head")
     # the vocabulary is the encoder's; only the cut differs

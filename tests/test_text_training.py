@@ -57,7 +57,7 @@ def test_training_equals_a_plain_torch_loop():
     """fit (Lightning, LstmkitModule, linear lr decay, clipping) = Adam in a hand loop."""
     texts, labels = make_texts(64, seed=5)
     val_texts, val_labels = make_texts(24, seed=6)
-    kw = dict(TINY, epochs=3, lr=5e-3, lr_decay="linear", gradient_clip_val=0.5)
+    kw = dict(TINY, max_epochs=3, lr=5e-3, lr_decay="linear", gradient_clip_val=0.5)
     clf = TextClassifier(**kw).fit(
         texts, labels, val_texts=val_texts, val_labels=val_labels, progress=False
     )
@@ -73,9 +73,9 @@ def test_training_equals_a_plain_torch_loop():
         tokenizer.encode(val_texts), [classes.index(v) for v in val_labels], 32, shuffle=False
     )
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    total, step = cfg.epochs * len(loader), 0
+    total, step = cfg.max_epochs * len(loader), 0
     train_losses, val_losses, states = [], [], []
-    for _ in range(cfg.epochs):
+    for _ in range(cfg.max_epochs):
         net.train()
         losses, sizes = [], []
         for batch in loader:
@@ -116,7 +116,7 @@ def test_training_equals_a_plain_torch_loop():
 @pytest.mark.native_bf16
 def test_bf16_mixed_trains_and_predicts_finite_probabilities():
     texts, labels = make_texts(96, seed=7)
-    clf = TextClassifier(**TINY, epochs=2, precision="bf16-mixed")
+    clf = TextClassifier(**TINY, max_epochs=2, precision="bf16-mixed")
     clf.fit(texts, labels, progress=False)
     proba = clf.predict_proba(texts[:16])
     assert proba.dtype == np.float32 and np.isfinite(proba).all()
@@ -124,13 +124,13 @@ def test_bf16_mixed_trains_and_predicts_finite_probabilities():
     assert all(np.isfinite(row["train_loss"]) for row in clf.history)
     assert clf.config.precision == "bf16-mixed"
     # bf16 training is not the float32 run: the setting reached the trainer
-    ref = TextClassifier(**TINY, epochs=2).fit(texts, labels, progress=False)
+    ref = TextClassifier(**TINY, max_epochs=2).fit(texts, labels, progress=False)
     assert clf.history[0]["train_loss"] != ref.history[0]["train_loss"]
 
 
 def test_bf16_mixed_is_refused_without_native_bf16(cpu_fallback):
     texts, labels = make_texts(32, seed=7)
-    clf = TextClassifier(**TINY, epochs=1, precision="bf16-mixed")
+    clf = TextClassifier(**TINY, max_epochs=1, precision="bf16-mixed")
     with pytest.raises(LstmkitError, match="needs a CPU with native bfloat16") as err:
         clf.fit(texts, labels, progress=False)
     assert "--precision 32" in str(err.value) and clf.net is None and clf.tokenizer is None
@@ -138,7 +138,7 @@ def test_bf16_mixed_is_refused_without_native_bf16(cpu_fallback):
 
 def test_csv_logger_writes_the_epoch_metrics(tmp_path):
     texts, labels = make_texts(64, seed=8)
-    clf = TextClassifier(**TINY, epochs=2, logger="csv", log_dir=tmp_path / "logs")
+    clf = TextClassifier(**TINY, max_epochs=2, logger="csv", log_dir=tmp_path / "logs")
     clf.fit(texts, labels, progress=False)
     (metrics,) = (tmp_path / "logs").rglob("metrics.csv")
     table = pd.read_csv(metrics)
@@ -153,7 +153,7 @@ def test_run_options_are_checked_and_not_saved(tmp_path):
     with pytest.raises(LstmkitError, match="precision must be one of"):
         TextClassifier(precision="8")
     texts, labels = make_texts(64, seed=9)
-    clf = TextClassifier(**TINY, epochs=1, checkpoint_dir=tmp_path / "ck", logger="csv",
+    clf = TextClassifier(**TINY, max_epochs=1, checkpoint_dir=tmp_path / "ck", logger="csv",
                          log_dir=tmp_path / "logs")  # fmt: skip
     clf.fit(texts, labels, progress=False).save(tmp_path / "m")
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]["model"]
@@ -164,7 +164,7 @@ def test_run_options_are_checked_and_not_saved(tmp_path):
 
 def test_variants_reach_the_recurrent_layer_and_round_trip(tmp_path):
     texts, labels = make_texts(64, seed=10)
-    clf = TextClassifier(**TINY, epochs=1, layer_norm=True, recurrent_dropout=0.3, zoneout=0.1)
+    clf = TextClassifier(**TINY, max_epochs=1, layer_norm=True, recurrent_dropout=0.3, zoneout=0.1)
     clf.fit(texts, labels, progress=False)
     layer = clf.net.rnn.get_config()
     assert (layer["layer_norm"], layer["recurrent_dropout"], layer["zoneout"]) == (True, 0.3, 0.1)
@@ -197,7 +197,7 @@ def test_variants_reach_the_recurrent_layer_and_round_trip(tmp_path):
 
 def test_gru_variants():
     texts, labels = make_texts(48, seed=11)
-    clf = TextClassifier(**TINY, epochs=1, rnn="gru", layer_norm=True, recurrent_dropout=0.2)
+    clf = TextClassifier(**TINY, max_epochs=1, rnn="gru", layer_norm=True, recurrent_dropout=0.2)
     clf.fit(texts, labels, progress=False)
     assert {"ln_weight_ih_l0", "ln_weight_hh_l0"} <= dict(clf.net.rnn.named_parameters()).keys()
     assert np.isfinite(clf.predict_proba(texts)).all()
@@ -206,7 +206,7 @@ def test_gru_variants():
 def test_model_folder_without_the_new_settings_loads_with_defaults(tmp_path):
     """Folders saved before precision and the variants existed lack their keys."""
     texts, labels = make_texts(48, seed=12)
-    clf = TextClassifier(**TINY, epochs=1).fit(texts, labels, progress=False)
+    clf = TextClassifier(**TINY, max_epochs=1).fit(texts, labels, progress=False)
     clf.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
     model = meta["config"]["model"]

@@ -402,7 +402,7 @@ def test_progress_is_printed_as_lines_when_stderr_is_not_a_terminal(capsys, monk
 
     monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
     texts, labels = make_texts(200, seed=1)
-    clf = TextClassifier(embedding_dim=8, hidden_size=8, epochs=2, batch_size=64)
+    clf = TextClassifier(embedding_dim=8, hidden_size=8, max_epochs=2, batch_size=64)
     clf.fit(texts, labels, progress=True, baseline=False)
     err = capsys.readouterr().err
     assert "epoch 1/2: batch 1/" in err and "batches/s" in err
