@@ -456,7 +456,7 @@ def test_train_precision_and_csv_logger(data_dir, tmp_path, capsys, monkeypatch,
     p = json.loads(stdout)["probabilities"]
     assert sum(p.values()) == pytest.approx(1.0, abs=1e-5)
     _fails([*args[:-1], "wandb"], capsys, monkeypatch, "'wandb' is not one of 'csv', 'tensorboard'")
-    _fails([*args[:-4], "--precision", "8"], capsys, monkeypatch, "precision must be one of")
+    _fails([*args[:-4], "--precision", "8"], capsys, monkeypatch, "'8' is not one of '32'")
 
 
 def test_train_bf16_without_native_bf16_is_one_line(data_dir, tmp_path, capsys, monkeypatch,
