@@ -238,6 +238,8 @@ def test_text_classifier_params_clone_fit_result_and_run_settings(tmp_path: Path
     assert result.epochs_run == 2 == len(result.history)
     loaded = TextClassifier.load(clf.save(tmp_path / "m"))
     assert loaded.fit_result == result
+    with pytest.warns(FutureWarning, match="run_options is deprecated"):
+        assert clf.run_options["checkpoint_dir"] is None
     with pytest.warns(FutureWarning, match=r"fit\(devices=...\) is deprecated"):
         copy.fit(texts, labels, baseline=False, devices=1)
     assert copy.is_fitted and copy.config.hidden_size == 4

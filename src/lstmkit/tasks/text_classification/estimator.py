@@ -183,6 +183,12 @@ class TextClassifier:
         return copy
 
     @property
+    def run_options(self) -> dict[str, Any]:
+        """Deprecated: the run's folders are settings now (``config.train``)."""
+        warn_deprecated("TextClassifier.run_options is deprecated; read config.train")
+        return {name: getattr(self.config.train, name) for name in RUN_FOLDERS}
+
+    @property
     def fit_result(self) -> FitResult | None:
         """The outcome of the last `fit` (or the loaded model's): history, best epoch,
         epochs run, seconds; None before."""
