@@ -12,8 +12,10 @@ The rules every model follows:
 - strict types: ``"8"`` is not 8, ``1.5`` is not an integer, ``True`` is not a number,
   floats must be finite; NumPy scalars count as the Python number they hold;
 - unknown names are refused; a model with nested settings (``train``, ``tokenizer``)
-  also takes their fields by their flat names (``Forecaster``'s ``lr=`` lands in
-  ``train.lr``; `flat_fields` lists them);
+  also takes, reads and sets their fields by their flat names (``Forecaster``'s ``lr=``
+  lands in ``train.lr``; `flat_fields` lists them), and nested settings given in part
+  start from the owning model's default for them (the forecaster's 300 epochs, not the
+  shared model's 100);
 - a renamed setting (``renamed``: old name -> new name) is still accepted, with a
   `FutureWarning` from the API and silently from a saved file (`from_dict`), so model
   folders written before the rename load;
