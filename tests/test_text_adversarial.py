@@ -130,5 +130,5 @@ def test_cli_train_with_adversarial(tmp_path) -> None:
     bad_args = ["classify", "train", str(data), "--out", str(m2), "--adversarial", "-1"]
     bad = CliRunner().invoke(app, bad_args, standalone_mode=False)
     assert isinstance(bad.exception, LstmkitError)  # main() prints it as one error: line
-    assert "adversarial must be in [0, 1]" in str(bad.exception)
+    assert "adversarial must be a number in [0, 1], got -1.0" in str(bad.exception)
     assert not m2.exists()
