@@ -80,7 +80,8 @@ def test_csv_with_options_and_predict_with_new_data(tmp_path: Path, capsys) -> N
     assert code == 0, stderr
     assert len(pd.read_csv(out / "forecast.csv")) == 6
     folds = pd.read_csv(out / "backtest.csv")
-    assert folds["fold"].tolist() == [1, 1, 1, 2, 2, 2] and "mean over 2 folds" in stdout
+    # the network and the four default baselines (naive, snaive, nlinear, dlinear) per fold
+    assert folds["fold"].tolist() == [1] * 5 + [2] * 5 and "mean over 2 folds" in stdout
     newer = _csv(tmp_path / "newer.csv", n=30)
     code, stdout, stderr = run(["predict", "--model", str(out / "model"), "--data", str(newer)],
                                capsys)  # fmt: skip

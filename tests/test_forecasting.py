@@ -406,8 +406,8 @@ def test_data_module_splits_scales_and_windows_the_series_in_time() -> None:
     # 60 rows: 43 windows of 12 + 6; those whose targets end by row 54 train, the 6 after
     # validate
     assert (data.window, data.val) == (12, 6)
-    x, y = data.train_set.tensors
-    vx, vy = data.val_set.tensors
+    x, y = data.train_set.cut(range(len(data.train_set)))
+    vx, vy = data.val_set.cut(range(len(data.val_set)))
     assert (x.shape, y.shape, vx.shape, vy.shape) == ((37, 12, 1), (37, 6), (6, 12, 1), (6, 6))
     # min-max scaling to [-1, 1] fitted on the 54 training rows only, by hand
     values = df["y"].to_numpy()

@@ -72,7 +72,7 @@ Precision = Annotated[
 #: a file or folder path, kept as text (a `pathlib.Path` is accepted)
 PathText = Annotated[str, BeforeValidator(_path_text)]
 #: the recurrent layer of a task's network
-RNN = Literal["lstm", "gru"]
+RNN = Literal["lstm", "gru", "slstm", "mlstm"]
 
 
 class SettingsError(LstmkitError):

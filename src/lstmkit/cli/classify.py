@@ -135,6 +135,8 @@ def train(
     hidden_size: option(C, "hidden_size", optional=True) = None,
     num_layers: option(C, "num_layers", optional=True) = None,
     rnn: option(C, "rnn", optional=True) = None,
+    num_heads: option(C, "num_heads", optional=True) = None,
+    chunk_size: option(C, "chunk_size", optional=True) = None,
     bidirectional: option(
         C, "bidirectional", "--bidirectional/--unidirectional", optional=True
     ) = None,
@@ -310,6 +312,8 @@ def pretrain(
     hidden_size: option(C, "hidden_size", optional=True) = None,
     num_layers: option(C, "num_layers", optional=True) = None,
     rnn: option(C, "rnn", optional=True) = None,
+    num_heads: option(C, "num_heads", optional=True) = None,
+    chunk_size: option(C, "chunk_size", optional=True) = None,
     bidirectional: option(
         C,
         "bidirectional",
@@ -352,7 +356,8 @@ def pretrain(
 
     settings = {
         "embedding_dim": embedding_dim, "hidden_size": hidden_size, "num_layers": num_layers,
-        "rnn": rnn, "bidirectional": bidirectional, "tokenizer": tokenizer,
+        "rnn": rnn, "num_heads": num_heads, "chunk_size": chunk_size,
+        "bidirectional": bidirectional, "tokenizer": tokenizer,
         "vocab_size": vocab_size, "max_length": max_length, "keep": keep,
     }  # fmt: skip
     clf = TextClassifier(

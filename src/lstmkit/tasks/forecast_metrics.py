@@ -128,3 +128,86 @@ def seasonal_naive_forecast(history: np.ndarray, horizon: int, season: int) -> n
         raise ValueError(f"seasonal naive needs at least one season ({season}) of history")
     last = h[-season:]
     return last[np.arange(horizon) % season]
+
+
+# ---------------------------------------------------------------- quantile forecasts
+#: the metrics of a quantile forecast (a band and its levels), beside `METRICS`
+BAND_METRICS = ("SQL", "WQL", "coverage", "width")
+
+
+def _pinball(actual: np.ndarray, quantiles: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """rho_q(y, f) = max(q (y - f), (q - 1) (y - f)) for every step and level: (h, n_levels)."""
+    err = actual[:, None] - quantiles
+    return np.maximum(levels * err, (levels - 1.0) * err)
+
+
+def _quantile_pair(
+    actual: np.ndarray, quantiles: np.ndarray, levels: list[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a = np.asarray(actual, dtype=np.float64).reshape(-1)
+    q = np.asarray(quantiles, dtype=np.float64).reshape(len(a), -1)
+    lv = np.asarray(levels, dtype=np.float64)
+    if q.shape[1] != len(lv):
+        raise ValueError(f"{q.shape[1]} quantile columns for {len(lv)} levels")
+    _pair(a, a)  # finite actual values
+    if not np.isfinite(q).all():
+        raise LstmkitError(
+            "cannot score a forecast: the quantiles include NaN or infinity; metrics need "
+            "finite values"
+        )
+    return a, q, lv
+
+
+def scaled_quantile_loss(
+    actual: np.ndarray,
+    quantiles: np.ndarray,
+    levels: list[float] | np.ndarray,
+    history: np.ndarray,
+    season: int = 1,
+) -> float:
+    """Scaled quantile loss (SQL, as fev and AutoGluon define it): twice the mean pinball
+    loss over the steps and levels, divided by the in-sample MAE of the seasonal naive
+    forecast on ``history`` (the scale of `mase`); NaN when the history never changes.
+    ``quantiles`` is (steps, levels). With the single level 0.5 it equals MASE."""
+    a, q, lv = _quantile_pair(actual, quantiles, levels)
+    h = np.asarray(history, dtype=np.float64)
+    m = season if season and len(h) > season else 1
+    if len(h) <= m:
+        return float("nan")
+    scale = float(np.mean(np.abs(h[m:] - h[:-m])))
+    if scale <= 0:
+        return float("nan")
+    return float(2.0 * np.mean(_pinball(a, q, lv)) / scale)
+
+
+def weighted_quantile_loss(
+    actual: np.ndarray, quantiles: np.ndarray, levels: list[float] | np.ndarray
+) -> float:
+    """Weighted quantile loss (WQL; GIFT-Eval's "CRPS" over a grid of levels): for each
+    level, twice the summed pinball loss divided by the summed |actual|, averaged over the
+    levels; NaN when every actual is 0."""
+    a, q, lv = _quantile_pair(actual, quantiles, levels)
+    den = float(np.sum(np.abs(a)))
+    if den == 0:
+        return float("nan")
+    return float(np.mean(2.0 * _pinball(a, q, lv).sum(axis=0) / den))
+
+
+def band_metrics(
+    actual: np.ndarray,
+    quantiles: np.ndarray,
+    levels: list[float] | np.ndarray,
+    history: np.ndarray,
+    season: int | None,
+) -> dict[str, float]:
+    """`BAND_METRICS` of one quantile forecast: SQL, WQL, and the share of the actual
+    values inside the band between the lowest and highest level (``coverage``) and that
+    band's mean width (``width``, in the data's units)."""
+    a, q, lv = _quantile_pair(actual, quantiles, levels)
+    lo, hi = q[:, int(np.argmin(lv))], q[:, int(np.argmax(lv))]
+    return {
+        "SQL": scaled_quantile_loss(a, q, lv, history, season or 1),
+        "WQL": weighted_quantile_loss(a, q, lv),
+        "coverage": float(np.mean((a >= lo) & (a <= hi))) if len(a) else float("nan"),
+        "width": float(np.mean(hi - lo)) if len(a) else float("nan"),
+    }

@@ -14,18 +14,20 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.errors import LstmkitError
-from lstmkit.nn import GRU, LSTM, make_pool
+from lstmkit.nn import make_pool
 from lstmkit.tasks.forecasting.settings import ForecasterConfig
+from lstmkit.tasks.rnn import XLSTM_RNNS, make_rnn
 
 
 class ForecastNet(nn.Module):
-    """Recurrent encoder + dense head.
+    """Recurrent encoder (LSTM, GRU, sLSTM or mLSTM: `lstmkit.tasks.rnn`) + dense head.
 
     Input (batch, window, features) with the target in feature 0; output
     (batch, steps, n_outputs) where steps is the horizon (direct) or 1 and the
     outputs are the point forecast followed by any quantiles. ``layer_norm``,
     ``recurrent_dropout`` and ``zoneout`` are passed to the encoder (see
-    `lstmkit.nn.LSTM`); with their defaults it is the plain layer.
+    `lstmkit.nn.LSTM`); with their defaults it is the plain layer. ``num_heads`` and
+    ``chunk_size`` go to an sLSTM/mLSTM.
     """
 
     def __init__(
@@ -44,31 +46,44 @@ class ForecastNet(nn.Module):
         layer_norm: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        num_heads: int | None = None,
+        chunk_size: int | None = None,
+        static: list[tuple[int, int]] | None = None,
     ) -> None:
         super().__init__()
-        rnn_cls = LSTM if model == "lstm" else GRU
-        self.rnn = rnn_cls(
+        variants = {"layer_norm": layer_norm, "recurrent_dropout": recurrent_dropout,
+                    "zoneout": zoneout} if model not in XLSTM_RNNS else {}  # fmt: skip
+        self.rnn = make_rnn(
+            model,
             n_features,
             hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
+            num_layers,
+            dropout=dropout,
             bidirectional=bidirectional,
-            layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
+            num_heads=num_heads,
+            chunk_size=chunk_size,
+            **variants,
         )
         width = hidden_size * (2 if bidirectional else 1)
         self.pool = make_pool("last", width, bidirectional=bidirectional)
         self.dropout = nn.Dropout(dropout)
         self.steps, self.n_outputs = steps, n_outputs
         head_in = width + (window if skip else 0) + steps * n_future
+        # static inputs: an embedding per categorical one (categories, width), numbers as is
+        self.static_spec = list(static or [])
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(n, dim) for n, dim in self.static_spec if n > 0
+        )
+        head_in += sum(dim for _, dim in self.static_spec)
         self.head = nn.Linear(head_in, steps * n_outputs)
         self.skip, self.n_future = skip, n_future
 
-    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, future: Tensor | None = None, static: Tensor | None = None
+    ) -> Tensor:
         """x (batch, window, features), future (batch, steps, n_future) known covariates
-        over the horizon -> (batch, steps, n_outputs)."""
+        over the horizon, static (batch, static inputs): category numbers and scaled
+        numbers per series -> (batch, steps, n_outputs)."""
         out, _ = self.rnn(x)
         parts = [self.dropout(self.pool(out))]
         if self.skip:
@@ -77,6 +92,13 @@ class ForecastNet(nn.Module):
             if future is None:
                 raise ValueError("this model needs the future covariates over the horizon")
             parts.append(future.reshape(x.shape[0], -1))
+        if self.static_spec:
+            if static is None:
+                raise ValueError("this model needs the static inputs of each series")
+            embeddings = iter(self.embeddings)
+            for j, (n, _) in enumerate(self.static_spec):
+                col = static[:, j]
+                parts.append(next(embeddings)(col.long()) if n > 0 else col[:, None].to(x.dtype))
         return self.head(torch.cat(parts, dim=1)).view(x.shape[0], self.steps, self.n_outputs)
 
 
@@ -85,9 +107,16 @@ def output_steps(cfg: ForecasterConfig) -> int:
     return cfg.horizon if cfg.method == "direct" else 1
 
 
-def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> ForecastNet:
+def make_net(
+    cfg: ForecasterConfig,
+    n_features: int,
+    window: int,
+    n_future: int,
+    static: list[tuple[int, int]] | None = None,
+) -> ForecastNet:
     """The `ForecastNet` of ``cfg`` for ``n_features`` input columns, an input window of
-    ``window`` steps and ``n_future`` known future covariates."""
+    ``window`` steps, ``n_future`` known future covariates and the ``static`` inputs
+    (`data.static_spec`)."""
     return ForecastNet(
         n_features,
         window,
@@ -103,15 +132,24 @@ def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int)
         layer_norm=cfg.layer_norm,
         recurrent_dropout=cfg.recurrent_dropout,
         zoneout=cfg.zoneout,
+        num_heads=cfg.num_heads,
+        chunk_size=cfg.chunk_size,
+        static=static,
     )
 
 
-def estimate_parameters(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> int:
+def estimate_parameters(
+    cfg: ForecasterConfig,
+    n_features: int,
+    window: int,
+    n_future: int,
+    static: list[tuple[int, int]] | None = None,
+) -> int:
     """Number of weights of the network `make_net` builds for ``cfg``: the network is
     built on the meta device (no memory allocated) and its parameters counted, so every
     cell of `lstmkit.nn` (and any variant option) is counted as its layer owns it."""
     with torch.device("meta"):
-        net = make_net(cfg, n_features, window, n_future)
+        net = make_net(cfg, n_features, window, n_future, static)
     return sum(p.numel() for p in net.parameters())
 
 

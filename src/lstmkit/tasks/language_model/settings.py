@@ -24,7 +24,7 @@ from lstmkit.training.settings import TrainConfig
 #: the others (dropouts, pooling, head, training) stay the fine-tuned model's own
 ENCODER_FIELDS = (
     "tokenizer", "embedding_dim", "rnn", "hidden_size", "num_layers", "bidirectional",
-    "layer_norm", "init",
+    "layer_norm", "init", "num_heads",
 )  # fmt: skip
 
 
@@ -47,6 +47,8 @@ class EncoderSettings(Protocol):
     embedding_dropout: float
     recurrent_dropout: float
     zoneout: float
+    num_heads: int | None
+    chunk_size: int | None
 
     def to_dict(self) -> dict[str, Any]: ...
 

@@ -295,8 +295,8 @@ class TextClassifier:
         pretrain``) or a `PretrainedEncoder`; default: the encoder of an earlier
         `pretrain` call, if any. Fine-tuning then starts from its tokenizer, word vectors
         and recurrent weights, and takes its encoder settings (embedding_dim, hidden_size,
-        num_layers, rnn, bidirectional, layer_norm, init, tokenizer); a setting given
-        explicitly that differs from the encoder's is an error.
+        num_layers, rnn, bidirectional, layer_norm, init, num_heads, tokenizer); a setting
+        given explicitly that differs from the encoder's is an error.
 
         With ``baseline`` (the default) a bag-of-words baseline (`BagOfWordsBaseline`:
         TF-IDF 1-2-grams + logistic regression; ``baseline="nbsvm"``: NBSVM on 1-2-grams)

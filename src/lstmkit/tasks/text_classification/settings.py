@@ -16,7 +16,7 @@ import math
 import typing
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_serializer, field_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 
 from lstmkit.data.tokenize import TokenizerConfig
 from lstmkit.errors import LstmkitError
@@ -68,7 +68,7 @@ class TextClassifierConfig(Settings):
         default_factory=TokenizerConfig, description="The tokenizer's settings."
     )
     embedding_dim: int = Field(128, ge=1, description="Width of the word vectors.")
-    rnn: RNN = Field("lstm", description="Recurrent layer.")
+    rnn: RNN = Field("lstm", description="Recurrent layer (slstm, mlstm: xLSTM layers).")
     hidden_size: int = Field(128, ge=1, description="Units per recurrent layer.")
     num_layers: int = Field(1, ge=1, description="Stacked recurrent layers.")
     bidirectional: bool = Field(False, description="Read the texts in both directions.")
@@ -95,6 +95,17 @@ class TextClassifierConfig(Settings):
         0.0,
         description="Probability that a unit keeps its previous state at a training step "
         "(Krueger et al. 2016).",
+    )
+    num_heads: int | None = Field(
+        None,
+        ge=1,
+        description="Heads of an sLSTM/mLSTM, dividing hidden_size (None: the largest of "
+        "4, 2, 1 that does; an LSTM/GRU takes none).",
+    )
+    chunk_size: int | None = Field(
+        None,
+        ge=1,
+        description="Steps per chunk of the mLSTM's chunkwise form (None: 64; mLSTM only).",
     )
     batch_size: int = Field(64, ge=1, description="Texts per batch.")
     val_fraction: Probability = Field(
@@ -133,6 +144,22 @@ class TextClassifierConfig(Settings):
     def _class_weight_pairs(self, value: Any) -> Any:
         """Pairs: JSON keys would turn the label 0 into "0"."""
         return [[k, w] for k, w in value.items()] if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _rnn_takes(self) -> TextClassifierConfig:
+        from lstmkit.tasks.rnn import XLSTM_RNNS, check_rnn_settings
+
+        if self.rnn in XLSTM_RNNS and self.init == "keras":
+            raise LstmkitError(
+                f"init 'keras' applies to rnn lstm or gru; an {self.rnn} starts from the xLSTM "
+                "initialisation: drop init or use lstm"
+            )
+        check_rnn_settings(
+            self.rnn, self.hidden_size, self.num_heads, self.chunk_size,
+            variants={"layer_norm": self.layer_norm, "recurrent_dropout": self.recurrent_dropout,
+                      "zoneout": self.zoneout},
+        )  # fmt: skip
+        return self
 
     def train_config(self, **run: Any) -> TrainConfig:
         """``train`` with the settings of one run (``accelerator``, ``devices``, ``progress``,
