@@ -36,7 +36,7 @@ def fitted_variant() -> Forecaster:
 
 @pytest.mark.parametrize("model", ["lstm", "gru"])
 def test_the_encoder_is_built_with_the_variants(model: str) -> None:
-    f = _fit(model=model, num_layers=2, **VARIANTS)
+    f = _fit(rnn=model, num_layers=2, **VARIANTS)
     rnn = f.net.net.rnn
     assert isinstance(rnn, LSTM if model == "lstm" else GRU)
     config = rnn.get_config()
@@ -128,7 +128,7 @@ def test_bad_variant_settings_are_one_clear_line(settings: dict, message: str) -
 @pytest.mark.native_bf16
 @pytest.mark.parametrize("model", ["lstm", "gru"])
 def test_variants_train_under_bf16_mixed(model: str, tmp_path: Path) -> None:
-    f = _fit(model=model, precision="bf16-mixed", **VARIANTS)
+    f = _fit(rnn=model, precision="bf16-mixed", **VARIANTS)
     assert f.fit_result.epochs_run == 3
     fc = f.predict()
     assert np.isfinite(fc[["forecast", "q10", "q90"]].to_numpy()).all()

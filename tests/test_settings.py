@@ -256,3 +256,74 @@ def test_training_settings_given_in_part_keep_the_tasks_defaults() -> None:
     assert text.train.deterministic is False
     assert TextClassifierConfig(tokenizer={"vocab_size": 50}).tokenizer.max_length == 400
     assert TrainConfig(lr=0.5).max_epochs == 100
+
+
+# ---------------------------------------------------------------- settings merged from main
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"rnn": "slstm", "num_heads": 0}, "num_heads must be an integer >= 1 or None, got 0"),
+        ({"rnn": "mlstm", "chunk_size": 0}, "chunk_size must be an integer >= 1 or None, got 0"),
+        ({"rnn": "lstm", "num_heads": 2}, "num_heads=2 applies to rnn slstm or mlstm"),
+        ({"calibrate": 1}, "calibrate must be true/false, got 1 (int)"),
+        ({"predict_batch_size": 0}, "predict_batch_size must be an integer >= 1, got 0"),
+        ({"id_embedding": -1}, "id_embedding must be an integer >= 0, got -1"),
+        ({"ensemble": 0}, "ensemble must be an integer >= 1, got 0"),
+        ({"baselines": "naive,nope"}, "unknown baseline 'nope'"),
+        ({"combine": True, "val_size": 0}, "combine needs a validation stretch"),
+        ({"combine": True, "baselines": "none"}, "combine mixes the network with the best"),
+    ],
+)
+def test_the_issue_17_18_forecaster_settings_are_declared_in_the_model(settings, message):
+    """Each setting main added is a field of ForecasterConfig (range and help text), and a
+    bad value is one line naming it."""
+    for name in settings:
+        assert name in ForecasterConfig.model_fields
+        assert ForecasterConfig.model_fields[name].description
+    with pytest.raises(SettingsError) as err:
+        ForecasterConfig(**settings)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_baselines_given_as_text_are_parsed_and_saved_as_a_list() -> None:
+    cfg = ForecasterConfig(baselines="snaive, NAIVE,dlinear")
+    assert cfg.baselines == ["naive", "snaive", "dlinear"]
+    assert ForecasterConfig.from_dict(cfg.to_dict()).baselines == cfg.baselines
+    assert ForecasterConfig(baselines="none").baselines == []
+
+
+def test_the_new_forecast_options_come_from_the_model(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    code, out, _ = run(["forecast", "--help"], capsys)
+    flat = re.sub(r"[\s│]+", " ", out)
+    for name in ("num_heads", "chunk_size", "calibrate", "id_embedding", "ensemble"):
+        described = ForecasterConfig.model_fields[name].description
+        assert described.split(";")[0] in flat, name
+    target = tmp_path / "out"
+    code, _, err = run(["forecast", "--ensemble", "0", "--out", str(target)], capsys)
+    assert code == 2 and err.strip() == (
+        "error: forecaster setting ensemble must be an integer >= 1, got 0"
+    )
+    code, _, err = run(["forecast", "--baselines", "naive,nope", "--out", str(target)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "unknown baseline 'nope'" in err
+    assert not target.exists()
+
+
+def test_the_vectorised_scores_equal_the_torchmetrics_ones() -> None:
+    """evaluate scores every series in one array step (scoring.metrics_many); its numbers
+    are the per-series metrics of forecast_metrics (torchmetrics)."""
+    from lstmkit.tasks import forecast_metrics as fm
+    from lstmkit.tasks.forecasting.scoring import history_scales, metrics_many
+
+    rng = np.random.default_rng(5)
+    actual = rng.normal(0, 10, (3, 6))
+    forecast = actual + rng.normal(0, 2, (3, 6))
+    actual[1, 2] = 0.0
+    lengths = np.array([20, 9, 30])
+    history = rng.normal(0, 5, lengths.sum())
+    got = metrics_many(actual, forecast, history_scales(history, lengths, 4))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for k in range(3):
+        want = fm.all_metrics(actual[k], forecast[k], history[starts[k] :][: lengths[k]], 4)
+        for name in fm.METRICS:
+            assert got[name][k] == pytest.approx(want[name], rel=1e-12), (k, name)
