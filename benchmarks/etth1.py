@@ -7,12 +7,12 @@ trained on the training rows (early stopping on the validation rows) and
 scored at every test origin, as in the published tables: MSE and MAE on the
 standardised scale over all test windows and steps, beside naive (last value)
 and seasonal naive (season 24). Writes the ``etth1`` section of
-benchmarks/RESULTS.md unless ``--no-write``; ``--model slstm`` (or gru, mlstm) trains that
+benchmarks/RESULTS.md unless ``--no-write``; ``--rnn slstm`` (or gru, mlstm) trains that
 encoder instead, same settings otherwise, into its own section (``etth1-slstm``) beside
 the LSTM's.
 
     python benchmarks/etth1.py [--data ../shared/data/ETTh1.csv] [--horizons 24 48 ...]
-        [--model lstm|gru|slstm|mlstm]
+        [--rnn lstm|gru|slstm|mlstm]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def fit_one(frame: pd.DataFrame, h: int, w: int, settings: dict) -> tuple[Foreca
     """Train on the training rows; validation windows end inside the validation rows."""
     kwargs = dict(settings)
     train_cfg = kwargs.pop("train")
-    f = Forecaster(horizon=h, window=w, val_size=VAL, progress_bar=False, **kwargs, **train_cfg)
+    f = Forecaster(horizon=h, window=w, val_size=VAL, progress=False, **kwargs, **train_cfg)
     start = time.perf_counter()
     f.fit(frame.iloc[: TRAIN + VAL], target="OT", time_col="date")
     return f, time.perf_counter() - start
@@ -102,7 +102,9 @@ def main() -> None:
     parser.add_argument("--horizons", type=int, nargs="*", default=list(HORIZONS))
     parser.add_argument("--window", type=int, default=336, help="input window (hours)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument("--model", default="lstm", help="lstm, gru, slstm or mlstm")
+    parser.add_argument(
+        "--rnn", "--model", dest="rnn", default="lstm", help="lstm, gru, slstm or mlstm"
+    )
     parser.add_argument("--set", nargs="*", default=[], help="Forecaster overrides key=json")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--ablation", action="store_true", help="instance norm on/off instead")
@@ -122,7 +124,7 @@ def main() -> None:
         "scaler": "none",  # already standardised with the training statistics
         "quantiles": None,
         "batch_size": 128,
-        "model": args.model,
+        "rnn": args.rnn,
         "train": {"max_epochs": 10, "lr": 1e-3, "early_stopping_patience": 3},
     } | {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
 
@@ -146,13 +148,13 @@ def main() -> None:
     if args.no_write:
         return
     cfg = f.config.to_dict()
-    section = "etth1" if cfg["model"] == "lstm" else f"etth1-{cfg['model']}"
-    flag = "" if section == "etth1" else f" --model {cfg['model']}"
+    section = "etth1" if cfg["rnn"] == "lstm" else f"etth1-{cfg['rnn']}"
+    flag = "" if section == "etth1" else f" --rnn {cfg['rnn']}"
     lines = [
         f"## ETTh1, univariate OT, every test origin (`etth1{flag}`)",
         "",
         f"Split 8640/2880/2880 hours, standardised with training mean/std; input window "
-        f"{args.window} h; model {cfg['model'].upper()}({cfg['hidden_size']}"
+        f"{args.window} h; model {cfg['rnn'].upper()}({cfg['hidden_size']}"
         f"{_heads(cfg)}) x "
         f"{cfg['num_layers']} + dense head reading the last state and the window, direct "
         f"multi-horizon, instance norm {'on' if cfg['instance_norm'] else 'off'}, MSE loss, "
@@ -189,10 +191,10 @@ def main() -> None:
 
 def _heads(cfg: dict) -> str:
     """The heads (and chunk) an xLSTM encoder is built with, as `lstmkit.tasks.rnn` does."""
-    if cfg["model"] not in XLSTM_RNNS:
+    if cfg["rnn"] not in XLSTM_RNNS:
         return ""
     heads = cfg["num_heads"] or default_num_heads(cfg["hidden_size"])
-    chunk = f", chunk {cfg['chunk_size'] or DEFAULT_CHUNK_SIZE}" if cfg["model"] == "mlstm" else ""
+    chunk = f", chunk {cfg['chunk_size'] or DEFAULT_CHUNK_SIZE}" if cfg["rnn"] == "mlstm" else ""
     return f", {heads} heads{chunk}"
 
 

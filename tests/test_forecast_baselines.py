@@ -19,7 +19,7 @@ from lstmkit.tasks.forecasting.baseline_model import BaselineForecaster
 from lstmkit.tasks.forecasting.baselines import LABELS, parse_names
 from lstmkit.tasks.forecasting.mixture import Mixture, step_weights
 
-TINY = dict(hidden_size=4, max_epochs=2, progress_bar=False, batches_per_epoch=4)
+TINY = dict(hidden_size=4, max_epochs=2, progress=False, batches_per_epoch=4)
 
 
 def _seasonal(n: int = 60, season: int = 12) -> pd.DataFrame:

@@ -97,7 +97,7 @@ def panel_models():
     df = _noise_panel(80, 70, seed=1)
     kw = dict(
         window=8, hidden_size=8, quantiles=[0.1, 0.5, 0.9], val_size=12, max_epochs=1,
-        lr=1e-3, batch_size=64, batches_per_epoch=3, progress_bar=False, seed=0,
+        lr=1e-3, batch_size=64, batches_per_epoch=3, progress=False, seed=0,
     )  # fmt: skip
     models = {}
     for calibrate in (True, False):
@@ -158,17 +158,15 @@ def test_a_damaged_calibration_is_one_line(panel_models, tmp_path):
 
 def test_too_few_validation_windows_leave_the_band_as_trained():
     df = _noise_panel(3, 70, seed=2)
-    fc = Forecaster(
-        horizon=6, window=8, hidden_size=4, val_size=6, max_epochs=1, progress_bar=False
-    )
+    fc = Forecaster(horizon=6, window=8, hidden_size=4, val_size=6, max_epochs=1, progress=False)
     fc.fit(df, target="y", time_col="day", id_col="id")
     assert fc.state.calibration is None
     assert "not calibrated: 3 validation windows" in fc.calibration_note
     fc = Forecaster(horizon=6, window=8, hidden_size=4, val_size=0, max_epochs=1,
-                    progress_bar=False)  # fmt: skip
+                    progress=False)  # fmt: skip
     fc.fit(df, target="y", time_col="day", id_col="id")
     assert "no validation stretch" in fc.calibration_note
     fc = Forecaster(horizon=6, window=8, hidden_size=4, quantiles=None, max_epochs=1,
-                    progress_bar=False)  # fmt: skip
+                    progress=False)  # fmt: skip
     fc.fit(df, target="y", time_col="day", id_col="id")
     assert fc.calibration_note is None and fc.state.calibration is None

@@ -21,7 +21,7 @@ from lstmkit.tasks.forecast_metrics import (
     seasonal_naive_forecast,
 )
 
-TINY = {"hidden_size": 4, "max_epochs": 2, "lr": 1e-2, "progress_bar": False, "seed": 3}
+TINY = {"hidden_size": 4, "max_epochs": 2, "lr": 1e-2, "progress": False, "seed": 3}
 LENGTHS = {"a": 40, "b": 55, "c": 33, "d": 47, "e": 61}
 
 
@@ -246,7 +246,7 @@ def test_static_covariates_and_id_embedding_are_learnt_saved_and_needed_again(
     # its number among the series the model was trained on
     got = static_matrix(st, ["d"], {"d": ["east", 50.0]}, {s: i for i, s in enumerate("abcde")})
     np.testing.assert_allclose(got, [[0, (50 - sizes.mean()) / sizes.std(), 3]], rtol=1e-6)
-    weights = f.module.net.state_dict()
+    weights = f.net.net.state_dict()
     assert tuple(weights["embeddings.0.weight"].shape) == (3, 2)  # 3 regions, width 2
     assert tuple(weights["embeddings.1.weight"].shape) == (5, 3)  # 5 stores, width 3
 

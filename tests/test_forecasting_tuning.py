@@ -19,7 +19,7 @@ from lstmkit.data.series import load_series
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.tuning import tune, validation_score, window_choices
 
-FAST = dict(max_epochs=2, progress_bar=False, batches_per_epoch=5, quantiles=None)
+FAST = dict(max_epochs=2, progress=False, batches_per_epoch=5, quantiles=None)
 SMALL = {"hidden_size": ("choice", [4, 8]), "lr": ("log", 1e-3, 1e-2)}
 
 
@@ -122,3 +122,27 @@ def test_cli_bad_tune_is_one_line_and_writes_nothing(tmp_path, capsys, args):
     code, _, stderr = run(["forecast", str(data), "--out", str(out), *args, *TINY], capsys)
     assert code == 2 and stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
     assert not out.exists()
+
+
+def test_trials_are_clones_of_the_tuned_forecaster(tmp_path):
+    """Each trial is ``forecaster.clone()`` with the trial's choices: the class and every
+    setting not searched carry over; the run's checkpoint and log folders do not."""
+
+    class MyForecaster(Forecaster):
+        pass
+
+    base = MyForecaster(
+        horizon=6, scaler="standard", baselines=["naive"], season=12,
+        checkpoint_dir=str(tmp_path / "ckpt"), logger="csv", log_dir=str(tmp_path / "logs"),
+        **FAST,
+    )  # fmt: skip
+    result = tune(base, _data(), 2, space={"hidden_size": ("choice", [4])})
+    best = result.forecaster
+    assert type(best) is MyForecaster and best is not base
+    cfg = best.config
+    assert (cfg.scaler, cfg.baselines, cfg.season, cfg.hidden_size) == (
+        "standard", ["naive"], 12, 4
+    )  # fmt: skip
+    assert (cfg.checkpoint_dir, cfg.logger, cfg.log_dir, cfg.progress) == (None, None, None, False)
+    assert not (tmp_path / "ckpt").exists() and not (tmp_path / "logs").exists()
+    assert base.config.checkpoint_dir == str(tmp_path / "ckpt")  # the tuned one is unchanged

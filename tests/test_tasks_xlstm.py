@@ -19,8 +19,8 @@ from lstmkit import Forecaster, TextClassifier, runtime
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import MLSTM, SLSTM
 from lstmkit.serving.app import create_app
-from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.network import make_net
+from lstmkit.tasks.forecasting.settings import ForecasterConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cli_classify import run  # the CLI entry point in-process: (code, stdout, stderr)
@@ -28,9 +28,9 @@ from test_export_onnx import assert_close, make_series
 from test_text_classifier import make_texts
 
 FC_SETTINGS = {
-    "slstm": {"model": "slstm", "num_heads": 2, "num_layers": 2, "bidirectional": True,
+    "slstm": {"rnn": "slstm", "num_heads": 2, "num_layers": 2, "bidirectional": True,
               "dropout": 0.1},
-    "mlstm": {"model": "mlstm", "num_heads": 2, "chunk_size": 4, "bidirectional": True},
+    "mlstm": {"rnn": "mlstm", "num_heads": 2, "chunk_size": 4, "bidirectional": True},
 }  # fmt: skip
 TEXT_SETTINGS = {
     "slstm": {"rnn": "slstm", "num_heads": 2, "num_layers": 2, "bidirectional": True,
@@ -42,7 +42,7 @@ LAYER = {"slstm": SLSTM, "mlstm": MLSTM}
 
 
 def fit_forecaster(df: pd.DataFrame, **settings) -> Forecaster:
-    settings = {"hidden_size": 8, "max_epochs": 2, "progress_bar": False, **settings}
+    settings = {"hidden_size": 8, "max_epochs": 2, "progress": False, **settings}
     return Forecaster(horizon=6, window=12, **settings).fit(df, target="y", time_col="month")
 
 
@@ -59,7 +59,7 @@ def forecaster(request, tmp_path_factory) -> tuple[str, Forecaster, Path]:
 def classifier(request, tmp_path_factory) -> tuple[str, TextClassifier, Path]:
     """(rnn, a text classifier trained two epochs, its saved folder)."""
     texts, labels = make_texts(120, seed=3)
-    clf = TextClassifier(embedding_dim=8, hidden_size=8, batch_size=32, epochs=2, lr=1e-2,
+    clf = TextClassifier(embedding_dim=8, hidden_size=8, batch_size=32, max_epochs=2, lr=1e-2,
                          seed=0, **TEXT_SETTINGS[request.param])  # fmt: skip
     clf.fit(texts, labels, progress=False, baseline=False)
     folder = tmp_path_factory.mktemp(f"clf_{request.param}") / "model"
@@ -74,7 +74,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 # ---------------------------------------------------------------- forecaster
 def test_forecaster_builds_the_xlstm_layer_it_was_asked_for(forecaster):
     rnn, fc, _ = forecaster
-    layer = fc.module.net.rnn
+    layer = fc.net.net.rnn
     assert type(layer) is LAYER[rnn]
     assert (layer.hidden_size, layer.num_heads, layer.bidirectional) == (8, 2, True)
     if rnn == "slstm":
@@ -90,9 +90,9 @@ def test_forecaster_forecasts_are_finite_and_survive_save_and_load(forecaster):
     numbers = want.drop(columns="month").to_numpy()
     assert want.shape[0] == 6 and np.isfinite(numbers).all()
     config = json.loads((folder / "config.json").read_text())["config"]["forecaster"]
-    assert (config["model"], config["num_heads"]) == (rnn, 2)
+    assert (config["rnn"], config["num_heads"]) == (rnn, 2)
     again = Forecaster.load(folder)
-    assert type(again.module.net.rnn) is LAYER[rnn]
+    assert type(again.net.net.rnn) is LAYER[rnn]
     got = again.predict()
     pd.testing.assert_frame_equal(got, want)  # the same weights: identical forecasts
     recent = make_series(120).iloc[:110]
@@ -103,7 +103,7 @@ def test_forecaster_exports_to_onnx_and_the_runtime_forecasts_as_torch(forecaste
     rnn, fc, _ = forecaster
     folder = fc.export_onnx(tmp_path / "onnx")
     meta = json.loads((folder / "export.json").read_text())
-    assert meta["config"]["model"] == rnn and meta["verification"]["max_abs_diff"] <= 1e-5
+    assert meta["config"]["rnn"] == rnn and meta["verification"]["max_abs_diff"] <= 1e-5
     pred = runtime.load(folder)
     assert pred.backend == "onnx"
     # the graph itself on fresh windows, batch 1 and 7
@@ -114,7 +114,7 @@ def test_forecaster_exports_to_onnx_and_the_runtime_forecasts_as_torch(forecaste
     sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     for batch in (x[:1], x):
         with torch.inference_mode():
-            want = fc.module(torch.from_numpy(batch)).numpy()
+            want = fc.net(torch.from_numpy(batch)).numpy()
         assert_close(sess.run(["forecast"], {"x": batch})[0], want)
     recent = make_series(120).iloc[:110]
     for data in (None, recent):
@@ -140,7 +140,7 @@ def test_serve_an_xlstm_forecaster_with_torch(forecaster):
     [(8, "slstm", 4), (6, "slstm", 2), (5, "slstm", 1), (6, "mlstm", 2), (12, "mlstm", 4)],
 )
 def test_num_heads_defaults_to_a_divisor_of_the_width(hidden, rnn, heads):
-    cfg = ForecasterConfig(horizon=3, window=8, model=rnn, hidden_size=hidden)
+    cfg = ForecasterConfig(horizon=3, window=8, rnn=rnn, hidden_size=hidden)
     layer = make_net(cfg, 1, 8, 0).rnn
     assert layer.num_heads == heads and hidden % heads == 0
     x = torch.randn(2, 8, 1)
@@ -150,14 +150,14 @@ def test_num_heads_defaults_to_a_divisor_of_the_width(hidden, rnn, heads):
 @pytest.mark.parametrize(
     "settings, named",
     [
-        ({"model": "slstm", "hidden_size": 8, "num_heads": 3}, "num_heads (3) must divide"),
-        ({"model": "mlstm", "hidden_size": 10, "num_heads": 4}, "num_heads (4) must divide"),
-        ({"model": "mlstm", "chunk_size": 0}, "chunk_size must be a positive integer"),
-        ({"model": "slstm", "chunk_size": 16}, "chunk_size=16 applies to model mlstm"),
-        ({"model": "lstm", "num_heads": 2}, "num_heads=2 applies to model slstm or mlstm"),
-        ({"model": "slstm", "layer_norm": True}, "layer_norm applies to model lstm or gru"),
-        ({"model": "mlstm", "zoneout": 0.1}, "zoneout applies to model lstm or gru"),
-        ({"model": "xlstm"}, "model must be one of lstm, gru, slstm, mlstm"),
+        ({"rnn": "slstm", "hidden_size": 8, "num_heads": 3}, "num_heads (3) must divide"),
+        ({"rnn": "mlstm", "hidden_size": 10, "num_heads": 4}, "num_heads (4) must divide"),
+        ({"rnn": "mlstm", "chunk_size": 0}, "chunk_size must be an integer >= 1"),
+        ({"rnn": "slstm", "chunk_size": 16}, "chunk_size=16 applies to rnn mlstm"),
+        ({"rnn": "lstm", "num_heads": 2}, "num_heads=2 applies to rnn slstm or mlstm"),
+        ({"rnn": "slstm", "layer_norm": True}, "layer_norm applies to rnn lstm or gru"),
+        ({"rnn": "mlstm", "zoneout": 0.1}, "zoneout applies to rnn lstm or gru"),
+        ({"rnn": "xlstm"}, "rnn must be one of lstm, gru, slstm, mlstm"),
     ],
 )
 def test_forecaster_refuses_bad_xlstm_settings_in_one_line(settings, named):
@@ -168,7 +168,7 @@ def test_forecaster_refuses_bad_xlstm_settings_in_one_line(settings, named):
 
 @pytest.mark.parametrize("rnn", ["slstm", "mlstm"])
 def test_bf16_is_refused_on_a_cpu_without_it(rnn, cpu_fallback):
-    f = Forecaster(horizon=3, window=8, model=rnn, hidden_size=4, precision="bf16-mixed")
+    f = Forecaster(horizon=3, window=8, rnn=rnn, hidden_size=4, precision="bf16-mixed")
     with pytest.raises(LstmkitError, match="precision bf16-mixed needs a CPU with native"):
         f.fit(make_series(48), target="y", time_col="month")
     clf = TextClassifier(rnn=rnn, hidden_size=4, embedding_dim=4, precision="bf16-mixed")
@@ -193,7 +193,7 @@ def test_cli_forecast_trains_saves_and_exports_an_xlstm(rnn, extra, tmp_path, ca
     code, _, err = run(args, capsys, monkeypatch)
     assert code == 0, err
     config = json.loads((out / "model" / "config.json").read_text())["config"]["forecaster"]
-    assert config["model"] == rnn
+    assert config["rnn"] == rnn
     assert (config["num_heads"], config["chunk_size"]) == (
         (2, None) if rnn == "slstm" else (None, 8)
     )
@@ -214,9 +214,9 @@ def test_cli_forecast_trains_saves_and_exports_an_xlstm(rnn, extra, tmp_path, ca
 @pytest.mark.parametrize(
     "extra, named",
     [
-        (["--model", "slstm", "--num-heads", "3"], "num_heads (3) must divide hidden_size (8)"),
-        (["--model", "mlstm", "--chunk-size", "0"], "chunk_size must be a positive integer"),
-        (["--model", "slstm", "--precision", "bf16-mixed"], "precision bf16-mixed"),
+        (["--rnn", "slstm", "--num-heads", "3"], "num_heads (3) must divide hidden_size (8)"),
+        (["--rnn", "mlstm", "--chunk-size", "0"], "chunk_size must be an integer >= 1"),
+        (["--rnn", "slstm", "--precision", "bf16-mixed"], "precision bf16-mixed"),
     ],
     ids=["heads", "chunk", "bf16"],
 )
@@ -308,7 +308,7 @@ def test_serve_an_xlstm_classifier_with_torch(classifier):
     "settings, named",
     [
         ({"rnn": "slstm", "hidden_size": 8, "num_heads": 3}, "num_heads (3) must divide"),
-        ({"rnn": "mlstm", "chunk_size": 0}, "chunk_size must be a positive integer"),
+        ({"rnn": "mlstm", "chunk_size": 0}, "chunk_size must be an integer >= 1"),
         ({"rnn": "gru", "chunk_size": 8}, "chunk_size=8 applies to rnn mlstm"),
         ({"rnn": "slstm", "recurrent_dropout": 0.2}, "recurrent_dropout applies to rnn lstm"),
         ({"rnn": "mlstm", "init": "keras"}, "init 'keras' applies to rnn lstm or gru"),
@@ -328,7 +328,7 @@ def test_cli_classify_trains_an_xlstm_and_predicts_as_the_saved_model(
     pd.DataFrame({"text": texts, "label": labels}).to_csv(data, index=False)
     out = tmp_path / "model"
     args = ["classify", "train", data, "--out", out, "--rnn", "mlstm", "--num-heads", "2",
-            "--chunk-size", "8", "--epochs", "1", "--embedding-dim", "8", "--hidden-size", "8",
+            "--chunk-size", "8", "--max-epochs", "1", "--embedding-dim", "8", "--hidden-size", "8",
             "--batch-size", "32", "--no-baseline", "--no-progress"]  # fmt: skip
     code, _, err = run(args, capsys, monkeypatch)
     assert code == 0, err
@@ -347,7 +347,7 @@ def test_cli_classify_trains_an_xlstm_and_predicts_as_the_saved_model(
     "extra, named",
     [
         (["--rnn", "slstm", "--num-heads", "3"], "num_heads (3) must divide hidden_size (8)"),
-        (["--rnn", "mlstm", "--chunk-size", "0"], "chunk_size must be a positive integer"),
+        (["--rnn", "mlstm", "--chunk-size", "0"], "chunk_size must be an integer >= 1"),
         (["--rnn", "slstm", "--precision", "bf16-mixed"], "precision bf16-mixed"),
     ],
     ids=["heads", "chunk", "bf16"],
@@ -359,7 +359,7 @@ def test_cli_classify_bad_xlstm_settings_are_one_line(
     data = tmp_path / "train.csv"
     pd.DataFrame({"text": texts, "label": labels}).to_csv(data, index=False)
     out = tmp_path / "model"
-    args = ["classify", "train", data, "--out", out, "--hidden-size", "8", "--epochs", "1",
+    args = ["classify", "train", data, "--out", out, "--hidden-size", "8", "--max-epochs", "1",
             "--no-progress", *extra]  # fmt: skip
     code, _, err = run(args, capsys, monkeypatch)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
@@ -375,12 +375,12 @@ def test_an_xlstm_encoder_pretrains_and_fine_tunes(rnn, tmp_path):
 
     pre = TextClassifier(rnn=rnn, num_heads=2, embedding_dim=8, hidden_size=8,
                          bidirectional=True, vocab_size=100)  # fmt: skip
-    pre.pretrain(make_corpus(200), epochs=1, batch_size=32, lr=0.01, progress=False)
+    pre.pretrain(make_corpus(200), max_epochs=1, batch_size=32, lr=0.01, progress=False)
     pre.save_pretrained(tmp_path / "encoder")
     enc = _load(tmp_path / "encoder")
     assert all(torch.isfinite(t).all() for t in enc.encoder_state().values())
     texts, labels = make_labelled(60)
-    clf = TextClassifier(epochs=1, lr=1e-12, batch_size=16)  # rnn lstm until it adopts
+    clf = TextClassifier(max_epochs=1, lr=1e-12, batch_size=16)  # rnn lstm until it adopts
     clf.fit(texts, labels, pretrained=tmp_path / "encoder", progress=False, baseline=False)
     assert (clf.config.rnn, clf.config.num_heads, clf.config.bidirectional) == (rnn, 2, True)
     assert type(clf.net.rnn) is LAYER[rnn]

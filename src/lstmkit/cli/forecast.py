@@ -26,13 +26,20 @@ from rich.console import Console
 from rich.table import Table
 
 from lstmkit.cli import app
+from lstmkit.cli.options import defaults, deprecated_option, option, take_deprecated
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.forecasting.settings import ForecasterConfig as F
 
 if TYPE_CHECKING:  # the CLI starts without torch
     from lstmkit.tasks.forecasting import Forecaster
     from lstmkit.tasks.forecasting.run import ForecastRun
 
 console = Console(stderr=False)
+
+#: the forecaster's settings' defaults, which the options show and take
+FD = defaults(F)
+QUANTILES = ",".join(str(q) for q in FD["quantiles"])
+DEVICES = str(FD["devices"])
 
 
 def _fail(err: LstmkitError) -> typer.Exit:
@@ -169,64 +176,47 @@ def forecast_cmd(
         Path | None,
         typer.Option(help="CSV/Parquet with the future covariates for the steps after the data."),
     ] = None,
-    horizon: Annotated[int, typer.Option(help="Steps to forecast.")] = 12,
-    window: Annotated[int | None, typer.Option(help="Input window (default from season).")] = None,
+    horizon: option(F, "horizon") = FD["horizon"],
+    window: option(F, "window") = FD["window"],
     holdout: Annotated[
         int | None,
         typer.Option(help="Final steps held out for the test (default: horizon; 0: none)."),
     ] = None,
-    model: Annotated[str, typer.Option(help="lstm, gru, slstm or mlstm (xLSTM).")] = "lstm",
-    hidden_size: Annotated[int, typer.Option(help="Hidden units.")] = 64,
-    num_layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = 1,
-    method: Annotated[str, typer.Option(help="direct or recursive.")] = "direct",
-    layer_norm: Annotated[
-        bool, typer.Option(help="Layer-normalised LSTM/GRU gates (Ba et al. 2016).")
-    ] = False,
-    recurrent_dropout: Annotated[
-        float,
-        typer.Option(help="Dropout on the recurrent state, one mask per sequence, in [0, 1)."),
-    ] = 0.0,
-    zoneout: Annotated[
-        float, typer.Option(help="Zoneout probability in [0, 1) (Krueger et al. 2016).")
-    ] = 0.0,
-    num_heads: Annotated[
-        int | None,
-        typer.Option(help="Heads of an slstm/mlstm, dividing --hidden-size (default 4, 2 or 1)."),
-    ] = None,
-    chunk_size: Annotated[
-        int | None, typer.Option(help="Steps per chunk of an mlstm's chunkwise form (default 64).")
-    ] = None,
-    quantiles: Annotated[
-        str, typer.Option(help="Quantiles for the band, e.g. 0.1,0.5,0.9 ('none': MSE).")
-    ] = "0.1,0.5,0.9",
-    calibrate: Annotated[
-        bool,
-        typer.Option(help="Calibrate the band per step on the validation windows (conformal)."),
-    ] = True,
-    instance_norm: Annotated[bool, typer.Option(help="Per-window normalisation.")] = True,
-    scaler: Annotated[str, typer.Option(help="minmax, standard or none.")] = "minmax",
-    season: Annotated[
-        int | None, typer.Option(help="Seasonal period (default: from the frequency).")
-    ] = None,
-    max_epochs: Annotated[int, typer.Option(help="Most training epochs.")] = 300,
-    lr: Annotated[float, typer.Option(help="Learning rate (Adam).")] = 1e-2,
-    precision: Annotated[
-        str, typer.Option(help="Lightning precision: 32, bf16-mixed, 16-mixed, 64.")
-    ] = "32",
-    logger: Annotated[
-        str | None, typer.Option(help="Also log training to --out/logs: csv or tensorboard.")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    devices: Annotated[str, typer.Option(help="Devices for Lightning (e.g. 1, 2, auto).")] = "1",
-    accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "cpu",
+    rnn: option(F, "rnn") = FD["rnn"],
+    hidden_size: option(F, "hidden_size") = FD["hidden_size"],
+    num_layers: option(F, "num_layers") = FD["num_layers"],
+    method: option(F, "method") = FD["method"],
+    layer_norm: option(F, "layer_norm") = FD["layer_norm"],
+    recurrent_dropout: option(F, "recurrent_dropout") = FD["recurrent_dropout"],
+    zoneout: option(F, "zoneout") = FD["zoneout"],
+    num_heads: option(F, "num_heads") = FD["num_heads"],
+    chunk_size: option(F, "chunk_size") = FD["chunk_size"],
+    quantiles: option(
+        F, "quantiles", cli_type=str, help="Quantiles for the band, e.g. 0.1,0.5,0.9 ('none': MSE)."
+    ) = QUANTILES,
+    calibrate: option(F, "calibrate") = FD["calibrate"],
+    instance_norm: option(F, "instance_norm") = FD["instance_norm"],
+    scaler: option(F, "scaler") = FD["scaler"],
+    season: option(F, "season") = FD["season"],
+    max_epochs: option(F, "max_epochs") = FD["max_epochs"],
+    lr: option(F, "lr") = FD["lr"],
+    precision: option(F, "precision") = FD["precision"],
+    logger: option(
+        F, "logger", help="Also log training to --out/logs with Lightning's csv or tensorboard."
+    ) = FD["logger"],
+    seed: option(F, "seed") = FD["seed"],
+    devices: option(F, "devices", cli_type=str) = DEVICES,
+    accelerator: option(F, "accelerator") = FD["accelerator"],
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default runs/<data name>).")
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show the training progress bar.")] = True,
-    checkpoint_dir: Annotated[
-        Path | None,
-        typer.Option(help="Keep last.ckpt here; rerunning with it resumes an interrupted fit."),
-    ] = None,
+    progress: option(F, "progress") = FD["progress"],
+    checkpoint_dir: option(
+        F,
+        "checkpoint_dir",
+        cli_type=Path,
+        help="Keep last.ckpt here; rerunning with it resumes an interrupted fit.",
+    ) = None,
     backtest: Annotated[
         int,
         typer.Option(help="Also run a rolling-origin backtest over this many folds (refits)."),
@@ -261,53 +251,40 @@ def forecast_cmd(
         str | None,
         typer.Option(help="Comma-separated columns with one value per series (text: embedded)."),
     ] = None,
-    id_embedding: Annotated[
-        int, typer.Option(help="Width of a learnt series-id embedding (0: none).")
-    ] = 0,
-    # --- issue 17 (i17-baselines): baselines, combination, ensembles --------------------
-    baselines: Annotated[
-        str,
-        typer.Option(
-            help="Baselines shown beside the model, comma-separated: naive, snaive, nlinear, "
-            "dlinear, ets, theta, arima ('none': none)."
-        ),
-    ] = CLI_BASELINES,
-    combine: Annotated[
-        bool,
-        typer.Option(
-            help="Mix the model with the best baseline, a weight per step fitted on validation."
-        ),
-    ] = False,
-    ensemble: Annotated[
-        int, typer.Option(help="Train this many seeds and average their forecasts.")
-    ] = 1,
-    val_size: Annotated[
-        int | None,
-        typer.Option(help="Validation steps at the end of each series (default: ~a tenth)."),
-    ] = None,
-    # --- end of the issue 17 block -------------------------------------------------------
+    id_embedding: option(F, "id_embedding") = FD["id_embedding"],
+    baselines: option(
+        F,
+        "baselines",
+        cli_type=str,
+        help="Baselines shown beside the model, comma-separated: naive, snaive, nlinear, "
+        "dlinear, ets, theta, arima ('none': none).",
+    ) = CLI_BASELINES,
+    combine: option(F, "combine") = FD["combine"],
+    ensemble: option(F, "ensemble") = FD["ensemble"],
+    val_size: option(F, "val_size") = FD["val_size"],
+    model: deprecated_option("--model", str) = None,
 ) -> None:
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""
     try:
-        _forecast(**locals())
+        rnn = take_deprecated(rnn, model, "--rnn", "--model", FD["rnn"])
+        # every option named after a setting of ForecasterConfig goes to the Forecaster
+        given = locals()
+        settings = {name: given[name] for name in F.flat_fields() if name in given}
+        settings["quantiles"] = _floats(quantiles, "--quantiles")
+        settings["devices"] = int(devices) if devices.isdigit() else devices
+        _forecast(settings, data, target, time_col, id_col, covariates, future_covariates,
+                  future, holdout, out, backtest, tune, tune_minutes, table_format, start,
+                  freq, static_cols)  # fmt: skip
     except LstmkitError as err:
         raise _fail(err) from None
 
 
 def _forecast(
-    data: Path | None, target: str | None, time_col: str | None, id_col: str | None,
-    covariates: str | None, future_covariates: str | None, future: Path | None, horizon: int,
-    window: int | None, holdout: int | None, model: str,
-    hidden_size: int, num_layers: int, method: str, layer_norm: bool, recurrent_dropout: float,
-    zoneout: float, num_heads: int | None, chunk_size: int | None, quantiles: str,
-    calibrate: bool, instance_norm: bool,
-    scaler: str, season: int | None, max_epochs: int, lr: float, precision: str,
-    logger: str | None, seed: int, devices: str, accelerator: str,
-    out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
-    tune: int | None, tune_minutes: float | None,
-    table_format: str | None, start: str | None, freq: str | None,
-    static_cols: str | None, id_embedding: int,
-    baselines: str, combine: bool, ensemble: int, val_size: int | None,
+    settings: dict[str, Any], data: Path | None, target: str | None, time_col: str | None,
+    id_col: str | None, covariates: str | None, future_covariates: str | None,
+    future: Path | None, holdout: int | None, out: Path | None, backtest: int,
+    tune: int | None, tune_minutes: float | None, table_format: str | None,
+    start: str | None, freq: str | None, static_cols: str | None,
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
@@ -316,10 +293,12 @@ def _forecast(
     from lstmkit.tasks.forecasting.run import forecast_run
     from lstmkit.training import check_checkpoint_dir, require_precision_supported
 
-    require_precision_supported(precision, accelerator)  # before anything is read or written
+    # before anything is read or written
+    require_precision_supported(settings["precision"], settings["accelerator"])
     from lstmkit.tasks.forecasting.baselines import parse_names
 
-    baseline_names = parse_names(baselines)  # an unknown name: before anything is written
+    settings["baselines"] = parse_names(settings["baselines"])  # an unknown name: now
+    checkpoint_dir: Path | None = settings["checkpoint_dir"]
     if data is None:
         frame: Any = load_air_passengers()
         name = "air_passengers"
@@ -340,28 +319,15 @@ def _forecast(
             future_covariates=_names(future_covariates), freq=freq, format=table_format,
             start=start, static_cols=_names(static_cols),
         )  # fmt: skip
-        dev: int | str = int(devices) if devices.isdigit() else devices
-        forecaster = Forecaster(
-            horizon=horizon, window=window, model=model, hidden_size=hidden_size,
-            num_layers=num_layers, method=method, layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout, zoneout=zoneout, num_heads=num_heads,
-            chunk_size=chunk_size, quantiles=_floats(quantiles, "--quantiles"),
-            calibrate=calibrate,
-            instance_norm=instance_norm, scaler=scaler, season=season, max_epochs=max_epochs,
-            lr=lr, precision=precision, logger=logger,
-            log_dir=str(stage / "logs") if logger else None,
-            seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
-            checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
-            id_embedding=id_embedding,
-            baselines=baseline_names, combine=combine, ensemble=ensemble, val_size=val_size,
-        )  # fmt: skip
+        log_dir = str(stage / "logs") if settings["logger"] else None
+        forecaster = Forecaster(**settings, log_dir=log_dir)
         run = forecast_run(
             sd, forecaster, holdout=holdout, backtest=backtest, future=future, name=name,
             tune_trials=tune, tune_minutes=tune_minutes, on_trial=_print_trial,
         )  # fmt: skip
         forecaster = run.forecaster
         written = run.write(stage)
-    _print_run(run, forecaster, name, horizon, backtest, checkpoint_dir)
+    _print_run(run, forecaster, name, settings["horizon"], backtest, checkpoint_dir)
     console.print(f"wrote {out}/: {', '.join(written)}")
 
 

@@ -16,7 +16,7 @@ conformal, ``calibrate=True``).
 Files of this package:
 
 - ``estimator.py``  `Forecaster` (fit / predict / evaluate / backtest / save / load)
-- ``config.py``     `ForecasterConfig`, every setting (round-trips JSON)
+- ``settings.py``   `ForecasterConfig`, every setting declared once (round-trips JSON)
 - ``data.py``       `ForecastData`, the Lightning DataModule of a fit: checks, time
   split, per-series scaling, windows and loaders
 - ``network.py``    `ForecastNet` (encoder + head) and its size check
@@ -55,7 +55,7 @@ from typing import Any
 _LAZY = {
     "KIND": "estimator",
     "Forecaster": "estimator",
-    "ForecasterConfig": "config",
+    "ForecasterConfig": "settings",
     "ForecastData": "data",
     "Evaluation": "evaluation",
     "qname": "evaluation",

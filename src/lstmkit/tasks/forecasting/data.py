@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import Series, SeriesData, season_from_freq, tail_times, tz_name
 from lstmkit.errors import LstmkitError
-from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.network import output_steps
+from lstmkit.tasks.forecasting.settings import ForecasterConfig
 from lstmkit.tasks.forecasting.state import FittedState
 
 #: validation windows per batch (one batch when there are fewer)

@@ -14,7 +14,6 @@ import copy
 import json
 import os
 import warnings
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +32,10 @@ from lstmkit.data.series import (
 )
 from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
+from lstmkit.settings import warn_deprecated
 from lstmkit.tasks.forecast_metrics import BAND_METRICS, METRICS
 from lstmkit.tasks.forecasting.baselines import LABELS, LINEAR, Baselines
 from lstmkit.tasks.forecasting.calibration import fit_offsets
-from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.data import (
     ForecastData,
     contexts,
@@ -55,6 +54,7 @@ from lstmkit.tasks.forecasting.scoring import (
     naive_many,
     seasonal_naive_many,
 )
+from lstmkit.tasks.forecasting.settings import ForecasterConfig
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
 from lstmkit.training import FitResult, TrainConfig, fit, require_precision_supported
 
@@ -72,37 +72,28 @@ class Forecaster:
 
     Args:
         horizon, window, ...: see `ForecasterConfig`.
-        **train: `TrainConfig` fields (max_epochs, lr, seed, precision, accelerator,
-            devices, strategy, num_nodes, progress_bar, checkpoint_dir, logger, ...).
+        **settings: any other `ForecasterConfig` field (``rnn``, ``hidden_size``,
+            ``num_layers``, ...) and the `TrainConfig` fields by their flat names
+            (``max_epochs``, ``lr``, ``seed``, ``precision``, ``accelerator``, ``devices``,
+            ``strategy``, ``num_nodes``, ``progress``, ``checkpoint_dir``, ``logger``, ...),
+            or ``train=`` a whole `TrainConfig`. The old names ``model`` (``rnn``) and
+            ``progress_bar`` (``progress``) still work, with a `FutureWarning`.
 
     Every setting is type-checked: ``window=14.5`` or ``lr="fast"`` raise
-    `LstmkitError` with one line naming the setting. After `fit` (or `load`),
-    ``state`` holds what was learnt about the data (`FittedState`), ``scaler``
-    the per-series scaling, ``context`` the last window of each series and
-    ``fit_result`` the training history.
+    `LstmkitError` with one line naming the setting. `get_params` / `set_params` /
+    `clone` follow scikit-learn. After `fit` (or `load`), ``net`` is the fitted network,
+    ``state`` holds what was learnt about the data (`FittedState`), ``scaler`` the
+    per-series scaling, ``context`` the last window of each series and ``fit_result``
+    the training history; ``is_fitted`` says whether there is one.
     """
 
-    def __init__(self, horizon: int = 12, window: int | None = None, **kwargs: Any) -> None:
-        cfg_names = {f.name for f in fields(ForecasterConfig)} - {"train"}
-        train_names = {f.name for f in fields(TrainConfig)}
-        train = kwargs.pop("train", None)
-        train = TrainConfig.from_dict(train) if isinstance(train, dict) else train
-        if train is None:
-            train = ForecasterConfig().train
-        if not isinstance(train, TrainConfig):
-            raise LstmkitError(f"train must be a TrainConfig or a dict, got {train!r}")
-        train_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in train_names}
-        unknown = set(kwargs) - cfg_names
-        if unknown:
-            raise LstmkitError(
-                f"unknown Forecaster arguments {sorted(unknown)}; "
-                f"known: {sorted(cfg_names | train_names)}"
-            )
-        train = TrainConfig.from_dict(train.to_dict() | train_kw)
-        self.config = ForecasterConfig(horizon=horizon, window=window, train=train, **kwargs)
+    def __init__(self, horizon: int = 12, window: int | None = None, **settings: Any) -> None:
+        self.config = ForecasterConfig(horizon=horizon, window=window, **settings)
         self.state: FittedState | None = None
         self.scaler: SeriesScaler | None = None
-        self.module: ForecastModule | None = None
+        #: the fitted network (a `ForecastModule`: instance normalisation around the
+        #: `ForecastNet`), None before `fit` / `load`
+        self.net: ForecastModule | None = None
         self.context: dict[str, dict[str, Any]] = {}
         self.fit_result: FitResult | None = None
         #: what calibrating the bands did at the last fit (None: nothing asked or possible)
@@ -112,15 +103,43 @@ class Forecaster:
         self.mixture: Mixture | None = None
         self.members: list[ForecastModule] = []
 
+    # ------------------------------------------------------------------ parameters
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (scikit-learn's convention): every setting by its
+        flat name (``horizon``, ``rnn``, ``lr``, ``max_epochs``, ...). ``deep`` is accepted
+        for scikit-learn; there are no nested estimators."""
+        return self.config.to_flat()
+
+    def set_params(self, **params: Any) -> Forecaster:
+        """Change settings by their flat names (checked like the constructor); returns
+        self. A fitted model keeps its weights until the next `fit`."""
+        self.config = self.config.replace(**params)
+        return self
+
+    def clone(self) -> Forecaster:
+        """An unfitted forecaster with the same settings (scikit-learn's ``clone``)."""
+        return type(self)(**self.get_params())
+
+    @property
+    def module(self) -> ForecastModule | None:
+        """Deprecated name of `net`."""
+        warn_deprecated("Forecaster.module is deprecated; use Forecaster.net")
+        return self.net
+
+    @module.setter
+    def module(self, value: ForecastModule | None) -> None:
+        warn_deprecated("Forecaster.module is deprecated; use Forecaster.net")
+        self.net = value
+
     # ------------------------------------------------------------------ data helpers
     @property
     def is_fitted(self) -> bool:
         """Whether `fit` (or `load`) has run."""
-        return self.module is not None
+        return self.net is not None
 
     def require_fitted(self) -> None:
         """Raise one `LstmkitError` line unless `fit` (or `load`) has run."""
-        if self.module is None:
+        if self.net is None:
             raise LstmkitError("the forecaster is not fitted; call fit(data) or Forecaster.load")
 
     def _load(self, data: Any, **kw: Any) -> SeriesData:
@@ -211,9 +230,7 @@ class Forecaster:
             raise LstmkitError("an ensemble cannot resume from a checkpoint; drop one of them")
         self.members = []
         for k in range(self.config.ensemble):
-            member_train = train if k == 0 else TrainConfig.from_dict(
-                train.to_dict() | {"seed": train.seed + k}
-            )  # fmt: skip
+            member_train = train if k == 0 else train.replace(seed=train.seed + k)
             L.seed_everything(member_train.seed, verbose=False)
             module = self._build_module(sd.n_features, prepared.window)
             result = fit(
@@ -228,7 +245,7 @@ class Forecaster:
             module.float().eval()
             self.members.append(module)
             if k == 0:
-                self.module, self.fit_result = module, result
+                self.net, self.fit_result = module, result
         self._calibrate(sd, prepared.val)
         self._check_plausible(sd)
         self._fit_baselines(sd, prepared.val)
@@ -421,7 +438,7 @@ class Forecaster:
     ) -> np.ndarray:
         """(batch, window, features) scaled [+ future (batch, horizon, n_future) scaled]
         [+ static (batch, static inputs)] -> (batch, horizon, n_outputs) scaled."""
-        assert self.module is not None
+        assert self.net is not None
         if len(self.members) > 1:
             outs = np.stack([
                 self._member_scaled(m, window_values, future, static) for m in self.members
@@ -429,7 +446,7 @@ class Forecaster:
             avg = outs.mean(axis=0)
             avg[..., 1:] = np.median(outs[..., 1:], axis=0)
             return avg
-        return self._member_scaled(self.module, window_values, future, static)
+        return self._member_scaled(self.net, window_values, future, static)
 
     @torch.no_grad()
     def _member_scaled(
@@ -658,9 +675,8 @@ class Forecaster:
                     f"backtest fold {k + 1} leaves only {shortest} rows; use fewer folds"
                 )
             model = self
-            if refit:
-                model = Forecaster.__new__(Forecaster)
-                model.__init__(**_init_kwargs(self.config))  # type: ignore[misc]
+            if refit:  # a fold must neither resume from nor write into the run's folders
+                model = self.clone().set_params(**dict.fromkeys(TrainConfig.FOLDER_FIELDS))
                 model.fit(truncate_series(part, h))
             ev = model.evaluate(part)
             origin = next(iter(part.series.values())).times[-h - 1]
@@ -674,10 +690,9 @@ class Forecaster:
 
         The run's checkpoint and log folders are not part of the saved settings."""
         self.require_fitted()
-        assert self.module is not None and self.scaler is not None
+        assert self.net is not None and self.scaler is not None
         assert self.state is not None
-        settings = self.config.to_dict()
-        settings["train"] |= _RUN_LOCAL
+        settings = self.config.replace(train=self.config.train.for_saving()).to_dict()
         config = {"forecaster": settings, "data": self.state.to_dict()}
         extras = {
             "scaler.json": self.scaler.to_json(),
@@ -686,7 +701,7 @@ class Forecaster:
         if self.fit_result is not None:
             extras["history.json"] = json.dumps(self.fit_result.to_dict())
         # issue 17: baselines, mixture and the other members of an ensemble
-        state_dict = dict(self.module.net.state_dict())
+        state_dict = dict(self.net.net.state_dict())
         for k, member in enumerate(self.members[1:], start=1):
             state_dict |= {
                 f"{ENSEMBLE_PREFIX}{k}.{n}": t for n, t in member.net.state_dict().items()
@@ -777,7 +792,7 @@ class Forecaster:
         except RuntimeError as err:
             first = str(err).splitlines()[0]
             raise LstmkitError(f"weights in {path} do not match its config: {first}") from None
-        self.module = self.members[0]
+        self.net = self.members[0]
         return self
 
 
@@ -817,14 +832,3 @@ def plausible_range(values: np.ndarray, horizon: int, window: int) -> tuple[floa
 
 #: prefix of the weights of ensemble member k >= 1 in model.safetensors ("ensemble.k.")
 ENSEMBLE_PREFIX = "ensemble."
-
-# Training settings that belong to one run (its folders), not to the model.
-_RUN_LOCAL = {"checkpoint_dir": None, "logger": None, "log_dir": None}
-
-
-def _init_kwargs(cfg: ForecasterConfig) -> dict[str, Any]:
-    """Settings for a fresh forecaster like ``cfg`` (backtest refits), without the run's
-    checkpoint and log folders: a fold must neither resume from nor overwrite them."""
-    d = cfg.to_dict()
-    d["train"] = TrainConfig.from_dict(d["train"] | _RUN_LOCAL)
-    return d

@@ -63,7 +63,7 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
             "an ensemble or a combined forecaster is not exported to ONNX yet; serve the "
             "model folder instead (lstmkit serve), or fit with ensemble=1 and no combine"
         )
-    module, cfg, state = fc.module, fc.config, fc.state
+    module, cfg, state = fc.net, fc.config, fc.state
     if state.static_cols or cfg.id_embedding:
         raise LstmkitError(
             "ONNX export does not cover static covariates or the series-id embedding yet; "

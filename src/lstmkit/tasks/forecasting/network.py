@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import make_pool
-from lstmkit.tasks.forecasting.config import ForecasterConfig
+from lstmkit.tasks.forecasting.settings import ForecasterConfig
 from lstmkit.tasks.rnn import XLSTM_RNNS, make_rnn
 
 
@@ -122,7 +122,7 @@ def make_net(
         window,
         output_steps(cfg),
         1 + len(cfg.quantiles or []),
-        model=cfg.model,
+        model=cfg.rnn,
         hidden_size=cfg.hidden_size,
         num_layers=cfg.num_layers,
         dropout=cfg.dropout,

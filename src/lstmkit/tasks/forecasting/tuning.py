@@ -31,6 +31,7 @@ from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.calibration import validation_windows
 from lstmkit.tasks.forecasting.data import default_window, validation_size
 from lstmkit.tasks.forecasting.estimator import Forecaster
+from lstmkit.training.settings import TrainConfig
 
 #: the settings a search chooses, and how: ("int", choices) / ("log", low, high) /
 #: ("choice", options)
@@ -111,7 +112,7 @@ def tune(
             f"tuning scores each trial on a validation stretch of at least one horizon "
             f"({cfg.horizon} steps); val_size is {val}: leave it unset or raise it"
         )
-    base = _settings(forecaster)
+    base = _trial_settings()
     base["val_size"] = val  # the same validation stretch in every trial
     space = dict(SPACE if space is None else space)
     windows = window_choices(forecaster, data)
@@ -126,7 +127,7 @@ def tune(
         start = time.perf_counter()
         record: dict[str, Any] = {"trial": trial.number + 1, **params}
         try:
-            model = Forecaster(**(base | params))
+            model = forecaster.clone().set_params(**(base | params))
             model.fit(data)
             score = validation_score(model, data, val)
         except LstmkitError as err:
@@ -164,14 +165,11 @@ def _suggest(trial: Any, name: str, spec: tuple, windows: list[int]) -> Any:
     raise ValueError(f"unknown search space entry {name}: {spec!r}")
 
 
-def _settings(forecaster: Forecaster) -> dict[str, Any]:
-    """The forecaster's constructor settings, flat (its training settings beside the
-    others), without the run's checkpoint and log folders (trials never resume from or
-    write them) and without a progress bar (each trial is one line instead)."""
-    d = forecaster.config.to_dict()
-    train = d.pop("train")
-    train |= {"checkpoint_dir": None, "logger": None, "log_dir": None, "progress_bar": False}
-    return d | train
+def _trial_settings() -> dict[str, Any]:
+    """What every trial changes on a `Forecaster.clone` of the one being tuned: no run
+    checkpoint and log folders (trials never resume from or write them) and no progress
+    bar (each trial is one line instead)."""
+    return dict.fromkeys(TrainConfig.FOLDER_FIELDS) | {"progress": False}
 
 
 __all__ = ["SPACE", "TuneResult", "tune", "validation_score", "window_choices"]
