@@ -44,7 +44,7 @@ ABLATIONS = {
     "no instance norm": {"instance_norm": False},
     "no linear skip in the head": {"skip": False},
     "recursive one-step": {"method": "recursive"},
-    "GRU encoder": {"model": "gru"},
+    "GRU encoder": {"rnn": "gru"},
 }
 
 
@@ -64,7 +64,7 @@ def validation_ablation(seeds: int, kwargs: dict) -> list[str]:
     for name, change in ABLATIONS.items():
         means = []
         for seed in range(seeds):
-            f = Forecaster(**(kwargs | change), seed=seed, progress_bar=False)
+            f = Forecaster(**(kwargs | change), seed=seed, progress=False)
             bt = f.backtest(df, folds=3, target="passengers", time_col="month")
             means.append(bt.loc[bt["model"] == "lstmkit", "MAPE"].mean())
         per = ", ".join(f"{m:.2f}" for m in means)
@@ -99,7 +99,7 @@ def main() -> None:
     rows = []
     for seed in range(args.seeds):
         start = time.perf_counter()
-        f = Forecaster(**kwargs, seed=seed, progress_bar=False)
+        f = Forecaster(**kwargs, seed=seed, progress=False)
         f.fit(df.iloc[:-12], target="passengers", time_col="month")
         seconds = time.perf_counter() - start
         ev = f.evaluate(df)

@@ -238,13 +238,16 @@ def main() -> None:
             PUBLISHED,
         ]
     )
-    write_section(section_name(args.preset, args.precision), body)
+    write_section(section_name(args.preset, args.precision, overrides.get("rnn")), body)
 
 
-def section_name(preset: str, precision: str) -> str:
-    """RESULTS.md section of a run: ``imdb`` / ``imdb-<preset>``, plus ``-<precision>``
-    unless float32, so a bf16-mixed run never replaces the float32 figures."""
+def section_name(preset: str, precision: str, rnn: str | None = None) -> str:
+    """RESULTS.md section of a run: ``imdb`` / ``imdb-<preset>``, plus ``-<rnn>`` for
+    another recurrent layer (``--set rnn=slstm``) and ``-<precision>`` unless float32, so
+    neither replaces the LSTM's float32 figures."""
     name = "imdb" if preset == "imdb" else f"imdb-{preset}"
+    if rnn not in (None, "lstm"):
+        name = f"{name}-{rnn}"
     return name if precision == "32" else f"{name}-{precision}"
 
 

@@ -52,7 +52,7 @@ FINETUNE = {
     "embedding_dropout": 0.2,
     "head_dropout": 0.3,
     "batch_size": 32,
-    "epochs": 2,
+    "max_epochs": 2,
     "lr": 1e-3,
     "lr_decay": "linear",
     "gradient_clip_val": 1.0,
@@ -71,7 +71,7 @@ def stage_pretrain(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     clf.pretrain(
         args.data,
-        epochs=args.epochs,
+        max_epochs=args.epochs,
         max_minutes=args.max_minutes,
         batch_size=64,
         lr=2e-3,

@@ -113,7 +113,7 @@ def main() -> None:
         csv = Path(tmp) / "weekly.csv"
         long_frame(ids, insample).to_csv(csv, index=False)
         sd = load_series(csv, "value", time_col="week", id_col="id")
-        f = Forecaster(horizon=H, season=52, seed=args.seed, progress_bar=False, **overrides)
+        f = Forecaster(horizon=H, season=52, seed=args.seed, progress=False, **overrides)
         run = forecast_run(sd, f, holdout=0, backtest=0, future=None, name="weekly")
     seconds = time.perf_counter() - start
     ahead = run.ahead

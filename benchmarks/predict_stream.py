@@ -101,7 +101,7 @@ def main() -> None:
         tmp = Path(tmp)
         texts, labels = make_texts(2000, seed=0)
         clf = TextClassifier(
-            embedding_dim=32, hidden_size=32, epochs=2, vocab_size=6000, max_length=200
+            embedding_dim=32, hidden_size=32, max_epochs=2, vocab_size=6000, max_length=200
         )
         clf.fit(texts, labels, progress=False, baseline=False)
         model = clf.save(tmp / "model")

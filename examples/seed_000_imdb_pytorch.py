@@ -51,9 +51,9 @@ def main() -> None:
     overrides = {}
     if args.quick:
         train, test = subset(train, 2000), subset(test, 1000)
-        overrides = {"epochs": 1, "max_length": 300}
+        overrides = {"max_epochs": 1, "max_length": 300}
     if args.epochs:
-        overrides["epochs"] = args.epochs
+        overrides["max_epochs"] = args.epochs
     clf = TextClassifier("seed000", **overrides)
     clf.fit(train.texts, train.labels)
     for row in clf.history:

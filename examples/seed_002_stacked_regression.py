@@ -102,7 +102,7 @@ def main() -> None:
 
     model = StackedRegressor(len(cols))
     result = fit(model, train, val, TrainConfig(max_epochs=args.epochs, early_stopping_patience=10,
-                                                progress_bar=False))  # fmt: skip
+                                                progress=False))  # fmt: skip
     model.eval()
     with torch.no_grad():
         pred = torch.cat([model(x) for x, _ in test]).numpy()[:, 0]

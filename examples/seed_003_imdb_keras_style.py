@@ -44,7 +44,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         train = train.subset(sorted(rng.permutation(len(train))[:3000].tolist()))
         test = test.subset(sorted(rng.permutation(len(test))[:1000].tolist()))
-        overrides = {"epochs": 2}
+        overrides = {"max_epochs": 2}
     clf = TextClassifier("seed003", **overrides)
     clf.fit(train.texts, train.labels)
     for row in clf.history:

@@ -48,9 +48,9 @@ def main() -> None:
         max_epochs=args.epochs,
         early_stopping_patience=None,  # the seed trains a fixed number of epochs
         val_size=0,
-        progress_bar=False,
+        progress=False,
     ).fit(train, target="passengers", time_col="month")
-    default_model = Forecaster(horizon=12, progress_bar=False).fit(
+    default_model = Forecaster(horizon=12, progress=False).fit(
         train, target="passengers", time_col="month"
     )
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_text_classifier import make_texts
 
 PNG = b"\x89PNG\r\n\x1a\n"
-TINY = ["--epochs", "3", "--embedding-dim", "8", "--hidden-size", "8", "--batch-size", "32",
+TINY = ["--max-epochs", "3", "--embedding-dim", "8", "--hidden-size", "8", "--batch-size", "32",
         "--lr", "0.02", "--no-progress"]  # fmt: skip
 
 
@@ -253,7 +253,7 @@ def test_train_out_not_writable_is_found_before_training(data_dir, tmp_path, unw
     """Defect 5: an --out that cannot be written was found only after training."""
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    train = ["classify", "train", data_dir / "train.csv", *TINY, "--epochs", "50"]
+    train = ["classify", "train", data_dir / "train.csv", *TINY, "--max-epochs", "50"]
     _fails([*train, "--out", a_file / "model"], capsys, monkeypatch, "is a file, not a folder")
     capsys.readouterr()
     _fails([*train, "--out", unwritable_dir / "model"], capsys, monkeypatch, "cannot write in")
@@ -344,9 +344,9 @@ def test_bad_settings_one_line(model_dir, data_dir, tmp_path, capsys, monkeypatc
     assert {p.name: p.read_bytes() for p in previous.rglob("*") if p.is_file()} == before
     base = ["classify", "train", data_dir / "train.csv", "--out", tmp_path / "m", *TINY]
     _fails([*base, "--hidden-size", "10000000"], capsys, monkeypatch, "does not fit in memory")
-    _fails([*base, "--lr", "-1"], capsys, monkeypatch, "lr must be a positive finite number")
+    _fails([*base, "--lr", "-1"], capsys, monkeypatch, "setting lr must be a number > 0, got -1.0")
     _fails([*base, "--lr", "nan"], capsys, monkeypatch, "setting lr must be a finite number")
-    _fails([*base, "--vocab-size", "-3"], capsys, monkeypatch, "vocab_size must be at least 3")
+    _fails([*base, "--vocab-size", "-3"], capsys, monkeypatch, "vocab_size must be an integer >= 3")
     assert not (tmp_path / "m").exists()
 
 
@@ -365,9 +365,9 @@ def test_killed_train_resumes_and_ends_with_the_uninterrupted_model(
 
     def argv(out: Path, checkpoint: Path) -> list[str]:
         return [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
-                "train", str(data_dir / "train.csv"), "--out", str(out), "--epochs", "12",
+                "train", str(data_dir / "train.csv"), "--out", str(out), "--max-epochs", "12",
                 "--embedding-dim", "16", "--hidden-size", "32", "--batch-size", "16",
-                "--dropout", "0.2", "--layers", "2", "--seed", "4", "--no-progress",
+                "--dropout", "0.2", "--num-layers", "2", "--seed", "4", "--no-progress",
                 "--checkpoint-dir", str(checkpoint)]  # fmt: skip
 
     kill_at_first_checkpoint(argv(tmp_path / "out", ckpt), ckpt)
@@ -445,7 +445,7 @@ def test_train_precision_and_csv_logger(data_dir, tmp_path, capsys, monkeypatch,
     code, _, err = run(args, capsys, monkeypatch)
     assert code == 0, err
     saved = json.loads((out / "config.json").read_text())["config"]["model"]
-    assert saved["precision"] == precision
+    assert saved["train"]["precision"] == precision
     (metrics,) = (out / "logs").rglob("metrics.csv")
     logged = pd.read_csv(metrics)["train_loss"].dropna().tolist()
     history = json.loads((out / "training.json").read_text())["history"]
@@ -455,8 +455,8 @@ def test_train_precision_and_csv_logger(data_dir, tmp_path, capsys, monkeypatch,
     assert code == 0, err
     p = json.loads(stdout)["probabilities"]
     assert sum(p.values()) == pytest.approx(1.0, abs=1e-5)
-    _fails([*args[:-1], "wandb"], capsys, monkeypatch, "--logger must be none, csv or tensorboard")
-    _fails([*args[:-4], "--precision", "8"], capsys, monkeypatch, "precision must be one of")
+    _fails([*args[:-1], "wandb"], capsys, monkeypatch, "'wandb' is not one of 'csv', 'tensorboard'")
+    _fails([*args[:-4], "--precision", "8"], capsys, monkeypatch, "'8' is not one of '32'")
 
 
 def test_train_bf16_without_native_bf16_is_one_line(data_dir, tmp_path, capsys, monkeypatch,
@@ -497,7 +497,7 @@ def test_train_variant_options(data_dir, tmp_path, capsys, monkeypatch):
         assert "rnn.ln_weight_hh_l0" in set(fh.keys())
     _fails(["classify", "train", data_dir / "train.csv", "--out", tmp_path / "x", *TINY,
             "--recurrent-dropout", "1.5"], capsys, monkeypatch,
-           "recurrent_dropout must be in [0, 1)")  # fmt: skip
+           "recurrent_dropout must be a number in [0, 1), got 1.5")  # fmt: skip
 
 
 def test_baseline_kind_with_no_baseline_is_refused(tmp_path, capsys, monkeypatch):

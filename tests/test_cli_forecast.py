@@ -80,7 +80,8 @@ def test_csv_with_options_and_predict_with_new_data(tmp_path: Path, capsys) -> N
     assert code == 0, stderr
     assert len(pd.read_csv(out / "forecast.csv")) == 6
     folds = pd.read_csv(out / "backtest.csv")
-    assert folds["fold"].tolist() == [1, 1, 1, 2, 2, 2] and "mean over 2 folds" in stdout
+    # the network and the four default baselines (naive, snaive, nlinear, dlinear) per fold
+    assert folds["fold"].tolist() == [1] * 5 + [2] * 5 and "mean over 2 folds" in stdout
     newer = _csv(tmp_path / "newer.csv", n=30)
     code, stdout, stderr = run(["predict", "--model", str(out / "model"), "--data", str(newer)],
                                capsys)  # fmt: skip
@@ -334,7 +335,7 @@ def test_classify_train_refuses_a_forecaster_folder_before_training(tmp_path: Pa
         texts, index=False
     )
     code, stdout, stderr = run(
-        ["classify", "train", str(texts), "--out", str(model), "--epochs", "1"], capsys
+        ["classify", "train", str(texts), "--out", str(model), "--max-epochs", "1"], capsys
     )
     assert code == 2 and stderr.count("\n") == 1
     assert "holds a 'forecaster' model, which would be lost" in stderr
@@ -413,13 +414,13 @@ def previous_run(tmp_path_factory) -> Path:
     ("extra", "message"),
     [
         (["--hidden-size", "10000000"], "parameters, about"),
-        (["--lr", "-1"], "lr (learning rate) must be a positive number, got -1.0"),
+        (["--lr", "-1"], "lr must be a number > 0, got -1.0"),
         (["--lr", "nan"], "lr must be a finite number"),
-        (["--window", "1"], "window must be >= 2"),
-        (["--precision", "8"], "precision must be one of"),
-        (["--logger", "wandb"], "logger must be csv, tensorboard or None"),
-        (["--recurrent-dropout", "1.5"], "recurrent_dropout must be in [0, 1), got 1.5"),
-        (["--zoneout", "-0.2"], "zoneout must be in [0, 1), got -0.2"),
+        (["--window", "1"], "window must be an integer >= 2 or None, got 1"),
+        (["--precision", "8"], "--precision': Value error, '8' is not one of '32', '32-true'"),
+        (["--logger", "wandb"], "'wandb' is not one of 'csv', 'tensorboard'"),
+        (["--recurrent-dropout", "1.5"], "recurrent_dropout must be a number in [0, 1), got 1.5"),
+        (["--zoneout", "-0.2"], "zoneout must be a number in [0, 1), got -0.2"),
         (["--lr", "1e6"], "training diverged: the training loss stayed over 100 times"),
         (["--future", "plan.csv"], "a future table was given but no future covariates"),
     ],

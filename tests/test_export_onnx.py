@@ -160,7 +160,7 @@ def make_series(n: int = 96, seed: int = 0) -> pd.DataFrame:
 def fit_forecaster(df: pd.DataFrame, **settings) -> Forecaster:
     covariates = settings.pop("covariates", None)
     future_covariates = settings.pop("future_covariates", None)
-    settings = {"hidden_size": 6, "max_epochs": 2, "progress_bar": False, **settings}
+    settings = {"hidden_size": 6, "max_epochs": 2, "progress": False, **settings}
     return Forecaster(horizon=6, window=12, **settings).fit(
         df, target="y", time_col="month", covariates=covariates,
         future_covariates=future_covariates,
@@ -169,9 +169,9 @@ def fit_forecaster(df: pd.DataFrame, **settings) -> Forecaster:
 
 FORECAST_OPTIONS = [
     {},
-    {"model": "gru", "instance_norm": False, "quantiles": None},
+    {"rnn": "gru", "instance_norm": False, "quantiles": None},
     {"bidirectional": True, "num_layers": 2, "quantiles": [0.05, 0.5, 0.95]},
-    {"model": "gru", "bidirectional": True, "covariates": ["temp", "promo"],
+    {"rnn": "gru", "bidirectional": True, "covariates": ["temp", "promo"],
      "future_covariates": ["promo"], "scaler": "standard"},
     {"method": "recursive", "skip": False},
     {"patch": 3, "residual": "nlinear", "instance_norm": "last"},
@@ -197,12 +197,12 @@ def test_forecaster_export_matches_pytorch(tmp_path, settings):
         feeds = {"x": x}
         fut = None
         if n_future:
-            feeds["future"] = rng.normal(size=(batch, fc.module.net.steps, n_future)).astype(
+            feeds["future"] = rng.normal(size=(batch, fc.net.net.steps, n_future)).astype(
                 np.float32
             )
             fut = torch.from_numpy(feeds["future"])
         with torch.inference_mode():
-            want = fc.module(torch.from_numpy(x), fut).numpy()
+            want = fc.net(torch.from_numpy(x), fut).numpy()
         assert_close(sess.run(["forecast"], feeds)[0], want)
 
 
@@ -219,13 +219,13 @@ def test_forecaster_variants_export_unrolled(tmp_path, rnn, variant):
     """layer_norm / zoneout have no ONNX node: the forecaster's fixed window is unrolled."""
     fc = fit_forecaster(make_series(), max_epochs=1, bidirectional=True, num_layers=2)
     torch.manual_seed(2)  # the encoder as fit(**variant) builds it, at random weights
-    fc.module.net.rnn = rnn(1, 6, 2, batch_first=True, bidirectional=True, **variant).eval()
+    fc.net.net.rnn = rnn(1, 6, 2, batch_first=True, bidirectional=True, **variant).eval()
     folder = fc.export_onnx(tmp_path / "onnx")
     sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(4).normal(size=(7, 12, 1)).astype(np.float32)
     for batch in (x[:1], x):
         with torch.inference_mode():
-            want = fc.module(torch.from_numpy(batch)).numpy()
+            want = fc.net(torch.from_numpy(batch)).numpy()
         assert_close(sess.run(["forecast"], {"x": batch})[0], want)
 
 

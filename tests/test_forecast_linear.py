@@ -8,8 +8,10 @@ import pytest
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.linear import (
     LinearMap,
+    Moments,
     choose_ridge,
     fit_linear,
+    fit_moments,
     moving_average_matrix,
 )
 
@@ -126,3 +128,23 @@ def test_bad_input_is_one_error():
         m.predict(np.zeros((1, 4)))
     with pytest.raises(LstmkitError, match="weights"):
         LinearMap.from_dict({"kind": "nlinear", "ridge": 0, "weights": {"weight": np.zeros(3)}})
+
+
+@pytest.mark.parametrize("kind", ["nlinear", "dlinear"])
+def test_moments_add_up_series_by_series(kind):
+    # the moments of two sets added equal those of both at once, and their MSE formula
+    # equals the MSE of the predictions
+    X, Y, _, _ = _ar_windows(90, 30, 4)
+    Y = Y + 50.0  # far from zero: the pairwise update must not lose the spread
+    both = Moments.of(X, Y, kind)
+    parts = Moments.of(X[:25], Y[:25], kind) + Moments.of(X[25:], Y[25:], kind)
+    for key in ("mf", "mt", "ff", "ft"):
+        np.testing.assert_allclose(getattr(parts, key), getattr(both, key), rtol=1e-9, atol=1e-9)
+    assert parts.tt == pytest.approx(both.tt)
+    m = fit_moments(parts, kind, 30, ridge=2.0)
+    np.testing.assert_allclose(m.predict(X), fit_linear(X, Y, kind, ridge=2.0).predict(X))
+    W = m.weights["weight"] if kind == "nlinear" else np.vstack(
+        [m.weights["trend_weight"], m.weights["remainder_weight"]]
+    )  # fmt: skip
+    direct = np.mean((m.predict(X) - Y) ** 2)
+    assert both.mse(W, m.weights["bias"]) == pytest.approx(direct, rel=1e-9)

@@ -13,7 +13,7 @@ from lstmkit.errors import LstmkitError
 from lstmkit.tasks import forecast_metrics as fm
 from lstmkit.tasks.forecasting import ForecasterConfig, ForecastModule, ForecastNet, pinball_loss
 
-FAST = {"hidden_size": 8, "max_epochs": 25, "lr": 1e-2, "progress_bar": False}
+FAST = {"hidden_size": 8, "max_epochs": 25, "lr": 1e-2, "progress": False}
 
 
 def _series(n: int = 60, level: float = 50.0) -> pd.DataFrame:
@@ -137,6 +137,58 @@ def test_save_load_round_trip(fitted, tmp_path: Path) -> None:
         Forecaster.load(path)
 
 
+def test_a_folder_saved_with_the_old_names_loads(fitted, tmp_path: Path) -> None:
+    """config.json written before the renames (``model`` for ``rnn``, ``progress_bar`` for
+    ``progress``) loads, silently, into the new names."""
+    import warnings
+
+    f, _ = fitted
+    path = f.save(tmp_path / "model")
+    meta = json.loads((path / "config.json").read_text())
+    saved = meta["config"]["forecaster"]
+    saved["model"] = saved.pop("rnn")
+    saved["train"]["progress_bar"] = saved["train"].pop("progress")
+    (path / "config.json").write_text(json.dumps(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = Forecaster.load(path)
+    assert g.config.rnn == "lstm" and g.config.train.progress is False
+    pd.testing.assert_frame_equal(g.predict(), f.predict())
+
+
+def test_old_names_are_deprecated_aliases() -> None:
+    with pytest.warns(FutureWarning, match="the setting model is deprecated; use rnn"):
+        f = Forecaster(model="gru")
+    assert f.config.rnn == "gru" and "model" not in f.config.to_dict()
+    with pytest.warns(FutureWarning, match="progress_bar is deprecated; use progress"):
+        assert Forecaster(progress_bar=False).config.train.progress is False
+    with (
+        pytest.raises(LstmkitError, match="model='gru' and rnn='lstm' name the same setting"),
+        pytest.warns(FutureWarning),
+    ):
+        Forecaster(model="gru", rnn="lstm")
+    with pytest.warns(FutureWarning, match="Forecaster.module is deprecated; use Forecaster.net"):
+        assert Forecaster().module is None
+
+
+def test_get_params_set_params_and_clone(fitted) -> None:
+    f, _ = fitted
+    params = f.get_params()
+    assert params["horizon"] == 6 and params["window"] == 12 and params["hidden_size"] == 8
+    assert params["max_epochs"] == 25 and params["lr"] == 1e-2 and params["rnn"] == "lstm"
+    assert "train" not in params and params == f.get_params(deep=False)
+    copy = f.clone()
+    assert copy is not f and not copy.is_fitted and copy.fit_result is None
+    assert copy.config == f.config and copy.get_params() == params
+    assert Forecaster(**params).config == f.config  # the constructor takes them back
+    copy.set_params(hidden_size=4, max_epochs=3)
+    assert (copy.config.hidden_size, copy.config.train.max_epochs) == (4, 3)
+    assert f.config.hidden_size == 8  # the original is untouched
+    with pytest.raises(LstmkitError, match="hidden_size must be an integer >= 1, got 0"):
+        copy.set_params(hidden_size=0)
+    assert copy.config.hidden_size == 4
+
+
 def test_set_context_moves_the_forecast_origin(fitted, tmp_path: Path) -> None:
     f, df = fitted
     g = Forecaster.load(f.save(tmp_path / "m"))
@@ -157,7 +209,7 @@ def test_recursive_matches_manual_feedback() -> None:
     with torch.no_grad():
         for _ in range(4):
             x = torch.tensor(window[-8:], dtype=torch.float32).view(1, 8, 1)
-            step = float(f.module(x)[0, 0, 0])
+            step = float(f.net(x)[0, 0, 0])
             manual.append(step)
             window.append(step)
     np.testing.assert_allclose(pred, scaler.inverse_transform("0", np.array(manual)), rtol=1e-5)
@@ -189,7 +241,7 @@ def test_too_short_series_and_bad_settings() -> None:
         Forecaster(method="sideways")
     with pytest.raises(LstmkitError, match="quantiles must be"):
         Forecaster(quantiles=[0.5, 1.5])
-    with pytest.raises(LstmkitError, match="unknown Forecaster arguments"):
+    with pytest.raises(LstmkitError, match=r"unknown forecaster setting 'hiden_size'; known: "):
         Forecaster(hiden_size=3)
     with pytest.raises(LstmkitError, match="not fitted"):
         Forecaster().predict()
@@ -244,7 +296,7 @@ def test_long_series_draw_a_bounded_random_subset_each_epoch(monkeypatch) -> Non
 
 
 def test_config_json_round_trip() -> None:
-    f = Forecaster(horizon=5, window=9, model="gru", quantiles=[0.9, 0.1], max_epochs=7, seed=3)
+    f = Forecaster(horizon=5, window=9, rnn="gru", quantiles=[0.9, 0.1], max_epochs=7, seed=3)
     d = json.loads(json.dumps(f.config.to_dict()))
     assert ForecasterConfig.from_dict(d) == f.config
     assert f.config.quantiles == [0.1, 0.9] and f.config.train.max_epochs == 7
@@ -255,6 +307,7 @@ def test_backtest_rolling_origin() -> None:
     f = Forecaster(horizon=4, window=12, **(FAST | {"max_epochs": 2}))
     bt = f.backtest(df.set_index("month")["y"], folds=2, step=4)
     assert bt["fold"].tolist() == [1, 1, 1, 2, 2, 2]
+    assert not f.is_fitted  # the folds trained clones
     assert bt["model"].tolist() == ["lstmkit", "naive", "seasonal_naive"] * 2
     origins = bt.drop_duplicates("fold")["origin"].tolist()
     assert [str(o.date()) for o in origins] == ["2003-10-01", "2004-02-01"]
@@ -353,8 +406,8 @@ def test_data_module_splits_scales_and_windows_the_series_in_time() -> None:
     # 60 rows: 43 windows of 12 + 6; those whose targets end by row 54 train, the 6 after
     # validate
     assert (data.window, data.val) == (12, 6)
-    x, y = data.train_set.tensors
-    vx, vy = data.val_set.tensors
+    x, y = data.train_set.cut(range(len(data.train_set)))
+    vx, vy = data.val_set.cut(range(len(data.val_set)))
     assert (x.shape, y.shape, vx.shape, vy.shape) == ((37, 12, 1), (37, 6), (6, 12, 1), (6, 6))
     # min-max scaling to [-1, 1] fitted on the 54 training rows only, by hand
     values = df["y"].to_numpy()

@@ -27,13 +27,13 @@ SCRIPT = textwrap.dedent(
     df = pd.DataFrame({"month": pd.date_range("2000-01-01", periods=60, freq="MS"),
                        "y": 50 + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12)})
     f = Forecaster(horizon=6, window=12, hidden_size=8, max_epochs=4, lr=1e-2, batch_size=8,
-                   accelerator="cpu", devices=2, strategy="ddp", progress_bar=False)
+                   accelerator="cpu", devices=2, strategy="ddp", progress=False)
     f.fit(df, target="y", time_col="month")
     import torch.distributed as dist
     # the fit tears down the process group it made (gloo aborts at exit otherwise)
     assert not dist.is_initialized(), "process group left alive after fit"
     rank = int(os.environ.get("LOCAL_RANK", "0"))
-    state = {k: v.contiguous() for k, v in f.module.net.state_dict().items()}
+    state = {k: v.contiguous() for k, v in f.net.net.state_dict().items()}
     save_file(state, os.path.join(out, f"rank{rank}.safetensors"))
     if rank == 0:
         f.save(os.path.join(out, "model"))

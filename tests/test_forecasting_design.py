@@ -11,10 +11,10 @@ import torch
 from lstmkit import Forecaster
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting import ForecastModule, ForecastNet
-from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.network import patch_length
+from lstmkit.tasks.forecasting.settings import ForecasterConfig
 
-FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress_bar": False}
+FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress": False}
 
 
 def _series(n: int = 80) -> pd.DataFrame:
@@ -132,7 +132,7 @@ def test_fit_sets_the_residual_to_the_ridge_nlinear_and_fixed_keeps_it() -> None
     from lstmkit.tasks.forecasting.linear import RIDGE_GRID
 
     # the chosen penalty is one of the grid's; the map is the ridge solution for it
-    linear = f.module.net.linear
+    linear = f.net.net.linear
     W = linear.weight.detach().double().numpy().T
     b = linear.bias.detach().double().numpy()
     Fc = x - x[:, -1:]
@@ -148,11 +148,11 @@ def test_trainable_residual_moves_from_the_ridge_start() -> None:
     f = Forecaster(horizon=4, window=12, residual="nlinear", quantiles=None, **FAST)
     df = _series()
     f.fit(df, target="y", time_col="month")
-    assert all(p.requires_grad for p in f.module.net.linear.parameters())
+    assert all(p.requires_grad for p in f.net.net.linear.parameters())
     start = Forecaster(horizon=4, window=12, residual="nlinear", quantiles=None,
                        **(FAST | {"max_epochs": 1, "lr": 1e-9}))  # fmt: skip
     start.fit(df, target="y", time_col="month")
-    moved = (f.module.net.linear.weight - start.module.net.linear.weight).abs().max().detach()
+    moved = (f.net.net.linear.weight - start.net.net.linear.weight).abs().max().detach()
     assert float(moved) > 1e-4
 
 
@@ -163,8 +163,8 @@ def test_save_load_round_trip_with_patch_and_residual(tmp_path: Path) -> None:
     f.fit(df, target="y", time_col="month")
     g = Forecaster.load(f.save(tmp_path / "model"))
     assert g.config == f.config
-    assert g.module.net.patch == 3 and g.module.net.residual == "nlinear"
-    torch.testing.assert_close(g.module.net.linear.weight, f.module.net.linear.weight)
+    assert g.net.net.patch == 3 and g.net.net.residual == "nlinear"
+    torch.testing.assert_close(g.net.net.linear.weight, f.net.net.linear.weight)
     pd.testing.assert_frame_equal(g.predict(), f.predict())
     pd.testing.assert_frame_equal(g.predict(df.iloc[:-5]), f.predict(df.iloc[:-5]))
 
@@ -205,10 +205,12 @@ def test_losses_by_hand(loss: str) -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"patch": 0}, "patch must be >= 1"),
-        ({"residual": "dlinear"}, "residual must be None, 'nlinear' or 'nlinear-fixed'"),
-        ({"loss": "huber"}, "loss must be auto, mse, mae or mase"),
-        ({"instance_norm": "median"}, "instance_norm must be true, false, 'mean' or 'last'"),
+        ({"patch": 0}, "patch must be an integer >= 1 or None, got 0"),
+        ({"patch": 2.0}, "patch must be an integer >= 1 or None, got 2.0"),
+        ({"residual": "dlinear"}, "residual must be one of nlinear, nlinear-fixed or None"),
+        ({"loss": "huber"}, "loss must be one of auto, mse, mae, mase, got 'huber'"),
+        ({"instance_norm": "median"}, "instance_norm must be true/false or one of mean, last"),
+        ({"scaler": "lg"}, "scaler must be one of minmax, standard, none, log, auto"),
     ],
 )
 def test_bad_design_settings_are_one_clear_error(settings: dict, message: str) -> None:
@@ -239,7 +241,7 @@ def test_cli_design_options_reach_the_saved_model(tmp_path: Path, capsys) -> Non
     assert (saved.config.patch, saved.config.residual, saved.config.loss) == (
         3, "nlinear-fixed", "mae",
     )  # fmt: skip
-    assert saved.module.net.rnn.input_size == 3
+    assert saved.net.net.rnn.input_size == 3
     sys.argv = [*argv[:-1], str(tmp_path / "bad"), "--loss", "huber"]
     try:
         with pytest.raises(SystemExit) as info:
@@ -247,7 +249,7 @@ def test_cli_design_options_reach_the_saved_model(tmp_path: Path, capsys) -> Non
     finally:
         sys.argv = old
     assert info.value.code == 2
-    assert "loss must be auto, mse, mae or mase" in capsys.readouterr().err
+    assert "'huber' is not one of 'auto', 'mse', 'mae', 'mase'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 
@@ -259,9 +261,9 @@ def test_training_that_never_beats_the_linear_start_keeps_it() -> None:
                    scaler="none", val_size=8, **(FAST | {"lr": 0.05, "max_epochs": 2}))  # fmt: skip
     f.fit(df, target="y", time_col="month")
     assert f.fit_result.best_epoch == -1
-    assert float(f.module.net.head.weight.abs().sum()) == 0.0
-    W = f.module.net.linear.weight.detach().double().numpy().T
-    b = f.module.net.linear.bias.detach().double().numpy()
+    assert float(f.net.net.head.weight.detach().abs().sum()) == 0.0
+    W = f.net.net.linear.weight.detach().double().numpy().T
+    b = f.net.net.linear.bias.detach().double().numpy()
     x = df["y"].to_numpy()[-12:]
     want = x[-1] + (x - x[-1]) @ W + b
     np.testing.assert_allclose(f.predict()["forecast"].to_numpy(), want, rtol=1e-5)
@@ -313,12 +315,10 @@ def test_a_folder_saved_before_patching_loads_step_by_step(tmp_path: Path) -> No
     del meta["config"]["forecaster"]["patch"]
     (path / "config.json").write_text(json.dumps(meta))
     g = Forecaster.load(path)
-    assert g.config.patch == 1 and g.module.net.rnn.input_size == 1
+    assert g.config.patch == 1 and g.net.net.rnn.input_size == 1
     pd.testing.assert_frame_equal(g.predict(), f.predict())
     assert (
-        Forecaster(horizon=4, window=48, **FAST)
-        .fit(df, target="y", time_col="month")
-        .module.net.patch
+        Forecaster(horizon=4, window=48, **FAST).fit(df, target="y", time_col="month").net.net.patch
         == 4
     )  # today's default for such a window
 
@@ -340,9 +340,9 @@ def test_auto_scaler_is_log_for_several_positive_series_only() -> None:
     f = Forecaster(horizon=4, window=12, **FAST).fit(two, target="y", time_col="month", id_col="id")
     assert f.scaler.kind == "log" and f.config.scaler == "auto"
     # the automatic loss follows the scaler: MAE of log values, MSE of minmax ones
-    assert (f.config.loss, f.module.loss) == ("auto", "mae")
+    assert (f.config.loss, f.net.loss) == ("auto", "mae")
     g = Forecaster(horizon=4, window=12, **FAST).fit(one, target="y", time_col="month")
-    assert (g.scaler.kind, g.module.loss) == ("minmax", "mse")
+    assert (g.scaler.kind, g.net.loss) == ("minmax", "mse")
 
 
 def test_residual_with_one_validation_window_chooses_the_ridge_on_training_windows() -> None:
@@ -350,5 +350,106 @@ def test_residual_with_one_validation_window_chooses_the_ridge_on_training_windo
     penalty on: the fit chooses it on held-out training windows instead of failing."""
     f = Forecaster(horizon=1, window=12, residual="nlinear", val_size=1, quantiles=None, **FAST)
     f.fit(_series(), target="y", time_col="month")
-    assert float(f.module.net.linear.weight.detach().abs().sum()) > 0
+    assert float(f.net.net.linear.weight.detach().abs().sum()) > 0
     assert np.isfinite(f.predict()["forecast"]).all()
+
+
+# ---------------------------------------------------------------- with main's scale work
+def _two_series(n: int = 120) -> pd.DataFrame:
+    one = _series(n)
+    return pd.concat([one.assign(id="a", kind="small"),
+                      one.assign(id="b", kind="big", y=one["y"] * 3 + 50)])  # fmt: skip
+
+
+def test_log_scaler_fits_and_transforms_many_series_as_one_by_one() -> None:
+    """fit_many / transform_many (all series in one array step) take the log of the target
+    as fit_series / transform do series by series; a value <= 0 names its series."""
+    from lstmkit.data.scalers import SeriesScaler
+
+    rng = np.random.default_rng(1)
+    parts = [np.column_stack([rng.uniform(1, 50, n), rng.normal(0, 3, n)]) for n in (7, 5, 9)]
+    ids, lengths = ["a", "b", "c"], np.array([7, 5, 9])
+    values = np.concatenate(parts)
+    many, alone = SeriesScaler("log"), SeriesScaler("log")
+    many.fit_many(ids, values, lengths, lengths - 2)
+    for sid, part in zip(ids, parts, strict=True):
+        alone.fit_series(sid, part[:-2])
+    assert many.params.keys() == alone.params.keys()
+    for sid in ids:
+        np.testing.assert_allclose(many.params[sid]["shift"], alone.params[sid]["shift"])
+        np.testing.assert_allclose(many.params[sid]["scale"], alone.params[sid]["scale"])
+    by_hand = np.concatenate([alone.transform(s, p) for s, p in zip(ids, parts, strict=True)])
+    np.testing.assert_allclose(many.transform_many(ids, values, lengths), by_hand)
+    # log target, then minmax of the training part: -1 at its lowest, 1 at its highest
+    a = many.transform_many(ids, values, lengths)[: 7 - 2, 0]
+    assert (a.min(), a.max()) == pytest.approx((-1.0, 1.0))
+    bad = values.copy()
+    bad[7 + 3, 0] = 0.0  # series "b"
+    with pytest.raises(LstmkitError, match="series 'b' has 0"):
+        SeriesScaler("log").fit_many(ids, bad, lengths, lengths)
+
+
+def test_log_scaled_batched_forecast_is_exp_of_the_network_and_the_runtime_agrees(
+    tmp_path: Path,
+) -> None:
+    """Several positive series: auto picks the log scaler; the batched forecast of every
+    series is exp(network output scaled back) of its log-scaled last window, by hand, and
+    the ONNX runtime forecasts the same."""
+    from lstmkit import runtime
+
+    df = _two_series()
+    f = Forecaster(horizon=4, window=12, patch=3, **FAST)
+    f.fit(df.drop(columns="kind"), target="y", time_col="month", id_col="id")
+    assert f.scaler.kind == "log"
+    pred = f.predict()
+    for sid in ("a", "b"):
+        last = df.loc[df["id"] == sid, "y"].to_numpy()[-12:]
+        p = f.scaler.params[sid]
+        x = (np.log(last) - p["shift"][0]) / p["scale"][0]
+        with torch.inference_mode():
+            out = f.net(torch.tensor(x, dtype=torch.float32)[None, :, None]).double().numpy()[0]
+        want = np.exp(out * p["scale"][0] + p["shift"][0])
+        got = pred.loc[pred["id"] == sid, ["forecast", "q10", "q50", "q90"]].to_numpy()
+        # the calibration shifts only the quantiles
+        np.testing.assert_allclose(got[:, 0], want[:, 0], rtol=1e-5)
+        assert (got > 0).all()
+    f.export_onnx(tmp_path / "onnx")
+    served = runtime.load(tmp_path / "onnx").predict()
+    np.testing.assert_allclose(
+        served[["forecast", "q10", "q50", "q90"]].to_numpy(),
+        pred[["forecast", "q10", "q50", "q90"]].to_numpy(), rtol=1e-4,
+    )  # fmt: skip
+
+
+def test_residual_with_static_inputs_an_ensemble_and_calibration() -> None:
+    """A fixed residual in a model with a static column and an id embedding, trained as an
+    ensemble of 2 with calibrated bands: every member holds the ridge NLinear of the
+    training windows of both series (by hand) and the bands are calibrated."""
+    from lstmkit.tasks.forecasting.linear import RIDGE_GRID
+
+    df = _two_series()
+    f = Forecaster(horizon=4, window=12, residual="nlinear-fixed", scaler="none", val_size=28,
+                   id_embedding=2, ensemble=2, **FAST)  # fmt: skip
+    f.fit(df, target="y", time_col="month", id_col="id", static_cols=["kind"])
+    assert len(f.members) == 2 and f.members[0] is f.net
+    assert f.net.net.static_spec and f.state.calibration is not None
+    xs, ys = [], []
+    for sid in ("a", "b"):
+        train = df.loc[df["id"] == sid, "y"].to_numpy()[:-28]
+        n = len(train) - 12 - 4 + 1
+        xs.append(np.stack([train[i : i + 12] for i in range(n)]))
+        ys.append(np.stack([train[i + 12 : i + 16] for i in range(n)]))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    Fc = x - x[:, -1:]
+    scale = np.trace((Fc - Fc.mean(0)).T @ (Fc - Fc.mean(0))) / 12
+    for member in f.members:
+        linear = member.net.linear
+        assert not any(p.requires_grad for p in linear.parameters())
+        W = linear.weight.detach().double().numpy().T
+        errors = [np.abs(_ridge_by_hand(x, y, r * scale)[0] - W).max() for r in RIDGE_GRID]
+        Wh, bh = _ridge_by_hand(x, y, RIDGE_GRID[int(np.argmin(errors))] * scale)
+        np.testing.assert_allclose(W, Wh, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(linear.bias.detach().double().numpy(), bh, atol=1e-3)
+    assert not torch.equal(f.members[0].net.head.weight, f.members[1].net.head.weight)
+    pred = f.predict()
+    assert np.isfinite(pred[["forecast", "q10", "q90"]].to_numpy()).all()

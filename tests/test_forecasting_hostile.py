@@ -13,8 +13,9 @@ import pytest
 from lstmkit import Forecaster
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks import forecast_metrics as fm
+from lstmkit.tasks.forecast_metrics import METRICS
 
-FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress_bar": False}
+FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress": False}
 
 
 def _series(n: int = 48, scale: float = 1.0, constant: bool = False) -> pd.DataFrame:
@@ -40,7 +41,8 @@ def test_huge_values_give_finite_metrics_with_scaling() -> None:
     df = _series(scale=1e298)
     f = Forecaster(horizon=6, window=12, **FAST).fit(df.iloc[:-6], target="y", time_col="month")
     ev = f.evaluate(df)
-    assert np.isfinite(ev.metrics.to_numpy()).all()
+    assert np.isfinite(ev.metrics[list(METRICS)].to_numpy()).all()
+    assert np.isfinite(ev.metrics.loc["lstmkit"].to_numpy()).all()  # its band's scores too
     assert np.isfinite(ev.forecasts[["forecast", "q10", "q90"]].to_numpy()).all()
 
 
@@ -74,13 +76,13 @@ def test_constant_series_forecasts_with_undefined_mase() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"window": 14.5}, "window must be an integer or None, got 14.5"),
-        ({"hidden_size": "8"}, "hidden_size must be an integer, got '8'"),
-        ({"lr": "fast"}, "lr must be a number, got 'fast'"),
-        ({"lr": -1.0}, "lr .learning rate. must be a positive number"),
+        ({"window": 14.5}, "window must be an integer >= 2 or None, got 14.5"),
+        ({"hidden_size": "8"}, "hidden_size must be an integer >= 1, got '8'"),
+        ({"lr": "fast"}, "lr must be a number > 0, got 'fast'"),
+        ({"lr": -1.0}, "lr must be a number > 0, got -1.0"),
         ({"lr": float("nan")}, "lr must be a finite number"),
-        ({"quantiles": "0.1,0.9"}, "quantiles must be a list of a number or None"),
-        ({"instance_norm": "yes"}, "instance_norm must be true, false, .mean. or .last."),
+        ({"quantiles": "0.1,0.9"}, "quantiles must be a list of numbers in .0, 1. or None"),
+        ({"instance_norm": "yes"}, "instance_norm must be true/false or one of mean, last"),
         ({"precision": "bf17"}, "precision must be one of"),
     ],
 )
@@ -94,11 +96,11 @@ def test_bad_api_settings_are_one_clear_error(settings: dict, message: str) -> N
     "settings",
     [
         {},
-        {"model": "gru", "num_layers": 2, "bidirectional": True},
+        {"rnn": "gru", "num_layers": 2, "bidirectional": True},
         {"method": "recursive", "skip": False, "quantiles": None},
         {"hidden_size": 5, "num_layers": 3, "quantiles": [0.05, 0.5, 0.95]},
         {"layer_norm": True, "num_layers": 2},
-        {"model": "gru", "layer_norm": True, "bidirectional": True},
+        {"rnn": "gru", "layer_norm": True, "bidirectional": True},
         {"recurrent_dropout": 0.2, "zoneout": 0.1, "num_layers": 2, "dropout": 0.1},
     ],
 )
@@ -108,7 +110,7 @@ def test_parameter_estimate_matches_the_network(settings: dict) -> None:
     f = Forecaster(horizon=6, window=12, **(FAST | settings))
     cfg = f.config
     steps = 6 if cfg.method == "direct" else 1
-    net = ForecastNet(3, 12, steps, 1 + len(cfg.quantiles or []), model=cfg.model,
+    net = ForecastNet(3, 12, steps, 1 + len(cfg.quantiles or []), model=cfg.rnn,
                       hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
                       bidirectional=cfg.bidirectional, skip=cfg.skip, n_future=1,
                       layer_norm=cfg.layer_norm, recurrent_dropout=cfg.recurrent_dropout,
@@ -210,7 +212,7 @@ def test_recursive_band_widens_with_the_horizon() -> None:
 
     x = torch.tensor(f.scaler.transform("0", df["y"].to_numpy()[-12:]), dtype=torch.float32)
     with torch.no_grad():
-        one = f.scaler.inverse_transform("0", f.module(x.view(1, 12, 1))[0, 0].numpy())
+        one = f.scaler.inverse_transform("0", f.net(x.view(1, 12, 1))[0, 0].numpy())
     np.testing.assert_allclose(fc[["q10", "q50", "q90"]].iloc[0], np.sort(one[1:]), rtol=1e-5)
     pd.testing.assert_frame_equal(f.predict(), fc)  # seeded: reproducible
 
@@ -398,7 +400,7 @@ def test_a_forecast_far_outside_the_data_is_reported_as_diverged(daily: Forecast
 
     broken = copy.deepcopy(daily)
     with torch.no_grad():
-        for name, p in broken.module.net.named_parameters():
+        for name, p in broken.net.net.named_parameters():
             if name.startswith("head"):
                 p.mul_(1e4)
     sd = load_series(_daily(), "y", time_col="date")

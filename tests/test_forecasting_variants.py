@@ -14,7 +14,7 @@ from lstmkit import Forecaster
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import GRU, LSTM
 
-FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress_bar": False}
+FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress": False}
 VARIANTS = {"layer_norm": True, "recurrent_dropout": 0.3, "zoneout": 0.1}
 
 
@@ -36,8 +36,8 @@ def fitted_variant() -> Forecaster:
 
 @pytest.mark.parametrize("model", ["lstm", "gru"])
 def test_the_encoder_is_built_with_the_variants(model: str) -> None:
-    f = _fit(model=model, num_layers=2, **VARIANTS)
-    rnn = f.module.net.rnn
+    f = _fit(rnn=model, num_layers=2, **VARIANTS)
+    rnn = f.net.net.rnn
     assert isinstance(rnn, LSTM if model == "lstm" else GRU)
     config = rnn.get_config()
     assert (config["layer_norm"], config["recurrent_dropout"], config["zoneout"]) == (
@@ -53,7 +53,7 @@ def test_the_encoder_is_built_with_the_variants(model: str) -> None:
 def test_defaults_build_the_plain_layer() -> None:
     f = Forecaster(horizon=6, window=12, **FAST)
     assert (f.config.layer_norm, f.config.recurrent_dropout, f.config.zoneout) == (False, 0.0, 0.0)
-    rnn = _fit().module.net.rnn
+    rnn = _fit().net.net.rnn
     assert rnn.cell.is_plain
     assert not any(n.startswith("ln_") for n, _ in rnn.named_parameters())
 
@@ -65,10 +65,10 @@ def test_save_load_round_trip_predicts_the_same(fitted_variant: Forecaster, tmp_
     assert (saved["layer_norm"], saved["recurrent_dropout"], saved["zoneout"]) == (True, 0.3, 0.1)
     g = Forecaster.load(path)
     assert g.config == f.config
-    assert g.module.net.rnn.get_config() == f.module.net.rnn.get_config()
+    assert g.net.net.rnn.get_config() == f.net.net.rnn.get_config()
     pd.testing.assert_frame_equal(g.predict(), f.predict())
-    for name, p in f.module.net.state_dict().items():
-        torch.testing.assert_close(g.module.net.state_dict()[name], p, rtol=0, atol=0)
+    for name, p in f.net.net.state_dict().items():
+        torch.testing.assert_close(g.net.net.state_dict()[name], p, rtol=0, atol=0)
 
 
 def test_a_folder_saved_before_the_settings_existed_loads_with_defaults(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_eval_forecasts_are_deterministic_and_without_recurrent_dropout() -> Non
     first = f.predict()
     torch.manual_seed(2)
     pd.testing.assert_frame_equal(f.predict(), first)
-    rnn = f.module.net.rnn
+    rnn = f.net.net.rnn
     plain = LSTM(**(rnn.get_config() | {"recurrent_dropout": 0.0}))
     plain.load_state_dict(rnn.state_dict())
     x = torch.randn(5, 12, 1)
@@ -109,12 +109,12 @@ def test_eval_forecasts_are_deterministic_and_without_recurrent_dropout() -> Non
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"recurrent_dropout": 1.0}, "recurrent_dropout must be in [0, 1), got 1.0"),
-        ({"recurrent_dropout": -0.1}, "recurrent_dropout must be in [0, 1), got -0.1"),
-        ({"recurrent_dropout": "0.2"}, "recurrent_dropout must be a number, got '0.2'"),
+        ({"recurrent_dropout": 1.0}, "recurrent_dropout must be a number in [0, 1), got 1.0"),
+        ({"recurrent_dropout": -0.1}, "recurrent_dropout must be a number in [0, 1), got -0.1"),
+        ({"recurrent_dropout": "0.2"}, "recurrent_dropout must be a number in [0, 1), got '0.2'"),
         ({"recurrent_dropout": float("nan")}, "recurrent_dropout must be a finite number"),
-        ({"zoneout": 1.5}, "zoneout must be in [0, 1), got 1.5"),
-        ({"zoneout": True}, "zoneout must be a number, got True"),
+        ({"zoneout": 1.5}, "zoneout must be a number in [0, 1), got 1.5"),
+        ({"zoneout": True}, "zoneout must be a number in [0, 1), got True"),
         ({"layer_norm": 1}, "layer_norm must be true/false, got 1"),
         ({"layer_norm": "yes"}, "layer_norm must be true/false, got 'yes'"),
     ],
@@ -128,7 +128,7 @@ def test_bad_variant_settings_are_one_clear_line(settings: dict, message: str) -
 @pytest.mark.native_bf16
 @pytest.mark.parametrize("model", ["lstm", "gru"])
 def test_variants_train_under_bf16_mixed(model: str, tmp_path: Path) -> None:
-    f = _fit(model=model, precision="bf16-mixed", **VARIANTS)
+    f = _fit(rnn=model, precision="bf16-mixed", **VARIANTS)
     assert f.fit_result.epochs_run == 3
     fc = f.predict()
     assert np.isfinite(fc[["forecast", "q10", "q90"]].to_numpy()).all()

@@ -220,7 +220,7 @@ def classifier_with_baseline():
     words = ["good", "bad", "film", "plot", "fine", "dull"]
     texts = [" ".join(words[i % 6 : i % 6 + 3]) for i in range(24)]
     labels = ["pos" if "good" in t or "fine" in t else "neg" for t in texts]
-    clf = TextClassifier(embedding_dim=4, hidden_size=4, epochs=1, val_fraction=0.25)
+    clf = TextClassifier(embedding_dim=4, hidden_size=4, max_epochs=1, val_fraction=0.25)
     return clf.fit(texts, labels, progress=False)
 
 

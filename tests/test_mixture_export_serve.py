@@ -44,7 +44,7 @@ def mixed(request, tmp_path_factory) -> dict[str, Path | float]:
     weight its validation split chose, ``forced`` with `WEIGHT`; each exported into its
     ``onnx/``."""
     texts, labels = make_texts(160, seed=5)
-    clf = TextClassifier(embedding_dim=8, hidden_size=8, epochs=2, lr=0.02, seed=3).fit(
+    clf = TextClassifier(embedding_dim=8, hidden_size=8, max_epochs=2, lr=0.02, seed=3).fit(
         texts, labels, progress=False, baseline=request.param
     )
     assert clf.baseline is not None and clf.baseline.settings.kind == request.param

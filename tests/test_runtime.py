@@ -34,7 +34,7 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 def text_model(tmp_path_factory) -> tuple[TextClassifier, Path]:
     texts, labels = make_texts(200, seed=1)
     clf = TextClassifier(
-        embedding_dim=8, hidden_size=8, bidirectional=True, pooling="max+mean", epochs=2,
+        embedding_dim=8, hidden_size=8, bidirectional=True, pooling="max+mean", max_epochs=2,
         lr=0.02, max_length=12, keep="head_tail", seed=3,
     ).fit(texts, labels, progress=False)  # fmt: skip
     model = tmp_path_factory.mktemp("text") / "model"
@@ -79,7 +79,7 @@ def test_text_predictor_refuses_bad_input(text_model):
     "settings",
     [
         {},
-        {"covariates": ["temp", "promo"], "future_covariates": ["promo"], "model": "gru"},
+        {"covariates": ["temp", "promo"], "future_covariates": ["promo"], "rnn": "gru"},
         {"method": "recursive", "quantiles": [0.1, 0.5, 0.9]},
     ],
     ids=["direct", "future-covariates", "recursive-band"],
@@ -199,7 +199,7 @@ def test_forecast_predictor_many_series(tmp_path):
     a, b = make_series(90, seed=1), make_series(90, seed=2)
     b["y"] = b["y"] * 3 + 40
     long = pd.concat([a.assign(store="a"), b.assign(store="b")], ignore_index=True)
-    fc = Forecaster(horizon=6, window=12, hidden_size=6, max_epochs=2, progress_bar=False)
+    fc = Forecaster(horizon=6, window=12, hidden_size=6, max_epochs=2, progress=False)
     fc.fit(long[["store", "month", "y"]], target="y", time_col="month", id_col="store")
     fc.export_onnx(tmp_path / "onnx")
     pred = runtime.load(tmp_path / "onnx")
@@ -254,7 +254,7 @@ def test_a_lone_surrogate_is_one_line_naming_the_row(text_model):
     with pytest.raises(
         LstmkitError, match=r"training data: text 1 holds a lone surrogate \(U\+DFFF\)"
     ):
-        clf.__class__(epochs=1).fit(["\udfff x", "good", "a \ud800"], ["a", "b", "a"])
+        clf.__class__(max_epochs=1).fit(["\udfff x", "good", "a \ud800"], ["a", "b", "a"])
 
 
 @pytest.mark.parametrize("threads", [-1, 0, 1.5, True, "2"])

@@ -70,7 +70,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     covariate), ``clf`` (two-class text classifier)."""
     root = tmp_path_factory.mktemp("serve_models")
     df = _series()
-    fast = dict(hidden_size=8, max_epochs=2, progress_bar=False)
+    fast = dict(hidden_size=8, max_epochs=2, progress=False)
     Forecaster(horizon=4, window=12, **fast).fit(
         df[["month", "y"]], target="y", time_col="month"
     ).save(root / "fc")
@@ -78,7 +78,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
         df, target="y", time_col="month", covariates=["temp"], future_covariates=["promo"]
     ).save(root / "fcov")
     texts, labels = _texts()
-    TextClassifier(embedding_dim=8, hidden_size=8, batch_size=32, epochs=2, seed=0).fit(
+    TextClassifier(embedding_dim=8, hidden_size=8, batch_size=32, max_epochs=2, seed=0).fit(
         texts, labels, progress=False
     ).save(root / "clf")
     return {"fc": root / "fc", "fcov": root / "fcov", "clf": root / "clf"}
@@ -298,7 +298,7 @@ def test_a_model_fitted_on_a_datetime_index_takes_its_time_column(tmp_path):
     t = np.arange(40)
     days = pd.date_range("2000-01-01", periods=40, freq="D")
     series = pd.DataFrame({"y": 50 + 10 * np.sin(t / 2)}, index=days)
-    model = Forecaster(horizon=3, window=8, hidden_size=8, max_epochs=1, progress_bar=False)
+    model = Forecaster(horizon=3, window=8, hidden_size=8, max_epochs=1, progress=False)
     model.fit(series, target="y").save(tmp_path / "idx")
     with TestClient(create_app(tmp_path / "idx")) as client:
         history = [{"time": str(d.date()), "y": v} for d, v in series["y"].iloc[:30].items()]

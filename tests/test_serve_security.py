@@ -63,7 +63,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     from lstmkit.export import export_model
 
     root = tmp_path_factory.mktemp("serve_security")
-    Forecaster(horizon=3, window=8, hidden_size=8, max_epochs=1, progress_bar=False).fit(
+    Forecaster(horizon=3, window=8, hidden_size=8, max_epochs=1, progress=False).fit(
         _series(), target="y", time_col="month", covariates=["temp"], future_covariates=["promo"]
     ).save(root / "fc")
     export_model(root / "fc")
@@ -74,7 +74,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
         words = [rng.choice(["the", "film", "plot"]) for _ in range(rng.randint(2, 6))]
         texts.append(" ".join([*words, "great" if label == "pos" else "awful"]))
         labels.append(label)
-    TextClassifier(embedding_dim=8, hidden_size=8, batch_size=32, epochs=1, seed=0).fit(
+    TextClassifier(embedding_dim=8, hidden_size=8, batch_size=32, max_epochs=1, seed=0).fit(
         texts, labels, progress=False
     ).save(root / "clf")
     export_model(root / "clf", root / "clf_onnx")

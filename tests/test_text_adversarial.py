@@ -79,7 +79,7 @@ def _labelled(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
 def test_adversarial_training_learns_and_logs_both_losses(tmp_path) -> None:
     texts, labels = _labelled(300)
     clf = TextClassifier(
-        embedding_dim=16, hidden_size=16, epochs=4, lr=0.01, batch_size=16, adversarial=0.05
+        embedding_dim=16, hidden_size=16, max_epochs=4, lr=0.01, batch_size=16, adversarial=0.05
     )
     clf.fit(texts, labels, progress=False, baseline=False)
     last = clf.history[-1]
@@ -95,7 +95,7 @@ def test_adversarial_training_learns_and_logs_both_losses(tmp_path) -> None:
 
 def test_adversarial_training_changes_the_updates_and_zero_is_plain_training() -> None:
     texts, labels = _labelled(64)
-    common = dict(embedding_dim=8, hidden_size=8, epochs=1, batch_size=16, seed=3)
+    common = dict(embedding_dim=8, hidden_size=8, max_epochs=1, batch_size=16, seed=3)
     runs = {}
     for adv in (0.0, 0.1):
         clf = TextClassifier(**common, adversarial=adv)
@@ -121,7 +121,7 @@ def test_cli_train_with_adversarial(tmp_path) -> None:
 
     pd.DataFrame({"text": texts, "label": labels}).to_csv(data, index=False)
     out = tmp_path / "m"
-    args = ["classify", "train", str(data), "--out", str(out), "--epochs", "1"]
+    args = ["classify", "train", str(data), "--out", str(out), "--max-epochs", "1"]
     args += ["--adversarial", "0.03", "--no-progress", "--no-baseline", "--hidden-size", "8"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -130,5 +130,5 @@ def test_cli_train_with_adversarial(tmp_path) -> None:
     bad_args = ["classify", "train", str(data), "--out", str(m2), "--adversarial", "-1"]
     bad = CliRunner().invoke(app, bad_args, standalone_mode=False)
     assert isinstance(bad.exception, LstmkitError)  # main() prints it as one error: line
-    assert "adversarial must be in [0, 1]" in str(bad.exception)
+    assert "adversarial must be a number in [0, 1], got -1.0" in str(bad.exception)
     assert not m2.exists()

@@ -59,7 +59,7 @@ def test_feature_cap_keeps_the_most_frequent_ngrams():
 @pytest.fixture(scope="module")
 def trained():
     texts, labels = make_texts(400, seed=7)
-    clf = TextClassifier(**SMALL, epochs=2)
+    clf = TextClassifier(**SMALL, max_epochs=2)
     return clf.fit(texts, labels, progress=False)
 
 
@@ -102,7 +102,7 @@ def test_older_folder_without_baseline_loads_and_shows_none(trained, tmp_path):
 
 def test_fit_without_baseline():
     texts, labels = make_texts(120, seed=10)
-    clf = TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False, baseline=False)
+    clf = TextClassifier(**SMALL, max_epochs=1).fit(texts, labels, progress=False, baseline=False)
     assert clf.baseline is None and clf.fit_info.baseline_seconds is None
 
 
@@ -170,7 +170,7 @@ def test_texts_without_countable_words_train_without_a_baseline():
     labels = ["p", "q", "p", "q"] * 10
     with pytest.raises(LstmkitError, match="no words of two or more letters"):
         BagOfWordsBaseline().fit(texts, [0, 1, 0, 1] * 10, 2)
-    clf = TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False)
+    clf = TextClassifier(**SMALL, max_epochs=1).fit(texts, labels, progress=False)
     assert clf.baseline is None and clf.evaluate(texts, labels).baseline is None
 
 
@@ -229,8 +229,12 @@ def test_combined_predictions_mix_network_and_baseline_with_the_validation_weigh
 
 def test_models_without_a_mixture_refuse_combined_in_one_line(trained, tmp_path):
     texts, labels = make_texts(120, seed=22)
-    no_val = TextClassifier(**SMALL, epochs=1, val_fraction=0.0).fit(texts, labels, progress=False)
-    no_base = TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False, baseline=False)
+    no_val = TextClassifier(**SMALL, max_epochs=1, val_fraction=0.0).fit(
+        texts, labels, progress=False
+    )
+    no_base = TextClassifier(**SMALL, max_epochs=1).fit(
+        texts, labels, progress=False, baseline=False
+    )
     for clf in (no_val, no_base):
         assert clf.evaluate(texts, labels).combined is None
         with pytest.raises(LstmkitError, match="no mixture with the bag-of-words") as info:
@@ -312,7 +316,7 @@ def test_nbsvm_baseline_through_fit_save_load_and_cli(tmp_path, capsys, monkeypa
     from test_cli_classify import TINY, run, write_csv
 
     texts, labels = make_texts(200, seed=33)
-    clf = TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False, baseline="nbsvm")
+    clf = TextClassifier(**SMALL, max_epochs=1).fit(texts, labels, progress=False, baseline="nbsvm")
     assert clf.baseline.settings.kind == "nbsvm" and clf.baseline.settings.C == 1.0
     loaded = TextClassifier.load(clf.save(tmp_path / "model"))
     assert loaded.baseline.settings.kind == "nbsvm"
@@ -320,9 +324,9 @@ def test_nbsvm_baseline_through_fit_save_load_and_cli(tmp_path, capsys, monkeypa
         loaded.baseline.predict_proba(texts), clf.baseline.predict_proba(texts)
     )
     with pytest.raises(
-        LstmkitError, match=r"baseline kind must be one of \('tfidf', 'nbsvm'\), got 'svm'"
+        LstmkitError, match=r"baseline setting kind must be one of tfidf, nbsvm, got 'svm'"
     ):
-        TextClassifier(**SMALL, epochs=1).fit(texts, labels, progress=False, baseline="svm")
+        TextClassifier(**SMALL, max_epochs=1).fit(texts, labels, progress=False, baseline="svm")
     data = write_csv(tmp_path / "train.csv", texts, labels)
     code, _, err = run(["classify", "train", data, "--out", tmp_path / "cli", "--baseline-kind",
                         "nbsvm", *TINY], capsys, monkeypatch)  # fmt: skip

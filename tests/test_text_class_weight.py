@@ -65,7 +65,7 @@ def _minority_recall(clf: TextClassifier) -> float:
 
 def test_balanced_weights_raise_the_minority_recall():
     texts, labels = skewed(800, 0.05, seed=1)
-    settings = dict(SMALL, epochs=8, pooling="max", val_fraction=0.0)
+    settings = dict(SMALL, max_epochs=8, pooling="max", val_fraction=0.0)
     plain = TextClassifier(**settings).fit(texts, labels, progress=False, baseline=False)
     balanced = TextClassifier(**settings, class_weight="balanced")
     balanced.fit(texts, labels, progress=False, baseline=False)
@@ -90,10 +90,10 @@ def test_class_weight_setting_round_trips_and_is_checked(tmp_path):
         with pytest.raises(LstmkitError, match=expect):
             TextClassifier(class_weight=bad)
     texts, labels = skewed(60, 0.3, seed=2)
-    clf = TextClassifier(**SMALL, epochs=1, class_weight={"rare": 3.0, "spam": 2.0})
+    clf = TextClassifier(**SMALL, max_epochs=1, class_weight={"rare": 3.0, "spam": 2.0})
     with pytest.raises(LstmkitError, match=r"class_weight names labels \['spam'\]"):
         clf.fit(texts, labels, progress=False)
-    ints = TextClassifier(**SMALL, epochs=1, class_weight={"1": 3.0})  # CLI gives text keys
+    ints = TextClassifier(**SMALL, max_epochs=1, class_weight={"1": 3.0})  # CLI gives text keys
     ints.fit(texts, [int(y == "rare") for y in labels], progress=False, baseline=False)
     assert ints.fit_info.class_weights == [1.0, 3.0]
     path = ints.save(tmp_path / "m")
@@ -137,7 +137,7 @@ def test_weights_outside_float32_or_given_twice_are_refused():
         assert "\n" not in str(info.value)
     # each weight in range, their ratio not: refused before any training
     texts, labels = skewed(60, 0.3, seed=2)
-    clf = TextClassifier(**SMALL, epochs=1, class_weight={"rare": 1e-30, "common": 1e30})
+    clf = TextClassifier(**SMALL, max_epochs=1, class_weight={"rare": 1e-30, "common": 1e30})
     with pytest.raises(LstmkitError, match="a ratio float32 cannot hold"):
         clf.fit(texts, labels, progress=False, baseline=False)
     assert clf.net is None
@@ -148,7 +148,7 @@ def test_only_the_ratio_of_the_weights_matters():
     and the loss to NaN) train exactly as 4 and 1, their ratio; the given weights are
     what fit_info reports."""
     texts, labels = skewed(120, 0.3, seed=5)
-    settings = dict(SMALL, epochs=2, pooling="max", val_fraction=0.2)
+    settings = dict(SMALL, max_epochs=2, pooling="max", val_fraction=0.2)
     small = TextClassifier(**settings, class_weight={"rare": 4.0, "common": 1.0})
     small.fit(texts, labels, progress=False, baseline=False)
     huge = TextClassifier(**settings, class_weight={"rare": 2.0**127, "common": 2.0**125})

@@ -47,7 +47,7 @@ SMALL = dict(embedding_dim=16, hidden_size=16, batch_size=32, lr=1e-2, seed=0)
 @pytest.fixture(scope="module")
 def trained():
     texts, labels = make_texts(480)
-    clf = TextClassifier(**SMALL, epochs=6, bidirectional=True, pooling="max")
+    clf = TextClassifier(**SMALL, max_epochs=6, bidirectional=True, pooling="max")
     clf.fit(texts, labels, progress=False)
     return clf
 
@@ -122,7 +122,7 @@ def test_multiclass_integer_labels_gru_attention():
     texts, labels = make_texts(360, classes=("neg", "pos", "mixed"), seed=4)
     ints = [{"neg": 0, "pos": 1, "mixed": 2}[y] for y in labels]
     clf = TextClassifier(
-        **SMALL, epochs=6, rnn="gru", pooling="attention", num_layers=2, dropout=0.1
+        **SMALL, max_epochs=6, rnn="gru", pooling="attention", num_layers=2, dropout=0.1
     )
     clf.fit(texts, ints, progress=False)
     assert clf.classes == [0, 1, 2]
@@ -204,10 +204,10 @@ def test_presets_reproduce_the_seeds():
         1,
         False,
     )
-    assert (s3.epochs, s3.batch_size, s3.val_fraction, s3.pooling) == (5, 64, 0.2, "last")
+    assert (s3.max_epochs, s3.batch_size, s3.val_fraction, s3.pooling) == (5, 64, 0.2, "last")
     s0 = make_config("seed000")
     assert (s0.embedding_dim, s0.hidden_size, s0.num_layers, s0.dropout) == (100, 32, 2, 0.5)
-    assert (s0.pooling, s0.epochs, s0.head_dropout) == ("last", 5, 0.5)
+    assert (s0.pooling, s0.max_epochs, s0.head_dropout) == ("last", 5, 0.5)
     assert set(PRESETS) == {"seed000", "seed003", "imdb"}
     with pytest.raises(LstmkitError, match="unknown preset"):
         make_config("seed999")
@@ -219,7 +219,7 @@ def test_config_json_round_trip_and_validation():
     assert again == cfg and again.tokenizer.kind == "bpe" and again.tokenizer.max_length == 50
     with pytest.raises(LstmkitError, match="pooling"):
         make_config(pooling="median")
-    with pytest.raises(LstmkitError, match="unknown TextClassifier settings"):
+    with pytest.raises(LstmkitError, match="unknown text classifier setting 'hiden_size'; known"):
         make_config(hiden_size=3)
 
 
@@ -282,7 +282,7 @@ def _edit_config(path, edit) -> None:
         (lambda c: c.pop("classes"), "lacks model/classes/vocab_size"),
         (lambda c: c.update(model=[1]), "'model' is not an object"),
         (lambda c: c["model"].update(tokenizer={"vocab_size": "many"}), "vocab_size must be"),
-        (lambda c: c["model"]["tokenizer"].update(casing=1), "unknown TokenizerConfig fields"),
+        (lambda c: c["model"]["tokenizer"].update(casing=1), "unknown tokenizer setting 'casing'"),
         (lambda c: c.update(extra=1), "unknown text model config fields"),
     ],
 )
@@ -349,17 +349,17 @@ def test_evaluate_refuses_mismatched_lengths(trained):
 @pytest.mark.parametrize(
     ("setting", "value", "expect"),
     [
-        ("hidden_size", "8", "setting hidden_size must be an integer, got '8' (str)"),
-        ("lr", "fast", "setting lr must be a number, got 'fast' (str)"),
-        ("lr", -1.0, "lr must be a positive finite number"),
+        ("hidden_size", "8", "setting hidden_size must be an integer >= 1, got '8' (str)"),
+        ("lr", "fast", "setting lr must be a number > 0, got 'fast' (str)"),
+        ("lr", -1.0, "setting lr must be a number > 0, got -1.0"),
         ("lr", float("nan"), "setting lr must be a finite number"),
-        ("epochs", 2.5, "setting epochs must be an integer"),
+        ("max_epochs", 2.5, "setting max_epochs must be an integer >= 1, got 2.5 (float)"),
         ("bidirectional", "yes", "setting bidirectional must be true/false"),
         ("dropout", "0.5", "setting dropout must be a number"),
         ("vocab_size", "5000", "setting vocab_size must be an integer"),
         ("max_length", None, "setting max_length must be an integer"),
-        ("gradient_clip_val", "1", "gradient_clip_val must be a number or None"),
-        ("tokenizer", 5, "tokenizer must be 'word', 'bpe'"),
+        ("gradient_clip_val", "1", "gradient_clip_val must be a number >= 0 or None"),
+        ("tokenizer", 5, "setting tokenizer must be one of word, bpe, got 5"),
         ("hidden_size", True, "setting hidden_size must be an integer"),
     ],
 )
@@ -404,7 +404,7 @@ def test_config_argument_types():
     assert TextClassifier(config=cfg.to_dict()).config == cfg
     with pytest.raises(LstmkitError, match="config must be a TextClassifierConfig"):
         TextClassifier(config=["hidden_size", 8])
-    with pytest.raises(LstmkitError, match="unknown TextClassifierConfig fields"):
+    with pytest.raises(LstmkitError, match="unknown text classifier setting 'hiden_size'"):
         TextClassifier(config={"hiden_size": 8})
 
 

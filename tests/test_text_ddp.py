@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(
 
     out = sys.argv[1]
     texts, labels = make_texts(240, seed=1)
-    clf = TextClassifier(embedding_dim=8, hidden_size=8, batch_size=16, lr=0.02, epochs=3,
+    clf = TextClassifier(embedding_dim=8, hidden_size=8, batch_size=16, lr=0.02, max_epochs=3,
                          lr_decay="linear", seed=0, adversarial=float(sys.argv[3]))
     clf.fit(texts, labels, devices=2, progress=False)
     import torch.distributed as dist

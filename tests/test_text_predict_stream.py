@@ -28,7 +28,7 @@ THREE = ("neg", "pos", "mixed")
 @pytest.fixture(scope="module")
 def clf():
     texts, labels = make_texts(300, classes=THREE, seed=20)
-    return TextClassifier(**SMALL, epochs=3).fit(texts, labels, progress=False, baseline=False)
+    return TextClassifier(**SMALL, max_epochs=3).fit(texts, labels, progress=False, baseline=False)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,8 @@ def test_three_classes_through_the_command_line(tmp_path, capsys, monkeypatch):
     train_texts, train_labels = make_texts(480, classes=THREE, seed=30)
     data = write_csv(tmp_path / "train.csv", train_texts, train_labels)
     model = tmp_path / "model"
-    args = ["classify", "train", data, "--out", model, *TINY, "--epochs", "6", "--pooling", "max"]
+    args = ["classify", "train", data, "--out", model, *TINY, "--max-epochs", "6",
+            "--pooling", "max"]  # fmt: skip
     code, out, err = run(args, capsys, monkeypatch)
     assert code == 0, err
     metrics = json.loads((model / "metrics.json").read_text())["validation"]

@@ -76,7 +76,7 @@ FAST = {"batch_size": 32, "lr": 0.01, "progress": False}
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory) -> tuple[TextClassifier, Path]:
     clf = TextClassifier(**SMALL, pooling="max+mean")
-    clf.pretrain(make_corpus(1500), epochs=3, **FAST)
+    clf.pretrain(make_corpus(1500), max_epochs=3, **FAST)
     out = tmp_path_factory.mktemp("enc") / "encoder"
     clf.save_pretrained(out)
     return clf, out
@@ -268,7 +268,7 @@ def test_stream_yields_its_length_of_training_pieces_only() -> None:
 
 def test_time_budget_ends_pretraining_after_the_epoch_in_progress() -> None:
     clf = TextClassifier(embedding_dim=8, hidden_size=8, vocab_size=100)
-    clf.pretrain(make_corpus(600), epochs=50, max_minutes=1e-4, **FAST)
+    clf.pretrain(make_corpus(600), max_epochs=50, max_minutes=1e-4, **FAST)
     enc = clf.pretrained
     assert enc is not None and enc.info.stopped_by_time
     assert enc.info.epochs_run == 1 and "val_loss" in enc.history[0]
@@ -293,7 +293,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights(pretrained) -> None:
     _, path = pretrained
     enc = _load(path)
     texts, labels = make_labelled(200)
-    clf = TextClassifier(pooling="max+mean", epochs=1, lr=1e-12, batch_size=16)
+    clf = TextClassifier(pooling="max+mean", max_epochs=1, lr=1e-12, batch_size=16)
     clf.fit(texts, labels, pretrained=path, progress=False)
     # the encoder settings came from the folder, the rest stayed the classifier's
     assert (clf.config.hidden_size, clf.config.bidirectional) == (16, True)
@@ -307,7 +307,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights(pretrained) -> None:
 def test_fine_tuned_classifier_learns_and_round_trips(pretrained, tmp_path: Path) -> None:
     clf, _ = pretrained  # pretrain() then fit() on the same object
     texts, labels = make_labelled(400)
-    clf.config.epochs = 4
+    clf.config.max_epochs = 4
     clf.config.lr = 0.01
     clf.config.batch_size = 16
     clf.fit(texts, labels, progress=False)
@@ -326,7 +326,7 @@ def test_settings_that_contradict_the_encoder_are_refused(pretrained) -> None:
     with pytest.raises(LstmkitError, match="tokenizer has vocab_size=200 but vocab_size=50"):
         TextClassifier(vocab_size=50).fit(texts, labels, pretrained=path, progress=False)
     # a preset's encoder settings are not the caller's: the encoder's win
-    clf = TextClassifier("imdb", epochs=1)
+    clf = TextClassifier("imdb", max_epochs=1)
     clf.fit(texts, labels, pretrained=path, progress=False)
     assert clf.config.hidden_size == 16 and clf.config.tokenizer.vocab_size == 200
 
@@ -363,7 +363,7 @@ def test_damaged_or_foreign_pretrained_folders_are_one_clear_error(
     with pytest.raises(LstmkitError, match="from different runs"):
         _load(shapes)
     texts, labels = make_labelled(60)
-    model = TextClassifier(embedding_dim=8, hidden_size=8, epochs=1).fit(
+    model = TextClassifier(embedding_dim=8, hidden_size=8, max_epochs=1).fit(
         texts, labels, progress=False
     )
     model.save(tmp_path / "classifier")
@@ -391,7 +391,7 @@ def test_cli_pretrain_then_train_from_it(tmp_path: Path) -> None:
     enc = tmp_path / "enc"
     code, out = _run(
         ["classify", "pretrain", str(corpus), "--out", str(enc), "--embedding-dim", "8",
-         "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--epochs", "2",
+         "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--max-epochs", "2",
          "--no-progress"]
     )  # fmt: skip
     assert code == 0, out
@@ -401,7 +401,7 @@ def test_cli_pretrain_then_train_from_it(tmp_path: Path) -> None:
     pd.DataFrame({"text": texts, "label": labels}).to_csv(tmp_path / "l.csv", index=False)
     code, out = _run(
         ["classify", "train", str(tmp_path / "l.csv"), "--pretrained", str(enc), "--out",
-         str(tmp_path / "m"), "--epochs", "1", "--no-progress"]
+         str(tmp_path / "m"), "--max-epochs", "1", "--no-progress"]
     )  # fmt: skip
     assert code == 0, out
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]["model"]
@@ -494,7 +494,7 @@ def test_killed_pretraining_resumes_and_ends_with_the_uninterrupted_encoder(
     def argv(out: Path, ckpt: Path) -> list[str]:
         return [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
                 "pretrain", str(corpus), "--out", str(out), "--embedding-dim", "8",
-                "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--epochs", "4",
+                "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--max-epochs", "4",
                 "--batch-size", "16", "--no-progress", "--checkpoint-dir", str(ckpt)]  # fmt: skip
 
     kill_at_first_checkpoint(argv(tmp_path / "enc", tmp_path / "ckpt"), tmp_path / "ckpt")
@@ -528,7 +528,7 @@ def test_pretraining_killed_mid_epoch_resumes_exactly_and_says_so(
     def argv(out: Path, ckpt: Path) -> list[str]:
         return [sys.executable, "-c", "from lstmkit.cli import main; main()", "classify",
                 "pretrain", str(corpus), "--out", str(out), "--embedding-dim", "8",
-                "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--epochs", "2",
+                "--hidden-size", "8", "--bidirectional", "--vocab-size", "100", "--max-epochs", "2",
                 "--batch-size", "16", "--no-progress", "--checkpoint-dir", str(ckpt),
                 "--checkpoint-every-n-steps", "7"]  # fmt: skip
 
@@ -603,7 +603,7 @@ def test_fine_tuning_may_cut_texts_differently_from_pretraining(pretrained, tmp_
     enc = _load(path)
     texts, labels = make_labelled(100)
     long_texts = [t + " " + " ".join(["the ball"] * 30) for t in texts]
-    clf = TextClassifier(max_length=7, keep="head", epochs=1, batch_size=16)
+    clf = TextClassifier(max_length=7, keep="head", max_epochs=1, batch_size=16)
     clf.fit(long_texts, labels, pretrained=path, progress=False)
     assert (clf.config.tokenizer.max_length, clf.config.tokenizer.keep) == (7, "head")
     # the vocabulary is the encoder's; only the cut differs

@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(
     out = sys.argv[1]
     clf = TextClassifier(embedding_dim=8, hidden_size=8, bidirectional=True, vocab_size=100)
     # 301 texts: the two shares differ by one text, and so may their piece counts
-    clf.pretrain(make_corpus(301, seed=2), epochs=2, batch_size=16, lr=0.01, devices=2,
+    clf.pretrain(make_corpus(301, seed=2), max_epochs=2, batch_size=16, lr=0.01, devices=2,
                  progress=False)
     import torch.distributed as dist
     assert not dist.is_initialized(), "process group left alive after pretraining"
@@ -66,7 +66,7 @@ def test_pretraining_ddp_two_cpu_processes(tmp_path: Path) -> None:
     from lstmkit import TextClassifier
 
     texts, labels = make_labelled(80)
-    clf = TextClassifier(epochs=1).fit(
+    clf = TextClassifier(max_epochs=1).fit(
         texts, labels, pretrained=tmp_path / "encoder", progress=False
     )
     assert clf.config.hidden_size == 8

@@ -32,23 +32,32 @@ def test_module_uses_the_shared_base():
 
 
 def test_train_config_is_built_in_one_place():
-    cfg = make_config("imdb", epochs=7, early_stopping_patience=2)
-    train = cfg.train_config(progress_bar=False, devices=1)
+    cfg = make_config("imdb", max_epochs=7, early_stopping_patience=2)
+    train = cfg.train_config(progress=False, devices=1)
     assert (train.max_epochs, train.lr, train.lr_decay, train.gradient_clip_val) == (
         7, 4e-3, "linear", 1.0,
     )  # fmt: skip
-    assert (train.early_stopping_patience, train.seed, train.progress_bar) == (2, 0, False)
+    assert (train.early_stopping_patience, train.seed, train.progress) == (2, 0, False)
     # the text task keeps its own clipping default: none (the trainer's default is 1.0)
     assert make_config().train_config().gradient_clip_val is None
-    # the trainer's name for epochs is accepted too
-    assert make_config(max_epochs=4).epochs == 4
+    # the old name epochs is a deprecated alias of max_epochs, read and written
+    with pytest.warns(FutureWarning, match="the setting epochs is deprecated; use max_epochs"):
+        cfg = make_config(epochs=4)
+    assert cfg.max_epochs == 4 and cfg.train.max_epochs == 4 and "epochs" not in cfg.to_dict()
+    with pytest.warns(FutureWarning, match="epochs is deprecated"):
+        assert cfg.epochs == 4
+    with (
+        pytest.raises(LstmkitError, match="epochs=3 and max_epochs=4 name the same setting"),
+        pytest.warns(FutureWarning),
+    ):
+        make_config(epochs=3, max_epochs=4)
 
 
 def test_training_equals_a_plain_torch_loop():
     """fit (Lightning, LstmkitModule, linear lr decay, clipping) = Adam in a hand loop."""
     texts, labels = make_texts(64, seed=5)
     val_texts, val_labels = make_texts(24, seed=6)
-    kw = dict(TINY, epochs=3, lr=5e-3, lr_decay="linear", gradient_clip_val=0.5)
+    kw = dict(TINY, max_epochs=3, lr=5e-3, lr_decay="linear", gradient_clip_val=0.5)
     clf = TextClassifier(**kw).fit(
         texts, labels, val_texts=val_texts, val_labels=val_labels, progress=False
     )
@@ -64,9 +73,9 @@ def test_training_equals_a_plain_torch_loop():
         tokenizer.encode(val_texts), [classes.index(v) for v in val_labels], 32, shuffle=False
     )
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    total, step = cfg.epochs * len(loader), 0
+    total, step = cfg.max_epochs * len(loader), 0
     train_losses, val_losses, states = [], [], []
-    for _ in range(cfg.epochs):
+    for _ in range(cfg.max_epochs):
         net.train()
         losses, sizes = [], []
         for batch in loader:
@@ -107,7 +116,7 @@ def test_training_equals_a_plain_torch_loop():
 @pytest.mark.native_bf16
 def test_bf16_mixed_trains_and_predicts_finite_probabilities():
     texts, labels = make_texts(96, seed=7)
-    clf = TextClassifier(**TINY, epochs=2, precision="bf16-mixed")
+    clf = TextClassifier(**TINY, max_epochs=2, precision="bf16-mixed")
     clf.fit(texts, labels, progress=False)
     proba = clf.predict_proba(texts[:16])
     assert proba.dtype == np.float32 and np.isfinite(proba).all()
@@ -115,13 +124,13 @@ def test_bf16_mixed_trains_and_predicts_finite_probabilities():
     assert all(np.isfinite(row["train_loss"]) for row in clf.history)
     assert clf.config.precision == "bf16-mixed"
     # bf16 training is not the float32 run: the setting reached the trainer
-    ref = TextClassifier(**TINY, epochs=2).fit(texts, labels, progress=False)
+    ref = TextClassifier(**TINY, max_epochs=2).fit(texts, labels, progress=False)
     assert clf.history[0]["train_loss"] != ref.history[0]["train_loss"]
 
 
 def test_bf16_mixed_is_refused_without_native_bf16(cpu_fallback):
     texts, labels = make_texts(32, seed=7)
-    clf = TextClassifier(**TINY, epochs=1, precision="bf16-mixed")
+    clf = TextClassifier(**TINY, max_epochs=1, precision="bf16-mixed")
     with pytest.raises(LstmkitError, match="needs a CPU with native bfloat16") as err:
         clf.fit(texts, labels, progress=False)
     assert "--precision 32" in str(err.value) and clf.net is None and clf.tokenizer is None
@@ -129,7 +138,7 @@ def test_bf16_mixed_is_refused_without_native_bf16(cpu_fallback):
 
 def test_csv_logger_writes_the_epoch_metrics(tmp_path):
     texts, labels = make_texts(64, seed=8)
-    clf = TextClassifier(**TINY, epochs=2, logger="csv", log_dir=tmp_path / "logs")
+    clf = TextClassifier(**TINY, max_epochs=2, logger="csv", log_dir=tmp_path / "logs")
     clf.fit(texts, labels, progress=False)
     (metrics,) = (tmp_path / "logs").rglob("metrics.csv")
     table = pd.read_csv(metrics)
@@ -139,22 +148,23 @@ def test_csv_logger_writes_the_epoch_metrics(tmp_path):
 
 
 def test_run_options_are_checked_and_not_saved(tmp_path):
-    with pytest.raises(LstmkitError, match="logger must be csv, tensorboard or None"):
+    with pytest.raises(LstmkitError, match="logger must be one of csv, tensorboard or None"):
         TextClassifier(logger="wandb")
     with pytest.raises(LstmkitError, match="precision must be one of"):
         TextClassifier(precision="8")
     texts, labels = make_texts(64, seed=9)
-    clf = TextClassifier(**TINY, epochs=1, checkpoint_dir=tmp_path / "ck", logger="csv",
+    clf = TextClassifier(**TINY, max_epochs=1, checkpoint_dir=tmp_path / "ck", logger="csv",
                          log_dir=tmp_path / "logs")  # fmt: skip
     clf.fit(texts, labels, progress=False).save(tmp_path / "m")
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["config"]["model"]
-    assert saved["precision"] == "32"
-    assert not {"checkpoint_dir", "logger", "log_dir"} & set(saved)
+    assert saved["train"]["precision"] == "32"
+    assert saved["train"]["checkpoint_dir"] is None and saved["train"]["logger"] is None
+    assert saved["train"]["log_dir"] is None and clf.config.train.logger == "csv"
 
 
 def test_variants_reach_the_recurrent_layer_and_round_trip(tmp_path):
     texts, labels = make_texts(64, seed=10)
-    clf = TextClassifier(**TINY, epochs=1, layer_norm=True, recurrent_dropout=0.3, zoneout=0.1)
+    clf = TextClassifier(**TINY, max_epochs=1, layer_norm=True, recurrent_dropout=0.3, zoneout=0.1)
     clf.fit(texts, labels, progress=False)
     layer = clf.net.rnn.get_config()
     assert (layer["layer_norm"], layer["recurrent_dropout"], layer["zoneout"]) == (True, 0.3, 0.1)
@@ -187,7 +197,7 @@ def test_variants_reach_the_recurrent_layer_and_round_trip(tmp_path):
 
 def test_gru_variants():
     texts, labels = make_texts(48, seed=11)
-    clf = TextClassifier(**TINY, epochs=1, rnn="gru", layer_norm=True, recurrent_dropout=0.2)
+    clf = TextClassifier(**TINY, max_epochs=1, rnn="gru", layer_norm=True, recurrent_dropout=0.2)
     clf.fit(texts, labels, progress=False)
     assert {"ln_weight_ih_l0", "ln_weight_hh_l0"} <= dict(clf.net.rnn.named_parameters()).keys()
     assert np.isfinite(clf.predict_proba(texts)).all()
@@ -196,11 +206,17 @@ def test_gru_variants():
 def test_model_folder_without_the_new_settings_loads_with_defaults(tmp_path):
     """Folders saved before precision and the variants existed lack their keys."""
     texts, labels = make_texts(48, seed=12)
-    clf = TextClassifier(**TINY, epochs=1).fit(texts, labels, progress=False)
+    clf = TextClassifier(**TINY, max_epochs=1).fit(texts, labels, progress=False)
     clf.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
-    for key in ("layer_norm", "recurrent_dropout", "zoneout", "precision"):
-        del meta["config"]["model"][key]
+    model = meta["config"]["model"]
+    # the form of those folders: the training settings flat, epochs for max_epochs
+    model.update(model.pop("train"))
+    model["epochs"] = model.pop("max_epochs")
+    for key in ("layer_norm", "recurrent_dropout", "zoneout", "precision", "accelerator",
+                "devices", "strategy", "num_nodes", "progress", "deterministic",
+                "checkpoint_dir", "checkpoint_every_n_steps", "logger", "log_dir"):  # fmt: skip
+        del model[key]
     (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
     record = json.loads((tmp_path / "m" / "training.json").read_text())
     del record["info"]["resumed_from_epoch"]
@@ -210,6 +226,7 @@ def test_model_folder_without_the_new_settings_loads_with_defaults(tmp_path):
     assert (cfg.layer_norm, cfg.recurrent_dropout, cfg.zoneout, cfg.precision) == (
         False, 0.0, 0.0, "32",
     )  # fmt: skip
+    assert cfg.train.max_epochs == 1 and cfg.train == clf.config.train.for_saving()
     assert back.fit_info.resumed_from_epoch is None
     np.testing.assert_array_equal(back.predict_proba(texts), clf.predict_proba(texts))
 
@@ -217,8 +234,8 @@ def test_model_folder_without_the_new_settings_loads_with_defaults(tmp_path):
 @pytest.mark.parametrize(
     ("setting", "value", "expect"),
     [
-        ("recurrent_dropout", 1.0, "recurrent_dropout must be in [0, 1)"),
-        ("zoneout", -0.1, "zoneout must be in [0, 1)"),
+        ("recurrent_dropout", 1.0, "recurrent_dropout must be a number in [0, 1), got 1.0"),
+        ("zoneout", -0.1, "zoneout must be a number in [0, 1), got -0.1"),
         ("layer_norm", "yes", "layer_norm must be"),
         ("recurrent_dropout", "0.2", "recurrent_dropout must be a number"),
     ],
@@ -233,8 +250,7 @@ def test_setting_types_are_checked_by_the_one_shared_checker():
     with pytest.raises(LstmkitError) as err:
         TextClassifier(hidden_size="8")
     assert str(err.value) == (
-        "text classifier setting hidden_size must be an integer, got '8' (str); "
-        "pass e.g. hidden_size=128"
+        "text classifier setting hidden_size must be an integer >= 1, got '8' (str)"
     )
     with pytest.raises(LstmkitError, match="tokenizer setting lowercase must be true/false"):
         TextClassifier(lowercase="no")

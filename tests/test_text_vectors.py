@@ -50,7 +50,7 @@ def test_match_word_vectors_normalises_and_keeps_the_first(tmp_path, header, gz)
 
 def _fit(vectors, lr=1e-12):
     texts, labels = make_texts(200, seed=3)
-    clf = TextClassifier(embedding_dim=DIM, hidden_size=8, epochs=1, lr=lr, seed=5)
+    clf = TextClassifier(embedding_dim=DIM, hidden_size=8, max_epochs=1, lr=lr, seed=5)
     return clf.fit(texts, labels, progress=False, baseline=False, vectors=vectors)
 
 
@@ -146,7 +146,9 @@ def test_checkpoint_of_a_run_from_other_vectors_is_refused(tmp_path):
     texts, labels = make_texts(100, seed=3)
 
     def fit(path):
-        clf = TextClassifier(embedding_dim=DIM, hidden_size=8, epochs=1, checkpoint_dir=tmp_path)
+        clf = TextClassifier(
+            embedding_dim=DIM, hidden_size=8, max_epochs=1, checkpoint_dir=tmp_path
+        )
         return clf.fit(texts, labels, progress=False, baseline=False, vectors=path)
 
     fit(first)

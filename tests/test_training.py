@@ -1,6 +1,8 @@
 """The shared trainer: history, best-weights restore, early stopping, seeding, resume."""
 
 import json
+import sys
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -40,7 +42,7 @@ def _loaders(flip_val: bool = False, shuffle: bool = False) -> tuple[DataLoader,
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = {"max_epochs": 6, "lr": 0.05, "progress_bar": False}
+    base = {"max_epochs": 6, "lr": 0.05, "progress": False}
     return TrainConfig(**(base | kw))
 
 
@@ -230,17 +232,56 @@ def test_non_finite_loss_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"lr": -1.0}, "lr .* must be a positive number"),
+        ({"lr": -1.0}, r"training setting lr must be a number > 0, got -1\.0$"),
         ({"lr": float("nan")}, "lr must be a finite number"),
-        ({"lr": "fast"}, "lr must be a number, got 'fast'"),
-        ({"max_epochs": 2.5}, "max_epochs must be an integer"),
-        ({"precision": "8-bit"}, "precision must be one of"),
-        ({"logger": "wandb"}, "logger must be csv, tensorboard or None"),
+        ({"lr": "fast"}, r"lr must be a number > 0, got 'fast' \(str\)"),
+        ({"max_epochs": 2.5}, r"max_epochs must be an integer >= 1, got 2\.5 \(float\)"),
+        ({"max_epochs": True}, r"max_epochs must be an integer >= 1, got True \(bool\)"),
+        ({"lr": 1}, None),  # an int is a number
+        ({"precision": "8-bit"}, "precision must be one of 32, 32-true, 64"),
+        ({"logger": "wandb"}, "logger must be one of csv, tensorboard or None"),
+        ({"gradient_clip_val": -0.5}, "gradient_clip_val must be a number >= 0 or None"),
+        ({"seed": -1}, r"seed must be an integer in \[0, 4294967295\]"),
+        ({"optimizer": "Adam"}, "optimizer must be one of adam, adamw, rmsprop, got 'Adam'"),
     ],
 )
-def test_bad_settings_are_user_errors(settings: dict, message: str) -> None:
-    with pytest.raises(LstmkitError, match=message):
+def test_bad_settings_are_user_errors(settings: dict, message: str | None) -> None:
+    if message is None:
         TrainConfig(**settings)
+        return
+    with pytest.raises(LstmkitError, match=message) as info:
+        TrainConfig(**settings)
+    assert "\n" not in str(info.value)
+    assert info.value.setting == next(iter(settings))  # the setting, for the CLI's option
+
+
+def test_numpy_scalars_are_the_numbers_they_hold() -> None:
+    cfg = TrainConfig(max_epochs=np.int64(4), lr=np.float32(0.5), deterministic=np.bool_(False))
+    assert (cfg.max_epochs, cfg.lr, cfg.deterministic) == (4, 0.5, False)
+    assert type(cfg.max_epochs) is int and type(cfg.deterministic) is bool
+
+
+def test_assignment_is_checked_and_paths_are_text(tmp_path: Path) -> None:
+    cfg = TrainConfig(checkpoint_dir=tmp_path)
+    assert cfg.checkpoint_dir == str(tmp_path)
+    with pytest.raises(LstmkitError, match="training setting lr must be a number > 0"):
+        cfg.lr = 0.0
+    assert cfg.lr == 1e-3
+
+
+def test_progress_bar_is_a_deprecated_alias_of_progress() -> None:
+    with pytest.warns(FutureWarning, match="progress_bar is deprecated; use progress"):
+        cfg = TrainConfig(progress_bar=False)
+    assert cfg.progress is False and "progress_bar" not in cfg.to_dict()
+    # a saved config of the old name loads without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert TrainConfig.from_dict({"progress_bar": False}).progress is False
+    with pytest.warns(FutureWarning, match="lstmkit.training.settings"):
+        sys.modules.pop("lstmkit.training.config", None)
+        import lstmkit.training.config as old
+
+    assert old.TrainConfig is TrainConfig
 
 
 @pytest.mark.native_bf16
@@ -279,8 +320,10 @@ def test_config_json_round_trip_and_optimizers() -> None:
     )
     with pytest.raises(LstmkitError, match="optimizer must be one of"):
         TrainConfig(optimizer="lbfgs")
-    with pytest.raises(LstmkitError, match="unknown TrainConfig fields"):
+    with pytest.raises(LstmkitError, match="unknown training setting 'epochs'; known: "):
         TrainConfig.from_dict({"epochs": 3})
+    with pytest.raises(LstmkitError, match="training settings must be a JSON object"):
+        TrainConfig.from_dict([3])
 
 
 def test_plot_training_curves(tmp_path: Path) -> None:
@@ -359,7 +402,7 @@ def test_progress_is_printed_as_lines_when_stderr_is_not_a_terminal(capsys, monk
 
     monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)
     texts, labels = make_texts(200, seed=1)
-    clf = TextClassifier(embedding_dim=8, hidden_size=8, epochs=2, batch_size=64)
+    clf = TextClassifier(embedding_dim=8, hidden_size=8, max_epochs=2, batch_size=64)
     clf.fit(texts, labels, progress=True, baseline=False)
     err = capsys.readouterr().err
     assert "epoch 1/2: batch 1/" in err and "batches/s" in err
@@ -407,7 +450,7 @@ def test_training_modules_import_each_other_in_one_direction() -> None:
 
     import lstmkit.training
 
-    order = ["config", "checkpoints", "module", "progress", "trainer"]
+    order = ["settings", "config", "checkpoints", "module", "progress", "trainer"]
     folder = Path(lstmkit.training.__file__).parent
     for i, name in enumerate(order):
         tree = ast.parse((folder / f"{name}.py").read_text())

@@ -34,6 +34,7 @@ from lstmkit.io.model_dir import CONFIG_FILE, read_model_meta
 #: every kind lstmkit knows -> its `ModelKind`, as "module:name" (imported on first use)
 REGISTRY: dict[str, str] = {
     "forecaster": "lstmkit.tasks.forecasting.kind:FORECASTER",
+    "baseline_forecaster": "lstmkit.tasks.forecasting.kind:BASELINE_FORECASTER",
     "text_classifier": "lstmkit.tasks.text_classification.kind:TEXT_CLASSIFIER",
     "text_encoder": "lstmkit.tasks.text_classification.kind:TEXT_ENCODER",
 }

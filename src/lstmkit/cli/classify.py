@@ -20,8 +20,12 @@ from rich.console import Console
 from rich.table import Table
 
 from lstmkit.cli import app
+from lstmkit.cli.options import defaults, deprecated_option, option, take_deprecated
 from lstmkit.errors import LstmkitError
 from lstmkit.io import check_model_target, check_outside, check_writable
+from lstmkit.tasks.language_model.settings import PretrainSettings
+from lstmkit.tasks.text_classification.baseline import BaselineSettings
+from lstmkit.tasks.text_classification.settings import TextClassifierConfig
 
 if TYPE_CHECKING:  # the CLI starts without torch
     from lstmkit.tasks.language_model import PretrainedEncoder
@@ -34,6 +38,11 @@ classify_app = typer.Typer(
 app.add_typer(classify_app, name="classify")
 
 console = Console()
+
+C = TextClassifierConfig
+CD = defaults(C)
+P = PretrainSettings
+PD = defaults(P)
 
 DataArg = Annotated[
     Path,
@@ -119,70 +128,61 @@ def train(
     ] = None,
     text_column: TextCol = "text",
     label_column: LabelCol = "label",
-    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Texts per batch.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (Adam).")] = None,
-    embedding_dim: Annotated[int | None, typer.Option(help="Word vector size.")] = None,
-    hidden_size: Annotated[int | None, typer.Option(help="LSTM/GRU hidden size.")] = None,
-    layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
-    rnn: Annotated[str | None, typer.Option(help="lstm or gru.")] = None,
-    bidirectional: Annotated[
-        bool | None, typer.Option("--bidirectional/--unidirectional", help="Read both ways.")
-    ] = None,
-    pooling: Annotated[
-        str | None, typer.Option(help="last, mean, max, attention, or e.g. max+mean.")
-    ] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout between layers.")] = None,
-    layer_norm: Annotated[
-        bool | None,
-        typer.Option("--layer-norm/--no-layer-norm", help="Layer-normalised LSTM/GRU."),
-    ] = None,
-    recurrent_dropout: Annotated[
-        float | None,
-        typer.Option(help="Dropout on the recurrent state, one mask per text (Keras-style)."),
-    ] = None,
-    zoneout: Annotated[
-        float | None, typer.Option(help="Zoneout probability of the recurrent state.")
-    ] = None,
-    embedding_dropout: Annotated[
-        float | None, typer.Option(help="Dropout on word vectors.")
-    ] = None,
-    head_dropout: Annotated[float | None, typer.Option(help="Dropout before the head.")] = None,
-    adversarial: Annotated[
-        float | None,
-        typer.Option(
-            help="Adversarial training on the word vectors: move size as a fraction of their "
-            "norm (e.g. 0.02; 0: off; ~2x training time)."
-        ),
-    ] = None,
-    tokenizer: Annotated[str | None, typer.Option(help="word or bpe.")] = None,
-    vocab_size: Annotated[int | None, typer.Option(help="Vocabulary cap.")] = None,
-    max_length: Annotated[
-        int | None, typer.Option(help="Truncate texts to N tokens (0: no).")
-    ] = None,
-    keep: Annotated[
-        str | None, typer.Option(help="Part of long texts kept: head, tail or head_tail.")
-    ] = None,
-    val_fraction: Annotated[float | None, typer.Option(help="Share held out to validate.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    max_epochs: option(C, "max_epochs", optional=True) = None,
+    batch_size: option(C, "batch_size", optional=True) = None,
+    lr: option(C, "lr", optional=True) = None,
+    embedding_dim: option(C, "embedding_dim", optional=True) = None,
+    hidden_size: option(C, "hidden_size", optional=True) = None,
+    num_layers: option(C, "num_layers", optional=True) = None,
+    rnn: option(C, "rnn", optional=True) = None,
+    num_heads: option(C, "num_heads", optional=True) = None,
+    chunk_size: option(C, "chunk_size", optional=True) = None,
+    bidirectional: option(
+        C, "bidirectional", "--bidirectional/--unidirectional", optional=True
+    ) = None,
+    pooling: option(C, "pooling", optional=True) = None,
+    dropout: option(C, "dropout", optional=True) = None,
+    layer_norm: option(C, "layer_norm", "--layer-norm/--no-layer-norm", optional=True) = None,
+    recurrent_dropout: option(C, "recurrent_dropout", optional=True) = None,
+    zoneout: option(C, "zoneout", optional=True) = None,
+    embedding_dropout: option(C, "embedding_dropout", optional=True) = None,
+    head_dropout: option(C, "head_dropout", optional=True) = None,
+    adversarial: option(
+        C,
+        "adversarial",
+        optional=True,
+        help="Adversarial training on the word vectors: move size as a fraction of their "
+        "norm (e.g. 0.02; 0: off; ~2x training time).",
+    ) = None,
+    tokenizer: option(C, "tokenizer", optional=True) = None,
+    vocab_size: option(C, "vocab_size", optional=True) = None,
+    max_length: option(C, "max_length", optional=True) = None,
+    keep: option(C, "keep", optional=True) = None,
+    val_fraction: option(C, "val_fraction", optional=True) = None,
+    seed: option(C, "seed", optional=True) = None,
     limit: Annotated[
         int | None, typer.Option(help="Train on a random subset of N texts (quick runs).")
     ] = None,
-    precision: Annotated[
-        str | None, typer.Option(help="Training precision: 32 or bf16-mixed (bfloat16 autocast).")
-    ] = None,
-    logger: Annotated[
-        str, typer.Option(help="Also log training metrics to --out/logs: none, csv or tensorboard.")
-    ] = "none",
-    checkpoint_dir: Annotated[
-        Path | None,
-        typer.Option(help="Keep last.ckpt here; rerunning the same command resumes a killed run."),
-    ] = None,
+    precision: option(C, "precision", optional=True) = None,
+    logger: option(
+        C,
+        "logger",
+        optional=True,
+        help="Also log training metrics to --out/logs with Lightning's csv or tensorboard logger.",
+    ) = None,
+    accelerator: option(C, "accelerator", optional=True) = None,
+    devices: option(C, "devices", cli_type=str, optional=True) = None,
+    checkpoint_dir: option(
+        C,
+        "checkpoint_dir",
+        cli_type=Path,
+        help="Keep last.ckpt here; rerunning the same command resumes a killed run.",
+    ) = None,
     pretrained: Annotated[
         Path | None,
         typer.Option(help="Start from an encoder written by 'classify pretrain' and fine-tune."),
     ] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    progress: option(C, "progress") = CD["progress"],
     class_weight: Annotated[
         str | None,
         typer.Option(
@@ -205,31 +205,29 @@ def train(
             "and print it beside the model.",
         ),
     ] = True,
-    baseline_kind: Annotated[
-        str | None,
-        typer.Option(
-            help="The baseline: tfidf (TF-IDF + logistic regression, the default) or nbsvm; "
-            "not with --no-baseline."
-        ),
-    ] = None,
+    baseline_kind: option(
+        BaselineSettings,
+        "kind",
+        "--baseline-kind",
+        optional=True,
+        help="The baseline: tfidf (TF-IDF + logistic regression, the default) or nbsvm; "
+        "not with --no-baseline.",
+    ) = None,
+    epochs: deprecated_option("--epochs", int) = None,
+    layers: deprecated_option("--layers", int) = None,
 ) -> None:
     """Train a classifier on labelled texts; save it with training.png and confusion.png."""
+    max_epochs = take_deprecated(max_epochs, epochs, "--max-epochs", "--epochs")
+    num_layers = take_deprecated(num_layers, layers, "--num-layers", "--layers")
     from lstmkit.data.text import load_text_data
     from lstmkit.tasks.text_classification import TextClassifier
     from lstmkit.tasks.text_classification.report import fit_and_save
 
-    settings = {
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "embedding_dim": embedding_dim,
-        "hidden_size": hidden_size, "num_layers": layers, "rnn": rnn,
-        "bidirectional": bidirectional, "pooling": pooling, "dropout": dropout,
-        "layer_norm": layer_norm, "recurrent_dropout": recurrent_dropout, "zoneout": zoneout,
-        "embedding_dropout": embedding_dropout, "head_dropout": head_dropout,
-        "tokenizer": tokenizer, "vocab_size": vocab_size, "max_length": max_length,
-        "keep": keep, "val_fraction": val_fraction, "seed": seed, "precision": precision,
-        "class_weight": _parse_class_weight(class_weight), "adversarial": adversarial,
-    }  # fmt: skip
-    if logger not in ("none", "csv", "tensorboard"):
-        raise LstmkitError(f"--logger must be none, csv or tensorboard, got {logger!r}")
+    # every option named after a setting of TextClassifierConfig goes to the classifier
+    given = locals()
+    settings = {name: given[name] for name in C.flat_fields() if name in given}
+    settings["class_weight"] = _parse_class_weight(class_weight)
+    settings["devices"] = _devices(devices)
     if not baseline and baseline_kind is not None:
         raise LstmkitError(
             f"--baseline-kind {baseline_kind} asks for a baseline that --no-baseline turns "
@@ -237,15 +235,11 @@ def train(
         )
     if checkpoint_dir is not None:
         check_outside(checkpoint_dir, "--checkpoint-dir", out, "--out")
-    clf = TextClassifier(
-        preset,
-        checkpoint_dir=checkpoint_dir,
-        logger=None if logger == "none" else logger,
-        **{k: v for k, v in settings.items() if v is not None},
-    )
+    clf = TextClassifier(preset, **{k: v for k, v in settings.items() if v is not None})
     from lstmkit.training import require_precision_supported
 
-    require_precision_supported(clf.config.precision)  # before reading anything
+    train_settings = clf.config.train
+    require_precision_supported(train_settings.precision, train_settings.accelerator)
     _check_out_dir(out)
     if pretrained is not None and vectors is not None:
         raise LstmkitError("pass either --pretrained or --vectors, not both")
@@ -310,55 +304,60 @@ def pretrain(
         str | None, typer.Option(help="Encoder settings of a preset: seed000, seed003 or imdb.")
     ] = None,
     text_column: TextCol = "text",
-    epochs: Annotated[int, typer.Option(help="Passes over the corpus.")] = 1,
-    max_minutes: Annotated[
-        float | None, typer.Option(help="Stop after this many minutes (the epoch ends early).")
-    ] = None,
-    batch_size: Annotated[int, typer.Option(help="Pieces of text per batch.")] = 64,
-    lr: Annotated[float, typer.Option(help="Learning rate (Adam, linear decay).")] = 2e-3,
-    embedding_dim: Annotated[int | None, typer.Option(help="Word vector size.")] = None,
-    hidden_size: Annotated[int | None, typer.Option(help="LSTM/GRU hidden size.")] = None,
-    layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
-    rnn: Annotated[str | None, typer.Option(help="lstm or gru.")] = None,
-    bidirectional: Annotated[
-        bool | None,
-        typer.Option(
-            "--bidirectional/--unidirectional",
-            help="Pretrain a forward and a backward language model (one layer).",
-        ),
-    ] = None,
-    tokenizer: Annotated[str | None, typer.Option(help="word or bpe.")] = None,
-    vocab_size: Annotated[int | None, typer.Option(help="Vocabulary cap.")] = None,
-    max_length: Annotated[
-        int | None, typer.Option(help="Cut texts into pieces of N tokens (and truncate later).")
-    ] = None,
-    keep: Annotated[
-        str | None,
-        typer.Option(help="Part of long texts a classifier keeps: head, tail, head_tail."),
-    ] = None,
-    val_texts: Annotated[
-        int, typer.Option(help="Texts held out (every 100th) for validation perplexity.")
-    ] = 2000,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    precision: Annotated[str, typer.Option(help="32 or bf16-mixed.")] = "32",
-    devices: Annotated[int, typer.Option(help="CPU processes (DDP) or GPUs to train on.")] = 1,
-    checkpoint_dir: Annotated[
-        Path | None,
-        typer.Option(help="Keep last.ckpt here; rerunning the same command resumes a killed run."),
-    ] = None,
-    checkpoint_every_n_steps: Annotated[
-        int | None, typer.Option(help="Also checkpoint every N steps (long epochs).")
-    ] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    max_epochs: option(P, "max_epochs", help="Passes over the corpus.") = PD["max_epochs"],
+    max_minutes: option(P, "max_minutes") = PD["max_minutes"],
+    batch_size: option(P, "batch_size") = PD["batch_size"],
+    lr: option(P, "lr") = PD["lr"],
+    embedding_dim: option(C, "embedding_dim", optional=True) = None,
+    hidden_size: option(C, "hidden_size", optional=True) = None,
+    num_layers: option(C, "num_layers", optional=True) = None,
+    rnn: option(C, "rnn", optional=True) = None,
+    num_heads: option(C, "num_heads", optional=True) = None,
+    chunk_size: option(C, "chunk_size", optional=True) = None,
+    bidirectional: option(
+        C,
+        "bidirectional",
+        "--bidirectional/--unidirectional",
+        optional=True,
+        help="Pretrain a forward and a backward language model (one layer).",
+    ) = None,
+    tokenizer: option(C, "tokenizer", optional=True) = None,
+    vocab_size: option(C, "vocab_size", optional=True) = None,
+    max_length: option(
+        C,
+        "max_length",
+        optional=True,
+        help="Cut texts into pieces of N tokens (and truncate later).",
+    ) = None,
+    keep: option(C, "keep", optional=True) = None,
+    val_texts: option(P, "val_texts") = PD["val_texts"],
+    seed: option(P, "seed") = PD["seed"],
+    precision: option(P, "precision") = PD["precision"],
+    devices: option(
+        C, "devices", cli_type=int, help="CPU processes (DDP) or GPUs to train on."
+    ) = 1,
+    checkpoint_dir: option(
+        C,
+        "checkpoint_dir",
+        cli_type=Path,
+        help="Keep last.ckpt here; rerunning the same command resumes a killed run.",
+    ) = None,
+    checkpoint_every_n_steps: option(P, "checkpoint_every_n_steps") = None,
+    progress: option(C, "progress") = CD["progress"],
+    epochs: deprecated_option("--epochs", int) = None,
+    layers: deprecated_option("--layers", int) = None,
 ) -> None:
     """Pretrain the tokenizer, word vectors and LSTM on unlabelled texts (a language model)."""
+    max_epochs = take_deprecated(max_epochs, epochs, "--max-epochs", "--epochs", PD["max_epochs"])
+    num_layers = take_deprecated(num_layers, layers, "--num-layers", "--layers")
     from lstmkit.data.corpus import TextCorpus
     from lstmkit.tasks.language_model import KIND, PretrainSettings, check_pretrainable
     from lstmkit.tasks.text_classification import TextClassifier
 
     settings = {
-        "embedding_dim": embedding_dim, "hidden_size": hidden_size, "num_layers": layers,
-        "rnn": rnn, "bidirectional": bidirectional, "tokenizer": tokenizer,
+        "embedding_dim": embedding_dim, "hidden_size": hidden_size, "num_layers": num_layers,
+        "rnn": rnn, "num_heads": num_heads, "chunk_size": chunk_size,
+        "bidirectional": bidirectional, "tokenizer": tokenizer,
         "vocab_size": vocab_size, "max_length": max_length, "keep": keep,
     }  # fmt: skip
     clf = TextClassifier(
@@ -368,7 +367,7 @@ def pretrain(
         **{k: v for k, v in settings.items() if v is not None},
     )
     run = PretrainSettings(
-        epochs=epochs, max_minutes=max_minutes, batch_size=batch_size, lr=lr,
+        max_epochs=max_epochs, max_minutes=max_minutes, batch_size=batch_size, lr=lr,
         val_texts=val_texts, seed=seed, precision=precision,
         checkpoint_every_n_steps=checkpoint_every_n_steps,
     )  # fmt: skip
@@ -580,6 +579,11 @@ def _predict_stream(
         f"{summary.n:,} texts predicted ({more}labels: {counts}); wrote {output}",
         highlight=False,
     )
+
+
+def _devices(text: str | None) -> int | str | None:
+    """``--devices``: a count, or Lightning's text ("auto", "0,1")."""
+    return int(text) if text is not None and text.isdigit() else text
 
 
 def _parse_class_weight(text: str | None) -> str | dict[str, float] | None:

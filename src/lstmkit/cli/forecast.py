@@ -26,13 +26,20 @@ from rich.console import Console
 from rich.table import Table
 
 from lstmkit.cli import app
+from lstmkit.cli.options import defaults, deprecated_option, option, take_deprecated
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.forecasting.settings import ForecasterConfig as F
 
 if TYPE_CHECKING:  # the CLI starts without torch
     from lstmkit.tasks.forecasting import Forecaster
     from lstmkit.tasks.forecasting.run import ForecastRun
 
 console = Console(stderr=False)
+
+#: the forecaster's settings' defaults, which the options show and take
+FD = defaults(F)
+QUANTILES = ",".join(str(q) for q in FD["quantiles"])
+DEVICES = str(FD["devices"])
 
 
 def _fail(err: LstmkitError) -> typer.Exit:
@@ -57,9 +64,14 @@ def _names(text: str | None) -> list[str] | None:
     return names or None
 
 
+#: the baselines ``lstmkit forecast`` shows unless --baselines says otherwise: the cheap
+#: ones (the statistical models cost seconds to import alone; see --baselines)
+CLI_BASELINES = "naive,snaive,nlinear,dlinear"
+
 # What `lstmkit forecast` writes into --out; a folder holding anything else is not replaced.
 OUTPUT_NAMES = {
-    "forecast.csv", "metrics.csv", "future.csv", "backtest.csv", "forecast.png", "training.png",
+    "forecast.csv", "metrics.csv", "future.csv", "backtest.csv", "tuning.csv", "forecast.png",
+    "training.png",
     "model", "logs",
 }  # fmt: skip
 
@@ -85,7 +97,21 @@ def _check_out(out: Path) -> None:
         check_model_target(out / "model", "forecaster")
 
 
-def _metrics_table(metrics: pd.DataFrame, title: str) -> Table:
+def _point_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The point-forecast columns of a metrics table (the band's are printed on a line of
+    their own, and all are in metrics.csv)."""
+    from lstmkit.tasks.forecast_metrics import METRICS
+
+    return metrics[[c for c in metrics.columns if c in METRICS]]
+
+
+#: columns where the lowest value is not the best: a band's coverage should be near its
+#: nominal level, and a narrow band is only better at equal coverage
+_NOT_RANKED = ("coverage", "width")
+
+
+def _metrics_table(metrics: pd.DataFrame, title: str, best: str | None = None) -> Table:
+    """The metrics as a table: the lowest of each column in bold, the ``best`` row marked."""
     table = Table(title=title)
     table.add_column("model")
     for col in metrics.columns:
@@ -99,12 +125,15 @@ def _metrics_table(metrics: pd.DataFrame, title: str) -> Table:
             text = (
                 f"{v:.2f}%"
                 if col in ("MAPE", "sMAPE")
+                else f"{v:.0%}"
+                if col == "coverage"
                 else f"{v:.3g}"
                 if abs(v) >= 1e6
                 else f"{v:.3f}"
             )
-            cells.append(f"[bold]{text}[/bold]" if v == metrics[col].min() else text)
-        table.add_row(str(name), *cells)
+            best_cell = col not in _NOT_RANKED and v == metrics[col].min()
+            cells.append(f"[bold]{text}[/bold]" if best_cell else text)
+        table.add_row(f"{name} (best)" if name == best else str(name), *cells)
     return table
 
 
@@ -147,89 +176,123 @@ def forecast_cmd(
         Path | None,
         typer.Option(help="CSV/Parquet with the future covariates for the steps after the data."),
     ] = None,
-    horizon: Annotated[int, typer.Option(help="Steps to forecast.")] = 12,
-    window: Annotated[int | None, typer.Option(help="Input window (default from season).")] = None,
+    horizon: option(F, "horizon") = FD["horizon"],
+    window: option(F, "window") = FD["window"],
     holdout: Annotated[
         int | None,
         typer.Option(help="Final steps held out for the test (default: horizon; 0: none)."),
     ] = None,
-    model: Annotated[str, typer.Option(help="lstm or gru.")] = "lstm",
-    hidden_size: Annotated[int, typer.Option(help="Hidden units.")] = 64,
-    num_layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = 1,
-    method: Annotated[str, typer.Option(help="direct or recursive.")] = "direct",
-    layer_norm: Annotated[
-        bool, typer.Option(help="Layer-normalised LSTM/GRU gates (Ba et al. 2016).")
-    ] = False,
-    recurrent_dropout: Annotated[
-        float,
-        typer.Option(help="Dropout on the recurrent state, one mask per sequence, in [0, 1)."),
-    ] = 0.0,
-    zoneout: Annotated[
-        float, typer.Option(help="Zoneout probability in [0, 1) (Krueger et al. 2016).")
-    ] = 0.0,
-    quantiles: Annotated[
-        str, typer.Option(help="Quantiles for the band, e.g. 0.1,0.5,0.9 ('none': MSE).")
-    ] = "0.1,0.5,0.9",
-    instance_norm: Annotated[bool, typer.Option(help="Per-window normalisation.")] = True,
-    patch: Annotated[
-        int | None,
-        typer.Option(help="Steps per patch, one recurrent step each (default: the model's)."),
-    ] = None,
-    residual: Annotated[
-        str | None,
-        typer.Option(help="nlinear or nlinear-fixed: learn the residual over a ridge NLinear."),
-    ] = None,
-    loss: Annotated[
-        str | None, typer.Option(help="mse, mae or mase (default: the model's).")
-    ] = None,
-    scaler: Annotated[
-        str,
-        typer.Option(help="minmax, standard, none, log or auto (log for many positive series)."),
-    ] = "auto",
-    season: Annotated[
-        int | None, typer.Option(help="Seasonal period (default: from the frequency).")
-    ] = None,
-    max_epochs: Annotated[int, typer.Option(help="Most training epochs.")] = 300,
-    lr: Annotated[float, typer.Option(help="Learning rate (Adam).")] = 1e-2,
-    precision: Annotated[
-        str, typer.Option(help="Lightning precision: 32, bf16-mixed, 16-mixed, 64.")
-    ] = "32",
-    logger: Annotated[
-        str | None, typer.Option(help="Also log training to --out/logs: csv or tensorboard.")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    devices: Annotated[str, typer.Option(help="Devices for Lightning (e.g. 1, 2, auto).")] = "1",
-    accelerator: Annotated[str, typer.Option(help="cpu, gpu or auto.")] = "cpu",
+    rnn: option(F, "rnn") = FD["rnn"],
+    hidden_size: option(F, "hidden_size") = FD["hidden_size"],
+    num_layers: option(F, "num_layers") = FD["num_layers"],
+    method: option(F, "method") = FD["method"],
+    layer_norm: option(F, "layer_norm") = FD["layer_norm"],
+    recurrent_dropout: option(F, "recurrent_dropout") = FD["recurrent_dropout"],
+    zoneout: option(F, "zoneout") = FD["zoneout"],
+    num_heads: option(F, "num_heads") = FD["num_heads"],
+    chunk_size: option(F, "chunk_size") = FD["chunk_size"],
+    quantiles: option(
+        F, "quantiles", cli_type=str, help="Quantiles for the band, e.g. 0.1,0.5,0.9 ('none': MSE)."
+    ) = QUANTILES,
+    calibrate: option(F, "calibrate") = FD["calibrate"],
+    instance_norm: option(
+        F,
+        "instance_norm",
+        cli_type=bool,
+        help="Per-window reversible normalisation (mean and spread; the API also takes 'last').",
+    ) = FD["instance_norm"],
+    patch: option(F, "patch") = FD["patch"],
+    residual: option(F, "residual") = FD["residual"],
+    loss: option(F, "loss") = FD["loss"],
+    scaler: option(F, "scaler") = FD["scaler"],
+    season: option(F, "season") = FD["season"],
+    max_epochs: option(F, "max_epochs") = FD["max_epochs"],
+    lr: option(F, "lr") = FD["lr"],
+    precision: option(F, "precision") = FD["precision"],
+    logger: option(
+        F, "logger", help="Also log training to --out/logs with Lightning's csv or tensorboard."
+    ) = FD["logger"],
+    seed: option(F, "seed") = FD["seed"],
+    devices: option(F, "devices", cli_type=str) = DEVICES,
+    accelerator: option(F, "accelerator") = FD["accelerator"],
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default runs/<data name>).")
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show the training progress bar.")] = True,
-    checkpoint_dir: Annotated[
-        Path | None,
-        typer.Option(help="Keep last.ckpt here; rerunning with it resumes an interrupted fit."),
-    ] = None,
+    progress: option(F, "progress") = FD["progress"],
+    checkpoint_dir: option(
+        F,
+        "checkpoint_dir",
+        cli_type=Path,
+        help="Keep last.ckpt here; rerunning with it resumes an interrupted fit.",
+    ) = None,
     backtest: Annotated[
         int,
         typer.Option(help="Also run a rolling-origin backtest over this many folds (refits)."),
     ] = 0,
+    tune: Annotated[
+        int | None,
+        typer.Option(
+            help="Search the settings over this many trials (Optuna, seeded) on the "
+            "validation stretch; the best trial's model is kept. Writes tuning.csv."
+        ),
+    ] = None,
+    tune_minutes: Annotated[
+        float | None, typer.Option(help="Wall-time budget of --tune, in minutes.")
+    ] = None,
+    table_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="long (a row a time step) or m4-wide (a row a series: id, then values); "
+            "default: m4-wide for a header V1, V2, ..., else long.",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="m4-wide: the first date of every series (default: steps 0, 1, ...)."),
+    ] = None,
+    freq: Annotated[
+        str | None,
+        typer.Option(help="Pandas frequency (default: inferred; with --start: D)."),
+    ] = None,
+    static_cols: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated columns with one value per series (text: embedded)."),
+    ] = None,
+    id_embedding: option(F, "id_embedding") = FD["id_embedding"],
+    baselines: option(
+        F,
+        "baselines",
+        cli_type=str,
+        help="Baselines shown beside the model, comma-separated: naive, snaive, nlinear, "
+        "dlinear, ets, theta, arima ('none': none).",
+    ) = CLI_BASELINES,
+    combine: option(F, "combine") = FD["combine"],
+    ensemble: option(F, "ensemble") = FD["ensemble"],
+    val_size: option(F, "val_size") = FD["val_size"],
+    model: deprecated_option("--model", str) = None,
 ) -> None:
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""
     try:
-        _forecast(**locals())
+        rnn = take_deprecated(rnn, model, "--rnn", "--model", FD["rnn"])
+        # every option named after a setting of ForecasterConfig goes to the Forecaster
+        given = locals()
+        settings = {name: given[name] for name in F.flat_fields() if name in given}
+        settings["quantiles"] = _floats(quantiles, "--quantiles")
+        settings["devices"] = int(devices) if devices.isdigit() else devices
+        _forecast(settings, data, target, time_col, id_col, covariates, future_covariates,
+                  future, holdout, out, backtest, tune, tune_minutes, table_format, start,
+                  freq, static_cols)  # fmt: skip
     except LstmkitError as err:
         raise _fail(err) from None
 
 
 def _forecast(
-    data: Path | None, target: str | None, time_col: str | None, id_col: str | None,
-    covariates: str | None, future_covariates: str | None, future: Path | None, horizon: int,
-    window: int | None, holdout: int | None, model: str,
-    hidden_size: int, num_layers: int, method: str, layer_norm: bool, recurrent_dropout: float,
-    zoneout: float, quantiles: str, instance_norm: bool, patch: int | None,
-    residual: str | None, loss: str | None, scaler: str, season: int | None, max_epochs: int,
-    lr: float, precision: str,
-    logger: str | None, seed: int, devices: str, accelerator: str,
-    out: Path | None, progress: bool, checkpoint_dir: Path | None, backtest: int,
+    settings: dict[str, Any], data: Path | None, target: str | None, time_col: str | None,
+    id_col: str | None, covariates: str | None, future_covariates: str | None,
+    future: Path | None, holdout: int | None, out: Path | None, backtest: int,
+    tune: int | None, tune_minutes: float | None, table_format: str | None,
+    start: str | None, freq: str | None, static_cols: str | None,
 ) -> None:  # fmt: skip
     from lstmkit.data.air_passengers import load_air_passengers
     from lstmkit.data.series import load_series
@@ -238,7 +301,12 @@ def _forecast(
     from lstmkit.tasks.forecasting.run import forecast_run
     from lstmkit.training import check_checkpoint_dir, require_precision_supported
 
-    require_precision_supported(precision, accelerator)  # before anything is read or written
+    # before anything is read or written
+    require_precision_supported(settings["precision"], settings["accelerator"])
+    from lstmkit.tasks.forecasting.baselines import parse_names
+
+    settings["baselines"] = parse_names(settings["baselines"])  # an unknown name: now
+    checkpoint_dir: Path | None = settings["checkpoint_dir"]
     if data is None:
         frame: Any = load_air_passengers()
         name = "air_passengers"
@@ -256,27 +324,34 @@ def _forecast(
     with staged_dir(out) as stage:
         sd = load_series(
             frame, target, time_col=time_col, id_col=id_col, covariates=_names(covariates),
-            future_covariates=_names(future_covariates),
+            future_covariates=_names(future_covariates), freq=freq, format=table_format,
+            start=start, static_cols=_names(static_cols),
         )  # fmt: skip
-        dev: int | str = int(devices) if devices.isdigit() else devices
-        design = {k: v for k, v in (("patch", patch), ("residual", residual), ("loss", loss))
-                  if v is not None}  # fmt: skip
-        forecaster = Forecaster(
-            horizon=horizon, window=window, model=model, hidden_size=hidden_size,
-            num_layers=num_layers, method=method, layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout, zoneout=zoneout,
-            quantiles=_floats(quantiles, "--quantiles"),
-            instance_norm=instance_norm, scaler=scaler, season=season, max_epochs=max_epochs,
-            lr=lr, precision=precision, logger=logger,
-            log_dir=str(stage / "logs") if logger else None,
-            seed=seed, devices=dev, accelerator=accelerator, progress_bar=progress,
-            checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None, **design,
+        log_dir = str(stage / "logs") if settings["logger"] else None
+        forecaster = Forecaster(**settings, log_dir=log_dir)
+        run = forecast_run(
+            sd, forecaster, holdout=holdout, backtest=backtest, future=future, name=name,
+            tune_trials=tune, tune_minutes=tune_minutes, on_trial=_print_trial,
         )  # fmt: skip
-        run = forecast_run(sd, forecaster, holdout=holdout, backtest=backtest, future=future,
-                           name=name)  # fmt: skip
+        forecaster = run.forecaster
         written = run.write(stage)
-    _print_run(run, forecaster, name, horizon, backtest, checkpoint_dir)
+    _print_run(run, forecaster, name, settings["horizon"], backtest, checkpoint_dir)
     console.print(f"wrote {out}/: {', '.join(written)}")
+
+
+def _print_trial(record: dict[str, Any]) -> None:
+    """One line per finished tuning trial."""
+    settings = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in record.items()
+        if k not in ("trial", "score", "state", "reason", "seconds")
+    )
+    result = (
+        f"validation MAE {record['score']:.4f}"
+        if record["state"] == "complete"
+        else f"failed: {record['reason']}"
+    )
+    console.print(f"trial {record['trial']}: {settings}: {result} ({record['seconds']:.0f} s)")
 
 
 def _print_run(
@@ -293,15 +368,36 @@ def _print_run(
     if evaluation is not None:
         scored = "" if holdout == horizon else f", scored on the final {horizon}"
         console.print(_metrics_table(
-            evaluation.metrics,
+            _point_metrics(evaluation.metrics),
             f"{name}: last {holdout} steps held out{scored} (season {evaluation.season or '-'})",
+            best=evaluation.best,
         ))  # fmt: skip
     for note in _undefined_notes(evaluation.metrics) if evaluation is not None else []:
         console.print(note)
-    if evaluation is not None and evaluation.coverage is not None and band:
+    for note in evaluation.notes.values() if evaluation is not None else []:
+        console.print(note)
+    mixture = forecaster.mixture
+    if mixture is not None:
+        weights = ", ".join(f"{w:.2f}" for w in mixture.weights)
         console.print(
-            f"{band[0]}-{band[1]} band holds {evaluation.coverage:.0%} of the held-out actuals"
+            f"combined: the model mixed with {mixture.baseline} (chosen on validation); the "
+            f"model's weight per step: {weights}"
         )
+    if evaluation is not None and evaluation.coverage is not None and band:
+        scores = evaluation.metrics.loc["lstmkit"]
+        extra = ""
+        if "width" in scores:
+            extra = (
+                f" (mean width {scores['width']:.4g}; scaled quantile loss {scores['SQL']:.3f},"
+                f" weighted quantile loss {scores['WQL']:.3f})"
+            )
+        console.print(
+            f"{band[0]}-{band[1]} band holds {evaluation.coverage:.0%} of the held-out "
+            f"actuals{extra}"
+        )
+    note = getattr(forecaster, "calibration_note", None)
+    if note:
+        console.print(note)
     if result is not None and result.resumed_from_epoch is not None:
         console.print(
             f"resumed from the checkpoint in {checkpoint_dir} after epoch "
@@ -312,9 +408,24 @@ def _print_run(
             f"trained {result.epochs_run} epochs in {result.fit_seconds:.1f} s "
             f"(best epoch {result.best_epoch + 1}, window {forecaster.state.window})"
         )
+    if run.tuning is not None:
+        chosen = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in run.tuning.best.items()
+        )
+        done = sum(r["state"] == "complete" for r in run.tuning.trials)
+        console.print(
+            f"tuned over {len(run.tuning.trials)} trials ({done} trained): chose {chosen} "
+            f"(validation MAE {run.tuning.score:.4f}, scaled units)"
+        )
     if run.backtest is not None:
         mean = run.backtest.drop(columns=["fold", "origin"]).groupby("model", sort=False).mean()
-        console.print(_metrics_table(mean, f"{name}: backtest, mean over {backtest} folds"))
+        mean = _point_metrics(mean)
+        best = mean["MASE"].dropna() if mean["MASE"].notna().any() else mean["MAE"].dropna()
+        console.print(_metrics_table(
+            mean, f"{name}: backtest, mean over {backtest} folds",
+            best=str(best.idxmin()) if len(best) else None,
+        ))  # fmt: skip
 
 
 @app.command("predict")
@@ -335,20 +446,40 @@ def predict_cmd(
         from lstmkit.tasks.forecasting import Forecaster
 
         forecaster = Forecaster.load(model)
-        ahead = forecaster.predict(data, future=future)
+        ahead = forecaster.predict(data, future=future, baselines=True)
         if output is not None:
             atomic_write_text(output, _csv(ahead))
     except LstmkitError as err:
         raise _fail(err) from None
-    from lstmkit.data.series import format_time
+    from lstmkit.tasks.forecasting.baselines import LABELS
 
-    table = Table(title=f"forecast from {model}")
-    for col in ahead.columns:
-        table.add_column(str(col), justify="right")
-    for _, row in ahead.iterrows():
-        table.add_row(*[
-            f"{v:.3f}" if isinstance(v, float | np.floating) else format_time(v) for v in row
-        ])  # fmt: skip
-    console.print(table)
+    # the model's forecast, then the baselines beside it in a table of their own
+    others = [c for c in ahead.columns if c in LABELS.values()]
+    keys = [c for c in ahead.columns if c not in others and c != "forecast" and c != "lstmkit"]
+    keys = [c for c in keys if not (c.startswith("q") and c[1:].replace(".", "").isdigit())]
+    console.print(_frame_table(ahead.drop(columns=others), f"forecast from {model}"))
+    if others:
+        cols = [*keys, *(["lstmkit"] if "lstmkit" in ahead else []), *others]
+        console.print(_frame_table(ahead[cols], "baselines (lstmkit: the network alone)"
+                                   if "lstmkit" in ahead else "baselines"))  # fmt: skip
+    for label, reason in ahead.attrs.get("n/a", {}).items():
+        console.print(f"{label} n/a ({reason})")
     if output is not None:
         console.print(f"wrote {output}")
+
+
+def _frame_table(frame: pd.DataFrame, title: str) -> Table:
+    """A forecast table for the terminal (numbers to 3 decimals, NaN as n/a)."""
+    from lstmkit.data.series import format_time
+
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col), justify="right")
+    for _, row in frame.iterrows():
+        table.add_row(*[
+            ("n/a" if not np.isfinite(v) else f"{v:.3f}")
+            if isinstance(v, float | np.floating)
+            else format_time(v)
+            for v in row
+        ])  # fmt: skip
+    return table

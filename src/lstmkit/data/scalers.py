@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,85 @@ class SeriesScaler:
             shift, scale = np.zeros(values.shape[1]), np.ones(values.shape[1])
         scale = np.where(scale > 1e-12, scale, 1.0)  # a constant column is only shifted
         self.params[str(series_id)] = {"shift": shift.tolist(), "scale": scale.tolist()}
+
+    def fit_many(
+        self, ids: list[str], values: np.ndarray, lengths: np.ndarray, fit_lengths: np.ndarray
+    ) -> None:
+        """`fit_series` for many series at once: ``values`` (rows, columns) holds series
+        ``ids[k]`` in ``lengths[k]`` rows one after the other, fitted on its first
+        ``fit_lengths[k]`` rows (at least 1)."""
+        values = self.log_target(ids, values, lengths)
+        lengths, fit_lengths = np.asarray(lengths), np.asarray(fit_lengths)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        # reduce over [start, start + fit) by reduceat over the pairs (start, start + fit)
+        # with a spare row at the end, keeping the even segments
+        padded = np.concatenate([values, values[:1]])
+        cuts = np.stack([starts, starts + fit_lengths], axis=1).ravel()
+        if self.kind in ("minmax", "log"):
+            lo = np.minimum.reduceat(padded, cuts, axis=0)[::2]
+            hi = np.maximum.reduceat(padded, cuts, axis=0)[::2]
+            shift = hi / 2.0 + lo / 2.0  # halves first: no overflow near the float64 limit
+            scale = hi / 2.0 - lo / 2.0
+        elif self.kind == "standard":
+            n = fit_lengths[:, None].astype(np.float64)
+            shift = np.add.reduceat(padded, cuts, axis=0)[::2] / n
+            centre = np.repeat(np.concatenate([shift, shift[:1]]), [*lengths, 1], axis=0)
+            dev = (padded - centre) ** 2
+            scale = np.sqrt(np.add.reduceat(dev, cuts, axis=0)[::2] / n)
+        else:
+            shift = np.zeros((len(ids), values.shape[1]))
+            scale = np.ones((len(ids), values.shape[1]))
+        scale = np.where(scale > 1e-12, scale, 1.0)  # a constant column is only shifted
+        for sid, sh, sc in zip(ids, shift.tolist(), scale.tolist(), strict=True):
+            self.params[str(sid)] = {"shift": sh, "scale": sc}
+
+    def log_target(self, ids: list[str], values: np.ndarray, lengths: Any = None) -> np.ndarray:
+        """``values`` as float64 with, for the ``log`` kind, the target (column 0 of the
+        last axis) replaced by its log (a copy; a value <= 0 is refused naming its series).
+        ``values`` is (rows, columns) laid out as in `fit_many` when ``lengths`` is given,
+        else (len(ids), ..., columns), one leading row per series of ``ids``."""
+        values = np.asarray(values, dtype=np.float64)
+        if lengths is not None:
+            values = values.reshape(len(values), -1)
+        if self.kind != "log":
+            return values
+        target = values[..., 0]
+        bad = ~(target > 0)
+        if bad.any():
+            row = np.unravel_index(int(np.flatnonzero(bad)[0]), bad.shape)[0]
+            k = row if lengths is None else int(np.searchsorted(np.cumsum(lengths), row, "right"))
+            _log_target(ids[k], target.ravel()[bad.ravel()])
+        values = values.copy()
+        values[..., 0] = np.log(target)
+        return values
+
+    def exp_target(self, values: np.ndarray) -> np.ndarray:
+        """Undo `log_target` on target values already scaled back (``exp`` for the ``log``
+        kind; the values as float64 otherwise)."""
+        values = np.asarray(values, dtype=np.float64)
+        if self.kind != "log":
+            return values
+        with np.errstate(over="ignore"):
+            return np.exp(values)
+
+    def stacked(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(shift, scale) of the series ``ids``, each (len(ids), columns)."""
+        try:
+            ps = [self.params[str(sid)] for sid in ids]
+        except KeyError as err:
+            raise LstmkitError(
+                f"series {err.args[0]!r} was not seen in training; known series: "
+                f"{', '.join(list(self.params)[:10])}"
+            ) from None
+        shift = np.array([p["shift"] for p in ps], dtype=np.float64)
+        scale = np.array([p["scale"] for p in ps], dtype=np.float64)
+        return shift, scale
+
+    def transform_many(self, ids: list[str], values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """`transform` for many series at once (``values`` laid out as in `fit_many`)."""
+        shift, scale = self.stacked(ids)
+        values = self.log_target(ids, values, lengths)
+        return (values - np.repeat(shift, lengths, axis=0)) / np.repeat(scale, lengths, axis=0)
 
     def _get(
         self, series_id: str, columns: slice | list[int] | None

@@ -25,6 +25,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,9 @@ class SeriesData:
     ``covariates`` lists every extra input column in the order of ``values``
     columns 1..; ``future_covariates`` is the subset whose future values are
     known in advance (calendar, planned prices) and fed for the horizon too.
+    ``static_cols`` are columns with one value per series (store type, region
+    size); ``static`` holds each series' values of them (a number for a numeric
+    column, else its text).
     """
 
     target: str
@@ -68,6 +72,8 @@ class SeriesData:
     freq: str | None
     series: dict[str, Series] = field(default_factory=dict)
     future_covariates: list[str] = field(default_factory=list)
+    static_cols: list[str] = field(default_factory=list)
+    static: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def n_features(self) -> int:
@@ -357,6 +363,9 @@ def load_series(
     covariates: list[str] | None = None,
     freq: str | None = None,
     future_covariates: list[str] | None = None,
+    format: str | None = None,
+    start: str | None = None,
+    static_cols: list[str] | None = None,
 ) -> SeriesData:
     """Validate ``data`` and split it into per-series arrays.
 
@@ -373,24 +382,58 @@ def load_series(
         freq: pandas frequency; inferred from the timestamps when omitted.
         future_covariates: extra input columns whose values over the forecast
             horizon are known in advance; appended after ``covariates``.
+        format: "long" (the default: one row a time step) or "m4-wide" (one row a
+            series, see `wide_series`); None: "m4-wide" where the columns are
+            named ``V1, V2, ...`` as in the M4 competition's files and no column
+            was named, else "long".
+        start: "m4-wide" only: the first time of every series (a date, stepped by
+            ``freq``); None: integer steps 0, 1, ...
+        static_cols: columns with one value per series (static covariates); a
+            column whose value changes within a series is refused, naming both.
     """
+    if format not in (None, "long", "m4-wide"):
+        raise LstmkitError(f"format must be 'long' or 'm4-wide', got {format!r}")
     future = list(future_covariates or [])
     covariates = list(covariates or [])
     covariates += [c for c in future if c not in covariates]
     df, source, target, time_col = _as_frame(data, target, time_col)
-    time_col, target = _pick_columns(df, source, target, time_col, id_col, covariates)
-    out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future)
-    groups = [(None, df)] if id_col is None else list(df.groupby(id_col, sort=False))
-    freqs = set()
-    for key, part in groups:
-        sid = "0" if key is None else str(key)
-        part_source = source if id_col is None else f"{source} ({id_col}={sid})"
-        out.series[sid] = _one_series(sid, part, out, part_source)
-        if time_col:
-            label = "" if id_col is None else f"series {sid!r}: "
-            f = _infer_freq(out.series[sid].times, label)
-            if f is not None:
-                freqs.add(f)
+    static_cols = list(static_cols or [])
+    named = target or time_col or id_col or covariates or static_cols
+    if format == "m4-wide" or (format is None and not named and _m4_header(df)):
+        if named:
+            raise LstmkitError(
+                "an m4-wide table has no columns to name: its first column is the series "
+                "id and the rest are the values; drop --target/--time-col/--id-col/"
+                "--covariates"
+            )
+        return wide_series(df, source, start=start, freq=freq)
+    if start is not None:
+        raise LstmkitError("start applies to the m4-wide format only; pass format='m4-wide'")
+    for col in static_cols:
+        _check_column(df, col, "static covariate", source)
+    time_col, target = _pick_columns(
+        df, source, target, time_col, id_col, [*covariates, *static_cols]
+    )
+    both = sorted(set(static_cols) & {target, time_col, id_col, *covariates})
+    if both:
+        raise LstmkitError(f"column {both[0]!r} cannot be both a static covariate and another role")
+    out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future,
+                     static_cols=static_cols)  # fmt: skip
+    freqs: set[str] = set()
+    fast = _many_series(df, out) if id_col is not None else None
+    if fast is not None:
+        out.series, freqs = fast
+    else:
+        groups = [(None, df)] if id_col is None else list(df.groupby(id_col, sort=False))
+        for key, part in groups:
+            sid = "0" if key is None else str(key)
+            part_source = source if id_col is None else f"{source} ({id_col}={sid})"
+            out.series[sid] = _one_series(sid, part, out, part_source)
+            if time_col:
+                label = "" if id_col is None else f"series {sid!r}: "
+                f = _infer_freq(out.series[sid].times, label)
+                if f is not None:
+                    freqs.add(f)
     if freq is None and freqs:
         if len(freqs) > 1:
             raise LstmkitError(
@@ -399,6 +442,117 @@ def load_series(
             )
         freq = freqs.pop()
     out.freq = freq
+    if static_cols:
+        out.static = _static_values(df, out, source)
+    return out
+
+
+def _static_values(df: pd.DataFrame, sd: SeriesData, source: str) -> dict[str, list[Any]]:
+    """Each series' values of the static columns of ``sd``: one per series (a number for
+    a numeric column, else text); a missing value or one that changes within a series is
+    refused, naming the column and the series."""
+    if sd.id_col is None:
+        codes = np.zeros(len(df), np.int64)
+        names = ["0"]
+    else:
+        codes, uniques = pd.factorize(df[sd.id_col], sort=False)
+        names = [str(u) for u in (uniques.tolist() if hasattr(uniques, "tolist") else uniques)]
+    keep = codes >= 0
+    columns = []
+    for col in sd.static_cols:
+        raw = df[col]
+        numeric = pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)
+        if raw.isna().any():
+            pos = int(np.flatnonzero(raw.isna().to_numpy())[0])
+            sid = names[codes[pos]] if codes[pos] >= 0 else "?"
+            raise LstmkitError(
+                f"static covariate {col!r} is missing for series {sid!r} ({source}, row "
+                f"{pos + 1}); give every row of a series its value"
+            )
+        vals = raw.to_numpy(dtype=np.float64) if numeric else raw.astype(str).to_numpy()
+        vcodes, _ = pd.factorize(vals)
+        per = pd.DataFrame({"s": codes[keep], "v": vcodes[keep]}).groupby("s")["v"]
+        lo, hi = per.min().to_numpy(), per.max().to_numpy()
+        if (lo != hi).any():
+            k = int(np.flatnonzero(lo != hi)[0])
+            rows = np.flatnonzero(codes == k)
+            two = list(dict.fromkeys(vals[rows].tolist()))[:2]
+            raise LstmkitError(
+                f"static covariate {col!r} varies within series {names[k]!r} ({two[0]!r} and "
+                f"{two[1]!r}); a static covariate has one value per series"
+            )
+        first = np.zeros(len(names), np.int64)
+        first[codes[keep][::-1]] = np.flatnonzero(keep)[::-1]  # first row of each series
+        got = vals[first]
+        columns.append([float(v) for v in got] if numeric else [str(v) for v in got])
+    return {sid: [c[k] for c in columns] for k, sid in enumerate(names) if sid in sd.series}
+
+
+def _m4_header(df: pd.DataFrame) -> bool:
+    """Whether the columns are ``V1, V2, ..., Vn`` (n >= 3), the M4 files' header."""
+    return len(df.columns) >= 3 and list(df.columns) == [f"V{i + 1}" for i in range(df.shape[1])]
+
+
+def wide_series(
+    df: pd.DataFrame, source: str, *, start: str | None = None, freq: str | None = None
+) -> SeriesData:
+    """The series of a table in the M4 competition's wide format: one row a series, its
+    id in the first column and its values in the others, in time order; shorter series
+    end in empty cells. The series are named ``id``, their values ``value``; their times
+    are integer steps 0, 1, ... or, with ``start``, dates from ``start`` every ``freq``.
+    An empty cell before a value, a value that is not a number, or a series without
+    values is refused (`LstmkitError`, naming the series and its row)."""
+    if df.shape[1] < 2:
+        raise LstmkitError(f"{source} has {df.shape[1]} column; an m4-wide table needs an id "
+                           "column and at least one value column")  # fmt: skip
+    ids = df.iloc[:, 0]
+    cells = df.iloc[:, 1:]
+    values = cells.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    empty = cells.isna().to_numpy()  # an empty cell ("" or nothing) is read as missing
+    bad = np.isnan(values) & ~empty
+    if bad.any():
+        row, col = (int(v[0]) for v in np.nonzero(bad))
+        raise LstmkitError(
+            f"{source}: series {str(ids.iloc[row])!r} (row {row + 1}) has "
+            f"{cells.iat[row, col]!r} in column {cells.columns[col]}, which is not a number"
+        )
+    if not np.isfinite(values[~empty]).all():
+        row = int(np.nonzero(~np.isfinite(values) & ~empty)[0][0])
+        raise LstmkitError(
+            f"{source}: series {str(ids.iloc[row])!r} (row {row + 1}) has an infinite value"
+        )
+    counts = (~empty).sum(axis=1)
+    first_empty = np.where(empty.any(axis=1), empty.argmax(axis=1), empty.shape[1])
+    ragged = counts != first_empty
+    if ragged.any():
+        row = int(np.flatnonzero(ragged)[0])
+        raise LstmkitError(
+            f"{source}: series {str(ids.iloc[row])!r} (row {row + 1}) has an empty cell in "
+            f"column {cells.columns[first_empty[row]]} before more values; in the m4-wide "
+            "format only the cells after a series' last value may be empty"
+        )
+    if (counts == 0).any() or ids.isna().any():
+        row = int(np.flatnonzero((counts == 0) | ids.isna().to_numpy())[0])
+        raise LstmkitError(f"{source}: row {row + 1} has no series id or no values")
+    names = [str(v) for v in ids.tolist()]
+    if len(set(names)) < len(names):
+        seen: set[str] = set()
+        dup = next(n for n in names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
+        raise LstmkitError(f"{source}: series {dup!r} appears in more than one row")
+    longest = int(counts.max())
+    if start is not None:
+        try:
+            axis: pd.Index = pd.date_range(pd.Timestamp(start), periods=longest, freq=freq or "D")
+        except (ValueError, TypeError) as err:
+            raise LstmkitError(f"start {start!r} with freq {freq!r}: {err}") from None
+        freq = freq or "D"
+    else:
+        axis = pd.RangeIndex(longest)
+        freq = None
+    out = SeriesData("value", "date" if start is not None else None, "id", [], freq)
+    for k, sid in enumerate(names):
+        n = int(counts[k])
+        out.series[sid] = Series(sid, axis[:n], values[k, :n, None].copy())
     return out
 
 
@@ -428,7 +582,7 @@ def _as_frame(
     if time_col is None and isinstance(df.index, pd.DatetimeIndex):
         df = df.reset_index(names=INDEX_TIME if df.index.name is None else df.index.name)
         time_col = str(df.columns[0])
-    df = df.copy()
+    df = df.copy(deep=False)  # new column names only: the data is read, never written
     df.columns = [str(c) for c in df.columns]
     return df, source, target, time_col
 
@@ -461,6 +615,110 @@ def _pick_columns(
     if target in used:
         raise LstmkitError(f"column {target!r} cannot be both the target and the time/id/covariate")
     return time_col, target
+
+
+def _all_times(raw: pd.Series) -> pd.Index | None:
+    """The time column of a long table parsed in one call, or None where the series
+    must be read one by one (text in several zones or offsets, or anything unparsable:
+    the per-series reader then says where)."""
+    if pd.api.types.is_integer_dtype(raw):
+        return pd.Index(raw.to_numpy(dtype=np.int64))
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return pd.DatetimeIndex(raw)
+    if raw.dtype != object or raw.isna().any():
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(raw, format="mixed")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if not pd.api.types.is_datetime64_any_dtype(parsed) or parsed.isna().any():
+        return None
+    return pd.DatetimeIndex(parsed)
+
+
+def _many_series(df: pd.DataFrame, sd: SeriesData) -> tuple[dict[str, Series], set[str]] | None:
+    """The series of a long table (``sd.id_col``) and their frequencies, read with one
+    parse, one sort and one check for the whole table instead of one per series; None
+    where anything is wrong (a bad value, a repeated time, an irregular or unparsable
+    series, several zones), which the per-series reader then reports exactly as ever."""
+    time_col = sd.time_col
+    codes, uniques = pd.factorize(df[sd.id_col], sort=False)
+    if (codes < 0).any():  # missing ids: groupby drops them
+        return None
+    try:
+        cols = [_numeric_column(df, c, None, "") for c in (sd.target, *sd.covariates)]
+    except LstmkitError:
+        return None
+    values = np.stack(cols, axis=1)
+    if time_col:
+        times = _all_times(df[time_col])
+        if times is None:
+            return None
+        keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else times.to_numpy()
+    else:  # rows are steps within each series
+        keys = np.zeros(len(df), np.int64)
+        order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        keys[order] = np.arange(len(df)) - np.repeat(starts, counts)
+        times = pd.Index(keys)
+    step = np.diff(keys)
+    in_order = (np.diff(codes) > 0) | ((np.diff(codes) == 0) & (step > 0))
+    if not in_order.all():  # a table already sorted by series and time is kept as it is
+        order = np.lexsort((keys, codes))
+        codes, keys, times, values = codes[order], keys[order], times[order], values[order]
+    counts = np.bincount(codes, minlength=len(uniques))
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    step = np.diff(keys)
+    inner = np.ones(len(keys), bool)  # positions whose previous row is of the same series
+    inner[starts] = False
+    same = inner[1:]
+    if (step[same] == 0).any():  # a repeated time
+        return None
+    series: dict[str, Series] = {}
+    for k, u in enumerate(uniques.tolist() if hasattr(uniques, "tolist") else list(uniques)):
+        sid = str(u)
+        if sid in series:  # two ids with the same text: let the groupby reader decide
+            return None
+        steps = times[starts[k] : ends[k]] if time_col else pd.RangeIndex(counts[k])
+        series[sid] = Series(sid, steps, values[starts[k] : ends[k]])
+    freqs: set[str] = set()
+    if not time_col:
+        return series, freqs
+    # a series whose steps are all equal has the frequency of any other with that step
+    # (and, for whole weeks, that weekday); only series of other steps are inferred one
+    # by one (months, daylight saving)
+    first = np.full(len(keys), -1, np.int64)
+    first[1:][same] = step[same]
+    constant = np.ones(len(uniques), bool)
+    head = np.where(counts > 1, starts + 1, starts)
+    ref = first[head]
+    bad = inner & (first != np.repeat(ref, counts))
+    constant[np.unique(codes[bad])] = False
+    seen: dict[tuple[int, int], str | None] = {}
+    week = 7 * 86_400 * 10**9 if isinstance(times, pd.DatetimeIndex) else 0
+    for k, sid in enumerate(series):
+        s = series[sid]
+        if constant[k] and counts[k] >= 3:
+            day = int((keys[starts[k]] // 86_400_000_000_000) % 7) if week else -1
+            sig = (int(ref[k]), day if week and ref[k] % week == 0 else -1)
+            if sig not in seen:
+                try:
+                    seen[sig] = _infer_freq(s.times, f"series {sid!r}: ")
+                except LstmkitError:
+                    return None
+            f = seen[sig]
+        else:
+            try:
+                f = _infer_freq(s.times, f"series {sid!r}: ")
+            except LstmkitError:
+                return None
+        if f is not None:
+            freqs.add(f)
+    return series, freqs
 
 
 def _one_series(sid: str, part: pd.DataFrame, sd: SeriesData, source: str) -> Series:
@@ -537,13 +795,46 @@ def future_times(times: pd.Index, freq: str | None, steps: int) -> pd.Index:
     return pd.Index(np.arange(1, steps + 1) * step + last)
 
 
+def tail_times(series: list[Series], n: int, skip: int = 0) -> pd.Index:
+    """The ``n`` times before the last ``skip`` of every series, one series after the
+    other (`concat_times` of ``s.times[len(s) - skip - n : len(s) - skip]``), sliced as
+    integers rather than one `Index` per series."""
+    first = series[0].times
+    if isinstance(first, pd.DatetimeIndex) and all(
+        isinstance(s.times, pd.DatetimeIndex) and s.times.dtype == first.dtype for s in series
+    ):
+        ints = np.concatenate([s.times.asi8[len(s) - skip - n : len(s) - skip] for s in series])
+        out = pd.DatetimeIndex(ints.view(f"M8[{first.unit}]"))
+        return out if first.tz is None else out.tz_localize("UTC").tz_convert(first.tz)
+    return concat_times([s.times[len(s) - skip - n : len(s) - skip] for s in series])
+
+
+def concat_times(parts: list[pd.Index]) -> pd.Index:
+    """The indexes ``parts`` one after the other; timestamps of one zone and unit (as a
+    loaded table's series have them) are joined as integers, without an `Index` step
+    per part (`pd.Index.append` of 100,000 short indexes takes seconds)."""
+    first = parts[0]
+    if isinstance(first, pd.DatetimeIndex) and all(
+        isinstance(p, pd.DatetimeIndex) and p.dtype == first.dtype for p in parts
+    ):
+        ints = np.concatenate([p.asi8 for p in parts])
+        out = pd.DatetimeIndex(ints.view(f"M8[{first.unit}]"))
+        return out if first.tz is None else out.tz_localize("UTC").tz_convert(first.tz)
+    if all(not isinstance(p, pd.DatetimeIndex) for p in parts):
+        try:
+            return pd.Index(np.concatenate([np.asarray(p, dtype=np.int64) for p in parts]))
+        except (TypeError, ValueError):
+            pass
+    return first.append(parts[1:]) if len(parts) > 1 else first
+
+
 def truncate_series(sd: SeriesData, drop_last: int) -> SeriesData:
     """A copy of ``sd`` without the last ``drop_last`` steps of each series."""
     if drop_last == 0:
         return sd
     out = SeriesData(
         sd.target, sd.time_col, sd.id_col, sd.covariates, sd.freq,
-        future_covariates=sd.future_covariates,
+        future_covariates=sd.future_covariates, static_cols=sd.static_cols, static=sd.static,
     )  # fmt: skip
     for sid, s in sd.series.items():
         out.series[sid] = Series(sid, s.times[:-drop_last], s.values[:-drop_last])

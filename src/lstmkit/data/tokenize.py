@@ -5,76 +5,52 @@ HTML line breaks (``<br />``) replaced by spaces, optional lower-casing, a
 vocabulary cap and truncation to ``max_length`` tokens keeping the head, the
 tail, or the head and tail of long texts. Id 0 is padding ``[PAD]``, id 1 the
 unknown token ``[UNK]``. The tokenizer is saved as the standard
-``tokenizer.json`` beside the model; `TokenizerConfig` (JSON round trip) holds
-the settings that are ours (truncation).
+``tokenizer.json`` beside the model; `TokenizerConfig` (JSON round trip) declares
+the tokenizer's settings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from typing import ClassVar, Literal
 
+from pydantic import Field
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from lstmkit.config import check_field_types
 from lstmkit.errors import LstmkitError
+from lstmkit.settings import Settings
 
 PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID, UNK_ID = 0, 1
 KINDS = ("word", "bpe")
 KEEPS = ("head", "tail", "head_tail")
 
-#: an example value of each setting, shown when a value has the wrong type
-_TOKENIZER_EXAMPLES = {
-    "kind": "'word'", "vocab_size": "30000", "lowercase": "True", "max_length": "400",
-    "keep": "'head'", "min_frequency": "1",
-}  # fmt: skip
 
+class TokenizerConfig(Settings):
+    """Tokeniser settings (a `lstmkit.settings.Settings` model: type, range, help of each).
 
-@dataclass
-class TokenizerConfig:
-    """Tokeniser settings.
-
-    kind: "word" (one id per word or punctuation run) or "bpe" (sub-word units).
-    vocab_size: vocabulary cap including [PAD] and [UNK] (seed 003: 10,000 words).
-    lowercase: lower-case before splitting.
-    max_length: longest sequence in tokens (longer texts are truncated); 0 = no limit.
-    keep: which part of a long text survives truncation: "head" (the start),
-        "tail" (the end) or "head_tail" (the first quarter and the last three quarters).
-    min_frequency: tokens seen fewer times in training are mapped to [UNK].
+    A bare kind (``"word"``, ``"bpe"``) stands for the settings with that kind.
     """
 
-    kind: str = "word"
-    vocab_size: int = 30_000
-    lowercase: bool = True
-    max_length: int = 400
-    keep: str = "head"
-    min_frequency: int = 1
+    what: ClassVar[str] = "tokenizer"
+    shorthand: ClassVar[str | None] = "kind"
 
-    def __post_init__(self) -> None:
-        check_field_types(self, "tokenizer", _TOKENIZER_EXAMPLES)
-        if self.kind not in KINDS:
-            raise LstmkitError(f"unknown tokenizer kind {self.kind!r}; expected one of {KINDS}")
-        if self.keep not in KEEPS:
-            raise LstmkitError(f"unknown truncation keep={self.keep!r}; expected one of {KEEPS}")
-        if self.vocab_size < 3:
-            raise LstmkitError(f"vocab_size must be at least 3, got {self.vocab_size}")
-        if self.max_length < 0:
-            raise LstmkitError(f"max_length must be >= 0 (0 = no limit), got {self.max_length}")
-        if self.min_frequency < 1:
-            raise LstmkitError(f"min_frequency must be >= 1, got {self.min_frequency}")
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TokenizerConfig:
-        """Inverse of `to_dict`; unknown keys are refused (`lstmkit.config.dataclass_from_dict`,
-        the one rule for every saved settings object)."""
-        from lstmkit.config import dataclass_from_dict
-
-        return dataclass_from_dict(cls, dict(data), "TokenizerConfig")
+    kind: Literal["word", "bpe"] = Field(
+        "word", description="word: one id per word or punctuation run; bpe: sub-word units."
+    )
+    vocab_size: int = Field(30_000, ge=3, description="Vocabulary cap including [PAD] and [UNK].")
+    lowercase: bool = Field(True, description="Lower-case before splitting.")
+    max_length: int = Field(
+        400, ge=0, description="Longest sequence in tokens (longer texts are cut); 0: no limit."
+    )
+    keep: Literal["head", "tail", "head_tail"] = Field(
+        "head",
+        description="Part of a long text kept: head, tail, or head_tail (the first quarter "
+        "and the last three quarters).",
+    )
+    min_frequency: int = Field(
+        1, ge=1, description="Tokens seen fewer times in training are mapped to [UNK]."
+    )
 
 
 def truncate(ids: Sequence[int], max_length: int, keep: str = "head") -> list[int]:

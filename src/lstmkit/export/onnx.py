@@ -26,7 +26,10 @@ second. (torch's dynamo exporter also emits LSTM nodes, but takes seconds and fi
 time axis of the outputs' declared shapes.) Layers with ``layer_norm``, ``zoneout`` or
 ``peepholes`` have no ONNX node: a forecaster's encoder then goes in as our reference
 loop unrolled over its fixed input window (dynamic batch still); a text classifier's
-length is not fixed, so there they raise `LstmkitError` naming the option.
+length is not fixed, so there they raise `LstmkitError` naming the option. ONNX has no
+sLSTM/mLSTM operator either: a forecaster's ``SLSTM`` / ``MLSTM`` goes in the same way
+(the mLSTM in its recurrent form, which equals the chunkwise one); a text classifier's is
+refused in one line that names the PyTorch server as the alternative.
 
 Every export checks itself before anything is written: onnxruntime runs the graph on
 sample inputs (batch sizes 1, 2 and 7; for text several lengths with padding) and each
@@ -55,7 +58,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from lstmkit import __version__, kinds
 from lstmkit.errors import LstmkitError
 from lstmkit.io import recover_dir, staged_dir
-from lstmkit.nn import GRU, LSTM
+from lstmkit.nn import GRU, LSTM, MLSTM, SLSTM
 from lstmkit.runtime.meta import export_kind
 from lstmkit.runtime.session import (
     DEFAULT_SUBFOLDER,
@@ -128,7 +131,7 @@ def _variants(layer: LSTM | GRU) -> list[str]:
     return found
 
 
-def exportable_rnn(layer: LSTM | GRU, *, fixed_time: bool, what: str) -> nn.Module:
+def exportable_rnn(layer: LSTM | GRU | SLSTM | MLSTM, *, fixed_time: bool, what: str) -> nn.Module:
     """A module computing ``layer`` in eval mode that torch's ONNX exporter can trace.
 
     Plain layers (recurrent dropout and DropConnect are off in eval) become `_TorchRNN`
@@ -136,8 +139,20 @@ def exportable_rnn(layer: LSTM | GRU, *, fixed_time: bool, what: str) -> nn.Modu
     ``peepholes`` have no ONNX node: they run on a copy forced onto our reference loop,
     which the tracer unrolls step by step, so the graph's time axis is fixed; where it
     must not be (``fixed_time`` False) they raise `LstmkitError` naming the options.
-    ``what`` names the model in the message.
+    ``SLSTM`` / ``MLSTM`` layers (no ONNX operator) go the same way. ``what`` names the
+    model in the message.
     """
+    if isinstance(layer, SLSTM | MLSTM):
+        # no ONNX node computes an sLSTM/mLSTM: our reference step loop, unrolled
+        if not fixed_time:
+            raise LstmkitError(
+                f"cannot export this {what} to ONNX: ONNX has no {layer.mode} operator (only "
+                "LSTM/GRU nodes) and its step loop unrolls only over a fixed length; serve "
+                "the saved model with PyTorch instead (lstmkit serve MODEL)"
+            )
+        loop = copy.deepcopy(layer)
+        loop.backend = "reference"
+        return loop.eval()
     variants = _variants(layer)
     if not variants:
         return _TorchRNN(layer)

@@ -34,6 +34,13 @@ GRU_PANELS = (
     ("candidate", "candidate h̃_t"),
     ("hidden", "hidden state h_t"),
 )
+#: an mLSTM's gates are per head (units = heads); an sLSTM's are the LSTM's panels
+MLSTM_PANELS = (
+    ("input", "input gate i'_t (per head)"),
+    ("forget", "forget gate f'_t (per head)"),
+    ("stabilizer", "stabiliser m_t (per head)"),
+)
+PANELS = {"lstm": LSTM_PANELS, "gru": GRU_PANELS, "slstm": LSTM_PANELS, "mlstm": MLSTM_PANELS}
 
 
 def figure_png(fig, dpi: int = 120) -> bytes:
@@ -95,7 +102,7 @@ def gates_figure(trace, max_tokens: int = 120):
     """
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise LstmkitError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-    panels = LSTM_PANELS if trace.rnn == "lstm" else GRU_PANELS
+    panels = PANELS.get(trace.rnn, GRU_PANELS)
     panels = [(k, label) for k, label in panels if k in trace.gates]
     tokens = trace.tokens[:max_tokens]
     t = len(tokens)

@@ -30,13 +30,13 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from lstmkit.errors import LstmkitError
-from lstmkit.training.config import TrainConfig
+from lstmkit.training.settings import TrainConfig
 
 CHECKPOINT_FILE = "last.ckpt"
 #: the key of lstmkit's own record (the fingerprint) in a checkpoint
 CHECKPOINT_KEY = "lstmkit"
 # Settings that may change between a killed run and its resumption.
-_RESUMABLE_SETTINGS = ("max_epochs", "progress_bar", "checkpoint_dir", "logger", "log_dir")
+_RESUMABLE_SETTINGS = ("max_epochs", "progress", "checkpoint_dir", "logger", "log_dir")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

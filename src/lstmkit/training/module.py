@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from lstmkit.training.config import TrainConfig, build_optimizer
+from lstmkit.training.settings import TrainConfig, build_optimizer
 
 
 class LstmkitModule(L.LightningModule):

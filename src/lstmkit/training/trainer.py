@@ -60,12 +60,8 @@ from lstmkit.training.checkpoints import (
     checkpoint_callbacks,
     run_fingerprint,
 )
-from lstmkit.training.config import (  # noqa: F401 - PRECISIONS: the name settings import here
-    PRECISIONS,
-    TrainConfig,
-    require_precision_supported,
-)
 from lstmkit.training.module import LstmkitModule
+from lstmkit.training.settings import TrainConfig, require_precision_supported
 
 
 @dataclass
@@ -334,8 +330,8 @@ def _stopping(config: TrainConfig, monitor: str) -> list[Callback]:
 
 def _progress(config: TrainConfig) -> list[Callback]:
     """Progress as plain lines when stderr is a log file, not a terminal (Lightning's own
-    live bar otherwise, or nothing without ``progress_bar``)."""
-    if not config.progress_bar or sys.stderr.isatty():
+    live bar otherwise, or nothing without ``progress``)."""
+    if not config.progress or sys.stderr.isatty():
         return []
     from lstmkit.training.progress import LineProgress
 
@@ -354,7 +350,7 @@ def _trainer(config: TrainConfig, callbacks: list[Callback]) -> L.Trainer:
         precision=config.precision,  # type: ignore[arg-type]
         gradient_clip_val=config.gradient_clip_val,
         deterministic=config.deterministic,
-        enable_progress_bar=config.progress_bar,
+        enable_progress_bar=config.progress,
         enable_model_summary=False,
         enable_checkpointing=checkpoints,
         logger=_logger(config),

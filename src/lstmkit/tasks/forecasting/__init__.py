@@ -9,12 +9,14 @@ steps at once (``method="direct"``, default) or one step that is fed back
 from simulated sample paths). Preprocessing lives with the model: per-series
 scaling fitted on the training part, reversible instance normalisation of
 each input window, windowing and a strictly time-ordered validation split.
-With ``quantiles`` the head also predicts those quantiles (pinball loss).
+With ``quantiles`` the head also predicts those quantiles (pinball loss), and
+the band is then calibrated per horizon step on the validation windows (split
+conformal, ``calibrate=True``).
 
 Files of this package:
 
 - ``estimator.py``  `Forecaster` (fit / predict / evaluate / backtest / save / load)
-- ``config.py``     `ForecasterConfig`, every setting (round-trips JSON)
+- ``settings.py``   `ForecasterConfig`, every setting declared once (round-trips JSON)
 - ``data.py``       `ForecastData`, the Lightning DataModule of a fit: checks, time
   split, per-series scaling, windows and loaders
 - ``network.py``    `ForecastNet` (encoder + head) and its size check
@@ -22,12 +24,20 @@ Files of this package:
   the sample-path simulation of recursive bands
 - ``state.py``      `FittedState`, what a fit learnt about the data (typed, JSON)
 - ``evaluation.py`` `Evaluation` and band coverage
+- ``calibration.py`` split-conformal shifts of the quantile bands, per horizon step
+- ``tuning.py``     `tune`: the Optuna search of ``--tune`` on the validation stretch
 - ``run.py``        `forecast_run`: train, hold out, score, backtest, forecast ahead
   and write every output file (what ``lstmkit forecast`` calls)
 - ``predict.py``    the torch-free half of `Forecaster.predict` (histories, scaling,
   forecast tables), shared with the ONNX runtime
 - ``kind.py``       the forecaster's entry in the registry of kinds (`lstmkit.kinds`),
   which names the three modules below
+- ``linear.py``     closed-form ridge NLinear / DLinear (`fit_linear`, `choose_ridge`)
+- ``baselines.py``  `Baselines`: naive, seasonal naive, NLinear, DLinear, AutoETS,
+  AutoTheta, AutoARIMA beside every forecast (n/a with the reason per series)
+- ``baseline_model.py`` `BaselineForecaster`: one baseline as a model (kind
+  ``baseline_forecaster``)
+- ``mixture.py``    `Mixture`: the network mixed with its best baseline (``combine``)
 - ``export.py``     `export_forecaster`, the ONNX export (`Forecaster.export_onnx`)
 - ``runtime.py``    `ForecastPredictor`: the export on onnxruntime (no torch) and the
   checks of its export.json
@@ -35,7 +45,7 @@ Files of this package:
   request, response and ``/model`` models
 
 The names below are imported on first use, so that the torch-free modules
-(``state``, ``evaluation``, ``predict``, ``kind``, ``runtime``, ``serving``) import
+(``state``, ``evaluation``, ``calibration``, ``predict``, ``kind``, ``runtime``, ``serving``) import
 without torch.
 """
 
@@ -45,11 +55,12 @@ from typing import Any
 _LAZY = {
     "KIND": "estimator",
     "Forecaster": "estimator",
-    "ForecasterConfig": "config",
+    "ForecasterConfig": "settings",
     "ForecastData": "data",
     "Evaluation": "evaluation",
     "qname": "evaluation",
     "quantile_coverage": "evaluation",
+    "conformal_offsets": "calibration",
     "ForecastModule": "module",
     "pinball_loss": "module",
     "simulate_quantiles": "module",
@@ -58,6 +69,12 @@ _LAZY = {
     "estimate_parameters": "network",
     "make_net": "network",
     "FittedState": "state",
+    "BaselineForecaster": "baseline_model",
+    "Baselines": "baselines",
+    "LinearMap": "linear",
+    "fit_linear": "linear",
+    "choose_ridge": "linear",
+    "Mixture": "mixture",
 }
 
 __all__ = [*_LAZY, "truncate_series"]

@@ -3,13 +3,15 @@
 `setup` turns the series into what training reads: it checks they are long enough for
 the window and horizon, splits each one in time (the last `validation_size` steps
 validate, only where every series keeps a training window), fits the per-series scaler
-on the training part, cuts the scaled series into windows (inputs, known future
-covariates, targets) and keeps each series' last window as the context a forecast
-continues from. It records what it learnt about the data in a `FittedState`.
-``train_dataloader`` shuffles the training windows (a fresh random subset each epoch
-when ``batches_per_epoch`` caps them), ``val_dataloader`` is one batch of validation
-windows (None without a validation part), and `fingerprint` is the digest a run's
-checkpoints must match.
+on the training part, scales every series into one array and indexes the training and
+validation windows as (series, origin) pairs (`WindowSet`: each window is cut from the
+array when a batch asks for it, so thousands of series never hold all their windows in
+memory), and keeps each series' last window as the context a forecast continues from.
+It records what it learnt about the data in a `FittedState`. ``train_dataloader``
+shuffles the training windows (a fresh random subset each epoch when
+``batches_per_epoch`` caps them), ``val_dataloader`` gives the validation windows in
+batches of at most `VAL_BATCH` (None without a validation part), and `fingerprint` is
+the digest a run's checkpoints must match.
 """
 
 from __future__ import annotations
@@ -20,16 +22,20 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from lstmkit.data.scalers import SeriesScaler
-from lstmkit.data.series import Series, SeriesData, season_from_freq, tz_name
-from lstmkit.data.windows import make_windows, window_target_ends
+from lstmkit.data.series import Series, SeriesData, season_from_freq, tail_times, tz_name
 from lstmkit.errors import LstmkitError
-from lstmkit.tasks.forecasting.config import ForecasterConfig
 from lstmkit.tasks.forecasting.network import output_steps
+from lstmkit.tasks.forecasting.settings import ForecasterConfig
 from lstmkit.tasks.forecasting.state import FittedState
+
+#: validation windows per batch (one batch when there are fewer)
+VAL_BATCH = 8192
 
 
 def validation_size(cfg: ForecasterConfig, shortest: int) -> int:
@@ -63,7 +69,7 @@ def scaler_kind(setting: str, sd: SeriesData) -> str:
         return setting
     if len(sd.series) < 2:
         return "minmax"
-    positive = all(bool((s.values[:, 0] > 0).all()) for s in sd.series.values())
+    positive = all(bool(s.values[:, 0].min() > 0) for s in sd.series.values())
     return "log" if positive else "minmax"
 
 
@@ -75,18 +81,180 @@ def scaled_values(scaler: SeriesScaler, s: Series, precision: str) -> np.ndarray
         return scaler.transform(s.id, s.values).astype(dtype)
 
 
-def _future_windows(
-    scaled: np.ndarray, columns: list[int], window: int, steps: int
-) -> np.ndarray | None:
-    """Known covariates over each window's horizon, (n, steps, len(columns)), or None."""
-    if not columns:
-        return None
-    return np.stack([make_windows(scaled[:, [c]], window, steps)[1] for c in columns], axis=-1)
+def time_strings(times: pd.Index) -> list[str]:
+    """``[str(t) for t in times]``, each distinct time formatted once: the contexts of
+    100,000 series hold millions of times but mostly the same few hundred."""
+    if not len(times):
+        return []
+    keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else np.asarray(times)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    text = np.array([str(times[i]) for i in first.tolist()], dtype=object)
+    return text[inverse.reshape(-1)].tolist()
 
 
-def _tensors(parts: list[list[np.ndarray]]) -> TensorDataset:
-    """Concatenate per-series (inputs, [future], targets) arrays into one dataset."""
-    return TensorDataset(*(torch.from_numpy(np.concatenate(a)) for a in zip(*parts, strict=True)))
+def contexts(sd: SeriesData, window: int) -> dict[str, dict[str, Any]]:
+    """The last ``window`` steps of each series of ``sd``: {"values", "times"} as JSON
+    lists (`ForecastData.context`), and its static covariates ("static") if any."""
+    if not sd.series:
+        return {}
+    series = list(sd.series.values())
+    text = time_strings(tail_times(series, window))
+    values = np.stack([s.values[-window:] for s in series]).tolist()
+    out = {
+        s.id: {"values": values[k], "times": text[k * window : (k + 1) * window]}
+        for k, s in enumerate(series)
+    }
+    for sid, row in sd.static.items():
+        if sid in out:
+            out[sid]["static"] = list(row)
+    return out
+
+
+def static_encoding(sd: SeriesData) -> tuple[dict[str, list[str]], dict[str, list[float]]]:
+    """What the static columns of ``sd`` become for the network: the sorted categories
+    of each text column (embedded) and the mean and standard deviation over the series
+    of each numeric one (a spread of 0 counts as 1)."""
+    categories: dict[str, list[str]] = {}
+    stats: dict[str, list[float]] = {}
+    for j, col in enumerate(sd.static_cols):
+        vals = [row[j] for row in sd.static.values()]
+        if vals and isinstance(vals[0], str):
+            categories[col] = sorted(set(vals))
+        else:
+            arr = np.asarray(vals, dtype=np.float64)
+            std = float(arr.std())
+            stats[col] = [float(arr.mean()), std if std > 1e-12 else 1.0]
+    return categories, stats
+
+
+def static_spec(state: FittedState, id_embedding: int, n_series: int) -> list[tuple[int, int]]:
+    """(categories, embedding width) of each static input of the network: a text column
+    (width about half its categories, at most 16), a numeric column (0, 1), and with
+    ``id_embedding`` the series id (``n_series`` ids, width ``id_embedding``)."""
+    spec = []
+    for col in state.static_cols:
+        cats = state.static_categories.get(col)
+        spec.append((len(cats), min(16, (len(cats) + 1) // 2)) if cats else (0, 1))
+    if id_embedding:
+        spec.append((n_series, id_embedding))
+    return spec
+
+
+def static_matrix(
+    state: FittedState,
+    ids: list[str],
+    values: dict[str, list[Any]],
+    series_index: dict[str, int] | None,
+) -> np.ndarray:
+    """The static inputs of the series ``ids`` (n, inputs) float32: category numbers of the
+    text columns, scaled numeric columns, then (``series_index``: the id embedding's
+    numbering) each series' number. A series without its values, a category or a
+    series unseen in training is refused."""
+    out = np.zeros((len(ids), len(state.static_cols) + (series_index is not None)), np.float32)
+    for j, col in enumerate(state.static_cols):
+        cats = state.static_categories.get(col)
+        lookup = {c: i for i, c in enumerate(cats)} if cats else None
+        for k, sid in enumerate(ids):
+            row = values.get(sid)
+            if row is None:
+                raise LstmkitError(
+                    f"series {sid!r} has no value of the static covariate {col!r}; the model "
+                    "needs it: pass the column with the data"
+                )
+            v = row[j]
+            if lookup is not None:
+                if str(v) not in lookup:
+                    raise LstmkitError(
+                        f"static covariate {col!r} of series {sid!r} is {v!r}, a category "
+                        f"unseen in training (known: {', '.join(cats[:10])})"
+                    )
+                out[k, j] = lookup[str(v)]
+            else:
+                if isinstance(v, str):
+                    raise LstmkitError(
+                        f"static covariate {col!r} of series {sid!r} must be a number, got {v!r}"
+                    )
+                mean, std = state.static_stats[col]
+                out[k, j] = (float(v) - mean) / std
+    if series_index is not None:
+        for k, sid in enumerate(ids):
+            if sid not in series_index:
+                raise LstmkitError(
+                    f"series {sid!r} was not seen in training; a model with a series-id "
+                    "embedding forecasts only the series it was trained on"
+                )
+            out[k, -1] = series_index[sid]
+    return out
+
+
+def _collate(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """`WindowSet.__getitems__` already returns the batch: pass it on."""
+    return batch
+
+
+class WindowSet(Dataset):
+    """Windows of many series indexed as (series, origin) pairs and cut on access.
+
+    ``values`` (rows, features) holds every series' scaled values one after the other;
+    series ``k`` contributes ``counts[k]`` windows whose inputs start at rows
+    ``first[k]``, ``first[k] + 1``, ... Item ``i`` is (inputs (window, features),
+    [future (steps, n_future)], targets (steps,)), in the order the windows of
+    `lstmkit.data.windows.make_windows` have series by series, so a sampler draws the
+    same windows as from a table of them all. With ``static`` (series, inputs), items
+    carry their series' static inputs before the targets. A batch of indices is cut in
+    one step (``__getitems__``, which `torch.utils.data.DataLoader` calls; use
+    `_collate`).
+    """
+
+    def __init__(
+        self,
+        values: np.ndarray,
+        first: np.ndarray,
+        counts: np.ndarray,
+        window: int,
+        steps: int,
+        future_columns: list[int],
+        static: np.ndarray | None = None,
+    ) -> None:
+        self.values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+        self.static = None if static is None else torch.from_numpy(np.asarray(static, np.float32))
+        self.first = np.asarray(first, dtype=np.int64)
+        self.ends = np.cumsum(np.asarray(counts, dtype=np.int64))
+        self.window, self.steps, self.future_columns = window, steps, list(future_columns)
+        self._in = torch.arange(window)
+        self._out = torch.arange(window, window + steps)
+
+    def __len__(self) -> int:
+        return int(self.ends[-1]) if len(self.ends) else 0
+
+    def starts(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The series of each window of ``index`` and the row of ``values`` it starts at."""
+        index = np.asarray(index, dtype=np.int64)
+        if len(index) and (index.min() < 0 or index.max() >= len(self)):
+            raise IndexError(f"window index out of range 0..{len(self) - 1}")
+        k = np.searchsorted(self.ends, index, side="right")
+        before = np.where(k > 0, self.ends[np.maximum(k - 1, 0)], 0)
+        return k, self.first[k] + index - before
+
+    def __getitems__(self, index: list[int]) -> tuple[Tensor, ...]:
+        return self.cut(index)
+
+    def cut(self, index: Any) -> tuple[Tensor, ...]:
+        """The windows ``index`` (a sequence of item numbers) as one batch of tensors."""
+        series, rows = self.starts(np.asarray(list(index), dtype=np.int64))
+        start = torch.from_numpy(rows)[:, None]
+        x = self.values[start + self._in]  # (batch, window, features)
+        ahead = self.values[start + self._out]  # (batch, steps, features)
+        parts = [x]
+        if self.future_columns:
+            parts.append(ahead[:, :, self.future_columns])
+        if self.static is not None:
+            parts.append(self.static[torch.from_numpy(series)])
+        parts.append(ahead[:, :, 0])
+        return tuple(parts)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, ...]:
+        return tuple(t[0] for t in self.__getitems__([int(i)]))
 
 
 class ForecastData(L.LightningDataModule):
@@ -94,9 +262,9 @@ class ForecastData(L.LightningDataModule):
 
     After `setup` (which runs once): ``window``, ``val`` (validation steps per series, 0
     without validation), ``state`` (`FittedState`), ``scaler``, ``context`` (each
-    series' last window: {"values", "times"}) and the datasets ``train_set`` /
-    ``val_set`` of (inputs (n, window, features), [future (n, steps, n_future)],
-    targets (n, steps)) tensors.
+    series' last window: {"values", "times"}) and the `WindowSet` datasets
+    ``train_set`` / ``val_set`` of (inputs (window, features), [future (steps,
+    n_future)], targets (steps,)) items.
     """
 
     def __init__(self, sd: SeriesData, cfg: ForecasterConfig) -> None:
@@ -109,8 +277,8 @@ class ForecastData(L.LightningDataModule):
         self.state: FittedState | None = None
         self.scaler: SeriesScaler | None = None
         self.context: dict[str, dict[str, Any]] = {}
-        self.train_set: TensorDataset | None = None
-        self.val_set: TensorDataset | None = None
+        self.train_set: WindowSet | None = None
+        self.val_set: WindowSet | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -126,21 +294,13 @@ class ForecastData(L.LightningDataModule):
             freq=self.sd.freq,
             window=self.window,
             tz=tz_name(getattr(first.times, "tz", None)),
-        )
+            static_cols=list(self.sd.static_cols),
+            **dict(zip(("static_categories", "static_stats"), static_encoding(self.sd),
+                       strict=True)),
+        )  # fmt: skip
         self.scaler = SeriesScaler(scaler_kind(self.cfg.scaler, self.sd))
-        train_parts: list[list[np.ndarray]] = []
-        val_parts: list[list[np.ndarray]] = []
-        for s in self.sd.series.values():
-            train, val = self._windows(s)
-            train_parts.append(train)
-            if val is not None:
-                val_parts.append(val)
-            self.context[s.id] = {
-                "values": s.values[-self.window :].tolist(),
-                "times": [str(t) for t in s.times[-self.window :]],
-            }
-        self.train_set = _tensors(train_parts)
-        self.val_set = _tensors(val_parts) if val_parts else None
+        self._index(self._scaled())
+        self.context = contexts(self.sd, self.window)
 
     def _split(self) -> tuple[int, int]:
         """The window and the validation steps per series; refuses series too short for
@@ -153,47 +313,72 @@ class ForecastData(L.LightningDataModule):
             )
         window = cfg.window or default_window(cfg, sd)
         h = cfg.horizon
-        val = validation_size(cfg, min(len(s) for s in sd.series.values()))
-        for s in sd.series.values():
-            need = window + h
-            if len(s) < need:
-                label = "the series" if sd.id_col is None else f"series {s.id!r}"
-                raise LstmkitError(
-                    f"{label} has {len(s)} rows, fewer than window ({window}) + horizon ({h}) "
-                    f"= {need}; use a smaller --window/--horizon or more data"
-                )
+        lengths = np.array([len(s) for s in sd.series.values()])
+        val = validation_size(cfg, int(lengths.min()))
+        need = window + h
+        if (lengths < need).any():
+            s = list(sd.series.values())[int(np.flatnonzero(lengths < need)[0])]
+            label = "the series" if sd.id_col is None else f"series {s.id!r}"
+            raise LstmkitError(
+                f"{label} has {len(s)} rows, fewer than window ({window}) + horizon ({h}) "
+                f"= {need}; use a smaller --window/--horizon or more data"
+            )
         # Validation only where every series keeps at least one training window.
-        if any(len(s) - val < window + self.steps for s in sd.series.values()):
+        if (lengths - val < window + self.steps).any():
             val = 0
         return window, val
 
-    def _windows(self, s: Series) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-        """Fit the scaler of series ``s`` on its training part and cut its scaled values
-        into training and (with validation) validation windows."""
-        assert self.scaler is not None and self.state is not None
-        cfg, window, val, steps, h = self.cfg, self.window, self.val, self.steps, self.cfg.horizon
-        fidx = self.state.future_columns
-        self.scaler.fit_series(s.id, s.values[: len(s) - val])
-        scaled = scaled_values(self.scaler, s, cfg.train.precision)
-        with np.errstate(over="ignore"):  # the network predicts in float32 in any case
-            in_float32 = np.isfinite(scaled.astype(np.float32)).all()
-        if not in_float32:
+    def _scaled(self) -> np.ndarray:
+        """Fit the scaler of every series on its training part and return all the scaled
+        values, series after series, as one (rows, features) array."""
+        assert self.scaler is not None
+        cfg, series = self.cfg, list(self.sd.series.values())
+        values = np.concatenate([s.values for s in series])
+        lengths = np.array([len(s) for s in series])
+        ids = [s.id for s in series]
+        self.scaler.fit_many(ids, values, lengths, lengths - self.val)
+        dtype = np.float64 if cfg.train.precision in ("64", "64-true") else np.float32
+        with np.errstate(over="ignore"):
+            scaled = self.scaler.transform_many(ids, values, lengths).astype(dtype)
+            # the network predicts in float32 in any case
+            bad = ~np.isfinite(scaled.astype(np.float32)).all(axis=1)
+        if bad.any():
+            k = int(np.searchsorted(np.cumsum(lengths), np.flatnonzero(bad)[0], side="right"))
+            s = series[k]
             raise LstmkitError(
                 f"series {s.id!r} has values too large for the model's 32-bit arithmetic "
                 f"after scaler={cfg.scaler!r} (largest {np.abs(s.values).max():.3g}); use "
                 "scaler='minmax' or 'standard', or rescale the data"
             )
-        x, y = make_windows(scaled, window, steps)
-        fut = _future_windows(scaled, fidx, window, steps)
-        keep = window_target_ends(len(s), window, steps) <= len(s) - val
-        train = [a[keep] for a in (x, fut, y) if a is not None]
-        if not val:
-            return train, None
-        vx, vy = make_windows(scaled, window, h)
-        vfut = _future_windows(scaled, fidx, window, h)
-        keep = window_target_ends(len(s), window, h) > len(s) - val
-        vy = vy[:, :steps] if cfg.method == "recursive" else vy
-        return train, [a[keep] for a in (vx, vfut, vy) if a is not None]
+        self._lengths = lengths
+        return scaled
+
+    def _index(self, scaled: np.ndarray) -> None:
+        """Index the training windows (targets within the training part) and, with
+        validation, the windows whose horizon reaches into the validation part."""
+        assert self.state is not None
+        window, val, steps, h = self.window, self.val, self.steps, self.cfg.horizon
+        lengths = self._lengths
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        fidx = self.state.future_columns
+        static = None
+        if self.state.static_cols or self.cfg.id_embedding:
+            ids = list(self.sd.series)
+            index = {sid: i for i, sid in enumerate(ids)} if self.cfg.id_embedding else None
+            static = static_matrix(self.state, ids, self.sd.static, index)
+        # training origins 0 .. len - val - window - steps
+        self.train_set = WindowSet(
+            scaled, offsets, lengths - val - window - steps + 1, window, steps, fidx, static
+        )
+        self.val_set = None
+        if val:
+            # origins whose h-step target ends inside the validation part (targets cut to
+            # the steps the network forecasts)
+            last = lengths - window - h  # the last origin with a full horizon
+            low = np.maximum(lengths - val - window - h + 1, 0)
+            self.val_set = WindowSet(
+                scaled, offsets + low, last - low + 1, window, steps, fidx, static
+            )
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
@@ -201,13 +386,14 @@ class ForecastData(L.LightningDataModule):
         if cap is not None and len(self.train_set) > cap * size:
             # a fresh random subset of the windows each epoch (no repeats within one)
             sampler = RandomSampler(self.train_set, num_samples=cap * size)
-            return DataLoader(self.train_set, batch_size=size, sampler=sampler)
-        return DataLoader(self.train_set, batch_size=size, shuffle=True)
+            return DataLoader(self.train_set, batch_size=size, sampler=sampler, collate_fn=_collate)
+        return DataLoader(self.train_set, batch_size=size, shuffle=True, collate_fn=_collate)
 
     def val_dataloader(self) -> DataLoader | None:  # type: ignore[override]
         if self.val_set is None:
             return None
-        return DataLoader(self.val_set, batch_size=max(len(self.val_set), 1))
+        size = min(max(len(self.val_set), 1), VAL_BATCH)
+        return DataLoader(self.val_set, batch_size=size, collate_fn=_collate)
 
     def fingerprint(self) -> str:
         """The digest a run's checkpoints must match: the settings (training's aside, which
@@ -218,7 +404,13 @@ class ForecastData(L.LightningDataModule):
         raw = hashlib.sha256()
         for s in self.sd.series.values():
             raw.update(s.id.encode() + np.ascontiguousarray(s.values).tobytes())
-            raw.update(",".join(map(str, s.times)).encode())
+            times = s.times
+            if isinstance(times, pd.DatetimeIndex):
+                raw.update(f"{tz_name(times.tz)}".encode() + times.asi8.tobytes())
+            else:
+                raw.update(np.asarray(times, dtype=np.int64).tobytes())
+        if self.sd.static:
+            raw.update(json.dumps(self.sd.static, sort_keys=True).encode())
         return json.dumps(
             {"forecaster": settings, "data": self.state.to_dict(), "raw": raw.hexdigest()}
         )

@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import fields
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +24,40 @@ import pandas as pd
 import torch
 
 from lstmkit.data.scalers import SeriesScaler
-from lstmkit.data.series import SeriesData, load_series, season_from_freq, truncate_series
+from lstmkit.data.series import (
+    SeriesData,
+    load_series,
+    season_from_freq,
+    tail_times,
+    truncate_series,
+)
 from lstmkit.errors import LstmkitError
 from lstmkit.io import load_model_dir, save_model_dir
-from lstmkit.tasks.forecast_metrics import (
-    METRICS,
-    all_metrics,
-    naive_forecast,
-    seasonal_naive_forecast,
+from lstmkit.settings import warn_deprecated
+from lstmkit.tasks.forecast_metrics import BAND_METRICS, METRICS
+from lstmkit.tasks.forecasting.baselines import LABELS, LINEAR, Baselines
+from lstmkit.tasks.forecasting.calibration import fit_offsets
+from lstmkit.tasks.forecasting.data import (
+    ForecastData,
+    WindowSet,
+    contexts,
+    static_matrix,
+    static_spec,
 )
-from lstmkit.tasks.forecasting.config import ForecasterConfig
-from lstmkit.tasks.forecasting.data import ForecastData
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
 from lstmkit.tasks.forecasting.linear import choose_ridge, fit_linear
+from lstmkit.tasks.forecasting.mixture import Mixture, fit_mixture
 from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
 from lstmkit.tasks.forecasting.network import check_model_size, estimate_parameters, make_net
 from lstmkit.tasks.forecasting.predict import PredictCore
+from lstmkit.tasks.forecasting.scoring import (
+    band_metrics_many,
+    history_scales,
+    metrics_many,
+    naive_many,
+    seasonal_naive_many,
+)
+from lstmkit.tasks.forecasting.settings import ForecasterConfig
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
 from lstmkit.training import FitResult, TrainConfig, fit, require_precision_supported
 
@@ -69,6 +88,75 @@ def residual_lookbacks(window: int) -> list[int]:
     return sorted({max(2, round(window * f)) for f in LOOKBACK_FRACTIONS})
 
 
+def _targets(windows: WindowSet, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """The target column of every window of ``windows`` and its targets, as float64
+    arrays (n, window) and (n, steps), cut ``chunk`` windows at a time."""
+    xs, ys = [], []
+    for start in range(0, len(windows), chunk):
+        batch = windows.cut(range(start, min(start + chunk, len(windows))))
+        xs.append(batch[0][:, :, 0].double().numpy())
+        ys.append(batch[-1].double().numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def residual_map(prepared: ForecastData) -> tuple[np.ndarray, np.ndarray]:
+    """The residual NLinear map (weight (window, steps), bias (steps,)) of the scaled
+    training windows: the mean of the ridge least-squares NLinear maps over the last
+    `residual_lookbacks` steps of the window (`linear.choose_ridge`, each penalty chosen on
+    the validation windows; without two of them on every fifth training window, the map
+    then refitted on all of them)."""
+    assert prepared.train_set is not None
+    x, y = _targets(prepared.train_set)
+    held = None
+    if prepared.val_set is not None and len(prepared.val_set) >= 2:
+        vx, vy = _targets(prepared.val_set)
+        vy = vy[:, : y.shape[1]]
+    else:  # no validation windows (or one): choose the penalty on held-out training ones
+        held = np.arange(len(x)) % 5 == 4
+        vx, vy = x[held], y[held]
+    window = x.shape[1]
+    weight, bias = np.zeros((window, y.shape[1])), np.zeros(y.shape[1])
+    lookbacks = residual_lookbacks(window)
+    for lookback in lookbacks:
+        if held is None:
+            fitted = choose_ridge(x[:, -lookback:], y, vx[:, -lookback:], vy)
+        elif held.sum() < 2:
+            fitted = fit_linear(x[:, -lookback:], y)
+        else:
+            xs = x[:, -lookback:]
+            chosen = choose_ridge(xs[~held], y[~held], vx[:, -lookback:], vy)
+            fitted = fit_linear(xs, y, ridge=chosen.ridge)
+        weight[-lookback:] += fitted.weights["weight"] / len(lookbacks)
+        bias += fitted.weights["bias"] / len(lookbacks)
+    return weight, bias
+
+
+def set_residual(
+    module: ForecastModule, residual: tuple[np.ndarray, np.ndarray], prepared: ForecastData
+) -> tuple[float, dict[str, torch.Tensor]] | None:
+    """Set the network's residual NLinear map (`ForecastNet.linear`) to ``residual``
+    (`residual_map`). Returns the validation loss of the network as it starts (the map
+    alone: its head starts at zero) and its weights, or None without validation."""
+    weight, bias = residual
+    linear = module.net.linear
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(weight.T))
+        linear.bias.copy_(torch.from_numpy(bias))
+    loader = prepared.val_dataloader()
+    if loader is None:
+        return None
+    module.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        dtype = next(module.parameters()).dtype
+        for batch in loader:
+            n = len(batch[0])
+            total += n * float(module.step_metrics([t.to(dtype) for t in batch])["loss"])
+            count += n
+    module.train()
+    return total / max(count, 1), copy.deepcopy(module.state_dict())
+
+
 class Forecaster:
     """Forecast one or many series with an LSTM/GRU encoder and a dense head.
 
@@ -80,49 +168,74 @@ class Forecaster:
 
     Args:
         horizon, window, ...: see `ForecasterConfig`.
-        **train: `TrainConfig` fields (max_epochs, lr, seed, precision, accelerator,
-            devices, strategy, num_nodes, progress_bar, checkpoint_dir, logger, ...).
+        **settings: any other `ForecasterConfig` field (``rnn``, ``hidden_size``,
+            ``num_layers``, ...) and the `TrainConfig` fields by their flat names
+            (``max_epochs``, ``lr``, ``seed``, ``precision``, ``accelerator``, ``devices``,
+            ``strategy``, ``num_nodes``, ``progress``, ``checkpoint_dir``, ``logger``, ...),
+            or ``train=`` a whole `TrainConfig`. The old names ``model`` (``rnn``) and
+            ``progress_bar`` (``progress``) still work, with a `FutureWarning`.
 
     Every setting is type-checked: ``window=14.5`` or ``lr="fast"`` raise
-    `LstmkitError` with one line naming the setting. After `fit` (or `load`),
-    ``state`` holds what was learnt about the data (`FittedState`), ``scaler``
-    the per-series scaling, ``context`` the last window of each series and
-    ``fit_result`` the training history.
+    `LstmkitError` with one line naming the setting. `get_params` / `set_params` /
+    `clone` follow scikit-learn. After `fit` (or `load`), ``net`` is the fitted network,
+    ``state`` holds what was learnt about the data (`FittedState`), ``scaler`` the
+    per-series scaling, ``context`` the last window of each series and ``fit_result``
+    the training history; ``is_fitted`` says whether there is one.
     """
 
-    def __init__(self, horizon: int = 12, window: int | None = None, **kwargs: Any) -> None:
-        cfg_names = {f.name for f in fields(ForecasterConfig)} - {"train"}
-        train_names = {f.name for f in fields(TrainConfig)}
-        train = kwargs.pop("train", None)
-        train = TrainConfig.from_dict(train) if isinstance(train, dict) else train
-        if train is None:
-            train = ForecasterConfig().train
-        if not isinstance(train, TrainConfig):
-            raise LstmkitError(f"train must be a TrainConfig or a dict, got {train!r}")
-        train_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in train_names}
-        unknown = set(kwargs) - cfg_names
-        if unknown:
-            raise LstmkitError(
-                f"unknown Forecaster arguments {sorted(unknown)}; "
-                f"known: {sorted(cfg_names | train_names)}"
-            )
-        train = TrainConfig.from_dict(train.to_dict() | train_kw)
-        self.config = ForecasterConfig(horizon=horizon, window=window, train=train, **kwargs)
+    def __init__(self, horizon: int = 12, window: int | None = None, **settings: Any) -> None:
+        self.config = ForecasterConfig(horizon=horizon, window=window, **settings)
         self.state: FittedState | None = None
         self.scaler: SeriesScaler | None = None
-        self.module: ForecastModule | None = None
+        #: the fitted network (a `ForecastModule`: instance normalisation around the
+        #: `ForecastNet`), None before `fit` / `load`
+        self.net: ForecastModule | None = None
         self.context: dict[str, dict[str, Any]] = {}
         self.fit_result: FitResult | None = None
+        #: what calibrating the bands did at the last fit (None: nothing asked or possible)
+        self.calibration_note: str | None = None
+        # issue 17: the fitted baselines, the mixture with the best one, ensemble members
+        self.baselines: Baselines | None = None
+        self.mixture: Mixture | None = None
+        self.members: list[ForecastModule] = []
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (scikit-learn's convention): every setting by its
+        flat name (``horizon``, ``rnn``, ``lr``, ``max_epochs``, ...). ``deep`` is accepted
+        for scikit-learn; there are no nested estimators."""
+        return self.config.to_flat()
+
+    def set_params(self, **params: Any) -> Forecaster:
+        """Change settings by their flat names (checked like the constructor); returns
+        self. A fitted model keeps its weights until the next `fit`."""
+        self.config = self.config.replace(**params)
+        return self
+
+    def clone(self) -> Forecaster:
+        """An unfitted forecaster with the same settings (scikit-learn's ``clone``)."""
+        return type(self)(**self.get_params())
+
+    @property
+    def module(self) -> ForecastModule | None:
+        """Deprecated name of `net`."""
+        warn_deprecated("Forecaster.module is deprecated; use Forecaster.net")
+        return self.net
+
+    @module.setter
+    def module(self, value: ForecastModule | None) -> None:
+        warn_deprecated("Forecaster.module is deprecated; use Forecaster.net")
+        self.net = value
 
     # ------------------------------------------------------------------ data helpers
     @property
     def is_fitted(self) -> bool:
         """Whether `fit` (or `load`) has run."""
-        return self.module is not None
+        return self.net is not None
 
     def require_fitted(self) -> None:
         """Raise one `LstmkitError` line unless `fit` (or `load`) has run."""
-        if self.module is None:
+        if self.net is None:
             raise LstmkitError("the forecaster is not fitted; call fit(data) or Forecaster.load")
 
     def _load(self, data: Any, **kw: Any) -> SeriesData:
@@ -142,7 +255,28 @@ class Forecaster:
             self.config.horizon,
             self.config.quantiles,
             self._forecast_scaled,
+            self.config.predict_batch_size,
+            self._static_inputs if self._has_static() else None,
         )
+
+    def _has_static(self) -> bool:
+        """Whether the network reads static inputs (static covariates or the id embedding)."""
+        return bool(self.config.id_embedding or (self.state and self.state.static_cols))
+
+    def _static_inputs(self, ids: list[str], values: dict[str, list[Any]] | None) -> np.ndarray:
+        """The network's static inputs of the series ``ids`` (`data.static_matrix`), their
+        static covariates from ``values`` (None: those stored with the context)."""
+        assert self.state is not None and self.scaler is not None
+        if values is None:
+            values = {sid: ctx["static"] for sid, ctx in self.context.items() if "static" in ctx}
+        index = None
+        if self.config.id_embedding:
+            index = {sid: i for i, sid in enumerate(self.scaler.params)}
+        return static_matrix(self.state, ids, values, index)
+
+    def _static_for(self, sd: SeriesData) -> Callable[[list[str]], np.ndarray]:
+        """Series ids -> the network's static inputs, from the static covariates of ``sd``."""
+        return lambda ids: self._static_inputs(ids, sd.static)
 
     @property
     def season(self) -> int | None:
@@ -166,124 +300,222 @@ class Forecaster:
         covariates: list[str] | None = None,
         freq: str | None = None,
         future_covariates: list[str] | None = None,
+        static_cols: list[str] | None = None,
     ) -> Forecaster:
         """Train on ``data`` (all of it; the last ``val_size`` steps of each series
         validate for early stopping). Returns self; see `fit_result` for the history.
 
         ``covariates`` are extra input columns seen over the input window;
         ``future_covariates`` are also known over the horizon (calendar, planned
-        prices) and `predict` then needs their next values (``future=``)."""
+        prices) and `predict` then needs their next values (``future=``).
+        ``static_cols`` have one value per series (text: embedded; numbers: scaled);
+        data given to `predict` / `evaluate` later must have them too."""
         require_precision_supported(self.config.train.precision, self.config.train.accelerator)
         self.state, self.context = None, {}
         sd = self._load(
             data, target=target, time_col=time_col, id_col=id_col,
             covariates=covariates, freq=freq, future_covariates=future_covariates,
+            **({"static_cols": static_cols} if static_cols else {}),
         )  # fmt: skip
         prepared = ForecastData(sd, self.config)
         prepared.setup("fit")
         self.state, self.scaler, self.context = prepared.state, prepared.scaler, prepared.context
         train = self.config.train
-        L.seed_everything(train.seed, verbose=False)
-        self.module = self._build_module(sd.n_features, prepared.window)
-        start = self._fit_residual(prepared) if self.config.residual else None
-        self.fit_result = fit(
-            self.module,
-            prepared.train_dataloader(),
-            prepared.val_dataloader(),
-            train,
-            prepared.fingerprint(),
-        )
-        if start is not None and not self.fit_result.best_val_loss <= start[0]:
-            # training never beat the linear map it started from on the validation
-            # stretch: keep the start (best epoch 0, before training)
-            self.module.load_state_dict(start[1])
-            self.fit_result.best_epoch, self.fit_result.best_val_loss = -1, start[0]
-        # a "-true" precision (64, 16, bf16) converted the network; it predicts, saves and
-        # exports in float32 like every loaded model
-        self.module.float().eval()
+        if self.config.combine and not prepared.val:
+            raise LstmkitError(
+                "combine needs a validation stretch, and these series are too short to "
+                "keep one beside a training window; drop --combine or use a smaller window"
+            )
+        if self.config.ensemble > 1 and train.checkpoint_dir:
+            raise LstmkitError("an ensemble cannot resume from a checkpoint; drop one of them")
+        self.members = []
+        residual: tuple[np.ndarray, np.ndarray] | None = None  # fitted once, set in each member
+        for k in range(self.config.ensemble):
+            member_train = train if k == 0 else train.replace(seed=train.seed + k)
+            L.seed_everything(member_train.seed, verbose=False)
+            module = self._build_module(sd.n_features, prepared.window)
+            start = None
+            if self.config.residual:
+                if residual is None:
+                    residual = residual_map(prepared)
+                start = set_residual(module, residual, prepared)
+            result = fit(
+                module,
+                prepared.train_dataloader(),
+                prepared.val_dataloader(),
+                member_train,
+                prepared.fingerprint(),
+            )
+            if start is not None and not result.best_val_loss <= start[0]:
+                # training never beat the linear map it started from on the validation
+                # stretch: keep the start (best epoch -1, before training)
+                module.load_state_dict(start[1])
+                result.best_epoch, result.best_val_loss = -1, start[0]
+            # a "-true" precision (64, 16, bf16) converted the network; it predicts, saves
+            # and exports in float32 like every loaded model
+            module.float().eval()
+            self.members.append(module)
+            if k == 0:
+                self.net, self.fit_result = module, result
+        self._calibrate(sd, prepared.val)
         self._check_plausible(sd)
+        self._fit_baselines(sd, prepared.val)
         return self
 
-    def _fit_residual(self, prepared: ForecastData) -> tuple[float, dict[str, torch.Tensor]] | None:
-        """Set the network's residual NLinear map (`ForecastNet.linear`) from the scaled
-        training windows: the mean of the ridge least-squares NLinear maps over the last
-        `residual_lookbacks` steps of the window (`linear.choose_ridge`, each penalty chosen
-        on the validation windows; without them on every fifth training window, the map
-        then refitted on all of them). Returns the validation loss of the network as it
-        starts (the map alone) and its weights, or None without validation."""
-        assert self.module is not None and prepared.train_set is not None
-        tensors = prepared.train_set.tensors
-        x, y = tensors[0].double().numpy()[:, :, 0], tensors[-1].double().numpy()
-        held = None
-        if prepared.val_set is not None and len(prepared.val_set) >= 2:
-            vx = prepared.val_set.tensors[0].double().numpy()[:, :, 0]
-            vy = prepared.val_set.tensors[-1].double().numpy()[:, : y.shape[1]]
-        else:  # no validation windows (or one): choose the penalty on held-out training ones
-            held = np.arange(len(x)) % 5 == 4
-            vx, vy = x[held], y[held]
-        window = x.shape[1]
-        weight, bias = np.zeros((window, y.shape[1])), np.zeros(y.shape[1])
-        lookbacks = residual_lookbacks(window)
-        for lookback in lookbacks:
-            if held is None:
-                fitted = choose_ridge(x[:, -lookback:], y, vx[:, -lookback:], vy)
-            elif held.sum() < 2:
-                fitted = fit_linear(x[:, -lookback:], y)
-            else:
-                xs = x[:, -lookback:]
-                chosen = choose_ridge(xs[~held], y[~held], vx[:, -lookback:], vy)
-                fitted = fit_linear(xs, y, ridge=chosen.ridge)
-            weight[-lookback:] += fitted.weights["weight"] / len(lookbacks)
-            bias += fitted.weights["bias"] / len(lookbacks)
-        linear = self.module.net.linear
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(weight.T))
-            linear.bias.copy_(torch.from_numpy(bias))
-        loader = prepared.val_dataloader()
-        if loader is None:
-            return None
-        module = self.module.eval()
-        with torch.no_grad():
-            dtype = next(module.parameters()).dtype
-            loss = float(module.step_metrics([t.to(dtype) for t in next(iter(loader))])["loss"])
-        module.train()
-        return loss, copy.deepcopy(module.state_dict())
+    def _calibrate(self, sd: SeriesData, val: int) -> None:
+        """Fit the split-conformal shifts of the quantile bands on the validation windows
+        (`lstmkit.tasks.forecasting.calibration`) when ``calibrate`` is on and there are
+        two or more quantiles and a validation stretch; `calibration_note` says what was
+        done (None when nothing was asked or possible)."""
+        assert self.state is not None and self.scaler is not None
+        cfg, qs = self.config, self.config.quantiles or []
+        self.calibration_note = None
+        if not cfg.calibrate or len(qs) < 2:
+            return
+        if not val:
+            self.calibration_note = "bands not calibrated: no validation stretch (val_size 0)"
+            return
+        offsets, self.calibration_note = fit_offsets(
+            self._forecast_scaled, sd, self.scaler, self.state.window, cfg.horizon, val, qs,
+            self._future_columns(), seed=cfg.train.seed,
+            static_inputs=self._static_for(sd) if self._has_static() else None,
+        )  # fmt: skip
+        if offsets is not None:
+            self.state.calibration = offsets.tolist()
+
+    # ------------------------------------------------------------------ baselines (issue 17)
+    def _fit_baselines(self, sd: SeriesData, val: int) -> None:
+        """Fit the configured baselines on the training series (and, with ``combine``, the
+        mixture of the network with the best of them on the validation stretch)."""
+        assert self.state is not None
+        names, h = list(self.config.baselines or []), self.config.horizon
+        histories = {s.id: s.values[:, 0] for s in sd.series.values()}
+        self.baselines = Baselines.fit(names, histories, h, self.season, self.state.window, val)
+        self.mixture = None
+        if self.config.combine:
+            self.mixture = fit_mixture(self, sd, val)
+
+    def _baseline_columns(
+        self, sid: str, history: np.ndarray | None, names: list[str] | None = None
+    ) -> dict[str, np.ndarray | str]:
+        """Each baseline's (of ``names``, default all) forecast of ``sid`` from its target
+        ``history`` (None: the stored context): name -> (horizon,) or why it is n/a."""
+        names = list(self.config.baselines or []) if names is None else names
+        if self.baselines is None:
+            return dict.fromkeys(names, "not saved with this model (fit it again)")
+        return self.baselines.forecast_all(sid, history, names)
+
+    def _shown_baselines(self) -> list[str]:
+        """The baselines of the settings that apply: seasonal naive only with a season."""
+        return [n for n in self.config.baselines or [] if n != "snaive" or self.season]
+
+    def _mix(self, fc: np.ndarray, base: dict[str, np.ndarray | str]) -> np.ndarray:
+        """The combined forecast from the network's ``fc`` (horizon, outputs) and the
+        baselines' forecasts (the network's alone where the chosen one is n/a)."""
+        if self.mixture is None:
+            return fc
+        b = base.get(self.mixture.baseline)
+        if b is None or isinstance(b, str):
+            return fc
+        return self.mixture.apply(fc, b)
+
+    def _baselines_many(
+        self, series: list[Any], hist: np.ndarray, hist_len: np.ndarray, names: list[str]
+    ) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+        """Each baseline's forecast of every series from its target history (``hist``, the
+        histories one after the other, ``hist_len`` each): name -> (series, horizon), NaN
+        rows where it is n/a; and label -> the reasons, one per series it could not
+        forecast. Naive and seasonal naive are one array step; the others go series by
+        series through `Baselines`."""
+        h, m = self.config.horizon, self.season
+        out: dict[str, np.ndarray] = {}
+        missing: dict[str, list[str]] = {}
+        starts = np.concatenate([[0], np.cumsum(hist_len)[:-1]])
+        for name in names:
+            if name == "naive":
+                out[name] = naive_many(hist, hist_len, h)
+                continue
+            if name == "snaive" and m:
+                out[name], has = seasonal_naive_many(hist, hist_len, h, m)
+                for k in np.flatnonzero(~has):
+                    missing.setdefault(LABELS[name], []).append(
+                        f"series {series[k].id!r}: {hist_len[k]} points, shorter than its "
+                        f"season ({m})"
+                    )
+                continue
+            b = np.full((len(series), h), np.nan)
+            for k, s in enumerate(series):
+                got = self._baseline_columns(
+                    s.id, hist[starts[k] : starts[k] + hist_len[k]], [name]
+                )[name]
+                if isinstance(got, str):
+                    missing.setdefault(LABELS[name], []).append(f"series {s.id!r}: {got}")
+                else:
+                    b[k] = got
+            out[name] = b
+        return out, missing
+
+    def _mix_many(
+        self, net: np.ndarray, base: dict[str, np.ndarray], series: list[Any],
+        hist: np.ndarray, hist_len: np.ndarray,
+    ) -> np.ndarray:  # fmt: skip
+        """`_mix` for every series at once: ``net`` (series, horizon, outputs) and the chosen
+        baseline's forecasts (from ``base`` when shown, else computed here from the
+        histories as in `_baselines_many`); the network alone where that baseline is n/a."""
+        assert self.mixture is not None
+        b = base.get(self.mixture.baseline)
+        if b is None:
+            b = self._baselines_many(series, hist, hist_len, [self.mixture.baseline])[0][
+                self.mixture.baseline
+            ]
+        out = np.array(net, dtype=np.float64, copy=True)
+        for k in range(len(out)):
+            if np.isfinite(b[k]).all():
+                out[k] = self.mixture.apply(out[k], b[k])
+        return out
 
     def _check_plausible(self, sd: SeriesData) -> None:
         """Refuse a fit whose forecast leaves any plausible range of the data: from the last
         window with a known horizon after it, each series' forecast (every output) must
         stay within `plausible_range` of its target values. A network thrown off by a
-        learning rate that is far too large forecasts orders of magnitude outside it."""
+        learning rate that is far too large forecasts orders of magnitude outside it. The
+        windows of all series go through the network together."""
         assert self.state is not None and self.scaler is not None
         h, window, fidx = self.config.horizon, self.state.window, self._future_columns()
-        for s in sd.series.values():
-            x = s.values[None, -(window + h) : -h]
-            fut = s.values[None, -h:][..., fidx] if fidx else None
-            try:
-                fc = self._core().windows(x, s.id, future=fut)
-            except LstmkitError:  # not finite
-                fc = np.array([np.nan])
-            lo, hi = plausible_range(s.values[:, 0], h, window)
-            if not ((fc >= lo) & (fc <= hi)).all():
-                worst = fc.flat[int(np.argmax(np.where(np.isfinite(fc), np.abs(fc), np.inf)))]
-                label = "the forecast" if sd.id_col is None else f"the forecast of series {s.id!r}"
-                raise LstmkitError(
-                    f"training diverged: {label} reaches {worst:.3g}, far outside the data's "
-                    f"range ({s.values[:, 0].min():.3g} to {s.values[:, 0].max():.3g}); lower "
-                    f"the learning rate (it is {self.config.train.lr:g}) or scale the data"
-                )
+        series = list(sd.series.values())
+        x = np.stack([s.values[-(window + h) : -h] for s in series])
+        fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
+        fc = self._core().many([s.id for s in series], x, fut, finite=False, static=sd.static)
+        lengths = np.array([len(s) for s in series])
+        target = np.concatenate([s.values[:, 0] for s in series])
+        lo, hi = plausible_ranges(target, lengths, h, window)
+        with np.errstate(invalid="ignore"):
+            ok = ((fc >= lo[:, None, None]) & (fc <= hi[:, None, None])).all(axis=(1, 2))
+        if not ok.all():
+            s = series[int(np.flatnonzero(~ok)[0])]
+            f = fc[int(np.flatnonzero(~ok)[0])]
+            worst = f.flat[int(np.argmax(np.where(np.isfinite(f), np.abs(f), np.inf)))]
+            label = "the forecast" if sd.id_col is None else f"the forecast of series {s.id!r}"
+            raise LstmkitError(
+                f"training diverged: {label} reaches {worst:.3g}, far outside the data's "
+                f"range ({s.values[:, 0].min():.3g} to {s.values[:, 0].max():.3g}); lower "
+                f"the learning rate (it is {self.config.train.lr:g}) or scale the data"
+            )
 
     def _build_module(self, n_features: int, window: int) -> ForecastModule:
         cfg = self.config
+        assert self.state is not None and self.scaler is not None
+        static = static_spec(self.state, cfg.id_embedding, len(self.scaler.params))
+        n_future = len(self._future_columns())
         check_model_size(
-            estimate_parameters(cfg, n_features, window, len(self._future_columns())),
+            estimate_parameters(cfg, n_features, window, n_future, static),
             "hidden_size / num_layers",
         )
-        net = make_net(cfg, n_features, window, len(self._future_columns()))
-        scaler = self.scaler.kind if self.scaler is not None else cfg.scaler
+        net = make_net(cfg, n_features, window, n_future, static)
+        scaler = self.scaler.kind
         return ForecastModule(
             net, cfg.instance_norm, cfg.quantiles, self._future_columns(),
-            loss=loss_name(cfg.loss, scaler),
+            loss=loss_name(cfg.loss, scaler), static=bool(static),
         )  # fmt: skip
 
     def set_context(
@@ -305,30 +537,51 @@ class Forecaster:
                     f"series {s.id!r} was not seen in training; the model knows "
                     f"{', '.join(list(self.context)[:10])}"
                 )
-            self.context[s.id] = {
-                "values": s.values[-window:].tolist(),
-                "times": [str(t) for t in s.times[-window:]],
-            }
+        self.context.update(contexts(sd, window))
+        if self.baselines is not None:
+            self.baselines.set_context({s.id: s.values[:, 0] for s in sd.series.values()})
         return self
 
     # ------------------------------------------------------------------ predict
     @torch.no_grad()
     def _forecast_scaled(
-        self, window_values: np.ndarray, future: np.ndarray | None = None
+        self,
+        window_values: np.ndarray,
+        future: np.ndarray | None = None,
+        static: np.ndarray | None = None,
     ) -> np.ndarray:
         """(batch, window, features) scaled [+ future (batch, horizon, n_future) scaled]
-        -> (batch, horizon, n_outputs) scaled."""
-        assert self.module is not None
-        self.module.eval()
-        dtype = next(self.module.parameters()).dtype
+        [+ static (batch, static inputs)] -> (batch, horizon, n_outputs) scaled."""
+        assert self.net is not None
+        if len(self.members) > 1:
+            outs = np.stack([
+                self._member_scaled(m, window_values, future, static) for m in self.members
+            ])  # fmt: skip
+            avg = outs.mean(axis=0)
+            avg[..., 1:] = np.median(outs[..., 1:], axis=0)
+            return avg
+        return self._member_scaled(self.net, window_values, future, static)
+
+    @torch.no_grad()
+    def _member_scaled(
+        self,
+        module: ForecastModule,
+        window_values: np.ndarray,
+        future: np.ndarray | None,
+        static: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """`_forecast_scaled` for one network of the ensemble."""
+        module.eval()
+        dtype = next(module.parameters()).dtype
         x = torch.as_tensor(window_values, dtype=dtype)
+        st = None if static is None else torch.as_tensor(static, dtype=torch.float32)
         if self.config.method == "direct":
             fut = None if future is None else torch.as_tensor(future, dtype=dtype)
-            return self.module(x, fut).numpy()
+            return module(x, fut, st).numpy()
         outs = []
         start = x
         for _ in range(self.config.horizon):
-            step = self.module(x)  # (batch, 1, n_outputs)
+            step = module(x, None, st)  # (batch, 1, n_outputs)
             outs.append(step)
             x = torch.cat([x[:, 1:], step[:, :, :1]], dim=1)
         out = torch.cat(outs, dim=1)
@@ -337,15 +590,8 @@ class Forecaster:
             # of simulated sample paths, so the band widens with the horizon
             levels = torch.tensor(self.config.quantiles or [], dtype=torch.float32)
             h, seed = self.config.horizon, self.config.train.seed
-            out[:, 1:, 1:] = simulate_quantiles(self.module, start, levels, h, seed)[:, 1:]
+            out[:, 1:, 1:] = simulate_quantiles(module, start, levels, h, seed, st)[:, 1:]
         return out.numpy()
-
-    def _forecast_series(
-        self, sid: str, history: np.ndarray, future: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Forecast from the raw history (time, features) of one series (and the known
-        covariates over the horizon, (horizon, n_future)): (horizon, n_outputs)."""
-        return self._core().series(sid, history, future)
 
     def predict_windows(
         self,
@@ -374,6 +620,7 @@ class Forecaster:
         self,
         data: pd.DataFrame | pd.Series | str | os.PathLike[str] | None = None,
         future: pd.DataFrame | str | os.PathLike[str] | None = None,
+        baselines: bool = False,
     ) -> pd.DataFrame:
         """Forecast the ``horizon`` steps after the end of ``data`` (default: after the
         data the model was fitted on, or the data given to `set_context`).
@@ -383,10 +630,53 @@ class Forecaster:
         least the ``horizon`` steps after the data.
 
         Returns a DataFrame with (id,) time, ``forecast`` and, with quantiles,
-        one ``q<percent>`` column per quantile.
+        one ``q<percent>`` column per quantile. A model fitted with ``combine`` forecasts
+        the mixture (the network alone in column ``lstmkit``). ``baselines``: also one
+        column per baseline (NaN where it is n/a for a series; the reasons in
+        ``table.attrs["n/a"]``).
         """
         self.require_fitted()
-        return self._core().predict(data, future)
+        table = self._core().predict(data, future)
+        if self.mixture is None and not baselines:
+            return table
+        assert self.state is not None
+        if data is None:
+            histories: dict[str, np.ndarray | None] = {sid: None for sid in self.context}
+        else:
+            sd = self._core().load(data, what="the history")
+            histories = {s.id: s.values[:, 0] for s in sd.series.values()}
+        return self._with_baselines(table, histories, baselines)
+
+    def _with_baselines(
+        self, table: pd.DataFrame, histories: dict[str, np.ndarray | None], show: bool
+    ) -> pd.DataFrame:
+        """``table`` (one block of horizon rows per series, in ``histories`` order) with the
+        mixture applied and (``show``) one column per baseline."""
+        h, qcols = self.config.horizon, [qname(q) for q in self.config.quantiles or []]
+        cols = ["forecast", *qcols]
+        names = self._shown_baselines() if show else []
+        extra = {LABELS[n]: np.full(len(table), np.nan) for n in names}
+        network = table["forecast"].to_numpy().copy()
+        values = table[cols].to_numpy().copy()
+        reasons: dict[str, str] = {}
+        for i, (sid, hist) in enumerate(histories.items()):
+            rows = slice(i * h, (i + 1) * h)
+            wanted = list(names) or ([self.mixture.baseline] if self.mixture else [])
+            base = self._baseline_columns(sid, hist, wanted)
+            values[rows] = self._mix(values[rows], base)
+            for n in names:
+                if isinstance(base[n], str):
+                    reasons.setdefault(LABELS[n], f"series {sid!r}: {base[n]}")
+                else:
+                    extra[LABELS[n]][rows] = base[n]
+        table = table.copy()
+        table[cols] = values
+        if self.mixture is not None:
+            table["lstmkit"] = network
+        for label, v in extra.items():
+            table[label] = v
+        table.attrs["n/a"] = reasons
+        return table
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(
@@ -395,51 +685,74 @@ class Forecaster:
         """Hold out the last ``horizon`` steps of each series in ``data``, forecast them
         from the steps before, and score the model beside naive and seasonal naive."""
         self.require_fitted()
-        sd = self._load(data)
-        h = self.config.horizon
-        season = self.season
-        rows: dict[str, list[dict[str, float]]] = {"lstmkit": [], "naive": []}
-        if season:
-            rows["seasonal_naive"] = []
-        frames = []
         assert self.state is not None
-        window = self.state.window
-        for s in sd.series.values():
-            if len(s) < window + h:
-                raise LstmkitError(
-                    f"series {s.id!r} has {len(s)} rows; evaluation needs window ({window}) + "
-                    f"horizon ({h}) = {window + h}"
-                )
-            hist, actual = s.values[:-h], s.values[-h:, 0]
-            fidx = self._future_columns()
-            fc = self._forecast_series(s.id, hist, s.values[-h:, fidx] if fidx else None)
-            frame = self._core().frame(s.id, s.times[-h:], fc)
-            frame.insert(int(frame.columns.get_loc("forecast")), "actual", actual)
-            target_hist = hist[:, 0]
-            baselines = {"naive": naive_forecast(target_hist, h)}
-            if season and len(target_hist) >= season:
-                baselines["seasonal_naive"] = seasonal_naive_forecast(target_hist, h, season)
-            rows["lstmkit"].append(
-                all_metrics(actual, frame["forecast"].to_numpy(), target_hist, season)
+        sd = self._load(data)
+        h, season, window = self.config.horizon, self.season, self.state.window
+        fidx = self._future_columns()
+        series = list(sd.series.values())
+        lengths = np.array([len(s) for s in series])
+        if (lengths < window + h).any():
+            s = series[int(np.flatnonzero(lengths < window + h)[0])]
+            raise LstmkitError(
+                f"series {s.id!r} has {len(s)} rows; evaluation needs window ({window}) + "
+                f"horizon ({h}) = {window + h}"
             )
-            for name, b in baselines.items():
-                rows[name].append(all_metrics(actual, b, target_hist, season))
-                frame[name] = b
-            frames.append(frame)
-        table = pd.DataFrame({name: pd.DataFrame(r).mean() for name, r in rows.items() if r}).T[
-            list(METRICS)
-        ]
-        table.index.name = "model"
-        forecasts = pd.concat(frames, ignore_index=True)
-        coverage = None
+        ids = [s.id for s in series]
+        core = self._core()
+        x = np.stack([s.values[-(window + h) : -h] for s in series])
+        fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
+        net = core.many(ids, x, fut, static=sd.static)
+        actual = np.stack([s.values[-h:, 0] for s in series])
+        hist = np.concatenate([s.values[:-h, 0] for s in series])
+        hist_len = lengths - h
+        scales = history_scales(hist, hist_len, season)
+        names = self._shown_baselines()
+        base, missing = self._baselines_many(series, hist, hist_len, names)
+        fc = net if self.mixture is None else self._mix_many(net, base, series, hist, hist_len)
+        forecasts = core.frames(ids, tail_times(series, h), fc)
+        forecasts.insert(int(forecasts.columns.get_loc("forecast")), "actual", actual.ravel())
         qs = self.config.quantiles or []
+        scores = {"lstmkit": metrics_many(actual, net[:, :, 0], scales)}
+        if len(qs) >= 2:  # the band's scores too (quantile channels in level order)
+            scores["lstmkit"] |= band_metrics_many(actual, net[:, :, 1:], qs, scales)
+        for name in names:
+            b, label = base[name], LABELS[name]
+            forecasts[label] = b.ravel()
+            has = np.isfinite(b).all(axis=1)
+            scores[label] = (
+                metrics_many(actual[has], b[has], scales[has])
+                if has.any()
+                else {m: np.array([np.nan]) for m in METRICS}
+            )
+        if self.mixture is not None:
+            scores["combined"] = metrics_many(actual, fc[:, :, 0], scales)
+            if len(qs) >= 2:
+                scores["combined"] |= band_metrics_many(actual, fc[:, :, 1:], qs, scales)
+            forecasts["lstmkit"] = net[:, :, 0].ravel()
+        with warnings.catch_warnings():  # a metric undefined for every series stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = pd.DataFrame(
+                {name: {m: float(np.nanmean(v)) for m, v in got.items()}
+                 for name, got in scores.items()}
+            ).T  # fmt: skip
+        columns = list(METRICS) + (list(BAND_METRICS) if len(qs) >= 2 else [])
+        table = table.reindex(columns=columns)
+        table.index.name = "model"
+        coverage = None
         if len(qs) >= 2:
             coverage = quantile_coverage(
                 forecasts["actual"].to_numpy(),
                 forecasts[qname(qs[0])].to_numpy(),
                 forecasts[qname(qs[-1])].to_numpy(),
             )
-        return Evaluation(table, forecasts, season, coverage)
+        n = len(sd.series)
+        notes = {
+            k: f"{k} n/a for {len(v)} of {n} series ({v[0]}"
+            + (", ...)" if len(v) > 1 else ")")
+            + ("; its row scores the others" if len(v) < n else "")
+            for k, v in missing.items()
+        }
+        return Evaluation(table, forecasts, season, coverage, notes)
 
     def backtest(
         self,
@@ -476,9 +789,8 @@ class Forecaster:
                     f"backtest fold {k + 1} leaves only {shortest} rows; use fewer folds"
                 )
             model = self
-            if refit:
-                model = Forecaster.__new__(Forecaster)
-                model.__init__(**_init_kwargs(self.config))  # type: ignore[misc]
+            if refit:  # a fold must neither resume from nor write into the run's folders
+                model = self.clone().set_params(**dict.fromkeys(TrainConfig.FOLDER_FIELDS))
                 model.fit(truncate_series(part, h))
             ev = model.evaluate(part)
             origin = next(iter(part.series.values())).times[-h - 1]
@@ -492,10 +804,9 @@ class Forecaster:
 
         The run's checkpoint and log folders are not part of the saved settings."""
         self.require_fitted()
-        assert self.module is not None and self.scaler is not None
+        assert self.net is not None and self.scaler is not None
         assert self.state is not None
-        settings = self.config.to_dict()
-        settings["train"] |= _RUN_LOCAL
+        settings = self.config.replace(train=self.config.train.for_saving()).to_dict()
         config = {"forecaster": settings, "data": self.state.to_dict()}
         extras = {
             "scaler.json": self.scaler.to_json(),
@@ -503,9 +814,17 @@ class Forecaster:
         }
         if self.fit_result is not None:
             extras["history.json"] = json.dumps(self.fit_result.to_dict())
-        return save_model_dir(
-            path, kind=KIND, config=config, state_dict=self.module.net.state_dict(), extras=extras
-        )
+        # issue 17: baselines, mixture and the other members of an ensemble
+        state_dict = dict(self.net.net.state_dict())
+        for k, member in enumerate(self.members[1:], start=1):
+            state_dict |= {
+                f"{ENSEMBLE_PREFIX}{k}.{n}": t for n, t in member.net.state_dict().items()
+            }
+        if self.baselines is not None:
+            extras["baselines.json"], extras["baselines.safetensors"] = self.baselines.to_bytes()
+        if self.mixture is not None:
+            extras["mixture.json"] = json.dumps(self.mixture.to_dict())
+        return save_model_dir(path, kind=KIND, config=config, state_dict=state_dict, extras=extras)
 
     def export_onnx(self, path: str | os.PathLike[str]) -> Path:
         """Write the folder ``path`` with ``model.onnx`` and ``export.json`` (scaler, context,
@@ -533,6 +852,17 @@ class Forecaster:
             context = check_context(
                 json.loads(saved.read_text("context.json")), state, set(scaler.params)
             )
+            baselines, mixture = None, None
+            if (root / "baselines.json").exists():  # saved since issue 17
+                current = "baselines.json"
+                baselines = Baselines.from_bytes(
+                    saved.read_text("baselines.json"), saved.read_bytes("baselines.safetensors")
+                )
+            if cfg.combine:
+                current = "mixture.json"
+                mixture = Mixture.from_dict(
+                    json.loads(saved.read_text("mixture.json")), cfg.horizon
+                )
         except (LstmkitError, KeyError, TypeError, ValueError, AttributeError) as err:
             if isinstance(err, LstmkitError) and "model directory" in str(err):
                 raise  # a missing file, already said in one line
@@ -542,25 +872,62 @@ class Forecaster:
             ) from None
         self = cls.__new__(cls)
         self.config, self.state, self.scaler, self.context = cfg, state, scaler, context
+        self.baselines, self.mixture = baselines, mixture
+        if baselines is None:  # saved before issue 17: the baselines that need no fit
+            recent = {sid: np.asarray(c["values"], float)[:, 0] for sid, c in context.items()}
+            self.baselines = Baselines.fit(
+                [n for n in cfg.baselines or [] if n not in LINEAR], recent, cfg.horizon,
+                self.season, state.window,
+            )  # fmt: skip
+            for name in (n for n in cfg.baselines or [] if n in LINEAR):
+                self.baselines.names.append(name)
+                self.baselines.unfit[name] = "not saved with this model (fit it again)"
         self.fit_result = None
         try:
             history = json.loads(saved.read_text("history.json"))
             self.fit_result = FitResult.from_dict(history)
         except (LstmkitError, ValueError, TypeError):
             pass
-        self.module = self._build_module(state.n_features, state.window)
+        parts: dict[int, dict[str, Any]] = {k: {} for k in range(cfg.ensemble)}
+        for name, tensor in saved.state_dict.items():
+            k, key = 0, name
+            if name.startswith(ENSEMBLE_PREFIX):
+                head, _, key = name[len(ENSEMBLE_PREFIX) :].partition(".")
+                k = int(head) if head.isdigit() else -1
+            parts.setdefault(k, {})[key] = tensor
+        self.members = []
         try:
-            self.module.net.load_state_dict(saved.state_dict)
+            if set(parts) != set(range(cfg.ensemble)):
+                raise RuntimeError(f"{len(parts)} networks for an ensemble of {cfg.ensemble}")
+            for k in range(cfg.ensemble):
+                member = self._build_module(state.n_features, state.window)
+                member.net.load_state_dict(parts[k])
+                self.members.append(member.eval())
         except RuntimeError as err:
             first = str(err).splitlines()[0]
             raise LstmkitError(f"weights in {path} do not match its config: {first}") from None
-        self.module.eval()
+        self.net = self.members[0]
         return self
 
 
 #: How far outside its data a forecast may go before a fit counts as diverged, in units
 #: of the data's range (its magnitude for a constant series), widened with the horizon.
 PLAUSIBLE_MARGIN = 10.0
+
+
+def plausible_ranges(
+    values: np.ndarray, lengths: np.ndarray, horizon: int, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`plausible_range` of many series at once: ``values`` their target values one series
+    after the other, ``lengths`` theirs; returns (lo, hi), one entry per series."""
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    lo = np.minimum.reduceat(values, starts)
+    hi = np.maximum.reduceat(values, starts)
+    span = hi - lo
+    span = np.where(span > 0, span, np.maximum(np.abs(lo), np.abs(hi)))
+    span = np.where(span > 0, span, 1.0)
+    margin = PLAUSIBLE_MARGIN * span * (1 + horizon / window)
+    return lo - margin, hi + margin
 
 
 def plausible_range(values: np.ndarray, horizon: int, window: int) -> tuple[float, float]:
@@ -577,13 +944,5 @@ def plausible_range(values: np.ndarray, horizon: int, window: int) -> tuple[floa
     return lo - margin, hi + margin
 
 
-# Training settings that belong to one run (its folders), not to the model.
-_RUN_LOCAL = {"checkpoint_dir": None, "logger": None, "log_dir": None}
-
-
-def _init_kwargs(cfg: ForecasterConfig) -> dict[str, Any]:
-    """Settings for a fresh forecaster like ``cfg`` (backtest refits), without the run's
-    checkpoint and log folders: a fold must neither resume from nor overwrite them."""
-    d = cfg.to_dict()
-    d["train"] = TrainConfig.from_dict(d["train"] | _RUN_LOCAL)
-    return d
+#: prefix of the weights of ensemble member k >= 1 in model.safetensors ("ensemble.k.")
+ENSEMBLE_PREFIX = "ensemble."

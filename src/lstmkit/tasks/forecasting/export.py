@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lstmkit.errors import LstmkitError
 from lstmkit.export.onnx import (
     CHECK_BATCHES,
     Feeds,
@@ -57,7 +58,17 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
     and simulates the band's sample paths as `Forecaster` does, same seed).
     """
     fc.require_fitted()
-    module, cfg, state = fc.module, fc.config, fc.state
+    if fc.config.ensemble > 1 or fc.config.combine:  # issue 17: one network only
+        raise LstmkitError(
+            "an ensemble or a combined forecaster is not exported to ONNX yet; serve the "
+            "model folder instead (lstmkit serve), or fit with ensemble=1 and no combine"
+        )
+    module, cfg, state = fc.net, fc.config, fc.state
+    if state.static_cols or cfg.id_embedding:
+        raise LstmkitError(
+            "ONNX export does not cover static covariates or the series-id embedding yet; "
+            "use the saved model folder (Forecaster.load, lstmkit predict) instead"
+        )
     module.eval()
     graph_module = copy.deepcopy(module)
     graph_module.net.rnn = exportable_rnn(module.net.rnn, fixed_time=True, what="forecaster")

@@ -15,3 +15,12 @@ FORECASTER = ModelKind(
     torch_predictor="lstmkit.tasks.forecasting.serving:TorchForecastPredictor",
     serving="lstmkit.tasks.forecasting.serving:SERVING",
 )
+
+#: one baseline as a model of its own (`baseline_model.BaselineForecaster`): loaded and
+#: predicted from, neither exported nor served
+BASELINE_FORECASTER = ModelKind(
+    name="baseline_forecaster",
+    title="baseline forecaster",
+    estimator="lstmkit.tasks.forecasting.baseline_model:BaselineForecaster",
+    instead="its forecasts come from BaselineForecaster.load(folder).predict()",
+)

@@ -21,6 +21,7 @@ network's linear skip needs. Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -38,13 +39,19 @@ RIDGE_GRID = tuple(float(10.0**k) for k in np.arange(-6.0, 1.01, 0.5))
 def moving_average_matrix(window: int, kernel: int = DLINEAR_KERNEL) -> np.ndarray:
     """P (window, window) with ``trend = X @ P``: the mean over ``kernel`` steps centred on
     each step, the window's first and last values repeated beyond its ends (DLinear's
-    padding). The kernel is cut to the window's length."""
+    padding). The kernel is cut to the window's length. Read-only (computed once)."""
+    return _moving_average_matrix(int(window), int(kernel))
+
+
+@lru_cache(maxsize=16)
+def _moving_average_matrix(window: int, kernel: int) -> np.ndarray:
     k = max(1, min(int(kernel), window))
     front, back = (k - 1) // 2, k - 1 - (k - 1) // 2
     P = np.zeros((window, window))
     for t in range(window):
         for j in range(t - front, t + back + 1):
             P[min(max(j, 0), window - 1), t] += 1.0 / k
+    P.flags.writeable = False
     return P
 
 
@@ -183,20 +190,66 @@ class LinearMap:
             raise LstmkitError(f"not a linear map: {type(err).__name__}: {err}") from None
 
 
+@dataclass
+class Moments:
+    """The centred second moments of one set of windows in a kind's feature space: all a
+    ridge fit (and its MSE on other windows) needs, so that windows can be added series by
+    series and never all held at once.
+
+    n: windows. mf (p,), mt (H,): means of the features and of the targets (the targets
+    less the kind's offset). ff (p, p), ft (p, H): centred cross products. tt: the
+    centred targets' total sum of squares.
+    """
+
+    n: int
+    mf: np.ndarray
+    mt: np.ndarray
+    ff: np.ndarray
+    ft: np.ndarray
+    tt: float
+
+    @classmethod
+    def of(cls, X: Any, Y: Any, kind: str, kernel: int = DLINEAR_KERNEL) -> Moments:
+        """The moments of windows X (n, L) with targets Y (n, H) for ``kind``."""
+        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+        feats, offset = _features(X, kind, kernel)
+        T = Y - offset
+        mf, mt = feats.mean(axis=0), T.mean(axis=0)
+        F, Tc = feats - mf, T - mt
+        return cls(len(X), mf, mt, F.T @ F, F.T @ Tc, float(np.sum(Tc * Tc)))
+
+    def __add__(self, other: Moments) -> Moments:
+        """The moments of both sets together (Chan et al.'s pairwise update)."""
+        if self.n == 0:
+            return other
+        if other.n == 0:
+            return self
+        n = self.n + other.n
+        df, dt = other.mf - self.mf, other.mt - self.mt
+        w = self.n * other.n / n
+        return Moments(
+            n, self.mf + df * (other.n / n), self.mt + dt * (other.n / n),
+            self.ff + other.ff + w * np.outer(df, df), self.ft + other.ft + w * np.outer(df, dt),
+            self.tt + other.tt + w * float(dt @ dt),
+        )  # fmt: skip
+
+    def mse(self, W: np.ndarray, b: np.ndarray) -> float:
+        """Mean squared error over these windows (and steps) of ``features @ W + b``."""
+        mean_err = self.mf @ W + b - self.mt
+        sq = float(np.sum(W * (self.ff @ W))) - 2 * float(np.sum(W * self.ft)) + self.tt
+        return max(sq + self.n * float(mean_err @ mean_err), 0.0) / (self.n * len(b))
+
+
 class _Solver:
     """The centred normal equations of one training set, decomposed once: solves for any
     ridge penalty in O(p^2 H)."""
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray, kind: str, kernel: int) -> None:
-        feats, offset = _features(X, kind, kernel)
-        T = Y - offset
-        self.fmean, self.tmean = feats.mean(axis=0), T.mean(axis=0)
-        F = feats - self.fmean
-        G = F.T @ F
-        self.scale = float(np.trace(G)) / G.shape[0] or 1.0
-        self.evals, self.evecs = np.linalg.eigh(G)
-        self.proj = self.evecs.T @ (F.T @ (T - self.tmean))
-        self.kind, self.kernel, self.L = kind, kernel, X.shape[1]
+    def __init__(self, m: Moments, kind: str, kernel: int, window: int) -> None:
+        self.m = m
+        self.scale = float(np.trace(m.ff)) / m.ff.shape[0] or 1.0
+        self.evals, self.evecs = np.linalg.eigh(m.ff)
+        self.proj = self.evecs.T @ m.ft
+        self.kind, self.kernel, self.L = kind, kernel, window
 
     def solve(self, ridge: float) -> LinearMap:
         denom = np.maximum(self.evals, 0.0) + ridge
@@ -204,12 +257,19 @@ class _Solver:
             tol = self.evals.max(initial=0.0) * 1e-12 * len(self.evals)
             denom = np.where(self.evals > tol, self.evals, np.inf)
         W = self.evecs @ (self.proj / denom[:, None])
-        b = self.tmean - self.fmean @ W
+        b = self.m.mt - self.m.mf @ W
         if self.kind == "nlinear":
             weights = {"weight": W, "bias": b}
         else:
             weights = {"trend_weight": W[: self.L], "remainder_weight": W[self.L :], "bias": b}
         return LinearMap(self.kind, weights, float(ridge), self.kernel)
+
+
+def _flat(m: LinearMap) -> np.ndarray:
+    w = m.weights
+    return w["weight"] if m.kind == "nlinear" else np.vstack(
+        [w["trend_weight"], w["remainder_weight"]]
+    )  # fmt: skip
 
 
 def fit_linear(
@@ -220,9 +280,19 @@ def fit_linear(
     squares, minimum-norm where the features are collinear); the intercept is free."""
     _check_kind(kind)
     X, Y = _check_xy(X, Y)
+    return fit_moments(Moments.of(X, Y, kind, kernel), kind, X.shape[1], ridge, kernel)
+
+
+def fit_moments(
+    m: Moments, kind: str, window: int, ridge: float = 0.0, kernel: int = DLINEAR_KERNEL
+) -> LinearMap:
+    """`fit_linear` from the `Moments` of the windows (``window``: their steps)."""
+    _check_kind(kind)
     if not (np.isfinite(ridge) and ridge >= 0):
         raise LstmkitError(f"ridge must be a finite number >= 0, got {ridge!r}")
-    return _Solver(X, Y, kind, kernel).solve(float(ridge))
+    if m.n < 2:
+        raise LstmkitError(f"a linear map needs at least 2 windows to fit, got {m.n}")
+    return _Solver(m, kind, kernel, window).solve(float(ridge))
 
 
 def choose_ridge(
@@ -241,22 +311,46 @@ def choose_ridge(
     feature Gram matrix (default grid `RIDGE_GRID`); else absolute penalties."""
     _check_kind(kind)
     X_train, Y_train = _check_xy(X_train, Y_train)
-    X_val, Y_val = _check_xy(X_val, Y_val)
-    if X_val.shape[1] != X_train.shape[1] or Y_val.shape[1] != Y_train.shape[1]:
+    X_val, _ = _check_xy(X_val)
+    Y_val = np.asarray(Y_val, dtype=np.float64)
+    if X_val.shape[1] != X_train.shape[1] or Y_val.shape != (len(X_val), Y_train.shape[1]):
         raise LstmkitError(
             f"validation windows {X_val.shape}/{Y_val.shape} do not match the training "
             f"windows {X_train.shape}/{Y_train.shape}"
         )
+    if not np.isfinite(Y_val).all():
+        raise LstmkitError("Y_val holds NaN or infinite values; pass finite values only")
+    train = Moments.of(X_train, Y_train, kind, kernel)
+    val = Moments.of(X_val, Y_val, kind, kernel)
+    return choose_ridge_moments(train, val, kind, X_train.shape[1], grid, relative, kernel)
+
+
+def choose_ridge_moments(
+    train: Moments,
+    val: Moments,
+    kind: str,
+    window: int,
+    grid: tuple[float, ...] | None = None,
+    relative: bool = True,
+    kernel: int = DLINEAR_KERNEL,
+) -> LinearMap:
+    """`choose_ridge` from the `Moments` of the training and validation windows."""
+    _check_kind(kind)
     grid = tuple(grid) if grid is not None else RIDGE_GRID
     if not grid or not all(np.isfinite(r) and r >= 0 for r in grid):
         raise LstmkitError(f"the ridge grid must be finite numbers >= 0, got {grid!r}")
-    solver = _Solver(X_train, Y_train, kind, kernel)
+    if train.n < 2 or val.n < 1:
+        raise LstmkitError(
+            f"choosing a ridge needs 2 training windows and 1 validation window, got "
+            f"{train.n} and {val.n}"
+        )
+    solver = _Solver(train, kind, kernel, window)
     best: LinearMap | None = None
     scores: dict[float, float] = {}
     for r in grid:
         lam = r * solver.scale if relative else r
         m = solver.solve(lam)
-        mse = float(np.mean((m.predict(X_val) - Y_val) ** 2))
+        mse = val.mse(_flat(m), m.weights["bias"])
         scores[lam] = mse
         if best is None or mse < (best.val_mse or np.inf):
             m.val_mse = mse

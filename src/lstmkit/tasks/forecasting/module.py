@@ -59,9 +59,11 @@ class ForecastModule(LstmkitModule):
         quantiles: list[float] | None,
         future_columns: list[int] | None = None,
         loss: str = "mse",
+        static: bool = False,
     ):
         super().__init__()
         self.net = net
+        self.static = static  # batches carry each window's static inputs
         # positions of the known-future covariates among the covariates (feature - 1)
         self.future_columns = [c - 1 for c in future_columns or []]
         self.instance_norm = instance_norm
@@ -69,12 +71,15 @@ class ForecastModule(LstmkitModule):
         q = torch.tensor(quantiles or [], dtype=torch.float32)
         self.register_buffer("quantiles", q, persistent=False)
 
-    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
-        """x (batch, window, features) scaled [, future (batch, steps, n_future)] ->
-        forecast (batch, steps, n_outputs) scaled."""
+    def forward(
+        self, x: Tensor, future: Tensor | None = None, static: Tensor | None = None
+    ) -> Tensor:
+        """x (batch, window, features) scaled [, future (batch, steps, n_future)] [, static
+        (batch, static inputs)] -> forecast (batch, steps, n_outputs) scaled."""
+        extra = {} if static is None else {"static": static}
         base = self.net.nlinear(x[:, :, 0]).unsqueeze(-1) if self.net.residual else None
         if not self.instance_norm:
-            out = self.net(x, future)
+            out = self.net(x, future, **extra)
             return out if base is None else out + base
         mean, std = _instance_stats(x, self.instance_norm)
         # covariates are centred on their window means (kept at their scale: a flag that
@@ -84,14 +89,16 @@ class ForecastModule(LstmkitModule):
                         x[:, :, 1:] - cov_mean], dim=2)  # fmt: skip
         if future is not None:
             future = future - cov_mean[:, :, self.future_columns]
-        out = self.net(xn, future) * std.unsqueeze(-1)
+        out = self.net(xn, future, **extra) * std.unsqueeze(-1)
         return out + (mean.unsqueeze(-1) if base is None else base)
 
     def step_metrics(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
-        """Batch (x, [future,] y) -> {"loss": MSE / MAE / MASE of the point forecast
-        [+ pinball]}."""
+        """Batch (x, [future,] [static,] y) -> {"loss": MSE / MAE / MASE of the point
+        forecast [+ pinball]}."""
         x, y = batch[0], batch[-1]
-        pred = self(x, batch[1] if len(batch) == 3 else None)
+        rest = list(batch[1:-1])
+        static = rest.pop() if self.static else None
+        pred = self(x, rest[0] if rest else None, static)
         err = pred[..., 0] - y
         if self.loss == "mae":
             loss = err.abs().mean()
@@ -127,17 +134,25 @@ def _quantile_function(values: Tensor, levels: Tensor, u: Tensor) -> Tensor:
 
 @torch.no_grad()
 def simulate_quantiles(
-    module: ForecastModule, x: Tensor, levels: Tensor, horizon: int, seed: int
+    module: ForecastModule,
+    x: Tensor,
+    levels: Tensor,
+    horizon: int,
+    seed: int,
+    static: Tensor | None = None,
 ) -> Tensor:
     """Quantiles at ``levels`` of ``SAMPLE_PATHS`` recursive sample paths from each window.
 
     Each path feeds back a draw from the model's one-step predictive distribution at
     every step: its quantile function (`_quantile_function`) at a uniform draw. The
-    draws are seeded with ``seed``, so a forecast is reproducible.
+    draws are seeded with ``seed`` and shared by the windows (path ``p`` of every window
+    takes the same uniform draws), so a forecast is reproducible and does not depend on
+    the other windows batched with it.
 
     Args:
         module: a one-step model (``steps=1``) predicting the point and ``levels``.
         x: (batch, window, 1) scaled input windows.
+        static: (batch, static inputs) of each window's series, if the model has any.
         levels: (q,) ascending quantile levels the module predicts.
         horizon: steps to simulate.
         seed: random seed of the draws.
@@ -145,16 +160,20 @@ def simulate_quantiles(
     Returns:
         (batch, horizon, q) the quantiles of the paths at each step.
     """
-    gen = torch.Generator().manual_seed(seed)
     n = SAMPLE_PATHS
     chunk = max(1, MAX_PATH_BATCH // n)
     result = []
     for begin in range(0, len(x), chunk):
         xs = x[begin : begin + chunk].repeat_interleave(n, dim=0)
+        st = None if static is None else static[begin : begin + chunk].repeat_interleave(n, dim=0)
+        # every window's paths take the same draws, whatever the batch it is in: a window
+        # forecast alone or among thousands of series gets the same band
+        gen = torch.Generator().manual_seed(seed)
         draws = []
         for _ in range(horizon):
-            q = torch.sort(module(xs)[:, 0, 1:], dim=-1).values  # (paths, q)
-            draw = _quantile_function(q, levels, torch.rand(len(xs), generator=gen))
+            q = torch.sort(module(xs, None, st)[:, 0, 1:], dim=-1).values  # (paths, q)
+            u = torch.rand(n, generator=gen).repeat(len(xs) // n)
+            draw = _quantile_function(q, levels, u)
             draws.append(draw)
             xs = torch.cat([xs[:, 1:], draw.view(-1, 1, 1)], dim=1)
         paths = torch.stack(draws, dim=1).view(-1, n, horizon)  # (chunk, paths, horizon)

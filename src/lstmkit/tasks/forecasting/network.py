@@ -14,18 +14,20 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.errors import LstmkitError
-from lstmkit.nn import GRU, LSTM, make_pool
-from lstmkit.tasks.forecasting.config import ForecasterConfig
+from lstmkit.nn import make_pool
+from lstmkit.tasks.forecasting.settings import ForecasterConfig
+from lstmkit.tasks.rnn import XLSTM_RNNS, make_rnn
 
 
 class ForecastNet(nn.Module):
-    """Recurrent encoder + dense head.
+    """Recurrent encoder (LSTM, GRU, sLSTM or mLSTM: `lstmkit.tasks.rnn`) + dense head.
 
     Input (batch, window, features) with the target in feature 0; output
     (batch, steps, n_outputs) where steps is the horizon (direct) or 1 and the
     outputs are the point forecast followed by any quantiles. ``layer_norm``,
     ``recurrent_dropout`` and ``zoneout`` are passed to the encoder (see
-    `lstmkit.nn.LSTM`); with their defaults it is the plain layer.
+    `lstmkit.nn.LSTM`); with their defaults it is the plain layer. ``num_heads`` and
+    ``chunk_size`` go to an sLSTM/mLSTM.
 
     ``patch``: the encoder reads the window in patches of this many steps, one
     recurrent step per patch with ``patch * features`` inputs (a 336-step window
@@ -60,28 +62,38 @@ class ForecastNet(nn.Module):
         zoneout: float = 0.0,
         patch: int = 1,
         residual: str | None = None,
+        num_heads: int | None = None,
+        chunk_size: int | None = None,
+        static: list[tuple[int, int]] | None = None,
     ) -> None:
         super().__init__()
         if not 1 <= patch <= window:
             raise ValueError(f"patch must be between 1 and the window ({window}), got {patch}")
-        rnn_cls = LSTM if model == "lstm" else GRU
+        variants = {"layer_norm": layer_norm, "recurrent_dropout": recurrent_dropout,
+                    "zoneout": zoneout} if model not in XLSTM_RNNS else {}  # fmt: skip
         self.patch = patch
-        self.rnn = rnn_cls(
+        self.rnn = make_rnn(
+            model,
             n_features * patch,
             hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
+            num_layers,
+            dropout=dropout,
             bidirectional=bidirectional,
-            layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout,
-            zoneout=zoneout,
+            num_heads=num_heads,
+            chunk_size=chunk_size,
+            **variants,
         )
         width = hidden_size * (2 if bidirectional else 1)
         self.pool = make_pool("last", width, bidirectional=bidirectional)
         self.dropout = nn.Dropout(dropout)
         self.steps, self.n_outputs = steps, n_outputs
         head_in = width + (window if skip else 0) + steps * n_future
+        # static inputs: an embedding per categorical one (categories, width), numbers as is
+        self.static_spec = list(static or [])
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(n, dim) for n, dim in self.static_spec if n > 0
+        )
+        head_in += sum(dim for _, dim in self.static_spec)
         self.head = nn.Linear(head_in, steps * n_outputs)
         self.skip, self.n_future = skip, n_future
         self.residual = residual
@@ -99,9 +111,12 @@ class ForecastNet(nn.Module):
         last = target[:, -1:]
         return last + self.linear(target - last)
 
-    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, future: Tensor | None = None, static: Tensor | None = None
+    ) -> Tensor:
         """x (batch, window, features), future (batch, steps, n_future) known covariates
-        over the horizon -> (batch, steps, n_outputs)."""
+        over the horizon, static (batch, static inputs): category numbers and scaled
+        numbers per series -> (batch, steps, n_outputs)."""
         seq = x
         if self.patch > 1:
             batch, window, features = x.shape
@@ -115,6 +130,13 @@ class ForecastNet(nn.Module):
             if future is None:
                 raise ValueError("this model needs the future covariates over the horizon")
             parts.append(future.reshape(x.shape[0], -1))
+        if self.static_spec:
+            if static is None:
+                raise ValueError("this model needs the static inputs of each series")
+            embeddings = iter(self.embeddings)
+            for j, (n, _) in enumerate(self.static_spec):
+                col = static[:, j]
+                parts.append(next(embeddings)(col.long()) if n > 0 else col[:, None].to(x.dtype))
         return self.head(torch.cat(parts, dim=1)).view(x.shape[0], self.steps, self.n_outputs)
 
 
@@ -139,15 +161,22 @@ def patch_length(cfg: ForecasterConfig, window: int) -> int:
     return AUTO_PATCH if window >= AUTO_PATCH_MIN_WINDOW else 1
 
 
-def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> ForecastNet:
+def make_net(
+    cfg: ForecasterConfig,
+    n_features: int,
+    window: int,
+    n_future: int,
+    static: list[tuple[int, int]] | None = None,
+) -> ForecastNet:
     """The `ForecastNet` of ``cfg`` for ``n_features`` input columns, an input window of
-    ``window`` steps and ``n_future`` known future covariates."""
+    ``window`` steps, ``n_future`` known future covariates and the ``static`` inputs
+    (`data.static_spec`)."""
     return ForecastNet(
         n_features,
         window,
         output_steps(cfg),
         1 + len(cfg.quantiles or []),
-        model=cfg.model,
+        model=cfg.rnn,
         hidden_size=cfg.hidden_size,
         num_layers=cfg.num_layers,
         dropout=cfg.dropout,
@@ -159,15 +188,24 @@ def make_net(cfg: ForecasterConfig, n_features: int, window: int, n_future: int)
         zoneout=cfg.zoneout,
         patch=patch_length(cfg, window),
         residual=cfg.residual,
+        num_heads=cfg.num_heads,
+        chunk_size=cfg.chunk_size,
+        static=static,
     )
 
 
-def estimate_parameters(cfg: ForecasterConfig, n_features: int, window: int, n_future: int) -> int:
+def estimate_parameters(
+    cfg: ForecasterConfig,
+    n_features: int,
+    window: int,
+    n_future: int,
+    static: list[tuple[int, int]] | None = None,
+) -> int:
     """Number of weights of the network `make_net` builds for ``cfg``: the network is
     built on the meta device (no memory allocated) and its parameters counted, so every
     cell of `lstmkit.nn` (and any variant option) is counted as its layer owns it."""
     with torch.device("meta"):
-        net = make_net(cfg, n_features, window, n_future)
+        net = make_net(cfg, n_features, window, n_future, static)
     return sum(p.numel() for p in net.parameters())
 
 

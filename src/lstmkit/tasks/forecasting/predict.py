@@ -28,11 +28,13 @@ from lstmkit.data.series import (
     future_times,
     load_future,
     load_series,
+    tail_times,
     times_from_strings,
     tz_from_name,
     tz_name,
 )
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.forecasting.calibration import apply_offsets
 from lstmkit.tasks.forecasting.evaluation import qname
 from lstmkit.tasks.forecasting.state import FittedState
 
@@ -59,6 +61,26 @@ class PredictCore:
     horizon: int
     quantiles: list[float] | None
     forecast_scaled: ForecastScaled
+    batch_size: int = 1024
+    #: (ids, their static covariates or None for the stored ones) -> the network's static
+    #: inputs (series, inputs); None for a model without static inputs
+    static_inputs: Callable[[list[str], dict[str, list[Any]] | None], np.ndarray] | None = None
+
+    @cached_property
+    def band_offsets(self) -> np.ndarray | None:
+        """The conformal shifts of the quantile channels, (horizon, levels), or None; a
+        saved shape that does not fit the horizon and levels is one `LstmkitError`."""
+        cal = self.state.calibration
+        if cal is None:
+            return None
+        offsets = np.asarray(cal, dtype=np.float64)
+        want = (self.horizon, len(self.quantiles or []))
+        if offsets.shape != want:
+            raise LstmkitError(
+                f"calibration must be {want[0]} rows of {want[1]} numbers (horizon x "
+                f"quantile levels), got shape {offsets.shape}"
+            )
+        return offsets
 
     @cached_property
     def context_histories(self) -> list[tuple[str, pd.Index, np.ndarray]]:
@@ -68,6 +90,25 @@ class PredictCore:
             (sid, times_from_strings(ctx["times"], self.state.tz), np.asarray(ctx["values"], float))
             for sid, ctx in self.context.items()
         ]
+
+    @cached_property
+    def expected_times(self) -> pd.Index:
+        """The times of the first stored series' context: the model's time axis."""
+        first = next(iter(self.context.values()))
+        return times_from_strings(first["times"], self.state.tz)
+
+    def _context_ends(self) -> tuple[list[str], np.ndarray, pd.Index, pd.Index | None]:
+        """The stored context of every series in one piece: ids, values (series, window,
+        features), the last time of each series and (integer times) the one before it.
+        The last times are parsed in one call, not series by series."""
+        ids = list(self.context)
+        values = np.asarray([self.context[sid]["values"] for sid in ids], dtype=np.float64)
+        tz = self.state.tz
+        last = times_from_strings([str(self.context[sid]["times"][-1]) for sid in ids], tz)
+        prev = None
+        if not isinstance(last, pd.DatetimeIndex):
+            prev = times_from_strings([str(self.context[sid]["times"][-2]) for sid in ids], None)
+        return ids, values, last, prev
 
     def load(self, data: DataLike, freq: str | None = None, what: str = "the data") -> SeriesData:
         """Read ``data`` with the columns of the training data and check that its times
@@ -82,6 +123,7 @@ class PredictCore:
                 covariates=st.covariates,
                 freq=freq,
                 future_covariates=st.future_covariates,
+                **({"static_cols": st.static_cols} if st.static_cols else {}),
             )
         return self.on_time_axis(data, what)
 
@@ -96,11 +138,11 @@ class PredictCore:
         on another axis would be stamped with times that mean something else.
         """
         st = self.state
-        expected = self.context_histories[0][1]
+        expected = self.expected_times
         model_dates = isinstance(expected, pd.DatetimeIndex)
         out = SeriesData(
             sd.target, sd.time_col, sd.id_col, sd.covariates, st.freq if model_dates else None,
-            future_covariates=sd.future_covariates,
+            future_covariates=sd.future_covariates, static_cols=sd.static_cols, static=sd.static,
         )  # fmt: skip
         for sid, s in sd.series.items():
             times = s.times
@@ -159,15 +201,34 @@ class PredictCore:
         series_id: str | None = None,
         *,
         future: np.ndarray | None = None,
-        batch_size: int = 1024,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         """Forecasts for many raw input windows of one series (see `Forecaster.predict_windows`).
 
         windows (n, window, features) raw -> (n, horizon, outputs) in the data's units:
         the point forecast in ``[..., 0]``, then one channel per quantile (ordered).
         """
-        st, scaler = self.state, self.scaler
-        sid = series_id if series_id is not None else next(iter(scaler.params))
+        sid = series_id if series_id is not None else next(iter(self.scaler.params))
+        return self.many([sid] * len(np.asarray(windows)), windows, future, batch_size)
+
+    def many(
+        self,
+        ids: list[str],
+        windows: np.ndarray,
+        future: np.ndarray | None = None,
+        batch_size: int | None = None,
+        *,
+        finite: bool = True,
+        static: dict[str, list[Any]] | None = None,
+    ) -> np.ndarray:
+        """Forecasts for raw input windows of many series, window ``i`` of series
+        ``ids[i]``: (n, window, features) [+ known covariates (n, horizon, n_future)] ->
+        (n, horizon, outputs) in the data's units, ``batch_size`` windows (default: the
+        core's) per call of the network. Each window's forecast is the one it gets alone.
+        A forecast that is not finite is refused (naming its series) unless ``finite`` is
+        False, which returns it as it is. ``static``: each series' static covariates
+        (None: those stored with the model), for a model that has them."""
+        st = self.state
         windows = np.asarray(windows, dtype=np.float64)
         if not np.isfinite(windows).all():
             raise LstmkitError("windows hold NaN or infinite values; pass finite values only")
@@ -181,19 +242,33 @@ class PredictCore:
                 f"this model needs the known future values of {st.future_covariates}"
                 f" for the {self.horizon} forecast steps; pass them (future=...)"
             )
+        shift, scale = self.scaler.stacked(ids)  # (n, columns)
+        windows = self.scaler.log_target(ids, windows)  # the log scaler's target
+        inputs = None if self.static_inputs is None else self.static_inputs(ids, static)
+        size = batch_size or self.batch_size
         outs = []
-        for start in range(0, len(windows), batch_size):
-            chunk = scaler.transform(sid, windows[start : start + batch_size])
+        for start in range(0, len(windows), size):
+            part = slice(start, start + size)
+            sh, sc = shift[part, None, :], scale[part, None, :]
+            chunk = (windows[part] - sh) / sc
             fut = None
             if fidx:
-                fut = scaler.transform(sid, future[start : start + batch_size], columns=fidx)
-                fut = fut.astype(np.float32)
+                raw = np.asarray(future[part], dtype=np.float64)
+                fut = ((raw - sh[..., fidx]) / sc[..., fidx]).astype(np.float32)
             with np.errstate(over="ignore", invalid="ignore"):  # reported below
-                outs.append(self.forecast_scaled(chunk.astype(np.float32), fut))
+                if inputs is None:
+                    outs.append(self.forecast_scaled(chunk.astype(np.float32), fut))
+                else:
+                    x32 = chunk.astype(np.float32)
+                    outs.append(self.forecast_scaled(x32, fut, inputs[part]))  # type: ignore[call-arg]
         out = np.concatenate(outs) if outs else np.zeros((0, self.horizon, 1))
         out[..., 1:] = np.sort(out[..., 1:], axis=-1)  # keep quantiles ordered
-        out = scaler.inverse_transform(sid, out)
-        if not np.isfinite(out).all():
+        out = apply_offsets(out, self.band_offsets)
+        out = np.asarray(out, dtype=np.float64) * scale[:, None, None, 0] + shift[:, None, None, 0]
+        out = self.scaler.exp_target(out)
+        ok = np.isfinite(out).all(axis=(1, 2))
+        if finite and not ok.all():
+            sid = ids[int(np.flatnonzero(~ok)[0])]
             raise LstmkitError(
                 f"the model's forecast for series {sid!r} is not finite (NaN or infinity); "
                 "the inputs are outside what it can handle: use scaler='minmax' or "
@@ -213,15 +288,17 @@ class PredictCore:
         fut = None if future is None else np.asarray(future)[None]
         return self.windows(np.asarray(history)[None, -window:], sid, future=fut)[0]
 
-    def frame(self, sid: str, times: pd.Index, fc: np.ndarray) -> pd.DataFrame:
-        """The forecast table of one series: (id,) time, ``forecast``, ``q<percent>``..."""
+    def frames(self, ids: list[str], times: pd.Index, fc: np.ndarray) -> pd.DataFrame:
+        """The forecast table of many series in one piece: ``fc`` (series, steps, outputs)
+        of the series ``ids``, ``times`` their steps' times one series after the other."""
+        steps = fc.shape[1]
         cols: dict[str, Any] = {}
         if self.state.id_col:
-            cols[self.state.id_col] = [sid] * len(times)
-        cols[self.state.output_time_col] = pd.Index(times)  # the values, not a list: faster
-        cols["forecast"] = fc[:, 0]
+            cols[self.state.id_col] = np.repeat(np.asarray(ids, dtype=object), steps)
+        cols[self.state.output_time_col] = pd.Index(times)
+        cols["forecast"] = fc[:, :, 0].ravel()
         for i, q in enumerate(self.quantiles or []):
-            cols[qname(q)] = fc[:, 1 + i]
+            cols[qname(q)] = fc[:, :, 1 + i].ravel()
         return pd.DataFrame(cols)
 
     def predict(
@@ -230,16 +307,31 @@ class PredictCore:
         future: pd.DataFrame | str | os.PathLike[str] | None = None,
     ) -> pd.DataFrame:
         """The ``horizon`` steps after ``data`` (default: after the stored context) as one
-        table; see `Forecaster.predict`."""
+        table; see `Forecaster.predict`. The last windows of all series go through the
+        network together, ``batch_size`` at a time."""
         info = self.state
-        h = self.horizon
+        h, window = self.horizon, info.window
+        static = None
         if data is None:
-            histories = self.context_histories
+            ids, windows, last, prev = self._context_ends()
             freq = info.freq
         else:
             sd = self.load(data, what="the history")
-            histories = [(s.id, s.times, s.values) for s in sd.series.values()]
+            for s in sd.series.values():
+                if len(s) < window:
+                    raise LstmkitError(
+                        f"series {s.id!r} has {len(s)} rows; the model needs the last {window} "
+                        "(its window) to forecast"
+                    )
+            series = list(sd.series.values())
+            ids = [s.id for s in series]
+            windows = np.stack([s.values[-window:] for s in series])
+            last = tail_times(series, 1)
+            prev = None
+            if not isinstance(last, pd.DatetimeIndex):
+                prev = pd.Index([s.times[-2] if len(s) > 1 else s.times[-1] - 1 for s in series])
             freq = sd.freq
+            static = sd.static
         known = None
         if future is not None and not info.future_covariates:
             raise LstmkitError(
@@ -255,22 +347,45 @@ class PredictCore:
             known = load_future(
                 future, info.future_covariates, time_col=info.time_col, id_col=info.id_col
             )
-        frames = []
-        for sid, times, values in histories:
-            steps = future_times(times, freq, h)
-            fut = None
-            if known is not None:
-                ftimes, fvalues = known.get(sid, (pd.Index([]), np.zeros((0, 0))))
-                pos = pd.Index(ftimes).get_indexer(steps)
-                if (pos < 0).any():
-                    missing = format_time(steps[int(np.flatnonzero(pos < 0)[0])])
-                    raise LstmkitError(
-                        f"the future table lacks {info.future_covariates} for series {sid!r} "
-                        f"at {missing}; it needs the {h} steps after the data"
-                    )
-                fut = fvalues[pos]
-            frames.append(self.frame(sid, steps, self.series(sid, values, fut)))
-        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        times = steps_after(last, prev, freq, h)
+        fut = None
+        if known is not None:
+            fut = np.stack([self._known(known, sid, times[k * h : (k + 1) * h])
+                            for k, sid in enumerate(ids)])  # fmt: skip
+        return self.frames(ids, times, self.many(ids, windows, fut, static=static))
+
+    def _known(
+        self, known: dict[str, tuple[pd.Index, np.ndarray]], sid: str, steps: pd.Index
+    ) -> np.ndarray:
+        """The known future covariates of series ``sid`` at the forecast ``steps``."""
+        info = self.state
+        ftimes, fvalues = known.get(sid, (pd.Index([]), np.zeros((0, 0))))
+        pos = pd.Index(ftimes).get_indexer(steps)
+        if (pos < 0).any():
+            missing = format_time(steps[int(np.flatnonzero(pos < 0)[0])])
+            raise LstmkitError(
+                f"the future table lacks {info.future_covariates} for series {sid!r} "
+                f"at {missing}; it needs the {len(steps)} steps after the data"
+            )
+        return fvalues[pos]
+
+
+def steps_after(last: pd.Index, prev: pd.Index | None, freq: str | None, steps: int) -> pd.Index:
+    """The ``steps`` times after each of ``last`` (one per series), one series after the
+    other, as `lstmkit.data.series.future_times` gives them for each series: dates on
+    ``freq`` (computed once per distinct last date), else integer steps of ``last -
+    prev``."""
+    if isinstance(last, pd.DatetimeIndex) and freq:
+        _, first, inverse = np.unique(last.asi8, return_index=True, return_inverse=True)
+        ranges = [future_times(last[k : k + 1], freq, steps) for k in first.tolist()]
+        every = ranges[0].append(ranges[1:]) if len(ranges) > 1 else ranges[0]
+        return every.take((inverse.reshape(-1)[:, None] * steps + np.arange(steps)).ravel())
+    if isinstance(last, pd.DatetimeIndex):  # dates without a frequency
+        parts = [future_times(last[k : k + 1], None, steps) for k in range(len(last))]
+        return parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
+    ends = np.asarray(last, dtype=np.int64)
+    step = ends - np.asarray(prev, dtype=np.int64) if prev is not None else np.ones_like(ends)
+    return pd.Index((ends[:, None] + np.arange(1, steps + 1) * step[:, None]).ravel())
 
 
 # Words for pandas offsets: (adjective for one step, plural for several).

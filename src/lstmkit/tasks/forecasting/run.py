@@ -4,7 +4,7 @@ Train on the data before a held-out tail, score the tail beside the naive
 baselines, optionally backtest, forecast the steps after the data, and
 (`ForecastRun.write`) write every output file into a folder: ``model/``,
 ``forecast.csv``, ``metrics.csv``, ``future.csv``, ``backtest.csv``,
-``forecast.png`` and ``training.png``. The CLI only parses, calls this and
+``tuning.csv``, ``forecast.png`` and ``training.png``. The CLI only parses, calls this and
 prints.
 """
 
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -21,6 +23,7 @@ from lstmkit.data.series import SeriesData, truncate_series
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.estimator import Forecaster
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname
+from lstmkit.tasks.forecasting.tuning import TuneResult, tune
 
 
 @dataclass
@@ -29,7 +32,8 @@ class ForecastRun:
 
     evaluation: the held-out score (None with ``holdout=0``). ahead: the
     forecast after the data (None when known future covariates were not given).
-    backtest: one row per fold and model (None without a backtest).
+    backtest: one row per fold and model (None without a backtest). tuning: the
+    settings search (`lstmkit.tasks.forecasting.tuning.TuneResult`) or None.
     """
 
     forecaster: Forecaster
@@ -39,12 +43,26 @@ class ForecastRun:
     evaluation: Evaluation | None
     ahead: pd.DataFrame | None
     backtest: pd.DataFrame | None
+    tuning: TuneResult | None = None
 
     @property
     def band(self) -> tuple[str, str] | None:
         """Columns of the outer quantiles (e.g. ``("q10", "q90")``), if there are two."""
         qs = self.forecaster.config.quantiles
         return (qname(qs[0]), qname(qs[-1])) if qs and len(qs) > 1 else None
+
+    def _plotted(self, fc: pd.DataFrame) -> dict[str, Any]:
+        """The dashed lines of the held-out plot: the best baseline (or seasonal naive) and,
+        for a combined model, the network alone."""
+        assert self.evaluation is not None
+        rows = [r for r in self.evaluation.metrics.index if r not in ("lstmkit", "combined")]
+        scores = self.evaluation.metrics.loc[rows, "MASE"].dropna() if rows else pd.Series()
+        if not len(scores) and rows:
+            scores = self.evaluation.metrics.loc[rows, "MAE"].dropna()
+        best = str(scores.idxmin()) if len(scores) else None
+        names = [n for n in (best, "lstmkit" if "combined" in self.evaluation.metrics.index
+                              else None) if n and n in fc]  # fmt: skip
+        return {("network alone" if n == "lstmkit" else n): fc[n].to_numpy() for n in names}
 
     def write(self, folder: str | os.PathLike[str]) -> list[str]:
         """Write every output into ``folder`` (an empty staging folder: see
@@ -69,7 +87,7 @@ class ForecastRun:
                 lower=fc[band[0]].to_numpy() if band else None,
                 upper=fc[band[1]].to_numpy() if band else None,
                 band_label=f"{band[0]}-{band[1]}" if band else "band",
-                baselines={k: fc[k].to_numpy() for k in ("seasonal_naive",) if k in fc},
+                baselines=self._plotted(fc),
                 title=f"{self.name}: held-out forecast", ylabel=label,
             )  # fmt: skip
         elif self.ahead is not None:
@@ -91,10 +109,11 @@ class ForecastRun:
             )
             written.append("training.png")
         if self.ahead is not None:
-            (folder / "future.csv").write_text(_csv(self.ahead))
+            # written straight to the file: a table of 100,000 series is hundreds of MB as text
+            self.ahead.to_csv(folder / "future.csv", index=False)
             written.append("future.csv")
         if self.evaluation is not None:
-            (folder / "forecast.csv").write_text(_csv(self.evaluation.forecasts))
+            self.evaluation.forecasts.to_csv(folder / "forecast.csv", index=False)
             (folder / "metrics.csv").write_text(self.evaluation.metrics.to_csv())
             written += ["forecast.csv", "metrics.csv"]
         if (folder / "logs").is_dir():
@@ -102,6 +121,9 @@ class ForecastRun:
         if self.backtest is not None:
             (folder / "backtest.csv").write_text(_csv(self.backtest))
             written.append("backtest.csv")
+        if self.tuning is not None:
+            (folder / "tuning.csv").write_text(_csv(pd.DataFrame(self.tuning.trials)))
+            written.append("tuning.csv")
         return written
 
 
@@ -119,10 +141,16 @@ def forecast_run(
     backtest: int = 0,
     future: pd.DataFrame | str | os.PathLike[str] | None = None,
     name: str = "series",
+    tune_trials: int | None = None,
+    tune_minutes: float | None = None,
+    on_trial: Callable[[dict[str, Any]], None] | None = None,
 ) -> ForecastRun:
     """Fit ``forecaster`` on ``data`` without its last ``holdout`` steps (default: one
     horizon; 0: all of it), score those steps, backtest over ``backtest`` folds (refits),
     and forecast the horizon after the data (with ``future`` for known covariates).
+    With ``tune_trials`` (1 or more) the settings are first searched on the validation
+    stretch of the training part (`lstmkit.tasks.forecasting.tuning.tune`, at most
+    ``tune_minutes``) and the best trial's model is the one scored, saved and used.
 
     Nothing is written; see `ForecastRun.write`. Raises `LstmkitError` for settings
     the data cannot serve.
@@ -149,10 +177,18 @@ def forecast_run(
             f"the shortest series has {shortest} rows, too few to hold out {holdout}; "
             "pass --holdout 0 or more data"
         )
-    forecaster.fit(truncate_series(data, holdout))
+    tuning = None
+    if tune_trials is not None:
+        tuning = tune(
+            forecaster, truncate_series(data, holdout), tune_trials, minutes=tune_minutes,
+            on_trial=on_trial,
+        )  # fmt: skip
+        forecaster = tuning.forecaster
+    else:
+        forecaster.fit(truncate_series(data, holdout))
     evaluation = forecaster.evaluate(data) if holdout else None
     folds = forecaster.backtest(data, folds=backtest) if backtest > 0 else None
     forecaster.set_context(data)
     known = future is not None or not data.future_covariates
-    ahead = forecaster.predict(future=future) if known else None
-    return ForecastRun(forecaster, data, name, holdout, evaluation, ahead, folds)
+    ahead = forecaster.predict(future=future, baselines=True) if known else None
+    return ForecastRun(forecaster, data, name, holdout, evaluation, ahead, folds, tuning)

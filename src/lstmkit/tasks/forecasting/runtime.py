@@ -231,16 +231,16 @@ class ForecastPredictor:
         """Quantiles (batch, horizon, q) of the recursive sample paths from each window
         (batch, window, 1): `module.simulate_quantiles` in numpy, same draws."""
         levels = np.asarray(self.quantiles, dtype=np.float32)
-        rng = np.random.RandomState(self.seed)
         n = self.sample_paths
         chunk = max(1, self.max_path_batch // n)
         result = []
         for begin in range(0, len(x), chunk):
             xs = np.repeat(x[begin : begin + chunk], n, axis=0)
+            rng = np.random.RandomState(self.seed)  # the same draws for every window
             draws = []
             for _ in range(self.horizon):
                 q = np.sort(self._run(xs)[:, 0, 1:], axis=-1)
-                draw = _quantile_function(q, levels, _torch_rand(rng, len(xs)))
+                draw = _quantile_function(q, levels, np.tile(_torch_rand(rng, n), len(xs) // n))
                 draws.append(draw)
                 xs = np.concatenate([xs[:, 1:], draw.reshape(-1, 1, 1)], axis=1)
             paths = np.stack(draws, axis=1).reshape(-1, n, self.horizon)

@@ -31,6 +31,12 @@ class FittedState:
     column, in the order of the value columns 1..; future_covariates: those also
     known over the horizon. freq: pandas frequency or None. window: input steps.
     tz: the timestamps' zone (`lstmkit.data.series.tz_name`) or None.
+    calibration: the split-conformal shifts of the quantile bands, one row per horizon
+    step and one value per quantile level, in the scaled space the network forecasts in
+    (`lstmkit.tasks.forecasting.calibration`), or None (bands as trained).
+    static_cols: columns with one value per series; static_categories: the
+    categories of each text column among them (embedded), static_stats: the mean
+    and standard deviation over the series of each numeric one (scaled by them).
     """
 
     target: str
@@ -41,9 +47,34 @@ class FittedState:
     window: int
     future_covariates: list[str] = field(default_factory=list)
     tz: str | None = None
+    static_cols: list[str] = field(default_factory=list)
+    static_categories: dict[str, list[str]] = field(default_factory=dict)
+    static_stats: dict[str, list[float]] = field(default_factory=dict)
+    calibration: list[list[float]] | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self, "fitted data")
+        if self.calibration is not None:
+            rows = {len(r) for r in self.calibration}
+            values = np.asarray(self.calibration, dtype=np.float64) if len(rows) == 1 else None
+            if values is None or values.size == 0 or not np.isfinite(values).all():
+                raise LstmkitError(
+                    "calibration must be rows of finite numbers, one per horizon step, each "
+                    "with one number per quantile level"
+                )
+        for col in self.static_cols:
+            cats, stats = self.static_categories.get(col), self.static_stats.get(col)
+            ok = (isinstance(cats, list) and len(cats) > 0 and stats is None) or (
+                cats is None
+                and isinstance(stats, list)
+                and len(stats) == 2
+                and all(isinstance(v, int | float) and np.isfinite(v) for v in stats)
+                and stats[1] > 0
+            )
+            if not ok:
+                raise LstmkitError(
+                    f"static covariate {col!r} needs its categories or its mean and spread"
+                )
         if self.window < 2:
             raise LstmkitError(f"window must be an integer of at least 2, got {self.window}")
         if self.freq is not None:

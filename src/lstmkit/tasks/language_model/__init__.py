@@ -22,54 +22,48 @@ Files of this package, in the order a newcomer reads them:
 - ``encoder.py``: `PretrainedEncoder` (save / load as a model folder of kind
   ``"text_encoder"``, the settings and weights a classifier takes over) and
   `PretrainInfo`.
+
+The names below are imported on first use, so that the settings import without torch.
 """
 
-from lstmkit.tasks.language_model.encoder import KIND, PretrainedEncoder, PretrainInfo
-from lstmkit.tasks.language_model.module import LanguageModelModule
-from lstmkit.tasks.language_model.network import (
-    LanguageModelNet,
-    adaptive_cutoffs,
-    make_encoder,
-    require_finite_weights,
-)
-from lstmkit.tasks.language_model.pretrain import pretrain
-from lstmkit.tasks.language_model.settings import (
-    ENCODER_FIELDS,
-    TRUNCATION_FIELDS,
-    EncoderSettings,
-    PretrainSettings,
-    check_pretrainable,
-    encoder_config,
-)
-from lstmkit.tasks.language_model.stream import (
-    CorpusStats,
-    LanguageModelData,
-    LanguageModelStream,
-    StreamLoader,
-    scan_corpus,
-    validation_loader,
-)
+from importlib import import_module
+from types import ModuleType
+from typing import Any
 
-__all__ = [
-    "ENCODER_FIELDS",
-    "KIND",
-    "TRUNCATION_FIELDS",
-    "CorpusStats",
-    "EncoderSettings",
-    "LanguageModelData",
-    "LanguageModelModule",
-    "LanguageModelNet",
-    "LanguageModelStream",
-    "PretrainInfo",
-    "PretrainSettings",
-    "PretrainedEncoder",
-    "StreamLoader",
-    "adaptive_cutoffs",
-    "check_pretrainable",
-    "encoder_config",
-    "make_encoder",
-    "pretrain",
-    "require_finite_weights",
-    "scan_corpus",
-    "validation_loader",
-]
+_LAZY = {
+    "KIND": "encoder",
+    "PretrainedEncoder": "encoder",
+    "PretrainInfo": "encoder",
+    "LanguageModelModule": "module",
+    "LanguageModelNet": "network",
+    "adaptive_cutoffs": "network",
+    "make_encoder": "network",
+    "require_finite_weights": "network",
+    "pretrain": "pretrain",
+    "ENCODER_FIELDS": "settings",
+    "TRUNCATION_FIELDS": "settings",
+    "EncoderSettings": "settings",
+    "PretrainSettings": "settings",
+    "check_pretrainable": "settings",
+    "encoder_config": "settings",
+    "CorpusStats": "stream",
+    "LanguageModelData": "stream",
+    "LanguageModelStream": "stream",
+    "StreamLoader": "stream",
+    "scan_corpus": "stream",
+    "validation_loader": "stream",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lstmkit.tasks.language_model' has no attribute {name!r}")
+    value = getattr(import_module(f"lstmkit.tasks.language_model.{_LAZY[name]}"), name)
+    globals()[name] = value
+    # importing the submodule ``pretrain`` binds its name here to the module; the name
+    # means the function, as before the imports were lazy
+    if isinstance(globals().get("pretrain"), ModuleType):
+        globals()["pretrain"] = globals()["pretrain"].pretrain
+    return value

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.config import dataclass_from_dict
-from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer, TokenizerConfig
+from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.language_model.network import LanguageModelNet, require_finite_weights
 from lstmkit.tasks.language_model.settings import (
@@ -150,11 +150,7 @@ class PretrainedEncoder:
                     f"the pretrained encoder has {name}={value!r} but {name}={given[name]!r} "
                     "was asked for; drop the setting or pretrain again with it"
                 )
-        return replace(
-            config,
-            tokenizer=TokenizerConfig.from_dict(mine["tokenizer"]),
-            **{k: v for k, v in mine.items() if k != "tokenizer"},
-        )
+        return config.replace(**mine)
 
     def fingerprint(self) -> str:
         """SHA-256 of the tokenizer and weights (a fine-tuning run's checkpoints record it)."""

@@ -18,15 +18,17 @@ from torch import Tensor, nn
 
 from lstmkit.data.tokenize import PAD_ID
 from lstmkit.errors import LstmkitError
-from lstmkit.nn import GRU, LSTM
+from lstmkit.nn import GRU, LSTM, MLSTM, SLSTM
 from lstmkit.tasks.language_model.settings import EncoderSettings, check_pretrainable
+from lstmkit.tasks.rnn import XLSTM_RNNS, make_rnn
 
 
 def make_encoder(
     vocab_size: int, config: EncoderSettings
-) -> tuple[nn.Embedding, nn.Dropout, LSTM | GRU]:
+) -> tuple[nn.Embedding, nn.Dropout, LSTM | GRU | SLSTM | MLSTM]:
     """The encoder the classifier and its pretraining language model share: the word
-    vectors (``embedding``), their dropout and the LSTM/GRU (``rnn``), built from
+    vectors (``embedding``), their dropout and the LSTM/GRU/sLSTM/mLSTM (``rnn``, see
+    `lstmkit.tasks.rnn`), built from
     ``config`` so that the parameter names and shapes of both networks agree."""
     embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=PAD_ID)
     if config.init == "keras":
@@ -34,18 +36,23 @@ def make_encoder(
             embedding.weight.uniform_(-0.05, 0.05)
             embedding.weight[PAD_ID].zero_()
     # lengths= keeps padding out of every step, both directions (see lstmkit.nn.layers)
-    rnn = (LSTM if config.rnn == "lstm" else GRU)(
+    variants = {
+        "init": config.init,
+        "layer_norm": config.layer_norm,
+        "recurrent_dropout": config.recurrent_dropout,
+        "zoneout": config.zoneout,
+    }
+    rnn = make_rnn(
+        config.rnn,
         config.embedding_dim,
         config.hidden_size,
         config.num_layers,
-        batch_first=True,
-        dropout=config.dropout if config.num_layers > 1 else 0.0,
+        dropout=config.dropout,
         bidirectional=config.bidirectional,
-        init=config.init,
-        layer_norm=config.layer_norm,
-        recurrent_dropout=config.recurrent_dropout,
-        zoneout=config.zoneout,
-    )
+        num_heads=config.num_heads,
+        chunk_size=config.chunk_size,
+        **({} if config.rnn in XLSTM_RNNS else variants),
+    )  # fmt: skip
     return embedding, nn.Dropout(config.embedding_dropout), rnn
 
 

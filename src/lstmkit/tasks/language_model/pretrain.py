@@ -124,7 +124,7 @@ def _train_config(
     if settings.checkpoint_every_n_steps is not None:
         options["checkpoint_every_n_steps"] = settings.checkpoint_every_n_steps
     return TrainConfig(
-        max_epochs=settings.epochs,
+        max_epochs=settings.max_epochs,
         lr=settings.lr,
         weight_decay=settings.weight_decay,
         gradient_clip_val=settings.gradient_clip_val,
@@ -134,7 +134,7 @@ def _train_config(
         deterministic=False,
         accelerator=accelerator,
         devices=devices,
-        progress_bar=progress,
+        progress=progress,
         **options,
     )
 

@@ -10,19 +10,21 @@ fields (`lstmkit.tasks.text_classification.TextClassifierConfig` has them) descr
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
-from lstmkit.config import check_field_types, dataclass_from_dict
+from pydantic import BeforeValidator, Field
+from pydantic.fields import FieldInfo
+
 from lstmkit.data.tokenize import TokenizerConfig
 from lstmkit.errors import LstmkitError
+from lstmkit.settings import Settings, _precision_text
+from lstmkit.training.settings import TrainConfig
 
 #: settings a pretrained encoder fixes (they decide the weights' shapes or the tokens);
 #: the others (dropouts, pooling, head, training) stay the fine-tuned model's own
 ENCODER_FIELDS = (
     "tokenizer", "embedding_dim", "rnn", "hidden_size", "num_layers", "bidirectional",
-    "layer_norm", "init",
+    "layer_norm", "init", "num_heads",
 )  # fmt: skip
 
 
@@ -30,7 +32,8 @@ class EncoderSettings(Protocol):
     """What the encoder (`network.make_encoder`) is built from: the tokenizer, the word
     vectors' width, the LSTM/GRU's shape and variant options and the dropouts; a
     dataclass with these fields that round-trips JSON (``to_dict`` / ``from_dict``), such
-    as `lstmkit.tasks.text_classification.TextClassifierConfig`."""
+    as `lstmkit.tasks.text_classification.TextClassifierConfig`; a `Settings` model that
+    also has ``replace``."""
 
     tokenizer: TokenizerConfig
     embedding_dim: int
@@ -44,78 +47,58 @@ class EncoderSettings(Protocol):
     embedding_dropout: float
     recurrent_dropout: float
     zoneout: float
+    num_heads: int | None
+    chunk_size: int | None
 
     def to_dict(self) -> dict[str, Any]: ...
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EncoderSettings: ...
 
-
-_EXAMPLES = {
-    "epochs": "1", "max_minutes": "90.0", "batch_size": "64", "lr": "0.002",
-    "weight_decay": "0.0", "gradient_clip_val": "1.0", "output_dropout": "0.1",
-    "val_texts": "2000", "shuffle_texts": "16384", "seed": "0", "precision": "'bf16-mixed'",
-    "lr_decay": "'linear'", "checkpoint_every_n_steps": "500",
-}  # fmt: skip
+    def replace(self, **changes: Any) -> EncoderSettings: ...
 
 
-@dataclass
-class PretrainSettings:
+def _shared(name: str, default: Any) -> Any:
+    """The field ``name`` of `TrainConfig` (its rule and help) with this default."""
+    return FieldInfo.merge_field_infos(TrainConfig.model_fields[name], default=default)
+
+
+class PretrainSettings(Settings):
     """How to pretrain (the encoder's shape comes from the classifier's settings).
 
-    epochs: passes over the corpus; max_minutes: wall-time budget (None: none), the
-    run stops at whichever comes first. batch_size: pieces of text per batch. lr,
-    weight_decay, gradient_clip_val: Adam and gradient-norm clipping. output_dropout:
-    dropout on the encoder's outputs before the softmax. val_texts: texts held out
-    (every 100th) for validation perplexity. shuffle_texts: texts per shuffle buffer
-    (memory use is bounded by it). lr_decay: "linear" (to 0 at the last epoch, or at
-    the time budget) or "none". precision: "32" or "bf16-mixed".
+    The run stops after ``max_epochs`` passes or ``max_minutes``, whichever comes first.
+    The settings it shares with every task's training (``max_epochs``, ``lr``,
+    ``weight_decay``, ``gradient_clip_val``, ``seed``, ``lr_decay``,
+    ``checkpoint_every_n_steps``) keep `TrainConfig`'s rules and help. Encoders saved
+    with the old name ``epochs`` load under ``max_epochs``.
     """
 
-    epochs: int = 1
-    max_minutes: float | None = None
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    gradient_clip_val: float | None = 1.0
-    output_dropout: float = 0.1
-    val_texts: int = 2000
-    shuffle_texts: int = 16384
-    seed: int = 0
-    precision: str = "32"
-    lr_decay: str = "linear"
-    checkpoint_every_n_steps: int | None = None
+    what: ClassVar[str] = "pretraining"
+    renamed: ClassVar[dict[str, str]] = {"epochs": "max_epochs"}
 
-    def __post_init__(self) -> None:
-        if isinstance(self.precision, int) and not isinstance(self.precision, bool):
-            self.precision = str(self.precision)
-        check_field_types(self, "pretraining", _EXAMPLES)
-        for name in ("epochs", "batch_size", "shuffle_texts"):
-            if getattr(self, name) < 1:
-                raise LstmkitError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_minutes is not None and not (
-            math.isfinite(self.max_minutes) and self.max_minutes > 0
-        ):
-            raise LstmkitError(f"max_minutes must be a positive number, got {self.max_minutes}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise LstmkitError(f"lr must be a positive finite number, got {self.lr!r}")
-        if not 0.0 <= self.output_dropout < 1.0:
-            raise LstmkitError(f"output_dropout must be in [0, 1), got {self.output_dropout}")
-        if self.val_texts < 0:
-            raise LstmkitError(f"val_texts must be 0 or more, got {self.val_texts}")
-        if self.lr_decay not in ("none", "linear"):
-            raise LstmkitError(f"lr_decay must be 'none' or 'linear', got {self.lr_decay!r}")
-        if self.precision not in ("32", "32-true", "bf16-mixed"):
-            raise LstmkitError(f"precision must be 32 or bf16-mixed, got {self.precision!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PretrainSettings:
-        """Inverse of `to_dict`; unknown keys are refused."""
-        return dataclass_from_dict(cls, dict(data), "PretrainSettings")
+    max_epochs: int = _shared("max_epochs", 1)
+    max_minutes: float | None = Field(
+        None, gt=0, description="Wall-time budget in minutes (None: none)."
+    )
+    batch_size: int = Field(64, ge=1, description="Pieces of text per batch.")
+    lr: float = _shared("lr", 2e-3)
+    weight_decay: float = _shared("weight_decay", 0.0)
+    gradient_clip_val: float | None = _shared("gradient_clip_val", 1.0)
+    output_dropout: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Dropout on the encoder's outputs before the softmax."
+    )
+    val_texts: int = Field(
+        2000, ge=0, description="Texts held out (every 100th) for validation perplexity."
+    )
+    shuffle_texts: int = Field(
+        16384, ge=1, description="Texts per shuffle buffer (memory use is bounded by it)."
+    )
+    seed: int = _shared("seed", 0)
+    precision: Annotated[
+        Literal["32", "32-true", "bf16-mixed"], BeforeValidator(_precision_text)
+    ] = Field("32", description="Training precision: 32 or bf16-mixed (bfloat16 autocast).")
+    lr_decay: Literal["none", "linear"] = _shared("lr_decay", "linear")
+    checkpoint_every_n_steps: int | None = _shared("checkpoint_every_n_steps", None)
 
 
 #: tokenizer settings a fine-tuning run may set differently from the pretrained encoder:

@@ -4,9 +4,10 @@ Files of this package, in the order a newcomer reads them:
 
 - ``estimator.py``: `TextClassifier` (fit, predict, predict_proba, evaluate, explain,
   save, load) and `GateTrace`;
-- ``settings.py``: `TextClassifierConfig` (every setting, type-checked; its
-  ``train_config()`` is the `lstmkit.training.TrainConfig` of a fit), ``PRESETS``
-  (``"seed000"``, ``"seed003"``, ``"imdb"``) and `make_config`;
+- ``settings.py``: `TextClassifierConfig` (every setting declared once, with its
+  `lstmkit.data.tokenize.TokenizerConfig` and the shared `lstmkit.training.TrainConfig`
+  nested as ``tokenizer`` and ``train``), ``PRESETS`` (``"seed000"``, ``"seed003"``,
+  ``"imdb"``) and `make_config`;
 - ``data.py``: `TextData`, the Lightning DataModule of a fit (tokenizer, token ids and
   loaders of the training and validation parts) and `stratified_split`;
 - ``network.py``: `TextClassifierNet`, the ``torch.nn.Module`` Embedding -> LSTM/GRU ->

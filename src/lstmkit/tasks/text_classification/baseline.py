@@ -26,14 +26,15 @@ import json
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from lstmkit.errors import LstmkitError
 from lstmkit.io.atomic import follow_umask
+from lstmkit.settings import Settings
 
 if TYPE_CHECKING:
     from lstmkit.tasks.text_classification.metrics import Evaluation
@@ -51,32 +52,40 @@ NO_MIXTURE = (
 )
 
 
-@dataclass
-class BaselineSettings:
-    """How the baseline reads and weighs words.
+class BaselineSettings(Settings):
+    """How the baseline reads and weighs words (a `lstmkit.settings.Settings` model).
 
-    ngram_max: longest word n-gram (1-2-grams with 2). min_df: an n-gram must occur in at
-    least this many training texts. max_features: keep the most frequent n-grams (caps the
-    saved vocabulary). C: inverse regularisation strength of the logistic regression
-    (default 10 for "tfidf", 1 for "nbsvm"). lowercase: lower-case before counting;
-    ``<br />`` line breaks become spaces.
     kind: "tfidf" (TF-IDF rows, sublinear tf, L2-normalised) or "nbsvm" (Wang & Manning
     2012 with a logistic regression: 0/1 n-gram presence scaled by the naive-Bayes
     log-count ratio of each class against the rest, one-vs-rest for more classes).
+    ``C`` left out is 10 for "tfidf" (rows of unit norm) and 1 for "nbsvm".
     """
 
-    ngram_max: int = 2
-    min_df: int = 2
-    max_features: int = 200_000
-    C: float | None = None
-    lowercase: bool = True
-    kind: str = "tfidf"
+    what: ClassVar[str] = "baseline"
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise LstmkitError(f"the baseline kind must be one of {KINDS}, got {self.kind!r}")
+    ngram_max: int = Field(2, ge=1, description="Longest word n-gram (1-2-grams with 2).")
+    min_df: int = Field(
+        2, ge=1, description="An n-gram must occur in at least this many training texts."
+    )
+    max_features: int = Field(
+        200_000, ge=1, description="Keep the most frequent n-grams (caps the saved vocabulary)."
+    )
+    C: float | None = Field(
+        None,
+        gt=0,
+        description="Inverse regularisation strength of the logistic regression "
+        "(None: 10 for tfidf, 1 for nbsvm).",
+    )
+    lowercase: bool = Field(
+        True, description="Lower-case before counting; <br /> line breaks become spaces."
+    )
+    kind: Literal["tfidf", "nbsvm"] = Field("tfidf", description="The kind of baseline.")
+
+    @model_validator(mode="after")
+    def _default_c(self) -> BaselineSettings:
         if self.C is None:  # C=10 for TF-IDF rows of unit norm, 1 for NBSVM's scaled 0/1 rows
-            self.C = 10.0 if self.kind == "tfidf" else 1.0
+            self.__dict__["C"] = 10.0 if self.kind == "tfidf" else 1.0
+        return self
 
 
 def _strip_breaks(text: str) -> str:
@@ -265,7 +274,7 @@ class BagOfWordsBaseline:
         folder.mkdir(parents=True, exist_ok=True)
         meta = {
             "format": FORMAT,
-            "settings": asdict(self.settings),
+            "settings": self.settings.to_dict(),
             "num_classes": self.num_classes,
             "fit_seconds": self.fit_seconds,
             "network_weight": self.network_weight,

@@ -16,8 +16,8 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from lstmkit.data.text_batches import make_loader
 from lstmkit.data.tokenize import PAD, PAD_ID, UNK, UNK_ID, TextTokenizer, TokenizerConfig
 from lstmkit.data.word_vectors import match_word_vectors, vector_file_dim
 from lstmkit.errors import LstmkitError
+from lstmkit.settings import warn_deprecated
 from lstmkit.tasks.language_model import PretrainedEncoder, PretrainSettings, pretrain
 from lstmkit.tasks.text_classification.baseline import (
     NO_MIXTURE,
@@ -62,7 +63,7 @@ from lstmkit.tasks.text_classification.settings import (
     make_config,
 )
 from lstmkit.tasks.text_classification.state import FitInfo, ModelState, TrainingRecord
-from lstmkit.training import FitResult, TrainConfig, require_precision_supported
+from lstmkit.training import FitResult, require_precision_supported
 from lstmkit.training import fit as train
 
 #: ``kind`` of a text model directory (checked on load)
@@ -101,7 +102,7 @@ class TextClassifier:
 
     Example::
 
-        clf = TextClassifier("seed003", epochs=2)
+        clf = TextClassifier("seed003", max_epochs=2)
         clf.fit(texts, labels)                 # labels: strings or integers
         clf.predict(["a great film"])          # -> ["pos"]
         clf.predict_proba(["a great film"])    # -> (1, 2) array, columns = clf.classes
@@ -112,39 +113,33 @@ class TextClassifier:
         preset: None, "seed000", "seed003" or "imdb" (see `PRESETS`).
         config: a full `TextClassifierConfig` or a dict of its settings (instead of
             preset + overrides).
-        checkpoint_dir: keep ``last.ckpt`` there every epoch; a later `fit` of the same
-            data and settings with the same folder resumes from it (another run's
-            checkpoint is refused in one line). Not saved with the model.
-        checkpoint_every_n_steps: also checkpoint every N optimiser steps (long epochs).
-        logger: None, "csv" or "tensorboard": also log the metrics with Lightning's logger
-            under ``log_dir`` (default ``lightning_logs``). Not saved with the model.
-        **overrides: any `TextClassifierConfig` field (``max_epochs`` is taken for
-            ``epochs``), or a tokenizer field given flat.
+        **overrides: any `TextClassifierConfig` setting by its flat name: the model's
+            (``hidden_size``, ``rnn``, ``num_layers``, ...), the tokenizer's
+            (``vocab_size``, ``max_length``, ``tokenizer="bpe"`` for the kind) and the
+            shared training settings (`TrainConfig`: ``max_epochs``, ``lr``, ``seed``,
+            ``precision``, ``accelerator``, ``devices``, ``progress``, ``checkpoint_dir``
+            (a later `fit` of the same data and settings with the same folder resumes
+            from its ``last.ckpt``), ``logger``, ``log_dir``, ...). The run's folders are
+            not saved with the model. The old name ``epochs`` (``max_epochs``) still
+            works, with a `FutureWarning`.
+
+    `get_params` / `set_params` / `clone` follow scikit-learn. After `fit` (or `load`),
+    ``net`` is the fitted network, ``fit_result`` the training's `FitResult` (its
+    ``history`` is also ``history``) and ``fit_info`` the facts of the fit; ``is_fitted``
+    says whether there is one.
     """
 
     def __init__(
         self,
         preset: str | None = None,
         *,
-        config: TextClassifierConfig | None = None,
-        checkpoint_dir: str | Path | None = None,
-        checkpoint_every_n_steps: int | None = None,
-        logger: str | None = None,
-        log_dir: str | Path | None = None,
-        **overrides,
+        config: TextClassifierConfig | Mapping[str, Any] | None = None,
+        **overrides: Any,
     ) -> None:
-        #: settings of the training run that are not part of the model (not saved)
-        self.run_options: dict[str, Any] = {
-            "checkpoint_dir": None if checkpoint_dir is None else str(checkpoint_dir),
-            "checkpoint_every_n_steps": checkpoint_every_n_steps,
-            "logger": logger,
-            "log_dir": None if log_dir is None else str(log_dir),
-        }
-        TrainConfig(**self.run_options)  # checks them now, not after the tokenizer is built
         if config is not None and (preset is not None or overrides):
             raise LstmkitError("pass either config=... or a preset and overrides, not both")
-        if isinstance(config, dict):
-            config = TextClassifierConfig.from_dict(config)
+        if isinstance(config, Mapping):
+            config = TextClassifierConfig(**config)
         if config is not None and not isinstance(config, TextClassifierConfig):
             raise LstmkitError(
                 f"config must be a TextClassifierConfig or a dict of its settings, got "
@@ -166,6 +161,45 @@ class TextClassifier:
         #: the bag-of-words baseline fitted beside the network (None: not fitted / an
         #: older model folder), scored by `evaluate` next to the LSTM
         self.baseline: BagOfWordsBaseline | None = None
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (scikit-learn's convention): every setting by its
+        flat name (``hidden_size``, ``vocab_size``, ``tokenizer`` for the kind, ``lr``,
+        ``max_epochs``, ...). ``deep`` is accepted for scikit-learn."""
+        return self.config.to_flat()
+
+    def set_params(self, **params: Any) -> TextClassifier:
+        """Change settings by their flat names (checked like the constructor); returns
+        self. A fitted model keeps its weights until the next `fit`."""
+        self.config = self.config.replace(**params)
+        self._explicit |= _explicit_settings(None, params)
+        return self
+
+    def clone(self) -> TextClassifier:
+        """An unfitted classifier with the same settings (scikit-learn's ``clone``)."""
+        copy = type(self)(config=self.config.model_copy(deep=True))
+        copy._explicit = set(self._explicit)
+        return copy
+
+    @property
+    def run_options(self) -> dict[str, Any]:
+        """Deprecated: the run's folders are settings now (``config.train``)."""
+        warn_deprecated("TextClassifier.run_options is deprecated; read config.train")
+        return {name: getattr(self.config.train, name) for name in RUN_FOLDERS}
+
+    @property
+    def fit_result(self) -> FitResult | None:
+        """The outcome of the last `fit` (or the loaded model's): history, best epoch,
+        epochs run, seconds; None before."""
+        if not self.history:
+            return None
+        info = self.fit_info
+        return FitResult(
+            history=self.history, best_epoch=info.best_epoch, best_val_loss=info.best_val_loss,
+            epochs_run=info.epochs_run, fit_seconds=info.fit_seconds,
+            world_size=info.world_size, resumed_from_epoch=info.resumed_from_epoch,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -242,9 +276,9 @@ class TextClassifier:
         *,
         val_texts: Sequence[str] | None = None,
         val_labels: Sequence[Label] | None = None,
-        progress: bool = True,
-        accelerator: str = "cpu",
-        devices: int | str = 1,
+        progress: bool | None = None,
+        accelerator: str | None = None,
+        devices: int | str | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         pretrained: str | Path | PretrainedEncoder | None = None,
         baseline: bool | str = True,
@@ -261,8 +295,8 @@ class TextClassifier:
         pretrain``) or a `PretrainedEncoder`; default: the encoder of an earlier
         `pretrain` call, if any. Fine-tuning then starts from its tokenizer, word vectors
         and recurrent weights, and takes its encoder settings (embedding_dim, hidden_size,
-        num_layers, rnn, bidirectional, layer_norm, init, tokenizer); a setting given
-        explicitly that differs from the encoder's is an error.
+        num_layers, rnn, bidirectional, layer_norm, init, num_heads, tokenizer); a setting
+        given explicitly that differs from the encoder's is an error.
 
         With ``baseline`` (the default) a bag-of-words baseline (`BagOfWordsBaseline`:
         TF-IDF 1-2-grams + logistic regression; ``baseline="nbsvm"``: NBSVM on 1-2-grams)
@@ -274,8 +308,14 @@ class TextClassifier:
         (after the tokenizer's normalisation, e.g. lower-casing) start from those vectors,
         the others keep their random initialisation; ``train_info["vectors_coverage"]`` is
         the share of the vocabulary (without [PAD] and [UNK]) found.
+
+        ``progress`` shows the training progress (default: the ``progress`` setting).
+        ``accelerator`` and ``devices`` here are deprecated: they are settings of the
+        constructor, as the `Forecaster`'s.
         """
-        require_precision_supported(self.config.precision, accelerator)
+        run = _run_settings(progress, accelerator, devices)
+        train_cfg = self.config.train_config(**run)  # checks them before any work
+        require_precision_supported(train_cfg.precision, train_cfg.accelerator)
         encoder = self._encoder_for_fit(pretrained, vectors)
         train_part, val_part = self._parts(texts, labels, val_texts, val_labels)
         cfg = self.config
@@ -297,9 +337,6 @@ class TextClassifier:
         # and their sums over a batch cannot overflow float32
         scaled = None if weights is None else weights / weights.max()
         module = TextClassifierModule(self.net, cfg, on_epoch, class_weights=scaled)
-        train_cfg = cfg.train_config(
-            accelerator=accelerator, devices=devices, progress_bar=progress, **self.run_options
-        )
         digest = self._fingerprint(data, encoder, vectors)
         result = train(
             module, data.train_dataloader(), data.val_dataloader(), train_cfg, fingerprint=digest
@@ -425,8 +462,8 @@ class TextClassifier:
         *,
         text_column: str = "text",
         progress: bool = True,
-        accelerator: str = "cpu",
-        devices: int | str = 1,
+        accelerator: str | None = None,
+        devices: int | str | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
         **settings: Any,
     ) -> TextClassifier:
@@ -443,14 +480,15 @@ class TextClassifier:
         if not isinstance(corpus, TextCorpus):
             corpus = TextCorpus(corpus, text_column)
         run = PretrainSettings(**{"seed": self.config.seed, **settings})
+        train = self.config.train
         self.pretrained = pretrain(
             corpus,
             self.config,
             run,
-            run_options=self.run_options,
+            run_options={name: getattr(train, name) for name in RUN_FOLDERS},
             progress=progress,
-            accelerator=accelerator,
-            devices=devices,
+            accelerator=train.accelerator if accelerator is None else accelerator,
+            devices=train.devices if devices is None else devices,
             on_epoch=on_epoch,
         )
         return self
@@ -637,7 +675,9 @@ class TextClassifier:
             "training.json": TrainingRecord(self.history, self.fit_info).to_json(),
         }
         files.update(extras or {})
-        state = ModelState(self.config, list(self.classes), tokenizer.vocab_size)
+        # the run's checkpoint and log folders are not part of the saved settings
+        settings = self.config.replace(train=self.config.train.for_saving())
+        state = ModelState(settings, list(self.classes), tokenizer.vocab_size)
         with tempfile.TemporaryDirectory(prefix="lstmkit-baseline-") as tmp:
             folders = dict(folders or {})
             if self.baseline is not None:
@@ -724,25 +764,40 @@ def _read_tokenizer(
     return tokenizer
 
 
-def _explicit_settings(config: Any, overrides: dict[str, Any]) -> set[str]:
-    """Names of the settings a caller gave by name (a full ``config`` gives them all);
-    flat tokenizer fields and a nested ``tokenizer`` dict count per field."""
+def _explicit_settings(config: Any, overrides: Mapping[str, Any]) -> set[str]:
+    """Flat names of the settings a caller gave by name (a full ``config`` gives them
+    all); a ``tokenizer`` given whole counts for each of its fields, a bare kind as
+    ``kind``; an old name counts as its new one."""
+    tokenizer_fields = set(TokenizerConfig.model_fields)
     if config is not None:
-        return {f.name for f in fields(TextClassifierConfig)} | set(
-            TokenizerConfig.__dataclass_fields__
-        )
-    names = set(overrides)
+        return set(TextClassifierConfig.flat_fields()) | tokenizer_fields
+    renamed = TextClassifierConfig.all_renamed()
+    names = {renamed.get(name, name) for name in overrides}
     tok = overrides.get("tokenizer")
-    if isinstance(tok, dict):
+    if isinstance(tok, Mapping):
         names |= set(tok)
     elif isinstance(tok, TokenizerConfig):
-        names |= set(TokenizerConfig.__dataclass_fields__)
+        names |= tokenizer_fields
     elif isinstance(tok, str):
         names.add("kind")
     names.discard("tokenizer")
-    if "max_epochs" in names:
-        names.add("epochs")
     return names
+
+
+def _run_settings(
+    progress: bool | None, accelerator: str | None, devices: int | str | None
+) -> dict[str, Any]:
+    """The run settings `TextClassifier.fit` was given (the deprecated ones warn)."""
+    run: dict[str, Any] = {} if progress is None else {"progress": progress}
+    for name, value in (("accelerator", accelerator), ("devices", devices)):
+        if value is not None:
+            warn_deprecated(f"fit({name}=...) is deprecated; pass TextClassifier({name}=...)")
+            run[name] = value
+    return run
+
+
+#: the training settings that name a run's folders and checkpoints (not the model's)
+RUN_FOLDERS = ("checkpoint_dir", "checkpoint_every_n_steps", "logger", "log_dir")
 
 
 def _fit_info(

@@ -48,14 +48,14 @@ def fit_and_save(
     bag-of-words baseline's scores under ``baseline`` beside the model's.
     """
     with tempfile.TemporaryDirectory(prefix="lstmkit-train-") as tmp:
-        options = clf.run_options
-        if options.get("logger") and not options.get("log_dir"):
-            options["log_dir"] = str(Path(tmp) / "logs")
+        train = clf.config.train
+        if train.logger and not train.log_dir:
+            train.log_dir = str(Path(tmp) / "logs")
             try:
                 logs = {"logs": Path(tmp) / "logs"}
                 return _fit_and_save(clf, data, out, progress, logs, fit_options)
             finally:
-                options["log_dir"] = None
+                train.log_dir = None
         return _fit_and_save(clf, data, out, progress, {}, fit_options)
 
 

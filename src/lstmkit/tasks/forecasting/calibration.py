@@ -1,0 +1,148 @@
+"""Split-conformal calibration of the quantile bands, per horizon step.
+
+A network trained with the pinball loss gives quantiles that are often too narrow or too
+wide on new data (early stopping, a small model, a loss that the point forecast dominates).
+After training, `fit_offsets` looks at the forecasts of the validation windows (the last
+``val_size`` steps of each series, which training did not fit) and, for every quantile
+level q and horizon step h, finds the shift c[h, q] of that quantile such that a share q of
+the validation actuals lies below it: the one-sided split-conformal quantile of the scores
+``actual - forecast_q`` with the finite-sample rank ``ceil((n + 1) q)`` for q >= 0.5 and
+``floor((n + 1) q)`` for q < 0.5, so both ends of a band err on the wide side (Romano et al.
+2019, conformalised quantile regression, one level at a time). The shifts live in the
+scaled space the network forecasts in (each series' scaling is affine and increasing, so a
+series keeps its own band width), are saved with the model (`FittedState.calibration`) and
+applied by `lstmkit.tasks.forecasting.predict.PredictCore` to every forecast: the API, the
+torch-free runtime, the server and exports alike.
+
+Validation windows overlap (their origins are one step apart) and were also used for early
+stopping, so the guarantee is approximate; `MIN_WINDOWS` windows at least, else the bands
+stay as trained and the reason is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from lstmkit.data.scalers import SeriesScaler
+from lstmkit.data.series import SeriesData
+from lstmkit.data.windows import make_windows, window_target_ends
+
+#: fewest validation windows that give per-step shifts
+MIN_WINDOWS = 20
+#: most validation windows used (a random subset beyond it, for many series)
+MAX_WINDOWS = 20_000
+
+
+def validation_windows(
+    sd: SeriesData,
+    scaler: SeriesScaler,
+    window: int,
+    horizon: int,
+    val: int,
+    future_columns: list[int],
+    seed: int = 0,
+    with_ids: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """The scaled validation windows of every series: inputs (n, window, features), known
+    future covariates over the horizon (n, horizon, n_future) or None, and the actual
+    target (n, horizon): the windows whose whole horizon lies in the last ``val`` steps.
+    ``with_ids``: also the series id of each window (n,), for a network that reads each
+    series' static inputs."""
+    xs, fs, ys, ids = [], [], [], []
+    for s in sd.series.values():
+        if val < horizon or len(s) < window + horizon:
+            continue
+        start = max(len(s) - val - window, 0)
+        part = s.values[start:]
+        scaled = scaler.transform(s.id, part).astype(np.float32)
+        x, y = make_windows(scaled, window, horizon)
+        keep = window_target_ends(len(part), window, horizon) + start > len(s) - val
+        keep &= window_target_ends(len(part), window, horizon) + start - horizon >= len(s) - val
+        if not keep.any():
+            continue
+        xs.append(x[keep])
+        ys.append(y[keep])
+        ids.append(np.full(int(keep.sum()), s.id, dtype=object))
+        if future_columns:
+            fut = np.stack(
+                [make_windows(scaled[:, [c]], window, horizon)[1] for c in future_columns], -1
+            )
+            fs.append(fut[keep])
+    if not xs:
+        empty = np.zeros((0, window, 1), np.float32)
+        none = (empty, None, np.zeros((0, horizon), np.float32))
+        return (*none, np.zeros(0, dtype=object)) if with_ids else none
+    x, y, sid = np.concatenate(xs), np.concatenate(ys), np.concatenate(ids)
+    fut = np.concatenate(fs) if fs else None
+    if len(x) > MAX_WINDOWS:
+        pick = np.sort(np.random.default_rng(seed).choice(len(x), MAX_WINDOWS, replace=False))
+        x, y, sid = x[pick], y[pick], sid[pick]
+        fut = None if fut is None else fut[pick]
+    return (x, fut, y, sid) if with_ids else (x, fut, y)
+
+
+def conformal_offsets(forecasts: np.ndarray, actual: np.ndarray, levels: list[float]) -> np.ndarray:
+    """Shifts (horizon, n_levels) that calibrate the quantile channels ``forecasts[..., 1:]``
+    (n, horizon, 1 + n_levels) on ``actual`` (n, horizon): see the module doc."""
+    n = len(actual)
+    scores = np.sort(actual[:, :, None] - forecasts[:, :, 1:], axis=0)  # (n, h, levels)
+    out = np.empty(scores.shape[1:], dtype=np.float64)
+    for j, q in enumerate(levels):
+        rank = math.ceil((n + 1) * q) if q >= 0.5 else math.floor((n + 1) * q)
+        out[:, j] = scores[min(max(rank, 1), n) - 1, :, j]
+    return out
+
+
+def apply_offsets(out: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
+    """``out`` (n, horizon, 1 + levels) with the quantile channels shifted by ``offsets``
+    (horizon, levels) and kept ordered; unchanged without offsets."""
+    if offsets is None:
+        return out
+    out = out.copy()
+    out[..., 1:] = np.sort(out[..., 1:] + offsets[None].astype(out.dtype), axis=-1)
+    return out
+
+
+def fit_offsets(
+    forecast_scaled: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+    sd: SeriesData,
+    scaler: SeriesScaler,
+    window: int,
+    horizon: int,
+    val: int,
+    levels: list[float],
+    future_columns: list[int],
+    seed: int = 0,
+    batch_size: int = 1024,
+    static_inputs: Callable[[list[str]], np.ndarray] | None = None,
+) -> tuple[np.ndarray | None, str]:
+    """The per-step shifts from the validation windows (`conformal_offsets`), or None and
+    the reason when there are fewer than `MIN_WINDOWS` of them; ``forecast_scaled`` runs
+    the network on scaled windows (as `PredictCore` takes it), with the static inputs of
+    each window's series from ``static_inputs`` (series ids -> inputs) when given."""
+    x, fut, y, sid = validation_windows(
+        sd, scaler, window, horizon, val, future_columns, seed, with_ids=True
+    )
+    if len(x) < MIN_WINDOWS:
+        return None, (
+            f"bands not calibrated: {len(x)} validation windows with a whole horizon, "
+            f"fewer than {MIN_WINDOWS} (a longer validation stretch or more series)"
+        )
+    outs = []
+    for i in range(0, len(x), batch_size):
+        f = None if fut is None else fut[i : i + batch_size]
+        part = x[i : i + batch_size]
+        if static_inputs is None:
+            out = forecast_scaled(part, f)
+        else:
+            st = static_inputs(sid[i : i + batch_size].tolist())
+            out = forecast_scaled(part, f, st)  # type: ignore[call-arg]
+        outs.append(np.asarray(out, dtype=np.float64))
+    fc = np.concatenate(outs)
+    fc[..., 1:] = np.sort(fc[..., 1:], axis=-1)
+    return conformal_offsets(fc, y.astype(np.float64), levels), (
+        f"bands calibrated on {len(x)} validation windows"
+    )

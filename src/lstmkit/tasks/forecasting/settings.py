@@ -1,0 +1,211 @@
+"""`ForecasterConfig`: every setting that defines a forecaster, declared once (a
+`lstmkit.settings.Settings` model: type, range, default and help text of each field).
+
+The `Forecaster`, its saved ``config.json`` and the ``lstmkit forecast`` options are read
+from it. Torch-free to import (the CLI reads the fields for its options).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from lstmkit.errors import LstmkitError
+from lstmkit.settings import RNN, Settings
+from lstmkit.training.settings import TrainConfig
+
+#: a probability of dropping (or keeping) a unit: in [0, 1)
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+#: a quantile level, strictly between 0 and 1
+Level = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+def default_train() -> TrainConfig:
+    """The forecaster's training defaults (the shared rules, its own values)."""
+    return TrainConfig(max_epochs=300, lr=1e-2, early_stopping_patience=20)
+
+
+class ForecasterConfig(Settings):
+    """Everything that defines a forecaster; round-trips through JSON (`to_dict` /
+    `from_dict`). ``train`` holds the shared training settings (`TrainConfig`), which
+    the `Forecaster` also takes by their flat names (``lr=``, ``max_epochs=``).
+
+    Model folders saved before a setting existed load with its default; those saved
+    with a renamed setting (``model``, now ``rnn``) load under the new name.
+    """
+
+    what: ClassVar[str] = "forecaster"
+    renamed: ClassVar[dict[str, str]] = {"model": "rnn"}
+
+    horizon: int = Field(12, ge=1, description="Steps to forecast.")
+    window: int | None = Field(
+        None, ge=2, description="Input steps (None: chosen from the season and horizon)."
+    )
+    rnn: RNN = Field(
+        "lstm", description="Recurrent layer of the encoder (slstm, mlstm: xLSTM layers)."
+    )
+    hidden_size: int = Field(64, ge=1, description="Units per recurrent layer.")
+    num_layers: int = Field(1, ge=1, description="Stacked recurrent layers.")
+    dropout: Probability = Field(0.0, description="Dropout between stacked layers.")
+    bidirectional: bool = Field(False, description="Read each window in both directions.")
+    layer_norm: bool = Field(False, description="Layer-normalised gates (Ba et al. 2016).")
+    recurrent_dropout: Probability = Field(
+        0.0,
+        description="Variational dropout on the previous hidden state, one mask per "
+        "sequence (Gal & Ghahramani 2016; training only).",
+    )
+    zoneout: Probability = Field(
+        0.0,
+        description="Probability that a unit keeps its previous state at a step "
+        "(Krueger et al. 2016).",
+    )
+    num_heads: int | None = Field(
+        None,
+        ge=1,
+        description="Heads of an sLSTM/mLSTM, dividing hidden_size (None: the largest of "
+        "4, 2, 1 that does; an LSTM/GRU takes none).",
+    )
+    chunk_size: int | None = Field(
+        None,
+        ge=1,
+        description="Steps per chunk of the mLSTM's chunkwise form (None: 64; mLSTM only).",
+    )
+    method: Literal["direct", "recursive"] = Field(
+        "direct",
+        description="direct: all horizon steps at once; recursive: one step fed back.",
+    )
+    instance_norm: bool | Literal["mean", "last"] = Field(
+        True,
+        description="Reversible normalisation of each input window: true or mean (less "
+        "the window's mean, over its standard deviation), last (less the last value, over "
+        "the mean absolute step-to-step change, MASE's scale), false (none).",
+    )
+    scaler: Literal["minmax", "standard", "none", "log", "auto"] = Field(
+        "auto",
+        description="Per-series scaling, fitted on the training part (log: the log of the "
+        "positive target, then minmax; auto: log for several series whose targets are all "
+        "positive, else minmax).",
+    )
+    quantiles: list[Level] | None = Field(
+        default_factory=lambda: [0.1, 0.5, 0.9],
+        description="Quantile levels of the band (pinball loss), or None for MSE only.",
+    )
+    skip: bool = Field(
+        True, description="The head also reads the normalised input window (linear path)."
+    )
+    patch: int | None = Field(
+        None,
+        ge=1,
+        description="Steps per patch of the window, one recurrent step each (None: 4 for "
+        "windows of 48 steps or more, else 1; 1: step by step).",
+    )
+    residual: Literal["nlinear", "nlinear-fixed"] | None = Field(
+        None,
+        description="A closed-form ridge NLinear fitted before training, which the network "
+        "corrects (nlinear: training refines it too; nlinear-fixed: kept fixed).",
+    )
+    loss: Literal["auto", "mse", "mae", "mase"] = Field(
+        "auto",
+        description="Loss of the point forecast on the scaled values (mase: absolute error "
+        "over the window's mean absolute step-to-step change; auto: mae on log-scaled "
+        "series, mse otherwise).",
+    )
+    batch_size: int = Field(32, ge=1, description="Windows per training batch.")
+    val_size: int | None = Field(
+        None,
+        ge=0,
+        description="Validation steps at the end of each series (None: about a tenth of "
+        "the shortest series in whole horizons; 0: no validation).",
+    )
+    batches_per_epoch: int | None = Field(
+        100,
+        ge=1,
+        description="At most this many random batches between two validations "
+        "(None: every window each epoch).",
+    )
+    season: int | None = Field(
+        None, ge=1, description="Seasonal period for baselines and MASE (None: from the frequency)."
+    )
+    calibrate: bool = Field(
+        True,
+        description="Shift each quantile, per horizon step, so that it holds on the "
+        "validation windows (split conformal; needs two or more quantiles and at least 20 "
+        "whole-horizon validation windows over all series).",
+    )
+    predict_batch_size: int = Field(
+        1024,
+        ge=1,
+        description="Windows (one per series) per network call in predict, evaluate and backtest.",
+    )
+    id_embedding: int = Field(
+        0,
+        ge=0,
+        description="Width of a learnt embedding of the series id fed to the head (0: none; "
+        "such a model forecasts only the series it was trained on).",
+    )
+    baselines: list[str] = Field(
+        default_factory=lambda: ["naive", "snaive"],
+        description="Baselines scored beside the network, comma-separated (none: no baselines).",
+    )
+    combine: bool = Field(
+        False,
+        description="Mix the network with the best baseline, one weight per horizon step "
+        "fitted on the validation stretch.",
+    )
+    ensemble: int = Field(
+        1,
+        ge=1,
+        description="Networks trained with seeds seed, seed + 1, ...; their forecasts "
+        "averaged (quantiles: the median).",
+    )
+    train: TrainConfig = Field(
+        default_factory=default_train, description="The shared training settings."
+    )
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ForecasterConfig:
+        """Saved settings (see `Settings.from_dict`); those saved before ``patch`` existed
+        read the window step by step (patch 1), as those networks were built."""
+        if isinstance(data, Mapping) and "patch" not in data:
+            data = {**data, "patch": 1}
+        return super().from_dict(data)
+
+    @field_validator("quantiles")
+    @classmethod
+    def _sorted_distinct(cls, value: list[float] | None) -> list[float] | None:
+        if value is None:
+            return None
+        if len(set(value)) != len(value):
+            raise ValueError("must be distinct values strictly between 0 and 1")
+        return sorted(value)
+
+    @field_validator("baselines", mode="before")
+    @classmethod
+    def _baseline_names(cls, value: object) -> list[str]:
+        from lstmkit.tasks.forecasting.baselines import parse_names
+
+        if isinstance(value, tuple):
+            value = list(value)
+        if value is not None and not isinstance(value, str | list):
+            raise ValueError(f"must be names separated by commas or a list, got {value!r}")
+        return parse_names(value)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _together(self) -> ForecasterConfig:
+        from lstmkit.tasks.rnn import check_rnn_settings
+
+        check_rnn_settings(
+            self.rnn, self.hidden_size, self.num_heads, self.chunk_size,
+            variants={"layer_norm": self.layer_norm, "recurrent_dropout": self.recurrent_dropout,
+                      "zoneout": self.zoneout},
+        )  # fmt: skip
+        if self.combine and self.val_size == 0:
+            raise LstmkitError(
+                "combine needs a validation stretch to fit its weights on; leave val_size "
+                "unset or above 0 (--val-size), or drop --combine"
+            )
+        if self.combine and not self.baselines:
+            raise LstmkitError("combine mixes the network with the best baseline; name some")
+        return self

@@ -1,0 +1,172 @@
+"""Split-conformal calibration of the quantile bands and the band metrics (SQL, WQL,
+coverage, width): each against a hand computation, and end to end on many series where
+the coverage on windows the model never saw must land near the nominal level."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstmkit import Forecaster, runtime
+from lstmkit.errors import LstmkitError
+from lstmkit.tasks.forecast_metrics import (
+    band_metrics,
+    mase,
+    scaled_quantile_loss,
+    weighted_quantile_loss,
+)
+from lstmkit.tasks.forecasting.calibration import apply_offsets, conformal_offsets
+
+
+def test_offsets_are_the_conformal_order_statistics_by_hand():
+    # 9 windows, 1 step, levels 0.1 / 0.5 / 0.9; forecasts 0 so the scores are the actuals
+    actual = np.arange(1.0, 10.0)[:, None]  # scores 1..9
+    fc = np.zeros((9, 1, 4))
+    off = conformal_offsets(fc, actual, [0.1, 0.5, 0.9])
+    # ranks: floor(10*0.1)=1 -> 1; ceil(10*0.5)=5 -> 5; ceil(10*0.9)=9 -> 9
+    np.testing.assert_array_equal(off, [[1.0, 5.0, 9.0]])
+    # a shifted forecast shifts the scores: offsets move the other way
+    fc[..., 1:] = 2.0
+    np.testing.assert_array_equal(conformal_offsets(fc, actual, [0.1, 0.5, 0.9]), [[-1, 3, 7]])
+    # ranks outside 1..n are clipped to the extremes
+    off = conformal_offsets(np.zeros((3, 1, 3)), np.array([[3.0], [1.0], [2.0]]), [0.05, 0.99])
+    np.testing.assert_array_equal(off, [[1.0, 3.0]])
+
+
+def test_offsets_are_per_step_and_keep_the_quantiles_ordered():
+    rng = np.random.default_rng(0)
+    actual = np.stack([rng.normal(0, 1, 400), rng.normal(0, 5, 400)], 1)  # step 2 wider
+    fc = np.zeros((400, 2, 3))
+    off = conformal_offsets(fc, actual, [0.1, 0.9])
+    assert off.shape == (2, 2)
+    assert off[1, 1] - off[1, 0] > 3 * (off[0, 1] - off[0, 0])  # the band follows the step
+    out = apply_offsets(fc, np.array([[1.0, -1.0], [0.0, 0.0]]))  # crossing shifts
+    assert (np.diff(out[..., 1:], axis=-1) >= 0).all()
+    assert apply_offsets(fc, None) is fc
+
+
+def test_band_metrics_by_hand():
+    a = np.array([1.0, 2.0, 4.0])
+    q = np.array([[0.0, 2.0], [1.0, 3.0], [1.0, 3.0]])  # levels 0.2, 0.8
+    levels = [0.2, 0.8]
+    # pinball: step 1: (0.2*1, (0.8-1)*(1-2)=0.2); step 2: (0.2*1, 0.2*1);
+    # step 3: (0.2*3, 0.8*1)
+    losses = np.array([[0.2, 0.2], [0.2, 0.2], [0.6, 0.8]])
+    history = np.array([0.0, 1.0, 3.0, 4.0])  # naive in-sample MAE = (1+2+1)/3
+    got = band_metrics(a, q, levels, history, 1)
+    assert got["SQL"] == pytest.approx(2 * losses.mean() / (4 / 3))
+    assert got["WQL"] == pytest.approx(np.mean(2 * losses.sum(0) / 7.0))
+    assert got["coverage"] == pytest.approx(2 / 3) and got["width"] == pytest.approx(2.0)
+    # with the single level 0.5, SQL is MASE and WQL is the weighted absolute error
+    f = np.array([1.5, 2.5, 3.0])
+    assert scaled_quantile_loss(a, f[:, None], [0.5], history) == pytest.approx(mase(a, f, history))
+    assert weighted_quantile_loss(a, f[:, None], [0.5]) == pytest.approx(2.0 / 7.0)
+    with pytest.raises(LstmkitError, match="quantiles include NaN"):
+        band_metrics(a, np.full((3, 2), np.nan), levels, history, 1)
+    assert math.isnan(scaled_quantile_loss(a, q, levels, np.ones(5)))  # constant history
+
+
+def _noise_panel(n_series: int, length: int, seed: int, noise_seed: int | None = None):
+    """White noise around a level per series, its scale varying by series (both drawn
+    with ``seed``; the noise with ``noise_seed``, default ``seed``)."""
+    rng = np.random.default_rng(seed)
+    noise = np.random.default_rng(seed if noise_seed is None else noise_seed)
+    frames = []
+    for i in range(n_series):
+        level, scale = rng.uniform(20, 80), rng.uniform(1, 4)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "id": f"s{i}",
+                    "day": pd.date_range("2024-01-01", periods=length, freq="D"),
+                    "y": level + scale * noise.standard_normal(length),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def panel_models():
+    """The same tiny network trained for a few batches only (its band far from 80%) with
+    and without calibration, on 80 noise series whose last 12 days validate."""
+    df = _noise_panel(80, 70, seed=1)
+    kw = dict(
+        window=8, hidden_size=8, quantiles=[0.1, 0.5, 0.9], val_size=12, max_epochs=1,
+        lr=1e-3, batch_size=64, batches_per_epoch=3, progress=False, seed=0,
+    )  # fmt: skip
+    models = {}
+    for calibrate in (True, False):
+        fc = Forecaster(horizon=6, calibrate=calibrate, **kw)
+        fc.fit(df, target="y", time_col="day", id_col="id")
+        models[calibrate] = fc
+    return models
+
+
+def test_calibrated_band_covers_the_nominal_share_of_new_windows(panel_models):
+    cal, raw = panel_models[True], panel_models[False]
+    assert cal.state.calibration is not None and raw.state.calibration is None
+    assert np.asarray(cal.state.calibration).shape == (6, 3)
+    # every window whose 6 steps lie in the last 12 days: 7 a series
+    assert "calibrated on 560 validation windows" in cal.calibration_note
+    # fresh data from the same process (same series levels and scales, new noise)
+    new = _noise_panel(80, 70, seed=1, noise_seed=99)
+    ev_cal = cal.evaluate(new)
+    ev_raw = raw.evaluate(new)
+    got = ev_cal.metrics.loc["lstmkit", "coverage"]
+    assert 0.72 <= got <= 0.88, got  # 480 values: a binomial sd of 1.8 points around 80%
+    assert ev_cal.coverage == pytest.approx(got)
+    # the raw band of the barely trained network is far off; calibrated, it holds
+    assert abs(ev_raw.metrics.loc["lstmkit", "coverage"] - 0.8) > 0.15
+    # band metrics only for the model with quantiles; the baselines show n/a (NaN)
+    assert set(ev_cal.metrics.columns) >= {"SQL", "WQL", "coverage", "width"}
+    assert ev_cal.metrics.loc["naive", ["SQL", "coverage"]].isna().all()
+
+
+def test_calibration_round_trips_and_the_runtime_applies_it(panel_models, tmp_path):
+    cal = panel_models[True]
+    cal.save(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert np.allclose(saved["config"]["data"]["calibration"], cal.state.calibration)
+    back = Forecaster.load(tmp_path / "m")
+    want = cal.predict()
+    pd.testing.assert_frame_equal(back.predict(), want)
+    cal.export_onnx(tmp_path / "onnx")
+    got = runtime.load(tmp_path / "onnx").predict()
+    numbers = ["forecast", "q10", "q50", "q90"]
+    np.testing.assert_allclose(got[numbers], want[numbers], rtol=1e-5, atol=1e-4)
+    # the calibration is what makes the difference: the same network without it differs
+    back.state.calibration = None
+    assert not np.allclose(back.predict()[["q10", "q90"]], want[["q10", "q90"]])
+
+
+def test_a_damaged_calibration_is_one_line(panel_models, tmp_path):
+    panel_models[True].save(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    cfg = json.loads(path.read_text())
+    for bad in ([[1.0, float("nan"), 2.0]], [[1.0], [1.0, 2.0]], "x", [[1.0, 2.0]]):
+        cfg["config"]["data"]["calibration"] = bad
+        path.write_text(json.dumps(cfg))
+        with pytest.raises(LstmkitError) as info:
+            Forecaster.load(tmp_path / "m").predict()
+        assert "calibration" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_too_few_validation_windows_leave_the_band_as_trained():
+    df = _noise_panel(3, 70, seed=2)
+    fc = Forecaster(horizon=6, window=8, hidden_size=4, val_size=6, max_epochs=1, progress=False)
+    fc.fit(df, target="y", time_col="day", id_col="id")
+    assert fc.state.calibration is None
+    assert "not calibrated: 3 validation windows" in fc.calibration_note
+    fc = Forecaster(horizon=6, window=8, hidden_size=4, val_size=0, max_epochs=1,
+                    progress=False)  # fmt: skip
+    fc.fit(df, target="y", time_col="day", id_col="id")
+    assert "no validation stretch" in fc.calibration_note
+    fc = Forecaster(horizon=6, window=8, hidden_size=4, quantiles=None, max_epochs=1,
+                    progress=False)  # fmt: skip
+    fc.fit(df, target="y", time_col="day", id_col="id")
+    assert fc.calibration_note is None and fc.state.calibration is None
