@@ -95,9 +95,11 @@ def test_save_load_same_ids_and_config_json_round_trip():
 
 
 def test_bad_config():
-    with pytest.raises(LstmkitError, match="tokenizer kind"):
+    with pytest.raises(
+        LstmkitError, match="tokenizer setting kind must be one of word, bpe, got 'char'"
+    ):
         TokenizerConfig(kind="char")
-    with pytest.raises(LstmkitError, match="keep"):
+    with pytest.raises(LstmkitError, match=r"tokenizer setting keep must be one of .*'middle'"):
         TokenizerConfig(keep="middle")
 
 
