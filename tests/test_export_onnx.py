@@ -174,10 +174,11 @@ FORECAST_OPTIONS = [
     {"rnn": "gru", "bidirectional": True, "covariates": ["temp", "promo"],
      "future_covariates": ["promo"], "scaler": "standard"},
     {"method": "recursive", "skip": False},
+    {"patch": 3, "residual": "nlinear", "instance_norm": "last"},
 ]  # fmt: skip
 
 
-FORECAST_IDS = ["lstm-q", "gru-noinorm", "bi2-q", "gru-bi-cov", "recursive"]
+FORECAST_IDS = ["lstm-q", "gru-noinorm", "bi2-q", "gru-bi-cov", "recursive", "patch-residual"]
 
 
 @pytest.mark.parametrize("settings", FORECAST_OPTIONS, ids=FORECAST_IDS)

@@ -82,7 +82,7 @@ def test_constant_series_forecasts_with_undefined_mase() -> None:
         ({"lr": -1.0}, "lr must be a number > 0, got -1.0"),
         ({"lr": float("nan")}, "lr must be a finite number"),
         ({"quantiles": "0.1,0.9"}, "quantiles must be a list of numbers in .0, 1. or None"),
-        ({"instance_norm": "yes"}, "instance_norm must be true/false"),
+        ({"instance_norm": "yes"}, "instance_norm must be true/false or one of mean, last"),
         ({"precision": "bf17"}, "precision must be one of"),
     ],
 )

@@ -146,3 +146,26 @@ def test_trials_are_clones_of_the_tuned_forecaster(tmp_path):
     assert (cfg.checkpoint_dir, cfg.logger, cfg.log_dir, cfg.progress) == (None, None, None, False)
     assert not (tmp_path / "ckpt").exists() and not (tmp_path / "logs").exists()
     assert base.config.checkpoint_dir == str(tmp_path / "ckpt")  # the tuned one is unchanged
+
+
+def test_a_model_with_static_inputs_and_the_design_options_is_tuned_and_scored():
+    """Trials of a model that reads static inputs (a static column, the id embedding) are
+    scored with each validation window's own static inputs, and the design options
+    (patch, residual, loss) carry over to the trials; the trial's score is the mean
+    absolute error of the returned model on the validation windows."""
+    t = np.arange(72)
+    one = pd.DataFrame({"month": pd.date_range("2001-01-01", periods=72, freq="MS"),
+                        "y": 100 + t + 10 * np.sin(2 * np.pi * t / 12)})  # fmt: skip
+    df = pd.concat([one.assign(id="a", kind="x"), one.assign(id="b", kind="y", y=one["y"] * 2)])
+    sd = load_series(df, "y", time_col="month", id_col="id", static_cols=["kind"])
+    base = Forecaster(horizon=6, window=12, id_embedding=2, patch=3, residual="nlinear",
+                      loss="mae", **FAST)  # fmt: skip
+    result = tune(base, sd, 1, space={"hidden_size": ("choice", [4])})
+    best = result.forecaster
+    cfg = best.config
+    assert (cfg.patch, cfg.residual, cfg.loss, cfg.hidden_size) == (3, "nlinear", "mae", 4)
+    assert best.net.net.static_spec and best.net.net.patch == 3
+    from lstmkit.tasks.forecasting.data import validation_size
+
+    score = validation_score(best, sd, validation_size(cfg, 72))
+    assert math.isfinite(score) and result.score == pytest.approx(score)

@@ -272,6 +272,11 @@ def test_training_settings_given_in_part_keep_the_tasks_defaults() -> None:
         ({"baselines": "naive,nope"}, "unknown baseline 'nope'"),
         ({"combine": True, "val_size": 0}, "combine needs a validation stretch"),
         ({"combine": True, "baselines": "none"}, "combine mixes the network with the best"),
+        ({"patch": 0}, "patch must be an integer >= 1 or None, got 0"),
+        ({"residual": "dlinear"}, "residual must be one of nlinear, nlinear-fixed or None"),
+        ({"loss": "l1"}, "loss must be one of auto, mse, mae, mase, got 'l1'"),
+        ({"scaler": "log10"}, "scaler must be one of minmax, standard, none, log, auto"),
+        ({"instance_norm": "median"}, "instance_norm must be true/false or one of mean, last"),
     ],
 )
 def test_the_issue_17_18_forecaster_settings_are_declared_in_the_model(settings, message):
@@ -296,7 +301,9 @@ def test_the_new_forecast_options_come_from_the_model(tmp_path: Path, capsys, mo
     monkeypatch.setenv("COLUMNS", "400")
     code, out, _ = run(["forecast", "--help"], capsys)
     flat = re.sub(r"[\s│]+", " ", out)
-    for name in ("num_heads", "chunk_size", "calibrate", "id_embedding", "ensemble"):
+    names = ("num_heads", "chunk_size", "calibrate", "id_embedding", "ensemble", "patch",
+             "residual", "loss", "scaler")  # fmt: skip
+    for name in names:
         described = ForecasterConfig.model_fields[name].description
         assert described.split(";")[0] in flat, name
     target = tmp_path / "out"
@@ -306,7 +313,22 @@ def test_the_new_forecast_options_come_from_the_model(tmp_path: Path, capsys, mo
     )
     code, _, err = run(["forecast", "--baselines", "naive,nope", "--out", str(target)], capsys)
     assert code == 2 and err.count("\n") == 1 and "unknown baseline 'nope'" in err
+    code, _, err = run(["forecast", "--patch", "0", "--out", str(target)], capsys)
+    assert code == 2 and err.strip() == (
+        "error: forecaster setting patch must be an integer >= 1 or None, got 0"
+    )
+    code, _, err = run(["forecast", "--loss", "l1", "--out", str(target)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "'l1' is not one of" in err
     assert not target.exists()
+
+
+def test_the_design_settings_round_trip_and_old_folders_read_step_by_step() -> None:
+    cfg = ForecasterConfig(patch=3, residual="nlinear", loss="mase", instance_norm="last",
+                           scaler="log")  # fmt: skip
+    assert ForecasterConfig.from_dict(cfg.to_dict()) == cfg
+    assert ForecasterConfig().patch is None  # automatic for new models
+    old = {k: v for k, v in ForecasterConfig().to_dict().items() if k != "patch"}
+    assert ForecasterConfig.from_dict(old).patch == 1  # saved before patching existed
 
 
 def test_the_vectorised_scores_equal_the_torchmetrics_ones() -> None:

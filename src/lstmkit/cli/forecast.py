@@ -195,7 +195,15 @@ def forecast_cmd(
         F, "quantiles", cli_type=str, help="Quantiles for the band, e.g. 0.1,0.5,0.9 ('none': MSE)."
     ) = QUANTILES,
     calibrate: option(F, "calibrate") = FD["calibrate"],
-    instance_norm: option(F, "instance_norm") = FD["instance_norm"],
+    instance_norm: option(
+        F,
+        "instance_norm",
+        cli_type=bool,
+        help="Per-window reversible normalisation (mean and spread; the API also takes 'last').",
+    ) = FD["instance_norm"],
+    patch: option(F, "patch") = FD["patch"],
+    residual: option(F, "residual") = FD["residual"],
+    loss: option(F, "loss") = FD["loss"],
     scaler: option(F, "scaler") = FD["scaler"],
     season: option(F, "season") = FD["season"],
     max_epochs: option(F, "max_epochs") = FD["max_epochs"],

@@ -1,21 +1,25 @@
-"""Per-series scalers (MinMax to [-1, 1] as in seed 004, or standard) with a JSON round trip.
+"""Per-series scalers (MinMax to [-1, 1] as in seed 004, standard, or log) with a JSON
+round trip.
 
 A scaler holds one (shift, scale) pair per series and column; ``transform``
-computes ``(x - shift) / scale`` and ``inverse_transform`` undoes it. Fitting
-uses only the training part of each series.
+computes ``(x - shift) / scale`` and ``inverse_transform`` undoes it. ``log`` first
+takes the natural log of the target (column 0; it must be positive), then scales every
+column as ``minmax`` does: the model then works with relative changes (a forecast
+scaled back with ``exp``). Fitting uses only the training part of each series.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from lstmkit.config import dataclass_from_dict
 from lstmkit.errors import LstmkitError
 
-SCALERS = ("minmax", "standard", "none")
+SCALERS = ("minmax", "standard", "none", "log")
 
 
 @dataclass
@@ -33,7 +37,10 @@ class SeriesScaler:
     def fit_series(self, series_id: str, values: np.ndarray) -> None:
         """Fit the parameters of one series from its training values, shape (time, columns)."""
         values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
-        if self.kind == "minmax":
+        if self.kind == "log":
+            values = values.copy()
+            values[:, 0] = _log_target(series_id, values[:, 0])
+        if self.kind in ("minmax", "log"):
             lo, hi = values.min(axis=0), values.max(axis=0)
             shift = hi / 2.0 + lo / 2.0  # halves first: no overflow near the float64 limit
             scale = hi / 2.0 - lo / 2.0
@@ -50,14 +57,14 @@ class SeriesScaler:
         """`fit_series` for many series at once: ``values`` (rows, columns) holds series
         ``ids[k]`` in ``lengths[k]`` rows one after the other, fitted on its first
         ``fit_lengths[k]`` rows (at least 1)."""
-        values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+        values = self.log_target(ids, values, lengths)
         lengths, fit_lengths = np.asarray(lengths), np.asarray(fit_lengths)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         # reduce over [start, start + fit) by reduceat over the pairs (start, start + fit)
         # with a spare row at the end, keeping the even segments
         padded = np.concatenate([values, values[:1]])
         cuts = np.stack([starts, starts + fit_lengths], axis=1).ravel()
-        if self.kind == "minmax":
+        if self.kind in ("minmax", "log"):
             lo = np.minimum.reduceat(padded, cuts, axis=0)[::2]
             hi = np.maximum.reduceat(padded, cuts, axis=0)[::2]
             shift = hi / 2.0 + lo / 2.0  # halves first: no overflow near the float64 limit
@@ -75,6 +82,35 @@ class SeriesScaler:
         for sid, sh, sc in zip(ids, shift.tolist(), scale.tolist(), strict=True):
             self.params[str(sid)] = {"shift": sh, "scale": sc}
 
+    def log_target(self, ids: list[str], values: np.ndarray, lengths: Any = None) -> np.ndarray:
+        """``values`` as float64 with, for the ``log`` kind, the target (column 0 of the
+        last axis) replaced by its log (a copy; a value <= 0 is refused naming its series).
+        ``values`` is (rows, columns) laid out as in `fit_many` when ``lengths`` is given,
+        else (len(ids), ..., columns), one leading row per series of ``ids``."""
+        values = np.asarray(values, dtype=np.float64)
+        if lengths is not None:
+            values = values.reshape(len(values), -1)
+        if self.kind != "log":
+            return values
+        target = values[..., 0]
+        bad = ~(target > 0)
+        if bad.any():
+            row = np.unravel_index(int(np.flatnonzero(bad)[0]), bad.shape)[0]
+            k = row if lengths is None else int(np.searchsorted(np.cumsum(lengths), row, "right"))
+            _log_target(ids[k], target.ravel()[bad.ravel()])
+        values = values.copy()
+        values[..., 0] = np.log(target)
+        return values
+
+    def exp_target(self, values: np.ndarray) -> np.ndarray:
+        """Undo `log_target` on target values already scaled back (``exp`` for the ``log``
+        kind; the values as float64 otherwise)."""
+        values = np.asarray(values, dtype=np.float64)
+        if self.kind != "log":
+            return values
+        with np.errstate(over="ignore"):
+            return np.exp(values)
+
     def stacked(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(shift, scale) of the series ``ids``, each (len(ids), columns)."""
         try:
@@ -91,7 +127,7 @@ class SeriesScaler:
     def transform_many(self, ids: list[str], values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """`transform` for many series at once (``values`` laid out as in `fit_many`)."""
         shift, scale = self.stacked(ids)
-        values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+        values = self.log_target(ids, values, lengths)
         return (values - np.repeat(shift, lengths, axis=0)) / np.repeat(scale, lengths, axis=0)
 
     def _get(
@@ -117,13 +153,26 @@ class SeriesScaler:
         shift, scale = self._get(series_id, columns)
         values = np.asarray(values, dtype=np.float64)
         if values.ndim == 1:
+            if self.kind == "log":
+                values = _log_target(series_id, values)
             return (values - shift[0]) / scale[0]
+        if self.kind == "log":
+            picked = np.arange(len(self.params[str(series_id)]["shift"]))
+            picked = picked if columns is None else picked[columns]
+            target = np.flatnonzero(np.atleast_1d(picked) == 0)
+            if target.size:
+                values = values.copy()
+                values[..., target[0]] = _log_target(series_id, values[..., target[0]])
         return (values - shift) / scale
 
     def inverse_transform(self, series_id: str, values: np.ndarray, column: int = 0) -> np.ndarray:
         """Undo the scaling of column ``column`` (default: the target) for any array shape."""
         shift, scale = self._get(series_id, None)
-        return np.asarray(values, dtype=np.float64) * scale[column] + shift[column]
+        out = np.asarray(values, dtype=np.float64) * scale[column] + shift[column]
+        if self.kind == "log" and column == 0:
+            with np.errstate(over="ignore"):
+                return np.exp(out)
+        return out
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict."""
@@ -146,3 +195,14 @@ class SeriesScaler:
     def from_json(cls, text: str) -> SeriesScaler:
         """Inverse of `to_json`."""
         return cls.from_dict(json.loads(text))
+
+
+def _log_target(series_id: str, values: np.ndarray) -> np.ndarray:
+    """The natural log of target values, refusing (`LstmkitError`) any value <= 0."""
+    values = np.asarray(values, dtype=np.float64)
+    if not (values > 0).all():
+        raise LstmkitError(
+            f"scaler='log' needs positive target values; series {series_id!r} has "
+            f"{np.nanmin(values):.6g}; use scaler='minmax' or 'standard'"
+        )
+    return np.log(values)

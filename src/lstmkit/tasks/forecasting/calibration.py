@@ -44,11 +44,14 @@ def validation_windows(
     val: int,
     future_columns: list[int],
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    with_ids: bool = False,
+) -> tuple[np.ndarray, ...]:
     """The scaled validation windows of every series: inputs (n, window, features), known
     future covariates over the horizon (n, horizon, n_future) or None, and the actual
-    target (n, horizon): the windows whose whole horizon lies in the last ``val`` steps."""
-    xs, fs, ys = [], [], []
+    target (n, horizon): the windows whose whole horizon lies in the last ``val`` steps.
+    ``with_ids``: also the series id of each window (n,), for a network that reads each
+    series' static inputs."""
+    xs, fs, ys, ids = [], [], [], []
     for s in sd.series.values():
         if val < horizon or len(s) < window + horizon:
             continue
@@ -62,6 +65,7 @@ def validation_windows(
             continue
         xs.append(x[keep])
         ys.append(y[keep])
+        ids.append(np.full(int(keep.sum()), s.id, dtype=object))
         if future_columns:
             fut = np.stack(
                 [make_windows(scaled[:, [c]], window, horizon)[1] for c in future_columns], -1
@@ -69,14 +73,15 @@ def validation_windows(
             fs.append(fut[keep])
     if not xs:
         empty = np.zeros((0, window, 1), np.float32)
-        return empty, None, np.zeros((0, horizon), np.float32)
-    x, y = np.concatenate(xs), np.concatenate(ys)
+        none = (empty, None, np.zeros((0, horizon), np.float32))
+        return (*none, np.zeros(0, dtype=object)) if with_ids else none
+    x, y, sid = np.concatenate(xs), np.concatenate(ys), np.concatenate(ids)
     fut = np.concatenate(fs) if fs else None
     if len(x) > MAX_WINDOWS:
         pick = np.sort(np.random.default_rng(seed).choice(len(x), MAX_WINDOWS, replace=False))
-        x, y = x[pick], y[pick]
+        x, y, sid = x[pick], y[pick], sid[pick]
         fut = None if fut is None else fut[pick]
-    return x, fut, y
+    return (x, fut, y, sid) if with_ids else (x, fut, y)
 
 
 def conformal_offsets(forecasts: np.ndarray, actual: np.ndarray, levels: list[float]) -> np.ndarray:
@@ -112,11 +117,15 @@ def fit_offsets(
     future_columns: list[int],
     seed: int = 0,
     batch_size: int = 1024,
+    static_inputs: Callable[[list[str]], np.ndarray] | None = None,
 ) -> tuple[np.ndarray | None, str]:
     """The per-step shifts from the validation windows (`conformal_offsets`), or None and
     the reason when there are fewer than `MIN_WINDOWS` of them; ``forecast_scaled`` runs
-    the network on scaled windows (as `PredictCore` takes it)."""
-    x, fut, y = validation_windows(sd, scaler, window, horizon, val, future_columns, seed)
+    the network on scaled windows (as `PredictCore` takes it), with the static inputs of
+    each window's series from ``static_inputs`` (series ids -> inputs) when given."""
+    x, fut, y, sid = validation_windows(
+        sd, scaler, window, horizon, val, future_columns, seed, with_ids=True
+    )
     if len(x) < MIN_WINDOWS:
         return None, (
             f"bands not calibrated: {len(x)} validation windows with a whole horizon, "
@@ -125,7 +134,13 @@ def fit_offsets(
     outs = []
     for i in range(0, len(x), batch_size):
         f = None if fut is None else fut[i : i + batch_size]
-        outs.append(np.asarray(forecast_scaled(x[i : i + batch_size], f), dtype=np.float64))
+        part = x[i : i + batch_size]
+        if static_inputs is None:
+            out = forecast_scaled(part, f)
+        else:
+            st = static_inputs(sid[i : i + batch_size].tolist())
+            out = forecast_scaled(part, f, st)  # type: ignore[call-arg]
+        outs.append(np.asarray(out, dtype=np.float64))
     fc = np.concatenate(outs)
     fc[..., 1:] = np.sort(fc[..., 1:], axis=-1)
     return conformal_offsets(fc, y.astype(np.float64), levels), (

@@ -1,9 +1,11 @@
 """`ForecastModule`: the LightningModule around `ForecastNet` (instance normalisation and
 the loss), and the sample paths that give recursive forecasts their widening band.
 
-Loss: MSE of the point forecast plus, with quantiles, the pinball loss, on the
-per-series scaled values after undoing the instance normalisation. Training
-itself (optimiser, logging) is the shared `lstmkit.training.LstmkitModule`'s.
+Loss: MSE, MAE or MASE-like (absolute error over the window's mean absolute
+step-to-step change) of the point forecast (``ForecasterConfig.loss``) plus, with
+quantiles, the pinball loss, on the per-series scaled values after undoing the instance
+normalisation. A network with a ``residual`` NLinear map adds it to its output here.
+Training itself (optimiser, logging) is the shared `lstmkit.training.LstmkitModule`'s.
 """
 
 from __future__ import annotations
@@ -17,12 +19,23 @@ from lstmkit.training import LstmkitModule
 EPS = 1e-5
 
 
-def _instance_stats(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation of the target (feature 0) of each window, (batch, 1)."""
+def _instance_stats(x: Tensor, how: bool | str = "mean") -> tuple[Tensor, Tensor]:
+    """Centre and scale of the target (feature 0) of each window, (batch, 1): its mean and
+    standard deviation, or (``how="last"``) its last value and mean absolute change."""
     target = x[:, :, 0]
+    if how == "last":
+        change = (target[:, 1:] - target[:, :-1]).abs().mean(dim=1, keepdim=True)
+        return target[:, -1:], change + EPS
     mean = target.mean(dim=1, keepdim=True)
     std = torch.sqrt(target.var(dim=1, keepdim=True, unbiased=False) + EPS)
     return mean, std
+
+
+def _change_scale(x: Tensor) -> Tensor:
+    """Mean absolute step-to-step change of each window's target, (batch, 1): the
+    denominator of the ``mase`` loss (a flat window counts with a tiny floor)."""
+    target = x[:, :, 0]
+    return (target[:, 1:] - target[:, :-1]).abs().mean(dim=1, keepdim=True) + 1e-3
 
 
 def pinball_loss(pred: Tensor, y: Tensor, quantiles: Tensor) -> Tensor:
@@ -34,17 +47,18 @@ def pinball_loss(pred: Tensor, y: Tensor, quantiles: Tensor) -> Tensor:
 class ForecastModule(LstmkitModule):
     """LightningModule wrapping `ForecastNet` with instance normalisation and the loss.
 
-    Loss: MSE of the point forecast (output channel 0) plus, with quantiles, the
-    pinball loss of channels 1.., computed on the per-series scaled values after
-    undoing the instance normalisation.
+    Loss: ``loss`` ("mse", "mae" or "mase") of the point forecast (output channel 0)
+    plus, with quantiles, the pinball loss of channels 1.., computed on the per-series
+    scaled values after undoing the instance normalisation.
     """
 
     def __init__(
         self,
         net: ForecastNet,
-        instance_norm: bool,
+        instance_norm: bool | str,
         quantiles: list[float] | None,
         future_columns: list[int] | None = None,
+        loss: str = "mse",
         static: bool = False,
     ):
         super().__init__()
@@ -53,6 +67,7 @@ class ForecastModule(LstmkitModule):
         # positions of the known-future covariates among the covariates (feature - 1)
         self.future_columns = [c - 1 for c in future_columns or []]
         self.instance_norm = instance_norm
+        self.loss = loss
         q = torch.tensor(quantiles or [], dtype=torch.float32)
         self.register_buffer("quantiles", q, persistent=False)
 
@@ -62,9 +77,11 @@ class ForecastModule(LstmkitModule):
         """x (batch, window, features) scaled [, future (batch, steps, n_future)] [, static
         (batch, static inputs)] -> forecast (batch, steps, n_outputs) scaled."""
         extra = {} if static is None else {"static": static}
+        base = self.net.nlinear(x[:, :, 0]).unsqueeze(-1) if self.net.residual else None
         if not self.instance_norm:
-            return self.net(x, future, **extra)
-        mean, std = _instance_stats(x)
+            out = self.net(x, future, **extra)
+            return out if base is None else out + base
+        mean, std = _instance_stats(x, self.instance_norm)
         # covariates are centred on their window means (kept at their scale: a flag that
         # is 0 all window long must not be divided by a zero spread)
         cov_mean = x[:, :, 1:].mean(dim=1, keepdim=True)
@@ -72,17 +89,27 @@ class ForecastModule(LstmkitModule):
                         x[:, :, 1:] - cov_mean], dim=2)  # fmt: skip
         if future is not None:
             future = future - cov_mean[:, :, self.future_columns]
-        out = self.net(xn, future, **extra)
-        return out * std.unsqueeze(-1) + mean.unsqueeze(-1)
+        out = self.net(xn, future, **extra) * std.unsqueeze(-1)
+        return out + (mean.unsqueeze(-1) if base is None else base)
 
     def step_metrics(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
-        """Batch (x, [future,] [static,] y) -> {"loss": MSE of the point forecast [+ pinball]}."""
+        """Batch (x, [future,] [static,] y) -> {"loss": MSE / MAE / MASE of the point
+        forecast [+ pinball]}."""
         x, y = batch[0], batch[-1]
         rest = list(batch[1:-1])
         static = rest.pop() if self.static else None
         pred = self(x, rest[0] if rest else None, static)
-        loss = torch.mean((pred[..., 0] - y) ** 2)
+        err = pred[..., 0] - y
+        if self.loss == "mae":
+            loss = err.abs().mean()
+        elif self.loss == "mase":
+            loss = (err.abs() / _change_scale(x)).mean()
+        else:
+            loss = torch.mean(err**2)
         if len(self.quantiles):
+            if self.loss == "mase":
+                scale = _change_scale(x)
+                pred, y = pred / scale.unsqueeze(-1), y / scale
             loss = loss + pinball_loss(pred[..., 1:], y, self.quantiles)
         return {"loss": loss}
 

@@ -243,6 +243,7 @@ class PredictCore:
                 f" for the {self.horizon} forecast steps; pass them (future=...)"
             )
         shift, scale = self.scaler.stacked(ids)  # (n, columns)
+        windows = self.scaler.log_target(ids, windows)  # the log scaler's target
         inputs = None if self.static_inputs is None else self.static_inputs(ids, static)
         size = batch_size or self.batch_size
         outs = []
@@ -264,6 +265,7 @@ class PredictCore:
         out[..., 1:] = np.sort(out[..., 1:], axis=-1)  # keep quantiles ordered
         out = apply_offsets(out, self.band_offsets)
         out = np.asarray(out, dtype=np.float64) * scale[:, None, None, 0] + shift[:, None, None, 0]
+        out = self.scaler.exp_target(out)
         ok = np.isfinite(out).all(axis=(1, 2))
         if finite and not ok.all():
             sid = ids[int(np.flatnonzero(~ok)[0])]

@@ -7,7 +7,8 @@ from it. Torch-free to import (the CLI reads the fields for its options).
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -75,9 +76,17 @@ class ForecasterConfig(Settings):
         "direct",
         description="direct: all horizon steps at once; recursive: one step fed back.",
     )
-    instance_norm: bool = Field(True, description="Reversible normalisation of each input window.")
-    scaler: Literal["minmax", "standard", "none"] = Field(
-        "minmax", description="Per-series scaling, fitted on the training part."
+    instance_norm: bool | Literal["mean", "last"] = Field(
+        True,
+        description="Reversible normalisation of each input window: true or mean (less "
+        "the window's mean, over its standard deviation), last (less the last value, over "
+        "the mean absolute step-to-step change, MASE's scale), false (none).",
+    )
+    scaler: Literal["minmax", "standard", "none", "log", "auto"] = Field(
+        "auto",
+        description="Per-series scaling, fitted on the training part (log: the log of the "
+        "positive target, then minmax; auto: log for several series whose targets are all "
+        "positive, else minmax).",
     )
     quantiles: list[Level] | None = Field(
         default_factory=lambda: [0.1, 0.5, 0.9],
@@ -85,6 +94,23 @@ class ForecasterConfig(Settings):
     )
     skip: bool = Field(
         True, description="The head also reads the normalised input window (linear path)."
+    )
+    patch: int | None = Field(
+        None,
+        ge=1,
+        description="Steps per patch of the window, one recurrent step each (None: 4 for "
+        "windows of 48 steps or more, else 1; 1: step by step).",
+    )
+    residual: Literal["nlinear", "nlinear-fixed"] | None = Field(
+        None,
+        description="A closed-form ridge NLinear fitted before training, which the network "
+        "corrects (nlinear: training refines it too; nlinear-fixed: kept fixed).",
+    )
+    loss: Literal["auto", "mse", "mae", "mase"] = Field(
+        "auto",
+        description="Loss of the point forecast on the scaled values (mase: absolute error "
+        "over the window's mean absolute step-to-step change; auto: mae on log-scaled "
+        "series, mse otherwise).",
     )
     batch_size: int = Field(32, ge=1, description="Windows per training batch.")
     val_size: int | None = Field(
@@ -137,6 +163,14 @@ class ForecasterConfig(Settings):
     train: TrainConfig = Field(
         default_factory=default_train, description="The shared training settings."
     )
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ForecasterConfig:
+        """Saved settings (see `Settings.from_dict`); those saved before ``patch`` existed
+        read the window step by step (patch 1), as those networks were built."""
+        if isinstance(data, Mapping) and "patch" not in data:
+            data = {**data, "patch": 1}
+        return super().from_dict(data)
 
     @field_validator("quantiles")
     @classmethod

@@ -74,13 +74,16 @@ def validation_score(forecaster: Forecaster, data: SeriesData, val: int) -> floa
     of ``data`` (last ``val`` steps of each series), in each series' scaled units."""
     assert forecaster.state is not None and forecaster.scaler is not None
     cfg = forecaster.config
-    x, fut, y = validation_windows(
+    x, fut, y, ids = validation_windows(
         data, forecaster.scaler, forecaster.state.window, cfg.horizon, val,
-        forecaster.state.future_columns, seed=cfg.train.seed,
+        forecaster.state.future_columns, seed=cfg.train.seed, with_ids=True,
     )  # fmt: skip
     if not len(x):
         raise LstmkitError("no validation window with a whole horizon to score a trial on")
-    fc = forecaster._forecast_scaled(x, fut)[..., 0]
+    static = None
+    if forecaster._has_static():
+        static = forecaster._static_inputs(ids.tolist(), data.static)
+    fc = forecaster._forecast_scaled(x, fut, static)[..., 0]
     err = np.abs(fc.astype(np.float64) - y)
     return float(err.mean()) if np.isfinite(err).all() else math.inf
 
