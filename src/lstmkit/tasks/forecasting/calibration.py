@@ -128,7 +128,8 @@ def fit_offsets(
     )
     if len(x) < MIN_WINDOWS:
         return None, (
-            f"bands not calibrated: {len(x)} validation windows with a whole horizon, "
+            f"bands not calibrated: {len(x)} validation window{'' if len(x) == 1 else 's'} "
+            "with a whole horizon, "
             f"fewer than {MIN_WINDOWS} (a longer validation stretch or more series)"
         )
     outs = []
