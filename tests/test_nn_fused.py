@@ -695,3 +695,39 @@ def test_bf16_autocast_without_native_bf16_computes_in_float32(cpu_fallback):
     for x, y in zip(got, want, strict=True):
         assert x.dtype == torch.float32
         torch.testing.assert_close(x, y, atol=0, rtol=0)
+
+
+def test_a_first_forward_under_inference_mode_leaves_training_possible():
+    """A fresh process whose first fused forward runs under torch.inference_mode() (an
+    export's reference check does that) must still train afterwards: the kernel module's
+    placeholder for unused saved buffers used to be created there as an inference tensor,
+    and every later backward failed ("Inference tensors cannot be saved for backward")."""
+    import subprocess
+    import sys
+    import textwrap
+
+    if not fused.available():
+        pytest.skip("the fused kernel is unavailable here")
+    script = textwrap.dedent(
+        """
+        import sys, torch
+        assert "lstmkit.nn.fused" not in sys.modules
+        from lstmkit.nn import LSTM
+        m = LSTM(3, 8, num_layers=2, batch_first=True, layer_norm=True,
+                 recurrent_dropout=0.3, zoneout=0.1)
+        x = torch.randn(4, 12, 3)
+        with torch.inference_mode():
+            m.eval()
+            m(x)
+        assert "lstmkit.nn.fused" in sys.modules  # imported under inference mode
+        m.train()
+        out, _ = m(x)
+        out.sum().backward()
+        assert all(p.grad is not None for p in m.parameters())
+        print("trained")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and "trained" in done.stdout, done.stderr[-2000:]

@@ -79,7 +79,11 @@ else:
 BUILD_NOTICE = "building lstmkit's fused CPU kernel, once per machine and torch version: ~30 s"
 _lock = threading.Lock()
 _state: dict[str, Any] = {"tried": False, "ext": None, "error": None, "caps": None}
-_EMPTY = torch.empty(0)  # stands for a saved buffer the configuration does not use
+# stands for a saved buffer the configuration does not use; made outside inference mode
+# whenever this module is imported (the first forward may come from under
+# torch.inference_mode(), and an inference tensor cannot be saved for backward later)
+with torch.inference_mode(False):
+    _EMPTY = torch.empty(0)
 
 
 def extension_dir() -> Path:
