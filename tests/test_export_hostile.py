@@ -381,7 +381,7 @@ DIRECT: list[tuple[str, Edit]] = [
     ("data-unknown-field", nested("data", colour="red")),
     ("data-future-not-covariate", nested("data", future_covariates=["rain"])),
     ("scaler-not-object", setting(scaler="minmax")),
-    ("scaler-kind", nested("scaler", kind="log")),
+    ("scaler-kind", nested("scaler", kind="cube")),
     ("scaler-short", scaler_part("shift", [1.0])),
     ("scaler-zero-scale", scaler_part("scale", [0.0, 1.0, 1.0])),
     ("scaler-strings", scaler_part("scale", ["a", "b", "c"])),
