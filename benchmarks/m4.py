@@ -93,6 +93,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--set", nargs="*", default=[], help="Forecaster overrides key=json")
     parser.add_argument("--save", type=Path, default=None, help="write the forecasts (.npy)")
+    parser.add_argument(
+        "--ets",
+        action="store_true",
+        help="also statsforecast's AutoETS (season 1, as M4's weekly frequency) with its 80%% "
+        "interval, scored the same way",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -130,6 +136,44 @@ def main() -> None:
         f"{f.state.window} | {json.dumps(overrides)}",
         flush=True,
     )
+    levels = f.config.quantiles or []
+    if len(levels) >= 2:
+        cols = [f"q{round(q * 100):g}" for q in levels]
+        qs = np.stack([ahead.loc[ahead["id"] == sid, cols].to_numpy() for sid in ids])
+        print(f"lstmkit {band_text(insample, actual, qs, levels)}", flush=True)
+    if args.ets:
+        start = time.perf_counter()
+        point, lo, hi = ets_forecasts(insample)
+        qs = np.stack([lo, point, hi], axis=-1)
+        got = score(insample, actual, point)
+        print(
+            f"AutoETS {mode}: sMAPE {got['smape']:.3f} MASE {got['mase']:.3f} OWA "
+            f"{got['owa']:.3f} | {time.perf_counter() - start:.0f}s; "
+            f"{band_text(insample, actual, qs, [0.1, 0.5, 0.9])} (its mean as the 0.5 level)",
+            flush=True,
+        )
+
+
+def band_text(insample: list[np.ndarray], y: np.ndarray, qs: np.ndarray, levels: list) -> str:
+    """The band's coverage and mean width (outer levels) and the scaled quantile loss, as
+    lstmkit's evaluation computes them (`band_metrics`, season 1), averaged over series."""
+    from lstmkit.tasks.forecast_metrics import band_metrics
+
+    rows = [band_metrics(y[i], qs[i], levels, insample[i], 1) for i in range(len(y))]
+    frame = pd.DataFrame(rows).mean()
+    outer = f"{round(levels[0] * 100)}-{round(levels[-1] * 100)}"
+    return (
+        f"{outer} band: coverage {frame['coverage']:.1%}, mean width {frame['width']:.1f}, "
+        f"scaled quantile loss {frame['SQL']:.3f}"
+    )
+
+
+def ets_forecasts(insample: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """statsforecast's AutoETS per series: mean, 80% lower and upper, each (series, H)."""
+    from statsforecast.models import AutoETS
+
+    out = [AutoETS(season_length=1).forecast(y=s, h=H, level=[80]) for s in insample]
+    return tuple(np.stack([o[key] for o in out]) for key in ("mean", "lo-80", "hi-80"))
 
 
 if __name__ == "__main__":
