@@ -4,15 +4,14 @@ ensemble=)` and ``lstmkit forecast --baselines/--combine/--ensemble``."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from test_cli_forecast import run
 
 from lstmkit import kinds
-from lstmkit.cli import main
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting import Forecaster
 from lstmkit.tasks.forecasting.baseline_model import BaselineForecaster
@@ -37,20 +36,6 @@ def _sine(n: int = 200) -> pd.DataFrame:
     """x_t = 2 cos(w) x_{t-1} - x_{t-2}: a linear recursion NLinear reproduces exactly."""
     t = np.arange(n)
     return pd.DataFrame({"step": t, "y": 20 + 5 * np.sin(0.3 * t + 0.4)})
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    old = sys.argv
-    sys.argv = ["lstmkit", *argv]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 # ---------------------------------------------------------------------- baseline models

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_cli_forecast import run
 
-from lstmkit.cli import main
 from lstmkit.errors import LstmkitError
 from lstmkit.settings import PRECISIONS, SettingsError
 from lstmkit.tasks.forecasting.settings import ForecasterConfig
@@ -23,21 +23,6 @@ from lstmkit.tasks.text_classification.settings import TextClassifierConfig
 from lstmkit.training.settings import TrainConfig
 
 MODELS = [TrainConfig, ForecasterConfig, TextClassifierConfig, PretrainSettings, BaselineSettings]
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    """The console entry point in-process: (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["lstmkit", *argv]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)

@@ -40,6 +40,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -73,6 +74,22 @@ Precision = Annotated[
 PathText = Annotated[str, BeforeValidator(_path_text)]
 #: the recurrent layer of a task's network
 RNN = Literal["lstm", "gru", "slstm", "mlstm"]
+#: the xLSTM layer settings both tasks take (`lstmkit.tasks.rnn` checks them against rnn)
+NumHeads = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        description="Heads of an sLSTM/mLSTM, dividing hidden_size (None: the largest of "
+        "4, 2, 1 that does; an LSTM/GRU takes none).",
+    ),
+]
+ChunkSize = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        description="Steps per chunk of the mLSTM's chunkwise form (None: 64; mLSTM only).",
+    ),
+]
 
 
 class SettingsError(LstmkitError):

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from lstmkit.errors import LstmkitError
-from lstmkit.settings import RNN, Settings
+from lstmkit.settings import RNN, ChunkSize, NumHeads, Settings
 from lstmkit.training.settings import TrainConfig
 
 #: a probability of dropping (or keeping) a unit: in [0, 1)
@@ -61,17 +61,8 @@ class ForecasterConfig(Settings):
         description="Probability that a unit keeps its previous state at a step "
         "(Krueger et al. 2016).",
     )
-    num_heads: int | None = Field(
-        None,
-        ge=1,
-        description="Heads of an sLSTM/mLSTM, dividing hidden_size (None: the largest of "
-        "4, 2, 1 that does; an LSTM/GRU takes none).",
-    )
-    chunk_size: int | None = Field(
-        None,
-        ge=1,
-        description="Steps per chunk of the mLSTM's chunkwise form (None: 64; mLSTM only).",
-    )
+    num_heads: NumHeads = None
+    chunk_size: ChunkSize = None
     method: Literal["direct", "recursive"] = Field(
         "direct",
         description="direct: all horizon steps at once; recursive: one step fed back.",

@@ -20,7 +20,7 @@ from pydantic import Field, field_serializer, field_validator, model_validator
 
 from lstmkit.data.tokenize import TokenizerConfig
 from lstmkit.errors import LstmkitError
-from lstmkit.settings import RNN, Settings
+from lstmkit.settings import RNN, ChunkSize, NumHeads, Settings
 from lstmkit.training.settings import TrainConfig
 
 RNNS = typing.get_args(RNN)
@@ -96,17 +96,8 @@ class TextClassifierConfig(Settings):
         description="Probability that a unit keeps its previous state at a training step "
         "(Krueger et al. 2016).",
     )
-    num_heads: int | None = Field(
-        None,
-        ge=1,
-        description="Heads of an sLSTM/mLSTM, dividing hidden_size (None: the largest of "
-        "4, 2, 1 that does; an LSTM/GRU takes none).",
-    )
-    chunk_size: int | None = Field(
-        None,
-        ge=1,
-        description="Steps per chunk of the mLSTM's chunkwise form (None: 64; mLSTM only).",
-    )
+    num_heads: NumHeads = None
+    chunk_size: ChunkSize = None
     batch_size: int = Field(64, ge=1, description="Texts per batch.")
     val_fraction: Probability = Field(
         0.2, description="Share of the training texts held out for validation (stratified)."
