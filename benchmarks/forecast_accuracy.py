@@ -45,11 +45,27 @@ STRONG = ("nlinear", "dlinear", "ets", "theta", "arima")
 # before it), never on the test year 1960.
 ABLATIONS = {
     "default": {},
+    "mean instance norm, no NLinear map (the default before 2026-12-06)": {
+        "instance_norm": "mean",
+        "residual": None,
+    },
+    "no NLinear map": {"residual": None},
+    "mean instance norm": {"instance_norm": "mean"},
     "no instance norm": {"instance_norm": False},
     "no linear skip in the head": {"skip": False},
     "recursive one-step": {"method": "recursive"},
     "GRU encoder": {"rnn": "gru"},
 }
+
+
+#: every earlier look at the test year 1960, disclosed beside the figures
+TEST_LOOKS = (
+    "Looks at the test year: 1960 is the README demo's year and has been scored for every "
+    "default so far (the previous one, mean instance normalisation without the NLinear map, "
+    "3.08%; two looks at loss options, research/DESIGN_LOG.md). The present default (last-value "
+    "normalisation and the fixed NLinear map for a single series) was chosen on the validation "
+    "years below only and scored on 1960 once, for this table (2026-12-06)."
+)
 
 
 def validation_ablation(seeds: int, kwargs: dict) -> list[str]:
@@ -144,11 +160,13 @@ def main() -> None:
     ablation = [] if skip_ablation else validation_ablation(min(args.seeds, 3), kwargs)
     if args.no_write:
         return
-    cfg = f.config.to_dict()
+    cfg = f.design.to_dict()  # the settings with `auto` resolved for this one series
+    norm = {True: "mean", False: "off"}.get(cfg["instance_norm"], cfg["instance_norm"])
     setting = (
         f"{cfg['rnn'].upper()}({cfg['hidden_size']}) x {cfg['num_layers']}, window "
-        f"{rows[0]['window']}, {cfg['method']} multi-horizon head, instance norm "
-        f"{'on' if cfg['instance_norm'] else 'off'}, {cfg['scaler']} scaling, quantiles "
+        f"{rows[0]['window']}, {cfg['method']} multi-horizon head correcting "
+        f"{'a fixed ridge NLinear map' if cfg['residual'] else 'nothing'}, instance norm "
+        f"{norm}, {f.scaler.kind} scaling, quantiles "
         f"{cfg['quantiles']}, Adam lr {cfg['train']['lr']}, up to {cfg['train']['max_epochs']} "
         f"epochs, early stopping patience {cfg['train']['early_stopping_patience']} on the last "
         f"12 training months"
@@ -199,6 +217,8 @@ def main() -> None:
         "",
         "Reference figures measured for the same split (from the issue): neuralforecast LSTM "
         "median 2.7%, darts BlockRNNModel(LSTM) 4.8-8.1%.",
+        "",
+        TEST_LOOKS,
         *ablation,
     ]
     write_section(section, "\n".join(lines))

@@ -145,12 +145,14 @@ def test_fit_sets_the_residual_to_the_ridge_nlinear_and_fixed_keeps_it() -> None
 
 
 def test_trainable_residual_moves_from_the_ridge_start() -> None:
-    f = Forecaster(horizon=4, window=12, residual="nlinear", quantiles=None, **FAST)
+    # mean normalisation: under last (the single-series default) this tiny run keeps its start
+    f = Forecaster(horizon=4, window=12, residual="nlinear", instance_norm="mean",
+                   quantiles=None, **FAST)  # fmt: skip
     df = _series()
     f.fit(df, target="y", time_col="month")
     assert all(p.requires_grad for p in f.net.net.linear.parameters())
-    start = Forecaster(horizon=4, window=12, residual="nlinear", quantiles=None,
-                       **(FAST | {"max_epochs": 1, "lr": 1e-9}))  # fmt: skip
+    start = Forecaster(horizon=4, window=12, residual="nlinear", instance_norm="mean",
+                       quantiles=None, **(FAST | {"max_epochs": 1, "lr": 1e-9}))  # fmt: skip
     start.fit(df, target="y", time_col="month")
     moved = (f.net.net.linear.weight - start.net.net.linear.weight).abs().max().detach()
     assert float(moved) > 1e-4
@@ -207,9 +209,9 @@ def test_losses_by_hand(loss: str) -> None:
     [
         ({"patch": 0}, "patch must be an integer >= 1 or None, got 0"),
         ({"patch": 2.0}, "patch must be an integer >= 1 or None, got 2.0"),
-        ({"residual": "dlinear"}, "residual must be one of nlinear, nlinear-fixed or None"),
+        ({"residual": "dlinear"}, "residual must be one of nlinear, nlinear-fixed, auto or None"),
         ({"loss": "huber"}, "loss must be one of auto, mse, mae, mase, got 'huber'"),
-        ({"instance_norm": "median"}, "instance_norm must be true/false or one of mean, last"),
+        ({"instance_norm": "median"}, "must be true/false or one of mean, last, auto"),
         ({"scaler": "lg"}, "scaler must be one of minmax, standard, none, log, auto"),
     ],
 )
@@ -453,3 +455,75 @@ def test_residual_with_static_inputs_an_ensemble_and_calibration() -> None:
     assert not torch.equal(f.members[0].net.head.weight, f.members[1].net.head.weight)
     pred = f.predict()
     assert np.isfinite(pred[["forecast", "q10", "q90"]].to_numpy()).all()
+
+
+# ---------------------------------------------------------------- the auto design
+def test_auto_design_is_last_and_a_fixed_map_for_one_series_only() -> None:
+    cfg = ForecasterConfig()
+    assert (cfg.instance_norm, cfg.residual) == ("auto", "auto")
+    one, many = cfg.design(1), cfg.design(2)
+    assert (one.instance_norm, one.residual) == ("last", "nlinear-fixed")
+    assert (many.instance_norm, many.residual) == ("mean", None)
+    chosen = ForecasterConfig(instance_norm=False, residual="nlinear")
+    assert chosen.design(1) == chosen.design(5) == chosen  # explicit settings stay
+
+
+def test_auto_design_builds_per_data_and_survives_save_load(tmp_path: Path) -> None:
+    df = _series()
+    f = Forecaster(horizon=4, window=12, **FAST).fit(df, target="y", time_col="month")
+    assert f.config.residual == "auto" and f.net.net.residual == "nlinear-fixed"
+    assert f.net.instance_norm == "last"
+    g = Forecaster.load(f.save(tmp_path / "one"))
+    assert g.net.net.residual == "nlinear-fixed" and g.net.instance_norm == "last"
+    pd.testing.assert_frame_equal(g.predict(), f.predict())
+    two = pd.concat([df.assign(id="a"), df.assign(id="b", y=df["y"] * 2)])
+    m = Forecaster(horizon=4, window=12, **FAST).fit(two, "y", time_col="month", id_col="id")
+    assert m.net.net.residual is None and m.net.instance_norm == "mean"
+    h = Forecaster.load(m.save(tmp_path / "two"))
+    assert h.net.net.residual is None
+    pd.testing.assert_frame_equal(h.predict(), m.predict())
+
+
+def test_settings_saved_before_the_auto_design_build_the_old_network() -> None:
+    old = ForecasterConfig().to_dict()
+    del old["residual"], old["instance_norm"]
+    cfg = ForecasterConfig.from_dict(old)
+    assert cfg.residual is None and cfg.instance_norm is True
+
+
+def test_auto_map_with_too_few_windows_is_the_zero_map() -> None:
+    """One training window cannot fit a ridge map: the auto design trains the network alone
+    (a zero map) where the explicit setting says why it cannot."""
+    df = _series(n=16)  # window 12 + horizon 4: one training window, no validation
+    f = Forecaster(horizon=4, window=12, val_size=0, **FAST).fit(df, "y", time_col="month")
+    assert f.net.net.residual == "nlinear-fixed"
+    assert float(f.net.net.linear.weight.abs().max()) == 0.0
+    assert float(f.net.net.linear.bias.abs().max()) == 0.0
+    with pytest.raises(LstmkitError, match="needs at least 2 windows"):
+        Forecaster(horizon=4, window=12, val_size=0, residual="nlinear-fixed", **FAST).fit(
+            df, "y", time_col="month"
+        )
+
+
+def test_cli_instance_norm_and_residual_choices(tmp_path: Path, capsys) -> None:
+    import json
+
+    from test_cli_forecast import _csv, run
+
+    data = _csv(tmp_path / "d.csv", n=120)
+    common = ["forecast", str(data), "--target", "sales", "--hidden-size", "4", "--max-epochs",
+              "1", "--no-progress"]  # fmt: skip
+    for flags, norm, residual in (
+        (["--instance-norm", "off", "--residual", "none"], False, None),
+        (["--no-instance-norm"], False, "auto"),
+        (["--instance-norm", "last", "--residual", "nlinear"], "last", "nlinear"),
+    ):
+        out = tmp_path / f"run{len(flags)}"
+        code, _, err = run([*common, *flags, "--out", str(out)], capsys)
+        assert code == 0, err
+        cfg = json.loads((out / "model" / "config.json").read_text())["config"]["forecaster"]
+        assert (cfg["instance_norm"], cfg["residual"]) == (norm, residual)
+    code, _, err = run([*common, "--no-instance-norm", "--instance-norm", "last", "--out",
+                        str(tmp_path / "bad")], capsys)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "contradicts" in err
+    assert not (tmp_path / "bad").exists()

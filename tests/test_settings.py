@@ -258,10 +258,10 @@ def test_training_settings_given_in_part_keep_the_tasks_defaults() -> None:
         ({"combine": True, "val_size": 0}, "combine needs a validation stretch"),
         ({"combine": True, "baselines": "none"}, "combine mixes the network with the best"),
         ({"patch": 0}, "patch must be an integer >= 1 or None, got 0"),
-        ({"residual": "dlinear"}, "residual must be one of nlinear, nlinear-fixed or None"),
+        ({"residual": "dlinear"}, "residual must be one of nlinear, nlinear-fixed, auto or None"),
         ({"loss": "l1"}, "loss must be one of auto, mse, mae, mase, got 'l1'"),
         ({"scaler": "log10"}, "scaler must be one of minmax, standard, none, log, auto"),
-        ({"instance_norm": "median"}, "instance_norm must be true/false or one of mean, last"),
+        ({"instance_norm": "median"}, "must be true/false or one of mean, last, auto"),
     ],
 )
 def test_the_issue_17_18_forecaster_settings_are_declared_in_the_model(settings, message):

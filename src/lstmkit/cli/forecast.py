@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -198,11 +198,23 @@ def forecast_cmd(
     instance_norm: option(
         F,
         "instance_norm",
-        cli_type=bool,
-        help="Per-window reversible normalisation (mean and spread; the API also takes 'last').",
+        cli_type=Literal["auto", "mean", "last", "off"],
+        help="Per-window reversible normalisation: mean (less the mean, over the spread), "
+        "last (less the last value, over the mean step-to-step change), off; auto: last for "
+        "a single series, mean for several.",
     ) = FD["instance_norm"],
+    no_instance_norm: Annotated[
+        bool, typer.Option("--no-instance-norm", hidden=True, help="Same as --instance-norm off.")
+    ] = False,
     patch: option(F, "patch") = FD["patch"],
-    residual: option(F, "residual") = FD["residual"],
+    residual: option(
+        F,
+        "residual",
+        cli_type=Literal["auto", "nlinear", "nlinear-fixed", "none"],
+        help="A closed-form ridge NLinear map the network corrects (nlinear: refined in "
+        "training; nlinear-fixed: kept fixed; none); auto: nlinear-fixed for a single series, "
+        "none for several.",
+    ) = FD["residual"],
     loss: option(F, "loss") = FD["loss"],
     scaler: option(F, "scaler") = FD["scaler"],
     season: option(F, "season") = FD["season"],
@@ -279,12 +291,22 @@ def forecast_cmd(
         given = locals()
         settings = {name: given[name] for name in F.flat_fields() if name in given}
         settings["quantiles"] = _floats(quantiles, "--quantiles")
+        settings["instance_norm"] = _instance_norm(instance_norm, no_instance_norm)
+        settings["residual"] = None if residual == "none" else residual
         settings["devices"] = int(devices) if devices.isdigit() else devices
         _forecast(settings, data, target, time_col, id_col, covariates, future_covariates,
                   future, holdout, out, backtest, tune, tune_minutes, table_format, start,
                   freq, static_cols)  # fmt: skip
     except LstmkitError as err:
         raise _fail(err) from None
+
+
+def _instance_norm(choice: str, off: bool) -> bool | str:
+    """``--instance-norm`` as the setting takes it (``off``: False); ``--no-instance-norm``
+    is ``off`` (it was a flag before the choices came)."""
+    if off and choice not in ("off", FD["instance_norm"]):
+        raise LstmkitError(f"--no-instance-norm contradicts --instance-norm {choice}; give one")
+    return False if off or choice == "off" else choice
 
 
 def _forecast(

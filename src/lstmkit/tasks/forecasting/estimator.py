@@ -48,7 +48,12 @@ from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_cov
 from lstmkit.tasks.forecasting.linear import choose_ridge, fit_linear
 from lstmkit.tasks.forecasting.mixture import Mixture, fit_mixture
 from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
-from lstmkit.tasks.forecasting.network import check_model_size, estimate_parameters, make_net
+from lstmkit.tasks.forecasting.network import (
+    check_model_size,
+    estimate_parameters,
+    make_net,
+    output_steps,
+)
 from lstmkit.tasks.forecasting.predict import PredictCore
 from lstmkit.tasks.forecasting.scoring import (
     band_metrics_many,
@@ -335,9 +340,9 @@ class Forecaster:
             L.seed_everything(member_train.seed, verbose=False)
             module = self._build_module(sd.n_features, prepared.window)
             start = None
-            if self.config.residual:
+            if self.design.residual:
                 if residual is None:
-                    residual = residual_map(prepared)
+                    residual = self._residual_map(prepared)
                 start = set_residual(module, residual, prepared)
             result = fit(
                 module,
@@ -502,8 +507,25 @@ class Forecaster:
                 f"the learning rate (it is {self.config.train.lr:g}) or scale the data"
             )
 
+    def _residual_map(self, prepared: ForecastData) -> tuple[np.ndarray, np.ndarray]:
+        """`residual_map`; with ``residual="auto"`` and too few training windows to fit
+        one (under 2), the zero map: the network alone, as without the map."""
+        assert prepared.train_set is not None
+        if self.config.residual == "auto" and len(prepared.train_set) < 2:
+            steps = output_steps(self.config)
+            return np.zeros((prepared.window, steps)), np.zeros(steps)
+        return residual_map(prepared)
+
+    @property
+    def design(self) -> ForecasterConfig:
+        """The settings the network is built with: `config` with ``auto`` resolved for the
+        fitted series (`ForecasterConfig.design`)."""
+        if self.scaler is None:
+            raise LstmkitError("the forecaster is not fitted; call fit(data) or Forecaster.load")
+        return self.config.design(len(self.scaler.params))
+
     def _build_module(self, n_features: int, window: int) -> ForecastModule:
-        cfg = self.config
+        cfg = self.design
         assert self.state is not None and self.scaler is not None
         static = static_spec(self.state, cfg.id_embedding, len(self.scaler.params))
         n_future = len(self._future_columns())

@@ -170,7 +170,10 @@ def make_net(
 ) -> ForecastNet:
     """The `ForecastNet` of ``cfg`` for ``n_features`` input columns, an input window of
     ``window`` steps, ``n_future`` known future covariates and the ``static`` inputs
-    (`data.static_spec`)."""
+    (`data.static_spec`). ``cfg`` has its ``auto`` design resolved
+    (`ForecasterConfig.design`)."""
+    if cfg.residual == "auto" or cfg.instance_norm == "auto":
+        raise ValueError("resolve the auto design first: make_net(cfg.design(n_series), ...)")
     return ForecastNet(
         n_features,
         window,

@@ -67,11 +67,12 @@ class ForecasterConfig(Settings):
         "direct",
         description="direct: all horizon steps at once; recursive: one step fed back.",
     )
-    instance_norm: bool | Literal["mean", "last"] = Field(
-        True,
+    instance_norm: bool | Literal["mean", "last", "auto"] = Field(
+        "auto",
         description="Reversible normalisation of each input window: true or mean (less "
         "the window's mean, over its standard deviation), last (less the last value, over "
-        "the mean absolute step-to-step change, MASE's scale), false (none).",
+        "the mean absolute step-to-step change, MASE's scale), false (none); auto: last for "
+        "a single series, mean for several.",
     )
     scaler: Literal["minmax", "standard", "none", "log", "auto"] = Field(
         "auto",
@@ -92,10 +93,11 @@ class ForecasterConfig(Settings):
         description="Steps per patch of the window, one recurrent step each (None: 4 for "
         "windows of 48 steps or more, else 1; 1: step by step).",
     )
-    residual: Literal["nlinear", "nlinear-fixed"] | None = Field(
-        None,
+    residual: Literal["nlinear", "nlinear-fixed", "auto"] | None = Field(
+        "auto",
         description="A closed-form ridge NLinear fitted before training, which the network "
-        "corrects (nlinear: training refines it too; nlinear-fixed: kept fixed).",
+        "corrects (nlinear: training refines it too; nlinear-fixed: kept fixed; auto: "
+        "nlinear-fixed for a single series, none for several).",
     )
     loss: Literal["auto", "mse", "mae", "mase"] = Field(
         "auto",
@@ -157,11 +159,29 @@ class ForecasterConfig(Settings):
 
     @classmethod
     def from_dict(cls, data: Any) -> ForecasterConfig:
-        """Saved settings (see `Settings.from_dict`); those saved before ``patch`` existed
-        read the window step by step (patch 1), as those networks were built."""
-        if isinstance(data, Mapping) and "patch" not in data:
-            data = {**data, "patch": 1}
+        """Saved settings (see `Settings.from_dict`); those saved before ``patch``,
+        ``residual`` or ``instance_norm`` existed load with the values their networks were
+        built with (patch 1, no residual map, mean normalisation), not today's defaults."""
+        if isinstance(data, Mapping):
+            # settings saved before an option existed: the network as it was built then
+            before = {"patch": 1, "residual": None, "instance_norm": True}
+            data = {**{k: v for k, v in before.items() if k not in data}, **data}
         return super().from_dict(data)
+
+    def design(self, n_series: int) -> ForecasterConfig:
+        """These settings with ``auto`` resolved for data of ``n_series`` series:
+        ``instance_norm`` last and ``residual`` nlinear-fixed for one series, mean and none
+        for several. Chosen on validation (research/DESIGN_LOG.md): on AirPassengers'
+        rolling-origin years 1957-59 the last-value normalisation with the fixed NLinear
+        map the network corrects scored a median MAPE of 5.11% against 6.62% with mean
+        normalisation and no map (NLinear alone 5.17%); on M4 Weekly's 359 series both
+        scored worse (OWA .916 with the map against .869; .789 with last against .776)."""
+        update: dict[str, Any] = {}
+        if self.instance_norm == "auto":
+            update["instance_norm"] = "last" if n_series == 1 else "mean"
+        if self.residual == "auto":
+            update["residual"] = "nlinear-fixed" if n_series == 1 else None
+        return self.model_copy(update=update) if update else self
 
     @field_validator("quantiles")
     @classmethod
