@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,16 +101,16 @@ def test_the_export_forecasts_as_the_baseline(saved, name):
 
 
 def test_the_export_runs_where_importing_torch_fails(saved):
-    import subprocess
-
     script = (
         "import sys; sys.modules['torch'] = None\n"
         "from lstmkit import runtime\n"
         f"p = runtime.load({str(saved['root'] / 'dlinear' / 'onnx')!r})\n"
         "print(p.predict()['forecast'].round(6).tolist())\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"})  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": SRC}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
     assert done.returncode == 0, done.stderr
     got = np.array(json.loads(done.stdout))
     np.testing.assert_allclose(got, saved["dlinear"].predict()["forecast"], rtol=1e-5)
@@ -248,6 +250,7 @@ HOSTILE = {
     "data tz": (_set("data.tz", "Mars/Olympus"), "not a time zone"),
     "data times": (_set("data.last_times.s0", ["yesterday"]), "last_times of series 's0'"),
     "data missing field": (lambda m, f: m["data"].pop("freq"), "data must hold"),
+    "scale names another series": (_set("scale", {"zz": [0.0, 1.0]}), "scale and context"),
     "unknown field": (_set("extra", 1), "unknown fields"),
     "missing field": (lambda m, f: m.pop("scale"), "missing fields"),
     "graph outside (..)": (_graph_outside, "points outside the export folder"),
@@ -377,3 +380,13 @@ def test_cli_export_then_predict_and_serve(saved, tmp_path, capsys):
         server.stop()
     _answer_equals(answer, want)
     assert all(math.isfinite(r["forecast"]) for r in answer["forecast"])
+
+
+def test_cli_predict_refuses_a_model_that_does_not_forecast(tmp_path, capsys):
+    folder = tmp_path / "clf"
+    folder.mkdir()
+    meta = {"lstmkit_version": "0.1.0", "kind": "text_classifier", "config": {}}
+    (folder / "config.json").write_text(json.dumps(meta))
+    code, _, err = run(["predict", "--model", str(folder)], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: {folder} holds a text classifier, not a forecaster")

@@ -191,6 +191,8 @@ class BaselinePredictor:
                 )
         if set(context) != set(data["last_times"]):
             raise Damaged("context and data last_times must name the same series")
+        if name in LINEAR and set(scale) != set(context):
+            raise Damaged(f"scale and context must name the same series for {name}")
 
     @classmethod
     def graph_spec(cls, meta: dict[str, Any]) -> tuple[GraphSpec, GraphSpec]:
