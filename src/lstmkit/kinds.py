@@ -11,7 +11,9 @@ own task package (``tasks/<task>/kind.py``) and names each part by import path
   (`lstmkit.runtime.meta.ExportedKind`), or None;
 - ``torch_predictor``: the class that serves a saved folder with PyTorch, or None;
 - ``serving``: the request and response models, ``GET /model`` fields and ``POST /predict``
-  route of the server (`lstmkit.serving.schema.KindServing`), or None.
+  route of the server (`lstmkit.serving.schema.KindServing`), or None;
+- ``task``: the task whose commands predict with it (``"forecasting"``: ``lstmkit
+  predict``, which calls ``predict(data, future=..., baselines=True)``), or "".
 
 Export (`lstmkit.export.export_model`), the runtime (`lstmkit.runtime.load`), serving
 (`lstmkit.serving`) and the CLI ask this registry and never branch on a kind's name. It
@@ -65,6 +67,7 @@ class ModelKind:
             served.
         instead: what to do with a model of this kind that cannot be exported or served
             (the end of that message).
+        task: "forecasting" for the kinds ``lstmkit predict`` forecasts with; "" else.
     """
 
     name: str
@@ -75,6 +78,7 @@ class ModelKind:
     torch_predictor: str | None = None
     serving: str | None = None
     instead: str = ""
+    task: str = ""
 
     def _part(self, ref: str | None, doing: str) -> Any:
         if ref is None:

@@ -1,8 +1,8 @@
 """``lstmkit export``: write a saved model as an ONNX graph plus the JSON to use it.
 
 ``lstmkit export --model DIR --format onnx [--out OUT]`` exports a saved model of any
-kind that exports (a forecaster, a text classifier: `lstmkit.export.export_model`, which
-asks `lstmkit.kinds`) to ``OUT`` (default ``DIR/onnx``, where
+kind that exports (a forecaster, a baseline forecaster, a text classifier:
+`lstmkit.export.export_model`, which asks `lstmkit.kinds`) to ``OUT`` (default ``DIR/onnx``, where
 `lstmkit.runtime.load` and ``lstmkit serve`` look), after checking onnxruntime against
 PyTorch. Bad input prints one ``error: ...`` line, exits with 2 and writes nothing.
 """
@@ -21,7 +21,7 @@ from lstmkit.errors import LstmkitError
 @app.command("export")
 def export_cmd(
     model: Annotated[
-        Path, typer.Option("--model", "-m", help="Model folder (forecaster or text classifier).")
+        Path, typer.Option("--model", "-m", help="Model folder (any kind that exports).")
     ],
     fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
     out: Annotated[

@@ -9,8 +9,10 @@ write ``forecast.csv`` (held-out forecast with actuals and baselines),
 work is `lstmkit.tasks.forecasting.run.forecast_run`; this module parses,
 calls it and prints. The whole ``--out`` folder is built in a temporary
 sibling and swapped in at the end (`lstmkit.io.staged_dir`), so a failure
-leaves the previous output as it was. Bad input prints one ``error: ...``
-line and exits with 2.
+leaves the previous output as it was. ``lstmkit predict`` forecasts with a
+saved model of any forecasting kind (a forecaster, a baseline forecaster: it asks
+`lstmkit.kinds`) or with an ONNX export folder of one (`lstmkit.runtime`, no torch).
+Bad input prints one ``error: ...`` line and exits with 2.
 """
 
 from __future__ import annotations
@@ -462,13 +464,24 @@ def predict_cmd(
         typer.Option(help="CSV/Parquet with known future covariates (if the model uses them)."),
     ] = None,
 ) -> None:
-    """Forecast the next horizon steps with a saved model."""
+    """Forecast the next horizon steps with a saved model (a forecaster or a baseline
+    forecaster) or its ONNX export (the export folder itself)."""
     try:
+        from lstmkit import kinds
         from lstmkit.io import atomic_write_text
-        from lstmkit.tasks.forecasting import Forecaster
+        from lstmkit.io.model_dir import CONFIG_FILE
+        from lstmkit.runtime.session import EXPORT_FILE
 
-        forecaster = Forecaster.load(model)
-        ahead = forecaster.predict(data, future=future, baselines=True)
+        if (model / EXPORT_FILE).is_file() and not (model / CONFIG_FILE).exists():
+            from lstmkit import runtime
+
+            predictor = runtime.load(model)  # an export folder: no torch
+            _forecasting(kinds.get(predictor.kind), model)
+            ahead = predictor.predict(data, future)
+        else:
+            kind = kinds.of_model_folder(model)
+            _forecasting(kind, model)
+            ahead = kind.load(model).predict(data, future=future, baselines=True)
         if output is not None:
             atomic_write_text(output, _csv(ahead))
     except LstmkitError as err:
@@ -488,6 +501,15 @@ def predict_cmd(
         console.print(f"{label} n/a ({reason})")
     if output is not None:
         console.print(f"wrote {output}")
+
+
+def _forecasting(kind: Any, model: Path) -> None:
+    """Refuse, in one line, a model that ``lstmkit predict`` does not forecast with."""
+    if kind.task != "forecasting":
+        raise LstmkitError(
+            f"{model} holds a {kind.title}, not a forecaster; lstmkit predict forecasts with a "
+            "model of lstmkit forecast or a baseline forecaster"
+        )
 
 
 def _frame_table(frame: pd.DataFrame, title: str) -> Table:

@@ -1,8 +1,9 @@
 """ONNX export of trained lstmkit models: the shared machinery (the PyTorch side;
 `lstmkit.runtime` runs the result).
 
-Each task's exporter (``tasks/<task>/export.py``, behind its estimator's ``export_onnx``
-and named by its `lstmkit.kinds` entry) builds the graph module and its sample inputs and
+Each task's exporter (``tasks/<task>/export.py``, a baseline forecaster's
+``baseline_export.py``; behind its estimator's ``export_onnx`` and named by its
+`lstmkit.kinds` entry) builds the graph module and its sample inputs and
 calls what is here: `exportable_rnn` (a recurrent layer ONNX can run), `export_graph`
 (torch's exporter), `verify` (onnxruntime against PyTorch) and `write_export` (the whole
 folder, atomically, never over a user's files). `export_model` exports a saved model

@@ -14,11 +14,13 @@ process needs no torch::
 
 `load` reads the kind from export.json and returns that kind's ONNX predictor, which
 `lstmkit.kinds` names (`lstmkit.tasks.text_classification.runtime.TextPredictor`,
-`lstmkit.tasks.forecasting.runtime.ForecastPredictor`); each carries ``kind``,
+`lstmkit.tasks.forecasting.runtime.ForecastPredictor`,
+`lstmkit.tasks.forecasting.baseline_runtime.BaselinePredictor`); each carries ``kind``,
 ``backend`` ("onnx") and ``info`` (a dict describing the model), and predicts as the
-PyTorch estimator does (`TextClassifier.predict` / `predict_proba`, `Forecaster.predict`)
-within float32 rounding. The shared parts: `lstmkit.runtime.session` (the onnxruntime
-session, `export_folder`) and `lstmkit.runtime.meta` (the checks of export.json).
+PyTorch estimator does (`TextClassifier.predict` / `predict_proba`, `Forecaster.predict`,
+`BaselineForecaster.predict`) within float32 rounding. The shared parts:
+`lstmkit.runtime.session` (the onnxruntime session, `export_folder`) and
+`lstmkit.runtime.meta` (the checks of export.json).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ What differs between kinds (the ``/predict`` body and answer, the ``/model`` fie
 is the kind's serving adapter (`lstmkit.serving.schema.KindServing`), which
 `lstmkit.kinds` names: a text classifier's in `lstmkit.tasks.text_classification.serving`
 (``{"texts": [...], "combined": bool}``), a forecaster's in
-`lstmkit.tasks.forecasting.serving` (``{"history": [...], "future": [...]}``). The server
+`lstmkit.tasks.forecasting.serving` (``{"history": [...], "future": [...]}``), a baseline
+forecaster's in `lstmkit.tasks.forecasting.baseline_serving` (the same shapes). The server
 may set the default of some request fields (``defaults``: a text classifier's
 ``combined``, ``lstmkit serve --combined``); a request that gives the field overrides it.
 

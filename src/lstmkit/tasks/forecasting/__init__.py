@@ -37,6 +37,10 @@ Files of this package:
   AutoTheta, AutoARIMA beside every forecast (n/a with the reason per series)
 - ``baseline_model.py`` `BaselineForecaster`: one baseline as a model (kind
   ``baseline_forecaster``)
+- ``baseline_export.py`` `export_baseline`, its ONNX export (naive, snaive, nlinear,
+  dlinear; `BaselineForecaster.export_onnx`)
+- ``baseline_runtime.py`` `BaselinePredictor`: that export on onnxruntime (no torch)
+- ``baseline_serving.py`` what ``lstmkit serve`` needs of a baseline forecaster
 - ``mixture.py``    `Mixture`: the network mixed with its best baseline (``combine``)
 - ``export.py``     `export_forecaster`, the ONNX export (`Forecaster.export_onnx`)
 - ``runtime.py``    `ForecastPredictor`: the export on onnxruntime (no torch) and the
@@ -45,8 +49,9 @@ Files of this package:
   request, response and ``/model`` models
 
 The names below are imported on first use, so that the torch-free modules
-(``state``, ``evaluation``, ``calibration``, ``predict``, ``kind``, ``runtime``, ``serving``) import
-without torch.
+(``state``, ``evaluation``, ``calibration``, ``predict``, ``kind``, ``runtime``, ``serving``,
+``linear``, ``baselines``, ``baseline_model``, ``baseline_runtime``, ``baseline_serving``)
+import without torch.
 """
 
 from importlib import import_module

@@ -7,8 +7,15 @@ series); the statistical models fit each series on the history a forecast starts
 series a baseline cannot forecast gets NaN with the reason in ``table.attrs["n/a"]``
 (predict) or `Evaluation.notes` (evaluate), never an error for the whole run. A saved
 folder is of kind ``"baseline_forecaster"`` (`lstmkit.kinds`), loaded with
-`lstmkit.kinds.of_model_folder(path).load(path)` or `BaselineForecaster.load`; it is not
-exported to ONNX or served (its forecasts are a few array operations or a statistical fit).
+`lstmkit.kinds.of_model_folder(path).load(path)` or `BaselineForecaster.load`.
+
+Naive, seasonal naive, NLinear and DLinear export to ONNX (`export_onnx`, ``lstmkit
+export``: `baseline_export`), which `lstmkit.runtime` runs without torch
+(`baseline_runtime.BaselinePredictor`, the same table as `predict`); AutoETS, AutoTheta and
+AutoARIMA are a statistical fit per series, not a graph, and are refused in one line.
+``lstmkit serve`` serves a saved folder of any baseline and the export of one
+(`baseline_serving`), with the forecaster's requests and responses. No torch here but in
+`save` and `export_onnx`.
 """
 
 from __future__ import annotations
@@ -31,7 +38,6 @@ from lstmkit.data.series import (
     tz_name,
 )
 from lstmkit.errors import LstmkitError
-from lstmkit.tasks.forecast_metrics import METRICS, all_metrics
 from lstmkit.tasks.forecasting.baselines import LABELS, Baselines, parse_names
 from lstmkit.tasks.forecasting.evaluation import Evaluation
 
@@ -172,10 +178,20 @@ class BaselineForecaster:
         cols["forecast"] = np.full(len(times), np.nan) if isinstance(fc, str) else fc
         return pd.DataFrame(cols)
 
-    def predict(self, data: DataLike | None = None) -> pd.DataFrame:
+    def predict(
+        self, data: DataLike | None = None, future: Any = None, baselines: bool = False
+    ) -> pd.DataFrame:
         """The ``horizon`` steps after ``data`` (default: after the fitted data): (id,) time,
         ``forecast`` (NaN for a series the baseline cannot forecast; the reasons in
-        ``table.attrs["n/a"]``)."""
+        ``table.attrs["n/a"]``, series id -> reason).
+
+        ``future`` and ``baselines`` are those of `Forecaster.predict`, so that code that
+        predicts with any forecasting model calls both alike: a baseline reads the target
+        alone (a ``future`` is refused in one line) and has no other baselines beside it."""
+        if future is not None:
+            raise LstmkitError(
+                f"the {self.name} baseline reads the target alone; it takes no future covariates"
+            )
         self.require_fitted()
         assert self.baselines is not None
         h, freq = self.horizon, self.data["freq"]
@@ -202,6 +218,8 @@ class BaselineForecaster:
         """Forecast the last ``horizon`` steps of each series of ``data`` from the steps
         before and score them (one row, this baseline; series it cannot forecast are left
         out of the means and named in ``notes``)."""
+        from lstmkit.tasks.forecast_metrics import METRICS, all_metrics
+
         self.require_fitted()
         assert self.baselines is not None
         sd = self._load(data)
@@ -254,7 +272,14 @@ class BaselineForecaster:
                 rows.append({"fold": k + 1, "origin": origin, "model": name, **metrics.to_dict()})
         return pd.DataFrame(rows)
 
-    # ------------------------------------------------------------------ save / load
+    # ------------------------------------------------------------------ save / load / export
+    def export_onnx(self, out: str | os.PathLike[str]) -> Path:
+        """Export to the ONNX folder ``out`` (`baseline_export.export_baseline`; naive,
+        snaive, nlinear and dlinear only, the others are one `LstmkitError` line)."""
+        from lstmkit.tasks.forecasting.baseline_export import export_baseline
+
+        return export_baseline(self, out)
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model folder (config.json, model.safetensors with the linear weights
         and each series' recent values, baselines.json) atomically."""

@@ -17,6 +17,10 @@ does not converge, a non-finite forecast) is not available for that series: `for
 gives the reason instead of the numbers, and a run goes on without it. `Baselines` keeps
 the last stretch of each series (`Baselines.context`) so that a saved model forecasts the
 steps after its data with every baseline; it saves as JSON plus arrays (`to_files`).
+
+Naive, seasonal naive, NLinear and DLinear are a fixed map of the series' last steps
+(`Baselines.graph_input` gives those steps, standardised for the linear maps): what a
+`BaselineForecaster`'s ONNX export computes (`baseline_export`). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from lstmkit.errors import LstmkitError
-from lstmkit.tasks.forecast_metrics import naive_forecast, seasonal_naive_forecast
 from lstmkit.tasks.forecasting.linear import (
     RIDGE_GRID,
     LinearMap,
@@ -49,6 +52,8 @@ LABELS = {
 DEFAULT = ("naive", "snaive")
 STATISTICAL = ("ets", "theta", "arima")
 LINEAR = ("nlinear", "dlinear")
+#: the baselines that are a fixed map of the last steps (`Baselines.graph_input`): exported
+GRAPHED = ("naive", "snaive", "nlinear", "dlinear")
 #: points of each series kept to forecast from after the data (at least the window)
 KEEP = 500
 
@@ -213,30 +218,54 @@ class Baselines:
         for sid, hist in histories.items():
             self.context[sid] = np.asarray(hist, dtype=np.float64)[-keep:].copy()
 
-    def forecast(self, name: str, sid: str, history: np.ndarray) -> np.ndarray:
-        """Baseline ``name``'s forecast (horizon,) from the 1-d target ``history`` of series
-        ``sid``; `NotAvailable` with the reason when it cannot."""
-        h, m = self.horizon, self.season
+    def graph_input(
+        self, name: str, sid: str, history: np.ndarray
+    ) -> tuple[np.ndarray, float, float]:
+        """(x, shift, scale) for a `GRAPHED` baseline: the steps ``x`` of the 1-d target
+        ``history`` of series ``sid`` that its map reads (naive: the last value; snaive:
+        the last season; nlinear / dlinear: the last ``window`` values standardised as the
+        map was fitted), the forecast being ``map(x) * scale + shift``; `NotAvailable`
+        with the reason when it cannot forecast the series."""
+        m = self.season
         history = np.asarray(history, dtype=np.float64)
         if name in self.unfit:
             raise NotAvailable(self.unfit[name])
         if len(history) < 1:
             raise NotAvailable("the series is empty")
         if name == "naive":
-            return naive_forecast(history, h)
+            return history[-1:], 0.0, 1.0
         if name == "snaive":
             if not m:
                 raise NotAvailable("no season (pass --season, or data with a frequency)")
             if len(history) < m:
                 raise NotAvailable(f"{len(history)} points, shorter than its season ({m})")
-            return seasonal_naive_forecast(history, h, m)
+            return history[-m:], 0.0, 1.0
         if name in LINEAR:
             L = self.window
             if len(history) < L:
                 raise NotAvailable(f"{len(history)} points, shorter than its window ({L})")
             mu, sd = self.scale.get(sid) or _standardise(history)
-            z = (history[-L:] - mu) / sd
-            return self.linear[name].predict(z[None])[0] * sd + mu
+            return (history[-L:] - mu) / sd, mu, sd
+        raise NotAvailable(f"{name} is not a fixed map of the last steps")
+
+    def forecast(self, name: str, sid: str, history: np.ndarray) -> np.ndarray:
+        """Baseline ``name``'s forecast (horizon,) from the 1-d target ``history`` of series
+        ``sid``; `NotAvailable` with the reason when it cannot."""
+        from lstmkit.tasks.forecast_metrics import naive_forecast, seasonal_naive_forecast
+
+        h, m = self.horizon, self.season
+        history = np.asarray(history, dtype=np.float64)
+        if name in GRAPHED:
+            x, mu, sd = self.graph_input(name, sid, history)
+            if name == "naive":
+                return naive_forecast(x, h)
+            if name == "snaive":
+                return seasonal_naive_forecast(x, h, m or 1)
+            return self.linear[name].predict(x[None])[0] * sd + mu
+        if name in self.unfit:
+            raise NotAvailable(self.unfit[name])
+        if len(history) < 1:
+            raise NotAvailable("the series is empty")
         if name in STATISTICAL:
             return statistical_forecast(name, history, h, m)
         raise NotAvailable(f"unknown baseline {name!r}")
