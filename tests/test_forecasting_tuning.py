@@ -52,6 +52,20 @@ def test_the_best_trial_is_kept_and_the_search_repeats_under_a_seed():
     assert strip == [{k: r[k] for k in ("hidden_size", "lr")} for r in result.trials]
 
 
+def test_the_design_choices_are_searched_and_the_best_model_is_built_with_them():
+    from lstmkit.tasks.forecasting.tuning import SPACE
+
+    assert {"patch", "instance_norm", "residual", "skip"} <= set(SPACE)
+    design = {k: SPACE[k] for k in ("patch", "instance_norm", "residual")}
+    result = tune(Forecaster(horizon=6, window=12, **FAST), _data(), 6, space=design)
+    tried = {(r["patch"], r["instance_norm"], r["residual"]) for r in result.trials}
+    assert len(tried) > 1  # the search varies them
+    net = result.forecaster.net
+    assert net.net.patch == result.best["patch"]
+    assert net.instance_norm == result.best["instance_norm"]
+    assert net.net.residual == result.best["residual"]
+
+
 def test_failed_trials_are_recorded_and_the_search_goes_on():
     sd = _data()
     space = {"window": ("choice", [8, 500])}  # 500: longer than the series

@@ -2,7 +2,8 @@
 
 Each trial trains a fresh `Forecaster` whose settings are the given forecaster's with
 the trial's choices from `SPACE` (input window, width, depth, learning rate, dropout and
-the design choices of the network), then scores it on the validation windows of the
+the design choices of the network: the linear skip, patches, the instance normalisation
+and the NLinear map it corrects), then scores it on the validation windows of the
 training data: the windows whose whole horizon lies in the last ``val_size`` steps of
 each series, the stretch early stopping watches and the test part never touches. The
 score is the mean absolute error of the point forecast in the scaled units of each
@@ -42,6 +43,10 @@ SPACE: dict[str, tuple] = {
     "lr": ("log", 1e-3, 3e-2),
     "dropout": ("choice", [0.0, 0.1, 0.2, 0.3]),
     "skip": ("choice", [True, False]),
+    # the network's design (issue 17): patches, the normalisation, the NLinear map it corrects
+    "patch": ("choice", [1, 2, 4]),
+    "instance_norm": ("choice", ["mean", "last"]),
+    "residual": ("choice", [None, "nlinear-fixed", "nlinear"]),
 }
 
 
