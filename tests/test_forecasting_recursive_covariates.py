@@ -79,6 +79,37 @@ def test_a_known_future_covariate_that_determines_the_target_is_used() -> None:
     assert ev.metrics.loc["lstmkit", "MAE"] < 0.05 * ev.metrics.loc["naive", "MAE"]
 
 
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+def test_training_windows_carry_the_next_covariate_value_and_its_loss(loss: str) -> None:
+    """A recursive training item holds the next scaled value of each past-only covariate
+    (after the known one of that step), and the loss adds the error of the network's
+    forecast of it to the target's."""
+    from lstmkit.data.series import load_series
+    from lstmkit.tasks.forecasting.data import ForecastData
+
+    df = make_series(60)
+    f = _fit(df, quantiles=None, loss=loss, **BOTH)
+    sd = load_series(df, "y", time_col="month", **BOTH)
+    prepared = ForecastData(sd, f.config)
+    prepared.setup("fit")
+    x, future, past, y = prepared.train_set.cut([5])
+    scaled = f.scaler.transform("0", sd.series["0"].values)  # columns y, temp, promo
+    np.testing.assert_allclose(x[0].numpy(), scaled[5:13], atol=1e-6)
+    np.testing.assert_allclose(future[0].numpy(), scaled[13:14, [2]], atol=1e-6)
+    np.testing.assert_allclose(past[0].numpy(), scaled[13:14, [1]], atol=1e-6)
+    np.testing.assert_allclose(y[0].numpy(), scaled[13:14, 0], atol=1e-6)
+    batch = prepared.train_set.cut(range(8))
+    with torch.no_grad():
+        got = float(f.net.step_metrics(batch)["loss"])
+        pred = f.net(batch[0], batch[1]).double()
+    err = pred[..., 0] - batch[-1].double()
+    cov = pred[..., 1] - batch[2][..., 0].double()
+    want = (
+        (err**2).mean() + (cov**2).mean() if loss == "mse" else err.abs().mean() + cov.abs().mean()
+    )
+    assert got == pytest.approx(float(want), rel=1e-5)
+
+
 # ---------------------------------------------------------------- the roll by hand
 def _record(module: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(x, future, output) of every call of ``module``, in order (a forward hook: the

@@ -117,8 +117,9 @@ class ForecastModule(LstmkitModule):
         MSE / MAE / MASE of the point forecast [+ pinball] [+ the covariates' loss]}.
 
         The forecasts of past-only covariates (recursive) add their mean squared error
-        (loss ``mse``), absolute error (``mae``) or absolute error over each covariate's
-        mean absolute change in the window (``mase``)."""
+        (loss ``mse``) or mean absolute error (``mae``, ``mase``) in the per-series scaled
+        values; never over the window's change as MASE divides, which a flag that stays 0
+        all window long would make near zero."""
         x, y = batch[0], batch[-1]
         rest = list(batch[1:-1])
         static = rest.pop() if self.static else None
@@ -128,14 +129,7 @@ class ForecastModule(LstmkitModule):
         if ahead is not None:
             cov_err = pred[..., self.n_target :] - ahead
             pred = pred[..., : self.n_target]
-            if self.loss == "mse":
-                cov_loss = torch.mean(cov_err**2)
-            elif self.loss == "mase":
-                cols = x[:, :, [c + 1 for c in self.past_columns]]
-                change = (cols[:, 1:] - cols[:, :-1]).abs().mean(dim=1, keepdim=True) + 1e-3
-                cov_loss = (cov_err.abs() / change).mean()
-            else:
-                cov_loss = cov_err.abs().mean()
+            cov_loss = torch.mean(cov_err**2) if self.loss == "mse" else cov_err.abs().mean()
         err = pred[..., 0] - y
         if self.loss == "mae":
             loss = err.abs().mean()
@@ -153,7 +147,9 @@ class ForecastModule(LstmkitModule):
         return {"loss": loss}
 
 
-def roll(module: ForecastModule, x: Tensor, target: Tensor, out: Tensor, future: Tensor | None):
+def roll(
+    module: ForecastModule, x: Tensor, target: Tensor, out: Tensor, future: Tensor | None
+) -> Tensor:
     """The window ``x`` (batch, window, features) one step on, as a recursive forecast
     feeds it back: its first row dropped and the forecast step's row appended, which
     holds ``target`` (batch, 1) in feature 0, the known future covariates of that step
