@@ -79,6 +79,36 @@ def test_a_known_future_covariate_that_determines_the_target_is_used() -> None:
     assert ev.metrics.loc["lstmkit", "MAE"] < 0.05 * ev.metrics.loc["naive", "MAE"]
 
 
+def test_a_past_only_covariate_is_forecast_and_fed_back() -> None:
+    """x_t = sin(2 pi t / 7) + noise is observed only up to the origin and y_t = 2 x_{t-1}:
+    the network's forecast of x (its extra output channel) follows the sine, far better
+    than x's last value, and the recursive forecast of y over the horizon, which needs
+    x's forecasts from step 2 on, stays close."""
+    rng = np.random.default_rng(2)
+    n = 320
+    t = np.arange(n)
+    x = np.sin(2 * np.pi * t / 7) + 0.05 * rng.normal(size=n)
+    y = np.r_[0.0, 2 * x[:-1]] + 10
+    df = pd.DataFrame({"month": pd.date_range("2000-01-01", periods=n, freq="D"), "y": y, "x": x})
+    f = _fit(df.iloc[:260], covariates=["x"], hidden_size=16, max_epochs=40, lr=1e-2,
+             quantiles=None, instance_norm=False)  # fmt: skip
+    test = df.iloc[260 - 8 :]
+    starts = range(len(test) - 8 - 4 + 1)
+    windows = np.stack([test[["y", "x"]].to_numpy()[s : s + 8] for s in starts])
+    actual = np.stack([test["y"].to_numpy()[s + 8 : s + 12] for s in starts])
+    scaled = np.stack([f.scaler.transform("0", w) for w in windows]).astype(np.float32)
+    with torch.no_grad():
+        x_next = f.net(torch.from_numpy(scaled))[:, 0, 1].numpy()  # scaled x forecasts
+    p = f.scaler.params["0"]
+    x_next = x_next * p["scale"][1] + p["shift"][1]
+    x_true = test["x"].to_numpy()[8 : 8 + len(windows)]
+    last = np.abs(windows[:, -1, 1] - x_true).mean()
+    assert np.abs(x_next - x_true).mean() < 0.25 * last
+    fc = f.predict_windows(windows)[..., 0]
+    naive = np.abs(windows[:, -1:, 0] - actual).mean()
+    assert np.abs(fc - actual).mean() < 0.2 * naive
+
+
 @pytest.mark.parametrize("loss", ["mse", "mae"])
 def test_training_windows_carry_the_next_covariate_value_and_its_loss(loss: str) -> None:
     """A recursive training item holds the next scaled value of each past-only covariate
