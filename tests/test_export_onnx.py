@@ -175,10 +175,13 @@ FORECAST_OPTIONS = [
      "future_covariates": ["promo"], "scaler": "standard"},
     {"method": "recursive", "skip": False},
     {"patch": 3, "residual": "nlinear", "instance_norm": "last"},
+    {"method": "recursive", "covariates": ["temp", "promo"], "future_covariates": ["promo"],
+     "residual": "nlinear"},
 ]  # fmt: skip
 
 
-FORECAST_IDS = ["lstm-q", "gru-noinorm", "bi2-q", "gru-bi-cov", "recursive", "patch-residual"]
+FORECAST_IDS = ["lstm-q", "gru-noinorm", "bi2-q", "gru-bi-cov", "recursive", "patch-residual",
+                "recursive-cov"]  # fmt: skip
 
 
 @pytest.mark.parametrize("settings", FORECAST_OPTIONS, ids=FORECAST_IDS)

@@ -228,10 +228,13 @@ def test_global_model_over_long_format_with_covariate() -> None:
     assert pred.loc[pred.id == "b", "forecast"].mean() > 300  # scaled back per series
     with pytest.raises(LstmkitError, match="covariate column 'temp' not found"):
         f.predict(data.drop(columns="temp"))
-    with pytest.raises(LstmkitError, match="recursive method cannot use covariates"):
-        Forecaster(horizon=3, method="recursive", **FAST).fit(
-            data, target="y", time_col="month", id_col="id", covariates=["temp"]
-        )
+    # recursive: the one-step network also forecasts temp (past-only) and feeds it back
+    r = Forecaster(horizon=3, window=12, method="recursive", **(FAST | {"max_epochs": 3}))
+    r.fit(data, target="y", time_col="month", id_col="id", covariates=["temp"])
+    assert r.net.net.n_outputs == 1 + 3 + 1  # point, q10/q50/q90, temp's next value
+    pred = r.predict()
+    assert list(pred.columns) == ["id", "month", "forecast", "q10", "q50", "q90"]
+    assert pred.loc[pred.id == "b", "forecast"].mean() > 300
 
 
 def test_too_short_series_and_bad_settings() -> None:

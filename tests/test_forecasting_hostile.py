@@ -110,7 +110,9 @@ def test_parameter_estimate_matches_the_network(settings: dict) -> None:
     f = Forecaster(horizon=6, window=12, **(FAST | settings))
     cfg = f.config.design(n_series=2)  # several series: no residual map
     steps = 6 if cfg.method == "direct" else 1
-    net = ForecastNet(3, 12, steps, 1 + len(cfg.quantiles or []), model=cfg.rnn,
+    # recursive: one more output for the past-only covariate (3 features, 1 known ahead)
+    outputs = 1 + len(cfg.quantiles or []) + (cfg.method == "recursive")
+    net = ForecastNet(3, 12, steps, outputs, model=cfg.rnn,
                       hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
                       bidirectional=cfg.bidirectional, skip=cfg.skip, n_future=1,
                       layer_norm=cfg.layer_norm, recurrent_dropout=cfg.recurrent_dropout,

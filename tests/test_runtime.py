@@ -3,8 +3,9 @@
 Trained tiny models are exported and loaded with `lstmkit.runtime.load`; their predictions
 are compared with `TextClassifier.predict` / `predict_proba` and `Forecaster.predict`
 (default horizon after the data, new data, known future covariates, the recursive band
-from simulated sample paths). A subprocess in which ``import torch`` fails loads and
-predicts, and the numpy draws are checked against ``torch.rand`` itself.
+from simulated sample paths, with covariates rolled forward). A subprocess in which
+``import torch`` fails loads and predicts, and the numpy draws are checked against
+``torch.rand`` itself.
 """
 
 from __future__ import annotations
@@ -81,8 +82,14 @@ def test_text_predictor_refuses_bad_input(text_model):
         {},
         {"covariates": ["temp", "promo"], "future_covariates": ["promo"], "rnn": "gru"},
         {"method": "recursive", "quantiles": [0.1, 0.5, 0.9]},
+        {
+            "method": "recursive",
+            "quantiles": [0.1, 0.5, 0.9],
+            "covariates": ["temp", "promo"],
+            "future_covariates": ["promo"],
+        },
     ],
-    ids=["direct", "future-covariates", "recursive-band"],
+    ids=["direct", "future-covariates", "recursive-band", "recursive-covariates-band"],
 )
 def test_forecast_predictor_matches_the_forecaster(tmp_path, settings):
     df = make_series(120)

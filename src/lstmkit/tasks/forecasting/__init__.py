@@ -6,9 +6,12 @@ reads the encoder's last state together with the (normalised) input window
 (plus any known future covariates over the horizon) and emits all ``horizon``
 steps at once (``method="direct"``, default) or one step that is fed back
 ``horizon`` times (``method="recursive"``, seed 004's method; its band comes
-from simulated sample paths). Preprocessing lives with the model: per-series
-scaling fitted on the training part, reversible instance normalisation of
-each input window, windowing and a strictly time-ordered validation split.
+from simulated sample paths; each step reads the known future covariates of the
+step it forecasts, and the network also forecasts the past-only covariates, which
+are fed back with the target). Static covariates work in both. Preprocessing lives
+with the model: per-series scaling fitted on the training part, reversible instance
+normalisation of each input window, windowing and a strictly time-ordered validation
+split.
 With ``quantiles`` the head also predicts those quantiles (pinball loss), and
 the band is then calibrated per horizon step on the validation windows (split
 conformal, ``calibrate=True``).

@@ -198,7 +198,9 @@ class WindowSet(Dataset):
     ``values`` (rows, features) holds every series' scaled values one after the other;
     series ``k`` contributes ``counts[k]`` windows whose inputs start at rows
     ``first[k]``, ``first[k] + 1``, ... Item ``i`` is (inputs (window, features),
-    [future (steps, n_future)], targets (steps,)), in the order the windows of
+    [future (steps, n_future)], [past (steps, n_past): the next values of the
+    ``past_columns``, which a recursive forecaster learns to forecast], targets
+    (steps,)), in the order the windows of
     `lstmkit.data.windows.make_windows` have series by series, so a sampler draws the
     same windows as from a table of them all. With ``static`` (series, inputs), items
     carry their series' static inputs before the targets. A batch of indices is cut in
@@ -215,7 +217,9 @@ class WindowSet(Dataset):
         steps: int,
         future_columns: list[int],
         static: np.ndarray | None = None,
+        past_columns: list[int] | None = None,
     ) -> None:
+        self.past_columns = list(past_columns or [])
         self.values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
         self.static = None if static is None else torch.from_numpy(np.asarray(static, np.float32))
         self.first = np.asarray(first, dtype=np.int64)
@@ -248,6 +252,8 @@ class WindowSet(Dataset):
         parts = [x]
         if self.future_columns:
             parts.append(ahead[:, :, self.future_columns])
+        if self.past_columns:
+            parts.append(ahead[:, :, self.past_columns])
         if self.static is not None:
             parts.append(self.static[torch.from_numpy(series)])
         parts.append(ahead[:, :, 0])
@@ -264,7 +270,8 @@ class ForecastData(L.LightningDataModule):
     without validation), ``state`` (`FittedState`), ``scaler``, ``context`` (each
     series' last window: {"values", "times"}) and the `WindowSet` datasets
     ``train_set`` / ``val_set`` of (inputs (window, features), [future (steps,
-    n_future)], targets (steps,)) items.
+    n_future)], [past-only covariates ahead (recursive)], [static], targets (steps,))
+    items.
     """
 
     def __init__(self, sd: SeriesData, cfg: ForecasterConfig) -> None:
@@ -304,13 +311,8 @@ class ForecastData(L.LightningDataModule):
 
     def _split(self) -> tuple[int, int]:
         """The window and the validation steps per series; refuses series too short for
-        the window and horizon and a recursive forecaster with covariates."""
+        the window and horizon."""
         cfg, sd = self.cfg, self.sd
-        if cfg.method == "recursive" and sd.covariates:
-            raise LstmkitError(
-                "the recursive method cannot use covariates (their future values are "
-                "unknown); use method='direct' or drop the covariates"
-            )
         window = cfg.window or default_window(cfg, sd)
         h = cfg.horizon
         lengths = np.array([len(s) for s in sd.series.values()])
@@ -361,6 +363,8 @@ class ForecastData(L.LightningDataModule):
         lengths = self._lengths
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         fidx = self.state.future_columns
+        # recursive: the one-step network also forecasts the past-only covariates
+        pidx = self.state.past_columns if self.cfg.method == "recursive" else []
         static = None
         if self.state.static_cols or self.cfg.id_embedding:
             ids = list(self.sd.series)
@@ -368,7 +372,7 @@ class ForecastData(L.LightningDataModule):
             static = static_matrix(self.state, ids, self.sd.static, index)
         # training origins 0 .. len - val - window - steps
         self.train_set = WindowSet(
-            scaled, offsets, lengths - val - window - steps + 1, window, steps, fidx, static
+            scaled, offsets, lengths - val - window - steps + 1, window, steps, fidx, static, pidx
         )
         self.val_set = None
         if val:
@@ -377,7 +381,7 @@ class ForecastData(L.LightningDataModule):
             last = lengths - window - h  # the last origin with a full horizon
             low = np.maximum(lengths - val - window - h + 1, 0)
             self.val_set = WindowSet(
-                scaled, offsets + low, last - low + 1, window, steps, fidx, static
+                scaled, offsets + low, last - low + 1, window, steps, fidx, static, pidx
             )
 
     def train_dataloader(self) -> DataLoader:

@@ -47,7 +47,7 @@ from lstmkit.tasks.forecasting.data import (
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
 from lstmkit.tasks.forecasting.linear import choose_ridge, fit_linear
 from lstmkit.tasks.forecasting.mixture import Mixture, fit_mixture
-from lstmkit.tasks.forecasting.module import ForecastModule, simulate_quantiles
+from lstmkit.tasks.forecasting.module import ForecastModule, roll, simulate_quantiles
 from lstmkit.tasks.forecasting.network import (
     check_model_size,
     estimate_parameters,
@@ -312,7 +312,10 @@ class Forecaster:
 
         ``covariates`` are extra input columns seen over the input window;
         ``future_covariates`` are also known over the horizon (calendar, planned
-        prices) and `predict` then needs their next values (``future=``).
+        prices) and `predict` then needs their next values (``future=``). Both
+        methods take them: ``method="recursive"`` reads the known values of each step
+        it forecasts and also forecasts the past-only covariates one step ahead (their
+        loss beside the target's), feeding both back as the window rolls on.
         ``static_cols`` have one value per series (text: embedded; numbers: scaled);
         data given to `predict` / `evaluate` later must have them too."""
         require_precision_supported(self.config.train.precision, self.config.train.accelerator)
@@ -535,9 +538,10 @@ class Forecaster:
         )
         net = make_net(cfg, n_features, window, n_future, static)
         scaler = self.scaler.kind
+        past = self.state.past_columns if cfg.method == "recursive" else []
         return ForecastModule(
             net, cfg.instance_norm, cfg.quantiles, self._future_columns(),
-            loss=loss_name(cfg.loss, scaler), static=bool(static),
+            loss=loss_name(cfg.loss, scaler), static=bool(static), past_columns=past,
         )  # fmt: skip
 
     def set_context(
@@ -592,27 +596,31 @@ class Forecaster:
         future: np.ndarray | None,
         static: np.ndarray | None = None,
     ) -> np.ndarray:
-        """`_forecast_scaled` for one network of the ensemble."""
+        """`_forecast_scaled` for one network of the ensemble. Recursive: the one-step
+        network reads each step's known future covariates, and the window rolls on with
+        the forecast target, those values and its forecasts of the past-only covariates
+        (`module.roll`)."""
         module.eval()
         dtype = next(module.parameters()).dtype
         x = torch.as_tensor(window_values, dtype=dtype)
         st = None if static is None else torch.as_tensor(static, dtype=torch.float32)
+        fut = None if future is None else torch.as_tensor(future, dtype=dtype)
         if self.config.method == "direct":
-            fut = None if future is None else torch.as_tensor(future, dtype=dtype)
             return module(x, fut, st).numpy()
         outs = []
         start = x
-        for _ in range(self.config.horizon):
-            step = module(x, None, st)  # (batch, 1, n_outputs)
-            outs.append(step)
-            x = torch.cat([x[:, 1:], step[:, :, :1]], dim=1)
+        for t in range(self.config.horizon):
+            ft = None if fut is None else fut[:, t : t + 1]
+            step = module(x, ft, st)  # (batch, 1, n_outputs)
+            outs.append(step[:, :, : module.n_target])
+            x = roll(module, x, step[:, :, 0], step, ft)
         out = torch.cat(outs, dim=1)
         if len(self.config.quantiles or []) >= 2 and self.config.horizon > 1:
             # the one-step quantiles only hold for step 1; later steps take the quantiles
             # of simulated sample paths, so the band widens with the horizon
             levels = torch.tensor(self.config.quantiles or [], dtype=torch.float32)
             h, seed = self.config.horizon, self.config.train.seed
-            out[:, 1:, 1:] = simulate_quantiles(module, start, levels, h, seed, st)[:, 1:]
+            out[:, 1:, 1:] = simulate_quantiles(module, start, levels, h, seed, st, fut)[:, 1:]
         return out.numpy()
 
     def predict_windows(

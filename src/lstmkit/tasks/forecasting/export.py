@@ -55,7 +55,9 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
     in feature 0 [and ``future`` (batch, steps, n_future) float32, the scaled known
     covariates over the horizon] -> ``forecast`` (batch, steps, 1 + quantiles) scaled,
     where steps is the horizon (direct) or 1 (recursive: `lstmkit.runtime` feeds it back
-    and simulates the band's sample paths as `Forecaster` does, same seed).
+    and simulates the band's sample paths as `Forecaster` does, same seed; ``future`` is
+    then the known covariates of the one step, and ``forecast`` also holds the next
+    values of any past-only covariates, which the runtime feeds back with the target).
     """
     fc.require_fitted()
     if fc.config.ensemble > 1 or fc.config.combine:  # issue 17: one network only

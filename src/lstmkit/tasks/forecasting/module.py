@@ -5,6 +5,9 @@ Loss: MSE, MAE or MASE-like (absolute error over the window's mean absolute
 step-to-step change) of the point forecast (``ForecasterConfig.loss``) plus, with
 quantiles, the pinball loss, on the per-series scaled values after undoing the instance
 normalisation. A network with a ``residual`` NLinear map adds it to its output here.
+A recursive network with past-only covariates also forecasts their next values (extra
+output channels, `network.make_net`), with their own loss beside the target's; `roll`
+feeds them back, with the known future covariates of each step, as the window moves on.
 Training itself (optimiser, logging) is the shared `lstmkit.training.LstmkitModule`'s.
 """
 
@@ -60,12 +63,17 @@ class ForecastModule(LstmkitModule):
         future_columns: list[int] | None = None,
         loss: str = "mse",
         static: bool = False,
+        past_columns: list[int] | None = None,
     ):
         super().__init__()
         self.net = net
         self.static = static  # batches carry each window's static inputs
         # positions of the known-future covariates among the covariates (feature - 1)
         self.future_columns = [c - 1 for c in future_columns or []]
+        # recursive: the past-only covariates the network forecasts (feature - 1), in the
+        # order of its output channels after the point forecast and quantiles
+        self.past_columns = [c - 1 for c in past_columns or []]
+        self.n_target = 1 + len(quantiles or [])  # output channels of the target
         self.instance_norm = instance_norm
         self.loss = loss
         q = torch.tensor(quantiles or [], dtype=torch.float32)
@@ -75,12 +83,18 @@ class ForecastModule(LstmkitModule):
         self, x: Tensor, future: Tensor | None = None, static: Tensor | None = None
     ) -> Tensor:
         """x (batch, window, features) scaled [, future (batch, steps, n_future)] [, static
-        (batch, static inputs)] -> forecast (batch, steps, n_outputs) scaled."""
+        (batch, static inputs)] -> forecast (batch, steps, n_outputs) scaled: the target's
+        channels (point, quantiles), then any past-only covariates' next values."""
         extra = {} if static is None else {"static": static}
         base = self.net.nlinear(x[:, :, 0]).unsqueeze(-1) if self.net.residual else None
+        k = self.n_target
         if not self.instance_norm:
             out = self.net(x, future, **extra)
-            return out if base is None else out + base
+            if base is None:
+                return out
+            if not self.past_columns:
+                return out + base
+            return torch.cat([out[..., :k] + base, out[..., k:]], dim=-1)
         mean, std = _instance_stats(x, self.instance_norm)
         # covariates are centred on their window means (kept at their scale: a flag that
         # is 0 all window long must not be divided by a zero spread)
@@ -89,16 +103,33 @@ class ForecastModule(LstmkitModule):
                         x[:, :, 1:] - cov_mean], dim=2)  # fmt: skip
         if future is not None:
             future = future - cov_mean[:, :, self.future_columns]
-        out = self.net(xn, future, **extra) * std.unsqueeze(-1)
-        return out + (mean.unsqueeze(-1) if base is None else base)
+        out = self.net(xn, future, **extra)
+        covariates = None
+        if self.past_columns:  # their forecasts come back to the inputs' centre
+            covariates = out[..., k:] + cov_mean[:, :, self.past_columns]
+            out = out[..., :k]
+        out = out * std.unsqueeze(-1)
+        out = out + (mean.unsqueeze(-1) if base is None else base)
+        return out if covariates is None else torch.cat([out, covariates], dim=-1)
 
     def step_metrics(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
-        """Batch (x, [future,] [static,] y) -> {"loss": MSE / MAE / MASE of the point
-        forecast [+ pinball]}."""
+        """Batch (x, [future,] [past-only covariates ahead,] [static,] y) -> {"loss":
+        MSE / MAE / MASE of the point forecast [+ pinball] [+ the covariates' loss]}.
+
+        The forecasts of past-only covariates (recursive) add their mean squared error
+        (loss ``mse``) or mean absolute error (``mae``, ``mase``) in the per-series scaled
+        values; never over the window's change as MASE divides, which a flag that stays 0
+        all window long would make near zero."""
         x, y = batch[0], batch[-1]
         rest = list(batch[1:-1])
         static = rest.pop() if self.static else None
+        ahead = rest.pop() if self.past_columns else None
         pred = self(x, rest[0] if rest else None, static)
+        cov_loss = None
+        if ahead is not None:
+            cov_err = pred[..., self.n_target :] - ahead
+            pred = pred[..., : self.n_target]
+            cov_loss = torch.mean(cov_err**2) if self.loss == "mse" else cov_err.abs().mean()
         err = pred[..., 0] - y
         if self.loss == "mae":
             loss = err.abs().mean()
@@ -111,7 +142,27 @@ class ForecastModule(LstmkitModule):
                 scale = _change_scale(x)
                 pred, y = pred / scale.unsqueeze(-1), y / scale
             loss = loss + pinball_loss(pred[..., 1:], y, self.quantiles)
+        if cov_loss is not None:
+            loss = loss + cov_loss
         return {"loss": loss}
+
+
+def roll(
+    module: ForecastModule, x: Tensor, target: Tensor, out: Tensor, future: Tensor | None
+) -> Tensor:
+    """The window ``x`` (batch, window, features) one step on, as a recursive forecast
+    feeds it back: its first row dropped and the forecast step's row appended, which
+    holds ``target`` (batch, 1) in feature 0, the known future covariates of that step
+    (``future`` (batch, 1, n_future)) and the network's forecasts of the past-only
+    covariates (``out[..., n_target:]`` of the step's output ``out`` (batch, 1,
+    outputs)). Every covariate of a recursive forecaster is one or the other."""
+    row = torch.zeros_like(x[:, -1:])
+    row[:, :, 0] = target
+    if module.future_columns:
+        row[:, :, [c + 1 for c in module.future_columns]] = future
+    if module.past_columns:
+        row[:, :, [c + 1 for c in module.past_columns]] = out[:, :, module.n_target :]
+    return torch.cat([x[:, 1:], row], dim=1)
 
 
 SAMPLE_PATHS = 500  # recursive forecasts: sample paths per window for the band
@@ -140,6 +191,7 @@ def simulate_quantiles(
     horizon: int,
     seed: int,
     static: Tensor | None = None,
+    future: Tensor | None = None,
 ) -> Tensor:
     """Quantiles at ``levels`` of ``SAMPLE_PATHS`` recursive sample paths from each window.
 
@@ -147,12 +199,15 @@ def simulate_quantiles(
     every step: its quantile function (`_quantile_function`) at a uniform draw. The
     draws are seeded with ``seed`` and shared by the windows (path ``p`` of every window
     takes the same uniform draws), so a forecast is reproducible and does not depend on
-    the other windows batched with it.
+    the other windows batched with it. Covariates roll with the target (`roll`): the
+    known future values of each step, and the network's point forecasts of the past-only
+    ones along each path (their own uncertainty is not sampled).
 
     Args:
         module: a one-step model (``steps=1``) predicting the point and ``levels``.
-        x: (batch, window, 1) scaled input windows.
+        x: (batch, window, features) scaled input windows.
         static: (batch, static inputs) of each window's series, if the model has any.
+        future: (batch, horizon, n_future) scaled known future covariates, if any.
         levels: (q,) ascending quantile levels the module predicts.
         horizon: steps to simulate.
         seed: random seed of the draws.
@@ -166,16 +221,19 @@ def simulate_quantiles(
     for begin in range(0, len(x), chunk):
         xs = x[begin : begin + chunk].repeat_interleave(n, dim=0)
         st = None if static is None else static[begin : begin + chunk].repeat_interleave(n, dim=0)
+        fs = None if future is None else future[begin : begin + chunk].repeat_interleave(n, dim=0)
         # every window's paths take the same draws, whatever the batch it is in: a window
         # forecast alone or among thousands of series gets the same band
         gen = torch.Generator().manual_seed(seed)
         draws = []
-        for _ in range(horizon):
-            q = torch.sort(module(xs, None, st)[:, 0, 1:], dim=-1).values  # (paths, q)
+        for t in range(horizon):
+            ft = None if fs is None else fs[:, t : t + 1]
+            out = module(xs, ft, st)
+            q = torch.sort(out[:, 0, 1 : module.n_target], dim=-1).values  # (paths, q)
             u = torch.rand(n, generator=gen).repeat(len(xs) // n)
             draw = _quantile_function(q, levels, u)
             draws.append(draw)
-            xs = torch.cat([xs[:, 1:], draw.view(-1, 1, 1)], dim=1)
+            xs = roll(module, xs, draw.view(-1, 1), out, ft)
         paths = torch.stack(draws, dim=1).view(-1, n, horizon)  # (chunk, paths, horizon)
         result.append(torch.quantile(paths, levels, dim=1).permute(1, 2, 0))
     return torch.cat(result)

@@ -24,7 +24,8 @@ class ForecastNet(nn.Module):
 
     Input (batch, window, features) with the target in feature 0; output
     (batch, steps, n_outputs) where steps is the horizon (direct) or 1 and the
-    outputs are the point forecast followed by any quantiles. ``layer_norm``,
+    outputs are the point forecast followed by any quantiles (and, recursive with
+    past-only covariates, the next value of each of them: `make_net`). ``layer_norm``,
     ``recurrent_dropout`` and ``zoneout`` are passed to the encoder (see
     `lstmkit.nn.LSTM`); with their defaults it is the plain layer. ``num_heads`` and
     ``chunk_size`` go to an sLSTM/mLSTM.
@@ -171,14 +172,17 @@ def make_net(
     """The `ForecastNet` of ``cfg`` for ``n_features`` input columns, an input window of
     ``window`` steps, ``n_future`` known future covariates and the ``static`` inputs
     (`data.static_spec`). ``cfg`` has its ``auto`` design resolved
-    (`ForecasterConfig.design`)."""
+    (`ForecasterConfig.design`). A recursive network also forecasts the next value of every
+    past-only covariate (the ``n_features - 1 - n_future`` covariates not known ahead):
+    one output channel each after the point forecast and quantiles, fed back with it."""
     if cfg.residual == "auto" or cfg.instance_norm == "auto":
         raise ValueError("resolve the auto design first: make_net(cfg.design(n_series), ...)")
+    n_past = n_features - 1 - n_future if cfg.method == "recursive" else 0
     return ForecastNet(
         n_features,
         window,
         output_steps(cfg),
-        1 + len(cfg.quantiles or []),
+        1 + len(cfg.quantiles or []) + n_past,
         model=cfg.rnn,
         hidden_size=cfg.hidden_size,
         num_layers=cfg.num_layers,

@@ -242,6 +242,11 @@ class PredictCore:
                 f"this model needs the known future values of {st.future_covariates}"
                 f" for the {self.horizon} forecast steps; pass them (future=...)"
             )
+        if fidx and not np.isfinite(np.asarray(future, dtype=np.float64)).all():
+            raise LstmkitError(
+                f"the known future values of {st.future_covariates} hold NaN or infinite "
+                "values; pass finite values for every forecast step"
+            )
         shift, scale = self.scaler.stacked(ids)  # (n, columns)
         windows = self.scaler.log_target(ids, windows)  # the log scaler's target
         inputs = None if self.static_inputs is None else self.static_inputs(ids, static)

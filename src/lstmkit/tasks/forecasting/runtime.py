@@ -4,7 +4,10 @@ Everything around the network is `lstmkit.tasks.forecasting.predict.PredictCore`
 code `Forecaster.predict` itself runs (reading data like the training data, scaling,
 ordering quantiles, scaling back, the table), so the tables match column for column. The
 network call differs only for ``method="recursive"``: the one-step graph is fed back
-``horizon`` times, and with two or more quantiles the band of steps 2.. comes from the same
+``horizon`` times (each step reads its known future covariates, and the window rolls on
+with the forecast target, those values and the graph's forecasts of the past-only
+covariates, as `lstmkit.tasks.forecasting.module.roll` does), and with two or more
+quantiles the band of steps 2.. comes from the same
 simulated sample paths as `lstmkit.tasks.forecasting.module.simulate_quantiles`, drawn in
 numpy from the same random numbers: torch's CPU generator is the 32-bit Mersenne Twister
 seeded as numpy's legacy `RandomState`, and `torch.rand` turns each 32-bit draw into a
@@ -144,8 +147,6 @@ class ForecastPredictor:
             raise Damaged(
                 f"steps must be {want} for the {method} method with horizon {horizon}, got {steps}"
             )
-        if method == "recursive" and state.covariates:
-            raise Damaged("a recursive forecaster has no covariates (their future is unknown)")
         quantiles = _quantiles(meta["quantiles"])
         integer(meta, "seed", 0, 2**32 - 1)  # numpy's RandomState takes 32 bits
         batch = integer(meta, "max_path_batch", 1, PATH_BATCH_LIMIT)
@@ -168,19 +169,21 @@ class ForecastPredictor:
 
     @classmethod
     def graph_spec(cls, meta: dict[str, Any]) -> tuple[GraphSpec, GraphSpec]:
-        """Inputs ``x`` (batch, window, 1 + covariates) [and, for a direct forecaster with
-        known future covariates, ``future`` (batch, steps, future covariates)] float32;
-        output ``forecast`` (batch, steps, 1 + quantiles)."""
+        """Inputs ``x`` (batch, window, 1 + covariates) [and, with known future
+        covariates, ``future`` (batch, steps, future covariates)] float32; output
+        ``forecast`` (batch, steps, 1 + quantiles [+ past-only covariates: a recursive
+        forecaster forecasts them too])."""
         data, steps = meta["data"], meta["steps"]
         future = data.get("future_covariates") or []
         inputs: GraphSpec = {
             "x": ("tensor(float)", (None, meta["window"], 1 + len(data["covariates"])))
         }
-        if future and meta["method"] == "direct":
+        if future:
             inputs["future"] = ("tensor(float)", (None, steps, len(future)))
-        outputs: GraphSpec = {
-            "forecast": ("tensor(float)", (None, steps, 1 + len(meta["quantiles"] or [])))
-        }
+        channels = 1 + len(meta["quantiles"] or [])
+        if meta["method"] == "recursive":
+            channels += len(data["covariates"]) - len(future)
+        outputs: GraphSpec = {"forecast": ("tensor(float)", (None, steps, channels))}
         return inputs, outputs
 
     @classmethod
@@ -212,37 +215,59 @@ class ForecastPredictor:
             feeds["future"] = np.ascontiguousarray(future, dtype=np.float32)
         return self.session.run(["forecast"], feeds)[0]
 
+    def _roll(
+        self, x: np.ndarray, target: np.ndarray, out: np.ndarray, future: np.ndarray | None
+    ) -> np.ndarray:
+        """`lstmkit.tasks.forecasting.module.roll` in numpy: the window (batch, window,
+        features) one step on, its new row ``target`` (batch, 1), the step's known future
+        covariates ``future`` (batch, 1, n_future) and the graph's forecasts of the
+        past-only ones (``out[..., 1 + quantiles:]``)."""
+        st = self.state
+        row = np.zeros_like(x[:, -1:])
+        row[:, :, 0] = target
+        if st.future_columns:
+            row[:, :, st.future_columns] = future
+        if st.past_columns:
+            row[:, :, st.past_columns] = out[:, :, 1 + len(self.quantiles or []) :]
+        return np.concatenate([x[:, 1:], row], axis=1)
+
     def _forecast_scaled(self, x: np.ndarray, future: np.ndarray | None) -> np.ndarray:
-        """Scaled windows (batch, window, features) -> (batch, horizon, outputs) scaled, as
+        """Scaled windows (batch, window, features) [and known future covariates (batch,
+        horizon, n_future)] -> (batch, horizon, outputs) scaled, as
         `Forecaster._forecast_scaled` computes it."""
         if self.method == "direct":
             return self._run(x, future)
-        start, outs = x, []
-        for _ in range(self.horizon):
-            step = self._run(x)  # (batch, 1, outputs)
-            outs.append(step)
-            x = np.concatenate([x[:, 1:], step[:, :, :1]], axis=1)
+        start, outs, k = x, [], 1 + len(self.quantiles or [])
+        for t in range(self.horizon):
+            ft = None if future is None else future[:, t : t + 1]
+            step = self._run(x, ft)  # (batch, 1, outputs)
+            outs.append(step[:, :, :k])
+            x = self._roll(x, step[:, :, 0], step, ft)
         out = np.concatenate(outs, axis=1)
         if len(self.quantiles or []) >= 2 and self.horizon > 1:
-            out[:, 1:, 1:] = self._simulate_quantiles(start)[:, 1:]
+            out[:, 1:, 1:] = self._simulate_quantiles(start, future)[:, 1:]
         return out
 
-    def _simulate_quantiles(self, x: np.ndarray) -> np.ndarray:
+    def _simulate_quantiles(self, x: np.ndarray, future: np.ndarray | None = None) -> np.ndarray:
         """Quantiles (batch, horizon, q) of the recursive sample paths from each window
-        (batch, window, 1): `module.simulate_quantiles` in numpy, same draws."""
+        (batch, window, features) [and its known future covariates (batch, horizon,
+        n_future)]: `module.simulate_quantiles` in numpy, same draws."""
         levels = np.asarray(self.quantiles, dtype=np.float32)
         n = self.sample_paths
         chunk = max(1, self.max_path_batch // n)
         result = []
         for begin in range(0, len(x), chunk):
             xs = np.repeat(x[begin : begin + chunk], n, axis=0)
+            fs = None if future is None else np.repeat(future[begin : begin + chunk], n, axis=0)
             rng = np.random.RandomState(self.seed)  # the same draws for every window
             draws = []
-            for _ in range(self.horizon):
-                q = np.sort(self._run(xs)[:, 0, 1:], axis=-1)
+            for t in range(self.horizon):
+                ft = None if fs is None else fs[:, t : t + 1]
+                out = self._run(xs, ft)
+                q = np.sort(out[:, 0, 1 : 1 + len(levels)], axis=-1)
                 draw = _quantile_function(q, levels, np.tile(_torch_rand(rng, n), len(xs) // n))
                 draws.append(draw)
-                xs = np.concatenate([xs[:, 1:], draw.reshape(-1, 1, 1)], axis=1)
+                xs = self._roll(xs, draw.reshape(-1, 1), out, ft)
             paths = np.stack(draws, axis=1).reshape(-1, n, self.horizon)
             result.append(np.quantile(paths, levels, axis=1).transpose(1, 2, 0))
         return np.concatenate(result).astype(np.float32)

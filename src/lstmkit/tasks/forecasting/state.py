@@ -102,6 +102,13 @@ class FittedState:
         return [1 + self.covariates.index(c) for c in self.future_covariates]
 
     @property
+    def past_columns(self) -> list[int]:
+        """Value columns of the past-only covariates (observed up to the forecast origin,
+        not known over the horizon): the ones a recursive forecaster forecasts itself."""
+        known = set(self.future_covariates)
+        return [1 + j for j, c in enumerate(self.covariates) if c not in known]
+
+    @property
     def time_from_index(self) -> bool:
         """Whether the times came from an unnamed DatetimeIndex."""
         return self.time_col == INDEX_TIME
