@@ -141,7 +141,7 @@ def test_serve_an_xlstm_forecaster_with_torch(forecaster):
 )
 def test_num_heads_defaults_to_a_divisor_of_the_width(hidden, rnn, heads):
     cfg = ForecasterConfig(horizon=3, window=8, rnn=rnn, hidden_size=hidden)
-    layer = make_net(cfg, 1, 8, 0).rnn
+    layer = make_net(cfg.design(n_series=1), 1, 8, 0).rnn
     assert layer.num_heads == heads and hidden % heads == 0
     x = torch.randn(2, 8, 1)
     assert layer(x)[0].shape == (2, 8, hidden)

@@ -213,9 +213,6 @@ def forecast_cmd(
         F,
         "residual",
         cli_type=Literal["auto", "nlinear", "nlinear-fixed", "none"],
-        help="A closed-form ridge NLinear map the network corrects (nlinear: refined in "
-        "training; nlinear-fixed: kept fixed; none); auto: nlinear-fixed for a single series, "
-        "none for several.",
     ) = FD["residual"],
     loss: option(F, "loss") = FD["loss"],
     scaler: option(F, "scaler") = FD["scaler"],
