@@ -296,3 +296,143 @@ def test_static_covariate_that_varies_within_a_series_is_one_error_line(tmp_path
     assert err.startswith("error: static covariate 'region' varies within series 'b'")
     assert err.count("\n") == 1
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- baselines of many series
+def _histories() -> dict[str, np.ndarray]:
+    """Series of four lengths (two alike), one too short for any window of 8 + 3."""
+    rng = np.random.default_rng(5)
+    lengths = {"a": 40, "b": 40, "c": 29, "d": 6, "e": 52}
+    return {
+        sid: 20 + 3 * k + np.sin(np.arange(n) / 2.0) * (k + 1) + rng.normal(0, 0.2, n)
+        for k, (sid, n) in enumerate(lengths.items())
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "most", "stride"), [("nlinear", 10**6, 1), ("dlinear", 10**6, 1), ("nlinear", 41, 3)]
+)
+def test_linear_baselines_fitted_in_blocks_equal_one_fit_on_all_windows(
+    kind, most, stride, monkeypatch
+):  # fmt: skip
+    """Series grouped by length, windows added a few at a time (blocks of 7 windows here),
+    give the map that choose_ridge and fit_linear give on every window in one array; with
+    more windows than MAX_WINDOWS (121 > 41 here), on every third window of each series,
+    counted back from its last."""
+    from lstmkit.tasks.forecasting import baselines as bl
+    from lstmkit.tasks.forecasting.linear import choose_ridge, fit_linear
+
+    monkeypatch.setattr(bl, "CHUNK", 7)
+    monkeypatch.setattr(bl, "MAX_WINDOWS", most)
+    hists, L, H, val = _histories(), 8, 3, 6
+    got = bl.Baselines.fit([kind], hists, H, None, L, val)
+    xs = {True: [], False: []}
+    ys = {True: [], False: []}
+    for sid, y in hists.items():
+        mu, sd = y.mean(), y.std()
+        assert got.scale[sid] == pytest.approx((mu, sd), rel=1e-12)
+        z = (y - mu) / sd
+        last = len(y) - L - H
+        for start in range(last + 1):
+            if (last - start) % stride:
+                continue
+            is_val = start + L + H > len(y) - val
+            xs[is_val].append(z[start : start + L])
+            ys[is_val].append(z[start + L : start + L + H])
+    chosen = choose_ridge(np.array(xs[False]), np.array(ys[False]), np.array(xs[True]),
+                          np.array(ys[True]), kind)  # fmt: skip
+    n_all, n_tr = len(xs[False]) + len(xs[True]), len(xs[False])
+    want = fit_linear(np.array(xs[False] + xs[True]), np.array(ys[False] + ys[True]), kind,
+                      ridge=chosen.ridge * n_all / n_tr)  # fmt: skip
+    assert got.linear[kind].ridge == pytest.approx(want.ridge, rel=1e-12)
+    for name, w in want.weights.items():
+        np.testing.assert_allclose(got.linear[kind].weights[name], w, rtol=1e-6, atol=1e-8)
+
+
+def test_baselines_of_every_series_at_once_equal_one_series_at_a_time():
+    """forecast_many gives each series what forecast gives it alone, NaN and the same
+    reason where it cannot (empty, shorter than the season or the window), and for a series
+    the maps were not fitted on it standardises by its own history."""
+    from lstmkit.tasks.forecasting.baselines import NAMES, Baselines, NotAvailable
+
+    hists = _histories()
+    b = Baselines.fit(["naive", "snaive", "nlinear", "dlinear", "theta"], hists, 3, 7, 8, 6)
+    ids = [*hists, "new", "empty"]
+    given = [*hists.values(), np.linspace(5, 9, 12), np.zeros(0)]
+    flat, lengths = np.concatenate(given), np.array([len(v) for v in given])
+    for name in b.names:
+        out, reasons = b.forecast_many(name, ids, flat, lengths)
+        assert out.shape == (len(ids), 3)
+        for k, (sid, y) in enumerate(zip(ids, given, strict=True)):
+            try:
+                want = b.forecast(name, sid, y)
+            except NotAvailable as err:
+                assert reasons[k] == str(err) and np.isnan(out[k]).all()
+            else:
+                assert k not in reasons
+                np.testing.assert_allclose(out[k], want, rtol=1e-12, atol=1e-12)
+    assert "shorter than its window (8)" in b.forecast_many("nlinear", ids, flat, lengths)[1][3]
+    assert set(NAMES) >= set(b.names)
+
+
+def test_csv_writer_writes_what_pandas_writes(tmp_path):
+    """The pyarrow CSV writer of the forecast tables gives pandas' to_csv text byte for
+    byte: floats at every magnitude (exponents, whole numbers, NaN, infinities), dates on
+    midnight and off it, zoned dates, integers and plain text; text that needs quotes is
+    left to pandas."""
+    from lstmkit.tasks.forecasting.run import _column_text, write_csv
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(0, 1, 400) * 10.0 ** rng.integers(-30, 30, 400)
+    v[:16] = [432.0, 1e-7, 1e16, 1234567890123456.0, 1e-4, 9.99e-5, -0.0, 0.0, np.nan,
+              np.inf, -np.inf, 5e-324, 1.7e308, 123456789012345678.0, 0.1, -2.5]  # fmt: skip
+    days = pd.date_range("2020-01-01", periods=400, freq="D")
+    hours = pd.date_range("2020-01-01", periods=400, freq="h", tz="Europe/Berlin")
+    plain = pd.DataFrame({
+        "id": [f"s{i % 7}" for i in range(400)], "day": days, "hour": hours,
+        "step": np.arange(400), "forecast": v,
+        "q10": np.float32(np.clip(v, -1e38, 1e38)).astype(float),
+    })  # fmt: skip
+    frames = {"plain": plain, "quoted": pd.DataFrame({"id": ["a,b", 'c"d'] * 200, "forecast": v})}
+    for name, df in frames.items():
+        write_csv(df, tmp_path / f"{name}.csv")
+        df.to_csv(tmp_path / f"{name}.pandas.csv", index=False)
+        assert (tmp_path / f"{name}.csv").read_bytes() == (
+            tmp_path / f"{name}.pandas.csv"
+        ).read_bytes(), name
+    # the plain table went through pyarrow, the quoted text to pandas
+    assert all(_column_text(col) is not None for _, col in frames["plain"].items())
+    assert _column_text(frames["quoted"]["id"]) is None
+
+
+@pytest.mark.parametrize("cap", [20_000, 9])
+def test_validation_windows_cut_at_once_equal_series_by_series(cap, monkeypatch):
+    """The calibration's validation windows (all of them, and a random subset of 9) are
+    those the per-series code cut: each series scaled alone (log scaler), every window
+    whose whole horizon lies in the last val steps, series by series, the same subset."""
+    from lstmkit.tasks.forecasting import calibration
+
+    monkeypatch.setattr(calibration, "MAX_WINDOWS", cap)
+    sd = _sd(future=True)
+    scaler = SeriesScaler("log")
+    series = list(sd.series.values())
+    lengths = np.array([len(s) for s in series])
+    scaler.fit_many([s.id for s in series], np.concatenate([s.values for s in series]),
+                    lengths, lengths - 8)  # fmt: skip
+    x, fut, y, sid = calibration.validation_windows(sd, scaler, 10, 4, 8, [1], 3, with_ids=True)
+    xs, fs, ys, ids = [], [], [], []
+    for s in series:
+        scaled = scaler.transform(s.id, s.values).astype(np.float32)
+        for o in range(len(s) - 8 - 10, len(s) - 10 - 4 + 1):  # inputs from len - val - window
+            xs.append(scaled[o : o + 10])
+            ys.append(scaled[o + 10 : o + 14, 0])
+            fs.append(scaled[o + 10 : o + 14, [1]])
+            ids.append(s.id)
+    assert len(xs) == 5 * 5
+    pick = np.arange(len(xs))
+    if cap < len(xs):
+        pick = np.sort(np.random.default_rng(3).choice(len(xs), cap, replace=False))
+    np.testing.assert_array_equal(x, np.array(xs)[pick])
+    np.testing.assert_array_equal(y, np.array(ys)[pick])
+    np.testing.assert_array_equal(fut, np.array(fs)[pick])
+    assert list(sid) == [ids[i] for i in pick]
