@@ -436,3 +436,42 @@ def test_validation_windows_cut_at_once_equal_series_by_series(cap, monkeypatch)
     np.testing.assert_array_equal(y, np.array(ys)[pick])
     np.testing.assert_array_equal(fut, np.array(fs)[pick])
     assert list(sid) == [ids[i] for i in pick]
+
+
+def test_an_epoch_of_more_series_than_the_cap_holds_sees_every_series_once(monkeypatch):
+    """30 series, batches of 4, at most 5 batches (20 windows) an epoch: an epoch is one
+    random window of each of the 30 series (8 batches), a fresh draw and order each
+    epoch; 5 series (fewer than 20) keep the capped random subset of windows."""
+    import lstmkit.tasks.forecasting.estimator as forecasting
+
+    seen: dict = {}
+    real_fit = forecasting.fit
+
+    def recording_fit(module, train_loader, val_loader, config, fingerprint=""):
+        data = train_loader.dataset
+        seen["batches"] = len(train_loader)
+        seen["epochs"] = [data.starts(list(iter(train_loader.sampler))) for _ in range(2)]
+        seen["windows"] = len(data)
+        return real_fit(module, train_loader, val_loader, config, fingerprint)
+
+    monkeypatch.setattr(forecasting, "fit", recording_fit)
+    t = np.arange(50)
+    many = pd.DataFrame({
+        "id": np.repeat([f"s{k:02d}" for k in range(30)], 50), "t": np.tile(t, 30),
+        "y": np.concatenate([10 + k + np.sin(t / 3) for k in range(30)]),
+    })  # fmt: skip
+    small = {**TINY, "max_epochs": 1}
+    Forecaster(horizon=4, window=8, batch_size=4, batches_per_epoch=5, **small).fit(
+        many, "y", time_col="t", id_col="id"
+    )
+    assert seen["batches"] == 8
+    (series_a, rows_a), (series_b, rows_b) = seen["epochs"]
+    assert sorted(series_a) == sorted(series_b) == list(range(30))  # each series once
+    assert list(series_a) != list(series_b) and list(rows_a) != list(rows_b)
+    # each window starts at a training origin of its series (0 .. 34 of 50 rows; 4 validate)
+    assert ((rows_a - 50 * series_a >= 0) & (rows_a - 50 * series_a < 35)).all()
+    # fewer series than the cap holds: the capped random subset of windows, as before
+    Forecaster(horizon=4, window=8, batch_size=4, batches_per_epoch=5, **small).fit(
+        many[many["id"] < "s05"], "y", time_col="t", id_col="id"
+    )
+    assert seen["batches"] == 5 and len(seen["epochs"][0][0]) == 20
