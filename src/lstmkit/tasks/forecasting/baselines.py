@@ -52,7 +52,7 @@ LINEAR = ("nlinear", "dlinear")
 #: points of each series kept to forecast from after the data (at least the window)
 KEEP = 500
 #: windows per moment update when fitting the linear maps (a few MB at a time)
-CHUNK = 1 << 15
+CHUNK = 1 << 16
 #: most windows the linear maps are fitted on (beyond: evenly thinned, see `Baselines.fit`)
 MAX_WINDOWS = 500_000
 
@@ -194,18 +194,19 @@ class Baselines:
         # series and window set
         for length in np.unique(lengths):
             group = np.flatnonzero(lengths == length)
-            block = np.stack([hists[k] for k in group]) if length else np.zeros((len(group), 0))
-            mu, sd = _standardise_rows(block)
-            mus[group], sds[group] = mu, sd
             n_win = int(length) - window - horizon + 1
-            if n_win < 1:
-                continue
-            ends = np.arange(n_win) + window + horizon
-            is_val = ends > length - val if val else np.arange(n_win) >= int(n_win * 0.8)
-            used = (n_win - 1 - np.arange(n_win)) % stride == 0
-            per = max(1, CHUNK // n_win)
+            ends = np.arange(max(n_win, 0)) + window + horizon
+            is_val = ends > length - val if val else np.arange(len(ends)) >= int(n_win * 0.8)
+            used = (n_win - 1 - np.arange(len(ends))) % stride == 0
+            per = max(1, CHUNK // max(int(used.sum()), 1))
             for i in range(0, len(group), per):
-                z = (block[i : i + per] - mu[i : i + per, None]) / sd[i : i + per, None]
+                part = group[i : i + per]
+                block = np.stack([hists[k] for k in part]) if length else np.zeros((len(part), 0))
+                mu, sd = _standardise_rows(block)
+                mus[part], sds[part] = mu, sd
+                if n_win < 1:
+                    continue
+                z = (block - mu[:, None]) / sd[:, None]
                 view = np.lib.stride_tricks.sliding_window_view(z, window + horizon, axis=1)
                 for into, mask in ((train, ~is_val & used), (val_m, is_val & used)):
                     if not mask.any():

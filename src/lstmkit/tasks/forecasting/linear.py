@@ -216,7 +216,10 @@ class Moments:
         T = Y - offset
         mf, mt = feats.mean(axis=0), T.mean(axis=0)
         F, Tc = feats - mf, T - mt
-        return cls(len(X), mf, mt, F.T @ F, F.T @ Tc, float(np.sum(Tc * Tc)))
+        # einsum's own loops, not BLAS: on a busy machine the threaded BLAS product of a
+        # tall block was 25 times slower (4 s against 0.15 s for 65,536 windows)
+        ff, ft = np.einsum("ij,ik->jk", F, F), np.einsum("ij,ik->jk", F, Tc)
+        return cls(len(X), mf, mt, ff, ft, float(np.sum(Tc * Tc)))
 
     def __add__(self, other: Moments) -> Moments:
         """The moments of both sets together (Chan et al.'s pairwise update)."""
