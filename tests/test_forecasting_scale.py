@@ -375,12 +375,16 @@ def test_baselines_of_every_series_at_once_equal_one_series_at_a_time():
     assert set(NAMES) >= set(b.names)
 
 
-def test_csv_writer_writes_what_pandas_writes(tmp_path):
+@pytest.mark.parametrize("rows", [1 << 17, 7])
+def test_csv_writer_writes_what_pandas_writes(rows, tmp_path, monkeypatch):
     """The pyarrow CSV writer of the forecast tables gives pandas' to_csv text byte for
-    byte: floats at every magnitude (exponents, whole numbers, NaN, infinities), dates on
-    midnight and off it, zoned dates, integers and plain text; text that needs quotes is
-    left to pandas."""
+    byte, in one piece or 7 rows at a time: floats at every magnitude (exponents, whole
+    numbers, NaN, infinities), dates on midnight and off it, zoned dates, integers and
+    plain text; text that needs quotes (first or only further down) is left to pandas."""
+    from lstmkit.tasks.forecasting import run
     from lstmkit.tasks.forecasting.run import _column_text, write_csv
+
+    monkeypatch.setattr(run, "CSV_ROWS", rows)
 
     rng = np.random.default_rng(0)
     v = rng.normal(0, 1, 400) * 10.0 ** rng.integers(-30, 30, 400)
@@ -393,7 +397,11 @@ def test_csv_writer_writes_what_pandas_writes(tmp_path):
         "step": np.arange(400), "forecast": v,
         "q10": np.float32(np.clip(v, -1e38, 1e38)).astype(float),
     })  # fmt: skip
-    frames = {"plain": plain, "quoted": pd.DataFrame({"id": ["a,b", 'c"d'] * 200, "forecast": v})}
+    later = plain.assign(id=[f"s{i}" if i < 390 else f"s,{i}" for i in range(400)])
+    frames = {
+        "plain": plain, "later": later, "empty": plain.iloc[:0],
+        "quoted": pd.DataFrame({"id": ["a,b", 'c"d'] * 200, "forecast": v}),
+    }  # fmt: skip
     for name, df in frames.items():
         write_csv(df, tmp_path / f"{name}.csv")
         df.to_csv(tmp_path / f"{name}.pandas.csv", index=False)

@@ -134,6 +134,8 @@ def _csv(df: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
+#: rows `write_csv` formats at a time (their text is a few dozen MB)
+CSV_ROWS = 1 << 17
 #: characters that make pandas quote a text cell (then `write_csv` leaves the table to it)
 _QUOTED = (",", '"', "\n", "\r")
 
@@ -183,27 +185,25 @@ def _column_text(col: pd.Series) -> Any:
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """``df.to_csv(path, index=False)``, the same text, written by pyarrow: pandas formats
-    every cell in Python, a minute for the 1.2 million rows of 100,000 series. Floats,
-    integers, dates and plain text columns go through pyarrow; a table with any other
-    column (or text that needs quotes) is left to pandas."""
-    if not len(df):
-        df.to_csv(path, index=False)
-        return
+    """``df.to_csv(path, index=False)``, the same text, written by pyarrow `CSV_ROWS` rows
+    at a time: pandas formats every cell in Python, a minute for the 1.2 million rows of
+    100,000 series. Floats, integers, dates and plain text columns go through pyarrow; a
+    table with any other column (or text that needs quotes) is left to pandas."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    cols = {}
-    for k in range(df.shape[1]):
-        text = _column_text(df.iloc[:, k])
-        if text is None:
-            df.to_csv(path, index=False)
-            return
-        cols[f"c{k}"] = text
+    options = pcsv.WriteOptions(include_header=False, quoting_style="none")
     with open(path, "wb") as fh:
         fh.write(df.head(0).to_csv(index=False).encode())
-        options = pcsv.WriteOptions(include_header=False, quoting_style="none")
-        pcsv.write_csv(pa.table(cols), fh, options)
+        for start in range(0, len(df), CSV_ROWS):
+            rows = df.iloc[start : start + CSV_ROWS]
+            cols = [_column_text(rows.iloc[:, k]) for k in range(df.shape[1])]
+            if any(c is None for c in cols):
+                break
+            pcsv.write_csv(pa.table({f"c{k}": c for k, c in enumerate(cols)}), fh, options)
+        else:
+            return
+    df.to_csv(path, index=False)  # the whole file again, by pandas
 
 
 def forecast_run(
