@@ -483,3 +483,23 @@ def test_an_epoch_of_more_series_than_the_cap_holds_sees_every_series_once(monke
         many[many["id"] < "s05"], "y", time_col="t", id_col="id"
     )
     assert seen["batches"] == 5 and len(seen["epochs"][0][0]) == 20
+
+
+def test_baselines_keep_only_the_points_they_read_unless_statistical():
+    """Without a statistical model the baselines keep each series' last window or season
+    (the longer: 8 and 7 here), and forecast after the data exactly as from the whole
+    history; with one (theta), the last KEEP points."""
+    from lstmkit.tasks.forecasting.baselines import KEEP, Baselines
+
+    hists = {"long": 20 + np.sin(np.arange(700) / 2.0), "short": 10 + np.cos(np.arange(50))}
+    cheap = Baselines.fit(["naive", "snaive", "nlinear", "dlinear"], hists, 3, 7, 8, 6)
+    assert {sid: len(c) for sid, c in cheap.context.items()} == {"long": 8, "short": 8}
+    for name in cheap.names:
+        for sid, y in hists.items():
+            np.testing.assert_array_equal(
+                cheap.forecast_all(sid, None, [name])[name], cheap.forecast(name, sid, y)
+            )
+    weekly = Baselines.fit(["snaive"], hists, 3, 12, 8)
+    assert len(weekly.context["long"]) == 12
+    full = Baselines.fit(["naive", "theta"], hists, 3, 7, 8, 6)
+    assert {sid: len(c) for sid, c in full.context.items()} == {"long": KEEP, "short": 50}

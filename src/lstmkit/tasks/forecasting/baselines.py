@@ -138,7 +138,8 @@ class Baselines:
     linear maps' input steps. linear: name -> fitted `LinearMap`. scale: series id ->
     (mean, std) of the history the linear maps saw. unfit: name -> why it could not be
     fitted at all (then it is n/a for every series). context: series id -> its last
-    values (at most `KEEP`, at least ``window``), what `forecast_ahead` starts from.
+    values (`KEEP` with a statistical model, else the window or a season, the longer),
+    what a forecast after the data starts from.
     """
 
     names: list[str]
@@ -238,8 +239,12 @@ class Baselines:
         return self
 
     def set_context(self, histories: dict[str, np.ndarray]) -> None:
-        """Keep the last stretch of each series in ``histories`` to forecast from."""
-        keep = max(KEEP, self.window, 2 * (self.season or 0) + 1)
+        """Keep the last stretch of each series in ``histories`` to forecast from: `KEEP`
+        points for the statistical models, else only what the others read (the linear
+        maps' window, a season): 100,000 series keep 24 points apiece, not 500."""
+        keep = max(self.window, self.season or 0, 1)
+        if any(n in STATISTICAL for n in self.names):
+            keep = max(KEEP, self.window, 2 * (self.season or 0) + 1)
         for sid, hist in histories.items():
             self.context[sid] = np.asarray(hist, dtype=np.float64)[-keep:].copy()
 
