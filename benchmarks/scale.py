@@ -182,6 +182,7 @@ def main() -> None:
                 / (wall - startup), "load": load, "phases": _exclusive(spent, wall),
             }  # fmt: skip
             rows.append(row)
+            print("  " + ", ".join(f"{k} {v:.1f}" for k, v in row["phases"].items()), flush=True)
             print(
                 f"{n:>7} series: wall {wall:.1f} s, peak {peak:.0f} MiB, training {fit:.1f} s, "
                 f"outside training {row['outside']:.0%} ({row['outside_after_start']:.0%} "
