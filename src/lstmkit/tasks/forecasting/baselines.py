@@ -215,7 +215,7 @@ class Baselines:
                     wins = view[:, mask].reshape(-1, window + horizon)
                     for name in linear:  # the block's windows are added and let go
                         into[name] = into[name] + Moments.of(
-                            wins[:, :window], wins[:, window:], name
+                            wins[:, :window], wins[:, window:], name, blas=False
                         )
         self.scale = {sid: (float(mus[k]), float(sds[k])) for k, sid in enumerate(ids)}
         for name in linear:
