@@ -296,3 +296,210 @@ def test_static_covariate_that_varies_within_a_series_is_one_error_line(tmp_path
     assert err.startswith("error: static covariate 'region' varies within series 'b'")
     assert err.count("\n") == 1
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- baselines of many series
+def _histories() -> dict[str, np.ndarray]:
+    """Series of four lengths (two alike), one too short for any window of 8 + 3."""
+    rng = np.random.default_rng(5)
+    lengths = {"a": 40, "b": 40, "c": 29, "d": 6, "e": 52}
+    return {
+        sid: 20 + 3 * k + np.sin(np.arange(n) / 2.0) * (k + 1) + rng.normal(0, 0.2, n)
+        for k, (sid, n) in enumerate(lengths.items())
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "most", "stride"), [("nlinear", 10**6, 1), ("dlinear", 10**6, 1), ("nlinear", 41, 3)]
+)
+def test_linear_baselines_fitted_in_blocks_equal_one_fit_on_all_windows(
+    kind, most, stride, monkeypatch
+):  # fmt: skip
+    """Series grouped by length, windows added a few at a time (blocks of 7 windows here),
+    give the map that choose_ridge and fit_linear give on every window in one array; with
+    more windows than MAX_WINDOWS (121 > 41 here), on every third window of each series,
+    counted back from its last."""
+    from lstmkit.tasks.forecasting import baselines as bl
+    from lstmkit.tasks.forecasting.linear import choose_ridge, fit_linear
+
+    monkeypatch.setattr(bl, "CHUNK", 7)
+    monkeypatch.setattr(bl, "MAX_WINDOWS", most)
+    hists, L, H, val = _histories(), 8, 3, 6
+    got = bl.Baselines.fit([kind], hists, H, None, L, val)
+    xs = {True: [], False: []}
+    ys = {True: [], False: []}
+    for sid, y in hists.items():
+        mu, sd = y.mean(), y.std()
+        assert got.scale[sid] == pytest.approx((mu, sd), rel=1e-12)
+        z = (y - mu) / sd
+        last = len(y) - L - H
+        for start in range(last + 1):
+            if (last - start) % stride:
+                continue
+            is_val = start + L + H > len(y) - val
+            xs[is_val].append(z[start : start + L])
+            ys[is_val].append(z[start + L : start + L + H])
+    chosen = choose_ridge(np.array(xs[False]), np.array(ys[False]), np.array(xs[True]),
+                          np.array(ys[True]), kind)  # fmt: skip
+    n_all, n_tr = len(xs[False]) + len(xs[True]), len(xs[False])
+    want = fit_linear(np.array(xs[False] + xs[True]), np.array(ys[False] + ys[True]), kind,
+                      ridge=chosen.ridge * n_all / n_tr)  # fmt: skip
+    assert got.linear[kind].ridge == pytest.approx(want.ridge, rel=1e-12)
+    for name, w in want.weights.items():
+        np.testing.assert_allclose(got.linear[kind].weights[name], w, rtol=1e-6, atol=1e-8)
+
+
+def test_baselines_of_every_series_at_once_equal_one_series_at_a_time():
+    """forecast_many gives each series what forecast gives it alone, NaN and the same
+    reason where it cannot (empty, shorter than the season or the window), and for a series
+    the maps were not fitted on it standardises by its own history."""
+    from lstmkit.tasks.forecasting.baselines import NAMES, Baselines, NotAvailable
+
+    hists = _histories()
+    b = Baselines.fit(["naive", "snaive", "nlinear", "dlinear", "theta"], hists, 3, 7, 8, 6)
+    ids = [*hists, "new", "empty"]
+    given = [*hists.values(), np.linspace(5, 9, 12), np.zeros(0)]
+    flat, lengths = np.concatenate(given), np.array([len(v) for v in given])
+    for name in b.names:
+        out, reasons = b.forecast_many(name, ids, flat, lengths)
+        assert out.shape == (len(ids), 3)
+        for k, (sid, y) in enumerate(zip(ids, given, strict=True)):
+            try:
+                want = b.forecast(name, sid, y)
+            except NotAvailable as err:
+                assert reasons[k] == str(err) and np.isnan(out[k]).all()
+            else:
+                assert k not in reasons
+                np.testing.assert_allclose(out[k], want, rtol=1e-12, atol=1e-12)
+    assert "shorter than its window (8)" in b.forecast_many("nlinear", ids, flat, lengths)[1][3]
+    assert set(NAMES) >= set(b.names)
+
+
+@pytest.mark.parametrize("rows", [1 << 17, 7])
+def test_csv_writer_writes_what_pandas_writes(rows, tmp_path, monkeypatch):
+    """The pyarrow CSV writer of the forecast tables gives pandas' to_csv text byte for
+    byte, in one piece or 7 rows at a time: floats at every magnitude (exponents, whole
+    numbers, NaN, infinities), dates on midnight and off it, zoned dates, integers and
+    plain text; text that needs quotes (first or only further down) is left to pandas."""
+    from lstmkit.tasks.forecasting import run
+    from lstmkit.tasks.forecasting.run import _column_text, write_csv
+
+    monkeypatch.setattr(run, "CSV_ROWS", rows)
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(0, 1, 400) * 10.0 ** rng.integers(-30, 30, 400)
+    v[:16] = [432.0, 1e-7, 1e16, 1234567890123456.0, 1e-4, 9.99e-5, -0.0, 0.0, np.nan,
+              np.inf, -np.inf, 5e-324, 1.7e308, 123456789012345678.0, 0.1, -2.5]  # fmt: skip
+    days = pd.date_range("2020-01-01", periods=400, freq="D")
+    hours = pd.date_range("2020-01-01", periods=400, freq="h", tz="Europe/Berlin")
+    plain = pd.DataFrame({
+        "id": [f"s{i % 7}" for i in range(400)], "day": days, "hour": hours,
+        "step": np.arange(400), "forecast": v,
+        "q10": np.float32(np.clip(v, -1e38, 1e38)).astype(float),
+    })  # fmt: skip
+    later = plain.assign(id=[f"s{i}" if i < 390 else f"s,{i}" for i in range(400)])
+    frames = {
+        "plain": plain, "later": later, "empty": plain.iloc[:0],
+        "quoted": pd.DataFrame({"id": ["a,b", 'c"d'] * 200, "forecast": v}),
+    }  # fmt: skip
+    for name, df in frames.items():
+        write_csv(df, tmp_path / f"{name}.csv")
+        df.to_csv(tmp_path / f"{name}.pandas.csv", index=False)
+        assert (tmp_path / f"{name}.csv").read_bytes() == (
+            tmp_path / f"{name}.pandas.csv"
+        ).read_bytes(), name
+    # the plain table went through pyarrow, the quoted text to pandas
+    assert all(_column_text(col) is not None for _, col in frames["plain"].items())
+    assert _column_text(frames["quoted"]["id"]) is None
+
+
+@pytest.mark.parametrize("cap", [20_000, 9])
+def test_validation_windows_cut_at_once_equal_series_by_series(cap, monkeypatch):
+    """The calibration's validation windows (all of them, and a random subset of 9) are
+    those the per-series code cut: each series scaled alone (log scaler), every window
+    whose whole horizon lies in the last val steps, series by series, the same subset."""
+    from lstmkit.tasks.forecasting import calibration
+
+    monkeypatch.setattr(calibration, "MAX_WINDOWS", cap)
+    sd = _sd(future=True)
+    scaler = SeriesScaler("log")
+    series = list(sd.series.values())
+    lengths = np.array([len(s) for s in series])
+    scaler.fit_many([s.id for s in series], np.concatenate([s.values for s in series]),
+                    lengths, lengths - 8)  # fmt: skip
+    x, fut, y, sid = calibration.validation_windows(sd, scaler, 10, 4, 8, [1], 3, with_ids=True)
+    xs, fs, ys, ids = [], [], [], []
+    for s in series:
+        scaled = scaler.transform(s.id, s.values).astype(np.float32)
+        for o in range(len(s) - 8 - 10, len(s) - 10 - 4 + 1):  # inputs from len - val - window
+            xs.append(scaled[o : o + 10])
+            ys.append(scaled[o + 10 : o + 14, 0])
+            fs.append(scaled[o + 10 : o + 14, [1]])
+            ids.append(s.id)
+    assert len(xs) == 5 * 5
+    pick = np.arange(len(xs))
+    if cap < len(xs):
+        pick = np.sort(np.random.default_rng(3).choice(len(xs), cap, replace=False))
+    np.testing.assert_array_equal(x, np.array(xs)[pick])
+    np.testing.assert_array_equal(y, np.array(ys)[pick])
+    np.testing.assert_array_equal(fut, np.array(fs)[pick])
+    assert list(sid) == [ids[i] for i in pick]
+
+
+def test_an_epoch_of_more_series_than_the_cap_holds_sees_every_series_once(monkeypatch):
+    """30 series, batches of 4, at most 5 batches (20 windows) an epoch: an epoch is one
+    random window of each of the 30 series (8 batches), a fresh draw and order each
+    epoch; 5 series (fewer than 20) keep the capped random subset of windows."""
+    import lstmkit.tasks.forecasting.estimator as forecasting
+
+    seen: dict = {}
+    real_fit = forecasting.fit
+
+    def recording_fit(module, train_loader, val_loader, config, fingerprint=""):
+        data = train_loader.dataset
+        seen["batches"] = len(train_loader)
+        seen["epochs"] = [data.starts(list(iter(train_loader.sampler))) for _ in range(2)]
+        seen["windows"] = len(data)
+        return real_fit(module, train_loader, val_loader, config, fingerprint)
+
+    monkeypatch.setattr(forecasting, "fit", recording_fit)
+    t = np.arange(50)
+    many = pd.DataFrame({
+        "id": np.repeat([f"s{k:02d}" for k in range(30)], 50), "t": np.tile(t, 30),
+        "y": np.concatenate([10 + k + np.sin(t / 3) for k in range(30)]),
+    })  # fmt: skip
+    small = {**TINY, "max_epochs": 1}
+    Forecaster(horizon=4, window=8, batch_size=4, batches_per_epoch=5, **small).fit(
+        many, "y", time_col="t", id_col="id"
+    )
+    assert seen["batches"] == 8
+    (series_a, rows_a), (series_b, rows_b) = seen["epochs"]
+    assert sorted(series_a) == sorted(series_b) == list(range(30))  # each series once
+    assert list(series_a) != list(series_b) and list(rows_a) != list(rows_b)
+    # each window starts at a training origin of its series (0 .. 34 of 50 rows; 4 validate)
+    assert ((rows_a - 50 * series_a >= 0) & (rows_a - 50 * series_a < 35)).all()
+    # fewer series than the cap holds: the capped random subset of windows, as before
+    Forecaster(horizon=4, window=8, batch_size=4, batches_per_epoch=5, **small).fit(
+        many[many["id"] < "s05"], "y", time_col="t", id_col="id"
+    )
+    assert seen["batches"] == 5 and len(seen["epochs"][0][0]) == 20
+
+
+def test_baselines_keep_only_the_points_they_read_unless_statistical():
+    """Without a statistical model the baselines keep each series' last window or season
+    (the longer: 8 and 7 here), and forecast after the data exactly as from the whole
+    history; with one (theta), the last KEEP points."""
+    from lstmkit.tasks.forecasting.baselines import KEEP, Baselines
+
+    hists = {"long": 20 + np.sin(np.arange(700) / 2.0), "short": 10 + np.cos(np.arange(50))}
+    cheap = Baselines.fit(["naive", "snaive", "nlinear", "dlinear"], hists, 3, 7, 8, 6)
+    assert {sid: len(c) for sid, c in cheap.context.items()} == {"long": 8, "short": 8}
+    for name in cheap.names:
+        for sid, y in hists.items():
+            np.testing.assert_array_equal(
+                cheap.forecast_all(sid, None, [name])[name], cheap.forecast(name, sid, y)
+            )
+    weekly = Baselines.fit(["snaive"], hists, 3, 12, 8)
+    assert len(weekly.context["long"]) == 12
+    full = Baselines.fit(["naive", "theta"], hists, 3, 7, 8, 6)
+    assert {sid: len(c) for sid, c in full.context.items()} == {"long": KEEP, "short": 50}

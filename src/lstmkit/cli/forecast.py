@@ -17,6 +17,7 @@ Bad input prints one ``error: ...`` line and exits with 2.
 
 from __future__ import annotations
 
+import gc
 import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -322,6 +323,11 @@ def _forecast(
     from lstmkit.tasks.forecasting.run import forecast_run
     from lstmkit.training import check_checkpoint_dir, require_precision_supported
 
+    # Thousands of series are millions of small Python objects (contexts, tables): with
+    # the start-up's objects frozen and collections rarer, the cyclic collector stops
+    # rescanning them (100,000 series: their contexts took 12 s instead of 3.5)
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     # before anything is read or written
     require_precision_supported(settings["precision"], settings["accelerator"])
     from lstmkit.tasks.forecasting.baselines import parse_names

@@ -56,6 +56,10 @@ LINEAR = ("nlinear", "dlinear")
 GRAPHED = ("naive", "snaive", "nlinear", "dlinear")
 #: points of each series kept to forecast from after the data (at least the window)
 KEEP = 500
+#: windows per moment update when fitting the linear maps (a few MB at a time)
+CHUNK = 1 << 16
+#: most windows the linear maps are fitted on (beyond: evenly thinned, see `Baselines.fit`)
+MAX_WINDOWS = 500_000
 
 
 def parse_names(names: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -123,11 +127,12 @@ def _standardise(history: np.ndarray) -> tuple[float, float]:
     return mu, sd if sd > 1e-12 else 1.0
 
 
-def _windows(z: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    if len(z) < window + horizon:
-        return np.zeros((0, window)), np.zeros((0, horizon))
-    view = np.lib.stride_tricks.sliding_window_view(z, window + horizon)
-    return view[:, :window], view[:, window:]
+def _standardise_rows(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_standardise` of each row of ``block`` (series, length): (means, spreads)."""
+    if not block.shape[1]:  # empty histories: nothing to scale by
+        return np.zeros(len(block)), np.ones(len(block))
+    mu, sd = block.mean(axis=1), block.std(axis=1)
+    return mu, np.where(sd > 1e-12, sd, 1.0)
 
 
 @dataclass
@@ -138,7 +143,8 @@ class Baselines:
     linear maps' input steps. linear: name -> fitted `LinearMap`. scale: series id ->
     (mean, std) of the history the linear maps saw. unfit: name -> why it could not be
     fitted at all (then it is n/a for every series). context: series id -> its last
-    values (at most `KEEP`, at least ``window``), what `forecast_ahead` starts from.
+    values (`KEEP` with a statistical model, else the window or a season, the longer),
+    what a forecast after the data starts from.
     """
 
     names: list[str]
@@ -168,8 +174,10 @@ class Baselines:
         """Fit ``names`` on the target ``histories`` (series id -> 1-d values): the linear
         maps on every window of ``window`` + ``horizon`` steps (the ridge chosen on the
         windows whose targets end in the last ``val`` steps of each series; ``val`` 0: on
-        the last fifth of each series' windows), added up series by series (`linear.Moments`),
-        so that all windows are never held at once. The others need no fit."""
+        the last fifth of each series' windows), added up a block of series of one length
+        at a time (`linear.Moments`), so that all windows are never held at once; beyond
+        `MAX_WINDOWS` windows in all, every k-th window of each series, counted back from
+        its last (k: the windows over `MAX_WINDOWS`, rounded up). The others need no fit."""
         self = cls(list(names), int(horizon), season if season and season > 1 else None, window)
         self.set_context(histories)
         if not any(n in LINEAR for n in names):
@@ -178,20 +186,43 @@ class Baselines:
         empty = Moments(0, np.zeros(0), np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0)), 0.0)
         train = dict.fromkeys(linear, empty)
         val_m = dict.fromkeys(linear, empty)
-        for sid, hist in histories.items():
-            hist = np.asarray(hist, dtype=np.float64)
-            mu, sd = _standardise(hist)
-            self.scale[sid] = (mu, sd)
-            X, Y = _windows((hist - mu) / sd, window, horizon)
-            if not len(X):
-                continue
-            ends = np.arange(len(X)) + window + horizon
-            is_val = ends > len(hist) - val if val else np.arange(len(X)) >= int(len(X) * 0.8)
-            for name in linear:  # the series' windows are added and let go
-                if (~is_val).any():
-                    train[name] = train[name] + Moments.of(X[~is_val], Y[~is_val], name)
-                if is_val.any():
-                    val_m[name] = val_m[name] + Moments.of(X[is_val], Y[is_val], name)
+        ids = list(histories)
+        hists = [np.asarray(histories[sid], dtype=np.float64) for sid in ids]
+        lengths = np.array([len(h) for h in hists], dtype=np.int64)
+        mus, sds = np.zeros(len(ids)), np.ones(len(ids))
+        # beyond `MAX_WINDOWS` windows every stride-th of each series, counted back from
+        # its last: a map of a few dozen weights is settled long before, and the sums
+        # cost seconds per million windows
+        total = int(np.maximum(lengths - window - horizon + 1, 0).sum())
+        stride = max(1, -(-total // MAX_WINDOWS))
+        # series of one length at a time, their windows in blocks of about `CHUNK`: the
+        # same moments as series by series (`Moments.__add__`), without a Python step per
+        # series and window set
+        for length in np.unique(lengths):
+            group = np.flatnonzero(lengths == length)
+            n_win = int(length) - window - horizon + 1
+            ends = np.arange(max(n_win, 0)) + window + horizon
+            is_val = ends > length - val if val else np.arange(len(ends)) >= int(n_win * 0.8)
+            used = (n_win - 1 - np.arange(len(ends))) % stride == 0
+            per = max(1, CHUNK // max(int(used.sum()), 1))
+            for i in range(0, len(group), per):
+                part = group[i : i + per]
+                block = np.stack([hists[k] for k in part]) if length else np.zeros((len(part), 0))
+                mu, sd = _standardise_rows(block)
+                mus[part], sds[part] = mu, sd
+                if n_win < 1:
+                    continue
+                z = (block - mu[:, None]) / sd[:, None]
+                view = np.lib.stride_tricks.sliding_window_view(z, window + horizon, axis=1)
+                for into, mask in ((train, ~is_val & used), (val_m, is_val & used)):
+                    if not mask.any():
+                        continue
+                    wins = view[:, mask].reshape(-1, window + horizon)
+                    for name in linear:  # the block's windows are added and let go
+                        into[name] = into[name] + Moments.of(
+                            wins[:, :window], wins[:, window:], name, blas=False
+                        )
+        self.scale = {sid: (float(mus[k]), float(sds[k])) for k, sid in enumerate(ids)}
         for name in linear:
             tr, va = train[name], val_m[name]
             both = tr + va
@@ -213,8 +244,12 @@ class Baselines:
         return self
 
     def set_context(self, histories: dict[str, np.ndarray]) -> None:
-        """Keep the last stretch of each series in ``histories`` to forecast from."""
-        keep = max(KEEP, self.window, 2 * (self.season or 0) + 1)
+        """Keep the last stretch of each series in ``histories`` to forecast from: `KEEP`
+        points for the statistical models, else only what the others read (the linear
+        maps' window, a season): 100,000 series keep 24 points apiece, not 500."""
+        keep = max(self.window, self.season or 0, 1)
+        if any(n in STATISTICAL for n in self.names):
+            keep = max(KEEP, self.window, 2 * (self.season or 0) + 1)
         for sid, hist in histories.items():
             self.context[sid] = np.asarray(hist, dtype=np.float64)[-keep:].copy()
 
@@ -269,6 +304,56 @@ class Baselines:
         if name in STATISTICAL:
             return statistical_forecast(name, history, h, m)
         raise NotAvailable(f"unknown baseline {name!r}")
+
+    def forecast_many(
+        self, name: str, ids: list[str], hist: np.ndarray, hist_len: np.ndarray
+    ) -> tuple[np.ndarray, dict[int, str]]:
+        """`forecast` of many series at once: ``hist`` their 1-d target histories one after
+        the other, ``hist_len`` each. Returns (series, horizon), NaN rows where ``name``
+        cannot forecast a series, and series number -> the reason. Naive, seasonal naive
+        and the linear maps are array steps over every series; the statistical models go
+        series by series."""
+        h, m, n = self.horizon, self.season, len(ids)
+        hist = np.asarray(hist, dtype=np.float64)
+        hist_len = np.asarray(hist_len, dtype=np.int64)
+        ends = np.cumsum(hist_len)
+        out = np.full((n, h), np.nan)
+        if name in self.unfit:
+            return out, dict.fromkeys(range(n), self.unfit[name])
+        reasons = dict.fromkeys(np.flatnonzero(hist_len < 1).tolist(), "the series is empty")
+        if name == "naive":
+            ok = hist_len >= 1
+            out[ok] = hist[ends[ok] - 1][:, None]
+        elif name in ("snaive", *LINEAR):
+            need = self.window if name in LINEAR else m
+            if not need:
+                why = "no season (pass --season, or data with a frequency)"
+                return out, reasons | {k: why for k in range(n) if k not in reasons}
+            what = "its window" if name in LINEAR else "its season"
+            for k in np.flatnonzero((hist_len >= 1) & (hist_len < need)).tolist():
+                reasons[k] = f"{hist_len[k]} points, shorter than {what} ({need})"
+            ok = np.flatnonzero(hist_len >= need)
+            if name == "snaive":
+                out[ok] = hist[ends[ok, None] - need + (np.arange(h) % need)[None, :]]
+            elif len(ok):
+                last = hist[ends[ok, None] - need + np.arange(need)[None, :]]  # (ok, window)
+                mu, sd = np.empty(len(ok)), np.empty(len(ok))
+                for i, k in enumerate(ok.tolist()):
+                    got = self.scale.get(ids[k])
+                    if got is None:
+                        got = _standardise(hist[ends[k] - hist_len[k] : ends[k]])
+                    mu[i], sd[i] = got
+                z = (last - mu[:, None]) / sd[:, None]
+                out[ok] = self.linear[name].predict(z) * sd[:, None] + mu[:, None]
+        else:  # the statistical models (and an unknown name): one series at a time
+            for k in range(n):
+                if k in reasons:
+                    continue
+                try:
+                    out[k] = self.forecast(name, ids[k], hist[ends[k] - hist_len[k] : ends[k]])
+                except NotAvailable as err:
+                    reasons[k] = str(err)
+        return out, dict(sorted(reasons.items()))
 
     def forecast_all(
         self, sid: str, history: np.ndarray | None, names: list[str] | None = None

@@ -28,7 +28,6 @@ import numpy as np
 
 from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import SeriesData
-from lstmkit.data.windows import make_windows, window_target_ends
 
 #: fewest validation windows that give per-step shifts
 MIN_WINDOWS = 20
@@ -51,36 +50,34 @@ def validation_windows(
     target (n, horizon): the windows whose whole horizon lies in the last ``val`` steps.
     ``with_ids``: also the series id of each window (n,), for a network that reads each
     series' static inputs."""
-    xs, fs, ys, ids = [], [], [], []
-    for s in sd.series.values():
-        if val < horizon or len(s) < window + horizon:
-            continue
-        start = max(len(s) - val - window, 0)
-        part = s.values[start:]
-        scaled = scaler.transform(s.id, part).astype(np.float32)
-        x, y = make_windows(scaled, window, horizon)
-        keep = window_target_ends(len(part), window, horizon) + start > len(s) - val
-        keep &= window_target_ends(len(part), window, horizon) + start - horizon >= len(s) - val
-        if not keep.any():
-            continue
-        xs.append(x[keep])
-        ys.append(y[keep])
-        ids.append(np.full(int(keep.sum()), s.id, dtype=object))
-        if future_columns:
-            fut = np.stack(
-                [make_windows(scaled[:, [c]], window, horizon)[1] for c in future_columns], -1
-            )
-            fs.append(fut[keep])
-    if not xs:
+    series = list(sd.series.values())
+    lengths = np.array([len(s) for s in series], dtype=np.int64)
+    # series k has count[k] origins from lo[k] on: inputs from the last `val` steps' start
+    # (or the series' start), the whole horizon inside them; in series order, then origin
+    lo = np.maximum(lengths - val - window, 0)
+    count = np.maximum(lengths - window - horizon - lo + 1, 0)
+    if val < horizon:
+        count[:] = 0
+    total = int(count.sum())
+    if not total:
         empty = np.zeros((0, window, 1), np.float32)
         none = (empty, None, np.zeros((0, horizon), np.float32))
         return (*none, np.zeros(0, dtype=object)) if with_ids else none
-    x, y, sid = np.concatenate(xs), np.concatenate(ys), np.concatenate(ids)
-    fut = np.concatenate(fs) if fs else None
-    if len(x) > MAX_WINDOWS:
-        pick = np.sort(np.random.default_rng(seed).choice(len(x), MAX_WINDOWS, replace=False))
-        x, y, sid = x[pick], y[pick], sid[pick]
-        fut = None if fut is None else fut[pick]
+    index = np.arange(total)
+    if total > MAX_WINDOWS:  # a random subset, cut alone (never every window of 100,000 series)
+        index = np.sort(np.random.default_rng(seed).choice(total, MAX_WINDOWS, replace=False))
+    ends = np.cumsum(count)
+    k = np.searchsorted(ends, index, side="right")
+    origin = lo[k] + index - (ends[k] - count[k])
+    span = window + horizon
+    raw = np.stack([series[j].values[o : o + span] for j, o in zip(k.tolist(), origin.tolist(),
+                                                                    strict=True)])  # fmt: skip
+    sid = np.array([series[j].id for j in k.tolist()], dtype=object)
+    shift, scale = scaler.stacked(list(sid))
+    raw = scaler.log_target(list(sid), raw)  # the log scaler's target, as `transform` does
+    scaled = ((raw - shift[:, None, :]) / scale[:, None, :]).astype(np.float32)
+    x, y = scaled[:, :window], scaled[:, window:, 0]
+    fut = scaled[:, window:][:, :, future_columns] if future_columns else None
     return (x, fut, y, sid) if with_ids else (x, fut, y)
 
 

@@ -9,7 +9,8 @@ array when a batch asks for it, so thousands of series never hold all their wind
 memory), and keeps each series' last window as the context a forecast continues from.
 It records what it learnt about the data in a `FittedState`. ``train_dataloader``
 shuffles the training windows (a fresh random subset each epoch when
-``batches_per_epoch`` caps them), ``val_dataloader`` gives the validation windows in
+``batches_per_epoch`` caps them; one window of every series when there are more series
+than the cap holds windows, `OnePerSeries`), ``val_dataloader`` gives the validation windows in
 batches of at most `VAL_BATCH` (None without a validation part), and `fingerprint` is
 the digest a run's checkpoints must match.
 """
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import Series, SeriesData, season_from_freq, tail_times, tz_name
@@ -263,6 +264,29 @@ class WindowSet(Dataset):
         return tuple(t[0] for t in self.__getitems__([int(i)]))
 
 
+class OnePerSeries(Sampler[int]):
+    """One random window of every series of a `WindowSet`, in random order, drawn afresh
+    each epoch: the epoch of a global model over more series than ``batches_per_epoch``
+    batches hold, so that an epoch sees every series once (and its length, like the
+    validation pass after it, grows with the series)."""
+
+    def __init__(self, data: WindowSet) -> None:
+        counts = np.diff(data.ends, prepend=0)
+        has = np.flatnonzero(counts > 0)
+        self.first = torch.from_numpy((data.ends - counts)[has])  # each series' first window
+        self.counts = torch.from_numpy(counts[has]).double()
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        # seeded from torch's generator, as RandomSampler is (seed_everything fixes it)
+        g = torch.Generator().manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+        pick = (torch.rand(len(self.first), generator=g, dtype=torch.float64) * self.counts).long()
+        order = torch.randperm(len(self.first), generator=g)
+        yield from (self.first + pick)[order].tolist()
+
+
 class ForecastData(L.LightningDataModule):
     """The windows a `Forecaster` trains on, from the series ``sd`` and settings ``cfg``.
 
@@ -387,6 +411,10 @@ class ForecastData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
         size, cap = self.cfg.batch_size, self.cfg.batches_per_epoch
+        if cap is not None and len(self.train_set.ends) > cap * size:
+            # more series than the cap holds windows: one window of each series an epoch
+            sampler = OnePerSeries(self.train_set)
+            return DataLoader(self.train_set, batch_size=size, sampler=sampler, collate_fn=_collate)
         if cap is not None and len(self.train_set) > cap * size:
             # a fresh random subset of the windows each epoch (no repeats within one)
             sampler = RandomSampler(self.train_set, num_samples=cap * size)

@@ -433,12 +433,11 @@ class Forecaster:
         """Each baseline's forecast of every series from its target history (``hist``, the
         histories one after the other, ``hist_len`` each): name -> (series, horizon), NaN
         rows where it is n/a; and label -> the reasons, one per series it could not
-        forecast. Naive and seasonal naive are one array step; the others go series by
-        series through `Baselines`."""
+        forecast. Naive, seasonal naive and the linear maps are array steps over every
+        series (`Baselines.forecast_many`); the statistical models go series by series."""
         h, m = self.config.horizon, self.season
         out: dict[str, np.ndarray] = {}
         missing: dict[str, list[str]] = {}
-        starts = np.concatenate([[0], np.cumsum(hist_len)[:-1]])
         for name in names:
             if name == "naive":
                 out[name] = naive_many(hist, hist_len, h)
@@ -451,16 +450,16 @@ class Forecaster:
                         f"season ({m})"
                     )
                 continue
-            b = np.full((len(series), h), np.nan)
-            for k, s in enumerate(series):
-                got = self._baseline_columns(
-                    s.id, hist[starts[k] : starts[k] + hist_len[k]], [name]
-                )[name]
-                if isinstance(got, str):
-                    missing.setdefault(LABELS[name], []).append(f"series {s.id!r}: {got}")
-                else:
-                    b[k] = got
-            out[name] = b
+            if self.baselines is None:
+                why = "not saved with this model (fit it again)"
+                out[name] = np.full((len(series), h), np.nan)
+                missing[LABELS[name]] = [f"series {s.id!r}: {why}" for s in series]
+                continue
+            out[name], reasons = self.baselines.forecast_many(
+                name, [s.id for s in series], hist, hist_len
+            )
+            for k, why in reasons.items():
+                missing.setdefault(LABELS[name], []).append(f"series {series[k].id!r}: {why}")
         return out, missing
 
     def _mix_many(
@@ -681,31 +680,54 @@ class Forecaster:
         self, table: pd.DataFrame, histories: dict[str, np.ndarray | None], show: bool
     ) -> pd.DataFrame:
         """``table`` (one block of horizon rows per series, in ``histories`` order) with the
-        mixture applied and (``show``) one column per baseline."""
+        mixture applied and (``show``) one column per baseline. Every series at once
+        (`Baselines.forecast_many`)."""
         h, qcols = self.config.horizon, [qname(q) for q in self.config.quantiles or []]
         cols = ["forecast", *qcols]
         names = self._shown_baselines() if show else []
-        extra = {LABELS[n]: np.full(len(table), np.nan) for n in names}
+        wanted = list(names) or ([self.mixture.baseline] if self.mixture else [])
+        ids = list(histories)
+        parts, unseen = [], {}
+        for k, (sid, hist) in enumerate(histories.items()):
+            if hist is None:  # from the stored context
+                hist = None if self.baselines is None else self.baselines.context.get(sid)
+                if hist is None:
+                    unseen[k] = f"series {sid!r} was not seen in training"
+                    hist = np.zeros(0)
+            parts.append(np.asarray(hist, dtype=np.float64))
+        hist_len = np.array([len(v) for v in parts], dtype=np.int64)
+        flat = np.concatenate(parts) if parts else np.zeros(0)
+        base: dict[str, np.ndarray] = {}
+        first: list[tuple[int, int, str, str]] = []  # the first series each is n/a for
+        for n in wanted:
+            b, why = np.full((len(ids), h), np.nan), {}
+            if self.baselines is None:
+                why = dict.fromkeys(range(len(ids)), "not saved with this model (fit it again)")
+            elif n not in self.baselines.names:
+                why = dict.fromkeys(range(len(ids)), "not fitted with this model")
+            else:
+                b, why = self.baselines.forecast_many(n, ids, flat, hist_len)
+                why |= unseen
+                b[list(unseen)] = np.nan
+            if why and n in names:
+                k = min(why)
+                first.append((k, len(first), LABELS[n], f"series {ids[k]!r}: {why[k]}"))
+            base[n] = b
         network = table["forecast"].to_numpy().copy()
         values = table[cols].to_numpy().copy()
-        reasons: dict[str, str] = {}
-        for i, (sid, hist) in enumerate(histories.items()):
-            rows = slice(i * h, (i + 1) * h)
-            wanted = list(names) or ([self.mixture.baseline] if self.mixture else [])
-            base = self._baseline_columns(sid, hist, wanted)
-            values[rows] = self._mix(values[rows], base)
-            for n in names:
-                if isinstance(base[n], str):
-                    reasons.setdefault(LABELS[n], f"series {sid!r}: {base[n]}")
-                else:
-                    extra[LABELS[n]][rows] = base[n]
+        if self.mixture is not None:
+            b = base[self.mixture.baseline]
+            ok = np.isfinite(b).all(axis=1)
+            v = values.reshape(len(ids), h, len(cols))
+            w = np.asarray(self.mixture.weights, dtype=np.float64)
+            v[ok] += ((1.0 - w) * (b[ok] - v[ok, :, 0]))[..., None]
         table = table.copy()
         table[cols] = values
         if self.mixture is not None:
             table["lstmkit"] = network
-        for label, v in extra.items():
-            table[label] = v
-        table.attrs["n/a"] = reasons
+        for n in names:
+            table[LABELS[n]] = base[n].ravel()
+        table.attrs["n/a"] = {label: text for _, _, label, text in sorted(first)}
         return table
 
     # ------------------------------------------------------------------ evaluate

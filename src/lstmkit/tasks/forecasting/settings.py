@@ -115,8 +115,9 @@ class ForecasterConfig(Settings):
     batches_per_epoch: int | None = Field(
         100,
         ge=1,
-        description="At most this many random batches between two validations "
-        "(None: every window each epoch).",
+        description="At most this many random batches between two validations, unless "
+        "there are more series than they hold windows: then one random window of every "
+        "series (None: every window each epoch).",
     )
     season: int | None = Field(
         None, ge=1, description="Seasonal period for baselines and MASE (None: from the frequency)."
