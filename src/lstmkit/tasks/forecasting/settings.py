@@ -97,6 +97,12 @@ class ForecasterConfig(Settings):
         description="A closed-form ridge NLinear fitted before training, which the network "
         "corrects (nlinear: training refines it too; nlinear-fixed: kept fixed).",
     )
+    residual_lookback: int | None = Field(
+        None,
+        ge=2,
+        description="Steps the residual NLinear map reads, the newest of the window (None "
+        "or more than the window: all of it); the network still reads the whole window.",
+    )
     loss: Literal["auto", "mse", "mae", "mase"] = Field(
         "auto",
         description="Loss of the point forecast on the scaled values (mase: absolute error "
