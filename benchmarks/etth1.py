@@ -70,7 +70,7 @@ DESIGN_NOTE = (
     "window into the head (lr 3e-4, seed ensemble of 3): fold A .1059/.1311/.1695/.3555 "
     "(-14.2/-13.2/-9.0/-5.7%), fold B .0895/.1054/.1216/.1519 (-0.1/-1.7/-1.1/-1.3%) at "
     "96/192/336/720; the map alone gives most of fold A's gain (.1099/.1367/.1764/.3588) and "
-    "about half of fold B's. lr 1e-4 for up to 20 epochs (patience 5) then helped on both "
+    "about a third of fold B's (+0.1/-1.3/-0.4/+0.2%). lr 1e-4 for up to 20 epochs (patience 5) then helped on both "
     "folds (one seed, 96 and 720: A .1058/.3448, B .0895/.1516, against .1067/.3635 and "
     ".0895/.1549 at lr 3e-4) and was combined with the ensemble of 3; the ensemble with lr "
     "1e-4, and lr 1e-4 at 192/336, were not validated as such (time). Rejected on validation: "
