@@ -144,6 +144,41 @@ def test_fit_sets_the_residual_to_the_ridge_nlinear_and_fixed_keeps_it() -> None
     np.testing.assert_allclose(b, bh, rtol=1e-4, atol=1e-3)
 
 
+def test_residual_lookback_fits_the_map_on_the_newest_steps_only() -> None:
+    """residual_lookback=6 in a 12-step window: the map's six oldest weights are zero and
+    the rest is the ridge NLinear of the newest six steps; the network still reads all 12."""
+    df = _series()
+    f = Forecaster(horizon=4, window=12, residual="nlinear-fixed", residual_lookback=6,
+                   quantiles=None, scaler="none", val_size=8, patch=1, **FAST)  # fmt: skip
+    f.fit(df, target="y", time_col="month")
+    v = df["y"].to_numpy()
+    train = v[: len(v) - 8]
+    n = len(train) - 12 - 4 + 1
+    x = np.stack([train[i + 6 : i + 12] for i in range(n)])  # the newest 6 of each window
+    y = np.stack([train[i + 12 : i + 16] for i in range(n)])
+    from lstmkit.tasks.forecasting.linear import RIDGE_GRID
+
+    linear = f.net.net.linear
+    W = linear.weight.detach().double().numpy().T  # (window, steps)
+    assert W.shape == (12, 4) and not W[:6].any()
+    Fc = x - x[:, -1:]
+    scale = np.trace((Fc - Fc.mean(0)).T @ (Fc - Fc.mean(0))) / 6
+    errors = [np.abs(_ridge_by_hand(x, y, r * scale)[0] - W[6:]).max() for r in RIDGE_GRID]
+    Wh, bh = _ridge_by_hand(x, y, RIDGE_GRID[int(np.argmin(errors))] * scale)
+    np.testing.assert_allclose(W[6:], Wh, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(linear.bias.detach().double().numpy(), bh, rtol=1e-4, atol=1e-3)
+    assert f.net.net.rnn.input_size == 1 and f.state.window == 12  # the LSTM reads 12 steps
+    # longer than the window: the whole window, as without the setting
+    g = Forecaster(horizon=4, window=12, residual="nlinear-fixed", residual_lookback=50,
+                   quantiles=None, scaler="none", val_size=8, **FAST)  # fmt: skip
+    g.fit(df, target="y", time_col="month")
+    h = Forecaster(horizon=4, window=12, residual="nlinear-fixed", quantiles=None,
+                   scaler="none", val_size=8, **FAST)  # fmt: skip
+    h.fit(df, target="y", time_col="month")
+    torch.testing.assert_close(g.net.net.linear.weight, h.net.net.linear.weight)
+    assert g.net.net.linear.weight[:, :6].abs().sum() > 0
+
+
 def test_trainable_residual_moves_from_the_ridge_start() -> None:
     # mean normalisation: under last (the single-series default) this tiny run keeps its start
     f = Forecaster(horizon=4, window=12, residual="nlinear", instance_norm="mean",

@@ -107,9 +107,10 @@ def _targets(windows: WindowSet, chunk: int = 65536) -> tuple[np.ndarray, np.nda
 def residual_map(prepared: ForecastData) -> tuple[np.ndarray, np.ndarray]:
     """The residual NLinear map (weight (window, steps), bias (steps,)) of the scaled
     training windows: the mean of the ridge least-squares NLinear maps over the last
-    `residual_lookbacks` steps of the window (`linear.choose_ridge`, each penalty chosen on
-    the validation windows; without two of them on every fifth training window, the map
-    then refitted on all of them)."""
+    `residual_lookbacks` steps of the window, or of its newest ``residual_lookback`` steps
+    where that setting is shorter (the older weights are then zero) (`linear.choose_ridge`,
+    each penalty chosen on the validation windows; without two of them on every fifth
+    training window, the map then refitted on all of them)."""
     assert prepared.train_set is not None
     x, y = _targets(prepared.train_set)
     held = None
@@ -121,7 +122,7 @@ def residual_map(prepared: ForecastData) -> tuple[np.ndarray, np.ndarray]:
         vx, vy = x[held], y[held]
     window = x.shape[1]
     weight, bias = np.zeros((window, y.shape[1])), np.zeros(y.shape[1])
-    lookbacks = residual_lookbacks(window)
+    lookbacks = residual_lookbacks(min(window, prepared.cfg.residual_lookback or window))
     for lookback in lookbacks:
         if held is None:
             fitted = choose_ridge(x[:, -lookback:], y, vx[:, -lookback:], vy)

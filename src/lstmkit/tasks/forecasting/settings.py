@@ -99,6 +99,12 @@ class ForecasterConfig(Settings):
         "corrects (nlinear: training refines it too; nlinear-fixed: kept fixed; auto: "
         "nlinear-fixed for a single series, none for several).",
     )
+    residual_lookback: int | None = Field(
+        None,
+        ge=2,
+        description="Steps the residual NLinear map reads, the newest of the window (None "
+        "or more than the window: all of it); the network still reads the whole window.",
+    )
     loss: Literal["auto", "mse", "mae", "mase"] = Field(
         "auto",
         description="Loss of the point forecast on the scaled values (mase: absolute error "
