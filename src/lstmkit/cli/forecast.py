@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,8 @@ console = Console(stderr=False)
 
 #: the forecaster's settings' defaults, which the options show and take
 FD = defaults(F)
+#: --pad takes auto/true/false (the setting: "auto" or a bool)
+PAD_DEFAULT = str(FD["pad"]).lower()
 QUANTILES = ",".join(str(q) for q in FD["quantiles"])
 DEVICES = str(FD["devices"])
 
@@ -203,6 +205,15 @@ def forecast_cmd(
     ) = FD["instance_norm"],
     patch: option(F, "patch") = FD["patch"],
     residual: option(F, "residual") = FD["residual"],
+    pad: option(
+        F,
+        "pad",
+        cli_type=Literal["auto", "true", "false"],
+        help="Left-pad series shorter than the window (their first value, a mask input "
+        "marking the real points); auto: for several series when the shortest cannot hold "
+        "the preferred window.",
+    ) = PAD_DEFAULT,
+    recent: option(F, "recent") = FD["recent"],
     loss: option(F, "loss") = FD["loss"],
     scaler: option(F, "scaler") = FD["scaler"],
     season: option(F, "season") = FD["season"],
@@ -279,6 +290,7 @@ def forecast_cmd(
         given = locals()
         settings = {name: given[name] for name in F.flat_fields() if name in given}
         settings["quantiles"] = _floats(quantiles, "--quantiles")
+        settings["pad"] = {"true": True, "false": False}.get(pad, pad)
         settings["devices"] = int(devices) if devices.isdigit() else devices
         _forecast(settings, data, target, time_col, id_col, covariates, future_covariates,
                   future, holdout, out, backtest, tune, tune_minutes, table_format, start,

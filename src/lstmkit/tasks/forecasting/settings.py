@@ -97,6 +97,20 @@ class ForecasterConfig(Settings):
         description="A closed-form ridge NLinear fitted before training, which the network "
         "corrects (nlinear: training refines it too; nlinear-fixed: kept fixed).",
     )
+    pad: bool | Literal["auto"] = Field(
+        "auto",
+        description="Left-pad series shorter than the window with their first value and "
+        "give the network a mask input marking the real points, so a long window serves "
+        "short series too (training inputs keep at least a horizon of real points); auto: "
+        "for several series when the shortest cannot hold the preferred window (two seasons "
+        "or horizons), its horizon and its validation stretch; never with a residual.",
+    )
+    recent: int | None = Field(
+        None,
+        ge=1,
+        description="Train only on the windows whose targets start within the last this "
+        "many horizons of each series' training part (None: every window).",
+    )
     loss: Literal["auto", "mse", "mae", "mase"] = Field(
         "auto",
         description="Loss of the point forecast on the scaled values (mase: absolute error "
@@ -196,6 +210,11 @@ class ForecasterConfig(Settings):
             raise LstmkitError(
                 "combine needs a validation stretch to fit its weights on; leave val_size "
                 "unset or above 0 (--val-size), or drop --combine"
+            )
+        if self.pad is True and self.residual is not None:
+            raise LstmkitError(
+                "pad and residual cannot go together (the residual's linear map needs whole "
+                "windows); drop one of them"
             )
         if self.combine and not self.baselines:
             raise LstmkitError("combine mixes the network with the best baseline; name some")
