@@ -133,7 +133,8 @@ def main() -> None:
     print(
         f"M4 Weekly {mode}: sMAPE {result['smape']:.3f} MASE {result['mase']:.3f} OWA "
         f"{result['owa']:.3f} | {seconds:.0f}s, {f.fit_result.epochs_run} epochs, window "
-        f"{f.state.window} | {json.dumps(overrides)}",
+        f"{f.state.window}{' (padded)' if f.state.pad else ''}, load "
+        f"{os.getloadavg()[0]:.1f} | seed {args.seed} {json.dumps(overrides)}",
         flush=True,
     )
     levels = f.config.quantiles or []

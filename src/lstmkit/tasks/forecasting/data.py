@@ -70,16 +70,19 @@ def window_room(cfg: ForecasterConfig, sd: SeriesData) -> int:
 
 def use_padding(cfg: ForecasterConfig, sd: SeriesData) -> bool:
     """Whether the windows of ``sd`` are left-padded (``cfg.pad``): ``auto`` pads several
-    series (no residual map) when the shortest has no room for the preferred window
-    (`window_room`), so that the other series keep their long window; one series keeps
-    a window it holds. Chosen on validation (benchmarks/M4_DESIGN.md)."""
+    series (no residual map) when the shortest has no room for the default window (two
+    seasons or horizons, `window_room`), so that the other series keep a long window, or,
+    for a window set by hand, when the shortest cannot hold it, the horizon and its
+    validation part; one series keeps a window it holds. Chosen on validation
+    (benchmarks/M4_DESIGN.md)."""
     if cfg.pad != "auto":
         return bool(cfg.pad)
-    return (
-        len(sd.series) >= 2
-        and cfg.residual is None
-        and window_room(cfg, sd) < preferred_window(cfg, sd)
-    )
+    if len(sd.series) < 2 or cfg.residual is not None:
+        return False
+    if cfg.window is None:
+        return window_room(cfg, sd) < preferred_window(cfg, sd)
+    shortest = min(len(s) for s in sd.series.values())
+    return shortest - validation_size(cfg, shortest) < cfg.window + cfg.horizon
 
 
 def default_window(cfg: ForecasterConfig, sd: SeriesData) -> int:

@@ -102,8 +102,8 @@ class ForecasterConfig(Settings):
         description="Left-pad series shorter than the window with their first value and "
         "give the network a mask input marking the real points, so a long window serves "
         "short series too (training inputs keep at least a horizon of real points); auto: "
-        "for several series when the shortest cannot hold the preferred window (two seasons "
-        "or horizons), its horizon and its validation stretch; never with a residual.",
+        "for several series when the shortest cannot hold the window (by default two "
+        "seasons or horizons), its horizon and its validation stretch; never with a residual.",
     )
     recent: int | None = Field(
         None,
