@@ -148,6 +148,10 @@ def test_auto_padding_keys_on_the_data_and_one_series_keeps_its_window() -> None
     assert not use_padding(cfg, one)
     single = _data(_panel({"a": 40}).drop(columns="id"), horizon=3, season=12)
     assert not single.state.pad and single.window == 40 - 3 - 3 - 16  # shortened to fit
+    # a window set by hand: padded only where the shortest cannot hold it, its horizon
+    # and its validation part (14 - 3 < 10 + 3), not merely for want of many windows
+    assert use_padding(ForecasterConfig(horizon=3, window=10), panel)
+    assert not use_padding(ForecasterConfig(horizon=3, window=8), panel)  # 11 >= 11
     assert not use_padding(ForecasterConfig(horizon=3, season=12, residual="nlinear"), panel)
     assert not use_padding(ForecasterConfig(horizon=3, season=12, pad=False), panel)
 
