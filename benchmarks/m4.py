@@ -20,15 +20,14 @@ early stopping on validation; the full run keeps 13 weeks of validation.)
 
     python benchmarks/m4.py --validation [--set patch=4 loss='"mase"'] [--threads 1]
 
-Since issue 17's M4 branch the defaults pad the windows of series too short for the
-preferred window (``pad="auto"``: window 104 = two seasons, short series left-padded with a
-mask input), so validation-mode fits keep their 13 validation weeks too. The design chosen
-on validation (benchmarks/M4_DESIGN.md) adds these overrides to the defaults:
+The design chosen on validation (benchmarks/M4_DESIGN.md) adds these overrides to the
+defaults:
 
-    --set batch_size=256 lr=0.001 batches_per_epoch=25 max_epochs=100 recent=20 \
+    --set pad=true batch_size=256 lr=0.001 batches_per_epoch=25 max_epochs=100 recent=20 \
           val_size=0 ensemble=3
 
-(2,500 steps of 256 windows drawn from the last 20 horizons of each series, no validation
+(the window of 104 = two seasons, series too short for it left-padded with a mask input;
+2,500 steps of 256 windows drawn from the last 20 horizons of each series, no validation
 stretch, so the weights of the epoch with the lowest training loss, late in training, are
 kept rather than an early validation-loss minimum, and three seeds averaged; without a
 validation stretch the band is not calibrated.)

@@ -137,22 +137,25 @@ def test_auto_padding_keys_on_the_data_and_one_series_keeps_its_window() -> None
     from lstmkit.data.series import load_series
 
     panel = load_series(_panel(), "y", time_col="week", id_col="id")
-    cfg = ForecasterConfig(horizon=3, season=12)
+    assert not use_padding(ForecasterConfig(horizon=3, season=12), panel)  # off by default
+    cfg = ForecasterConfig(horizon=3, season=12, pad="auto")
     assert use_padding(cfg, panel)  # 14 rows cannot hold two seasons (24)
-    assert _data(_panel(), horizon=3, season=12).window == 24
+    assert _data(_panel(), horizon=3, season=12, pad="auto").window == 24
     # long enough for the preferred window: no padding
     roomy = load_series(_panel({"a": 90, "b": 100}), "y", time_col="week", id_col="id")
     assert not use_padding(cfg, roomy)
     # one series (AirPassengers' case) keeps the window it holds, unpadded
     one = load_series(_panel({"a": 40}).drop(columns="id"), "y", time_col="week")
     assert not use_padding(cfg, one)
-    single = _data(_panel({"a": 40}).drop(columns="id"), horizon=3, season=12)
+    single = _data(_panel({"a": 40}).drop(columns="id"), horizon=3, season=12, pad="auto")
     assert not single.state.pad and single.window == 40 - 3 - 3 - 16  # shortened to fit
     # a window set by hand: padded only where the shortest cannot hold it, its horizon
     # and its validation part (14 - 3 < 10 + 3), not merely for want of many windows
-    assert use_padding(ForecasterConfig(horizon=3, window=10), panel)
-    assert not use_padding(ForecasterConfig(horizon=3, window=8), panel)  # 11 >= 11
-    assert not use_padding(ForecasterConfig(horizon=3, season=12, residual="nlinear"), panel)
+    assert use_padding(ForecasterConfig(horizon=3, window=10, pad="auto"), panel)
+    assert not use_padding(ForecasterConfig(horizon=3, window=8, pad="auto"), panel)  # 11 >= 11
+    assert not use_padding(
+        ForecasterConfig(horizon=3, season=12, residual="nlinear", pad="auto"), panel
+    )
     assert not use_padding(ForecasterConfig(horizon=3, season=12, pad=False), panel)
 
 
@@ -168,7 +171,7 @@ def test_padded_model_forecasts_saves_loads_and_exports(tmp_path: Path) -> None:
     from lstmkit import runtime
 
     df = _panel()
-    f = Forecaster(horizon=3, season=12, recent=4, **FAST)
+    f = Forecaster(horizon=3, season=12, recent=4, pad="auto", **FAST)
     f.fit(df, target="y", time_col="week", id_col="id")
     assert f.state.pad and f.state.window == 24
     assert len(f.context["short"]["values"]) == 14  # all its rows, unpadded

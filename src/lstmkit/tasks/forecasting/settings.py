@@ -98,12 +98,14 @@ class ForecasterConfig(Settings):
         "corrects (nlinear: training refines it too; nlinear-fixed: kept fixed).",
     )
     pad: bool | Literal["auto"] = Field(
-        "auto",
+        False,
         description="Left-pad series shorter than the window with their first value and "
         "give the network a mask input marking the real points, so a long window serves "
         "short series too (training inputs keep at least a horizon of real points); auto: "
         "for several series when the shortest cannot hold the window (by default two "
-        "seasons or horizons), its horizon and its validation stretch; never with a residual.",
+        "seasons or horizons), its horizon and its validation stretch; never with a residual. "
+        "Off by default: on M4 Weekly it helps with recent windows and longer training "
+        "(benchmarks/M4_DESIGN.md), not with the default training.",
     )
     recent: int | None = Field(
         None,
