@@ -232,3 +232,29 @@ def test_cli_pad_and_recent_reach_the_saved_model(tmp_path: Path, capsys) -> Non
     assert info.value.code == 2
     assert "recent" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_served_padded_model_takes_a_history_shorter_than_the_window(tmp_path: Path) -> None:
+    """The server (torch and ONNX backends) tells a client a padded model needs one row and
+    forecasts a 5-row history (window 24) as the model does."""
+    from fastapi.testclient import TestClient
+
+    from lstmkit.export import export_model
+    from lstmkit.serving.app import create_app
+
+    df = _panel()
+    f = Forecaster(horizon=3, season=12, pad=True, **FAST)
+    f.fit(df, target="y", time_col="week", id_col="id")
+    f.save(tmp_path / "fc")
+    export_model(tmp_path / "fc")
+    history = df[df["id"] == "short"].iloc[:5]
+    want = f.predict(history)
+    records = [{**r, "week": str(r["week"].date())} for r in history.to_dict("records")]
+    for backend in ("torch", "onnx"):
+        with TestClient(create_app(tmp_path / "fc", backend=backend)) as client:
+            info = client.get("/model").json()
+            assert (info["window"], info["min_rows"]) == (24, 1)
+            got = client.post("/predict", json={"history": records})
+            assert got.status_code == 200, got.text
+            rows = got.json()["forecast"]
+            np.testing.assert_allclose([r["forecast"] for r in rows], want["forecast"], rtol=1e-4)

@@ -7,6 +7,10 @@ on the training part, scales every series into one array and indexes the trainin
 validation windows as (series, origin) pairs (`WindowSet`: each window is cut from the
 array when a batch asks for it, so thousands of series never hold all their windows in
 memory), and keeps each series' last window as the context a forecast continues from.
+With ``pad`` (`use_padding`) every series is preceded by NaN rows in that array, so a
+training input needs only a horizon of real rows (the network fills and masks the rest),
+and a short series' context holds all its rows; with ``recent`` only the training
+windows whose targets start in each series' last ``recent`` horizons are indexed.
 It records what it learnt about the data in a `FittedState`. ``train_dataloader``
 shuffles the training windows (a fresh random subset each epoch when
 ``batches_per_epoch`` caps them), ``val_dataloader`` gives the validation windows in
