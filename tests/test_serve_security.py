@@ -204,6 +204,7 @@ def test_model_tells_a_client_the_settings_and_no_paths(models):
         "max_body_bytes": 5000,
         "horizon": 3,
         "window": 8,
+        "min_rows": 8,
         "freq": "MS",
         "tz": None,
         "quantiles": [0.1, 0.5, 0.9],

@@ -41,6 +41,8 @@ console = Console(stderr=False)
 
 #: the forecaster's settings' defaults, which the options show and take
 FD = defaults(F)
+#: --pad takes auto/true/false (the setting: "auto" or a bool)
+PAD_DEFAULT = str(FD["pad"]).lower()
 QUANTILES = ",".join(str(q) for q in FD["quantiles"])
 DEVICES = str(FD["devices"])
 
@@ -215,6 +217,15 @@ def forecast_cmd(
         "residual",
         cli_type=Literal["auto", "nlinear", "nlinear-fixed", "none"],
     ) = FD["residual"],
+    pad: option(
+        F,
+        "pad",
+        cli_type=Literal["auto", "true", "false"],
+        help="Left-pad series shorter than the window (their first value, a mask input "
+        "marking the real points); auto: for several series when the shortest cannot hold "
+        "the preferred window.",
+    ) = PAD_DEFAULT,
+    recent: option(F, "recent") = FD["recent"],
     loss: option(F, "loss") = FD["loss"],
     scaler: option(F, "scaler") = FD["scaler"],
     season: option(F, "season") = FD["season"],
@@ -293,6 +304,7 @@ def forecast_cmd(
         settings["quantiles"] = _floats(quantiles, "--quantiles")
         settings["instance_norm"] = _instance_norm(instance_norm, no_instance_norm)
         settings["residual"] = None if residual == "none" else residual
+        settings["pad"] = {"true": True, "false": False}.get(pad, pad)
         settings["devices"] = int(devices) if devices.isdigit() else devices
         _forecast(settings, data, target, time_col, id_col, covariates, future_covariates,
                   future, holdout, out, backtest, tune, tune_minutes, table_format, start,

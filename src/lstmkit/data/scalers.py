@@ -93,7 +93,7 @@ class SeriesScaler:
         if self.kind != "log":
             return values
         target = values[..., 0]
-        bad = ~(target > 0)
+        bad = ~(target > 0) & ~np.isnan(target)  # NaN: a padded window's blank rows
         if bad.any():
             row = np.unravel_index(int(np.flatnonzero(bad)[0]), bad.shape)[0]
             k = row if lengths is None else int(np.searchsorted(np.cumsum(lengths), row, "right"))

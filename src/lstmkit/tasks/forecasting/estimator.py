@@ -54,7 +54,7 @@ from lstmkit.tasks.forecasting.network import (
     make_net,
     output_steps,
 )
-from lstmkit.tasks.forecasting.predict import PredictCore
+from lstmkit.tasks.forecasting.predict import PredictCore, last_windows
 from lstmkit.tasks.forecasting.scoring import (
     band_metrics_many,
     history_scales,
@@ -491,7 +491,7 @@ class Forecaster:
         assert self.state is not None and self.scaler is not None
         h, window, fidx = self.config.horizon, self.state.window, self._future_columns()
         series = list(sd.series.values())
-        x = np.stack([s.values[-(window + h) : -h] for s in series])
+        x = last_windows([s.values[:-h] for s in series], window)
         fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
         fc = self._core().many([s.id for s in series], x, fut, finite=False, static=sd.static)
         lengths = np.array([len(s) for s in series])
@@ -533,10 +533,11 @@ class Forecaster:
         static = static_spec(self.state, cfg.id_embedding, len(self.scaler.params))
         n_future = len(self._future_columns())
         check_model_size(
-            estimate_parameters(cfg, n_features, window, n_future, static),
+            estimate_parameters(cfg, n_features, window, n_future, static, self.state.pad),
             "hidden_size / num_layers",
         )
-        net = make_net(cfg, n_features, window, n_future, static)
+        mask = self.state.pad
+        net = make_net(cfg, n_features, window, n_future, static, mask)
         scaler = self.scaler.kind
         past = self.state.past_columns if cfg.method == "recursive" else []
         return ForecastModule(
@@ -553,10 +554,11 @@ class Forecaster:
         assert self.state is not None
         sd = self._load(data)
         window = self.state.window
+        need = 1 if self.state.pad else window
         for s in sd.series.values():
-            if len(s) < window:
+            if len(s) < need:
                 raise LstmkitError(
-                    f"series {s.id!r} has {len(s)} rows; the model needs at least {window}"
+                    f"series {s.id!r} has {len(s)} rows; the model needs at least {need}"
                 )
             if s.id not in self.scaler.params:  # type: ignore[union-attr]
                 raise LstmkitError(
@@ -744,15 +746,17 @@ class Forecaster:
         fidx = self._future_columns()
         series = list(sd.series.values())
         lengths = np.array([len(s) for s in series])
-        if (lengths < window + h).any():
-            s = series[int(np.flatnonzero(lengths < window + h)[0])]
+        need = (1 if self.state.pad else window) + h  # a padded model: one real row
+        if (lengths < need).any():
+            s = series[int(np.flatnonzero(lengths < need)[0])]
             raise LstmkitError(
-                f"series {s.id!r} has {len(s)} rows; evaluation needs window ({window}) + "
-                f"horizon ({h}) = {window + h}"
+                f"series {s.id!r} has {len(s)} rows; evaluation needs "
+                + (f"window ({window})" if not self.state.pad else "one row")
+                + f" + horizon ({h}) = {need}"
             )
         ids = [s.id for s in series]
         core = self._core()
-        x = np.stack([s.values[-(window + h) : -h] for s in series])
+        x = last_windows([s.values[:-h] for s in series], window)
         fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
         net = core.many(ids, x, fut, static=sd.static)
         actual = np.stack([s.values[-h:, 0] for s in series])

@@ -32,6 +32,7 @@ from lstmkit.export.onnx import (
 )
 from lstmkit.runtime.session import GRAPH_FILE
 from lstmkit.tasks.forecasting.module import MAX_PATH_BATCH, SAMPLE_PATHS
+from lstmkit.tasks.forecasting.predict import last_windows
 from lstmkit.tasks.forecasting.runtime import ForecastPredictor
 
 
@@ -81,8 +82,8 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
     outputs = ("forecast",)
     rng = np.random.default_rng(0)
     cases: list[Feeds] = []
-    contexts = [
-        fc.scaler.transform(sid, np.asarray(ctx["values"], dtype=np.float64))
+    contexts = [  # a padded model's short contexts are left-padded (NaN rows)
+        last_windows([fc.scaler.transform(sid, np.asarray(ctx["values"], np.float64))], window)[0]
         for sid, ctx in fc.context.items()
     ]
     for batch in CHECK_BATCHES:

@@ -34,6 +34,30 @@ def _instance_stats(x: Tensor, how: bool | str = "mean") -> tuple[Tensor, Tensor
     return mean, std
 
 
+def fill_padding(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Windows whose leading rows may be padding (NaN in the target, `data.last_windows`)
+    -> the windows with those rows set to the first real row, and the mask (batch,
+    window, 1), 1.0 on real rows. A window without padding comes back as it is."""
+    real = ~torch.isnan(x[:, :, :1])  # (batch, window, 1)
+    lead = (torch.cumsum(real.to(torch.int64), dim=1) == 0).sum(dim=1, keepdim=True)
+    lead = lead.clamp(max=x.shape[1] - 1).expand(-1, 1, x.shape[2])
+    first = torch.gather(x, 1, lead)  # (batch, 1, features): the first real row
+    return torch.where(real, x, first), real.to(x.dtype)
+
+
+def _masked_stats(x: Tensor, mask: Tensor, how: bool | str = "mean") -> tuple[Tensor, Tensor]:
+    """`_instance_stats` over the real rows of filled windows (``mask`` from
+    `fill_padding`): the padding adds nothing to the centre or the spread."""
+    target, m = x[:, :, 0], mask[:, :, 0]
+    count = m.sum(dim=1, keepdim=True)
+    if how == "last":  # the filled rows change by 0: divide by the real changes only
+        change = (target[:, 1:] - target[:, :-1]).abs().sum(dim=1, keepdim=True)
+        return target[:, -1:], change / (count - 1).clamp(min=1) + EPS
+    mean = (target * m).sum(dim=1, keepdim=True) / count
+    var = (((target - mean) * m) ** 2).sum(dim=1, keepdim=True) / count
+    return mean, torch.sqrt(var + EPS)
+
+
 def _change_scale(x: Tensor) -> Tensor:
     """Mean absolute step-to-step change of each window's target, (batch, 1): the
     denominator of the ``mase`` loss (a flat window counts with a tiny floor)."""
@@ -88,14 +112,20 @@ class ForecastModule(LstmkitModule):
         extra = {} if static is None else {"static": static}
         base = self.net.nlinear(x[:, :, 0]).unsqueeze(-1) if self.net.residual else None
         k = self.n_target
+        mask = None
+        if self.net.mask:
+            x, mask = fill_padding(x)
         if not self.instance_norm:
-            out = self.net(x, future, **extra)
+            out = self.net(x if mask is None else torch.cat([x, mask], dim=2), future, **extra)
             if base is None:
                 return out
             if not self.past_columns:
                 return out + base
             return torch.cat([out[..., :k] + base, out[..., k:]], dim=-1)
-        mean, std = _instance_stats(x, self.instance_norm)
+        if mask is None:
+            mean, std = _instance_stats(x, self.instance_norm)
+        else:
+            mean, std = _masked_stats(x, mask, self.instance_norm)
         # covariates are centred on their window means (kept at their scale: a flag that
         # is 0 all window long must not be divided by a zero spread)
         cov_mean = x[:, :, 1:].mean(dim=1, keepdim=True)
@@ -103,6 +133,8 @@ class ForecastModule(LstmkitModule):
                         x[:, :, 1:] - cov_mean], dim=2)  # fmt: skip
         if future is not None:
             future = future - cov_mean[:, :, self.future_columns]
+        if mask is not None:
+            xn = torch.cat([xn, mask], dim=2)
         out = self.net(xn, future, **extra)
         covariates = None
         if self.past_columns:  # their forecasts come back to the inputs' centre
@@ -111,6 +143,10 @@ class ForecastModule(LstmkitModule):
         out = out * std.unsqueeze(-1)
         out = out + (mean.unsqueeze(-1) if base is None else base)
         return out if covariates is None else torch.cat([out, covariates], dim=-1)
+
+    def _filled(self, x: Tensor) -> Tensor:
+        """``x`` with any padding filled (`fill_padding`)."""
+        return fill_padding(x)[0] if self.net.mask else x
 
     def step_metrics(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """Batch (x, [future,] [past-only covariates ahead,] [static,] y) -> {"loss":
@@ -134,12 +170,12 @@ class ForecastModule(LstmkitModule):
         if self.loss == "mae":
             loss = err.abs().mean()
         elif self.loss == "mase":
-            loss = (err.abs() / _change_scale(x)).mean()
+            loss = (err.abs() / _change_scale(self._filled(x))).mean()
         else:
             loss = torch.mean(err**2)
         if len(self.quantiles):
             if self.loss == "mase":
-                scale = _change_scale(x)
+                scale = _change_scale(self._filled(x))
                 pred, y = pred / scale.unsqueeze(-1), y / scale
             loss = loss + pinball_loss(pred[..., 1:], y, self.quantiles)
         if cov_loss is not None:

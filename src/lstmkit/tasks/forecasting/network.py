@@ -43,6 +43,10 @@ class ForecastNet(nn.Module):
     ``"nlinear-fixed"`` keeps it there (no gradient), ``"nlinear"`` lets training
     refine it. The head starts at zero, so an untrained network forecasts the linear
     map alone.
+
+    ``mask``: the windows may be left-padded (NaN rows before a short series' start,
+    `data.last_windows`); `ForecastModule` fills them and appends a mask channel (1 on
+    real rows), so the encoder reads ``n_features + 1`` columns.
     """
 
     def __init__(
@@ -66,8 +70,11 @@ class ForecastNet(nn.Module):
         num_heads: int | None = None,
         chunk_size: int | None = None,
         static: list[tuple[int, int]] | None = None,
+        mask: bool = False,
     ) -> None:
         super().__init__()
+        self.mask = mask
+        n_features += int(mask)
         if not 1 <= patch <= window:
             raise ValueError(f"patch must be between 1 and the window ({window}), got {patch}")
         variants = {"layer_norm": layer_norm, "recurrent_dropout": recurrent_dropout,
@@ -168,13 +175,15 @@ def make_net(
     window: int,
     n_future: int,
     static: list[tuple[int, int]] | None = None,
+    mask: bool = False,
 ) -> ForecastNet:
     """The `ForecastNet` of ``cfg`` for ``n_features`` input columns, an input window of
     ``window`` steps, ``n_future`` known future covariates and the ``static`` inputs
     (`data.static_spec`). ``cfg`` has its ``auto`` design resolved
     (`ForecasterConfig.design`). A recursive network also forecasts the next value of every
     past-only covariate (the ``n_features - 1 - n_future`` covariates not known ahead):
-    one output channel each after the point forecast and quantiles, fed back with it."""
+    one output channel each after the point forecast and quantiles, fed back with it.
+    ``mask``: padded windows (`FittedState.pad`)."""
     if cfg.residual == "auto" or cfg.instance_norm == "auto":
         raise ValueError("resolve the auto design first: make_net(cfg.design(n_series), ...)")
     n_past = n_features - 1 - n_future if cfg.method == "recursive" else 0
@@ -198,6 +207,7 @@ def make_net(
         num_heads=cfg.num_heads,
         chunk_size=cfg.chunk_size,
         static=static,
+        mask=mask,
     )
 
 
@@ -207,12 +217,13 @@ def estimate_parameters(
     window: int,
     n_future: int,
     static: list[tuple[int, int]] | None = None,
+    mask: bool = False,
 ) -> int:
     """Number of weights of the network `make_net` builds for ``cfg``: the network is
     built on the meta device (no memory allocated) and its parameters counted, so every
     cell of `lstmkit.nn` (and any variant option) is counted as its layer owns it."""
     with torch.device("meta"):
-        net = make_net(cfg, n_features, window, n_future, static)
+        net = make_net(cfg, n_features, window, n_future, static, mask)
     return sum(p.numel() for p in net.parameters())
 
 

@@ -45,6 +45,24 @@ ForecastScaled = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 DataLike = pd.DataFrame | pd.Series | str | os.PathLike[str] | SeriesData
 
 
+def last_windows(histories: list[np.ndarray], window: int) -> np.ndarray:
+    """The last ``window`` rows of each history (rows, features) as one (n, window,
+    features) float64 array; a shorter history is left-padded with NaN rows, which a
+    padded network (`ForecastNet` with ``mask``) fills with the first real row and marks."""
+    first = np.asarray(histories[0]) if histories else np.zeros((0, 1))
+    out = np.full((len(histories), window, first.shape[-1]), np.nan)
+    for k, h in enumerate(histories):
+        tail = np.asarray(h, dtype=np.float64)[-window:]
+        out[k, window - len(tail) :] = tail
+    return out
+
+
+def padded_rows(windows: np.ndarray) -> np.ndarray:
+    """(n, window) bool: the leading rows of each window that are all NaN (padding)."""
+    blank = np.isnan(windows).all(axis=2)
+    return np.cumprod(blank, axis=1).astype(bool)
+
+
 @dataclass
 class PredictCore:
     """A fitted forecaster's data knowledge plus its network as a function (see module doc).
@@ -102,7 +120,11 @@ class PredictCore:
         features), the last time of each series and (integer times) the one before it.
         The last times are parsed in one call, not series by series."""
         ids = list(self.context)
-        values = np.asarray([self.context[sid]["values"] for sid in ids], dtype=np.float64)
+        rows = [self.context[sid]["values"] for sid in ids]
+        if self.state.pad:  # short series hold fewer rows: left-padded
+            values = last_windows(rows, self.state.window)
+        else:
+            values = np.asarray(rows, dtype=np.float64)
         tz = self.state.tz
         last = times_from_strings([str(self.context[sid]["times"][-1]) for sid in ids], tz)
         prev = None
@@ -230,8 +252,15 @@ class PredictCore:
         (None: those stored with the model), for a model that has them."""
         st = self.state
         windows = np.asarray(windows, dtype=np.float64)
-        if not np.isfinite(windows).all():
-            raise LstmkitError("windows hold NaN or infinite values; pass finite values only")
+        # a padded model takes NaN rows before a short series' start (`last_windows`)
+        blank = padded_rows(windows) if st.pad and windows.ndim == 3 else False
+        if not (np.isfinite(windows) | np.asarray(blank)[..., None]).all() or (
+            st.pad and windows.ndim == 3 and windows.shape[1] and blank[:, -1].any()
+        ):
+            raise LstmkitError(
+                "windows hold NaN or infinite values; pass finite values only"
+                + (" (or whole NaN rows before a short series' start)" if st.pad else "")
+            )
         if windows.ndim != 3 or windows.shape[1] != st.window:
             raise LstmkitError(
                 f"windows must have shape (n, {st.window}, features), got {windows.shape}"
@@ -285,13 +314,20 @@ class PredictCore:
         """Forecast from the raw history (time, features) of one series (and the known
         covariates over the horizon, (horizon, n_future)): (horizon, n_outputs)."""
         window = self.state.window
-        if len(history) < window:
-            raise LstmkitError(
-                f"series {sid!r} has {len(history)} rows; the model needs the last {window} "
-                "(its window) to forecast"
-            )
+        self.check_rows(sid, len(history))
         fut = None if future is None else np.asarray(future)[None]
-        return self.windows(np.asarray(history)[None, -window:], sid, future=fut)[0]
+        return self.windows(last_windows([np.asarray(history)], window), sid, future=fut)[0]
+
+    def check_rows(self, sid: str, rows: int, extra: int = 0, what: str = "to forecast") -> None:
+        """Refuse a series of ``rows`` rows too short for the window (a padded model: for
+        one real row) plus ``extra``."""
+        need = (1 if self.state.pad else self.state.window) + extra
+        if rows < need:
+            wanted = "one row" if self.state.pad else f"the last {self.state.window} (its window)"
+            more = f" and {extra} more" if extra else ""
+            raise LstmkitError(
+                f"series {sid!r} has {rows} rows; the model needs {wanted}{more} {what}"
+            )
 
     def frames(self, ids: list[str], times: pd.Index, fc: np.ndarray) -> pd.DataFrame:
         """The forecast table of many series in one piece: ``fc`` (series, steps, outputs)
@@ -323,14 +359,10 @@ class PredictCore:
         else:
             sd = self.load(data, what="the history")
             for s in sd.series.values():
-                if len(s) < window:
-                    raise LstmkitError(
-                        f"series {s.id!r} has {len(s)} rows; the model needs the last {window} "
-                        "(its window) to forecast"
-                    )
+                self.check_rows(s.id, len(s))
             series = list(sd.series.values())
             ids = [s.id for s in series]
-            windows = np.stack([s.values[-window:] for s in series])
+            windows = last_windows([s.values for s in series], window)
             last = tail_times(series, 1)
             prev = None
             if not isinstance(last, pd.DatetimeIndex):

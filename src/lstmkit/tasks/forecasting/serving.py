@@ -129,7 +129,11 @@ class ForecastModelInfo(ModelInfo):
     """A forecaster: what a history must hold and what a forecast gives."""
 
     horizon: int = Field(description="steps forecast after the history")
-    window: int = Field(description="the fewest rows a history needs per series")
+    window: int = Field(description="the input steps the network reads per series")
+    min_rows: int = Field(
+        description="the fewest rows a history needs per series: the window, or 1 for a "
+        "model that left-pads shorter histories (pad)"
+    )
     freq: str | None = Field(description="the pandas frequency of the time column")
     tz: str | None = Field(description="the time zone of the times, if they have one")
     quantiles: list[float] = Field(description="quantile levels forecast besides the mean")
@@ -196,6 +200,7 @@ class ForecastServing:
         return {
             "horizon": int(pred.info["horizon"]),
             "window": st.window,
+            "min_rows": 1 if getattr(st, "pad", False) else st.window,
             "freq": st.freq,
             "tz": getattr(st, "tz", None),
             "quantiles": [float(q) for q in pred.info.get("quantiles") or []],

@@ -105,6 +105,22 @@ class ForecasterConfig(Settings):
         description="Steps the residual NLinear map reads, the newest of the window (None "
         "or more than the window: all of it); the network still reads the whole window.",
     )
+    pad: bool | Literal["auto"] = Field(
+        False,
+        description="Left-pad series shorter than the window with their first value and "
+        "give the network a mask input marking the real points, so a long window serves "
+        "short series too (training inputs keep at least a horizon of real points); auto: "
+        "for several series when the shortest cannot hold the window (by default two "
+        "seasons or horizons), its horizon and its validation stretch; never with a residual. "
+        "Off by default: on M4 Weekly it helps with recent windows and longer training "
+        "(benchmarks/M4_DESIGN.md), not with the default training.",
+    )
+    recent: int | None = Field(
+        None,
+        ge=1,
+        description="Train only on the windows whose targets start within the last this "
+        "many horizons of each series' training part (None: every window).",
+    )
     loss: Literal["auto", "mse", "mae", "mase"] = Field(
         "auto",
         description="Loss of the point forecast on the scaled values (mase: absolute error "
@@ -177,17 +193,18 @@ class ForecasterConfig(Settings):
 
     def design(self, n_series: int) -> ForecasterConfig:
         """These settings with ``auto`` resolved for data of ``n_series`` series:
-        ``instance_norm`` last and ``residual`` nlinear-fixed for one series, mean and none
-        for several. Chosen on validation (research/DESIGN_LOG.md): on AirPassengers'
-        rolling-origin years 1957-59 the last-value normalisation with the fixed NLinear
+        ``instance_norm`` last and ``residual`` nlinear-fixed for one series (none with
+        ``pad=True``), mean and none for several. Chosen on validation
+        (research/DESIGN_LOG.md): on AirPassengers' rolling-origin years 1957-59 the last-value normalisation with the fixed NLinear
         map the network corrects scored a median MAPE of 5.11% against 6.62% with mean
         normalisation and no map (NLinear alone 5.17%); on M4 Weekly's 359 series both
         scored worse (OWA .916 with the map against .869; .789 with last against .776)."""
         update: dict[str, Any] = {}
         if self.instance_norm == "auto":
             update["instance_norm"] = "last" if n_series == 1 else "mean"
-        if self.residual == "auto":
-            update["residual"] = "nlinear-fixed" if n_series == 1 else None
+        if self.residual == "auto":  # a padded window has no whole window for the map
+            whole = n_series == 1 and self.pad is not True
+            update["residual"] = "nlinear-fixed" if whole else None
         return self.model_copy(update=update) if update else self
 
     @field_validator("quantiles")
@@ -223,6 +240,11 @@ class ForecasterConfig(Settings):
             raise LstmkitError(
                 "combine needs a validation stretch to fit its weights on; leave val_size "
                 "unset or above 0 (--val-size), or drop --combine"
+            )
+        if self.pad is True and self.residual not in (None, "auto"):
+            raise LstmkitError(
+                "pad and residual cannot go together (the residual's linear map needs whole "
+                "windows); drop one of them"
             )
         if self.combine and not self.baselines:
             raise LstmkitError("combine mixes the network with the best baseline; name some")

@@ -34,6 +34,8 @@ class FittedState:
     calibration: the split-conformal shifts of the quantile bands, one row per horizon
     step and one value per quantile level, in the scaled space the network forecasts in
     (`lstmkit.tasks.forecasting.calibration`), or None (bands as trained).
+    pad: series shorter than the window are left-padded (`data.last_windows`: NaN rows,
+    which the network fills and masks), so a context may hold fewer rows than the window.
     static_cols: columns with one value per series; static_categories: the
     categories of each text column among them (embedded), static_stats: the mean
     and standard deviation over the series of each numeric one (scaled by them).
@@ -51,6 +53,7 @@ class FittedState:
     static_categories: dict[str, list[str]] = field(default_factory=dict)
     static_stats: dict[str, list[float]] = field(default_factory=dict)
     calibration: list[list[float]] | None = None
+    pad: bool = False
 
     def __post_init__(self) -> None:
         check_field_types(self, "fitted data")
@@ -154,11 +157,13 @@ def check_context(context: Any, state: FittedState, known: set[str]) -> dict[str
         if sid not in known:
             raise LstmkitError(f"series {sid!r} has no scaling parameters in scaler.json")
         values = np.asarray(ctx["values"], dtype=np.float64)
-        if values.shape != (window, n_features) or not np.isfinite(values).all():
+        rows = len(values) if state.pad and values.ndim == 2 and len(values) >= 1 else window
+        if values.shape != (rows, n_features) or not np.isfinite(values).all() or rows > window:
             raise LstmkitError(
                 f"series {sid!r}: values must be {window} rows of {n_features} finite numbers"
+                + (" (or fewer, at least 1)" if state.pad else "")
             )
-        if not isinstance(ctx["times"], list) or len(ctx["times"]) != window:
-            raise LstmkitError(f"series {sid!r}: times must list {window} timestamps")
+        if not isinstance(ctx["times"], list) or len(ctx["times"]) != rows:
+            raise LstmkitError(f"series {sid!r}: times must list {rows} timestamps")
         times_from_strings([str(t) for t in ctx["times"]], state.tz)
     return context
