@@ -562,3 +562,19 @@ def test_cli_instance_norm_and_residual_choices(tmp_path: Path, capsys) -> None:
                         str(tmp_path / "bad")], capsys)  # fmt: skip
     assert code == 2 and err.count("\n") == 1 and "contradicts" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_auto_map_gives_way_to_padding() -> None:
+    """pad=True has no whole window for the map: auto resolves to no map (an explicit map
+    with pad is refused); several series under pad=auto may pad since auto is no map there."""
+    cfg = ForecasterConfig(pad=True)
+    assert cfg.design(1).residual is None and cfg.design(3).residual is None
+    with pytest.raises(LstmkitError, match="pad and residual cannot go together"):
+        ForecasterConfig(pad=True, residual="nlinear-fixed")
+    from lstmkit.data.series import load_series
+    from lstmkit.tasks.forecasting.data import use_padding
+
+    short = pd.concat([_series(40).assign(id="a"), _series(200).assign(id="b")])
+    sd = load_series(short, "y", time_col="month", id_col="id")
+    assert use_padding(ForecasterConfig(horizon=4, window=48, pad="auto"), sd)
+    assert not use_padding(ForecasterConfig(horizon=4, window=48, residual="nlinear"), sd)
