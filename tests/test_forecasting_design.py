@@ -578,3 +578,22 @@ def test_auto_map_gives_way_to_padding() -> None:
     sd = load_series(short, "y", time_col="month", id_col="id")
     assert use_padding(ForecasterConfig(horizon=4, window=48, pad="auto"), sd)
     assert not use_padding(ForecasterConfig(horizon=4, window=48, residual="nlinear"), sd)
+
+
+def test_cli_batch_options_reach_the_model(tmp_path: Path, capsys) -> None:
+    """The M4 design's settings are all CLI options (README's command)."""
+    import json
+
+    from test_cli_forecast import _csv, run
+
+    out = tmp_path / "run"
+    code, _, err = run(["forecast", str(_csv(tmp_path / "d.csv", n=120)), "--target", "sales",
+                        "--hidden-size", "4", "--max-epochs", "1", "--no-progress",
+                        "--batch-size", "16", "--batches-per-epoch", "3", "--out", str(out)],
+                       capsys)  # fmt: skip
+    assert code == 0, err
+    cfg = json.loads((out / "model" / "config.json").read_text())["config"]["forecaster"]
+    assert (cfg["batch_size"], cfg["batches_per_epoch"]) == (16, 3)
+    code, _, err = run(["forecast", "--batch-size", "0", "--out", str(tmp_path / "bad")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "batch_size" in err
+    assert not (tmp_path / "bad").exists()

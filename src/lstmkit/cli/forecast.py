@@ -226,6 +226,8 @@ def forecast_cmd(
         "the preferred window.",
     ) = PAD_DEFAULT,
     recent: option(F, "recent") = FD["recent"],
+    batch_size: option(F, "batch_size") = FD["batch_size"],
+    batches_per_epoch: option(F, "batches_per_epoch") = FD["batches_per_epoch"],
     loss: option(F, "loss") = FD["loss"],
     scaler: option(F, "scaler") = FD["scaler"],
     season: option(F, "season") = FD["season"],
