@@ -304,8 +304,13 @@ def test_the_server_answers_as_the_api(saved, name, backend):
     assert info["kind"] == "baseline_forecaster" and info["backend"] == backend
     assert info["baseline"] == name and info["season"] == 12 and info["horizon"] == 6
     assert info["window"] == (12 if name == "snaive" else 24)
+    assert info["min_rows"] == (12 if name == "snaive" else 24)  # its season, its window
     assert info["history_columns"] == ["month", "id", "y"] and info["quantiles"] == []
     _answer_equals(c.post("/predict").json(), b.predict())
+    fewest = df.groupby("id").tail(info["min_rows"])
+    assert c.post("/predict", json={"history": _records(fewest)}).status_code == 200
+    short = df.groupby("id").tail(info["min_rows"] - 1)
+    assert c.post("/predict", json={"history": _records(short)}).status_code == 422
     recent = df.groupby("id").head(50)
     r = c.post("/predict", json={"history": _records(recent)})
     assert r.status_code == 200, r.text
@@ -314,7 +319,8 @@ def test_the_server_answers_as_the_api(saved, name, backend):
 
 def test_an_ets_folder_is_served(saved):
     c = TestClient(create_app(saved["root"] / "ets"))
-    assert c.get("/model").json()["backend"] == "torch"
+    info = c.get("/model").json()
+    assert info["backend"] == "torch" and info["min_rows"] == 24  # two seasons of 12
     recent = saved["df"][saved["df"]["id"] == "s0"].head(48)
     r = c.post("/predict", json={"history": _records(recent)})
     assert r.status_code == 200, r.text

@@ -83,6 +83,19 @@ def _history_frame(records: list[dict[str, Any]], info: Mapping[str, Any]) -> pd
     return frame
 
 
+def min_rows(baseline: str, window: int, season: int | None) -> int:
+    """The fewest history rows per series the baseline forecasts from (`Baselines`): one
+    for naive, a season for snaive, the window for the linear maps, and for the statistical
+    models at least 4 points and, with a season, two seasons."""
+    if baseline == "naive":
+        return 1
+    if baseline == "snaive":
+        return max(season or 1, 1)
+    if baseline in ("nlinear", "dlinear"):
+        return window
+    return max(4, 2 * season if season and season > 1 else 0)
+
+
 class BaselineServing:
     """The baseline forecaster's `lstmkit.serving.schema.KindServing` (see the module
     docstring)."""
@@ -103,6 +116,7 @@ class BaselineServing:
         return {
             "horizon": int(i["horizon"]),
             "window": int(i["window"]),
+            "min_rows": min_rows(i["baseline"], int(i["window"]), i["season"]),
             "freq": i["freq"],
             "tz": i["tz"],
             "quantiles": [],
