@@ -1,7 +1,6 @@
 """Left-padded windows with a mask input (``pad``) and training on the recent windows only
 (``recent``): issue 17's M4 Weekly design, checked against windows built by hand."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -205,32 +204,20 @@ def test_an_unpadded_model_still_refuses_short_histories() -> None:
 
 
 def test_cli_pad_and_recent_reach_the_saved_model(tmp_path: Path, capsys) -> None:
-    from lstmkit.cli import main
+    from test_cli_forecast import run
 
     data = tmp_path / "weekly.csv"
     _panel().to_csv(data, index=False)
     out = tmp_path / "run"
-    argv = ["lstmkit", "forecast", str(data), "--target", "y", "--time-col", "week",
-            "--id-col", "id", "--horizon", "3", "--season", "12", "--pad", "true",
-            "--recent", "4", "--max-epochs", "1", "--hidden-size", "8", "--no-progress",
-            "--out", str(out)]  # fmt: skip
-    old, sys.argv = sys.argv, argv
-    try:
-        main()
-    except SystemExit as exc:
-        assert not exc.code, capsys.readouterr().err
-    finally:
-        sys.argv = old
+    argv = ["forecast", str(data), "--target", "y", "--time-col", "week", "--id-col", "id",
+            "--horizon", "3", "--season", "12", "--pad", "true", "--recent", "4",
+            "--max-epochs", "1", "--hidden-size", "8", "--no-progress"]  # fmt: skip
+    code, _, err = run([*argv, "--out", str(out)], capsys)
+    assert code == 0, err
     saved = Forecaster.load(out / "model")
     assert (saved.config.pad, saved.config.recent, saved.state.pad) == (True, 4, True)
-    sys.argv = [*argv[:-1], str(tmp_path / "bad"), "--recent", "0"]
-    try:
-        with pytest.raises(SystemExit) as info:
-            main()
-    finally:
-        sys.argv = old
-    assert info.value.code == 2
-    assert "recent" in capsys.readouterr().err
+    code, _, err = run([*argv, "--out", str(tmp_path / "bad"), "--recent", "0"], capsys)
+    assert code == 2 and "recent" in err
     assert not (tmp_path / "bad").exists()
 
 
