@@ -597,3 +597,21 @@ def test_cli_batch_options_reach_the_model(tmp_path: Path, capsys) -> None:
     code, _, err = run(["forecast", "--batch-size", "0", "--out", str(tmp_path / "bad")], capsys)
     assert code == 2 and err.count("\n") == 1 and "batch_size" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_forecast_command_leaves_the_garbage_collector_as_it_was(tmp_path: Path, capsys):
+    """`lstmkit forecast` freezes the start-up's objects and collects rarely while it runs
+    (thousands of series); a process that runs it in-process gets its collector back."""
+    import gc
+
+    from test_cli_forecast import _csv, run
+
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    code, _, err = run(["forecast", str(_csv(tmp_path / "d.csv", n=60)), "--target", "sales",
+                        "--hidden-size", "4", "--max-epochs", "1", "--no-progress", "--out",
+                        str(tmp_path / "run")], capsys)  # fmt: skip
+    assert code == 0, err
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    code, _, _ = run(["forecast", "--patch", "0", "--out", str(tmp_path / "bad")], capsys)
+    assert code == 2 and gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -308,9 +308,15 @@ def forecast_cmd(
         settings["residual"] = None if residual == "none" else residual
         settings["pad"] = {"true": True, "false": False}.get(pad, pad)
         settings["devices"] = int(devices) if devices.isdigit() else devices
-        _forecast(settings, data, target, time_col, id_col, covariates, future_covariates,
-                  future, holdout, out, backtest, tune, tune_minutes, table_format, start,
-                  freq, static_cols)  # fmt: skip
+        thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
+        try:
+            _forecast(settings, data, target, time_col, id_col, covariates, future_covariates,
+                      future, holdout, out, backtest, tune, tune_minutes, table_format, start,
+                      freq, static_cols)  # fmt: skip
+        finally:  # the collector as it was (the command may run inside a longer process)
+            if not frozen:
+                gc.unfreeze()
+            gc.set_threshold(*thresholds)
     except LstmkitError as err:
         raise _fail(err) from None
 
