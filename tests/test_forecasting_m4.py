@@ -4,14 +4,13 @@ the command line; ragged rows refused in one line."""
 from __future__ import annotations
 
 import gzip
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from test_cli_forecast import run
 
-from lstmkit.cli import main
 from lstmkit.data.series import load_series
 from lstmkit.errors import LstmkitError
 
@@ -68,24 +67,10 @@ def test_m4_wide_refuses_a_gap_inside_a_row_and_named_columns(tmp_path: Path) ->
     assert load_series(long, "value", id_col="id").id_col == "id"
 
 
-def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    old = sys.argv
-    sys.argv = ["lstmkit", *argv]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_forecasts_an_m4_wide_file_and_refuses_a_ragged_one(tmp_path: Path, capsys) -> None:
     data = _m4(tmp_path / "Weekly-train.csv")
     out = tmp_path / "out"
-    code, _, err = _cli([
+    code, _, err = run([
         "forecast", str(data), "--horizon", "4", "--window", "8", "--season", "4",
         "--max-epochs", "1", "--hidden-size", "4", "--no-progress", "--out", str(out),
     ], capsys)  # fmt: skip
@@ -100,7 +85,7 @@ def test_cli_forecasts_an_m4_wide_file_and_refuses_a_ragged_one(tmp_path: Path, 
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     argv = ["forecast", str(bad), "--format", "m4-wide", "--horizon", "4", "--max-epochs", "1",
             "--no-progress", "--out", str(out)]  # fmt: skip
-    code, _, err = _cli(argv, capsys)
+    code, _, err = run(argv, capsys)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and "series 'W3'" in err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before

@@ -211,15 +211,15 @@ def test_cli_forecast_trains_saves_and_exports_an_xlstm(rnn, extra, tmp_path, ca
     np.testing.assert_allclose([r["forecast"] for r in rows], again["forecast"], rtol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "extra, named",
-    [
-        (["--rnn", "slstm", "--num-heads", "3"], "num_heads (3) must divide hidden_size (8)"),
-        (["--rnn", "mlstm", "--chunk-size", "0"], "chunk_size must be an integer >= 1"),
-        (["--rnn", "slstm", "--precision", "bf16-mixed"], "precision bf16-mixed"),
-    ],
-    ids=["heads", "chunk", "bf16"],
-)
+#: xLSTM options both commands refuse in one line, and the words the line names
+BAD_XLSTM_OPTIONS = [
+    (["--rnn", "slstm", "--num-heads", "3"], "num_heads (3) must divide hidden_size (8)"),
+    (["--rnn", "mlstm", "--chunk-size", "0"], "chunk_size must be an integer >= 1"),
+    (["--rnn", "slstm", "--precision", "bf16-mixed"], "precision bf16-mixed"),
+]
+
+
+@pytest.mark.parametrize("extra, named", BAD_XLSTM_OPTIONS, ids=["heads", "chunk", "bf16"])
 def test_cli_forecast_bad_xlstm_settings_are_one_line(
     extra, named, tmp_path, capsys, monkeypatch, cpu_fallback
 ):
@@ -343,15 +343,7 @@ def test_cli_classify_trains_an_xlstm_and_predicts_as_the_saved_model(
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "extra, named",
-    [
-        (["--rnn", "slstm", "--num-heads", "3"], "num_heads (3) must divide hidden_size (8)"),
-        (["--rnn", "mlstm", "--chunk-size", "0"], "chunk_size must be an integer >= 1"),
-        (["--rnn", "slstm", "--precision", "bf16-mixed"], "precision bf16-mixed"),
-    ],
-    ids=["heads", "chunk", "bf16"],
-)
+@pytest.mark.parametrize("extra, named", BAD_XLSTM_OPTIONS, ids=["heads", "chunk", "bf16"])
 def test_cli_classify_bad_xlstm_settings_are_one_line(
     extra, named, tmp_path, capsys, monkeypatch, cpu_fallback
 ):

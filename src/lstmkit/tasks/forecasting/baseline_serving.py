@@ -33,6 +33,7 @@ from lstmkit.tasks.forecasting.serving import (
     ForecastModelInfo,
     ForecastRequest,
     ForecastResponse,
+    ForecastServing,
     forecast_records,
 )
 
@@ -96,17 +97,13 @@ def min_rows(baseline: str, window: int, season: int | None) -> int:
     return max(4, 2 * season if season and season > 1 else 0)
 
 
-class BaselineServing:
+class BaselineServing(ForecastServing):
     """The baseline forecaster's `lstmkit.serving.schema.KindServing` (see the module
-    docstring)."""
+    docstring): the forecaster's, with its own ``GET /model`` fields (read from the
+    predictor's info, not a fitted state) and a ``POST /predict`` without ``future``."""
 
     example = '{"history": [records]} (optional)'
     info_model = BaselineModelInfo
-    request_defaults: tuple[str, ...] = ()
-
-    def check_defaults(self, pred: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
-        """A baseline's requests have no field a server sets a default for."""
-        return {}
 
     def info(self, pred: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
         """What a history must hold and what a forecast gives."""
