@@ -45,15 +45,18 @@ STRONG = ("nlinear", "dlinear", "ets", "theta", "arima")
 # before it), never on the test year 1960.
 ABLATIONS = {
     "default": {},
-    "mean instance norm, no NLinear map (the default before 2026-12-06)": {
+    "one network, not a seed ensemble of 3 (the default before 2026-12-07)": {"ensemble": 1},
+    "a seed ensemble of 5": {"ensemble": 5},
+    "one network, mean instance norm, no NLinear map (the default before 2026-12-06)": {
         "instance_norm": "mean",
         "residual": None,
+        "ensemble": 1,
     },
     "no NLinear map": {"residual": None},
     "mean instance norm": {"instance_norm": "mean"},
     "no instance norm": {"instance_norm": False},
     "no linear skip in the head": {"skip": False},
-    "recursive one-step": {"method": "recursive"},
+    "recursive one-step (one network: auto gives one for it)": {"method": "recursive"},
     "GRU encoder": {"rnn": "gru"},
 }
 
@@ -61,11 +64,16 @@ ABLATIONS = {
 #: every earlier look at the test year 1960, disclosed beside the figures
 TEST_LOOKS = (
     "Looks at the test year: 1960 is the README demo's year and has been scored for every "
-    "default so far (the previous one, mean instance normalisation without the NLinear map, "
-    "3.08%; two looks at loss options, research/DESIGN_LOG.md). The present default (last-value "
-    "normalisation and the fixed NLinear map for a single series) was chosen on the validation "
-    "years below only and scored on 1960 once, for this table (2026-12-06)."
+    "default so far: mean instance normalisation without the NLinear map, 3.08%; two looks "
+    "at loss options (research/DESIGN_LOG.md); one network with last-value normalisation and "
+    "the fixed NLinear map, 2.67% (2026-12-06). The present default, a seed ensemble of 3 "
+    "such networks for a single series, was chosen on the validation years below only "
+    "(2026-12-07) and scored on 1960 for this table; while it was built, the demo (seed 0) "
+    "showed 1960 once more (2.84%), which changed nothing."
 )
+#: seeds of the runs: 0, 3, 6, ... so that no two seed ensembles of 3 share a network (an
+#: ensemble with seed s trains seeds s, s + 1, s + 2)
+SEED_STEP = 3
 
 
 def validation_ablation(seeds: int, kwargs: dict) -> list[str]:
@@ -117,7 +125,7 @@ def main() -> None:
 
     df = load_air_passengers()
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(0, args.seeds * SEED_STEP, SEED_STEP):
         start = time.perf_counter()
         f = Forecaster(**kwargs, seed=seed, progress=False, baselines=ALL_BASELINES)
         f.fit(df.iloc[:-12], target="passengers", time_col="month")
@@ -132,7 +140,7 @@ def main() -> None:
                 "MAE": m.loc["lstmkit", "MAE"],
                 "RMSE": m.loc["lstmkit", "RMSE"],
                 "MASE": m.loc["lstmkit", "MASE"],
-                "epochs": f.fit_result.epochs_run,
+                "epochs": "/".join(str(r.epochs_run) for r in f.member_results),
                 "fit_s": seconds,
                 "snaive": m.loc["seasonal_naive", "MAPE"],
                 "naive": m.loc["naive", "MAPE"],
@@ -151,6 +159,7 @@ def main() -> None:
     snaive = rows[0]["snaive"]
     beats = sum(m < snaive for m in mapes)
     med = statistics.median(mapes)
+    sd = statistics.stdev(mapes) if len(mapes) > 1 else 0.0
     print(
         f"median MAPE {med:.2f}% (mean {statistics.mean(mapes):.2f}%), "
         f"median fit {statistics.median(fits):.1f}s, beats seasonal naive {beats}/{len(rows)}"
@@ -169,7 +178,9 @@ def main() -> None:
         f"{norm}, {f.scaler.kind} scaling, quantiles "
         f"{cfg['quantiles']}, Adam lr {cfg['train']['lr']}, up to {cfg['train']['max_epochs']} "
         f"epochs, early stopping patience {cfg['train']['early_stopping_patience']} on the last "
-        f"12 training months"
+        f"12 training months; a seed ensemble of {len(f.members)} such networks (seeds s, s + 1, "
+        "..., the mean of their forecasts and the median of their quantiles; epochs and fit "
+        "time below are all of them)"
     )
     tag = args.precision.split("-")[0]
     section = "forecast_accuracy" if float32 else f"forecast_accuracy_{tag}"
@@ -203,11 +214,12 @@ def main() -> None:
         )
     lines += [
         "",
-        f"**Median MAPE {med:.2f}%** (mean {statistics.mean(mapes):.2f}%, range "
+        f"**Median MAPE {med:.2f}%** (mean {statistics.mean(mapes):.2f}%, sd {sd:.2f}, range "
         f"{min(mapes):.2f}-{max(mapes):.2f}%) over {len(rows)} seeds; median fit "
         f"{statistics.median(fits):.1f} s (max {max(fits):.1f} s). Baselines on the same split: "
         f"seasonal naive {snaive:.2f}%, naive {rows[0]['naive']:.2f}%. The model beats "
-        f"seasonal naive on {beats}/{len(rows)} seeds. Targets: median MAPE <= 4.0%, fit < 30 s.",
+        f"seasonal naive on {beats}/{len(rows)} seeds. Targets: median MAPE <= 4.0%, fit < 30 s "
+        "(this benchmark); at most 2.5% with sd at most 0.5 (issue 17).",
         "",
         "The strongest simple models on the same split, computed by lstmkit's own "
         "baselines (deterministic, the same for every seed), MAPE: "

@@ -89,6 +89,24 @@ def test_csv_with_options_and_predict_with_new_data(tmp_path: Path, capsys) -> N
     assert "2003-07-01" in stdout  # 30 months from 2001-01 -> next is 2003-07
 
 
+def test_ensemble_option_trains_that_many_networks_and_says_so(tmp_path: Path, capsys) -> None:
+    data = _csv(tmp_path / "shop.csv")
+    base = ["forecast", str(data), "--target", "sales", "--time-col", "date", "--horizon", "6",
+            "--window", "12", *TINY]  # fmt: skip
+    code, stdout, stderr = run([*base, "--out", str(tmp_path / "a")], capsys)  # auto: 3
+    assert code == 0, stderr
+    assert "trained 3 networks (seeds 0-2) for 3/3/3 epochs" in " ".join(stdout.split())
+    code, stdout, stderr = run([*base, "--ensemble", "1", "--out", str(tmp_path / "b")], capsys)
+    assert code == 0, stderr
+    assert "trained 3 epochs in" in stdout and "networks" not in stdout
+    for bad, said in (("two", "--ensemble must be auto or a whole number"),
+                      ("0", "ensemble must be an integer >= 1 or one of auto, got 0")):  # fmt: skip
+        code, stdout, stderr = run([*base, "--ensemble", bad, "--out", str(tmp_path / bad)],
+                                   capsys)  # fmt: skip
+        assert code == 2 and stderr.startswith("error: ") and said in stderr, stderr
+        assert len(stderr.strip().splitlines()) == 1 and not (tmp_path / bad).exists()
+
+
 def test_longer_holdout_says_what_was_scored(tmp_path: Path, capsys) -> None:
     data = _csv(tmp_path / "shop.csv", n=60)
     args = ["forecast", str(data), "--target", "sales", "--horizon", "6", "--window", "12",

@@ -160,7 +160,8 @@ def make_series(n: int = 96, seed: int = 0) -> pd.DataFrame:
 def fit_forecaster(df: pd.DataFrame, **settings) -> Forecaster:
     covariates = settings.pop("covariates", None)
     future_covariates = settings.pop("future_covariates", None)
-    settings = {"hidden_size": 6, "max_epochs": 2, "progress": False, **settings}
+    # one network: the graph is compared with it (ensembles: their own test below)
+    settings = {"hidden_size": 6, "max_epochs": 2, "progress": False, "ensemble": 1, **settings}
     return Forecaster(horizon=6, window=12, **settings).fit(
         df, target="y", time_col="month", covariates=covariates,
         future_covariates=future_covariates,
@@ -207,6 +208,38 @@ def test_forecaster_export_matches_pytorch(tmp_path, settings):
         with torch.inference_mode():
             want = fc.net(torch.from_numpy(x), fut).numpy()
         assert_close(sess.run(["forecast"], feeds)[0], want)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_seed_ensemble_exports_as_one_graph(tmp_path, k):
+    """The graph holds every network: the mean of their point forecasts and the median of
+    each quantile (for two networks the mean of both), as `Forecaster` predicts; the
+    runtime's table equals the forecaster's."""
+    from lstmkit import runtime
+
+    df = make_series()
+    fc = fit_forecaster(df, ensemble=k, quantiles=[0.1, 0.5, 0.9], patch=2)
+    folder = fc.export_onnx(tmp_path / "onnx")
+    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(5).normal(size=(7, 12, 1)).astype(np.float32)
+    with torch.inference_mode():
+        outs = np.stack([m(torch.from_numpy(x)).numpy() for m in fc.members])
+    assert outs.shape == (k, 7, 6, 4)
+    assert not np.allclose(outs[0], outs[1], atol=1e-3)  # the networks differ
+    want = np.concatenate([outs[..., :1].mean(0), np.sort(outs[..., 1:], axis=0)[k // 2]], -1)
+    if k == 2:
+        want[..., 1:] = outs[..., 1:].mean(0)
+    assert_close(sess.run(["forecast"], {"x": x})[0], want)
+    pd.testing.assert_frame_equal(
+        runtime.load(folder).predict(df.iloc[-30:]), fc.predict(df.iloc[-30:]), rtol=1e-5
+    )
+
+
+def test_a_recursive_ensemble_is_refused_in_one_line(tmp_path):
+    fc = fit_forecaster(make_series(), ensemble=2, method="recursive", max_epochs=1)
+    with pytest.raises(LstmkitError, match="recursive seed ensemble is not exported") as err:
+        fc.export_onnx(tmp_path / "onnx")
+    assert "\n" not in str(err.value) and not (tmp_path / "onnx").exists()
 
 
 @pytest.mark.parametrize(

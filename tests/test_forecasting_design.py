@@ -1,6 +1,7 @@
 """The recurrent forecaster's design options (issue 17): patching, the residual NLinear
 map the network corrects, the "last" instance normalisation and the mae/mase losses."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -499,8 +500,16 @@ def test_auto_design_is_last_and_a_fixed_map_for_one_series_only() -> None:
     one, many = cfg.design(1), cfg.design(2)
     assert (one.instance_norm, one.residual) == ("last", "nlinear-fixed")
     assert (many.instance_norm, many.residual) == ("mean", None)
-    chosen = ForecasterConfig(instance_norm=False, residual="nlinear")
+    chosen = ForecasterConfig(instance_norm=False, residual="nlinear", ensemble=2)
     assert chosen.design(1) == chosen.design(5) == chosen  # explicit settings stay
+
+
+def test_auto_ensemble_is_three_networks_for_one_series_forecast_directly(tmp_path) -> None:
+    cfg = ForecasterConfig()
+    assert cfg.ensemble == "auto"
+    assert (cfg.design(1).ensemble, cfg.design(2).ensemble) == (3, 1)
+    assert ForecasterConfig(method="recursive").design(1).ensemble == 1
+    assert ForecasterConfig(checkpoint_dir=str(tmp_path)).design(1).ensemble == 1
 
 
 def test_auto_design_builds_per_data_and_survives_save_load(tmp_path: Path) -> None:
@@ -521,9 +530,36 @@ def test_auto_design_builds_per_data_and_survives_save_load(tmp_path: Path) -> N
 
 def test_settings_saved_before_the_auto_design_build_the_old_network() -> None:
     old = ForecasterConfig().to_dict()
-    del old["residual"], old["instance_norm"]
+    del old["residual"], old["instance_norm"], old["ensemble"]
     cfg = ForecasterConfig.from_dict(old)
-    assert cfg.residual is None and cfg.instance_norm is True
+    assert cfg.residual is None and cfg.instance_norm is True and cfg.ensemble == 1
+
+
+def test_an_auto_ensemble_saves_its_networks_and_a_damaged_count_is_one_line(tmp_path) -> None:
+    df = _series()
+    f = Forecaster(horizon=4, window=12, **FAST).fit(df, target="y", time_col="month")
+    assert len(f.members) == len(f.member_results) == 3
+    assert len({r.fit_seconds for r in f.member_results}) == 3  # three trainings
+    folder = f.save(tmp_path / "m")
+    meta = json.loads((folder / "config.json").read_text())
+    config = meta["config"]
+    assert config["forecaster"]["ensemble"] == "auto" and config["networks"] == 3
+    g = Forecaster.load(folder)
+    assert g.config == f.config and len(g.members) == 3
+    pd.testing.assert_frame_equal(g.predict(), f.predict())
+    for bad in (2, 0, "3", True):
+        config["networks"] = bad
+        (folder / "config.json").write_text(json.dumps(meta))
+        with pytest.raises(LstmkitError, match="do not match its config") as err:
+            Forecaster.load(folder)
+        assert "\n" not in str(err.value)
+    del config["networks"]  # written by hand without it: "auto" resolved for one series
+    (folder / "config.json").write_text(json.dumps(meta))
+    assert len(Forecaster.load(folder).members) == 3
+    # a checkpoint folder holds one run: auto is then one network
+    c = Forecaster(horizon=4, window=12, checkpoint_dir=str(tmp_path / "ck"), **FAST)
+    c.fit(df, target="y", time_col="month")
+    assert len(c.members) == 1
 
 
 def test_auto_map_with_too_few_windows_is_the_zero_map() -> None:

@@ -253,7 +253,7 @@ def test_training_settings_given_in_part_keep_the_tasks_defaults() -> None:
         ({"calibrate": 1}, "calibrate must be true/false, got 1 (int)"),
         ({"predict_batch_size": 0}, "predict_batch_size must be an integer >= 1, got 0"),
         ({"id_embedding": -1}, "id_embedding must be an integer >= 0, got -1"),
-        ({"ensemble": 0}, "ensemble must be an integer >= 1, got 0"),
+        ({"ensemble": 0}, "ensemble must be an integer >= 1 or one of auto, got 0"),
         ({"baselines": "naive,nope"}, "unknown baseline 'nope'"),
         ({"combine": True, "val_size": 0}, "combine needs a validation stretch"),
         ({"combine": True, "baselines": "none"}, "combine mixes the network with the best"),
@@ -294,7 +294,7 @@ def test_the_new_forecast_options_come_from_the_model(tmp_path: Path, capsys, mo
     target = tmp_path / "out"
     code, _, err = run(["forecast", "--ensemble", "0", "--out", str(target)], capsys)
     assert code == 2 and err.strip() == (
-        "error: forecaster setting ensemble must be an integer >= 1, got 0"
+        "error: forecaster setting ensemble must be an integer >= 1 or one of auto, got 0"
     )
     code, _, err = run(["forecast", "--baselines", "naive,nope", "--out", str(target)], capsys)
     assert code == 2 and err.count("\n") == 1 and "unknown baseline 'nope'" in err

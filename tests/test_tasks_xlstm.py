@@ -42,7 +42,8 @@ LAYER = {"slstm": SLSTM, "mlstm": MLSTM}
 
 
 def fit_forecaster(df: pd.DataFrame, **settings) -> Forecaster:
-    settings = {"hidden_size": 8, "max_epochs": 2, "progress": False, **settings}
+    # one network: the export is compared with it (ensembles: tests/test_export_onnx.py)
+    settings = {"hidden_size": 8, "max_epochs": 2, "progress": False, "ensemble": 1, **settings}
     return Forecaster(horizon=6, window=12, **settings).fit(df, target="y", time_col="month")
 
 

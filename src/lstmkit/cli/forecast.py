@@ -293,7 +293,7 @@ def forecast_cmd(
         "dlinear, ets, theta, arima ('none': none).",
     ) = CLI_BASELINES,
     combine: option(F, "combine") = FD["combine"],
-    ensemble: option(F, "ensemble") = FD["ensemble"],
+    ensemble: option(F, "ensemble", cli_type=str) = FD["ensemble"],
     val_size: option(F, "val_size") = FD["val_size"],
     model: deprecated_option("--model", str) = None,
 ) -> None:
@@ -307,6 +307,7 @@ def forecast_cmd(
         settings["instance_norm"] = _instance_norm(instance_norm, no_instance_norm)
         settings["residual"] = None if residual == "none" else residual
         settings["pad"] = {"true": True, "false": False}.get(pad, pad)
+        settings["ensemble"] = _ensemble(ensemble)
         settings["devices"] = int(devices) if devices.isdigit() else devices
         thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
         try:
@@ -327,6 +328,18 @@ def _instance_norm(choice: str, off: bool) -> bool | str:
     if off and choice not in ("off", FD["instance_norm"]):
         raise LstmkitError(f"--no-instance-norm contradicts --instance-norm {choice}; give one")
     return False if off or choice == "off" else choice
+
+
+def _ensemble(value: str) -> int | str:
+    """``--ensemble``: auto or a whole number of networks (at least 1)."""
+    text = value.strip().lower()
+    if text == "auto":
+        return "auto"
+    if not text.isdigit():  # a number below 1: the setting's own message
+        raise LstmkitError(
+            f"--ensemble must be auto or a whole number of networks >= 1, got {value!r}"
+        )
+    return int(text)
 
 
 def _forecast(
@@ -450,7 +463,17 @@ def _print_run(
             f"resumed from the checkpoint in {checkpoint_dir} after epoch "
             f"{result.resumed_from_epoch + 1}"  # epochs count from 1 on screen, as in classify
         )
-    if result is not None:
+    results = forecaster.member_results
+    if len(results) > 1:  # a seed ensemble: every network's training
+        seed = forecaster.config.train.seed
+        console.print(
+            f"trained {len(results)} networks (seeds {seed}-{seed + len(results) - 1}) for "
+            f"{'/'.join(str(r.epochs_run) for r in results)} epochs in "
+            f"{sum(r.fit_seconds for r in results):.1f} s (best epochs "
+            f"{'/'.join(str(r.best_epoch + 1) for r in results)}, window "
+            f"{forecaster.state.window})"
+        )
+    elif result is not None:
         console.print(
             f"trained {result.epochs_run} epochs in {result.fit_seconds:.1f} s "
             f"(best epoch {result.best_epoch + 1}, window {forecaster.state.window})"

@@ -47,7 +47,12 @@ from lstmkit.tasks.forecasting.data import (
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
 from lstmkit.tasks.forecasting.linear import choose_ridge, fit_linear
 from lstmkit.tasks.forecasting.mixture import Mixture, fit_mixture
-from lstmkit.tasks.forecasting.module import ForecastModule, roll, simulate_quantiles
+from lstmkit.tasks.forecasting.module import (
+    ForecastModule,
+    combine_members,
+    roll,
+    simulate_quantiles,
+)
 from lstmkit.tasks.forecasting.network import (
     check_model_size,
     estimate_parameters,
@@ -204,6 +209,8 @@ class Forecaster:
         self.baselines: Baselines | None = None
         self.mixture: Mixture | None = None
         self.members: list[ForecastModule] = []
+        #: the training of each network of the last fit (`fit_result` is the first's)
+        self.member_results: list[FitResult] = []
 
     # ------------------------------------------------------------------ parameters
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -335,11 +342,13 @@ class Forecaster:
                 "combine needs a validation stretch, and these series are too short to "
                 "keep one beside a training window; drop --combine or use a smaller window"
             )
-        if self.config.ensemble > 1 and train.checkpoint_dir:
+        networks = self.design.ensemble
+        assert isinstance(networks, int)
+        if networks > 1 and train.checkpoint_dir:
             raise LstmkitError("an ensemble cannot resume from a checkpoint; drop one of them")
-        self.members = []
+        self.members, self.member_results = [], []
         residual: tuple[np.ndarray, np.ndarray] | None = None  # fitted once, set in each member
-        for k in range(self.config.ensemble):
+        for k in range(networks):
             member_train = train if k == 0 else train.replace(seed=train.seed + k)
             L.seed_everything(member_train.seed, verbose=False)
             module = self._build_module(sd.n_features, prepared.window)
@@ -364,6 +373,7 @@ class Forecaster:
             # and exports in float32 like every loaded model
             module.float().eval()
             self.members.append(module)
+            self.member_results.append(result)
             if k == 0:
                 self.net, self.fit_result = module, result
         self._calibrate(sd, prepared.val)
@@ -582,12 +592,9 @@ class Forecaster:
         [+ static (batch, static inputs)] -> (batch, horizon, n_outputs) scaled."""
         assert self.net is not None
         if len(self.members) > 1:
-            outs = np.stack([
+            return combine_members(np.stack([
                 self._member_scaled(m, window_values, future, static) for m in self.members
-            ])  # fmt: skip
-            avg = outs.mean(axis=0)
-            avg[..., 1:] = np.median(outs[..., 1:], axis=0)
-            return avg
+            ]))  # fmt: skip
         return self._member_scaled(self.net, window_values, future, static)
 
     @torch.no_grad()
@@ -864,7 +871,13 @@ class Forecaster:
         assert self.net is not None and self.scaler is not None
         assert self.state is not None
         settings = self.config.replace(train=self.config.train.for_saving()).to_dict()
-        config = {"forecaster": settings, "data": self.state.to_dict()}
+        # the number of networks as fitted: ensemble "auto" depends on the checkpoint
+        # folder, which is not saved
+        config = {
+            "forecaster": settings,
+            "data": self.state.to_dict(),
+            "networks": len(self.members) or 1,
+        }
         extras = {
             "scaler.json": self.scaler.to_json(),
             "context.json": json.dumps(self.context),
@@ -939,13 +952,13 @@ class Forecaster:
             for name in (n for n in cfg.baselines or [] if n in LINEAR):
                 self.baselines.names.append(name)
                 self.baselines.unfit[name] = "not saved with this model (fit it again)"
-        self.fit_result = None
+        self.fit_result, self.member_results = None, []
         try:
             history = json.loads(saved.read_text("history.json"))
             self.fit_result = FitResult.from_dict(history)
         except (LstmkitError, ValueError, TypeError):
             pass
-        parts: dict[int, dict[str, Any]] = {k: {} for k in range(cfg.ensemble)}
+        parts: dict[int, dict[str, Any]] = {0: {}}
         for name, tensor in saved.state_dict.items():
             k, key = 0, name
             if name.startswith(ENSEMBLE_PREFIX):
@@ -953,10 +966,15 @@ class Forecaster:
                 k = int(head) if head.isdigit() else -1
             parts.setdefault(k, {})[key] = tensor
         self.members = []
+        networks = saved.config.get("networks", cfg.design(len(scaler.params)).ensemble)
         try:
-            if set(parts) != set(range(cfg.ensemble)):
-                raise RuntimeError(f"{len(parts)} networks for an ensemble of {cfg.ensemble}")
-            for k in range(cfg.ensemble):
+            if not isinstance(networks, int) or isinstance(networks, bool) or networks < 1:
+                raise RuntimeError(f"networks must be a whole number >= 1, got {networks!r}")
+            if cfg.ensemble != "auto" and networks != cfg.ensemble:
+                raise RuntimeError(f"{networks} networks for an ensemble of {cfg.ensemble}")
+            if set(parts) != set(range(networks)):
+                raise RuntimeError(f"{len(parts)} networks for an ensemble of {networks}")
+            for k in range(networks):
                 member = self._build_module(state.n_features, state.window)
                 member.net.load_state_dict(parts[k])
                 self.members.append(member.eval())

@@ -31,7 +31,7 @@ from lstmkit.export.onnx import (
     write_export,
 )
 from lstmkit.runtime.session import GRAPH_FILE
-from lstmkit.tasks.forecasting.module import MAX_PATH_BATCH, SAMPLE_PATHS
+from lstmkit.tasks.forecasting.module import MAX_PATH_BATCH, SAMPLE_PATHS, combine_members
 from lstmkit.tasks.forecasting.predict import last_windows
 from lstmkit.tasks.forecasting.runtime import ForecastPredictor
 
@@ -39,14 +39,26 @@ from lstmkit.tasks.forecasting.runtime import ForecastPredictor
 class _ForecastGraph(nn.Module):
     """x (batch, window, features) scaled [, future (batch, steps, n_future) scaled] ->
     forecast (batch, steps, outputs) scaled: `ForecastModule.forward` (instance
-    normalisation, encoder, head, de-normalisation)."""
+    normalisation, encoder, head, de-normalisation) of each network of a seed ensemble,
+    combined as `Forecaster._forecast_scaled` does: the mean of the point forecasts, the
+    median of each quantile (the middle value of the sorted members, the mean of the two
+    middle ones for an even count: numpy's median). One network: its forecast."""
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, modules: list[nn.Module]) -> None:
         super().__init__()
-        self.module = module
+        self.members = nn.ModuleList(modules)
 
     def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
-        return self.module(x, future)
+        if len(self.members) == 1:
+            return self.members[0](x, future)
+        outs = torch.stack([m(x, future) for m in self.members])  # (k, batch, steps, outputs)
+        point = outs[:, :, :, :1].mean(dim=0)
+        if outs.shape[-1] == 1:
+            return point
+        ranked = torch.sort(outs[:, :, :, 1:], dim=0).values
+        k = len(self.members)
+        mid = ranked[k // 2] if k % 2 else (ranked[k // 2 - 1] + ranked[k // 2]) / 2
+        return torch.cat([point, mid], dim=-1)
 
 
 def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
@@ -61,21 +73,31 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
     values of any past-only covariates, which the runtime feeds back with the target).
     """
     fc.require_fitted()
-    if fc.config.ensemble > 1 or fc.config.combine:  # issue 17: one network only
+    if fc.config.combine:
         raise LstmkitError(
-            "an ensemble or a combined forecaster is not exported to ONNX yet; serve the "
-            "model folder instead (lstmkit serve), or fit with ensemble=1 and no combine"
+            "a combined forecaster (the network mixed with a baseline) is not exported to "
+            "ONNX yet; serve the model folder instead (lstmkit serve), or fit without combine"
         )
-    module, cfg, state = fc.net, fc.config, fc.state
+    members = fc.members if len(fc.members) > 1 else [fc.net]
+    if len(members) > 1 and fc.config.method == "recursive":
+        raise LstmkitError(
+            "a recursive seed ensemble is not exported to ONNX (each network rolls its own "
+            "window); serve the model folder instead (lstmkit serve), or fit it with "
+            "method='direct' or ensemble=1"
+        )
+    module, cfg, state = members[0], fc.config, fc.state
     if state.static_cols or cfg.id_embedding:
         raise LstmkitError(
             "ONNX export does not cover static covariates or the series-id embedding yet; "
             "use the saved model folder (Forecaster.load, lstmkit predict) instead"
         )
-    module.eval()
-    graph_module = copy.deepcopy(module)
-    graph_module.net.rnn = exportable_rnn(module.net.rnn, fixed_time=True, what="forecaster")
-    model = _ForecastGraph(graph_module).eval()
+    graph_members = []
+    for member in members:
+        member.eval()
+        graph_member = copy.deepcopy(member)
+        graph_member.net.rnn = exportable_rnn(member.net.rnn, fixed_time=True, what="forecaster")
+        graph_members.append(graph_member)
+    model = _ForecastGraph(graph_members).eval()
     steps, n_future = module.net.steps, module.net.n_future
     window, n_features = state.window, state.n_features
     inputs = ("x", "future") if n_future else ("x",)
@@ -97,7 +119,8 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
     @torch.inference_mode()
     def reference(feeds: Feeds) -> list[np.ndarray]:
         fut = torch.from_numpy(feeds["future"]) if n_future else None
-        return [module(torch.from_numpy(feeds["x"]), fut).numpy()]
+        x = torch.from_numpy(feeds["x"])
+        return [combine_members(np.stack([m(x, fut).numpy() for m in members]))]
 
     def describe(feeds: Feeds) -> str:
         return f"batch {len(feeds['x'])}"
