@@ -2,10 +2,12 @@
 `lstmkit.tasks.forecasting.runtime.ForecastPredictor` runs the result.
 
 The folder holds ``model.onnx`` (`ForecastModule.forward`: scaled windows [and known
-future covariates] -> the scaled forecast; dynamic batch) and ``export.json`` (the fitted
-data description, scaler, the last window of each series, window, horizon, method,
-quantiles and the recursive band's sample-path settings). A layer with ``layer_norm``,
-``zoneout`` or ``peepholes`` goes in as our reference loop unrolled over the fixed window.
+future covariates] -> the scaled forecast; dynamic batch; a direct seed ensemble's
+networks all in the one graph, combined as `Forecaster` combines them) and
+``export.json`` (the fitted data description, scaler, the last window of each series,
+window, horizon, method, quantiles and the recursive band's sample-path settings). A
+layer with ``layer_norm``, ``zoneout`` or ``peepholes`` goes in as our reference loop
+unrolled over the fixed window.
 The shared steps (the exporter, the check against PyTorch, the atomic write) are
 `lstmkit.export.onnx`'s.
 """
