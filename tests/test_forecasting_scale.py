@@ -379,8 +379,9 @@ def test_baselines_of_every_series_at_once_equal_one_series_at_a_time():
 def test_csv_writer_writes_what_pandas_writes(rows, tmp_path, monkeypatch):
     """The pyarrow CSV writer of the forecast tables gives pandas' to_csv text byte for
     byte, in one piece or 7 rows at a time: floats at every magnitude (exponents, whole
-    numbers, NaN, infinities), dates on midnight and off it, zoned dates, integers and
-    plain text; text that needs quotes (first or only further down) is left to pandas."""
+    numbers, NaN, infinities) and a column of none of those (the short path), dates on
+    midnight and off it, zoned dates, integers and plain text; text that needs quotes
+    (first or only further down) or a missing id is left to pandas."""
     from lstmkit.tasks.forecasting import run
     from lstmkit.tasks.forecasting.run import _column_text, write_csv
 
@@ -396,11 +397,15 @@ def test_csv_writer_writes_what_pandas_writes(rows, tmp_path, monkeypatch):
         "id": [f"s{i % 7}" for i in range(400)], "day": days, "hour": hours,
         "step": np.arange(400), "forecast": v,
         "q10": np.float32(np.clip(v, -1e38, 1e38)).astype(float),
+        # no whole number, nothing near an exponent: pyarrow's digits as they are
+        "level": np.where(np.arange(400) == 5, np.nan, rng.uniform(-1, 1, 400))
+        * 10.0 ** rng.integers(-3, 9, 400),
     })  # fmt: skip
     later = plain.assign(id=[f"s{i}" if i < 390 else f"s,{i}" for i in range(400)])
     frames = {
         "plain": plain, "later": later, "empty": plain.iloc[:0],
         "quoted": pd.DataFrame({"id": ["a,b", 'c"d'] * 200, "forecast": v}),
+        "missing": pd.DataFrame({"id": ["a", None] * 200, "forecast": v}),
     }  # fmt: skip
     for name, df in frames.items():
         write_csv(df, tmp_path / f"{name}.csv")
@@ -411,6 +416,7 @@ def test_csv_writer_writes_what_pandas_writes(rows, tmp_path, monkeypatch):
     # the plain table went through pyarrow, the quoted text to pandas
     assert all(_column_text(col) is not None for _, col in frames["plain"].items())
     assert _column_text(frames["quoted"]["id"]) is None
+    assert _column_text(frames["missing"]["id"]) is None
 
 
 @pytest.mark.parametrize("cap", [20_000, 9])
