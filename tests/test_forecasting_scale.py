@@ -509,3 +509,66 @@ def test_baselines_keep_only_the_points_they_read_unless_statistical():
     assert len(weekly.context["long"]) == 12
     full = Baselines.fit(["naive", "theta"], hists, 3, 7, 8, 6)
     assert {sid: len(c) for sid, c in full.context.items()} == {"long": KEEP, "short": 50}
+
+
+@pytest.mark.parametrize("zone", [None, "Europe/Berlin"])
+def test_series_of_a_long_table_are_stretches_of_its_times_equal_to_their_own(zone) -> None:
+    """The long reader keeps each series' times as its stretch of the table's sorted
+    times; the times made from it, `tail_times` and `truncate_series` give what the series
+    read alone gives, sliced series by series, with and without a zone."""
+    from lstmkit.data.series import tail_times, truncate_series
+
+    df = _long()
+    if zone:
+        df["day"] = df["day"].dt.tz_localize(zone)
+    sd = load_series(df, "sales", time_col="day", id_col="store")
+    alone = {
+        sid: load_series(df[df["store"] == sid], "sales", time_col="day").series["0"].times
+        for sid in LENGTHS
+    }
+    assert all(s.axis is not None for s in sd.series.values())
+    for drop in (0, 3):
+        part = truncate_series(sd, drop)
+        series = list(part.series.values())
+        assert all(s.axis is not None for s in series)
+        for n, skip in ((1, 0), (7, 0), (4, 2)):
+            want = pd.DatetimeIndex(np.concatenate([
+                alone[s.id][: len(alone[s.id]) - drop][len(s) - skip - n : len(s) - skip]
+                for s in series
+            ]))  # fmt: skip
+            got = tail_times(series, n, skip)
+            assert got.equals(want) and str(got.tz) == str(zone), (drop, n, skip)
+        for s in series:
+            assert s.times.equals(alone[s.id][: len(alone[s.id]) - drop])
+
+
+def test_fingerprint_hashes_the_series_as_one_series_at_a_time_did() -> None:
+    """The checkpoint fingerprint's digest of the raw series (hashed a block of series at
+    once) is the sha256 of each series' id, values, zone and times one after the other,
+    so checkpoints of earlier runs still resume: a long table (stretches of its times),
+    one series, integer times."""
+    import hashlib
+    import json
+
+    from lstmkit.tasks.forecasting.data import ForecastData
+    from lstmkit.tasks.forecasting.settings import ForecasterConfig
+
+    def by_hand(sd) -> str:
+        raw = hashlib.sha256()
+        for s in sd.series.values():
+            raw.update(s.id.encode() + np.ascontiguousarray(s.values).tobytes())
+            if isinstance(s.times, pd.DatetimeIndex):
+                raw.update(str(s.times.tz).encode() + s.times.asi8.tobytes())
+            else:
+                raw.update(np.asarray(s.times, dtype=np.int64).tobytes())
+        return raw.hexdigest()
+
+    df = _long()
+    steps = df.assign(day=df.groupby("store").cumcount() * 2)
+    for sd in (
+        _sd(), load_series(df[df["store"] == "a"], "sales", time_col="day"),
+        load_series(steps, "sales", time_col="day", id_col="store"),
+    ):  # fmt: skip
+        prepared = ForecastData(sd, ForecasterConfig(horizon=3, window=8))
+        prepared.setup("fit")
+        assert json.loads(prepared.fingerprint())["raw"] == by_hand(sd)
