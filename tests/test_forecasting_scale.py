@@ -572,3 +572,37 @@ def test_fingerprint_hashes_the_series_as_one_series_at_a_time_did() -> None:
         prepared = ForecastData(sd, ForecasterConfig(horizon=3, window=8))
         prepared.setup("fit")
         assert json.loads(prepared.fingerprint())["raw"] == by_hand(sd)
+
+
+@pytest.mark.parametrize("layout", ["zoned, static", "integer steps, padded"])
+def test_context_arrays_save_load_and_old_folders_forecast_alike(layout, tmp_path) -> None:
+    """The contexts kept as arrays: the forecast after the data is the one from each
+    series' own last window (`predict` on the history), before and after saving; a folder
+    rewritten in the earlier per-series context.json (`old_format`) loads and forecasts the
+    same; `set_context` from a later history moves every series on alike. Zoned dates
+    with static covariates; integer steps with a padded short series."""
+    from test_forecasting_hostile import old_format
+
+    df = _with_static(_long(shuffle=False))
+    if layout.startswith("zoned"):
+        df["day"] = df["day"].dt.tz_localize("America/New_York")
+        f = Forecaster(horizon=4, window=10, **TINY)
+        cols = {"static_cols": ["region", "size"]}
+    else:
+        df["day"] = df.groupby("store").cumcount() * 5
+        f = Forecaster(horizon=4, window=36, pad=True, residual=None, **TINY)
+        cols = {}
+    f.fit(df, "sales", time_col="day", id_col="store", **cols)
+    ahead = f.predict()
+    pd.testing.assert_frame_equal(ahead, f.predict(df))  # the same last windows
+    if not layout.startswith("zoned"):
+        assert f.state.pad and f.context["c"]["times"][0] == "0"  # all 33 rows of "c"
+        assert len(f.context["c"]["values"]) == 33
+    model = f.save(tmp_path / "model")
+    pd.testing.assert_frame_equal(Forecaster.load(model).predict(), ahead)
+    old_format(model)
+    old = Forecaster.load(model)
+    pd.testing.assert_frame_equal(old.predict(), ahead)
+    later = df.groupby("store").head(-2)  # two steps fewer
+    pd.testing.assert_frame_equal(old.set_context(later).predict(), f.set_context(later).predict())
+    pd.testing.assert_frame_equal(f.predict(), f.predict(later))

@@ -36,12 +36,11 @@ from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import (
     Series,
     SeriesData,
-    concat_times,
     season_from_freq,
-    tail_times,
     tz_name,
 )
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.forecasting.contexts import Contexts
 from lstmkit.tasks.forecasting.network import output_steps
 from lstmkit.tasks.forecasting.settings import ForecasterConfig
 from lstmkit.tasks.forecasting.state import FittedState
@@ -130,44 +129,12 @@ def scaled_values(scaler: SeriesScaler, s: Series, precision: str) -> np.ndarray
         return scaler.transform(s.id, s.values).astype(dtype)
 
 
-def time_strings(times: pd.Index) -> list[str]:
-    """``[str(t) for t in times]``, each distinct time formatted once: the contexts of
-    100,000 series hold millions of times but mostly the same few hundred."""
-    if not len(times):
-        return []
-    keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else np.asarray(times)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    text = np.array([str(times[i]) for i in first.tolist()], dtype=object)
-    return text[inverse.reshape(-1)].tolist()
-
-
-def contexts(sd: SeriesData, window: int) -> dict[str, dict[str, Any]]:
-    """The last ``window`` steps of each series of ``sd``: {"values", "times"} as JSON
-    lists (`ForecastData.context`), and its static covariates ("static") if any."""
-    if not sd.series:
-        return {}
-    series = list(sd.series.values())
-    if min(len(s) for s in series) >= window:
-        text = time_strings(tail_times(series, window))
-        values = np.stack([s.values[-window:] for s in series]).tolist()
-        out = {
-            s.id: {"values": values[k], "times": text[k * window : (k + 1) * window]}
-            for k, s in enumerate(series)
-        }
-    else:  # a padded model: the short series keep all their rows
-        rows = [min(len(s), window) for s in series]
-        ends = np.cumsum([0, *rows])
-        text = time_strings(
-            concat_times([s.times[len(s) - n :] for s, n in zip(series, rows, strict=True)])
-        )
-        out = {
-            s.id: {"values": s.values[-rows[k] :].tolist(), "times": text[ends[k] : ends[k + 1]]}
-            for k, s in enumerate(series)
-        }
-    for sid, row in sd.static.items():
-        if sid in out:
-            out[sid]["static"] = list(row)
-    return out
+def contexts(sd: SeriesData, window: int) -> Contexts:
+    """The last ``window`` steps of each series of ``sd`` and its static covariates
+    (`ForecastData.context`), as arrays (`Contexts`)."""
+    first = next(iter(sd.series.values()), None)
+    tz = tz_name(getattr(first.times, "tz", None)) if first is not None else None
+    return Contexts.from_series(sd, window, tz)
 
 
 def static_encoding(sd: SeriesData) -> tuple[dict[str, list[str]], dict[str, list[float]]]:
@@ -351,7 +318,7 @@ class ForecastData(L.LightningDataModule):
 
     After `setup` (which runs once): ``window``, ``val`` (validation steps per series, 0
     without validation), ``state`` (`FittedState`), ``scaler``, ``context`` (each
-    series' last window: {"values", "times"}) and the `WindowSet` datasets
+    series' last window, `Contexts`) and the `WindowSet` datasets
     ``train_set`` / ``val_set`` of (inputs (window, features), [future (steps,
     n_future)], [past-only covariates ahead (recursive)], [static], targets (steps,))
     items.
@@ -367,7 +334,7 @@ class ForecastData(L.LightningDataModule):
         self.pad = False
         self.state: FittedState | None = None
         self.scaler: SeriesScaler | None = None
-        self.context: dict[str, dict[str, Any]] = {}
+        self.context: Contexts | None = None
         self.train_set: WindowSet | None = None
         self.val_set: WindowSet | None = None
 
