@@ -73,22 +73,30 @@ def test_long_reader_still_names_a_repeated_time_and_an_irregular_series() -> No
         load_series(gap, "sales", time_col="day", id_col="store")
 
 
-def test_scaler_fit_many_equals_fitting_each_series() -> None:
+@pytest.mark.parametrize("last_fit", [2, 3])  # the last series fitted on part or all of it
+def test_scaler_fit_many_equals_fitting_each_series(last_fit) -> None:
+    """`fit_many` (and `fit_transform_many`, the log taken once) give each series the
+    parameters and scaled values it gets alone, for every kind."""
     rng = np.random.default_rng(2)
-    lengths, fit = np.array([5, 9, 3]), np.array([3, 9, 2])
+    lengths, fit = np.array([5, 9, 3]), np.array([3, 9, last_fit])
     parts = [rng.normal(size=(n, 2)) * 10 for n in lengths]
     ids = ["x", "y", "z"]
-    for kind in ("minmax", "standard", "none"):
-        one, many = SeriesScaler(kind), SeriesScaler(kind)
+    for kind in ("minmax", "standard", "none", "log"):
+        if kind == "log":
+            parts = [np.abs(p) + 0.5 for p in parts]
+        one, many, both = SeriesScaler(kind), SeriesScaler(kind), SeriesScaler(kind)
         for sid, v, f in zip(ids, parts, fit, strict=True):
             one.fit_series(sid, v[:f])
         many.fit_many(ids, np.concatenate(parts), lengths, fit)
+        scaled = both.fit_transform_many(ids, np.concatenate(parts), lengths, fit)
+        assert both.params == many.params
         for sid in ids:
             for key in ("shift", "scale"):
                 np.testing.assert_allclose(many.params[sid][key], one.params[sid][key], rtol=1e-12)
-        np.testing.assert_allclose(
-            many.transform_many(ids, np.concatenate(parts), lengths),
-            np.concatenate([one.transform(sid, v) for sid, v in zip(ids, parts, strict=True)]),
+        alone = np.concatenate([one.transform(sid, v) for sid, v in zip(ids, parts, strict=True)])
+        np.testing.assert_allclose(many.transform_many(ids, np.concatenate(parts), lengths), alone)
+        np.testing.assert_array_equal(
+            scaled, many.transform_many(ids, np.concatenate(parts), lengths)
         )
 
 

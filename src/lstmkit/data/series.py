@@ -696,18 +696,20 @@ def _many_series(df: pd.DataFrame, sd: SeriesData) -> tuple[dict[str, Series], s
         keys[order] = np.arange(len(df)) - np.repeat(starts, counts)
         times = pd.Index(keys)
     step = np.diff(keys)
-    in_order = (np.diff(codes) > 0) | ((np.diff(codes) == 0) & (step > 0))
-    if not in_order.all():  # a table already sorted by series and time is kept as it is
+    gap = np.diff(codes)
+    if not ((gap > 0) | ((gap == 0) & (step > 0))).all():
+        # a table already sorted by series and time is kept as it is
         order = np.lexsort((keys, codes))
         codes, keys, times, values = codes[order], keys[order], times[order], values[order]
+        step = np.diff(keys)
+    del gap
     counts = np.bincount(codes, minlength=len(uniques))
     ends = np.cumsum(counts)
     starts = ends - counts
-    step = np.diff(keys)
     inner = np.ones(len(keys), bool)  # positions whose previous row is of the same series
     inner[starts] = False
     same = inner[1:]
-    if (step[same] == 0).any():  # a repeated time
+    if ((step == 0) & same).any():  # a repeated time
         return None
     series: dict[str, Series] = {}
     for k, u in enumerate(uniques.tolist() if hasattr(uniques, "tolist") else list(uniques)):
@@ -726,30 +728,27 @@ def _many_series(df: pd.DataFrame, sd: SeriesData) -> tuple[dict[str, Series], s
     # (and, for whole weeks, that weekday); only series of other steps are inferred one
     # by one (months, daylight saving)
     first = np.full(len(keys), -1, np.int64)
-    first[1:][same] = step[same]
+    first[1:] = np.where(same, step, -1)
+    del step
     constant = np.ones(len(uniques), bool)
     head = np.where(counts > 1, starts + 1, starts)
     ref = first[head]
     bad = inner & (first != np.repeat(ref, counts))
     constant[np.unique(codes[bad])] = False
-    seen: dict[tuple[int, int], str | None] = {}
     week = 7 * 86_400 * 10**9 if isinstance(times, pd.DatetimeIndex) else 0
-    for k, sid in enumerate(series):
-        s = series[sid]
-        if constant[k] and counts[k] >= 3:
-            day = int((keys[starts[k]] // 86_400_000_000_000) % 7) if week else -1
-            sig = (int(ref[k]), day if week and ref[k] % week == 0 else -1)
-            if sig not in seen:
-                try:
-                    seen[sig] = _infer_freq(s.times, f"series {sid!r}: ")
-                except LstmkitError:
-                    return None
-            f = seen[sig]
-        else:
-            try:
-                f = _infer_freq(s.times, f"series {sid!r}: ")
-            except LstmkitError:
-                return None
+    # each signature (step, and the weekday of whole weeks) is inferred once, the other
+    # series one by one
+    day = (keys[starts] // 86_400_000_000_000) % 7 if week else np.full(len(counts), -1)
+    day = np.where((ref % week == 0) if week else False, day, -1)
+    alike = constant & (counts >= 3)
+    sigs = np.stack([ref, day], axis=1)
+    _, pick = np.unique(sigs[alike], axis=0, return_index=True)
+    ids = list(series)
+    for k in [*np.flatnonzero(alike)[pick].tolist(), *np.flatnonzero(~alike).tolist()]:
+        try:
+            f = _infer_freq(series[ids[k]].times, f"series {ids[k]!r}: ")
+        except LstmkitError:
+            return None
         if f is not None:
             freqs.add(f)
     return series, freqs

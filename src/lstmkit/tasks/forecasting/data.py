@@ -117,8 +117,8 @@ def scaler_kind(setting: str, sd: SeriesData) -> str:
         return setting
     if len(sd.series) < 2:
         return "minmax"
-    positive = all(bool(s.values[:, 0].min() > 0) for s in sd.series.values())
-    return "log" if positive else "minmax"
+    lowest = np.concatenate([s.values[:, 0] for s in sd.series.values()]).min()
+    return "log" if lowest > 0 else "minmax"
 
 
 def scaled_values(scaler: SeriesScaler, s: Series, precision: str) -> np.ndarray:
@@ -400,12 +400,12 @@ class ForecastData(L.LightningDataModule):
         values = np.concatenate([s.values for s in series])
         lengths = np.array([len(s) for s in series])
         ids = [s.id for s in series]
-        self.scaler.fit_many(ids, values, lengths, lengths - self.val)
         dtype = np.float64 if cfg.train.precision in ("64", "64-true") else np.float32
         with np.errstate(over="ignore"):
-            scaled = self.scaler.transform_many(ids, values, lengths).astype(dtype)
+            scaled = self.scaler.fit_transform_many(ids, values, lengths, lengths - self.val)
+            scaled = scaled.astype(dtype)
             # the network predicts in float32 in any case
-            bad = ~np.isfinite(scaled.astype(np.float32)).all(axis=1)
+            bad = ~np.isfinite(scaled.astype(np.float32, copy=False)).all(axis=1)
         if bad.any():
             k = int(np.searchsorted(np.cumsum(lengths), np.flatnonzero(bad)[0], side="right"))
             s = series[k]

@@ -80,7 +80,7 @@ class ForecastRun:
         if self.evaluation is not None:
             fc = self.evaluation.forecasts
             if sd.id_col:
-                fc = fc[fc[sd.id_col].astype(str) == first.id]
+                fc = fc[fc[sd.id_col].to_numpy() == first.id]  # ids are text
             cut = len(first) - self.holdout
             plot_forecast(
                 first.times[:cut], first.values[:cut, 0], first.times[cut:][:h],
@@ -94,7 +94,7 @@ class ForecastRun:
         elif self.ahead is not None:
             fut = self.ahead
             if sd.id_col:
-                fut = fut[fut[sd.id_col].astype(str) == first.id]
+                fut = fut[fut[sd.id_col].to_numpy() == first.id]
             plot_forecast(
                 first.times, first.values[:, 0], fut[f.state.output_time_col].to_numpy(),
                 fut["forecast"].to_numpy(), folder / "forecast.png",
