@@ -614,3 +614,31 @@ def test_context_arrays_save_load_and_old_folders_forecast_alike(layout, tmp_pat
     later = df.groupby("store").head(-2)  # two steps fewer
     pd.testing.assert_frame_equal(old.set_context(later).predict(), f.set_context(later).predict())
     pd.testing.assert_frame_equal(f.predict(), f.predict(later))
+
+
+def test_a_small_direct_network_forecasts_many_windows_per_call() -> None:
+    """predict / evaluate run a small direct LSTM on as many windows per call as 1024
+    windows of 96 steps of a 128-unit LSTM hold in activations (at most 16384), at least
+    ``predict_batch_size``; a recursive model keeps ``predict_batch_size``. The forecasts
+    are those of ``predict_batch_size`` windows a call."""
+    sd = _sd()
+    f = Forecaster(horizon=3, window=8, predict_batch_size=2, **TINY).fit(sd)
+    assert f._predict_batch() == 16384  # 1024 * 96 * 128 // (8 * 4) is more
+    real, calls = f._forecast_scaled, []
+
+    def counted(x, *rest):  # the real network, its calls counted
+        calls.append(len(x))
+        return real(x, *rest)
+
+    f._forecast_scaled = counted
+    many, ev = f.predict(), f.evaluate(sd)
+    assert calls == [5, 5]
+    f._predict_batch = lambda: 2  # type: ignore[method-assign]
+    calls.clear()
+    pd.testing.assert_frame_equal(f.predict(), many)
+    pd.testing.assert_frame_equal(f.evaluate(sd).forecasts, ev.forecasts)
+    assert calls == [2, 2, 1, 2, 2, 1]
+    del f._predict_batch
+    f.set_params(hidden_size=4096, num_layers=2, bidirectional=True)
+    assert f._predict_batch() == 1024 * 96 * 128 // (8 * 4096 * 2 * 2)
+    assert f.set_params(method="recursive")._predict_batch() == 2
