@@ -107,7 +107,7 @@ def min_real_rows(cfg: ForecasterConfig, window: int) -> int:
     return min(max(cfg.horizon, 2), window)
 
 
-def scaler_kind(setting: str, sd: SeriesData) -> str:
+def scaler_kind(setting: str, sd: SeriesData, values: np.ndarray | None = None) -> str:
     """The scaler a setting means for the series ``sd``: ``auto`` is ``log`` for several
     series whose target values are all positive (one global model then learns relative
     changes, comparable across series), else ``minmax``; any other setting is itself.
@@ -117,8 +117,9 @@ def scaler_kind(setting: str, sd: SeriesData) -> str:
         return setting
     if len(sd.series) < 2:
         return "minmax"
-    lowest = np.concatenate([s.values[:, 0] for s in sd.series.values()]).min()
-    return "log" if lowest > 0 else "minmax"
+    if values is None:  # (else: every series' values one after the other, already joined)
+        values = np.concatenate([s.values for s in sd.series.values()])
+    return "log" if values[:, 0].min() > 0 else "minmax"
 
 
 def scaled_values(scaler: SeriesScaler, s: Series, precision: str) -> np.ndarray:
@@ -358,8 +359,10 @@ class ForecastData(L.LightningDataModule):
             **dict(zip(("static_categories", "static_stats"), static_encoding(self.sd),
                        strict=True)),
         )  # fmt: skip
-        self.scaler = SeriesScaler(scaler_kind(self.cfg.scaler, self.sd))
-        self._index(self._scaled())
+        values = np.concatenate([s.values for s in self.sd.series.values()])
+        self.scaler = SeriesScaler(scaler_kind(self.cfg.scaler, self.sd, values))
+        self._index(self._scaled(values))
+        del values
         self.context = contexts(self.sd, self.window)
 
     def _split(self) -> tuple[int, int]:
@@ -392,12 +395,12 @@ class ForecastData(L.LightningDataModule):
             val = 0
         return window, val
 
-    def _scaled(self) -> np.ndarray:
+    def _scaled(self, values: np.ndarray) -> np.ndarray:
         """Fit the scaler of every series on its training part and return all the scaled
-        values, series after series, as one (rows, features) array."""
+        values (``values``: the series' values one after the other), series after series,
+        as one (rows, features) array."""
         assert self.scaler is not None
         cfg, series = self.cfg, list(self.sd.series.values())
-        values = np.concatenate([s.values for s in series])
         lengths = np.array([len(s) for s in series])
         ids = [s.id for s in series]
         dtype = np.float64 if cfg.train.precision in ("64", "64-true") else np.float32

@@ -50,6 +50,8 @@ def last_windows(histories: list[np.ndarray], window: int) -> np.ndarray:
     features) float64 array; a shorter history is left-padded with NaN rows, which a
     padded network (`ForecastNet` with ``mask``) fills with the first real row and marks."""
     first = np.asarray(histories[0]) if histories else np.zeros((0, 1))
+    if histories and all(len(h) >= window for h in histories):  # no padding: one step
+        return np.stack([np.asarray(h, dtype=np.float64)[len(h) - window :] for h in histories])
     out = np.full((len(histories), window, first.shape[-1]), np.nan)
     for k, h in enumerate(histories):
         tail = np.asarray(h, dtype=np.float64)[-window:]
