@@ -696,19 +696,17 @@ def _many_series(df: pd.DataFrame, sd: SeriesData) -> tuple[dict[str, Series], s
         keys[order] = np.arange(len(df)) - np.repeat(starts, counts)
         times = pd.Index(keys)
     step = np.diff(keys)
-    gap = np.diff(codes)
-    if not ((gap > 0) | ((gap == 0) & (step > 0))).all():
+    same = codes[1:] == codes[:-1]  # rows whose previous row is of the same series
+    if not ((codes[1:] >= codes[:-1]).all() and ((step > 0) | ~same).all()):
         # a table already sorted by series and time is kept as it is
         order = np.lexsort((keys, codes))
         codes, keys, times, values = codes[order], keys[order], times[order], values[order]
         step = np.diff(keys)
-    del gap
+        same = codes[1:] == codes[:-1]
     counts = np.bincount(codes, minlength=len(uniques))
     ends = np.cumsum(counts)
     starts = ends - counts
-    inner = np.ones(len(keys), bool)  # positions whose previous row is of the same series
-    inner[starts] = False
-    same = inner[1:]
+    inner = np.concatenate([[False], same])  # positions whose previous row is of the same series
     if ((step == 0) & same).any():  # a repeated time
         return None
     series: dict[str, Series] = {}

@@ -87,15 +87,18 @@ class Contexts(Mapping[str, dict[str, Any]]):
         series = list(sd.series.values())
         n_features = series[0].values.shape[1] if series else 1
         rows = np.array([min(len(s), window) for s in series], dtype=np.int64)
-        values = np.full((len(series), window, n_features), np.nan)
         times = np.zeros((len(series), window), dtype=np.int64)
         if len(series) and (rows == window).all():
-            values[:] = np.stack([s.values[-window:] for s in series])
+            values = np.stack([s.values[len(s) - window :] for s in series])
+            values = values.astype(np.float64, copy=False)
             index = tail_times(series, window)
         elif len(series):  # a padded model: the short series keep all their rows
+            values = np.full((len(series), window, n_features), np.nan)
             for k, s in enumerate(series):
                 values[k, window - rows[k] :] = s.values[len(s) - rows[k] :]
             index = concat_times([s.times[len(s) - n :] for s, n in zip(series, rows, strict=True)])
+        else:
+            values = np.full((0, window, n_features), np.nan)
         kind = "dates"
         if len(series):
             kind, ints = _ints(index)
