@@ -489,17 +489,17 @@ class ForecastData(L.LightningDataModule):
         series = list(self.sd.series.values())
         axes: dict[int, tuple[bytes, np.ndarray]] = {}  # a shared time axis, converted once
         for lo in range(0, len(series), 4096):  # the bytes of 4096 series, hashed at once
-            parts = []
+            parts: list[Any] = []  # bytes and buffers (joined without copies of their own)
             for s in series[lo : lo + 4096]:
-                parts += [s.id.encode(), np.ascontiguousarray(s.values).tobytes()]
+                parts += [s.id.encode(), np.ascontiguousarray(s.values).data]
                 if s.axis is not None:  # a stretch of a table's times (`Series`)
                     if id(s.axis) not in axes:
                         axes[id(s.axis)] = _time_bytes(s.axis)
                     zone, ints = axes[id(s.axis)]
-                    parts += [zone, ints[s.start : s.start + len(s)].tobytes()]
+                    parts += [zone, ints[s.start : s.start + len(s.values)].data]
                 else:
                     zone, ints = _time_bytes(s.times)
-                    parts += [zone, ints.tobytes()]
+                    parts += [zone, ints.data]
             raw.update(b"".join(parts))
         if self.sd.static:
             raw.update(json.dumps(self.sd.static, sort_keys=True).encode())
@@ -512,5 +512,5 @@ def _time_bytes(times: pd.Index) -> tuple[bytes, np.ndarray]:
     """What `ForecastData.fingerprint` hashes of ``times``: the zone's name (dates only)
     and the times as int64."""
     if isinstance(times, pd.DatetimeIndex):
-        return f"{tz_name(times.tz)}".encode(), times.asi8
-    return b"", np.asarray(times, dtype=np.int64)
+        return f"{tz_name(times.tz)}".encode(), np.ascontiguousarray(times.asi8)
+    return b"", np.ascontiguousarray(times, dtype=np.int64)
