@@ -133,20 +133,24 @@ def run_child(code: str, *args: str) -> tuple[float, float, str, dict[str, float
 NOTES = (
     "An epoch is at most `batches_per_epoch` (100) random batches of 32 windows or, with "
     "more series than those hold (10,000 and 100,000 here), one random window of every "
-    "series, so that training grows with the data like the validation pass after it (it "
-    "was 100 batches at every size). Outside training: the linear baselines are fitted "
-    "a block of series at a time on at most 500,000 windows and forecast for all series "
-    "in one array step, the calibration cuts only the validation windows it samples, "
-    "forecast.csv and future.csv are written by pyarrow (pandas' text byte for byte), "
-    "the command freezes the start-up's objects for the garbage collector, reading "
-    "Parquet gives pyarrow's freed memory back, and the baselines keep 24 points per "
-    "series instead of 500. What remains grows with the series (reading the table, the "
-    "per-series contexts kept as JSON lists and saved with the model, the network passes "
-    "of the plausibility check, the evaluation and the forecast after the data, the CSV "
-    "text), except the start-up: importing torch and Lightning (which imports "
-    "torchmetrics, scipy.signal and torch._dynamo), a fixed cost. Before these changes "
-    "(same command and sizes, load average 5.0-5.5): 14.6 / 27.4 / 185.5 s, training "
-    "1.3 / 3.6 / 35.8 s, 81-91% outside training, peak 3031 MiB at 100,000 series."
+    "series, so that training grows with the data like the validation pass after it. "
+    "Outside training: the linear baselines are fitted a block of series at a time on at "
+    "most 500,000 windows and forecast for all series in one array step; the calibration "
+    "cuts only the validation windows it samples; the long reader keeps each series' times "
+    "as its stretch of the table's sorted times (no index per series) and checks the order "
+    "and the frequencies in array steps; the scaler is fitted and applied in one pass; the "
+    "last window of every series (the context) is kept as arrays and saved as "
+    "context.safetensors (it was a JSON object of lists per series); a small network "
+    "forecasts up to 16,384 windows per call (the plausibility check, the evaluation and "
+    "the forecast after the data: one pass each over all series); forecast.csv and "
+    "future.csv are written by pyarrow (pandas' text byte for byte; ordinary floats skip "
+    "the text fixes that only exponents and whole numbers need); the command freezes the "
+    "start-up's objects for the garbage collector. What remains is the start-up "
+    "(importing torch and Lightning, which imports torchmetrics, scipy.signal and "
+    "torch._dynamo) and the interpreter's exit (about 1.5 s, in `other`), the linear "
+    "baselines' fit (a fixed number of windows), and, growing with the series, reading the "
+    "Parquet table (decoding 20 million rows), the three network passes over all series "
+    "and the CSV text."
 )
 
 
@@ -214,8 +218,9 @@ def main() -> None:
     lines += [
         "",
         "Where the wall time goes (seconds; each phase timed inside the command; `other`: "
-        "the rest of the process, mostly the interpreter, the option parsing and the "
-        "table printing):",
+        "the rest of the process, mostly the interpreter's start and exit (about 1.5 s "
+        "after the command returns, unloading torch), the option parsing, the checkpoint "
+        "fingerprint and the table printing):",
         "",
         "| series | " + " | ".join(PHASES) + " | other |",
         "|---:|" + "---:|" * (len(PHASES) + 1),

@@ -462,8 +462,16 @@ def test_hostile_settings_one_line_previous_output_intact(
 def test_damaged_context_in_predict_is_one_line(previous_run: Path, tmp_path: Path, capsys) -> None:
     import shutil
 
+    from test_forecasting_hostile import old_format
+
     model = Path(shutil.copytree(previous_run / "model", tmp_path / "model"))
-    ctx = json.loads((model / "context.json").read_text())
+    (model / "context.safetensors").write_bytes(b"\x08\x00\x00\x00garbage")
+    code, _, stderr = run(["predict", "-m", str(model)], capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert "context.safetensors is damaged" in stderr
+    # a folder saved before the context arrays (one JSON object per series), damaged
+    model = Path(shutil.copytree(previous_run / "model", tmp_path / "old"))
+    ctx = old_format(model)
     ctx["0"]["times"][0] = "31/31/1999"
     (model / "context.json").write_text(json.dumps(ctx))
     code, _, stderr = run(["predict", "-m", str(model)], capsys)

@@ -127,9 +127,47 @@ def test_huge_network_is_refused_before_allocating_it() -> None:
 
 
 # ------------------------------------------------------------------ damaged model folders
+def old_format(model: Path) -> dict:
+    """Rewrite the context of the model folder ``model`` as folders were saved before the
+    arrays: context.json one object per series ({"values": rows, "times": text[,
+    "static"]}), no context.safetensors; returns that object. Written here from the
+    arrays by hand (times as `str` of each timestamp, as that format held them)."""
+    from safetensors.numpy import load_file
+
+    meta = json.loads((model / "context.json").read_text())
+    arrays = load_file(str(model / "context.safetensors"))
+    tz = json.loads((model / "config.json").read_text())["config"]["data"]["tz"]
+    ctx = {}
+    for k, sid in enumerate(meta["ids"]):
+        rows = int(arrays["rows"][k])
+        ints = arrays["times"][k, arrays["times"].shape[1] - rows :].tolist()
+        if meta["times"] == "dates":
+            stamps = [pd.Timestamp(v, tz="UTC") if tz else pd.Timestamp(v) for v in ints]
+            times = [str(t.tz_convert(tz) if tz else t) for t in stamps]
+        else:
+            times = [str(v) for v in ints]
+        ctx[sid] = {"values": arrays["values"][k, -rows:].tolist(), "times": times}
+        if sid in meta.get("static", {}):
+            ctx[sid]["static"] = meta["static"][sid]
+    (model / "context.json").write_text(json.dumps(ctx))
+    (model / "context.safetensors").unlink()
+    return ctx
+
+
+def _save_arrays(model: Path, **change) -> None:
+    """Write context.safetensors again with the arrays of ``change`` replaced."""
+    from safetensors.numpy import load_file, save_file
+
+    arrays = load_file(str(model / "context.safetensors")) | change
+    save_file(arrays, str(model / "context.safetensors"))
+
+
 def _damage(model: Path, case: str) -> None:
     cfg = json.loads((model / "config.json").read_text())
-    ctx = json.loads((model / "context.json").read_text())
+    if case.startswith("old "):  # a folder saved before the arrays, damaged
+        ctx, case = old_format(model), case[4:]
+    else:
+        ctx = json.loads((model / "context.json").read_text())
     if case == "context not json":
         (model / "context.json").write_text("{not json")
     elif case == "context not utf-8":
@@ -143,6 +181,28 @@ def _damage(model: Path, case: str) -> None:
     elif case == "context missing key":
         del ctx["0"]["times"]
         (model / "context.json").write_text(json.dumps(ctx))
+    elif case == "arrays not safetensors":
+        (model / "context.safetensors").write_bytes(b"\x08\x00\x00\x00garbage")
+    elif case == "arrays short":
+        from safetensors.numpy import load_file
+
+        _save_arrays(model, values=load_file(str(model / "context.safetensors"))["values"][:, :3])
+    elif case == "arrays nan":
+        from safetensors.numpy import load_file
+
+        values = load_file(str(model / "context.safetensors"))["values"]
+        values[0, -1, 0] = np.nan
+        _save_arrays(model, values=values)
+    elif case == "arrays rows":
+        _save_arrays(model, rows=np.array([3], dtype=np.int64))
+    elif case == "arrays float times":
+        _save_arrays(model, times=np.zeros((1, 12)))
+    elif case == "context unknown series":
+        (model / "context.json").write_text(json.dumps(ctx | {"ids": ["elsewhere"]}))
+    elif case == "context no ids":
+        (model / "context.json").write_text(json.dumps({"times": "dates"}))
+    elif case == "context bad kind":
+        (model / "context.json").write_text(json.dumps(ctx | {"times": "minutes"}))
     elif case == "config no data":
         del cfg["config"]["data"]
         (model / "config.json").write_text(json.dumps(cfg))
@@ -162,8 +222,11 @@ def _damage(model: Path, case: str) -> None:
         (model / "scaler.json").write_text('{"kind": "minmax", "params": {"0": {"shift": ["a"]}}}')
 
 
-DAMAGES = ["context not json", "context not utf-8", "context bad time", "context short",
-           "context missing key", "config no data", "config bad window", "config bad freq",
+DAMAGES = ["context not json", "context not utf-8", "context unknown series", "context no ids",
+           "context bad kind", "arrays not safetensors", "arrays short", "arrays nan",
+           "arrays rows", "arrays float times", "old context not json",
+           "old context not utf-8", "old context bad time", "old context short",
+           "old context missing key", "config no data", "config bad window", "config bad freq",
            "config bad setting", "scaler unknown key", "scaler text"]  # fmt: skip
 
 
@@ -179,9 +242,28 @@ def test_damaged_model_folder_is_one_clear_error(saved: Path, tmp_path: Path, ca
 
     model = Path(shutil.copytree(saved, tmp_path / "model"))
     _damage(model, case)
-    with pytest.raises(LstmkitError, match=r"(config|context|scaler)\.json is damaged") as info:
+    arrays = case.startswith("arrays")
+    file = r"context\.safetensors" if arrays else r"(config|context|scaler)\.json"
+    with pytest.raises(LstmkitError, match=file + " is damaged") as info:
         Forecaster.load(model).predict()
     assert "\n" not in str(info.value) and "save the model again" in str(info.value)
+
+
+def test_a_folder_saved_before_the_context_arrays_loads_and_forecasts_alike(
+    saved: Path, tmp_path: Path
+) -> None:
+    """A model folder of the earlier format (context.json one object per series, no
+    context.safetensors) loads, forecasts what the same model saved now forecasts, and is
+    saved again in the new format with the same context."""
+    model = Path(shutil.copytree(saved, tmp_path / "model"))
+    ctx = old_format(model)
+    assert not (model / "context.safetensors").exists()
+    old, new = Forecaster.load(model), Forecaster.load(saved)
+    pd.testing.assert_frame_equal(old.predict(), new.predict())
+    assert old.context.to_dict() == ctx == new.context.to_dict()
+    again = old.save(tmp_path / "again")
+    assert (again / "context.safetensors").exists()
+    pd.testing.assert_frame_equal(Forecaster.load(again).predict(), new.predict())
 
 
 # ------------------------------------------------------------------ recursive band (defect 6)

@@ -73,22 +73,30 @@ def test_long_reader_still_names_a_repeated_time_and_an_irregular_series() -> No
         load_series(gap, "sales", time_col="day", id_col="store")
 
 
-def test_scaler_fit_many_equals_fitting_each_series() -> None:
+@pytest.mark.parametrize("last_fit", [2, 3])  # the last series fitted on part or all of it
+def test_scaler_fit_many_equals_fitting_each_series(last_fit) -> None:
+    """`fit_many` (and `fit_transform_many`, the log taken once) give each series the
+    parameters and scaled values it gets alone, for every kind."""
     rng = np.random.default_rng(2)
-    lengths, fit = np.array([5, 9, 3]), np.array([3, 9, 2])
+    lengths, fit = np.array([5, 9, 3]), np.array([3, 9, last_fit])
     parts = [rng.normal(size=(n, 2)) * 10 for n in lengths]
     ids = ["x", "y", "z"]
-    for kind in ("minmax", "standard", "none"):
-        one, many = SeriesScaler(kind), SeriesScaler(kind)
+    for kind in ("minmax", "standard", "none", "log"):
+        if kind == "log":
+            parts = [np.abs(p) + 0.5 for p in parts]
+        one, many, both = SeriesScaler(kind), SeriesScaler(kind), SeriesScaler(kind)
         for sid, v, f in zip(ids, parts, fit, strict=True):
             one.fit_series(sid, v[:f])
         many.fit_many(ids, np.concatenate(parts), lengths, fit)
+        scaled = both.fit_transform_many(ids, np.concatenate(parts), lengths, fit)
+        assert both.params == many.params
         for sid in ids:
             for key in ("shift", "scale"):
                 np.testing.assert_allclose(many.params[sid][key], one.params[sid][key], rtol=1e-12)
-        np.testing.assert_allclose(
-            many.transform_many(ids, np.concatenate(parts), lengths),
-            np.concatenate([one.transform(sid, v) for sid, v in zip(ids, parts, strict=True)]),
+        alone = np.concatenate([one.transform(sid, v) for sid, v in zip(ids, parts, strict=True)])
+        np.testing.assert_allclose(many.transform_many(ids, np.concatenate(parts), lengths), alone)
+        np.testing.assert_array_equal(
+            scaled, many.transform_many(ids, np.concatenate(parts), lengths)
         )
 
 
@@ -379,8 +387,9 @@ def test_baselines_of_every_series_at_once_equal_one_series_at_a_time():
 def test_csv_writer_writes_what_pandas_writes(rows, tmp_path, monkeypatch):
     """The pyarrow CSV writer of the forecast tables gives pandas' to_csv text byte for
     byte, in one piece or 7 rows at a time: floats at every magnitude (exponents, whole
-    numbers, NaN, infinities), dates on midnight and off it, zoned dates, integers and
-    plain text; text that needs quotes (first or only further down) is left to pandas."""
+    numbers, NaN, infinities) and a column of none of those (the short path), dates on
+    midnight and off it, zoned dates, integers and plain text; text that needs quotes
+    (first or only further down) or a missing id is left to pandas."""
     from lstmkit.tasks.forecasting import run
     from lstmkit.tasks.forecasting.run import _column_text, write_csv
 
@@ -396,11 +405,15 @@ def test_csv_writer_writes_what_pandas_writes(rows, tmp_path, monkeypatch):
         "id": [f"s{i % 7}" for i in range(400)], "day": days, "hour": hours,
         "step": np.arange(400), "forecast": v,
         "q10": np.float32(np.clip(v, -1e38, 1e38)).astype(float),
+        # no whole number, nothing near an exponent: pyarrow's digits as they are
+        "level": np.where(np.arange(400) == 5, np.nan, rng.uniform(-1, 1, 400))
+        * 10.0 ** rng.integers(-3, 9, 400),
     })  # fmt: skip
     later = plain.assign(id=[f"s{i}" if i < 390 else f"s,{i}" for i in range(400)])
     frames = {
         "plain": plain, "later": later, "empty": plain.iloc[:0],
         "quoted": pd.DataFrame({"id": ["a,b", 'c"d'] * 200, "forecast": v}),
+        "missing": pd.DataFrame({"id": ["a", None] * 200, "forecast": v}),
     }  # fmt: skip
     for name, df in frames.items():
         write_csv(df, tmp_path / f"{name}.csv")
@@ -411,6 +424,7 @@ def test_csv_writer_writes_what_pandas_writes(rows, tmp_path, monkeypatch):
     # the plain table went through pyarrow, the quoted text to pandas
     assert all(_column_text(col) is not None for _, col in frames["plain"].items())
     assert _column_text(frames["quoted"]["id"]) is None
+    assert _column_text(frames["missing"]["id"]) is None
 
 
 @pytest.mark.parametrize("cap", [20_000, 9])
@@ -503,3 +517,128 @@ def test_baselines_keep_only_the_points_they_read_unless_statistical():
     assert len(weekly.context["long"]) == 12
     full = Baselines.fit(["naive", "theta"], hists, 3, 7, 8, 6)
     assert {sid: len(c) for sid, c in full.context.items()} == {"long": KEEP, "short": 50}
+
+
+@pytest.mark.parametrize("zone", [None, "Europe/Berlin"])
+def test_series_of_a_long_table_are_stretches_of_its_times_equal_to_their_own(zone) -> None:
+    """The long reader keeps each series' times as its stretch of the table's sorted
+    times; the times made from it, `tail_times` and `truncate_series` give what the series
+    read alone gives, sliced series by series, with and without a zone."""
+    from lstmkit.data.series import tail_times, truncate_series
+
+    df = _long()
+    if zone:
+        df["day"] = df["day"].dt.tz_localize(zone)
+    sd = load_series(df, "sales", time_col="day", id_col="store")
+    alone = {
+        sid: load_series(df[df["store"] == sid], "sales", time_col="day").series["0"].times
+        for sid in LENGTHS
+    }
+    assert all(s.axis is not None for s in sd.series.values())
+    for drop in (0, 3):
+        part = truncate_series(sd, drop)
+        series = list(part.series.values())
+        assert all(s.axis is not None for s in series)
+        for n, skip in ((1, 0), (7, 0), (4, 2)):
+            want = pd.DatetimeIndex(np.concatenate([
+                alone[s.id][: len(alone[s.id]) - drop][len(s) - skip - n : len(s) - skip]
+                for s in series
+            ]))  # fmt: skip
+            got = tail_times(series, n, skip)
+            assert got.equals(want) and str(got.tz) == str(zone), (drop, n, skip)
+        for s in series:
+            assert s.times.equals(alone[s.id][: len(alone[s.id]) - drop])
+
+
+def test_fingerprint_hashes_the_series_as_one_series_at_a_time_did() -> None:
+    """The checkpoint fingerprint's digest of the raw series (hashed a block of series at
+    once) is the sha256 of each series' id, values, zone and times one after the other,
+    so checkpoints of earlier runs still resume: a long table (stretches of its times),
+    one series, integer times."""
+    import hashlib
+    import json
+
+    from lstmkit.tasks.forecasting.data import ForecastData
+    from lstmkit.tasks.forecasting.settings import ForecasterConfig
+
+    def by_hand(sd) -> str:
+        raw = hashlib.sha256()
+        for s in sd.series.values():
+            raw.update(s.id.encode() + np.ascontiguousarray(s.values).tobytes())
+            if isinstance(s.times, pd.DatetimeIndex):
+                raw.update(str(s.times.tz).encode() + s.times.asi8.tobytes())
+            else:
+                raw.update(np.asarray(s.times, dtype=np.int64).tobytes())
+        return raw.hexdigest()
+
+    df = _long()
+    steps = df.assign(day=df.groupby("store").cumcount() * 2)
+    for sd in (
+        _sd(), load_series(df[df["store"] == "a"], "sales", time_col="day"),
+        load_series(steps, "sales", time_col="day", id_col="store"),
+    ):  # fmt: skip
+        prepared = ForecastData(sd, ForecasterConfig(horizon=3, window=8))
+        prepared.setup("fit")
+        assert json.loads(prepared.fingerprint())["raw"] == by_hand(sd)
+
+
+@pytest.mark.parametrize("layout", ["zoned, static", "integer steps, padded"])
+def test_context_arrays_save_load_and_old_folders_forecast_alike(layout, tmp_path) -> None:
+    """The contexts kept as arrays: the forecast after the data is the one from each
+    series' own last window (`predict` on the history), before and after saving; a folder
+    rewritten in the earlier per-series context.json (`old_format`) loads and forecasts the
+    same; `set_context` from a later history moves every series on alike. Zoned dates
+    with static covariates; integer steps with a padded short series."""
+    from test_forecasting_hostile import old_format
+
+    df = _with_static(_long(shuffle=False))
+    if layout.startswith("zoned"):
+        df["day"] = df["day"].dt.tz_localize("America/New_York")
+        f = Forecaster(horizon=4, window=10, **TINY)
+        cols = {"static_cols": ["region", "size"]}
+    else:
+        df["day"] = df.groupby("store").cumcount() * 5
+        f = Forecaster(horizon=4, window=36, pad=True, residual=None, **TINY)
+        cols = {}
+    f.fit(df, "sales", time_col="day", id_col="store", **cols)
+    ahead = f.predict()
+    pd.testing.assert_frame_equal(ahead, f.predict(df))  # the same last windows
+    if not layout.startswith("zoned"):
+        assert f.state.pad and f.context["c"]["times"][0] == "0"  # all 33 rows of "c"
+        assert len(f.context["c"]["values"]) == 33
+    model = f.save(tmp_path / "model")
+    pd.testing.assert_frame_equal(Forecaster.load(model).predict(), ahead)
+    old_format(model)
+    old = Forecaster.load(model)
+    pd.testing.assert_frame_equal(old.predict(), ahead)
+    later = df.groupby("store").head(-2)  # two steps fewer
+    pd.testing.assert_frame_equal(old.set_context(later).predict(), f.set_context(later).predict())
+    pd.testing.assert_frame_equal(f.predict(), f.predict(later))
+
+
+def test_a_small_direct_network_forecasts_many_windows_per_call() -> None:
+    """predict / evaluate run a small direct LSTM on as many windows per call as 1024
+    windows of 96 steps of a 128-unit LSTM hold in activations (at most 16384), at least
+    ``predict_batch_size``; a recursive model keeps ``predict_batch_size``. The forecasts
+    are those of ``predict_batch_size`` windows a call."""
+    sd = _sd()
+    f = Forecaster(horizon=3, window=8, predict_batch_size=2, **TINY).fit(sd)
+    assert f._predict_batch() == 16384  # 1024 * 96 * 128 // (8 * 4) is more
+    real, calls = f._forecast_scaled, []
+
+    def counted(x, *rest):  # the real network, its calls counted
+        calls.append(len(x))
+        return real(x, *rest)
+
+    f._forecast_scaled = counted
+    many, ev = f.predict(), f.evaluate(sd)
+    assert calls == [5, 5]
+    f._predict_batch = lambda: 2  # type: ignore[method-assign]
+    calls.clear()
+    pd.testing.assert_frame_equal(f.predict(), many)
+    pd.testing.assert_frame_equal(f.evaluate(sd).forecasts, ev.forecasts)
+    assert calls == [2, 2, 1, 2, 2, 1]
+    del f._predict_batch
+    f.set_params(hidden_size=4096, num_layers=2, bidirectional=True)
+    assert f._predict_batch() == 1024 * 96 * 128 // (8 * 4096 * 2 * 2)
+    assert f.set_params(method="recursive")._predict_batch() == 2

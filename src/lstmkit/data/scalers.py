@@ -57,13 +57,31 @@ class SeriesScaler:
         """`fit_series` for many series at once: ``values`` (rows, columns) holds series
         ``ids[k]`` in ``lengths[k]`` rows one after the other, fitted on its first
         ``fit_lengths[k]`` rows (at least 1)."""
+        self._fit_logged(ids, self.log_target(ids, values, lengths), lengths, fit_lengths)
+
+    def fit_transform_many(
+        self, ids: list[str], values: np.ndarray, lengths: np.ndarray, fit_lengths: np.ndarray
+    ) -> np.ndarray:
+        """`fit_many` then `transform_many` (the same numbers), the log taken once."""
         values = self.log_target(ids, values, lengths)
+        shift, scale = self._fit_logged(ids, values, lengths, fit_lengths)
+        out = values - np.repeat(shift, lengths, axis=0)
+        out /= np.repeat(scale, lengths, axis=0)
+        return out
+
+    def _fit_logged(
+        self, ids: list[str], values: np.ndarray, lengths: np.ndarray, fit_lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`fit_many` of values already through `log_target`; returns (shift, scale), each
+        (series, columns)."""
         lengths, fit_lengths = np.asarray(lengths), np.asarray(fit_lengths)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         # reduce over [start, start + fit) by reduceat over the pairs (start, start + fit)
-        # with a spare row at the end, keeping the even segments
-        padded = np.concatenate([values, values[:1]])
+        # with a spare row at the end (where the last pair ends there), keeping the even
+        # segments
         cuts = np.stack([starts, starts + fit_lengths], axis=1).ravel()
+        spare = len(cuts) and cuts[-1] >= len(values)
+        padded = np.concatenate([values, values[:1]]) if spare else values
         if self.kind in ("minmax", "log"):
             lo = np.minimum.reduceat(padded, cuts, axis=0)[::2]
             hi = np.maximum.reduceat(padded, cuts, axis=0)[::2]
@@ -72,7 +90,8 @@ class SeriesScaler:
         elif self.kind == "standard":
             n = fit_lengths[:, None].astype(np.float64)
             shift = np.add.reduceat(padded, cuts, axis=0)[::2] / n
-            centre = np.repeat(np.concatenate([shift, shift[:1]]), [*lengths, 1], axis=0)
+            centre = np.repeat(shift, lengths, axis=0)
+            centre = np.concatenate([centre, shift[:1]]) if spare else centre
             dev = (padded - centre) ** 2
             scale = np.sqrt(np.add.reduceat(dev, cuts, axis=0)[::2] / n)
         else:
@@ -81,6 +100,7 @@ class SeriesScaler:
         scale = np.where(scale > 1e-12, scale, 1.0)  # a constant column is only shifted
         for sid, sh, sc in zip(ids, shift.tolist(), scale.tolist(), strict=True):
             self.params[str(sid)] = {"shift": sh, "scale": sc}
+        return shift.astype(np.float64), scale.astype(np.float64)
 
     def log_target(self, ids: list[str], values: np.ndarray, lengths: Any = None) -> np.ndarray:
         """``values`` as float64 with, for the ``log`` kind, the target (column 0 of the

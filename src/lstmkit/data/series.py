@@ -41,16 +41,47 @@ TIME_NAMES = (
 )  # fmt: skip
 
 
-@dataclass
 class Series:
-    """One series: ``values`` (time, 1 + covariates) float64, target in column 0."""
+    """One series: ``values`` (time, 1 + covariates) float64, target in column 0, and
+    ``times``, its timestamps (a `pandas.Index`).
 
-    id: str
-    times: pd.Index
-    values: np.ndarray
+    A series read from a long table may hold its times as its stretch of the table's
+    sorted times instead (``axis`` and ``start``: ``times`` is ``axis[start : start +
+    len]``), made an `Index` only when asked for; `tail_times` and `truncate_series` work
+    on the stretch, so 100,000 series need not be 100,000 small indexes (seconds)."""
+
+    __slots__ = ("_times", "axis", "id", "start", "values")
+
+    def __init__(
+        self,
+        id: str,
+        times: pd.Index | None,
+        values: np.ndarray,
+        *,
+        axis: pd.Index | None = None,
+        start: int = 0,
+    ) -> None:
+        if times is None and axis is None:
+            raise ValueError("a Series needs its times or the axis they are a stretch of")
+        self.id, self.values, self._times = id, values, times
+        self.axis, self.start = (None, 0) if times is not None else (axis, int(start))
+
+    @property
+    def times(self) -> pd.Index:
+        if self._times is None:
+            assert self.axis is not None
+            self._times = self.axis[self.start : self.start + len(self.values)]
+        return self._times
+
+    @times.setter
+    def times(self, value: pd.Index) -> None:
+        self._times, self.axis, self.start = value, None, 0
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def __repr__(self) -> str:
+        return f"Series(id={self.id!r}, times={self.times!r}, values={self.values!r})"
 
 
 @dataclass
@@ -665,26 +696,29 @@ def _many_series(df: pd.DataFrame, sd: SeriesData) -> tuple[dict[str, Series], s
         keys[order] = np.arange(len(df)) - np.repeat(starts, counts)
         times = pd.Index(keys)
     step = np.diff(keys)
-    in_order = (np.diff(codes) > 0) | ((np.diff(codes) == 0) & (step > 0))
-    if not in_order.all():  # a table already sorted by series and time is kept as it is
+    same = codes[1:] == codes[:-1]  # rows whose previous row is of the same series
+    if not ((codes[1:] >= codes[:-1]).all() and ((step > 0) | ~same).all()):
+        # a table already sorted by series and time is kept as it is
         order = np.lexsort((keys, codes))
         codes, keys, times, values = codes[order], keys[order], times[order], values[order]
+        step = np.diff(keys)
+        same = codes[1:] == codes[:-1]
     counts = np.bincount(codes, minlength=len(uniques))
     ends = np.cumsum(counts)
     starts = ends - counts
-    step = np.diff(keys)
-    inner = np.ones(len(keys), bool)  # positions whose previous row is of the same series
-    inner[starts] = False
-    same = inner[1:]
-    if (step[same] == 0).any():  # a repeated time
+    inner = np.concatenate([[False], same])  # positions whose previous row is of the same series
+    if ((step == 0) & same).any():  # a repeated time
         return None
     series: dict[str, Series] = {}
     for k, u in enumerate(uniques.tolist() if hasattr(uniques, "tolist") else list(uniques)):
         sid = str(u)
         if sid in series:  # two ids with the same text: let the groupby reader decide
             return None
-        steps = times[starts[k] : ends[k]] if time_col else pd.RangeIndex(counts[k])
-        series[sid] = Series(sid, steps, values[starts[k] : ends[k]])
+        part = values[starts[k] : ends[k]]
+        if time_col:  # a stretch of the sorted times (`Series`)
+            series[sid] = Series(sid, None, part, axis=times, start=starts[k])
+        else:
+            series[sid] = Series(sid, pd.RangeIndex(counts[k]), part)
     freqs: set[str] = set()
     if not time_col:
         return series, freqs
@@ -692,30 +726,27 @@ def _many_series(df: pd.DataFrame, sd: SeriesData) -> tuple[dict[str, Series], s
     # (and, for whole weeks, that weekday); only series of other steps are inferred one
     # by one (months, daylight saving)
     first = np.full(len(keys), -1, np.int64)
-    first[1:][same] = step[same]
+    first[1:] = np.where(same, step, -1)
+    del step
     constant = np.ones(len(uniques), bool)
     head = np.where(counts > 1, starts + 1, starts)
     ref = first[head]
     bad = inner & (first != np.repeat(ref, counts))
     constant[np.unique(codes[bad])] = False
-    seen: dict[tuple[int, int], str | None] = {}
     week = 7 * 86_400 * 10**9 if isinstance(times, pd.DatetimeIndex) else 0
-    for k, sid in enumerate(series):
-        s = series[sid]
-        if constant[k] and counts[k] >= 3:
-            day = int((keys[starts[k]] // 86_400_000_000_000) % 7) if week else -1
-            sig = (int(ref[k]), day if week and ref[k] % week == 0 else -1)
-            if sig not in seen:
-                try:
-                    seen[sig] = _infer_freq(s.times, f"series {sid!r}: ")
-                except LstmkitError:
-                    return None
-            f = seen[sig]
-        else:
-            try:
-                f = _infer_freq(s.times, f"series {sid!r}: ")
-            except LstmkitError:
-                return None
+    # each signature (step, and the weekday of whole weeks) is inferred once, the other
+    # series one by one
+    day = (keys[starts] // 86_400_000_000_000) % 7 if week else np.full(len(counts), -1)
+    day = np.where((ref % week == 0) if week else False, day, -1)
+    alike = constant & (counts >= 3)
+    sigs = np.stack([ref, day], axis=1)
+    _, pick = np.unique(sigs[alike], axis=0, return_index=True)
+    ids = list(series)
+    for k in [*np.flatnonzero(alike)[pick].tolist(), *np.flatnonzero(~alike).tolist()]:
+        try:
+            f = _infer_freq(series[ids[k]].times, f"series {ids[k]!r}: ")
+        except LstmkitError:
+            return None
         if f is not None:
             freqs.add(f)
     return series, freqs
@@ -799,6 +830,12 @@ def tail_times(series: list[Series], n: int, skip: int = 0) -> pd.Index:
     """The ``n`` times before the last ``skip`` of every series, one series after the
     other (`concat_times` of ``s.times[len(s) - skip - n : len(s) - skip]``), sliced as
     integers rather than one `Index` per series."""
+    axis = series[0].axis if series else None
+    if axis is not None and all(s.axis is axis for s in series):  # stretches of one axis
+        lengths = np.array([len(s) for s in series], dtype=np.int64)
+        ends = np.array([s.start for s in series], dtype=np.int64) + lengths - skip
+        if (lengths - skip >= n).all():
+            return axis.take((ends[:, None] + np.arange(-n, 0)).ravel())
     first = series[0].times
     if isinstance(first, pd.DatetimeIndex) and all(
         isinstance(s.times, pd.DatetimeIndex) and s.times.dtype == first.dtype for s in series
@@ -837,5 +874,9 @@ def truncate_series(sd: SeriesData, drop_last: int) -> SeriesData:
         future_covariates=sd.future_covariates, static_cols=sd.static_cols, static=sd.static,
     )  # fmt: skip
     for sid, s in sd.series.items():
-        out.series[sid] = Series(sid, s.times[:-drop_last], s.values[:-drop_last])
+        values = s.values[:-drop_last]
+        if s.axis is not None:  # the stretch, shorter
+            out.series[sid] = Series(sid, None, values, axis=s.axis, start=s.start)
+        else:
+            out.series[sid] = Series(sid, s.times[:-drop_last], values)
     return out

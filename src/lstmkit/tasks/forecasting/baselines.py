@@ -337,12 +337,11 @@ class Baselines:
                 out[ok] = hist[ends[ok, None] - need + (np.arange(h) % need)[None, :]]
             elif len(ok):
                 last = hist[ends[ok, None] - need + np.arange(need)[None, :]]  # (ok, window)
-                mu, sd = np.empty(len(ok)), np.empty(len(ok))
-                for i, k in enumerate(ok.tolist()):
-                    got = self.scale.get(ids[k])
-                    if got is None:
-                        got = _standardise(hist[ends[k] - hist_len[k] : ends[k]])
-                    mu[i], sd[i] = got
+                got = [self.scale.get(ids[k]) for k in ok.tolist()]
+                for i in [i for i, g in enumerate(got) if g is None]:
+                    k = int(ok[i])
+                    got[i] = _standardise(hist[ends[k] - hist_len[k] : ends[k]])
+                mu, sd = np.array(got, dtype=np.float64).reshape(len(ok), 2).T
                 z = (last - mu[:, None]) / sd[:, None]
                 out[ok] = self.linear[name].predict(z) * sd[:, None] + mu[:, None]
         else:  # the statistical models (and an unknown name): one series at a time

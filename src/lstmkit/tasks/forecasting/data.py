@@ -36,12 +36,11 @@ from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import (
     Series,
     SeriesData,
-    concat_times,
     season_from_freq,
-    tail_times,
     tz_name,
 )
 from lstmkit.errors import LstmkitError
+from lstmkit.tasks.forecasting.contexts import Contexts
 from lstmkit.tasks.forecasting.network import output_steps
 from lstmkit.tasks.forecasting.settings import ForecasterConfig
 from lstmkit.tasks.forecasting.state import FittedState
@@ -108,7 +107,7 @@ def min_real_rows(cfg: ForecasterConfig, window: int) -> int:
     return min(max(cfg.horizon, 2), window)
 
 
-def scaler_kind(setting: str, sd: SeriesData) -> str:
+def scaler_kind(setting: str, sd: SeriesData, values: np.ndarray | None = None) -> str:
     """The scaler a setting means for the series ``sd``: ``auto`` is ``log`` for several
     series whose target values are all positive (one global model then learns relative
     changes, comparable across series), else ``minmax``; any other setting is itself.
@@ -118,8 +117,9 @@ def scaler_kind(setting: str, sd: SeriesData) -> str:
         return setting
     if len(sd.series) < 2:
         return "minmax"
-    positive = all(bool(s.values[:, 0].min() > 0) for s in sd.series.values())
-    return "log" if positive else "minmax"
+    if values is None:  # (else: every series' values one after the other, already joined)
+        values = np.concatenate([s.values for s in sd.series.values()])
+    return "log" if values[:, 0].min() > 0 else "minmax"
 
 
 def scaled_values(scaler: SeriesScaler, s: Series, precision: str) -> np.ndarray:
@@ -130,44 +130,12 @@ def scaled_values(scaler: SeriesScaler, s: Series, precision: str) -> np.ndarray
         return scaler.transform(s.id, s.values).astype(dtype)
 
 
-def time_strings(times: pd.Index) -> list[str]:
-    """``[str(t) for t in times]``, each distinct time formatted once: the contexts of
-    100,000 series hold millions of times but mostly the same few hundred."""
-    if not len(times):
-        return []
-    keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else np.asarray(times)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    text = np.array([str(times[i]) for i in first.tolist()], dtype=object)
-    return text[inverse.reshape(-1)].tolist()
-
-
-def contexts(sd: SeriesData, window: int) -> dict[str, dict[str, Any]]:
-    """The last ``window`` steps of each series of ``sd``: {"values", "times"} as JSON
-    lists (`ForecastData.context`), and its static covariates ("static") if any."""
-    if not sd.series:
-        return {}
-    series = list(sd.series.values())
-    if min(len(s) for s in series) >= window:
-        text = time_strings(tail_times(series, window))
-        values = np.stack([s.values[-window:] for s in series]).tolist()
-        out = {
-            s.id: {"values": values[k], "times": text[k * window : (k + 1) * window]}
-            for k, s in enumerate(series)
-        }
-    else:  # a padded model: the short series keep all their rows
-        rows = [min(len(s), window) for s in series]
-        ends = np.cumsum([0, *rows])
-        text = time_strings(
-            concat_times([s.times[len(s) - n :] for s, n in zip(series, rows, strict=True)])
-        )
-        out = {
-            s.id: {"values": s.values[-rows[k] :].tolist(), "times": text[ends[k] : ends[k + 1]]}
-            for k, s in enumerate(series)
-        }
-    for sid, row in sd.static.items():
-        if sid in out:
-            out[sid]["static"] = list(row)
-    return out
+def contexts(sd: SeriesData, window: int) -> Contexts:
+    """The last ``window`` steps of each series of ``sd`` and its static covariates
+    (`ForecastData.context`), as arrays (`Contexts`)."""
+    first = next(iter(sd.series.values()), None)
+    tz = tz_name(getattr(first.times, "tz", None)) if first is not None else None
+    return Contexts.from_series(sd, window, tz)
 
 
 def static_encoding(sd: SeriesData) -> tuple[dict[str, list[str]], dict[str, list[float]]]:
@@ -351,7 +319,7 @@ class ForecastData(L.LightningDataModule):
 
     After `setup` (which runs once): ``window``, ``val`` (validation steps per series, 0
     without validation), ``state`` (`FittedState`), ``scaler``, ``context`` (each
-    series' last window: {"values", "times"}) and the `WindowSet` datasets
+    series' last window, `Contexts`) and the `WindowSet` datasets
     ``train_set`` / ``val_set`` of (inputs (window, features), [future (steps,
     n_future)], [past-only covariates ahead (recursive)], [static], targets (steps,))
     items.
@@ -367,7 +335,7 @@ class ForecastData(L.LightningDataModule):
         self.pad = False
         self.state: FittedState | None = None
         self.scaler: SeriesScaler | None = None
-        self.context: dict[str, dict[str, Any]] = {}
+        self.context: Contexts | None = None
         self.train_set: WindowSet | None = None
         self.val_set: WindowSet | None = None
 
@@ -391,8 +359,10 @@ class ForecastData(L.LightningDataModule):
             **dict(zip(("static_categories", "static_stats"), static_encoding(self.sd),
                        strict=True)),
         )  # fmt: skip
-        self.scaler = SeriesScaler(scaler_kind(self.cfg.scaler, self.sd))
-        self._index(self._scaled())
+        values = np.concatenate([s.values for s in self.sd.series.values()])
+        self.scaler = SeriesScaler(scaler_kind(self.cfg.scaler, self.sd, values))
+        self._index(self._scaled(values))
+        del values
         self.context = contexts(self.sd, self.window)
 
     def _split(self) -> tuple[int, int]:
@@ -425,20 +395,20 @@ class ForecastData(L.LightningDataModule):
             val = 0
         return window, val
 
-    def _scaled(self) -> np.ndarray:
+    def _scaled(self, values: np.ndarray) -> np.ndarray:
         """Fit the scaler of every series on its training part and return all the scaled
-        values, series after series, as one (rows, features) array."""
+        values (``values``: the series' values one after the other), series after series,
+        as one (rows, features) array."""
         assert self.scaler is not None
         cfg, series = self.cfg, list(self.sd.series.values())
-        values = np.concatenate([s.values for s in series])
         lengths = np.array([len(s) for s in series])
         ids = [s.id for s in series]
-        self.scaler.fit_many(ids, values, lengths, lengths - self.val)
         dtype = np.float64 if cfg.train.precision in ("64", "64-true") else np.float32
         with np.errstate(over="ignore"):
-            scaled = self.scaler.transform_many(ids, values, lengths).astype(dtype)
+            scaled = self.scaler.fit_transform_many(ids, values, lengths, lengths - self.val)
+            scaled = scaled.astype(dtype)
             # the network predicts in float32 in any case
-            bad = ~np.isfinite(scaled.astype(np.float32)).all(axis=1)
+            bad = ~np.isfinite(scaled.astype(np.float32, copy=False)).all(axis=1)
         if bad.any():
             k = int(np.searchsorted(np.cumsum(lengths), np.flatnonzero(bad)[0], side="right"))
             s = series[k]
@@ -516,15 +486,31 @@ class ForecastData(L.LightningDataModule):
         assert self.state is not None, "call setup() first"
         settings = {k: v for k, v in self.cfg.to_dict().items() if k != "train"}
         raw = hashlib.sha256()
-        for s in self.sd.series.values():
-            raw.update(s.id.encode() + np.ascontiguousarray(s.values).tobytes())
-            times = s.times
-            if isinstance(times, pd.DatetimeIndex):
-                raw.update(f"{tz_name(times.tz)}".encode() + times.asi8.tobytes())
-            else:
-                raw.update(np.asarray(times, dtype=np.int64).tobytes())
+        series = list(self.sd.series.values())
+        axes: dict[int, tuple[bytes, np.ndarray]] = {}  # a shared time axis, converted once
+        for lo in range(0, len(series), 4096):  # the bytes of 4096 series, hashed at once
+            parts: list[Any] = []  # bytes and buffers (joined without copies of their own)
+            for s in series[lo : lo + 4096]:
+                parts += [s.id.encode(), np.ascontiguousarray(s.values).data]
+                if s.axis is not None:  # a stretch of a table's times (`Series`)
+                    if id(s.axis) not in axes:
+                        axes[id(s.axis)] = _time_bytes(s.axis)
+                    zone, ints = axes[id(s.axis)]
+                    parts += [zone, ints[s.start : s.start + len(s.values)].data]
+                else:
+                    zone, ints = _time_bytes(s.times)
+                    parts += [zone, ints.data]
+            raw.update(b"".join(parts))
         if self.sd.static:
             raw.update(json.dumps(self.sd.static, sort_keys=True).encode())
         return json.dumps(
             {"forecaster": settings, "data": self.state.to_dict(), "raw": raw.hexdigest()}
         )
+
+
+def _time_bytes(times: pd.Index) -> tuple[bytes, np.ndarray]:
+    """What `ForecastData.fingerprint` hashes of ``times``: the zone's name (dates only)
+    and the times as int64."""
+    if isinstance(times, pd.DatetimeIndex):
+        return f"{tz_name(times.tz)}".encode(), np.ascontiguousarray(times.asi8)
+    return b"", np.ascontiguousarray(times, dtype=np.int64)

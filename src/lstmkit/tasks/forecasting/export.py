@@ -150,7 +150,7 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
             "sample_paths": SAMPLE_PATHS,
             "max_path_batch": MAX_PATH_BATCH,
             "scaler": fc.scaler.to_dict(),
-            "context": fc.context,
+            "context": dict(fc.context),  # `Contexts`: its per-series JSON mapping
             "verification": check,
         }
         return meta, {}

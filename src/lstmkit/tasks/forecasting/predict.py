@@ -29,12 +29,12 @@ from lstmkit.data.series import (
     load_future,
     load_series,
     tail_times,
-    times_from_strings,
     tz_from_name,
     tz_name,
 )
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.calibration import apply_offsets
+from lstmkit.tasks.forecasting.contexts import Contexts
 from lstmkit.tasks.forecasting.evaluation import qname
 from lstmkit.tasks.forecasting.state import FittedState
 
@@ -50,6 +50,8 @@ def last_windows(histories: list[np.ndarray], window: int) -> np.ndarray:
     features) float64 array; a shorter history is left-padded with NaN rows, which a
     padded network (`ForecastNet` with ``mask``) fills with the first real row and marks."""
     first = np.asarray(histories[0]) if histories else np.zeros((0, 1))
+    if histories and all(len(h) >= window for h in histories):  # no padding: one step
+        return np.stack([np.asarray(h, dtype=np.float64)[len(h) - window :] for h in histories])
     out = np.full((len(histories), window, first.shape[-1]), np.nan)
     for k, h in enumerate(histories):
         tail = np.asarray(h, dtype=np.float64)[-window:]
@@ -67,15 +69,16 @@ def padded_rows(windows: np.ndarray) -> np.ndarray:
 class PredictCore:
     """A fitted forecaster's data knowledge plus its network as a function (see module doc).
 
-    state: the fitted data description. scaler: per-series scaling. context: series id ->
-    {"values": (window, features) raw, "times": window timestamps as strings}.
+    state: the fitted data description. scaler: per-series scaling. context: the last
+    window of each series (`Contexts`, or the mapping of an ``export.json``, series id ->
+    {"values": (window, features) raw, "times": window timestamps as text}, taken as one).
     horizon: forecast steps. quantiles: the quantile levels of output channels 1.. (or
     None). forecast_scaled: the network on scaled inputs (`ForecastScaled`).
     """
 
     state: FittedState
     scaler: SeriesScaler
-    context: dict[str, dict[str, Any]]
+    context: Contexts | dict[str, dict[str, Any]]
     horizon: int
     quantiles: list[float] | None
     forecast_scaled: ForecastScaled
@@ -83,6 +86,15 @@ class PredictCore:
     #: (ids, their static covariates or None for the stored ones) -> the network's static
     #: inputs (series, inputs); None for a model without static inputs
     static_inputs: Callable[[list[str], dict[str, list[Any]] | None], np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        self.context = Contexts.from_dict(self.context, self.state.window, self.state.tz)
+
+    @property
+    def contexts(self) -> Contexts:
+        """`context` as `Contexts` (a mapping was converted when the core was made)."""
+        assert isinstance(self.context, Contexts)
+        return self.context
 
     @cached_property
     def band_offsets(self) -> np.ndarray | None:
@@ -104,33 +116,23 @@ class PredictCore:
     def context_histories(self) -> list[tuple[str, pd.Index, np.ndarray]]:
         """(id, times, values (window, features)) of each stored series, parsed once (a
         `Forecaster` makes a new core per call, so `set_context` is always seen)."""
-        return [
-            (sid, times_from_strings(ctx["times"], self.state.tz), np.asarray(ctx["values"], float))
-            for sid, ctx in self.context.items()
-        ]
+        c = self.contexts
+        first = c.window - c.rows
+        return [(sid, c.series_times(k), c.values[k, first[k] :]) for k, sid in enumerate(c.ids)]
 
     @cached_property
     def expected_times(self) -> pd.Index:
         """The times of the first stored series' context: the model's time axis."""
-        first = next(iter(self.context.values()))
-        return times_from_strings(first["times"], self.state.tz)
+        return self.contexts.series_times(0)
 
     def _context_ends(self) -> tuple[list[str], np.ndarray, pd.Index, pd.Index | None]:
         """The stored context of every series in one piece: ids, values (series, window,
         features), the last time of each series and (integer times) the one before it.
-        The last times are parsed in one call, not series by series."""
-        ids = list(self.context)
-        rows = [self.context[sid]["values"] for sid in ids]
-        if self.state.pad:  # short series hold fewer rows: left-padded
-            values = last_windows(rows, self.state.window)
-        else:
-            values = np.asarray(rows, dtype=np.float64)
-        tz = self.state.tz
-        last = times_from_strings([str(self.context[sid]["times"][-1]) for sid in ids], tz)
-        prev = None
-        if not isinstance(last, pd.DatetimeIndex):
-            prev = times_from_strings([str(self.context[sid]["times"][-2]) for sid in ids], None)
-        return ids, values, last, prev
+        Short series (a padded model) are left-padded with NaN rows, as `last_windows`
+        pads them."""
+        c = self.contexts
+        last, prev = c.ends()
+        return list(c.ids), c.values, last, prev
 
     def load(self, data: DataLike, freq: str | None = None, what: str = "the data") -> SeriesData:
         """Read ``data`` with the columns of the training data and check that its times

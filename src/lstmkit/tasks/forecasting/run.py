@@ -80,7 +80,7 @@ class ForecastRun:
         if self.evaluation is not None:
             fc = self.evaluation.forecasts
             if sd.id_col:
-                fc = fc[fc[sd.id_col].astype(str) == first.id]
+                fc = fc[fc[sd.id_col].to_numpy() == first.id]  # ids are text
             cut = len(first) - self.holdout
             plot_forecast(
                 first.times[:cut], first.values[:cut, 0], first.times[cut:][:h],
@@ -94,7 +94,7 @@ class ForecastRun:
         elif self.ahead is not None:
             fut = self.ahead
             if sd.id_col:
-                fut = fut[fut[sd.id_col].astype(str) == first.id]
+                fut = fut[fut[sd.id_col].to_numpy() == first.id]
             plot_forecast(
                 first.times, first.values[:, 0], fut[f.state.output_time_col].to_numpy(),
                 fut["forecast"].to_numpy(), folder / "forecast.png",
@@ -150,6 +150,13 @@ def _column_text(col: pd.Series) -> Any:
     if kind == "f":
         v = col.to_numpy(dtype=np.float64)
         text = pc.cast(pa.array(v), pa.string())  # shortest round-trip digits, like repr
+        with np.errstate(invalid="ignore"):
+            size = np.abs(v)
+            # no whole number and no magnitude near an exponent (repr's below 1e-4 or from
+            # 1e16, pyarrow's below 1e-4 or from 1e10): the digits are repr's as they are
+            plain = ~((v == np.floor(v)) | (size >= 1e9) | ((size > 0) & (size < 1e-3)))
+        if plain[np.isfinite(v)].all():
+            return pc.if_else(pa.array(np.isnan(v)), pa.scalar(None, pa.string()), text)
         # repr writes 1.0 (not 1) and 1e-07 (not 1e-7) ...
         whole = pc.match_substring_regex(text, r"^-?\d+$")
         text = pc.if_else(whole, pc.binary_join_element_wise(text, pa.scalar(".0"), ""), text)
@@ -172,15 +179,15 @@ def _column_text(col: pd.Series) -> Any:
         if (codes < 0).any():
             return None
         cells = pd.Series(uniques).to_csv(index=False, header=False, lineterminator="\n")
-        return pa.array(np.asarray(cells.split("\n")[:-1], dtype=object)[codes], pa.string())
-    if kind == "O":
-        values = col.to_numpy()
-        if not all(isinstance(v, str) for v in values.tolist()):
+        return pa.array(cells.split("\n")[:-1], pa.string()).take(pa.array(codes))
+    if kind == "O":  # each distinct text checked and converted once
+        codes, uniques = pd.factorize(col)
+        if (codes < 0).any() or not all(isinstance(v, str) for v in uniques.tolist()):
             return None
-        text = pa.array(values, type=pa.string())
+        text = pa.array(uniques, type=pa.string())
         if any(pc.any(pc.match_substring(text, c)).as_py() for c in _QUOTED):
             return None
-        return text
+        return text.take(pa.array(codes))
     return None
 
 

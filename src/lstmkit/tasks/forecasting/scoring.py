@@ -28,8 +28,12 @@ def history_scales(values: np.ndarray, lengths: np.ndarray, season: int | None) 
         pick = (m == lag) & (lengths > lag)
         if not pick.any() or len(values) <= lag:
             continue
-        diff = np.abs(values[lag:] - values[:-lag])  # diff[t - lag] = |x[t] - x[t - lag]|
-        padded = np.concatenate([diff, [0.0]])
+        # padded[t - lag] = |x[t] - x[t - lag]|, and a spare 0 at the end; in place
+        padded = np.empty(len(values) - lag + 1)
+        diff = padded[:-1]
+        np.subtract(values[lag:], values[:-lag], out=diff)
+        np.abs(diff, out=diff)
+        padded[-1] = 0.0
         # series k's differences are t in [start + lag, start + length): rows start .. start
         # + length - lag of diff
         cuts = np.stack([starts[pick], starts[pick] + lengths[pick] - lag], axis=1).ravel()

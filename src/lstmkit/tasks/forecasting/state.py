@@ -149,7 +149,10 @@ def check_scaler(scaler: SeriesScaler, n_columns: int) -> None:
 
 
 def check_context(context: Any, state: FittedState, known: set[str]) -> dict[str, Any]:
-    """A saved forecaster's context.json (the last window of each series), checked."""
+    """A per-series context mapping (the last window of each series), checked: the
+    context.json of a folder saved before `lstmkit.tasks.forecasting.contexts.Contexts`
+    (since then context.safetensors, checked by `Contexts.from_bytes`) and the context of
+    an ONNX export's export.json."""
     if not isinstance(context, dict) or not context:
         raise LstmkitError("expected an object with the last window of each series")
     window, n_features = state.window, state.n_features
