@@ -232,6 +232,7 @@ def forecast_cmd(
     scaler: option(F, "scaler") = FD["scaler"],
     season: option(F, "season") = FD["season"],
     max_epochs: option(F, "max_epochs") = FD["max_epochs"],
+    keep_weights: option(F, "keep_weights") = FD["keep_weights"],
     lr: option(F, "lr") = FD["lr"],
     precision: option(F, "precision") = FD["precision"],
     logger: option(
