@@ -104,7 +104,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--set", nargs="*", default=[], help="Forecaster overrides key=json")
-    parser.add_argument("--save", type=Path, default=None, help="write the forecasts (.npy)")
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        help="write the forecasts (.npy) and, beside them (.band.npz), the quantiles, the "
+        "band's calibration shifts and each series' target scaling",
+    )
     parser.add_argument(
         "--ets",
         action="store_true",
@@ -139,8 +145,6 @@ def main() -> None:
     ahead = ahead.assign(id=ahead["id"].astype(str))
     fc = np.stack([ahead.loc[ahead["id"] == sid, "forecast"].to_numpy() for sid in ids])
     result = score(insample, actual, fc)
-    if args.save:
-        np.save(args.save, fc)
     mode = "validation (last 13 training weeks)" if args.validation else "TEST"
     print(
         f"M4 Weekly {mode}: sMAPE {result['smape']:.3f} MASE {result['mase']:.3f} OWA "
@@ -154,6 +158,17 @@ def main() -> None:
         cols = [f"q{round(q * 100):g}" for q in levels]
         qs = np.stack([ahead.loc[ahead["id"] == sid, cols].to_numpy() for sid in ids])
         print(f"lstmkit {band_text(insample, actual, qs, levels)}", flush=True)
+        print(f"lstmkit {f.calibration_note or 'bands not calibrated'}", flush=True)
+    if args.save:
+        np.save(args.save, fc)
+        shift, scale = f.scaler.stacked(ids)
+        np.savez(
+            args.save.with_suffix(".band.npz"),
+            quantiles=qs if len(levels) >= 2 else np.zeros(0),
+            calibration=np.asarray(f.state.calibration or [], dtype=float),
+            shift=shift[:, 0],
+            scale=scale[:, 0],
+        )
     if args.ets:
         start = time.perf_counter()
         point, lo, hi = ets_forecasts(insample)
