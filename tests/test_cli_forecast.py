@@ -132,13 +132,16 @@ def _bad_cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "huge unscaled": (["forecast", str(_csv(tmp / "e.csv", sales=lambda s: s * 1e28)),
                            "--target", "sales", "--scaler", "none", "--no-instance-norm"],
                           "training diverged"),
+        "refit without validation": (["forecast", "--refit", "--val-size", "0"],
+                                     "refit calibrates on the validation stretch"),
     }  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "case",
     ["missing file", "missing column", "non-numeric", "NaN", "too short", "irregular",
-     "unreadable model", "missing model", "bad quantiles", "huge unscaled"],
+     "unreadable model", "missing model", "bad quantiles", "huge unscaled",
+     "refit without validation"],
 )  # fmt: skip
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path: Path, capsys, case: str) -> None:
     argv, message = _bad_cases(tmp_path)[case]

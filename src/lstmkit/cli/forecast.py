@@ -296,6 +296,7 @@ def forecast_cmd(
     combine: option(F, "combine") = FD["combine"],
     ensemble: option(F, "ensemble") = FD["ensemble"],
     val_size: option(F, "val_size") = FD["val_size"],
+    refit: option(F, "refit") = FD["refit"],
     model: deprecated_option("--model", str) = None,
 ) -> None:
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""
