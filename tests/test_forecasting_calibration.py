@@ -188,15 +188,14 @@ def test_refit_keeps_the_validation_shifts_with_networks_trained_on_every_step(t
     refit, val, full = fits["refit"], fits["val"], fits["all"]
     assert val.state.calibration is not None and full.state.calibration is None
     np.testing.assert_array_equal(refit.state.calibration, val.state.calibration)
-    assert refit.calibration_note == f"{val.calibration_note}; networks refitted on the whole series"
+    refitted = f"{val.calibration_note}; networks refitted on the whole series"
+    assert refit.calibration_note == refitted
     assert refit.scaler.params == full.scaler.params != val.scaler.params
     assert len(refit.members) == 2
     for got, want, other in zip(refit.members, full.members, val.members, strict=True):
         for key, weight in got.state_dict().items():
             torch.testing.assert_close(weight, want.state_dict()[key], rtol=0, atol=0)
-        assert any(
-            not torch.equal(w, other.state_dict()[k]) for k, w in got.state_dict().items()
-        )
+        assert any(not torch.equal(w, other.state_dict()[k]) for k, w in got.state_dict().items())
     # forecasts: the fit on every step with the validation shifts applied
     full.state.calibration = val.state.calibration
     want = full.predict()
