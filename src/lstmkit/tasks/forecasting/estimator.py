@@ -41,6 +41,7 @@ from lstmkit.tasks.forecasting.data import (
     ForecastData,
     WindowSet,
     contexts,
+    min_real_rows,
     static_matrix,
     static_spec,
 )
@@ -414,6 +415,7 @@ class Forecaster:
             self._forecast_scaled, sd, self.scaler, self.state.window, cfg.horizon, val, qs,
             self._future_columns(), seed=cfg.train.seed,
             static_inputs=self._static_for(sd) if self._has_static() else None,
+            pad=self.state.window - min_real_rows(cfg, self.state.window) if self.state.pad else 0,
         )  # fmt: skip
         if offsets is not None:
             self.state.calibration = offsets.tolist()
