@@ -24,13 +24,14 @@ The design chosen on validation (benchmarks/M4_DESIGN.md) adds these overrides t
 defaults:
 
     --set pad=true batch_size=256 lr=0.001 batches_per_epoch=25 max_epochs=100 recent=20 \
-          val_size=0 ensemble=3
+          val_size=39 refit=true ensemble=3
 
 (the window of 104 = two seasons, series too short for it left-padded with a mask input;
-2,500 steps of 256 windows drawn from the last 20 horizons of each series, no validation
-stretch, so the weights of the epoch with the lowest training loss, late in training, are
-kept rather than an early validation-loss minimum, and three seeds averaged; without a
-validation stretch the band is not calibrated.)
+2,500 steps of 256 windows drawn from the last 20 horizons of each series, three seeds
+averaged; the band calibrated on the last 39 weeks of each series, then the networks
+trained again on every week (``refit``: as ``val_size=0``, so the weights of the epoch with
+the lowest training loss, late in training, are kept rather than an early validation-loss
+minimum) with the shifts kept.)
 """
 
 from __future__ import annotations
