@@ -338,36 +338,6 @@ class Forecaster:
             )
         if self.config.ensemble > 1 and train.checkpoint_dir:
             raise LstmkitError("an ensemble cannot resume from a checkpoint; drop one of them")
-        if self.config.refit and train.checkpoint_dir:
-            raise LstmkitError("refit cannot resume from a checkpoint; drop one of them")
-        self._train_members(sd, prepared)
-        self._calibrate(sd, prepared.val)
-        val = prepared.val
-        if self.config.refit and val:
-            self._refit(sd)
-        self._check_plausible(sd)
-        self._fit_baselines(sd, val)
-        return self
-
-    def _refit(self, sd: SeriesData) -> None:
-        """``refit``: train the networks again on the whole series (the same settings with
-        no validation stretch: scaling, windows and weights as ``val_size=0`` gives them),
-        keeping the band's shifts fitted on the validation stretch (`_calibrate`). Those
-        shifts measured the error of networks forecasting the horizon right after their
-        training data, as the refitted networks forecast it after the data's end."""
-        assert self.state is not None
-        calibration, note = self.state.calibration, self.calibration_note
-        prepared = ForecastData(sd, self.config.replace(val_size=0, refit=False))
-        prepared.setup("fit")
-        self.state, self.scaler, self.context = prepared.state, prepared.scaler, prepared.context
-        self.state.calibration = calibration
-        self._train_members(sd, prepared)
-        self.calibration_note = f"{note}; networks refitted on the whole series" if note else None
-
-    def _train_members(self, sd: SeriesData, prepared: ForecastData) -> None:
-        """Train the network (``ensemble`` of them, seeds seed, seed + 1, ...) on the windows
-        of ``prepared``: `members`, `net` and `fit_result` (the first network's)."""
-        train = self.config.train
         self.members = []
         residual: tuple[np.ndarray, np.ndarray] | None = None  # fitted once, set in each member
         for k in range(self.config.ensemble):
@@ -397,6 +367,27 @@ class Forecaster:
             self.members.append(module)
             if k == 0:
                 self.net, self.fit_result = module, result
+        self._calibrate(sd, prepared.val)
+        if self.config.refit and prepared.val:
+            self._refit(sd)
+        self._check_plausible(sd)
+        self._fit_baselines(sd, prepared.val)
+        return self
+
+    def _refit(self, sd: SeriesData) -> None:
+        """``refit``: take every fitted part (networks, their training, scaling, contexts)
+        of the same settings fitted on the whole series of ``sd`` (``val_size=0``: the
+        windows and weights that setting gives), keeping the band's shifts fitted on the
+        validation stretch (`_calibrate`). Those shifts measured the error of networks
+        forecasting the horizons right after their training data, as the refitted networks
+        forecast those after the data's end."""
+        assert self.state is not None
+        calibration, note = self.state.calibration, self.calibration_note
+        full = self.clone().set_params(val_size=0, refit=False).fit(sd)
+        vars(self).update({k: v for k, v in vars(full).items() if k != "config"})
+        assert self.state is not None
+        self.state.calibration = calibration
+        self.calibration_note = f"{note}; networks refitted on the whole series" if note else None
 
     def _calibrate(self, sd: SeriesData, val: int) -> None:
         """Fit the split-conformal shifts of the quantile bands on the validation windows

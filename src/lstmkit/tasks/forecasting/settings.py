@@ -254,6 +254,8 @@ class ForecasterConfig(Settings):
                 "refit calibrates on the validation stretch before training again without it; "
                 "leave val_size unset or above 0 (--val-size), or drop --refit"
             )
+        if self.refit and self.train.checkpoint_dir:
+            raise LstmkitError("refit cannot resume from a checkpoint; drop one of them")
         if self.refit and self.combine:
             raise LstmkitError(
                 "refit and combine cannot go together (the mixture's weights are fitted on "
