@@ -150,13 +150,16 @@ def _bad_cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "huge unscaled": (["forecast", str(_csv(tmp / "e.csv", sales=lambda s: s * 1e28)),
                            "--target", "sales", "--scaler", "none", "--no-instance-norm"],
                           "training diverged"),
+        "refit without validation": (["forecast", "--refit", "--val-size", "0"],
+                                     "refit calibrates on the validation stretch"),
     }  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "case",
     ["missing file", "missing column", "non-numeric", "NaN", "too short", "irregular",
-     "unreadable model", "missing model", "bad quantiles", "huge unscaled"],
+     "unreadable model", "missing model", "bad quantiles", "huge unscaled",
+     "refit without validation"],
 )  # fmt: skip
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path: Path, capsys, case: str) -> None:
     argv, message = _bad_cases(tmp_path)[case]
@@ -554,12 +557,29 @@ def test_variant_options_reach_the_saved_model(tmp_path: Path, capsys) -> None:
     assert "forecast" in stdout
 
 
+def test_keep_weights_last_trains_every_epoch_and_is_saved(tmp_path: Path, capsys) -> None:
+    from lstmkit import Forecaster
+
+    out = tmp_path / "last"
+    argv = ["forecast", _csv(tmp_path / "s.csv").as_posix(), "--out", str(out), "--max-epochs",
+            "4", "--hidden-size", "8", "--no-progress", "--keep-weights", "last"]  # fmt: skip
+    code, _, stderr = run(argv, capsys)
+    assert code == 0, stderr
+    saved = json.loads((out / "model" / "config.json").read_text())["config"]["forecaster"]
+    assert saved["train"]["keep_weights"] == "last"
+    history = json.loads((out / "model" / "history.json").read_text())
+    assert history["epochs_run"] == 4 and history["best_epoch"] == 3
+    assert history["best_val_loss"] == history["history"][-1]["val_loss"]
+    assert Forecaster.load(out / "model").config.train.keep_weights == "last"
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         ["forecast", "--lr", "abc"],
         ["forecast", "--nosuch"],
         ["forecast", "--horizon", "twelve"],
+        ["forecast", "--keep-weights", "final"],
         ["classify", "predict"],
     ],
 )

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from lstmkit import Forecaster, runtime
 from lstmkit.errors import LstmkitError
@@ -170,3 +171,55 @@ def test_too_few_validation_windows_leave_the_band_as_trained():
                     progress=False)  # fmt: skip
     fc.fit(df, target="y", time_col="day", id_col="id")
     assert fc.calibration_note is None and fc.state.calibration is None
+
+
+def test_refit_keeps_the_validation_shifts_with_networks_trained_on_every_step(tmp_path):
+    # refit: the shifts of a fit with the validation stretch, the networks and scaling of
+    # a fit without one (val_size 0), each checked against that fit made on its own
+    df = _noise_panel(40, 70, seed=1)
+    kw = dict(
+        horizon=6, window=8, hidden_size=8, quantiles=[0.1, 0.5, 0.9], max_epochs=1, lr=1e-3,
+        batch_size=64, batches_per_epoch=3, progress=False, seed=0, ensemble=2, val_size=12,
+    )  # fmt: skip
+    fits = {}
+    for name, extra in {"refit": {"refit": True}, "val": {}, "all": {"val_size": 0}}.items():
+        fits[name] = Forecaster(**(kw | extra))
+        fits[name].fit(df, target="y", time_col="day", id_col="id")
+    refit, val, full = fits["refit"], fits["val"], fits["all"]
+    assert val.state.calibration is not None and full.state.calibration is None
+    np.testing.assert_array_equal(refit.state.calibration, val.state.calibration)
+    refitted = f"{val.calibration_note}; networks refitted on the whole series"
+    assert refit.calibration_note == refitted
+    assert refit.scaler.params == full.scaler.params != val.scaler.params
+    assert len(refit.members) == 2
+    for got, want, other in zip(refit.members, full.members, val.members, strict=True):
+        for key, weight in got.state_dict().items():
+            torch.testing.assert_close(weight, want.state_dict()[key], rtol=0, atol=0)
+        assert any(not torch.equal(w, other.state_dict()[k]) for k, w in got.state_dict().items())
+    # forecasts: the fit on every step with the validation shifts applied
+    full.state.calibration = val.state.calibration
+    want = full.predict()
+    pd.testing.assert_frame_equal(refit.predict(), want)
+    refit.save(tmp_path / "m")
+    back = Forecaster.load(tmp_path / "m")
+    assert back.config.refit is True
+    pd.testing.assert_frame_equal(back.predict(), want)
+
+
+def test_refit_needs_a_validation_stretch_and_refuses_what_uses_it(tmp_path):
+    for settings, message in (
+        ({"val_size": 0}, "refit calibrates on the validation stretch before training again"),
+        ({"combine": True}, "refit and combine cannot go together"),
+        ({"checkpoint_dir": str(tmp_path / "ck")}, "refit cannot resume from a checkpoint"),
+    ):
+        with pytest.raises(LstmkitError, match=message) as info:
+            Forecaster(horizon=6, refit=True, **settings)
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "ck").exists()
+    df = _noise_panel(3, 70, seed=2)
+    from lstmkit.data.series import load_series
+    from lstmkit.tasks.forecasting.tuning import tune
+
+    sd = load_series(df, "y", time_col="day", id_col="id")
+    with pytest.raises(LstmkitError, match="tune without --refit"):
+        tune(Forecaster(horizon=6, refit=True, progress=False), sd, 2)

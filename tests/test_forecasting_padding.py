@@ -245,3 +245,27 @@ def test_served_padded_model_takes_a_history_shorter_than_the_window(tmp_path: P
             assert got.status_code == 200, got.text
             rows = got.json()["forecast"]
             np.testing.assert_allclose([r["forecast"] for r in rows], want["forecast"], rtol=1e-4)
+
+
+def test_padded_model_calibrates_on_the_validation_windows_of_short_series_too() -> None:
+    """A padded model's calibration windows are padded as its training windows are: the
+    14-row series, shorter than window 12 + the last 6 steps, has validation windows
+    too, each the series' real rows left-padded with NaN as cut by hand."""
+    from lstmkit.tasks.forecasting.calibration import validation_windows
+
+    data = _data(_panel(), horizon=3, window=12, val_size=6, pad=True)
+    args = (data.sd, data.scaler, 12, 3, 6, [])
+    # whole windows only: 4 origins each for mid and long (horizons inside the last 6)
+    _, _, _, ids = validation_windows(*args, with_ids=True)
+    assert list(ids) == ["mid"] * 4 + ["long"] * 4
+    x, fut, target, ids = validation_windows(*args, with_ids=True, pad=12 - 3)
+    assert fut is None and list(ids) == ["short"] * 4 + ["mid"] * 4 + ["long"] * 4
+    y = _panel().query("id == 'short'")["y"].to_numpy()
+    for k, c in enumerate(range(8, 12)):  # forecast origins 8..11 of the 14 rows
+        want = last_windows([y[:c, None]], 12)[0, :, 0]
+        np.testing.assert_array_equal(x[k, :, 0], want.astype(np.float32))
+        np.testing.assert_array_equal(target[k], y[c : c + 3].astype(np.float32))
+    # the forecaster counts them (20 are needed to calibrate)
+    f = Forecaster(horizon=3, window=12, val_size=6, pad=True, **FAST)
+    f.fit(_panel(), target="y", time_col="week", id_col="id")
+    assert f.calibration_note.startswith("bands not calibrated: 12 validation windows")

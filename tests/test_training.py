@@ -85,6 +85,32 @@ def test_best_weights_restored_and_early_stopping() -> None:
     assert _mse(model, val) == pytest.approx(vals[0], rel=1e-5)
 
 
+def test_keep_last_weights_returns_the_final_epoch_and_trains_every_epoch() -> None:
+    # the setting of the test above: the validation loss is lowest after the first epoch
+    def run(**kw) -> tuple[Linear, FitResult]:
+        torch.manual_seed(0)
+        model = Linear()
+        with torch.no_grad():
+            model.lin.weight.zero_()
+            model.lin.bias.zero_()
+        train, val = _loaders(flip_val=True)
+        settings = {"max_epochs": 8, "early_stopping_patience": 3} | kw
+        return model, fit(model, train, val, _cfg(**settings))
+
+    model, res = run(keep_weights="last")
+    vals = [r["val_loss"] for r in res.history]
+    assert res.epochs_run == 8  # no early stopping: every epoch ran
+    assert min(vals) == vals[0] < vals[-1]
+    assert (res.best_epoch, res.best_val_loss) == (7, vals[-1])  # the epoch kept, its loss
+    _, val = _loaders(flip_val=True)
+    assert _mse(model, val) == pytest.approx(vals[-1], rel=1e-5)
+    # the weights are those of an uninterrupted 8 epochs; "best" restores epoch 0
+    best, best_res = run(keep_weights="best", early_stopping_patience=None)
+    assert best_res.epochs_run == 8 and best_res.best_epoch == 0
+    assert _mse(best, val) == pytest.approx(vals[0], rel=1e-5)
+    assert not torch.equal(best.lin.weight, model.lin.weight)
+
+
 def test_without_validation_monitors_train_loss() -> None:
     torch.manual_seed(0)
     model = Linear()
@@ -243,6 +269,7 @@ def test_non_finite_loss_is_an_error() -> None:
         ({"gradient_clip_val": -0.5}, "gradient_clip_val must be a number >= 0 or None"),
         ({"seed": -1}, r"seed must be an integer in \[0, 4294967295\]"),
         ({"optimizer": "Adam"}, "optimizer must be one of adam, adamw, rmsprop, got 'Adam'"),
+        ({"keep_weights": "final"}, "keep_weights must be one of best, last, got 'final'"),
     ],
 )
 def test_bad_settings_are_user_errors(settings: dict, message: str | None) -> None:
@@ -310,7 +337,9 @@ def test_csv_logger_writes_metrics(tmp_path: Path) -> None:
 
 
 def test_config_json_round_trip_and_optimizers() -> None:
-    cfg = TrainConfig(max_epochs=7, lr=3e-3, optimizer="rmsprop", devices=2, strategy="ddp")
+    cfg = TrainConfig(
+        max_epochs=7, lr=3e-3, optimizer="rmsprop", devices=2, strategy="ddp", keep_weights="last"
+    )
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     opt = build_optimizer(Linear().parameters(), cfg)
     assert isinstance(opt, torch.optim.RMSprop) and opt.defaults["lr"] == 3e-3

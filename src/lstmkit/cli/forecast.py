@@ -232,6 +232,7 @@ def forecast_cmd(
     scaler: option(F, "scaler") = FD["scaler"],
     season: option(F, "season") = FD["season"],
     max_epochs: option(F, "max_epochs") = FD["max_epochs"],
+    keep_weights: option(F, "keep_weights") = FD["keep_weights"],
     lr: option(F, "lr") = FD["lr"],
     precision: option(F, "precision") = FD["precision"],
     logger: option(
@@ -295,6 +296,7 @@ def forecast_cmd(
     combine: option(F, "combine") = FD["combine"],
     ensemble: option(F, "ensemble", cli_type=str) = FD["ensemble"],
     val_size: option(F, "val_size") = FD["val_size"],
+    refit: option(F, "refit") = FD["refit"],
     model: deprecated_option("--model", str) = None,
 ) -> None:
     """Train a forecaster, score it on held-out data beside naive baselines, save it all."""

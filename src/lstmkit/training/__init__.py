@@ -2,8 +2,8 @@
 
 `LstmkitModule` is the base LightningModule of the tasks (optimiser, lr decay,
 metric logging). `fit` builds a Lightning ``Trainer`` from a `TrainConfig` (Adam/AdamW/RMSprop,
-gradient clipping, early stopping on validation loss, best-weights restore,
-progress, seeding, precision, loggers, devices/strategy/num_nodes for DDP,
+gradient clipping, early stopping on validation loss, best-weights restore or the last
+epoch's weights, progress, seeding, precision, loggers, devices/strategy/num_nodes for DDP,
 fingerprinted resume from ``last.ckpt``) and returns the per-epoch history as
 a `FitResult`.
 

@@ -70,6 +70,12 @@ class TrainConfig(Settings):
         description="Stop after this many epochs without a better validation loss "
         "(None: never early).",
     )
+    keep_weights: Literal["best", "last"] = Field(
+        "best",
+        description="Weights kept after training: best, those of the epoch with the lowest "
+        "validation loss (training loss without validation); last, those of the final "
+        "epoch, training all max_epochs (no early stopping).",
+    )
     seed: int = Field(
         0,
         ge=0,

@@ -70,6 +70,8 @@ class FitResult:
 
     history: one dict per epoch: ``epoch``, ``train_loss``, ``val_loss`` and any
     other ``train_<name>`` / ``val_<name>`` metric the module logged per epoch.
+    best_epoch, best_val_loss: the epoch whose weights the module holds after the fit and
+    its monitored loss: the lowest, or with ``keep_weights="last"`` the final epoch's.
     """
 
     history: list[dict[str, float]] = field(default_factory=list)
@@ -95,11 +97,13 @@ class _HistoryAndBest(Callback):
 
     The best weights are loaded back into the module at the end of fit (in every
     process, so spawn-based strategies also return them). Its state goes into
-    checkpoints, so a resumed run keeps its history and best weights.
+    checkpoints, so a resumed run keeps its history and best weights. ``last``: no
+    weights are kept or restored, so the module ends with the final epoch's.
     """
 
-    def __init__(self, monitor: str) -> None:
+    def __init__(self, monitor: str, last: bool = False) -> None:
         self.monitor = monitor
+        self.last = last
         self.history: list[dict[str, float]] = []
         self.best_score = math.inf
         self.best_epoch = -1
@@ -143,7 +147,9 @@ class _HistoryAndBest(Callback):
             row[key] = float(value)
         self.history.append(row)
         score = row.get(self.monitor, math.nan)
-        if math.isfinite(score) and score < self.best_score:
+        if self.last:  # the module's own weights are the final epoch's: nothing to restore
+            self.best_score, self.best_epoch = score, trainer.current_epoch
+        elif math.isfinite(score) and score < self.best_score:
             self.best_score = score
             self.best_epoch = trainer.current_epoch
             self.best_state = copy.deepcopy(
@@ -315,8 +321,9 @@ def _prepare_checkpoints(config: TrainConfig, fingerprint: str) -> _Resume:
 
 
 def _stopping(config: TrainConfig, monitor: str) -> list[Callback]:
-    """Early stopping on ``monitor`` when ``config`` asks for it."""
-    if config.early_stopping_patience is None:
+    """Early stopping on ``monitor`` when ``config`` asks for it (never when it keeps the
+    last epoch's weights: such a run trains all ``max_epochs``)."""
+    if config.early_stopping_patience is None or config.keep_weights == "last":
         return []
     return [
         EarlyStopping(
@@ -381,7 +388,8 @@ def fit(
     config: TrainConfig,
     fingerprint: str = "",
 ) -> FitResult:
-    """Train ``module`` and restore its best weights.
+    """Train ``module`` and restore its best weights (with ``keep_weights="last"``: train
+    every epoch and keep the final weights).
 
     Args:
         module: an `LstmkitModule` (its optimiser is built from ``config``) or any
@@ -409,7 +417,7 @@ def fit(
     monitor = "val_loss" if val_loader is not None else "train_loss"
     _attach_config(module, config)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    tracker = _HistoryAndBest(monitor)
+    tracker = _HistoryAndBest(monitor, last=config.keep_weights == "last")
     resume = _prepare_checkpoints(
         config, run_fingerprint(module, train_loader, val_loader, config, fingerprint)
     )

@@ -44,14 +44,17 @@ def validation_windows(
     future_columns: list[int],
     seed: int = 0,
     with_ids: bool = False,
+    pad: int = 0,
 ) -> tuple[np.ndarray, ...]:
     """The scaled validation windows of every series: inputs (n, window, features), known
     future covariates over the horizon (n, horizon, n_future) or None, and the actual
     target (n, horizon): the windows whose whole horizon lies in the last ``val`` steps.
     ``with_ids``: also the series id of each window (n,), for a network that reads each
-    series' static inputs."""
+    series' static inputs. ``pad``: a padded model's blank rows before each series (NaN,
+    as it trains), so that an input needs only ``window - pad`` real rows and a series
+    shorter than the window has validation windows too."""
     series = list(sd.series.values())
-    lengths = np.array([len(s) for s in series], dtype=np.int64)
+    lengths = np.array([len(s) for s in series], dtype=np.int64) + pad
     # series k has count[k] origins from lo[k] on: inputs from the last `val` steps' start
     # (or the series' start), the whole horizon inside them; in series order, then origin
     lo = np.maximum(lengths - val - window, 0)
@@ -70,8 +73,11 @@ def validation_windows(
     k = np.searchsorted(ends, index, side="right")
     origin = lo[k] + index - (ends[k] - count[k])
     span = window + horizon
-    raw = np.stack([series[j].values[o : o + span] for j, o in zip(k.tolist(), origin.tolist(),
-                                                                    strict=True)])  # fmt: skip
+    values = [s.values for s in series]
+    if pad:
+        values = [np.concatenate([np.full((pad, v.shape[1]), np.nan), v]) for v in values]
+    raw = np.stack([values[j][o : o + span] for j, o in zip(k.tolist(), origin.tolist(),
+                                                            strict=True)])  # fmt: skip
     sid = np.array([series[j].id for j in k.tolist()], dtype=object)
     shift, scale = scaler.stacked(list(sid))
     raw = scaler.log_target(list(sid), raw)  # the log scaler's target, as `transform` does
@@ -115,13 +121,15 @@ def fit_offsets(
     seed: int = 0,
     batch_size: int = 1024,
     static_inputs: Callable[[list[str]], np.ndarray] | None = None,
+    pad: int = 0,
 ) -> tuple[np.ndarray | None, str]:
     """The per-step shifts from the validation windows (`conformal_offsets`), or None and
     the reason when there are fewer than `MIN_WINDOWS` of them; ``forecast_scaled`` runs
     the network on scaled windows (as `PredictCore` takes it), with the static inputs of
-    each window's series from ``static_inputs`` (series ids -> inputs) when given."""
+    each window's series from ``static_inputs`` (series ids -> inputs) when given; ``pad``
+    as `validation_windows` takes it (a padded model's windows of short series too)."""
     x, fut, y, sid = validation_windows(
-        sd, scaler, window, horizon, val, future_columns, seed, with_ids=True
+        sd, scaler, window, horizon, val, future_columns, seed, with_ids=True, pad=pad
     )
     if len(x) < MIN_WINDOWS:
         return None, (

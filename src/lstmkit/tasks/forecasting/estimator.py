@@ -42,6 +42,7 @@ from lstmkit.tasks.forecasting.data import (
     ForecastData,
     WindowSet,
     contexts,
+    min_real_rows,
     static_matrix,
     static_spec,
 )
@@ -398,9 +399,26 @@ class Forecaster:
             if k == 0:
                 self.net, self.fit_result = module, result
         self._calibrate(sd, prepared.val)
+        if self.config.refit and prepared.val:
+            self._refit(sd)
         self._check_plausible(sd)
         self._fit_baselines(sd, prepared.val)
         return self
+
+    def _refit(self, sd: SeriesData) -> None:
+        """``refit``: take every fitted part (networks, their training, scaling, contexts)
+        of the same settings fitted on the whole series of ``sd`` (``val_size=0``: the
+        windows and weights that setting gives), keeping the band's shifts fitted on the
+        validation stretch (`_calibrate`). Those shifts measured the error of networks
+        forecasting the horizons right after their training data, as the refitted networks
+        forecast those after the data's end."""
+        assert self.state is not None
+        calibration, note = self.state.calibration, self.calibration_note
+        full = self.clone().set_params(val_size=0, refit=False).fit(sd)
+        vars(self).update({k: v for k, v in vars(full).items() if k != "config"})
+        assert self.state is not None
+        self.state.calibration = calibration
+        self.calibration_note = f"{note}; networks refitted on the whole series" if note else None
 
     def _calibrate(self, sd: SeriesData, val: int) -> None:
         """Fit the split-conformal shifts of the quantile bands on the validation windows
@@ -419,6 +437,7 @@ class Forecaster:
             self._forecast_scaled, sd, self.scaler, self.state.window, cfg.horizon, val, qs,
             self._future_columns(), seed=cfg.train.seed,
             static_inputs=self._static_for(sd) if self._has_static() else None,
+            pad=self.state.window - min_real_rows(cfg, self.state.window) if self.state.pad else 0,
         )  # fmt: skip
         if offsets is not None:
             self.state.calibration = offsets.tolist()

@@ -176,6 +176,13 @@ class ForecasterConfig(Settings):
         "averaged (quantiles: the median); auto: 3 for a single series forecast directly "
         "(1 with a checkpoint folder, which holds one run), else 1.",
     )
+    refit: bool = Field(
+        False,
+        description="After calibrating the bands on the validation stretch, train the "
+        "networks again on the whole series with the same settings (no validation) and keep "
+        "the shifts: the forecasts learn from the latest steps and the band stays "
+        "calibrated, for twice the training time.",
+    )
     train: TrainConfig = Field(
         default_factory=default_train, description="The shared training settings."
     )
@@ -249,6 +256,18 @@ class ForecasterConfig(Settings):
             raise LstmkitError(
                 "combine needs a validation stretch to fit its weights on; leave val_size "
                 "unset or above 0 (--val-size), or drop --combine"
+            )
+        if self.refit and self.val_size == 0:
+            raise LstmkitError(
+                "refit calibrates on the validation stretch before training again without it; "
+                "leave val_size unset or above 0 (--val-size), or drop --refit"
+            )
+        if self.refit and self.train.checkpoint_dir:
+            raise LstmkitError("refit cannot resume from a checkpoint; drop one of them")
+        if self.refit and self.combine:
+            raise LstmkitError(
+                "refit and combine cannot go together (the mixture's weights are fitted on "
+                "the validation stretch, which refit trains on); drop one of them"
             )
         if self.pad is True and self.residual not in (None, "auto"):
             raise LstmkitError(

@@ -113,6 +113,11 @@ def tune(
     if minutes is not None and not (isinstance(minutes, int | float) and minutes > 0):
         raise LstmkitError(f"--tune-minutes must be a positive number, got {minutes!r}")
     cfg = forecaster.config
+    if cfg.refit:
+        raise LstmkitError(
+            "--tune scores each trial on the validation stretch, which refit trains on; "
+            "tune without --refit"
+        )
     shortest = min(len(s) for s in data.series.values())
     val = validation_size(cfg, shortest)
     if val < cfg.horizon:
