@@ -294,7 +294,7 @@ def forecast_cmd(
         "dlinear, ets, theta, arima ('none': none).",
     ) = CLI_BASELINES,
     combine: option(F, "combine") = FD["combine"],
-    ensemble: option(F, "ensemble", cli_type=str) = FD["ensemble"],
+    ensemble: option(F, "ensemble", cli_type=str, metavar="auto|K") = FD["ensemble"],
     val_size: option(F, "val_size") = FD["val_size"],
     refit: option(F, "refit") = FD["refit"],
     model: deprecated_option("--model", str) = None,
@@ -337,7 +337,7 @@ def _ensemble(value: str) -> int | str:
     text = value.strip().lower()
     if text == "auto":
         return "auto"
-    if not text.isdigit():  # a number below 1: the setting's own message
+    if not text.isdigit():  # "0" goes on: the setting's own message asks for >= 1
         raise LstmkitError(
             f"--ensemble must be auto or a whole number of networks >= 1, got {value!r}"
         )
