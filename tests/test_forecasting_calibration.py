@@ -191,6 +191,7 @@ def test_refit_keeps_the_validation_shifts_with_networks_trained_on_every_step(t
     refitted = f"{val.calibration_note}; networks refitted on the whole series"
     assert refit.calibration_note == refitted
     assert refit.scaler.params == full.scaler.params != val.scaler.params
+    assert refit.baselines.to_bytes() == full.baselines.to_bytes()  # fitted once, by that fit
     assert len(refit.members) == 2
     for got, want, other in zip(refit.members, full.members, val.members, strict=True):
         for key, weight in got.state_dict().items():

@@ -400,15 +400,16 @@ class Forecaster:
                 self.net, self.fit_result = module, result
         self._calibrate(sd, prepared.val)
         if self.config.refit and prepared.val:
-            self._refit(sd)
+            self._refit(sd)  # the fit on every step checked its forecasts, fitted its baselines
+            return self
         self._check_plausible(sd)
         self._fit_baselines(sd, prepared.val)
         return self
 
     def _refit(self, sd: SeriesData) -> None:
-        """``refit``: take every fitted part (networks, their training, scaling, contexts)
-        of the same settings fitted on the whole series of ``sd`` (``val_size=0``: the
-        windows and weights that setting gives), keeping the band's shifts fitted on the
+        """``refit``: take every fitted part (networks, their training, scaling, contexts,
+        baselines) of the same settings fitted on the whole series of ``sd`` (``val_size=0``:
+        the windows and weights that setting gives), keeping the band's shifts fitted on the
         validation stretch (`_calibrate`). Those shifts measured the error of networks
         forecasting the horizons right after their training data, as the refitted networks
         forecast those after the data's end."""
