@@ -291,6 +291,11 @@ class Forecaster:
         per = self.state.window * cfg.hidden_size * cfg.num_layers * (1 + cfg.bidirectional)
         return max(cfg.predict_batch_size, min(PREDICT_ACTIVATIONS // per, PREDICT_MAX_BATCH))
 
+    def _contexts(self) -> Contexts:
+        """`context` as `Contexts` (a per-series mapping set by hand: its arrays)."""
+        assert self.state is not None
+        return Contexts.from_dict(self.context, self.state.window, self.state.tz)
+
     def _has_static(self) -> bool:
         """Whether the network reads static inputs (static covariates or the id embedding)."""
         return bool(self.config.id_embedding or (self.state and self.state.static_cols))
@@ -300,10 +305,7 @@ class Forecaster:
         static covariates from ``values`` (None: those stored with the context)."""
         assert self.state is not None and self.scaler is not None
         if values is None:
-            stored = getattr(self.context, "static", None)
-            values = stored if stored is not None else {
-                sid: ctx["static"] for sid, ctx in self.context.items() if "static" in ctx
-            }  # fmt: skip
+            values = self._contexts().static
         index = None
         if self.config.id_embedding:
             index = {sid: i for i, sid in enumerate(self.scaler.params)}
@@ -919,13 +921,8 @@ class Forecaster:
             "data": self.state.to_dict(),
             "networks": len(self.members) or 1,
         }
-        extras = {
-            "scaler.json": self.scaler.to_json(),
-        }
-        context = self.context
-        if not isinstance(context, Contexts):  # set by hand: the arrays of its lists
-            context = Contexts.from_dict(context, self.state.window, self.state.tz)
-        extras["context.json"], extras["context.safetensors"] = context.to_bytes()
+        extras = {"scaler.json": self.scaler.to_json()}
+        extras["context.json"], extras["context.safetensors"] = self._contexts().to_bytes()
         if self.fit_result is not None:
             extras["history.json"] = json.dumps(self.fit_result.to_dict())
         # issue 17: baselines, mixture and the other members of an ensemble
