@@ -512,6 +512,22 @@ def test_auto_ensemble_is_three_networks_for_one_series_forecast_directly(tmp_pa
     assert ForecasterConfig(checkpoint_dir=str(tmp_path)).design(1).ensemble == 1
 
 
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_a_network_worse_than_its_map_keeps_the_map_unless_asked_for_the_last_epoch(keep):
+    # lr 0.2: three epochs never reach the fixed NLinear map's validation loss
+    df = _series()
+    f = Forecaster(horizon=4, window=12, ensemble=1, hidden_size=8, max_epochs=3, lr=0.2,
+                   progress=False, keep_weights=keep).fit(df, "y", time_col="month")  # fmt: skip
+    history = [row["val_loss"] for row in f.fit_result.history]
+    assert min(history) > f.fit_result.best_val_loss or keep == "last"
+    if keep == "best":  # the start: the map alone (the head at zero)
+        assert f.fit_result.best_epoch == -1
+        assert float(f.net.net.head.weight.abs().max()) == 0.0
+    else:  # the final epoch's weights and loss, as keep_weights promises
+        assert f.fit_result.best_epoch == 2 and f.fit_result.best_val_loss == history[-1]
+        assert float(f.net.net.head.weight.abs().max()) > 0.0
+
+
 def test_auto_design_builds_per_data_and_survives_save_load(tmp_path: Path) -> None:
     df = _series()
     f = Forecaster(horizon=4, window=12, **FAST).fit(df, target="y", time_col="month")

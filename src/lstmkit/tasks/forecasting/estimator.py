@@ -388,7 +388,8 @@ class Forecaster:
                 member_train,
                 prepared.fingerprint(),
             )
-            if start is not None and not result.best_val_loss <= start[0]:
+            keep_best = member_train.keep_weights == "best"  # "last": the final epoch's
+            if start is not None and keep_best and not result.best_val_loss <= start[0]:
                 # training never beat the linear map it started from on the validation
                 # stretch: keep the start (best epoch -1, before training)
                 module.load_state_dict(start[1])
