@@ -706,7 +706,6 @@ def _many_series(df: pd.DataFrame, sd: SeriesData) -> tuple[dict[str, Series], s
     counts = np.bincount(codes, minlength=len(uniques))
     ends = np.cumsum(counts)
     starts = ends - counts
-    inner = np.concatenate([[False], same])  # positions whose previous row is of the same series
     if ((step == 0) & same).any():  # a repeated time
         return None
     series: dict[str, Series] = {}
@@ -725,14 +724,13 @@ def _many_series(df: pd.DataFrame, sd: SeriesData) -> tuple[dict[str, Series], s
     # a series whose steps are all equal has the frequency of any other with that step
     # (and, for whole weeks, that weekday); only series of other steps are inferred one
     # by one (months, daylight saving)
-    first = np.full(len(keys), -1, np.int64)
-    first[1:] = np.where(same, step, -1)
+    ref = np.full(len(counts), -1, np.int64)  # each series' first step (-1: one row)
+    multi = counts > 1
+    ref[multi] = step[starts[multi]]
+    bad = same & (step != np.repeat(ref, counts)[1:])  # a step unlike its series' first
     del step
     constant = np.ones(len(uniques), bool)
-    head = np.where(counts > 1, starts + 1, starts)
-    ref = first[head]
-    bad = inner & (first != np.repeat(ref, counts))
-    constant[np.unique(codes[bad])] = False
+    constant[np.unique(codes[1:][bad])] = False
     week = 7 * 86_400 * 10**9 if isinstance(times, pd.DatetimeIndex) else 0
     # each signature (step, and the weekday of whole weeks) is inferred once, the other
     # series one by one
