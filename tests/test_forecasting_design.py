@@ -517,15 +517,39 @@ def test_a_network_worse_than_its_map_keeps_the_map_unless_asked_for_the_last_ep
     # lr 0.2: three epochs never reach the fixed NLinear map's validation loss
     df = _series()
     f = Forecaster(horizon=4, window=12, ensemble=1, hidden_size=8, max_epochs=3, lr=0.2,
-                   progress=False, keep_weights=keep).fit(df, "y", time_col="month")  # fmt: skip
+                   val_size=8, progress=False, keep_weights=keep)  # fmt: skip
+    f.fit(df, "y", time_col="month")
     history = [row["val_loss"] for row in f.fit_result.history]
     assert min(history) > f.fit_result.best_val_loss or keep == "last"
-    if keep == "best":  # the start: the map alone (the head at zero)
+    if keep == "best":  # the start: the map alone (the head's weights at zero)
         assert f.fit_result.best_epoch == -1
         assert float(f.net.net.head.weight.detach().abs().max()) == 0.0
+        _band_of_the_maps_errors(f, df, val=8)
     else:  # the final epoch's weights and loss, as keep_weights promises
         assert f.fit_result.best_epoch == 2 and f.fit_result.best_val_loss == history[-1]
         assert float(f.net.net.head.weight.detach().abs().max()) > 0.0
+
+
+def _band_of_the_maps_errors(f: Forecaster, df: pd.DataFrame, val: int) -> None:
+    """A network kept at its start has a band: around the map's forecast (the 0.5 level
+    on it), each quantile the map's errors on its training windows (each over the window's
+    mean absolute change: the "last" instance norm) at that level less their median, per
+    step, computed here by hand from the scaled series."""
+    table = f.predict()
+    assert (table["q10"] < table["forecast"]).all() and (table["forecast"] < table["q90"]).all()
+    np.testing.assert_allclose(table["q50"], table["forecast"], rtol=1e-5)
+    y = f.scaler.transform("0", df[["y"]].to_numpy(dtype=np.float64))[:, 0]
+    w, h = f.state.window, f.config.horizon
+    starts = range(len(y) - val - w - h + 1)  # targets before the validation part
+    x = np.stack([y[i : i + w] for i in starts])
+    target = np.stack([y[i + w : i + w + h] for i in starts])
+    weight = f.net.net.linear.weight.detach().double().numpy()
+    bias = f.net.net.linear.bias.detach().double().numpy()
+    forecast = x[:, -1:] + (x - x[:, -1:]) @ weight.T + bias
+    err = (target - forecast) / (np.abs(np.diff(x, axis=1)).mean(axis=1, keepdims=True) + 1e-5)
+    want = np.quantile(err, [0.1, 0.5, 0.9], axis=0) - np.median(err, axis=0)
+    got = f.net.net.head.bias.detach().double().numpy().reshape(h, -1)[:, 1:4].T
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
 def test_auto_design_builds_per_data_and_survives_save_load(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_cov
 from lstmkit.tasks.forecasting.linear import choose_ridge, fit_linear
 from lstmkit.tasks.forecasting.mixture import Mixture, fit_mixture
 from lstmkit.tasks.forecasting.module import (
+    EPS,
     ForecastModule,
     combine_members,
     roll,
@@ -173,6 +174,36 @@ def set_residual(
             count += n
     module.train()
     return total / max(count, 1), copy.deepcopy(module.state_dict())
+
+
+def set_start_band(module: ForecastModule, prepared: ForecastData) -> None:
+    """Give a network kept at its start (the residual map alone: its head is zero, so every
+    quantile equals the point forecast, a band of no width) the band of the map's own
+    errors: each quantile channel's head bias set, per horizon step, to that quantile of
+    the map's errors on the training windows (each over its window's instance-norm scale)
+    less their median, so the band spreads as the map errs around its forecast, the 0.5
+    level on it. The point forecast stays the map's. These are errors on the windows the
+    map was fitted on: the calibration on the validation stretch, where it has windows
+    enough, widens the band further."""
+    levels = [float(q) for q in module.quantiles]
+    if not levels or prepared.train_set is None or len(prepared.train_set) == 0:
+        return
+    x, y = _targets(prepared.train_set)  # (n, window), (n, steps)
+    linear = module.net.linear
+    weight = linear.weight.detach().double().numpy()  # (steps, window)
+    bias = linear.bias.detach().double().numpy()
+    last = x[:, -1:]
+    errors = y - (last + (x - last) @ weight.T + bias)
+    how = module.instance_norm
+    if how == "last":
+        errors /= np.abs(np.diff(x, axis=1)).mean(axis=1, keepdims=True) + EPS
+    elif how:
+        errors /= np.sqrt(x.var(axis=1, keepdims=True) + EPS)
+    offsets = np.quantile(errors, levels, axis=0) - np.median(errors, axis=0)
+    outputs = module.net.n_outputs
+    with torch.no_grad():
+        head = module.net.head.bias.view(module.net.steps, outputs)
+        head[:, 1 : 1 + len(levels)] = torch.from_numpy(offsets.T).to(head.dtype)
 
 
 class Forecaster:
@@ -393,6 +424,7 @@ class Forecaster:
                 # training never beat the linear map it started from on the validation
                 # stretch: keep the start (best epoch -1, before training)
                 module.load_state_dict(start[1])
+                set_start_band(module, prepared)
                 result.best_epoch, result.best_val_loss = -1, start[0]
             # a "-true" precision (64, 16, bf16) converted the network; it predicts, saves
             # and exports in float32 like every loaded model
