@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lstmkit import Forecaster
+from lstmkit.data.series import SeriesData, load_series
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks import forecast_metrics as fm
 from lstmkit.tasks.forecasting import ForecasterConfig, ForecastModule, ForecastNet, pinball_loss
@@ -254,14 +255,41 @@ def test_too_short_series_and_bad_settings() -> None:
         Forecaster(val_size=-1)
 
 
+def _monthly(lengths: list[int]) -> SeriesData:
+    """One monthly series (`_series`) per length, with an id column."""
+    frames = [_series(n).assign(id=f"s{i}") for i, n in enumerate(lengths)]
+    return load_series(pd.concat(frames), target="y", time_col="month", id_col="id")
+
+
 def test_default_validation_grows_with_the_series_in_whole_horizons() -> None:
     from lstmkit.tasks.forecasting.data import validation_size
 
     cfg = Forecaster(horizon=12).config
-    assert validation_size(cfg, 144) == 12  # AirPassengers: one horizon, as before
-    assert validation_size(cfg, 480) == 48  # a tenth, rounded down to whole horizons
-    assert validation_size(cfg, 100_000) == 240  # at most 20 horizons
-    assert validation_size(Forecaster(horizon=12, val_size=5).config, 100_000) == 5
+    # several series: a tenth of the shortest, rounded down to whole horizons, 1 to 20
+    assert validation_size(cfg, _monthly([144, 200])) == 12
+    assert validation_size(cfg, _monthly([480, 500])) == 48
+    assert validation_size(cfg, _monthly([2400, 2400])) == 240  # at most 20 horizons
+    assert validation_size(Forecaster(horizon=12, val_size=5).config, _monthly([2400])) == 5
+
+
+def test_a_single_series_validates_on_three_horizons_where_it_holds_them() -> None:
+    from lstmkit.tasks.forecasting.data import ForecastData, validation_size
+
+    cfg = Forecaster(horizon=12).config
+    # AirPassengers less its test year (132 months) and the backtest folds' 96 months: three
+    # horizons leave the window of 24, a horizon and 16 training windows or more
+    assert validation_size(cfg, _monthly([132])) == 36
+    assert validation_size(cfg, _monthly([96])) == 36
+    assert validation_size(cfg, _monthly([87])) == 12  # 87 - 12 - 36 - 16 = 23 < 24
+    assert validation_size(cfg, _monthly([480])) == 48  # a tenth is more than three
+    assert validation_size(Forecaster(horizon=12, window=40).config, _monthly([96])) == 12
+    assert validation_size(Forecaster(horizon=12, val_size=12).config, _monthly([132])) == 12
+    # the split: 36 validation windows whose targets end in the last 36 months; training
+    # windows' targets end before them (132 - 36 - 24 - 12 + 1 = 61)
+    prepared = ForecastData(_monthly([132]), cfg)
+    prepared.setup()
+    assert (prepared.window, prepared.val) == (24, 36)
+    assert (len(prepared.train_set), len(prepared.val_set)) == (61, 36)
 
 
 def test_long_series_draw_a_bounded_random_subset_each_epoch(monkeypatch) -> None:
@@ -291,8 +319,9 @@ def test_long_series_draw_a_bounded_random_subset_each_epoch(monkeypatch) -> Non
     assert len(f.fit_result.history) == 2
     # a short series keeps full epochs: every one of its 37 training windows, each epoch
     f = Forecaster(
-        horizon=6, window=12, batch_size=8, batches_per_epoch=10, **(FAST | {"max_epochs": 1})
-    )
+        horizon=6, window=12, batch_size=8, batches_per_epoch=10, val_size=6,
+        **(FAST | {"max_epochs": 1}),
+    )  # fmt: skip
     f.fit(_series(60), target="y", time_col="month")
     assert seen["batches"] == 5
     assert sorted(seen["first_epoch"][0]) == list(range(37))

@@ -181,14 +181,16 @@ def test_residual_lookback_fits_the_map_on_the_newest_steps_only() -> None:
 
 
 def test_trainable_residual_moves_from_the_ridge_start() -> None:
-    # mean normalisation: under last (the single-series default) this tiny run keeps its start
+    # mean normalisation: under last (the single-series default) this tiny run keeps its start,
+    # as it does on the single series' default validation of three horizons (val_size 8 here)
     f = Forecaster(horizon=4, window=12, residual="nlinear", instance_norm="mean",
-                   quantiles=None, **FAST)  # fmt: skip
+                   quantiles=None, val_size=8, **FAST)  # fmt: skip
     df = _series()
     f.fit(df, target="y", time_col="month")
     assert all(p.requires_grad for p in f.net.net.linear.parameters())
     start = Forecaster(horizon=4, window=12, residual="nlinear", instance_norm="mean",
-                       quantiles=None, **(FAST | {"max_epochs": 1, "lr": 1e-9}))  # fmt: skip
+                       quantiles=None, val_size=8,
+                       **(FAST | {"max_epochs": 1, "lr": 1e-9}))  # fmt: skip
     start.fit(df, target="y", time_col="month")
     moved = (f.net.net.linear.weight - start.net.net.linear.weight).abs().max().detach()
     assert float(moved) > 1e-4

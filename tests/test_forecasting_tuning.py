@@ -181,5 +181,5 @@ def test_a_model_with_static_inputs_and_the_design_options_is_tuned_and_scored()
     assert best.net.net.static_spec and best.net.net.patch == 3
     from lstmkit.tasks.forecasting.data import validation_size
 
-    score = validation_score(best, sd, validation_size(cfg, 72))
+    score = validation_score(best, sd, validation_size(cfg, sd))
     assert math.isfinite(score) and result.score == pytest.approx(score)

@@ -132,7 +132,8 @@ class ForecasterConfig(Settings):
         None,
         ge=0,
         description="Validation steps at the end of each series (None: about a tenth of "
-        "the shortest series in whole horizons; 0: no validation).",
+        "the shortest series in whole horizons, at least three horizons for a single series "
+        "long enough to keep its window and a few dozen training windows; 0: no validation).",
     )
     batches_per_epoch: int | None = Field(
         100,

@@ -30,7 +30,7 @@ import numpy as np
 from lstmkit.data.series import SeriesData
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.calibration import validation_windows
-from lstmkit.tasks.forecasting.data import default_window, validation_size
+from lstmkit.tasks.forecasting.data import ROOM_WINDOWS, default_window, validation_size
 from lstmkit.tasks.forecasting.estimator import Forecaster
 from lstmkit.training.settings import TrainConfig
 
@@ -69,7 +69,7 @@ def window_choices(forecaster: Forecaster, data: SeriesData) -> list[int]:
     cfg = forecaster.config
     base = cfg.window or default_window(cfg, data)
     shortest = min(len(s) for s in data.series.values())
-    room = shortest - cfg.horizon - validation_size(cfg, shortest) - 16
+    room = shortest - cfg.horizon - validation_size(cfg, data) - ROOM_WINDOWS
     out = sorted({w for w in (base // 2, base, 2 * base, 3 * base) if 4 <= w <= max(room, 4)})
     return out or [base]
 
@@ -118,8 +118,7 @@ def tune(
             "--tune scores each trial on the validation stretch, which refit trains on; "
             "tune without --refit"
         )
-    shortest = min(len(s) for s in data.series.values())
-    val = validation_size(cfg, shortest)
+    val = validation_size(cfg, data)
     if val < cfg.horizon:
         raise LstmkitError(
             f"tuning scores each trial on a validation stretch of at least one horizon "
