@@ -224,3 +224,22 @@ def test_one_fixed_offset_is_kept_and_unmatched_offsets_are_refused(tmp_path: Pa
     ]
     with pytest.raises(LstmkitError, match=r"mixes UTC offsets .* that match no time zone"):
         load_series(df, "y")
+
+
+def test_series_in_different_zones_are_refused(tmp_path: Path) -> None:
+    # each series' text is read on its own (offsets that change): one in Berlin and one
+    # in New York, or one without a zone, has no single time axis (was a TypeError)
+    n = 20
+    berlin = pd.date_range("2021-03-20", periods=n, freq="D", tz="Europe/Berlin")
+    york = pd.date_range("2021-03-20", periods=n, freq="D", tz="America/New_York")
+    a = pd.DataFrame({"id": "a", "date": [t.isoformat() for t in berlin], "y": np.arange(n)})
+    for other, said in [(york, "in UTC-04:00"), (berlin.tz_localize(None), "without a zone")]:
+        b = a.assign(id="b", date=[t.isoformat() for t in other])
+        path = tmp_path / "two.csv"
+        pd.concat([a, b]).to_csv(path, index=False)
+        with pytest.raises(LstmkitError, match=f"series 'a' has times in .* and series 'b' "
+                           f"times {said}; write every time in one zone"):  # fmt: skip
+            load_series(path, "y", time_col="date", id_col="id")
+    # the same zone in both series is one time axis
+    pd.concat([a, a.assign(id="b")]).to_csv(path, index=False)
+    assert load_series(path, "y", time_col="date", id_col="id").freq == "D"

@@ -465,6 +465,8 @@ def load_series(
                 f = _infer_freq(out.series[sid].times, label)
                 if f is not None:
                     freqs.add(f)
+        if time_col and id_col is not None:
+            _check_one_zone(out.series)
     if freq is None and freqs:
         if len(freqs) > 1:
             raise LstmkitError(
@@ -646,6 +648,26 @@ def _pick_columns(
     if target in used:
         raise LstmkitError(f"column {target!r} cannot be both the target and the time/id/covariate")
     return time_col, target
+
+
+def _check_one_zone(series: dict[str, Series]) -> None:
+    """Refuse series read one by one (text with offsets) whose times are in different
+    zones, or some in a zone and some without: a model has one time axis, and which zone
+    is meant is a guess."""
+    zones = {
+        sid: tz_name(s.times.tz) if isinstance(s.times, pd.DatetimeIndex) else None
+        for sid, s in series.items()
+    }
+    if not zones:
+        return
+    (first, zone), *rest = zones.items()
+    other = next(((sid, z) for sid, z in rest if z != zone), None)
+    if other is not None:
+        where = {z: f"in {z}" if z else "without a zone" for z in (zone, other[1])}
+        raise LstmkitError(
+            f"series {first!r} has times {where[zone]} and series {other[0]!r} times "
+            f"{where[other[1]]}; write every time in one zone or none with a zone"
+        )
 
 
 def _all_times(raw: pd.Series) -> pd.Index | None:
