@@ -73,6 +73,20 @@ def test_long_format_and_covariates() -> None:
     assert sd.series["b"].values[0].tolist() == [10.0, 1.0]
 
 
+def test_a_row_without_its_series_id_is_refused(tmp_path: Path) -> None:
+    # the last row of series 'a' without an id was dropped unseen (a shorter series), and
+    # a column of missing ids gave no series at all
+    a, b = _monthly(20).assign(id="a"), _monthly(20).assign(id="b")
+    df = pd.concat([a, b], ignore_index=True)
+    df.loc[19, "id"] = None
+    df.to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(LstmkitError, match=r"id column 'id' has a missing value at row 20 "
+                       r"\(line 21 of d.csv\) \(1 in all\)"):  # fmt: skip
+        load_series(tmp_path / "d.csv", "y", id_col="id")
+    with pytest.raises(LstmkitError, match=r"id column 'id' has a missing value at row 1 "):
+        load_series(df.assign(id=None), "y", id_col="id")
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [

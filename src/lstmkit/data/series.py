@@ -448,6 +448,14 @@ def load_series(
     both = sorted(set(static_cols) & {target, time_col, id_col, *covariates})
     if both:
         raise LstmkitError(f"column {both[0]!r} cannot be both a static covariate and another role")
+    if id_col is not None:  # a row without its series would be dropped unseen
+        missing = df[id_col].isna().to_numpy()
+        if missing.any():
+            pos = int(np.flatnonzero(missing)[0])
+            raise LstmkitError(
+                f"id column {id_col!r} has a missing value at {_where(None, pos, source)} "
+                f"({int(missing.sum())} in all); give every row its series id"
+            )
     out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future,
                      static_cols=static_cols)  # fmt: skip
     freqs: set[str] = set()
