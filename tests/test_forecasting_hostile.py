@@ -197,6 +197,11 @@ def _damage(model: Path, case: str) -> None:
         _save_arrays(model, rows=np.array([3], dtype=np.int64))
     elif case == "arrays float times":
         _save_arrays(model, times=np.zeros((1, 12)))
+    elif case == "arrays times reversed":  # forecast dates would follow the first time
+        from safetensors.numpy import load_file
+
+        times = load_file(str(model / "context.safetensors"))["times"]
+        _save_arrays(model, times=times[:, ::-1].copy())
     elif case == "context unknown series":
         (model / "context.json").write_text(json.dumps(ctx | {"ids": ["elsewhere"]}))
     elif case == "context no ids":
@@ -224,7 +229,7 @@ def _damage(model: Path, case: str) -> None:
 
 DAMAGES = ["context not json", "context not utf-8", "context unknown series", "context no ids",
            "context bad kind", "arrays not safetensors", "arrays short", "arrays nan",
-           "arrays rows", "arrays float times", "old context not json",
+           "arrays rows", "arrays float times", "arrays times reversed", "old context not json",
            "old context not utf-8", "old context bad time", "old context short",
            "old context missing key", "config no data", "config bad window", "config bad freq",
            "config bad setting", "scaler unknown key", "scaler text"]  # fmt: skip
