@@ -254,6 +254,17 @@ def test_damaged_model_folder_is_one_clear_error(saved: Path, tmp_path: Path, ca
     assert "\n" not in str(info.value) and "save the model again" in str(info.value)
 
 
+def test_integer_weights_are_refused_not_copied_into_the_network(saved: Path, tmp_path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    model = Path(shutil.copytree(saved, tmp_path / "model"))
+    weights = load_file(str(model / "model.safetensors"))
+    weights["head.bias"] = weights["head.bias"].astype(np.int32)  # was cast back unseen
+    save_file(weights, str(model / "model.safetensors"))
+    with pytest.raises(LstmkitError, match=r"do not match its config: head.bias holds .*int32"):
+        Forecaster.load(model)
+
+
 def test_a_folder_saved_before_the_context_arrays_loads_and_forecasts_alike(
     saved: Path, tmp_path: Path
 ) -> None:

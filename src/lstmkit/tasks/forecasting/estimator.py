@@ -1028,6 +1028,11 @@ class Forecaster:
                 raise RuntimeError(f"{len(parts)} networks for an ensemble of {networks}")
             for k in range(networks):
                 member = self._build_module(state.n_features, state.window)
+                want = {n: t.is_floating_point() for n, t in member.net.state_dict().items()}
+                odd = [n for n, t in parts[k].items() if want.get(n, t.is_floating_point())
+                       != t.is_floating_point()]  # fmt: skip
+                if odd:  # integers would be copied into the float weights unseen
+                    raise RuntimeError(f"{odd[0]} holds {parts[k][odd[0]].dtype} values")
                 member.net.load_state_dict(parts[k])
                 self.members.append(member.eval())
         except RuntimeError as err:
