@@ -178,6 +178,9 @@ def _damage(model: Path, case: str) -> None:
     elif case == "context short":
         ctx["0"]["values"] = ctx["0"]["values"][:3]
         (model / "context.json").write_text(json.dumps(ctx))
+    elif case == "context times reversed":
+        ctx["0"]["times"] = ctx["0"]["times"][::-1]
+        (model / "context.json").write_text(json.dumps(ctx))
     elif case == "context missing key":
         del ctx["0"]["times"]
         (model / "context.json").write_text(json.dumps(ctx))
@@ -223,6 +226,10 @@ def _damage(model: Path, case: str) -> None:
     elif case == "scaler unknown key":
         scaler = json.loads((model / "scaler.json").read_text())
         (model / "scaler.json").write_text(json.dumps(scaler | {"offset": 3}))
+    elif case == "scaler negative":  # its forecasts' band came out upside down
+        scaler = json.loads((model / "scaler.json").read_text())
+        scaler["params"]["0"]["scale"] = [-1.0]
+        (model / "scaler.json").write_text(json.dumps(scaler))
     elif case == "scaler text":
         (model / "scaler.json").write_text('{"kind": "minmax", "params": {"0": {"shift": ["a"]}}}')
 
@@ -231,8 +238,9 @@ DAMAGES = ["context not json", "context not utf-8", "context unknown series", "c
            "context bad kind", "arrays not safetensors", "arrays short", "arrays nan",
            "arrays rows", "arrays float times", "arrays times reversed", "old context not json",
            "old context not utf-8", "old context bad time", "old context short",
-           "old context missing key", "config no data", "config bad window", "config bad freq",
-           "config bad setting", "scaler unknown key", "scaler text"]  # fmt: skip
+           "old context missing key", "old context times reversed", "config no data",
+           "config bad window", "config bad freq", "config bad setting", "scaler unknown key",
+           "scaler text", "scaler negative"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
