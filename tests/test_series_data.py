@@ -144,6 +144,12 @@ def test_season_from_freq() -> None:
 def test_future_times_monthly() -> None:
     t = pd.date_range("1960-10-01", periods=3, freq="MS")
     assert [str(x.date()) for x in future_times(t, "MS", 2)] == ["1961-01-01", "1961-02-01"]
+    # past pandas' last date (2262-04-11): one line, not OutOfBoundsDatetime (a 500 from
+    # the server, a traceback from forecast and predict)
+    end = pd.date_range(end="2262-04-10", periods=3, freq="D")
+    assert str(future_times(end, "D", 1)[0].date()) == "2262-04-11"
+    with pytest.raises(LstmkitError, match=r"the 2 steps after 2262-04-10 pass 2262-04-11, "):
+        future_times(end, "D", 2)
 
 
 def test_scalers_against_hand_values() -> None:

@@ -846,7 +846,13 @@ def load_future(
 def future_times(times: pd.Index, freq: str | None, steps: int) -> pd.Index:
     """The ``steps`` timestamps after the last one of ``times`` (integers if no frequency)."""
     if isinstance(times, pd.DatetimeIndex) and freq:
-        return pd.date_range(times[-1], periods=steps + 1, freq=freq)[1:]
+        try:
+            return pd.date_range(times[-1], periods=steps + 1, freq=freq)[1:]
+        except (pd.errors.OutOfBoundsDatetime, OverflowError):
+            raise LstmkitError(
+                f"the {steps} steps after {format_time(times[-1])} pass {pd.Timestamp.max:%Y-%m-%d}"
+                ", the last date pandas can hold; the data's dates are out of range"
+            ) from None
     last = int(times[-1]) if len(times) else -1
     step = (
         int(times[-1] - times[-2])
