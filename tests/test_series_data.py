@@ -87,6 +87,13 @@ def test_a_row_without_its_series_id_is_refused(tmp_path: Path) -> None:
         load_series(df.assign(id=None), "y", id_col="id")
 
 
+def test_two_ids_with_the_same_text_are_refused() -> None:
+    # the series of id 1 replaced that of id "1" (both series '1'): 20 rows lost unseen
+    df = pd.concat([_monthly(20).assign(id="1"), _monthly(20).assign(id=1)], ignore_index=True)
+    with pytest.raises(LstmkitError, match=r"several ids written '1' \(of types int, str\)"):
+        load_series(df, "y", id_col="id")
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [

@@ -466,6 +466,12 @@ def load_series(
         groups = [(None, df)] if id_col is None else list(df.groupby(id_col, sort=False))
         for key, part in groups:
             sid = "0" if key is None else str(key)
+            if sid in out.series:  # e.g. 1 and "1": one would replace the other
+                raise LstmkitError(
+                    f"id column {id_col!r} holds several ids written {sid!r} (of types "
+                    f"{', '.join(sorted({type(k).__name__ for k, _ in groups if str(k) == sid}))}"
+                    "); give each series one id"
+                )
             part_source = source if id_col is None else f"{source} ({id_col}={sid})"
             out.series[sid] = _one_series(sid, part, out, part_source)
             if time_col:
