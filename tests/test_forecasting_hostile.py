@@ -262,6 +262,18 @@ def test_damaged_model_folder_is_one_clear_error(saved: Path, tmp_path: Path, ca
     assert "\n" not in str(info.value) and "save the model again" in str(info.value)
 
 
+def test_a_bad_saved_freq_is_one_line_without_a_warning() -> None:
+    import warnings
+
+    from lstmkit.tasks.forecasting.state import FittedState
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' FutureWarning came on stderr before the line
+        with pytest.raises(LstmkitError, match=r"freq 'bogus' is not a pandas frequency"):
+            FittedState.from_dict({"target": "y", "time_col": None, "id_col": None,
+                                   "covariates": [], "freq": "bogus", "window": 4})  # fmt: skip
+
+
 def test_integer_weights_are_refused_not_copied_into_the_network(saved: Path, tmp_path) -> None:
     from safetensors.numpy import load_file, save_file
 

@@ -159,6 +159,20 @@ def test_future_times_monthly() -> None:
         future_times(end, "D", 2)
 
 
+def test_a_freq_given_must_be_the_timestamps_frequency() -> None:
+    # daily data with freq "H" was forecast at 01:00, 02:00, ... after its last day
+    df = _monthly(24)
+    assert load_series(df, "y", freq="MS").freq == "MS"
+    with pytest.raises(LstmkitError, match=r"timestamps have frequency MS, not the freq 'D' "):
+        load_series(df, "y", freq="D")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one line, without pandas' FutureWarning before it
+        with pytest.raises(LstmkitError, match=r"freq 'bogus' is not a pandas frequency"):
+            load_series(df, "y", freq="bogus")
+
+
 def test_scalers_against_hand_values() -> None:
     v = np.array([[2.0, 10.0], [4.0, 10.0], [6.0, 10.0]])
     mm = SeriesScaler("minmax")

@@ -488,6 +488,14 @@ def load_series(
                 "resample them to one frequency"
             )
         freq = freqs.pop()
+    elif freqs:  # a frequency given: the timestamps must be on it (else forecasts mis-dated)
+        given = _offset(freq)
+        other = sorted(f for f in freqs if _offset(f) != given)
+        if other:
+            raise LstmkitError(
+                f"the timestamps have frequency {other[0]}, not the freq {freq!r} given; "
+                "leave freq out to infer it, or resample the data"
+            )
     out.freq = freq
     if static_cols:
         out.static = _static_values(df, out, source)
@@ -662,6 +670,17 @@ def _pick_columns(
     if target in used:
         raise LstmkitError(f"column {target!r} cannot be both the target and the time/id/covariate")
     return time_col, target
+
+
+def _offset(freq: str) -> pd.DateOffset:
+    """The pandas offset of the frequency text ``freq`` (old aliases such as ``H``
+    accepted without their warning); `LstmkitError` for text that is none."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return pd.tseries.frequencies.to_offset(freq)
+    except ValueError:
+        raise LstmkitError(f"freq {freq!r} is not a pandas frequency") from None
 
 
 def _check_one_zone(series: dict[str, Series]) -> None:

@@ -8,6 +8,7 @@ other two files of a model folder the same way.
 
 from __future__ import annotations
 
+import warnings
 import zoneinfo
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -82,7 +83,9 @@ class FittedState:
             raise LstmkitError(f"window must be an integer of at least 2, got {self.window}")
         if self.freq is not None:
             try:
-                pd.tseries.frequencies.to_offset(self.freq)
+                with warnings.catch_warnings():  # pandas warns of old aliases ('H') first
+                    warnings.simplefilter("ignore", FutureWarning)
+                    pd.tseries.frequencies.to_offset(self.freq)
             except ValueError:
                 raise LstmkitError(f"freq {self.freq!r} is not a pandas frequency") from None
         if self.tz is not None:
