@@ -262,6 +262,14 @@ def test_damaged_model_folder_is_one_clear_error(saved: Path, tmp_path: Path, ca
     assert "\n" not in str(info.value) and "save the model again" in str(info.value)
 
 
+def test_a_missing_context_safetensors_is_named(saved: Path, tmp_path: Path) -> None:
+    # was read as a folder saved before the arrays: "series 'ids' has no scaling parameters"
+    model = Path(shutil.copytree(saved, tmp_path / "model"))
+    (model / "context.safetensors").unlink()
+    with pytest.raises(LstmkitError, match=r"has no context.safetensors; it is incomplete"):
+        Forecaster.load(model)
+
+
 def test_a_bad_saved_freq_is_one_line_without_a_warning() -> None:
     import warnings
 

@@ -37,7 +37,7 @@ from lstmkit.settings import warn_deprecated
 from lstmkit.tasks.forecast_metrics import BAND_METRICS, METRICS
 from lstmkit.tasks.forecasting.baselines import LABELS, LINEAR, Baselines
 from lstmkit.tasks.forecasting.calibration import fit_offsets
-from lstmkit.tasks.forecasting.contexts import Contexts, DamagedFile
+from lstmkit.tasks.forecasting.contexts import KINDS, Contexts, DamagedFile
 from lstmkit.tasks.forecasting.data import (
     ForecastData,
     WindowSet,
@@ -967,9 +967,10 @@ class Forecaster:
                     state.window, state.n_features, state.pad, state.tz, set(scaler.params),
                 )  # fmt: skip
             else:  # one JSON object per series, as saved before
-                checked = check_context(
-                    json.loads(saved.read_text("context.json")), state, set(scaler.params)
-                )
+                meta = json.loads(saved.read_text("context.json"))
+                if isinstance(meta, dict) and meta.get("times") in KINDS and "ids" in meta:
+                    saved.read_bytes("context.safetensors")  # the arrays it goes with: missing
+                checked = check_context(meta, state, set(scaler.params))
                 context = Contexts.from_dict(checked, state.window, state.tz)
             baselines, mixture = None, None
             if (root / "baselines.json").exists():  # saved since issue 17
