@@ -262,10 +262,6 @@ def test_default_validation_grows_with_the_series_in_whole_horizons() -> None:
     assert validation_size(cfg, 480) == 48  # a tenth, rounded down to whole horizons
     assert validation_size(cfg, 100_000) == 240  # at most 20 horizons
     assert validation_size(Forecaster(horizon=12, val_size=5).config, 100_000) == 5
-    # a val_size set by hand that leaves no training window is refused, not dropped (the
-    # default one is: a short series then trains without validation)
-    with pytest.raises(LstmkitError, match=r"val_size 40 leaves the series \(48 rows\) no "):
-        Forecaster(horizon=6, window=12, val_size=40, **FAST).fit(_series(48), target="y")
 
 
 def test_long_series_draw_a_bounded_random_subset_each_epoch(monkeypatch) -> None:
@@ -425,3 +421,10 @@ def test_data_module_splits_scales_and_windows_the_series_in_time() -> None:
     np.testing.assert_allclose(vy[-1].numpy(), scaled[54:60], rtol=1e-5)
     assert data.context["0"]["values"] == df[["y"]].to_numpy()[-12:].tolist()
     assert len(data.train_dataloader()) == 37 // 32 + 1 and len(data.val_dataloader()) == 1
+
+
+def test_a_val_size_set_by_hand_that_leaves_no_training_window_is_refused() -> None:
+    # it was dropped silently (as the default one is: a short series then trains without
+    # validation), so the run trained on the stretch it was asked to keep apart
+    with pytest.raises(LstmkitError, match=r"val_size 40 leaves the series \(48 rows\) no "):
+        Forecaster(horizon=6, window=12, val_size=40, **FAST).fit(_series(48), target="y")
