@@ -290,6 +290,32 @@ def test_killed_run_resumes_and_ends_with_the_uninterrupted_forecast(
         np.testing.assert_allclose(got[col], want[col], rtol=1e-5)
 
 
+@pytest.mark.parametrize(("sig", "status", "said"), [("SIGINT", 130, "error: interrupted\n"),
+                                                      ("SIGTERM", 143, "")])  # fmt: skip
+def test_a_run_stopped_mid_training_is_not_a_success(
+    tmp_path: Path, sig: str, status: int, said: str
+) -> None:
+    """Ctrl-C or SIGTERM during training: Lightning ended the run with status 1 (Ctrl-C,
+    without the CLI's line) or 0 (SIGTERM, as if it had finished); nothing is written."""
+    import signal
+    import time
+
+    data, ckpt, out = _csv(tmp_path / "shop.csv", n=60), tmp_path / "ckpt", tmp_path / "out"
+    argv = [sys.executable, "-c", "from lstmkit.cli import main; main()", "forecast",
+            str(data), "--target", "sales", "--horizon", "6", "--window", "12",
+            "--hidden-size", "8", "--max-epochs", "10000", "--keep-weights", "last",
+            "--no-progress", "--checkpoint-dir", str(ckpt), "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (ckpt / "last.ckpt").exists() and proc.poll() is None:  # training is under way
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.005)
+    proc.send_signal(getattr(signal, sig))
+    _, stderr = proc.communicate(timeout=60)
+    assert (proc.returncode, stderr) == (status, said)
+    assert not out.exists()
+
+
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 

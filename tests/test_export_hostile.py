@@ -244,6 +244,11 @@ def context_values(value: Any) -> Edit:
     return edit
 
 
+def context_times_reversed(meta, folder, exports):
+    for ctx in meta["context"].values():  # the forecasts were dated from the first time
+        ctx["times"] = ctx["times"][::-1]
+
+
 def context_series_list(meta, folder, exports):
     meta["context"] = {sid: [1, 2] for sid in meta["context"]}
 
@@ -340,6 +345,8 @@ DIRECT: list[tuple[str, Edit]] = [
     ("kind-text", setting(kind="text_classifier")),
     ("graph-of-a-text-classifier", graph_of("text")),
     ("horizon-negative", setting(horizon=-3)),
+    ("scaler-negative-scale", scaler_part("scale", [-1.0, 1.0, 1.0])),  # a band upside down
+    ("context-times-reversed", context_times_reversed),
     ("horizon-zero", setting(horizon=0)),
     ("horizon-float", setting(horizon=6.0)),
     ("horizon-bool", setting(horizon=True)),

@@ -450,3 +450,10 @@ def test_data_module_splits_scales_and_windows_the_series_in_time() -> None:
     np.testing.assert_allclose(vy[-1].numpy(), scaled[54:60], rtol=1e-5)
     assert data.context["0"]["values"] == df[["y"]].to_numpy()[-12:].tolist()
     assert len(data.train_dataloader()) == 37 // 32 + 1 and len(data.val_dataloader()) == 1
+
+
+def test_a_val_size_set_by_hand_that_leaves_no_training_window_is_refused() -> None:
+    # it was dropped silently (as the default one is: a short series then trains without
+    # validation), so the run trained on the stretch it was asked to keep apart
+    with pytest.raises(LstmkitError, match=r"val_size 40 leaves the series \(48 rows\) no "):
+        Forecaster(horizon=6, window=12, val_size=40, **FAST).fit(_series(48), target="y")

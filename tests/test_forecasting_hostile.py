@@ -178,6 +178,9 @@ def _damage(model: Path, case: str) -> None:
     elif case == "context short":
         ctx["0"]["values"] = ctx["0"]["values"][:3]
         (model / "context.json").write_text(json.dumps(ctx))
+    elif case == "context times reversed":
+        ctx["0"]["times"] = ctx["0"]["times"][::-1]
+        (model / "context.json").write_text(json.dumps(ctx))
     elif case == "context missing key":
         del ctx["0"]["times"]
         (model / "context.json").write_text(json.dumps(ctx))
@@ -197,6 +200,11 @@ def _damage(model: Path, case: str) -> None:
         _save_arrays(model, rows=np.array([3], dtype=np.int64))
     elif case == "arrays float times":
         _save_arrays(model, times=np.zeros((1, 12)))
+    elif case == "arrays times reversed":  # forecast dates would follow the first time
+        from safetensors.numpy import load_file
+
+        times = load_file(str(model / "context.safetensors"))["times"]
+        _save_arrays(model, times=times[:, ::-1].copy())
     elif case == "context unknown series":
         (model / "context.json").write_text(json.dumps(ctx | {"ids": ["elsewhere"]}))
     elif case == "context no ids":
@@ -218,16 +226,21 @@ def _damage(model: Path, case: str) -> None:
     elif case == "scaler unknown key":
         scaler = json.loads((model / "scaler.json").read_text())
         (model / "scaler.json").write_text(json.dumps(scaler | {"offset": 3}))
+    elif case == "scaler negative":  # its forecasts' band came out upside down
+        scaler = json.loads((model / "scaler.json").read_text())
+        scaler["params"]["0"]["scale"] = [-1.0]
+        (model / "scaler.json").write_text(json.dumps(scaler))
     elif case == "scaler text":
         (model / "scaler.json").write_text('{"kind": "minmax", "params": {"0": {"shift": ["a"]}}}')
 
 
 DAMAGES = ["context not json", "context not utf-8", "context unknown series", "context no ids",
            "context bad kind", "arrays not safetensors", "arrays short", "arrays nan",
-           "arrays rows", "arrays float times", "old context not json",
+           "arrays rows", "arrays float times", "arrays times reversed", "old context not json",
            "old context not utf-8", "old context bad time", "old context short",
-           "old context missing key", "config no data", "config bad window", "config bad freq",
-           "config bad setting", "scaler unknown key", "scaler text"]  # fmt: skip
+           "old context missing key", "old context times reversed", "config no data",
+           "config bad window", "config bad freq", "config bad setting", "scaler unknown key",
+           "scaler text", "scaler negative"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +260,37 @@ def test_damaged_model_folder_is_one_clear_error(saved: Path, tmp_path: Path, ca
     with pytest.raises(LstmkitError, match=file + " is damaged") as info:
         Forecaster.load(model).predict()
     assert "\n" not in str(info.value) and "save the model again" in str(info.value)
+
+
+def test_a_missing_context_safetensors_is_named(saved: Path, tmp_path: Path) -> None:
+    # was read as a folder saved before the arrays: "series 'ids' has no scaling parameters"
+    model = Path(shutil.copytree(saved, tmp_path / "model"))
+    (model / "context.safetensors").unlink()
+    with pytest.raises(LstmkitError, match=r"has no context.safetensors; it is incomplete"):
+        Forecaster.load(model)
+
+
+def test_a_bad_saved_freq_is_one_line_without_a_warning() -> None:
+    import warnings
+
+    from lstmkit.tasks.forecasting.state import FittedState
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' FutureWarning came on stderr before the line
+        with pytest.raises(LstmkitError, match=r"freq 'bogus' is not a pandas frequency"):
+            FittedState.from_dict({"target": "y", "time_col": None, "id_col": None,
+                                   "covariates": [], "freq": "bogus", "window": 4})  # fmt: skip
+
+
+def test_integer_weights_are_refused_not_copied_into_the_network(saved: Path, tmp_path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    model = Path(shutil.copytree(saved, tmp_path / "model"))
+    weights = load_file(str(model / "model.safetensors"))
+    weights["head.bias"] = weights["head.bias"].astype(np.int32)  # was cast back unseen
+    save_file(weights, str(model / "model.safetensors"))
+    with pytest.raises(LstmkitError, match=r"do not match its config: head.bias holds .*int32"):
+        Forecaster.load(model)
 
 
 def test_a_folder_saved_before_the_context_arrays_loads_and_forecasts_alike(

@@ -98,6 +98,8 @@ def test_windows_tried_fit_the_data():
         (2, 0, {}, r"--tune-minutes must be a positive number, got 0"),
         (2, math.nan, {}, r"--tune-minutes must be a positive number"),
         (2, None, {"val_size": 0}, r"validation stretch of at least one horizon"),
+        # a stretch the series cannot spare was dropped: trials trained on it, scored on it
+        (2, None, {"val_size": 66}, r"no tuning trial .*: val_size 66 leaves the series \(72 "),
     ],
 )
 def test_bad_requests_are_one_line(trials, minutes, settings, match):

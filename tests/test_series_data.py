@@ -73,6 +73,27 @@ def test_long_format_and_covariates() -> None:
     assert sd.series["b"].values[0].tolist() == [10.0, 1.0]
 
 
+def test_a_row_without_its_series_id_is_refused(tmp_path: Path) -> None:
+    # the last row of series 'a' without an id was dropped unseen (a shorter series), and
+    # a column of missing ids gave no series at all
+    a, b = _monthly(20).assign(id="a"), _monthly(20).assign(id="b")
+    df = pd.concat([a, b], ignore_index=True)
+    df.loc[19, "id"] = None
+    df.to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(LstmkitError, match=r"id column 'id' has a missing value at row 20 "
+                       r"\(line 21 of d.csv\) \(1 in all\)"):  # fmt: skip
+        load_series(tmp_path / "d.csv", "y", id_col="id")
+    with pytest.raises(LstmkitError, match=r"id column 'id' has a missing value at row 1 "):
+        load_series(df.assign(id=None), "y", id_col="id")
+
+
+def test_two_ids_with_the_same_text_are_refused() -> None:
+    # the series of id 1 replaced that of id "1" (both series '1'): 20 rows lost unseen
+    df = pd.concat([_monthly(20).assign(id="1"), _monthly(20).assign(id=1)], ignore_index=True)
+    with pytest.raises(LstmkitError, match=r"several ids written '1' \(of types int, str\)"):
+        load_series(df, "y", id_col="id")
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -130,6 +151,26 @@ def test_season_from_freq() -> None:
 def test_future_times_monthly() -> None:
     t = pd.date_range("1960-10-01", periods=3, freq="MS")
     assert [str(x.date()) for x in future_times(t, "MS", 2)] == ["1961-01-01", "1961-02-01"]
+    # past pandas' last date (2262-04-11): one line, not OutOfBoundsDatetime (a 500 from
+    # the server, a traceback from forecast and predict)
+    end = pd.date_range(end="2262-04-10", periods=3, freq="D")
+    assert str(future_times(end, "D", 1)[0].date()) == "2262-04-11"
+    with pytest.raises(LstmkitError, match=r"the 2 steps after 2262-04-10 pass 2262-04-11, "):
+        future_times(end, "D", 2)
+
+
+def test_a_freq_given_must_be_the_timestamps_frequency() -> None:
+    # daily data with freq "H" was forecast at 01:00, 02:00, ... after its last day
+    df = _monthly(24)
+    assert load_series(df, "y", freq="MS").freq == "MS"
+    with pytest.raises(LstmkitError, match=r"timestamps have frequency MS, not the freq 'D' "):
+        load_series(df, "y", freq="D")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one line, without pandas' FutureWarning before it
+        with pytest.raises(LstmkitError, match=r"freq 'bogus' is not a pandas frequency"):
+            load_series(df, "y", freq="bogus")
 
 
 def test_scalers_against_hand_values() -> None:
@@ -224,3 +265,22 @@ def test_one_fixed_offset_is_kept_and_unmatched_offsets_are_refused(tmp_path: Pa
     ]
     with pytest.raises(LstmkitError, match=r"mixes UTC offsets .* that match no time zone"):
         load_series(df, "y")
+
+
+def test_series_in_different_zones_are_refused(tmp_path: Path) -> None:
+    # each series' text is read on its own (offsets that change): one in Berlin and one
+    # in New York, or one without a zone, has no single time axis (was a TypeError)
+    n = 20
+    berlin = pd.date_range("2021-03-20", periods=n, freq="D", tz="Europe/Berlin")
+    york = pd.date_range("2021-03-20", periods=n, freq="D", tz="America/New_York")
+    a = pd.DataFrame({"id": "a", "date": [t.isoformat() for t in berlin], "y": np.arange(n)})
+    for other, said in [(york, "in UTC-04:00"), (berlin.tz_localize(None), "without a zone")]:
+        b = a.assign(id="b", date=[t.isoformat() for t in other])
+        path = tmp_path / "two.csv"
+        pd.concat([a, b]).to_csv(path, index=False)
+        with pytest.raises(LstmkitError, match=f"series 'a' has times in .* and series 'b' "
+                           f"times {said}; write every time in one zone"):  # fmt: skip
+            load_series(path, "y", time_col="date", id_col="id")
+    # the same zone in both series is one time axis
+    pd.concat([a, a.assign(id="b")]).to_csv(path, index=False)
+    assert load_series(path, "y", time_col="date", id_col="id").freq == "D"

@@ -448,6 +448,14 @@ def load_series(
     both = sorted(set(static_cols) & {target, time_col, id_col, *covariates})
     if both:
         raise LstmkitError(f"column {both[0]!r} cannot be both a static covariate and another role")
+    if id_col is not None:  # a row without its series would be dropped unseen
+        missing = df[id_col].isna().to_numpy()
+        if missing.any():
+            pos = int(np.flatnonzero(missing)[0])
+            raise LstmkitError(
+                f"id column {id_col!r} has a missing value at {_where(None, pos, source)} "
+                f"({int(missing.sum())} in all); give every row its series id"
+            )
     out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future,
                      static_cols=static_cols)  # fmt: skip
     freqs: set[str] = set()
@@ -458,6 +466,12 @@ def load_series(
         groups = [(None, df)] if id_col is None else list(df.groupby(id_col, sort=False))
         for key, part in groups:
             sid = "0" if key is None else str(key)
+            if sid in out.series:  # e.g. 1 and "1": one would replace the other
+                raise LstmkitError(
+                    f"id column {id_col!r} holds several ids written {sid!r} (of types "
+                    f"{', '.join(sorted({type(k).__name__ for k, _ in groups if str(k) == sid}))}"
+                    "); give each series one id"
+                )
             part_source = source if id_col is None else f"{source} ({id_col}={sid})"
             out.series[sid] = _one_series(sid, part, out, part_source)
             if time_col:
@@ -465,6 +479,8 @@ def load_series(
                 f = _infer_freq(out.series[sid].times, label)
                 if f is not None:
                     freqs.add(f)
+        if time_col and id_col is not None:
+            _check_one_zone(out.series)
     if freq is None and freqs:
         if len(freqs) > 1:
             raise LstmkitError(
@@ -472,6 +488,14 @@ def load_series(
                 "resample them to one frequency"
             )
         freq = freqs.pop()
+    elif freqs:  # a frequency given: the timestamps must be on it (else forecasts mis-dated)
+        given = _offset(freq)
+        other = sorted(f for f in freqs if _offset(f) != given)
+        if other:
+            raise LstmkitError(
+                f"the timestamps have frequency {other[0]}, not the freq {freq!r} given; "
+                "leave freq out to infer it, or resample the data"
+            )
     out.freq = freq
     if static_cols:
         out.static = _static_values(df, out, source)
@@ -648,6 +672,37 @@ def _pick_columns(
     return time_col, target
 
 
+def _offset(freq: str) -> pd.DateOffset:
+    """The pandas offset of the frequency text ``freq`` (old aliases such as ``H``
+    accepted without their warning); `LstmkitError` for text that is none."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return pd.tseries.frequencies.to_offset(freq)
+    except ValueError:
+        raise LstmkitError(f"freq {freq!r} is not a pandas frequency") from None
+
+
+def _check_one_zone(series: dict[str, Series]) -> None:
+    """Refuse series read one by one (text with offsets) whose times are in different
+    zones, or some in a zone and some without: a model has one time axis, and which zone
+    is meant is a guess."""
+    zones = {
+        sid: tz_name(s.times.tz) if isinstance(s.times, pd.DatetimeIndex) else None
+        for sid, s in series.items()
+    }
+    if not zones:
+        return
+    (first, zone), *rest = zones.items()
+    other = next(((sid, z) for sid, z in rest if z != zone), None)
+    if other is not None:
+        where = {z: f"in {z}" if z else "without a zone" for z in (zone, other[1])}
+        raise LstmkitError(
+            f"series {first!r} has times {where[zone]} and series {other[0]!r} times "
+            f"{where[other[1]]}; write every time in one zone or none with a zone"
+        )
+
+
 def _all_times(raw: pd.Series) -> pd.Index | None:
     """The time column of a long table parsed in one call, or None where the series
     must be read one by one (text in several zones or offsets, or anything unparsable:
@@ -814,7 +869,13 @@ def load_future(
 def future_times(times: pd.Index, freq: str | None, steps: int) -> pd.Index:
     """The ``steps`` timestamps after the last one of ``times`` (integers if no frequency)."""
     if isinstance(times, pd.DatetimeIndex) and freq:
-        return pd.date_range(times[-1], periods=steps + 1, freq=freq)[1:]
+        try:
+            return pd.date_range(times[-1], periods=steps + 1, freq=freq)[1:]
+        except (pd.errors.OutOfBoundsDatetime, OverflowError):
+            raise LstmkitError(
+                f"the {steps} steps after {format_time(times[-1])} pass {pd.Timestamp.max:%Y-%m-%d}"
+                ", the last date pandas can hold; the data's dates are out of range"
+            ) from None
     last = int(times[-1]) if len(times) else -1
     step = (
         int(times[-1] - times[-2])

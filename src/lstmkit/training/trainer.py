@@ -26,6 +26,10 @@ Divergence is an error, not a warning: a loss that became NaN or infinite, or a
 training loss that stays far above the loss of the first batch (`check_diverged`), raises
 `LstmkitError` saying to lower the learning rate, so no model worse than an
 untrained one is saved or scored as if it were a result.
+
+Interrupting is not finishing: Ctrl-C during a fit raises `KeyboardInterrupt` (Lightning
+shuts down and exits with status 1) and SIGTERM ends the process with status 143
+(Lightning's `SystemExit` has status 0), so no caller takes a stopped fit for a result.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import copy
 import logging
 import math
 import random
+import signal
 import sys
 import time
 import warnings
@@ -47,6 +52,7 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
 from lstmkit.config import dataclass_from_dict
@@ -426,6 +432,7 @@ def fit(
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     had_process_group = _process_group_initialized()
+    on_ctrl_c, trainer = signal.getsignal(signal.SIGINT), None
     with _quiet_lightning():
         try:
             trainer = _trainer(config, callbacks)
@@ -433,6 +440,15 @@ def fit(
             trainer.fit(
                 module, train_loader, val_loader, ckpt_path=resume.ckpt_path, weights_only=True
             )
+        except SIGTERMException:  # Lightning stops with SystemExit(): status 0, a success
+            raise SystemExit(128 + signal.SIGTERM) from None
+        except SystemExit:
+            if trainer is None or not trainer.interrupted:
+                raise
+            # Ctrl-C: Lightning ignores SIGINT from then on and exits with status 1
+            if on_ctrl_c is not None:
+                signal.signal(signal.SIGINT, on_ctrl_c)
+            raise KeyboardInterrupt from None
         except MisconfigurationException as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise LstmkitError(

@@ -269,6 +269,8 @@ class Contexts(Mapping[str, dict[str, Any]]):
             )
         if meta["times"] == "dates" and (times[real] == np.iinfo(np.int64).min).any():
             raise DamagedFile("context.safetensors", "times hold a missing date")
+        if (np.diff(times, axis=1)[real[:, :-1]] <= 0).any():  # the forecasts follow the last
+            raise DamagedFile("context.safetensors", "times must increase along each series")
         return cls(ids, values, times, rows, meta["times"], tz, static)
 
 

@@ -410,7 +410,15 @@ class ForecastData(L.LightningDataModule):
                 f"(a horizon of real inputs + horizon {h}); use a smaller --horizon or more data"
             )
         # Validation only where every series keeps at least one training window.
-        if (lengths - val < need - h + self.steps).any():
+        short = lengths - val < need - h + self.steps
+        if short.any() and cfg.val_size:  # asked for: not trained on, nor scored as unseen
+            s = list(sd.series.values())[int(np.flatnonzero(short)[0])]
+            label = "the series" if sd.id_col is None else f"series {s.id!r}"
+            raise LstmkitError(
+                f"val_size {val} leaves {label} ({len(s)} rows) no training window before "
+                f"its validation stretch; use a smaller --val-size or --window"
+            )
+        if short.any():
             val = 0
         return window, val
 

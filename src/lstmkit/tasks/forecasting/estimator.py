@@ -37,7 +37,7 @@ from lstmkit.settings import warn_deprecated
 from lstmkit.tasks.forecast_metrics import BAND_METRICS, METRICS
 from lstmkit.tasks.forecasting.baselines import LABELS, LINEAR, Baselines
 from lstmkit.tasks.forecasting.calibration import fit_offsets
-from lstmkit.tasks.forecasting.contexts import Contexts, DamagedFile
+from lstmkit.tasks.forecasting.contexts import KINDS, Contexts, DamagedFile
 from lstmkit.tasks.forecasting.data import (
     ForecastData,
     WindowSet,
@@ -999,9 +999,10 @@ class Forecaster:
                     state.window, state.n_features, state.pad, state.tz, set(scaler.params),
                 )  # fmt: skip
             else:  # one JSON object per series, as saved before
-                checked = check_context(
-                    json.loads(saved.read_text("context.json")), state, set(scaler.params)
-                )
+                meta = json.loads(saved.read_text("context.json"))
+                if isinstance(meta, dict) and meta.get("times") in KINDS and "ids" in meta:
+                    saved.read_bytes("context.safetensors")  # the arrays it goes with: missing
+                checked = check_context(meta, state, set(scaler.params))
                 context = Contexts.from_dict(checked, state.window, state.tz)
             baselines, mixture = None, None
             if (root / "baselines.json").exists():  # saved since issue 17
@@ -1060,6 +1061,11 @@ class Forecaster:
                 raise RuntimeError(f"{len(parts)} networks for an ensemble of {networks}")
             for k in range(networks):
                 member = self._build_module(state.n_features, state.window)
+                want = {n: t.is_floating_point() for n, t in member.net.state_dict().items()}
+                odd = [n for n, t in parts[k].items() if want.get(n, t.is_floating_point())
+                       != t.is_floating_point()]  # fmt: skip
+                if odd:  # integers would be copied into the float weights unseen
+                    raise RuntimeError(f"{odd[0]} holds {parts[k][odd[0]].dtype} values")
                 member.net.load_state_dict(parts[k])
                 self.members.append(member.eval())
         except RuntimeError as err:

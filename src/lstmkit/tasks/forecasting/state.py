@@ -8,6 +8,7 @@ other two files of a model folder the same way.
 
 from __future__ import annotations
 
+import warnings
 import zoneinfo
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -82,7 +83,9 @@ class FittedState:
             raise LstmkitError(f"window must be an integer of at least 2, got {self.window}")
         if self.freq is not None:
             try:
-                pd.tseries.frequencies.to_offset(self.freq)
+                with warnings.catch_warnings():  # pandas warns of old aliases ('H') first
+                    warnings.simplefilter("ignore", FutureWarning)
+                    pd.tseries.frequencies.to_offset(self.freq)
             except ValueError:
                 raise LstmkitError(f"freq {self.freq!r} is not a pandas frequency") from None
         if self.tz is not None:
@@ -141,10 +144,11 @@ def check_scaler(scaler: SeriesScaler, n_columns: int) -> None:
             if (
                 v.shape != (n_columns,)
                 or not np.isfinite(v).all()
-                or (key == "scale" and (v == 0).any())
+                or (key == "scale" and not (v > 0).all())  # fitted scales are positive
             ):
+                what = "positive numbers" if key == "scale" else "numbers"
                 raise LstmkitError(
-                    f"series {sid!r}: {key} must be {n_columns} finite numbers, got {p[key]!r}"
+                    f"series {sid!r}: {key} must be {n_columns} finite {what}, got {p[key]!r}"
                 )
 
 
@@ -168,5 +172,7 @@ def check_context(context: Any, state: FittedState, known: set[str]) -> dict[str
             )
         if not isinstance(ctx["times"], list) or len(ctx["times"]) != rows:
             raise LstmkitError(f"series {sid!r}: times must list {rows} timestamps")
-        times_from_strings([str(t) for t in ctx["times"]], state.tz)
+        times = times_from_strings([str(t) for t in ctx["times"]], state.tz)
+        if not times.is_monotonic_increasing or not times.is_unique:  # forecasts follow the last
+            raise LstmkitError(f"series {sid!r}: times must increase")
     return context
