@@ -292,6 +292,26 @@ def test_a_single_series_validates_on_three_horizons_where_it_holds_them() -> No
     assert (len(prepared.train_set), len(prepared.val_set)) == (61, 36)
 
 
+def test_a_short_single_series_keeps_two_training_windows_per_input_step() -> None:
+    from lstmkit.tasks.forecasting.data import ForecastData
+
+    # 67 weeks, horizon 13, season 52: 67 - 13 - 13 (validation) = 41 rows before the
+    # targets, so a window of 14 leaves 41 - 14 + 1 = 28 training windows, two per step
+    # (the season's floor gave 52: 3 training windows and no validation stretch)
+    cfg = Forecaster(horizon=13, season=52, pad=False).config
+    prepared = ForecastData(_monthly([67]), cfg)
+    prepared.setup()
+    assert (prepared.window, prepared.val, len(prepared.train_set)) == (14, 13, 28)
+    # several series of that length keep at least the season, as before
+    several = ForecastData(_monthly([67, 67]), cfg)
+    several.setup()
+    assert several.window == 52
+    # a long enough single series is not shortened: AirPassengers less 1960 keeps 24
+    air = ForecastData(_monthly([132]), Forecaster(horizon=12).config)
+    air.setup()
+    assert air.window == 24
+
+
 def test_long_series_draw_a_bounded_random_subset_each_epoch(monkeypatch) -> None:
     """Epochs of a long series are capped at batches_per_epoch random batches, all distinct."""
     import lstmkit.tasks.forecasting.estimator as forecasting

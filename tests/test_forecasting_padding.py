@@ -147,7 +147,8 @@ def test_auto_padding_keys_on_the_data_and_one_series_keeps_its_window() -> None
     one = load_series(_panel({"a": 40}).drop(columns="id"), "y", time_col="week")
     assert not use_padding(cfg, one)
     single = _data(_panel({"a": 40}).drop(columns="id"), horizon=3, season=12, pad="auto")
-    assert not single.state.pad and single.window == 40 - 3 - 3 - 16  # shortened to fit
+    # shortened to fit: two training windows per input step, (40 - 3 - 3 + 1) // 3
+    assert not single.state.pad and single.window == 11
     # a window set by hand: padded only where the shortest cannot hold it, its horizon
     # and its validation part (14 - 3 < 10 + 3), not merely for want of many windows
     assert use_padding(ForecasterConfig(horizon=3, window=10, pad="auto"), panel)

@@ -86,7 +86,9 @@ def test_the_budget_stops_the_search_after_the_running_trial():
 
 def test_windows_tried_fit_the_data():
     f = Forecaster(horizon=6, **FAST)
-    assert window_choices(f, _data(72)) == [12, 24]  # the default, 24, halved and doubled
+    # the default halved and doubled: 72 months keep 18 to validate, so 72 - 6 - 18 = 48
+    # rows before the targets give a single series a window of (48 + 1) // 3 = 16
+    assert window_choices(f, _data(72)) == [8, 16, 32]
     assert window_choices(f, _data(200)) == [12, 24, 48, 72]
 
 

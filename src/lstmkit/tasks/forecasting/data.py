@@ -49,6 +49,9 @@ from lstmkit.tasks.forecasting.state import FittedState
 VAL_BATCH = 8192
 #: a single series validates on at least this many horizons where it holds them
 SINGLE_SERIES_VAL_HORIZONS = 3
+#: a single series' default window leaves it at least this many training windows per
+#: input step (`default_window`)
+WINDOWS_PER_INPUT = 2
 #: steps a series keeps for its training windows beyond its window, horizon and
 #: validation part, or the default window is shortened (`window_room`)
 ROOM_WINDOWS = 16
@@ -113,11 +116,23 @@ def use_padding(cfg: ForecasterConfig, sd: SeriesData) -> bool:
 def default_window(cfg: ForecasterConfig, sd: SeriesData) -> int:
     """The input window when ``cfg.window`` is None: two seasons or two horizons (at
     least 8), with padding (`use_padding`) as is, else shortened to leave room for
-    validation and a few dozen windows."""
+    validation and a few dozen windows; several series keep at least a season. A single
+    series keeps at least `WINDOWS_PER_INPUT` training windows per input step instead (at
+    least 4 steps): the NLinear map it corrects, fitted on fewer windows than twice its
+    inputs, overfits. Chosen on validation (each series' last 13 training weeks; M4's test
+    file not read): 40 M4 Weekly series of 80-300 weeks fitted one at a time scored a mean
+    sMAPE of 16.87 (window 14 for the 80-week ones) against 17.01 with the season's floor
+    (52: 3 training windows), beat naive on 22 against 15 and covered .64 of those weeks
+    with the 10-90% band against .17; one window per input (window 21) scored 27.97; 30
+    series of 301-700 weeks 6.13 against 6.15; AirPassengers keeps its 24."""
     season = cfg.season or season_from_freq(sd.freq)
     window = preferred_window(cfg, sd)
     if use_padding(cfg, sd):
         return window
+    if len(sd.series) == 1:  # at least WINDOWS_PER_INPUT training windows an input step
+        rows = len(next(iter(sd.series.values()))) - cfg.horizon - validation_size(cfg, sd)
+        most = (rows + 1) // (WINDOWS_PER_INPUT + 1)
+        return int(max(min(window, window_room(cfg, sd), most), 4))
     return int(max(min(window, window_room(cfg, sd)), max(season or 0, 4)))
 
 
