@@ -305,7 +305,12 @@ def test_a_run_stopped_mid_training_is_not_a_success(
             str(data), "--target", "sales", "--horizon", "6", "--window", "12",
             "--hidden-size", "8", "--max-epochs", "10000", "--keep-weights", "last",
             "--no-progress", "--checkpoint-dir", str(ckpt), "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a shell's background job (CI's, a nohup run) ignores SIGINT, and Python then installs
+    # no Ctrl-C handler: the child gets the default back, as a terminal would give it
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while not (ckpt / "last.ckpt").exists() and proc.poll() is None:  # training is under way
         assert time.monotonic() < deadline, "no checkpoint appeared"
