@@ -129,11 +129,12 @@ def default_window(cfg: ForecasterConfig, sd: SeriesData) -> int:
     window = preferred_window(cfg, sd)
     if use_padding(cfg, sd):
         return window
+    room = window_room(cfg, sd)
     if len(sd.series) == 1:  # at least WINDOWS_PER_INPUT training windows an input step
-        rows = len(next(iter(sd.series.values()))) - cfg.horizon - validation_size(cfg, sd)
+        rows = room + ROOM_WINDOWS  # the steps before the validation part's targets
         most = (rows + 1) // (WINDOWS_PER_INPUT + 1)
-        return int(max(min(window, window_room(cfg, sd), most), 4))
-    return int(max(min(window, window_room(cfg, sd)), max(season or 0, 4)))
+        return int(max(min(window, room, most), 4))
+    return int(max(min(window, room), max(season or 0, 4)))
 
 
 def min_real_rows(cfg: ForecasterConfig, window: int) -> int:

@@ -30,7 +30,7 @@ import numpy as np
 from lstmkit.data.series import SeriesData
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.calibration import validation_windows
-from lstmkit.tasks.forecasting.data import ROOM_WINDOWS, default_window, validation_size
+from lstmkit.tasks.forecasting.data import default_window, validation_size, window_room
 from lstmkit.tasks.forecasting.estimator import Forecaster
 from lstmkit.training.settings import TrainConfig
 
@@ -68,8 +68,7 @@ def window_choices(forecaster: Forecaster, data: SeriesData) -> list[int]:
     can serve with its validation stretch and a few dozen training windows."""
     cfg = forecaster.config
     base = cfg.window or default_window(cfg, data)
-    shortest = min(len(s) for s in data.series.values())
-    room = shortest - cfg.horizon - validation_size(cfg, data) - ROOM_WINDOWS
+    room = window_room(cfg, data)
     out = sorted({w for w in (base // 2, base, 2 * base, 3 * base) if 4 <= w <= max(room, 4)})
     return out or [base]
 
