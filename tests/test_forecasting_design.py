@@ -535,8 +535,9 @@ def test_a_network_worse_than_its_map_keeps_the_map_unless_asked_for_the_last_ep
 def _band_of_the_maps_errors(f: Forecaster, df: pd.DataFrame, val: int) -> None:
     """A network kept at its start has a band: around the map's forecast (the 0.5 level
     on it), each quantile the map's errors on its training windows (each over the window's
-    mean absolute change: the "last" instance norm) at that level less their median, per
-    step, computed here by hand from the scaled series."""
+    instance-norm scale: mean absolute change for "last", spread for "mean", none without)
+    at that level less their median, per step, computed here by hand from the scaled
+    series."""
     table = f.predict()
     assert (table["q10"] < table["forecast"]).all() and (table["forecast"] < table["q90"]).all()
     np.testing.assert_allclose(table["q50"], table["forecast"], rtol=1e-5)
@@ -547,11 +548,24 @@ def _band_of_the_maps_errors(f: Forecaster, df: pd.DataFrame, val: int) -> None:
     target = np.stack([y[i + w : i + w + h] for i in starts])
     weight = f.net.net.linear.weight.detach().double().numpy()
     bias = f.net.net.linear.bias.detach().double().numpy()
-    forecast = x[:, -1:] + (x - x[:, -1:]) @ weight.T + bias
-    err = (target - forecast) / (np.abs(np.diff(x, axis=1)).mean(axis=1, keepdims=True) + 1e-5)
+    err = target - (x[:, -1:] + (x - x[:, -1:]) @ weight.T + bias)
+    if f.net.instance_norm == "last":
+        err /= np.abs(np.diff(x, axis=1)).mean(axis=1, keepdims=True) + 1e-5
+    elif f.net.instance_norm:
+        err /= np.sqrt(x.var(axis=1, keepdims=True) + 1e-5)
     want = np.quantile(err, [0.1, 0.5, 0.9], axis=0) - np.median(err, axis=0)
     got = f.net.net.head.bias.detach().double().numpy().reshape(h, -1)[:, 1:4].T
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", ["mean", False])
+def test_a_map_kept_under_another_instance_norm_has_its_band_too(norm) -> None:
+    df = _series()
+    f = Forecaster(horizon=4, window=12, ensemble=1, hidden_size=8, max_epochs=3, lr=0.2,
+                   val_size=8, progress=False, instance_norm=norm)  # fmt: skip
+    f.fit(df, "y", time_col="month")
+    assert f.fit_result.best_epoch == -1 and f.net.instance_norm == norm
+    _band_of_the_maps_errors(f, df, val=8)
 
 
 def test_auto_design_builds_per_data_and_survives_save_load(tmp_path: Path) -> None:
