@@ -209,22 +209,14 @@ class Moments:
     tt: float
 
     @classmethod
-    def of(
-        cls, X: Any, Y: Any, kind: str, kernel: int = DLINEAR_KERNEL, *, blas: bool = True
-    ) -> Moments:
-        """The moments of windows X (n, L) with targets Y (n, H) for ``kind``. ``blas``
-        False: the cross products by einsum's own loops, not the threaded BLAS, which on a
-        busy machine was 25 times slower for a tall block (4 s against 0.15 s for 65,536
-        windows); the same numbers to rounding."""
+    def of(cls, X: Any, Y: Any, kind: str, kernel: int = DLINEAR_KERNEL) -> Moments:
+        """The moments of windows X (n, L) with targets Y (n, H) for ``kind``."""
         X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
         feats, offset = _features(X, kind, kernel)
         T = Y - offset
         mf, mt = feats.mean(axis=0), T.mean(axis=0)
         F, Tc = feats - mf, T - mt
-        if blas:
-            ff, ft = F.T @ F, F.T @ Tc
-        else:
-            ff, ft = np.einsum("ij,ik->jk", F, F), np.einsum("ij,ik->jk", F, Tc)
+        ff, ft = F.T @ F, F.T @ Tc
         return cls(len(X), mf, mt, ff, ft, float(np.sum(Tc * Tc)))
 
     def __add__(self, other: Moments) -> Moments:
