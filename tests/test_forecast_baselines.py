@@ -4,6 +4,10 @@ ensemble=)` and ``lstmkit forecast --baselines/--combine/--ensemble``."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -202,8 +206,47 @@ def test_combined_ensemble_reports_every_part_and_round_trips(combined, tmp_path
     assert len(g.members) == 2 and g.mixture == f.mixture
     pd.testing.assert_frame_equal(g.predict(baselines=True), f.predict(baselines=True))
     pd.testing.assert_frame_equal(g.evaluate(df).metrics, ev.metrics)
-    with pytest.raises(LstmkitError, match="not exported to ONNX"):
-        g.export_onnx(tmp_path / "onnx")
+
+
+def test_a_combined_ensemble_exports_with_its_mixture(combined, tmp_path: Path):
+    """The export runs the averaged networks in the graph and mixes the chosen baseline in
+    as `Forecaster.predict` does: the stored contexts and a history given at predict time,
+    in a process where torch cannot be imported; a damaged mixture or a missing baselines
+    file is one line."""
+    from lstmkit import runtime
+
+    f, df = combined
+    f.save(tmp_path / "m")
+    out = Forecaster.load(tmp_path / "m").export_onnx(tmp_path / "onnx")
+    p = runtime.load(out)
+    assert p.info["combined_with"] == f.mixture.baseline
+    history = df.iloc[:-12]  # another origin than the stored context's
+    for got, want in ((p.predict(), f.predict()), (p.predict(history), f.predict(history))):
+        assert list(got.columns) == list(want.columns) and "lstmkit" in got.columns
+        assert not np.allclose(want["forecast"], want["lstmkit"])  # the mixture moves it
+        for col in ("forecast", "q10", "q50", "q90", "lstmkit"):
+            np.testing.assert_allclose(got[col], want[col], rtol=1e-5, atol=1e-5)
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from lstmkit import runtime\n"
+        f"print(runtime.load({str(out)!r}).predict()['forecast'].tolist())\n"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": src},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(json.loads(done.stdout), f.predict()["forecast"], rtol=1e-5)
+    meta = json.loads((out / "export.json").read_text())
+    meta["mixture"]["weights"] = meta["mixture"]["weights"][:-1]  # one step short
+    (out / "export.json").write_text(json.dumps(meta))
+    with pytest.raises(LstmkitError, match=r"damaged .*mixture"):
+        runtime.load(out)
+    out = Forecaster.load(tmp_path / "m").export_onnx(tmp_path / "onnx2")
+    (out / "baselines.safetensors").unlink()
+    with pytest.raises(LstmkitError, match=r"baselines\.safetensors is missing"):
+        runtime.load(out)
 
 
 def test_a_combined_ensemble_is_served_with_its_mixture(combined, tmp_path: Path):
@@ -220,6 +263,9 @@ def test_a_combined_ensemble_is_served_with_its_mixture(combined, tmp_path: Path
         assert got.status_code == 200, got.text
         rows = got.json()["forecast"]
     np.testing.assert_allclose([r["forecast"] for r in rows], expected["forecast"], rtol=1e-6)
+    from lstmkit.tasks.forecasting.serving import TorchForecastPredictor
+
+    assert TorchForecastPredictor(tmp_path / "m").info["combined_with"] == f.mixture.baseline
 
 
 def test_a_model_saved_without_baselines_still_shows_those_that_need_no_fit(tmp_path: Path):

@@ -46,7 +46,9 @@ class ExportedKind(Protocol):
     predictor class (``ModelKind.onnx_predictor``).
 
     ``FIELDS``: the export.json fields of this kind besides `COMMON_FIELDS` (all
-    required). ``FILES``: the files its export holds besides export.json and the graph.
+    required); ``OPTIONAL_FIELDS`` (where the class has it): those an export may leave
+    out, such as a part that only some of the kind's models have. ``FILES``: the files
+    its export holds (or may hold) besides export.json and the graph.
     ``check_export(folder, meta)``: check those fields (raise `Damaged`). ``graph_spec(meta)``:
     the graph's inputs and outputs, in order, as the checked description implies them.
     ``probe(meta, inputs)``: one tiny input for the check run. ``cls(folder, meta,
@@ -184,9 +186,9 @@ def read_export(folder: Path) -> dict[str, Any]:
 
 
 def _check_fields(folder: Path, meta: dict[str, Any], exported: type[ExportedKind]) -> None:
-    known = (*COMMON_FIELDS, *exported.FIELDS)
-    unknown = sorted(set(meta) - set(known))
-    missing = [key for key in known if key not in meta]
+    required = (*COMMON_FIELDS, *exported.FIELDS)
+    unknown = sorted(set(meta) - {*required, *getattr(exported, "OPTIONAL_FIELDS", ())})
+    missing = [key for key in required if key not in meta]
     if unknown:
         raise Damaged(f"unknown fields {unknown}")
     if missing:

@@ -48,7 +48,7 @@ from lstmkit.tasks.forecasting.data import (
 )
 from lstmkit.tasks.forecasting.evaluation import Evaluation, qname, quantile_coverage
 from lstmkit.tasks.forecasting.linear import choose_ridge, fit_linear
-from lstmkit.tasks.forecasting.mixture import Mixture, fit_mixture
+from lstmkit.tasks.forecasting.mixture import Mixture, fit_mixture, with_baselines
 from lstmkit.tasks.forecasting.module import (
     EPS,
     ForecastModule,
@@ -765,56 +765,12 @@ class Forecaster:
     def _with_baselines(
         self, table: pd.DataFrame, histories: dict[str, np.ndarray | None], show: bool
     ) -> pd.DataFrame:
-        """``table`` (one block of horizon rows per series, in ``histories`` order) with the
-        mixture applied and (``show``) one column per baseline. Every series at once
-        (`Baselines.forecast_many`)."""
-        h, qcols = self.config.horizon, [qname(q) for q in self.config.quantiles or []]
-        cols = ["forecast", *qcols]
-        names = self._shown_baselines() if show else []
-        wanted = list(names) or ([self.mixture.baseline] if self.mixture else [])
-        ids = list(histories)
-        parts, unseen = [], {}
-        for k, (sid, hist) in enumerate(histories.items()):
-            if hist is None:  # from the stored context
-                hist = None if self.baselines is None else self.baselines.context.get(sid)
-                if hist is None:
-                    unseen[k] = f"series {sid!r} was not seen in training"
-                    hist = np.zeros(0)
-            parts.append(np.asarray(hist, dtype=np.float64))
-        hist_len = np.array([len(v) for v in parts], dtype=np.int64)
-        flat = np.concatenate(parts) if parts else np.zeros(0)
-        base: dict[str, np.ndarray] = {}
-        first: list[tuple[int, int, str, str]] = []  # the first series each is n/a for
-        for n in wanted:
-            b, why = np.full((len(ids), h), np.nan), {}
-            if self.baselines is None:
-                why = dict.fromkeys(range(len(ids)), "not saved with this model (fit it again)")
-            elif n not in self.baselines.names:
-                why = dict.fromkeys(range(len(ids)), "not fitted with this model")
-            else:
-                b, why = self.baselines.forecast_many(n, ids, flat, hist_len)
-                why |= unseen
-                b[list(unseen)] = np.nan
-            if why and n in names:
-                k = min(why)
-                first.append((k, len(first), LABELS[n], f"series {ids[k]!r}: {why[k]}"))
-            base[n] = b
-        network = table["forecast"].to_numpy().copy()
-        values = table[cols].to_numpy().copy()
-        if self.mixture is not None:
-            b = base[self.mixture.baseline]
-            ok = np.isfinite(b).all(axis=1)
-            v = values.reshape(len(ids), h, len(cols))
-            w = np.asarray(self.mixture.weights, dtype=np.float64)
-            v[ok] += ((1.0 - w) * (b[ok] - v[ok, :, 0]))[..., None]
-        table = table.copy()
-        table[cols] = values
-        if self.mixture is not None:
-            table["lstmkit"] = network
-        for n in names:
-            table[LABELS[n]] = base[n].ravel()
-        table.attrs["n/a"] = {label: text for _, _, label, text in sorted(first)}
-        return table
+        """`with_baselines` with this forecaster's baselines and mixture (``show``: one
+        column per baseline of the settings)."""
+        return with_baselines(
+            table, histories, self.config.horizon, self.config.quantiles, self.baselines,
+            self.mixture, self._shown_baselines() if show else [],
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(

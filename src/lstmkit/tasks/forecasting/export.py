@@ -5,7 +5,10 @@ The folder holds ``model.onnx`` (`ForecastModule.forward`: scaled windows [and k
 future covariates] -> the scaled forecast; dynamic batch; a direct seed ensemble's
 networks all in the one graph, combined as `Forecaster` combines them) and
 ``export.json`` (the fitted data description, scaler, the last window of each series,
-window, horizon, method, quantiles and the recursive band's sample-path settings). A
+window, horizon, method, quantiles and the recursive band's sample-path settings; for a
+combined forecaster also its mixture, with the fitted baselines in ``baselines.json`` and
+``baselines.safetensors``, the files of the saved model folder: the runtime mixes them
+in with `lstmkit.tasks.forecasting.mixture.with_baselines`, as `Forecaster.predict`). A
 layer with ``layer_norm``, ``zoneout`` or ``peepholes`` goes in as our reference loop
 unrolled over the fixed window.
 The shared steps (the exporter, the check against PyTorch, the atomic write) are
@@ -35,7 +38,7 @@ from lstmkit.export.onnx import (
 from lstmkit.runtime.session import GRAPH_FILE
 from lstmkit.tasks.forecasting.module import MAX_PATH_BATCH, SAMPLE_PATHS, combine_members
 from lstmkit.tasks.forecasting.predict import last_windows
-from lstmkit.tasks.forecasting.runtime import ForecastPredictor
+from lstmkit.tasks.forecasting.runtime import BASELINES_FILES, ForecastPredictor
 
 
 class _ForecastGraph(nn.Module):
@@ -75,10 +78,11 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
     values of any past-only covariates, which the runtime feeds back with the target).
     """
     fc.require_fitted()
-    if fc.config.combine:
+    mixture = fc.mixture if fc.config.combine else None
+    if fc.config.combine and (mixture is None or fc.baselines is None):
         raise LstmkitError(
-            "a combined forecaster (the network mixed with a baseline) is not exported to "
-            "ONNX yet; serve the model folder instead (lstmkit serve), or fit without combine"
+            "this combined forecaster has no fitted mixture or baselines (a model saved "
+            "before they were); fit it again to export it"
         )
     members = fc.members if len(fc.members) > 1 else [fc.net]
     if len(members) > 1 and fc.config.method == "recursive":
@@ -153,6 +157,11 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
             "context": dict(fc.context),  # `Contexts`: its per-series JSON mapping
             "verification": check,
         }
+        if mixture is not None:  # the baselines beside the graph, mixed in by the runtime
+            text, weights = fc.baselines.to_bytes()
+            (tmp / BASELINES_FILES[0]).write_text(text, encoding="utf-8")
+            (tmp / BASELINES_FILES[1]).write_bytes(weights)
+            meta["mixture"] = mixture.to_dict()
         return meta, {}
 
     return write_export(out, ForecastPredictor.kind, build, ForecastPredictor.FILES)

@@ -17,9 +17,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from lstmkit.errors import LstmkitError
-from lstmkit.tasks.forecasting.baselines import NAMES, STATISTICAL, Baselines, NotAvailable
+from lstmkit.tasks.forecasting.baselines import (
+    LABELS,
+    NAMES,
+    STATISTICAL,
+    Baselines,
+    NotAvailable,
+)
+from lstmkit.tasks.forecasting.evaluation import qname
 
 if TYPE_CHECKING:
     from lstmkit.data.series import SeriesData
@@ -138,3 +146,68 @@ def fit_mixture(f: Forecaster, sd: SeriesData, val: int) -> Mixture:
     best = min((n for n in names if n in usable), key=lambda n: scores[n])
     w = step_weights(a, np.concatenate(base[best]), y)
     return Mixture(best, [float(v) for v in w], scores)
+
+
+def with_baselines(
+    table: pd.DataFrame,
+    histories: dict[str, np.ndarray | None],
+    horizon: int,
+    quantiles: list[float] | None,
+    baselines: Baselines | None,
+    mixture: Mixture | None,
+    names: list[str],
+) -> pd.DataFrame:
+    """A forecast ``table`` (one block of ``horizon`` rows per series, in ``histories``
+    order; columns ``forecast`` and one per quantile) with the ``mixture`` applied (the
+    network alone then in column ``lstmkit``; unchanged for a series whose baseline is
+    n/a) and one column per baseline of ``names``, every series at once
+    (`Baselines.forecast_many`). ``histories``: each series' target history, or None for
+    the one ``baselines`` stored. The reasons a shown baseline is n/a, its first series
+    each, are in ``table.attrs["n/a"]``. `Forecaster.predict` and the exported
+    forecaster's runtime both give their tables this way."""
+    h, qcols = horizon, [qname(q) for q in quantiles or []]
+    cols = ["forecast", *qcols]
+    wanted = list(names) or ([mixture.baseline] if mixture else [])
+    ids = list(histories)
+    parts, unseen = [], {}
+    for k, (sid, hist) in enumerate(histories.items()):
+        if hist is None:  # from the stored context
+            hist = None if baselines is None else baselines.context.get(sid)
+            if hist is None:
+                unseen[k] = f"series {sid!r} was not seen in training"
+                hist = np.zeros(0)
+        parts.append(np.asarray(hist, dtype=np.float64))
+    hist_len = np.array([len(v) for v in parts], dtype=np.int64)
+    flat = np.concatenate(parts) if parts else np.zeros(0)
+    base: dict[str, np.ndarray] = {}
+    first: list[tuple[int, int, str, str]] = []  # the first series each is n/a for
+    for n in wanted:
+        b, why = np.full((len(ids), h), np.nan), {}
+        if baselines is None:
+            why = dict.fromkeys(range(len(ids)), "not saved with this model (fit it again)")
+        elif n not in baselines.names:
+            why = dict.fromkeys(range(len(ids)), "not fitted with this model")
+        else:
+            b, why = baselines.forecast_many(n, ids, flat, hist_len)
+            why |= unseen
+            b[list(unseen)] = np.nan
+        if why and n in names:
+            k = min(why)
+            first.append((k, len(first), LABELS[n], f"series {ids[k]!r}: {why[k]}"))
+        base[n] = b
+    network = table["forecast"].to_numpy().copy()
+    values = table[cols].to_numpy().copy()
+    if mixture is not None:
+        b = base[mixture.baseline]
+        ok = np.isfinite(b).all(axis=1)
+        v = values.reshape(len(ids), h, len(cols))
+        w = np.asarray(mixture.weights, dtype=np.float64)
+        v[ok] += ((1.0 - w) * (b[ok] - v[ok, :, 0]))[..., None]
+    table = table.copy()
+    table[cols] = values
+    if mixture is not None:
+        table["lstmkit"] = network
+    for n in names:
+        table[LABELS[n]] = base[n].ravel()
+    table.attrs["n/a"] = {label: text for _, _, label, text in sorted(first)}
+    return table

@@ -32,11 +32,15 @@ import pandas as pd
 from lstmkit.data.scalers import SeriesScaler
 from lstmkit.errors import LstmkitError
 from lstmkit.runtime.meta import Damaged, GraphSpec, integer, json_object
+from lstmkit.tasks.forecasting.baselines import Baselines
+from lstmkit.tasks.forecasting.mixture import Mixture, with_baselines
 from lstmkit.tasks.forecasting.predict import DataLike, PredictCore
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
 
 #: the forecasting methods an export may describe
 METHODS = ("direct", "recursive")
+#: a combined forecaster's fitted baselines, as its saved model folder holds them
+BASELINES_FILES = ("baselines.json", "baselines.safetensors")
 #: the most windows one recursive sample-path call may hold (the export writes 16384)
 PATH_BATCH_LIMIT = 1 << 20
 
@@ -62,8 +66,9 @@ class ForecastPredictor:
 
     Attributes: ``kind`` = "forecaster", ``backend`` = "onnx", ``info`` (kind,
     lstmkit_version, backend, config, horizon, quantiles, freq, target, time_col, id_col,
-    covariates, future_covariates, window, input_size, method, series), ``state`` (the
-    `FittedState`), ``scaler``, ``context`` (the last window of each series).
+    covariates, future_covariates, window, input_size, method, series, combined_with),
+    ``state`` (the `FittedState`), ``scaler``, ``context`` (the last window of each
+    series), and for a combined forecaster ``mixture`` and ``baselines``.
     """
 
     kind = "forecaster"
@@ -71,8 +76,11 @@ class ForecastPredictor:
     #: the fields of a forecaster's export.json besides the common ones
     FIELDS = ("data", "window", "horizon", "steps", "method", "quantiles", "seed",
               "sample_paths", "max_path_batch", "scaler", "context")  # fmt: skip
-    #: the files its export holds besides export.json and the graph: none
-    FILES = ()
+    #: export.json's field of a combined forecaster only (its mixture)
+    OPTIONAL_FIELDS = ("mixture",)
+    #: the files its export may hold besides export.json and the graph: a combined
+    #: forecaster's fitted baselines
+    FILES = BASELINES_FILES
 
     def __init__(self, folder: Path, meta: dict[str, Any], session: Any) -> None:
         """``meta``: export.json as `lstmkit.runtime.meta.read_export` checked it."""
@@ -90,6 +98,24 @@ class ForecastPredictor:
         self.sample_paths = int(meta["sample_paths"])
         self.max_path_batch = int(meta["max_path_batch"])
         self.inputs = list(meta["inputs"])
+        self.mixture: Mixture | None = None
+        self.baselines: Baselines | None = None
+        if meta.get("mixture") is not None:  # checked by check_export
+            self.mixture = Mixture.from_dict(meta["mixture"], self.horizon)
+            text, weights = (folder / BASELINES_FILES[0]), (folder / BASELINES_FILES[1])
+            try:
+                self.baselines = Baselines.from_bytes(
+                    text.read_text(encoding="utf-8"), weights.read_bytes()
+                )
+            except (LstmkitError, OSError, UnicodeDecodeError) as err:
+                raise LstmkitError(
+                    f"{folder} holds damaged baselines ({str(err)[:200]}); export the model again"
+                ) from None
+            if self.mixture.baseline not in self.baselines.names:
+                raise LstmkitError(
+                    f"{folder / BASELINES_FILES[0]} lacks the mixed baseline "
+                    f"{self.mixture.baseline!r}; export the model again"
+                )
         self.core = PredictCore(
             self.state,
             self.scaler,
@@ -116,6 +142,7 @@ class ForecastPredictor:
             "input_size": st.n_features,
             "method": self.method,
             "series": list(self.context),
+            "combined_with": None if self.mixture is None else self.mixture.baseline,
         }
 
     # ------------------------------------------------------------ export.json
@@ -148,6 +175,14 @@ class ForecastPredictor:
                 f"steps must be {want} for the {method} method with horizon {horizon}, got {steps}"
             )
         quantiles = _quantiles(meta["quantiles"])
+        if meta.get("mixture") is not None:
+            try:
+                Mixture.from_dict(meta["mixture"], horizon)
+            except LstmkitError as err:
+                raise Damaged(f"mixture: {err}") from None
+            for name in BASELINES_FILES:
+                if not (folder / name).is_file():
+                    raise Damaged(f"the combined forecaster's {name} is missing")
         integer(meta, "seed", 0, 2**32 - 1)  # numpy's RandomState takes 32 bits
         batch = integer(meta, "max_path_batch", 1, PATH_BATCH_LIMIT)
         integer(meta, "sample_paths", 1, batch)
@@ -200,13 +235,24 @@ class ForecastPredictor:
     ) -> pd.DataFrame:
         """The ``horizon`` steps after ``data`` (default: after the training data, as
         ``lstmkit predict --model`` does), with the columns of `Forecaster.predict`:
-        (id,) time, ``forecast`` and one ``q<percent>`` column per quantile.
+        (id,) time, ``forecast`` and one ``q<percent>`` column per quantile; a combined
+        forecaster's mixture applied (the network alone in column ``lstmkit``).
 
         ``data``: a table (or CSV/Parquet path) with the training data's columns and at
         least ``window`` rows per series. ``future``: the known future covariates over the
         horizon, for a model fitted with ``future_covariates``.
         """
-        return self.core.predict(data, future)
+        table = self.core.predict(data, future)
+        if self.mixture is None:
+            return table
+        if data is None:
+            histories: dict[str, np.ndarray | None] = dict.fromkeys(self.context)
+        else:
+            sd = self.core.load(data, what="the history")
+            histories = {s.id: s.values[:, 0] for s in sd.series.values()}
+        return with_baselines(
+            table, histories, self.horizon, self.quantiles, self.baselines, self.mixture, []
+        )
 
     # ------------------------------------------------------------ the network
     def _run(self, x: np.ndarray, future: np.ndarray | None = None) -> np.ndarray:

@@ -35,7 +35,7 @@ class TorchForecastPredictor:
     """A saved `Forecaster` served with PyTorch: ``kind`` "forecaster", ``backend`` "torch",
     ``state`` (its `FittedState`) and ``info`` (kind, lstmkit_version, backend, config,
     horizon, quantiles, freq, target, time_col, id_col, covariates, future_covariates,
-    window)."""
+    window, combined_with: the baseline a combined model mixes in, else None)."""
 
     kind = "forecaster"
     backend = "torch"
@@ -62,6 +62,7 @@ class TorchForecastPredictor:
             "covariates": list(state.covariates),
             "future_covariates": list(state.future_covariates),
             "window": state.window,
+            "combined_with": None if self.model.mixture is None else self.model.mixture.baseline,
         }
 
     def predict(
