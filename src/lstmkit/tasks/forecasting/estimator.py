@@ -566,7 +566,8 @@ class Forecaster:
         for k in range(len(out)):
             if np.isfinite(b[k]).all():
                 out[k] = self.mixture.apply(out[k], b[k])
-        return out
+        assert self.state is not None  # a baseline may go below 0 (NLinear's trend)
+        return self.state.clip([s.id for s in series], out)
 
     def _check_plausible(self, sd: SeriesData) -> None:
         """Refuse a fit whose forecast leaves any plausible range of the data: from the last
@@ -579,7 +580,9 @@ class Forecaster:
         series = list(sd.series.values())
         x = last_windows([s.values[:-h] for s in series], window)
         fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
-        fc = self._core().many([s.id for s in series], x, fut, finite=False, static=sd.static)
+        # unclipped: a network diverged far below 0 must not pass as zeros
+        ids = [s.id for s in series]
+        fc = self._core().many(ids, x, fut, finite=False, static=sd.static, clip=False)
         lengths = np.array([len(s) for s in series])
         target = np.concatenate([s.values[:, 0] for s in series])
         lo, hi = plausible_ranges(target, lengths, h, window)
@@ -807,6 +810,8 @@ class Forecaster:
             v = values.reshape(len(ids), h, len(cols))
             w = np.asarray(self.mixture.weights, dtype=np.float64)
             v[ok] += ((1.0 - w) * (b[ok] - v[ok, :, 0]))[..., None]
+            assert self.state is not None  # a baseline may go below 0 (NLinear's trend)
+            self.state.clip(ids, v)
         table = table.copy()
         table[cols] = values
         if self.mixture is not None:
