@@ -748,8 +748,10 @@ class Forecaster:
         least the ``horizon`` steps after the data.
 
         Returns a DataFrame with (id,) time, ``forecast`` and, with quantiles,
-        one ``q<percent>`` column per quantile. A model fitted with ``combine`` forecasts
-        the mixture (the network alone in column ``lstmkit``). ``baselines``: also one
+        one ``q<percent>`` column per quantile, clipped at 0 for the series of
+        `FittedState.nonnegative` (the ``nonnegative`` setting). A model fitted with
+        ``combine`` forecasts the mixture (the network alone in column ``lstmkit``), clipped
+        the same way. ``baselines``: also one
         column per baseline (NaN where it is n/a for a series; the reasons in
         ``table.attrs["n/a"]``).
         """

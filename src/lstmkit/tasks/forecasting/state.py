@@ -157,10 +157,9 @@ class FittedState:
 def nonnegative_series(setting: bool | str, sd: SeriesData) -> bool | list[str]:
     """`FittedState.nonnegative` for the ``nonnegative`` setting and the training series
     ``sd``: the setting itself when it is true or false; for auto, each series on its own
-    (in a panel of counts beside, say, net flows, a series that went below 0 does not stop
-    the others' clipping, and a count is not let below 0 because another series was):
-    True when every series' target values are all 0 or more, else the ids of those that
-    are (False: none)."""
+    (in a panel of counts beside, say, net flows, the series that went below 0 keep their
+    forecasts and the counts are still clipped): True when every series' target values
+    are all 0 or more, else the ids of those whose are (False: none)."""
     if isinstance(setting, bool):
         return setting
     series = list(sd.series.values())
