@@ -43,6 +43,8 @@ console = Console(stderr=False)
 FD = defaults(F)
 #: --pad takes auto/true/false (the setting: "auto" or a bool)
 PAD_DEFAULT = str(FD["pad"]).lower()
+#: --nonnegative takes auto/true/false too
+NONNEGATIVE_DEFAULT = str(FD["nonnegative"]).lower()
 QUANTILES = ",".join(str(q) for q in FD["quantiles"])
 DEVICES = str(FD["devices"])
 
@@ -226,6 +228,13 @@ def forecast_cmd(
         "the preferred window.",
     ) = PAD_DEFAULT,
     recent: option(F, "recent") = FD["recent"],
+    nonnegative: option(
+        F,
+        "nonnegative",
+        cli_type=Literal["auto", "true", "false"],
+        help="Clip the forecasts (point and band) at 0: true for every series, false for "
+        "none; auto: for each series whose training values are all 0 or more.",
+    ) = NONNEGATIVE_DEFAULT,
     batch_size: option(F, "batch_size") = FD["batch_size"],
     batches_per_epoch: option(F, "batches_per_epoch") = FD["batches_per_epoch"],
     loss: option(F, "loss") = FD["loss"],
@@ -309,6 +318,7 @@ def forecast_cmd(
         settings["instance_norm"] = _instance_norm(instance_norm, no_instance_norm)
         settings["residual"] = None if residual == "none" else residual
         settings["pad"] = {"true": True, "false": False}.get(pad, pad)
+        settings["nonnegative"] = {"true": True, "false": False}.get(nonnegative, nonnegative)
         settings["ensemble"] = _ensemble(ensemble)
         settings["devices"] = int(devices) if devices.isdigit() else devices
         thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()

@@ -43,7 +43,7 @@ from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.contexts import Contexts
 from lstmkit.tasks.forecasting.network import output_steps
 from lstmkit.tasks.forecasting.settings import ForecasterConfig
-from lstmkit.tasks.forecasting.state import FittedState
+from lstmkit.tasks.forecasting.state import FittedState, nonnegative_series
 
 #: validation windows per batch (one batch when there are fewer)
 VAL_BATCH = 8192
@@ -391,6 +391,7 @@ class ForecastData(L.LightningDataModule):
             tz=tz_name(getattr(first.times, "tz", None)),
             static_cols=list(self.sd.static_cols),
             pad=self.pad,
+            nonnegative=nonnegative_series(self.cfg.nonnegative, self.sd),
             **dict(zip(("static_categories", "static_stats"), static_encoding(self.sd),
                        strict=True)),
         )  # fmt: skip

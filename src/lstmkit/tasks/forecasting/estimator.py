@@ -566,7 +566,8 @@ class Forecaster:
         for k in range(len(out)):
             if np.isfinite(b[k]).all():
                 out[k] = self.mixture.apply(out[k], b[k])
-        return out
+        assert self.state is not None  # a baseline may go below 0 (NLinear's trend)
+        return self.state.clip([s.id for s in series], out)
 
     def _check_plausible(self, sd: SeriesData) -> None:
         """Refuse a fit whose forecast leaves any plausible range of the data: from the last
@@ -579,7 +580,9 @@ class Forecaster:
         series = list(sd.series.values())
         x = last_windows([s.values[:-h] for s in series], window)
         fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
-        fc = self._core().many([s.id for s in series], x, fut, finite=False, static=sd.static)
+        # unclipped: a network diverged far below 0 must not pass as zeros
+        ids = [s.id for s in series]
+        fc = self._core().many(ids, x, fut, finite=False, static=sd.static, clip=False)
         lengths = np.array([len(s) for s in series])
         target = np.concatenate([s.values[:, 0] for s in series])
         lo, hi = plausible_ranges(target, lengths, h, window)
@@ -745,8 +748,10 @@ class Forecaster:
         least the ``horizon`` steps after the data.
 
         Returns a DataFrame with (id,) time, ``forecast`` and, with quantiles,
-        one ``q<percent>`` column per quantile. A model fitted with ``combine`` forecasts
-        the mixture (the network alone in column ``lstmkit``). ``baselines``: also one
+        one ``q<percent>`` column per quantile, clipped at 0 for the series of
+        `FittedState.nonnegative` (the ``nonnegative`` setting). A model fitted with
+        ``combine`` forecasts the mixture (the network alone in column ``lstmkit``), clipped
+        the same way. ``baselines``: also one
         column per baseline (NaN where it is n/a for a series; the reasons in
         ``table.attrs["n/a"]``).
         """
@@ -770,6 +775,7 @@ class Forecaster:
         return with_baselines(
             table, histories, self.config.horizon, self.config.quantiles, self.baselines,
             self.mixture, self._shown_baselines() if show else [],
+            None if self.state is None else self.state.clip,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ evaluate

@@ -13,6 +13,7 @@ The quantile band moves with the point forecast. Nothing here imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -156,14 +157,17 @@ def with_baselines(
     baselines: Baselines | None,
     mixture: Mixture | None,
     names: list[str],
+    clip: Callable[[list[str], np.ndarray], Any] | None = None,
 ) -> pd.DataFrame:
     """A forecast ``table`` (one block of ``horizon`` rows per series, in ``histories``
     order; columns ``forecast`` and one per quantile) with the ``mixture`` applied (the
     network alone then in column ``lstmkit``; unchanged for a series whose baseline is
     n/a) and one column per baseline of ``names``, every series at once
     (`Baselines.forecast_many`). ``histories``: each series' target history, or None for
-    the one ``baselines`` stored. The reasons a shown baseline is n/a, its first series
-    each, are in ``table.attrs["n/a"]``. `Forecaster.predict` and the exported
+    the one ``baselines`` stored. ``clip(ids, values)``: what bounds the mixed forecast
+    in place (`FittedState.clip`: a baseline may go below 0 where the network was clipped
+    at it). The reasons a shown baseline is n/a, its first series each, are in
+    ``table.attrs["n/a"]``. `Forecaster.predict` and the exported
     forecaster's runtime both give their tables this way."""
     h, qcols = horizon, [qname(q) for q in quantiles or []]
     cols = ["forecast", *qcols]
@@ -203,6 +207,8 @@ def with_baselines(
         v = values.reshape(len(ids), h, len(cols))
         w = np.asarray(mixture.weights, dtype=np.float64)
         v[ok] += ((1.0 - w) * (b[ok] - v[ok, :, 0]))[..., None]
+        if clip is not None:
+            clip(ids, v)
     table = table.copy()
     table[cols] = values
     if mixture is not None:

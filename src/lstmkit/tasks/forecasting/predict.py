@@ -244,6 +244,7 @@ class PredictCore:
         *,
         finite: bool = True,
         static: dict[str, list[Any]] | None = None,
+        clip: bool = True,
     ) -> np.ndarray:
         """Forecasts for raw input windows of many series, window ``i`` of series
         ``ids[i]``: (n, window, features) [+ known covariates (n, horizon, n_future)] ->
@@ -251,7 +252,9 @@ class PredictCore:
         core's) per call of the network. Each window's forecast is the one it gets alone.
         A forecast that is not finite is refused (naming its series) unless ``finite`` is
         False, which returns it as it is. ``static``: each series' static covariates
-        (None: those stored with the model), for a model that has them."""
+        (None: those stored with the model), for a model that has them. The forecasts of
+        the non-negative series (`FittedState.nonnegative`) are clipped at 0 unless
+        ``clip`` is False."""
         st = self.state
         windows = np.asarray(windows, dtype=np.float64)
         # a padded model takes NaN rows before a short series' start (`last_windows`)
@@ -302,6 +305,8 @@ class PredictCore:
         out = apply_offsets(out, self.band_offsets)
         out = np.asarray(out, dtype=np.float64) * scale[:, None, None, 0] + shift[:, None, None, 0]
         out = self.scaler.exp_target(out)
+        if clip:
+            out = st.clip(ids, out)
         ok = np.isfinite(out).all(axis=(1, 2))
         if finite and not ok.all():
             sid = ids[int(np.flatnonzero(~ok)[0])]

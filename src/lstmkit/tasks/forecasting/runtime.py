@@ -251,8 +251,9 @@ class ForecastPredictor:
             sd = self.core.load(data, what="the history")
             histories = {s.id: s.values[:, 0] for s in sd.series.values()}
         return with_baselines(
-            table, histories, self.horizon, self.quantiles, self.baselines, self.mixture, []
-        )
+            table, histories, self.horizon, self.quantiles, self.baselines, self.mixture, [],
+            self.state.clip,
+        )  # fmt: skip
 
     # ------------------------------------------------------------ the network
     def _run(self, x: np.ndarray, future: np.ndarray | None = None) -> np.ndarray:

@@ -121,6 +121,12 @@ class ForecasterConfig(Settings):
         description="Train only on the windows whose targets start within the last this "
         "many horizons of each series' training part (None: every window).",
     )
+    nonnegative: bool | Literal["auto"] = Field(
+        "auto",
+        description="Clip the forecasts (the point and every quantile) at 0: true for every "
+        "series, false for none; auto: for each series whose training target values are all "
+        "0 or more (a count, price or demand), decided series by series.",
+    )
     loss: Literal["auto", "mse", "mae", "mase"] = Field(
         "auto",
         description="Loss of the point forecast on the scaled values (mase: absolute error "
@@ -191,12 +197,13 @@ class ForecasterConfig(Settings):
     @classmethod
     def from_dict(cls, data: Any) -> ForecasterConfig:
         """Saved settings (see `Settings.from_dict`); those saved before ``patch``,
-        ``residual``, ``instance_norm`` or ``ensemble`` existed load with the values their
-        networks were built with (patch 1, no residual map, mean normalisation, one
-        network), not today's defaults."""
+        ``residual``, ``instance_norm``, ``ensemble`` or ``nonnegative`` existed load with
+        the values their networks were built with (patch 1, no residual map, mean
+        normalisation, one network, forecasts not clipped), not today's defaults."""
         if isinstance(data, Mapping):
             # settings saved before an option existed: the network as it was built then
-            before = {"patch": 1, "residual": None, "instance_norm": True, "ensemble": 1}
+            before = {"patch": 1, "residual": None, "instance_norm": True, "ensemble": 1,
+                      "nonnegative": False}  # fmt: skip
             data = {**{k: v for k, v in before.items() if k not in data}, **data}
         return super().from_dict(data)
 

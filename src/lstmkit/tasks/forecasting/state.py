@@ -18,7 +18,7 @@ import pandas as pd
 
 from lstmkit.config import check_field_types, dataclass_from_dict
 from lstmkit.data.scalers import SeriesScaler
-from lstmkit.data.series import INDEX_TIME, times_from_strings, tz_from_name
+from lstmkit.data.series import INDEX_TIME, SeriesData, times_from_strings, tz_from_name
 from lstmkit.errors import LstmkitError
 
 
@@ -37,6 +37,9 @@ class FittedState:
     (`lstmkit.tasks.forecasting.calibration`), or None (bands as trained).
     pad: series shorter than the window are left-padded (`data.last_windows`: NaN rows,
     which the network fills and masks), so a context may hold fewer rows than the window.
+    nonnegative: the series whose forecasts (the point and every quantile) are clipped at
+    0 (`nonnegative_series`): True every series, False none (as for models saved before
+    the setting), or the ids of those clipped.
     static_cols: columns with one value per series; static_categories: the
     categories of each text column among them (embedded), static_stats: the mean
     and standard deviation over the series of each numeric one (scaled by them).
@@ -55,6 +58,7 @@ class FittedState:
     static_stats: dict[str, list[float]] = field(default_factory=dict)
     calibration: list[list[float]] | None = None
     pad: bool = False
+    nonnegative: bool | list[str] = False
 
     def __post_init__(self) -> None:
         check_field_types(self, "fitted data")
@@ -97,6 +101,20 @@ class FittedState:
         if unknown:
             raise LstmkitError(f"future covariates {sorted(unknown)} are not covariates")
 
+    def clip(self, ids: list[str], values: np.ndarray) -> np.ndarray:
+        """``values`` (one leading row per id of ``ids``, in the data's units) with the rows
+        of the series in `nonnegative` clipped at 0, in place. Every channel is clipped at
+        the same bound, so ordered quantiles stay ordered; NaN stays NaN."""
+        which = self.nonnegative
+        if which is True:
+            np.maximum(values, 0.0, out=values)
+        elif which:
+            keep = set(which)
+            rows = np.fromiter((sid in keep for sid in ids), dtype=bool, count=len(ids))
+            if rows.any():
+                values[rows] = np.maximum(values[rows], 0.0)
+        return values
+
     @property
     def n_features(self) -> int:
         """Value columns: the target plus the covariates."""
@@ -134,6 +152,23 @@ class FittedState:
     def from_dict(cls, data: Any) -> FittedState:
         """Inverse of `to_dict`, checking every field; unknown keys are refused."""
         return dataclass_from_dict(cls, data, "fitted data")
+
+
+def nonnegative_series(setting: bool | str, sd: SeriesData) -> bool | list[str]:
+    """`FittedState.nonnegative` for the ``nonnegative`` setting and the training series
+    ``sd``: the setting itself when it is true or false; for auto, each series on its own
+    (in a panel of counts beside, say, net flows, the series that went below 0 keep their
+    forecasts and the counts are still clipped): True when every series' target values
+    are all 0 or more, else the ids of those whose are (False: none)."""
+    if isinstance(setting, bool):
+        return setting
+    series = list(sd.series.values())
+    lengths = np.array([len(s.values) for s in series], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    lowest = np.minimum.reduceat(np.concatenate([s.values[:, 0] for s in series]), starts)
+    if (lowest >= 0).all():
+        return True
+    return [str(series[k].id) for k in np.flatnonzero(lowest >= 0)] or False
 
 
 def check_scaler(scaler: SeriesScaler, n_columns: int) -> None:
