@@ -293,6 +293,63 @@ def test_integer_weights_are_refused_not_copied_into_the_network(saved: Path, tm
         Forecaster.load(model)
 
 
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory) -> Path:
+    model = tmp_path_factory.mktemp("ensemble") / "model"
+    f = Forecaster(horizon=6, window=12, ensemble=3, **FAST)
+    f.fit(_series(), target="y", time_col="month").save(model)
+    return model
+
+
+def _edited(ensemble: Path, tmp_path: Path, name: str, value: float) -> Path:
+    """A copy of ``ensemble`` with the first entry of its weights ``name`` set to ``value``."""
+    from safetensors.numpy import load_file, save_file
+
+    model = Path(shutil.copytree(ensemble, tmp_path / "model"))
+    weights = load_file(str(model / "model.safetensors"))
+    weights[name].flat[0] = value
+    save_file(weights, str(model / "model.safetensors"))
+    return model
+
+
+def test_a_network_off_by_orders_of_magnitude_is_refused_at_load(ensemble, tmp_path) -> None:
+    """One head bias of 1e38 in the second of three networks moved the mean forecast to
+    about 3e37 with no error (the median band hid it); the load now refuses it."""
+    model = _edited(ensemble, tmp_path, "ensemble.1.head.bias", 1e38)
+    with pytest.raises(LstmkitError) as err:
+        Forecaster.load(model)
+    message = str(err.value)
+    assert message.startswith(f"{model / 'model.safetensors'} is damaged: network 2 of 3 "
+                              "forecasts ")  # fmt: skip
+    assert "for series '0', whose last window lies between" in message
+    assert message.endswith("its weights were edited or corrupted, fit and save the model again")
+    assert "\n" not in message
+
+
+def test_non_finite_weights_are_refused_at_load(ensemble, tmp_path) -> None:
+    model = _edited(ensemble, tmp_path, "ensemble.2.rnn.weight_hh_l0", math.nan)
+    with pytest.raises(LstmkitError) as err:
+        Forecaster.load(model)
+    assert str(err.value) == (
+        f"{model / 'model.safetensors'} is damaged (network 3 holds NaN or infinite weights); "
+        "fit and save the model again"
+    )
+
+
+def test_weights_within_reason_still_load(ensemble, tmp_path) -> None:
+    """The check catches weights off by orders of magnitude, not a retrained or slightly
+    different network: an untouched copy forecasts as saved, and a head bias moved by one
+    (a scaled unit: one training spread) loads and moves that network's forecast."""
+    saved = Forecaster.load(ensemble).predict()["forecast"].to_numpy()
+    copy = Path(shutil.copytree(ensemble, tmp_path / "copy"))
+    assert np.array_equal(Forecaster.load(copy).predict()["forecast"].to_numpy(), saved)
+    from safetensors.numpy import load_file
+
+    bias = load_file(str(ensemble / "model.safetensors"))["ensemble.1.head.bias"].flat[0]
+    moved = Forecaster.load(_edited(ensemble, tmp_path, "ensemble.1.head.bias", bias + 1.0))
+    assert not np.allclose(moved.predict()["forecast"].to_numpy(), saved)
+
+
 def test_a_folder_saved_before_the_context_arrays_loads_and_forecasts_alike(
     saved: Path, tmp_path: Path
 ) -> None:
