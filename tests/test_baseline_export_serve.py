@@ -272,8 +272,16 @@ def test_a_damaged_export_is_one_line(saved, tmp_path, case):
 
 def test_another_baselines_graph_does_not_match_the_description(saved, tmp_path):
     folder = _damaged(saved, tmp_path, _graph_of_dlinear(saved))
-    with pytest.raises(LstmkitError, match="does not match its graph"):
+    with pytest.raises(LstmkitError, match=r"model\.onnx does not match export\.json's checksum"):
         runtime.load(folder)
+    swap = _graph_of_dlinear(saved)  # an export written before checksums: the graph check
+
+    def unchecked(meta: dict, folder: Path) -> None:
+        del meta["checksums"]
+        swap(meta, folder)
+
+    with pytest.raises(LstmkitError, match="does not match its graph"):
+        runtime.load(_damaged(saved, tmp_path / "old", unchecked))
     folder = _damaged(saved, tmp_path / "b", lambda m, f: None)  # the same copy, undamaged
     _close(runtime.load(folder).predict(), saved["nlinear"].predict())
 

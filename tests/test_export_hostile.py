@@ -8,10 +8,16 @@ path, a link leading out), another model's graph or tokenizer. Each must be refu
 load, in one line naming the export, never with another exception type and never later,
 at the first prediction; the undamaged copy (and a link that stays inside the folder)
 must load and predict.
+
+The damaged copies drop export.json's ``checksums`` (as an export written before them has
+none), so that each damage reaches the check made for it; the checksums themselves are
+tested at the end: a file changed after the export (another model's graph of the same
+shapes, an edited tokenizer or baseline) is refused by them, naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -20,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -50,18 +57,27 @@ def exports(tmp_path_factory) -> dict[str, Any]:
         make_series(), max_epochs=1, covariates=["temp", "promo"], future_covariates=["promo"]
     ).export_onnx(root / "direct")
     fit_forecaster(make_series(), max_epochs=1, method="recursive").export_onnx(root / "recursive")
+    fit_forecaster(  # the same shapes as "direct", other weights
+        make_series(seed=1), max_epochs=1, covariates=["temp", "promo"],
+        future_covariates=["promo"], seed=7,
+    ).export_onnx(root / "direct-other")  # fmt: skip
     extra = [" ".join(WORDS + [f"word{i}" for i in range(40)])]
     bigger = TextTokenizer.train(extra, clf.tokenizer.config)
     assert bigger.vocab_size > clf.tokenizer.vocab_size
     return {"root": root, "bigger_tokenizer": bigger.to_json(), "bigger": bigger.vocab_size}
 
 
-def damaged_copy(exports: dict[str, Any], kind: str, tmp_path: Path, edit: Edit) -> Path:
+def damaged_copy(
+    exports: dict[str, Any], kind: str, tmp_path: Path, edit: Edit, checksums: bool = False
+) -> Path:
     """A copy of the ``kind`` export at tmp_path/a/export (so that ../../x is tmp_path/x),
-    with ``edit(meta, folder, exports)`` applied to its export.json and files."""
+    with ``edit(meta, folder, exports)`` applied to its export.json and files; without
+    its ``checksums`` (as written before them) unless ``checksums``."""
     folder = tmp_path / "a" / "export"
     shutil.copytree(exports["root"] / kind, folder)
     meta = json.loads((folder / "export.json").read_text())
+    if not checksums:
+        del meta["checksums"]
     edit(meta, folder, exports)
     (folder / "export.json").write_text(json.dumps(meta))
     return folder
@@ -466,3 +482,119 @@ def test_the_graph_outside_is_never_opened(exports, tmp_path):
     assert (folder / "../../outside-model.onnx").is_file()
     with pytest.raises(LstmkitError, match=r"graph '\.\./\.\./outside-model\.onnx' points outside"):
         runtime.load(folder)
+
+
+# ---------------------------------------------------------------- checksums
+EXPORTED_FILES = {
+    "text": ["model.onnx", "tokenizer.json"],
+    "mixed": ["baseline.json", "baseline.safetensors", "model.onnx", "tokenizer.json"],
+    "direct": ["model.onnx"],
+    "recursive": ["model.onnx"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EXPORTED_FILES))
+def test_an_export_records_the_sha256_of_each_of_its_files(exports, kind):
+    folder = exports["root"] / kind
+    meta = json.loads((folder / "export.json").read_text())
+    assert sorted(meta["checksums"]) == EXPORTED_FILES[kind]
+    on_disk = sorted(p.name for p in folder.iterdir())
+    assert on_disk == sorted([*EXPORTED_FILES[kind], "export.json"])
+    for name, digest in meta["checksums"].items():
+        assert digest == hashlib.sha256((folder / name).read_bytes()).hexdigest()
+
+
+def file_replaced(name: str, by: Callable[[dict[str, Any]], bytes]) -> Edit:
+    def edit(meta, folder, exports):
+        (folder / name).write_bytes(by(exports))
+
+    return edit
+
+
+def other_direct_graph(exports):
+    """The graph of a forecaster of the same shapes fitted on other data with another seed."""
+    return (exports["root"] / "direct-other" / "model.onnx").read_bytes()
+
+
+def baseline_weight(meta, folder, exports):
+    settings = json.loads((folder / "baseline.json").read_text())
+    (folder / "baseline.json").write_text(json.dumps(settings | {"network_weight": 0.9}))
+
+
+SWAPPED: list[tuple[str, str, str, Edit]] = [
+    ("direct", "graph-of-the-same-shapes", "model.onnx",
+     file_replaced("model.onnx", other_direct_graph)),
+    ("text", "tokenizer-bigger", "tokenizer.json", tokenizer_bigger),
+    ("text", "graph-truncated", "model.onnx",
+     lambda meta, folder, exports: (folder / "model.onnx").write_bytes(b"")),
+    ("mixed", "baseline-weight-edited", "baseline.json", baseline_weight),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kind, name, edit", [(k, f, e) for k, _, f, e in SWAPPED], ids=[c[1] for c in SWAPPED]
+)
+def test_a_file_changed_after_export_is_refused_by_its_checksum(
+    exports, tmp_path, kind, name, edit
+):
+    folder = damaged_copy(exports, kind, tmp_path, edit, checksums=True)
+    with pytest.raises(LstmkitError) as err:
+        runtime.load(folder)
+    assert type(err.value) is LstmkitError
+    assert str(err.value) == (
+        f"{folder / name} does not match export.json's checksum: the folder was changed after "
+        "export; export the model again"
+    )
+
+
+def test_a_same_shape_graph_loads_unseen_without_checksums(exports, tmp_path):
+    """What the checksum closes: the other forecaster's graph passes every other check (an
+    export written before checksums still loads so) and forecasts differently."""
+    swap = file_replaced("model.onnx", other_direct_graph)
+    own = predict(runtime.load(damaged_copy(exports, "direct", tmp_path / "own", setting())))
+    got = predict(runtime.load(damaged_copy(exports, "direct", tmp_path / "swap", swap)))
+    assert not np.allclose(got["forecast"], own["forecast"])
+
+
+def checksum_of(name: str, value: Any) -> Edit:
+    def edit(meta, folder, exports):
+        meta["checksums"][name] = value
+
+    return edit
+
+
+BAD_CHECKSUMS: list[tuple[str, Edit]] = [
+    ("not-an-object", setting(checksums=["model.onnx"])),
+    ("digest-number", checksum_of("model.onnx", 5)),
+    ("digest-short", checksum_of("model.onnx", "ab12")),
+    ("digest-upper", checksum_of("model.onnx", "A" * 64)),
+    ("of-export-json", checksum_of("export.json", "0" * 64)),
+    ("file-outside", checksum_of("../../x.onnx", "0" * 64)),
+    ("digest-wrong", checksum_of("model.onnx", "0" * 64)),
+]
+
+
+@pytest.mark.parametrize("edit", [e for _, e in BAD_CHECKSUMS], ids=[n for n, _ in BAD_CHECKSUMS])
+def test_a_damaged_checksums_field_is_one_line_at_load(exports, tmp_path, edit):
+    folder = damaged_copy(exports, "direct", tmp_path, edit, checksums=True)
+    with pytest.raises(LstmkitError) as err:
+        runtime.load(folder)
+    message = str(err.value)
+    assert type(err.value) is LstmkitError and "\n" not in message and str(folder) in message
+
+
+@pytest.mark.parametrize("kind", ["text", "mixed", "direct", "recursive"])
+def test_an_intact_copy_with_its_checksums_loads_and_predicts(exports, tmp_path, kind):
+    folder = damaged_copy(exports, kind, tmp_path, setting(), checksums=True)
+    assert len(predict(runtime.load(folder))) == (2 if kind in ("text", "mixed") else 6)
+
+
+def test_a_series_without_scaling_is_named_with_the_export_s_scaler_field(exports, tmp_path):
+    """An export has no scaler.json, which the message used to name."""
+    folder = damaged_copy(exports, "direct", tmp_path, context_unknown_series)
+    with pytest.raises(LstmkitError) as err:
+        runtime.load(folder)
+    assert str(err.value) == (
+        f"{folder / 'export.json'} is damaged (series 'elsewhere' has no scaling parameters in "
+        "the export's scaler field); export the model again"
+    )

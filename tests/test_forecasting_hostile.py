@@ -293,6 +293,63 @@ def test_integer_weights_are_refused_not_copied_into_the_network(saved: Path, tm
         Forecaster.load(model)
 
 
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory) -> Path:
+    model = tmp_path_factory.mktemp("ensemble") / "model"
+    f = Forecaster(horizon=6, window=12, ensemble=3, **FAST)
+    f.fit(_series(), target="y", time_col="month").save(model)
+    return model
+
+
+def _edited(ensemble: Path, tmp_path: Path, name: str, value: float) -> Path:
+    """A copy of ``ensemble`` with the first entry of its weights ``name`` set to ``value``."""
+    from safetensors.numpy import load_file, save_file
+
+    model = Path(shutil.copytree(ensemble, tmp_path / "model"))
+    weights = load_file(str(model / "model.safetensors"))
+    weights[name].flat[0] = value
+    save_file(weights, str(model / "model.safetensors"))
+    return model
+
+
+def test_a_network_off_by_orders_of_magnitude_is_refused_at_load(ensemble, tmp_path) -> None:
+    """One head bias of 1e38 in the second of three networks moved the mean forecast to
+    about 3e37 with no error (the median band hid it); the load now refuses it."""
+    model = _edited(ensemble, tmp_path, "ensemble.1.head.bias", 1e38)
+    with pytest.raises(LstmkitError) as err:
+        Forecaster.load(model)
+    message = str(err.value)
+    assert message.startswith(f"{model / 'model.safetensors'} is damaged: network 2 of 3 "
+                              "forecasts ")  # fmt: skip
+    assert "for series '0', whose last window lies between" in message
+    assert message.endswith("its weights were edited or corrupted, fit and save the model again")
+    assert "\n" not in message
+
+
+def test_non_finite_weights_are_refused_at_load(ensemble, tmp_path) -> None:
+    model = _edited(ensemble, tmp_path, "ensemble.2.rnn.weight_hh_l0", math.nan)
+    with pytest.raises(LstmkitError) as err:
+        Forecaster.load(model)
+    assert str(err.value) == (
+        f"{model / 'model.safetensors'} is damaged (network 3 holds NaN or infinite weights); "
+        "fit and save the model again"
+    )
+
+
+def test_weights_within_reason_still_load(ensemble, tmp_path) -> None:
+    """The check catches weights off by orders of magnitude, not a retrained or slightly
+    different network: an untouched copy forecasts as saved, and a head bias moved by one
+    (a scaled unit: one training spread) loads and moves that network's forecast."""
+    saved = Forecaster.load(ensemble).predict()["forecast"].to_numpy()
+    copy = Path(shutil.copytree(ensemble, tmp_path / "copy"))
+    assert np.array_equal(Forecaster.load(copy).predict()["forecast"].to_numpy(), saved)
+    from safetensors.numpy import load_file
+
+    bias = load_file(str(ensemble / "model.safetensors"))["ensemble.1.head.bias"].flat[0]
+    moved = Forecaster.load(_edited(ensemble, tmp_path, "ensemble.1.head.bias", bias + 1.0))
+    assert not np.allclose(moved.predict()["forecast"].to_numpy(), saved)
+
+
 def test_a_folder_saved_before_the_context_arrays_loads_and_forecasts_alike(
     saved: Path, tmp_path: Path
 ) -> None:
@@ -437,6 +494,22 @@ def test_an_integer_time_model_checks_the_step() -> None:
         f.predict(df.assign(step=pd.date_range("2021-01-01", periods=40, freq="D")))
 
 
+def test_forecast_steps_past_the_largest_integer_time_are_refused() -> None:
+    """Steps up to 2**63 - 1 fit; the steps after them wrapped to -2**63, -2**63 + 1, ..."""
+    last = 2**63 - 1
+    df = pd.DataFrame({"step": np.arange(last - 39, last + 1, dtype=np.uint64),
+                       "y": 10 + np.arange(40) % 5})  # fmt: skip
+    f = Forecaster(horizon=4, window=8, **FAST).fit(df, target="y", time_col="step")
+    with pytest.raises(LstmkitError) as err:
+        f.predict()
+    assert str(err.value) == (
+        f"the 4 steps after {last} pass {last} (2**63 - 1), the largest integer time lstmkit "
+        "holds; number the steps from a smaller start"
+    )
+    early = df.iloc[:-4]  # a history ending 4 steps before the limit forecasts up to it
+    assert f.predict(early)["step"].tolist() == [last - 3, last - 2, last - 1, last]
+
+
 def test_the_server_refuses_a_history_on_another_time_axis(daily, tmp_path: Path) -> None:
     """``{"history": [{"date": 26, ...}]}`` used to be answered with 200 and a forecast."""
     from fastapi.testclient import TestClient
@@ -555,6 +628,75 @@ def test_real_and_trending_data_do_not_trip_the_divergence_checks() -> None:
     raw = {"scaler": "none", "instance_norm": False, "residual": None}
     for settings in ({}, raw, {"lr": 0.1}):
         Forecaster(horizon=14, window=14, **(FAST | settings)).fit(trend, "y", time_col="date")
+
+
+# ------------------------------------------------------------------ implausible magnitudes
+def _two_series(n: int = 60, scale: float = 1.0) -> pd.DataFrame:
+    t = np.arange(n)
+    y = scale * (100 + t + 10 * np.sin(2 * np.pi * t / 12))
+    days = pd.date_range("2000-01-01", periods=n, freq="D")
+    return pd.DataFrame({"id": np.repeat(["a", "b"], n), "day": np.tile(days, 2),
+                         "y": np.concatenate([y, y[::-1]])})  # fmt: skip
+
+
+def test_one_value_of_implausible_magnitude_is_refused_at_fit() -> None:
+    """One 1e30 in series 'b' trained to a near-zero forecast of its other values (about
+    100-170) without a word; it is refused before training, naming series, time and value."""
+    df = _two_series()
+    df.loc[(df["id"] == "b") & (df["day"] == "2000-01-21"), "y"] = 1e30
+    f = Forecaster(horizon=7, window=14, **FAST)
+    with pytest.raises(LstmkitError) as err:
+        f.fit(df, target="y", time_col="day", id_col="id")
+    others = df.loc[(df["id"] == "b") & (df["y"] < 1e30), "y"].abs().sort_values().to_numpy()
+    typical = others[(len(others) - 1) * 9 // 10]  # what the message calls typical
+    assert str(err.value) == (
+        f"series 'b': column 'y' has 1e+30 at time 2000-01-21, {1e30 / typical:.2g} times the "
+        f"size of the series' other values (typically {typical:.4g}): a value this far out is "
+        "a typo or a fill code, and training on it flattens the rest of the series to a "
+        "near-constant forecast; fix or drop that value"
+    )
+    assert not f.is_fitted
+
+
+def test_large_consistent_magnitudes_and_spikes_still_fit() -> None:
+    """The rule is relative to each series: values around 1e12 (and 1e-6), a series
+    growing over ten orders of magnitude and an intermittent series with one spike 1e6
+    times its usual size are data, not typos."""
+    f = Forecaster(horizon=7, window=14, **FAST)
+    big = _two_series(scale=1e10)  # about 1e12
+    f.fit(big, target="y", time_col="day", id_col="id")
+    fc = f.predict()
+    assert ((fc["forecast"] > 1e11) & (fc["forecast"] < 1e13)).all()
+    f.fit(_two_series(scale=1e-8), target="y", time_col="day", id_col="id")
+    growth = _two_series().assign(y=lambda d: 10.0 ** np.tile(np.linspace(0, 10, 60), 2))
+    f.fit(growth, target="y", time_col="day", id_col="id")
+    spiky = _two_series().assign(y=lambda d: (np.arange(120) % 5 == 0) * 1.0)
+    spiky.loc[33, "y"] = 1e6  # 1e6 times the other non-zero values, a spike short of 1e8
+    f.fit(spiky, target="y", time_col="day", id_col="id")
+
+
+def test_the_magnitude_rule_by_hand() -> None:
+    """`check_magnitudes` against the rule worked by hand, in runs of a few rows (a run
+    boundary inside neither series) as in one run: two series of ten values, the second
+    with 100 * 1e8 + 1 at step 4 and the same values again at 100 * 1e8 - 1 (the typical
+    size of ten values is the second largest: 100)."""
+    from lstmkit.data.series import load_series
+    from lstmkit.tasks.forecasting.data import MAGNITUDE_RATIO, check_magnitudes
+
+    assert MAGNITUDE_RATIO == 1e8
+    a = [1.0, -2.0, 0.0, 50.0, 100.0, 0.0, 3.0, 4.0, 5.0, 6.0]
+    for value, refused in ((100 * 1e8 + 1e3, True), (100 * 1e8 - 1e3, False)):
+        b = [1.0, 100.0, 0.0, 2.0, value, 3.0, 0.0, 4.0, 5.0, 6.0]
+        df = pd.DataFrame({"id": ["a"] * 10 + ["b"] * 10, "y": a + b})
+        sd = load_series(df, "y", id_col="id")
+        values = np.concatenate([s.values for s in sd.series.values()])
+        for chunk in (3, 1 << 20):
+            if refused:
+                with pytest.raises(LstmkitError, match=r"^series 'b': column 'y' has 1e\+10 at "
+                                   r"step 4, 1e\+08 times .* \(typically 100\)"):  # fmt: skip
+                    check_magnitudes(sd, values, chunk)
+            else:
+                check_magnitudes(sd, values, chunk)
 
 
 # ------------------------------------------------------------------ issue 19: precision 64

@@ -9,7 +9,13 @@ import pytest
 
 from lstmkit.data.air_passengers import AIR_PASSENGERS, load_air_passengers
 from lstmkit.data.scalers import SeriesScaler
-from lstmkit.data.series import future_times, load_series, read_table, season_from_freq
+from lstmkit.data.series import (
+    future_times,
+    load_future,
+    load_series,
+    read_table,
+    season_from_freq,
+)
 from lstmkit.data.windows import make_windows, time_split, window_target_ends
 from lstmkit.errors import LstmkitError
 
@@ -284,3 +290,53 @@ def test_series_in_different_zones_are_refused(tmp_path: Path) -> None:
     # the same zone in both series is one time axis
     pd.concat([a, a.assign(id="b")]).to_csv(path, index=False)
     assert load_series(path, "y", time_col="date", id_col="id").freq == "D"
+
+
+BIG = 2**64 - 1  # 18446744073709551615: int64 read it as -1
+
+
+def test_unsigned_steps_past_int64_are_refused_where_they_are(tmp_path: Path) -> None:
+    """A uint64 time column (pandas reads 18446744073709551615 so) wrapped to negative
+    steps: one series loaded with step -1 after 2, a long table's series was misordered."""
+    (tmp_path / "one.csv").write_text(f"t,y\n1,2\n2,3\n{BIG},3\n")
+    assert pd.read_csv(tmp_path / "one.csv")["t"].dtype == np.uint64
+    with pytest.raises(LstmkitError) as err:
+        load_series(tmp_path / "one.csv", "y", time_col="t")
+    assert str(err.value) == (
+        f"time column 't' has the step {BIG} at row 3 (line 4 of one.csv), past "
+        "9223372036854775807 (2**63 - 1), the largest integer time lstmkit holds; number the "
+        "steps from a smaller start"
+    )
+    rows = "".join(f"{sid},{t},1.5\n" for sid in "ab" for t in range(1, 6))
+    (tmp_path / "long.csv").write_text(f"id,t,y\n{rows}b,{2**63},2\n")
+    with pytest.raises(LstmkitError, match=rf"has the step {2**63} at row 11 \(line 12 of long"):
+        load_series(tmp_path / "long.csv", "y", time_col="t", id_col="id")
+    future = pd.DataFrame({"t": np.array([6, 2**63 + 6], dtype=np.uint64), "p": [0.0, 1.0]})
+    with pytest.raises(LstmkitError, match=rf"has the step {2**63 + 6} at row 2, past"):
+        load_future(future, ["p"], time_col="t", id_col=None)
+
+
+def test_unsigned_steps_within_int64_load_exactly() -> None:
+    start = 2**63 - 40
+    df = pd.DataFrame({"t": np.arange(start, start + 30, dtype=np.uint64), "y": np.arange(30.0)})
+    times = load_series(df, "y", time_col="t").series["0"].times
+    assert times.dtype == np.int64 and [int(t) for t in times[[0, -1]]] == [start, start + 29]
+    assert future_times(times, None, 10)[-1] == 2**63 - 1  # the last step int64 holds
+    with pytest.raises(LstmkitError) as err:  # the eleventh step wrapped to -2**63
+        future_times(times, None, 11)
+    assert str(err.value) == (
+        f"the 11 steps after {start + 29} pass 9223372036854775807 (2**63 - 1), the largest "
+        "integer time lstmkit holds; number the steps from a smaller start"
+    )
+
+
+def test_a_missing_step_in_a_nullable_integer_time_column_is_one_line() -> None:
+    """pandas' nullable Int64 column with a gap was a ValueError traceback."""
+    df = pd.DataFrame({"t": pd.array([1, 2, None, 4], dtype="Int64"), "y": [1.0, 2.0, 3.0, 4.0]})
+    for id_col in (None, "id"):
+        with pytest.raises(LstmkitError) as err:
+            load_series(df.assign(id="a"), "y", time_col="t", id_col=id_col)
+        assert type(err.value) is LstmkitError
+        assert str(err.value) == (
+            "time column 't' has a missing step at row 3 (1 in all); give every row its time"
+        )

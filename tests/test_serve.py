@@ -29,6 +29,7 @@ from lstmkit import Forecaster, TextClassifier
 from lstmkit.cli import main
 from lstmkit.errors import LstmkitError
 from lstmkit.serving import load_predictor
+from lstmkit.serving.app import create_app
 
 CLI = [sys.executable, "-c", "from lstmkit.cli import main; main()"]
 MAX_BODY = 20_000  # the classifier's server takes at most this many bytes
@@ -550,6 +551,26 @@ def test_cli_refuses_a_missing_or_damaged_model_folder(tmp_path, models, capsys)
     code, err = _cli(capsys, "--model", str(models["fc"]), "--combined")  # a text model's option
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("error: a forecaster's requests have no field combined")
+
+
+def test_cli_refuses_an_export_whose_graph_was_swapped(exported, tmp_path, capsys):
+    """Another forecaster's graph of the same shapes put into the export: the server
+    loads the export through `lstmkit.runtime.load`, whose checksum refuses it, in one
+    line before serving (it served the other model's forecasts)."""
+    other = Forecaster(horizon=4, window=12, hidden_size=8, max_epochs=2, progress=False, seed=5)
+    other.fit(_series()[["month", "y"]], target="y", time_col="month")
+    other.export_onnx(tmp_path / "other")
+    model = shutil.copytree(exported["fc"], tmp_path / "fc")
+    shutil.copy(tmp_path / "other" / "model.onnx", model / "onnx" / "model.onnx")
+    message = (
+        f"{model / 'onnx' / 'model.onnx'} does not match export.json's checksum: the folder "
+        "was changed after export; export the model again"
+    )
+    with pytest.raises(LstmkitError) as refused:  # before the CLI, which would serve it
+        create_app(model)
+    assert str(refused.value) == message
+    code, err = _cli(capsys, "--model", str(model))
+    assert (code, err) == (2, f"error: {message}\n")
 
 
 def test_cli_refuses_a_port_in_use(models, capsys):

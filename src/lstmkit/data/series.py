@@ -39,6 +39,8 @@ INDEX_TIME = "__time__"
 TIME_NAMES = (
     "date", "datetime", "time", "timestamp", "ds", "month", "week", "day", "year", "period", "step",
 )  # fmt: skip
+#: the largest integer time step: steps are held as int64
+MAX_STEP = int(np.iinfo(np.int64).max)
 
 
 class Series:
@@ -260,12 +262,36 @@ def _numeric_column(df: pd.DataFrame, col: str, times: pd.Index | None, source: 
     return arr
 
 
+def _integer_times(raw: pd.Series, col: str, source: str) -> pd.Index:
+    """An integer time column as the int64 steps lstmkit holds, or one `LstmkitError` line
+    for a missing step (a nullable integer column) or an unsigned step of 2**63 or more,
+    which int64 cannot hold (it wrapped to a negative step)."""
+    missing = raw.isna().to_numpy()
+    if missing.any():
+        pos = int(np.flatnonzero(missing)[0])
+        raise LstmkitError(
+            f"time column {col!r} has a missing step at {_where(None, pos, source)} "
+            f"({int(missing.sum())} in all); give every row its time"
+        )
+    if pd.api.types.is_unsigned_integer_dtype(raw):
+        steps = raw.to_numpy(dtype=np.uint64)
+        big = steps > np.uint64(MAX_STEP)
+        if big.any():
+            pos = int(np.flatnonzero(big)[0])
+            raise LstmkitError(
+                f"time column {col!r} has the step {int(steps[pos])} at "
+                f"{_where(None, pos, source)}, past {MAX_STEP} (2**63 - 1), the largest "
+                "integer time lstmkit holds; number the steps from a smaller start"
+            )
+    return pd.Index(raw.to_numpy(dtype=np.int64))
+
+
 def _parse_times(df: pd.DataFrame, col: str, source: str) -> pd.Index:
     raw = df[col]
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = pd.to_datetime(raw)
     elif pd.api.types.is_integer_dtype(raw):
-        return pd.Index(raw.to_numpy(dtype=np.int64))
+        return _integer_times(raw, col, source)
     else:
         try:
             with warnings.catch_warnings():  # pandas 2 warns where pandas 3 raises (below)
@@ -459,7 +485,7 @@ def load_series(
     out = SeriesData(target, time_col, id_col, covariates, None, future_covariates=future,
                      static_cols=static_cols)  # fmt: skip
     freqs: set[str] = set()
-    fast = _many_series(df, out) if id_col is not None else None
+    fast = _many_series(df, out, source) if id_col is not None else None
     if fast is not None:
         out.series, freqs = fast
     else:
@@ -703,12 +729,13 @@ def _check_one_zone(series: dict[str, Series]) -> None:
         )
 
 
-def _all_times(raw: pd.Series) -> pd.Index | None:
+def _all_times(raw: pd.Series, col: str, source: str) -> pd.Index | None:
     """The time column of a long table parsed in one call, or None where the series
     must be read one by one (text in several zones or offsets, or anything unparsable:
-    the per-series reader then says where)."""
+    the per-series reader then says where); integer steps are checked here, naming the
+    table's row (`_integer_times`)."""
     if pd.api.types.is_integer_dtype(raw):
-        return pd.Index(raw.to_numpy(dtype=np.int64))
+        return _integer_times(raw, col, source)
     if pd.api.types.is_datetime64_any_dtype(raw):
         return pd.DatetimeIndex(raw)
     if raw.dtype != object or raw.isna().any():
@@ -724,7 +751,9 @@ def _all_times(raw: pd.Series) -> pd.Index | None:
     return pd.DatetimeIndex(parsed)
 
 
-def _many_series(df: pd.DataFrame, sd: SeriesData) -> tuple[dict[str, Series], set[str]] | None:
+def _many_series(
+    df: pd.DataFrame, sd: SeriesData, source: str
+) -> tuple[dict[str, Series], set[str]] | None:
     """The series of a long table (``sd.id_col``) and their frequencies, read with one
     parse, one sort and one check for the whole table instead of one per series; None
     where anything is wrong (a bad value, a repeated time, an irregular or unparsable
@@ -739,7 +768,7 @@ def _many_series(df: pd.DataFrame, sd: SeriesData) -> tuple[dict[str, Series], s
         return None
     values = np.stack(cols, axis=1)
     if time_col:
-        times = _all_times(df[time_col])
+        times = _all_times(df[time_col], time_col, source)
         if times is None:
             return None
         keys = times.asi8 if isinstance(times, pd.DatetimeIndex) else times.to_numpy()
@@ -882,7 +911,21 @@ def future_times(times: pd.Index, freq: str | None, steps: int) -> pd.Index:
         if len(times) > 1 and not isinstance(times, pd.DatetimeIndex)
         else 1
     )
+    check_step_room(np.array([last]), np.array([step]), steps)
     return pd.Index(np.arange(1, steps + 1) * step + last)
+
+
+def check_step_room(ends: np.ndarray, step: np.ndarray, steps: int) -> None:
+    """Refuse integer times whose ``steps`` next steps (``ends + k * step``, one series an
+    entry) pass `MAX_STEP`: in int64 they would wrap to negative times. Exact, without a
+    per-series loop but for series within 2**62 of the limit."""
+    near = ends.astype(np.float64) + steps * np.abs(step.astype(np.float64)) >= 2.0**62
+    for k in np.flatnonzero(near).tolist():
+        if int(ends[k]) + steps * int(step[k]) > MAX_STEP:
+            raise LstmkitError(
+                f"the {steps} steps after {int(ends[k])} pass {MAX_STEP} (2**63 - 1), the "
+                "largest integer time lstmkit holds; number the steps from a smaller start"
+            )
 
 
 def tail_times(series: list[Series], n: int, skip: int = 0) -> pd.Index:

@@ -12,7 +12,8 @@ export folder holds::
 
     model.onnx      the network: dynamic batch (and, for text, dynamic length)
     export.json     kind, lstmkit_version, format, opset, input/output names, the task
-                    config and what predicting needs (the kind's own fields)
+                    config, what predicting needs (the kind's own fields) and the
+                    SHA-256 of every other file (``checksums``, checked at load)
     ...             the files of the kind (a text classifier's tokenizer.json and the
                     baseline of its mixture)
 
@@ -60,7 +61,7 @@ from lstmkit import __version__, kinds
 from lstmkit.errors import LstmkitError
 from lstmkit.io import recover_dir, staged_dir
 from lstmkit.nn import GRU, LSTM, MLSTM, SLSTM
-from lstmkit.runtime.meta import export_kind
+from lstmkit.runtime.meta import CHECKSUMS, export_kind, folder_checksums
 from lstmkit.runtime.session import (
     DEFAULT_SUBFOLDER,
     EXPORT_FILE,
@@ -327,6 +328,8 @@ def write_export(
     out = check_target(out, kind, files)
     with staged_dir(out) as tmp:
         meta, files = build(tmp)
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
         meta = {
             "kind": kind,
             "lstmkit_version": __version__,
@@ -334,10 +337,9 @@ def write_export(
             "opset": OPSET,
             "graph": GRAPH_FILE,
             **meta,
+            CHECKSUMS: folder_checksums(tmp),  # checked at load: a file swapped since is refused
         }
         (tmp / EXPORT_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        for name, text in files.items():
-            (tmp / name).write_text(text, encoding="utf-8")
         check_target(out, kind, files)  # a file put into ``out`` during the build is kept
     return out
 

@@ -10,7 +10,10 @@ an exception from onnxruntime or numpy at the first prediction:
   are checked here; those of its kind by the kind's ONNX predictor class
   (`ExportedKind`, found through `lstmkit.kinds`), with the helpers below. Every file a
   field names must lie inside the folder (`inside`): a relative path without ``..``
-  whose real path, links followed, is in the folder.
+  whose real path, links followed, is in the folder. Every file listed in
+  ``checksums`` (the graph and the kind's files, as exported) must still have its
+  SHA-256 (`check_checksums`): another graph of the same shapes put in its place is
+  refused, naming the file. Exports written before the field have none and load.
 - `check_graph` checks the graph against the description: input and output names,
   element types, ranks and fixed sizes (the kind's ``graph_spec``), then one tiny run
   (its ``probe``) whose output shape must be the one the description implies.
@@ -22,8 +25,10 @@ the kind, for `lstmkit export` deciding whether a folder may be replaced. No tor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import numbers
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -37,6 +42,9 @@ from lstmkit.runtime.session import EXPORT_FILE, FORMAT
 #: the fields of every export.json, all required (a kind adds its own, `ExportedKind.FIELDS`)
 COMMON_FIELDS = ("kind", "lstmkit_version", "format", "opset", "graph", "inputs", "outputs",
                  "config", "verification")  # fmt: skip
+#: the field holding the SHA-256 of every file of the export but export.json (name -> hex
+#: digest); optional, as exports written before it have none (they load unchecked)
+CHECKSUMS = "checksums"
 #: graph inputs or outputs: name -> (ONNX element type, dims), a dim None where free
 GraphSpec = dict[str, tuple[str, tuple[int | None, ...]]]
 
@@ -182,12 +190,74 @@ def read_export(folder: Path) -> dict[str, Any]:
         raise LstmkitError(
             f"{where} is damaged ({str(err)[:300]}); export the model again"
         ) from None
+    check_checksums(folder, meta)
     return meta
+
+
+def file_checksum(path: Path) -> str:
+    """The SHA-256 of the file at ``path`` (hex), read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while piece := f.read(1 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def folder_checksums(folder: Path) -> dict[str, str]:
+    """The ``checksums`` field for an export being written in ``folder``: the SHA-256 of
+    every file in it but export.json, by name (sorted)."""
+    return {
+        path.name: file_checksum(path)
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.name != EXPORT_FILE
+    }
+
+
+def check_checksums(folder: Path, meta: dict[str, Any]) -> None:
+    """Check every file that ``checksums`` lists against its SHA-256: a file changed after
+    the export (another model's graph of the same shapes, an edited tokenizer) is one
+    `LstmkitError` line naming it (a missing one is left to what reads it). An export
+    without the field (written before it) is not checked. export.json itself is the
+    reference: whoever edits it can edit the checksums too, so this guards against
+    swapped or corrupted files, not against an edited description (which the field
+    checks cover)."""
+    for name, want in meta.get(CHECKSUMS, {}).items():
+        path = folder / name
+        if not path.is_file():
+            continue  # missing: what reads it says so ("no such file; the export is incomplete")
+        try:
+            got = file_checksum(path)
+        except OSError as err:
+            raise LstmkitError(f"{path}: cannot read ({err}); export the model again") from None
+        if got != want:
+            raise LstmkitError(
+                f"{path} does not match {EXPORT_FILE}'s checksum: the folder was changed after "
+                "export; export the model again"
+            )
+
+
+def _check_checksums_field(folder: Path, meta: dict[str, Any]) -> None:
+    """The optional ``checksums`` field: an object of files inside the folder (export.json
+    not among them), each with a SHA-256 in lowercase hex."""
+    if CHECKSUMS not in meta:
+        return
+    sums = json_object(meta, CHECKSUMS)
+    for name, digest in sums.items():
+        inside(folder, {CHECKSUMS: name}, CHECKSUMS)
+        if name == EXPORT_FILE or not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise Damaged(
+                f"{CHECKSUMS} must give each file but {EXPORT_FILE} a SHA-256 in hex, got "
+                f"{name!r}: {digest!r}"[:200]
+            )
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _check_fields(folder: Path, meta: dict[str, Any], exported: type[ExportedKind]) -> None:
     required = (*COMMON_FIELDS, *exported.FIELDS)
-    unknown = sorted(set(meta) - {*required, *getattr(exported, "OPTIONAL_FIELDS", ())})
+    optional = {CHECKSUMS, *getattr(exported, "OPTIONAL_FIELDS", ())}
+    unknown = sorted(set(meta) - {*required, *optional})
     missing = [key for key in required if key not in meta]
     if unknown:
         raise Damaged(f"unknown fields {unknown}")
@@ -195,6 +265,7 @@ def _check_fields(folder: Path, meta: dict[str, Any], exported: type[ExportedKin
         raise Damaged(f"missing fields {missing}")
     integer(meta, "opset", 1)
     inside(folder, meta, "graph")
+    _check_checksums_field(folder, meta)
     inputs, outputs = names(meta, "inputs"), names(meta, "outputs")
     json_object(meta, "config")
     verification = json_object(meta, "verification")

@@ -1034,7 +1034,74 @@ class Forecaster:
             first = str(err).splitlines()[0]
             raise LstmkitError(f"weights in {path} do not match its config: {first}") from None
         self.net = self.members[0]
+        self._check_members(root / "model.safetensors")
         return self
+
+    def _check_members(self, where: Path) -> None:
+        """At load: refuse weights that are not finite, or a network whose point forecast
+        from the saved last windows of the first `MEMBER_CHECK_SERIES` series lies more
+        than `MEMBER_MARGIN` times the window's range (at least one scaled unit, the
+        series' spread in training) outside it, in scaled units: weights edited or damaged
+        by orders of magnitude (a head of 1e38 moved an ensemble's mean forecast to 1e38
+        without a word; the fit-time check `_check_plausible` does not run again). Known
+        future covariates are unknown here and taken at zero (their scaled centre). One
+        call of each network: a recursive one's first step, without its sample paths."""
+        assert self.state is not None and self.scaler is not None
+        for k, member in enumerate(self.members):
+            if not all(torch.isfinite(t).all() for t in member.state_dict().values()):
+                raise LstmkitError(f"{where} is damaged (network {k + 1} holds NaN or infinite "
+                                   "weights); fit and save the model again")  # fmt: skip
+        ctx = self._contexts()
+        n = min(len(ctx.ids), MEMBER_CHECK_SERIES)
+        ids = list(ctx.ids[:n])
+        real = [ctx.values[i, ctx.window - ctx.rows[i] :] for i in range(n)]  # a padded one's
+        x = last_windows([self.scaler.transform(s, v) for s, v in zip(ids, real, strict=True)],
+                         ctx.window)  # fmt: skip
+        steps = self.config.horizon
+        fidx = self._future_columns()
+        fut = np.zeros((n, steps, len(fidx))) if fidx else None
+        static = self._static_inputs(ids, None) if self._has_static() else None
+        target = x[:, :, 0]
+        lo, hi = np.fmin.reduce(target, axis=1), np.fmax.reduce(target, axis=1)
+        margin = MEMBER_MARGIN * np.maximum(hi - lo, 1.0)
+        for k, member in enumerate(self.members):
+            point = self._network_point(member, x, fut, static)
+            with np.errstate(invalid="ignore"):
+                ok = (point >= (lo - margin)[:, None]) & (point <= (hi + margin)[:, None])
+            if not ok.all():
+                i = int(np.flatnonzero(~ok.all(axis=1))[0])
+                worst = point[i].flat[int(np.argmax(~ok[i]))]
+                raise LstmkitError(
+                    f"{where} is damaged: network {k + 1} of {len(self.members)} forecasts "
+                    f"{worst:.3g} (scaled) for series {ids[i]!r}, whose last window lies "
+                    f"between {lo[i]:.3g} and {hi[i]:.3g}; its weights were edited or "
+                    "corrupted, fit and save the model again"
+                )
+
+    @torch.no_grad()
+    def _network_point(
+        self,
+        module: ForecastModule,
+        x: np.ndarray,
+        future: np.ndarray | None,
+        static: np.ndarray | None,
+    ) -> np.ndarray:
+        """One call of ``module`` on scaled windows ``x``: its point forecasts (batch,
+        steps), every step of a direct network, a recursive one's next step."""
+        module.eval()
+        dtype = next(module.parameters()).dtype
+        steps = module.net.steps
+        fut = None if future is None else torch.as_tensor(future[:, :steps], dtype=dtype)
+        st = None if static is None else torch.as_tensor(static, dtype=torch.float32)
+        return module(torch.as_tensor(x, dtype=dtype), fut, st)[:, :, 0].numpy()
+
+
+#: `Forecaster._check_members`: the series whose saved windows each network forecasts at
+#: load, and how far outside such a window (in its range, at least one scaled unit) a
+#: network's point forecast may lie; generous, as only weights off by orders of
+#: magnitude are to be caught
+MEMBER_CHECK_SERIES = 16
+MEMBER_MARGIN = 1e6
 
 
 #: How far outside its data a forecast may go before a fit counts as diverged, in units

@@ -24,6 +24,7 @@ from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import (
     Series,
     SeriesData,
+    check_step_room,
     format_time,
     future_times,
     load_future,
@@ -429,6 +430,7 @@ def steps_after(last: pd.Index, prev: pd.Index | None, freq: str | None, steps: 
         return parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
     ends = np.asarray(last, dtype=np.int64)
     step = ends - np.asarray(prev, dtype=np.int64) if prev is not None else np.ones_like(ends)
+    check_step_room(ends, step, steps)  # else the steps past 2**63 - 1 wrap to negative
     return pd.Index((ends[:, None] + np.arange(1, steps + 1) * step[:, None]).ravel())
 
 

@@ -90,7 +90,9 @@ class ForecastPredictor:
         self.state = FittedState.from_dict(meta["data"])
         self.scaler = SeriesScaler.from_dict(meta["scaler"])
         check_scaler(self.scaler, self.state.n_features)
-        self.context = check_context(meta["context"], self.state, set(self.scaler.params))
+        self.context = check_context(
+            meta["context"], self.state, set(self.scaler.params), "the export's scaler field"
+        )
         self.horizon = int(meta["horizon"])
         self.quantiles: list[float] | None = meta["quantiles"]
         self.method = str(meta["method"])

@@ -187,17 +187,21 @@ def check_scaler(scaler: SeriesScaler, n_columns: int) -> None:
                 )
 
 
-def check_context(context: Any, state: FittedState, known: set[str]) -> dict[str, Any]:
+def check_context(
+    context: Any, state: FittedState, known: set[str], scaler: str = "scaler.json"
+) -> dict[str, Any]:
     """A per-series context mapping (the last window of each series), checked: the
     context.json of a folder saved before `lstmkit.tasks.forecasting.contexts.Contexts`
     (since then context.safetensors, checked by `Contexts.from_bytes`) and the context of
-    an ONNX export's export.json."""
+    an ONNX export's export.json. ``known``: the series of the scaler, which ``scaler``
+    names in the message for one without its scaling (a model folder's scaler.json, an
+    export's scaler field)."""
     if not isinstance(context, dict) or not context:
         raise LstmkitError("expected an object with the last window of each series")
     window, n_features = state.window, state.n_features
     for sid, ctx in context.items():
         if sid not in known:
-            raise LstmkitError(f"series {sid!r} has no scaling parameters in scaler.json")
+            raise LstmkitError(f"series {sid!r} has no scaling parameters in {scaler}")
         values = np.asarray(ctx["values"], dtype=np.float64)
         rows = len(values) if state.pad and values.ndim == 2 and len(values) >= 1 else window
         if values.shape != (rows, n_features) or not np.isfinite(values).all() or rows > window:
