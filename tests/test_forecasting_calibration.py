@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from lstmkit import Forecaster, runtime
+from lstmkit.data.scalers import SeriesScaler
+from lstmkit.data.series import load_series
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecast_metrics import (
     band_metrics,
@@ -22,9 +24,11 @@ from lstmkit.tasks.forecast_metrics import (
 )
 from lstmkit.tasks.forecasting.calibration import (
     IN_SAMPLE_STRETCH,
+    IN_SAMPLE_WINDOWS,
     apply_offsets,
     conformal_offsets,
     in_sample_offsets,
+    training_windows,
 )
 
 
@@ -239,6 +243,23 @@ def test_a_single_series_calibrates_on_validation_or_training_windows_or_not_at_
         "bands not calibrated: 1 validation window with a whole horizon, fewer than 20, "
         "and 15 training windows (a longer validation stretch or more series)"
     )
+
+
+def test_training_windows_are_the_latest_before_the_validation_part():
+    # 300 steps, the last 4 validate, window 8, horizon 4: whole horizons before step 296
+    # from origins 0 .. 284; the latest IN_SAMPLE_WINDOWS (200) of them, origins 85 .. 284
+    values = np.arange(300.0) ** 1.5
+    sd = load_series(pd.DataFrame({"y": values}))
+    scaler = SeriesScaler("none")
+    scaler.fit_series(next(iter(sd.series)), values[:, None])
+    x, fut, y = training_windows(sd, scaler, 8, 4, 4, [])
+    assert IN_SAMPLE_WINDOWS == 200 and fut is None and len(x) == 200
+    want = np.stack([values[o : o + 12] for o in range(85, 285)]).astype(np.float32)
+    np.testing.assert_array_equal(x[:, :, 0], want[:, :8])
+    np.testing.assert_array_equal(y, want[:, 8:])
+    # a short series gives every window it has: 30 steps less 4, origins 0 .. 14
+    sd = load_series(pd.DataFrame({"y": values[:30]}))
+    assert len(training_windows(sd, scaler, 8, 4, 4, [])[0]) == 15
 
 
 def test_too_few_validation_windows_leave_the_band_as_trained():
