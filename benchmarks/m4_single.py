@@ -3,12 +3,16 @@
 Draws seeded samples of the competition's Weekly-train series by length (80-300 weeks and
 301-700 weeks), fits the default `Forecaster` (horizon 13, season 52) on each series alone
 without its last 13 training weeks and scores those 13 weeks beside naive and NLinear:
-mean sMAPE and MASE, how many series beat naive, and the share of those weeks inside the
-10-90% band. The M4 test file is never read: this is the validation check behind the
-single-series default window (`lstmkit.tasks.forecasting.data.default_window`). Writes the
-``m4_single`` section of benchmarks/RESULTS.md (unless ``--no-write``).
+mean sMAPE and MASE, how many series beat naive, the share of those weeks inside the
+10-90% band, its mean width (percent of the series' mean level) and its interval score
+(width plus 10 times each miss, over the series' mean weekly change). ``--half A`` or
+``B`` scores a seeded half of each draw (the halves the band's calibration was chosen and
+confirmed on; see `lstmkit.tasks.forecasting.calibration.IN_SAMPLE_STRETCH`). The M4 test
+file is never read: this is the validation check behind the single-series default window
+(`lstmkit.tasks.forecasting.data.default_window`) and the band's calibration. Writes the
+``m4_single`` section of benchmarks/RESULTS.md (unless ``--no-write`` or ``--half``).
 
-    python benchmarks/m4_single.py [--set key=json ...] [--no-write]
+    python benchmarks/m4_single.py [--set key=json ...] [--half A|B] [--no-write]
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "m4" / "Weekly-
 H, SEASON = 13, 52
 #: (shortest, longest, series drawn, seed of the draw)
 GROUPS = ((80, 300, 40, 3), (301, 700, 30, 4))
+#: seed of the split of each draw into halves A and B (``--half``)
+HALF_SEED = 11
 
 
 def score(y: np.ndarray, settings: dict) -> dict[str, float]:
@@ -43,11 +49,16 @@ def score(y: np.ndarray, settings: dict) -> dict[str, float]:
     f.fit(frame.iloc[:-H])
     ev = f.evaluate(frame)
     m, fc = ev.metrics, ev.forecasts
-    inside = ((fc["actual"] >= fc["q10"]) & (fc["actual"] <= fc["q90"])).mean()
+    actual, lo, hi = (fc[c].to_numpy(dtype=float) for c in ("actual", "q10", "q90"))
+    inside = ((actual >= lo) & (actual <= hi)).mean()
+    seen = y[:-H]
+    misses = np.maximum(lo - actual, 0) + np.maximum(actual - hi, 0)
+    interval = (hi - lo + 10 * misses).mean() / np.abs(np.diff(seen)).mean()
     return {
         "sMAPE": m.loc["lstmkit", "sMAPE"], "MASE": m.loc["lstmkit", "MASE"],
         "naive": m.loc["naive", "sMAPE"], "nlinear": m.loc["nlinear", "sMAPE"],
         "coverage": float(inside), "window": f.state.window,
+        "width": float((hi - lo).mean() / np.abs(seen).mean() * 100), "interval": interval,
     }  # fmt: skip
 
 
@@ -55,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--set", nargs="*", default=[], help="Forecaster overrides key=json")
+    parser.add_argument("--half", choices=["A", "B"], help="a seeded half of each draw only")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if not args.data.exists():
@@ -73,12 +85,16 @@ def main() -> None:
         "only: the M4 test file is not read). Means over the series drawn.",
         "",
         "| weeks | series | sMAPE | MASE | naive sMAPE | NLinear sMAPE | beats naive "
-        "| 10-90% band coverage | windows | s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| 10-90% band coverage | band width % | interval score | windows | s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for lo, hi, n, seed in GROUPS:
         pool = np.flatnonzero((lengths >= lo) & (lengths <= hi))
         rows = np.random.default_rng(seed).choice(pool, min(n, len(pool)), replace=False)
+        if args.half:
+            order = np.random.default_rng(HALF_SEED).permutation(len(rows))
+            cut = len(rows) // 2
+            rows = rows[order[:cut] if args.half == "A" else order[cut:]]
         start = time.perf_counter()
         got = pd.DataFrame(
             [score(train.iloc[r, 1:].dropna().to_numpy(dtype=float), settings) for r in rows]
@@ -89,7 +105,8 @@ def main() -> None:
         line = (
             f"| {lo}-{hi} | {len(got)} | {mean['sMAPE']:.2f} | {mean['MASE']:.3f} | "
             f"{mean['naive']:.2f} | {mean['nlinear']:.2f} | {beats} of {len(got)} | "
-            f"{mean['coverage']:.3f} | {windows} | {time.perf_counter() - start:.0f} |"
+            f"{mean['coverage']:.3f} | {mean['width']:.1f} | {mean['interval']:.2f} | "
+            f"{windows} | {time.perf_counter() - start:.0f} |"
         )
         print(line, flush=True)
         lines.append(line)
@@ -102,7 +119,7 @@ def main() -> None:
         "30, .672. The rule with one training window per input step instead of two (window "
         "21 for the 80-week series) scored 27.97 at 80-300 weeks (beats naive 3 of 40).",
     ]
-    if not args.no_write:
+    if not args.no_write and not args.half:
         write_section("m4_single", "\n".join(lines))
 
 

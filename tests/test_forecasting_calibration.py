@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from lstmkit import Forecaster, runtime
+from lstmkit.data.scalers import SeriesScaler
+from lstmkit.data.series import load_series
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecast_metrics import (
     band_metrics,
@@ -20,7 +22,14 @@ from lstmkit.tasks.forecast_metrics import (
     scaled_quantile_loss,
     weighted_quantile_loss,
 )
-from lstmkit.tasks.forecasting.calibration import apply_offsets, conformal_offsets
+from lstmkit.tasks.forecasting.calibration import (
+    IN_SAMPLE_STRETCH,
+    IN_SAMPLE_WINDOWS,
+    apply_offsets,
+    conformal_offsets,
+    in_sample_offsets,
+    training_windows,
+)
 
 
 def test_offsets_are_the_conformal_order_statistics_by_hand():
@@ -157,12 +166,118 @@ def test_a_damaged_calibration_is_one_line(panel_models, tmp_path):
         assert "calibration" in str(info.value) and "\n" not in str(info.value)
 
 
+def test_in_sample_offsets_by_hand():
+    # 4 windows, 1 step; point 0.5, quantiles -1 / 0 / 1 (levels 0.1 / 0.5 / 0.9)
+    fc = np.tile([0.5, -1.0, 0.0, 1.0], (4, 1))[:, None, :]
+    actual = np.array([0.0, 2.0, -3.0, 0.5])[:, None]
+    # symmetric scores max(q10 - y, y - q90): -1, 1, 2, -0.5; the band's level 0.8 takes
+    # rank ceil(5 * 0.8) = 4 of the sorted -1, -0.5, 1, 2: c = 2 on both ends
+    got = in_sample_offsets(fc, actual, [0.1, 0.5, 0.9], stretch=1.0)
+    np.testing.assert_allclose(got, [[-2.0, 0.0, 2.0]])
+    # stretch 1.5: each level's distance from the point forecast (shift included) grows by
+    # half: q10 -1 - 2 - 0.5 = -3.5 -> -2 - 1.75; q50 -0.5 -> -0.25; q90 2.5 -> 2 + 1.25
+    got = in_sample_offsets(fc, actual, [0.1, 0.5, 0.9], stretch=1.5)
+    np.testing.assert_allclose(got, [[-3.75, -0.25, 3.25]])
+    # a level without its partner takes the one-sided conformal shift (0.8: rank
+    # ceil(5 * 0.8) = 4 of the scores y - 1: -4, -1, -0.5, 1 -> 1); 0.1 pairs with nothing
+    # either: floor(5 * 0.1) = 0, clipped to rank 1 of y + 1: -2, 1, 1.5, 3 -> -2
+    got = in_sample_offsets(fc, actual, [0.1, 0.5, 0.8], stretch=1.0)
+    np.testing.assert_allclose(got, [[-2.0, 0.0, 1.0]])
+    assert IN_SAMPLE_STRETCH > 1.0  # the default widens: in-sample errors are too small
+
+
+def _single(length: int, val_size: int) -> tuple[Forecaster, np.ndarray]:
+    """A tiny one-network model of one noisy seasonal series (horizon 4, window 8) and
+    the series."""
+    rng = np.random.default_rng(5)
+    t = np.arange(length)
+    df = pd.DataFrame({"y": 50 + 5 * np.sin(t / 2) + rng.standard_normal(length)})
+    f = Forecaster(
+        horizon=4, window=8, val_size=val_size, hidden_size=4, max_epochs=2, ensemble=1,
+        quantiles=[0.1, 0.5, 0.9], progress=False, seed=0,
+    )  # fmt: skip
+    f.fit(df)
+    return f, df["y"].to_numpy()
+
+
+def _cut_windows(
+    f: Forecaster, values: np.ndarray, origins: range
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scaled forecasts and actuals of the windows of ``values`` at ``origins``, cut
+    by hand."""
+    shift, scale = f.scaler.stacked(list(f.scaler.params))
+    y = (values - shift[0, 0]) / scale[0, 0]
+    x = np.stack([y[o : o + 8] for o in origins])[:, :, None].astype(np.float32)
+    target = np.stack([y[o + 8 : o + 12] for o in origins])
+    fc = np.asarray(f._forecast_scaled(x), dtype=np.float64)
+    fc[..., 1:] = np.sort(fc[..., 1:], axis=-1)
+    return fc, target
+
+
+def test_a_single_series_calibrates_on_validation_or_training_windows_or_not_at_all():
+    levels = [0.1, 0.5, 0.9]
+    # 60 steps, the last 24 validate: origins 36 - 8 = 28 .. 60 - 12 = 48, 21 windows
+    f, values = _single(60, val_size=24)
+    assert f.calibration_note == "bands calibrated on 21 validation windows"
+    fc, y = _cut_windows(f, values, range(28, 49))
+    np.testing.assert_allclose(f.state.calibration, conformal_offsets(fc, y, levels), atol=1e-6)
+    # 40 steps, the last 4 validate: one validation window; the training windows have
+    # their horizon in the first 36 steps: origins 0 .. 24, 25 windows
+    f, values = _single(40, val_size=4)
+    assert f.calibration_note == (
+        "bands calibrated on 25 training windows, widened by 1.2 (in-sample errors; "
+        "1 validation window with a whole horizon, fewer than 20)"
+    )
+    fc, y = _cut_windows(f, values, range(0, 25))
+    np.testing.assert_allclose(f.state.calibration, in_sample_offsets(fc, y, levels), atol=1e-6)
+    lo, hi = np.asarray(f.state.calibration)[:, [0, 2]].T
+    assert (lo < 0).all() and (hi > 0).all()  # widened at every step
+    raw = f.predict()
+    f.state.calibration = None
+    plain = f.predict()
+    assert ((raw["q90"] - raw["q10"]) > (plain["q90"] - plain["q10"])).all()
+    # 30 steps: one validation window and 15 training windows, too few for either
+    f, _ = _single(30, val_size=4)
+    assert f.state.calibration is None
+    assert f.calibration_note == (
+        "bands not calibrated: 1 validation window with a whole horizon, fewer than 20, "
+        "and 15 training windows (a longer validation stretch or more series)"
+    )
+
+
+def test_training_windows_are_the_latest_before_the_validation_part():
+    # 300 steps, the last 4 validate, window 8, horizon 4: whole horizons before step 296
+    # from origins 0 .. 284; the latest IN_SAMPLE_WINDOWS (200) of them, origins 85 .. 284
+    values = np.arange(300.0) ** 1.5
+    sd = load_series(pd.DataFrame({"y": values}))
+    scaler = SeriesScaler("none")
+    scaler.fit_series(next(iter(sd.series)), values[:, None])
+    x, fut, y = training_windows(sd, scaler, 8, 4, 4, [])
+    assert IN_SAMPLE_WINDOWS == 200 and fut is None and len(x) == 200
+    want = np.stack([values[o : o + 12] for o in range(85, 285)]).astype(np.float32)
+    np.testing.assert_array_equal(x[:, :, 0], want[:, :8])
+    np.testing.assert_array_equal(y, want[:, 8:])
+    # a short series gives every window it has: 30 steps less 4, origins 0 .. 14
+    sd = load_series(pd.DataFrame({"y": values[:30]}))
+    assert len(training_windows(sd, scaler, 8, 4, 4, [])[0]) == 15
+
+
 def test_too_few_validation_windows_leave_the_band_as_trained():
-    df = _noise_panel(3, 70, seed=2)
+    # 3 series of 20 days, the last 6 validate: 1 validation and 1 training window each
+    df = _noise_panel(3, 20, seed=2)
     fc = Forecaster(horizon=6, window=8, hidden_size=4, val_size=6, max_epochs=1, progress=False)
     fc.fit(df, target="y", time_col="day", id_col="id")
     assert fc.state.calibration is None
-    assert "not calibrated: 3 validation windows" in fc.calibration_note
+    assert fc.calibration_note.startswith(
+        "bands not calibrated: 3 validation windows with a whole horizon, fewer than 20, "
+        "and 3 training windows"
+    )
+    # 70 days: 3 validation windows, but 3 x 51 training windows to calibrate on
+    df = _noise_panel(3, 70, seed=2)
+    fc = Forecaster(horizon=6, window=8, hidden_size=4, val_size=6, max_epochs=1, progress=False)
+    fc.fit(df, target="y", time_col="day", id_col="id")
+    assert np.asarray(fc.state.calibration).shape == (6, 3)
+    assert fc.calibration_note.startswith("bands calibrated on 153 training windows")
     fc = Forecaster(horizon=6, window=8, hidden_size=4, val_size=0, max_epochs=1,
                     progress=False)  # fmt: skip
     fc.fit(df, target="y", time_col="day", id_col="id")

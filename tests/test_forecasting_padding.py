@@ -266,7 +266,10 @@ def test_padded_model_calibrates_on_the_validation_windows_of_short_series_too()
         want = last_windows([y[:c, None]], 12)[0, :, 0]
         np.testing.assert_array_equal(x[k, :, 0], want.astype(np.float32))
         np.testing.assert_array_equal(target[k], y[c : c + 3].astype(np.float32))
-    # the forecaster counts them (20 are needed to calibrate)
+    # the forecaster counts them (20 are needed to calibrate on them); with fewer it
+    # calibrates on the padded training windows: rows before the last 6, padded by 9,
+    # less window and horizon, + 1: short 8+9-15+1 = 3, mid 34+9-15+1 = 29, long 79
     f = Forecaster(horizon=3, window=12, val_size=6, pad=True, **FAST)
     f.fit(_panel(), target="y", time_col="week", id_col="id")
-    assert f.calibration_note.startswith("bands not calibrated: 12 validation windows")
+    assert f.calibration_note.startswith("bands calibrated on 111 training windows")
+    assert "12 validation windows with a whole horizon" in f.calibration_note

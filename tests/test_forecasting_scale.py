@@ -145,7 +145,7 @@ def _one_by_one(f: Forecaster, sid: str, window: np.ndarray, future=None) -> np.
     """The forecast of one raw window of one series, as the code before batching made
     it: scale with the series' own parameters (the log scaler, the default for several
     positive series, first takes the log of the target), run the network on a batch of
-    one, sort the quantiles, scale back (and exp)."""
+    one, sort the quantiles, shift them by the calibration if any, scale back (and exp)."""
     shift = np.asarray(f.scaler.params[sid]["shift"])
     scale = np.asarray(f.scaler.params[sid]["scale"])
     log = f.scaler.kind == "log"
@@ -158,6 +158,8 @@ def _one_by_one(f: Forecaster, sid: str, window: np.ndarray, future=None) -> np.
         fut = ((future - shift[cols]) / scale[cols]).astype(np.float32)[None]
     out = f._forecast_scaled(x, fut)[0].astype(np.float64)
     out[:, 1:] = np.sort(out[:, 1:], axis=-1)
+    if f.state.calibration is not None:  # the band's shifts (scaled space), sorted again
+        out[:, 1:] = np.sort(out[:, 1:] + np.asarray(f.state.calibration), axis=-1)
     out = out * scale[0] + shift[0]
     return np.exp(out) if log else out
 

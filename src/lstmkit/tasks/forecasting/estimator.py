@@ -458,9 +458,10 @@ class Forecaster:
 
     def _calibrate(self, sd: SeriesData, val: int) -> None:
         """Fit the split-conformal shifts of the quantile bands on the validation windows
-        (`lstmkit.tasks.forecasting.calibration`) when ``calibrate`` is on and there are
-        two or more quantiles and a validation stretch; `calibration_note` says what was
-        done (None when nothing was asked or possible)."""
+        (`lstmkit.tasks.forecasting.calibration`; with too few of them, on the training
+        windows, widened) when ``calibrate`` is on and there are two or more quantiles and
+        a validation stretch; `calibration_note` says what was done (None when nothing was
+        asked or possible)."""
         assert self.state is not None and self.scaler is not None
         cfg, qs = self.config, self.config.quantiles or []
         self.calibration_note = None

@@ -155,7 +155,8 @@ class ForecasterConfig(Settings):
         True,
         description="Shift each quantile, per horizon step, so that it holds on the "
         "validation windows (split conformal; needs two or more quantiles and at least 20 "
-        "whole-horizon validation windows over all series).",
+        "whole-horizon validation windows over all series, else the training windows "
+        "calibrate it, widened).",
     )
     predict_batch_size: int = Field(
         1024,
