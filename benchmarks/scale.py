@@ -11,8 +11,9 @@ naive baselines, forecasts the 12 days after the data and writes the model, the 
 and the plots. Recorded per size: the wall time of the process, its peak resident memory
 (VmHWM), the training time the command reports (``trained 1 epochs in X s``: the fit
 with its validation pass) and the share of the wall spent outside training, with and
-without the start-up (Python importing torch and Lightning, measured alone in a fresh
-process). Writes its section of benchmarks/RESULTS.md (``scale``).
+without the start-up (Python importing torch and Lightning: the run's own imports; the
+section also gives them measured alone in a fresh process). Writes its section of
+benchmarks/RESULTS.md (``scale``).
 
     python benchmarks/scale.py                      # 1k, 10k, 100k
     python benchmarks/scale.py --sizes 1000,10000 --no-write
@@ -180,10 +181,12 @@ def main() -> None:
             load = f"{before:.1f} / {os.getloadavg()[0]:.1f}"
             trained = re.search(r"trained \d+ epochs? in ([\d.]+) s", out)
             fit = float(trained.group(1)) if trained else float("nan")
+            # the run's own start-up (a separate process's differs by a second or two)
+            imports = float(spent.get("imports", startup))
             row = {
                 "series": n, "wall_s": wall, "peak_MB": peak, "train_s": fit,
-                "outside": (wall - fit) / wall, "outside_after_start": (wall - startup - fit)
-                / (wall - startup), "load": load, "phases": _exclusive(spent, wall),
+                "outside": (wall - fit) / wall, "outside_after_start": (wall - imports - fit)
+                / (wall - imports), "load": load, "phases": _exclusive(spent, wall),
             }  # fmt: skip
             rows.append(row)
             print("  " + ", ".join(f"{k} {v:.1f}" for k, v in row["phases"].items()), flush=True)
@@ -206,7 +209,7 @@ def main() -> None:
         f"in a fresh process. Start-up (imports alone, a fresh process): {startup:.1f} s.",
         "",
         "| series | wall (s) | x smallest | peak RSS (MiB) | training (s) | outside training "
-        "| outside, start-up excluded | load average (before / after) |",
+        "| outside, the run's start-up excluded | load average (before / after) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
