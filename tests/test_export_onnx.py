@@ -235,11 +235,54 @@ def test_a_seed_ensemble_exports_as_one_graph(tmp_path, k):
     )
 
 
-def test_a_recursive_ensemble_is_refused_in_one_line(tmp_path):
-    fc = fit_forecaster(make_series(), ensemble=2, method="recursive", max_epochs=1)
-    with pytest.raises(LstmkitError, match="recursive seed ensemble is not exported") as err:
-        fc.export_onnx(tmp_path / "onnx")
-    assert "\n" not in str(err.value) and not (tmp_path / "onnx").exists()
+@pytest.mark.parametrize(
+    "k, settings",
+    [
+        (2, {}),
+        (3, {"covariates": ["temp", "promo"], "future_covariates": ["promo"],
+             "residual": "nlinear"}),
+    ],
+    ids=["two", "three-covariates"],
+)  # fmt: skip
+def test_a_recursive_ensemble_exports_each_network_rolling_its_own_window(tmp_path, k, settings):
+    """A recursive ensemble's graph takes one window per network and gives each one's step
+    (checked against the networks themselves); the runtime rolls each network's window on
+    with its own forecasts (and the known future covariates), simulates each one's sample
+    paths with the same draws, and combines them: the table of `Forecaster.predict`, from
+    the stored contexts and from a given history."""
+    from lstmkit import runtime
+
+    df = make_series()
+    fc = fit_forecaster(df, ensemble=k, method="recursive", quantiles=[0.1, 0.5, 0.9], **settings)
+    assert len(fc.members) == k
+    folder = fc.export_onnx(tmp_path / "onnx")
+    assert json.loads((folder / "export.json").read_text())["members"] == k
+    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(k, 7, 12, fc.state.n_features)).astype(np.float32)
+    feeds, fut = {"x": x}, [None] * k
+    if settings:
+        feeds["future"] = rng.normal(size=(k, 7, 1, 1)).astype(np.float32)
+        fut = [torch.from_numpy(f) for f in feeds["future"]]
+    with torch.inference_mode():
+        want = np.stack(
+            [m(torch.from_numpy(x[j]), fut[j]).numpy() for j, m in enumerate(fc.members)]
+        )
+    assert not np.allclose(want[0], want[1], atol=1e-3)  # the networks differ
+    assert_close(sess.run(["forecast"], feeds)[0], want)
+    p = runtime.load(folder)
+    if settings:  # the known future values of promo over the 6 months after the history
+        history, plan = df.iloc[-30:-6], df.iloc[-6:][["month", "promo"]]
+        pairs = [(p.predict(history, future=plan), fc.predict(history, future=plan))]
+    else:
+        pairs = [(p.predict(), fc.predict()), (p.predict(df.iloc[-30:]), fc.predict(df.iloc[-30:]))]
+    for got, expected in pairs:
+        pd.testing.assert_frame_equal(got, expected, rtol=1e-4, atol=1e-4)
+    meta = json.loads((folder / "export.json").read_text())
+    for bad, why in ((1, r"damaged \(members must be >= 2"), (k + 1, "does not match its graph")):
+        (folder / "export.json").write_text(json.dumps({**meta, "members": bad}))
+        with pytest.raises(LstmkitError, match=why):
+            runtime.load(folder)
 
 
 @pytest.mark.parametrize(

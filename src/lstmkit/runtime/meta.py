@@ -334,7 +334,7 @@ def check_graph(folder: Path, meta: dict[str, Any], session: Any) -> None:
             "export the model again"
         ) from None
     for (name, (_, dims)), value in zip(outputs.items(), got, strict=True):
-        want = [1, *dims[1:]]
+        want = [1 if d is None else d for d in dims]  # the probe's batch of 1
         if list(value.shape) != want:
             raise LstmkitError(
                 f"{where} does not match its graph {graph.name}: output {name!r} has shape "

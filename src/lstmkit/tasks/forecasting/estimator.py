@@ -52,7 +52,6 @@ from lstmkit.tasks.forecasting.mixture import Mixture, fit_mixture, with_baselin
 from lstmkit.tasks.forecasting.module import (
     EPS,
     ForecastModule,
-    combine_members,
     roll,
     simulate_quantiles,
 )
@@ -62,7 +61,7 @@ from lstmkit.tasks.forecasting.network import (
     make_net,
     output_steps,
 )
-from lstmkit.tasks.forecasting.predict import PredictCore, last_windows
+from lstmkit.tasks.forecasting.predict import PredictCore, combine_members, last_windows
 from lstmkit.tasks.forecasting.scoring import (
     band_metrics_many,
     history_scales,

@@ -3,7 +3,9 @@
 
 The folder holds ``model.onnx`` (`ForecastModule.forward`: scaled windows [and known
 future covariates] -> the scaled forecast; dynamic batch; a direct seed ensemble's
-networks all in the one graph, combined as `Forecaster` combines them) and
+networks all in the one graph, combined as `Forecaster` combines them; a recursive one's
+networks too, each reading its own windows (the networks' axis first, ``members`` in
+export.json), which the runtime rolls on and combines) and
 ``export.json`` (the fitted data description, scaler, the last window of each series,
 window, horizon, method, quantiles and the recursive band's sample-path settings; for a
 combined forecaster also its mixture, with the fitted baselines in ``baselines.json`` and
@@ -36,8 +38,8 @@ from lstmkit.export.onnx import (
     write_export,
 )
 from lstmkit.runtime.session import GRAPH_FILE
-from lstmkit.tasks.forecasting.module import MAX_PATH_BATCH, SAMPLE_PATHS, combine_members
-from lstmkit.tasks.forecasting.predict import last_windows
+from lstmkit.tasks.forecasting.module import MAX_PATH_BATCH, SAMPLE_PATHS
+from lstmkit.tasks.forecasting.predict import combine_members, last_windows
 from lstmkit.tasks.forecasting.runtime import BASELINES_FILES, ForecastPredictor
 
 
@@ -66,6 +68,22 @@ class _ForecastGraph(nn.Module):
         return torch.cat([point, mid], dim=-1)
 
 
+class _StackedGraph(nn.Module):
+    """A recursive seed ensemble's one-step graph: x (networks, batch, window, features)
+    [, future (networks, batch, 1, n_future)] -> (networks, batch, 1, outputs), network k
+    reading its own windows ``x[k]``; the runtime rolls each network's windows on and
+    combines the networks' forecasts as `Forecaster._forecast_scaled` does."""
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(modules)
+
+    def forward(self, x: Tensor, future: Tensor | None = None) -> Tensor:
+        return torch.stack([
+            m(x[k], None if future is None else future[k]) for k, m in enumerate(self.members)
+        ])  # fmt: skip
+
+
 def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
     """Export a fitted `Forecaster` to the folder ``out`` (see the module docstring).
 
@@ -85,12 +103,9 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
             "before they were); fit it again to export it"
         )
     members = fc.members if len(fc.members) > 1 else [fc.net]
-    if len(members) > 1 and fc.config.method == "recursive":
-        raise LstmkitError(
-            "a recursive seed ensemble is not exported to ONNX (each network rolls its own "
-            "window); serve the model folder instead (lstmkit serve), or fit it with "
-            "method='direct' or ensemble=1"
-        )
+    # a recursive ensemble's networks each roll their own window: the graph takes one
+    # window per network (stacked) and gives each one's step; the runtime combines them
+    stacked = len(members) > 1 and fc.config.method == "recursive"
     module, cfg, state = members[0], fc.config, fc.state
     if state.static_cols or cfg.id_embedding:
         raise LstmkitError(
@@ -103,7 +118,8 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
         graph_member = copy.deepcopy(member)
         graph_member.net.rnn = exportable_rnn(member.net.rnn, fixed_time=True, what="forecaster")
         graph_members.append(graph_member)
-    model = _ForecastGraph(graph_members).eval()
+    model = (_StackedGraph if stacked else _ForecastGraph)(graph_members).eval()
+    lead = (len(members),) if stacked else ()  # the networks' axis of a stacked graph
     steps, n_future = module.net.steps, module.net.n_future
     window, n_features = state.window, state.n_features
     inputs = ("x", "future") if n_future else ("x",)
@@ -115,26 +131,30 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
         for sid, ctx in fc.context.items()
     ]
     for batch in CHECK_BATCHES:
-        x = rng.normal(size=(batch, window, n_features))
-        x[0] = contexts[batch % len(contexts)]  # a real window beside random ones
+        x = rng.normal(size=(*lead, batch, window, n_features))
+        x[..., 0, :, :] = contexts[batch % len(contexts)]  # a real window beside random ones
         feeds = {"x": x.astype(np.float32)}
         if n_future:
-            feeds["future"] = rng.normal(size=(batch, steps, n_future)).astype(np.float32)
+            feeds["future"] = rng.normal(size=(*lead, batch, steps, n_future)).astype(np.float32)
         cases.append(feeds)
 
     @torch.inference_mode()
     def reference(feeds: Feeds) -> list[np.ndarray]:
         fut = torch.from_numpy(feeds["future"]) if n_future else None
         x = torch.from_numpy(feeds["x"])
+        if stacked:  # each network's step from its own window
+            return [np.stack([
+                m(x[k], None if fut is None else fut[k]).numpy() for k, m in enumerate(members)
+            ])]  # fmt: skip
         return [combine_members(np.stack([m(x, fut).numpy() for m in members]))]
 
     def describe(feeds: Feeds) -> str:
-        return f"batch {len(feeds['x'])}"
+        return f"batch {feeds['x'].shape[len(lead)]}"
 
     def build(tmp: Path) -> tuple[dict[str, Any], dict[str, str]]:
         sample = cases[-1]
         args = tuple(torch.from_numpy(sample[name]) for name in inputs)
-        axes = {name: {0: "batch"} for name in (*inputs, *outputs)}
+        axes = {name: {len(lead): "batch"} for name in (*inputs, *outputs)}
         export_graph(model, args, tmp / GRAPH_FILE, inputs, outputs, axes)
         check = verify(tmp / GRAPH_FILE, cases, reference, outputs, describe)
         settings = cfg.to_dict()
@@ -157,6 +177,8 @@ def export_forecaster(fc: Any, out: str | os.PathLike[str]) -> Path:
             "context": dict(fc.context),  # `Contexts`: its per-series JSON mapping
             "verification": check,
         }
+        if stacked:
+            meta["members"] = len(members)
         if mixture is not None:  # the baselines beside the graph, mixed in by the runtime
             text, weights = fc.baselines.to_bytes()
             (tmp / BASELINES_FILES[0]).write_text(text, encoding="utf-8")

@@ -13,7 +13,6 @@ Training itself (optimiser, logging) is the shared `lstmkit.training.LstmkitModu
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -200,15 +199,6 @@ def roll(
     if module.past_columns:
         row[:, :, [c + 1 for c in module.past_columns]] = out[:, :, module.n_target :]
     return torch.cat([x[:, 1:], row], dim=1)
-
-
-def combine_members(outs: np.ndarray) -> np.ndarray:
-    """The forecast of a seed ensemble from its networks' forecasts ``outs`` (networks,
-    batch, steps, 1 + quantiles): the mean of the point forecasts, the median of each
-    quantile level (a median keeps the band's shape where one network's band is off)."""
-    combined = outs.mean(axis=0)
-    combined[..., 1:] = np.median(outs[..., 1:], axis=0)
-    return combined
 
 
 SAMPLE_PATHS = 500  # recursive forecasts: sample paths per window for the band

@@ -46,6 +46,15 @@ ForecastScaled = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 DataLike = pd.DataFrame | pd.Series | str | os.PathLike[str] | SeriesData
 
 
+def combine_members(outs: np.ndarray) -> np.ndarray:
+    """The forecast of a seed ensemble from its networks' forecasts ``outs`` (networks,
+    batch, steps, 1 + quantiles): the mean of the point forecasts, the median of each
+    quantile level (a median keeps the band's shape where one network's band is off)."""
+    combined = outs.mean(axis=0)
+    combined[..., 1:] = np.median(outs[..., 1:], axis=0)
+    return combined
+
+
 def last_windows(histories: list[np.ndarray], window: int) -> np.ndarray:
     """The last ``window`` rows of each history (rows, features) as one (n, window,
     features) float64 array; a shorter history is left-padded with NaN rows, which a

@@ -34,7 +34,7 @@ from lstmkit.errors import LstmkitError
 from lstmkit.runtime.meta import Damaged, GraphSpec, integer, json_object
 from lstmkit.tasks.forecasting.baselines import Baselines
 from lstmkit.tasks.forecasting.mixture import Mixture, with_baselines
-from lstmkit.tasks.forecasting.predict import DataLike, PredictCore
+from lstmkit.tasks.forecasting.predict import DataLike, PredictCore, combine_members
 from lstmkit.tasks.forecasting.state import FittedState, check_context, check_scaler
 
 #: the forecasting methods an export may describe
@@ -76,8 +76,9 @@ class ForecastPredictor:
     #: the fields of a forecaster's export.json besides the common ones
     FIELDS = ("data", "window", "horizon", "steps", "method", "quantiles", "seed",
               "sample_paths", "max_path_batch", "scaler", "context")  # fmt: skip
-    #: export.json's field of a combined forecaster only (its mixture)
-    OPTIONAL_FIELDS = ("mixture",)
+    #: export.json's fields of some forecasters only: a combined one's mixture, and the
+    #: networks of a recursive seed ensemble (its graph takes one window per network)
+    OPTIONAL_FIELDS = ("mixture", "members")
     #: the files its export may hold besides export.json and the graph: a combined
     #: forecaster's fitted baselines
     FILES = BASELINES_FILES
@@ -100,6 +101,7 @@ class ForecastPredictor:
         self.sample_paths = int(meta["sample_paths"])
         self.max_path_batch = int(meta["max_path_batch"])
         self.inputs = list(meta["inputs"])
+        self.members = int(meta.get("members", 1))
         self.mixture: Mixture | None = None
         self.baselines: Baselines | None = None
         if meta.get("mixture") is not None:  # checked by check_export
@@ -177,6 +179,10 @@ class ForecastPredictor:
                 f"steps must be {want} for the {method} method with horizon {horizon}, got {steps}"
             )
         quantiles = _quantiles(meta["quantiles"])
+        if "members" in meta:
+            integer(meta, "members", 2)
+            if method != "recursive":
+                raise Damaged("members is a recursive ensemble's field; this one is direct")
         if meta.get("mixture") is not None:
             try:
                 Mixture.from_dict(meta["mixture"], horizon)
@@ -209,25 +215,28 @@ class ForecastPredictor:
         """Inputs ``x`` (batch, window, 1 + covariates) [and, with known future
         covariates, ``future`` (batch, steps, future covariates)] float32; output
         ``forecast`` (batch, steps, 1 + quantiles [+ past-only covariates: a recursive
-        forecaster forecasts them too])."""
+        forecaster forecasts them too]); a recursive seed ensemble's each with the
+        networks' axis first (``members``, batch, ...)."""
         data, steps = meta["data"], meta["steps"]
         future = data.get("future_covariates") or []
+        lead = (meta["members"], None) if "members" in meta else (None,)
         inputs: GraphSpec = {
-            "x": ("tensor(float)", (None, meta["window"], 1 + len(data["covariates"])))
+            "x": ("tensor(float)", (*lead, meta["window"], 1 + len(data["covariates"])))
         }
         if future:
-            inputs["future"] = ("tensor(float)", (None, steps, len(future)))
+            inputs["future"] = ("tensor(float)", (*lead, steps, len(future)))
         channels = 1 + len(meta["quantiles"] or [])
         if meta["method"] == "recursive":
             channels += len(data["covariates"]) - len(future)
-        outputs: GraphSpec = {"forecast": ("tensor(float)", (None, steps, channels))}
+        outputs: GraphSpec = {"forecast": ("tensor(float)", (*lead, steps, channels))}
         return inputs, outputs
 
     @classmethod
     def probe(cls, meta: dict[str, Any], inputs: GraphSpec) -> dict[str, np.ndarray]:
         """One all-zero window (and future)."""
         return {
-            name: np.zeros((1, *dims[1:]), dtype=np.float32) for name, (_, dims) in inputs.items()
+            name: np.zeros([1 if d is None else d for d in dims], dtype=np.float32)
+            for name, (_, dims) in inputs.items()
         }
 
     def predict(
@@ -259,10 +268,19 @@ class ForecastPredictor:
 
     # ------------------------------------------------------------ the network
     def _run(self, x: np.ndarray, future: np.ndarray | None = None) -> np.ndarray:
-        feeds = {"x": np.ascontiguousarray(x, dtype=np.float32)}
+        """The graph on windows ``x`` (batch, window, features) [and ``future``]; a
+        recursive ensemble's graph on (members x batch, ...) rows, network by network
+        (network k's windows the k-th block), its output in the same rows."""
+        k = self.members
+
+        def fold(a: np.ndarray) -> np.ndarray:  # (k * b, ...) <-> (k, b, ...)
+            return a.reshape(k, -1, *a.shape[1:]) if k > 1 else a
+
+        feeds = {"x": np.ascontiguousarray(fold(x), dtype=np.float32)}
         if "future" in self.inputs:
-            feeds["future"] = np.ascontiguousarray(future, dtype=np.float32)
-        return self.session.run(["forecast"], feeds)[0]
+            feeds["future"] = np.ascontiguousarray(fold(future), dtype=np.float32)
+        out = self.session.run(["forecast"], feeds)[0]
+        return out.reshape(-1, *out.shape[2:]) if k > 1 else out
 
     def _roll(
         self, x: np.ndarray, target: np.ndarray, out: np.ndarray, future: np.ndarray | None
@@ -286,6 +304,10 @@ class ForecastPredictor:
         `Forecaster._forecast_scaled` computes it."""
         if self.method == "direct":
             return self._run(x, future)
+        m = self.members
+        if m > 1:  # each network rolls its own copy of the windows (`_run`'s blocks)
+            x = np.concatenate([x] * m)
+            future = None if future is None else np.concatenate([future] * m)
         start, outs, k = x, [], 1 + len(self.quantiles or [])
         for t in range(self.horizon):
             ft = None if future is None else future[:, t : t + 1]
@@ -295,19 +317,26 @@ class ForecastPredictor:
         out = np.concatenate(outs, axis=1)
         if len(self.quantiles or []) >= 2 and self.horizon > 1:
             out[:, 1:, 1:] = self._simulate_quantiles(start, future)[:, 1:]
-        return out
+        return combine_members(out.reshape(m, -1, *out.shape[1:])) if m > 1 else out
 
     def _simulate_quantiles(self, x: np.ndarray, future: np.ndarray | None = None) -> np.ndarray:
         """Quantiles (batch, horizon, q) of the recursive sample paths from each window
         (batch, window, features) [and its known future covariates (batch, horizon,
-        n_future)]: `module.simulate_quantiles` in numpy, same draws."""
+        n_future)]: `module.simulate_quantiles` in numpy, same draws. A recursive
+        ensemble's rows are its networks' blocks (`_run`); each network simulates its own
+        paths from its block, with the same draws as every other."""
         levels = np.asarray(self.quantiles, dtype=np.float32)
-        n = self.sample_paths
-        chunk = max(1, self.max_path_batch // n)
+        n, m = self.sample_paths, self.members
+        x = x.reshape(m, -1, *x.shape[1:])  # (networks, batch, ...)
+        future = None if future is None else future.reshape(m, -1, *future.shape[1:])
+        chunk = max(1, self.max_path_batch // (n * m))
         result = []
-        for begin in range(0, len(x), chunk):
-            xs = np.repeat(x[begin : begin + chunk], n, axis=0)
-            fs = None if future is None else np.repeat(future[begin : begin + chunk], n, axis=0)
+        for begin in range(0, x.shape[1], chunk):
+            xs = np.repeat(x[:, begin : begin + chunk], n, axis=1).reshape(-1, *x.shape[2:])
+            fs = None
+            if future is not None:
+                fs = np.repeat(future[:, begin : begin + chunk], n, axis=1)
+                fs = fs.reshape(-1, *future.shape[2:])
             rng = np.random.RandomState(self.seed)  # the same draws for every window
             draws = []
             for t in range(self.horizon):
@@ -318,8 +347,11 @@ class ForecastPredictor:
                 draws.append(draw)
                 xs = self._roll(xs, draw.reshape(-1, 1), out, ft)
             paths = np.stack(draws, axis=1).reshape(-1, n, self.horizon)
-            result.append(np.quantile(paths, levels, axis=1).transpose(1, 2, 0))
-        return np.concatenate(result).astype(np.float32)
+            got = np.quantile(paths, levels, axis=1).transpose(1, 2, 0)  # (networks x c, h, q)
+            result.append(got.reshape(m, -1, *got.shape[1:]))
+        return (
+            np.concatenate(result, axis=1).reshape(-1, self.horizon, len(levels)).astype(np.float32)
+        )
 
 
 # ---------------------------------------------------------------- export.json helpers

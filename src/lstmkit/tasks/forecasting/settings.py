@@ -219,8 +219,8 @@ class ForecasterConfig(Settings):
         against .869; .789 with last against .776). ``ensemble``: 3 networks for one series
         (AirPassengers' validation years: 4.85% against 5.11% for one network and 4.87%
         for five), one for several (the fit time grows with the series), for the recursive
-        method (not measured; each network rolls its own window, which ONNX does not
-        export) or with a checkpoint folder (it resumes one run)."""
+        method (not measured; each network rolls its own window and simulates its own
+        sample paths, K times the cost) or with a checkpoint folder (it resumes one run)."""
         update: dict[str, Any] = {}
         if self.ensemble == "auto":
             one = n_series == 1 and self.method == "direct" and self.train.checkpoint_dir is None
