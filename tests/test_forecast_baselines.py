@@ -166,6 +166,10 @@ def test_step_weights_by_hand():
     out = m.apply(fc, np.array([2.0, 0.0]))
     np.testing.assert_allclose(out[:, 0], [0.25 * 10 + 0.75 * 2, 20.0])
     np.testing.assert_allclose(out[:, 2] - out[:, 1], [4.0, 4.0])  # the band moves along
+    # many series at once: each as alone, and one whose baseline is n/a keeps the network's
+    both = m.apply(np.stack([fc, fc]), np.array([[2.0, 0.0], [np.nan, 0.0]]))
+    np.testing.assert_allclose(both[0], out)
+    np.testing.assert_allclose(both[1], fc)
 
 
 @pytest.fixture(scope="module")

@@ -504,16 +504,6 @@ class Forecaster:
         """The baselines of the settings that apply: seasonal naive only with a season."""
         return [n for n in self.config.baselines or [] if n != "snaive" or self.season]
 
-    def _mix(self, fc: np.ndarray, base: dict[str, np.ndarray | str]) -> np.ndarray:
-        """The combined forecast from the network's ``fc`` (horizon, outputs) and the
-        baselines' forecasts (the network's alone where the chosen one is n/a)."""
-        if self.mixture is None:
-            return fc
-        b = base.get(self.mixture.baseline)
-        if b is None or isinstance(b, str):
-            return fc
-        return self.mixture.apply(fc, b)
-
     def _baselines_many(
         self, series: list[Any], hist: np.ndarray, hist_len: np.ndarray, names: list[str]
     ) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
@@ -553,21 +543,18 @@ class Forecaster:
         self, net: np.ndarray, base: dict[str, np.ndarray], series: list[Any],
         hist: np.ndarray, hist_len: np.ndarray,
     ) -> np.ndarray:  # fmt: skip
-        """`_mix` for every series at once: ``net`` (series, horizon, outputs) and the chosen
-        baseline's forecasts (from ``base`` when shown, else computed here from the
-        histories as in `_baselines_many`); the network alone where that baseline is n/a."""
+        """The mixture (`Mixture.apply`) of every series at once: ``net`` (series, horizon,
+        outputs) and the chosen baseline's forecasts (from ``base`` when shown, else
+        computed here from the histories as in `_baselines_many`); the network alone where
+        that baseline is n/a; clipped as the network is (`FittedState.clip`)."""
         assert self.mixture is not None
         b = base.get(self.mixture.baseline)
         if b is None:
             b = self._baselines_many(series, hist, hist_len, [self.mixture.baseline])[0][
                 self.mixture.baseline
             ]
-        out = np.array(net, dtype=np.float64, copy=True)
-        for k in range(len(out)):
-            if np.isfinite(b[k]).all():
-                out[k] = self.mixture.apply(out[k], b[k])
         assert self.state is not None  # a baseline may go below 0 (NLinear's trend)
-        return self.state.clip([s.id for s in series], out)
+        return self.state.clip([s.id for s in series], self.mixture.apply(net, b))
 
     def _check_plausible(self, sd: SeriesData) -> None:
         """Refuse a fit whose forecast leaves any plausible range of the data: from the last

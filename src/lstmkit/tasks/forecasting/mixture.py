@@ -50,12 +50,15 @@ class Mixture:
     scores: dict[str, float] = field(default_factory=dict)
 
     def apply(self, fc: np.ndarray, baseline: np.ndarray) -> np.ndarray:
-        """The mixed forecast from the network's ``fc`` (horizon, outputs) and the
-        baseline's (horizon,): the point mixed, every quantile shifted with it."""
+        """The mixed forecast from the network's ``fc`` ([series,] horizon, outputs) and
+        the baseline's ([series,] horizon): the point mixed, every quantile shifted with
+        it; a series whose baseline is not finite at every step keeps the network's."""
         w = np.asarray(self.weights, dtype=np.float64)
         out = np.array(fc, dtype=np.float64, copy=True)
-        shift = (1.0 - w) * (np.asarray(baseline, dtype=np.float64) - out[:, 0])
-        return out + shift[:, None]
+        b = np.asarray(baseline, dtype=np.float64)
+        ok = np.isfinite(b).all(axis=-1, keepdims=True)
+        shift = np.where(ok, (1.0 - w) * (b - out[..., 0]), 0.0)
+        return out + shift[..., None]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
@@ -200,15 +203,11 @@ def with_baselines(
             first.append((k, len(first), LABELS[n], f"series {ids[k]!r}: {why[k]}"))
         base[n] = b
     network = table["forecast"].to_numpy().copy()
-    values = table[cols].to_numpy().copy()
+    values = table[cols].to_numpy()
     if mixture is not None:
-        b = base[mixture.baseline]
-        ok = np.isfinite(b).all(axis=1)
-        v = values.reshape(len(ids), h, len(cols))
-        w = np.asarray(mixture.weights, dtype=np.float64)
-        v[ok] += ((1.0 - w) * (b[ok] - v[ok, :, 0]))[..., None]
-        if clip is not None:
-            clip(ids, v)
+        v = mixture.apply(values.reshape(len(ids), h, len(cols)), base[mixture.baseline])
+        values = v if clip is None else clip(ids, v)
+        values = values.reshape(-1, len(cols))
     table = table.copy()
     table[cols] = values
     if mixture is not None:
