@@ -743,16 +743,15 @@ class Forecaster:
         ``table.attrs["n/a"]``).
         """
         self.require_fitted()
-        table = self._core().predict(data, future)
+        core = self._core()
         if self.mixture is None and not baselines:
-            return table
-        assert self.state is not None
+            return core.predict(data, future)
         if data is None:
             histories: dict[str, np.ndarray | None] = {sid: None for sid in self.context}
-        else:
-            sd = self._core().load(data, what="the history")
-            histories = {s.id: s.values[:, 0] for s in sd.series.values()}
-        return self._with_baselines(table, histories, baselines)
+        else:  # read once: the network and the baselines forecast from the same history
+            data = core.load(data, what="the history")
+            histories = {s.id: s.values[:, 0] for s in data.series.values()}
+        return self._with_baselines(core.predict(data, future), histories, baselines)
 
     def _with_baselines(
         self, table: pd.DataFrame, histories: dict[str, np.ndarray | None], show: bool

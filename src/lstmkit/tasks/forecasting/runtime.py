@@ -253,17 +253,16 @@ class ForecastPredictor:
         least ``window`` rows per series. ``future``: the known future covariates over the
         horizon, for a model fitted with ``future_covariates``.
         """
-        table = self.core.predict(data, future)
         if self.mixture is None:
-            return table
+            return self.core.predict(data, future)
         if data is None:
             histories: dict[str, np.ndarray | None] = dict.fromkeys(self.context)
-        else:
-            sd = self.core.load(data, what="the history")
-            histories = {s.id: s.values[:, 0] for s in sd.series.values()}
+        else:  # read once: the network and the baselines forecast from the same history
+            data = self.core.load(data, what="the history")
+            histories = {s.id: s.values[:, 0] for s in data.series.values()}
         return with_baselines(
-            table, histories, self.horizon, self.quantiles, self.baselines, self.mixture, [],
-            self.state.clip,
+            self.core.predict(data, future), histories, self.horizon, self.quantiles,
+            self.baselines, self.mixture, [], self.state.clip,
         )  # fmt: skip
 
     # ------------------------------------------------------------ the network
