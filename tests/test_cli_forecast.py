@@ -187,6 +187,58 @@ def test_console_script_error_path(tmp_path: Path) -> None:
     ]
 
 
+#: the console script (`lstmkit.cli.console`) run with the given arguments, beside an exit
+#: handler and an object whose teardown prints; a first argument ``thread`` also leaves a
+#: non-daemon thread running for a second, which then prints
+CONSOLE = """
+import atexit, os, sys, threading, time
+atexit.register(lambda: print("exit handler ran"))
+class Late:
+    def __del__(self, write=os.write):  # at the teardown, without sys.stdout
+        write(1, b"torn down\\n")
+late = Late()
+from lstmkit.cli import console
+def slow():
+    time.sleep(1.0)
+    os.write(1, b"thread done\\n")
+if sys.argv[1] == "thread":
+    sys.argv.pop(1)
+    threading.Thread(target=slow).start()
+sys.argv = ["lstmkit", *sys.argv[1:]]
+console()
+"""
+
+
+@pytest.mark.parametrize("thread", [False, True])
+def test_the_console_script_exits_after_its_exit_handlers_without_the_teardown(
+    tmp_path: Path, thread: bool
+) -> None:
+    """`console` (the ``lstmkit`` script) keeps the command's exit status and output and runs
+    the exit handlers, then ends the process without the interpreter's teardown of every
+    object (about 1.2 s once torch is loaded), unless another thread still runs."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        extra = ["thread"] if thread else []
+        return subprocess.run(
+            [sys.executable, "-c", CONSOLE, *extra, *args],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    shown = run("forecast", "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "--horizon" in shown.stdout and "exit handler ran" in shown.stdout
+    # the ordinary exit (with its teardown) waits for a running thread
+    assert ("torn down" in shown.stdout) is thread and ("thread done" in shown.stdout) is thread
+    missing = run("forecast", str(tmp_path / "missing.csv"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"error: data file {tmp_path / 'missing.csv'} does not exist; pass a CSV or Parquet file"
+    ]
+    assert "exit handler ran" in missing.stdout
+    usage = run("forecast", "--bogus")
+    assert usage.returncode == 2 and usage.stderr.startswith("error: No such option: --bogus")
+
+
 def test_future_covariates_from_the_command_line(tmp_path: Path, capsys) -> None:
     n = 48
     t = np.arange(n + 6)
