@@ -40,12 +40,12 @@ from _results import machine, write_section
 SRC = Path(__file__).resolve().parents[1] / "src"
 LENGTH = 200
 
-#: runs in the child: the CLI's own entry point with the time spent in each phase (the
-#: functions it calls, wrapped to add up their time; phases nest, so the report subtracts
-#: the inner ones), then the process's peak RSS (VmHWM: see predict_stream.py for why not
-#: ru_maxrss)
+#: runs in the child: the CLI's own entry point (`console`, the ``lstmkit`` script) with the
+#: time spent in each phase (the functions it calls, wrapped to add up their time; phases
+#: nest, so the report subtracts the inner ones), then the process's peak RSS (VmHWM: see
+#: predict_stream.py for why not ru_maxrss)
 RUN = """
-import json, sys, time
+import atexit, json, sys, time
 T0 = time.perf_counter()
 import lstmkit.data.series as series
 import lstmkit.plots.curves as curves
@@ -53,7 +53,7 @@ import lstmkit.plots.forecast as plots
 import lstmkit.tasks.forecasting.data as data
 import lstmkit.tasks.forecasting.estimator as est
 import lstmkit.tasks.forecasting.run as run
-from lstmkit.cli import main
+from lstmkit.cli import console
 SPENT = {"imports": time.perf_counter() - T0}
 
 def timed(owner, name, phase):
@@ -70,7 +70,7 @@ F = est.Forecaster
 for owner, name, phase in [
     (series, "load_series", "read"), (run, "truncate_series", "prepare"),
     (data.ForecastData, "setup", "prepare"), (est, "fit", "training"),
-    (F, "_calibrate", "calibration"), (F, "_check_plausible", "plausibility check"),
+    (F, "_calibrate", "calibration"), (F, "check_forecast", "plausibility check"),
     (F, "_fit_baselines", "baselines"), (F, "evaluate", "evaluation"),
     (F, "set_context", "forecast ahead"), (F, "predict", "forecast ahead"),
     (F, "save", "write: model"), (run, "write_csv", "write: CSV"),
@@ -79,14 +79,14 @@ for owner, name, phase in [
     timed(owner, name, phase)
 sys.argv = ["lstmkit", "forecast", sys.argv[1], "--id-col", "id", "--hidden-size", "16",
             "--max-epochs", "1", "--no-progress", "--out", sys.argv[2]]
-try:
-    main()
-except SystemExit as e:
-    if e.code not in (0, None):
-        raise
-SPENT["total"] = time.perf_counter() - T0
-print("PHASES " + json.dumps(SPENT), file=sys.stderr)
-print(*[ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")], file=sys.stderr)
+
+@atexit.register  # the console script runs the exit handlers, then ends the process
+def report():
+    SPENT["total"] = time.perf_counter() - T0
+    print("PHASES " + json.dumps(SPENT), file=sys.stderr)
+    print(*[ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")], file=sys.stderr)
+
+console()
 """
 #: the phases of the breakdown, in the order the command runs them
 PHASES = ("imports", "read", "prepare", "training", "calibration", "plausibility check",

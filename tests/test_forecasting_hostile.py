@@ -607,10 +607,10 @@ def test_a_forecast_far_outside_the_data_is_reported_as_diverged(daily: Forecast
             if name.startswith(("head", "linear")):  # the network and its NLinear start
                 p.mul_(1e4)
     sd = load_series(_daily(), "y", time_col="date")
-    daily._check_plausible(sd)  # the fitted model passes
+    daily.check_forecast(sd)  # the fitted model passes
     with pytest.raises(LstmkitError, match=r"training diverged: the forecast reaches .*, far "
                        r"outside the data's range \(7.08 to 12.9\)"):  # fmt: skip
-        broken._check_plausible(sd)
+        broken.check_forecast(sd)
 
 
 def test_real_and_trending_data_do_not_trip_the_divergence_checks() -> None:

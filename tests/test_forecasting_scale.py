@@ -20,6 +20,7 @@ from lstmkit.tasks.forecast_metrics import (
     band_metrics,
     seasonal_naive_forecast,
 )
+from lstmkit.tasks.forecasting.predict import PassMemo
 
 TINY = {"hidden_size": 4, "max_epochs": 2, "lr": 1e-2, "progress": False, "seed": 3}
 LENGTHS = {"a": 40, "b": 55, "c": 33, "d": 47, "e": 61}
@@ -633,14 +634,85 @@ def test_a_small_direct_network_forecasts_many_windows_per_call() -> None:
         return real(x, *rest)
 
     f._forecast_scaled = counted
-    many, ev = f.predict(), f.evaluate(sd)
+    f._memo = PassMemo()  # no forecast kept from the fit's check (see the test below)
+    many = f.predict()
+    ev = f.evaluate(sd)
     assert calls == [5, 5]
     f._predict_batch = lambda: 2  # type: ignore[method-assign]
     calls.clear()
+    f._memo = PassMemo()
     pd.testing.assert_frame_equal(f.predict(), many)
+    f._memo = PassMemo()
     pd.testing.assert_frame_equal(f.evaluate(sd).forecasts, ev.forecasts)
     assert calls == [2, 2, 1, 2, 2, 1]
     del f._predict_batch
     f.set_params(hidden_size=4096, num_layers=2, bidirectional=True)
     assert f._predict_batch() == 1024 * 96 * 128 // (8 * 4096 * 2 * 2)
     assert f.set_params(method="recursive")._predict_batch() == 2
+
+
+def test_the_evaluation_after_the_forecast_check_reuses_its_forecast_while_nothing_changed():
+    """`check_forecast` forecasts the last ``horizon`` steps of every series from the window
+    before them, and `evaluate` of the same data scores the same windows: it takes their
+    forecast without running the network again (`lstmkit forecast`: one pass for both at
+    100,000 series). A change to the network's weights, the band's shifts or the windows
+    runs it again, and a copy of the forecaster keeps nothing."""
+    import copy
+    import pickle
+
+    from lstmkit.data.series import truncate_series
+    from lstmkit.tasks.forecasting.run import forecast_run
+
+    sd = _sd()
+    f = Forecaster(horizon=3, window=8, quantiles=[0.1, 0.5, 0.9], **TINY)
+    f.fit(truncate_series(sd, 3), check_forecast=False)
+    real, calls = f._forecast_scaled, []
+
+    def counted(x, *rest):
+        calls.append(len(x))
+        return real(x, *rest)
+
+    fresh = copy.deepcopy(f)  # the same network, nothing kept
+    assert fresh._memo.out is None and pickle.loads(pickle.dumps(f._memo)).out is None
+    f._forecast_scaled = counted
+    f.check_forecast(sd)
+    assert calls == [5]
+    ev = f.evaluate(sd)
+    assert calls == [5]  # the check's forecast
+    pd.testing.assert_frame_equal(ev.forecasts, fresh.evaluate(sd).forecasts)
+    pd.testing.assert_frame_equal(ev.metrics, fresh.evaluate(sd).metrics)
+    f.evaluate(sd)
+    assert calls == [5]
+    with torch.no_grad():  # the weights changed in place: forecast again
+        next(f.net.parameters()).mul_(3.0)
+    moved = f.evaluate(sd)
+    assert calls == [5, 5]
+    assert not np.allclose(moved.forecasts["forecast"], ev.forecasts["forecast"])
+    assert f.state is not None and f.state.calibration is not None
+    f.state.calibration = (np.asarray(f.state.calibration) + 1.0).tolist()
+    f.evaluate(sd)
+    assert calls == [5, 5, 5]
+    f.evaluate(truncate_series(sd, 1))  # other windows
+    assert calls == [5, 5, 5, 5]
+    with pytest.raises(LstmkitError, match="'c' has 10 rows; the forecast check needs window"):
+        f.check_forecast(truncate_series(sd, 23))
+
+    # the command's run: one check, of the whole data (not of the training part in fit),
+    # one pass for it and the evaluation, one for the forecast after the data
+    g = Forecaster(horizon=3, window=8, **TINY)
+    real_fit, real_check, passes, checked = g.fit, g.check_forecast, [], []
+
+    def fit_then_count(*args, **kw):
+        real_fit(*args, **kw)
+        net = g._forecast_scaled
+        g._forecast_scaled = lambda x, *rest: (passes.append(len(x)), net(x, *rest))[1]
+        return g
+
+    def check(data):
+        checked.append(sorted(len(s) for s in data.series.values()))
+        real_check(data)
+
+    g.fit, g.check_forecast = fit_then_count, check  # type: ignore[method-assign]
+    run = forecast_run(sd, g)
+    assert checked == [sorted(LENGTHS.values())]
+    assert passes == [5, 5] and run.evaluation is not None and run.ahead is not None

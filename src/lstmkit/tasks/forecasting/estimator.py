@@ -61,7 +61,12 @@ from lstmkit.tasks.forecasting.network import (
     make_net,
     output_steps,
 )
-from lstmkit.tasks.forecasting.predict import PredictCore, combine_members, last_windows
+from lstmkit.tasks.forecasting.predict import (
+    PassMemo,
+    PredictCore,
+    combine_members,
+    last_windows,
+)
 from lstmkit.tasks.forecasting.scoring import (
     band_metrics_many,
     history_scales,
@@ -308,7 +313,25 @@ class Forecaster:
             self._forecast_scaled,
             self._predict_batch(),
             self._static_inputs if self._has_static() else None,
+            self.__dict__.setdefault("_memo", PassMemo()),
+            self._memo_token(),
         )
+
+    def _memo_token(self) -> tuple[Any, ...]:
+        """What this forecaster's forecasts depend on besides the windows (`PassMemo`): each
+        parameter of its networks (identity, in-place version, dtype), the scaler, the band
+        shifts and the settings of a network pass."""
+        assert self.state is not None
+        cfg = self.config
+        params = tuple(
+            (id(p), p._version, p.dtype) for m in self.members or [self.net] if m is not None
+            for p in m.parameters()
+        )  # fmt: skip
+        cal = self.state.calibration
+        return (
+            params, id(self.scaler), None if cal is None else tuple(map(tuple, cal)),
+            cfg.horizon, tuple(cfg.quantiles or ()), cfg.method, cfg.train.seed,
+        )  # fmt: skip
 
     def _predict_batch(self) -> int:
         """Windows per network call of predict / evaluate / backtest: ``predict_batch_size``,
@@ -368,9 +391,15 @@ class Forecaster:
         freq: str | None = None,
         future_covariates: list[str] | None = None,
         static_cols: list[str] | None = None,
+        check_forecast: bool = True,
     ) -> Forecaster:
         """Train on ``data`` (all of it; the last ``val_size`` steps of each series
         validate for early stopping). Returns self; see `fit_result` for the history.
+
+        ``check_forecast``: refuse a fit whose forecast of the last ``horizon`` steps of
+        ``data`` leaves every plausible range of the series (a diverged network; see
+        `check_forecast`). False leaves that to the caller: `lstmkit forecast` checks the
+        held-out forecast of the data after ``data`` instead, which it scores next.
 
         ``covariates`` are extra input columns seen over the input window;
         ``future_covariates`` are also known over the horizon (calendar, planned
@@ -381,7 +410,7 @@ class Forecaster:
         ``static_cols`` have one value per series (text: embedded; numbers: scaled);
         data given to `predict` / `evaluate` later must have them too."""
         require_precision_supported(self.config.train.precision, self.config.train.accelerator)
-        self.state, self.context = None, {}
+        self.state, self.context, self._memo = None, {}, PassMemo()
         sd = self._load(
             data, target=target, time_col=time_col, id_col=id_col,
             covariates=covariates, freq=freq, future_covariates=future_covariates,
@@ -434,13 +463,14 @@ class Forecaster:
                 self.net, self.fit_result = module, result
         self._calibrate(sd, prepared.val)
         if self.config.refit and prepared.val:
-            self._refit(sd)  # the fit on every step checked its forecasts, fitted its baselines
-            return self
-        self._check_plausible(sd)
+            self._refit(sd, check_forecast)  # the fit on every step checked its forecasts,
+            return self  # fitted its baselines
+        if check_forecast:
+            self.check_forecast(sd)
         self._fit_baselines(sd, prepared.val)
         return self
 
-    def _refit(self, sd: SeriesData) -> None:
+    def _refit(self, sd: SeriesData, check_forecast: bool = True) -> None:
         """``refit``: take every fitted part (networks, their training, scaling, contexts,
         baselines) of the same settings fitted on the whole series of ``sd`` (``val_size=0``:
         the windows and weights that setting gives), keeping the band's shifts fitted on the
@@ -449,7 +479,8 @@ class Forecaster:
         forecast those after the data's end."""
         assert self.state is not None
         calibration, note = self.state.calibration, self.calibration_note
-        full = self.clone().set_params(val_size=0, refit=False).fit(sd)
+        full = self.clone().set_params(val_size=0, refit=False)
+        full.fit(sd, check_forecast=check_forecast)
         vars(self).update({k: v for k, v in vars(full).items() if k != "config"})
         assert self.state is not None
         self.state.calibration = calibration
@@ -556,21 +587,43 @@ class Forecaster:
         assert self.state is not None  # a baseline may go below 0 (NLinear's trend)
         return self.state.clip([s.id for s in series], self.mixture.apply(net, b))
 
-    def _check_plausible(self, sd: SeriesData) -> None:
-        """Refuse a fit whose forecast leaves any plausible range of the data: from the last
-        window with a known horizon after it, each series' forecast (every output) must
-        stay within `plausible_range` of its target values. A network thrown off by a
-        learning rate that is far too large forecasts orders of magnitude outside it. The
-        windows of all series go through the network together."""
+    def _rows_before_horizon(self, series: list[Any], what: str) -> np.ndarray:
+        """The lengths of ``series``; one `LstmkitError` line naming the first too short for
+        a window (a padded model: one real row) before the last ``horizon`` steps."""
+        assert self.state is not None
+        h, window = self.config.horizon, self.state.window
+        lengths = np.array([len(s) for s in series])
+        need = (1 if self.state.pad else window) + h
+        if (lengths < need).any():
+            s = series[int(np.flatnonzero(lengths < need)[0])]
+            raise LstmkitError(
+                f"series {s.id!r} has {len(s)} rows; {what} needs "
+                + (f"window ({window})" if not self.state.pad else "one row")
+                + f" + horizon ({h}) = {need}"
+            )
+        return lengths
+
+    def check_forecast(
+        self, data: pd.DataFrame | pd.Series | str | os.PathLike[str] | SeriesData
+    ) -> None:
+        """Raise `LstmkitError` when the forecast of the last ``horizon`` steps of a series
+        in ``data``, from the window before them, leaves every plausible range of the
+        series (`plausible_range`, every output): the mark of a diverged network (a
+        learning rate far too large forecasts orders of magnitude outside it). `fit` runs
+        it on its data unless told not to. The windows of all series go through the
+        network together; `evaluate` of the same ``data`` forecasts the same windows and
+        takes their forecast from here (`PassMemo`)."""
+        self.require_fitted()
+        sd = self._load(data)
         assert self.state is not None and self.scaler is not None
         h, window, fidx = self.config.horizon, self.state.window, self._future_columns()
         series = list(sd.series.values())
+        lengths = self._rows_before_horizon(series, "the forecast check")
         x = last_windows([s.values[:-h] for s in series], window)
         fut = np.stack([s.values[-h:][:, fidx] for s in series]) if fidx else None
         # unclipped: a network diverged far below 0 must not pass as zeros
         ids = [s.id for s in series]
         fc = self._core().many(ids, x, fut, finite=False, static=sd.static, clip=False)
-        lengths = np.array([len(s) for s in series])
         target = np.concatenate([s.values[:, 0] for s in series])
         lo, hi = plausible_ranges(target, lengths, h, window)
         with np.errstate(invalid="ignore"):
@@ -776,15 +829,7 @@ class Forecaster:
         h, season, window = self.config.horizon, self.season, self.state.window
         fidx = self._future_columns()
         series = list(sd.series.values())
-        lengths = np.array([len(s) for s in series])
-        need = (1 if self.state.pad else window) + h  # a padded model: one real row
-        if (lengths < need).any():
-            s = series[int(np.flatnonzero(lengths < need)[0])]
-            raise LstmkitError(
-                f"series {s.id!r} has {len(s)} rows; evaluation needs "
-                + (f"window ({window})" if not self.state.pad else "one row")
-                + f" + horizon ({h}) = {need}"
-            )
+        lengths = self._rows_before_horizon(series, "evaluation")
         ids = [s.id for s in series]
         core = self._core()
         x = last_windows([s.values[:-h] for s in series], window)
@@ -1029,7 +1074,7 @@ class Forecaster:
         than `MEMBER_MARGIN` times the window's range (at least one scaled unit, the
         series' spread in training) outside it, in scaled units: weights edited or damaged
         by orders of magnitude (a head of 1e38 moved an ensemble's mean forecast to 1e38
-        without a word; the fit-time check `_check_plausible` does not run again). Known
+        without a word; the fit-time check `check_forecast` does not run again). Known
         future covariates are unknown here and taken at zero (their scaled centre). One
         call of each network: a recursive one's first step, without its sample paths."""
         assert self.state is not None and self.scaler is not None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -76,6 +76,43 @@ def padded_rows(windows: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class PassMemo:
+    """The last forecast `PredictCore.many` made without known future or static inputs, with
+    what it was made from: the windows, their series and a token of everything else it
+    depends on. A fit's plausibility check forecasts the last window of every series and the
+    held-out evaluation after it (`lstmkit forecast`) the same windows, so the network runs
+    once for both (100,000 series: one pass of about a second). A copy starts empty."""
+
+    token: tuple[Any, ...] = ()
+    ids: list[str] = field(default_factory=list)
+    windows: np.ndarray | None = None
+    out: np.ndarray | None = None
+
+    def get(self, token: tuple[Any, ...], ids: list[str], windows: np.ndarray) -> np.ndarray | None:
+        """A copy of the stored forecast when ``token``, ``ids`` and ``windows`` are those it
+        was made from, else None."""
+        same = (
+            self.out is not None and self.windows is not None
+            and self.windows.shape == windows.shape and len(self.ids) == len(ids)
+            and self.token == token and self.ids == list(ids)
+            and np.array_equal(self.windows, windows)
+        )  # fmt: skip
+        return self.out.copy() if same and self.out is not None else None
+
+    def put(
+        self, token: tuple[Any, ...], ids: list[str], windows: np.ndarray, out: np.ndarray
+    ) -> None:
+        """Keep ``out``, the forecast of ``windows`` of series ``ids`` under ``token``."""
+        self.token, self.ids, self.windows, self.out = token, list(ids), windows.copy(), out.copy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PassMemo:
+        return PassMemo()  # the copy's network may be changed on its own
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PassMemo, ())
+
+
+@dataclass
 class PredictCore:
     """A fitted forecaster's data knowledge plus its network as a function (see module doc).
 
@@ -96,6 +133,11 @@ class PredictCore:
     #: (ids, their static covariates or None for the stored ones) -> the network's static
     #: inputs (series, inputs); None for a model without static inputs
     static_inputs: Callable[[list[str], dict[str, list[Any]] | None], np.ndarray] | None = None
+    #: the last forecast of `many` (a `PassMemo` kept by the `Forecaster` across its cores)
+    #: and what the network's forecasts depend on now besides the windows (its parameters,
+    #: scaling, band shifts, settings: compared by `PassMemo.get`); None: no memo
+    memo: PassMemo | None = None
+    memo_token: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         self.context = Contexts.from_dict(self.context, self.state.window, self.state.tz)
@@ -291,6 +333,34 @@ class PredictCore:
                 f"the known future values of {st.future_covariates} hold NaN or infinite "
                 "values; pass finite values for every forecast step"
             )
+        memo = self.memo if not fidx and self.static_inputs is None else None
+        out = None if memo is None else memo.get(self.memo_token, ids, windows)
+        if out is None:
+            out = self._forecast_units(ids, windows, future, static, batch_size)
+            if memo is not None:
+                memo.put(self.memo_token, ids, windows, out)
+        if clip:
+            out = st.clip(ids, out)
+        ok = np.isfinite(out).all(axis=(1, 2))
+        if finite and not ok.all():
+            sid = ids[int(np.flatnonzero(~ok)[0])]
+            raise LstmkitError(
+                f"the model's forecast for series {sid!r} is not finite (NaN or infinity); "
+                "the inputs are outside what it can handle: use scaler='minmax' or "
+                "'standard' with instance normalisation, or rescale the data"
+            )
+        return out
+
+    def _forecast_units(
+        self,
+        ids: list[str],
+        windows: np.ndarray,
+        future: np.ndarray | None,
+        static: dict[str, list[Any]] | None,
+        batch_size: int | None,
+    ) -> np.ndarray:
+        """`many`'s forecasts of checked windows, in the data's units, before clipping."""
+        fidx = self.state.future_columns
         shift, scale = self.scaler.stacked(ids)  # (n, columns)
         windows = self.scaler.log_target(ids, windows)  # the log scaler's target
         inputs = None if self.static_inputs is None else self.static_inputs(ids, static)
@@ -304,7 +374,7 @@ class PredictCore:
             if fidx:
                 raw = np.asarray(future[part], dtype=np.float64)
                 fut = ((raw - sh[..., fidx]) / sc[..., fidx]).astype(np.float32)
-            with np.errstate(over="ignore", invalid="ignore"):  # reported below
+            with np.errstate(over="ignore", invalid="ignore"):  # `many` reports them
                 if inputs is None:
                     outs.append(self.forecast_scaled(chunk.astype(np.float32), fut))
                 else:
@@ -314,18 +384,7 @@ class PredictCore:
         out[..., 1:] = np.sort(out[..., 1:], axis=-1)  # keep quantiles ordered
         out = apply_offsets(out, self.band_offsets)
         out = np.asarray(out, dtype=np.float64) * scale[:, None, None, 0] + shift[:, None, None, 0]
-        out = self.scaler.exp_target(out)
-        if clip:
-            out = st.clip(ids, out)
-        ok = np.isfinite(out).all(axis=(1, 2))
-        if finite and not ok.all():
-            sid = ids[int(np.flatnonzero(~ok)[0])]
-            raise LstmkitError(
-                f"the model's forecast for series {sid!r} is not finite (NaN or infinity); "
-                "the inputs are outside what it can handle: use scaler='minmax' or "
-                "'standard' with instance normalisation, or rescale the data"
-            )
-        return out
+        return self.scaler.exp_target(out)
 
     def series(self, sid: str, history: np.ndarray, future: np.ndarray | None = None) -> np.ndarray:
         """Forecast from the raw history (time, features) of one series (and the known

@@ -265,7 +265,11 @@ def forecast_run(
         )  # fmt: skip
         forecaster = tuning.forecaster
     else:
-        forecaster.fit(truncate_series(data, holdout))
+        # with a held-out tail, the diverged-network check forecasts the windows the
+        # evaluation scores (its known horizon: the tail), one network pass for both
+        forecaster.fit(truncate_series(data, holdout), check_forecast=not holdout)
+        if holdout:
+            forecaster.check_forecast(data)
     evaluation = forecaster.evaluate(data) if holdout else None
     folds = forecaster.backtest(data, folds=backtest) if backtest > 0 else None
     forecaster.set_context(data)
