@@ -658,6 +658,31 @@ def test_one_value_of_implausible_magnitude_is_refused_at_fit() -> None:
     assert not f.is_fitted
 
 
+def test_a_history_given_to_forecast_from_is_checked_for_implausible_magnitudes(tmp_path):
+    """A fill code in the history given to predict (or evaluate, or set_context) put the
+    forecast off by as many orders of magnitude without a word (1e28 for AirPassengers-sized
+    values); it is refused by the same rule as at fit, naming series, time and value, in
+    the API and in the exported runtime alike. Large but consistent values still forecast."""
+    from lstmkit import runtime
+
+    f = Forecaster(horizon=7, window=14, **FAST).fit(
+        _two_series(), target="y", time_col="day", id_col="id"
+    )
+    bad = _two_series()
+    bad.loc[(bad["id"] == "a") & (bad["day"] == "2000-02-25"), "y"] = 1e30
+    exported = runtime.load(f.export_onnx(tmp_path / "onnx"))
+    for forecast in (f.predict, f.evaluate, f.set_context, exported.predict):
+        with pytest.raises(LstmkitError) as err:
+            forecast(bad)
+        assert str(err.value).startswith("series 'a': column 'y' has 1e+30 at time 2000-02-25, ")
+        assert str(err.value).endswith(
+            "a value this far out is a typo or a fill code, and a forecast from it is off by "
+            "as many orders of magnitude; fix or drop that value"
+        )
+    shifted = _two_series().assign(y=lambda d: d["y"] * 1e6)  # far from training: still data
+    assert len(f.predict(shifted)) == len(exported.predict(shifted)) == 14
+
+
 def test_large_consistent_magnitudes_and_spikes_still_fit() -> None:
     """The rule is relative to each series: values around 1e12 (and 1e-6), a series
     growing over ten orders of magnitude and an intermittent series with one spike 1e6
@@ -680,8 +705,8 @@ def test_the_magnitude_rule_by_hand() -> None:
     boundary inside neither series) as in one run: two series of ten values, the second
     with 100 * 1e8 + 1 at step 4 and the same values again at 100 * 1e8 - 1 (the typical
     size of ten values is the second largest: 100)."""
+    from lstmkit.data.magnitudes import MAGNITUDE_RATIO, check_magnitudes
     from lstmkit.data.series import load_series
-    from lstmkit.tasks.forecasting.data import MAGNITUDE_RATIO, check_magnitudes
 
     assert MAGNITUDE_RATIO == 1e8
     a = [1.0, -2.0, 0.0, 50.0, 100.0, 0.0, 3.0, 4.0, 5.0, 6.0]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lstmkit.data.magnitudes import FORECAST, check_magnitudes
 from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import (
     Series,
@@ -188,7 +189,10 @@ class PredictCore:
 
     def load(self, data: DataLike, freq: str | None = None, what: str = "the data") -> SeriesData:
         """Read ``data`` with the columns of the training data and check that its times
-        are on the model's time axis (`on_time_axis`); ``what`` names it in messages."""
+        are on the model's time axis (`on_time_axis`) and that no value is of implausible
+        magnitude for its series (`check_magnitudes`, as at fit: a fill code such as 1e30
+        would put the forecast off by as many orders of magnitude); ``what`` names it in
+        messages. Series already read (`SeriesData`) are only put on the axis."""
         if not isinstance(data, SeriesData):
             st = self.state
             data = load_series(
@@ -201,6 +205,9 @@ class PredictCore:
                 future_covariates=st.future_covariates,
                 **({"static_cols": st.static_cols} if st.static_cols else {}),
             )
+            if data.series:
+                values = np.concatenate([s.values for s in data.series.values()])
+                check_magnitudes(data, values, consequence=FORECAST)
         return self.on_time_axis(data, what)
 
     def on_time_axis(self, sd: SeriesData, what: str = "the data") -> SeriesData:
