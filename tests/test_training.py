@@ -183,6 +183,26 @@ def test_resume_from_last_checkpoint(tmp_path: Path) -> None:
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
 
 
+def test_the_tasks_fingerprint_is_computed_only_for_a_run_that_checkpoints(tmp_path: Path):
+    """A task's digest of its data (half a second for 100,000 series) given as a function
+    is called only when checkpoints record it, and then a checkpoint of a run with another
+    digest is refused as before."""
+    train, val = _loaders()
+    calls: list[str] = []
+
+    def digest(value: str):
+        return lambda: (calls.append(value), value)[1]
+
+    fit(Linear(), train, val, _cfg(max_epochs=2), fingerprint=digest("a"))
+    assert calls == []
+    ckpt = str(tmp_path / "ckpt")
+    fit(Linear(), train, val, _cfg(max_epochs=2, checkpoint_dir=ckpt), fingerprint=digest("a"))
+    assert calls == ["a"]
+    with pytest.raises(LstmkitError, match="belongs to a run with other data or settings"):
+        fit(Linear(), train, val, _cfg(max_epochs=3, checkpoint_dir=ckpt), fingerprint=digest("b"))
+    assert calls == ["a", "b"]
+
+
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     # shuffled batches: the resumed run must restore the random state, not only the weights
     train, val = _loaders(shuffle=True)

@@ -42,7 +42,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -308,12 +308,14 @@ class _Resume:
     epoch: int | None = None
 
 
-def _prepare_checkpoints(config: TrainConfig, fingerprint: str) -> _Resume:
-    """The checkpoint callbacks of ``config.checkpoint_dir`` (the run's ``fingerprint`` in
-    every checkpoint) and the checkpoint a run resumes from, checked now (one line for a
-    damaged, foreign or other run's file)."""
+def _prepare_checkpoints(config: TrainConfig, run: Callable[[], str]) -> _Resume:
+    """The checkpoint callbacks of ``config.checkpoint_dir`` (the run's fingerprint, from
+    ``run``, in every checkpoint) and the checkpoint a run resumes from, checked now (one
+    line for a damaged, foreign or other run's file). Without a folder, nothing (and no
+    fingerprint computed)."""
     if config.checkpoint_dir is None:
         return _Resume()
+    fingerprint = run()
     folder = check_checkpoint_dir(config.checkpoint_dir, "checkpoint folder")
     last = folder / CHECKPOINT_FILE
     resume = _Resume([RunFingerprint(fingerprint, last)])
@@ -392,7 +394,7 @@ def fit(
     train_loader: DataLoader,
     val_loader: DataLoader | None,
     config: TrainConfig,
-    fingerprint: str = "",
+    fingerprint: str | Callable[[], str] = "",
 ) -> FitResult:
     """Train ``module`` and restore its best weights (with ``keep_weights="last"``: train
     every epoch and keep the final weights).
@@ -407,7 +409,9 @@ def fit(
         config: see `TrainConfig`; a bf16 precision on a CPU without native bf16 is
             refused (`require_precision_supported`).
         fingerprint: the task's digest of its data and settings, added to the
-            run fingerprint that checkpoints record (see `run_fingerprint`).
+            run fingerprint that checkpoints record (see `run_fingerprint`); or the
+            function that computes it, called only with a ``checkpoint_dir`` (hashing
+            the data of 100,000 series takes about half a second).
 
     Returns:
         `FitResult` with the per-epoch history, best epoch and loss, epochs run,
@@ -425,8 +429,12 @@ def fit(
     L.seed_everything(config.seed, workers=True, verbose=False)
     tracker = _HistoryAndBest(monitor, last=config.keep_weights == "last")
     resume = _prepare_checkpoints(
-        config, run_fingerprint(module, train_loader, val_loader, config, fingerprint)
-    )
+        config,
+        lambda: run_fingerprint(
+            module, train_loader, val_loader, config,
+            fingerprint() if callable(fingerprint) else fingerprint,
+        ),
+    )  # fmt: skip
     callbacks = [tracker, *_stopping(config, monitor), *resume.callbacks, *_progress(config)]
     # Lightning's deterministic=True switches torch's global flag on for good; put it back.
     deterministic = torch.are_deterministic_algorithms_enabled()

@@ -445,7 +445,7 @@ class Forecaster:
                 prepared.train_dataloader(),
                 prepared.val_dataloader(),
                 member_train,
-                prepared.fingerprint(),
+                prepared.fingerprint,  # computed only to checkpoint
             )
             keep_best = member_train.keep_weights == "best"  # "last": the final epoch's
             if start is not None and keep_best and not result.best_val_loss <= start[0]:

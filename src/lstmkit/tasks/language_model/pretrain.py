@@ -97,7 +97,7 @@ def pretrain(
             data.train_dataloader(),
             data.val_dataloader(),
             train_cfg,
-            fingerprint=_fingerprint(config, settings, data),
+            fingerprint=lambda: _fingerprint(config, settings, data),  # to checkpoint only
         )
     net.cpu().eval()
     require_finite_weights(

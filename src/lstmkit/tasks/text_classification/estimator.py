@@ -337,10 +337,10 @@ class TextClassifier:
         # and their sums over a batch cannot overflow float32
         scaled = None if weights is None else weights / weights.max()
         module = TextClassifierModule(self.net, cfg, on_epoch, class_weights=scaled)
-        digest = self._fingerprint(data, encoder, vectors)
         result = train(
-            module, data.train_dataloader(), data.val_dataloader(), train_cfg, fingerprint=digest
-        )
+            module, data.train_dataloader(), data.val_dataloader(), train_cfg,
+            fingerprint=lambda: self._fingerprint(data, encoder, vectors),  # to checkpoint only
+        )  # fmt: skip
         net = self.require_fitted()[1]
         net.cpu().eval()
         require_finite_weights(
