@@ -229,6 +229,8 @@ def test_the_console_script_exits_after_its_exit_handlers_without_the_teardown(
     assert "--horizon" in shown.stdout and "exit handler ran" in shown.stdout
     # the ordinary exit (with its teardown) waits for a running thread
     assert ("torn down" in shown.stdout) is thread and ("thread done" in shown.stdout) is thread
+    if thread:
+        return
     missing = run("forecast", str(tmp_path / "missing.csv"))
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
