@@ -46,6 +46,7 @@ STRONG = ("nlinear", "dlinear", "ets", "theta", "arima")
 ABLATIONS = {
     "default": {},
     "no log profile (the default before 2026-12-07 evening)": {"log_profile": False},
+    "the log profile always on (no validation check)": {"log_profile": True},
     "12 months of validation, not 36 (the default before 2026-12-07 pm)": {"val_size": 12},
     "one network, not a seed ensemble of 3 (the default before 2026-12-07)": {"ensemble": 1},
     "a seed ensemble of 5": {"ensemble": 5},

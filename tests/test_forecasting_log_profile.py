@@ -87,7 +87,7 @@ def test_fit_sets_the_log_nlinear_and_the_forecast_takes_its_profile(tmp_path: P
     from lstmkit import runtime
 
     df = _series()
-    f = Forecaster(horizon=4, window=12, val_size=8, season=4, **FAST)
+    f = Forecaster(horizon=4, window=12, val_size=8, log_profile=True, **FAST)
     f.fit(df, target="y", time_col="month")
     assert f.design.log_profile is True and len(f.members) == 3
     net = f.net.net
@@ -129,15 +129,17 @@ def test_fit_sets_the_log_nlinear_and_the_forecast_takes_its_profile(tmp_path: P
 
 
 def _switch(settings: dict, df: pd.DataFrame) -> float:
-    f = Forecaster(horizon=4, window=12, val_size=8, ensemble=1, **settings, **FAST)
+    """The profile's switch after a fit without validation (no check: see below)."""
+    f = Forecaster(horizon=4, window=12, val_size=0, ensemble=1, **settings, **FAST)
     return f.fit(df, target="y", time_col="month").net.net.profile[2].item()
 
 
 def test_the_profile_is_off_where_the_log_cannot_apply() -> None:
     """auto: on where the horizon holds a whole season (4 steps of a season of 4, not of
-    12, the monthly default); a series with a value at or below 0, or one scaled by its
-    log, keeps the network's forecast even when asked (the profile's switch is off);
-    several series have no profile, and asking for one there is one line."""
+    12, the monthly default; without validation, so without its check); a series with a
+    value at or below 0, or one scaled by its log, keeps the network's forecast even when
+    asked (the profile's switch is off); several series have no profile, and asking for
+    one there is one line."""
     df = _series()
     assert _switch({"season": 4}, df) == 1.0
     assert _switch({}, df) == 0.0  # 4 months of a 12-month season
@@ -154,6 +156,39 @@ def test_the_profile_is_off_where_the_log_cannot_apply() -> None:
             two, target="y", time_col="month", id_col="id"
         )
     assert "\n" not in str(err.value)
+
+
+def _additive(n: int = 96) -> pd.DataFrame:
+    """A trend with a seasonal swing that does not grow with it."""
+    t = np.arange(n)
+    y = 60 + 3 * t + 40 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(3).normal(0, 1, n)
+    return pd.DataFrame({"month": pd.date_range("2000-01-01", periods=n, freq="MS"), "y": y})
+
+
+@pytest.mark.parametrize("shape", ["additive", "multiplicative"])
+def test_auto_keeps_the_profile_only_where_it_helps_on_validation(shape) -> None:
+    """auto: the networks keep the profile only where, from every origin whose horizon lies
+    in the validation stretch, their forecasts with it have the lower squared error, by
+    hand; a swing that does not grow with the level loses it, one that grows keeps it;
+    true keeps it without the check."""
+    df = _additive() if shape == "additive" else _series(96)
+    settings = {"horizon": 12, "window": 24, "val_size": 24, **FAST, "max_epochs": 2}
+    f = Forecaster(**settings).fit(df, target="y", time_col="month")
+    on = f.net.net.profile[2].item()
+    assert [m.net.profile[2].item() for m in f.members] == [on] * 3
+    y = df["y"].to_numpy()
+    origins = range(len(y) - 24, len(y) - 12 + 1)
+    x = np.stack([y[o - 24 : o] for o in origins])[:, :, None]
+    actual = np.stack([y[o : o + 12] for o in origins])
+    errors = []
+    for switch in (1.0, 0.0):
+        for m in f.members:
+            m.net.profile[2] = switch
+        errors.append(np.mean((f.predict_windows(x)[..., 0] - actual) ** 2))
+    assert on == float(errors[0] < errors[1])
+    assert on == (shape == "multiplicative")
+    forced = Forecaster(**settings, log_profile=True).fit(df, target="y", time_col="month")
+    assert forced.net.net.profile[2].item() == 1.0
 
 
 def test_auto_profile_and_settings_saved_before_it() -> None:
