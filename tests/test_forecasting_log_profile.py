@@ -237,3 +237,14 @@ def test_cli_log_profile_reaches_the_saved_model(tmp_path: Path, capsys) -> None
     assert info.value.code == 2
     assert "'maybe' is not one of 'auto', 'true', 'false'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_profile_switched_off_on_validation_stays_off_after_refit() -> None:
+    """refit trains again without the validation stretch, where the check cannot run: the
+    switch the first fit chose holds for the refitted networks."""
+    settings = {"horizon": 12, "window": 24, "val_size": 24, **FAST, "max_epochs": 2}
+    f = Forecaster(**settings, refit=True).fit(_additive(), target="y", time_col="month")
+    assert f.design.log_profile is True and "refitted" in f.calibration_note
+    assert [m.net.profile[2].item() for m in f.members] == [0.0] * 3
+    kept = Forecaster(**settings, refit=True).fit(_series(96), target="y", time_col="month")
+    assert [m.net.profile[2].item() for m in kept.members] == [1.0] * 3
