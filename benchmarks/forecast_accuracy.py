@@ -73,7 +73,8 @@ TEST_LOOKS = (
     "(2026-12-07, morning; while it was built, the demo (seed 0) showed 1960 once more, "
     "2.84%); a single series validating on three horizons (36 months) instead of one, "
     "chosen on the validation years below only (2026-12-07, afternoon), 2.85%. The present "
-    "default adds the log profile (log_profile), chosen on the validation years 1955-59 only "
+    "default adds the log profile (log_profile; auto keeps it only where it forecasts the "
+    "validation stretch better), chosen on the validation years 1955-59 only "
     "(`ForecasterConfig.design`; 2026-12-07, evening), and was scored on 1960 once, for this "
     "table."
 )
