@@ -502,7 +502,9 @@ def test_auto_design_is_last_and_a_fixed_map_for_one_series_only() -> None:
     one, many = cfg.design(1), cfg.design(2)
     assert (one.instance_norm, one.residual) == ("last", "nlinear-fixed")
     assert (many.instance_norm, many.residual) == ("mean", None)
-    chosen = ForecasterConfig(instance_norm=False, residual="nlinear", ensemble=2)
+    chosen = ForecasterConfig(
+        instance_norm=False, residual="nlinear", ensemble=2, log_profile=False
+    )
     assert chosen.design(1) == chosen.design(5) == chosen  # explicit settings stay
 
 

@@ -45,6 +45,7 @@ FD = defaults(F)
 PAD_DEFAULT = str(FD["pad"]).lower()
 #: --nonnegative takes auto/true/false too
 NONNEGATIVE_DEFAULT = str(FD["nonnegative"]).lower()
+LOG_PROFILE_DEFAULT = str(FD["log_profile"]).lower()
 QUANTILES = ",".join(str(q) for q in FD["quantiles"])
 DEVICES = str(FD["devices"])
 
@@ -219,6 +220,15 @@ def forecast_cmd(
         "residual",
         cli_type=Literal["auto", "nlinear", "nlinear-fixed", "none"],
     ) = FD["residual"],
+    log_profile: option(
+        F,
+        "log_profile",
+        cli_type=Literal["auto", "true", "false"],
+        help="Give the point forecast the profile over the horizon of a ridge NLinear map "
+        "of the log target, at the network's level (seasonality that grows with the level); "
+        "auto: for a single series forecast directly whose horizon holds a whole season "
+        "and whose values are all above 0, kept where it helps on the validation stretch.",
+    ) = LOG_PROFILE_DEFAULT,
     pad: option(
         F,
         "pad",
@@ -318,6 +328,7 @@ def forecast_cmd(
         settings["instance_norm"] = _instance_norm(instance_norm, no_instance_norm)
         settings["residual"] = None if residual == "none" else residual
         settings["pad"] = {"true": True, "false": False}.get(pad, pad)
+        settings["log_profile"] = {"true": True, "false": False}.get(log_profile, log_profile)
         settings["nonnegative"] = {"true": True, "false": False}.get(nonnegative, nonnegative)
         settings["ensemble"] = _ensemble(ensemble)
         settings["devices"] = int(devices) if devices.isdigit() else devices

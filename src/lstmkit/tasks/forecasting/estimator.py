@@ -121,19 +121,26 @@ def _targets(windows: WindowSet, chunk: int = 65536) -> tuple[np.ndarray, np.nda
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def residual_map(prepared: ForecastData) -> tuple[np.ndarray, np.ndarray]:
+def residual_map(
+    prepared: ForecastData, values: Callable[[np.ndarray], np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The residual NLinear map (weight (window, steps), bias (steps,)) of the scaled
     training windows: the mean of the ridge least-squares NLinear maps over the last
     `residual_lookbacks` steps of the window, or of its newest ``residual_lookback`` steps
     where that setting is shorter (the older weights are then zero) (`linear.choose_ridge`,
     each penalty chosen on the validation windows; without two of them on every fifth
-    training window, the map then refitted on all of them)."""
+    training window, the map then refitted on all of them). ``values``: the map of the
+    windows and targets through this function instead (`log_profile_map`)."""
     assert prepared.train_set is not None
     x, y = _targets(prepared.train_set)
+    if values is not None:
+        x, y = values(x), values(y)
     held = None
     if prepared.val_set is not None and len(prepared.val_set) >= 2:
         vx, vy = _targets(prepared.val_set)
         vy = vy[:, : y.shape[1]]
+        if values is not None:
+            vx, vy = values(vx), values(vy)
     else:  # no validation windows (or one): choose the penalty on held-out training ones
         held = np.arange(len(x)) % 5 == 4
         vx, vy = x[held], y[held]
@@ -152,6 +159,43 @@ def residual_map(prepared: ForecastData) -> tuple[np.ndarray, np.ndarray]:
         weight[-lookback:] += fitted.weights["weight"] / len(lookbacks)
         bias += fitted.weights["bias"] / len(lookbacks)
     return weight, bias
+
+
+def log_profile_map(
+    prepared: ForecastData, scaler: SeriesScaler
+) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    """The log profile's NLinear map of a single series (`ForecastNet.log_linear`): the
+    `residual_map` of the log of the target in its own units (the scaled windows scaled
+    back: value = scaled * scale + shift), with that (shift, scale); None where the
+    scaler is log (the network's map is then the log map already) or a training or
+    validation value is 0 or less (no log)."""
+    if scaler.kind == "log" or len(scaler.params) != 1:
+        return None
+    params = next(iter(scaler.params.values()))
+    shift, scale = float(params["shift"][0]), float(params["scale"][0])
+    windows = [prepared.train_set, prepared.val_set]
+    for part in (w for w in windows if w is not None and len(w)):
+        x, y = _targets(part)
+        if not ((x * scale + shift > 0).all() and (y * scale + shift > 0).all()):
+            return None
+    weight, bias = residual_map(prepared, lambda v: np.log(v * scale + shift))
+    return weight, bias, shift, scale
+
+
+def set_log_profile(
+    module: ForecastModule, profile: tuple[np.ndarray, np.ndarray, float, float] | None
+) -> None:
+    """Set the network's log profile (`ForecastNet.log_linear` and ``profile``) to
+    ``profile`` (`log_profile_map`); None switches it off (the network's forecast as is)."""
+    net = module.net
+    with torch.no_grad():
+        if profile is None:
+            net.profile.copy_(torch.tensor([0.0, 1.0, 0.0]))
+            return
+        weight, bias, shift, scale = profile
+        net.log_linear.weight.copy_(torch.from_numpy(weight.T))
+        net.log_linear.bias.copy_(torch.from_numpy(bias))
+        net.profile.copy_(torch.tensor([shift, scale, 1.0]))
 
 
 def set_residual(
@@ -319,13 +363,14 @@ class Forecaster:
 
     def _memo_token(self) -> tuple[Any, ...]:
         """What this forecaster's forecasts depend on besides the windows (`PassMemo`): each
-        parameter of its networks (identity, in-place version, dtype), the scaler, the band
-        shifts and the settings of a network pass."""
+        parameter and buffer of its networks (identity, in-place version, dtype; the log
+        profile's switch is a buffer), the scaler, the band shifts and the settings of a
+        network pass."""
         assert self.state is not None
         cfg = self.config
         params = tuple(
             (id(p), p._version, p.dtype) for m in self.members or [self.net] if m is not None
-            for p in m.parameters()
+            for p in (*m.parameters(), *m.buffers())
         )  # fmt: skip
         cal = self.state.calibration
         return (
@@ -431,10 +476,13 @@ class Forecaster:
             raise LstmkitError("an ensemble cannot resume from a checkpoint; drop one of them")
         self.members, self.member_results = [], []
         residual: tuple[np.ndarray, np.ndarray] | None = None  # fitted once, set in each member
+        profile = self._log_profile(prepared) if self.design.log_profile else None
         for k in range(networks):
             member_train = train if k == 0 else train.replace(seed=train.seed + k)
             L.seed_everything(member_train.seed, verbose=False)
             module = self._build_module(sd.n_features, prepared.window)
+            if self.design.log_profile:  # before the start's validation loss: it applies there
+                set_log_profile(module, profile)
             start = None
             if self.design.residual:
                 if residual is None:
@@ -461,6 +509,8 @@ class Forecaster:
             self.member_results.append(result)
             if k == 0:
                 self.net, self.fit_result = module, result
+        if profile is not None and self.config.log_profile == "auto":
+            self._check_profile(sd, prepared.val)
         self._calibrate(sd, prepared.val)
         if self.config.refit and prepared.val:
             self._refit(sd, check_forecast)  # the fit on every step checked its forecasts,
@@ -469,6 +519,33 @@ class Forecaster:
             self.check_forecast(sd)
         self._fit_baselines(sd, prepared.val)
         return self
+
+    def _check_profile(self, sd: SeriesData, val: int) -> None:
+        """``log_profile="auto"``: keep the log profile only where the networks with it
+        forecast the validation stretch better (mean squared error of the point forecast
+        from every origin whose horizon lies in it, as `fit_mixture` scores) than without
+        it; else switch it off in every network. Without a validation stretch it stays.
+        Chosen on validation: a synthetic monthly series with a trend and a swing that
+        does not grow with it (constant, additive) scored MAPE 1.42% with the profile
+        against 0.93% without on its last 3 years, 0.90% with this check; AirPassengers'
+        rolling-origin years 1957-59 scored 3.36% with it against 3.05% with the profile
+        always on and 3.57% without (1955-57: 5.50 / 5.49 / 6.08%)."""
+        assert self.state is not None
+        s = next(iter(sd.series.values()))
+        h, window, fidx = self.config.horizon, self.state.window, self._future_columns()
+        origins = np.arange(max(len(s) - val, window), len(s) - h + 1)
+        if not val or not len(origins):
+            return
+        x = np.stack([s.values[o - window : o] for o in origins])
+        fut = np.stack([s.values[o : o + h][:, fidx] for o in origins]) if fidx else None
+        y = np.stack([s.values[o : o + h, 0] for o in origins])
+        shaped = self.predict_windows(x, s.id, future=fut)[..., 0]
+        for member in self.members:
+            member.net.profile[2] = 0.0
+        plain = self.predict_windows(x, s.id, future=fut)[..., 0]
+        if np.mean((shaped - y) ** 2) < np.mean((plain - y) ** 2):
+            for member in self.members:
+                member.net.profile[2] = 1.0
 
     def _refit(self, sd: SeriesData, check_forecast: bool = True) -> None:
         """``refit``: take every fitted part (networks, their training, scaling, contexts,
@@ -479,8 +556,12 @@ class Forecaster:
         forecast those after the data's end."""
         assert self.state is not None
         calibration, note = self.state.calibration, self.calibration_note
+        # a log profile switched off on the validation stretch stays off
+        off = self.design.log_profile and not float(self.members[0].net.profile[2])
         full = self.clone().set_params(val_size=0, refit=False)
         full.fit(sd, check_forecast=check_forecast)
+        for member in full.members if off else []:
+            set_log_profile(member, None)
         vars(self).update({k: v for k, v in vars(full).items() if k != "config"})
         assert self.state is not None
         self.state.calibration = calibration
@@ -638,6 +719,25 @@ class Forecaster:
                 f"range ({s.values[:, 0].min():.3g} to {s.values[:, 0].max():.3g}); lower "
                 f"the learning rate (it is {self.config.train.lr:g}) or scale the data"
             )
+
+    def _log_profile(
+        self, prepared: ForecastData
+    ) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+        """`log_profile_map`, or None (the profile off): with ``log_profile="auto"`` where
+        the horizon holds less than a whole season (the mean over the horizon is then not
+        the series' level: on 70 M4 Weekly series fitted one at a time, horizon 13, season
+        52, the profile lowered no mean sMAPE: 17.08 against 16.87 at 80-300 weeks, 6.21
+        against 6.13 at 301-700) or no season is known; with too few training windows.
+        ``log_profile=True`` with several series is refused."""
+        assert self.scaler is not None and prepared.train_set is not None
+        if len(self.scaler.params) != 1:
+            raise LstmkitError(
+                "log_profile needs a single series (one scaling); leave it auto or false"
+            )
+        whole = self.season is not None and self.config.horizon >= self.season
+        if (self.config.log_profile == "auto" and not whole) or len(prepared.train_set) < 2:
+            return None
+        return log_profile_map(prepared, self.scaler)
 
     def _residual_map(self, prepared: ForecastData) -> tuple[np.ndarray, np.ndarray]:
         """`residual_map`; with ``residual="auto"`` and too few training windows to fit

@@ -108,7 +108,41 @@ class ForecastModule(LstmkitModule):
     ) -> Tensor:
         """x (batch, window, features) scaled [, future (batch, steps, n_future)] [, static
         (batch, static inputs)] -> forecast (batch, steps, n_outputs) scaled: the target's
-        channels (point, quantiles), then any past-only covariates' next values."""
+        channels (point, quantiles), then any past-only covariates' next values. In eval
+        mode a network with ``log_profile`` gives its point forecast the log map's profile
+        (`profiled`)."""
+        out = self._forward(x, future, static)
+        if getattr(self.net, "log_profile", False) and not self.training:
+            out = self.profiled(x, out)
+        return out
+
+    def profiled(self, x: Tensor, out: Tensor) -> Tensor:
+        """The forecast ``out`` (batch, steps, outputs) of the scaled windows ``x`` with its
+        point forecast given the profile over the horizon of the network's log NLinear map
+        (`ForecastNet.log_linear`, in the target's own units) at the network's level: in
+        those units, ``map * mean(point) / mean(map)`` over the steps; the quantiles move
+        with the point (the same shift), any other channel stays. A window with a value at
+        or below 0, or whose profiled forecast is not finite, keeps the network's, as does
+        every window when the profile is off (the ``on`` entry of `ForecastNet.profile`):
+        multiplicative seasonality (a summer peak that grows with the level) with the
+        network's trend."""
+        shift, scale, on = self.net.profile.to(x.dtype).unbind()
+        k = self.n_target
+        raw = x[:, :, 0] * scale + shift
+        ok = (raw > 0).all(dim=1, keepdim=True) & (on > 0)
+        logs = torch.log(torch.where(ok, raw, torch.ones_like(raw)))
+        last = logs[:, -1:]
+        curve = torch.exp(last + self.net.log_linear(logs - last))
+        point = out[..., 0] * scale + shift
+        shaped = curve * (point.mean(dim=1, keepdim=True) / curve.mean(dim=1, keepdim=True))
+        delta = (shaped - point) / scale
+        delta = torch.where(ok & torch.isfinite(delta), delta, torch.zeros_like(delta))
+        return torch.cat([out[..., :k] + delta.unsqueeze(-1), out[..., k:]], dim=-1)
+
+    def _forward(
+        self, x: Tensor, future: Tensor | None = None, static: Tensor | None = None
+    ) -> Tensor:
+        """`forward` before any log profile."""
         extra = {} if static is None else {"static": static}
         base = self.net.nlinear(x[:, :, 0]).unsqueeze(-1) if self.net.residual else None
         k = self.n_target

@@ -47,6 +47,13 @@ class ForecastNet(nn.Module):
     ``mask``: the windows may be left-padded (NaN rows before a short series' start,
     `data.last_windows`); `ForecastModule` fills them and appends a mask channel (1 on
     real rows), so the encoder reads ``n_features + 1`` columns.
+
+    ``log_profile``: the network also owns ``log_linear`` (``window`` -> ``steps``, never
+    trained), an NLinear map of the log of the target in its own units, and the buffer
+    ``profile`` (shift, scale, on): the target's per-series scaling (value = scaled *
+    scale + shift) and whether the profile applies. `ForecastModule` gives the point
+    forecast of a network in eval mode that map's profile over the horizon at the
+    network's level (`ForecastModule.profiled`). The forecasting estimator fits both.
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class ForecastNet(nn.Module):
         chunk_size: int | None = None,
         static: list[tuple[int, int]] | None = None,
         mask: bool = False,
+        log_profile: bool = False,
     ) -> None:
         super().__init__()
         self.mask = mask
@@ -112,6 +120,14 @@ class ForecastNet(nn.Module):
             self.linear.requires_grad_(residual != "nlinear-fixed")
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+        self.log_profile = log_profile
+        if log_profile:
+            self.log_linear = nn.Linear(window, steps)
+            nn.init.zeros_(self.log_linear.weight)
+            nn.init.zeros_(self.log_linear.bias)
+            self.log_linear.requires_grad_(False)
+            # shift, scale of the target's per-series scaling; on: 1.0 where it applies
+            self.register_buffer("profile", torch.tensor([0.0, 1.0, 0.0]))
 
     def nlinear(self, target: Tensor) -> Tensor:
         """The residual's linear forecast from the un-normalised target windows (batch,
@@ -184,7 +200,7 @@ def make_net(
     past-only covariate (the ``n_features - 1 - n_future`` covariates not known ahead):
     one output channel each after the point forecast and quantiles, fed back with it.
     ``mask``: padded windows (`FittedState.pad`)."""
-    if cfg.residual == "auto" or cfg.instance_norm == "auto":
+    if "auto" in (cfg.residual, cfg.instance_norm, cfg.log_profile):
         raise ValueError("resolve the auto design first: make_net(cfg.design(n_series), ...)")
     n_past = n_features - 1 - n_future if cfg.method == "recursive" else 0
     return ForecastNet(
@@ -208,6 +224,7 @@ def make_net(
         chunk_size=cfg.chunk_size,
         static=static,
         mask=mask,
+        log_profile=bool(cfg.log_profile),
     )
 
 

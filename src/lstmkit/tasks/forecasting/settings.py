@@ -105,6 +105,16 @@ class ForecasterConfig(Settings):
         description="Steps the residual NLinear map reads, the newest of the window (None "
         "or more than the window: all of it); the network still reads the whole window.",
     )
+    log_profile: bool | Literal["auto"] = Field(
+        "auto",
+        description="Give the point forecast (the band moves with it) the profile over the "
+        "horizon of a ridge NLinear map of the log target, at the network's level (its mean "
+        "over the horizon): seasonality that grows with the level, the network's trend; only "
+        "where the training target values are all above 0 and the scaler is not log. auto: "
+        "for a single series forecast directly (not padded) whose horizon holds a whole "
+        "season, kept where the networks forecast the validation stretch better with it; "
+        "true: also for a shorter horizon, without that check (a single series only).",
+    )
     pad: bool | Literal["auto"] = Field(
         False,
         description="Left-pad series shorter than the window with their first value and "
@@ -198,13 +208,14 @@ class ForecasterConfig(Settings):
     @classmethod
     def from_dict(cls, data: Any) -> ForecasterConfig:
         """Saved settings (see `Settings.from_dict`); those saved before ``patch``,
-        ``residual``, ``instance_norm``, ``ensemble`` or ``nonnegative`` existed load with
-        the values their networks were built with (patch 1, no residual map, mean
-        normalisation, one network, forecasts not clipped), not today's defaults."""
+        ``residual``, ``instance_norm``, ``ensemble``, ``nonnegative`` or ``log_profile``
+        existed load with the values their networks were built with (patch 1, no residual
+        map, mean normalisation, one network, forecasts not clipped, no log profile), not
+        today's defaults."""
         if isinstance(data, Mapping):
             # settings saved before an option existed: the network as it was built then
             before = {"patch": 1, "residual": None, "instance_norm": True, "ensemble": 1,
-                      "nonnegative": False}  # fmt: skip
+                      "nonnegative": False, "log_profile": False}  # fmt: skip
             data = {**{k: v for k, v in before.items() if k not in data}, **data}
         return super().from_dict(data)
 
@@ -220,7 +231,17 @@ class ForecasterConfig(Settings):
         (AirPassengers' validation years: 4.85% against 5.11% for one network and 4.87%
         for five), one for several (the fit time grows with the series), for the recursive
         method (not measured; each network rolls its own window and simulates its own
-        sample paths, K times the cost) or with a checkpoint folder (it resumes one run)."""
+        sample paths, K times the cost) or with a checkpoint folder (it resumes one run).
+        ``log_profile``: on for one series forecast directly, not padded (the estimator
+        then applies it where the horizon holds a whole season and the values are all above
+        0, and keeps it where it helps on the validation stretch: `Forecaster`'s
+        ``_check_profile``). On AirPassengers' rolling-origin years (5 seeds, mean MAPE over
+        the years, median over the seeds) 1957-59 scored 3.36% against 3.57% without it
+        (every seed lower) and 1955-57 5.50% against 6.08%; always on (``True``) 3.05% and
+        5.49%: per year 1955 5.03 / 5.52, 1956 8.55 / 8.62, 1957 2.87 / 4.14, 1958 3.62 /
+        3.28 (the year growth stalled: worse), 1959 2.67 / 3.48 (always on / off). The log
+        scaler itself, which also extrapolates the log's growth, scored 7.09% and 3.77%
+        (1958: 12.57%)."""
         update: dict[str, Any] = {}
         if self.ensemble == "auto":
             one = n_series == 1 and self.method == "direct" and self.train.checkpoint_dir is None
@@ -230,6 +251,9 @@ class ForecasterConfig(Settings):
         if self.residual == "auto":  # a padded window has no whole window for the map
             whole = n_series == 1 and self.pad is not True
             update["residual"] = "nlinear-fixed" if whole else None
+        if self.log_profile == "auto":
+            one = n_series == 1 and self.method == "direct" and self.pad is not True
+            update["log_profile"] = one
         return self.model_copy(update=update) if update else self
 
     @field_validator("quantiles")
