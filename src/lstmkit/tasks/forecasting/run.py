@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,10 +69,21 @@ class ForecastRun:
     def write(self, folder: str | os.PathLike[str]) -> list[str]:
         """Write every output into ``folder`` (an empty staging folder: see
         `lstmkit.io.staged_dir`) and return the names written, in display order."""
+        folder = Path(folder)
+        # the tables' text (pyarrow, mostly outside the interpreter's lock) is written in
+        # another thread while the model is saved and the plots drawn here
+        with ThreadPoolExecutor(1) as pool:
+            held_out = None if self.evaluation is None else self.evaluation.forecasts
+            csv = {"future.csv": self.ahead, "forecast.csv": held_out}
+            tables = [pool.submit(write_csv, t, folder / k) for k, t in csv.items()
+                      if t is not None]  # fmt: skip
+            return self._write(folder, tables)
+
+    def _write(self, folder: Path, tables: list[Future[None]]) -> list[str]:
+        """`write` but for the CSV ``tables`` already being written; waits for them."""
         from lstmkit.plots.curves import plot_training_curves
         from lstmkit.plots.forecast import plot_forecast
 
-        folder = Path(folder)
         f, sd, h, band = self.forecaster, self.data, self.forecaster.config.horizon, self.band
         f.save(folder / "model")
         written = ["model/", "forecast.png"]
@@ -109,12 +121,11 @@ class ForecastRun:
                 f.fit_result.history, folder / "training.png", title=f"{self.name}: training"
             )
             written.append("training.png")
+        for table in tables:  # straight to the file: 100,000 series are hundreds of MB of text
+            table.result()
         if self.ahead is not None:
-            # written straight to the file: a table of 100,000 series is hundreds of MB as text
-            write_csv(self.ahead, folder / "future.csv")
             written.append("future.csv")
         if self.evaluation is not None:
-            write_csv(self.evaluation.forecasts, folder / "forecast.csv")
             (folder / "metrics.csv").write_text(self.evaluation.metrics.to_csv())
             written += ["forecast.csv", "metrics.csv"]
         if (folder / "logs").is_dir():
@@ -136,6 +147,8 @@ def _csv(df: pd.DataFrame) -> str:
 
 #: rows `write_csv` formats at a time (their text is a few dozen MB)
 CSV_ROWS = 1 << 17
+#: pieces of `CSV_ROWS` rows `write_csv` formats at once, each in its own thread
+CSV_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: characters that make pandas quote a text cell (then `write_csv` leaves the table to it)
 _QUOTED = (",", '"', "\n", "\r")
 
@@ -199,13 +212,24 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
+    def text(start: int) -> list[Any]:
+        rows = df.iloc[start : start + CSV_ROWS]
+        return [_column_text(rows.iloc[:, k]) for k in range(df.shape[1])]
+
     options = pcsv.WriteOptions(include_header=False, quoting_style="none")
-    with open(path, "wb") as fh:
+    starts = range(0, len(df), CSV_ROWS)
+    # the next pieces' text is made in other threads while one is written (pyarrow's
+    # casts let go of the interpreter: about half the time on two cores)
+    with open(path, "wb") as fh, ThreadPoolExecutor(CSV_THREADS) as pool:
         fh.write(df.head(0).to_csv(index=False).encode())
-        for start in range(0, len(df), CSV_ROWS):
-            rows = df.iloc[start : start + CSV_ROWS]
-            cols = [_column_text(rows.iloc[:, k]) for k in range(df.shape[1])]
+        ahead = [pool.submit(text, start) for start in starts[:CSV_THREADS]]
+        for k in range(len(starts)):
+            cols = ahead.pop(0).result()
+            if k + CSV_THREADS < len(starts):
+                ahead.append(pool.submit(text, starts[k + CSV_THREADS]))
             if any(c is None for c in cols):
+                for rest in ahead:
+                    rest.cancel()
                 break
             pcsv.write_csv(pa.table({f"c{k}": c for k, c in enumerate(cols)}), fh, options)
         else:
