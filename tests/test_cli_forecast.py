@@ -174,6 +174,21 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path: Path, capsys, case:
     assert not out.exists()
 
 
+def test_the_table_read_beside_the_imports_reports_after_the_settings(tmp_path, capsys):
+    """The command reads the data in another thread while torch and Lightning load; a bad
+    setting is still the one error reported when the data is bad too (as when the data was
+    read after the settings' checks), and a bad file alone is its own one line."""
+    missing = str(tmp_path / "missing.csv")
+    out = tmp_path / "out"
+    code, _, stderr = run(["forecast", missing, "--baselines", "bogus", "--out", str(out)], capsys)
+    assert code == 2 and stderr.count("\n") == 1 and "bogus" in stderr and "missing" not in stderr
+    code, _, stderr = run(["forecast", missing, "--out", str(out), *TINY], capsys)
+    assert code == 2 and stderr.strip() == (
+        f"error: data file {missing} does not exist; pass a CSV or Parquet file"
+    )
+    assert not out.exists()
+
+
 def test_console_script_error_path(tmp_path: Path) -> None:
     """The real entry point in a fresh process: one line on stderr, exit status 2."""
     proc = subprocess.run(
