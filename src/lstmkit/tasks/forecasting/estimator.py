@@ -443,8 +443,9 @@ class Forecaster:
 
         ``check_forecast``: refuse a fit whose forecast of the last ``horizon`` steps of
         ``data`` leaves every plausible range of the series (a diverged network; see
-        `check_forecast`). False leaves that to the caller: `lstmkit forecast` checks the
-        held-out forecast of the data after ``data`` instead, which it scores next.
+        `check_forecast`). False leaves that to the caller: `lstmkit forecast`, which fits
+        on the data before a held-out tail, checks the forecast of that tail instead (the
+        windows its evaluation scores next, in the same network pass).
 
         ``covariates`` are extra input columns seen over the input window;
         ``future_covariates`` are also known over the horizon (calendar, planned

@@ -76,13 +76,14 @@ def padded_rows(windows: np.ndarray) -> np.ndarray:
     return np.cumprod(blank, axis=1).astype(bool)
 
 
-@dataclass
+@dataclass(eq=False)
 class PassMemo:
     """The last forecast `PredictCore.many` made without known future or static inputs, with
     what it was made from: the windows, their series and a token of everything else it
-    depends on. A fit's plausibility check forecasts the last window of every series and the
-    held-out evaluation after it (`lstmkit forecast`) the same windows, so the network runs
-    once for both (100,000 series: one pass of about a second). A copy starts empty."""
+    depends on. The check for a diverged network (`Forecaster.check_forecast`) and the
+    held-out evaluation of the same data forecast the same windows (`lstmkit forecast` runs
+    both), so the network runs once for both (100,000 series: one pass of about a second).
+    A copy starts empty."""
 
     token: tuple[Any, ...] = ()
     ids: list[str] = field(default_factory=list)
@@ -96,7 +97,7 @@ class PassMemo:
             self.out is not None and self.windows is not None
             and self.windows.shape == windows.shape and len(self.ids) == len(ids)
             and self.token == token and self.ids == list(ids)
-            and np.array_equal(self.windows, windows)
+            and np.array_equal(self.windows, windows, equal_nan=True)  # padded rows: NaN
         )  # fmt: skip
         return self.out.copy() if same and self.out is not None else None
 
