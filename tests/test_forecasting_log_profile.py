@@ -17,11 +17,12 @@ from lstmkit.tasks.forecasting.settings import ForecasterConfig
 FAST = {"hidden_size": 8, "max_epochs": 3, "lr": 1e-2, "progress": False}
 
 
-def _series(n: int = 80, level: float = 100.0) -> pd.DataFrame:
-    """A growing monthly series whose seasonal swing grows with its level."""
+def _series(n: int = 80, level: float = 100.0, period: int = 12) -> pd.DataFrame:
+    """A growing monthly series whose seasonal swing (of ``period`` steps) grows with its
+    level."""
     t = np.arange(n)
     noise = np.random.default_rng(0).normal(0, 0.01, n)
-    y = level * np.exp(0.01 * t + 0.2 * np.sin(2 * np.pi * t / 12) + noise)
+    y = level * np.exp(0.01 * t + 0.2 * np.sin(2 * np.pi * t / period) + noise)
     return pd.DataFrame({"month": pd.date_range("2000-01-01", periods=n, freq="MS"), "y": y})
 
 
@@ -129,20 +130,20 @@ def test_fit_sets_the_log_nlinear_and_the_forecast_takes_its_profile(tmp_path: P
 
 
 def _switch(settings: dict, df: pd.DataFrame) -> float:
-    """The profile's switch after a fit without validation (no check: see below)."""
+    """The profile's switch after a fit without validation."""
     f = Forecaster(horizon=4, window=12, val_size=0, ensemble=1, **settings, **FAST)
     return f.fit(df, target="y", time_col="month").net.net.profile[2].item()
 
 
 def test_the_profile_is_off_where_the_log_cannot_apply() -> None:
     """auto: on where the horizon holds a whole season (4 steps of a season of 4, not of
-    12, the monthly default; without validation, so without its check); a series with a
+    12, the monthly default) and the swing grows with the level; a series with a
     value at or below 0, or one scaled by its log, keeps the network's forecast even when
     asked (the profile's switch is off); several series have no profile, and asking for
     one there is one line."""
     df = _series()
-    assert _switch({"season": 4}, df) == 1.0
-    assert _switch({}, df) == 0.0  # 4 months of a 12-month season
+    assert _switch({"season": 4}, _series(period=4)) == 1.0
+    assert _switch({}, _series(period=4)) == 0.0  # 4 months of a 12-month season
     assert _switch({"log_profile": True}, df) == 1.0
     below = _series(level=1.0)
     below["y"] = below["y"] - 1.2  # some values below 0
@@ -165,28 +166,66 @@ def _additive(n: int = 96) -> pd.DataFrame:
     return pd.DataFrame({"month": pd.date_range("2000-01-01", periods=n, freq="MS"), "y": y})
 
 
-@pytest.mark.parametrize("shape", ["additive", "multiplicative"])
-def test_auto_keeps_the_profile_only_where_it_helps_on_validation(shape) -> None:
-    """auto: the networks keep the profile only where, from every origin whose horizon lies
-    in the validation stretch, their forecasts with it have the lower squared error, by
-    hand; a swing that does not grow with the level loses it, one that grows keeps it;
-    true keeps it without the check."""
-    df = _additive() if shape == "additive" else _series(96)
-    settings = {"horizon": 12, "window": 24, "val_size": 24, **FAST, "max_epochs": 2}
-    f = Forecaster(**settings).fit(df, target="y", time_col="month")
-    on = f.net.net.profile[2].item()
-    assert [m.net.profile[2].item() for m in f.members] == [on] * 3
-    y = df["y"].to_numpy()
-    origins = range(len(y) - 24, len(y) - 12 + 1)
-    x = np.stack([y[o - 24 : o] for o in origins])[:, :, None]
-    actual = np.stack([y[o : o + 12] for o in origins])
-    errors = []
-    for switch in (1.0, 0.0):
-        for m in f.members:
-            m.net.profile[2] = switch
-        errors.append(np.mean((f.predict_windows(x)[..., 0] - actual) ** 2))
-    assert on == float(errors[0] < errors[1])
-    assert on == (shape == "multiplicative")
+def _guerrero(y: np.ndarray, season: int, at: float | None = None) -> float:
+    """Guerrero's Box-Cox lambda by hand (float64, a grid of step 0.001 on [-1, 2]): the
+    lambda that minimises the coefficient of variation of sd / mean ** (1 - lambda) over
+    the whole seasons (the newest ones); with ``at``, that criterion at lambda ``at``."""
+    whole = len(y) // season * season
+    seasons = y[len(y) - whole :].reshape(-1, season)
+    mean, sd = seasons.mean(axis=1), seasons.std(axis=1, ddof=1)
+    grid = np.array([at]) if at is not None else np.linspace(-1.0, 2.0, 3001)
+    ratio = sd[None, :] / mean[None, :] ** (1.0 - grid[:, None])
+    cv = ratio.std(axis=1, ddof=1) / ratio.mean(axis=1)
+    return float(cv[0]) if at is not None else float(grid[np.argmin(cv)])
+
+
+def _flat(n: int = 96) -> pd.DataFrame:
+    """A constant swing around a constant level."""
+    t = np.arange(n)
+    y = 300 + 40 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(4).normal(0, 8, n)
+    return pd.DataFrame({"month": pd.date_range("2000-01-01", periods=n, freq="MS"), "y": y})
+
+
+def test_swing_grows_agrees_with_guerreros_lambda() -> None:
+    """Where the level moves, the gate agrees with Guerrero's lambda found by hand (below
+    0.5: the swing grows with the level): AirPassengers, whatever year it ends, and a
+    multiplicative series on; a trend beside a constant swing off. A flat level leaves
+    lambda arbitrary (the criterion within 5% from -1 to 2): off. Too few seasons, a value
+    at or below 0, NaN or no change within the seasons: off."""
+    from lstmkit.data.air_passengers import load_air_passengers
+    from lstmkit.tasks.forecasting.estimator import swing_grows
+
+    air = load_air_passengers()["passengers"].to_numpy(dtype=float)
+    cases = [(air[:n], True) for n in (72, 96, 120, 132)]
+    cases += [(_series(96)["y"].to_numpy(), True), (_additive()["y"].to_numpy(), False)]
+    for y, grows in cases:
+        lam = _guerrero(y, 12)
+        assert abs(lam - 0.5) > 0.4, lam  # far from the line
+        assert (lam < 0.5) is grows
+        assert swing_grows(y, 12) is grows
+    assert _guerrero(air[:132], 12) == pytest.approx(-0.3, abs=0.05)
+    flat = _flat()["y"].to_numpy()
+    cv = [_guerrero(flat, 12, at=lam) for lam in (-1.0, 0.0, 1.0, 2.0)]
+    assert max(cv) / min(cv) < 1.1
+    assert swing_grows(flat, 12) is False
+    y = _series(96)["y"].to_numpy()
+    assert swing_grows(y[:23], 12) is False  # one whole season
+    assert swing_grows(np.r_[y[:-1], 0.0], 12) is False
+    assert swing_grows(np.r_[y[:-1], np.nan], 12) is False
+    assert swing_grows(np.repeat([1.0, 2.0, 4.0, 8.0], 12), 12) is False  # steps
+
+
+@pytest.mark.parametrize("shape", ["additive", "multiplicative", "flat"])
+def test_auto_keeps_the_profile_only_where_the_swing_grows(shape) -> None:
+    """auto: the networks keep the profile where the seasonal swing grows with the level
+    (multiplicative), not beside a constant swing (additive, flat), with or without a
+    validation stretch; true keeps it everywhere."""
+    df = {"additive": _additive, "multiplicative": _series, "flat": _flat}[shape](96)
+    for val in (24, 0):
+        settings = {"horizon": 12, "window": 24, "val_size": val, **FAST, "max_epochs": 2}
+        f = Forecaster(**settings).fit(df, target="y", time_col="month")
+        on = float(shape == "multiplicative")
+        assert [m.net.profile[2].item() for m in f.members] == [on] * 3
     forced = Forecaster(**settings, log_profile=True).fit(df, target="y", time_col="month")
     assert forced.net.net.profile[2].item() == 1.0
 
@@ -239,9 +278,9 @@ def test_cli_log_profile_reaches_the_saved_model(tmp_path: Path, capsys) -> None
     assert not (tmp_path / "bad").exists()
 
 
-def test_a_profile_switched_off_on_validation_stays_off_after_refit() -> None:
-    """refit trains again without the validation stretch, where the check cannot run: the
-    switch the first fit chose holds for the refitted networks."""
+def test_the_profile_switch_holds_after_refit() -> None:
+    """refit trains again without the validation stretch: the switch the first fit chose
+    (off beside a constant swing, on where it grows) holds for the refitted networks."""
     settings = {"horizon": 12, "window": 24, "val_size": 24, **FAST, "max_epochs": 2}
     f = Forecaster(**settings, refit=True).fit(_additive(), target="y", time_col="month")
     assert f.design.log_profile is True and "refitted" in f.calibration_note

@@ -232,7 +232,7 @@ def forecast_cmd(
         help="Give the point forecast the profile over the horizon of a ridge NLinear map "
         "of the log target, at the network's level (seasonality that grows with the level); "
         "auto: for a single series forecast directly whose horizon holds a whole season "
-        "and whose values are all above 0, kept where it helps on the validation stretch.",
+        "and whose values are all above 0, where its seasonal swing grows with its level.",
     ) = LOG_PROFILE_DEFAULT,
     pad: option(
         F,
