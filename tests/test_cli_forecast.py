@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import stat
 import subprocess
 import sys
@@ -254,6 +255,54 @@ def test_the_console_script_exits_after_its_exit_handlers_without_the_teardown(
     assert "exit handler ran" in missing.stdout
     usage = run("forecast", "--bogus")
     assert usage.returncode == 2 and usage.stderr.startswith("error: No such option: --bogus")
+
+
+#: in a fresh process: the page faults of allocating, filling and freeing a 160 MB array
+#: three times after it has been done once, with `keep_freed_memory` first when the first
+#: argument is "keep", and numpy's huge-page advice (on before: this returns the old value)
+MEMORY = """
+import resource, sys
+import lstmkit.cli
+import numpy as np
+from numpy._core.multiarray import _set_madvise_hugepage
+advice = _set_madvise_hugepage(True)
+_set_madvise_hugepage(advice)
+took = lstmkit.cli.keep_freed_memory() if sys.argv[1] == "keep" else None
+np.ones(20_000_000)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    a = np.ones(20_000_000)
+    del a
+print(took, advice, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="mallopt is glibc's",
+)
+def test_the_console_keeps_freed_memory_and_drops_numpys_huge_page_advice() -> None:
+    """`keep_freed_memory` (run by the console script) serves a large array again from
+    memory freed before: three more 160 MB arrays fault in almost no page, where glibc's
+    default maps each one afresh (39,000 pages of 4 KiB each). Importing the command line
+    turns numpy's huge-page advice off, unless the user set it."""
+
+    def run(*args: str, **env: str) -> list[str]:
+        unset = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+        proc = subprocess.run(
+            [sys.executable, "-c", MEMORY, *args], capture_output=True, text=True, timeout=120,
+            env={**unset, **env},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()
+
+    took, advice, faults = run("keep")
+    assert (took, advice) == ("True", "False") and int(faults) < 1000
+    took, _, faults = run("default")
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    always = thp.exists() and "[always]" in thp.read_text()  # 2 MiB pages: few faults
+    assert took == "None" and (always or int(faults) > 3 * 30_000)
+    assert run("keep", NUMPY_MADVISE_HUGEPAGE="1")[1] == "True"
 
 
 def test_future_covariates_from_the_command_line(tmp_path: Path, capsys) -> None:
