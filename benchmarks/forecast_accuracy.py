@@ -66,12 +66,12 @@ ABLATIONS = {
 #: every earlier look at the test year 1960, disclosed beside the figures
 TEST_LOOKS = (
     "Looks at the test year: 1960 is the README demo's year and has been scored for every "
-    "default so far: mean instance normalisation without the NLinear map, 3.08%; two looks "
-    "at loss options (research/DESIGN_LOG.md); one network with last-value normalisation and "
-    "the fixed NLinear map, 2.67% (2026-12-06); a seed ensemble of 3 such networks, 2.62% "
-    "(2026-12-07, morning; while it was built, the demo (seed 0) showed 1960 once more, "
-    "2.84%); a single series validating on three horizons (36 months) instead of one, "
-    "chosen on the validation years below only (2026-12-07, afternoon), 2.85%; the log "
+    "default so far: mean instance normalisation without the NLinear map, 3.08%; two looks at "
+    "loss options (benchmarks/FORECAST_DESIGN_LOG.md); one network with last-value "
+    "normalisation and the fixed NLinear map, 2.67% (2026-12-06); a seed ensemble of 3 such "
+    "networks, 2.62% (2026-12-07, morning; while it was built, the demo (seed 0) showed 1960 "
+    "once more, 2.84%); a single series validating on three horizons (36 months) instead of "
+    "one, chosen on the validation years below only (2026-12-07, afternoon), 2.85%; the log "
     "profile kept only where the networks forecast the validation stretch better with it "
     "(2026-12-07, evening), 2.84% (that check left it off in every 1960 fit). The present "
     "default keeps the log profile where the training data's seasonal swing grows with its "

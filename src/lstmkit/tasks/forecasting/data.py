@@ -147,7 +147,7 @@ def scaler_kind(setting: str, sd: SeriesData, values: np.ndarray | None = None) 
     """The scaler a setting means for the series ``sd``: ``auto`` is ``log`` for several
     series whose target values are all positive (one global model then learns relative
     changes, comparable across series), else ``minmax``; any other setting is itself.
-    Chosen on validation (research/DESIGN_LOG.md): on M4 Weekly's 359 series log lowered
+    Chosen on validation (benchmarks/FORECAST_DESIGN_LOG.md): on M4 Weekly's 359 series log lowered
     the OWA from .869 to .833; on AirPassengers alone it raised the MAPE (6.62 -> 6.88)."""
     if setting != "auto":
         return setting

@@ -95,7 +95,7 @@ MULTI_LOOKBACK_MIN_WINDOW = 96
 def loss_name(setting: str, scaler: str) -> str:
     """The loss a setting means under the fitted scaler kind: ``auto`` is ``mae`` on
     log-scaled series (a relative error, as sMAPE and MASE score it) and ``mse`` otherwise;
-    any other setting is itself. Chosen on validation (research/DESIGN_LOG.md): on M4
+    any other setting is itself. Chosen on validation (benchmarks/FORECAST_DESIGN_LOG.md): on M4
     Weekly (log) MAE lowered the OWA from .833 to .776; AirPassengers (minmax) keeps MSE."""
     if setting != "auto":
         return setting

@@ -176,7 +176,7 @@ AUTO_PATCH_MIN_WINDOW = 48  # ... for windows at least this long
 def patch_length(cfg: ForecasterConfig, window: int) -> int:
     """The patch length for a window of ``window`` steps: ``cfg.patch`` when set (at most
     the window), else (None) 4 for windows of `AUTO_PATCH_MIN_WINDOW` steps or more and 1
-    for shorter ones. Chosen on validation (research/DESIGN_LOG.md): on M4 Weekly (window
+    for shorter ones. Chosen on validation (benchmarks/FORECAST_DESIGN_LOG.md): on M4 Weekly (window
     52) patches of 4 lowered the OWA from .894 to .869; on ETTh1 (window 336) they
     changed the MSE by under 1% at a quarter of the recurrent steps; AirPassengers
     (window 24) keeps reading step by step."""

@@ -224,7 +224,7 @@ class ForecasterConfig(Settings):
         """These settings with ``auto`` resolved for data of ``n_series`` series:
         ``instance_norm`` last and ``residual`` nlinear-fixed for one series (none with
         ``pad=True``), mean and none for several. Chosen on validation
-        (research/DESIGN_LOG.md): on AirPassengers' rolling-origin years 1957-59 the
+        (benchmarks/FORECAST_DESIGN_LOG.md): on AirPassengers' rolling-origin years 1957-59 the
         last-value normalisation with the fixed NLinear map the network corrects scored a
         median MAPE of 5.11% against 6.62% with mean normalisation and no map (NLinear
         alone 5.17%); on M4 Weekly's 359 series both scored worse (OWA .916 with the map
