@@ -14,10 +14,12 @@ from typing import Any
 # numpy asks the kernel for transparent huge pages for every array of 4 MiB or more. On
 # the 2-core dev machine (a Firecracker VM) a fresh huge page costs far more than the
 # small pages it replaces: filling a new 160 MB array took 0.57 s with the advice against
-# 0.09 s without, and `lstmkit forecast` on 100,000 series (benchmarks/scale.py, freed
-# memory kept: `keep_freed_memory`) took 63-88 s with it against 54-55 s without. The
-# command owns its process, so it leaves the advice off; numpy reads this at import
-# (nothing here has imported it yet); a value the user set wins.
+# 0.09 s without. With freed memory kept for reuse (`keep_freed_memory`), `lstmkit
+# forecast` on 100,000 series (benchmarks/scale.py) took 54 and 55 s without the advice
+# against 63 and 88 s with it, side by side (alone, without the reuse, the advice off
+# doubled the page faults and was no faster). The command owns its process, so it leaves
+# the advice off; numpy reads this at import (nothing here has imported it yet); a value
+# the user set wins.
 os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 import typer
@@ -99,12 +101,14 @@ def keep_freed_memory() -> bool:
     """Have glibc's malloc serve arrays up to 1 GiB from its heap and keep what is freed
     there for the next ones (mallopt; returns whether the C library took the settings).
     By default every allocation over 128 KiB to 32 MiB is a fresh mapping, unmapped when
-    freed: each new array then faults in its pages again, which costs seconds on a virtual
-    machine. `lstmkit forecast` on 100,000 series (benchmarks/scale.py) took 0.6 million
-    page faults with this against 1.8 million without, and 54-58 s against 73-76 s of wall
-    time (training 38-40 s against 47-50 s) on the 2-core dev machine; the price is a peak
-    resident memory of 2,231 MiB against 1,953 MiB, and memory freed late in a run is not
-    given back before it ends. Not glibc (macOS, Windows, musl's stub): nothing changes."""
+    freed: each new array then faults in its pages again, which is slow on a virtual
+    machine. `lstmkit forecast` on 100,000 series (benchmarks/scale.py, numpy's huge-page
+    advice off) took 0.6 million page faults with this against 1.8 million without; on
+    the 2-core dev machine, whose timings swing by a third from run to run, the whole
+    command took a median of 61 s over 8 runs (49-83 s) against 68 s over 5 runs (64-83
+    s) with glibc's and numpy's defaults. The price: a peak resident memory of 2,231 MiB
+    against 1,953 MiB, and memory freed late in a run is not given back before it ends.
+    Not glibc (macOS, Windows, musl's stub): nothing changes."""
     if not sys.platform.startswith("linux"):
         return False
     try:
