@@ -97,3 +97,15 @@ def kill_at_first_checkpoint():
         assert proc.wait(timeout=60) == -signal.SIGKILL  # killed, not finished
 
     return kill
+
+
+def forget_digests(folder: Path) -> Path:
+    """Drop the file digests from a saved model folder's config.json, as in a folder saved
+    before them, so that a test that damages one file reaches that file's own reader's
+    check (the digests would refuse it first). Imported by the tests that need it."""
+    import json
+
+    meta = json.loads((Path(folder) / "config.json").read_text())
+    meta.pop("files", None)
+    (Path(folder) / "config.json").write_text(json.dumps(meta))
+    return Path(folder)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import forget_digests
 
 from lstmkit.cli import main
 
@@ -285,6 +286,7 @@ def test_damaged_model_folder_one_line(model_dir, tmp_path, capsys, monkeypatch)
     ]:  # fmt: skip
         broken = tmp_path / f"m-{name}-{len(content)}"
         shutil.copytree(model_dir, broken)
+        forget_digests(broken)  # each file's own reader (the digests would name it first)
         (broken / name).write_bytes(content)
         _fails(["classify", "predict", "-m", broken, "a film"], capsys, monkeypatch, expect)
         _fails(["inspect", "-m", broken, "a film", "--out", tmp_path / "g.png"], capsys,

@@ -620,7 +620,7 @@ def test_damaged_context_in_predict_is_one_line(previous_run: Path, tmp_path: Pa
     (model / "context.safetensors").write_bytes(b"\x08\x00\x00\x00garbage")
     code, _, stderr = run(["predict", "-m", str(model)], capsys)
     assert code == 2 and len(stderr.strip().splitlines()) == 1
-    assert "context.safetensors is damaged" in stderr
+    assert "is damaged: context.safetensors changed since the model was saved" in stderr
     # a folder saved before the context arrays (one JSON object per series), damaged
     model = Path(shutil.copytree(previous_run / "model", tmp_path / "old"))
     ctx = old_format(model)

@@ -1,7 +1,9 @@
 """Saved model directories: round trip, atomic replacement, and every refusal on load."""
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -43,10 +45,15 @@ def test_round_trip(tmp_path: Path) -> None:
         "scaler.json",
     ]
     meta = json.loads((out / "config.json").read_text())
+    digests = {
+        name: hashlib.sha256((out / name).read_bytes()).hexdigest()
+        for name in ("blob.bin", "model.safetensors", "scaler.json")
+    }
     assert meta == {
         "lstmkit_version": __version__,
         "kind": "forecaster",
         "config": {"horizon": 12, "names": ["a", "b"]},
+        "files": digests,
     }
     loaded = load_model_dir(out, "forecaster")
     assert loaded.config == {"horizon": 12, "names": ["a", "b"]}
@@ -127,6 +134,11 @@ def test_load_errors(tmp_path: Path) -> None:
 
     corrupt = save_model_dir(tmp_path / "corrupt", kind="k", config={}, state_dict=_state())
     (corrupt / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(LstmkitError, match=r"damaged: model\.safetensors changed"):
+        load_model_dir(corrupt, "k")
+    meta = json.loads((corrupt / "config.json").read_text())
+    del meta["files"]  # as saved before the digests: the reader's own check
+    (corrupt / "config.json").write_text(json.dumps(meta))
     with pytest.raises(LstmkitError, match="cannot read"):
         load_model_dir(corrupt, "k")
 
@@ -134,6 +146,64 @@ def test_load_errors(tmp_path: Path) -> None:
     (noweights / "model.safetensors").unlink()
     with pytest.raises(LstmkitError, match=r"no model\.safetensors"):
         load_model_dir(noweights, "k")
+
+
+def test_a_file_damaged_after_the_save_is_refused_by_name(tmp_path: Path) -> None:
+    """One byte changed inside the weights (the file still parses: its header is intact),
+    in an extra or in a copied folder, a file cut short or gone, a digest list that is not
+    one or that points outside the folder: one line naming the file, nothing loaded. An
+    added file is not checked, and a folder saved before the digests loads as it did."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "metrics.csv").write_text("epoch,loss\n0,1.0\n")
+
+    def saved(name: str) -> Path:
+        return save_model_dir(
+            tmp_path / name, kind="k", config={}, state_dict=_state(),
+            extras={"scaler.json": '{"lo": 1.5}'}, folders={"logs": logs},
+        )  # fmt: skip
+
+    def flip(path: Path, at: int) -> None:
+        data = bytearray(path.read_bytes())
+        data[at] ^= 0x01
+        path.write_bytes(bytes(data))
+
+    weights = saved("weights") / "model.safetensors"
+    flip(weights, len(weights.read_bytes()) - 3)  # in the last tensor's data
+    from safetensors.torch import load_file
+
+    assert load_file(str(weights))  # still a readable file: only the digest catches it
+    cases = {"weights": "model.safetensors changed", "extra": "scaler.json changed",
+             "folder": "logs/metrics.csv changed", "cut": "scaler.json changed",
+             "gone": "has no scaler.json; it is incomplete"}  # fmt: skip
+    for name, message in cases.items():
+        folder = weights.parent if name == "weights" else saved(name)
+        if name == "extra":
+            flip(folder / "scaler.json", 3)
+        elif name == "folder":
+            flip(folder / "logs" / "metrics.csv", 0)
+        elif name == "cut":
+            (folder / "scaler.json").write_text('{"lo"')
+        elif name == "gone":
+            (folder / "scaler.json").unlink()
+        with pytest.raises(LstmkitError, match=re.escape(message)) as info:
+            load_model_dir(folder, "k")
+        assert "\n" not in str(info.value) and str(folder) in str(info.value)
+
+    fine = saved("fine")
+    (fine / "notes.txt").write_text("added by hand")
+    assert load_model_dir(fine, "k").read_text("scaler.json") == '{"lo": 1.5}'
+    meta = json.loads((fine / "config.json").read_text())
+    for listed, message in (([], "not a mapping"), ({"../x": "0"}, "lists '../x'")):
+        (fine / "config.json").write_text(json.dumps({**meta, "files": listed}))
+        with pytest.raises(LstmkitError, match=re.escape(message)):
+            load_model_dir(fine, "k")
+    flip(fine / "scaler.json", 3)
+    del meta["files"]  # saved before the digests: loads unchecked, as it always did
+    (fine / "config.json").write_text(json.dumps(meta))
+    assert (
+        load_model_dir(fine, "k").read_bytes("scaler.json") == (fine / "scaler.json").read_bytes()
+    )
 
 
 def test_error_messages_are_one_line(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from conftest import forget_digests
 
 from lstmkit import TextClassifier
 from lstmkit.data.tokenize import TextTokenizer
@@ -299,8 +300,9 @@ def test_load_checks_config_against_weights(trained, tmp_path, edit, expect):
 
 
 def test_load_refuses_damaged_tokenizer_and_training_files(trained, tmp_path):
-    """Damaged tokenizer.json / training.json give one line, never a traceback."""
-    path = trained.save(tmp_path / "model")
+    """Damaged tokenizer.json / training.json give one line, never a traceback (their
+    own readers' checks: without the digests, which would name the file first)."""
+    path = forget_digests(trained.save(tmp_path / "model"))
     tok = (path / "tokenizer.json").read_bytes()
     (path / "tokenizer.json").write_bytes(b"\xff\xfe" + tok)
     with pytest.raises(LstmkitError, match="not UTF-8"):
@@ -382,7 +384,7 @@ def test_non_finite_weights_are_refused_never_output(trained, tmp_path):
     """Defect 3 (issue 8): non-finite outputs are an error, never an output."""
     from safetensors.torch import load_file, save_file
 
-    path = trained.save(tmp_path / "model")
+    path = forget_digests(trained.save(tmp_path / "model"))  # the weights' own check
     state = load_file(str(path / "model.safetensors"))
     state["head.bias"] = torch.full_like(state["head.bias"], float("nan"))
     save_file(state, str(path / "model.safetensors"))

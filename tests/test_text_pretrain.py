@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import forget_digests
 from typer.testing import CliRunner
 
 from lstmkit import TextClassifier
@@ -354,11 +355,12 @@ def test_damaged_or_foreign_pretrained_folders_are_one_clear_error(
     other = TextClassifier(embedding_dim=16, hidden_size=16, bidirectional=True, vocab_size=30)
     other.pretrain([f"w{i} w{i + 1} w{i + 2}" for i in range(100)], **FAST)  # 30 tokens
     other_dir = other.save_pretrained(tmp_path / "other")
-    mixed = _copy(path, tmp_path / "mixed")  # another run's tokenizer beside these weights
+    # another run's tokenizer beside these weights (the digests would name the file first)
+    mixed = forget_digests(_copy(path, tmp_path / "mixed"))
     (mixed / "tokenizer.json").write_bytes((other_dir / "tokenizer.json").read_bytes())
     with pytest.raises(LstmkitError, match="from different runs"):
         _load(mixed)
-    shapes = _copy(other_dir, tmp_path / "shapes")  # weights of another shape
+    shapes = forget_digests(_copy(other_dir, tmp_path / "shapes"))  # weights of another shape
     (shapes / "model.safetensors").write_bytes((path / "model.safetensors").read_bytes())
     with pytest.raises(LstmkitError, match="from different runs"):
         _load(shapes)

@@ -6,8 +6,12 @@ Layout of a saved model directory::
     model.safetensors    the state dict
     <extras>             e.g. scaler.json, tokenizer.json
 
-Directories written by a newer major version, of another kind, or missing any
-of these files are refused with a one-line `LstmkitError`. Saving replaces the
+config.json also lists the SHA-256 digest of every other file in the folder
+(``files``); loading checks each, so a file damaged or cut short since the save
+is refused by name instead of loading wrong weights, scaling or contexts (folders
+saved before the digests load unchecked). Directories written by a newer major
+version, of another kind, or missing any of these files are refused with a
+one-line `LstmkitError`. Saving replaces the
 whole folder in one recoverable swap (`lstmkit.io.atomic.staged_dir`) and
 refuses to replace a folder that is not an lstmkit model or holds a model of
 another kind (`check_model_target`, which commands call before training).
@@ -33,6 +37,7 @@ from safetensors import SafetensorError
 from lstmkit import __version__
 from lstmkit.errors import LstmkitError
 from lstmkit.io.atomic import follow_umask, recover_dir, staged_dir
+from lstmkit.io.checksum import file_checksum
 from lstmkit.io.version import check_version
 
 if TYPE_CHECKING:
@@ -40,6 +45,48 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+#: the key of config.json that maps each other file of the folder to its SHA-256 digest
+FILES_KEY = "files"
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """The SHA-256 digest (hex) of every file under ``folder`` but its config.json, by
+    its path relative to the folder (with ``/``)."""
+    out = {}
+    for item in sorted(folder.rglob("*")):
+        name = item.relative_to(folder).as_posix()
+        if item.is_file() and name != CONFIG_FILE:
+            out[name] = file_checksum(item)
+    return out
+
+
+def check_file_digests(path: Path, meta: Mapping[str, Any]) -> None:
+    """Check every file config.json lists (``files``) against its digest: a missing one
+    means an incomplete folder, another digest a damaged file; one `LstmkitError` line
+    each. A folder saved before the digests lists none and is not checked."""
+    listed = meta.get(FILES_KEY)
+    if listed is None:
+        return
+    where = path / CONFIG_FILE
+    if not isinstance(listed, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in listed.items()
+    ):
+        raise LstmkitError(f"{where} is damaged (its file digests are not a mapping); save again")
+    for name, digest in listed.items():
+        item = path / name
+        if ".." in Path(name).parts or Path(name).is_absolute():
+            raise LstmkitError(f"{where} is damaged (it lists {name!r}); save the model again")
+        try:
+            found = file_checksum(item)
+        except OSError:
+            raise LstmkitError(
+                f"model directory {path} has no {name}; it is incomplete, save the model again"
+            ) from None
+        if found != digest:
+            raise LstmkitError(
+                f"model directory {path} is damaged: {name} changed since the model was saved "
+                "(its SHA-256 digest differs); save the model again"
+            )
 
 
 def read_model_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -159,8 +206,10 @@ def save_model_dir(
             (tmp / name).write_bytes(data)
         for name, source in folders.items():
             shutil.copytree(source, tmp / name)
-        # config.json last: its presence marks a complete directory.
-        (tmp / CONFIG_FILE).write_text(meta_text)
+        # config.json last: its presence marks a complete directory; it lists the digest
+        # of every other file, checked on load
+        meta = {**json.loads(meta_text), FILES_KEY: file_digests(tmp)}
+        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
     return path
 
 
@@ -190,7 +239,7 @@ class SavedModel:
 
 def load_model_dir(path: str | os.PathLike[str], kind: str) -> SavedModel:
     """Read a model directory written by `save_model_dir` and check its kind and version
-    (`read_model_meta`)."""
+    (`read_model_meta`) and the digests of its files (`check_file_digests`)."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -201,6 +250,7 @@ def load_model_dir(path: str | os.PathLike[str], kind: str) -> SavedModel:
             f"{path} holds a {meta['kind']!r} model, expected a {kind!r} model; "
             "pass the right model directory"
         )
+    check_file_digests(path, meta)
     try:
         state = load_file(str(path / WEIGHTS_FILE))
     except FileNotFoundError:

@@ -25,7 +25,6 @@ the kind, for `lstmkit export` deciding whether a folder may be replaced. No tor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import numbers
 import re
@@ -36,6 +35,7 @@ import numpy as np
 
 from lstmkit import kinds
 from lstmkit.errors import LstmkitError
+from lstmkit.io.checksum import file_checksum
 from lstmkit.io.version import check_version
 from lstmkit.runtime.session import EXPORT_FILE, FORMAT
 
@@ -192,15 +192,6 @@ def read_export(folder: Path) -> dict[str, Any]:
         ) from None
     check_checksums(folder, meta)
     return meta
-
-
-def file_checksum(path: Path) -> str:
-    """The SHA-256 of the file at ``path`` (hex), read in 1 MiB pieces."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while piece := f.read(1 << 20):
-            digest.update(piece)
-    return digest.hexdigest()
 
 
 def folder_checksums(folder: Path) -> dict[str, str]:
