@@ -305,6 +305,15 @@ def test_the_console_keeps_freed_memory_and_drops_numpys_huge_page_advice() -> N
     assert run("keep", NUMPY_MADVISE_HUGEPAGE="1")[1] == "True"
 
 
+def test_keep_freed_memory_leaves_other_platforms_alone(monkeypatch) -> None:
+    """Off Linux (no glibc mallopt to call) the settings are not tried: False, nothing
+    changes and nothing is raised."""
+    import lstmkit.cli
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert lstmkit.cli.keep_freed_memory() is False
+
+
 def test_future_covariates_from_the_command_line(tmp_path: Path, capsys) -> None:
     n = 48
     t = np.arange(n + 6)

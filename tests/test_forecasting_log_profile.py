@@ -244,37 +244,28 @@ def test_auto_profile_and_settings_saved_before_it() -> None:
 def test_cli_log_profile_reaches_the_saved_model(tmp_path: Path, capsys) -> None:
     """--log-profile true applies it (a horizon shorter than the season), false leaves the
     network without it; a bad value is one line and writes nothing."""
-    import sys
-
-    from lstmkit.cli import main
+    from test_cli_forecast import run
 
     data = tmp_path / "shop.csv"
     _series().to_csv(data, index=False)
-    base = ["lstmkit", "forecast", str(data), "--target", "y", "--time-col", "month",
-            "--horizon", "4", "--window", "12", "--max-epochs", "2", "--hidden-size", "8",
-            "--ensemble", "1", "--no-progress"]  # fmt: skip
-    old = sys.argv
-    try:
-        for choice, on in (("true", True), ("false", False)):
-            sys.argv = [*base, "--log-profile", choice, "--out", str(tmp_path / choice)]
-            try:
-                main()
-            except SystemExit as exc:
-                assert not exc.code, capsys.readouterr().err
-            saved = Forecaster.load(tmp_path / choice / "model")
-            assert saved.config.log_profile is on
-            net = saved.net.net
-            if on:  # 4 months of a 12-month season: auto would leave it off
-                assert net.profile[2].item() == 1.0
-            else:
-                assert not hasattr(net, "log_linear")
-        sys.argv = [*base, "--log-profile", "maybe", "--out", str(tmp_path / "bad")]
-        with pytest.raises(SystemExit) as info:
-            main()
-    finally:
-        sys.argv = old
-    assert info.value.code == 2
-    assert "'maybe' is not one of 'auto', 'true', 'false'" in capsys.readouterr().err
+    base = ["forecast", str(data), "--target", "y", "--time-col", "month", "--horizon", "4",
+            "--window", "12", "--max-epochs", "2", "--hidden-size", "8", "--ensemble", "1",
+            "--no-progress"]  # fmt: skip
+    for choice, on in (("true", True), ("false", False)):
+        code, _, err = run(
+            [*base, "--log-profile", choice, "--out", str(tmp_path / choice)], capsys
+        )
+        assert code == 0, err
+        saved = Forecaster.load(tmp_path / choice / "model")
+        assert saved.config.log_profile is on
+        net = saved.net.net
+        if on:  # 4 months of a 12-month season: auto would leave it off
+            assert net.profile[2].item() == 1.0
+        else:
+            assert not hasattr(net, "log_linear")
+    code, _, err = run([*base, "--log-profile", "maybe", "--out", str(tmp_path / "bad")], capsys)
+    assert code == 2
+    assert "'maybe' is not one of 'auto', 'true', 'false'" in err
     assert not (tmp_path / "bad").exists()
 
 

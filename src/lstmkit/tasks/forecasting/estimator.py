@@ -162,22 +162,17 @@ def residual_map(
 
 
 def log_profile_map(
-    prepared: ForecastData, scaler: SeriesScaler
+    prepared: ForecastData, scaler: SeriesScaler, target: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, float, float] | None:
     """The log profile's NLinear map of a single series (`ForecastNet.log_linear`): the
     `residual_map` of the log of the target in its own units (the scaled windows scaled
     back: value = scaled * scale + shift), with that (shift, scale); None where the
-    scaler is log (the network's map is then the log map already) or a training or
-    validation value is 0 or less (no log)."""
-    if scaler.kind == "log" or len(scaler.params) != 1:
+    scaler is log (the network's map is then the log map already) or a value of the
+    series' ``target`` (the fit's, which its windows are cut from) is 0 or less (no log)."""
+    if scaler.kind == "log" or len(scaler.params) != 1 or not (target > 0).all():
         return None
     params = next(iter(scaler.params.values()))
     shift, scale = float(params["shift"][0]), float(params["scale"][0])
-    windows = [prepared.train_set, prepared.val_set]
-    for part in (w for w in windows if w is not None and len(w)):
-        x, y = _targets(part)
-        if not ((x * scale + shift > 0).all() and (y * scale + shift > 0).all()):
-            return None
     weight, bias = residual_map(prepared, lambda v: np.log(v * scale + shift))
     return weight, bias, shift, scale
 
@@ -564,7 +559,9 @@ class Forecaster:
         forecast those after the data's end."""
         assert self.state is not None
         calibration, note = self.state.calibration, self.calibration_note
-        # a log profile off in the fit whose validation stretch calibrated the band stays off
+        # a log profile off in the fit whose validation stretch calibrated the band stays
+        # off (the switch follows the same target, but a first fit with under two training
+        # windows has none where the refit, with more, would)
         off = self.design.log_profile and not float(self.members[0].net.profile[2])
         full = self.clone().set_params(val_size=0, refit=False)
         full.fit(sd, check_forecast=check_forecast)
@@ -750,7 +747,7 @@ class Forecaster:
             season = self.season
             if season is None or self.config.horizon < season or not swing_grows(target, season):
                 return None
-        return log_profile_map(prepared, self.scaler)
+        return log_profile_map(prepared, self.scaler, target)
 
     def _residual_map(self, prepared: ForecastData) -> tuple[np.ndarray, np.ndarray]:
         """`residual_map`; with ``residual="auto"`` and too few training windows to fit
