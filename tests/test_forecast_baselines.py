@@ -284,6 +284,40 @@ def test_a_model_saved_without_baselines_still_shows_those_that_need_no_fit(tmp_
     assert ev.metrics.loc["nlinear"].isna().all() and "not saved" in ev.notes["nlinear"]
 
 
+def test_baselines_are_fitted_in_a_thread_beside_training(monkeypatch):
+    import threading
+
+    from lstmkit.tasks.forecasting.baselines import Baselines
+
+    df, where, given = _seasonal(n=60), [], []
+    fit_baselines = Baselines.fit.__func__
+
+    def recorded(cls, *args, **kwargs):
+        where.append(threading.current_thread().name)
+        given.append((args, kwargs))
+        return fit_baselines(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Baselines, "fit", classmethod(recorded))
+    f = Forecaster(horizon=6, window=12, baselines=["naive", "nlinear"], **TINY)
+    f.fit(df, "y", time_col="date")
+    assert where == ["lstmkit-baselines"]
+    # the same baselines as fitted on the same series in this thread
+    ((args, kwargs),) = given
+    meta, arrays = f.baselines.to_files()
+    direct_meta, direct_arrays = fit_baselines(Baselines, *args, **kwargs).to_files()
+    assert meta == direct_meta and arrays.keys() == direct_arrays.keys()
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(value, direct_arrays[key])
+    assert "nlinear" in f.baselines.labels and any(v.size for v in arrays.values())
+
+    def failing(cls, *args, **kwargs):
+        raise LstmkitError("baselines: cannot fit")
+
+    monkeypatch.setattr(Baselines, "fit", classmethod(failing))
+    with pytest.raises(LstmkitError, match="baselines: cannot fit"):
+        Forecaster(horizon=6, window=12, **TINY).fit(df, "y", time_col="date")
+
+
 def test_combine_without_validation_is_refused():
     with pytest.raises(LstmkitError, match="combine needs a validation stretch"):
         Forecaster(combine=True, val_size=0)

@@ -172,6 +172,7 @@ def train(
     ) = None,
     accelerator: option(C, "accelerator", optional=True) = None,
     devices: option(C, "devices", cli_type=str, optional=True) = None,
+    threads: option(C, "threads", optional=True) = None,
     checkpoint_dir: option(
         C,
         "checkpoint_dir",

@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import gc
 import io
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -31,12 +28,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lstmkit.background import in_background
 from lstmkit.cli import app
 from lstmkit.cli.options import defaults, deprecated_option, option, take_deprecated
 from lstmkit.errors import LstmkitError
 from lstmkit.tasks.forecasting.settings import ForecasterConfig as F
-
-T = TypeVar("T")
 
 if TYPE_CHECKING:  # the CLI starts without torch
     from lstmkit.tasks.forecasting import Forecaster
@@ -265,6 +261,7 @@ def forecast_cmd(
     seed: option(F, "seed") = FD["seed"],
     devices: option(F, "devices", cli_type=str) = DEVICES,
     accelerator: option(F, "accelerator") = FD["accelerator"],
+    threads: option(F, "threads", optional=True) = None,
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default runs/<data name>).")
     ] = None,
@@ -397,8 +394,8 @@ def _forecast(
     # numpy's, outside its lock): importing and reading 100,000 series of 200 days took
     # 5.6-6.3 s against 7.3-7.7 s one after the other. Its result, or its error, is taken
     # after the settings' checks, so they still come first.
-    reading = _in_background(
-        load_series, frame, target, time_col=time_col, id_col=id_col,
+    reading = in_background(
+        "lstmkit-read", load_series, frame, target, time_col=time_col, id_col=id_col,
         covariates=_names(covariates), future_covariates=_names(future_covariates), freq=freq,
         format=table_format, start=start, static_cols=_names(static_cols),
     )  # fmt: skip
@@ -432,22 +429,6 @@ def _forecast(
         written = run.write(stage)
     _print_run(run, forecaster, name, settings["horizon"], backtest, checkpoint_dir)
     console.print(f"wrote {out}/: {', '.join(written)}")
-
-
-def _in_background(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
-    """``fn(*args, **kwargs)`` run in a daemon thread (one an exit does not wait for: a
-    command that fails before it needs the result ends at once); its result or the
-    exception it raised come from the returned future."""
-    done: Future[T] = Future()
-
-    def work() -> None:
-        try:
-            done.set_result(fn(*args, **kwargs))
-        except BaseException as err:  # handed to the caller, as if raised there
-            done.set_exception(err)
-
-    threading.Thread(target=work, name="lstmkit-read", daemon=True).start()
-    return done
 
 
 def _print_trial(record: dict[str, Any]) -> None:

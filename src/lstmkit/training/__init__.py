@@ -10,7 +10,8 @@ a `FitResult`.
 Files, each importing only those above it: ``settings.py`` (`TrainConfig`, the optimiser,
 the precision check; torch-free), ``checkpoints.py`` (when and how ``last.ckpt`` is
 written, the run fingerprint), ``module.py`` (`LstmkitModule`), ``progress.py``
-(progress lines for log files) and ``trainer.py`` (`fit`, `FitResult`).
+(progress lines for log files), ``threads.py`` (the CPU threads of the training steps)
+and ``trainer.py`` (`fit`, `FitResult`).
 
 The names below are imported on first use, so that the settings import without torch.
 """

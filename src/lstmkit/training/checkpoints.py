@@ -36,7 +36,9 @@ CHECKPOINT_FILE = "last.ckpt"
 #: the key of lstmkit's own record (the fingerprint) in a checkpoint
 CHECKPOINT_KEY = "lstmkit"
 # Settings that may change between a killed run and its resumption.
-_RESUMABLE_SETTINGS = ("max_epochs", "progress", "checkpoint_dir", "logger", "log_dir")
+_RESUMABLE_SETTINGS = (
+    "max_epochs", "progress", "checkpoint_dir", "logger", "log_dir", "threads",
+)  # fmt: skip
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -52,7 +52,7 @@ class TrainConfig(Settings):
     #: the checkpoint and log folders
     RUN_FIELDS: ClassVar[tuple[str, ...]] = (
         "accelerator", "devices", "strategy", "num_nodes", "progress", "checkpoint_dir",
-        "checkpoint_every_n_steps", "logger", "log_dir",
+        "checkpoint_every_n_steps", "logger", "log_dir", "threads",
     )  # fmt: skip
     #: the run's folders, which a saved model does not keep
     FOLDER_FIELDS: ClassVar[tuple[str, ...]] = ("checkpoint_dir", "logger", "log_dir")
@@ -91,6 +91,13 @@ class TrainConfig(Settings):
     strategy: str = Field("auto", description="Lightning's strategy, e.g. 'ddp'.")
     num_nodes: int = Field(1, ge=1, description="Machines to train on (DDP).")
     progress: bool = Field(True, description="Show the training progress.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads for the training steps (None: one for a small LSTM or GRU, "
+        "batch x hidden x 4 hidden under 8 million, where waking a second thread costs more "
+        "than it saves; torch's count otherwise). Validation and prediction keep torch's.",
+    )
     deterministic: bool = Field(True, description="Ask torch for deterministic algorithms.")
     checkpoint_dir: PathText | None = Field(
         None,

@@ -68,6 +68,7 @@ from lstmkit.training.checkpoints import (
 )
 from lstmkit.training.module import LstmkitModule
 from lstmkit.training.settings import TrainConfig, require_precision_supported
+from lstmkit.training.threads import TrainingThreads
 
 
 @dataclass
@@ -78,6 +79,8 @@ class FitResult:
     other ``train_<name>`` / ``val_<name>`` metric the module logged per epoch.
     best_epoch, best_val_loss: the epoch whose weights the module holds after the fit and
     its monitored loss: the lowest, or with ``keep_weights="last"`` the final epoch's.
+    threads: the CPU threads the training steps ran on (`lstmkit.training.threads`; None
+    when no step ran, as in a finished run resumed).
     """
 
     history: list[dict[str, float]] = field(default_factory=list)
@@ -87,6 +90,7 @@ class FitResult:
     fit_seconds: float = 0.0
     world_size: int = 1
     resumed_from_epoch: int | None = None
+    threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -435,7 +439,10 @@ def fit(
             fingerprint() if callable(fingerprint) else fingerprint,
         ),
     )  # fmt: skip
-    callbacks = [tracker, *_stopping(config, monitor), *resume.callbacks, *_progress(config)]
+    threads = TrainingThreads(config.threads)
+    callbacks = [
+        tracker, threads, *_stopping(config, monitor), *resume.callbacks, *_progress(config),
+    ]  # fmt: skip
     # Lightning's deterministic=True switches torch's global flag on for good; put it back.
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -466,6 +473,7 @@ def fit(
             ) from None
         finally:
             torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            threads.restore()
         seconds = time.perf_counter() - start
 
     # A process group Lightning set up for this fit (DDP) is torn down here, on
@@ -485,4 +493,5 @@ def fit(
         fit_seconds=seconds,
         world_size=trainer.world_size,
         resumed_from_epoch=resume.epoch,
+        threads=threads.chosen,
     )

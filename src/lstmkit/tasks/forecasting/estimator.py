@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lstmkit.background import in_background
 from lstmkit.data.scalers import SeriesScaler
 from lstmkit.data.series import (
     SeriesData,
@@ -509,6 +510,14 @@ class Forecaster:
         residual: tuple[np.ndarray, np.ndarray] | None = None  # fitted once, set in each member
         target = next(iter(sd.series.values())).values[:, 0] if self.design.log_profile else None
         profile = self._log_profile(prepared, target) if target is not None else None
+        # the baselines need no network: they are fitted on the other core while the
+        # networks train (a small network's training steps run on one thread,
+        # `lstmkit.training.threads`; 100,000 series: 1.2 s of least squares); a refit
+        # fits its own
+        refit = self.config.refit and prepared.val
+        baselines = None if refit else in_background(
+            "lstmkit-baselines", self._baselines_for, sd, prepared.val
+        )  # fmt: skip
         for k in range(networks):
             member_train = train if k == 0 else train.replace(seed=train.seed + k)
             L.seed_everything(member_train.seed, verbose=False)
@@ -542,12 +551,14 @@ class Forecaster:
             if k == 0:
                 self.net, self.fit_result = module, result
         self._calibrate(sd, prepared.val)
-        if self.config.refit and prepared.val:
+        if refit:
             self._refit(sd, check_forecast)  # the fit on every step checked its forecasts,
             return self  # fitted its baselines
         if check_forecast:
             self.check_forecast(sd)
-        self._fit_baselines(sd, prepared.val)
+        assert baselines is not None
+        self.baselines = baselines.result()
+        self.mixture = fit_mixture(self, sd, prepared.val) if self.config.combine else None
         return self
 
     def _refit(self, sd: SeriesData, check_forecast: bool = True) -> None:
@@ -596,16 +607,13 @@ class Forecaster:
             self.state.calibration = offsets.tolist()
 
     # ------------------------------------------------------------------ baselines (issue 17)
-    def _fit_baselines(self, sd: SeriesData, val: int) -> None:
-        """Fit the configured baselines on the training series (and, with ``combine``, the
-        mixture of the network with the best of them on the validation stretch)."""
+    def _baselines_for(self, sd: SeriesData, val: int) -> Baselines:
+        """The configured baselines fitted on the training series ``sd`` (``val``: the
+        validation stretch their ridge is chosen on)."""
         assert self.state is not None
         names, h = list(self.config.baselines or []), self.config.horizon
         histories = {s.id: s.values[:, 0] for s in sd.series.values()}
-        self.baselines = Baselines.fit(names, histories, h, self.season, self.state.window, val)
-        self.mixture = None
-        if self.config.combine:
-            self.mixture = fit_mixture(self, sd, val)
+        return Baselines.fit(names, histories, h, self.season, self.state.window, val)
 
     def _baseline_columns(
         self, sid: str, history: np.ndarray | None, names: list[str] | None = None
