@@ -92,24 +92,35 @@ class _Recurrent(LstmkitModule):
         return super().validation_step(batch, idx)
 
 
-def _loaders() -> tuple[DataLoader, DataLoader]:
+def _loaders(val_batch: int = 16) -> tuple[DataLoader, DataLoader]:
     g = torch.Generator().manual_seed(0)
-    x, xv = torch.randn(64, 6, 1, generator=g), torch.randn(16, 6, 1, generator=g)
+    x, xv = torch.randn(64, 6, 1, generator=g), torch.randn(val_batch, 6, 1, generator=g)
     train = DataLoader(TensorDataset(x, x.sum(1)), batch_size=16)
-    return train, DataLoader(TensorDataset(xv, xv.sum(1)), batch_size=16)
+    return train, DataLoader(TensorDataset(xv, xv.sum(1)), batch_size=val_batch)
 
 
 def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**({"max_epochs": 2, "lr": 0.01, "progress": False} | kw))
 
 
-def test_a_small_network_trains_on_one_thread_and_validates_on_torchs(two_threads) -> None:
+def test_a_small_network_trains_and_validates_on_one_thread(two_threads) -> None:
     torch.manual_seed(0)
     model = _Recurrent()
     result = fit(model, *_loaders(), _cfg())
-    assert model.seen == {"train": {1}, "val": {2}}
+    assert model.seen == {"train": {1}, "val": {1}}
     assert result.threads == 1
     assert torch.get_num_threads() == 2  # torch's count is back after the fit
+
+
+def test_large_validation_batches_run_on_torchs_count(two_threads) -> None:
+    # hidden 64: a training batch of 16 is 16 x 256 x 64 multiply-adds a step (one
+    # thread), a validation batch of 512 is 8.4 million (both threads)
+    torch.manual_seed(0)
+    model = _Recurrent(hidden=64)
+    assert step_work(model, 16) < ONE_THREAD_BELOW <= step_work(model, 512)
+    result = fit(model, *_loaders(val_batch=512), _cfg())
+    assert model.seen == {"train": {1}, "val": {2}} and result.threads == 1
+    assert torch.get_num_threads() == 2
 
 
 def test_the_setting_chooses_the_training_threads(two_threads) -> None:

@@ -94,9 +94,9 @@ class TrainConfig(Settings):
     threads: int | None = Field(
         None,
         ge=1,
-        description="CPU threads for the training steps (None: one for a small LSTM or GRU, "
-        "batch x hidden x 4 hidden under 8 million, where waking a second thread costs more "
-        "than it saves; torch's count otherwise). Validation and prediction keep torch's.",
+        description="CPU threads for the training and validation steps (None: one for a "
+        "small LSTM or GRU, batch x hidden x 4 hidden under 8 million, where waking a second "
+        "thread costs more than it saves; torch's count otherwise).",
     )
     deterministic: bool = Field(True, description="Ask torch for deterministic algorithms.")
     checkpoint_dir: PathText | None = Field(

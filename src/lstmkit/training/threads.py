@@ -18,9 +18,10 @@ the elements of the largest ``weight_hh``: 32 x 128 is 2.1 million, 32 x 256 8.4
 million), an LSTM or GRU trains on one thread. The xLSTM cells keep torch's count: the
 sLSTM kernel runs each thread's rows through the whole sequence (32 x 16: 1.06x on two
 threads; 32 x 128: 0.74x) and the mLSTM's chunkwise form is a few large products.
-Validation, prediction and everything outside the training steps keep torch's count
-(their batches are large: an LSTM 16 over 16,384 windows of 56 steps, forward only, took
-114-130 ms on two threads against 189-228 ms on one, two runs by hand).
+Validation steps follow the same rule with their own batch size, often larger (forward
+only, by hand, one run each: an LSTM 16 over 256 windows of 56 steps took 5.2 ms on two
+threads against 1.5 ms on one; over 8,192 windows 53 against 71 ms, over 16,384 114-130
+against 189-228 ms). Prediction and everything outside the fit keep torch's count.
 """
 
 from __future__ import annotations
@@ -64,13 +65,16 @@ def batch_size_of(batch: Any) -> int | None:
     return None
 
 
-def choose_threads(requested: int | None, module: nn.Module, batch_size: int | None) -> int:
-    """The threads for the training steps: ``requested`` when set; otherwise one for a
-    small LSTM or GRU (`ONE_THREAD_BELOW`) and torch's count for anything else, or when
-    the user set ``OMP_NUM_THREADS`` (their count stands)."""
+def choose_threads(
+    requested: int | None, module: nn.Module, batch_size: int | None, count: int | None = None
+) -> int:
+    """The threads for the steps of ``module`` on batches of ``batch_size``: ``requested``
+    when set; otherwise one for a small LSTM or GRU (`ONE_THREAD_BELOW`) and ``count``
+    (default: torch's now) for anything else, or when the user set ``OMP_NUM_THREADS``
+    (their count stands)."""
     if requested is not None:
         return requested
-    count = torch.get_num_threads()
+    count = torch.get_num_threads() if count is None else count
     if count == 1 or "OMP_NUM_THREADS" in os.environ or batch_size is None:
         return count
     work = step_work(module, batch_size)
@@ -78,22 +82,33 @@ def choose_threads(requested: int | None, module: nn.Module, batch_size: int | N
 
 
 class TrainingThreads(Callback):
-    """Runs the training steps on `choose_threads` threads (decided at the first batch,
-    whose size it reads) and everything else, validation included, on the count torch
-    had; `restore` puts that count back (at the end of the fit, and after a failure)."""
+    """Runs the training steps and the validation steps each on `choose_threads` threads
+    (decided at the first batch of each, whose size it reads: validation batches are
+    often larger) and everything else on the count torch had; `restore` puts that count
+    back (after validation, at the end of the fit and after a failure)."""
 
     def __init__(self, requested: int | None) -> None:
         self.requested = requested
         self.outside = torch.get_num_threads()
-        self.chosen: int | None = None
+        self.chosen: dict[str, int] = {}
+
+    def _use(self, stage: str, module: Any, batch: Any) -> None:
+        if stage not in self.chosen:
+            self.chosen[stage] = choose_threads(
+                self.requested, module, batch_size_of(batch), self.outside
+            )
+        if torch.get_num_threads() != self.chosen[stage]:
+            torch.set_num_threads(self.chosen[stage])
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, idx: int) -> None:
-        if self.chosen is None:
-            self.chosen = choose_threads(self.requested, pl_module, batch_size_of(batch))
-        if torch.get_num_threads() != self.chosen:
-            torch.set_num_threads(self.chosen)
+        self._use("train", pl_module, batch)
 
-    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+    def on_validation_batch_start(
+        self, trainer: Any, pl_module: Any, batch: Any, idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._use("val", pl_module, batch)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         self.restore()
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:

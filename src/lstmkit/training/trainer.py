@@ -493,5 +493,5 @@ def fit(
         fit_seconds=seconds,
         world_size=trainer.world_size,
         resumed_from_epoch=resume.epoch,
-        threads=threads.chosen,
+        threads=threads.chosen.get("train"),
     )
