@@ -143,6 +143,22 @@ def test_torchs_count_is_back_after_a_failed_fit(two_threads) -> None:
     assert torch.get_num_threads() == 2
 
 
+def test_a_ddp_worker_keeps_its_share_of_the_cores(two_threads, monkeypatch) -> None:
+    from lstmkit.training.threads import TrainingThreads
+
+    callback = TrainingThreads(None)  # built before the launch, on 2 threads
+    # what Lightning's DDP launchers do in each process before the fit
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    callback.setup(None, None, "fit")
+    callback._use("train", LSTM(1, 256), torch.zeros(64, 3, 1))  # a large network
+    assert torch.get_num_threads() == 1 and callback.chosen == {"train": 1}
+    callback.teardown(None, None, "fit")
+    assert torch.get_num_threads() == 1
+    callback.restore()  # the calling process gets its own count back
+    assert torch.get_num_threads() == 2
+
+
 def test_threads_are_a_setting_of_the_run() -> None:
     assert TrainConfig(threads=3).threads == 3
     with pytest.raises(ValueError, match="threads"):

@@ -84,13 +84,20 @@ def choose_threads(
 class TrainingThreads(Callback):
     """Runs the training steps and the validation steps each on `choose_threads` threads
     (decided at the first batch of each, whose size it reads: validation batches are
-    often larger) and everything else on the count torch had; `restore` puts that count
-    back (after validation, at the end of the fit and after a failure)."""
+    often larger) and everything else on the count the process trains with; `restore`
+    puts back the count torch had before the fit (at its end and after a failure).
+
+    The process's count is read at ``setup``, after Lightning's DDP launchers have given
+    each process its share of the cores (and set ``OMP_NUM_THREADS``, which the rule then
+    leaves alone), so a worker never goes above its share."""
 
     def __init__(self, requested: int | None) -> None:
         self.requested = requested
-        self.outside = torch.get_num_threads()
+        self.before = self.outside = torch.get_num_threads()
         self.chosen: dict[str, int] = {}
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self.outside = torch.get_num_threads()
 
     def _use(self, stage: str, module: Any, batch: Any) -> None:
         if stage not in self.chosen:
@@ -109,12 +116,16 @@ class TrainingThreads(Callback):
         self._use("val", pl_module, batch)
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        self.restore()
+        self._set(self.outside)
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        self.restore()
+        self._set(self.outside)
 
     def restore(self) -> None:
         """Back to the count torch had before the fit."""
-        if torch.get_num_threads() != self.outside:
-            torch.set_num_threads(self.outside)
+        self._set(self.before)
+
+    @staticmethod
+    def _set(count: int) -> None:
+        if torch.get_num_threads() != count:
+            torch.set_num_threads(count)
