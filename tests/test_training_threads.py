@@ -1,5 +1,6 @@
-"""Training threads (`lstmkit.training.threads`): one thread for a small LSTM or GRU's
-training steps, torch's count for validation, for large networks and where the user chose."""
+"""Training threads (`lstmkit.training.threads`): one thread for the training and
+validation steps of a small LSTM or GRU (each by its own batch size), torch's count for
+large networks, for xLSTM cells and where the user chose."""
 
 import pytest
 import torch
@@ -33,9 +34,9 @@ def test_step_work_is_the_batch_times_the_largest_recurrent_weight() -> None:
     # stacked and bidirectional: the largest weight_hh of any layer and direction
     assert step_work(LSTM(3, 16, num_layers=2, bidirectional=True), 8) == 8 * 64 * 16
     assert step_work(LSTM(3, 32, proj_size=8), 4) == 4 * 128 * 8
-    # nested inside a model, found by its name's last part
-    model = torch.nn.Sequential(torch.nn.Linear(3, 3), LSTM(3, 256))
-    assert step_work(model, 64) == 64 * 1024 * 256
+    # nested inside a model, found by its name's last part; the largest of several layers
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), LSTM(3, 256), GRU(3, 300))
+    assert step_work(model, 64) == 64 * 900 * 300
     # the xLSTM cells (the sLSTM's block-diagonal weight is 3-D) and plain layers: none
     assert step_work(SLSTM(3, 16), 32) is None
     assert step_work(MLSTM(3, 16), 32) is None

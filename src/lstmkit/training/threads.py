@@ -1,4 +1,4 @@
-"""How many CPU threads the training steps use (`TrainConfig.threads`).
+"""How many CPU threads the training and validation steps use (`TrainConfig.threads`).
 
 A recurrent layer's training step runs one small matrix product per time step, forward
 and backward (torch's oneDNN kernel and ours alike), and on a second thread each of them
