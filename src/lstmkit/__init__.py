@@ -14,8 +14,10 @@ from typing import Any
 
 # Small recurrent models run many short OpenMP regions; when the cores are shared,
 # busy-waiting OpenMP threads slow training down up to ~100x (measured on the 2-core
-# dev machine). torch reads this at import, so it is set before torch loads; a value
-# the user set wins.
+# dev machine). torch reads this at import, so it is set before torch loads (a script
+# that imports torch first keeps libgomp's spinning default); a value the user set wins.
+# Passive waiting makes each region wake its threads, so a small LSTM or GRU trains on
+# one thread (`lstmkit.training.threads`).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
