@@ -40,6 +40,8 @@ from _results import machine, write_section
 SRC = Path(__file__).resolve().parents[1] / "src"
 LENGTH = 200
 
+#: a phase that runs in a thread of its own beside training (not part of the wall's sum)
+BESIDE = "baselines (beside training)"
 #: runs in the child: the CLI's own entry point (`console`, the ``lstmkit`` script) with the
 #: time spent in each phase (the functions it calls, wrapped to add up their time; phases
 #: nest, so the report subtracts the inner ones), then the process's peak RSS (VmHWM: see
@@ -67,7 +69,7 @@ def timed(owner, name, phase):
     setattr(owner, name, wrapper)
 
 F = est.Forecaster
-BESIDE = "baselines (beside training)"
+BESIDE = "@BESIDE@"
 for owner, name, phase in [
     (series, "load_series", "read"), (run, "truncate_series", "prepare"),
     (data.ForecastData, "setup", "prepare"), (est, "fit", "training"),
@@ -88,7 +90,7 @@ def report():
     print(*[ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")], file=sys.stderr)
 
 console()
-"""
+""".replace("@BESIDE@", BESIDE)
 #: runs in the child: the ``lstmkit`` script itself (`console`) as a user runs it, nothing
 #: wrapped (the command reads the table while torch and Lightning load, which `RUN`'s
 #: imports up front would hide), then the process's peak RSS
@@ -107,8 +109,6 @@ console()
 #: the phases of the breakdown, in the order the command runs them
 PHASES = ("imports", "read", "prepare", "training", "calibration", "plausibility check",
           "evaluation", "forecast ahead", "write: model", "write: CSV", "write: plots")  # fmt: skip
-#: a phase that runs in a thread of its own beside training (not part of the wall's sum)
-BESIDE = "baselines (beside training)"
 #: the start-up alone: what the command imports before it reads anything
 START = "import lstmkit.cli.forecast, lstmkit.tasks.forecasting.estimator, lstmkit.plots.forecast"
 

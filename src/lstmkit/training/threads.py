@@ -56,13 +56,11 @@ def batch_size_of(batch: Any) -> int | None:
     first as every lstmkit task has them): the first dimension of the first tensor."""
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.dim() else None
-    items = batch.values() if isinstance(batch, dict) else batch
-    if isinstance(items, (tuple, list)) or isinstance(batch, dict):
-        for item in items:
-            size = batch_size_of(item)
-            if size is not None:
-                return size
-    return None
+    items = list(batch.values()) if isinstance(batch, dict) else batch
+    if not isinstance(items, (tuple, list)):
+        return None
+    sizes = (batch_size_of(item) for item in items)
+    return next((size for size in sizes if size is not None), None)
 
 
 def choose_threads(
