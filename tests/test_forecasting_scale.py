@@ -466,7 +466,8 @@ def test_validation_windows_cut_at_once_equal_series_by_series(cap, monkeypatch)
 def test_an_epoch_of_more_series_than_the_cap_holds_sees_every_series_once(monkeypatch):
     """30 series, batches of 4, at most 5 batches (20 windows) an epoch: an epoch is one
     random window of each of the 30 series (8 batches), a fresh draw and order each
-    epoch; 5 series (fewer than 20) keep the capped random subset of windows."""
+    epoch, and validation one window of each, the same every epoch; 5 series (fewer
+    than 20) keep the capped random subset of windows and every validation window."""
     import lstmkit.tasks.forecasting.estimator as forecasting
 
     seen: dict = {}
@@ -477,6 +478,8 @@ def test_an_epoch_of_more_series_than_the_cap_holds_sees_every_series_once(monke
         seen["batches"] = len(train_loader)
         seen["epochs"] = [data.starts(list(iter(train_loader.sampler))) for _ in range(2)]
         seen["windows"] = len(data)
+        seen["val"] = [list(val_loader.sampler) for _ in range(2)]
+        seen["val_set"] = val_loader.dataset
         return real_fit(module, train_loader, val_loader, config, fingerprint)
 
     monkeypatch.setattr(forecasting, "fit", recording_fit)
@@ -495,11 +498,28 @@ def test_an_epoch_of_more_series_than_the_cap_holds_sees_every_series_once(monke
     assert list(series_a) != list(series_b) and list(rows_a) != list(rows_b)
     # each window starts at a training origin of its series (0 .. 34 of 50 rows; 4 validate)
     assert ((rows_a - 50 * series_a >= 0) & (rows_a - 50 * series_a < 35)).all()
-    # fewer series than the cap holds: the capped random subset of windows, as before
+    # validation likewise: one window of every series (of the 4 each holds: targets that
+    # end in its last 4 rows), the same in every epoch, chosen by the fit's seed
+    val_a, val_b = seen["val"]
+    series_v, rows_v = seen["val_set"].starts(val_a)
+    assert val_a == val_b and sorted(series_v) == list(range(30))
+    assert ((rows_v - 50 * series_v >= 35) & (rows_v - 50 * series_v < 39)).all()
+    assert len(set((rows_v - 50 * series_v).tolist())) > 1  # not all the same origin
+    Forecaster(horizon=4, window=8, batch_size=4, batches_per_epoch=5, **small).fit(
+        many, "y", time_col="t", id_col="id"
+    )
+    assert seen["val"][0] == val_a
+    Forecaster(horizon=4, window=8, batch_size=4, batches_per_epoch=5, **small | {"seed": 4}).fit(
+        many, "y", time_col="t", id_col="id"
+    )
+    assert seen["val"][0] != val_a
+    # fewer series than the cap holds: the capped random subset of windows, as before, and
+    # every validation window
     Forecaster(horizon=4, window=8, batch_size=4, batches_per_epoch=5, **small).fit(
         many[many["id"] < "s05"], "y", time_col="t", id_col="id"
     )
     assert seen["batches"] == 5 and len(seen["epochs"][0][0]) == 20
+    assert seen["val"][0] == list(range(len(seen["val_set"]))) == list(range(20))
 
 
 def test_baselines_keep_only_the_points_they_read_unless_statistical():

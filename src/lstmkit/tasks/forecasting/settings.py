@@ -157,7 +157,8 @@ class ForecasterConfig(Settings):
         ge=1,
         description="At most this many random batches between two validations, unless "
         "there are more series than they hold windows: then one random window of every "
-        "series (None: every window each epoch).",
+        "series, and validation one fixed window of every series (None: every window "
+        "each epoch).",
     )
     season: int | None = Field(
         None, ge=1, description="Seasonal period for baselines and MASE (None: from the frequency)."
