@@ -233,6 +233,11 @@ def _damage(model: Path, case: str) -> None:
         scaler = json.loads((model / "scaler.json").read_text())
         scaler["params"]["0"]["scale"] = [-1.0]
         (model / "scaler.json").write_text(json.dumps(scaler))
+    elif case in ("scaler nan", "scaler columns"):  # the series after the first
+        scaler = json.loads((model / "scaler.json").read_text())
+        bad = [float("nan")] if case == "scaler nan" else [0.0, 1.0]
+        scaler["params"]["1"] = scaler["params"]["0"] | {"shift": bad}
+        (model / "scaler.json").write_text(json.dumps(scaler))
     elif case == "scaler text":
         (model / "scaler.json").write_text('{"kind": "minmax", "params": {"0": {"shift": ["a"]}}}')
 
@@ -243,7 +248,7 @@ DAMAGES = ["context not json", "context not utf-8", "context unknown series", "c
            "old context not utf-8", "old context bad time", "old context short",
            "old context missing key", "old context times reversed", "config no data",
            "config bad window", "config bad freq", "config bad setting", "scaler unknown key",
-           "scaler text", "scaler negative"]  # fmt: skip
+           "scaler text", "scaler negative", "scaler nan", "scaler columns"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
