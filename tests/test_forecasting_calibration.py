@@ -339,3 +339,39 @@ def test_refit_needs_a_validation_stretch_and_refuses_what_uses_it(tmp_path):
     sd = load_series(df, "y", time_col="day", id_col="id")
     with pytest.raises(LstmkitError, match="tune without --refit"):
         tune(Forecaster(horizon=6, refit=True, progress=False), sd, 2)
+
+
+def test_band_holds_point_by_hand():
+    """Levels below 0.5 come down to the point, levels above go up to it, 0.5 stays."""
+    from lstmkit.tasks.forecasting.predict import band_holds_point
+
+    out = np.array([[[5.0, 6.0, 7.0, 8.0], [5.0, 1.0, 2.0, 3.0], [5.0, 4.0, 5.5, 6.0]]])
+    got = band_holds_point(out, [0.1, 0.5, 0.9])
+    want = [[[5.0, 5.0, 7.0, 8.0], [5.0, 1.0, 2.0, 5.0], [5.0, 4.0, 5.5, 6.0]]]
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(out[0, 0], [5.0, 6.0, 7.0, 8.0])  # not changed in place
+    nan = np.array([[[np.nan, 1.0, 2.0, 3.0]]])
+    np.testing.assert_array_equal(band_holds_point(nan, [0.1, 0.5, 0.9])[..., 1:], [[[1, 2, 3]]])
+    assert band_holds_point(out, None) is out
+
+
+@pytest.mark.parametrize("shift", [-30.0, 30.0])
+def test_a_point_forecast_outside_its_band_widens_the_band(shift: float, monkeypatch):
+    """A network whose point channel lies far below (above) its quantiles: the forecast
+    table's lower (upper) quantile is the point itself; the point and the other quantiles
+    are the network's, as the table without the rule has them."""
+    import lstmkit.tasks.forecasting.predict as predict
+
+    f, _ = _single(120, 12)
+    with torch.no_grad():
+        f.net.net.head.bias.view(f.net.net.steps, -1)[:, 0] += shift
+    fc = f.predict()
+    assert (fc["q10"] <= fc["forecast"]).all() and (fc["forecast"] <= fc["q90"]).all()
+    moved, kept = ("q10", "q90") if shift < 0 else ("q90", "q10")
+    np.testing.assert_array_equal(fc[moved], fc["forecast"])
+    monkeypatch.setattr(predict, "band_holds_point", lambda out, levels: out)
+    f._memo = type(f._memo)()
+    before = f.predict()
+    assert ((before["forecast"] < before["q10"]) | (before["forecast"] > before["q90"])).all()
+    for col in ("forecast", "q50", kept):
+        np.testing.assert_allclose(fc[col], before[col], rtol=1e-12)

@@ -161,6 +161,9 @@ def _one_by_one(f: Forecaster, sid: str, window: np.ndarray, future=None) -> np.
     out[:, 1:] = np.sort(out[:, 1:], axis=-1)
     if f.state.calibration is not None:  # the band's shifts (scaled space), sorted again
         out[:, 1:] = np.sort(out[:, 1:] + np.asarray(f.state.calibration), axis=-1)
+    for k, level in enumerate(f.config.quantiles or [], start=1):  # the band holds the point
+        if level != 0.5:
+            out[:, k] = (np.minimum if level < 0.5 else np.maximum)(out[:, k], out[:, 0])
     out = out * scale[0] + shift[0]
     return np.exp(out) if log else out
 

@@ -4,9 +4,10 @@
 per-series `SeriesScaler`, the last window of each series) and a function that runs the
 network on scaled windows. Around that function it does everything else `Forecaster.predict`
 does: read new data like the training data, scale the windows and the known future
-covariates, keep the quantiles ordered, scale back, refuse non-finite results, and lay the
-forecast out as a table. `Forecaster` passes its PyTorch module, `lstmkit.runtime` an ONNX
-session, so both give the same tables by construction. Nothing here imports torch.
+covariates, keep the quantiles ordered and around the point forecast, scale back, refuse
+non-finite results, and lay the forecast out as a table. `Forecaster` passes its PyTorch
+module, `lstmkit.runtime` an ONNX session, so both give the same tables by construction.
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -54,6 +55,22 @@ def combine_members(outs: np.ndarray) -> np.ndarray:
     combined = outs.mean(axis=0)
     combined[..., 1:] = np.median(outs[..., 1:], axis=0)
     return combined
+
+
+def band_holds_point(out: np.ndarray, levels: list[float] | None) -> np.ndarray:
+    """``out`` (..., 1 + levels) with each quantile of a level below 0.5 lowered to the
+    point forecast (channel 0) where it lies above it, and each above 0.5 raised where it
+    lies below: a band never leaves out its own forecast (a point trained with its own loss
+    beside the pinball-trained quantiles, or averaged over an ensemble whose bands take the
+    median, can fall outside; one M4 Weekly series did). The levels stay ordered, the
+    point and a 0.5 quantile are unchanged; a NaN point changes nothing."""
+    if not levels:
+        return out
+    lv = np.asarray(levels, dtype=np.float64)
+    point, q = out[..., :1], out[..., 1:]
+    out = out.copy()
+    out[..., 1:] = np.where(lv < 0.5, np.fmin(q, point), np.where(lv > 0.5, np.fmax(q, point), q))
+    return out
 
 
 def last_windows(histories: list[np.ndarray], window: int) -> np.ndarray:
@@ -390,7 +407,7 @@ class PredictCore:
                     outs.append(self.forecast_scaled(x32, fut, inputs[part]))  # type: ignore[call-arg]
         out = np.concatenate(outs) if outs else np.zeros((0, self.horizon, 1))
         out[..., 1:] = np.sort(out[..., 1:], axis=-1)  # keep quantiles ordered
-        out = apply_offsets(out, self.band_offsets)
+        out = band_holds_point(apply_offsets(out, self.band_offsets), self.quantiles)
         out = np.asarray(out, dtype=np.float64) * scale[:, None, None, 0] + shift[:, None, None, 0]
         return self.scaler.exp_target(out)
 
