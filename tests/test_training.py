@@ -70,6 +70,44 @@ def test_history_and_metrics() -> None:
     assert not torch.are_deterministic_algorithms_enabled()  # global flag restored after fit
 
 
+class Recorded(Linear):
+    """`Linear` that records each training batch's loss and items, and its ``log`` calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[tuple[int, float, float]] = []  # (epoch, items, loss)
+        self.logged: list[str] = []
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        self.batches.append((self.current_epoch, len(batch[0]), float(loss.detach())))
+        return loss
+
+    def log(self, name, *args, **kwargs):
+        self.logged.append(name)
+        super().log(name, *args, **kwargs)
+
+
+def test_epoch_means_weigh_each_batch_by_its_items_and_are_logged_once_an_epoch() -> None:
+    """Batches of 16, 16 and 8 (the last one short): each epoch's train_loss is the
+    items-weighted mean of its batches' losses (as Lightning's per-step logging gave); each
+    metric is handed to Lightning once an epoch, not once a step."""
+    torch.manual_seed(0)
+    model = Recorded()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 3, generator=g)
+    train = DataLoader(TensorDataset(x, x @ W), batch_size=16)
+    _, val = _loaders()
+    res = fit(model, train, val, _cfg(max_epochs=3))
+    for row in res.history:
+        seen = [(n, loss) for e, n, loss in model.batches if e == row["epoch"]]
+        assert [n for n, _ in seen] == [16, 16, 8]
+        want = sum(n * loss for n, loss in seen) / 40
+        assert row["train_loss"] == pytest.approx(want, rel=1e-6)
+    assert _mse(model, val) == pytest.approx(res.history[-1]["val_loss"], rel=1e-5)
+    assert sorted(model.logged) == sorted(["train_loss", "train_mae", "val_loss", "val_mae"] * 3)
+
+
 def test_best_weights_restored_and_early_stopping() -> None:
     torch.manual_seed(0)
     model = Linear()
@@ -373,6 +411,36 @@ def test_config_json_round_trip_and_optimizers() -> None:
         TrainConfig.from_dict({"epochs": 3})
     with pytest.raises(LstmkitError, match="training settings must be a JSON object"):
         TrainConfig.from_dict([3])
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_is_fused_where_it_can_be_and_updates_as_unfused(name: str) -> None:
+    """Dense CPU float parameters get torch's fused kernel; its updates are the plain
+    (single-tensor) Adam's to float rounding over 50 steps with weight decay; a sparse
+    parameter keeps the unfused one."""
+    torch.manual_seed(0)
+    cfg = TrainConfig(optimizer=name, lr=1e-2, weight_decay=0.01)
+    mine = [torch.nn.Parameter(torch.randn(7, 3)), torch.nn.Parameter(torch.randn(3))]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in mine]
+    start = [p.detach().clone() for p in mine]
+    opt = build_optimizer(iter(mine), cfg)  # a generator, as module.parameters() is
+    assert opt.defaults["fused"] is True
+    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    plain = cls(ref, lr=1e-2, weight_decay=0.01, foreach=False)
+    for _ in range(50):
+        for a, b in zip(mine, ref, strict=True):
+            a.grad = torch.randn_like(a)
+            b.grad = a.grad.clone()
+        opt.step()
+        plain.step()
+    for a, b, before in zip(mine, ref, start, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert (a - before).abs().min() > 1e-3  # every entry moved
+    sparse = torch.nn.Parameter(torch.zeros(3, 2).to_sparse())
+    assert not build_optimizer([sparse], cfg).defaults.get("fused")
+    # Lightning's mixed-precision plugin refuses to clip gradients with a fused optimizer
+    mixed = cfg.replace(precision="bf16-mixed")
+    assert not build_optimizer([torch.nn.Parameter(torch.zeros(2))], mixed).defaults.get("fused")
 
 
 def test_plot_training_curves(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "PRECISIONS",
     "TrainConfig",
     "build_optimizer",
+    "fused_adam",
     "require_precision_supported",
 ]
 
@@ -127,12 +128,39 @@ class TrainConfig(Settings):
         return self.replace(**dict.fromkeys(self.FOLDER_FIELDS))
 
 
-def build_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimiser named in ``config`` over ``params`` with its lr and weight decay."""
+def fused_adam(params: list[Any], precision: str = "32") -> dict[str, bool]:
+    """``{"fused": True}`` where torch's fused Adam/AdamW kernel takes ``params`` (dense
+    floating tensors, all on the CPU or all on one CUDA device) and Lightning lets it clip
+    gradients (not under a ``-mixed`` ``precision``: its mixed-precision plugin refuses to
+    clip with an optimizer that unscales gradients itself), else ``{}``. One kernel
+    for every tensor instead of a dozen small ops each: an Adam step over the forecaster's
+    LSTM of hidden 16 took 54 against 192 µs, over an embedding of 8,000 x 128 beside a
+    BiLSTM of 128 825 against 7,011 µs (one thread, this repository's research notes,
+    2026-12-07); the same updates to float rounding."""
     import torch
 
-    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}
-    return cls[config.optimizer](params, lr=config.lr, weight_decay=config.weight_decay)
+    tensors = [
+        p for group in params for p in (group["params"] if isinstance(group, dict) else [group])
+    ]
+    devices = {p.device.type for p in tensors}
+    floating = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+    ok = tensors and len(devices) == 1 and devices <= {"cpu", "cuda"}
+    ok = ok and not str(precision).endswith("-mixed")
+    ok = ok and all(p.dtype in floating and not p.is_sparse for p in tensors)
+    return {"fused": True} if ok else {}
+
+
+def build_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser named in ``config`` over ``params`` with its lr and weight decay
+    (Adam and AdamW fused where they can be, `fused_adam`)."""
+    import torch
+
+    params = list(params)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=config.lr, weight_decay=config.weight_decay)
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    fused = fused_adam(params, config.precision)
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
 
 
 def require_precision_supported(precision: str, accelerator: str = "cpu") -> None:

@@ -20,6 +20,7 @@ from lstmkit.tasks.language_model.network import LanguageModelNet
 from lstmkit.tasks.language_model.settings import PretrainSettings
 from lstmkit.tasks.language_model.stream import LanguageModelStream
 from lstmkit.training import LstmkitModule
+from lstmkit.training.settings import fused_adam
 
 #: training steps per row of the training curve
 LOG_EVERY = 20
@@ -204,7 +205,13 @@ class LanguageModelModule(LstmkitModule):
         config = self.train_config
         if config is None:
             raise RuntimeError("train with lstmkit.training.fit, which sets train_config")
-        opt = torch.optim.Adam(self.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        params = list(self.parameters())
+        opt = torch.optim.Adam(
+            params,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            **fused_adam(params, config.precision),
+        )
         if self.settings.lr_decay == "none":
             return opt
         total = max(int(self.trainer.estimated_stepping_batches), 1)
