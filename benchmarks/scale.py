@@ -151,7 +151,8 @@ def run_child(code: str, *args: str) -> tuple[float, float, str, dict[str, float
 NOTES = (
     "An epoch is at most `batches_per_epoch` (100) random batches of 32 windows or, with "
     "more series than those hold (10,000 and 100,000 here), one random window of every "
-    "series, so that training grows with the data like the validation pass after it. "
+    "series, and the validation pass after it one fixed window of every series, so that "
+    "an epoch grows with the series. "
     "The training steps of this network (hidden 16, batches of 32) run on one thread and "
     "the rest on two (`lstmkit.training.threads`). Outside training: the linear baselines "
     "are fitted a block of series at a time on at most 500,000 windows, in a thread beside "
