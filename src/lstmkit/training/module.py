@@ -36,6 +36,15 @@ class LstmkitModule(L.LightningModule):
         # epoch's sums so far, logged once at its end (`_flush`)
         self._epoch_sums: dict[str, tuple[tuple[int, bool], dict[str, Tensor], list[int]]] = {}
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name around every hook it calls, 44 times a training
+        # step: a plain attribute, never a parameter, buffer or module, so it skips
+        # nn.Module's checks (as Lightning's own _ResultMetric does for all of its)
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def step_metrics(self, batch: Any) -> dict[str, Tensor]:
         """The loss (key ``"loss"``, differentiable) and any other metric of one batch."""
         raise NotImplementedError
