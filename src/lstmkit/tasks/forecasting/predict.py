@@ -67,9 +67,17 @@ def band_holds_point(out: np.ndarray, levels: list[float] | None) -> np.ndarray:
     if not levels:
         return out
     lv = np.asarray(levels, dtype=np.float64)
-    point, q = out[..., :1], out[..., 1:]
     out = out.copy()
-    out[..., 1:] = np.where(lv < 0.5, np.fmin(q, point), np.where(lv > 0.5, np.fmax(q, point), q))
+    point = out[..., :1]
+    for side, bound in ((lv < 0.5, np.fmin), (lv > 0.5, np.fmax)):
+        channels = np.flatnonzero(side) + 1
+        if len(channels) == 0:
+            continue
+        if channels[-1] - channels[0] == len(channels) - 1:  # ascending levels: a slice
+            part = out[..., channels[0] : channels[-1] + 1]
+            bound(part, point, out=part)
+        else:
+            out[..., channels] = bound(out[..., channels], point)
     return out
 
 
