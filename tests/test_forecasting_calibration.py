@@ -353,6 +353,11 @@ def test_band_holds_point_by_hand():
     nan = np.array([[[np.nan, 1.0, 2.0, 3.0]]])
     np.testing.assert_array_equal(band_holds_point(nan, [0.1, 0.5, 0.9])[..., 1:], [[[1, 2, 3]]])
     assert band_holds_point(out, None) is out
+    # levels in another order, and two on each side: each channel by its own level
+    flipped = band_holds_point(out[..., [0, 3, 2, 1]], [0.9, 0.5, 0.1])
+    np.testing.assert_array_equal(flipped[..., [0, 3, 2, 1]], want)
+    four = band_holds_point(np.array([[[5.0, 6.0, 7.0, 1.0, 2.0]]]), [0.05, 0.1, 0.9, 0.95])
+    np.testing.assert_array_equal(four, [[[5.0, 5.0, 5.0, 5.0, 5.0]]])
 
 
 @pytest.mark.parametrize("shift", [-30.0, 30.0])
