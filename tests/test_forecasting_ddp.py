@@ -65,3 +65,44 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
 
     loaded = Forecaster.load(tmp_path / "model")
     assert len(loaded.predict()) == 6
+
+
+PANEL = textwrap.dedent(
+    """
+    import json, os, sys
+    import numpy as np, pandas as pd
+    from lstmkit import Forecaster
+
+    t = np.arange(50)
+    df = pd.DataFrame({"id": np.repeat([f"s{k:02d}" for k in range(30)], 50),
+                       "t": np.tile(t, 30),
+                       "y": np.concatenate([10 + k + np.sin(t / 3) for k in range(30)])})
+    # 30 series, more than 5 batches of 4 hold: an epoch takes one window of every series
+    # and validation one fixed window of every series (a list sampler Lightning wraps)
+    f = Forecaster(horizon=4, window=8, hidden_size=4, max_epochs=2, batch_size=4,
+                   batches_per_epoch=5, accelerator="cpu", devices=2, strategy="ddp",
+                   progress=False)
+    f.fit(df, "y", time_col="t", id_col="id")
+    rank = int(os.environ.get("LOCAL_RANK", "0"))
+    r = f.fit_result
+    json.dump({"world_size": r.world_size, "history": r.history},
+              open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w"))
+    """
+)
+
+
+def test_ddp_over_more_series_than_an_epoch_holds(tmp_path: Path) -> None:
+    """Both ranks end with the same epoch means (synced over the processes), each epoch
+    has its training and validation loss."""
+    script = tmp_path / "ddp_panel.py"
+    script.write_text(PANEL)
+    env = os.environ | {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout[-1500:], proc.stderr[-3000:])
+    ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert ranks[0]["history"] == ranks[1]["history"] and len(ranks[0]["history"]) == 2
+    assert all({"train_loss", "val_loss"} <= row.keys() for row in ranks[0]["history"])
