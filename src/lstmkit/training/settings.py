@@ -130,13 +130,13 @@ class TrainConfig(Settings):
 
 def fused_adam(params: list[Any], precision: str = "32") -> dict[str, bool]:
     """``{"fused": True}`` where torch's fused Adam/AdamW kernel takes ``params`` (dense
-    floating tensors, all on the CPU or all on one CUDA device) and Lightning lets it clip
-    gradients (not under a ``-mixed`` ``precision``: its mixed-precision plugin refuses to
-    clip with an optimizer that unscales gradients itself), else ``{}``. One kernel
-    for every tensor instead of a dozen small ops each: an Adam step over the forecaster's
-    LSTM of hidden 16 took 54 against 192 µs, over an embedding of 8,000 x 128 beside a
-    BiLSTM of 128 825 against 7,011 µs (one thread, this repository's research notes,
-    2026-12-07); the same updates to float rounding."""
+    floating tensors, all on the CPU or all on CUDA) and Lightning lets it clip gradients
+    (not under a ``-mixed`` ``precision``: its mixed-precision plugin refuses to clip with
+    an optimizer that unscales gradients itself), else ``{}``. One kernel for every tensor
+    instead of a dozen small ops each: an Adam step over the forecaster's LSTM of hidden 16
+    took 54 against 192 µs, over an embedding of 8,000 x 128 beside a BiLSTM of 128 825
+    against 7,011 µs (one thread of a 2-core AMD EPYC, 2026-12-07); the same updates to
+    float rounding (tests/test_training.py)."""
     import torch
 
     tensors = [
