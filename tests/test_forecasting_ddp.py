@@ -44,15 +44,21 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
-    script = tmp_path / "ddp_fit.py"
-    script.write_text(SCRIPT)
+def _run(code: str, tmp_path: Path) -> None:
+    """Run ``code`` as a script in ``tmp_path`` (its first argument), one thread a rank;
+    it must succeed."""
+    script = tmp_path / "ddp_script.py"
+    script.write_text(code)
     env = os.environ | {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     proc = subprocess.run(
         [sys.executable, str(script), str(tmp_path)],
         capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, (proc.stdout[-1500:], proc.stderr[-3000:])
+
+
+def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
+    _run(SCRIPT, tmp_path)
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["world_size"] == 2 and result["epochs"] == 4
     assert all("val_loss" in row and "train_loss" in row for row in result["history"])
@@ -94,14 +100,7 @@ PANEL = textwrap.dedent(
 def test_ddp_over_more_series_than_an_epoch_holds(tmp_path: Path) -> None:
     """Both ranks end with the same epoch means (synced over the processes), each epoch
     has its training and validation loss."""
-    script = tmp_path / "ddp_panel.py"
-    script.write_text(PANEL)
-    env = os.environ | {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)],
-        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, (proc.stdout[-1500:], proc.stderr[-3000:])
+    _run(PANEL, tmp_path)
     ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert ranks[0]["history"] == ranks[1]["history"] and len(ranks[0]["history"]) == 2
